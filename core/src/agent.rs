@@ -1,0 +1,212 @@
+//! The agent roster: twelve role agents by default, overridable from the config file.
+
+use crate::workspace::WorkspaceSlug;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// An agent's name as typed in commands, compared case-insensitively (`penn`, `Penn`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct AgentName(String);
+
+/// Why a text is not an agent name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("an agent name is one word of letters and digits, up to 32 characters: got `{0}`")]
+pub struct AgentNameError(String);
+
+impl AgentName {
+    /// Parses an agent name (one word, letters and digits).
+    pub fn parse(s: &str) -> Result<Self, AgentNameError> {
+        if s.is_empty() || s.chars().count() > 32 || !s.chars().all(char::is_alphanumeric) {
+            return Err(AgentNameError(s.chars().take(32).collect()));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The name as written in the roster.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `other` names this agent, ignoring case.
+    pub fn matches(&self, other: &str) -> bool {
+        self.0.eq_ignore_ascii_case(other)
+    }
+}
+
+impl TryFrom<String> for AgentName {
+    type Error = AgentNameError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<AgentName> for String {
+    fn from(a: AgentName) -> Self {
+        a.0
+    }
+}
+
+impl fmt::Display for AgentName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One agent: a name, a role, what it does, where it works and how it is prompted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Agent {
+    /// The agent's name (`Penn`).
+    pub name: AgentName,
+    /// Its role (`copywriter`).
+    pub role: String,
+    /// One sentence on what it does.
+    pub description: String,
+    /// The workspaces it works in by default; the first is its home.
+    pub workspaces: Vec<WorkspaceSlug>,
+    /// The system prompt given to the model.
+    pub system_prompt: String,
+}
+
+impl Agent {
+    /// The agent's home workspace (its first), if it has any.
+    pub fn home(&self) -> Option<&WorkspaceSlug> {
+        self.workspaces.first()
+    }
+}
+
+/// The default twelve agents.
+pub fn default_agents() -> Vec<Agent> {
+    const ROSTER: [(&str, &str, &str, &[&str]); 12] = [
+        (
+            "Buddy",
+            "business development",
+            "Finds partnerships, leads and growth opportunities.",
+            &["management", "lunavo", "monarch"],
+        ),
+        (
+            "Dexter",
+            "data analyst",
+            "Reads sales, KPIs and trends and explains what changed and why.",
+            &["management", "lunavo", "monarch", "lunabots"],
+        ),
+        (
+            "Milli",
+            "sales",
+            "Follows up leads, prepares offers and keeps the pipeline moving.",
+            &["monarch", "lunavo"],
+        ),
+        (
+            "Vizzy",
+            "virtual assistant",
+            "Keeps calendars, reminders, notes and small errands in order.",
+            &["management"],
+        ),
+        (
+            "Penn",
+            "copywriter",
+            "Writes product copy, taglines, posts and newsletters in the brand's voice.",
+            &["lunavo", "monarch", "hard-life-mode"],
+        ),
+        (
+            "Commet",
+            "e-commerce",
+            "Runs the shops: products, orders, fulfilment and pricing.",
+            &["lunavo", "monarch"],
+        ),
+        (
+            "Gigi",
+            "personal growth",
+            "Coaches habits, routines and goals for Hard Life Mode.",
+            &["hard-life-mode"],
+        ),
+        (
+            "Cassie",
+            "customer support",
+            "Answers customers, handles returns and drafts thank-you notes.",
+            &["lunavo", "monarch", "lunabots"],
+        ),
+        (
+            "Emmie",
+            "email marketing",
+            "Plans and drafts email campaigns and keeps lists healthy.",
+            &["lunavo", "monarch"],
+        ),
+        (
+            "Seomi",
+            "SEO",
+            "Improves search rankings: keywords, metadata and content plans.",
+            &["lunavo", "lunabots"],
+        ),
+        (
+            "Scouty",
+            "recruiting",
+            "Writes job posts, screens candidates and schedules interviews.",
+            &["management"],
+        ),
+        (
+            "Soshie",
+            "social media",
+            "Plans, drafts and schedules social posts and replies to comments.",
+            &["lunavo", "hard-life-mode", "lunabots"],
+        ),
+    ];
+    ROSTER
+        .iter()
+        .filter_map(|(name, role, description, workspaces)| {
+            Some(Agent {
+                name: AgentName::parse(name).ok()?,
+                role: (*role).to_owned(),
+                description: (*description).to_owned(),
+                workspaces: workspaces
+                    .iter()
+                    .filter_map(|w| WorkspaceSlug::parse(w).ok())
+                    .collect(),
+                system_prompt: format!(
+                    "You are {name}, the {role} agent of a small business team. {description} \
+                     Be concise and concrete. When an action changes something outside Krake \
+                     (money, customers, public posts), propose it for approval instead of doing it, \
+                     and state your confidence between 0 and 1."
+                ),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn twelve_default_agents_with_homes_in_default_workspaces() {
+        let agents = default_agents();
+        assert_eq!(agents.len(), 12);
+        let ws: Vec<String> = crate::workspace::default_workspaces()
+            .into_iter()
+            .map(|w| w.slug.to_string())
+            .collect();
+        for a in &agents {
+            assert!(a.home().is_some(), "{} has no home", a.name);
+            for w in &a.workspaces {
+                assert!(
+                    ws.contains(&w.to_string()),
+                    "{} works in unknown {w}",
+                    a.name
+                );
+            }
+            assert!(a.system_prompt.contains(a.name.as_str()));
+        }
+        assert!(
+            agents
+                .iter()
+                .any(|a| a.name.matches("soshie") && a.role == "social media")
+        );
+    }
+
+    #[test]
+    fn agent_names_are_one_word() {
+        assert!(AgentName::parse("Penn").is_ok());
+        assert!(AgentName::parse("two words").is_err());
+        assert!(AgentName::parse("").is_err());
+    }
+}

@@ -1,0 +1,35 @@
+//! # krake-core
+//!
+//! The words Krake speaks, free of any vendor crate. Every front (Discord, Telegram, web chat,
+//! the terminal, webhooks) converts what it receives into these types and renders what comes back.
+//!
+//! Layout:
+//! - [`workspace`]: workspaces (`lunavo`, `monarch`, …) and their slugs.
+//! - [`agent`]: the agent roster (Buddy, Dexter, … Soshie) and their roles.
+//! - [`actor`]: who acts, through which front, with which role.
+//! - [`inbox`]: the To Do inbox: threads, kinds, statuses, approvers, expiry.
+//! - [`command`]: the typed [`Command`](command::Command) and its parser (slash syntax and
+//!   natural phrasings).
+//! - [`reply`]: the [`Reply`](reply::Reply) every front renders, with typed button payloads.
+//! - [`inbound`] and [`outbox`]: the durable in and out queues' types.
+//! - [`ports`]: the small traits core needs from the outside (repositories, clock).
+//! - [`service`]: [`Krake`](service::Krake), which takes a command and returns a reply.
+//! - [`config`]: the domain part of configuration (workspaces, agents).
+
+pub mod actor;
+pub mod agent;
+pub mod command;
+pub mod config;
+pub mod inbound;
+pub mod inbox;
+pub mod outbox;
+pub mod ports;
+pub mod reply;
+pub mod service;
+pub mod time;
+pub mod workspace;
+
+pub use actor::{Actor, Front, Role, UserName};
+pub use command::{Command, CommandParser, Parsed};
+pub use reply::Reply;
+pub use service::Krake;

@@ -1,0 +1,177 @@
+//! The outbox: outgoing messages, written in the same transaction as the change that causes
+//! them, delivered by one worker per front in order per destination, retried with exponential
+//! backoff, dead-lettered after too many attempts.
+
+use crate::inbox::ThreadId;
+use crate::reply::Reply;
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// The stored id of an outbox message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct OutboxId(pub i64);
+
+/// Where a message goes: a front and a place on it, e.g. `telegram:-1001234:topic:7` or
+/// `discord:channel:1234`. Messages to one destination are delivered in the order enqueued.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Destination(String);
+
+/// Why a text is not a destination.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a destination looks like `front:place` (e.g. `telegram:-100123`), up to 200 characters")]
+pub struct DestinationError;
+
+impl Destination {
+    /// Parses `front:place`.
+    pub fn parse(s: &str) -> Result<Self, DestinationError> {
+        match s.split_once(':') {
+            Some((front, place))
+                if !front.is_empty()
+                    && !place.is_empty()
+                    && s.len() <= 200
+                    && !s.chars().any(char::is_whitespace) =>
+            {
+                Ok(Self(s.to_owned()))
+            }
+            _ => Err(DestinationError),
+        }
+    }
+
+    /// The destination as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The front part (`telegram`).
+    pub fn front(&self) -> &str {
+        self.0.split_once(':').map(|(f, _)| f).unwrap_or(&self.0)
+    }
+}
+
+/// What an outbox message asks a delivery worker to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum OutboxPayload {
+    /// Send this reply.
+    Send {
+        /// The reply to render and send.
+        reply: Reply,
+    },
+    /// Post a new copy of an inbox thread (the worker records the platform message id).
+    PostThread {
+        /// The thread.
+        thread: ThreadId,
+    },
+    /// Edit an existing copy of a thread to show its current state.
+    EditThread {
+        /// The thread.
+        thread: ThreadId,
+        /// The platform's id of the message to edit.
+        message_id: String,
+        /// The thread version that caused this edit.
+        version: i64,
+    },
+}
+
+/// A message to enqueue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOutbound {
+    /// Where.
+    pub destination: Destination,
+    /// What.
+    pub payload: OutboxPayload,
+}
+
+/// A claimed outbox message, leased to one worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxJob {
+    /// Its id.
+    pub id: OutboxId,
+    /// Where.
+    pub destination: Destination,
+    /// What.
+    pub payload: OutboxPayload,
+    /// Attempts so far, this one included.
+    pub attempts: i32,
+    /// Until when the lease holds; after that another worker may take it.
+    pub lease_until: Timestamp,
+}
+
+/// What a failed attempt led to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryOutcome {
+    /// Scheduled again at this time.
+    Scheduled(Timestamp),
+    /// Too many attempts: moved to the dead letters.
+    DeadLettered,
+    /// The lease was lost (another worker owns it now); nothing changed.
+    LeaseLost,
+}
+
+/// How failed deliveries are retried: exponential backoff with jitter, capped, then dead letters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Delay after the first failure.
+    pub base: Duration,
+    /// Longest delay.
+    pub cap: Duration,
+    /// Attempts before dead-lettering.
+    pub max_attempts: i32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(300),
+            max_attempts: 8,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay before attempt `attempts + 1`, with up to 25% jitter derived from `salt`
+    /// (the job id), so that jobs failing together do not retry together.
+    pub fn delay(&self, attempts: i32, salt: i64) -> Duration {
+        let exp = u32::try_from(attempts.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
+        let base_ms = u64::try_from(self.base.as_millis()).unwrap_or(u64::MAX);
+        let cap_ms = u64::try_from(self.cap.as_millis()).unwrap_or(u64::MAX);
+        let raw = base_ms.saturating_mul(1u64 << exp).min(cap_ms);
+        // A cheap, deterministic mix (splitmix64) of the salt and attempt number.
+        let mut z = (salt as u64) ^ (u64::from(exp) << 32);
+        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let jitter = if raw >= 4 { z % (raw / 4) } else { 0 };
+        Duration::from_millis(raw - jitter)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let p = RetryPolicy::default();
+        let d1 = p.delay(1, 7);
+        let d2 = p.delay(2, 7);
+        let d5 = p.delay(5, 7);
+        assert!(d1 <= Duration::from_secs(1) && d1 >= Duration::from_millis(750));
+        assert!(d2 <= Duration::from_secs(2) && d2 >= Duration::from_millis(1500));
+        assert!(d5 <= Duration::from_secs(16) && d5 >= Duration::from_secs(12));
+        assert!(p.delay(30, 7) <= Duration::from_secs(300));
+        assert_ne!(p.delay(3, 1), p.delay(3, 2), "jitter spreads retries");
+    }
+
+    #[test]
+    fn destinations() {
+        let d = Destination::parse("telegram:-1001:topic:7").unwrap();
+        assert_eq!(d.front(), "telegram");
+        assert!(Destination::parse("nocolon").is_err());
+        assert!(Destination::parse(":x").is_err());
+        assert!(Destination::parse("a: b").is_err());
+    }
+}

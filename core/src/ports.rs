@@ -1,0 +1,173 @@
+//! The ports core needs from the outside world, each a small trait. krake-store implements the
+//! repositories on SQLite and PostgreSQL; the [`Clock`](crate::time::Clock) lives in
+//! [`time`](crate::time).
+
+use crate::actor::Actor;
+use crate::inbound::{Inbound, InboundId, Recorded, StoredInbound};
+use crate::inbox::{
+    AuditEntry, Decision, DecisionOutcome, Expired, NewThread, Thread, ThreadFilter, ThreadId,
+};
+use crate::outbox::{Destination, NewOutbound, OutboxId, OutboxJob, RetryOutcome, RetryPolicy};
+use crate::time::Timestamp;
+use async_trait::async_trait;
+use std::time::Duration;
+
+/// A repository failure. Internals are logged where they happen; people see a short message.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    /// The database could not be reached or refused the operation.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data could not be read back (a bug or a manual edit).
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    /// The inbound event this change belongs to was already applied; nothing changed.
+    #[error("this event was already handled")]
+    AlreadyApplied,
+}
+
+/// The context of a write: who, through which front, for which inbound event, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteCtx {
+    /// Who acts.
+    pub actor: Actor,
+    /// The inbound event causing the change; it is marked processed in the same transaction,
+    /// so a redelivered event cannot apply the change twice.
+    pub inbound: Option<InboundId>,
+    /// Now.
+    pub now: Timestamp,
+}
+
+/// Whether archiving or unarchiving changed anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArchiveOutcome {
+    /// It changed.
+    Changed(Thread),
+    /// It was already so.
+    Unchanged(Thread),
+}
+
+/// A place where a thread is shown: a front's destination and the platform's message id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadCopy {
+    /// The thread.
+    pub thread: ThreadId,
+    /// Where it is shown.
+    pub destination: Destination,
+    /// The platform's id of the message showing it.
+    pub message_id: String,
+}
+
+/// The To Do inbox's storage. Every change writes its audit row, marks `ctx.inbound`
+/// processed and enqueues an edit for every copy, in one transaction.
+#[async_trait]
+pub trait InboxRepo: Send + Sync {
+    /// Creates a thread.
+    async fn create(&self, new: &NewThread, ctx: &WriteCtx) -> Result<Thread, RepoError>;
+    /// One thread with its replies.
+    async fn get(&self, id: ThreadId) -> Result<Option<Thread>, RepoError>;
+    /// Threads matching the filter, newest first, without their replies.
+    async fn list(&self, filter: &ThreadFilter) -> Result<Vec<Thread>, RepoError>;
+    /// Adds a reply; an open question becomes answered. `None` if there is no such thread.
+    async fn reply(
+        &self,
+        id: ThreadId,
+        text: &str,
+        ctx: &WriteCtx,
+    ) -> Result<Option<Thread>, RepoError>;
+    /// Takes a decision as a compare-and-set on the thread's status (and on `expected_version`
+    /// when a button carried one). `needed` distinct approvals decide; one rejection decides.
+    async fn decide(
+        &self,
+        id: ThreadId,
+        decision: &Decision,
+        expected_version: Option<i64>,
+        ctx: &WriteCtx,
+    ) -> Result<Option<DecisionOutcome>, RepoError>;
+    /// Archives (`true`) or unarchives (`false`) a thread; unarchiving restores its earlier status.
+    async fn set_archived(
+        &self,
+        id: ThreadId,
+        archived: bool,
+        ctx: &WriteCtx,
+    ) -> Result<Option<ArchiveOutcome>, RepoError>;
+    /// Expires open threads whose expiry has passed, each exactly once, taking its timeout route.
+    async fn sweep_expired(&self, now: Timestamp, limit: u32) -> Result<Vec<Expired>, RepoError>;
+    /// The audit log of a thread, oldest first.
+    async fn audit(&self, id: ThreadId) -> Result<Vec<AuditEntry>, RepoError>;
+    /// Records that a thread is shown at a destination (after a front posted it).
+    async fn add_copy(&self, copy: &ThreadCopy) -> Result<(), RepoError>;
+    /// Where a thread is shown.
+    async fn copies(&self, id: ThreadId) -> Result<Vec<ThreadCopy>, RepoError>;
+}
+
+/// The durable record of everything that arrives.
+#[async_trait]
+pub trait InboundRepo: Send + Sync {
+    /// Stores an event unless its idempotency key was seen before.
+    async fn record(&self, event: &Inbound) -> Result<Recorded, RepoError>;
+    /// Marks an event processed (if not yet) and stores the reply given (JSON), if any.
+    async fn complete(
+        &self,
+        id: InboundId,
+        response: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), RepoError>;
+    /// Leases up to `limit` unprocessed events from `source` to `owner` until `now + lease`.
+    async fn claim(
+        &self,
+        source: &str,
+        owner: &str,
+        now: Timestamp,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<StoredInbound>, RepoError>;
+}
+
+/// The outbox of outgoing messages.
+#[async_trait]
+pub trait OutboxRepo: Send + Sync {
+    /// Enqueues messages (in order per destination).
+    async fn enqueue(
+        &self,
+        messages: &[NewOutbound],
+        now: Timestamp,
+    ) -> Result<Vec<OutboxId>, RepoError>;
+    /// Leases up to `limit` due messages whose destination has no earlier message pending, so
+    /// order per destination holds; optionally only destinations of one front.
+    async fn claim(
+        &self,
+        front: Option<&str>,
+        owner: &str,
+        now: Timestamp,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<OutboxJob>, RepoError>;
+    /// Marks a leased message delivered, storing the platform's message id. `false` if the
+    /// lease was lost.
+    async fn complete(
+        &self,
+        id: OutboxId,
+        owner: &str,
+        platform_message_id: Option<&str>,
+        now: Timestamp,
+    ) -> Result<bool, RepoError>;
+    /// Records a failed attempt: schedules a retry (not before `not_before`, e.g. a 429's
+    /// retry_after) or dead-letters after `policy.max_attempts`.
+    async fn retry(
+        &self,
+        id: OutboxId,
+        owner: &str,
+        error: &str,
+        now: Timestamp,
+        not_before: Option<Timestamp>,
+        policy: &RetryPolicy,
+    ) -> Result<RetryOutcome, RepoError>;
+    /// Messages waiting (not delivered, not dead).
+    async fn depth(&self) -> Result<i64, RepoError>;
+    /// Dead-lettered messages, newest first: id, destination, last error.
+    async fn dead_letters(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<(OutboxId, Destination, String)>, RepoError>;
+}

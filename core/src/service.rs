@@ -1,0 +1,632 @@
+//! [`Krake`]: takes a command (or a raw message) from any front and returns a [`Reply`].
+//!
+//! Fronts convert and render; every rule lives here: who may decide, what a listing shows,
+//! how an incoming message is made idempotent.
+
+use crate::actor::{Actor, Role};
+use crate::command::{COMMANDS, Command, CommandParser, ListQuery, Parsed, StatusFilter, spec};
+use crate::config::Directory;
+use crate::inbound::{IdempotencyKey, Inbound, Recorded};
+use crate::inbox::{
+    Decision, DecisionOutcome, Expired, NewThread, Origin, Thread, ThreadFilter, ThreadId,
+    ThreadKind, ThreadStatus,
+};
+use crate::ports::{ArchiveOutcome, InboundRepo, InboxRepo, RepoError, WriteCtx};
+use crate::reply::{Button, ButtonAction, ButtonPayload, Reply};
+use crate::time::Clock;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+/// A message as a front received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingMessage {
+    /// The front's name (`cli`, `telegram`, …).
+    pub source: String,
+    /// Unique per message; a redelivery carries the same key.
+    pub key: IdempotencyKey,
+    /// Who wrote it.
+    pub actor: Actor,
+    /// The conversation it belongs to.
+    pub conversation: String,
+    /// What they wrote.
+    pub text: String,
+}
+
+/// The core service: the inbox and the command handler, over the ports it needs.
+#[derive(Clone)]
+pub struct Krake {
+    inbox: Arc<dyn InboxRepo>,
+    inbound: Arc<dyn InboundRepo>,
+    clock: Arc<dyn Clock>,
+    directory: Arc<Directory>,
+    parser: Arc<CommandParser>,
+}
+
+impl Krake {
+    /// Builds the service.
+    pub fn new(
+        inbox: Arc<dyn InboxRepo>,
+        inbound: Arc<dyn InboundRepo>,
+        clock: Arc<dyn Clock>,
+        directory: Directory,
+    ) -> Self {
+        let parser = CommandParser::new(directory.workspaces(), directory.agents());
+        Self {
+            inbox,
+            inbound,
+            clock,
+            directory: Arc::new(directory),
+            parser: Arc::new(parser),
+        }
+    }
+
+    /// The workspaces and agents.
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    /// The parser, for fronts that want to parse without executing.
+    pub fn parser(&self) -> &CommandParser {
+        &self.parser
+    }
+
+    /// Handles one chat message exactly once: it is recorded under its idempotency key, parsed,
+    /// executed, and its reply stored; a redelivery gets the stored reply and changes nothing.
+    #[tracing::instrument(skip_all, fields(source = %msg.source, key = msg.key.as_str()))]
+    pub async fn handle_message(&self, msg: IncomingMessage) -> Reply {
+        let now = self.clock.now();
+        let event = Inbound {
+            source: msg.source.clone(),
+            idempotency_key: msg.key.clone(),
+            actor: msg.actor.user.clone(),
+            conversation: msg.conversation.clone(),
+            content: msg.text.clone(),
+            received_at: now,
+        };
+        let id = match self.inbound.record(&event).await {
+            Ok(Recorded::New(id)) => id,
+            Ok(Recorded::Duplicate {
+                response: Some(r), ..
+            }) => {
+                return serde_json::from_str(&r)
+                    .unwrap_or_else(|_| Reply::info("That message was already handled."));
+            }
+            Ok(Recorded::Duplicate {
+                processed: true, ..
+            }) => return Reply::info("That message was already handled."),
+            // Recorded before a crash but not applied: apply it now.
+            Ok(Recorded::Duplicate {
+                id,
+                processed: false,
+                ..
+            }) => id,
+            Err(e) => return failure(&e),
+        };
+        let reply = match self.parser.parse(&msg.text) {
+            Parsed::Command(cmd) => self.execute_in(&msg.actor, cmd, Some(id)).await,
+            other => render_unparsed(other),
+        };
+        let stored = serde_json::to_string(&reply).ok();
+        if let Err(e) = self
+            .inbound
+            .complete(id, stored.as_deref(), self.clock.now())
+            .await
+        {
+            tracing::warn!(error = %e, "could not store the reply of a handled message");
+        }
+        reply
+    }
+
+    /// Parses and executes text without recording it (for the local terminal and tests).
+    pub async fn handle_text(&self, actor: &Actor, text: &str) -> Reply {
+        match self.parser.parse(text) {
+            Parsed::Command(cmd) => self.execute(actor, cmd).await,
+            other => render_unparsed(other),
+        }
+    }
+
+    /// Executes a command.
+    pub async fn execute(&self, actor: &Actor, cmd: Command) -> Reply {
+        self.execute_in(actor, cmd, None).await
+    }
+
+    /// Handles a button press: the payload was decoded and checked by the front.
+    pub async fn press(&self, actor: &Actor, payload: ButtonPayload) -> Reply {
+        let ctx = self.ctx(actor, None);
+        let result = match payload.action {
+            ButtonAction::Approve => {
+                self.decide(
+                    actor,
+                    payload.thread,
+                    Decision::Approve,
+                    Some(payload.version),
+                    &ctx,
+                )
+                .await
+            }
+            ButtonAction::Reject => {
+                self.decide(
+                    actor,
+                    payload.thread,
+                    Decision::Reject { reason: None },
+                    Some(payload.version),
+                    &ctx,
+                )
+                .await
+            }
+            ButtonAction::Archive => self.archive(payload.thread, true, &ctx).await,
+        };
+        result.unwrap_or_else(|e| failure(&e))
+    }
+
+    /// Creates a thread (for agents, webhooks, schedules and the demo).
+    pub async fn create_thread(&self, actor: &Actor, new: &NewThread) -> Result<Thread, RepoError> {
+        self.inbox.create(new, &self.ctx(actor, None)).await
+    }
+
+    /// Expires overdue threads, each exactly once.
+    pub async fn sweep_expired(&self) -> Result<Vec<Expired>, RepoError> {
+        self.inbox.sweep_expired(self.clock.now(), 100).await
+    }
+
+    fn ctx(&self, actor: &Actor, inbound: Option<crate::inbound::InboundId>) -> WriteCtx {
+        WriteCtx {
+            actor: actor.clone(),
+            inbound,
+            now: self.clock.now(),
+        }
+    }
+
+    async fn execute_in(
+        &self,
+        actor: &Actor,
+        cmd: Command,
+        inbound: Option<crate::inbound::InboundId>,
+    ) -> Reply {
+        let ctx = self.ctx(actor, inbound);
+        let result = match cmd {
+            Command::Help { topic } => Ok(help(topic.as_deref())),
+            Command::Workspaces => Ok(self.workspaces()),
+            Command::Agents => Ok(self.agents()),
+            Command::List(q) => self.list(&q).await,
+            Command::Show(id) => self.show(id).await,
+            Command::Reply { id, text } => self.reply(actor, id, &text, &ctx).await,
+            Command::Approve(id) => self.decide(actor, id, Decision::Approve, None, &ctx).await,
+            Command::Reject { id, reason } => {
+                self.decide(actor, id, Decision::Reject { reason }, None, &ctx)
+                    .await
+            }
+            Command::Archive(id) => self.archive(id, true, &ctx).await,
+            Command::Unarchive(id) => self.archive(id, false, &ctx).await,
+            Command::Ask { agent, text } => self.ask(actor, agent.as_str(), &text, &ctx).await,
+        };
+        match result {
+            Ok(r) => r,
+            Err(RepoError::AlreadyApplied) => Reply::info("That message was already handled."),
+            Err(e) => failure(&e),
+        }
+    }
+
+    fn workspaces(&self) -> Reply {
+        let mut t = String::from("Workspaces:\n");
+        for w in self.directory.workspaces() {
+            let _ = writeln!(t, "  {:<16} {}", w.slug, w.name);
+        }
+        Reply::info(t.trim_end())
+    }
+
+    fn agents(&self) -> Reply {
+        let mut t = String::from("Agents:\n");
+        for a in self.directory.agents() {
+            let homes: Vec<&str> = a.workspaces.iter().map(|w| w.as_str()).collect();
+            let _ = writeln!(
+                t,
+                "  {:<7} {:<21} {}  [{}]",
+                a.name,
+                a.role,
+                a.description,
+                homes.join(", ")
+            );
+        }
+        Reply::info(t.trim_end())
+    }
+
+    async fn list(&self, q: &ListQuery) -> Result<Reply, RepoError> {
+        let filter = ThreadFilter {
+            workspace: q.workspace.clone(),
+            kind: q.kind,
+            status: match q.status {
+                StatusFilter::Open => Some(ThreadStatus::Open),
+                StatusFilter::All => None,
+                StatusFilter::Is(s) => Some(s),
+            },
+            ..ThreadFilter::default()
+        };
+        let threads = self.inbox.list(&filter).await?;
+        let scope = describe_query(q, self.directory.as_ref());
+        if threads.is_empty() {
+            return Ok(Reply::info(format!("Nothing {scope}. All clear.")));
+        }
+        let mut t = format!("To Do {scope} ({}):\n", threads.len());
+        for th in &threads {
+            let _ = writeln!(
+                t,
+                "  #{:<4} {:<14} {:<10} {:<8} {}",
+                th.id.0,
+                th.workspace,
+                th.kind,
+                th.status,
+                one_line(&th.title, 60)
+            );
+        }
+        t.push_str("Open one with /show <id>.");
+        Ok(Reply::info(t))
+    }
+
+    async fn show(&self, id: ThreadId) -> Result<Reply, RepoError> {
+        match self.inbox.get(id).await? {
+            Some(th) => Ok(render_thread(&th)),
+            None => Ok(no_thread(id)),
+        }
+    }
+
+    async fn reply(
+        &self,
+        actor: &Actor,
+        id: ThreadId,
+        text: &str,
+        ctx: &WriteCtx,
+    ) -> Result<Reply, RepoError> {
+        if actor.role < Role::Member {
+            return Ok(Reply::warning(
+                "Viewers can read threads but not reply. Ask a workspace admin for the member role.",
+            ));
+        }
+        match self.inbox.reply(id, text, ctx).await? {
+            Some(th) => Ok(
+                Reply::success(format!("Replied in #{} ({}).", th.id.0, th.status)).about(th.id),
+            ),
+            None => Ok(no_thread(id)),
+        }
+    }
+
+    async fn decide(
+        &self,
+        actor: &Actor,
+        id: ThreadId,
+        decision: Decision,
+        version: Option<i64>,
+        ctx: &WriteCtx,
+    ) -> Result<Reply, RepoError> {
+        let Some(th) = self.inbox.get(id).await? else {
+            return Ok(no_thread(id));
+        };
+        if th.kind != ThreadKind::Approval {
+            return Ok(Reply::warning(format!(
+                "#{} is {} {}, not an approval: there is nothing to approve or reject. Reply to it with /reply {} <text>, or archive it.",
+                id.0, article(th.kind.as_str()), th.kind, id.0
+            ))
+            .about(id));
+        }
+        if !th.approvers.allows(&actor.user, actor.role) {
+            return Ok(Reply::warning(format!(
+                "You cannot decide #{}: it needs {}.",
+                id.0,
+                th.approvers.describe()
+            ))
+            .about(id));
+        }
+        let outcome = self.inbox.decide(id, &decision, version, ctx).await?;
+        Ok(match outcome {
+            None => no_thread(id),
+            Some(DecisionOutcome::Decided(th)) => {
+                let how = match th.status {
+                    ThreadStatus::Approved => "Approved".to_owned(),
+                    _ => match &th.reason {
+                        Some(r) => format!("Rejected ({r})"),
+                        None => "Rejected".to_owned(),
+                    },
+                };
+                let action = th
+                    .action
+                    .as_ref()
+                    .map(|a| format!("\nAction: {}", a.describe()))
+                    .unwrap_or_default();
+                Reply::success(format!("{how} #{}: {}{action}", th.id.0, th.title)).about(th.id)
+            }
+            Some(DecisionOutcome::Counted { thread, missing }) => Reply::success(format!(
+                "Your approval of #{} is counted; {missing} more needed.",
+                thread.id.0
+            ))
+            .about(thread.id),
+            Some(DecisionOutcome::AlreadyCounted(th)) => Reply::info(format!(
+                "You already approved #{}; it still needs more approvals.",
+                th.id.0
+            ))
+            .about(th.id),
+            Some(DecisionOutcome::Refused(th)) => {
+                Reply::warning(refusal(&th, version)).about(th.id)
+            }
+        })
+    }
+
+    async fn archive(
+        &self,
+        id: ThreadId,
+        archived: bool,
+        ctx: &WriteCtx,
+    ) -> Result<Reply, RepoError> {
+        if ctx.actor.role < Role::Member {
+            return Ok(Reply::warning("Viewers cannot archive threads."));
+        }
+        Ok(match self.inbox.set_archived(id, archived, ctx).await? {
+            None => no_thread(id),
+            Some(ArchiveOutcome::Changed(th)) if archived => {
+                Reply::success(format!("Archived #{}.", th.id.0)).about(th.id)
+            }
+            Some(ArchiveOutcome::Changed(th)) => Reply::success(format!(
+                "Unarchived #{}; it is {} again.",
+                th.id.0, th.status
+            ))
+            .about(th.id),
+            Some(ArchiveOutcome::Unchanged(th)) if archived => {
+                Reply::info(format!("#{} is already archived.", th.id.0)).about(th.id)
+            }
+            Some(ArchiveOutcome::Unchanged(th)) => {
+                Reply::info(format!("#{} is not archived.", th.id.0)).about(th.id)
+            }
+        })
+    }
+
+    /// Until a model is configured, a task for an agent is filed as a question thread in the
+    /// agent's home workspace, so it is not lost and a person can pick it up.
+    async fn ask(
+        &self,
+        actor: &Actor,
+        agent: &str,
+        text: &str,
+        ctx: &WriteCtx,
+    ) -> Result<Reply, RepoError> {
+        let Some(agent) = self.directory.agent(agent) else {
+            return Ok(Reply::warning(format!(
+                "There is no agent called {agent}. See /agents."
+            )));
+        };
+        let Some(home) = agent
+            .home()
+            .cloned()
+            .or_else(|| self.directory.workspaces().first().map(|w| w.slug.clone()))
+        else {
+            return Ok(Reply::error("No workspace is configured."));
+        };
+        let mut new = NewThread::new(
+            home,
+            ThreadKind::Question,
+            format!("Task for {}: {}", agent.name, one_line(text, 80)),
+            format!(
+                "{} asked {} ({}):\n{}",
+                actor.user, agent.name, agent.role, text
+            ),
+        );
+        new.origin = Origin::User;
+        new.agent = Some(agent.name.to_string());
+        let th = self.inbox.create(&new, ctx).await?;
+        Ok(Reply::info(format!(
+            "No model is configured, so {} cannot run yet. I filed the task as #{} in {} so it is not lost; add a model provider to let agents work.",
+            agent.name, th.id.0, th.workspace
+        ))
+        .about(th.id))
+    }
+}
+
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
+}
+
+fn no_thread(id: ThreadId) -> Reply {
+    Reply::warning(format!("no thread #{}. See what is open with /todo.", id.0))
+}
+
+fn refusal(th: &Thread, version: Option<i64>) -> String {
+    let by = th
+        .decided_by
+        .as_ref()
+        .map(|u| format!(" by {u}"))
+        .unwrap_or_default();
+    match th.status {
+        ThreadStatus::Open if version.is_some() => {
+            format!(
+                "This button is out of date: #{} changed since it was shown. Look again with /show {}.",
+                th.id.0, th.id.0
+            )
+        }
+        ThreadStatus::Approved | ThreadStatus::Rejected => {
+            format!(
+                "#{} was already {}{by}; nothing changed.",
+                th.id.0, th.status
+            )
+        }
+        s => format!(
+            "#{} is {s}; it can no longer be decided. Nothing changed.",
+            th.id.0
+        ),
+    }
+}
+
+fn failure(e: &RepoError) -> Reply {
+    tracing::error!(error = %e, "command failed");
+    Reply::error(
+        "Something went wrong on my side and nothing was changed. Please try again in a moment; if it keeps failing, check `krake serve`'s log.",
+    )
+}
+
+fn render_unparsed(p: Parsed) -> Reply {
+    match p {
+        Parsed::Empty => Reply::info("Say something, or /help to see what I understand."),
+        Parsed::NotUnderstood {
+            problem,
+            suggestion,
+        } => {
+            let mut t = capitalise(&problem);
+            t.push('.');
+            if let Some(s) = suggestion {
+                if s == "/help" {
+                    t.push_str(" Type /help to see what I understand.");
+                } else {
+                    let _ = write!(t, " Did you mean `{s}`?");
+                }
+            }
+            Reply::warning(t)
+        }
+        Parsed::Command(_) => Reply::info(""),
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+fn help(topic: Option<&str>) -> Reply {
+    if let Some(name) = topic {
+        return match spec(name) {
+            Some(s) => Reply::info(format!(
+                "/{} {}\n{}\nExample: {}",
+                s.name, s.args, s.about, s.example
+            )),
+            None => Reply::warning(format!(
+                "There is no command `{name}`. Type /help for the list."
+            )),
+        };
+    }
+    let mut t = String::from("I keep your To Do inbox and pass tasks to your agents. Commands:\n");
+    for s in COMMANDS {
+        let usage = if s.args.is_empty() {
+            format!("/{}", s.name)
+        } else {
+            format!("/{} {}", s.name, s.args)
+        };
+        let _ = writeln!(t, "  {usage:<40} {}", s.about);
+    }
+    t.push_str("You can also just write: \"what's open in lunavo?\", \"approve 12\", \"ask penn to draft a tagline\".");
+    Reply::info(t)
+}
+
+fn describe_query(q: &ListQuery, d: &Directory) -> String {
+    let status = match q.status {
+        StatusFilter::Open => "open".to_owned(),
+        StatusFilter::All => "in any status".to_owned(),
+        StatusFilter::Is(s) => s.to_string(),
+    };
+    let kind = q.kind.map(|k| format!(" {k}s")).unwrap_or_default();
+    let ws = q
+        .workspace
+        .as_ref()
+        .map(|w| {
+            format!(
+                " in {}",
+                d.workspace(w)
+                    .map_or_else(|| w.to_string(), |x| x.name.clone())
+            )
+        })
+        .unwrap_or_default();
+    match q.status {
+        StatusFilter::Open | StatusFilter::Is(_) => format!("{status}{kind}{ws}"),
+        StatusFilter::All => format!(
+            "{}{ws} {status}",
+            if kind.is_empty() { " threads" } else { &kind }
+        )
+        .trim()
+        .to_owned(),
+    }
+}
+
+/// Renders a thread in full, with Approve/Reject buttons when it can be decided.
+pub fn render_thread(th: &Thread) -> Reply {
+    let mut t = format!(
+        "#{} [{} · {} · {}] {}\n",
+        th.id.0, th.workspace, th.kind, th.status, th.title
+    );
+    if let Some(agent) = &th.agent {
+        let _ = writeln!(t, "From {agent} ({})", th.origin);
+    }
+    if !th.body.is_empty() {
+        let _ = writeln!(t, "{}", th.body);
+    }
+    if let Some(a) = &th.action {
+        let _ = writeln!(t, "Proposed: {}", a.describe());
+    }
+    if th.kind == ThreadKind::Approval && th.status == ThreadStatus::Open {
+        let _ = write!(t, "Needs {}", th.approvers.describe());
+        if th.approvers.needed() > 1 {
+            let _ = write!(t, " (have {})", th.approvals.len());
+        }
+        t.push('\n');
+    }
+    if let Some(exp) = th.expires_at {
+        if th.status == ThreadStatus::Open {
+            let _ = writeln!(
+                t,
+                "Expires {} (then: {})",
+                exp.to_utc_string(),
+                th.timeout_route
+            );
+        }
+    }
+    if let Some(by) = &th.decided_by {
+        let _ = write!(t, "Decided by {by}");
+        if let Some(r) = &th.reason {
+            let _ = write!(t, ": {r}");
+        }
+        t.push('\n');
+    }
+    for r in &th.replies {
+        let _ = writeln!(
+            t,
+            "  {} ({}, {}): {}",
+            r.author,
+            r.front,
+            r.at.to_utc_string(),
+            r.text
+        );
+    }
+    let mut reply = Reply::info(t.trim_end()).about(th.id);
+    if th.is_decidable() {
+        reply = reply.with_buttons(vec![
+            Button {
+                label: "Approve".into(),
+                payload: ButtonPayload {
+                    thread: th.id,
+                    action: ButtonAction::Approve,
+                    version: th.version,
+                },
+            },
+            Button {
+                label: "Reject".into(),
+                payload: ButtonPayload {
+                    thread: th.id,
+                    action: ButtonAction::Reject,
+                    version: th.version,
+                },
+            },
+        ]);
+    }
+    reply
+}
+
+fn one_line(s: &str, max: usize) -> String {
+    let line = s.lines().next().unwrap_or("");
+    if line.chars().count() > max {
+        let cut: String = line.chars().take(max.saturating_sub(1)).collect();
+        format!("{cut}…")
+    } else {
+        line.to_owned()
+    }
+}
