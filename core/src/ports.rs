@@ -105,16 +105,16 @@ pub trait InboxRepo: Send + Sync {
 #[async_trait]
 pub trait InboundRepo: Send + Sync {
     /// Stores an event unless its idempotency key was seen before.
-    async fn record(&self, event: &Inbound) -> Result<Recorded, RepoError>;
+    async fn record_inbound(&self, event: &Inbound) -> Result<Recorded, RepoError>;
     /// Marks an event processed (if not yet) and stores the reply given (JSON), if any.
-    async fn complete(
+    async fn complete_inbound(
         &self,
         id: InboundId,
         response: Option<&str>,
         now: Timestamp,
     ) -> Result<(), RepoError>;
     /// Leases up to `limit` unprocessed events from `source` to `owner` until `now + lease`.
-    async fn claim(
+    async fn claim_inbound(
         &self,
         source: &str,
         owner: &str,
@@ -135,7 +135,7 @@ pub trait OutboxRepo: Send + Sync {
     ) -> Result<Vec<OutboxId>, RepoError>;
     /// Leases up to `limit` due messages whose destination has no earlier message pending, so
     /// order per destination holds; optionally only destinations of one front.
-    async fn claim(
+    async fn claim_outbox(
         &self,
         front: Option<&str>,
         owner: &str,
@@ -145,7 +145,7 @@ pub trait OutboxRepo: Send + Sync {
     ) -> Result<Vec<OutboxJob>, RepoError>;
     /// Marks a leased message delivered, storing the platform's message id. `false` if the
     /// lease was lost.
-    async fn complete(
+    async fn complete_outbox(
         &self,
         id: OutboxId,
         owner: &str,
@@ -154,7 +154,7 @@ pub trait OutboxRepo: Send + Sync {
     ) -> Result<bool, RepoError>;
     /// Records a failed attempt: schedules a retry (not before `not_before`, e.g. a 429's
     /// retry_after) or dead-letters after `policy.max_attempts`.
-    async fn retry(
+    async fn retry_outbox(
         &self,
         id: OutboxId,
         owner: &str,
@@ -164,7 +164,7 @@ pub trait OutboxRepo: Send + Sync {
         policy: &RetryPolicy,
     ) -> Result<RetryOutcome, RepoError>;
     /// Messages waiting (not delivered, not dead).
-    async fn depth(&self) -> Result<i64, RepoError>;
+    async fn outbox_depth(&self) -> Result<i64, RepoError>;
     /// Dead-lettered messages, newest first: id, destination, last error.
     async fn dead_letters(
         &self,

@@ -83,7 +83,7 @@ impl Krake {
             content: msg.text.clone(),
             received_at: now,
         };
-        let id = match self.inbound.record(&event).await {
+        let id = match self.inbound.record_inbound(&event).await {
             Ok(Recorded::New(id)) => id,
             Ok(Recorded::Duplicate {
                 response: Some(r), ..
@@ -109,7 +109,7 @@ impl Krake {
         let stored = serde_json::to_string(&reply).ok();
         if let Err(e) = self
             .inbound
-            .complete(id, stored.as_deref(), self.clock.now())
+            .complete_inbound(id, stored.as_deref(), self.clock.now())
             .await
         {
             tracing::warn!(error = %e, "could not store the reply of a handled message");

@@ -1,0 +1,98 @@
+//! The inbound event log: one row per event, unique on its idempotency key.
+
+use crate::{Backend, Store, corrupt, db_err};
+use async_trait::async_trait;
+use krake_core::actor::UserName;
+use krake_core::inbound::{IdempotencyKey, Inbound, InboundId, Recorded, StoredInbound};
+use krake_core::ports::{InboundRepo, RepoError};
+use krake_core::time::Timestamp;
+use sqlx::Row;
+use std::time::Duration;
+
+#[async_trait]
+impl InboundRepo for Store {
+    async fn record_inbound(&self, e: &Inbound) -> Result<Recorded, RepoError> {
+        let inserted: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO inbound (source, idempotency_key, actor, conversation, content, received_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+        )
+        .bind(e.source.as_str())
+        .bind(e.idempotency_key.as_str())
+        .bind(e.actor.as_str())
+        .bind(e.conversation.as_str())
+        .bind(e.content.as_str())
+        .bind(e.received_at.as_millis())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        if let Some(id) = inserted {
+            return Ok(Recorded::New(InboundId(id)));
+        }
+        let row = sqlx::query("SELECT id, processed_at, response FROM inbound WHERE idempotency_key = $1")
+            .bind(e.idempotency_key.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(Recorded::Duplicate {
+            id: InboundId(row.try_get("id").map_err(db_err)?),
+            processed: row.try_get::<Option<i64>, _>("processed_at").map_err(db_err)?.is_some(),
+            response: row.try_get("response").map_err(db_err)?,
+        })
+    }
+
+    async fn complete_inbound(&self, id: InboundId, response: Option<&str>, now: Timestamp) -> Result<(), RepoError> {
+        sqlx::query(
+            "UPDATE inbound SET processed_at = COALESCE(processed_at, $1), response = COALESCE(response, $2), \
+             lease_owner = NULL, lease_until = NULL WHERE id = $3",
+        )
+        .bind(now.as_millis())
+        .bind(response.map(str::to_owned))
+        .bind(id.0)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn claim_inbound(&self, source: &str, owner: &str, now: Timestamp, lease: Duration, limit: u32) -> Result<Vec<StoredInbound>, RepoError> {
+        let skip = if self.backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+        let sql = format!(
+            "UPDATE inbound SET lease_owner = $1, lease_until = $2, attempts = attempts + 1 WHERE id IN ( \
+               SELECT id FROM inbound WHERE source = $3 AND processed_at IS NULL \
+               AND (lease_until IS NULL OR lease_until <= $4) ORDER BY id LIMIT {}{skip}) \
+             RETURNING id, source, idempotency_key, actor, conversation, content, received_at, attempts",
+            limit.clamp(1, 1000)
+        );
+        let mut tx = self.begin().await?;
+        let rows = sqlx::query(&sql)
+            .bind(owner)
+            .bind(now.plus(lease).as_millis())
+            .bind(source)
+            .bind(now.as_millis())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        let mut out: Vec<StoredInbound> = rows
+            .iter()
+            .map(|r| {
+                let key: String = r.try_get("idempotency_key").map_err(db_err)?;
+                let actor: String = r.try_get("actor").map_err(db_err)?;
+                Ok(StoredInbound {
+                    id: InboundId(r.try_get("id").map_err(db_err)?),
+                    attempts: i32::try_from(r.try_get::<i64, _>("attempts").map_err(db_err)?).unwrap_or(i32::MAX),
+                    event: Inbound {
+                        source: r.try_get("source").map_err(db_err)?,
+                        idempotency_key: IdempotencyKey::parse(&key).map_err(|_| corrupt("idempotency_key", &key))?,
+                        actor: UserName::parse(&actor).map_err(|_| corrupt("actor", &actor))?,
+                        conversation: r.try_get("conversation").map_err(db_err)?,
+                        content: r.try_get("content").map_err(db_err)?,
+                        received_at: Timestamp::from_millis(r.try_get("received_at").map_err(db_err)?),
+                    },
+                })
+            })
+            .collect::<Result<_, RepoError>>()?;
+        out.sort_by_key(|s| s.id);
+        Ok(out)
+    }
+}

@@ -1,0 +1,482 @@
+//! The To Do inbox on SQL. Every change runs in one transaction with its audit row, the
+//! inbound event's processed mark and an outbox edit per copy of the thread.
+
+use crate::{Backend, Store, corrupt, db_err};
+use async_trait::async_trait;
+use krake_core::actor::{Front, UserName};
+use krake_core::inbox::{
+    Approvers, AuditEntry, Decision, DecisionOutcome, Expired, NewThread, Origin, Thread, ThreadFilter, ThreadId,
+    ThreadKind, ThreadReply, ThreadStatus, TimeoutRoute,
+};
+use krake_core::outbox::{Destination, OutboxPayload};
+use krake_core::ports::{ArchiveOutcome, InboxRepo, RepoError, ThreadCopy, WriteCtx};
+use krake_core::time::Timestamp;
+use krake_core::workspace::WorkspaceSlug;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+const THREAD_COLUMNS: &str = "id, workspace, kind, status, origin, agent, title, body, action, approvers, \
+     expires_at, timeout_route, decided_by, reason, version, created_at, updated_at";
+
+fn thread_from_row(row: &AnyRow) -> Result<Thread, RepoError> {
+    let get_s = |c: &str| row.try_get::<String, _>(c).map_err(db_err);
+    let kind = get_s("kind")?;
+    let status = get_s("status")?;
+    let origin = get_s("origin")?;
+    let route = get_s("timeout_route")?;
+    let ws = get_s("workspace")?;
+    let approvers = get_s("approvers")?;
+    let action: Option<String> = row.try_get("action").map_err(db_err)?;
+    let decided_by: Option<String> = row.try_get("decided_by").map_err(db_err)?;
+    Ok(Thread {
+        id: ThreadId(row.try_get("id").map_err(db_err)?),
+        workspace: WorkspaceSlug::parse(&ws).map_err(|_| corrupt("workspace", &ws))?,
+        kind: ThreadKind::parse(&kind).ok_or_else(|| corrupt("kind", &kind))?,
+        status: ThreadStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+        origin: Origin::parse(&origin).ok_or_else(|| corrupt("origin", &origin))?,
+        agent: row.try_get("agent").map_err(db_err)?,
+        title: get_s("title")?,
+        body: get_s("body")?,
+        action: match action {
+            Some(a) => Some(serde_json::from_str(&a).map_err(|_| corrupt("action", &a))?),
+            None => None,
+        },
+        approvers: serde_json::from_str(&approvers).map_err(|_| corrupt("approvers", &approvers))?,
+        expires_at: row.try_get::<Option<i64>, _>("expires_at").map_err(db_err)?.map(Timestamp::from_millis),
+        timeout_route: TimeoutRoute::parse(&route).ok_or_else(|| corrupt("timeout_route", &route))?,
+        decided_by: match decided_by {
+            Some(u) => Some(UserName::parse(&u).map_err(|_| corrupt("decided_by", &u))?),
+            None => None,
+        },
+        reason: row.try_get("reason").map_err(db_err)?,
+        approvals: Vec::new(),
+        version: row.try_get("version").map_err(db_err)?,
+        created_at: Timestamp::from_millis(row.try_get("created_at").map_err(db_err)?),
+        updated_at: Timestamp::from_millis(row.try_get("updated_at").map_err(db_err)?),
+        replies: Vec::new(),
+    })
+}
+
+/// Reads a thread; inside a write transaction on PostgreSQL (`lock`) the row is locked until
+/// commit. SQLite's `BEGIN IMMEDIATE` already serialises writers.
+async fn load(conn: &mut AnyConnection, lock: bool, id: ThreadId, full: bool) -> Result<Option<Thread>, RepoError> {
+    let lock = if lock { " FOR UPDATE" } else { "" };
+    let sql = format!("SELECT {THREAD_COLUMNS} FROM threads WHERE id = $1{lock}");
+    let Some(row) = sqlx::query(&sql).bind(id.0).fetch_optional(&mut *conn).await.map_err(db_err)? else {
+        return Ok(None);
+    };
+    let mut th = thread_from_row(&row)?;
+    let approvals: Vec<String> = sqlx::query_scalar("SELECT user_name FROM thread_approvals WHERE thread_id = $1 ORDER BY at, user_name")
+        .bind(id.0)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    th.approvals = approvals.iter().filter_map(|u| UserName::parse(u).ok()).collect();
+    if full {
+        let rows = sqlx::query("SELECT author, front, text, at FROM thread_replies WHERE thread_id = $1 ORDER BY id")
+            .bind(id.0)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_err)?;
+        for r in rows {
+            let author: String = r.try_get("author").map_err(db_err)?;
+            let front: String = r.try_get("front").map_err(db_err)?;
+            th.replies.push(ThreadReply {
+                author: UserName::parse(&author).map_err(|_| corrupt("author", &author))?,
+                front: Front::parse(&front).ok_or_else(|| corrupt("front", &front))?,
+                text: r.try_get("text").map_err(db_err)?,
+                at: Timestamp::from_millis(r.try_get("at").map_err(db_err)?),
+            });
+        }
+    }
+    Ok(Some(th))
+}
+
+/// Marks the inbound event processed; fails with `AlreadyApplied` if it already was.
+async fn mark_applied(conn: &mut AnyConnection, ctx: &WriteCtx) -> Result<(), RepoError> {
+    if let Some(id) = ctx.inbound {
+        let done = sqlx::query("UPDATE inbound SET processed_at = $1 WHERE id = $2 AND processed_at IS NULL")
+            .bind(ctx.now.as_millis())
+            .bind(id.0)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(RepoError::AlreadyApplied);
+        }
+    }
+    Ok(())
+}
+
+async fn audit(conn: &mut AnyConnection, thread: ThreadId, ctx: &WriteCtx, action: &str, detail: &str) -> Result<(), RepoError> {
+    sqlx::query("INSERT INTO audit_log (thread_id, actor, front, action, detail, at) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(thread.0)
+        .bind(ctx.actor.user.as_str())
+        .bind(ctx.actor.front.as_str())
+        .bind(action)
+        .bind(detail)
+        .bind(ctx.now.as_millis())
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+/// Enqueues an edit for every place the thread is shown.
+async fn edit_copies(conn: &mut AnyConnection, thread: ThreadId, version: i64, now: Timestamp) -> Result<(), RepoError> {
+    let rows = sqlx::query("SELECT destination, message_id FROM thread_copies WHERE thread_id = $1 ORDER BY destination")
+        .bind(thread.0)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    for r in rows {
+        let dest: String = r.try_get("destination").map_err(db_err)?;
+        let destination = Destination::parse(&dest).map_err(|_| corrupt("destination", &dest))?;
+        let payload = OutboxPayload::EditThread { thread, message_id: r.try_get("message_id").map_err(db_err)?, version };
+        crate::outbox::insert(conn, &destination, &payload, now).await?;
+    }
+    Ok(())
+}
+
+async fn insert_thread(conn: &mut AnyConnection, new: &NewThread, now: Timestamp) -> Result<ThreadId, RepoError> {
+    let action = match &new.action {
+        Some(a) => Some(serde_json::to_string(a).map_err(|e| RepoError::Corrupt(e.to_string()))?),
+        None => None,
+    };
+    let approvers = serde_json::to_string(&new.approvers).map_err(|e| RepoError::Corrupt(e.to_string()))?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO threads (workspace, kind, status, origin, agent, title, body, action, approvers, expires_at, timeout_route, version, created_at, updated_at) \
+         VALUES ($1, $2, 'open', $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $11) RETURNING id",
+    )
+    .bind(new.workspace.as_str())
+    .bind(new.kind.as_str())
+    .bind(new.origin.as_str())
+    .bind(new.agent.clone())
+    .bind(new.title.as_str())
+    .bind(new.body.as_str())
+    .bind(action)
+    .bind(approvers)
+    .bind(new.expires_at.map(Timestamp::as_millis))
+    .bind(new.timeout_route.as_str())
+    .bind(now.as_millis())
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(ThreadId(id))
+}
+
+impl Store {
+    /// Whether reads inside write transactions take row locks (PostgreSQL only).
+    fn locks(&self) -> bool {
+        self.backend == Backend::Postgres
+    }
+}
+
+#[async_trait]
+impl InboxRepo for Store {
+    async fn create(&self, new: &NewThread, ctx: &WriteCtx) -> Result<Thread, RepoError> {
+        let mut tx = self.begin().await?;
+        mark_applied(&mut tx, ctx).await?;
+        let id = insert_thread(&mut tx, new, ctx.now).await?;
+        audit(&mut tx, id, ctx, "created", &format!("{} in {}: {}", new.kind, new.workspace, new.title)).await?;
+        let th = load(&mut tx, self.locks(), id, true).await?.ok_or_else(|| RepoError::Corrupt("created thread vanished".into()))?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(th)
+    }
+
+    async fn get(&self, id: ThreadId) -> Result<Option<Thread>, RepoError> {
+        let mut conn = self.pool.acquire().await.map_err(db_err)?;
+        load(&mut conn, false, id, true).await
+    }
+
+    async fn list(&self, filter: &ThreadFilter) -> Result<Vec<Thread>, RepoError> {
+        let mut sql = format!("SELECT {THREAD_COLUMNS} FROM threads WHERE 1 = 1");
+        let mut binds: Vec<String> = Vec::new();
+        let mut n = 0;
+        let mut push = |sql: &mut String, clause: &str, v: String| {
+            n += 1;
+            sql.push_str(&clause.replace('?', &format!("${n}")));
+            binds.push(v);
+        };
+        if let Some(w) = &filter.workspace {
+            push(&mut sql, " AND workspace = ?", w.to_string());
+        }
+        if let Some(k) = filter.kind {
+            push(&mut sql, " AND kind = ?", k.to_string());
+        }
+        match filter.status {
+            Some(s) => push(&mut sql, " AND status = ?", s.to_string()),
+            None => sql.push_str(" AND status <> 'archived'"),
+        }
+        if let Some(visible) = &filter.visible {
+            if visible.is_empty() {
+                return Ok(Vec::new());
+            }
+            sql.push_str(" AND workspace IN (");
+            for (i, w) in visible.iter().enumerate() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                push(&mut sql, "?", w.to_string());
+            }
+            sql.push(')');
+        }
+        let mut q_before = None;
+        if let Some(b) = filter.before {
+            n += 1;
+            sql.push_str(&format!(" AND id < ${n}"));
+            q_before = Some(b.0);
+        }
+        let limit = if filter.limit == 0 { 50 } else { filter.limit.min(500) };
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT {limit}"));
+        let mut q = sqlx::query(&sql);
+        for b in binds {
+            q = q.bind(b);
+        }
+        if let Some(b) = q_before {
+            q = q.bind(b);
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(db_err)?;
+        rows.iter().map(thread_from_row).collect()
+    }
+
+    async fn reply(&self, id: ThreadId, text: &str, ctx: &WriteCtx) -> Result<Option<Thread>, RepoError> {
+        let mut tx = self.begin().await?;
+        let Some(th) = load(&mut tx, self.locks(), id, false).await? else { return Ok(None) };
+        mark_applied(&mut tx, ctx).await?;
+        sqlx::query("INSERT INTO thread_replies (thread_id, author, front, text, at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(id.0)
+            .bind(ctx.actor.user.as_str())
+            .bind(ctx.actor.front.as_str())
+            .bind(text)
+            .bind(ctx.now.as_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let answers = th.kind == ThreadKind::Question && th.status == ThreadStatus::Open;
+        if answers {
+            sqlx::query("UPDATE threads SET status = 'answered', decided_by = $1, version = version + 1, updated_at = $2 WHERE id = $3")
+                .bind(ctx.actor.user.as_str())
+                .bind(ctx.now.as_millis())
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        } else {
+            sqlx::query("UPDATE threads SET updated_at = $1 WHERE id = $2")
+                .bind(ctx.now.as_millis())
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        audit(&mut tx, id, ctx, "replied", text).await?;
+        if answers {
+            edit_copies(&mut tx, id, th.version + 1, ctx.now).await?;
+        }
+        let th = load(&mut tx, self.locks(), id, true).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(th)
+    }
+
+    async fn decide(
+        &self,
+        id: ThreadId,
+        decision: &Decision,
+        expected_version: Option<i64>,
+        ctx: &WriteCtx,
+    ) -> Result<Option<DecisionOutcome>, RepoError> {
+        let mut tx = self.begin().await?;
+        let Some(th) = load(&mut tx, self.locks(), id, false).await? else { return Ok(None) };
+        let stale = expected_version.is_some_and(|v| v != th.version);
+        if th.kind != ThreadKind::Approval || th.status != ThreadStatus::Open || stale {
+            return Ok(Some(DecisionOutcome::Refused(th)));
+        }
+        mark_applied(&mut tx, ctx).await?;
+        let user = ctx.actor.user.as_str();
+        let (status, action, detail) = match decision {
+            Decision::Reject { reason } => ("rejected", "rejected", reason.clone().unwrap_or_default()),
+            Decision::Approve => {
+                let inserted = "INSERT INTO thread_approvals (thread_id, user_name, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+                let r = sqlx::query(inserted).bind(id.0).bind(user).bind(ctx.now.as_millis()).execute(&mut *tx).await.map_err(db_err)?;
+                if r.rows_affected() == 0 {
+                    tx.rollback().await.map_err(db_err)?;
+                    return Ok(Some(DecisionOutcome::AlreadyCounted(th)));
+                }
+                let have = th.approvals.len() as u32 + 1;
+                let needed = th.approvers.needed();
+                if have < needed {
+                    sqlx::query("UPDATE threads SET version = version + 1, updated_at = $1 WHERE id = $2")
+                        .bind(ctx.now.as_millis())
+                        .bind(id.0)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    audit(&mut tx, id, ctx, "approval counted", &format!("{have} of {needed}")).await?;
+                    edit_copies(&mut tx, id, th.version + 1, ctx.now).await?;
+                    let th = load(&mut tx, self.locks(), id, false).await?.ok_or_else(|| RepoError::Corrupt("thread vanished".into()))?;
+                    tx.commit().await.map_err(db_err)?;
+                    return Ok(Some(DecisionOutcome::Counted { thread: th, missing: needed - have }));
+                }
+                ("approved", "approved", String::new())
+            }
+        };
+        let reason = match decision {
+            Decision::Reject { reason } => reason.clone(),
+            Decision::Approve => None,
+        };
+        // The compare-and-set: only an open thread at the version we read can be decided.
+        let r = sqlx::query(
+            "UPDATE threads SET status = $1, decided_by = $2, reason = $3, version = version + 1, updated_at = $4 \
+             WHERE id = $5 AND status = 'open' AND version = $6",
+        )
+        .bind(status)
+        .bind(user)
+        .bind(reason)
+        .bind(ctx.now.as_millis())
+        .bind(id.0)
+        .bind(th.version)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if r.rows_affected() == 0 {
+            tx.rollback().await.map_err(db_err)?;
+            let current = self.get(id).await?.ok_or_else(|| RepoError::Corrupt("thread vanished".into()))?;
+            return Ok(Some(DecisionOutcome::Refused(current)));
+        }
+        audit(&mut tx, id, ctx, action, &detail).await?;
+        edit_copies(&mut tx, id, th.version + 1, ctx.now).await?;
+        let th = load(&mut tx, self.locks(), id, true).await?.ok_or_else(|| RepoError::Corrupt("thread vanished".into()))?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Some(DecisionOutcome::Decided(th)))
+    }
+
+    async fn set_archived(&self, id: ThreadId, archived: bool, ctx: &WriteCtx) -> Result<Option<ArchiveOutcome>, RepoError> {
+        let mut tx = self.begin().await?;
+        let Some(th) = load(&mut tx, self.locks(), id, false).await? else { return Ok(None) };
+        let is_archived = th.status == ThreadStatus::Archived;
+        if is_archived == archived {
+            return Ok(Some(ArchiveOutcome::Unchanged(th)));
+        }
+        mark_applied(&mut tx, ctx).await?;
+        let sql = if archived {
+            "UPDATE threads SET prev_status = status, status = 'archived', version = version + 1, updated_at = $1 WHERE id = $2"
+        } else {
+            "UPDATE threads SET status = COALESCE(prev_status, 'open'), prev_status = NULL, version = version + 1, updated_at = $1 WHERE id = $2"
+        };
+        sqlx::query(sql).bind(ctx.now.as_millis()).bind(id.0).execute(&mut *tx).await.map_err(db_err)?;
+        let action = if archived { "archived" } else { "unarchived" };
+        audit(&mut tx, id, ctx, action, "").await?;
+        edit_copies(&mut tx, id, th.version + 1, ctx.now).await?;
+        let th = load(&mut tx, self.locks(), id, true).await?.ok_or_else(|| RepoError::Corrupt("thread vanished".into()))?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Some(ArchiveOutcome::Changed(th)))
+    }
+
+    async fn sweep_expired(&self, now: Timestamp, limit: u32) -> Result<Vec<Expired>, RepoError> {
+        let ids: Vec<i64> = sqlx::query_scalar(&format!(
+            "SELECT id FROM threads WHERE status = 'open' AND expires_at IS NOT NULL AND expires_at <= $1 ORDER BY id LIMIT {}",
+            limit.clamp(1, 1000)
+        ))
+        .bind(now.as_millis())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let ctx = WriteCtx { actor: krake_core::Actor::system(), inbound: None, now };
+        let mut out = Vec::new();
+        for id in ids {
+            let mut tx = self.begin().await?;
+            // The compare-and-set makes each expiry happen once, whichever sweeper gets there first.
+            let r = sqlx::query("UPDATE threads SET status = 'expired', version = version + 1, updated_at = $1 WHERE id = $2 AND status = 'open'")
+                .bind(now.as_millis())
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            if r.rows_affected() == 0 {
+                tx.rollback().await.map_err(db_err)?;
+                continue;
+            }
+            let th = load(&mut tx, self.locks(), ThreadId(id), false).await?.ok_or_else(|| RepoError::Corrupt("thread vanished".into()))?;
+            audit(&mut tx, th.id, &ctx, "expired", th.timeout_route.as_str()).await?;
+            edit_copies(&mut tx, th.id, th.version, now).await?;
+            let escalation = if th.timeout_route == TimeoutRoute::Escalate {
+                let mut new = NewThread::new(
+                    th.workspace.clone(),
+                    ThreadKind::Escalation,
+                    format!("Expired undecided: #{} {}", th.id.0, th.title),
+                    format!(
+                        "Approval #{} expired at {} without a decision.\n\n{}",
+                        th.id.0,
+                        th.expires_at.unwrap_or(now).to_utc_string(),
+                        th.body
+                    ),
+                );
+                new.agent = th.agent.clone();
+                new.approvers = Approvers::Role { role: krake_core::Role::Owner };
+                let esc = insert_thread(&mut tx, &new, now).await?;
+                audit(&mut tx, esc, &ctx, "created", &format!("escalation of expired #{}", th.id.0)).await?;
+                Some(esc)
+            } else {
+                None
+            };
+            tx.commit().await.map_err(db_err)?;
+            out.push(Expired { thread: th.id, route: th.timeout_route, escalation });
+        }
+        Ok(out)
+    }
+
+    async fn audit(&self, id: ThreadId) -> Result<Vec<AuditEntry>, RepoError> {
+        let rows = sqlx::query("SELECT thread_id, actor, front, action, detail, at FROM audit_log WHERE thread_id = $1 ORDER BY id")
+            .bind(id.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                let actor: String = r.try_get("actor").map_err(db_err)?;
+                let front: String = r.try_get("front").map_err(db_err)?;
+                Ok(AuditEntry {
+                    thread: ThreadId(r.try_get("thread_id").map_err(db_err)?),
+                    actor: UserName::parse(&actor).map_err(|_| corrupt("actor", &actor))?,
+                    front: Front::parse(&front).ok_or_else(|| corrupt("front", &front))?,
+                    action: r.try_get("action").map_err(db_err)?,
+                    detail: r.try_get("detail").map_err(db_err)?,
+                    at: Timestamp::from_millis(r.try_get("at").map_err(db_err)?),
+                })
+            })
+            .collect()
+    }
+
+    async fn add_copy(&self, copy: &ThreadCopy) -> Result<(), RepoError> {
+        sqlx::query(
+            "INSERT INTO thread_copies (thread_id, destination, message_id) VALUES ($1, $2, $3) \
+             ON CONFLICT (thread_id, destination) DO UPDATE SET message_id = excluded.message_id",
+        )
+        .bind(copy.thread.0)
+        .bind(copy.destination.as_str())
+        .bind(copy.message_id.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn copies(&self, id: ThreadId) -> Result<Vec<ThreadCopy>, RepoError> {
+        let rows = sqlx::query("SELECT destination, message_id FROM thread_copies WHERE thread_id = $1 ORDER BY destination")
+            .bind(id.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                let d: String = r.try_get("destination").map_err(db_err)?;
+                Ok(ThreadCopy {
+                    thread: id,
+                    destination: Destination::parse(&d).map_err(|_| corrupt("destination", &d))?,
+                    message_id: r.try_get("message_id").map_err(db_err)?,
+                })
+            })
+            .collect()
+    }
+}

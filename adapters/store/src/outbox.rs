@@ -1,0 +1,159 @@
+//! The outbox on SQL: enqueue, claim with a lease (one message at a time per destination, so
+//! order holds), complete, retry with backoff, dead letters.
+
+use crate::{Backend, Store, corrupt, db_err};
+use async_trait::async_trait;
+use krake_core::outbox::{Destination, NewOutbound, OutboxId, OutboxJob, OutboxPayload, RetryOutcome, RetryPolicy};
+use krake_core::ports::{OutboxRepo, RepoError};
+use krake_core::time::Timestamp;
+use sqlx::{AnyConnection, Row};
+use std::time::Duration;
+
+/// Inserts one outbox row inside the caller's transaction.
+pub(crate) async fn insert(conn: &mut AnyConnection, destination: &Destination, payload: &OutboxPayload, now: Timestamp) -> Result<OutboxId, RepoError> {
+    let payload = serde_json::to_string(payload).map_err(|e| RepoError::Corrupt(e.to_string()))?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO outbox (destination, front, payload, state, attempts, next_attempt_at, created_at) \
+         VALUES ($1, $2, $3, 'pending', 0, $4, $4) RETURNING id",
+    )
+    .bind(destination.as_str())
+    .bind(destination.front())
+    .bind(payload)
+    .bind(now.as_millis())
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(OutboxId(id))
+}
+
+#[async_trait]
+impl OutboxRepo for Store {
+    async fn enqueue(&self, messages: &[NewOutbound], now: Timestamp) -> Result<Vec<OutboxId>, RepoError> {
+        let mut tx = self.begin().await?;
+        let mut ids = Vec::with_capacity(messages.len());
+        for m in messages {
+            ids.push(insert(&mut tx, &m.destination, &m.payload, now).await?);
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(ids)
+    }
+
+    async fn claim_outbox(&self, front: Option<&str>, owner: &str, now: Timestamp, lease: Duration, limit: u32) -> Result<Vec<OutboxJob>, RepoError> {
+        let skip = if self.backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+        // A message is claimable when it is due, not leased (or its lease ran out), and no
+        // earlier message to the same destination is still pending: order per destination.
+        let front_clause = if front.is_some() { " AND o.front = $5" } else { "" };
+        let sql = format!(
+            "UPDATE outbox SET lease_owner = $1, lease_until = $2, attempts = attempts + 1 WHERE id IN ( \
+               SELECT o.id FROM outbox o WHERE o.state = 'pending' AND o.next_attempt_at <= $3 \
+               AND (o.lease_until IS NULL OR o.lease_until <= $4){front_clause} \
+               AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.destination = o.destination AND p.state = 'pending' AND p.id < o.id) \
+               ORDER BY o.id LIMIT {}{skip}) \
+             RETURNING id, destination, payload, attempts, lease_until",
+            limit.clamp(1, 1000)
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(owner)
+            .bind(now.plus(lease).as_millis())
+            .bind(now.as_millis())
+            .bind(now.as_millis());
+        if let Some(f) = front {
+            q = q.bind(f);
+        }
+        let mut tx = self.begin().await?;
+        let rows = q.fetch_all(&mut *tx).await.map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        let mut jobs: Vec<OutboxJob> = rows
+            .iter()
+            .map(|r| {
+                let d: String = r.try_get("destination").map_err(db_err)?;
+                let p: String = r.try_get("payload").map_err(db_err)?;
+                Ok(OutboxJob {
+                    id: OutboxId(r.try_get("id").map_err(db_err)?),
+                    destination: Destination::parse(&d).map_err(|_| corrupt("destination", &d))?,
+                    payload: serde_json::from_str(&p).map_err(|_| corrupt("payload", &p))?,
+                    attempts: i32::try_from(r.try_get::<i64, _>("attempts").map_err(db_err)?).unwrap_or(i32::MAX),
+                    lease_until: Timestamp::from_millis(r.try_get::<Option<i64>, _>("lease_until").map_err(db_err)?.unwrap_or(0)),
+                })
+            })
+            .collect::<Result<_, RepoError>>()?;
+        jobs.sort_by_key(|j| j.id);
+        Ok(jobs)
+    }
+
+    async fn complete_outbox(&self, id: OutboxId, owner: &str, platform_message_id: Option<&str>, now: Timestamp) -> Result<bool, RepoError> {
+        let r = sqlx::query(
+            "UPDATE outbox SET state = 'done', delivered_at = $1, platform_message_id = $2, lease_owner = NULL, lease_until = NULL \
+             WHERE id = $3 AND state = 'pending' AND lease_owner = $4",
+        )
+        .bind(now.as_millis())
+        .bind(platform_message_id.map(str::to_owned))
+        .bind(id.0)
+        .bind(owner)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn retry_outbox(&self, id: OutboxId, owner: &str, error: &str, now: Timestamp, not_before: Option<Timestamp>, policy: &RetryPolicy) -> Result<RetryOutcome, RepoError> {
+        let mut tx = self.begin().await?;
+        let attempts: Option<i64> = sqlx::query_scalar("SELECT attempts FROM outbox WHERE id = $1 AND state = 'pending' AND lease_owner = $2")
+            .bind(id.0)
+            .bind(owner)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let Some(attempts) = attempts else { return Ok(RetryOutcome::LeaseLost) };
+        let attempts = i32::try_from(attempts).unwrap_or(i32::MAX);
+        let error: String = error.chars().take(2000).collect();
+        let outcome = if attempts >= policy.max_attempts {
+            sqlx::query("UPDATE outbox SET state = 'dead', last_error = $1, lease_owner = NULL, lease_until = NULL WHERE id = $2")
+                .bind(error)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            RetryOutcome::DeadLettered
+        } else {
+            let at = now.plus(policy.delay(attempts, id.0)).max(not_before.unwrap_or(now));
+            sqlx::query("UPDATE outbox SET next_attempt_at = $1, last_error = $2, lease_owner = NULL, lease_until = NULL WHERE id = $3")
+                .bind(at.as_millis())
+                .bind(error)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            RetryOutcome::Scheduled(at)
+        };
+        tx.commit().await.map_err(db_err)?;
+        Ok(outcome)
+    }
+
+    async fn outbox_depth(&self) -> Result<i64, RepoError> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE state = 'pending'")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)
+    }
+
+    async fn dead_letters(&self, limit: u32) -> Result<Vec<(OutboxId, Destination, String)>, RepoError> {
+        let rows = sqlx::query(&format!(
+            "SELECT id, destination, last_error FROM outbox WHERE state = 'dead' ORDER BY id DESC LIMIT {}",
+            limit.clamp(1, 1000)
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                let d: String = r.try_get("destination").map_err(db_err)?;
+                Ok((
+                    OutboxId(r.try_get("id").map_err(db_err)?),
+                    Destination::parse(&d).map_err(|_| corrupt("destination", &d))?,
+                    r.try_get::<Option<String>, _>("last_error").map_err(db_err)?.unwrap_or_default(),
+                ))
+            })
+            .collect()
+    }
+}
