@@ -1,1 +1,58 @@
-//! placeholder
+//! # krake-bot
+//!
+//! Wires Krake together and holds the `krake` command line. `main.rs` only parses flags and
+//! calls [`run`].
+//!
+//! - [`cli`]: the command line (clap).
+//! - [`settings`]: configuration from file, environment and flags.
+//! - [`wiring`]: opening the store and building the core service.
+//! - [`serve`]: `krake serve`: HTTP, sweeper, graceful shutdown.
+//! - [`chat`]: `krake chat`: the terminal front.
+//! - [`demo`]: `krake demo`: realistic sample threads.
+//! - [`bench`]: `krake bench`: the benchmarks named in the issues.
+
+pub mod bench;
+pub mod chat;
+pub mod cli;
+pub mod demo;
+pub mod serve;
+pub mod settings;
+pub mod wiring;
+
+use cli::{Cli, Cmd};
+use settings::{LogFormat, Settings};
+
+/// Runs one `krake` invocation.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let listen = match &cli.command {
+        Cmd::Serve(s) => s.listen.as_deref(),
+        _ => None,
+    };
+    let settings = Settings::load(&cli.overrides, listen)?;
+    let quiet = matches!(cli.command, Cmd::Chat | Cmd::Config | Cmd::Bench(_));
+    init_logging(settings.log_format, quiet);
+    match cli.command {
+        Cmd::Serve(args) => serve::serve(settings, args.demo).await,
+        Cmd::Chat => chat::chat(settings).await,
+        Cmd::Migrate => wiring::open_store(&settings, true).await.map(|_| ()),
+        Cmd::Config => {
+            print!("{}", settings.redacted());
+            Ok(())
+        }
+        Cmd::Demo => demo::demo_command(settings).await,
+        Cmd::Bench(b) => bench::run(settings, b).await,
+    }
+}
+
+fn init_logging(format: LogFormat, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if quiet { "warn" } else { "info,sqlx=warn" };
+    let filter = EnvFilter::try_from_env("KRAKE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

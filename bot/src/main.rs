@@ -1,1 +1,15 @@
-fn main() {}
+//! The `krake` binary: parses flags and hands over to [`krake_bot::run`].
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = krake_bot::cli::Cli::parse();
+    match krake_bot::run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -212,6 +212,8 @@ fn verb(word: &str) -> Option<Verb> {
     })
 }
 
+const GREETINGS: &[&str] = &["hello", "hi", "hey", "hallo", "yo", "morning", "start"];
+
 const FILLER: &[&str] = &[
     "please", "pls", "can", "could", "would", "you", "kindly", "krake", "hey", "hi", "ok", "okay",
     "now", "just", "go", "ahead", "and", "i", "want", "to", "let's", "lets",
@@ -442,24 +444,20 @@ impl CommandParser {
         if words.iter().any(|w| listy.contains(w)) && take_any_id(&lower).is_none() {
             return self.natural_list(cleaned);
         }
-        if lower == "hello" || lower == "hi" || lower == "hey" {
+        if words.first().is_some_and(|w| GREETINGS.contains(w)) {
             return Parsed::Command(Command::Help { topic: None });
         }
-        let suggestion = words
-            .iter()
-            .take(3)
-            .find_map(|w| closest_verb(w))
-            .map(|name| {
-                let rest = cleaned
-                    .split_once(char::is_whitespace)
-                    .map(|(_, r)| r.trim())
-                    .unwrap_or("");
-                if rest.is_empty() {
-                    format!("/{name}")
-                } else {
-                    format!("/{name} {rest}")
-                }
-            });
+        let suggestion = words.first().and_then(|w| closest_verb(w)).map(|name| {
+            let rest = cleaned
+                .split_once(char::is_whitespace)
+                .map(|(_, r)| r.trim())
+                .unwrap_or("");
+            if rest.is_empty() {
+                format!("/{name}")
+            } else {
+                format!("/{name} {rest}")
+            }
+        });
         Parsed::NotUnderstood {
             problem: "I did not understand that".to_owned(),
             suggestion: suggestion.or_else(|| Some("/help".to_owned())),
@@ -752,6 +750,7 @@ mod tests {
             })
         );
         assert_eq!(cmd("hello"), Command::Help { topic: None });
+        assert_eq!(cmd("hello there"), Command::Help { topic: None });
     }
 
     #[test]

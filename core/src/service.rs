@@ -164,6 +164,11 @@ impl Krake {
         self.inbox.create(new, &self.ctx(actor, None)).await
     }
 
+    /// Threads matching a filter, newest first (for fronts that render their own lists).
+    pub async fn list_threads(&self, filter: &ThreadFilter) -> Result<Vec<Thread>, RepoError> {
+        self.inbox.list(filter).await
+    }
+
     /// Expires overdue threads, each exactly once.
     pub async fn sweep_expired(&self) -> Result<Vec<Expired>, RepoError> {
         self.inbox.sweep_expired(self.clock.now(), 100).await
@@ -245,13 +250,13 @@ impl Krake {
         let threads = self.inbox.list(&filter).await?;
         let scope = describe_query(q, self.directory.as_ref());
         if threads.is_empty() {
-            return Ok(Reply::info(format!("Nothing {scope}. All clear.")));
+            return Ok(Reply::info(format!("No {scope}. All clear.")));
         }
-        let mut t = format!("To Do {scope} ({}):\n", threads.len());
+        let mut t = format!("{} ({}):\n", capitalise(&scope), threads.len());
         for th in &threads {
             let _ = writeln!(
                 t,
-                "  #{:<4} {:<14} {:<10} {:<8} {}",
+                "  #{:<4} {:<15} {:<10} {:<9} {}",
                 th.id.0,
                 th.workspace,
                 th.kind,
@@ -519,13 +524,11 @@ fn help(topic: Option<&str>) -> Reply {
     Reply::info(t)
 }
 
+/// "open threads in Lunavo", "rejected approvals", "threads in any status".
 fn describe_query(q: &ListQuery, d: &Directory) -> String {
-    let status = match q.status {
-        StatusFilter::Open => "open".to_owned(),
-        StatusFilter::All => "in any status".to_owned(),
-        StatusFilter::Is(s) => s.to_string(),
-    };
-    let kind = q.kind.map(|k| format!(" {k}s")).unwrap_or_default();
+    let what = q
+        .kind
+        .map_or_else(|| "threads".to_owned(), |k| format!("{k}s"));
     let ws = q
         .workspace
         .as_ref()
@@ -538,13 +541,9 @@ fn describe_query(q: &ListQuery, d: &Directory) -> String {
         })
         .unwrap_or_default();
     match q.status {
-        StatusFilter::Open | StatusFilter::Is(_) => format!("{status}{kind}{ws}"),
-        StatusFilter::All => format!(
-            "{}{ws} {status}",
-            if kind.is_empty() { " threads" } else { &kind }
-        )
-        .trim()
-        .to_owned(),
+        StatusFilter::Open => format!("open {what}{ws}"),
+        StatusFilter::Is(s) => format!("{s} {what}{ws}"),
+        StatusFilter::All => format!("{what}{ws} in any status but archived"),
     }
 }
 

@@ -28,19 +28,29 @@ impl InboundRepo for Store {
         if let Some(id) = inserted {
             return Ok(Recorded::New(InboundId(id)));
         }
-        let row = sqlx::query("SELECT id, processed_at, response FROM inbound WHERE idempotency_key = $1")
-            .bind(e.idempotency_key.as_str())
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let row = sqlx::query(
+            "SELECT id, processed_at, response FROM inbound WHERE idempotency_key = $1",
+        )
+        .bind(e.idempotency_key.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
         Ok(Recorded::Duplicate {
             id: InboundId(row.try_get("id").map_err(db_err)?),
-            processed: row.try_get::<Option<i64>, _>("processed_at").map_err(db_err)?.is_some(),
+            processed: row
+                .try_get::<Option<i64>, _>("processed_at")
+                .map_err(db_err)?
+                .is_some(),
             response: row.try_get("response").map_err(db_err)?,
         })
     }
 
-    async fn complete_inbound(&self, id: InboundId, response: Option<&str>, now: Timestamp) -> Result<(), RepoError> {
+    async fn complete_inbound(
+        &self,
+        id: InboundId,
+        response: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), RepoError> {
         sqlx::query(
             "UPDATE inbound SET processed_at = COALESCE(processed_at, $1), response = COALESCE(response, $2), \
              lease_owner = NULL, lease_until = NULL WHERE id = $3",
@@ -54,8 +64,19 @@ impl InboundRepo for Store {
         Ok(())
     }
 
-    async fn claim_inbound(&self, source: &str, owner: &str, now: Timestamp, lease: Duration, limit: u32) -> Result<Vec<StoredInbound>, RepoError> {
-        let skip = if self.backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+    async fn claim_inbound(
+        &self,
+        source: &str,
+        owner: &str,
+        now: Timestamp,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<StoredInbound>, RepoError> {
+        let skip = if self.backend == Backend::Postgres {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
         let sql = format!(
             "UPDATE inbound SET lease_owner = $1, lease_until = $2, attempts = attempts + 1 WHERE id IN ( \
                SELECT id FROM inbound WHERE source = $3 AND processed_at IS NULL \
@@ -80,14 +101,18 @@ impl InboundRepo for Store {
                 let actor: String = r.try_get("actor").map_err(db_err)?;
                 Ok(StoredInbound {
                     id: InboundId(r.try_get("id").map_err(db_err)?),
-                    attempts: i32::try_from(r.try_get::<i64, _>("attempts").map_err(db_err)?).unwrap_or(i32::MAX),
+                    attempts: i32::try_from(r.try_get::<i64, _>("attempts").map_err(db_err)?)
+                        .unwrap_or(i32::MAX),
                     event: Inbound {
                         source: r.try_get("source").map_err(db_err)?,
-                        idempotency_key: IdempotencyKey::parse(&key).map_err(|_| corrupt("idempotency_key", &key))?,
+                        idempotency_key: IdempotencyKey::parse(&key)
+                            .map_err(|_| corrupt("idempotency_key", &key))?,
                         actor: UserName::parse(&actor).map_err(|_| corrupt("actor", &actor))?,
                         conversation: r.try_get("conversation").map_err(db_err)?,
                         content: r.try_get("content").map_err(db_err)?,
-                        received_at: Timestamp::from_millis(r.try_get("received_at").map_err(db_err)?),
+                        received_at: Timestamp::from_millis(
+                            r.try_get("received_at").map_err(db_err)?,
+                        ),
                     },
                 })
             })

@@ -5,8 +5,8 @@ use crate::{Backend, Store, corrupt, db_err};
 use async_trait::async_trait;
 use krake_core::actor::{Front, UserName};
 use krake_core::inbox::{
-    Approvers, AuditEntry, Decision, DecisionOutcome, Expired, NewThread, Origin, Thread, ThreadFilter, ThreadId,
-    ThreadKind, ThreadReply, ThreadStatus, TimeoutRoute,
+    Approvers, AuditEntry, Decision, DecisionOutcome, Expired, NewThread, Origin, Thread,
+    ThreadFilter, ThreadId, ThreadKind, ThreadReply, ThreadStatus, TimeoutRoute,
 };
 use krake_core::outbox::{Destination, OutboxPayload};
 use krake_core::ports::{ArchiveOutcome, InboxRepo, RepoError, ThreadCopy, WriteCtx};
@@ -41,9 +41,14 @@ fn thread_from_row(row: &AnyRow) -> Result<Thread, RepoError> {
             Some(a) => Some(serde_json::from_str(&a).map_err(|_| corrupt("action", &a))?),
             None => None,
         },
-        approvers: serde_json::from_str(&approvers).map_err(|_| corrupt("approvers", &approvers))?,
-        expires_at: row.try_get::<Option<i64>, _>("expires_at").map_err(db_err)?.map(Timestamp::from_millis),
-        timeout_route: TimeoutRoute::parse(&route).ok_or_else(|| corrupt("timeout_route", &route))?,
+        approvers: serde_json::from_str(&approvers)
+            .map_err(|_| corrupt("approvers", &approvers))?,
+        expires_at: row
+            .try_get::<Option<i64>, _>("expires_at")
+            .map_err(db_err)?
+            .map(Timestamp::from_millis),
+        timeout_route: TimeoutRoute::parse(&route)
+            .ok_or_else(|| corrupt("timeout_route", &route))?,
         decided_by: match decided_by {
             Some(u) => Some(UserName::parse(&u).map_err(|_| corrupt("decided_by", &u))?),
             None => None,
@@ -59,25 +64,42 @@ fn thread_from_row(row: &AnyRow) -> Result<Thread, RepoError> {
 
 /// Reads a thread; inside a write transaction on PostgreSQL (`lock`) the row is locked until
 /// commit. SQLite's `BEGIN IMMEDIATE` already serialises writers.
-async fn load(conn: &mut AnyConnection, lock: bool, id: ThreadId, full: bool) -> Result<Option<Thread>, RepoError> {
+async fn load(
+    conn: &mut AnyConnection,
+    lock: bool,
+    id: ThreadId,
+    full: bool,
+) -> Result<Option<Thread>, RepoError> {
     let lock = if lock { " FOR UPDATE" } else { "" };
     let sql = format!("SELECT {THREAD_COLUMNS} FROM threads WHERE id = $1{lock}");
-    let Some(row) = sqlx::query(&sql).bind(id.0).fetch_optional(&mut *conn).await.map_err(db_err)? else {
+    let Some(row) = sqlx::query(&sql)
+        .bind(id.0)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_err)?
+    else {
         return Ok(None);
     };
     let mut th = thread_from_row(&row)?;
-    let approvals: Vec<String> = sqlx::query_scalar("SELECT user_name FROM thread_approvals WHERE thread_id = $1 ORDER BY at, user_name")
+    let approvals: Vec<String> = sqlx::query_scalar(
+        "SELECT user_name FROM thread_approvals WHERE thread_id = $1 ORDER BY at, user_name",
+    )
+    .bind(id.0)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    th.approvals = approvals
+        .iter()
+        .filter_map(|u| UserName::parse(u).ok())
+        .collect();
+    if full {
+        let rows = sqlx::query(
+            "SELECT author, front, text, at FROM thread_replies WHERE thread_id = $1 ORDER BY id",
+        )
         .bind(id.0)
         .fetch_all(&mut *conn)
         .await
         .map_err(db_err)?;
-    th.approvals = approvals.iter().filter_map(|u| UserName::parse(u).ok()).collect();
-    if full {
-        let rows = sqlx::query("SELECT author, front, text, at FROM thread_replies WHERE thread_id = $1 ORDER BY id")
-            .bind(id.0)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(db_err)?;
         for r in rows {
             let author: String = r.try_get("author").map_err(db_err)?;
             let front: String = r.try_get("front").map_err(db_err)?;
@@ -95,12 +117,14 @@ async fn load(conn: &mut AnyConnection, lock: bool, id: ThreadId, full: bool) ->
 /// Marks the inbound event processed; fails with `AlreadyApplied` if it already was.
 async fn mark_applied(conn: &mut AnyConnection, ctx: &WriteCtx) -> Result<(), RepoError> {
     if let Some(id) = ctx.inbound {
-        let done = sqlx::query("UPDATE inbound SET processed_at = $1 WHERE id = $2 AND processed_at IS NULL")
-            .bind(ctx.now.as_millis())
-            .bind(id.0)
-            .execute(&mut *conn)
-            .await
-            .map_err(db_err)?;
+        let done = sqlx::query(
+            "UPDATE inbound SET processed_at = $1 WHERE id = $2 AND processed_at IS NULL",
+        )
+        .bind(ctx.now.as_millis())
+        .bind(id.0)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
         if done.rows_affected() == 0 {
             return Err(RepoError::AlreadyApplied);
         }
@@ -108,7 +132,13 @@ async fn mark_applied(conn: &mut AnyConnection, ctx: &WriteCtx) -> Result<(), Re
     Ok(())
 }
 
-async fn audit(conn: &mut AnyConnection, thread: ThreadId, ctx: &WriteCtx, action: &str, detail: &str) -> Result<(), RepoError> {
+async fn audit(
+    conn: &mut AnyConnection,
+    thread: ThreadId,
+    ctx: &WriteCtx,
+    action: &str,
+    detail: &str,
+) -> Result<(), RepoError> {
     sqlx::query("INSERT INTO audit_log (thread_id, actor, front, action, detail, at) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(thread.0)
         .bind(ctx.actor.user.as_str())
@@ -123,7 +153,12 @@ async fn audit(conn: &mut AnyConnection, thread: ThreadId, ctx: &WriteCtx, actio
 }
 
 /// Enqueues an edit for every place the thread is shown.
-async fn edit_copies(conn: &mut AnyConnection, thread: ThreadId, version: i64, now: Timestamp) -> Result<(), RepoError> {
+async fn edit_copies(
+    conn: &mut AnyConnection,
+    thread: ThreadId,
+    version: i64,
+    now: Timestamp,
+) -> Result<(), RepoError> {
     let rows = sqlx::query("SELECT destination, message_id FROM thread_copies WHERE thread_id = $1 ORDER BY destination")
         .bind(thread.0)
         .fetch_all(&mut *conn)
@@ -132,18 +167,27 @@ async fn edit_copies(conn: &mut AnyConnection, thread: ThreadId, version: i64, n
     for r in rows {
         let dest: String = r.try_get("destination").map_err(db_err)?;
         let destination = Destination::parse(&dest).map_err(|_| corrupt("destination", &dest))?;
-        let payload = OutboxPayload::EditThread { thread, message_id: r.try_get("message_id").map_err(db_err)?, version };
+        let payload = OutboxPayload::EditThread {
+            thread,
+            message_id: r.try_get("message_id").map_err(db_err)?,
+            version,
+        };
         crate::outbox::insert(conn, &destination, &payload, now).await?;
     }
     Ok(())
 }
 
-async fn insert_thread(conn: &mut AnyConnection, new: &NewThread, now: Timestamp) -> Result<ThreadId, RepoError> {
+async fn insert_thread(
+    conn: &mut AnyConnection,
+    new: &NewThread,
+    now: Timestamp,
+) -> Result<ThreadId, RepoError> {
     let action = match &new.action {
         Some(a) => Some(serde_json::to_string(a).map_err(|e| RepoError::Corrupt(e.to_string()))?),
         None => None,
     };
-    let approvers = serde_json::to_string(&new.approvers).map_err(|e| RepoError::Corrupt(e.to_string()))?;
+    let approvers =
+        serde_json::to_string(&new.approvers).map_err(|e| RepoError::Corrupt(e.to_string()))?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO threads (workspace, kind, status, origin, agent, title, body, action, approvers, expires_at, timeout_route, version, created_at, updated_at) \
          VALUES ($1, $2, 'open', $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $11) RETURNING id",
@@ -178,8 +222,17 @@ impl InboxRepo for Store {
         let mut tx = self.begin().await?;
         mark_applied(&mut tx, ctx).await?;
         let id = insert_thread(&mut tx, new, ctx.now).await?;
-        audit(&mut tx, id, ctx, "created", &format!("{} in {}: {}", new.kind, new.workspace, new.title)).await?;
-        let th = load(&mut tx, self.locks(), id, true).await?.ok_or_else(|| RepoError::Corrupt("created thread vanished".into()))?;
+        audit(
+            &mut tx,
+            id,
+            ctx,
+            "created",
+            &format!("{} in {}: {}", new.kind, new.workspace, new.title),
+        )
+        .await?;
+        let th = load(&mut tx, self.locks(), id, true)
+            .await?
+            .ok_or_else(|| RepoError::Corrupt("created thread vanished".into()))?;
         tx.commit().await.map_err(db_err)?;
         Ok(th)
     }
@@ -227,7 +280,11 @@ impl InboxRepo for Store {
             sql.push_str(&format!(" AND id < ${n}"));
             q_before = Some(b.0);
         }
-        let limit = if filter.limit == 0 { 50 } else { filter.limit.min(500) };
+        let limit = if filter.limit == 0 {
+            50
+        } else {
+            filter.limit.min(500)
+        };
         sql.push_str(&format!(" ORDER BY id DESC LIMIT {limit}"));
         let mut q = sqlx::query(&sql);
         for b in binds {
@@ -240,9 +297,16 @@ impl InboxRepo for Store {
         rows.iter().map(thread_from_row).collect()
     }
 
-    async fn reply(&self, id: ThreadId, text: &str, ctx: &WriteCtx) -> Result<Option<Thread>, RepoError> {
+    async fn reply(
+        &self,
+        id: ThreadId,
+        text: &str,
+        ctx: &WriteCtx,
+    ) -> Result<Option<Thread>, RepoError> {
         let mut tx = self.begin().await?;
-        let Some(th) = load(&mut tx, self.locks(), id, false).await? else { return Ok(None) };
+        let Some(th) = load(&mut tx, self.locks(), id, false).await? else {
+            return Ok(None);
+        };
         mark_applied(&mut tx, ctx).await?;
         sqlx::query("INSERT INTO thread_replies (thread_id, author, front, text, at) VALUES ($1, $2, $3, $4, $5)")
             .bind(id.0)
@@ -287,7 +351,9 @@ impl InboxRepo for Store {
         ctx: &WriteCtx,
     ) -> Result<Option<DecisionOutcome>, RepoError> {
         let mut tx = self.begin().await?;
-        let Some(th) = load(&mut tx, self.locks(), id, false).await? else { return Ok(None) };
+        let Some(th) = load(&mut tx, self.locks(), id, false).await? else {
+            return Ok(None);
+        };
         let stale = expected_version.is_some_and(|v| v != th.version);
         if th.kind != ThreadKind::Approval || th.status != ThreadStatus::Open || stale {
             return Ok(Some(DecisionOutcome::Refused(th)));
@@ -295,10 +361,18 @@ impl InboxRepo for Store {
         mark_applied(&mut tx, ctx).await?;
         let user = ctx.actor.user.as_str();
         let (status, action, detail) = match decision {
-            Decision::Reject { reason } => ("rejected", "rejected", reason.clone().unwrap_or_default()),
+            Decision::Reject { reason } => {
+                ("rejected", "rejected", reason.clone().unwrap_or_default())
+            }
             Decision::Approve => {
                 let inserted = "INSERT INTO thread_approvals (thread_id, user_name, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
-                let r = sqlx::query(inserted).bind(id.0).bind(user).bind(ctx.now.as_millis()).execute(&mut *tx).await.map_err(db_err)?;
+                let r = sqlx::query(inserted)
+                    .bind(id.0)
+                    .bind(user)
+                    .bind(ctx.now.as_millis())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
                 if r.rows_affected() == 0 {
                     tx.rollback().await.map_err(db_err)?;
                     return Ok(Some(DecisionOutcome::AlreadyCounted(th)));
@@ -306,17 +380,31 @@ impl InboxRepo for Store {
                 let have = th.approvals.len() as u32 + 1;
                 let needed = th.approvers.needed();
                 if have < needed {
-                    sqlx::query("UPDATE threads SET version = version + 1, updated_at = $1 WHERE id = $2")
-                        .bind(ctx.now.as_millis())
-                        .bind(id.0)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                    audit(&mut tx, id, ctx, "approval counted", &format!("{have} of {needed}")).await?;
+                    sqlx::query(
+                        "UPDATE threads SET version = version + 1, updated_at = $1 WHERE id = $2",
+                    )
+                    .bind(ctx.now.as_millis())
+                    .bind(id.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    audit(
+                        &mut tx,
+                        id,
+                        ctx,
+                        "approval counted",
+                        &format!("{have} of {needed}"),
+                    )
+                    .await?;
                     edit_copies(&mut tx, id, th.version + 1, ctx.now).await?;
-                    let th = load(&mut tx, self.locks(), id, false).await?.ok_or_else(|| RepoError::Corrupt("thread vanished".into()))?;
+                    let th = load(&mut tx, self.locks(), id, false)
+                        .await?
+                        .ok_or_else(|| RepoError::Corrupt("thread vanished".into()))?;
                     tx.commit().await.map_err(db_err)?;
-                    return Ok(Some(DecisionOutcome::Counted { thread: th, missing: needed - have }));
+                    return Ok(Some(DecisionOutcome::Counted {
+                        thread: th,
+                        missing: needed - have,
+                    }));
                 }
                 ("approved", "approved", String::new())
             }
@@ -341,19 +429,31 @@ impl InboxRepo for Store {
         .map_err(db_err)?;
         if r.rows_affected() == 0 {
             tx.rollback().await.map_err(db_err)?;
-            let current = self.get(id).await?.ok_or_else(|| RepoError::Corrupt("thread vanished".into()))?;
+            let current = self
+                .get(id)
+                .await?
+                .ok_or_else(|| RepoError::Corrupt("thread vanished".into()))?;
             return Ok(Some(DecisionOutcome::Refused(current)));
         }
         audit(&mut tx, id, ctx, action, &detail).await?;
         edit_copies(&mut tx, id, th.version + 1, ctx.now).await?;
-        let th = load(&mut tx, self.locks(), id, true).await?.ok_or_else(|| RepoError::Corrupt("thread vanished".into()))?;
+        let th = load(&mut tx, self.locks(), id, true)
+            .await?
+            .ok_or_else(|| RepoError::Corrupt("thread vanished".into()))?;
         tx.commit().await.map_err(db_err)?;
         Ok(Some(DecisionOutcome::Decided(th)))
     }
 
-    async fn set_archived(&self, id: ThreadId, archived: bool, ctx: &WriteCtx) -> Result<Option<ArchiveOutcome>, RepoError> {
+    async fn set_archived(
+        &self,
+        id: ThreadId,
+        archived: bool,
+        ctx: &WriteCtx,
+    ) -> Result<Option<ArchiveOutcome>, RepoError> {
         let mut tx = self.begin().await?;
-        let Some(th) = load(&mut tx, self.locks(), id, false).await? else { return Ok(None) };
+        let Some(th) = load(&mut tx, self.locks(), id, false).await? else {
+            return Ok(None);
+        };
         let is_archived = th.status == ThreadStatus::Archived;
         if is_archived == archived {
             return Ok(Some(ArchiveOutcome::Unchanged(th)));
@@ -364,11 +464,18 @@ impl InboxRepo for Store {
         } else {
             "UPDATE threads SET status = COALESCE(prev_status, 'open'), prev_status = NULL, version = version + 1, updated_at = $1 WHERE id = $2"
         };
-        sqlx::query(sql).bind(ctx.now.as_millis()).bind(id.0).execute(&mut *tx).await.map_err(db_err)?;
+        sqlx::query(sql)
+            .bind(ctx.now.as_millis())
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         let action = if archived { "archived" } else { "unarchived" };
         audit(&mut tx, id, ctx, action, "").await?;
         edit_copies(&mut tx, id, th.version + 1, ctx.now).await?;
-        let th = load(&mut tx, self.locks(), id, true).await?.ok_or_else(|| RepoError::Corrupt("thread vanished".into()))?;
+        let th = load(&mut tx, self.locks(), id, true)
+            .await?
+            .ok_or_else(|| RepoError::Corrupt("thread vanished".into()))?;
         tx.commit().await.map_err(db_err)?;
         Ok(Some(ArchiveOutcome::Changed(th)))
     }
@@ -382,7 +489,11 @@ impl InboxRepo for Store {
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
-        let ctx = WriteCtx { actor: krake_core::Actor::system(), inbound: None, now };
+        let ctx = WriteCtx {
+            actor: krake_core::Actor::system(),
+            inbound: None,
+            now,
+        };
         let mut out = Vec::new();
         for id in ids {
             let mut tx = self.begin().await?;
@@ -397,7 +508,9 @@ impl InboxRepo for Store {
                 tx.rollback().await.map_err(db_err)?;
                 continue;
             }
-            let th = load(&mut tx, self.locks(), ThreadId(id), false).await?.ok_or_else(|| RepoError::Corrupt("thread vanished".into()))?;
+            let th = load(&mut tx, self.locks(), ThreadId(id), false)
+                .await?
+                .ok_or_else(|| RepoError::Corrupt("thread vanished".into()))?;
             audit(&mut tx, th.id, &ctx, "expired", th.timeout_route.as_str()).await?;
             edit_copies(&mut tx, th.id, th.version, now).await?;
             let escalation = if th.timeout_route == TimeoutRoute::Escalate {
@@ -413,15 +526,28 @@ impl InboxRepo for Store {
                     ),
                 );
                 new.agent = th.agent.clone();
-                new.approvers = Approvers::Role { role: krake_core::Role::Owner };
+                new.approvers = Approvers::Role {
+                    role: krake_core::Role::Owner,
+                };
                 let esc = insert_thread(&mut tx, &new, now).await?;
-                audit(&mut tx, esc, &ctx, "created", &format!("escalation of expired #{}", th.id.0)).await?;
+                audit(
+                    &mut tx,
+                    esc,
+                    &ctx,
+                    "created",
+                    &format!("escalation of expired #{}", th.id.0),
+                )
+                .await?;
                 Some(esc)
             } else {
                 None
             };
             tx.commit().await.map_err(db_err)?;
-            out.push(Expired { thread: th.id, route: th.timeout_route, escalation });
+            out.push(Expired {
+                thread: th.id,
+                route: th.timeout_route,
+                escalation,
+            });
         }
         Ok(out)
     }

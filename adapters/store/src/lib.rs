@@ -104,7 +104,10 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl(redact_url(url)));
         };
-        let open_err = |source| StoreError::Open { url: redact_url(url), source };
+        let open_err = |source| StoreError::Open {
+            url: redact_url(url),
+            source,
+        };
         let url = match backend {
             Backend::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
             _ => url.to_owned(),
@@ -159,13 +162,23 @@ impl Store {
     }
 
     /// Applies pending migrations, reporting progress.
-    pub async fn migrate(&self, mut progress: impl FnMut(MigrationProgress)) -> Result<usize, StoreError> {
+    pub async fn migrate(
+        &self,
+        mut progress: impl FnMut(MigrationProgress),
+    ) -> Result<usize, StoreError> {
         let migrator = self.migrator();
-        let mig_err = |source| StoreError::Migrate { url: self.backend_name().to_owned(), source };
+        let mig_err = |source| StoreError::Migrate {
+            url: self.backend_name().to_owned(),
+            source,
+        };
         let applied: Vec<i64> = {
             let exists = match self.backend {
-                Backend::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
-                Backend::Postgres => "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = '_sqlx_migrations' AND table_schema = current_schema()",
+                Backend::Sqlite => {
+                    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'"
+                }
+                Backend::Postgres => {
+                    "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = '_sqlx_migrations' AND table_schema = current_schema()"
+                }
             };
             let n: i64 = sqlx::query_scalar(exists)
                 .fetch_one(&self.pool)
@@ -180,17 +193,26 @@ impl Store {
                     .map_err(|e| mig_err(sqlx::migrate::MigrateError::Execute(e)))?
             }
         };
-        let pending = migrator.iter().filter(|m| !applied.contains(&m.version)).count();
+        let pending = migrator
+            .iter()
+            .filter(|m| !applied.contains(&m.version))
+            .count();
         progress(MigrationProgress::Pending(pending));
         migrator.run(&self.pool).await.map_err(mig_err)?;
         let version = migrator.iter().map(|m| m.version).max().unwrap_or(0);
-        progress(MigrationProgress::Done { applied: pending, version });
+        progress(MigrationProgress::Done {
+            applied: pending,
+            version,
+        });
         Ok(pending)
     }
 
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<(), RepoError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db_err)?;
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
         Ok(())
     }
 
@@ -206,7 +228,11 @@ impl Store {
     /// process (say `krake chat` beside `krake serve`) writes too.
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, RepoError> {
         match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err),
+            Backend::Sqlite => self
+                .pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(db_err),
             Backend::Postgres => self.pool.begin().await.map_err(db_err),
         }
     }
@@ -215,9 +241,9 @@ impl Store {
 /// Maps a database error to the port's error, logging the detail.
 pub(crate) fn db_err(e: sqlx::Error) -> RepoError {
     match e {
-        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) | sqlx::Error::ColumnNotFound(_) => {
-            RepoError::Corrupt(e.to_string())
-        }
+        sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::ColumnNotFound(_) => RepoError::Corrupt(e.to_string()),
         other => {
             tracing::warn!(error = %other, "database error");
             RepoError::Unavailable(other.to_string())
@@ -226,7 +252,10 @@ pub(crate) fn db_err(e: sqlx::Error) -> RepoError {
 }
 
 pub(crate) fn corrupt(what: &str, value: &str) -> RepoError {
-    RepoError::Corrupt(format!("{what}: `{}`", value.chars().take(80).collect::<String>()))
+    RepoError::Corrupt(format!(
+        "{what}: `{}`",
+        value.chars().take(80).collect::<String>()
+    ))
 }
 
 #[cfg(test)]
@@ -235,7 +264,10 @@ mod tests {
 
     #[test]
     fn redacts_passwords() {
-        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("sqlite://./x.db"), "sqlite://./x.db");
     }

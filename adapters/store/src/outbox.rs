@@ -3,14 +3,21 @@
 
 use crate::{Backend, Store, corrupt, db_err};
 use async_trait::async_trait;
-use krake_core::outbox::{Destination, NewOutbound, OutboxId, OutboxJob, OutboxPayload, RetryOutcome, RetryPolicy};
+use krake_core::outbox::{
+    Destination, NewOutbound, OutboxId, OutboxJob, OutboxPayload, RetryOutcome, RetryPolicy,
+};
 use krake_core::ports::{OutboxRepo, RepoError};
 use krake_core::time::Timestamp;
 use sqlx::{AnyConnection, Row};
 use std::time::Duration;
 
 /// Inserts one outbox row inside the caller's transaction.
-pub(crate) async fn insert(conn: &mut AnyConnection, destination: &Destination, payload: &OutboxPayload, now: Timestamp) -> Result<OutboxId, RepoError> {
+pub(crate) async fn insert(
+    conn: &mut AnyConnection,
+    destination: &Destination,
+    payload: &OutboxPayload,
+    now: Timestamp,
+) -> Result<OutboxId, RepoError> {
     let payload = serde_json::to_string(payload).map_err(|e| RepoError::Corrupt(e.to_string()))?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO outbox (destination, front, payload, state, attempts, next_attempt_at, created_at) \
@@ -28,7 +35,11 @@ pub(crate) async fn insert(conn: &mut AnyConnection, destination: &Destination, 
 
 #[async_trait]
 impl OutboxRepo for Store {
-    async fn enqueue(&self, messages: &[NewOutbound], now: Timestamp) -> Result<Vec<OutboxId>, RepoError> {
+    async fn enqueue(
+        &self,
+        messages: &[NewOutbound],
+        now: Timestamp,
+    ) -> Result<Vec<OutboxId>, RepoError> {
         let mut tx = self.begin().await?;
         let mut ids = Vec::with_capacity(messages.len());
         for m in messages {
@@ -38,11 +49,26 @@ impl OutboxRepo for Store {
         Ok(ids)
     }
 
-    async fn claim_outbox(&self, front: Option<&str>, owner: &str, now: Timestamp, lease: Duration, limit: u32) -> Result<Vec<OutboxJob>, RepoError> {
-        let skip = if self.backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+    async fn claim_outbox(
+        &self,
+        front: Option<&str>,
+        owner: &str,
+        now: Timestamp,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<OutboxJob>, RepoError> {
+        let skip = if self.backend == Backend::Postgres {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
         // A message is claimable when it is due, not leased (or its lease ran out), and no
         // earlier message to the same destination is still pending: order per destination.
-        let front_clause = if front.is_some() { " AND o.front = $5" } else { "" };
+        let front_clause = if front.is_some() {
+            " AND o.front = $5"
+        } else {
+            ""
+        };
         let sql = format!(
             "UPDATE outbox SET lease_owner = $1, lease_until = $2, attempts = attempts + 1 WHERE id IN ( \
                SELECT o.id FROM outbox o WHERE o.state = 'pending' AND o.next_attempt_at <= $3 \
@@ -72,8 +98,13 @@ impl OutboxRepo for Store {
                     id: OutboxId(r.try_get("id").map_err(db_err)?),
                     destination: Destination::parse(&d).map_err(|_| corrupt("destination", &d))?,
                     payload: serde_json::from_str(&p).map_err(|_| corrupt("payload", &p))?,
-                    attempts: i32::try_from(r.try_get::<i64, _>("attempts").map_err(db_err)?).unwrap_or(i32::MAX),
-                    lease_until: Timestamp::from_millis(r.try_get::<Option<i64>, _>("lease_until").map_err(db_err)?.unwrap_or(0)),
+                    attempts: i32::try_from(r.try_get::<i64, _>("attempts").map_err(db_err)?)
+                        .unwrap_or(i32::MAX),
+                    lease_until: Timestamp::from_millis(
+                        r.try_get::<Option<i64>, _>("lease_until")
+                            .map_err(db_err)?
+                            .unwrap_or(0),
+                    ),
                 })
             })
             .collect::<Result<_, RepoError>>()?;
@@ -81,7 +112,13 @@ impl OutboxRepo for Store {
         Ok(jobs)
     }
 
-    async fn complete_outbox(&self, id: OutboxId, owner: &str, platform_message_id: Option<&str>, now: Timestamp) -> Result<bool, RepoError> {
+    async fn complete_outbox(
+        &self,
+        id: OutboxId,
+        owner: &str,
+        platform_message_id: Option<&str>,
+        now: Timestamp,
+    ) -> Result<bool, RepoError> {
         let r = sqlx::query(
             "UPDATE outbox SET state = 'done', delivered_at = $1, platform_message_id = $2, lease_owner = NULL, lease_until = NULL \
              WHERE id = $3 AND state = 'pending' AND lease_owner = $4",
@@ -96,15 +133,27 @@ impl OutboxRepo for Store {
         Ok(r.rows_affected() == 1)
     }
 
-    async fn retry_outbox(&self, id: OutboxId, owner: &str, error: &str, now: Timestamp, not_before: Option<Timestamp>, policy: &RetryPolicy) -> Result<RetryOutcome, RepoError> {
+    async fn retry_outbox(
+        &self,
+        id: OutboxId,
+        owner: &str,
+        error: &str,
+        now: Timestamp,
+        not_before: Option<Timestamp>,
+        policy: &RetryPolicy,
+    ) -> Result<RetryOutcome, RepoError> {
         let mut tx = self.begin().await?;
-        let attempts: Option<i64> = sqlx::query_scalar("SELECT attempts FROM outbox WHERE id = $1 AND state = 'pending' AND lease_owner = $2")
-            .bind(id.0)
-            .bind(owner)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        let Some(attempts) = attempts else { return Ok(RetryOutcome::LeaseLost) };
+        let attempts: Option<i64> = sqlx::query_scalar(
+            "SELECT attempts FROM outbox WHERE id = $1 AND state = 'pending' AND lease_owner = $2",
+        )
+        .bind(id.0)
+        .bind(owner)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let Some(attempts) = attempts else {
+            return Ok(RetryOutcome::LeaseLost);
+        };
         let attempts = i32::try_from(attempts).unwrap_or(i32::MAX);
         let error: String = error.chars().take(2000).collect();
         let outcome = if attempts >= policy.max_attempts {
@@ -116,7 +165,9 @@ impl OutboxRepo for Store {
                 .map_err(db_err)?;
             RetryOutcome::DeadLettered
         } else {
-            let at = now.plus(policy.delay(attempts, id.0)).max(not_before.unwrap_or(now));
+            let at = now
+                .plus(policy.delay(attempts, id.0))
+                .max(not_before.unwrap_or(now));
             sqlx::query("UPDATE outbox SET next_attempt_at = $1, last_error = $2, lease_owner = NULL, lease_until = NULL WHERE id = $3")
                 .bind(at.as_millis())
                 .bind(error)
@@ -137,7 +188,10 @@ impl OutboxRepo for Store {
             .map_err(db_err)
     }
 
-    async fn dead_letters(&self, limit: u32) -> Result<Vec<(OutboxId, Destination, String)>, RepoError> {
+    async fn dead_letters(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<(OutboxId, Destination, String)>, RepoError> {
         let rows = sqlx::query(&format!(
             "SELECT id, destination, last_error FROM outbox WHERE state = 'dead' ORDER BY id DESC LIMIT {}",
             limit.clamp(1, 1000)
@@ -151,7 +205,9 @@ impl OutboxRepo for Store {
                 Ok((
                     OutboxId(r.try_get("id").map_err(db_err)?),
                     Destination::parse(&d).map_err(|_| corrupt("destination", &d))?,
-                    r.try_get::<Option<String>, _>("last_error").map_err(db_err)?.unwrap_or_default(),
+                    r.try_get::<Option<String>, _>("last_error")
+                        .map_err(db_err)?
+                        .unwrap_or_default(),
                 ))
             })
             .collect()

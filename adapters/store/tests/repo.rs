@@ -6,7 +6,9 @@ use krake_core::actor::{Actor, Front, Role, UserName};
 use krake_core::inbound::{IdempotencyKey, Inbound, Recorded};
 use krake_core::inbox::*;
 use krake_core::outbox::{Destination, NewOutbound, OutboxPayload, RetryOutcome, RetryPolicy};
-use krake_core::ports::{ArchiveOutcome, InboundRepo, InboxRepo, OutboxRepo, RepoError, ThreadCopy, WriteCtx};
+use krake_core::ports::{
+    ArchiveOutcome, InboundRepo, InboxRepo, OutboxRepo, RepoError, ThreadCopy, WriteCtx,
+};
 use krake_core::reply::Reply;
 use krake_core::time::Timestamp;
 use krake_core::workspace::WorkspaceSlug;
@@ -21,29 +23,45 @@ struct Db {
 }
 
 fn admin_url() -> String {
-    std::env::var("KRAKE_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+    std::env::var("KRAKE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
 impl Db {
     async fn sqlite() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&Store::sqlite_url(&dir.path().join("krake.db"))).await.unwrap();
+        let store = Store::open(&Store::sqlite_url(&dir.path().join("krake.db")))
+            .await
+            .unwrap();
         store.migrate(|_| {}).await.unwrap();
-        Db { store, _dir: Some(dir), pg_name: None }
+        Db {
+            store,
+            _dir: Some(dir),
+            pg_name: None,
+        }
     }
 
     async fn postgres() -> Self {
         let admin = admin_url();
         let name = format!("krake_test_{}", uuid::Uuid::new_v4().simple());
         let admin_store = Store::open(&admin).await.unwrap_or_else(|e| {
-            panic!("PostgreSQL is required for these tests ({e}); run scripts/test, which starts it")
+            panic!(
+                "PostgreSQL is required for these tests ({e}); run scripts/test, which starts it"
+            )
         });
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(admin_store.pool()).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(admin_store.pool())
+            .await
+            .unwrap();
         admin_store.pool().close().await;
         let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap();
         let store = Store::open(&format!("{base}/{name}")).await.unwrap();
         store.migrate(|_| {}).await.unwrap();
-        Db { store, _dir: None, pg_name: Some(name) }
+        Db {
+            store,
+            _dir: None,
+            pg_name: Some(name),
+        }
     }
 }
 
@@ -52,10 +70,16 @@ impl Drop for Db {
         if let Some(name) = self.pg_name.take() {
             // Drop the per-test database on a thread of its own: Drop cannot await.
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
                 rt.block_on(async {
                     if let Ok(admin) = Store::open(&admin_url()).await {
-                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(admin.pool()).await;
+                        let _ =
+                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .execute(admin.pool())
+                                .await;
                     }
                 });
             })
@@ -100,7 +124,11 @@ const T0: i64 = 1_795_503_000_000;
 
 fn ctx(user: &str, front: Front) -> WriteCtx {
     WriteCtx {
-        actor: Actor { user: UserName::parse(user).unwrap(), front, role: Role::Member },
+        actor: Actor {
+            user: UserName::parse(user).unwrap(),
+            front,
+            role: Role::Member,
+        },
         inbound: None,
         now: Timestamp::from_millis(T0),
     }
@@ -110,7 +138,10 @@ fn approval(w: &str, title: &str) -> NewThread {
     let mut n = NewThread::new(ws(w), ThreadKind::Approval, title, "details");
     n.origin = Origin::Agent;
     n.agent = Some("Penn".into());
-    n.action = Some(ProposedAction::PublishPost { channel: "instagram".into(), text: "New hoodie!".into() });
+    n.action = Some(ProposedAction::PublishPost {
+        channel: "instagram".into(),
+        text: "New hoodie!".into(),
+    });
     n
 }
 
@@ -130,46 +161,105 @@ fn refused(o: Option<DecisionOutcome>) -> Thread {
 
 async fn inbox_lifecycle(s: &Store) {
     let c = ctx("ana", Front::Web);
-    let a = s.create(&approval("lunavo", "Post the hoodie"), &c).await.unwrap();
-    let q = s.create(&NewThread::new(ws("monarch"), ThreadKind::Question, "Which supplier?", ""), &c).await.unwrap();
+    let a = s
+        .create(&approval("lunavo", "Post the hoodie"), &c)
+        .await
+        .unwrap();
+    let q = s
+        .create(
+            &NewThread::new(ws("monarch"), ThreadKind::Question, "Which supplier?", ""),
+            &c,
+        )
+        .await
+        .unwrap();
     assert_eq!(a.status, ThreadStatus::Open);
     assert_eq!(a.version, 1);
     assert!(q.id > a.id);
-    assert_eq!(a.action, approval("lunavo", "").action, "proposed action round-trips");
+    assert_eq!(
+        a.action,
+        approval("lunavo", "").action,
+        "proposed action round-trips"
+    );
 
-    let lunavo = s.list(&ThreadFilter { workspace: Some(ws("lunavo")), ..Default::default() }).await.unwrap();
+    let lunavo = s
+        .list(&ThreadFilter {
+            workspace: Some(ws("lunavo")),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(lunavo.iter().map(|t| t.id).collect::<Vec<_>>(), vec![a.id]);
-    let questions = s.list(&ThreadFilter { kind: Some(ThreadKind::Question), ..Default::default() }).await.unwrap();
-    assert_eq!(questions.iter().map(|t| t.id).collect::<Vec<_>>(), vec![q.id]);
+    let questions = s
+        .list(&ThreadFilter {
+            kind: Some(ThreadKind::Question),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        questions.iter().map(|t| t.id).collect::<Vec<_>>(),
+        vec![q.id]
+    );
     let all = s.list(&ThreadFilter::default()).await.unwrap();
-    assert_eq!(all.iter().map(|t| t.id).collect::<Vec<_>>(), vec![q.id, a.id], "newest first");
+    assert_eq!(
+        all.iter().map(|t| t.id).collect::<Vec<_>>(),
+        vec![q.id, a.id],
+        "newest first"
+    );
 
-    let replied = s.reply(a.id, "looks good", &ctx("bo", Front::Telegram)).await.unwrap().unwrap();
+    let replied = s
+        .reply(a.id, "looks good", &ctx("bo", Front::Telegram))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(replied.replies.len(), 1);
     assert_eq!(replied.replies[0].author.as_str(), "bo");
     assert_eq!(replied.replies[0].front, Front::Telegram);
     assert_eq!(replied.status, ThreadStatus::Open);
 
-    let t = decided(s.decide(a.id, &Decision::Approve, None, &ctx("ana", Front::Discord)).await.unwrap());
+    let t = decided(
+        s.decide(a.id, &Decision::Approve, None, &ctx("ana", Front::Discord))
+            .await
+            .unwrap(),
+    );
     assert_eq!(t.status, ThreadStatus::Approved);
     assert_eq!(t.decided_by.as_ref().map(UserName::as_str), Some("ana"));
-    let open = s.list(&ThreadFilter { status: Some(ThreadStatus::Open), ..Default::default() }).await.unwrap();
+    let open = s
+        .list(&ThreadFilter {
+            status: Some(ThreadStatus::Open),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(open.len(), 1);
 
     match s.set_archived(a.id, true, &c).await.unwrap() {
         Some(ArchiveOutcome::Changed(t)) => assert_eq!(t.status, ThreadStatus::Archived),
         other => panic!("{other:?}"),
     }
-    assert!(matches!(s.set_archived(a.id, true, &c).await.unwrap(), Some(ArchiveOutcome::Unchanged(_))));
+    assert!(matches!(
+        s.set_archived(a.id, true, &c).await.unwrap(),
+        Some(ArchiveOutcome::Unchanged(_))
+    ));
     let listed = s.list(&ThreadFilter::default()).await.unwrap();
-    assert!(!listed.iter().any(|t| t.id == a.id), "archived threads leave the default listing");
+    assert!(
+        !listed.iter().any(|t| t.id == a.id),
+        "archived threads leave the default listing"
+    );
     match s.set_archived(a.id, false, &c).await.unwrap() {
-        Some(ArchiveOutcome::Changed(t)) => assert_eq!(t.status, ThreadStatus::Approved, "unarchive restores the status"),
+        Some(ArchiveOutcome::Changed(t)) => assert_eq!(
+            t.status,
+            ThreadStatus::Approved,
+            "unarchive restores the status"
+        ),
         other => panic!("{other:?}"),
     }
 
     let log = s.audit(a.id).await.unwrap();
-    let actions: Vec<(&str, &str, Front)> = log.iter().map(|e| (e.action.as_str(), e.actor.as_str(), e.front)).collect();
+    let actions: Vec<(&str, &str, Front)> = log
+        .iter()
+        .map(|e| (e.action.as_str(), e.actor.as_str(), e.front))
+        .collect();
     assert_eq!(
         actions,
         vec![
@@ -181,28 +271,67 @@ async fn inbox_lifecycle(s: &Store) {
         ]
     );
     assert!(s.get(ThreadId(999_999)).await.unwrap().is_none());
-    assert!(s.decide(ThreadId(999_999), &Decision::Approve, None, &c).await.unwrap().is_none());
+    assert!(
+        s.decide(ThreadId(999_999), &Decision::Approve, None, &c)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(s.reply(ThreadId(999_999), "x", &c).await.unwrap().is_none());
 }
 
 async fn reject_with_reason_and_refusals(s: &Store) {
     let c = ctx("ana", Front::Cli);
-    let a = s.create(&approval("lunavo", "Discount 50%"), &c).await.unwrap();
-    let t = decided(s.decide(a.id, &Decision::Reject { reason: Some("too expensive".into()) }, None, &c).await.unwrap());
+    let a = s
+        .create(&approval("lunavo", "Discount 50%"), &c)
+        .await
+        .unwrap();
+    let t = decided(
+        s.decide(
+            a.id,
+            &Decision::Reject {
+                reason: Some("too expensive".into()),
+            },
+            None,
+            &c,
+        )
+        .await
+        .unwrap(),
+    );
     assert_eq!(t.status, ThreadStatus::Rejected);
     assert_eq!(t.reason.as_deref(), Some("too expensive"));
     let before = s.get(a.id).await.unwrap().unwrap();
-    let r = refused(s.decide(a.id, &Decision::Approve, None, &ctx("bo", Front::Web)).await.unwrap());
+    let r = refused(
+        s.decide(a.id, &Decision::Approve, None, &ctx("bo", Front::Web))
+            .await
+            .unwrap(),
+    );
     assert_eq!(r.status, ThreadStatus::Rejected);
     assert_eq!(r.decided_by.as_ref().map(UserName::as_str), Some("ana"));
-    assert_eq!(s.get(a.id).await.unwrap().unwrap(), before, "a refused decision changes nothing");
-    let n = s.create(&NewThread::new(ws("lunavo"), ThreadKind::Notice, "FYI", ""), &c).await.unwrap();
+    assert_eq!(
+        s.get(a.id).await.unwrap().unwrap(),
+        before,
+        "a refused decision changes nothing"
+    );
+    let n = s
+        .create(
+            &NewThread::new(ws("lunavo"), ThreadKind::Notice, "FYI", ""),
+            &c,
+        )
+        .await
+        .unwrap();
     refused(s.decide(n.id, &Decision::Approve, None, &c).await.unwrap());
 }
 
 async fn question_is_answered_by_reply(s: &Store) {
     let c = ctx("ana", Front::Cli);
-    let q = s.create(&NewThread::new(ws("monarch"), ThreadKind::Question, "Which supplier?", ""), &c).await.unwrap();
+    let q = s
+        .create(
+            &NewThread::new(ws("monarch"), ThreadKind::Question, "Which supplier?", ""),
+            &c,
+        )
+        .await
+        .unwrap();
     let t = s.reply(q.id, "the cheaper one", &c).await.unwrap().unwrap();
     assert_eq!(t.status, ThreadStatus::Answered);
     assert_eq!(t.version, 2);
@@ -212,7 +341,11 @@ async fn quorum_needs_distinct_approvals(s: &Store) {
     let mut n = approval("management", "Hire a designer");
     n.approvers = Approvers::Quorum { n: 2 };
     let t = s.create(&n, &ctx("ana", Front::Cli)).await.unwrap();
-    match s.decide(t.id, &Decision::Approve, None, &ctx("ana", Front::Web)).await.unwrap() {
+    match s
+        .decide(t.id, &Decision::Approve, None, &ctx("ana", Front::Web))
+        .await
+        .unwrap()
+    {
         Some(DecisionOutcome::Counted { missing, thread }) => {
             assert_eq!(missing, 1);
             assert_eq!(thread.status, ThreadStatus::Open);
@@ -221,10 +354,16 @@ async fn quorum_needs_distinct_approvals(s: &Store) {
         other => panic!("{other:?}"),
     }
     assert!(matches!(
-        s.decide(t.id, &Decision::Approve, None, &ctx("ana", Front::Telegram)).await.unwrap(),
+        s.decide(t.id, &Decision::Approve, None, &ctx("ana", Front::Telegram))
+            .await
+            .unwrap(),
         Some(DecisionOutcome::AlreadyCounted(_))
     ));
-    let done = decided(s.decide(t.id, &Decision::Approve, None, &ctx("bo", Front::Discord)).await.unwrap());
+    let done = decided(
+        s.decide(t.id, &Decision::Approve, None, &ctx("bo", Front::Discord))
+            .await
+            .unwrap(),
+    );
     assert_eq!(done.status, ThreadStatus::Approved);
     assert_eq!(done.approvals.len(), 2);
 }
@@ -234,11 +373,36 @@ async fn stale_button_is_refused(s: &Store) {
     n.approvers = Approvers::Quorum { n: 2 };
     let t = s.create(&n, &ctx("ana", Front::Cli)).await.unwrap();
     let v = t.version;
-    s.decide(t.id, &Decision::Approve, Some(v), &ctx("ana", Front::Discord)).await.unwrap();
-    let r = refused(s.decide(t.id, &Decision::Approve, Some(v), &ctx("bo", Front::Discord)).await.unwrap());
+    s.decide(
+        t.id,
+        &Decision::Approve,
+        Some(v),
+        &ctx("ana", Front::Discord),
+    )
+    .await
+    .unwrap();
+    let r = refused(
+        s.decide(
+            t.id,
+            &Decision::Approve,
+            Some(v),
+            &ctx("bo", Front::Discord),
+        )
+        .await
+        .unwrap(),
+    );
     assert_eq!(r.status, ThreadStatus::Open);
     let fresh = s.get(t.id).await.unwrap().unwrap();
-    decided(s.decide(t.id, &Decision::Approve, Some(fresh.version), &ctx("bo", Front::Discord)).await.unwrap());
+    decided(
+        s.decide(
+            t.id,
+            &Decision::Approve,
+            Some(fresh.version),
+            &ctx("bo", Front::Discord),
+        )
+        .await
+        .unwrap(),
+    );
 }
 
 async fn expiry_takes_its_route_exactly_once(s: &Store) {
@@ -254,7 +418,12 @@ async fn expiry_takes_its_route_exactly_once(s: &Store) {
     let r = s.create(&rej, &c).await.unwrap();
     let l = s.create(&later, &c).await.unwrap();
 
-    assert!(s.sweep_expired(Timestamp::from_millis(T0), 100).await.unwrap().is_empty());
+    assert!(
+        s.sweep_expired(Timestamp::from_millis(T0), 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let now = Timestamp::from_millis(T0 + 2000);
     // Two sweepers at once: each expiry still happens once.
     let (a, b) = tokio::join!(s.sweep_expired(now, 100), s.sweep_expired(now, 100));
@@ -273,9 +442,21 @@ async fn expiry_takes_its_route_exactly_once(s: &Store) {
     assert_eq!(esc_thread.kind, ThreadKind::Escalation);
     assert_eq!(esc_thread.workspace, ws("lunavo"));
     assert!(esc_thread.title.contains(&format!("#{}", e.id.0)));
-    assert_eq!(s.get(e.id).await.unwrap().unwrap().status, ThreadStatus::Expired);
-    assert_eq!(s.get(l.id).await.unwrap().unwrap().status, ThreadStatus::Open);
-    let escalations = s.list(&ThreadFilter { kind: Some(ThreadKind::Escalation), ..Default::default() }).await.unwrap();
+    assert_eq!(
+        s.get(e.id).await.unwrap().unwrap().status,
+        ThreadStatus::Expired
+    );
+    assert_eq!(
+        s.get(l.id).await.unwrap().unwrap().status,
+        ThreadStatus::Open
+    );
+    let escalations = s
+        .list(&ThreadFilter {
+            kind: Some(ThreadKind::Escalation),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(escalations.len(), 1);
     refused(s.decide(e.id, &Decision::Approve, None, &c).await.unwrap());
 }
@@ -289,21 +470,43 @@ async fn inbound_is_idempotent_and_applies_once(s: &Store) {
         content: "/reply 1 ok".into(),
         received_at: Timestamp::from_millis(T0),
     };
-    let Recorded::New(id) = s.record_inbound(&ev).await.unwrap() else { panic!("first record is new") };
+    let Recorded::New(id) = s.record_inbound(&ev).await.unwrap() else {
+        panic!("first record is new")
+    };
     match s.record_inbound(&ev).await.unwrap() {
-        Recorded::Duplicate { id: d, processed: false, response: None } => assert_eq!(d, id),
+        Recorded::Duplicate {
+            id: d,
+            processed: false,
+            response: None,
+        } => assert_eq!(d, id),
         other => panic!("{other:?}"),
     }
-    let t = s.create(&approval("lunavo", "x"), &ctx("ana", Front::Cli)).await.unwrap();
+    let t = s
+        .create(&approval("lunavo", "x"), &ctx("ana", Front::Cli))
+        .await
+        .unwrap();
     let mut c = ctx("ana", Front::Telegram);
     c.inbound = Some(id);
     s.reply(t.id, "ok", &c).await.unwrap();
-    assert!(matches!(s.reply(t.id, "ok", &c).await, Err(RepoError::AlreadyApplied)));
-    assert_eq!(s.get(t.id).await.unwrap().unwrap().replies.len(), 1, "applied once");
+    assert!(matches!(
+        s.reply(t.id, "ok", &c).await,
+        Err(RepoError::AlreadyApplied)
+    ));
+    assert_eq!(
+        s.get(t.id).await.unwrap().unwrap().replies.len(),
+        1,
+        "applied once"
+    );
     let reply = serde_json::to_string(&Reply::success("Replied")).unwrap();
-    s.complete_inbound(id, Some(&reply), Timestamp::from_millis(T0)).await.unwrap();
+    s.complete_inbound(id, Some(&reply), Timestamp::from_millis(T0))
+        .await
+        .unwrap();
     match s.record_inbound(&ev).await.unwrap() {
-        Recorded::Duplicate { processed: true, response: Some(r), .. } => assert_eq!(r, reply),
+        Recorded::Duplicate {
+            processed: true,
+            response: Some(r),
+            ..
+        } => assert_eq!(r, reply),
         other => panic!("{other:?}"),
     }
 
@@ -313,19 +516,46 @@ async fn inbound_is_idempotent_and_applies_once(s: &Store) {
     hook.idempotency_key = IdempotencyKey::parse("shopify:abc").unwrap();
     s.record_inbound(&hook).await.unwrap();
     let now = Timestamp::from_millis(T0);
-    let got = s.claim_inbound("shopify", "w1", now, Duration::from_secs(30), 10).await.unwrap();
+    let got = s
+        .claim_inbound("shopify", "w1", now, Duration::from_secs(30), 10)
+        .await
+        .unwrap();
     assert_eq!(got.len(), 1);
-    assert!(s.claim_inbound("shopify", "w2", now, Duration::from_secs(30), 10).await.unwrap().is_empty());
+    assert!(
+        s.claim_inbound("shopify", "w2", now, Duration::from_secs(30), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let later = Timestamp::from_millis(T0 + 31_000);
-    let again = s.claim_inbound("shopify", "w2", later, Duration::from_secs(30), 10).await.unwrap();
+    let again = s
+        .claim_inbound("shopify", "w2", later, Duration::from_secs(30), 10)
+        .await
+        .unwrap();
     assert_eq!(again.len(), 1, "an expired lease returns the event");
     assert_eq!(again[0].attempts, 2);
     s.complete_inbound(again[0].id, None, later).await.unwrap();
-    assert!(s.claim_inbound("shopify", "w3", Timestamp::from_millis(T0 + 99_000), Duration::from_secs(30), 10).await.unwrap().is_empty());
+    assert!(
+        s.claim_inbound(
+            "shopify",
+            "w3",
+            Timestamp::from_millis(T0 + 99_000),
+            Duration::from_secs(30),
+            10
+        )
+        .await
+        .unwrap()
+        .is_empty()
+    );
 }
 
 fn msg(dest: &str, text: &str) -> NewOutbound {
-    NewOutbound { destination: Destination::parse(dest).unwrap(), payload: OutboxPayload::Send { reply: Reply::info(text) } }
+    NewOutbound {
+        destination: Destination::parse(dest).unwrap(),
+        payload: OutboxPayload::Send {
+            reply: Reply::info(text),
+        },
+    }
 }
 
 fn text_of(p: &OutboxPayload) -> String {
@@ -338,71 +568,198 @@ fn text_of(p: &OutboxPayload) -> String {
 async fn outbox_orders_per_destination_and_retries(s: &Store) {
     let now = Timestamp::from_millis(T0);
     let lease = Duration::from_secs(30);
-    s.enqueue(&[msg("telegram:1", "a1"), msg("telegram:1", "a2"), msg("discord:9", "b1"), msg("telegram:1", "a3")], now)
-        .await
-        .unwrap();
+    s.enqueue(
+        &[
+            msg("telegram:1", "a1"),
+            msg("telegram:1", "a2"),
+            msg("discord:9", "b1"),
+            msg("telegram:1", "a3"),
+        ],
+        now,
+    )
+    .await
+    .unwrap();
     assert_eq!(s.outbox_depth().await.unwrap(), 4);
     let jobs = s.claim_outbox(None, "w", now, lease, 10).await.unwrap();
-    assert_eq!(jobs.iter().map(|j| text_of(&j.payload)).collect::<Vec<_>>(), vec!["a1", "b1"], "one at a time per destination");
-    let only_tg = s.claim_outbox(Some("telegram"), "w", now, lease, 10).await.unwrap();
+    assert_eq!(
+        jobs.iter().map(|j| text_of(&j.payload)).collect::<Vec<_>>(),
+        vec!["a1", "b1"],
+        "one at a time per destination"
+    );
+    let only_tg = s
+        .claim_outbox(Some("telegram"), "w", now, lease, 10)
+        .await
+        .unwrap();
     assert!(only_tg.is_empty(), "a2 waits for a1");
-    assert!(!s.complete_outbox(jobs[0].id, "someone-else", Some("m1"), now).await.unwrap(), "a lease is owned");
-    assert!(s.complete_outbox(jobs[0].id, "w", Some("m1"), now).await.unwrap());
-    let next = s.claim_outbox(Some("telegram"), "w", now, lease, 10).await.unwrap();
-    assert_eq!(next.iter().map(|j| text_of(&j.payload)).collect::<Vec<_>>(), vec!["a2"]);
+    assert!(
+        !s.complete_outbox(jobs[0].id, "someone-else", Some("m1"), now)
+            .await
+            .unwrap(),
+        "a lease is owned"
+    );
+    assert!(
+        s.complete_outbox(jobs[0].id, "w", Some("m1"), now)
+            .await
+            .unwrap()
+    );
+    let next = s
+        .claim_outbox(Some("telegram"), "w", now, lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        next.iter().map(|j| text_of(&j.payload)).collect::<Vec<_>>(),
+        vec!["a2"]
+    );
 
     // a2 fails: scheduled later with backoff, and a3 still waits behind it.
-    let policy = RetryPolicy { base: Duration::from_secs(1), cap: Duration::from_secs(60), max_attempts: 3 };
-    let RetryOutcome::Scheduled(at) = s.retry_outbox(next[0].id, "w", "429", now, None, &policy).await.unwrap() else { panic!() };
+    let policy = RetryPolicy {
+        base: Duration::from_secs(1),
+        cap: Duration::from_secs(60),
+        max_attempts: 3,
+    };
+    let RetryOutcome::Scheduled(at) = s
+        .retry_outbox(next[0].id, "w", "429", now, None, &policy)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
     assert!(at > now && at <= now.plus(Duration::from_secs(1)));
-    assert!(s.claim_outbox(Some("telegram"), "w", now, lease, 10).await.unwrap().is_empty(), "not due, and a3 keeps its place");
+    assert!(
+        s.claim_outbox(Some("telegram"), "w", now, lease, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not due, and a3 keeps its place"
+    );
     // A 429's retry_after pushes the retry further.
-    let j = s.claim_outbox(Some("telegram"), "w", at, lease, 10).await.unwrap();
+    let j = s
+        .claim_outbox(Some("telegram"), "w", at, lease, 10)
+        .await
+        .unwrap();
     assert_eq!(text_of(&j[0].payload), "a2");
     assert_eq!(j[0].attempts, 2);
     let after = at.plus(Duration::from_secs(40));
-    assert_eq!(s.retry_outbox(j[0].id, "w", "429", at, Some(after), &policy).await.unwrap(), RetryOutcome::Scheduled(after));
-    let j = s.claim_outbox(Some("telegram"), "w", after, lease, 10).await.unwrap();
+    assert_eq!(
+        s.retry_outbox(j[0].id, "w", "429", at, Some(after), &policy)
+            .await
+            .unwrap(),
+        RetryOutcome::Scheduled(after)
+    );
+    let j = s
+        .claim_outbox(Some("telegram"), "w", after, lease, 10)
+        .await
+        .unwrap();
     assert_eq!(j[0].attempts, 3);
-    assert_eq!(s.retry_outbox(j[0].id, "w", "500 again", after, None, &policy).await.unwrap(), RetryOutcome::DeadLettered);
+    assert_eq!(
+        s.retry_outbox(j[0].id, "w", "500 again", after, None, &policy)
+            .await
+            .unwrap(),
+        RetryOutcome::DeadLettered
+    );
     let dead = s.dead_letters(10).await.unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].2, "500 again");
     // The dead letter no longer blocks its destination.
-    let j = s.claim_outbox(Some("telegram"), "w", after, lease, 10).await.unwrap();
+    let j = s
+        .claim_outbox(Some("telegram"), "w", after, lease, 10)
+        .await
+        .unwrap();
     assert_eq!(text_of(&j[0].payload), "a3");
-    assert_eq!(s.retry_outbox(j[0].id, "other", "x", after, None, &policy).await.unwrap(), RetryOutcome::LeaseLost);
+    assert_eq!(
+        s.retry_outbox(j[0].id, "other", "x", after, None, &policy)
+            .await
+            .unwrap(),
+        RetryOutcome::LeaseLost
+    );
 }
 
 async fn outbox_lease_expiry_returns_work(s: &Store) {
     let now = Timestamp::from_millis(T0);
     s.enqueue(&[msg("web:s1", "hello")], now).await.unwrap();
-    let a = s.claim_outbox(None, "crashed-worker", now, Duration::from_secs(10), 10).await.unwrap();
+    let a = s
+        .claim_outbox(None, "crashed-worker", now, Duration::from_secs(10), 10)
+        .await
+        .unwrap();
     assert_eq!(a.len(), 1);
-    assert!(s.claim_outbox(None, "w2", now.plus(Duration::from_secs(5)), Duration::from_secs(10), 10).await.unwrap().is_empty());
-    let b = s.claim_outbox(None, "w2", now.plus(Duration::from_secs(11)), Duration::from_secs(10), 10).await.unwrap();
+    assert!(
+        s.claim_outbox(
+            None,
+            "w2",
+            now.plus(Duration::from_secs(5)),
+            Duration::from_secs(10),
+            10
+        )
+        .await
+        .unwrap()
+        .is_empty()
+    );
+    let b = s
+        .claim_outbox(
+            None,
+            "w2",
+            now.plus(Duration::from_secs(11)),
+            Duration::from_secs(10),
+            10,
+        )
+        .await
+        .unwrap();
     assert_eq!(b.len(), 1);
     assert_eq!(b[0].id, a[0].id);
-    assert!(!s.complete_outbox(a[0].id, "crashed-worker", None, now).await.unwrap(), "the old lease is gone");
+    assert!(
+        !s.complete_outbox(a[0].id, "crashed-worker", None, now)
+            .await
+            .unwrap(),
+        "the old lease is gone"
+    );
     assert!(s.complete_outbox(b[0].id, "w2", None, now).await.unwrap());
     assert_eq!(s.outbox_depth().await.unwrap(), 0);
 }
 
 async fn decisions_edit_every_copy(s: &Store) {
     let c = ctx("ana", Front::Cli);
-    let t = s.create(&approval("lunavo", "Mirror me"), &c).await.unwrap();
-    for (d, m) in [("discord:channel:5", "111"), ("telegram:-100:topic:3", "222")] {
-        s.add_copy(&ThreadCopy { thread: t.id, destination: Destination::parse(d).unwrap(), message_id: m.into() }).await.unwrap();
+    let t = s
+        .create(&approval("lunavo", "Mirror me"), &c)
+        .await
+        .unwrap();
+    for (d, m) in [
+        ("discord:channel:5", "111"),
+        ("telegram:-100:topic:3", "222"),
+    ] {
+        s.add_copy(&ThreadCopy {
+            thread: t.id,
+            destination: Destination::parse(d).unwrap(),
+            message_id: m.into(),
+        })
+        .await
+        .unwrap();
     }
     assert_eq!(s.copies(t.id).await.unwrap().len(), 2);
     decided(s.decide(t.id, &Decision::Approve, None, &c).await.unwrap());
-    let jobs = s.claim_outbox(None, "w", Timestamp::from_millis(T0), Duration::from_secs(5), 10).await.unwrap();
+    let jobs = s
+        .claim_outbox(
+            None,
+            "w",
+            Timestamp::from_millis(T0),
+            Duration::from_secs(5),
+            10,
+        )
+        .await
+        .unwrap();
     let mut edits: Vec<(String, String, i64)> = jobs
         .iter()
         .map(|j| match &j.payload {
-            OutboxPayload::EditThread { thread, message_id, version } => {
+            OutboxPayload::EditThread {
+                thread,
+                message_id,
+                version,
+            } => {
                 assert_eq!(*thread, t.id);
-                (j.destination.as_str().to_owned(), message_id.clone(), *version)
+                (
+                    j.destination.as_str().to_owned(),
+                    message_id.clone(),
+                    *version,
+                )
             }
             other => panic!("{other:?}"),
         })
@@ -410,19 +767,34 @@ async fn decisions_edit_every_copy(s: &Store) {
     edits.sort();
     assert_eq!(
         edits,
-        vec![("discord:channel:5".into(), "111".into(), 2), ("telegram:-100:topic:3".into(), "222".into(), 2)]
+        vec![
+            ("discord:channel:5".into(), "111".into(), 2),
+            ("telegram:-100:topic:3".into(), "222".into(), 2)
+        ]
     );
 }
 
 async fn concurrent_decisions_one_wins(s: &Store) {
-    let t = s.create(&approval("lunavo", "Race"), &ctx("ana", Front::Cli)).await.unwrap();
+    let t = s
+        .create(&approval("lunavo", "Race"), &ctx("ana", Front::Cli))
+        .await
+        .unwrap();
     let store = Arc::new(s.clone());
     let mut handles = Vec::new();
     for i in 0..8 {
         let store = store.clone();
         handles.push(tokio::spawn(async move {
-            let d = if i % 2 == 0 { Decision::Approve } else { Decision::Reject { reason: Some(format!("no {i}")) } };
-            store.decide(t.id, &d, None, &ctx(&format!("user{i}"), Front::Discord)).await.unwrap()
+            let d = if i % 2 == 0 {
+                Decision::Approve
+            } else {
+                Decision::Reject {
+                    reason: Some(format!("no {i}")),
+                }
+            };
+            store
+                .decide(t.id, &d, None, &ctx(&format!("user{i}"), Front::Discord))
+                .await
+                .unwrap()
         }));
     }
     let mut wins = 0;
@@ -436,12 +808,19 @@ async fn concurrent_decisions_one_wins(s: &Store) {
     }
     assert_eq!((wins, refusals), (1, 7));
     let log = s.audit(t.id).await.unwrap();
-    assert_eq!(log.iter().filter(|e| e.action == "approved" || e.action == "rejected").count(), 1);
+    assert_eq!(
+        log.iter()
+            .filter(|e| e.action == "approved" || e.action == "rejected")
+            .count(),
+        1
+    );
 }
 
 async fn concurrent_claims_never_share_a_job(s: &Store) {
     let now = Timestamp::from_millis(T0);
-    let msgs: Vec<NewOutbound> = (0..200).map(|i| msg(&format!("web:{}", i % 50), &i.to_string())).collect();
+    let msgs: Vec<NewOutbound> = (0..200)
+        .map(|i| msg(&format!("web:{}", i % 50), &i.to_string()))
+        .collect();
     s.enqueue(&msgs, now).await.unwrap();
     let store = Arc::new(s.clone());
     let mut handles = Vec::new();
@@ -451,7 +830,10 @@ async fn concurrent_claims_never_share_a_job(s: &Store) {
             let owner = format!("w{w}");
             let mut seen = Vec::new();
             loop {
-                let jobs = store.claim_outbox(None, &owner, now, Duration::from_secs(60), 7).await.unwrap();
+                let jobs = store
+                    .claim_outbox(None, &owner, now, Duration::from_secs(60), 7)
+                    .await
+                    .unwrap();
                 if jobs.is_empty() {
                     if store.outbox_depth().await.unwrap() == 0 {
                         break;
@@ -460,7 +842,12 @@ async fn concurrent_claims_never_share_a_job(s: &Store) {
                     continue;
                 }
                 for j in jobs {
-                    assert!(store.complete_outbox(j.id, &owner, None, now).await.unwrap());
+                    assert!(
+                        store
+                            .complete_outbox(j.id, &owner, None, now)
+                            .await
+                            .unwrap()
+                    );
                     seen.push(text_of(&j.payload).parse::<i32>().unwrap());
                 }
             }
@@ -473,36 +860,67 @@ async fn concurrent_claims_never_share_a_job(s: &Store) {
     }
     let mut sorted = all.clone();
     sorted.sort();
-    assert_eq!(sorted, (0..200).collect::<Vec<_>>(), "every job delivered exactly once");
+    assert_eq!(
+        sorted,
+        (0..200).collect::<Vec<_>>(),
+        "every job delivered exactly once"
+    );
 }
 
 async fn workspaces_are_isolated_in_listings(s: &Store) {
     let c = ctx("ana", Front::Cli);
     s.create(&approval("lunavo", "L"), &c).await.unwrap();
     s.create(&approval("monarch", "M"), &c).await.unwrap();
-    let visible = ThreadFilter { visible: Some(vec![ws("monarch")]), ..Default::default() };
+    let visible = ThreadFilter {
+        visible: Some(vec![ws("monarch")]),
+        ..Default::default()
+    };
     let got = s.list(&visible).await.unwrap();
-    assert_eq!(got.iter().map(|t| t.title.as_str()).collect::<Vec<_>>(), vec!["M"]);
-    let asked_other = ThreadFilter { workspace: Some(ws("lunavo")), visible: Some(vec![ws("monarch")]), ..Default::default() };
+    assert_eq!(
+        got.iter().map(|t| t.title.as_str()).collect::<Vec<_>>(),
+        vec!["M"]
+    );
+    let asked_other = ThreadFilter {
+        workspace: Some(ws("lunavo")),
+        visible: Some(vec![ws("monarch")]),
+        ..Default::default()
+    };
     assert!(s.list(&asked_other).await.unwrap().is_empty());
-    assert!(s.list(&ThreadFilter { visible: Some(vec![]), ..Default::default() }).await.unwrap().is_empty());
+    assert!(
+        s.list(&ThreadFilter {
+            visible: Some(vec![]),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .is_empty()
+    );
 }
 
 async fn migrations_are_idempotent(s: &Store) {
     let mut events = Vec::new();
     let applied = s.migrate(|e| events.push(e)).await.unwrap();
     assert_eq!(applied, 0);
-    assert!(matches!(events[0], krake_store::MigrationProgress::Pending(0)));
+    assert!(matches!(
+        events[0],
+        krake_store::MigrationProgress::Pending(0)
+    ));
     s.ping().await.unwrap();
 }
 
 #[tokio::test]
 async fn unreachable_database_is_a_clear_error() {
-    let e = Store::open("postgres://nobody:hunter2@127.0.0.1:1/none").await.unwrap_err().to_string();
+    let e = Store::open("postgres://nobody:hunter2@127.0.0.1:1/none")
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("cannot open the database"), "{e}");
     assert!(!e.contains("hunter2"), "password leaked: {e}");
     let e = Store::open("mysql://x").await.unwrap_err().to_string();
     assert!(e.contains("unsupported database URL"), "{e}");
-    let e = Store::open("sqlite:///nonexistent-dir/sub/krake.db").await.unwrap_err().to_string();
+    let e = Store::open("sqlite:///nonexistent-dir/sub/krake.db")
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("cannot open the database"), "{e}");
 }

@@ -1,0 +1,70 @@
+//! The `krake` command line.
+
+use crate::settings::Overrides;
+use clap::{Parser, Subcommand};
+
+/// Krake: a chat-first operations bot.
+#[derive(Debug, Parser)]
+#[command(name = "krake", version, about, long_about = None)]
+pub struct Cli {
+    /// Settings that every command shares.
+    #[command(flatten)]
+    pub overrides: Overrides,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Run Krake: the HTTP server (health probes now; API, web chat and webhooks as they land),
+    /// the expiry sweeper and, later, the platform fronts.
+    Serve(ServeArgs),
+    /// Chat with Krake in the terminal as user `local` (reads one message per line when piped).
+    Chat,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the effective configuration, secrets redacted.
+    Config,
+    /// Fill the inbox with a few realistic threads in several workspaces.
+    Demo,
+    /// Run a benchmark and print its figures.
+    #[command(subcommand)]
+    Bench(BenchCmd),
+}
+
+/// Flags of `krake serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "KRAKE_LISTEN")]
+    pub listen: Option<String>,
+    /// Fill the inbox with demo threads first (only when it is empty).
+    #[arg(long)]
+    pub demo: bool,
+}
+
+/// The benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum BenchCmd {
+    /// Parse and execute `/todo` over 50 threads in process on SQLite: p50/p99/max latency.
+    Inbox {
+        /// How many timed iterations.
+        #[arg(long, default_value_t = 5000)]
+        iterations: u32,
+    },
+    /// Outbox claim + complete throughput on SQLite (and PostgreSQL with --postgres), against a
+    /// raw INSERT/UPDATE loop as baseline.
+    Outbox {
+        /// How many jobs.
+        #[arg(long, default_value_t = 20000)]
+        jobs: u32,
+        /// Jobs claimed per call.
+        #[arg(long, default_value_t = 100)]
+        batch: u32,
+        /// Also run on this PostgreSQL server (an admin URL; a scratch database is created).
+        #[arg(long)]
+        postgres: Option<String>,
+    },
+}

@@ -1,0 +1,125 @@
+//! `krake serve`: the HTTP server, the expiry sweeper, graceful shutdown.
+
+use crate::settings::Settings;
+use crate::{demo, wiring};
+use anyhow::Context;
+use async_trait::async_trait;
+use krake_core::Krake;
+use krake_store::Store;
+use krake_web::{AppState, Readiness};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+struct StoreReady(Store);
+
+#[async_trait]
+impl Readiness for StoreReady {
+    async fn check(&self) -> Result<(), String> {
+        self.0
+            .ping()
+            .await
+            .map_err(|_| "database unavailable".to_owned())
+    }
+}
+
+/// Opens everything from settings and serves until Ctrl-C or SIGTERM.
+pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
+    let store = wiring::open_store(&settings, false).await?;
+    let krake = wiring::krake(&store, &settings);
+    if demo_data {
+        let n = demo::fill_if_empty(&krake).await?;
+        if n > 0 {
+            tracing::info!(threads = n, "demo threads added");
+        }
+    }
+    let listener = TcpListener::bind(settings.listen).await.with_context(|| {
+        format!(
+            "cannot listen on {}; is another Krake running? Choose another with --listen",
+            settings.listen
+        )
+    })?;
+    let addr = listener.local_addr()?;
+    eprintln!("Krake is running on http://{addr} (health: /healthz, readiness: /readyz).");
+    eprintln!("Talk to it from another terminal with `krake chat`. Stop with Ctrl-C.");
+    run(
+        listener,
+        store,
+        krake,
+        Duration::from_secs(settings.sweep_interval_secs),
+        shutdown_signal(),
+    )
+    .await
+}
+
+/// Serves on `listener` until `shutdown` completes, then stops the background work and waits
+/// for in-flight requests.
+pub async fn run(
+    listener: TcpListener,
+    store: Store,
+    krake: Krake,
+    sweep_every: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let sweeper = tokio::spawn(sweep_loop(krake, sweep_every, stop_rx.clone()));
+    let app = krake_web::app(AppState {
+        readiness: Arc::new(StoreReady(store.clone())),
+    });
+    let mut http_stop = stop_rx;
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = http_stop.changed().await;
+    });
+    let trigger = tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+    });
+    let served = server.await.context("the HTTP server failed");
+    trigger.abort();
+    let _ = sweeper.await;
+    store.pool().close().await;
+    served
+}
+
+async fn sweep_loop(krake: Krake, every: Duration, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                match krake.sweep_expired().await {
+                    Ok(done) => for e in done {
+                        tracing::info!(thread = e.thread.0, route = %e.route, escalation = ?e.escalation.map(|t| t.0), "approval expired");
+                    },
+                    Err(err) => tracing::warn!(error = %err, "expiry sweep failed; will retry"),
+                }
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

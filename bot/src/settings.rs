@@ -1,0 +1,382 @@
+//! Settings: a TOML file (`--config`, `KRAKE_CONFIG`), overridden by `KRAKE_…` environment
+//! variables and command-line flags. Every key is documented in `deploy/krake.example.toml`.
+
+use anyhow::{Context, bail};
+use krake_core::agent::{Agent, AgentName, default_agents};
+use krake_core::config::Directory;
+use krake_core::workspace::{Workspace, WorkspaceSlug, default_workspaces};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The config file as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Where Krake keeps its data (the SQLite file).
+    pub data_dir: Option<PathBuf>,
+    /// HTTP listen address.
+    pub listen: Option<String>,
+    /// `sqlite://PATH` or `postgres://…`; default: `krake.db` in the data directory.
+    pub database_url: Option<String>,
+    /// `text` or `json`.
+    pub log_format: Option<String>,
+    /// Seconds between expiry sweeps.
+    pub sweep_interval_secs: Option<u64>,
+    /// Replaces the default workspaces when present.
+    pub workspaces: Option<Vec<WorkspaceEntry>>,
+    /// Overrides or adds agents, keyed by name.
+    #[serde(default)]
+    pub agents: BTreeMap<String, AgentEntry>,
+}
+
+/// A workspace in the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceEntry {
+    /// Display name.
+    pub name: String,
+    /// Slug; derived from the name when absent.
+    pub slug: Option<String>,
+}
+
+/// An agent in the config file: fields given override the default agent of that name.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentEntry {
+    /// Role.
+    pub role: Option<String>,
+    /// One sentence.
+    pub description: Option<String>,
+    /// Workspaces (slugs), home first.
+    pub workspaces: Option<Vec<String>>,
+    /// System prompt.
+    pub system_prompt: Option<String>,
+    /// Remove this agent from the roster.
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Overrides from flags and environment variables (clap reads both).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Overrides {
+    /// Config file (TOML).
+    #[arg(long, env = "KRAKE_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Data directory [default: ./krake-data].
+    #[arg(long, env = "KRAKE_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL [default: sqlite file krake.db in the data directory].
+    #[arg(
+        long,
+        env = "KRAKE_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Log format.
+    #[arg(long, env = "KRAKE_LOG_FORMAT", global = true)]
+    pub log_format: Option<LogFormat>,
+}
+
+/// The effective settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// HTTP listen address.
+    pub listen: SocketAddr,
+    /// Database URL (may hold a password: print with [`redacted`](Self::redacted)).
+    pub database_url: String,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Seconds between expiry sweeps.
+    pub sweep_interval_secs: u64,
+    /// Workspaces and agents.
+    pub directory: Directory,
+    /// The config file read, if any.
+    pub config_file: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Loads the config file (if any) and applies overrides; `listen` comes from `serve --listen`.
+    pub fn load(o: &Overrides, listen: Option<&str>) -> anyhow::Result<Self> {
+        let file = match &o.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let data_dir = o
+            .data_dir
+            .clone()
+            .or(file.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from("./krake-data"));
+        let listen_s = listen
+            .map(str::to_owned)
+            .or(file.listen.clone())
+            .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+        let listen: SocketAddr = listen_s.parse().with_context(|| {
+            format!("listen address `{listen_s}` is not HOST:PORT, e.g. 127.0.0.1:8080")
+        })?;
+        let database_url = o
+            .database_url
+            .clone()
+            .or(file.database_url.clone())
+            .unwrap_or_else(|| krake_store::Store::sqlite_url(&data_dir.join("krake.db")));
+        let log_format = match (o.log_format, file.log_format.as_deref()) {
+            (Some(f), _) => f,
+            (None, None | Some("text")) => LogFormat::Text,
+            (None, Some("json")) => LogFormat::Json,
+            (None, Some(other)) => bail!("log_format must be `text` or `json`, not `{other}`"),
+        };
+        let directory = directory(&file).with_context(|| match &o.config {
+            Some(p) => format!("invalid workspaces or agents in {}", p.display()),
+            None => "invalid workspaces or agents".to_owned(),
+        })?;
+        Ok(Self {
+            data_dir,
+            listen,
+            database_url,
+            log_format,
+            sweep_interval_secs: file.sweep_interval_secs.unwrap_or(5).max(1),
+            directory,
+            config_file: o.config.clone(),
+        })
+    }
+
+    /// The effective configuration as TOML, secrets redacted.
+    pub fn redacted(&self) -> String {
+        let mut out = String::new();
+        out.push_str(&format!(
+            "# effective configuration{}\n",
+            self.config_file
+                .as_ref()
+                .map(|p| format!(" (file: {})", p.display()))
+                .unwrap_or_else(|| " (no config file)".into())
+        ));
+        out.push_str(&format!(
+            "data_dir = {:?}\n",
+            self.data_dir.display().to_string()
+        ));
+        out.push_str(&format!("listen = \"{}\"\n", self.listen));
+        out.push_str(&format!(
+            "database_url = {:?}\n",
+            krake_store::redact_url(&self.database_url)
+        ));
+        out.push_str(&format!(
+            "log_format = \"{}\"\n",
+            match self.log_format {
+                LogFormat::Text => "text",
+                LogFormat::Json => "json",
+            }
+        ));
+        out.push_str(&format!(
+            "sweep_interval_secs = {}\n",
+            self.sweep_interval_secs
+        ));
+        for w in self.directory.workspaces() {
+            out.push_str(&format!(
+                "\n[[workspaces]]\nname = {:?}\nslug = \"{}\"\n",
+                w.name, w.slug
+            ));
+        }
+        for a in self.directory.agents() {
+            let ws: Vec<String> = a.workspaces.iter().map(|w| format!("\"{w}\"")).collect();
+            out.push_str(&format!(
+                "\n[agents.{}]\nrole = {:?}\ndescription = {:?}\nworkspaces = [{}]\n",
+                a.name.as_str().to_lowercase(),
+                a.role,
+                a.description,
+                ws.join(", ")
+            ));
+        }
+        out
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))
+}
+
+fn directory(file: &FileConfig) -> anyhow::Result<Directory> {
+    let workspaces = match &file.workspaces {
+        None => default_workspaces(),
+        Some(list) => list
+            .iter()
+            .map(|w| match &w.slug {
+                Some(s) => Ok(Workspace {
+                    slug: WorkspaceSlug::parse(s)?,
+                    name: w.name.clone(),
+                }),
+                None => Workspace::from_name(&w.name),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    let mut agents = default_agents();
+    for (name, e) in &file.agents {
+        let pos = agents.iter().position(|a| a.name.matches(name));
+        if e.disabled {
+            if let Some(i) = pos {
+                agents.remove(i);
+            }
+            continue;
+        }
+        let slugs = |v: &Vec<String>| {
+            v.iter()
+                .map(|s| WorkspaceSlug::parse(s))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        match pos {
+            Some(i) => {
+                let a = &mut agents[i];
+                if let Some(r) = &e.role {
+                    a.role = r.clone();
+                }
+                if let Some(d) = &e.description {
+                    a.description = d.clone();
+                }
+                if let Some(w) = &e.workspaces {
+                    a.workspaces = slugs(w)?;
+                }
+                if let Some(p) = &e.system_prompt {
+                    a.system_prompt = p.clone();
+                }
+            }
+            None => {
+                let (Some(role), Some(ws)) = (&e.role, &e.workspaces) else {
+                    bail!("new agent `{name}` needs at least `role` and `workspaces`");
+                };
+                let name = AgentName::parse(&capitalised(name))?;
+                let description = e.description.clone().unwrap_or_default();
+                agents.push(Agent {
+                    system_prompt: e.system_prompt.clone().unwrap_or_else(|| {
+                        format!("You are {name}, the {role} agent of a small business team. {description}")
+                    }),
+                    name,
+                    role: role.clone(),
+                    description,
+                    workspaces: slugs(ws)?,
+                });
+            }
+        }
+    }
+    if file.workspaces.is_some() {
+        // Default agents follow a replaced workspace list: they keep the workspaces that still
+        // exist, or move to the first one. Agents written in the file are checked as written.
+        let known: Vec<WorkspaceSlug> = workspaces.iter().map(|w| w.slug.clone()).collect();
+        for a in &mut agents {
+            if file.agents.keys().any(|k| a.name.matches(k)) {
+                continue;
+            }
+            a.workspaces.retain(|w| known.contains(w));
+            if a.workspaces.is_empty() {
+                a.workspaces = known.first().cloned().into_iter().collect();
+            }
+        }
+    }
+    Ok(Directory::new(workspaces, agents)?)
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(toml_text: &str) -> anyhow::Result<Settings> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("krake.toml");
+        std::fs::write(&path, toml_text)?;
+        Settings::load(
+            &Overrides {
+                config: Some(path),
+                ..Default::default()
+            },
+            None,
+        )
+    }
+
+    #[test]
+    fn defaults_without_a_file() {
+        let s = Settings::load(&Overrides::default(), None).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.data_dir, PathBuf::from("./krake-data"));
+        assert!(s.database_url.starts_with("sqlite://"));
+        assert_eq!(s.directory.workspaces().len(), 5);
+        assert_eq!(s.directory.agents().len(), 12);
+    }
+
+    #[test]
+    fn file_overrides_and_agents() {
+        let s = load_str(
+            r#"
+listen = "127.0.0.1:9999"
+[agents.penn]
+role = "headline writer"
+[agents.gigi]
+disabled = true
+[agents.otto]
+role = "accountant"
+workspaces = ["management"]
+"#,
+        )
+        .unwrap();
+        assert_eq!(s.listen.port(), 9999);
+        assert_eq!(s.directory.agent("penn").unwrap().role, "headline writer");
+        assert!(s.directory.agent("gigi").is_none());
+        assert_eq!(s.directory.agent("otto").unwrap().name.as_str(), "Otto");
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let e = format!(
+            "{:#}",
+            load_str("listen = \"127.0.0.1:1\"\nlisen = 5\n").unwrap_err()
+        );
+        assert!(e.contains("krake.toml"), "{e}");
+        assert!(e.contains("line 2"), "{e}");
+        assert!(e.contains("lisen"), "{e}");
+        let e = format!(
+            "{:#}",
+            load_str("sweep_interval_secs = \"soon\"\n").unwrap_err()
+        );
+        assert!(
+            e.contains("line 1") && e.contains("sweep_interval_secs"),
+            "{e}"
+        );
+        let e = format!(
+            "{:#}",
+            load_str("[agents.zed]\nrole = \"x\"\nworkspaces = [\"narnia\"]\n").unwrap_err()
+        );
+        assert!(e.contains("narnia"), "{e}");
+    }
+
+    #[test]
+    fn config_output_hides_passwords() {
+        let o = Overrides {
+            database_url: Some("postgres://krake:s3cret@db/krake".into()),
+            ..Default::default()
+        };
+        let s = Settings::load(&o, None).unwrap();
+        let out = s.redacted();
+        assert!(!out.contains("s3cret"), "{out}");
+        assert!(out.contains("postgres://krake:***@db/krake"));
+    }
+}

@@ -1,0 +1,49 @@
+//! Opening the store and building the core service from settings.
+
+use crate::settings::Settings;
+use anyhow::Context;
+use krake_core::Krake;
+use krake_core::time::SystemClock;
+use krake_store::{MigrationProgress, Store};
+use std::sync::Arc;
+
+/// Opens the database (creating the data directory for SQLite) and applies migrations,
+/// printing progress to stderr when `verbose`.
+pub async fn open_store(settings: &Settings, verbose: bool) -> anyhow::Result<Store> {
+    if settings.database_url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                settings.data_dir.display()
+            )
+        })?;
+    }
+    let store = Store::open(&settings.database_url).await.context(
+        "the database cannot be opened; check --database-url / KRAKE_DATABASE_URL and --data-dir",
+    )?;
+    store
+        .migrate(|p| match p {
+            MigrationProgress::Pending(0) if verbose => eprintln!("database is up to date"),
+            MigrationProgress::Pending(n) if n > 0 => {
+                eprintln!("applying {n} database migration(s)…")
+            }
+            MigrationProgress::Done { applied, version } if applied > 0 => {
+                eprintln!("applied {applied} migration(s); schema version {version}")
+            }
+            _ => {}
+        })
+        .await
+        .context("migrations failed; nothing was changed by the failed step")?;
+    Ok(store)
+}
+
+/// Builds the core service on a store.
+pub fn krake(store: &Store, settings: &Settings) -> Krake {
+    let store = Arc::new(store.clone());
+    Krake::new(
+        store.clone(),
+        store,
+        Arc::new(SystemClock),
+        settings.directory.clone(),
+    )
+}
