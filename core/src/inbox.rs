@@ -45,7 +45,7 @@ macro_rules! str_enum {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
+                f.pad(self.as_str())
             }
         }
     };
@@ -107,6 +107,8 @@ str_enum!(
     }
 );
 
+// The enum comes from a macro, so `#[derive(Default)]` is not at hand.
+#[allow(clippy::derivable_impls)]
 impl Default for TimeoutRoute {
     fn default() -> Self {
         TimeoutRoute::Escalate

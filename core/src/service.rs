@@ -569,15 +569,13 @@ pub fn render_thread(th: &Thread) -> Reply {
         }
         t.push('\n');
     }
-    if let Some(exp) = th.expires_at {
-        if th.status == ThreadStatus::Open {
-            let _ = writeln!(
-                t,
-                "Expires {} (then: {})",
-                exp.to_utc_string(),
-                th.timeout_route
-            );
-        }
+    if let Some(exp) = th.expires_at.filter(|_| th.status == ThreadStatus::Open) {
+        let _ = writeln!(
+            t,
+            "Expires {} (then: {})",
+            exp.to_utc_string(),
+            th.timeout_route
+        );
     }
     if let Some(by) = &th.decided_by {
         let _ = write!(t, "Decided by {by}");

@@ -63,7 +63,7 @@ impl From<WorkspaceSlug> for String {
 
 impl fmt::Display for WorkspaceSlug {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 

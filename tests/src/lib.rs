@@ -1,1 +1,87 @@
-//! Shared helpers for the end-to-end tests.
+//! Shared helpers for Krake's end-to-end tests: finding and running the real `krake` binary
+//! against a temporary data directory.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The `krake` binary built by `cargo build --bin krake` (scripts/test builds it first), or
+/// `KRAKE_BIN` when set.
+pub fn krake_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("KRAKE_BIN") {
+        return PathBuf::from(p);
+    }
+    // Tests run from target/<profile>/deps/; the binary sits in target/<profile>/.
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let bin = profile_dir.join("krake");
+    assert!(
+        bin.exists(),
+        "{} does not exist: build it first with `cargo build --bin krake` (scripts/test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A `krake` command on a data directory, with no config file and no `KRAKE_` variables from
+/// the surrounding environment.
+pub fn krake(data_dir: &Path) -> Command {
+    let mut c = Command::new(krake_bin());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("KRAKE_") && k != "KRAKE_BIN" {
+            c.env_remove(k);
+        }
+    }
+    c.arg("--data-dir").arg(data_dir);
+    c
+}
+
+/// Runs `krake chat` with `lines` on stdin; returns stdout, failing the test on a non-zero exit.
+pub fn chat(data_dir: &Path, lines: &[&str]) -> String {
+    use std::io::Write;
+    let mut child = krake(data_dir)
+        .arg("chat")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn krake chat");
+    {
+        let mut stdin = child.stdin.take().expect("stdin");
+        for l in lines {
+            writeln!(stdin, "{l}").expect("write");
+        }
+    }
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "krake chat failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// Splits piped chat output into one reply per input line (replies are separated by blank lines).
+pub fn replies(out: &str) -> Vec<String> {
+    out.split("\n\n")
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Output of a finished command as (status ok, stdout, stderr).
+pub fn run(cmd: &mut Command) -> (bool, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("run krake");
+    (
+        status.success(),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}

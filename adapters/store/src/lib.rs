@@ -113,6 +113,14 @@ impl Store {
             _ => url.to_owned(),
         };
         let options = AnyConnectOptions::from_str(&url).map_err(open_err)?;
+        // One direct connection first: a wrong URL or a server that is down fails at once
+        // with the real reason, instead of the pool retrying until its timeout.
+        {
+            use sqlx::ConnectOptions;
+            use sqlx::Connection;
+            let probe = options.connect().await.map_err(open_err)?;
+            let _ = probe.close().await;
+        }
         let pool = match backend {
             // One connection: SQLite has one writer anyway, and a single connection makes every
             // transaction in this process serial without lock-upgrade failures.

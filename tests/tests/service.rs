@@ -1,0 +1,283 @@
+//! The core service over a real SQLite store: idempotent messages, permissions, buttons.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use krake_core::Krake;
+use krake_core::actor::{Actor, Front, Role, UserName};
+use krake_core::config::Directory;
+use krake_core::inbound::{IdempotencyKey, Inbound, Recorded};
+use krake_core::inbox::{Approvers, NewThread, ThreadKind, ThreadStatus};
+use krake_core::ports::{InboundRepo, InboxRepo};
+use krake_core::reply::{ButtonAction, Tone};
+use krake_core::service::IncomingMessage;
+use krake_core::time::{ManualClock, Timestamp};
+use krake_core::workspace::WorkspaceSlug;
+use krake_store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+
+struct App {
+    krake: Krake,
+    store: Store,
+    clock: Arc<ManualClock>,
+    _dir: tempfile::TempDir,
+}
+
+async fn app() -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&Store::sqlite_url(&dir.path().join("k.db")))
+        .await
+        .unwrap();
+    store.migrate(|_| {}).await.unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_795_503_000_000)));
+    let krake = Krake::new(
+        Arc::new(store.clone()),
+        Arc::new(store.clone()),
+        clock.clone(),
+        Directory::default(),
+    );
+    App {
+        krake,
+        store,
+        clock,
+        _dir: dir,
+    }
+}
+
+fn user(name: &str, role: Role, front: Front) -> Actor {
+    Actor {
+        user: UserName::parse(name).unwrap(),
+        front,
+        role,
+    }
+}
+
+fn msg(key: &str, actor: &Actor, text: &str) -> IncomingMessage {
+    IncomingMessage {
+        source: actor.front.as_str().into(),
+        key: IdempotencyKey::parse(key).unwrap(),
+        actor: actor.clone(),
+        conversation: "chat:1".into(),
+        text: text.into(),
+    }
+}
+
+async fn approval(app: &App, approvers: Approvers) -> i64 {
+    let mut n = NewThread::new(
+        WorkspaceSlug::parse("lunavo").unwrap(),
+        ThreadKind::Approval,
+        "Post it",
+        "",
+    );
+    n.approvers = approvers;
+    app.krake
+        .create_thread(&Actor::system(), &n)
+        .await
+        .unwrap()
+        .id
+        .0
+}
+
+#[tokio::test]
+async fn a_redelivered_message_changes_nothing_twice() {
+    let app = app().await;
+    let id = approval(&app, Approvers::AnyMember).await;
+    let ana = user("ana", Role::Member, Front::Telegram);
+    let first = app
+        .krake
+        .handle_message(msg(
+            "telegram:update:1",
+            &ana,
+            &format!("/reply {id} ship it"),
+        ))
+        .await;
+    let again = app
+        .krake
+        .handle_message(msg(
+            "telegram:update:1",
+            &ana,
+            &format!("/reply {id} ship it"),
+        ))
+        .await;
+    assert_eq!(first.tone, Tone::Success, "{first:?}");
+    assert_eq!(first, again, "the stored reply is returned");
+    let t = app
+        .store
+        .get(krake_core::inbox::ThreadId(id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(t.replies.len(), 1);
+}
+
+#[tokio::test]
+async fn a_message_recorded_before_a_crash_is_applied_once() {
+    let app = app().await;
+    let id = approval(&app, Approvers::AnyMember).await;
+    let ana = user("ana", Role::Member, Front::Discord);
+    // The front stored the event and acknowledged it, then the process died before handling.
+    let ev = Inbound {
+        source: "discord".into(),
+        idempotency_key: IdempotencyKey::parse("discord:msg:77").unwrap(),
+        actor: ana.user.clone(),
+        conversation: "c".into(),
+        content: format!("approve {id}"),
+        received_at: Timestamp::from_millis(0),
+    };
+    assert!(matches!(
+        app.store.record_inbound(&ev).await.unwrap(),
+        Recorded::New(_)
+    ));
+    let r = app
+        .krake
+        .handle_message(msg("discord:msg:77", &ana, &format!("approve {id}")))
+        .await;
+    assert!(r.text.contains("Approved"), "{r:?}");
+    let r2 = app
+        .krake
+        .handle_message(msg("discord:msg:77", &ana, &format!("approve {id}")))
+        .await;
+    assert_eq!(r, r2);
+    let audit = app
+        .store
+        .audit(krake_core::inbox::ThreadId(id))
+        .await
+        .unwrap();
+    assert_eq!(audit.iter().filter(|e| e.action == "approved").count(), 1);
+}
+
+#[tokio::test]
+async fn who_may_decide() {
+    let app = app().await;
+    let id = approval(&app, Approvers::AnyMember).await;
+    let viewer = user("vic", Role::Viewer, Front::Web);
+    let r = app
+        .krake
+        .handle_text(&viewer, &format!("approve {id}"))
+        .await;
+    assert_eq!(r.tone, Tone::Warning);
+    assert!(r.text.contains("needs any member"), "{}", r.text);
+    let only_bo = approval(
+        &app,
+        Approvers::Users {
+            users: vec![UserName::parse("bo").unwrap()],
+        },
+    )
+    .await;
+    let ana = user("ana", Role::Owner, Front::Web);
+    let r = app
+        .krake
+        .handle_text(&ana, &format!("/reject {only_bo} no"))
+        .await;
+    assert!(r.text.contains("one of bo"), "{}", r.text);
+    let bo = user("bo", Role::Member, Front::Web);
+    let r = app
+        .krake
+        .handle_text(&bo, &format!("/reject {only_bo} no"))
+        .await;
+    assert!(r.text.starts_with("Rejected (no)"), "{}", r.text);
+    let r = app
+        .krake
+        .handle_text(&viewer, &format!("/reply {id} hi"))
+        .await;
+    assert!(r.text.contains("Viewers"), "{}", r.text);
+}
+
+#[tokio::test]
+async fn buttons_carry_version_and_go_stale() {
+    let app = app().await;
+    let id = approval(&app, Approvers::Quorum { n: 2 }).await;
+    let ana = user("ana", Role::Member, Front::Discord);
+    let shown = app.krake.handle_text(&ana, &format!("/show {id}")).await;
+    assert_eq!(shown.buttons.len(), 2);
+    let approve = shown
+        .buttons
+        .iter()
+        .find(|b| b.payload.action == ButtonAction::Approve)
+        .unwrap()
+        .payload;
+    let r = app.krake.press(&ana, approve).await;
+    assert!(r.text.contains("1 more needed"), "{}", r.text);
+    let bo = user("bo", Role::Member, Front::Discord);
+    let r = app.krake.press(&bo, approve).await;
+    assert!(r.text.contains("out of date"), "{}", r.text);
+    let fresh = app
+        .krake
+        .handle_text(&bo, &format!("/show {id}"))
+        .await
+        .buttons[0]
+        .payload;
+    let r = app.krake.press(&bo, fresh).await;
+    assert!(r.text.starts_with("Approved"), "{}", r.text);
+    let decided = app.krake.handle_text(&bo, &format!("/show {id}")).await;
+    assert!(
+        decided.buttons.is_empty(),
+        "a decided thread has no buttons"
+    );
+}
+
+#[tokio::test]
+async fn only_approvals_are_decided() {
+    let app = app().await;
+    let q = app
+        .krake
+        .create_thread(
+            &Actor::system(),
+            &NewThread::new(
+                WorkspaceSlug::parse("monarch").unwrap(),
+                ThreadKind::Question,
+                "Which?",
+                "",
+            ),
+        )
+        .await
+        .unwrap();
+    let r = app
+        .krake
+        .handle_text(&Actor::local(), &format!("approve {}", q.id.0))
+        .await;
+    assert!(r.text.contains("a question, not an approval"), "{}", r.text);
+}
+
+#[tokio::test]
+async fn ask_files_the_task_in_the_agents_home() {
+    let app = app().await;
+    let r = app
+        .krake
+        .handle_text(
+            &Actor::local(),
+            "ask penn to draft a tagline for the hoodie",
+        )
+        .await;
+    let id = r.thread.expect("a thread");
+    let t = app.store.get(id).await.unwrap().unwrap();
+    assert_eq!(t.workspace.as_str(), "lunavo");
+    assert_eq!(t.kind, ThreadKind::Question);
+    assert_eq!(t.agent.as_deref(), Some("Penn"));
+    assert!(t.body.contains("draft a tagline for the hoodie"));
+}
+
+#[tokio::test]
+async fn expired_approvals_escalate_via_the_service_clock() {
+    let app = app().await;
+    let mut n = NewThread::new(
+        WorkspaceSlug::parse("lunavo").unwrap(),
+        ThreadKind::Approval,
+        "Refund",
+        "",
+    );
+    n.expires_at = Some(Timestamp::from_millis(1_795_503_000_000 + 60_000));
+    let t = app.krake.create_thread(&Actor::system(), &n).await.unwrap();
+    assert!(app.krake.sweep_expired().await.unwrap().is_empty());
+    app.clock.advance(Duration::from_secs(61));
+    let done = app.krake.sweep_expired().await.unwrap();
+    assert_eq!(done.len(), 1);
+    assert_eq!(
+        app.store.get(t.id).await.unwrap().unwrap().status,
+        ThreadStatus::Expired
+    );
+    let r = app
+        .krake
+        .handle_text(&Actor::local(), "show me the escalations")
+        .await;
+    assert!(r.text.contains("Expired undecided"), "{}", r.text);
+}
