@@ -84,6 +84,34 @@ pub async fn run(
     served
 }
 
+/// Runs a front's outbox deliverer until `stop` turns true: a pass right after work was found,
+/// otherwise a short idle wait (the outbox is polled; several processes may share it).
+pub fn spawn_delivery_loop(
+    deliverer: krake_core::delivery::Deliverer,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let idle = Duration::from_millis(250);
+        loop {
+            let wait = match deliverer.run_once().await {
+                Ok(s) if s.delivered + s.retried + s.dead + s.lost > 0 => Duration::ZERO,
+                Ok(_) => idle,
+                Err(e) => {
+                    tracing::warn!(error = %e, owner = %deliverer.owner, "outbox pass failed; will retry");
+                    Duration::from_secs(2)
+                }
+            };
+            if *stop.borrow() {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    })
+}
+
 async fn sweep_loop(krake: Krake, every: Duration, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -333,6 +333,8 @@ pub struct NewThread {
     pub expires_at: Option<Timestamp>,
     /// What an expiry does.
     pub timeout_route: TimeoutRoute,
+    /// Where to post the thread when it is created (filled from the workspace's routes).
+    pub post_to: Vec<crate::outbox::Destination>,
 }
 
 impl NewThread {
@@ -354,6 +356,7 @@ impl NewThread {
             approvers: Approvers::default(),
             expires_at: None,
             timeout_route: TimeoutRoute::default(),
+            post_to: Vec::new(),
         }
     }
 }

@@ -14,12 +14,15 @@
 //! - [`inbound`] and [`outbox`]: the durable in and out queues' types.
 //! - [`ports`]: the small traits core needs from the outside (repositories, clock).
 //! - [`service`]: [`Krake`](service::Krake), which takes a command and returns a reply.
+//! - [`delivery`]: the generic outbox worker ([`Deliverer`](delivery::Deliverer)) over a
+//!   front's [`Sender`](delivery::Sender), and [`Routes`](delivery::Routes) for new threads.
 //! - [`config`]: the domain part of configuration (workspaces, agents).
 
 pub mod actor;
 pub mod agent;
 pub mod command;
 pub mod config;
+pub mod delivery;
 pub mod inbound;
 pub mod inbox;
 pub mod outbox;

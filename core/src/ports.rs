@@ -91,8 +91,14 @@ pub trait InboxRepo: Send + Sync {
         archived: bool,
         ctx: &WriteCtx,
     ) -> Result<Option<ArchiveOutcome>, RepoError>;
-    /// Expires open threads whose expiry has passed, each exactly once, taking its timeout route.
-    async fn sweep_expired(&self, now: Timestamp, limit: u32) -> Result<Vec<Expired>, RepoError>;
+    /// Expires open threads whose expiry has passed, each exactly once, taking its timeout
+    /// route; an escalation it opens is posted to the workspace's `routes`.
+    async fn sweep_expired(
+        &self,
+        now: Timestamp,
+        limit: u32,
+        routes: &crate::delivery::Routes,
+    ) -> Result<Vec<Expired>, RepoError>;
     /// The audit log of a thread, oldest first.
     async fn audit(&self, id: ThreadId) -> Result<Vec<AuditEntry>, RepoError>;
     /// Records that a thread is shown at a destination (after a front posted it).

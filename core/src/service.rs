@@ -6,6 +6,7 @@
 use crate::actor::{Actor, Role};
 use crate::command::{COMMANDS, Command, CommandParser, ListQuery, Parsed, StatusFilter, spec};
 use crate::config::Directory;
+use crate::delivery::Routes;
 use crate::inbound::{IdempotencyKey, Inbound, Recorded};
 use crate::inbox::{
     Decision, DecisionOutcome, Expired, NewThread, Origin, Thread, ThreadFilter, ThreadId,
@@ -40,6 +41,7 @@ pub struct Krake {
     clock: Arc<dyn Clock>,
     directory: Arc<Directory>,
     parser: Arc<CommandParser>,
+    routes: Arc<Routes>,
 }
 
 impl Krake {
@@ -57,7 +59,19 @@ impl Krake {
             clock,
             directory: Arc::new(directory),
             parser: Arc::new(parser),
+            routes: Arc::new(Routes::new()),
         }
+    }
+
+    /// The same service posting new threads to `routes` (each front adds its destinations).
+    pub fn with_routes(mut self, routes: Routes) -> Self {
+        self.routes = Arc::new(routes);
+        self
+    }
+
+    /// Where new threads of each workspace are posted.
+    pub fn routes(&self) -> &Routes {
+        &self.routes
     }
 
     /// The workspaces and agents.
@@ -161,7 +175,19 @@ impl Krake {
 
     /// Creates a thread (for agents, webhooks, schedules and the demo).
     pub async fn create_thread(&self, actor: &Actor, new: &NewThread) -> Result<Thread, RepoError> {
-        self.inbox.create(new, &self.ctx(actor, None)).await
+        let new = self.routed(new);
+        self.inbox.create(&new, &self.ctx(actor, None)).await
+    }
+
+    /// The thread with its workspace's routes added to where it is posted.
+    fn routed(&self, new: &NewThread) -> NewThread {
+        let mut new = new.clone();
+        for d in self.routes.for_workspace(&new.workspace) {
+            if !new.post_to.contains(d) {
+                new.post_to.push(d.clone());
+            }
+        }
+        new
     }
 
     /// Threads matching a filter, newest first (for fronts that render their own lists).
@@ -171,7 +197,9 @@ impl Krake {
 
     /// Expires overdue threads, each exactly once.
     pub async fn sweep_expired(&self) -> Result<Vec<Expired>, RepoError> {
-        self.inbox.sweep_expired(self.clock.now(), 100).await
+        self.inbox
+            .sweep_expired(self.clock.now(), 100, &self.routes)
+            .await
     }
 
     fn ctx(&self, actor: &Actor, inbound: Option<crate::inbound::InboundId>) -> WriteCtx {
@@ -415,7 +443,7 @@ impl Krake {
         );
         new.origin = Origin::User;
         new.agent = Some(agent.name.to_string());
-        let th = self.inbox.create(&new, ctx).await?;
+        let th = self.inbox.create(&self.routed(&new), ctx).await?;
         Ok(Reply::info(format!(
             "No model is configured, so {} cannot run yet. I filed the task as #{} in {} so it is not lost; add a model provider to let agents work.",
             agent.name, th.id.0, th.workspace

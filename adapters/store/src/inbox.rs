@@ -4,6 +4,7 @@
 use crate::{Backend, Store, corrupt, db_err};
 use async_trait::async_trait;
 use krake_core::actor::{Front, UserName};
+use krake_core::delivery::Routes;
 use krake_core::inbox::{
     Approvers, AuditEntry, Decision, DecisionOutcome, Expired, NewThread, Origin, Thread,
     ThreadFilter, ThreadId, ThreadKind, ThreadReply, ThreadStatus, TimeoutRoute,
@@ -206,7 +207,11 @@ async fn insert_thread(
     .fetch_one(&mut *conn)
     .await
     .map_err(db_err)?;
-    Ok(ThreadId(id))
+    let id = ThreadId(id);
+    for d in &new.post_to {
+        crate::outbox::insert(conn, d, &OutboxPayload::PostThread { thread: id }, now).await?;
+    }
+    Ok(id)
 }
 
 impl Store {
@@ -480,7 +485,12 @@ impl InboxRepo for Store {
         Ok(Some(ArchiveOutcome::Changed(th)))
     }
 
-    async fn sweep_expired(&self, now: Timestamp, limit: u32) -> Result<Vec<Expired>, RepoError> {
+    async fn sweep_expired(
+        &self,
+        now: Timestamp,
+        limit: u32,
+        routes: &Routes,
+    ) -> Result<Vec<Expired>, RepoError> {
         let ids: Vec<i64> = sqlx::query_scalar(&format!(
             "SELECT id FROM threads WHERE status = 'open' AND expires_at IS NOT NULL AND expires_at <= $1 ORDER BY id LIMIT {}",
             limit.clamp(1, 1000)
@@ -529,6 +539,7 @@ impl InboxRepo for Store {
                 new.approvers = Approvers::Role {
                     role: krake_core::Role::Owner,
                 };
+                new.post_to = routes.for_workspace(&th.workspace).to_vec();
                 let esc = insert_thread(&mut tx, &new, now).await?;
                 audit(
                     &mut tx,

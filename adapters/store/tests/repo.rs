@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use krake_core::actor::{Actor, Front, Role, UserName};
+use krake_core::delivery::Routes;
 use krake_core::inbound::{IdempotencyKey, Inbound, Recorded};
 use krake_core::inbox::*;
 use krake_core::outbox::{Destination, NewOutbound, OutboxPayload, RetryOutcome, RetryPolicy};
@@ -418,15 +419,20 @@ async fn expiry_takes_its_route_exactly_once(s: &Store) {
     let r = s.create(&rej, &c).await.unwrap();
     let l = s.create(&later, &c).await.unwrap();
 
+    let mut routes = Routes::new();
+    routes.add(ws("lunavo"), Destination::parse("telegram:-100").unwrap());
     assert!(
-        s.sweep_expired(Timestamp::from_millis(T0), 100)
+        s.sweep_expired(Timestamp::from_millis(T0), 100, &routes)
             .await
             .unwrap()
             .is_empty()
     );
     let now = Timestamp::from_millis(T0 + 2000);
     // Two sweepers at once: each expiry still happens once.
-    let (a, b) = tokio::join!(s.sweep_expired(now, 100), s.sweep_expired(now, 100));
+    let (a, b) = tokio::join!(
+        s.sweep_expired(now, 100, &routes),
+        s.sweep_expired(now, 100, &routes)
+    );
     let mut all = a.unwrap();
     all.extend(b.unwrap());
     all.sort_by_key(|x| x.thread);
@@ -436,7 +442,20 @@ async fn expiry_takes_its_route_exactly_once(s: &Store) {
     let esc_id = all[0].escalation.expect("an escalation thread");
     assert_eq!(all[1].thread, r.id);
     assert_eq!(all[1].escalation, None);
-    assert!(s.sweep_expired(now, 100).await.unwrap().is_empty());
+    assert!(s.sweep_expired(now, 100, &routes).await.unwrap().is_empty());
+    let posted = s
+        .claim_outbox(Some("telegram"), "w", now, Duration::from_secs(5), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        posted.len(),
+        1,
+        "the escalation is posted to the workspace's route"
+    );
+    assert_eq!(
+        posted[0].payload,
+        OutboxPayload::PostThread { thread: esc_id }
+    );
 
     let esc_thread = s.get(esc_id).await.unwrap().unwrap();
     assert_eq!(esc_thread.kind, ThreadKind::Escalation);
