@@ -68,6 +68,11 @@ pub enum Command {
     Archive(ThreadId),
     /// Bring an archived thread back.
     Unarchive(ThreadId),
+    /// Link this platform account to a Krake user with a one-time code.
+    Link {
+        /// The code from `krake user link-code NAME`.
+        code: String,
+    },
     /// Give an agent a task.
     Ask {
         /// The agent.
@@ -170,6 +175,12 @@ pub const COMMANDS: &[CommandSpec] = &[
         example: "/agents",
     },
     CommandSpec {
+        name: "link",
+        args: "<code>",
+        about: "Link this chat account to your Krake user with a one-time code",
+        example: "/link K7M2Q9XD",
+    },
+    CommandSpec {
         name: "help",
         args: "[command]",
         about: "Show what Krake understands",
@@ -193,6 +204,7 @@ enum Verb {
     Archive,
     Unarchive,
     Ask,
+    Link,
 }
 
 fn verb(word: &str) -> Option<Verb> {
@@ -208,6 +220,7 @@ fn verb(word: &str) -> Option<Verb> {
         "archive" => Verb::Archive,
         "unarchive" | "restore" => Verb::Unarchive,
         "ask" | "tell" => Verb::Ask,
+        "link" => Verb::Link,
         _ => return None,
     })
 }
@@ -341,6 +354,20 @@ impl CommandParser {
                 })
             }
             Verb::Ask => self.ask(args),
+            Verb::Link => {
+                let (code, rest) = split_word(args);
+                let ok = (4..=32).contains(&code.len())
+                    && code.bytes().all(|b| b.is_ascii_alphanumeric());
+                if !ok || !rest.trim().is_empty() {
+                    return Parsed::NotUnderstood {
+                        problem: "`link` needs the one-time code you were given".to_owned(),
+                        suggestion: Some("/link K7M2Q9XD".to_owned()),
+                    };
+                }
+                Parsed::Command(Command::Link {
+                    code: code.to_owned(),
+                })
+            }
         }
     }
 
@@ -670,6 +697,17 @@ mod tests {
         assert_eq!(cmd("/show 3"), Command::Show(ThreadId(3)));
         assert_eq!(cmd("/workspaces"), Command::Workspaces);
         assert_eq!(cmd("/agents"), Command::Agents);
+        assert_eq!(
+            cmd("/link k7m2q9xd"),
+            Command::Link {
+                code: "k7m2q9xd".into()
+            }
+        );
+        assert!(matches!(p().parse("/link"), Parsed::NotUnderstood { .. }));
+        assert!(matches!(
+            p().parse("/link a b"),
+            Parsed::NotUnderstood { .. }
+        ));
         assert_eq!(
             cmd("/help reject"),
             Command::Help {

@@ -177,3 +177,54 @@ pub trait OutboxRepo: Send + Sync {
         limit: u32,
     ) -> Result<Vec<(OutboxId, Destination, String)>, RepoError>;
 }
+
+/// A Krake user and their roles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// The user.
+    pub name: crate::actor::UserName,
+    /// Role in every workspace not listed below.
+    pub role: crate::actor::Role,
+    /// Roles that differ per workspace.
+    pub workspace_roles:
+        std::collections::BTreeMap<crate::workspace::WorkspaceSlug, crate::actor::Role>,
+}
+
+/// Users, their roles, and the links between platform identities and users.
+#[async_trait]
+pub trait UserRepo: Send + Sync {
+    /// Adds a user, or changes their role: everywhere (`workspace` None) or in one workspace.
+    async fn upsert_user(
+        &self,
+        name: &crate::actor::UserName,
+        role: crate::actor::Role,
+        workspace: Option<&crate::workspace::WorkspaceSlug>,
+        now: Timestamp,
+    ) -> Result<UserRecord, RepoError>;
+    /// One user.
+    async fn user(&self, name: &crate::actor::UserName) -> Result<Option<UserRecord>, RepoError>;
+    /// Every user, by name.
+    async fn users(&self) -> Result<Vec<UserRecord>, RepoError>;
+    /// Stores a one-time link code for a user, valid until `expires_at`.
+    async fn create_link_code(
+        &self,
+        user: &crate::actor::UserName,
+        code: &str,
+        expires_at: Timestamp,
+    ) -> Result<(), RepoError>;
+    /// Redeems a code once (unused and unexpired), linking the platform identity to its user.
+    /// `None` when the code is unknown, used or expired.
+    async fn redeem_link_code(
+        &self,
+        code: &str,
+        front: crate::actor::Front,
+        external_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<crate::actor::UserName>, RepoError>;
+    /// The user a platform identity is linked to.
+    async fn linked_user(
+        &self,
+        front: crate::actor::Front,
+        external_id: &str,
+    ) -> Result<Option<crate::actor::UserName>, RepoError>;
+}

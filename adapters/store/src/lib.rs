@@ -8,10 +8,12 @@
 //! - `inbox`: [`InboxRepo`](krake_core::ports::InboxRepo): threads, replies, decisions, audit, copies.
 //! - `inbound`: [`InboundRepo`](krake_core::ports::InboundRepo): idempotent event log.
 //! - `outbox`: [`OutboxRepo`](krake_core::ports::OutboxRepo): leased, ordered, retried delivery.
+//! - `users`: [`UserRepo`](krake_core::ports::UserRepo): users, roles, link codes, platform identities.
 
 mod inbound;
 mod inbox;
 mod outbox;
+mod users;
 
 use krake_core::ports::RepoError;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
