@@ -9,7 +9,7 @@
 
 use crate::inbox::{Thread, ThreadId};
 use crate::outbox::{
-    Destination, NewOutbound, OutboxJob, OutboxPayload, RetryOutcome, RetryPolicy,
+    Destination, NewOutbound, OutboxId, OutboxJob, OutboxPayload, RetryOutcome, RetryPolicy,
 };
 use crate::ports::{InboxRepo, OutboxRepo, RepoError, ThreadCopy};
 use crate::reply::Reply;
@@ -96,6 +96,17 @@ pub trait Sender: Send + Sync {
     /// Renders and sends one delivery to a destination of this front.
     async fn send(&self, destination: &Destination, delivery: &Delivery)
     -> Result<Sent, SendError>;
+    /// Sends a claimed outbox message. A sender that can remember what it already sent for
+    /// `job` (so a message redelivered after a crash is not shown twice) overrides this.
+    async fn send_job(
+        &self,
+        job: OutboxId,
+        destination: &Destination,
+        delivery: &Delivery,
+    ) -> Result<Sent, SendError> {
+        let _ = job;
+        self.send(destination, delivery).await
+    }
 }
 
 /// What one pass of a deliverer did.
@@ -199,7 +210,11 @@ impl Deliverer {
             .await?;
             return Ok(());
         };
-        match self.sender.send(&job.destination, &delivery).await {
+        match self
+            .sender
+            .send_job(job.id, &job.destination, &delivery)
+            .await
+        {
             Ok(sent) => {
                 let now = self.clock.now();
                 if !self

@@ -105,6 +105,12 @@ pub trait InboxRepo: Send + Sync {
     async fn add_copy(&self, copy: &ThreadCopy) -> Result<(), RepoError>;
     /// Where a thread is shown.
     async fn copies(&self, id: ThreadId) -> Result<Vec<ThreadCopy>, RepoError>;
+    /// The thread copy shown by a platform message (a reply to it is a reply to the thread).
+    async fn copy_at(
+        &self,
+        destination: &Destination,
+        message_id: &str,
+    ) -> Result<Option<ThreadCopy>, RepoError>;
 }
 
 /// The durable record of everything that arrives.
@@ -227,4 +233,24 @@ pub trait UserRepo: Send + Sync {
         front: crate::actor::Front,
         external_id: &str,
     ) -> Result<Option<crate::actor::UserName>, RepoError>;
+}
+
+/// A front's small durable state: where its update stream was read up to, and which parts of
+/// an outbox message it already sent (so a redelivered message is not shown twice).
+#[async_trait]
+pub trait FrontStateRepo: Send + Sync {
+    /// The saved cursor of a front's update stream (Telegram: the next `offset`).
+    async fn cursor(&self, front: &str) -> Result<Option<i64>, RepoError>;
+    /// Saves the cursor (it only moves forward).
+    async fn save_cursor(&self, front: &str, cursor: i64) -> Result<(), RepoError>;
+    /// The parts of an outbox message already sent, as (part number, platform message id).
+    async fn sent_parts(&self, outbox: OutboxId) -> Result<Vec<(i32, String)>, RepoError>;
+    /// Records that a part of an outbox message was sent (idempotent).
+    async fn record_sent_part(
+        &self,
+        outbox: OutboxId,
+        part: i32,
+        message_id: &str,
+        now: Timestamp,
+    ) -> Result<(), RepoError>;
 }

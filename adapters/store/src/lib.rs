@@ -8,8 +8,10 @@
 //! - `inbox`: [`InboxRepo`](krake_core::ports::InboxRepo): threads, replies, decisions, audit, copies.
 //! - `inbound`: [`InboundRepo`](krake_core::ports::InboundRepo): idempotent event log.
 //! - `outbox`: [`OutboxRepo`](krake_core::ports::OutboxRepo): leased, ordered, retried delivery.
+//! - `fronts`: [`FrontStateRepo`](krake_core::ports::FrontStateRepo): update cursors, parts sent.
 //! - `users`: [`UserRepo`](krake_core::ports::UserRepo): users, roles, link codes, platform identities.
 
+mod fronts;
 mod inbound;
 mod inbox;
 mod outbox;

@@ -1,0 +1,360 @@
+//! The Telegram [`Sender`]: sends and edits messages for the outbox [`Deliverer`].
+//!
+//! Pacing lives here: at most one message per second per chat and 20 per minute per group
+//! (Telegram's documented limits). When a chat's next slot is near (within
+//! [`Limits::max_wait`]), the sender waits for it; when it is further away, it returns
+//! [`SendError::RateLimited`] for that destination so the deliverer moves on to other chats.
+//! A 429 from Telegram returns `RateLimited(retry_after)` and the limiter learns it: that chat
+//! is not tried again before then.
+//!
+//! A message redelivered after a crash is not shown twice: each part sent is recorded (by
+//! outbox id and part number) right after Telegram confirms it, and parts already recorded are
+//! skipped. Edits are idempotent ("message is not modified" counts as done).
+//!
+//! [`Deliverer`]: krake_core::delivery::Deliverer
+
+use crate::place::Place;
+use crate::render;
+use async_trait::async_trait;
+use krake_core::delivery::{Delivery, SendError, Sender, Sent};
+use krake_core::outbox::{Destination, OutboxId};
+use krake_core::ports::FrontStateRepo;
+use krake_core::time::Clock;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use teloxide::RequestError;
+use teloxide::payloads::{EditMessageTextSetters, SendMessageSetters};
+use teloxide::prelude::Requester;
+use teloxide::types::{ChatId, MessageId, ThreadId};
+use teloxide::{ApiError, Bot};
+use tokio::time::Instant;
+
+/// Telegram's rate limits as the sender applies them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Least time between two messages to one chat.
+    pub per_chat: Duration,
+    /// Messages a group may receive per `group_window`.
+    pub group_max: usize,
+    /// The group window.
+    pub group_window: Duration,
+    /// The longest the sender waits for a slot before giving the destination back.
+    pub max_wait: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            per_chat: Duration::from_secs(1),
+            group_max: 20,
+            group_window: Duration::from_secs(60),
+            max_wait: Duration::from_secs(3),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ChatPace {
+    next: Instant,
+    recent: VecDeque<Instant>,
+}
+
+/// Per-chat and per-group pacing.
+#[derive(Debug)]
+struct Pacer {
+    limits: Limits,
+    chats: Mutex<HashMap<i64, ChatPace>>,
+}
+
+impl Pacer {
+    /// Reserves the chat's next slot if it is within `max_wait`; otherwise says how far it is.
+    fn reserve(&self, place: Place) -> Result<Instant, Duration> {
+        let now = Instant::now();
+        let mut chats = self.chats.lock().unwrap_or_else(|e| e.into_inner());
+        let p = chats.entry(place.chat).or_insert_with(|| ChatPace {
+            next: now,
+            recent: VecDeque::new(),
+        });
+        let mut at = p.next.max(now);
+        if place.is_group() && p.recent.len() >= self.limits.group_max {
+            let oldest = p.recent[p.recent.len() - self.limits.group_max];
+            at = at.max(oldest + self.limits.group_window);
+        }
+        let wait = at.saturating_duration_since(now);
+        if wait > self.limits.max_wait {
+            return Err(wait);
+        }
+        p.next = at + self.limits.per_chat;
+        p.recent.push_back(at);
+        while p.recent.len() > self.limits.group_max {
+            p.recent.pop_front();
+        }
+        Ok(at)
+    }
+
+    /// Telegram said 429 for this chat: nothing goes there before `after` has passed.
+    fn penalise(&self, chat: i64, after: Duration) {
+        let until = Instant::now() + after;
+        let mut chats = self.chats.lock().unwrap_or_else(|e| e.into_inner());
+        let p = chats.entry(chat).or_insert_with(|| ChatPace {
+            next: until,
+            recent: VecDeque::new(),
+        });
+        p.next = p.next.max(until);
+    }
+}
+
+/// Sends Krake's outbox messages to Telegram.
+pub struct TelegramSender {
+    bot: Bot,
+    state: Arc<dyn FrontStateRepo>,
+    clock: Arc<dyn Clock>,
+    pacer: Pacer,
+}
+
+impl TelegramSender {
+    /// A sender over a Bot API client, recording parts sent in `state`.
+    pub fn new(bot: Bot, state: Arc<dyn FrontStateRepo>, clock: Arc<dyn Clock>) -> Self {
+        Self::with_limits(bot, state, clock, Limits::default())
+    }
+
+    /// The same with other limits (tests, a local Bot API server).
+    pub fn with_limits(
+        bot: Bot,
+        state: Arc<dyn FrontStateRepo>,
+        clock: Arc<dyn Clock>,
+        limits: Limits,
+    ) -> Self {
+        Self {
+            bot,
+            state,
+            clock,
+            pacer: Pacer {
+                limits,
+                chats: Mutex::new(HashMap::new()),
+            },
+        }
+    }
+
+    async fn pace(&self, place: Place) -> Result<(), SendError> {
+        match self.pacer.reserve(place) {
+            Ok(at) => {
+                tokio::time::sleep_until(at).await;
+                Ok(())
+            }
+            Err(wait) => Err(SendError::RateLimited(wait)),
+        }
+    }
+
+    async fn send_parts(
+        &self,
+        job: Option<OutboxId>,
+        place: Place,
+        delivery: &Delivery,
+    ) -> Result<Sent, SendError> {
+        let rendered = render::delivery(delivery);
+        let done = match job {
+            Some(job) => self
+                .state
+                .sent_parts(job)
+                .await
+                .map_err(|e| SendError::Transient(e.to_string()))?,
+            None => Vec::new(),
+        };
+        let last = rendered.parts.len().saturating_sub(1);
+        let mut last_id = None;
+        for (i, text) in rendered.parts.iter().enumerate() {
+            let part = i32::try_from(i).unwrap_or(i32::MAX);
+            if let Some((_, id)) = done.iter().find(|(p, _)| *p == part) {
+                tracing::info!(
+                    part,
+                    "part already sent before a restart; not sending it again"
+                );
+                last_id = Some(id.clone());
+                continue;
+            }
+            self.pace(place).await?;
+            let mut req = self.bot.send_message(ChatId(place.chat), text.clone());
+            if let Some(t) = place.topic {
+                req = req.message_thread_id(ThreadId(MessageId(t)));
+            }
+            if i == last
+                && let Some(k) = &rendered.keyboard
+            {
+                req = req.reply_markup(k.clone());
+            }
+            let sent = req.await.map_err(|e| self.failed(place, e))?;
+            let id = sent.id.0.to_string();
+            if let Some(job) = job
+                && let Err(e) = self
+                    .state
+                    .record_sent_part(job, part, &id, self.clock.now())
+                    .await
+            {
+                // Sent but not recorded: a crash now would send this part again.
+                tracing::warn!(error = %e, part, "could not record a sent part");
+            }
+            last_id = Some(id);
+        }
+        Ok(Sent {
+            message_id: last_id,
+        })
+    }
+
+    async fn edit(
+        &self,
+        place: Place,
+        message_id: &str,
+        delivery: &Delivery,
+    ) -> Result<Sent, SendError> {
+        let id = message_id.parse::<i32>().map_err(|_| {
+            SendError::Permanent(format!("`{message_id}` is not a Telegram message id"))
+        })?;
+        let rendered = render::delivery(delivery);
+        let text = render::one_message(&rendered.parts.concat());
+        self.pace(place).await?;
+        let mut req = self
+            .bot
+            .edit_message_text(ChatId(place.chat), MessageId(id), text);
+        // Without a keyboard the old buttons are removed (a decided thread has none).
+        req =
+            req.reply_markup(rendered.keyboard.unwrap_or_else(|| {
+                teloxide::types::InlineKeyboardMarkup::new(Vec::<Vec<_>>::new())
+            }));
+        match req.await {
+            Ok(_) | Err(RequestError::Api(ApiError::MessageNotModified)) => Ok(Sent {
+                message_id: Some(message_id.to_owned()),
+            }),
+            Err(e) => Err(self.failed(place, e)),
+        }
+    }
+
+    fn failed(&self, place: Place, e: RequestError) -> SendError {
+        let err = classify(e);
+        if let SendError::RateLimited(after) = &err {
+            self.pacer.penalise(place.chat, *after);
+        }
+        err
+    }
+
+    async fn deliver(
+        &self,
+        job: Option<OutboxId>,
+        destination: &Destination,
+        delivery: &Delivery,
+    ) -> Result<Sent, SendError> {
+        let place = Place::parse(destination).map_err(|e| SendError::Permanent(e.to_string()))?;
+        match delivery {
+            Delivery::Edit { message_id, .. } => self.edit(place, message_id, delivery).await,
+            Delivery::Send { .. } | Delivery::Post { .. } => {
+                self.send_parts(job, place, delivery).await
+            }
+        }
+    }
+}
+
+/// Maps a Bot API failure to what the deliverer should do.
+pub fn classify(e: RequestError) -> SendError {
+    match e {
+        RequestError::RetryAfter(s) => SendError::RateLimited(s.duration()),
+        RequestError::Network(e) => SendError::Transient(e.to_string()),
+        RequestError::Io(e) => SendError::Transient(e.to_string()),
+        RequestError::InvalidJson { source, .. } => {
+            SendError::Transient(format!("unreadable answer from Telegram: {source}"))
+        }
+        RequestError::MigrateToChatId(id) => SendError::Permanent(format!(
+            "the group became supergroup {}; map the workspace to that chat",
+            id.0
+        )),
+        RequestError::Api(ApiError::Unknown(d))
+            if d.contains("Internal Server Error") || d.contains("Bad Gateway") =>
+        {
+            SendError::Transient(d)
+        }
+        RequestError::Api(api) => SendError::Permanent(api.to_string()),
+    }
+}
+
+#[async_trait]
+impl Sender for TelegramSender {
+    fn front(&self) -> &str {
+        crate::FRONT
+    }
+
+    async fn send(
+        &self,
+        destination: &Destination,
+        delivery: &Delivery,
+    ) -> Result<Sent, SendError> {
+        self.deliver(None, destination, delivery).await
+    }
+
+    async fn send_job(
+        &self,
+        job: OutboxId,
+        destination: &Destination,
+        delivery: &Delivery,
+    ) -> Result<Sent, SendError> {
+        self.deliver(Some(job), destination, delivery).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pacer() -> Pacer {
+        Pacer {
+            limits: Limits::default(),
+            chats: Mutex::new(HashMap::new()),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_per_second_per_chat() {
+        let p = pacer();
+        let t0 = Instant::now();
+        assert_eq!(p.reserve(Place::chat(1)), Ok(t0));
+        assert_eq!(p.reserve(Place::chat(1)), Ok(t0 + Duration::from_secs(1)));
+        assert_eq!(
+            p.reserve(Place::chat(2)),
+            Ok(t0),
+            "other chats are not held up"
+        );
+        assert_eq!(p.reserve(Place::chat(1)), Ok(t0 + Duration::from_secs(2)));
+        assert_eq!(p.reserve(Place::chat(1)), Ok(t0 + Duration::from_secs(3)));
+        assert_eq!(p.reserve(Place::chat(1)), Err(Duration::from_secs(4)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn twenty_per_minute_per_group() {
+        let p = pacer();
+        let t0 = Instant::now();
+        for i in 0..20u64 {
+            tokio::time::advance(Duration::from_secs(1)).await;
+            let at = p.reserve(Place::topic(-100, 3)).unwrap();
+            assert_eq!(at, t0 + Duration::from_secs(i + 1));
+        }
+        tokio::time::advance(Duration::from_secs(1)).await;
+        // The 21st waits until a minute after the first.
+        assert_eq!(p.reserve(Place::chat(-100)), Err(Duration::from_secs(40)));
+        tokio::time::advance(Duration::from_secs(40)).await;
+        assert_eq!(
+            p.reserve(Place::chat(-100)),
+            Ok(t0 + Duration::from_secs(61))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn learns_retry_after() {
+        let p = pacer();
+        p.penalise(7, Duration::from_secs(3));
+        assert_eq!(
+            p.reserve(Place::chat(7)),
+            Ok(Instant::now() + Duration::from_secs(3))
+        );
+        p.penalise(8, Duration::from_secs(30));
+        assert_eq!(p.reserve(Place::chat(8)), Err(Duration::from_secs(30)));
+    }
+}
