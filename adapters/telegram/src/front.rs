@@ -443,7 +443,8 @@ fn tolerant(raw: &str) -> Result<Vec<Fetched>, FrontError> {
     };
     let mut out = Vec::new();
     for item in items {
-        match serde_json::from_value::<Update>(item.clone()) {
+        // From text, not from the Value: teloxide's update reader needs borrowed keys.
+        match serde_json::from_str::<Update>(&item.to_string()) {
             Ok(u) => out.push(u.into()),
             Err(e) => match item
                 .get("update_id")

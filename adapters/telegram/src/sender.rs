@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use krake_core::delivery::{Delivery, SendError, Sender, Sent};
 use krake_core::outbox::{Destination, OutboxId};
 use krake_core::ports::FrontStateRepo;
-use krake_core::time::Clock;
+use krake_core::time::{Clock, Timestamp};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,7 +28,6 @@ use teloxide::payloads::{EditMessageTextSetters, SendMessageSetters};
 use teloxide::prelude::Requester;
 use teloxide::types::{ChatId, MessageId, ThreadId};
 use teloxide::{ApiError, Bot};
-use tokio::time::Instant;
 
 /// Telegram's rate limits as the sender applies them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,21 +55,22 @@ impl Default for Limits {
 
 #[derive(Debug)]
 struct ChatPace {
-    next: Instant,
-    recent: VecDeque<Instant>,
+    next: Timestamp,
+    recent: VecDeque<Timestamp>,
 }
 
-/// Per-chat and per-group pacing.
-#[derive(Debug)]
+/// Per-chat and per-group pacing, on the injected clock (so tests drive it by hand).
 struct Pacer {
     limits: Limits,
+    clock: Arc<dyn Clock>,
     chats: Mutex<HashMap<i64, ChatPace>>,
 }
 
 impl Pacer {
-    /// Reserves the chat's next slot if it is within `max_wait`; otherwise says how far it is.
-    fn reserve(&self, place: Place) -> Result<Instant, Duration> {
-        let now = Instant::now();
+    /// Reserves the chat's next slot if it is within `max_wait` and says how long to wait for
+    /// it; otherwise says how far it is.
+    fn reserve(&self, place: Place) -> Result<Duration, Duration> {
+        let now = self.clock.now();
         let mut chats = self.chats.lock().unwrap_or_else(|e| e.into_inner());
         let p = chats.entry(place.chat).or_insert_with(|| ChatPace {
             next: now,
@@ -79,23 +79,23 @@ impl Pacer {
         let mut at = p.next.max(now);
         if place.is_group() && p.recent.len() >= self.limits.group_max {
             let oldest = p.recent[p.recent.len() - self.limits.group_max];
-            at = at.max(oldest + self.limits.group_window);
+            at = at.max(oldest.plus(self.limits.group_window));
         }
-        let wait = at.saturating_duration_since(now);
+        let wait = millis(at.as_millis() - now.as_millis());
         if wait > self.limits.max_wait {
             return Err(wait);
         }
-        p.next = at + self.limits.per_chat;
+        p.next = at.plus(self.limits.per_chat);
         p.recent.push_back(at);
         while p.recent.len() > self.limits.group_max {
             p.recent.pop_front();
         }
-        Ok(at)
+        Ok(wait)
     }
 
     /// Telegram said 429 for this chat: nothing goes there before `after` has passed.
     fn penalise(&self, chat: i64, after: Duration) {
-        let until = Instant::now() + after;
+        let until = self.clock.now().plus(after);
         let mut chats = self.chats.lock().unwrap_or_else(|e| e.into_inner());
         let p = chats.entry(chat).or_insert_with(|| ChatPace {
             next: until,
@@ -103,6 +103,10 @@ impl Pacer {
         });
         p.next = p.next.max(until);
     }
+}
+
+fn millis(ms: i64) -> Duration {
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
 /// Sends Krake's outbox messages to Telegram.
@@ -129,9 +133,10 @@ impl TelegramSender {
         Self {
             bot,
             state,
-            clock,
+            clock: clock.clone(),
             pacer: Pacer {
                 limits,
+                clock,
                 chats: Mutex::new(HashMap::new()),
             },
         }
@@ -139,8 +144,10 @@ impl TelegramSender {
 
     async fn pace(&self, place: Place) -> Result<(), SendError> {
         match self.pacer.reserve(place) {
-            Ok(at) => {
-                tokio::time::sleep_until(at).await;
+            Ok(wait) => {
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
                 Ok(())
             }
             Err(wait) => Err(SendError::RateLimited(wait)),
@@ -303,58 +310,62 @@ impl Sender for TelegramSender {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use krake_core::time::ManualClock;
 
-    fn pacer() -> Pacer {
-        Pacer {
+    fn pacer() -> (Pacer, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_000_000)));
+        let p = Pacer {
             limits: Limits::default(),
+            clock: clock.clone(),
             chats: Mutex::new(HashMap::new()),
-        }
+        };
+        (p, clock)
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn one_per_second_per_chat() {
-        let p = pacer();
-        let t0 = Instant::now();
-        assert_eq!(p.reserve(Place::chat(1)), Ok(t0));
-        assert_eq!(p.reserve(Place::chat(1)), Ok(t0 + Duration::from_secs(1)));
+    const S: fn(u64) -> Duration = Duration::from_secs;
+
+    #[test]
+    fn one_per_second_per_chat() {
+        let (p, _) = pacer();
+        assert_eq!(p.reserve(Place::chat(1)), Ok(S(0)));
+        assert_eq!(p.reserve(Place::chat(1)), Ok(S(1)));
         assert_eq!(
             p.reserve(Place::chat(2)),
-            Ok(t0),
+            Ok(S(0)),
             "other chats are not held up"
         );
-        assert_eq!(p.reserve(Place::chat(1)), Ok(t0 + Duration::from_secs(2)));
-        assert_eq!(p.reserve(Place::chat(1)), Ok(t0 + Duration::from_secs(3)));
-        assert_eq!(p.reserve(Place::chat(1)), Err(Duration::from_secs(4)));
+        assert_eq!(p.reserve(Place::chat(1)), Ok(S(2)));
+        assert_eq!(p.reserve(Place::chat(1)), Ok(S(3)));
+        assert_eq!(p.reserve(Place::chat(1)), Err(S(4)), "too far: given back");
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn twenty_per_minute_per_group() {
-        let p = pacer();
-        let t0 = Instant::now();
-        for i in 0..20u64 {
-            tokio::time::advance(Duration::from_secs(1)).await;
-            let at = p.reserve(Place::topic(-100, 3)).unwrap();
-            assert_eq!(at, t0 + Duration::from_secs(i + 1));
+    #[test]
+    fn twenty_per_minute_per_group() {
+        let (p, clock) = pacer();
+        for _ in 0..20 {
+            clock.advance(S(1));
+            assert_eq!(p.reserve(Place::topic(-100, 3)), Ok(S(0)));
         }
-        tokio::time::advance(Duration::from_secs(1)).await;
-        // The 21st waits until a minute after the first.
-        assert_eq!(p.reserve(Place::chat(-100)), Err(Duration::from_secs(40)));
-        tokio::time::advance(Duration::from_secs(40)).await;
-        assert_eq!(
-            p.reserve(Place::chat(-100)),
-            Ok(t0 + Duration::from_secs(61))
-        );
+        clock.advance(S(1));
+        // The 21st (any topic of the group) waits until a minute after the first.
+        assert_eq!(p.reserve(Place::chat(-100)), Err(S(40)));
+        clock.advance(S(40));
+        assert_eq!(p.reserve(Place::chat(-100)), Ok(S(0)));
+        // A private chat has no group limit.
+        for _ in 0..25 {
+            clock.advance(S(1));
+            assert_eq!(p.reserve(Place::chat(100)), Ok(S(0)));
+        }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn learns_retry_after() {
-        let p = pacer();
-        p.penalise(7, Duration::from_secs(3));
-        assert_eq!(
-            p.reserve(Place::chat(7)),
-            Ok(Instant::now() + Duration::from_secs(3))
-        );
-        p.penalise(8, Duration::from_secs(30));
-        assert_eq!(p.reserve(Place::chat(8)), Err(Duration::from_secs(30)));
+    #[test]
+    fn learns_retry_after() {
+        let (p, clock) = pacer();
+        p.penalise(7, S(3));
+        assert_eq!(p.reserve(Place::chat(7)), Ok(S(3)));
+        p.penalise(8, S(30));
+        assert_eq!(p.reserve(Place::chat(8)), Err(S(30)));
+        clock.advance(S(30));
+        assert_eq!(p.reserve(Place::chat(8)), Ok(S(0)));
     }
 }
