@@ -88,6 +88,14 @@ pub enum UserCmd {
     },
     /// List users and their roles.
     List,
+    /// Print a new personal API token for scripts (`Authorization: Bearer …`); only its hash is kept.
+    Token {
+        /// The user name.
+        name: String,
+        /// What the token is for.
+        #[arg(long, default_value = "api")]
+        label: String,
+    },
     /// Print a one-time code (valid 15 minutes) that links a Telegram or Discord account to
     /// this user: send `/link CODE` to the bot there.
     LinkCode {

@@ -76,6 +76,34 @@ pub async fn run(settings: Settings, cmd: UserCmd) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        UserCmd::Token { name, label } => {
+            let name = UserName::parse(&name)?;
+            if store.user(&name).await?.is_none() {
+                bail!(
+                    "there is no user `{name}`; add it first: krake user add {name} --role member"
+                );
+            }
+            let token = format!(
+                "krk_{}{}{}{}",
+                new_link_code(),
+                new_link_code(),
+                new_link_code(),
+                new_link_code()
+            );
+            krake_core::ports::TokenRepo::create_api_token(
+                &store,
+                &name,
+                &krake_web::hash_token(&token),
+                &label,
+                SystemClock.now(),
+            )
+            .await?;
+            println!("{token}");
+            eprintln!(
+                "Use it as `Authorization: Bearer <token>`. It is shown only now; Krake keeps only its hash."
+            );
+            Ok(())
+        }
         UserCmd::LinkCode { name } => {
             let name = UserName::parse(&name)?;
             if store.user(&name).await?.is_none() {

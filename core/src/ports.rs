@@ -254,3 +254,18 @@ pub trait FrontStateRepo: Send + Sync {
         now: Timestamp,
     ) -> Result<(), RepoError>;
 }
+
+/// Personal API tokens, stored as hashes.
+#[async_trait]
+pub trait TokenRepo: Send + Sync {
+    /// Stores a token's hash for a user.
+    async fn create_api_token(
+        &self,
+        user: &crate::actor::UserName,
+        token_hash: &str,
+        label: &str,
+        now: Timestamp,
+    ) -> Result<(), RepoError>;
+    /// The user a token hash belongs to, with their roles.
+    async fn user_for_token(&self, token_hash: &str) -> Result<Option<UserRecord>, RepoError>;
+}

@@ -5,6 +5,7 @@
 
 use crate::actor::{Actor, Front, Role, UserName};
 use crate::command::{COMMANDS, Command, CommandParser, ListQuery, Parsed, StatusFilter, spec};
+use crate::commerce::{CommerceRepo, Kpis, render_kpis};
 use crate::config::Directory;
 use crate::delivery::Routes;
 use crate::inbound::{IdempotencyKey, Inbound, Recorded};
@@ -44,6 +45,7 @@ pub struct Krake {
     parser: Arc<CommandParser>,
     routes: Arc<Routes>,
     users: Option<Arc<dyn UserRepo>>,
+    commerce: Option<Arc<dyn CommerceRepo>>,
 }
 
 impl Krake {
@@ -63,6 +65,7 @@ impl Krake {
             parser: Arc::new(parser),
             routes: Arc::new(Routes::new()),
             users: None,
+            commerce: None,
         }
     }
 
@@ -134,6 +137,66 @@ impl Krake {
             None => Ok(Reply::warning(
                 "That code is unknown, already used or expired. Ask an owner for a new one (`krake user link-code NAME`); codes last 15 minutes.",
             )),
+        }
+    }
+
+    /// The same service with commerce KPIs (`/kpi`).
+    pub fn with_commerce(mut self, commerce: Arc<dyn CommerceRepo>) -> Self {
+        self.commerce = Some(commerce);
+        self
+    }
+
+    /// The KPIs of a workspace, if the actor may see it (`None` otherwise, or without commerce).
+    pub async fn kpis(
+        &self,
+        actor: &Actor,
+        workspace: &WorkspaceSlug,
+    ) -> Result<Option<Kpis>, RepoError> {
+        match &self.commerce {
+            Some(c)
+                if actor.can_see(workspace) && self.directory.workspace(workspace).is_some() =>
+            {
+                Ok(Some(c.kpis(workspace, 14, self.clock.now()).await?))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn kpi(
+        &self,
+        actor: &Actor,
+        workspace: Option<WorkspaceSlug>,
+    ) -> Result<Reply, RepoError> {
+        let Some(ws) = workspace.or_else(|| {
+            self.directory
+                .workspaces()
+                .iter()
+                .map(|w| w.slug.clone())
+                .find(|w| actor.can_see(w))
+        }) else {
+            return Ok(Reply::warning(format!(
+                "You see no workspace yet.{}",
+                link_hint(actor)
+            )));
+        };
+        if !actor.can_see(&ws) {
+            return Ok(Reply::warning(format!(
+                "You are not a member of {ws}, so its figures are hidden from you.{}",
+                link_hint(actor)
+            )));
+        }
+        if self.commerce.is_none() {
+            return Ok(Reply::warning(
+                "KPIs are not available here: commerce is not set up.",
+            ));
+        }
+        let name = self
+            .directory
+            .workspace(&ws)
+            .map_or_else(|| ws.to_string(), |w| w.name.clone());
+        match self.kpis(actor, &ws).await? {
+            Some(k) => Ok(Reply::info(render_kpis(&k, &name))),
+            None => Ok(Reply::warning(format!("No figures for {name}."))),
         }
     }
 
@@ -292,6 +355,7 @@ impl Krake {
             Command::List(q) => self.list(actor, &q).await,
             Command::Show(id) => self.show(actor, id).await,
             Command::Link { code } => self.link(actor, &code).await,
+            Command::Kpi { workspace } => self.kpi(actor, workspace).await,
             Command::Reply { id, text } => self.reply(actor, id, &text, &ctx).await,
             Command::Approve(id) => self.decide(actor, id, Decision::Approve, None, &ctx).await,
             Command::Reject { id, reason } => {

@@ -9,10 +9,13 @@
 //! - `inbound`: [`InboundRepo`](krake_core::ports::InboundRepo): idempotent event log.
 //! - `outbox`: [`OutboxRepo`](krake_core::ports::OutboxRepo): leased, ordered, retried delivery.
 //! - `fronts`: [`FrontStateRepo`](krake_core::ports::FrontStateRepo): update cursors, parts sent.
+//! - `commerce`: [`CommerceRepo`](krake_core::commerce::CommerceRepo): orders, fulfilments, KPI roll-ups.
 //! - `users`: [`UserRepo`](krake_core::ports::UserRepo): users, roles, link codes, platform identities.
 
+mod commerce;
 mod fronts;
 mod inbound;
+pub use inbound::GroupCommit;
 mod inbox;
 mod outbox;
 mod users;

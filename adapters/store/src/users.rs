@@ -179,3 +179,37 @@ impl UserRepo for Store {
             .transpose()
     }
 }
+
+#[async_trait]
+impl krake_core::ports::TokenRepo for Store {
+    async fn create_api_token(
+        &self,
+        user: &UserName,
+        token_hash: &str,
+        label: &str,
+        now: Timestamp,
+    ) -> Result<(), RepoError> {
+        sqlx::query("INSERT INTO api_tokens (token_hash, user_name, label, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(token_hash)
+            .bind(user.as_str())
+            .bind(label)
+            .bind(now.as_millis())
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn user_for_token(&self, token_hash: &str) -> Result<Option<UserRecord>, RepoError> {
+        let user: Option<String> =
+            sqlx::query_scalar("SELECT user_name FROM api_tokens WHERE token_hash = $1")
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_err)?;
+        match user {
+            Some(u) => self.load_user(&u).await,
+            None => Ok(None),
+        }
+    }
+}
