@@ -10,6 +10,7 @@
 //! - [`chat`]: `krake chat`: the terminal front.
 //! - [`demo`]: `krake demo`: realistic sample threads.
 //! - [`users`]: `krake user`: accounts, roles and link codes.
+//! - [`telegram`]: the Telegram front's settings and its start inside `krake serve`.
 //! - [`bench`]: `krake bench`: the benchmarks named in the issues.
 
 pub mod bench;
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod demo;
 pub mod serve;
 pub mod settings;
+pub mod telegram;
 pub mod users;
 pub mod wiring;
 

@@ -48,6 +48,7 @@ pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
         sweep_every: Duration::from_secs(settings.sweep_interval_secs),
         webhooks: settings.webhooks.clone(),
         rules: settings.rules.clone(),
+        telegram: settings.telegram.clone(),
     };
     run(listener, store, krake, config, shutdown_signal()).await
 }
@@ -61,6 +62,8 @@ pub struct ServeConfig {
     pub webhooks: krake_commerce::WebhookConfig,
     /// Event rules for commerce events.
     pub rules: Vec<krake_core::commerce::EventRule>,
+    /// The Telegram front, when configured.
+    pub telegram: Option<krake_telegram::TelegramConfig>,
 }
 
 /// Serves on `listener` until `shutdown` completes, then stops the background work and waits
@@ -102,6 +105,15 @@ pub async fn run(
         Arc::new(inbound),
         clock,
     ));
+    let mut fronts = Vec::new();
+    let app = match config.telegram.clone() {
+        Some(t) => {
+            let started = crate::telegram::start(t, &krake, &store, stop_rx.clone()).await?;
+            fronts.extend(started.tasks);
+            app.merge(started.router)
+        }
+        None => app,
+    };
     let mut http_stop = stop_rx;
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = http_stop.changed().await;
@@ -115,6 +127,9 @@ pub async fn run(
     trigger.abort();
     let _ = sweeper.await;
     let _ = commerce.await;
+    for f in fronts {
+        let _ = f.await;
+    }
     store.pool().close().await;
     served
 }

@@ -37,6 +37,9 @@ pub struct FileConfig {
     pub gelato: GelatoFile,
     /// Event rules; the defaults apply when absent.
     pub rules: Option<Vec<krake_core::commerce::EventRule>>,
+    /// The Telegram front.
+    #[serde(default)]
+    pub telegram: crate::telegram::TelegramFile,
 }
 
 /// `[shopify]` in the config file.
@@ -141,6 +144,8 @@ pub struct Settings {
     pub webhooks: krake_commerce::WebhookConfig,
     /// Event rules.
     pub rules: Vec<krake_core::commerce::EventRule>,
+    /// The Telegram front, when a token is set.
+    pub telegram: Option<krake_telegram::TelegramConfig>,
 }
 
 impl Settings {
@@ -187,6 +192,7 @@ impl Settings {
             directory,
             config_file: o.config.clone(),
             webhooks: webhooks(&file, &directory_ref)?,
+            telegram: crate::telegram::settings(&file.telegram, &directory_ref)?,
             rules: file
                 .rules
                 .clone()
@@ -259,6 +265,7 @@ impl Settings {
                 out.push_str(&format!("task = {t:?}\n"));
             }
         }
+        out.push_str(&crate::telegram::redacted(self.telegram.as_ref()));
         for w in self.directory.workspaces() {
             out.push_str(&format!(
                 "\n[[workspaces]]\nname = {:?}\nslug = \"{}\"\n",
@@ -554,6 +561,50 @@ agent = "Dexter"
             load_str("[gelato.tokens]\nlunavo = \"short\"\n").unwrap_err()
         );
         assert!(e.contains("too short"), "{e}");
+    }
+
+    #[test]
+    fn telegram_settings_and_redaction() {
+        let s = load_str(
+            r#"
+[telegram]
+token = "123456:SECRET-token_x"
+mode = "webhook"
+webhook_secret = "hook-secret_1"
+webhook_url = "https://krake.example/telegram/webhook"
+[[telegram.chats]]
+workspace = "lunavo"
+chat_id = -1001847508954
+topic = 4
+"#,
+        )
+        .unwrap();
+        let t = s.telegram.as_ref().unwrap();
+        assert_eq!(t.chats.len(), 1);
+        assert_eq!(
+            t.chats[0].place.destination().as_str(),
+            "telegram:-1001847508954:topic:4"
+        );
+        let out = s.redacted();
+        assert!(
+            !out.contains("SECRET") && !out.contains("hook-secret"),
+            "{out}"
+        );
+        assert!(out.contains("[telegram]\ntoken = \"***\""), "{out}");
+        assert!(out.contains("topic = 4"), "{out}");
+        assert!(!format!("{s:?}").contains("SECRET"));
+        let e = format!(
+            "{:#}",
+            load_str("[telegram]\ntoken = \"1:a\"\n[[telegram.chats]]\nworkspace = \"narnia\"\nchat_id = 1\n")
+                .unwrap_err()
+        );
+        assert!(e.contains("narnia"), "{e}");
+        let e = format!(
+            "{:#}",
+            load_str("[telegram]\ntoken = \"1:a\"\nmode = \"webhook\"\n").unwrap_err()
+        );
+        assert!(e.contains("KRAKE_TELEGRAM_WEBHOOK_SECRET"), "{e}");
+        assert!(load_str("[telegram]\ntoken = \"not a token\"\n").is_err());
     }
 
     #[test]

@@ -40,10 +40,17 @@ pub async fn open_store(settings: &Settings, verbose: bool) -> anyhow::Result<St
 /// Builds the core service on a store.
 pub fn krake(store: &Store, settings: &Settings) -> Krake {
     let store = Arc::new(store.clone());
+    // New threads are posted where the fronts' configurations say.
+    let mut routes = krake_core::delivery::Routes::new();
+    if let Some(t) = &settings.telegram {
+        t.add_routes(&mut routes);
+    }
     Krake::new(
         store.clone(),
-        store,
+        store.clone(),
         Arc::new(SystemClock),
         settings.directory.clone(),
     )
+    .with_routes(routes)
+    .with_users(store)
 }

@@ -140,6 +140,22 @@ impl FakeTelegram {
             .unwrap_or_else(|_| panic!("{method} was not called {n} times"));
     }
 
+    /// Waits (up to 10 s, then panics) until `n` messages were sent and confirmed.
+    pub async fn wait_sent(&self, n: usize) {
+        let wait = async {
+            loop {
+                let notified = self.called.notified();
+                if self.sent().len() >= n {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), wait)
+            .await
+            .unwrap_or_else(|_| panic!("{n} messages were not sent"));
+    }
+
     /// Every call received, in order.
     pub fn calls(&self) -> Vec<Call> {
         self.inner.lock().unwrap().calls.clone()
@@ -278,6 +294,7 @@ async fn api(
                 body["message_id"].as_i64().unwrap_or(0)
             };
             inner.delivered.push((method.clone(), body.clone(), id));
+            fake.called.notify_waiters();
             ok(message_json(&body, id))
         }
         "getwebhookinfo" => ok(json!({"url": "", "has_custom_certificate": false, "pending_update_count": 0})),

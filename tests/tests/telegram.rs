@@ -810,3 +810,146 @@ async fn webhook_checks_the_secret() {
     );
     assert_eq!(w.deliver().await, 1, "one update, one reply");
 }
+
+/// `krake serve` (the real binary) with the Telegram front on, against the fake.
+async fn serve_with_telegram(
+    fake: &FakeTelegram,
+    dir: &std::path::Path,
+    extra_toml: &str,
+) -> (std::process::Child, u16, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let config = dir.join("krake.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[telegram]\napi_url = \"{}\"\npoll_timeout_secs = 1\n{extra_toml}\n[[telegram.chats]]\nworkspace = \"lunavo\"\nchat_id = {GROUP}\ntopic = {TOPIC}\n",
+            fake.url
+        ),
+    )
+    .unwrap();
+    let mut child = krake_tests::krake(dir)
+        .args(["--config"])
+        .arg(&config)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("KRAKE_TELEGRAM_TOKEN", TOKEN)
+        .env("KRAKE_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let port = tokio::task::spawn_blocking(move || {
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let mut port = None;
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            let _ = tx.send(line.clone());
+            if let Some(rest) = line.split("http://127.0.0.1:").nth(1) {
+                port = rest
+                    .split(|c: char| !c.is_ascii_digit())
+                    .next()
+                    .and_then(|p| p.parse::<u16>().ok());
+                break;
+            }
+        }
+        // Keep draining (and collecting) so the child never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for l in lines.map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        port
+    })
+    .await
+    .unwrap()
+    .expect("serve exited before listening");
+    (child, port, rx)
+}
+
+fn stop(mut child: std::process::Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "graceful shutdown exits 0, got {exit:?}");
+}
+
+async fn post(port: u16, path: &str, headers: &[(&str, &str)], body: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    s.write_all(body).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn krake_serve_polls_answers_and_posts_threads() {
+    let fake = FakeTelegram::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (child, _port, logs) = serve_with_telegram(&fake, dir.path(), "").await;
+    fake.wait_calls("setMyCommands", 1).await;
+    fake.push_update(private_text(1, 42, "/help"));
+    fake.wait_sent(1).await;
+    let sent = fake.sent();
+    assert_eq!(sent[0].0["chat_id"], json!(42));
+    assert!(sent[0].0["text"].as_str().unwrap().contains("/todo"));
+    // The offset was confirmed: the next getUpdates asks past update 1.
+    fake.wait_calls("getUpdates", 3).await;
+    let last = fake.calls_of("getUpdates").last().unwrap().body.clone();
+    assert_eq!(last["offset"], json!(2));
+    stop(child);
+    let logs: Vec<String> = logs.try_iter().collect();
+    let secret = TOKEN.split_once(':').unwrap().1;
+    assert!(
+        logs.iter().all(|l| !l.contains(secret)),
+        "the token never appears in logs"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn krake_serve_webhook_checks_the_secret() {
+    let fake = FakeTelegram::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (child, port, _logs) = serve_with_telegram(
+        &fake,
+        dir.path(),
+        "mode = \"webhook\"\nwebhook_secret = \"hook-Secret_42\"\nwebhook_url = \"https://krake.example/telegram/webhook\"\n",
+    )
+    .await;
+    fake.wait_calls("setWebhook", 1).await;
+    let body = serde_json::to_vec(&private_text(7, 43, "/help")).unwrap();
+    let wrong = post(port, WEBHOOK_PATH, &[(SECRET_HEADER, "nope")], &body).await;
+    assert!(wrong.starts_with("HTTP/1.1 401"), "{wrong}");
+    let none = post(port, WEBHOOK_PATH, &[], &body).await;
+    assert!(none.starts_with("HTTP/1.1 401"), "{none}");
+    let ok = post(
+        port,
+        WEBHOOK_PATH,
+        &[(SECRET_HEADER, "hook-Secret_42")],
+        &body,
+    )
+    .await;
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    fake.wait_sent(1).await;
+    assert_eq!(fake.sent()[0].0["chat_id"], json!(43));
+    assert!(
+        fake.calls_of("getUpdates").is_empty(),
+        "no polling in webhook mode"
+    );
+    stop(child);
+}
