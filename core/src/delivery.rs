@@ -294,7 +294,16 @@ impl Deliverer {
     ) -> Result<(), RepoError> {
         let now = self.clock.now();
         let (not_before, policy) = match &error {
-            SendError::RateLimited(after) => (Some(now.plus(*after)), self.policy),
+            // A rate limit is no fault of the message: it waits exactly as long as asked and is
+            // never dead-lettered for it (a long backlog may be held back many times).
+            SendError::RateLimited(after) => (
+                Some(now.plus(*after)),
+                RetryPolicy {
+                    base: Duration::ZERO,
+                    max_attempts: i32::MAX,
+                    ..self.policy
+                },
+            ),
             SendError::Transient(_) => (None, self.policy),
             // A permanent failure goes straight to the dead letters.
             SendError::Permanent(_) => (
