@@ -70,6 +70,13 @@ pub enum BenchCmd {
         #[arg(long)]
         postgres: Option<String>,
     },
+    /// Telegram update in to reply queued (no network), on SQLite, against core's
+    /// `handle_message` alone as baseline: p50/p99/max latency.
+    Telegram {
+        /// How many timed updates.
+        #[arg(long, default_value_t = 5000)]
+        updates: u32,
+    },
 }
 
 /// `krake user …`.

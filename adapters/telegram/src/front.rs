@@ -165,6 +165,23 @@ impl TelegramFront {
         })
     }
 
+    /// A front for a bot already known, without calling Telegram (no getMe, no
+    /// setMyCommands): for benchmarks and tools that only handle updates.
+    pub fn offline(
+        krake: Krake,
+        config: TelegramConfig,
+        ports: FrontPorts,
+        me: BotIdentity,
+    ) -> Result<Self, FrontError> {
+        Ok(Self {
+            bot: bot(&config)?,
+            krake,
+            config,
+            ports,
+            me,
+        })
+    }
+
     /// The Bot API client.
     pub fn client(&self) -> &Bot {
         &self.bot
