@@ -953,3 +953,52 @@ async fn krake_serve_webhook_checks_the_secret() {
     );
     stop(child);
 }
+
+#[tokio::test]
+async fn unlinked_users_see_only_their_chats_workspace_and_are_told_why() {
+    let w = World::polling().await;
+    let secret = w
+        .krake
+        .create_thread(
+            &Actor::system(),
+            &NewThread::new(
+                WorkspaceSlug::parse("monarch").unwrap(),
+                ThreadKind::Approval,
+                "Monarch's secret plan",
+                "",
+            ),
+        )
+        .await
+        .unwrap()
+        .id;
+    let in_topic = |update_id: u64, text: &str| {
+        let mut u =
+            json!({"update_id": update_id, "message": fixture("message_forum_topic_message.json")});
+        u["message"]["from"]["id"] = json!(555);
+        u["message"]["text"] = json!(text);
+        u["message"]["entities"] = json!([{"type": "bot_command", "offset": 0, "length": text.split(' ').next().unwrap().len()}]);
+        u
+    };
+    match w.handle(&in_topic(1, "/todo monarch")).await {
+        Handled::Replied(r) => {
+            assert_eq!(r.tone, Tone::Warning, "{}", r.text);
+            assert!(r.text.contains("/link"), "told how to link: {}", r.text);
+        }
+        other => panic!("{other:?}"),
+    }
+    match w.handle(&in_topic(2, &format!("/show {}", secret.0))).await {
+        Handled::Replied(r) => assert!(!r.text.contains("secret plan"), "{}", r.text),
+        other => panic!("{other:?}"),
+    }
+    // Their chat's own workspace is readable.
+    match w.handle(&in_topic(3, "/todo lunavo")).await {
+        Handled::Replied(r) => assert_ne!(r.tone, Tone::Warning, "{}", r.text),
+        other => panic!("{other:?}"),
+    }
+    // Linked as a member of every workspace, they see it.
+    w.link(555, "ana", Role::Member).await;
+    match w.handle(&in_topic(4, &format!("/show {}", secret.0))).await {
+        Handled::Replied(r) => assert!(r.text.contains("secret plan"), "{}", r.text),
+        other => panic!("{other:?}"),
+    }
+}
