@@ -45,6 +45,11 @@ struct Inner {
     next_message_id: i64,
     failures: HashMap<String, VecDeque<(u16, Value)>>,
     hold_sends_after: Option<usize>,
+    /// Telegram's per-chat limit, enforced: a send closer than this to the chat's last one
+    /// gets a 429.
+    per_chat: Option<Duration>,
+    last_send: HashMap<i64, std::time::Instant>,
+    too_many: usize,
 }
 
 /// The fake server.
@@ -156,6 +161,17 @@ impl FakeTelegram {
             .unwrap_or_else(|_| panic!("{n} messages were not sent"));
     }
 
+    /// Enforces a least interval between two messages to one chat, answering 429 (retry after
+    /// 1 s) to a faster send, as Telegram does.
+    pub fn enforce_per_chat(&self, interval: Duration) {
+        self.inner.lock().unwrap().per_chat = Some(interval);
+    }
+
+    /// How many 429s the per-chat limit gave.
+    pub fn too_many(&self) -> usize {
+        self.inner.lock().unwrap().too_many
+    }
+
     /// Every call received, in order.
     pub fn calls(&self) -> Vec<Call> {
         self.inner.lock().unwrap().calls.clone()
@@ -247,6 +263,26 @@ async fn api(
             .and_then(VecDeque::pop_front)
         {
             return (StatusCode::from_u16(code).unwrap(), axum::Json(err)).into_response();
+        }
+        if method == "sendmessage"
+            && let Some(interval) = inner.per_chat
+        {
+            let chat = body["chat_id"].as_i64().unwrap_or(0);
+            let now = std::time::Instant::now();
+            if inner
+                .last_send
+                .get(&chat)
+                .is_some_and(|last| now.duration_since(*last) < interval)
+            {
+                inner.too_many += 1;
+                let err = json!({
+                    "ok": false, "error_code": 429,
+                    "description": "Too Many Requests: retry after 1",
+                    "parameters": {"retry_after": 1}
+                });
+                return (StatusCode::TOO_MANY_REQUESTS, axum::Json(err)).into_response();
+            }
+            inner.last_send.insert(chat, now);
         }
         method == "sendmessage"
             && inner

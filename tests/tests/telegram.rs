@@ -1002,3 +1002,68 @@ async fn unlinked_users_see_only_their_chats_workspace_and_are_told_why() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A backlog across many chats goes out at the per-chat limit, in order, with no 429. The limit
+/// is scaled down (100 ms instead of 1 s per chat) so the test takes about a second; the
+/// fake enforces it (with some slack for network jitter) and answers 429 when it is broken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_goes_out_at_the_limit_in_order_without_429() {
+    const CHATS: i64 = 100;
+    const EACH: usize = 10;
+    let w = World::polling().await;
+    let interval = Duration::from_millis(100);
+    w.fake.enforce_per_chat(interval * 8 / 10);
+    let mut msgs = Vec::new();
+    for i in 0..EACH {
+        for c in 1..=CHATS {
+            msgs.push(NewOutbound {
+                destination: Place::chat(c).destination(),
+                payload: OutboxPayload::Send {
+                    reply: Reply::info(format!("{c}:{i}")),
+                },
+            });
+        }
+    }
+    w.store.enqueue(&msgs, w.clock.now()).await.unwrap();
+    let s = Arc::new(w.store.clone());
+    let clock: Arc<dyn Clock> = Arc::new(krake_core::time::SystemClock);
+    let sender = TelegramSender::with_limits(
+        krake_telegram::front::bot(&w.config).unwrap(),
+        s.clone(),
+        clock.clone(),
+        Limits {
+            per_chat: interval,
+            ..Limits::default()
+        },
+    );
+    let deliverer = Deliverer::new(s.clone(), s, Arc::new(sender), clock, "bench");
+    let started = std::time::Instant::now();
+    let mut delivered = 0;
+    while delivered < msgs.len() {
+        let st = deliverer.run_once().await.unwrap();
+        assert_eq!(st.dead, 0);
+        delivered += st.delivered;
+    }
+    let took = started.elapsed();
+    assert_eq!(w.fake.too_many(), 0, "no 429: the sender kept to the limit");
+    let sent = w.fake.sent();
+    assert_eq!(sent.len(), msgs.len());
+    for c in 1..=CHATS {
+        let texts: Vec<String> = sent
+            .iter()
+            .filter(|(b, _)| b["chat_id"] == json!(c))
+            .map(|(b, _)| b["text"].as_str().unwrap().to_owned())
+            .collect();
+        let want: Vec<String> = (0..EACH).map(|i| format!("{c}:{i}")).collect();
+        assert_eq!(texts, want, "order kept in chat {c}");
+    }
+    // The floor is (EACH - 1) intervals; report how close the run came to the limit.
+    let floor = interval * u32::try_from(EACH - 1).unwrap();
+    assert!(took >= floor, "{took:?} < {floor:?}: faster than the limit");
+    eprintln!(
+        "backlog of {} replies across {CHATS} chats: {took:?} (limit floor {floor:?}); {:.0} msg/s against a limit of {:.0} msg/s",
+        msgs.len(),
+        msgs.len() as f64 / took.as_secs_f64(),
+        CHATS as f64 / interval.as_secs_f64()
+    );
+}
