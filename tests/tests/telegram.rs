@@ -1067,3 +1067,30 @@ async fn a_backlog_goes_out_at_the_limit_in_order_without_429() {
         CHATS as f64 / interval.as_secs_f64()
     );
 }
+
+#[test]
+fn krake_config_shows_the_token_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = krake_tests::krake(dir.path())
+        .arg("config")
+        .env("KRAKE_TELEGRAM_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("[telegram]\ntoken = \"***\""), "{text}");
+    let secret = TOKEN.split_once(':').unwrap().1;
+    assert!(!text.contains(secret), "{text}");
+    let bad = krake_tests::krake(dir.path())
+        .arg("config")
+        .env("KRAKE_TELEGRAM_TOKEN", "not-a-token")
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("KRAKE_TELEGRAM_TOKEN"), "{err}");
+    assert!(
+        !err.contains("not-a-token"),
+        "even a bad token is not echoed: {err}"
+    );
+}
