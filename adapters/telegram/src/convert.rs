@@ -133,6 +133,27 @@ fn message(m: &Message, bot_id: u64) -> Event {
     })
 }
 
+/// Mends older update shapes so teloxide can read them: a user object (`id` and
+/// `first_name`) without `is_bot` gets `is_bot: false`. Says whether anything changed.
+pub fn mend_old_shapes(v: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::Object(o) => {
+            let mut changed = false;
+            if o.contains_key("id") && o.contains_key("first_name") && !o.contains_key("is_bot") {
+                o.insert("is_bot".into(), Value::Bool(false));
+                changed = true;
+            }
+            for (_, child) in o.iter_mut() {
+                changed |= mend_old_shapes(child);
+            }
+            changed
+        }
+        Value::Array(a) => a.iter_mut().fold(false, |c, x| mend_old_shapes(x) | c),
+        _ => false,
+    }
+}
+
 /// Where a message was written: its chat, and its topic in a forum supergroup. (Reply threads
 /// in ordinary supergroups carry a `message_thread_id` too; answers go to the chat.)
 pub fn place_of(m: &Message) -> Place {
@@ -167,6 +188,11 @@ pub fn addressed_text(msg: &ChatMessage, me: &BotIdentity) -> Option<String> {
         };
         if name.is_empty() {
             return msg.private.then(|| text.to_owned());
+        }
+        // Telegram's convention: `/start` (with an optional deep-link payload) opens a chat
+        // with a bot; Krake answers it with its help.
+        if name == "start" {
+            return Some("/help".to_owned());
         }
         let tail = tail.trim();
         return Some(if tail.is_empty() {
@@ -242,5 +268,7 @@ mod tests {
         assert_eq!(a("é @krakebot", None).as_deref(), Some("é"));
         assert_eq!(a("sure", Some((7, true))).as_deref(), Some("sure"));
         assert_eq!(a("sure", Some((7, false))), None);
+        assert_eq!(a("/start", None).as_deref(), Some("/help"));
+        assert_eq!(a("/start@krakebot ref42", None).as_deref(), Some("/help"));
     }
 }

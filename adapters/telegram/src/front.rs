@@ -23,11 +23,12 @@ use krake_core::ports::{FrontStateRepo, InboxRepo, OutboxRepo, RepoError};
 use krake_core::reply::{ButtonPayload, Reply, Tone};
 use krake_core::service::IncomingMessage;
 use krake_core::time::Clock;
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 use teloxide::payloads::{AnswerCallbackQuerySetters, GetUpdatesSetters, SetWebhookSetters};
 use teloxide::prelude::Requester;
-use teloxide::types::{BotCommand, CallbackQueryId, Update};
+use teloxide::types::{BotCommand, CallbackQueryId, Update, UpdateKind};
 use teloxide::{Bot, RequestError};
 use tokio::sync::watch;
 
@@ -197,6 +198,13 @@ impl TelegramFront {
     /// answers 500 so Telegram retries).
     #[tracing::instrument(skip_all, fields(update = update.id.0))]
     pub async fn handle(&self, update: &Update) -> Result<Handled, FrontError> {
+        match &update.kind {
+            UpdateKind::Error(raw) => self.unreadable(update.id.0, raw.clone()).await,
+            _ => self.handle_known(update).await,
+        }
+    }
+
+    async fn handle_known(&self, update: &Update) -> Result<Handled, FrontError> {
         let handled = match convert::convert(update, self.me.id) {
             Event::Message(m) => self.on_message(update.id.0, m).await?,
             Event::Button(b) => self.on_button(b).await?,
@@ -215,13 +223,64 @@ impl TelegramFront {
     /// logged and skipped: Telegram would only send it again.
     pub async fn handle_json(&self, body: &[u8]) -> Result<Handled, FrontError> {
         match serde_json::from_slice::<Update>(body) {
-            Ok(u) => self.handle(&u).await,
+            Ok(u) if matches!(u.kind, UpdateKind::Error(_)) => {
+                let raw = serde_json::from_slice::<Value>(body).unwrap_or(Value::Null);
+                self.unreadable(u.id.0, raw).await
+            }
+            Ok(u) => self.handle_known(&u).await,
             Err(e) => {
                 let why = format!("a malformed update ({e}), {} bytes", body.len());
                 tracing::warn!(reason = %why, "update skipped");
                 Ok(Handled::Skipped(why))
             }
         }
+    }
+
+    /// An update teloxide could not read as a kind it knows (`raw` is the whole update). An
+    /// older shape (a user without `is_bot`, as in Telegram's own webhook samples) is mended
+    /// and read again; an unreadable callback query is still answered; anything else is
+    /// logged and skipped.
+    async fn unreadable(&self, id: u32, mut raw: Value) -> Result<Handled, FrontError> {
+        if convert::mend_old_shapes(&mut raw)
+            && let Ok(u) = serde_json::from_str::<Update>(&raw.to_string())
+            && !matches!(u.kind, UpdateKind::Error(_))
+        {
+            tracing::info!(
+                update = id,
+                "an update in an older shape was read after mending"
+            );
+            return self.handle_known(&u).await;
+        }
+        let kinds = raw
+            .as_object()
+            .map(|o| {
+                o.keys()
+                    .filter(|k| *k != "update_id")
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        if let Some(query) = raw.pointer("/callback_query/id").and_then(Value::as_str) {
+            let reply = Reply::warning("Krake could not read this button press; nothing was done.");
+            if let Err(e) = self
+                .bot
+                .answer_callback_query(CallbackQueryId(query.to_owned()))
+                .text(render::answer_text(&reply.text))
+                .show_alert(true)
+                .await
+            {
+                tracing::warn!(error = %e, "could not answer a callback query");
+            }
+            tracing::warn!(
+                update = id,
+                "an unreadable callback query was answered and skipped"
+            );
+            return Ok(Handled::Answered(reply));
+        }
+        let why = format!("an update kind Krake does not know or could not read ({kinds})");
+        tracing::info!(update = id, reason = %why, "update skipped");
+        Ok(Handled::Skipped(why))
     }
 
     async fn on_message(&self, update_id: u32, m: ChatMessage) -> Result<Handled, FrontError> {
@@ -462,7 +521,12 @@ fn tolerant(raw: &str) -> Result<Vec<Fetched>, FrontError> {
     for item in items {
         // From text, not from the Value: teloxide's update reader needs borrowed keys.
         match serde_json::from_str::<Update>(&item.to_string()) {
-            Ok(u) => out.push(u.into()),
+            Ok(mut u) => {
+                if let UpdateKind::Error(raw) = &mut u.kind {
+                    *raw = item.clone();
+                }
+                out.push(u.into())
+            }
             Err(e) => match item
                 .get("update_id")
                 .and_then(|i| i.as_u64())
