@@ -42,8 +42,10 @@ pub fn krake(store: &Store, settings: &Settings) -> Krake {
     let store = Arc::new(store.clone());
     Krake::new(
         store.clone(),
-        store,
+        store.clone(),
         Arc::new(SystemClock),
         settings.directory.clone(),
     )
+    .with_users(store.clone())
+    .with_commerce(store)
 }
