@@ -57,6 +57,16 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 5000)]
         iterations: u32,
     },
+    /// Verified, deduplicated, durably stored Shopify webhooks per second, against a bare axum
+    /// handler answering 200, side by side with `wrk` (Debian package `wrk`) on 127.0.0.1.
+    Webhooks {
+        /// Seconds per run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 32)]
+        connections: u32,
+    },
     /// Outbox claim + complete throughput on SQLite (and PostgreSQL with --postgres), against a
     /// raw INSERT/UPDATE loop as baseline.
     Outbox {

@@ -52,5 +52,6 @@ pub fn krake(store: &Store, settings: &Settings) -> Krake {
         settings.directory.clone(),
     )
     .with_routes(routes)
-    .with_users(store)
+    .with_users(store.clone())
+    .with_commerce(store)
 }
