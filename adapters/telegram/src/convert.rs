@@ -242,6 +242,19 @@ mod tests {
     }
 
     #[test]
+    fn old_shapes_are_mended() {
+        let mut v = serde_json::json!({
+            "update_id": 1,
+            "message": {"from": {"id": 1, "first_name": "A"}, "chat": {"id": 1, "type": "private", "first_name": "A"},
+                        "reply_to_message": {"from": {"id": 2, "first_name": "B", "is_bot": true}}}
+        });
+        assert!(mend_old_shapes(&mut v));
+        assert_eq!(v["message"]["from"]["is_bot"], false);
+        assert_eq!(v["message"]["reply_to_message"]["from"]["is_bot"], true);
+        assert!(!mend_old_shapes(&mut v), "nothing left to mend");
+    }
+
+    #[test]
     fn private_chats_get_everything() {
         assert_eq!(
             addressed_text(&msg("what's open?", true, None), &me()).as_deref(),

@@ -359,6 +359,29 @@ mod tests {
     }
 
     #[test]
+    fn failures_are_classified() {
+        use teloxide::types::Seconds;
+        assert_eq!(
+            classify(RequestError::RetryAfter(Seconds::from_seconds(3))),
+            SendError::RateLimited(S(3))
+        );
+        assert!(matches!(
+            classify(RequestError::Api(ApiError::BotBlocked)),
+            SendError::Permanent(_)
+        ));
+        assert!(matches!(
+            classify(RequestError::Api(ApiError::Unknown(
+                "Internal Server Error".into()
+            ))),
+            SendError::Transient(_)
+        ));
+        assert!(matches!(
+            classify(RequestError::MigrateToChatId(teloxide::types::ChatId(-100))),
+            SendError::Permanent(_)
+        ));
+    }
+
+    #[test]
     fn learns_retry_after() {
         let (p, clock) = pacer();
         p.penalise(7, S(3));
