@@ -15,6 +15,9 @@
 //! - [`ports`]: the small traits core needs from the outside (repositories, clock).
 //! - [`service`]: [`Krake`](service::Krake), which takes a command and returns a reply.
 //! - [`config`]: the domain part of configuration (workspaces, agents).
+//! - [`schedule`]: cron schedules in time zones, the `/schedule` commands, the schedule port.
+//! - [`folder`]: agents' folders (typed tables), CSV import/export, the folder port.
+//! - [`coordinator`]: runs due schedules once each and assigns tasks to agents.
 
 pub mod actor;
 pub mod agent;
@@ -25,6 +28,7 @@ pub mod inbox;
 pub mod outbox;
 pub mod ports;
 pub mod reply;
+pub mod schedule;
 pub mod service;
 pub mod time;
 pub mod workspace;
