@@ -6,7 +6,11 @@
 //! [`Parsed::NotUnderstood`] with a suggestion; it never panics.
 
 use crate::agent::{Agent, AgentName};
+use crate::folder::{FolderCommand, parse_folder_command};
 use crate::inbox::{ThreadId, ThreadKind, ThreadStatus};
+use crate::schedule::{
+    ScheduleCommand, parse_natural_schedule, parse_schedule_command, starts_like_schedule,
+};
 use crate::workspace::{Workspace, WorkspaceSlug};
 
 /// Which statuses a listing shows.
@@ -75,6 +79,10 @@ pub enum Command {
         /// The task.
         text: String,
     },
+    /// Create, list, pause, resume, delete or run a schedule.
+    Schedule(ScheduleCommand),
+    /// Work with agents' folders (tables).
+    Folder(FolderCommand),
 }
 
 /// What the parser made of a text.
@@ -158,6 +166,30 @@ pub const COMMANDS: &[CommandSpec] = &[
         example: "/ask penn draft a tagline for the hoodie",
     },
     CommandSpec {
+        name: "schedule",
+        args: "<agent|role> \"<task>\" <when> | pause|resume|delete|run <n>",
+        about: "Schedule a recurring task, or pause, resume, delete or run one",
+        example: "/schedule dexter \"summarise last week's sales\" every monday 09:00 Europe/Berlin",
+    },
+    CommandSpec {
+        name: "schedules",
+        args: "",
+        about: "List the schedules with their next runs",
+        example: "/schedules",
+    },
+    CommandSpec {
+        name: "folder",
+        args: "create|show|add|update|remove|addcol|export|import … <agent> <folder>",
+        about: "Work with an agent's folder (a typed table)",
+        example: "/folder show soshie \"content calendar\"",
+    },
+    CommandSpec {
+        name: "folders",
+        args: "[agent]",
+        about: "List the agents' folders",
+        example: "/folders soshie",
+    },
+    CommandSpec {
         name: "workspaces",
         args: "",
         about: "List the workspaces",
@@ -193,6 +225,10 @@ enum Verb {
     Archive,
     Unarchive,
     Ask,
+    Schedule,
+    Schedules,
+    Folder,
+    Folders,
 }
 
 fn verb(word: &str) -> Option<Verb> {
@@ -208,6 +244,10 @@ fn verb(word: &str) -> Option<Verb> {
         "archive" => Verb::Archive,
         "unarchive" | "restore" => Verb::Unarchive,
         "ask" | "tell" => Verb::Ask,
+        "schedule" => Verb::Schedule,
+        "schedules" => Verb::Schedules,
+        "folder" => Verb::Folder,
+        "folders" => Verb::Folders,
         _ => return None,
     })
 }
@@ -341,6 +381,31 @@ impl CommandParser {
                 })
             }
             Verb::Ask => self.ask(args),
+            Verb::Schedule => self.schedule(args),
+            Verb::Schedules => Parsed::Command(Command::Schedule(ScheduleCommand::List)),
+            Verb::Folder => self.folder(args),
+            Verb::Folders => self.folder(&format!("list {args}")),
+        }
+    }
+
+    fn schedule(&self, args: &str) -> Parsed {
+        match parse_schedule_command(args, &self.workspaces) {
+            Ok(c) => Parsed::Command(Command::Schedule(c)),
+            Err(problem) => Parsed::NotUnderstood {
+                problem,
+                suggestion: spec("schedule").map(|s| s.example.to_owned()),
+            },
+        }
+    }
+
+    fn folder(&self, args: &str) -> Parsed {
+        let names: Vec<&str> = self.agents.iter().map(AgentName::as_str).collect();
+        match parse_folder_command(args, &names) {
+            Ok(c) => Parsed::Command(Command::Folder(c)),
+            Err(problem) => Parsed::NotUnderstood {
+                problem,
+                suggestion: Some("/help folder".to_owned()),
+            },
         }
     }
 
@@ -379,6 +444,13 @@ impl CommandParser {
 
     fn parse_natural(&self, input: &str) -> Parsed {
         let cleaned = input.trim_end_matches(['?', '!', '.']).trim();
+        // "every weekday at 8 have Soshie draft today's post", "pause schedule 3"
+        if starts_like_schedule(cleaned) {
+            return self.schedule(cleaned);
+        }
+        if let Some(c) = parse_natural_schedule(cleaned) {
+            return Parsed::Command(Command::Schedule(c));
+        }
         // "penn, draft a tagline" / "have soshie draft today's post"
         let (first, rest) = split_word(cleaned);
         let first_l = first.trim_end_matches([',', ':']).to_lowercase();

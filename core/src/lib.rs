@@ -23,6 +23,8 @@ pub mod actor;
 pub mod agent;
 pub mod command;
 pub mod config;
+pub mod coordinator;
+pub mod folder;
 pub mod inbound;
 pub mod inbox;
 pub mod outbox;

@@ -32,7 +32,9 @@ impl fmt::Display for ScheduleId {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScheduleError {
     /// The cron expression does not parse.
-    #[error("`{expr}` is not a valid cron expression ({reason}); write 5 fields `minute hour day-of-month month day-of-week`, e.g. `0 9 * * 1-5`")]
+    #[error(
+        "`{expr}` is not a valid cron expression ({reason}); write 5 fields `minute hour day-of-month month day-of-week`, e.g. `0 9 * * 1-5`"
+    )]
     InvalidCron {
         /// The expression as given.
         expr: String,
@@ -276,7 +278,10 @@ impl Cadence {
 /// Renders an instant in a time zone: `Mon 2026-11-30 09:00 CET`.
 pub fn local_time(t: Timestamp, tz: Tz) -> String {
     match DateTime::<Utc>::from_timestamp_millis(t.as_millis()) {
-        Some(d) => d.with_timezone(&tz).format("%a %Y-%m-%d %H:%M %Z").to_string(),
+        Some(d) => d
+            .with_timezone(&tz)
+            .format("%a %Y-%m-%d %H:%M %Z")
+            .to_string(),
         None => t.to_utc_string(),
     }
 }
@@ -484,10 +489,7 @@ pub fn parse_when(text: &str) -> Result<WhenSpec, ScheduleError> {
                             "every {k} minutes does not divide an hour evenly; use 1, 2, 3, 4, 5, 6, 10, 12, 15, 20 or 30, or a cron expression"
                         )));
                     }
-                    (
-                        format!("0 */{k} * * * *"),
-                        format!("every {k} minutes"),
-                    )
+                    (format!("0 */{k} * * * *"), format!("every {k} minutes"))
                 }
                 Some("hour" | "hours") if rest.len() == 2 => {
                     if k == 0 || k > 23 || 24 % k != 0 {
@@ -523,11 +525,7 @@ pub fn parse_when(text: &str) -> Result<WhenSpec, ScheduleError> {
         }
         Some("week" | "weekly") => {
             // "every week on friday at 17:00"
-            let tail: Vec<&str> = rest[1..]
-                .iter()
-                .copied()
-                .filter(|w| *w != "on")
-                .collect();
+            let tail: Vec<&str> = rest[1..].iter().copied().filter(|w| *w != "on").collect();
             let Some((code, name)) = tail.first().and_then(|w| weekday(w)) else {
                 return Err(not_understood());
             };
@@ -740,9 +738,12 @@ pub struct ScheduleRun {
 /// Schedules' storage.
 #[async_trait]
 pub trait ScheduleRepo: Send + Sync {
-    /// Stores a new schedule.
-    async fn create_schedule(&self, new: &NewSchedule, now: Timestamp)
-    -> Result<Schedule, RepoError>;
+    /// Stores a new schedule, marking `ctx.inbound` applied in the same transaction.
+    async fn create_schedule(
+        &self,
+        new: &NewSchedule,
+        ctx: &crate::ports::WriteCtx,
+    ) -> Result<Schedule, RepoError>;
     /// Creates or updates the config-defined schedule `new.name`, keeping its paused state and,
     /// when its timing is unchanged, its next run. Returns it.
     async fn sync_config_schedule(
@@ -782,12 +783,13 @@ pub trait ScheduleRepo: Send + Sync {
         run: Option<(&ScheduleRun, &NewThread)>,
         now: Timestamp,
     ) -> Result<Option<Option<ThreadId>>, RepoError>;
-    /// Records a manual run and creates its thread, without moving the next run.
+    /// Records a manual run and creates its thread, without moving the next run; marks
+    /// `ctx.inbound` applied in the same transaction.
     async fn record_manual_run(
         &self,
         run: &ScheduleRun,
         thread: &NewThread,
-        now: Timestamp,
+        ctx: &crate::ports::WriteCtx,
     ) -> Result<ThreadId, RepoError>;
     /// The latest runs of a schedule, newest first.
     async fn schedule_runs(
@@ -816,7 +818,7 @@ pub struct ScheduleRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScheduleCommand {
     /// Create a schedule.
-    Create(ScheduleRequest),
+    Create(Box<ScheduleRequest>),
     /// List the schedules with their next runs.
     List,
     /// Pause one.
@@ -835,7 +837,9 @@ fn take_number(s: &str) -> Option<(ScheduleId, &str)> {
         Some(i) => (&s[..i], &s[i..]),
         None => (s, ""),
     };
-    let w = w.trim_start_matches('#').trim_end_matches([',', '.', '!', '?']);
+    let w = w
+        .trim_start_matches('#')
+        .trim_end_matches([',', '.', '!', '?']);
     if w.is_empty() || w.len() > 18 || !w.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -862,7 +866,9 @@ pub fn parse_schedule_command(
     };
     let id_cmd = |name: &str, f: fn(ScheduleId) -> ScheduleCommand| match take_number(rest) {
         Some((id, tail)) if tail.trim().is_empty() || tail.trim() == "now" => Ok(f(id)),
-        _ => Err(format!("`/schedule {name}` needs a schedule number, e.g. `/schedule {name} 3`")),
+        _ => Err(format!(
+            "`/schedule {name}` needs a schedule number, e.g. `/schedule {name} 3`"
+        )),
     };
     match head.to_lowercase().as_str() {
         "" => {
@@ -930,11 +936,7 @@ pub fn parse_schedule_command(
             kept.push(words[i]);
             i += 1;
         }
-        let who = kept
-            .join(" ")
-            .trim_start_matches("the ")
-            .trim()
-            .to_owned();
+        let who = kept.join(" ").trim_start_matches("the ").trim().to_owned();
         Ok(((!who.is_empty()).then_some(who), ws))
     };
     // Form 1: who "task" when
@@ -952,17 +954,20 @@ pub fn parse_schedule_command(
             return Err("the task in quotes is empty".to_owned());
         }
         if when_text.is_empty() {
-            return Err("say when to run it, e.g. `every monday 09:00 Europe/Berlin` or `cron 0 9 * * 1-5`".to_owned());
+            return Err(
+                "say when to run it, e.g. `every monday 09:00 Europe/Berlin` or `cron 0 9 * * 1-5`"
+                    .to_owned(),
+            );
         }
         let when = parse_when(when_text).map_err(|e| e.to_string())?;
         let (who, workspace) = take_ws(&body[..open])?;
-        return Ok(ScheduleCommand::Create(ScheduleRequest {
+        return Ok(ScheduleCommand::Create(Box::new(ScheduleRequest {
             who,
             workspace,
             task: task.to_owned(),
             when,
             catch_up,
-        }));
+        })));
     }
     // Form 2: when (have|ask|get|tell) <agent> [to] task  — "every weekday at 8 have Soshie draft today's post"
     let words: Vec<&str> = body.split_whitespace().collect();
@@ -985,15 +990,18 @@ pub fn parse_schedule_command(
         let (who, workspace) = take_ws(who.unwrap_or(""))?;
         let task = words.get(t..).map(|w| w.join(" ")).unwrap_or_default();
         if task.is_empty() {
-            return Err("what should be done? e.g. `every weekday at 8 have soshie draft today's post`".to_owned());
+            return Err(
+                "what should be done? e.g. `every weekday at 8 have soshie draft today's post`"
+                    .to_owned(),
+            );
         }
-        return Ok(ScheduleCommand::Create(ScheduleRequest {
+        return Ok(ScheduleCommand::Create(Box::new(ScheduleRequest {
             who,
             workspace,
             task,
             when,
             catch_up,
-        }));
+        })));
     }
     // Form 3: <agent> [to] task when — the first position where the rest reads as a time wins.
     let mut last_err = None;
@@ -1013,13 +1021,13 @@ pub fn parse_schedule_command(
                     return Err("what should be done? Put the task in quotes: `/schedule dexter \"summarise last week's sales\" every monday 09:00`".to_owned());
                 }
                 let (who, workspace) = take_ws(who)?;
-                return Ok(ScheduleCommand::Create(ScheduleRequest {
+                return Ok(ScheduleCommand::Create(Box::new(ScheduleRequest {
                     who,
                     workspace,
                     task,
                     when,
                     catch_up,
-                }));
+                })));
             }
             Err(e) => last_err = Some(e.to_string()),
         }
@@ -1063,15 +1071,16 @@ pub fn parse_natural_schedule(text: &str) -> Option<ScheduleCommand> {
 
 /// Whether a text starts like a schedule ("every weekday at 8 have …").
 pub fn starts_like_schedule(text: &str) -> bool {
-    let first = text
-        .split_whitespace()
-        .next()
-        .unwrap_or("")
-        .to_lowercase();
-    matches!(first.as_str(), "every" | "each" | "daily" | "hourly" | "weekly" | "monthly")
-        && text
-            .split_whitespace()
-            .any(|w| matches!(w.to_lowercase().as_str(), "have" | "ask" | "get" | "tell" | "let"))
+    let first = text.split_whitespace().next().unwrap_or("").to_lowercase();
+    matches!(
+        first.as_str(),
+        "every" | "each" | "daily" | "hourly" | "weekly" | "monthly"
+    ) && text.split_whitespace().any(|w| {
+        matches!(
+            w.to_lowercase().as_str(),
+            "have" | "ask" | "get" | "tell" | "let"
+        )
+    })
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -1197,13 +1206,21 @@ mod tests {
     fn bad_cron_and_zones_name_the_problem() {
         let e = Cadence::new("0 25 * * *", Tz::UTC).unwrap_err().to_string();
         assert!(e.contains("`0 25 * * *`"), "{e}");
-        let e = Cadence::new("every so often", Tz::UTC).unwrap_err().to_string();
+        let e = Cadence::new("every so often", Tz::UTC)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("3 fields"), "{e}");
         let e = Cadence::new("0 0 30 2 *", Tz::UTC).unwrap_err().to_string();
         assert!(e.contains("never runs"), "{e}");
         let e = parse_timezone("Europe/Berln").unwrap_err().to_string();
-        assert!(e.contains("Europe/Berln") && e.contains("Europe/Berlin"), "{e}");
-        assert_eq!(parse_timezone("europe/berlin"), Ok(chrono_tz::Europe::Berlin));
+        assert!(
+            e.contains("Europe/Berln") && e.contains("Europe/Berlin"),
+            "{e}"
+        );
+        assert_eq!(
+            parse_timezone("europe/berlin"),
+            Ok(chrono_tz::Europe::Berlin)
+        );
         let e = parse_when("every monday 09:00 Mars/Olympus").unwrap_err();
         assert!(matches!(e, ScheduleError::UnknownTimeZone { .. }), "{e}");
         let e = parse_when("cron 0 9 * * 8").unwrap_err().to_string();
@@ -1216,10 +1233,16 @@ mod tests {
         assert_eq!(w.cron, "0 0 9 * * MON");
         assert_eq!(w.tz, Some(chrono_tz::Europe::Berlin));
         assert_eq!(w.description, "every Monday at 09:00");
-        assert_eq!(parse_when("every weekday at 8").unwrap().cron, "0 0 8 * * MON-FRI");
+        assert_eq!(
+            parse_when("every weekday at 8").unwrap().cron,
+            "0 0 8 * * MON-FRI"
+        );
         assert_eq!(parse_when("daily at 7:30pm").unwrap().cron, "0 30 19 * * *");
         assert_eq!(parse_when("every day at 9 am").unwrap().cron, "0 0 9 * * *");
-        assert_eq!(parse_when("every 15 minutes").unwrap().cron, "0 */15 * * * *");
+        assert_eq!(
+            parse_when("every 15 minutes").unwrap().cron,
+            "0 */15 * * * *"
+        );
         assert_eq!(parse_when("every 2 hours").unwrap().cron, "0 0 */2 * * *");
         assert_eq!(parse_when("hourly at :15").unwrap().cron, "0 15 * * * *");
         assert_eq!(
@@ -1255,10 +1278,9 @@ mod tests {
         assert_eq!(r.task, "summarise last week's sales");
         assert_eq!(r.when.cron, "0 0 9 * * MON");
         assert_eq!(r.catch_up, CatchUp::Once);
-        let Ok(ScheduleCommand::Create(r)) = parse_schedule_command(
-            "every weekday at 8 have Soshie draft today's post",
-            &ws,
-        ) else {
+        let Ok(ScheduleCommand::Create(r)) =
+            parse_schedule_command("every weekday at 8 have Soshie draft today's post", &ws)
+        else {
             panic!()
         };
         assert_eq!(r.who.as_deref(), Some("Soshie"));
@@ -1295,8 +1317,7 @@ mod tests {
         assert!(parse_schedule_command("pause", &ws).is_err());
         let e = parse_schedule_command("dexter \"x\" cron 0 25 * * *", &ws).unwrap_err();
         assert!(e.contains("0 25 * * *"), "{e}");
-        let e = parse_schedule_command("dexter \"x\" every day at 9 Narnia/Cair", &ws)
-            .unwrap_err();
+        let e = parse_schedule_command("dexter \"x\" every day at 9 Narnia/Cair", &ws).unwrap_err();
         assert!(e.contains("Narnia/Cair"), "{e}");
         assert!(parse_schedule_command("dexter in narnia \"x\" every day", &ws).is_err());
         assert_eq!(

@@ -115,7 +115,10 @@ async fn load(
 }
 
 /// Marks the inbound event processed; fails with `AlreadyApplied` if it already was.
-async fn mark_applied(conn: &mut AnyConnection, ctx: &WriteCtx) -> Result<(), RepoError> {
+pub(crate) async fn mark_applied(
+    conn: &mut AnyConnection,
+    ctx: &WriteCtx,
+) -> Result<(), RepoError> {
     if let Some(id) = ctx.inbound {
         let done = sqlx::query(
             "UPDATE inbound SET processed_at = $1 WHERE id = $2 AND processed_at IS NULL",
@@ -132,7 +135,7 @@ async fn mark_applied(conn: &mut AnyConnection, ctx: &WriteCtx) -> Result<(), Re
     Ok(())
 }
 
-async fn audit(
+pub(crate) async fn audit(
     conn: &mut AnyConnection,
     thread: ThreadId,
     ctx: &WriteCtx,
@@ -177,7 +180,7 @@ async fn edit_copies(
     Ok(())
 }
 
-async fn insert_thread(
+pub(crate) async fn insert_thread(
     conn: &mut AnyConnection,
     new: &NewThread,
     now: Timestamp,

@@ -8,10 +8,15 @@
 //! - `inbox`: [`InboxRepo`](krake_core::ports::InboxRepo): threads, replies, decisions, audit, copies.
 //! - `inbound`: [`InboundRepo`](krake_core::ports::InboundRepo): idempotent event log.
 //! - `outbox`: [`OutboxRepo`](krake_core::ports::OutboxRepo): leased, ordered, retried delivery.
+//! - `schedules`: [`ScheduleRepo`](krake_core::schedule::ScheduleRepo): schedules, occurrences
+//!   claimed by compare-and-set on `next_run_at`, run history.
+//! - `folders`: [`FolderRepo`](krake_core::folder::FolderRepo): agents' typed tables.
 
+mod folders;
 mod inbound;
 mod inbox;
 mod outbox;
+mod schedules;
 
 use krake_core::ports::RepoError;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
