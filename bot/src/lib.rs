@@ -10,11 +10,16 @@
 //! - [`chat`]: `krake chat`: the terminal front.
 //! - [`demo`]: `krake demo`: realistic sample threads.
 //! - [`bench`]: `krake bench`: the benchmarks named in the issues.
+//! - [`coordinator`]: the schedule coordinator's loop in `krake serve`.
+//! - [`folder_cli`]: `krake folder export|import`: folders to and from CSV files.
 
 pub mod bench;
+pub mod bench_schedules;
 pub mod chat;
 pub mod cli;
+pub mod coordinator;
 pub mod demo;
+pub mod folder_cli;
 pub mod serve;
 pub mod settings;
 pub mod wiring;
@@ -29,7 +34,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         _ => None,
     };
     let settings = Settings::load(&cli.overrides, listen)?;
-    let quiet = matches!(cli.command, Cmd::Chat | Cmd::Config | Cmd::Bench(_));
+    let quiet = matches!(
+        cli.command,
+        Cmd::Chat | Cmd::Config | Cmd::Bench(_) | Cmd::Folder(_)
+    );
     init_logging(settings.log_format, quiet);
     match cli.command {
         Cmd::Serve(args) => serve::serve(settings, args.demo).await,
@@ -41,6 +49,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Demo => demo::demo_command(settings).await,
         Cmd::Bench(b) => bench::run(settings, b).await,
+        Cmd::Folder(f) => folder_cli::run(settings, f).await,
     }
 }
 

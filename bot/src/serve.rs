@@ -35,6 +35,15 @@ pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
             tracing::info!(threads = n, "demo threads added");
         }
     }
+    crate::coordinator::sync_config_schedules(&store, &settings, &krake_core::time::SystemClock)
+        .await
+        .context("cannot store the schedules from the config file")?;
+    let (coord_stop, coord_rx) = watch::channel(false);
+    let coordinator = tokio::spawn(crate::coordinator::run_loop(
+        crate::coordinator::coordinator(&store, &settings),
+        Duration::from_secs(settings.coordinator_tick_secs),
+        coord_rx,
+    ));
     let listener = TcpListener::bind(settings.listen).await.with_context(|| {
         format!(
             "cannot listen on {}; is another Krake running? Choose another with --listen",
@@ -44,14 +53,19 @@ pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     eprintln!("Krake is running on http://{addr} (health: /healthz, readiness: /readyz).");
     eprintln!("Talk to it from another terminal with `krake chat`. Stop with Ctrl-C.");
-    run(
+    let served = run(
         listener,
         store,
         krake,
         Duration::from_secs(settings.sweep_interval_secs),
-        shutdown_signal(),
+        async move {
+            shutdown_signal().await;
+            let _ = coord_stop.send(true);
+        },
     )
-    .await
+    .await;
+    let _ = coordinator.await;
+    served
 }
 
 /// Serves on `listener` until `shutdown` completes, then stops the background work and waits

@@ -42,8 +42,10 @@ pub fn krake(store: &Store, settings: &Settings) -> Krake {
     let store = Arc::new(store.clone());
     Krake::new(
         store.clone(),
-        store,
+        store.clone(),
         Arc::new(SystemClock),
         settings.directory.clone(),
     )
+    .with_schedules(store.clone(), settings.schedule_timezone)
+    .with_folders(store)
 }
