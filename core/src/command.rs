@@ -877,6 +877,73 @@ mod tests {
     }
 
     #[test]
+    fn schedule_and_folder_commands() {
+        use crate::folder::FolderCommand;
+        use crate::schedule::{ScheduleCommand, ScheduleId};
+        let Command::Schedule(ScheduleCommand::Create(r)) = cmd(
+            "/schedule dexter \"summarise last week's sales\" every monday 09:00 Europe/Berlin",
+        ) else {
+            panic!()
+        };
+        assert_eq!(r.who.as_deref(), Some("dexter"));
+        assert_eq!(r.when.description, "every Monday at 09:00");
+        let Command::Schedule(ScheduleCommand::Create(r)) =
+            cmd("every weekday at 8 have Soshie draft today's post")
+        else {
+            panic!()
+        };
+        assert_eq!(r.who.as_deref(), Some("Soshie"));
+        assert_eq!(r.when.cron, "0 0 8 * * MON-FRI");
+        let Command::Schedule(ScheduleCommand::Create(r)) =
+            cmd("schedule penn to write the newsletter every friday at 10")
+        else {
+            panic!()
+        };
+        assert_eq!(r.task, "write the newsletter");
+        assert_eq!(cmd("/schedules"), Command::Schedule(ScheduleCommand::List));
+        assert_eq!(
+            cmd("/schedule pause 3"),
+            Command::Schedule(ScheduleCommand::Pause(ScheduleId(3)))
+        );
+        assert_eq!(
+            cmd("run schedule 3 now"),
+            Command::Schedule(ScheduleCommand::RunNow(ScheduleId(3)))
+        );
+        assert_eq!(
+            cmd("/folders"),
+            Command::Folder(FolderCommand::List { agent: None })
+        );
+        assert_eq!(
+            cmd("/folders soshie"),
+            Command::Folder(FolderCommand::List {
+                agent: Some("Soshie".into())
+            })
+        );
+        assert!(matches!(
+            cmd("/folder show soshie \"content calendar\""),
+            Command::Folder(FolderCommand::Show { folder, .. }) if folder == "content calendar"
+        ));
+        for bad in [
+            "/schedule dexter \"x\" cron 0 25 * * *",
+            "/schedule dexter \"x\" every monday 09:00 Europe/Berln",
+            "/schedule",
+            "/folder create nobody x",
+            "/folder frobnicate",
+        ] {
+            match p().parse(bad) {
+                Parsed::NotUnderstood { problem, .. } => assert!(!problem.is_empty()),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        match p().parse("/schedule dexter \"x\" every monday 09:00 Europe/Berln") {
+            Parsed::NotUnderstood { problem, .. } => {
+                assert!(problem.contains("Europe/Berln") && problem.contains("Europe/Berlin"))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn every_spec_example_parses() {
         for s in COMMANDS {
             assert!(
@@ -897,6 +964,11 @@ mod tests {
 
         #[test]
         fn parser_never_panics_on_commandish(v in "(/)?(approve|reject|reply|todo|show|ask|archive|help|unarchive)", rest in "[ #0-9a-zA-Z:,\\-\u{00e9}\u{1F600}]{0,40}") {
+            let _ = p().parse(&format!("{v} {rest}"));
+        }
+
+        #[test]
+        fn parser_never_panics_on_schedules_and_folders(v in "(/)?(schedule|schedules|folder|folders|every|pause schedule|run schedule)", rest in "[ #0-9a-zA-Z:,/=\"\n\\-\u{00e9}\u{1F600}*]{0,60}") {
             let _ = p().parse(&format!("{v} {rest}"));
         }
     }

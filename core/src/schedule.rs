@@ -1331,6 +1331,14 @@ mod tests {
         assert_eq!(parse_natural_schedule("pause the music"), None);
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+        #[test]
+        fn when_parsing_never_panics(s in "(cron |every |daily |)[0-9*/,\\- a-zA-Z:?#LW]{0,40}") {
+            let _ = parse_when(&s);
+        }
+    }
+
     #[test]
     fn counts_missed_occurrences() {
         let c = Cadence::new("0 9 * * *", Tz::UTC).unwrap();

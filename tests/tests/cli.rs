@@ -138,7 +138,7 @@ fn config_prints_effective_settings_without_secrets() {
 fn migrate_reports_progress() {
     let dir = tempfile::tempdir().unwrap();
     let (ok, _, err) = run(krake(dir.path()).arg("migrate"));
-    assert!(ok && err.contains("applying 1 database migration"), "{err}");
+    assert!(ok && err.contains("applying 2 database migration"), "{err}");
     let (ok, _, err) = run(krake(dir.path()).arg("migrate"));
     assert!(ok && err.contains("up to date"), "{err}");
 }
