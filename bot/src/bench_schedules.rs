@@ -174,6 +174,8 @@ async fn one(
     let rounds = ticks.min(300);
     let mut ran = 0;
     for r in 0..rounds {
+        // Each round is a new second, so each occurrence is a new one.
+        clock.advance(Duration::from_secs(1));
         let now = clock.now();
         let first = i64::from(r * 10 % n.max(1)) + 1;
         sqlx::query("UPDATE schedules SET next_run_at = $1 WHERE id >= $2 AND id < $3")
@@ -216,6 +218,7 @@ async fn one(
             expected += 1 + s.cadence.count_between(x, end, 100_000);
         }
     }
+    let clock = Arc::new(ManualClock::new(start));
     let sim = Coordinator::new(
         Arc::new(store.clone()),
         clock.clone(),
@@ -227,9 +230,6 @@ async fn one(
     let mut total = 0usize;
     let wall = Instant::now();
     let mut now = start;
-    clock.advance(Duration::from_millis(
-        u64::try_from(start.as_millis() - clock.now().as_millis()).unwrap_or(0),
-    ));
     loop {
         let Some(due) = store.next_due().await? else {
             break;
