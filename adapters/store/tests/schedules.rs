@@ -112,6 +112,8 @@ on_both!(
     catch_up_once_after_downtime,
     catch_up_skip_after_downtime,
     two_coordinators_run_each_occurrence_once,
+    dst_days_run_through_the_coordinator,
+    redelivered_messages_create_nothing_twice,
     config_schedules_sync_and_prune,
     folder_crud_and_typed_entries,
     csv_round_trip_and_all_or_nothing_import,
@@ -631,4 +633,65 @@ async fn csv_round_trip_and_all_or_nothing_import(db: &Db) {
         )
         .await;
     assert!(r.text.contains("colour"), "{}", r.text);
+}
+
+async fn dst_days_run_through_the_coordinator(db: &Db) {
+    let s = &db.store;
+    // Saturday 2026-03-28 12:00Z; Berlin springs forward on Sunday at 02:00.
+    let start = 1_774_699_200_000;
+    let clock = Arc::new(ManualClock::new(at(start)));
+    let cadence = Cadence::new("30 2 * * *", parse_timezone("Europe/Berlin").unwrap()).unwrap();
+    let mut n = new_schedule(
+        "30 2 * * *",
+        "Europe/Berlin",
+        cadence.next_after(at(start)),
+        CatchUp::Once,
+    );
+    n.cadence = cadence;
+    s.create_schedule(&n, &sys_ctx(at(start))).await.unwrap();
+    let c = coordinator(s, clock.clone());
+    let mut ran = Vec::new();
+    // Tick every minute for two days.
+    for _ in 0..(2 * 24 * 60) {
+        clock.advance(Duration::from_secs(60));
+        for (_, occurrence, _) in c.tick().await.unwrap().ran {
+            ran.push(occurrence);
+        }
+    }
+    assert_eq!(
+        ran,
+        [at(1_774_746_000_000), at(1_774_830_600_000)],
+        "03:00 CEST on the 29th (the gap's end), 02:30 CEST on the 30th"
+    );
+}
+
+async fn redelivered_messages_create_nothing_twice(db: &Db) {
+    use krake_core::inbound::IdempotencyKey;
+    use krake_core::service::IncomingMessage;
+    let s = &db.store;
+    let k = krake(s, Arc::new(ManualClock::new(at(MON_0800Z))));
+    let msg = |key: &str, text: &str| IncomingMessage {
+        source: "telegram".into(),
+        key: IdempotencyKey::parse(key).unwrap(),
+        actor: member(),
+        conversation: "c1".into(),
+        text: text.into(),
+    };
+    for _ in 0..2 {
+        k.handle_message(msg(
+            "k1",
+            "/schedule penn \"write the newsletter\" every friday at 10",
+        ))
+        .await;
+        k.handle_message(msg("k2", "/folder create penn drafts"))
+            .await;
+        k.handle_message(msg("k3", "/folder addcol penn drafts title text"))
+            .await;
+        k.handle_message(msg("k4", "/folder import penn drafts\ntitle\nOne\nTwo"))
+            .await;
+    }
+    assert_eq!(s.list_schedules().await.unwrap().len(), 1);
+    let f = s.folder("penn", "drafts").await.unwrap().unwrap();
+    assert_eq!(f.columns.len(), 1);
+    assert_eq!(s.entries(f.id).await.unwrap().len(), 2);
 }
