@@ -167,8 +167,8 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "schedule",
-        args: "<agent|role> \"<task>\" <when> | pause|resume|delete|run <n>",
-        about: "Schedule a recurring task, or pause, resume, delete or run one",
+        args: "<agent|role> \"<task>\" <when>",
+        about: "Schedule a recurring task; /schedule pause|resume|delete|run <n> manages one",
         example: "/schedule dexter \"summarise last week's sales\" every monday 09:00 Europe/Berlin",
     },
     CommandSpec {
@@ -179,8 +179,8 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "folder",
-        args: "create|show|add|update|remove|addcol|export|import … <agent> <folder>",
-        about: "Work with an agent's folder (a typed table)",
+        args: "<action> <agent> <folder> …",
+        about: "An agent's folder (a typed table): create, show, add, update, remove, addcol, export, import",
         example: "/folder show soshie \"content calendar\"",
     },
     CommandSpec {

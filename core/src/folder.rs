@@ -159,10 +159,10 @@ impl ColumnKind {
         }
     }
 
-    /// "status (draft, posted)".
+    /// "text", "status: draft|posted".
     pub fn describe(&self) -> String {
         match self {
-            ColumnKind::Status(v) => format!("status ({})", v.join(", ")),
+            ColumnKind::Status(v) => format!("status: {}", v.join("|")),
             k => k.as_str().to_owned(),
         }
     }
