@@ -310,6 +310,13 @@ pub fn prepare_run(
     );
     thread.origin = Origin::System;
     thread.agent = Some(assignment.agent.clone());
+    // One thread per occurrence, even if a claim were ever repeated.
+    thread.origin_key = Some(format!(
+        "schedule:{}:{}:{}",
+        s.id.0,
+        occurrence.as_millis(),
+        trigger.as_str()
+    ));
     let run = ScheduleRun {
         schedule: s.id,
         occurrence_at: occurrence,
@@ -338,14 +345,13 @@ impl crate::service::Krake {
             return Ok(Reply::warning("Schedules are not available on this front."));
         };
         let now = ctx.now;
-        let changes = !matches!(cmd, ScheduleCommand::List);
-        if changes && actor.role < Role::Member {
-            return Ok(Reply::warning(
-                "Viewers can see schedules but not change them. Ask a workspace admin for the member role.",
-            ));
-        }
         let no_schedule = |id: crate::schedule::ScheduleId| {
             Reply::warning(format!("There is no schedule {id}. See /schedules."))
+        };
+        let viewer_only = || {
+            Reply::warning(
+                "You can see this workspace's schedules but not change them: that needs the member role there.",
+            )
         };
         match cmd {
             ScheduleCommand::Create(req) => {
@@ -379,6 +385,11 @@ impl crate::service::Krake {
                 let Some(workspace) = workspace else {
                     return Ok(Reply::error("No workspace is configured."));
                 };
+                if actor.role_in(&workspace) < Role::Member {
+                    return Ok(Reply::warning(format!(
+                        "Scheduling in {workspace} needs the member role there. Nothing was scheduled."
+                    )));
+                }
                 let next = cadence.next_after(now);
                 let new = NewSchedule {
                     name: None,
@@ -422,7 +433,12 @@ impl crate::service::Krake {
                 Ok(Reply::success(t))
             }
             ScheduleCommand::List => {
-                let all = repo.list_schedules().await?;
+                let all: Vec<_> = repo
+                    .list_schedules()
+                    .await?
+                    .into_iter()
+                    .filter(|s| actor.can_see(&s.workspace))
+                    .collect();
                 if all.is_empty() {
                     return Ok(Reply::info(
                         "No schedules yet. Create one: /schedule dexter \"summarise last week's sales\" every monday 09:00 Europe/Berlin",
@@ -457,9 +473,16 @@ impl crate::service::Krake {
                 Ok(Reply::info(t))
             }
             ScheduleCommand::Pause(id) => {
-                let Some(s) = repo.get_schedule(id).await? else {
+                let Some(s) = repo
+                    .get_schedule(id)
+                    .await?
+                    .filter(|s| actor.can_see(&s.workspace))
+                else {
                     return Ok(no_schedule(id));
                 };
+                if actor.role_in(&s.workspace) < Role::Member {
+                    return Ok(viewer_only());
+                }
                 if s.paused {
                     return Ok(Reply::info(format!("Schedule {id} is already paused.")));
                 }
@@ -471,9 +494,16 @@ impl crate::service::Krake {
                 )))
             }
             ScheduleCommand::Resume(id) => {
-                let Some(s) = repo.get_schedule(id).await? else {
+                let Some(s) = repo
+                    .get_schedule(id)
+                    .await?
+                    .filter(|s| actor.can_see(&s.workspace))
+                else {
                     return Ok(no_schedule(id));
                 };
+                if actor.role_in(&s.workspace) < Role::Member {
+                    return Ok(viewer_only());
+                }
                 if !s.paused {
                     return Ok(Reply::info(format!("Schedule {id} is not paused.")));
                 }
@@ -488,9 +518,16 @@ impl crate::service::Krake {
                 )))
             }
             ScheduleCommand::Delete(id) => {
-                let Some(s) = repo.get_schedule(id).await? else {
+                let Some(s) = repo
+                    .get_schedule(id)
+                    .await?
+                    .filter(|s| actor.can_see(&s.workspace))
+                else {
                     return Ok(no_schedule(id));
                 };
+                if actor.role_in(&s.workspace) < Role::Member {
+                    return Ok(viewer_only());
+                }
                 repo.delete_schedule(id).await?;
                 let note = if s.name.is_some() {
                     " It is defined in the config file: remove it there too, or it comes back at the next start."
@@ -504,9 +541,16 @@ impl crate::service::Krake {
                 )))
             }
             ScheduleCommand::RunNow(id) => {
-                let Some(s) = repo.get_schedule(id).await? else {
+                let Some(s) = repo
+                    .get_schedule(id)
+                    .await?
+                    .filter(|s| actor.can_see(&s.workspace))
+                else {
                     return Ok(no_schedule(id));
                 };
+                if actor.role_in(&s.workspace) < Role::Member {
+                    return Ok(viewer_only());
+                }
                 let (run, thread) =
                     prepare_run(&self.directory, &s, now, now, RunTrigger::Manual, 1);
                 let th = repo.record_manual_run(&run, &thread, ctx).await?;

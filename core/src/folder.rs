@@ -796,10 +796,46 @@ impl crate::service::Krake {
             cmd,
             FolderCommand::List { .. } | FolderCommand::Show { .. } | FolderCommand::Export { .. }
         );
-        if !reads && actor.role < Role::Member {
-            return Ok(Reply::warning(
-                "Viewers can read folders but not change them. Ask a workspace admin for the member role.",
-            ));
+        // An agent's folders are as visible as the agent's workspaces: readable by whoever
+        // sees one of them, writable by a member of one of them.
+        let agent_ws = |agent: &str| -> Vec<crate::workspace::WorkspaceSlug> {
+            self.directory
+                .agent(agent)
+                .map(|a| a.workspaces.clone())
+                .unwrap_or_default()
+        };
+        let may_read = |agent: &str| agent_ws(agent).iter().any(|w| actor.can_see(w));
+        let may_write = |agent: &str| {
+            agent_ws(agent)
+                .iter()
+                .any(|w| actor.role_in(w) >= Role::Member)
+        };
+        let target = match &cmd {
+            FolderCommand::List { agent } => agent.clone(),
+            FolderCommand::Create { agent, .. }
+            | FolderCommand::Rename { agent, .. }
+            | FolderCommand::Delete { agent, .. }
+            | FolderCommand::Show { agent, .. }
+            | FolderCommand::AddColumn { agent, .. }
+            | FolderCommand::RenameColumn { agent, .. }
+            | FolderCommand::RemoveColumn { agent, .. }
+            | FolderCommand::AddEntry { agent, .. }
+            | FolderCommand::UpdateEntry { agent, .. }
+            | FolderCommand::DeleteEntry { agent, .. }
+            | FolderCommand::Export { agent, .. }
+            | FolderCommand::Import { agent, .. } => Some(agent.clone()),
+        };
+        if let Some(agent) = &target {
+            if !may_read(agent) {
+                return Ok(Reply::warning(format!(
+                    "{agent}'s folders are hidden from you: you are not a member of the workspaces {agent} works in."
+                )));
+            }
+            if !reads && !may_write(agent) {
+                return Ok(Reply::warning(format!(
+                    "Changing {agent}'s folders needs the member role in a workspace {agent} works in."
+                )));
+            }
         }
         let name = |s: &str| Name::parse(s);
         // Loads the folder or answers that it does not exist.
@@ -835,7 +871,12 @@ impl crate::service::Krake {
         }
         Ok(match cmd {
             FolderCommand::List { agent } => {
-                let all = repo.folders(agent.as_deref()).await?;
+                let all: Vec<Folder> = repo
+                    .folders(agent.as_deref())
+                    .await?
+                    .into_iter()
+                    .filter(|f| may_read(&f.agent))
+                    .collect();
                 if all.is_empty() {
                     return Ok(Reply::info(match agent {
                         Some(a) => format!(

@@ -91,8 +91,14 @@ pub trait InboxRepo: Send + Sync {
         archived: bool,
         ctx: &WriteCtx,
     ) -> Result<Option<ArchiveOutcome>, RepoError>;
-    /// Expires open threads whose expiry has passed, each exactly once, taking its timeout route.
-    async fn sweep_expired(&self, now: Timestamp, limit: u32) -> Result<Vec<Expired>, RepoError>;
+    /// Expires open threads whose expiry has passed, each exactly once, taking its timeout
+    /// route; an escalation it opens is posted to the workspace's `routes`.
+    async fn sweep_expired(
+        &self,
+        now: Timestamp,
+        limit: u32,
+        routes: &crate::delivery::Routes,
+    ) -> Result<Vec<Expired>, RepoError>;
     /// The audit log of a thread, oldest first.
     async fn audit(&self, id: ThreadId) -> Result<Vec<AuditEntry>, RepoError>;
     /// Records that a thread is shown at a destination (after a front posted it).
@@ -170,4 +176,70 @@ pub trait OutboxRepo: Send + Sync {
         &self,
         limit: u32,
     ) -> Result<Vec<(OutboxId, Destination, String)>, RepoError>;
+}
+
+/// A Krake user and their roles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// The user.
+    pub name: crate::actor::UserName,
+    /// Role in every workspace not listed below.
+    pub role: crate::actor::Role,
+    /// Roles that differ per workspace.
+    pub workspace_roles:
+        std::collections::BTreeMap<crate::workspace::WorkspaceSlug, crate::actor::Role>,
+}
+
+/// Users, their roles, and the links between platform identities and users.
+#[async_trait]
+pub trait UserRepo: Send + Sync {
+    /// Adds a user, or changes their role: everywhere (`workspace` None) or in one workspace.
+    async fn upsert_user(
+        &self,
+        name: &crate::actor::UserName,
+        role: crate::actor::Role,
+        workspace: Option<&crate::workspace::WorkspaceSlug>,
+        now: Timestamp,
+    ) -> Result<UserRecord, RepoError>;
+    /// One user.
+    async fn user(&self, name: &crate::actor::UserName) -> Result<Option<UserRecord>, RepoError>;
+    /// Every user, by name.
+    async fn users(&self) -> Result<Vec<UserRecord>, RepoError>;
+    /// Stores a one-time link code for a user, valid until `expires_at`.
+    async fn create_link_code(
+        &self,
+        user: &crate::actor::UserName,
+        code: &str,
+        expires_at: Timestamp,
+    ) -> Result<(), RepoError>;
+    /// Redeems a code once (unused and unexpired), linking the platform identity to its user.
+    /// `None` when the code is unknown, used or expired.
+    async fn redeem_link_code(
+        &self,
+        code: &str,
+        front: crate::actor::Front,
+        external_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<crate::actor::UserName>, RepoError>;
+    /// The user a platform identity is linked to.
+    async fn linked_user(
+        &self,
+        front: crate::actor::Front,
+        external_id: &str,
+    ) -> Result<Option<crate::actor::UserName>, RepoError>;
+}
+
+/// Personal API tokens, stored as hashes.
+#[async_trait]
+pub trait TokenRepo: Send + Sync {
+    /// Stores a token's hash for a user.
+    async fn create_api_token(
+        &self,
+        user: &crate::actor::UserName,
+        token_hash: &str,
+        label: &str,
+        now: Timestamp,
+    ) -> Result<(), RepoError>;
+    /// The user a token hash belongs to, with their roles.
+    async fn user_for_token(&self, token_hash: &str) -> Result<Option<UserRecord>, RepoError>;
 }

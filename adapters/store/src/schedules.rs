@@ -97,7 +97,7 @@ async fn post_run(
     thread: &NewThread,
     ctx: &WriteCtx,
 ) -> Result<ThreadId, RepoError> {
-    let tid = insert_thread(conn, thread, ctx.now).await?;
+    let (tid, _) = insert_thread(conn, thread, ctx.now).await?;
     audit(
         conn,
         tid,

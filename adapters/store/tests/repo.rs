@@ -3,11 +3,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use krake_core::actor::{Actor, Front, Role, UserName};
+use krake_core::delivery::Routes;
 use krake_core::inbound::{IdempotencyKey, Inbound, Recorded};
 use krake_core::inbox::*;
 use krake_core::outbox::{Destination, NewOutbound, OutboxPayload, RetryOutcome, RetryPolicy};
 use krake_core::ports::{
-    ArchiveOutcome, InboundRepo, InboxRepo, OutboxRepo, RepoError, ThreadCopy, WriteCtx,
+    ArchiveOutcome, InboundRepo, InboxRepo, OutboxRepo, RepoError, ThreadCopy, UserRepo, WriteCtx,
 };
 use krake_core::reply::Reply;
 use krake_core::time::Timestamp;
@@ -114,6 +115,7 @@ on_both!(
     concurrent_claims_never_share_a_job,
     workspaces_are_isolated_in_listings,
     migrations_are_idempotent,
+    users_roles_and_link_codes,
 );
 
 fn ws(s: &str) -> WorkspaceSlug {
@@ -124,11 +126,7 @@ const T0: i64 = 1_795_503_000_000;
 
 fn ctx(user: &str, front: Front) -> WriteCtx {
     WriteCtx {
-        actor: Actor {
-            user: UserName::parse(user).unwrap(),
-            front,
-            role: Role::Member,
-        },
+        actor: Actor::new(UserName::parse(user).unwrap(), front, Role::Member),
         inbound: None,
         now: Timestamp::from_millis(T0),
     }
@@ -418,15 +416,20 @@ async fn expiry_takes_its_route_exactly_once(s: &Store) {
     let r = s.create(&rej, &c).await.unwrap();
     let l = s.create(&later, &c).await.unwrap();
 
+    let mut routes = Routes::new();
+    routes.add(ws("lunavo"), Destination::parse("telegram:-100").unwrap());
     assert!(
-        s.sweep_expired(Timestamp::from_millis(T0), 100)
+        s.sweep_expired(Timestamp::from_millis(T0), 100, &routes)
             .await
             .unwrap()
             .is_empty()
     );
     let now = Timestamp::from_millis(T0 + 2000);
     // Two sweepers at once: each expiry still happens once.
-    let (a, b) = tokio::join!(s.sweep_expired(now, 100), s.sweep_expired(now, 100));
+    let (a, b) = tokio::join!(
+        s.sweep_expired(now, 100, &routes),
+        s.sweep_expired(now, 100, &routes)
+    );
     let mut all = a.unwrap();
     all.extend(b.unwrap());
     all.sort_by_key(|x| x.thread);
@@ -436,7 +439,20 @@ async fn expiry_takes_its_route_exactly_once(s: &Store) {
     let esc_id = all[0].escalation.expect("an escalation thread");
     assert_eq!(all[1].thread, r.id);
     assert_eq!(all[1].escalation, None);
-    assert!(s.sweep_expired(now, 100).await.unwrap().is_empty());
+    assert!(s.sweep_expired(now, 100, &routes).await.unwrap().is_empty());
+    let posted = s
+        .claim_outbox(Some("telegram"), "w", now, Duration::from_secs(5), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        posted.len(),
+        1,
+        "the escalation is posted to the workspace's route"
+    );
+    assert_eq!(
+        posted[0].payload,
+        OutboxPayload::PostThread { thread: esc_id }
+    );
 
     let esc_thread = s.get(esc_id).await.unwrap().unwrap();
     assert_eq!(esc_thread.kind, ThreadKind::Escalation);
@@ -923,4 +939,84 @@ async fn unreachable_database_is_a_clear_error() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("cannot open the database"), "{e}");
+}
+
+async fn users_roles_and_link_codes(s: &Store) {
+    let now = Timestamp::from_millis(T0);
+    let ana = UserName::parse("ana").unwrap();
+    let rec = s.upsert_user(&ana, Role::Owner, None, now).await.unwrap();
+    assert_eq!(rec.role, Role::Owner);
+    let bo = UserName::parse("bo").unwrap();
+    let rec = s
+        .upsert_user(&bo, Role::Member, Some(&ws("monarch")), now)
+        .await
+        .unwrap();
+    assert_eq!(
+        rec.role,
+        Role::Guest,
+        "a per-workspace user is a guest elsewhere"
+    );
+    assert_eq!(rec.workspace_roles.get(&ws("monarch")), Some(&Role::Member));
+    let rec = s
+        .upsert_user(&bo, Role::Viewer, Some(&ws("lunavo")), now)
+        .await
+        .unwrap();
+    assert_eq!(rec.workspace_roles.len(), 2);
+    assert_eq!(
+        s.users()
+            .await
+            .unwrap()
+            .iter()
+            .map(|u| u.name.as_str())
+            .collect::<Vec<_>>(),
+        ["ana", "bo"]
+    );
+
+    s.create_link_code(&bo, "ABCD2345", Timestamp::from_millis(T0 + 60_000))
+        .await
+        .unwrap();
+    assert_eq!(s.linked_user(Front::Telegram, "42").await.unwrap(), None);
+    assert_eq!(
+        s.redeem_link_code("WRONG999", Front::Telegram, "42", now)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        s.redeem_link_code("ABCD2345", Front::Telegram, "42", now)
+            .await
+            .unwrap(),
+        Some(bo.clone())
+    );
+    assert_eq!(
+        s.redeem_link_code("ABCD2345", Front::Discord, "7", now)
+            .await
+            .unwrap(),
+        None,
+        "a code works once"
+    );
+    assert_eq!(
+        s.linked_user(Front::Telegram, "42").await.unwrap(),
+        Some(bo.clone())
+    );
+    assert_eq!(
+        s.linked_user(Front::Discord, "42").await.unwrap(),
+        None,
+        "identities are per front"
+    );
+    s.create_link_code(&ana, "LATE2345", Timestamp::from_millis(T0 + 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.redeem_link_code(
+            "LATE2345",
+            Front::Discord,
+            "7",
+            Timestamp::from_millis(T0 + 2)
+        )
+        .await
+        .unwrap(),
+        None,
+        "expired"
+    );
 }

@@ -131,11 +131,7 @@ const HOUR: i64 = 60 * MIN;
 const DAY: i64 = 24 * HOUR;
 
 fn member() -> Actor {
-    Actor {
-        user: UserName::parse("ana").unwrap(),
-        front: Front::Cli,
-        role: Role::Member,
-    }
+    Actor::new(UserName::parse("ana").unwrap(), Front::Cli, Role::Member)
 }
 
 fn krake(s: &Store, clock: Arc<ManualClock>) -> Krake {

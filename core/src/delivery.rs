@@ -1,0 +1,317 @@
+//! Delivery: the platform-independent half of an outbox worker, and where threads are posted.
+//!
+//! A front implements [`Sender`] (render and send one message, map the platform's answer to
+//! [`Sent`] or a [`SendError`]); [`Deliverer::run_once`] does the rest for every front alike:
+//! claim due messages for the front (one at a time per destination, so order holds), resolve
+//! thread payloads to the thread's *current* state, send, record the platform message id (a
+//! posted thread becomes a copy that later changes edit), retry with backoff or a platform's
+//! `retry_after`, and dead-letter what can never succeed.
+
+use crate::inbox::{Thread, ThreadId};
+use crate::outbox::{
+    Destination, NewOutbound, OutboxJob, OutboxPayload, RetryOutcome, RetryPolicy,
+};
+use crate::ports::{InboxRepo, OutboxRepo, RepoError, ThreadCopy};
+use crate::reply::Reply;
+use crate::time::Clock;
+use crate::workspace::WorkspaceSlug;
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where new inbox threads of each workspace are posted (a Telegram chat or topic, a Discord
+/// channel, …). Filled from each front's configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Routes(BTreeMap<WorkspaceSlug, Vec<Destination>>);
+
+impl Routes {
+    /// No routes: threads are only shown where people ask for them.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a destination for a workspace (duplicates are ignored).
+    pub fn add(&mut self, workspace: WorkspaceSlug, destination: Destination) {
+        let list = self.0.entry(workspace).or_default();
+        if !list.contains(&destination) {
+            list.push(destination);
+        }
+    }
+
+    /// The destinations of a workspace.
+    pub fn for_workspace(&self, workspace: &WorkspaceSlug) -> &[Destination] {
+        self.0.get(workspace).map(Vec::as_slice).unwrap_or(&[])
+    }
+}
+
+/// What a sender is asked to deliver, with thread payloads resolved to the current thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Send a reply.
+    Send {
+        /// The reply.
+        reply: Reply,
+    },
+    /// Post a thread (render it with [`render_thread`](crate::service::render_thread)).
+    Post {
+        /// The thread as it is now.
+        thread: Thread,
+    },
+    /// Edit the message showing a thread so it shows the thread as it is now.
+    Edit {
+        /// The thread as it is now.
+        thread: Thread,
+        /// The platform's id of the message to edit.
+        message_id: String,
+    },
+}
+
+/// A successful send.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Sent {
+    /// The platform's id of the message sent (needed to edit a posted thread later).
+    pub message_id: Option<String>,
+}
+
+/// Why a send failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The platform said 429: try again after this long.
+    #[error("rate limited; retry after {0:?}")]
+    RateLimited(Duration),
+    /// A failure that may pass (5xx, timeout, connection reset).
+    #[error("temporary failure: {0}")]
+    Transient(String),
+    /// A failure that will not pass (chat not found, bot blocked, bad request).
+    #[error("permanent failure: {0}")]
+    Permanent(String),
+}
+
+/// One front's way of sending.
+#[async_trait]
+pub trait Sender: Send + Sync {
+    /// The front whose destinations this sender serves (`telegram`, `discord`, `web`).
+    fn front(&self) -> &str;
+    /// Renders and sends one delivery to a destination of this front.
+    async fn send(&self, destination: &Destination, delivery: &Delivery)
+    -> Result<Sent, SendError>;
+}
+
+/// What one pass of a deliverer did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DeliveryStats {
+    /// Sent and recorded.
+    pub delivered: usize,
+    /// Failed, scheduled again.
+    pub retried: usize,
+    /// Moved to the dead letters.
+    pub dead: usize,
+    /// The lease was lost to another worker (nothing recorded by this one).
+    pub lost: usize,
+}
+
+/// The generic outbox worker for one front.
+pub struct Deliverer {
+    outbox: Arc<dyn OutboxRepo>,
+    inbox: Arc<dyn InboxRepo>,
+    sender: Arc<dyn Sender>,
+    clock: Arc<dyn Clock>,
+    /// Retry policy for failed sends.
+    pub policy: RetryPolicy,
+    /// This worker's lease owner name (unique per process and front).
+    pub owner: String,
+    /// How long a claim is leased; a crashed worker's claims return after this.
+    pub lease: Duration,
+    /// Messages claimed per pass.
+    pub batch: u32,
+}
+
+impl Deliverer {
+    /// A deliverer with default policy, a 60 s lease and batches of 50.
+    pub fn new(
+        outbox: Arc<dyn OutboxRepo>,
+        inbox: Arc<dyn InboxRepo>,
+        sender: Arc<dyn Sender>,
+        clock: Arc<dyn Clock>,
+        owner: impl Into<String>,
+    ) -> Self {
+        Self {
+            outbox,
+            inbox,
+            sender,
+            clock,
+            policy: RetryPolicy::default(),
+            owner: owner.into(),
+            lease: Duration::from_secs(60),
+            batch: 50,
+        }
+    }
+
+    /// Claims and delivers one batch. Returns what happened; an empty pass means the front's
+    /// queue has nothing due.
+    pub async fn run_once(&self) -> Result<DeliveryStats, RepoError> {
+        let now = self.clock.now();
+        let jobs = self
+            .outbox
+            .claim_outbox(
+                Some(self.sender.front()),
+                &self.owner,
+                now,
+                self.lease,
+                self.batch,
+            )
+            .await?;
+        let mut stats = DeliveryStats::default();
+        for job in jobs {
+            self.deliver(job, &mut stats).await?;
+        }
+        Ok(stats)
+    }
+
+    async fn resolve(&self, job: &OutboxJob) -> Result<Option<Delivery>, RepoError> {
+        Ok(match &job.payload {
+            OutboxPayload::Send { reply } => Some(Delivery::Send {
+                reply: reply.clone(),
+            }),
+            OutboxPayload::PostThread { thread } => self
+                .inbox
+                .get(*thread)
+                .await?
+                .map(|thread| Delivery::Post { thread }),
+            OutboxPayload::EditThread {
+                thread, message_id, ..
+            } => self.inbox.get(*thread).await?.map(|thread| Delivery::Edit {
+                thread,
+                message_id: message_id.clone(),
+            }),
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(front = self.sender.front(), job = job.id.0, destination = job.destination.as_str()))]
+    async fn deliver(&self, job: OutboxJob, stats: &mut DeliveryStats) -> Result<(), RepoError> {
+        let Some(delivery) = self.resolve(&job).await? else {
+            self.fail(
+                &job,
+                SendError::Permanent("the thread no longer exists".into()),
+                stats,
+            )
+            .await?;
+            return Ok(());
+        };
+        match self.sender.send(&job.destination, &delivery).await {
+            Ok(sent) => {
+                let now = self.clock.now();
+                if !self
+                    .outbox
+                    .complete_outbox(job.id, &self.owner, sent.message_id.as_deref(), now)
+                    .await?
+                {
+                    // Another worker took over after our lease ran out; it will deliver again,
+                    // which is why leases must be longer than a send can take.
+                    tracing::warn!("lease lost before completion");
+                    stats.lost += 1;
+                    return Ok(());
+                }
+                stats.delivered += 1;
+                if let (Delivery::Post { thread }, Some(message_id)) = (&delivery, sent.message_id)
+                {
+                    self.record_copy(thread, &job.destination, message_id)
+                        .await?;
+                }
+            }
+            Err(e) => self.fail(&job, e, stats).await?,
+        }
+        Ok(())
+    }
+
+    /// Records a posted thread's copy; if the thread changed while it was being posted, the
+    /// copy is edited at once so it never shows a stale state.
+    async fn record_copy(
+        &self,
+        shown: &Thread,
+        destination: &Destination,
+        message_id: String,
+    ) -> Result<(), RepoError> {
+        self.inbox
+            .add_copy(&ThreadCopy {
+                thread: shown.id,
+                destination: destination.clone(),
+                message_id: message_id.clone(),
+            })
+            .await?;
+        if let Some(now) = self
+            .inbox
+            .get(shown.id)
+            .await?
+            .filter(|t| t.version != shown.version)
+        {
+            self.enqueue_edit(shown.id, destination, message_id, now.version)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn enqueue_edit(
+        &self,
+        thread: ThreadId,
+        destination: &Destination,
+        message_id: String,
+        version: i64,
+    ) -> Result<(), RepoError> {
+        let edit = NewOutbound {
+            destination: destination.clone(),
+            payload: OutboxPayload::EditThread {
+                thread,
+                message_id,
+                version,
+            },
+        };
+        self.outbox.enqueue(&[edit], self.clock.now()).await?;
+        Ok(())
+    }
+
+    async fn fail(
+        &self,
+        job: &OutboxJob,
+        error: SendError,
+        stats: &mut DeliveryStats,
+    ) -> Result<(), RepoError> {
+        let now = self.clock.now();
+        let (not_before, policy) = match &error {
+            SendError::RateLimited(after) => (Some(now.plus(*after)), self.policy),
+            SendError::Transient(_) => (None, self.policy),
+            // A permanent failure goes straight to the dead letters.
+            SendError::Permanent(_) => (
+                None,
+                RetryPolicy {
+                    max_attempts: 0,
+                    ..self.policy
+                },
+            ),
+        };
+        match self
+            .outbox
+            .retry_outbox(
+                job.id,
+                &self.owner,
+                &error.to_string(),
+                now,
+                not_before,
+                &policy,
+            )
+            .await?
+        {
+            RetryOutcome::Scheduled(at) => {
+                tracing::info!(%error, retry_at = at.as_millis(), "delivery failed; will retry");
+                stats.retried += 1;
+            }
+            RetryOutcome::DeadLettered => {
+                tracing::warn!(%error, "delivery failed for good; dead-lettered");
+                stats.dead += 1;
+            }
+            RetryOutcome::LeaseLost => stats.lost += 1,
+        }
+        Ok(())
+    }
+}

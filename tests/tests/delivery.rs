@@ -1,0 +1,251 @@
+//! The generic outbox worker over a real SQLite store, with a scripted sender standing in for
+//! a platform (the platforms' own wire protocols are tested in their adapters).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use async_trait::async_trait;
+use krake_core::Krake;
+use krake_core::actor::Actor;
+use krake_core::config::Directory;
+use krake_core::delivery::{Deliverer, Delivery, Routes, SendError, Sender, Sent};
+use krake_core::inbox::{NewThread, ThreadKind, ThreadStatus};
+use krake_core::outbox::{Destination, NewOutbound, OutboxPayload};
+use krake_core::ports::{InboxRepo, OutboxRepo};
+use krake_core::reply::Reply;
+use krake_core::time::{Clock, ManualClock, Timestamp};
+use krake_core::workspace::WorkspaceSlug;
+use krake_store::Store;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Default)]
+struct Scripted {
+    answers: Mutex<VecDeque<Result<Sent, SendError>>>,
+    seen: Mutex<Vec<(String, Delivery)>>,
+    /// Approves this thread during the next send: a change while a message is in flight.
+    approve_during: Mutex<Option<(Krake, i64)>>,
+}
+
+#[async_trait]
+impl Sender for Scripted {
+    fn front(&self) -> &str {
+        "test"
+    }
+    async fn send(
+        &self,
+        destination: &Destination,
+        delivery: &Delivery,
+    ) -> Result<Sent, SendError> {
+        self.seen
+            .lock()
+            .unwrap()
+            .push((destination.as_str().to_owned(), delivery.clone()));
+        let approve = self.approve_during.lock().unwrap().take();
+        if let Some((krake, id)) = approve {
+            krake
+                .handle_text(&Actor::local(), &format!("approve {id}"))
+                .await;
+        }
+        let n = self.seen.lock().unwrap().len();
+        self.answers.lock().unwrap().pop_front().unwrap_or(Ok(Sent {
+            message_id: Some(format!("m{n}")),
+        }))
+    }
+}
+
+struct World {
+    store: Store,
+    clock: Arc<ManualClock>,
+    krake: Krake,
+    sender: Arc<Scripted>,
+    deliverer: Deliverer,
+    _dir: tempfile::TempDir,
+}
+
+async fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&Store::sqlite_url(&dir.path().join("k.db")))
+        .await
+        .unwrap();
+    store.migrate(|_| {}).await.unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_795_503_000_000)));
+    let mut routes = Routes::new();
+    routes.add(
+        WorkspaceSlug::parse("lunavo").unwrap(),
+        Destination::parse("test:lunavo-room").unwrap(),
+    );
+    let krake = Krake::new(
+        Arc::new(store.clone()),
+        Arc::new(store.clone()),
+        clock.clone(),
+        Directory::default(),
+    )
+    .with_routes(routes);
+    let sender = Arc::new(Scripted::default());
+    let deliverer = Deliverer::new(
+        Arc::new(store.clone()),
+        Arc::new(store.clone()),
+        sender.clone(),
+        clock.clone(),
+        "test-worker",
+    );
+    World {
+        store,
+        clock,
+        krake,
+        sender,
+        deliverer,
+        _dir: dir,
+    }
+}
+
+fn approval() -> NewThread {
+    NewThread::new(
+        WorkspaceSlug::parse("lunavo").unwrap(),
+        ThreadKind::Approval,
+        "Post it",
+        "",
+    )
+}
+
+#[tokio::test]
+async fn a_thread_is_posted_then_its_copy_is_edited_on_decision() {
+    let w = world().await;
+    let t = w
+        .krake
+        .create_thread(&Actor::system(), &approval())
+        .await
+        .unwrap();
+    let stats = w.deliverer.run_once().await.unwrap();
+    assert_eq!(stats.delivered, 1);
+    let copies = w.store.copies(t.id).await.unwrap();
+    assert_eq!(copies.len(), 1);
+    assert_eq!(copies[0].message_id, "m1");
+    w.krake
+        .handle_text(&Actor::local(), &format!("approve {}", t.id.0))
+        .await;
+    w.deliverer.run_once().await.unwrap();
+    let seen = w.sender.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    match &seen[1] {
+        (dest, Delivery::Edit { thread, message_id }) => {
+            assert_eq!(dest, "test:lunavo-room");
+            assert_eq!(message_id, "m1");
+            assert_eq!(
+                thread.status,
+                ThreadStatus::Approved,
+                "the edit shows the thread as it is now"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Threads in workspaces without a route are not posted.
+    let other = NewThread::new(
+        WorkspaceSlug::parse("monarch").unwrap(),
+        ThreadKind::Notice,
+        "x",
+        "",
+    );
+    w.krake
+        .create_thread(&Actor::system(), &other)
+        .await
+        .unwrap();
+    assert_eq!(w.deliverer.run_once().await.unwrap().delivered, 0);
+}
+
+#[tokio::test]
+async fn a_429_delays_the_destination_and_keeps_order() {
+    let w = world().await;
+    let dest = Destination::parse("test:room").unwrap();
+    let msgs: Vec<NewOutbound> = ["first", "second"]
+        .iter()
+        .map(|t| NewOutbound {
+            destination: dest.clone(),
+            payload: OutboxPayload::Send {
+                reply: Reply::info(*t),
+            },
+        })
+        .collect();
+    w.store.enqueue(&msgs, w.clock.now()).await.unwrap();
+    w.sender
+        .answers
+        .lock()
+        .unwrap()
+        .push_back(Err(SendError::RateLimited(Duration::from_secs(30))));
+    let s = w.deliverer.run_once().await.unwrap();
+    assert_eq!((s.delivered, s.retried), (0, 1));
+    assert_eq!(
+        w.deliverer.run_once().await.unwrap().delivered,
+        0,
+        "nothing before retry_after, not even the second"
+    );
+    w.clock.advance(Duration::from_secs(29));
+    assert_eq!(w.deliverer.run_once().await.unwrap().delivered, 0);
+    w.clock.advance(Duration::from_secs(1));
+    assert_eq!(w.deliverer.run_once().await.unwrap().delivered, 1);
+    assert_eq!(w.deliverer.run_once().await.unwrap().delivered, 1);
+    let texts: Vec<String> = w
+        .sender
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, d)| match d {
+            Delivery::Send { reply } => reply.text.clone(),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        texts,
+        ["first", "first", "second"],
+        "retried in place, order kept"
+    );
+    assert_eq!(w.store.outbox_depth().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn permanent_failures_are_dead_lettered_at_once() {
+    let w = world().await;
+    let dest = Destination::parse("test:gone").unwrap();
+    w.store
+        .enqueue(
+            &[NewOutbound {
+                destination: dest,
+                payload: OutboxPayload::Send {
+                    reply: Reply::info("hi"),
+                },
+            }],
+            w.clock.now(),
+        )
+        .await
+        .unwrap();
+    w.sender
+        .answers
+        .lock()
+        .unwrap()
+        .push_back(Err(SendError::Permanent("chat not found".into())));
+    assert_eq!(w.deliverer.run_once().await.unwrap().dead, 1);
+    let dead = w.store.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0].2.contains("chat not found"));
+}
+
+#[tokio::test]
+async fn a_change_during_posting_is_edited_in_right_after() {
+    let w = world().await;
+    let t = w
+        .krake
+        .create_thread(&Actor::system(), &approval())
+        .await
+        .unwrap();
+    // Someone approves on another front while the post is in flight.
+    *w.sender.approve_during.lock().unwrap() = Some((w.krake.clone(), t.id.0));
+    w.deliverer.run_once().await.unwrap();
+    w.deliverer.run_once().await.unwrap();
+    let seen = w.sender.seen.lock().unwrap().clone();
+    assert!(matches!(&seen[0].1, Delivery::Post { thread } if thread.status == ThreadStatus::Open));
+    assert!(
+        matches!(&seen[1].1, Delivery::Edit { thread, message_id } if thread.status == ThreadStatus::Approved && message_id == "m1"),
+        "{seen:?}"
+    );
+}
