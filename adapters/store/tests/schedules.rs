@@ -114,6 +114,7 @@ on_both!(
     two_coordinators_run_each_occurrence_once,
     dst_days_run_through_the_coordinator,
     redelivered_messages_create_nothing_twice,
+    workspace_roles_limit_schedules_and_folders,
     config_schedules_sync_and_prune,
     folder_crud_and_typed_entries,
     csv_round_trip_and_all_or_nothing_import,
@@ -690,4 +691,44 @@ async fn redelivered_messages_create_nothing_twice(db: &Db) {
     let f = s.folder("penn", "drafts").await.unwrap().unwrap();
     assert_eq!(f.columns.len(), 1);
     assert_eq!(s.entries(f.id).await.unwrap().len(), 2);
+}
+
+async fn workspace_roles_limit_schedules_and_folders(db: &Db) {
+    let s = &db.store;
+    let k = krake(s, Arc::new(ManualClock::new(at(MON_0800Z))));
+    let owner = Actor::local();
+    let r = k
+        .handle_text(
+            &owner,
+            "/schedule gigi \"plan the habit challenge\" every day at 7",
+        )
+        .await;
+    assert_eq!(r.tone, Tone::Success, "{}", r.text);
+    k.handle_text(&owner, "/folder create gigi habits").await;
+    // Bo is a member of Monarch only: a guest elsewhere.
+    let mut bo = Actor::new(UserName::parse("bo").unwrap(), Front::Telegram, Role::Guest);
+    bo.workspace_roles
+        .insert(WorkspaceSlug::parse("monarch").unwrap(), Role::Member);
+    let r = k.handle_text(&bo, "/schedules").await;
+    assert!(
+        r.text.starts_with("No schedules"),
+        "Gigi works in hard-life-mode only: {}",
+        r.text
+    );
+    let r = k.handle_text(&bo, "/schedule pause 1").await;
+    assert!(r.text.contains("no schedule 1"), "{}", r.text);
+    assert!(!s.get_schedule(ScheduleId(1)).await.unwrap().unwrap().paused);
+    let r = k
+        .handle_text(&bo, "/schedule gigi \"x\" every day at 7")
+        .await;
+    assert_eq!(r.tone, Tone::Warning);
+    assert!(r.text.contains("member role"), "{}", r.text);
+    let r = k.handle_text(&bo, "/folder show gigi habits").await;
+    assert!(r.text.contains("hidden"), "{}", r.text);
+    let r = k.handle_text(&bo, "/folders").await;
+    assert!(r.text.starts_with("No folders"), "{}", r.text);
+    // Milli works in Monarch: Bo may keep her folders.
+    let r = k.handle_text(&bo, "/folder create milli leads").await;
+    assert_eq!(r.tone, Tone::Success, "{}", r.text);
+    assert_eq!(s.list_schedules().await.unwrap().len(), 1);
 }
