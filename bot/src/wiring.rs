@@ -47,5 +47,7 @@ pub fn krake(store: &Store, settings: &Settings) -> Krake {
         settings.directory.clone(),
     )
     .with_users(store.clone())
-    .with_commerce(store)
+    .with_commerce(store.clone())
+    .with_schedules(store.clone(), settings.schedule_timezone)
+    .with_folders(store)
 }
