@@ -747,6 +747,21 @@ agent = "Dexter"
     }
 
     #[test]
+    fn the_example_config_is_valid() {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/krake.example.toml");
+        let s = Settings::load(
+            &Overrides {
+                config: Some(path),
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.directory.agents().len(), 12);
+    }
+
+    #[test]
     fn config_output_hides_passwords() {
         let o = Overrides {
             database_url: Some("postgres://krake:s3cret@db/krake".into()),
