@@ -46,6 +46,12 @@ pub async fn run(settings: Settings, cmd: BenchCmd) -> anyhow::Result<()> {
             Ok(())
         }
         BenchCmd::Telegram { updates } => telegram(settings, updates).await,
+        BenchCmd::Schedules {
+            schedules,
+            ticks,
+            days,
+            postgres,
+        } => crate::bench_schedules::run(&settings, schedules, ticks, days, postgres).await,
     }
 }
 
@@ -65,13 +71,13 @@ fn print_conditions() {
     );
 }
 
-async fn scratch_sqlite(dir: &tempfile::TempDir) -> anyhow::Result<Store> {
+pub(crate) async fn scratch_sqlite(dir: &tempfile::TempDir) -> anyhow::Result<Store> {
     let store = Store::open(&Store::sqlite_url(&dir.path().join("bench.db"))).await?;
     store.migrate(|_| {}).await?;
     Ok(store)
 }
 
-async fn scratch_postgres(admin: &str) -> anyhow::Result<(Store, String)> {
+pub(crate) async fn scratch_postgres(admin: &str) -> anyhow::Result<(Store, String)> {
     let name = format!("krake_bench_{}", std::process::id());
     let a = Store::open(admin)
         .await
@@ -89,7 +95,7 @@ async fn scratch_postgres(admin: &str) -> anyhow::Result<(Store, String)> {
     Ok((store, name))
 }
 
-async fn drop_postgres(admin: &str, name: &str) {
+pub(crate) async fn drop_postgres(admin: &str, name: &str) {
     if let Ok(a) = Store::open(admin).await {
         let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
             .execute(a.pool())
@@ -98,7 +104,7 @@ async fn drop_postgres(admin: &str, name: &str) {
     }
 }
 
-fn report(label: &str, h: &Histogram<u64>) {
+pub(crate) fn report(label: &str, h: &Histogram<u64>) {
     println!(
         "  {label:<34} n={:<6} p50={:>7.1} µs  p99={:>7.1} µs  max={:>8.1} µs",
         h.len(),

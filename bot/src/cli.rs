@@ -35,6 +35,34 @@ pub enum Cmd {
     /// Run a benchmark and print its figures.
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// Export an agent's folder to CSV, or import CSV rows into it (all or nothing).
+    #[command(subcommand)]
+    Folder(FolderCmd),
+}
+
+/// `krake folder …`.
+#[derive(Debug, Subcommand)]
+pub enum FolderCmd {
+    /// Write a folder as CSV (header = column names) to a file, or stdout with `-`.
+    Export {
+        /// The agent (`soshie`).
+        agent: String,
+        /// The folder's name.
+        folder: String,
+        /// The file to write [default: stdout].
+        #[arg(long, short, default_value = "-")]
+        output: String,
+    },
+    /// Add the rows of a CSV file to a folder; any bad row imports nothing and every bad row
+    /// is listed.
+    Import {
+        /// The agent.
+        agent: String,
+        /// The folder's name.
+        folder: String,
+        /// The CSV file (`-` for stdin).
+        file: String,
+    },
 }
 
 /// Flags of `krake serve`.
@@ -86,6 +114,22 @@ pub enum BenchCmd {
         /// How many timed updates.
         #[arg(long, default_value_t = 5000)]
         updates: u32,
+    },
+    /// The schedule coordinator with 10,000 active schedules: per-tick cost when nothing and
+    /// when some are due, and drift over a simulated week on a manual clock.
+    Schedules {
+        /// How many active schedules.
+        #[arg(long, default_value_t = 10000)]
+        schedules: u32,
+        /// Timed ticks for each of the two tick measurements.
+        #[arg(long, default_value_t = 2000)]
+        ticks: u32,
+        /// Simulated days for the drift run (0 skips it).
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+        /// Also run on this PostgreSQL server (an admin URL; a scratch database is created).
+        #[arg(long)]
+        postgres: Option<String>,
     },
 }
 

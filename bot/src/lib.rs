@@ -12,11 +12,16 @@
 //! - [`users`]: `krake user`: accounts, roles and link codes.
 //! - [`telegram`]: the Telegram front's settings and its start inside `krake serve`.
 //! - [`bench`]: `krake bench`: the benchmarks named in the issues.
+//! - [`coordinator`]: the schedule coordinator's loop in `krake serve`.
+//! - [`folder_cli`]: `krake folder export|import`: folders to and from CSV files.
 
 pub mod bench;
+pub mod bench_schedules;
 pub mod chat;
 pub mod cli;
+pub mod coordinator;
 pub mod demo;
+pub mod folder_cli;
 pub mod serve;
 pub mod settings;
 pub mod telegram;
@@ -35,7 +40,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(&cli.overrides, listen)?;
     let quiet = matches!(
         cli.command,
-        Cmd::Chat | Cmd::Config | Cmd::Bench(_) | Cmd::User(_)
+        Cmd::Chat | Cmd::Config | Cmd::Bench(_) | Cmd::User(_) | Cmd::Folder(_)
     );
     init_logging(settings.log_format, quiet);
     match cli.command {
@@ -49,6 +54,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Demo => demo::demo_command(settings).await,
         Cmd::Bench(b) => bench::run(settings, b).await,
         Cmd::User(u) => users::run(settings, u).await,
+        Cmd::Folder(f) => folder_cli::run(settings, f).await,
     }
 }
 

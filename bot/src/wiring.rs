@@ -53,5 +53,7 @@ pub fn krake(store: &Store, settings: &Settings) -> Krake {
     )
     .with_routes(routes)
     .with_users(store.clone())
-    .with_commerce(store)
+    .with_commerce(store.clone())
+    .with_schedules(store.clone(), settings.schedule_timezone)
+    .with_folders(store)
 }
