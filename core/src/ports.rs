@@ -2,7 +2,7 @@
 //! repositories on SQLite and PostgreSQL; the [`Clock`](crate::time::Clock) lives in
 //! [`time`](crate::time).
 
-use crate::actor::Actor;
+use crate::actor::{Actor, Front};
 use crate::inbound::{Inbound, InboundId, Recorded, StoredInbound};
 use crate::inbox::{
     AuditEntry, Decision, DecisionOutcome, Expired, NewThread, Thread, ThreadFilter, ThreadId,
@@ -176,4 +176,56 @@ pub trait OutboxRepo: Send + Sync {
         &self,
         limit: u32,
     ) -> Result<Vec<(OutboxId, Destination, String)>, RepoError>;
+}
+
+/// Places on a front that stand for an inbox thread (the Discord thread opened on a posted
+/// thread's message, a Telegram topic): a message written there is a reply to that thread.
+#[async_trait]
+pub trait ThreadLinkRepo: Send + Sync {
+    /// Records that `place` on `front` stands for `thread`. Idempotent: a place already linked
+    /// keeps its first thread.
+    async fn link_thread(
+        &self,
+        front: Front,
+        place: &str,
+        thread: ThreadId,
+    ) -> Result<(), RepoError>;
+    /// The inbox thread that `place` on `front` stands for, if any.
+    async fn linked_thread(&self, front: Front, place: &str)
+    -> Result<Option<ThreadId>, RepoError>;
+}
+
+/// An in-memory [`ThreadLinkRepo`], for tests.
+#[derive(Debug, Default)]
+pub struct MemoryThreadLinks(
+    std::sync::Mutex<std::collections::HashMap<(Front, String), ThreadId>>,
+);
+
+#[async_trait]
+impl ThreadLinkRepo for MemoryThreadLinks {
+    async fn link_thread(
+        &self,
+        front: Front,
+        place: &str,
+        thread: ThreadId,
+    ) -> Result<(), RepoError> {
+        let mut map = self
+            .0
+            .lock()
+            .map_err(|_| RepoError::Unavailable("thread links lock poisoned".into()))?;
+        map.entry((front, place.to_owned())).or_insert(thread);
+        Ok(())
+    }
+
+    async fn linked_thread(
+        &self,
+        front: Front,
+        place: &str,
+    ) -> Result<Option<ThreadId>, RepoError> {
+        let map = self
+            .0
+            .lock()
+            .map_err(|_| RepoError::Unavailable("thread links lock poisoned".into()))?;
+        Ok(map.get(&(front, place.to_owned())).copied())
+    }
 }
