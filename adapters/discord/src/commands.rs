@@ -156,6 +156,36 @@ pub fn registration_body(dir: &Directory) -> Value {
     serde_json::to_value(slash_commands(dir)).unwrap_or(Value::Array(Vec::new()))
 }
 
+/// Registers (bulk-overwrites) the slash commands for one guild, or globally when `guild` is
+/// `None` (global commands take up to an hour to show; guild ones at once). Returns how many.
+pub async fn register(
+    rest: &crate::rest::Rest,
+    application_id: u64,
+    guild: Option<u64>,
+    dir: &Directory,
+) -> Result<usize, crate::rest::RestError> {
+    use serenity::http::{LightMethod, Route};
+    use serenity::model::id::{ApplicationId, GuildId};
+    if application_id == 0 || guild == Some(0) {
+        return Err(crate::rest::RestError::Refused {
+            status: 0,
+            code: None,
+            message: "application and guild ids are positive numbers".into(),
+        });
+    }
+    let body = registration_body(dir);
+    let application_id = ApplicationId::new(application_id);
+    let route = match guild {
+        Some(g) => Route::GuildCommands {
+            application_id,
+            guild_id: GuildId::new(g),
+        },
+        None => Route::Commands { application_id },
+    };
+    let answer = rest.call(LightMethod::Put, route, Some(&body)).await?;
+    Ok(answer.as_array().map_or(0, Vec::len))
+}
+
 /// Why a slash command could not be turned into text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OptionsError {
