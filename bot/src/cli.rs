@@ -29,6 +29,9 @@ pub enum Cmd {
     Config,
     /// Fill the inbox with a few realistic threads in several workspaces.
     Demo,
+    /// Manage users: add them with a role, list them, make link codes for chat accounts.
+    #[command(subcommand)]
+    User(UserCmd),
     /// Run a benchmark and print its figures.
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -66,5 +69,37 @@ pub enum BenchCmd {
         /// Also run on this PostgreSQL server (an admin URL; a scratch database is created).
         #[arg(long)]
         postgres: Option<String>,
+    },
+}
+
+/// `krake user …`.
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Add a user, or change their role (everywhere, or in one workspace with --workspace).
+    Add {
+        /// The user name.
+        name: String,
+        /// owner, admin, member or viewer.
+        #[arg(long, default_value = "member")]
+        role: String,
+        /// Only in this workspace (the user is a guest elsewhere unless given a role there too).
+        #[arg(long)]
+        workspace: Option<String>,
+    },
+    /// List users and their roles.
+    List,
+    /// Print a new personal API token for scripts (`Authorization: Bearer …`); only its hash is kept.
+    Token {
+        /// The user name.
+        name: String,
+        /// What the token is for.
+        #[arg(long, default_value = "api")]
+        label: String,
+    },
+    /// Print a one-time code (valid 15 minutes) that links a Telegram or Discord account to
+    /// this user: send `/link CODE` to the bot there.
+    LinkCode {
+        /// The user name.
+        name: String,
     },
 }

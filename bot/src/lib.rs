@@ -9,6 +9,7 @@
 //! - [`serve`]: `krake serve`: HTTP, sweeper, graceful shutdown.
 //! - [`chat`]: `krake chat`: the terminal front.
 //! - [`demo`]: `krake demo`: realistic sample threads.
+//! - [`users`]: `krake user`: accounts, roles and link codes.
 //! - [`bench`]: `krake bench`: the benchmarks named in the issues.
 
 pub mod bench;
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod demo;
 pub mod serve;
 pub mod settings;
+pub mod users;
 pub mod wiring;
 
 use cli::{Cli, Cmd};
@@ -29,7 +31,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         _ => None,
     };
     let settings = Settings::load(&cli.overrides, listen)?;
-    let quiet = matches!(cli.command, Cmd::Chat | Cmd::Config | Cmd::Bench(_));
+    let quiet = matches!(
+        cli.command,
+        Cmd::Chat | Cmd::Config | Cmd::Bench(_) | Cmd::User(_)
+    );
     init_logging(settings.log_format, quiet);
     match cli.command {
         Cmd::Serve(args) => serve::serve(settings, args.demo).await,
@@ -41,6 +46,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Demo => demo::demo_command(settings).await,
         Cmd::Bench(b) => bench::run(settings, b).await,
+        Cmd::User(u) => users::run(settings, u).await,
     }
 }
 

@@ -44,14 +44,23 @@ pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     eprintln!("Krake is running on http://{addr} (health: /healthz, readiness: /readyz).");
     eprintln!("Talk to it from another terminal with `krake chat`. Stop with Ctrl-C.");
-    run(
-        listener,
-        store,
-        krake,
-        Duration::from_secs(settings.sweep_interval_secs),
-        shutdown_signal(),
-    )
-    .await
+    let config = ServeConfig {
+        sweep_every: Duration::from_secs(settings.sweep_interval_secs),
+        webhooks: settings.webhooks.clone(),
+        rules: settings.rules.clone(),
+    };
+    run(listener, store, krake, config, shutdown_signal()).await
+}
+
+/// What `run` needs beyond the store and the core service.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Time between expiry sweeps.
+    pub sweep_every: Duration,
+    /// Shopify and Gelato webhooks.
+    pub webhooks: krake_commerce::WebhookConfig,
+    /// Event rules for commerce events.
+    pub rules: Vec<krake_core::commerce::EventRule>,
 }
 
 /// Serves on `listener` until `shutdown` completes, then stops the background work and waits
@@ -60,14 +69,39 @@ pub async fn run(
     listener: TcpListener,
     store: Store,
     krake: Krake,
-    sweep_every: Duration,
+    config: ServeConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let sweeper = tokio::spawn(sweep_loop(krake, sweep_every, stop_rx.clone()));
+    let clock: Arc<dyn krake_core::time::Clock> = Arc::new(krake_core::time::SystemClock);
+    let sweeper = tokio::spawn(sweep_loop(
+        krake.clone(),
+        config.sweep_every,
+        stop_rx.clone(),
+    ));
+    let processor = krake_core::commerce::CommerceProcessor::new(
+        Arc::new(store.clone()),
+        Arc::new(store.clone()),
+        clock.clone(),
+        config.rules.clone(),
+        krake.routes().clone(),
+        format!("commerce-{}", std::process::id()),
+    );
+    let commerce = spawn_commerce_loop(processor, stop_rx.clone());
+    // Webhooks are acknowledged only after a (group) commit of the event.
+    let inbound = krake_store::GroupCommit::start(store.clone(), 256);
     let app = krake_web::app(AppState {
         readiness: Arc::new(StoreReady(store.clone())),
-    });
+        api: Some(krake_web::Api {
+            krake: krake.clone(),
+            tokens: Arc::new(store.clone()),
+        }),
+    })
+    .merge(krake_commerce::router(
+        config.webhooks.clone(),
+        Arc::new(inbound),
+        clock,
+    ));
     let mut http_stop = stop_rx;
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = http_stop.changed().await;
@@ -80,6 +114,7 @@ pub async fn run(
     let served = server.await.context("the HTTP server failed");
     trigger.abort();
     let _ = sweeper.await;
+    let _ = commerce.await;
     store.pool().close().await;
     served
 }
@@ -98,6 +133,36 @@ pub fn spawn_delivery_loop(
                 Ok(_) => idle,
                 Err(e) => {
                     tracing::warn!(error = %e, owner = %deliverer.owner, "outbox pass failed; will retry");
+                    Duration::from_secs(2)
+                }
+            };
+            if *stop.borrow() {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    })
+}
+
+/// Applies stored commerce events until `stop`: right away while there is work, otherwise
+/// after a short idle wait.
+fn spawn_commerce_loop(
+    processor: krake_core::commerce::CommerceProcessor,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let wait = match processor.run_once(200).await {
+                Ok(0) => Duration::from_millis(200),
+                Ok(n) => {
+                    tracing::debug!(applied = n, "commerce events applied");
+                    Duration::ZERO
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "applying commerce events failed; will retry");
                     Duration::from_secs(2)
                 }
             };

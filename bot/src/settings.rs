@@ -29,6 +29,36 @@ pub struct FileConfig {
     /// Overrides or adds agents, keyed by name.
     #[serde(default)]
     pub agents: BTreeMap<String, AgentEntry>,
+    /// Shopify webhooks.
+    #[serde(default)]
+    pub shopify: ShopifyFile,
+    /// Gelato webhooks.
+    #[serde(default)]
+    pub gelato: GelatoFile,
+    /// Event rules; the defaults apply when absent.
+    pub rules: Option<Vec<krake_core::commerce::EventRule>>,
+}
+
+/// `[shopify]` in the config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShopifyFile {
+    /// The webhook secret (prefer `KRAKE_SHOPIFY_WEBHOOK_SECRET`).
+    pub webhook_secret: Option<String>,
+    /// The previous secret during rotation (prefer `KRAKE_SHOPIFY_WEBHOOK_SECRET_PREVIOUS`).
+    pub webhook_secret_previous: Option<String>,
+    /// Shop domain → workspace slug.
+    #[serde(default)]
+    pub shops: BTreeMap<String, String>,
+}
+
+/// `[gelato]` in the config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GelatoFile {
+    /// Workspace slug → webhook path token (prefer `KRAKE_GELATO_TOKEN_<WORKSPACE>`).
+    #[serde(default)]
+    pub tokens: BTreeMap<String, String>,
 }
 
 /// A workspace in the config file.
@@ -107,6 +137,10 @@ pub struct Settings {
     pub directory: Directory,
     /// The config file read, if any.
     pub config_file: Option<PathBuf>,
+    /// Shopify and Gelato webhooks.
+    pub webhooks: krake_commerce::WebhookConfig,
+    /// Event rules.
+    pub rules: Vec<krake_core::commerce::EventRule>,
 }
 
 impl Settings {
@@ -143,6 +177,7 @@ impl Settings {
             Some(p) => format!("invalid workspaces or agents in {}", p.display()),
             None => "invalid workspaces or agents".to_owned(),
         })?;
+        let directory_ref = directory.clone();
         Ok(Self {
             data_dir,
             listen,
@@ -151,6 +186,11 @@ impl Settings {
             sweep_interval_secs: file.sweep_interval_secs.unwrap_or(5).max(1),
             directory,
             config_file: o.config.clone(),
+            webhooks: webhooks(&file, &directory_ref)?,
+            rules: file
+                .rules
+                .clone()
+                .unwrap_or_else(krake_core::commerce::default_rules),
         })
     }
 
@@ -184,6 +224,41 @@ impl Settings {
             "sweep_interval_secs = {}\n",
             self.sweep_interval_secs
         ));
+        let set = |s: &Option<krake_commerce::Secret>| {
+            if s.is_some() {
+                "\"***\""
+            } else {
+                "\"\" # not set"
+            }
+        };
+        out.push_str(&format!(
+            "\n[shopify]\nwebhook_secret = {}\nwebhook_secret_previous = {}\n",
+            set(&self.webhooks.shopify_secret),
+            set(&self.webhooks.shopify_secret_previous)
+        ));
+        let mut shops: Vec<_> = self.webhooks.shops.iter().collect();
+        shops.sort();
+        out.push_str("[shopify.shops]\n");
+        for (shop, ws) in shops {
+            out.push_str(&format!("{shop:?} = \"{ws}\"\n"));
+        }
+        out.push_str("\n[gelato.tokens]\n");
+        for (ws, _) in &self.webhooks.gelato_tokens {
+            out.push_str(&format!("{ws} = \"***\"\n"));
+        }
+        for r in &self.rules {
+            out.push_str(&format!(
+                "\n[[rules]]\non = {:?}\nthen = {:?}\n",
+                serde_plain(&r.on),
+                serde_plain(&r.then)
+            ));
+            if let Some(a) = &r.agent {
+                out.push_str(&format!("agent = {a:?}\n"));
+            }
+            if let Some(t) = &r.task {
+                out.push_str(&format!("task = {t:?}\n"));
+            }
+        }
         for w in self.directory.workspaces() {
             out.push_str(&format!(
                 "\n[[workspaces]]\nname = {:?}\nslug = \"{}\"\n",
@@ -202,6 +277,67 @@ impl Settings {
         }
         out
     }
+}
+
+/// A secret from the environment (preferred) or the config file; empty values count as unset.
+fn secret(env: &str, file: Option<&String>) -> Option<krake_commerce::Secret> {
+    std::env::var(env)
+        .ok()
+        .or_else(|| file.cloned())
+        .filter(|s| !s.trim().is_empty())
+        .map(krake_commerce::Secret::new)
+}
+
+fn webhooks(
+    file: &FileConfig,
+    directory: &Directory,
+) -> anyhow::Result<krake_commerce::WebhookConfig> {
+    let known = |slug: &str, what: &str| -> anyhow::Result<WorkspaceSlug> {
+        let ws = WorkspaceSlug::parse(slug)
+            .with_context(|| format!("{what}: `{slug}` is not a workspace slug"))?;
+        if directory.workspace(&ws).is_none() {
+            bail!("{what}: there is no workspace `{slug}`");
+        }
+        Ok(ws)
+    };
+    let mut shops = std::collections::HashMap::new();
+    for (shop, ws) in &file.shopify.shops {
+        shops.insert(
+            shop.to_ascii_lowercase(),
+            known(ws, &format!("[shopify.shops] \"{shop}\""))?,
+        );
+    }
+    for ws in file.gelato.tokens.keys() {
+        known(ws, "[gelato.tokens]")?;
+    }
+    let mut gelato_tokens = Vec::new();
+    for w in directory.workspaces() {
+        let env = format!(
+            "KRAKE_GELATO_TOKEN_{}",
+            w.slug.as_str().to_uppercase().replace('-', "_")
+        );
+        if let Some(t) = secret(&env, file.gelato.tokens.get(w.slug.as_str())) {
+            if t.expose().len() < 16 {
+                bail!(
+                    "the Gelato token for {} is too short to be unguessable: use at least 16 random characters",
+                    w.slug
+                );
+            }
+            gelato_tokens.push((w.slug.clone(), t));
+        }
+    }
+    Ok(krake_commerce::WebhookConfig {
+        shopify_secret: secret(
+            "KRAKE_SHOPIFY_WEBHOOK_SECRET",
+            file.shopify.webhook_secret.as_ref(),
+        ),
+        shopify_secret_previous: secret(
+            "KRAKE_SHOPIFY_WEBHOOK_SECRET_PREVIOUS",
+            file.shopify.webhook_secret_previous.as_ref(),
+        ),
+        shops,
+        gelato_tokens,
+    })
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -289,6 +425,14 @@ fn directory(file: &FileConfig) -> anyhow::Result<Directory> {
     Ok(Directory::new(workspaces, agents)?)
 }
 
+/// The serde name of a unit enum value (`order_created`).
+fn serde_plain<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 fn capitalised(s: &str) -> String {
     let mut c = s.chars();
     c.next()
@@ -366,6 +510,50 @@ workspaces = ["management"]
             load_str("[agents.zed]\nrole = \"x\"\nworkspaces = [\"narnia\"]\n").unwrap_err()
         );
         assert!(e.contains("narnia"), "{e}");
+    }
+
+    #[test]
+    fn webhook_settings_and_rules() {
+        let s = load_str(
+            r#"
+[shopify]
+webhook_secret = "file-secret"
+[shopify.shops]
+"Lunavo.myshopify.com" = "lunavo"
+[gelato.tokens]
+monarch = "0123456789abcdef0123"
+[[rules]]
+on = "order_paid"
+then = "notice"
+agent = "Dexter"
+"#,
+        )
+        .unwrap();
+        assert_eq!(
+            s.webhooks
+                .shops
+                .get("lunavo.myshopify.com")
+                .map(|w| w.as_str()),
+            Some("lunavo")
+        );
+        assert_eq!(s.webhooks.gelato_tokens.len(), 1);
+        assert_eq!(s.rules.len(), 1);
+        let out = s.redacted();
+        assert!(
+            !out.contains("file-secret") && !out.contains("0123456789abcdef0123"),
+            "{out}"
+        );
+        assert!(out.contains("on = \"order_paid\""), "{out}");
+        let e = format!(
+            "{:#}",
+            load_str("[shopify.shops]\n\"x.myshopify.com\" = \"narnia\"\n").unwrap_err()
+        );
+        assert!(e.contains("narnia"), "{e}");
+        let e = format!(
+            "{:#}",
+            load_str("[gelato.tokens]\nlunavo = \"short\"\n").unwrap_err()
+        );
+        assert!(e.contains("too short"), "{e}");
     }
 
     #[test]

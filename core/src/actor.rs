@@ -1,6 +1,8 @@
 //! Who is acting: a user name, the front they came through, and their role.
 
+use crate::workspace::WorkspaceSlug;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// A Krake user name: 1–64 characters, no control characters, no surrounding spaces.
@@ -26,6 +28,11 @@ impl UserName {
     /// The user called `local`: the person at the terminal running `krake chat`.
     pub fn local() -> Self {
         Self("local".to_owned())
+    }
+
+    /// The name given to a platform user whose id makes no valid user name.
+    pub fn guest() -> Self {
+        Self("guest".to_owned())
     }
 
     /// The name as text.
@@ -104,10 +111,12 @@ impl fmt::Display for Front {
     }
 }
 
-/// A role in a workspace, from most to least powerful.
+/// A role in a workspace, from least to most powerful.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// Not a member: may chat with Krake, sees no threads (an unlinked platform user).
+    Guest,
     /// Reads only.
     Viewer,
     /// Reads, replies, approves and rejects.
@@ -126,6 +135,7 @@ impl Role {
             "admin" => Role::Admin,
             "member" => Role::Member,
             "viewer" => Role::Viewer,
+            "guest" => Role::Guest,
             _ => return None,
         })
     }
@@ -137,6 +147,7 @@ impl Role {
             Role::Admin => "admin",
             Role::Member => "member",
             Role::Viewer => "viewer",
+            Role::Guest => "guest",
         }
     }
 }
@@ -154,27 +165,65 @@ pub struct Actor {
     pub user: UserName,
     /// Through which front.
     pub front: Front,
-    /// Their role (fronts resolve it from accounts; the local terminal user is an owner).
+    /// Their role in every workspace not listed in `workspace_roles` (fronts resolve it from
+    /// accounts; the local terminal user is an owner; an unlinked platform user a guest).
     pub role: Role,
+    /// Roles that differ per workspace.
+    pub workspace_roles: BTreeMap<WorkspaceSlug, Role>,
+    /// The platform's id of the person (Telegram or Discord user id), when known.
+    pub external_id: Option<String>,
+    /// A platform user not linked to any Krake user: may chat, never act on threads.
+    pub unlinked: bool,
 }
 
 impl Actor {
+    /// An actor with one role everywhere.
+    pub fn new(user: UserName, front: Front, role: Role) -> Self {
+        Self {
+            user,
+            front,
+            role,
+            workspace_roles: BTreeMap::new(),
+            external_id: None,
+            unlinked: false,
+        }
+    }
+
     /// The person at the terminal: user `local`, front cli, owner.
     pub fn local() -> Self {
-        Self {
-            user: UserName::local(),
-            front: Front::Cli,
-            role: Role::Owner,
-        }
+        Self::new(UserName::local(), Front::Cli, Role::Owner)
     }
 
     /// Krake itself, for sweepers and schedules.
     pub fn system() -> Self {
-        Self {
-            user: UserName("krake".to_owned()),
-            front: Front::System,
-            role: Role::Owner,
-        }
+        Self::new(UserName("krake".to_owned()), Front::System, Role::Owner)
+    }
+
+    /// The actor's role in a workspace.
+    pub fn role_in(&self, workspace: &WorkspaceSlug) -> Role {
+        self.workspace_roles
+            .get(workspace)
+            .copied()
+            .unwrap_or(self.role)
+    }
+
+    /// Whether the actor may see the workspace's threads (viewer or above there).
+    pub fn can_see(&self, workspace: &WorkspaceSlug) -> bool {
+        self.role_in(workspace) >= Role::Viewer
+    }
+
+    /// Of `all` workspaces, those the actor may see; `None` when that is every one of them.
+    pub fn visible<'a>(
+        &self,
+        all: impl IntoIterator<Item = &'a WorkspaceSlug>,
+    ) -> Option<Vec<WorkspaceSlug>> {
+        let all: Vec<&WorkspaceSlug> = all.into_iter().collect();
+        let seen: Vec<WorkspaceSlug> = all
+            .iter()
+            .filter(|w| self.can_see(w))
+            .map(|w| (*w).clone())
+            .collect();
+        (seen.len() != all.len()).then_some(seen)
     }
 }
 
@@ -192,9 +241,30 @@ mod tests {
     }
 
     #[test]
+    fn per_workspace_roles_and_visibility() {
+        let lunavo = WorkspaceSlug::parse("lunavo").unwrap();
+        let monarch = WorkspaceSlug::parse("monarch").unwrap();
+        let mut guest = Actor::new(
+            UserName::parse("telegram:1").unwrap(),
+            Front::Telegram,
+            Role::Guest,
+        );
+        guest.workspace_roles.insert(lunavo.clone(), Role::Viewer);
+        assert!(guest.can_see(&lunavo));
+        assert!(!guest.can_see(&monarch));
+        assert_eq!(
+            guest.visible([&lunavo, &monarch]),
+            Some(vec![lunavo.clone()])
+        );
+        assert_eq!(Actor::local().visible([&lunavo, &monarch]), None);
+        assert_eq!(guest.role_in(&monarch), Role::Guest);
+    }
+
+    #[test]
     fn roles_order_and_parse() {
         assert!(Role::Owner > Role::Member);
         assert!(Role::Viewer < Role::Member);
+        assert!(Role::Guest < Role::Viewer);
         assert_eq!(Role::parse("Admin"), Some(Role::Admin));
         assert_eq!(Role::parse("boss"), None);
         for f in [

@@ -68,6 +68,16 @@ pub enum Command {
     Archive(ThreadId),
     /// Bring an archived thread back.
     Unarchive(ThreadId),
+    /// Show a workspace's KPIs (revenue, orders, fulfilment).
+    Kpi {
+        /// The workspace; the first one the person can see when absent.
+        workspace: Option<WorkspaceSlug>,
+    },
+    /// Link this platform account to a Krake user with a one-time code.
+    Link {
+        /// The code from `krake user link-code NAME`.
+        code: String,
+    },
     /// Give an agent a task.
     Ask {
         /// The agent.
@@ -170,6 +180,18 @@ pub const COMMANDS: &[CommandSpec] = &[
         example: "/agents",
     },
     CommandSpec {
+        name: "kpi",
+        args: "[workspace]",
+        about: "Show revenue, orders and fulfilment for a workspace",
+        example: "/kpi lunavo",
+    },
+    CommandSpec {
+        name: "link",
+        args: "<code>",
+        about: "Link this chat account to your Krake user with a one-time code",
+        example: "/link K7M2Q9XD",
+    },
+    CommandSpec {
         name: "help",
         args: "[command]",
         about: "Show what Krake understands",
@@ -193,6 +215,8 @@ enum Verb {
     Archive,
     Unarchive,
     Ask,
+    Link,
+    Kpi,
 }
 
 fn verb(word: &str) -> Option<Verb> {
@@ -208,6 +232,8 @@ fn verb(word: &str) -> Option<Verb> {
         "archive" => Verb::Archive,
         "unarchive" | "restore" => Verb::Unarchive,
         "ask" | "tell" => Verb::Ask,
+        "link" => Verb::Link,
+        "kpi" | "kpis" | "sales" | "stats" => Verb::Kpi,
         _ => return None,
     })
 }
@@ -341,6 +367,44 @@ impl CommandParser {
                 })
             }
             Verb::Ask => self.ask(args),
+            Verb::Kpi => {
+                let words = args.trim().to_lowercase();
+                if words.is_empty() {
+                    return Parsed::Command(Command::Kpi { workspace: None });
+                }
+                match self.find_workspace(&words) {
+                    Some(ws) => Parsed::Command(Command::Kpi {
+                        workspace: Some(ws),
+                    }),
+                    None if strict => {
+                        let names: Vec<&str> =
+                            self.workspaces.iter().map(|w| w.slug.as_str()).collect();
+                        Parsed::NotUnderstood {
+                            problem: format!(
+                                "`{}` is not a workspace; workspaces are {}",
+                                args.trim(),
+                                names.join(", ")
+                            ),
+                            suggestion: Some("/kpi lunavo".to_owned()),
+                        }
+                    }
+                    None => Parsed::Command(Command::Kpi { workspace: None }),
+                }
+            }
+            Verb::Link => {
+                let (code, rest) = split_word(args);
+                let ok = (4..=32).contains(&code.len())
+                    && code.bytes().all(|b| b.is_ascii_alphanumeric());
+                if !ok || !rest.trim().is_empty() {
+                    return Parsed::NotUnderstood {
+                        problem: "`link` needs the one-time code you were given".to_owned(),
+                        suggestion: Some("/link K7M2Q9XD".to_owned()),
+                    };
+                }
+                Parsed::Command(Command::Link {
+                    code: code.to_owned(),
+                })
+            }
         }
     }
 
@@ -424,6 +488,12 @@ impl CommandParser {
             .split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '-'))
             .filter(|w| !w.is_empty())
             .collect();
+        let kpi_words = ["sales", "revenue", "kpi", "kpis", "turnover", "numbers"];
+        if words.iter().any(|w| kpi_words.contains(w)) {
+            return Parsed::Command(Command::Kpi {
+                workspace: self.find_workspace(&lower),
+            });
+        }
         let listy = [
             "open",
             "pending",
@@ -517,6 +587,24 @@ impl CommandParser {
             }
         }
         Ok(q)
+    }
+}
+
+impl CommandParser {
+    /// The workspace named (by slug or display name) anywhere in `text`, longest name first.
+    fn find_workspace(&self, text: &str) -> Option<WorkspaceSlug> {
+        let padded = format!(
+            " {} ",
+            text.to_lowercase().replace(['?', '!', ',', '.'], " ")
+        );
+        let mut ws: Vec<&Workspace> = self.workspaces.iter().collect();
+        ws.sort_by_key(|w| std::cmp::Reverse(w.name.len()));
+        ws.into_iter()
+            .find(|w| {
+                padded.contains(&format!(" {} ", w.name.to_lowercase()))
+                    || padded.contains(&format!(" {} ", w.slug.as_str()))
+            })
+            .map(|w| w.slug.clone())
     }
 }
 
@@ -670,6 +758,34 @@ mod tests {
         assert_eq!(cmd("/show 3"), Command::Show(ThreadId(3)));
         assert_eq!(cmd("/workspaces"), Command::Workspaces);
         assert_eq!(cmd("/agents"), Command::Agents);
+        assert_eq!(
+            cmd("/kpi lunavo"),
+            Command::Kpi {
+                workspace: ws("lunavo")
+            }
+        );
+        assert_eq!(cmd("/kpi"), Command::Kpi { workspace: None });
+        assert_eq!(
+            cmd("how are sales in hard life mode?"),
+            Command::Kpi {
+                workspace: ws("hard-life-mode")
+            }
+        );
+        assert!(matches!(
+            p().parse("/kpi narnia"),
+            Parsed::NotUnderstood { .. }
+        ));
+        assert_eq!(
+            cmd("/link k7m2q9xd"),
+            Command::Link {
+                code: "k7m2q9xd".into()
+            }
+        );
+        assert!(matches!(p().parse("/link"), Parsed::NotUnderstood { .. }));
+        assert!(matches!(
+            p().parse("/link a b"),
+            Parsed::NotUnderstood { .. }
+        ));
         assert_eq!(
             cmd("/help reject"),
             Command::Help {

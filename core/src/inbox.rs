@@ -335,6 +335,9 @@ pub struct NewThread {
     pub timeout_route: TimeoutRoute,
     /// Where to post the thread when it is created (filled from the workspace's routes).
     pub post_to: Vec<crate::outbox::Destination>,
+    /// A unique key for threads opened by automation (`inbound:12:rule:0`): creating a thread
+    /// with a key that exists returns the existing thread instead of a second one.
+    pub origin_key: Option<String>,
 }
 
 impl NewThread {
@@ -357,6 +360,7 @@ impl NewThread {
             expires_at: None,
             timeout_route: TimeoutRoute::default(),
             post_to: Vec::new(),
+            origin_key: None,
         }
     }
 }

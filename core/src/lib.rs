@@ -12,15 +12,18 @@
 //!   natural phrasings).
 //! - [`reply`]: the [`Reply`](reply::Reply) every front renders, with typed button payloads.
 //! - [`inbound`] and [`outbox`]: the durable in and out queues' types.
+//! - [`secret`]: [`Secret`](secret::Secret), which never prints.
 //! - [`ports`]: the small traits core needs from the outside (repositories, clock).
 //! - [`service`]: [`Krake`](service::Krake), which takes a command and returns a reply.
 //! - [`delivery`]: the generic outbox worker ([`Deliverer`](delivery::Deliverer)) over a
 //!   front's [`Sender`](delivery::Sender), and [`Routes`](delivery::Routes) for new threads.
+//! - [`commerce`]: shop and print-partner events, KPIs, event rules and their processor.
 //! - [`config`]: the domain part of configuration (workspaces, agents).
 
 pub mod actor;
 pub mod agent;
 pub mod command;
+pub mod commerce;
 pub mod config;
 pub mod delivery;
 pub mod inbound;
@@ -28,6 +31,7 @@ pub mod inbox;
 pub mod outbox;
 pub mod ports;
 pub mod reply;
+pub mod secret;
 pub mod service;
 pub mod time;
 pub mod workspace;

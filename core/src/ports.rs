@@ -178,27 +178,105 @@ pub trait OutboxRepo: Send + Sync {
     ) -> Result<Vec<(OutboxId, Destination, String)>, RepoError>;
 }
 
+/// A Krake user and their roles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// The user.
+    pub name: crate::actor::UserName,
+    /// Role in every workspace not listed below.
+    pub role: crate::actor::Role,
+    /// Roles that differ per workspace.
+    pub workspace_roles:
+        std::collections::BTreeMap<crate::workspace::WorkspaceSlug, crate::actor::Role>,
+}
+
+/// Users, their roles, and the links between platform identities and users.
+#[async_trait]
+pub trait UserRepo: Send + Sync {
+    /// Adds a user, or changes their role: everywhere (`workspace` None) or in one workspace.
+    async fn upsert_user(
+        &self,
+        name: &crate::actor::UserName,
+        role: crate::actor::Role,
+        workspace: Option<&crate::workspace::WorkspaceSlug>,
+        now: Timestamp,
+    ) -> Result<UserRecord, RepoError>;
+    /// One user.
+    async fn user(&self, name: &crate::actor::UserName) -> Result<Option<UserRecord>, RepoError>;
+    /// Every user, by name.
+    async fn users(&self) -> Result<Vec<UserRecord>, RepoError>;
+    /// Stores a one-time link code for a user, valid until `expires_at`.
+    async fn create_link_code(
+        &self,
+        user: &crate::actor::UserName,
+        code: &str,
+        expires_at: Timestamp,
+    ) -> Result<(), RepoError>;
+    /// Redeems a code once (unused and unexpired), linking the platform identity to its user.
+    /// `None` when the code is unknown, used or expired.
+    async fn redeem_link_code(
+        &self,
+        code: &str,
+        front: crate::actor::Front,
+        external_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<crate::actor::UserName>, RepoError>;
+    /// The user a platform identity is linked to.
+    async fn linked_user(
+        &self,
+        front: crate::actor::Front,
+        external_id: &str,
+    ) -> Result<Option<crate::actor::UserName>, RepoError>;
+}
+
+/// Personal API tokens, stored as hashes.
+#[async_trait]
+pub trait TokenRepo: Send + Sync {
+    /// Stores a token's hash for a user.
+    async fn create_api_token(
+        &self,
+        user: &crate::actor::UserName,
+        token_hash: &str,
+        label: &str,
+        now: Timestamp,
+    ) -> Result<(), RepoError>;
+    /// The user a token hash belongs to, with their roles.
+    async fn user_for_token(&self, token_hash: &str) -> Result<Option<UserRecord>, RepoError>;
+}
+
+/// The inbox thread a place on a front stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadLink {
+    /// The thread.
+    pub thread: ThreadId,
+    /// Its workspace (people writing there belong to it as far as the front can tell).
+    pub workspace: crate::workspace::WorkspaceSlug,
+}
+
 /// Places on a front that stand for an inbox thread (the Discord thread opened on a posted
 /// thread's message, a Telegram topic): a message written there is a reply to that thread.
 #[async_trait]
 pub trait ThreadLinkRepo: Send + Sync {
-    /// Records that `place` on `front` stands for `thread`. Idempotent: a place already linked
-    /// keeps its first thread.
+    /// Records that `place` on `front` stands for `link.thread`. Idempotent: a place already
+    /// linked keeps its first thread.
     async fn link_thread(
         &self,
         front: Front,
         place: &str,
-        thread: ThreadId,
+        link: &ThreadLink,
     ) -> Result<(), RepoError>;
     /// The inbox thread that `place` on `front` stands for, if any.
-    async fn linked_thread(&self, front: Front, place: &str)
-    -> Result<Option<ThreadId>, RepoError>;
+    async fn linked_thread(
+        &self,
+        front: Front,
+        place: &str,
+    ) -> Result<Option<ThreadLink>, RepoError>;
 }
 
 /// An in-memory [`ThreadLinkRepo`], for tests.
 #[derive(Debug, Default)]
 pub struct MemoryThreadLinks(
-    std::sync::Mutex<std::collections::HashMap<(Front, String), ThreadId>>,
+    std::sync::Mutex<std::collections::HashMap<(Front, String), ThreadLink>>,
 );
 
 #[async_trait]
@@ -207,13 +285,14 @@ impl ThreadLinkRepo for MemoryThreadLinks {
         &self,
         front: Front,
         place: &str,
-        thread: ThreadId,
+        link: &ThreadLink,
     ) -> Result<(), RepoError> {
         let mut map = self
             .0
             .lock()
             .map_err(|_| RepoError::Unavailable("thread links lock poisoned".into()))?;
-        map.entry((front, place.to_owned())).or_insert(thread);
+        map.entry((front, place.to_owned()))
+            .or_insert_with(|| link.clone());
         Ok(())
     }
 
@@ -221,11 +300,11 @@ impl ThreadLinkRepo for MemoryThreadLinks {
         &self,
         front: Front,
         place: &str,
-    ) -> Result<Option<ThreadId>, RepoError> {
+    ) -> Result<Option<ThreadLink>, RepoError> {
         let map = self
             .0
             .lock()
             .map_err(|_| RepoError::Unavailable("thread links lock poisoned".into()))?;
-        Ok(map.get(&(front, place.to_owned())).copied())
+        Ok(map.get(&(front, place.to_owned())).cloned())
     }
 }

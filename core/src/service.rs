@@ -3,8 +3,9 @@
 //! Fronts convert and render; every rule lives here: who may decide, what a listing shows,
 //! how an incoming message is made idempotent.
 
-use crate::actor::{Actor, Role};
+use crate::actor::{Actor, Front, Role, UserName};
 use crate::command::{COMMANDS, Command, CommandParser, ListQuery, Parsed, StatusFilter, spec};
+use crate::commerce::{CommerceRepo, Kpis, render_kpis};
 use crate::config::Directory;
 use crate::delivery::Routes;
 use crate::inbound::{IdempotencyKey, Inbound, Recorded};
@@ -12,9 +13,10 @@ use crate::inbox::{
     Decision, DecisionOutcome, Expired, NewThread, Origin, Thread, ThreadFilter, ThreadId,
     ThreadKind, ThreadStatus,
 };
-use crate::ports::{ArchiveOutcome, InboundRepo, InboxRepo, RepoError, WriteCtx};
+use crate::ports::{ArchiveOutcome, InboundRepo, InboxRepo, RepoError, UserRepo, WriteCtx};
 use crate::reply::{Button, ButtonAction, ButtonPayload, Reply};
 use crate::time::Clock;
+use crate::workspace::WorkspaceSlug;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -42,6 +44,8 @@ pub struct Krake {
     directory: Arc<Directory>,
     parser: Arc<CommandParser>,
     routes: Arc<Routes>,
+    users: Option<Arc<dyn UserRepo>>,
+    commerce: Option<Arc<dyn CommerceRepo>>,
 }
 
 impl Krake {
@@ -60,6 +64,8 @@ impl Krake {
             directory: Arc::new(directory),
             parser: Arc::new(parser),
             routes: Arc::new(Routes::new()),
+            users: None,
+            commerce: None,
         }
     }
 
@@ -67,6 +73,131 @@ impl Krake {
     pub fn with_routes(mut self, routes: Routes) -> Self {
         self.routes = Arc::new(routes);
         self
+    }
+
+    /// The same service with accounts: platform identities linked to users with roles.
+    pub fn with_users(mut self, users: Arc<dyn UserRepo>) -> Self {
+        self.users = Some(users);
+        self
+    }
+
+    /// Who a platform user is: the linked Krake user with their roles, or an unlinked guest
+    /// who may chat and read the threads of `home` (the workspace their chat belongs to).
+    pub async fn identify(
+        &self,
+        front: Front,
+        external_id: &str,
+        display_name: &str,
+        home: Option<&WorkspaceSlug>,
+    ) -> Result<Actor, RepoError> {
+        if let Some(users) = &self.users
+            && let Some(name) = users.linked_user(front, external_id).await?
+            && let Some(rec) = users.user(&name).await?
+        {
+            let mut actor = Actor::new(rec.name, front, rec.role);
+            actor.workspace_roles = rec.workspace_roles;
+            actor.external_id = Some(external_id.to_owned());
+            return Ok(actor);
+        }
+        tracing::debug!(%front, external_id, name = display_name, "unlinked platform user");
+        let name = UserName::parse(&format!("{front}:{external_id}"))
+            .unwrap_or_else(|_| UserName::guest());
+        let mut actor = Actor::new(name, front, Role::Guest);
+        actor.external_id = Some(external_id.to_owned());
+        actor.unlinked = true;
+        if let Some(home) = home {
+            actor.workspace_roles.insert(home.clone(), Role::Viewer);
+        }
+        Ok(actor)
+    }
+
+    async fn link(&self, actor: &Actor, code: &str) -> Result<Reply, RepoError> {
+        let Some(users) = &self.users else {
+            return Ok(Reply::warning("This Krake has no accounts to link to."));
+        };
+        let Some(external_id) = &actor.external_id else {
+            return Ok(Reply::info(format!(
+                "Linking connects a Telegram or Discord account to a Krake user; here you already are `{}`.",
+                actor.user
+            )));
+        };
+        match users
+            .redeem_link_code(
+                &code.to_uppercase(),
+                actor.front,
+                external_id,
+                self.clock.now(),
+            )
+            .await?
+        {
+            Some(user) => Ok(Reply::success(format!(
+                "Linked: on {} you now act as `{user}`.",
+                actor.front
+            ))),
+            None => Ok(Reply::warning(
+                "That code is unknown, already used or expired. Ask an owner for a new one (`krake user link-code NAME`); codes last 15 minutes.",
+            )),
+        }
+    }
+
+    /// The same service with commerce KPIs (`/kpi`).
+    pub fn with_commerce(mut self, commerce: Arc<dyn CommerceRepo>) -> Self {
+        self.commerce = Some(commerce);
+        self
+    }
+
+    /// The KPIs of a workspace, if the actor may see it (`None` otherwise, or without commerce).
+    pub async fn kpis(
+        &self,
+        actor: &Actor,
+        workspace: &WorkspaceSlug,
+    ) -> Result<Option<Kpis>, RepoError> {
+        match &self.commerce {
+            Some(c)
+                if actor.can_see(workspace) && self.directory.workspace(workspace).is_some() =>
+            {
+                Ok(Some(c.kpis(workspace, 14, self.clock.now()).await?))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn kpi(
+        &self,
+        actor: &Actor,
+        workspace: Option<WorkspaceSlug>,
+    ) -> Result<Reply, RepoError> {
+        let Some(ws) = workspace.or_else(|| {
+            self.directory
+                .workspaces()
+                .iter()
+                .map(|w| w.slug.clone())
+                .find(|w| actor.can_see(w))
+        }) else {
+            return Ok(Reply::warning(format!(
+                "You see no workspace yet.{}",
+                link_hint(actor)
+            )));
+        };
+        if !actor.can_see(&ws) {
+            return Ok(Reply::warning(format!(
+                "You are not a member of {ws}, so its figures are hidden from you.{}",
+                link_hint(actor)
+            )));
+        }
+        if self.commerce.is_none() {
+            return Ok(Reply::warning(
+                "KPIs are not available here: commerce is not set up.",
+            ));
+        }
+        let name = self
+            .directory
+            .workspace(&ws)
+            .map_or_else(|| ws.to_string(), |w| w.name.clone());
+        match self.kpis(actor, &ws).await? {
+            Some(k) => Ok(Reply::info(render_kpis(&k, &name))),
+            None => Ok(Reply::warning(format!("No figures for {name}."))),
+        }
     }
 
     /// Where new threads of each workspace are posted.
@@ -221,8 +352,10 @@ impl Krake {
             Command::Help { topic } => Ok(help(topic.as_deref())),
             Command::Workspaces => Ok(self.workspaces()),
             Command::Agents => Ok(self.agents()),
-            Command::List(q) => self.list(&q).await,
-            Command::Show(id) => self.show(id).await,
+            Command::List(q) => self.list(actor, &q).await,
+            Command::Show(id) => self.show(actor, id).await,
+            Command::Link { code } => self.link(actor, &code).await,
+            Command::Kpi { workspace } => self.kpi(actor, workspace).await,
             Command::Reply { id, text } => self.reply(actor, id, &text, &ctx).await,
             Command::Approve(id) => self.decide(actor, id, Decision::Approve, None, &ctx).await,
             Command::Reject { id, reason } => {
@@ -264,8 +397,22 @@ impl Krake {
         Reply::info(t.trim_end())
     }
 
-    async fn list(&self, q: &ListQuery) -> Result<Reply, RepoError> {
+    async fn list(&self, actor: &Actor, q: &ListQuery) -> Result<Reply, RepoError> {
+        if let Some(w) = q.workspace.as_ref().filter(|w| !actor.can_see(w)) {
+            return Ok(Reply::warning(format!(
+                "You are not a member of {w}, so its threads are hidden from you.{}",
+                link_hint(actor)
+            )));
+        }
+        let visible = actor.visible(self.directory.workspaces().iter().map(|w| &w.slug));
+        if visible.as_ref().is_some_and(Vec::is_empty) {
+            return Ok(Reply::warning(format!(
+                "You see no workspace's threads yet.{}",
+                link_hint(actor)
+            )));
+        }
         let filter = ThreadFilter {
+            visible,
             workspace: q.workspace.clone(),
             kind: q.kind,
             status: match q.status {
@@ -296,11 +443,35 @@ impl Krake {
         Ok(Reply::info(t))
     }
 
-    async fn show(&self, id: ThreadId) -> Result<Reply, RepoError> {
+    async fn show(&self, actor: &Actor, id: ThreadId) -> Result<Reply, RepoError> {
         match self.inbox.get(id).await? {
-            Some(th) => Ok(render_thread(&th)),
-            None => Ok(no_thread(id)),
+            // A thread of a workspace the actor cannot see does not exist for them.
+            Some(th) if actor.can_see(&th.workspace) => Ok(render_thread(&th)),
+            _ => Ok(no_thread(id)),
         }
+    }
+
+    /// Loads a thread the actor may act on as a member, or the reply explaining why not.
+    async fn for_member(
+        &self,
+        actor: &Actor,
+        id: ThreadId,
+        what: &str,
+    ) -> Result<Result<Thread, Reply>, RepoError> {
+        let th = match self.inbox.get(id).await? {
+            Some(th) if actor.can_see(&th.workspace) => th,
+            _ => return Ok(Err(no_thread(id))),
+        };
+        if actor.unlinked {
+            return Ok(Err(not_linked()));
+        }
+        Ok(match actor.role_in(&th.workspace) {
+            Role::Guest => Err(no_thread(id)),
+            Role::Viewer => Err(Reply::warning(format!(
+                "Viewers can read threads but not {what}. Ask a workspace admin for the member role."
+            ))),
+            _ => Ok(th),
+        })
     }
 
     async fn reply(
@@ -310,10 +481,8 @@ impl Krake {
         text: &str,
         ctx: &WriteCtx,
     ) -> Result<Reply, RepoError> {
-        if actor.role < Role::Member {
-            return Ok(Reply::warning(
-                "Viewers can read threads but not reply. Ask a workspace admin for the member role.",
-            ));
+        if let Err(refusal) = self.for_member(actor, id, "reply").await? {
+            return Ok(refusal);
         }
         match self.inbox.reply(id, text, ctx).await? {
             Some(th) => Ok(
@@ -331,9 +500,13 @@ impl Krake {
         version: Option<i64>,
         ctx: &WriteCtx,
     ) -> Result<Reply, RepoError> {
-        let Some(th) = self.inbox.get(id).await? else {
-            return Ok(no_thread(id));
+        let th = match self.inbox.get(id).await? {
+            Some(th) if actor.can_see(&th.workspace) => th,
+            _ => return Ok(no_thread(id)),
         };
+        if actor.unlinked {
+            return Ok(not_linked().about(id));
+        }
         if th.kind != ThreadKind::Approval {
             return Ok(Reply::warning(format!(
                 "#{} is {} {}, not an approval: there is nothing to approve or reject. Reply to it with /reply {} <text>, or archive it.",
@@ -341,7 +514,10 @@ impl Krake {
             ))
             .about(id));
         }
-        if !th.approvers.allows(&actor.user, actor.role) {
+        if !th
+            .approvers
+            .allows(&actor.user, actor.role_in(&th.workspace))
+        {
             return Ok(Reply::warning(format!(
                 "You cannot decide #{}: it needs {}.",
                 id.0,
@@ -389,8 +565,8 @@ impl Krake {
         archived: bool,
         ctx: &WriteCtx,
     ) -> Result<Reply, RepoError> {
-        if ctx.actor.role < Role::Member {
-            return Ok(Reply::warning("Viewers cannot archive threads."));
+        if let Err(refusal) = self.for_member(&ctx.actor, id, "archive them").await? {
+            return Ok(refusal);
         }
         Ok(match self.inbox.set_archived(id, archived, ctx).await? {
             None => no_thread(id),
@@ -432,6 +608,13 @@ impl Krake {
         else {
             return Ok(Reply::error("No workspace is configured."));
         };
+        if actor.role_in(&home) < Role::Member {
+            return Ok(Reply::warning(format!(
+                "Only members of {home} can give {} tasks.{}",
+                agent.name,
+                link_hint(actor)
+            )));
+        }
         let mut new = NewThread::new(
             home,
             ThreadKind::Question,
@@ -449,6 +632,20 @@ impl Krake {
             agent.name, th.id.0, th.workspace
         ))
         .about(th.id))
+    }
+}
+
+fn not_linked() -> Reply {
+    Reply::warning(
+        "You are not linked to a Krake user yet, so you can chat but not act on threads. Ask a workspace owner for a code (`krake user link-code NAME`) and send /link CODE here.",
+    )
+}
+
+fn link_hint(actor: &Actor) -> &'static str {
+    if actor.unlinked {
+        " If you have a Krake account, link it: ask an owner for a code and send /link CODE."
+    } else {
+        ""
     }
 }
 

@@ -24,6 +24,13 @@ impl Timestamp {
         Self(self.0.saturating_add(ms))
     }
 
+    /// The calendar day (`YYYY-MM-DD`) this instant falls on at a UTC offset in minutes.
+    pub fn day_at_offset(self, offset_minutes: i32) -> String {
+        let secs = self.0.div_euclid(1000) + i64::from(offset_minutes) * 60;
+        let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+        format!("{y:04}-{m:02}-{d:02}")
+    }
+
     /// A short UTC rendering, `YYYY-MM-DD HH:MM`.
     pub fn to_utc_string(self) -> String {
         let secs = self.0.div_euclid(1000);
@@ -110,6 +117,15 @@ mod tests {
             Timestamp::from_millis(1_795_503_000_000).to_utc_string(),
             "2026-11-24 06:50 UTC"
         );
+    }
+
+    #[test]
+    fn days_at_offsets() {
+        // 2026-11-24 06:50 UTC is still the 23rd in New York and already the 24th in Tokyo.
+        let t = Timestamp::from_millis(1_795_503_000_000);
+        assert_eq!(t.day_at_offset(0), "2026-11-24");
+        assert_eq!(t.day_at_offset(-8 * 60), "2026-11-23");
+        assert_eq!(t.day_at_offset(9 * 60), "2026-11-24");
     }
 
     #[test]

@@ -138,7 +138,10 @@ fn config_prints_effective_settings_without_secrets() {
 fn migrate_reports_progress() {
     let dir = tempfile::tempdir().unwrap();
     let (ok, _, err) = run(krake(dir.path()).arg("migrate"));
-    assert!(ok && err.contains("applying 1 database migration"), "{err}");
+    assert!(
+        ok && err.contains("applying ") && err.contains("database migration(s)"),
+        "{err}"
+    );
     let (ok, _, err) = run(krake(dir.path()).arg("migrate"));
     assert!(ok && err.contains("up to date"), "{err}");
 }
@@ -256,4 +259,39 @@ fn piped_chat_handles_noise_without_dumping_errors() {
         r[2]
     );
     assert!(r[5].contains("/approve <id>"), "{}", r[5]);
+}
+
+#[test]
+fn users_and_link_codes_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out, _) = run(krake(dir.path()).args(["user", "add", "ana", "--role", "owner"]));
+    assert!(
+        ok && out.contains("ana is owner in every workspace"),
+        "{out}"
+    );
+    let (ok, out, _) = run(krake(dir.path()).args([
+        "user",
+        "add",
+        "bo",
+        "--role",
+        "member",
+        "--workspace",
+        "monarch",
+    ]));
+    assert!(ok && out.contains("bo is member in monarch"), "{out}");
+    let (ok, _, err) = run(krake(dir.path()).args(["user", "add", "cy", "--role", "boss"]));
+    assert!(!ok && err.contains("not a role"), "{err}");
+    let (ok, _, err) = run(krake(dir.path()).args(["user", "add", "cy", "--workspace", "narnia"]));
+    assert!(!ok && err.contains("no workspace `narnia`"), "{err}");
+    let (ok, out, _) = run(krake(dir.path()).args(["user", "list"]));
+    assert!(
+        ok && out.contains("ana") && out.contains("member in monarch"),
+        "{out}"
+    );
+    let (ok, code, err) = run(krake(dir.path()).args(["user", "link-code", "ana"]));
+    assert!(ok, "{err}");
+    assert_eq!(code.trim().len(), 8, "{code}");
+    assert!(err.contains("/link"), "{err}");
+    let (ok, _, err) = run(krake(dir.path()).args(["user", "link-code", "nobody"]));
+    assert!(!ok && err.contains("no user `nobody`"), "{err}");
 }

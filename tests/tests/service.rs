@@ -9,7 +9,7 @@ use krake_core::inbox::{Approvers, NewThread, ThreadKind, ThreadStatus};
 use krake_core::ports::{InboundRepo, InboxRepo};
 use krake_core::reply::{ButtonAction, Tone};
 use krake_core::service::IncomingMessage;
-use krake_core::time::{ManualClock, Timestamp};
+use krake_core::time::{Clock, ManualClock, Timestamp};
 use krake_core::workspace::WorkspaceSlug;
 use krake_store::Store;
 use std::sync::Arc;
@@ -34,7 +34,8 @@ async fn app() -> App {
         Arc::new(store.clone()),
         clock.clone(),
         Directory::default(),
-    );
+    )
+    .with_users(Arc::new(store.clone()));
     App {
         krake,
         store,
@@ -44,11 +45,7 @@ async fn app() -> App {
 }
 
 fn user(name: &str, role: Role, front: Front) -> Actor {
-    Actor {
-        user: UserName::parse(name).unwrap(),
-        front,
-        role,
-    }
+    Actor::new(UserName::parse(name).unwrap(), front, role)
 }
 
 fn msg(key: &str, actor: &Actor, text: &str) -> IncomingMessage {
@@ -280,4 +277,104 @@ async fn expired_approvals_escalate_via_the_service_clock() {
         .handle_text(&Actor::local(), "show me the escalations")
         .await;
     assert!(r.text.contains("Expired undecided"), "{}", r.text);
+}
+
+#[tokio::test]
+async fn unlinked_guests_chat_but_do_not_act_then_link() {
+    use krake_core::ports::UserRepo;
+    let app = app().await;
+    let lunavo = WorkspaceSlug::parse("lunavo").unwrap();
+    let id = approval(&app, Approvers::AnyMember).await;
+    let other = app
+        .krake
+        .create_thread(
+            &Actor::system(),
+            &NewThread::new(
+                WorkspaceSlug::parse("monarch").unwrap(),
+                ThreadKind::Approval,
+                "Monarch secret",
+                "",
+            ),
+        )
+        .await
+        .unwrap();
+    let guest = app
+        .krake
+        .identify(Front::Telegram, "4242", "Ana T.", Some(&lunavo))
+        .await
+        .unwrap();
+    assert_eq!(guest.role, Role::Guest);
+    let r = app
+        .krake
+        .handle_text(&guest, &format!("approve {id}"))
+        .await;
+    assert!(
+        r.text.contains("not linked") && r.text.contains("/link"),
+        "{}",
+        r.text
+    );
+    let r = app.krake.handle_text(&guest, "/todo").await;
+    assert!(
+        r.text.contains("Post it") && !r.text.contains("Monarch secret"),
+        "sees only the chat's workspace: {}",
+        r.text
+    );
+    let r = app.krake.handle_text(&guest, "/todo monarch").await;
+    assert!(r.text.contains("not a member of monarch"), "{}", r.text);
+    let r = app
+        .krake
+        .handle_text(&guest, &format!("/show {}", other.id.0))
+        .await;
+    assert!(
+        r.text.contains("no thread"),
+        "another workspace's thread does not exist for a guest: {}",
+        r.text
+    );
+    let r = app.krake.handle_text(&guest, "/help").await;
+    assert_eq!(r.tone, Tone::Info, "guests may chat");
+
+    let ana = UserName::parse("ana").unwrap();
+    app.store
+        .upsert_user(&ana, Role::Member, Some(&lunavo), app.clock.now())
+        .await
+        .unwrap();
+    app.store
+        .create_link_code(
+            &ana,
+            "K7M2Q9XD",
+            app.clock.now().plus(Duration::from_secs(900)),
+        )
+        .await
+        .unwrap();
+    let r = app
+        .krake
+        .handle_message(msg("telegram:update:9", &guest, "/link k7m2q9xd"))
+        .await;
+    assert!(r.text.contains("you now act as `ana`"), "{}", r.text);
+    let ana_tg = app
+        .krake
+        .identify(Front::Telegram, "4242", "Ana T.", Some(&lunavo))
+        .await
+        .unwrap();
+    assert_eq!(ana_tg.user, ana);
+    assert_eq!(ana_tg.role_in(&lunavo), Role::Member);
+    let r = app
+        .krake
+        .handle_text(&ana_tg, &format!("approve {id}"))
+        .await;
+    assert!(r.text.starts_with("Approved"), "{}", r.text);
+    let r = app
+        .krake
+        .handle_text(&ana_tg, &format!("approve {}", other.id.0))
+        .await;
+    assert!(
+        r.text.contains("no thread"),
+        "a lunavo member cannot act in monarch: {}",
+        r.text
+    );
+    let again = app
+        .krake
+        .handle_message(msg("telegram:update:10", &guest, "/link K7M2Q9XD"))
+        .await;
+    assert!(again.text.contains("already used"), "{}", again.text);
 }

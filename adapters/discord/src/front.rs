@@ -15,10 +15,10 @@ use crate::rest::Rest;
 use crate::wire::{self, CommandData, ComponentData, EPHEMERAL, Interaction, kind};
 use crate::{DiscordConfig, commands, render};
 use krake_core::Krake;
-use krake_core::actor::{Actor, Front, Role, UserName};
+use krake_core::actor::{Actor, Front};
 use krake_core::inbound::IdempotencyKey;
 use krake_core::inbox::ThreadId;
-use krake_core::ports::{RepoError, ThreadLinkRepo};
+use krake_core::ports::{RepoError, ThreadLink, ThreadLinkRepo};
 use krake_core::reply::{ButtonPayload, Reply};
 use krake_core::service::IncomingMessage;
 use krake_core::workspace::WorkspaceSlug;
@@ -94,27 +94,42 @@ impl DiscordFront {
         &self.config
     }
 
-    /// Who a Discord user is to Krake. Until they link an account they are a guest named
-    /// after their Discord id, with the viewer role: they may read and chat but not decide.
+    /// Who a Discord user is to Krake: the Krake user they linked with `/link CODE`, or an
+    /// unlinked guest who may chat (and read the threads of `home`, the workspace whose
+    /// channel or Discord thread they write in) but not act on threads; core says why.
     pub async fn identify(
         &self,
         user_id: &str,
         display: &str,
-        channel: Option<u64>,
+        home: Option<&WorkspaceSlug>,
     ) -> Result<Actor, RepoError> {
-        let _home: Option<WorkspaceSlug> =
-            channel.and_then(|c| self.config.workspace_of(c)).cloned();
-        let _ = display;
-        let user = UserName::parse(&format!(
-            "discord:{}",
-            user_id.chars().take(24).collect::<String>()
-        ))
-        .map_err(|e| RepoError::Corrupt(e.to_string()))?;
-        Ok(Actor {
-            user,
-            front: Front::Discord,
-            role: Role::Viewer,
-        })
+        self.krake
+            .identify(Front::Discord, user_id, display, home)
+            .await
+    }
+
+    /// The workspace of a channel: mapped in the configuration, or the workspace of the inbox
+    /// thread a Discord thread stands for.
+    async fn home(&self, channel: Option<u64>) -> Option<WorkspaceSlug> {
+        let channel = channel?;
+        if let Some(ws) = self.config.workspace_of(channel) {
+            return Some(ws.clone());
+        }
+        self.linked(channel).await.map(|l| l.workspace)
+    }
+
+    async fn linked(&self, channel: u64) -> Option<ThreadLink> {
+        match self
+            .links
+            .linked_thread(Front::Discord, &channel.to_string())
+            .await
+        {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "thread link lookup failed");
+                None
+            }
+        }
     }
 
     /// Answers one verified interaction with the body of its response.
@@ -152,7 +167,11 @@ impl DiscordFront {
         };
         let channel = i.channel();
         let krake = self.krake.clone();
-        let actor = match self.identify(&user.id, &i.invoker_display(), channel).await {
+        let home = self.home(channel).await;
+        let actor = match self
+            .identify(&user.id, &i.invoker_display(), home.as_ref())
+            .await
+        {
             Ok(a) => a,
             Err(e) => return failed(&e),
         };
@@ -186,8 +205,9 @@ impl DiscordFront {
         let Some(user) = i.invoker().cloned() else {
             return ephemeral_text("I could not tell who pressed that button.");
         };
+        let home = self.home(i.channel()).await;
         let actor = match self
-            .identify(&user.id, &i.invoker_display(), i.channel())
+            .identify(&user.id, &i.invoker_display(), home.as_ref())
             .await
         {
             Ok(a) => a,
@@ -279,20 +299,14 @@ impl DiscordFront {
         if m.author_is_bot {
             return None;
         }
-        let linked = match self
-            .links
-            .linked_thread(Front::Discord, &m.channel.to_string())
-            .await
-        {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!(error = %e, "thread link lookup failed");
-                None
-            }
+        let linked = self.linked(m.channel).await;
+        let text = message_text(m, linked.as_ref().map(|l| l.thread))?;
+        let home = match &linked {
+            Some(l) => Some(l.workspace.clone()),
+            None => self.config.workspace_of(m.channel).cloned(),
         };
-        let text = message_text(m, linked)?;
         let actor = match self
-            .identify(&m.author_id.to_string(), &m.author_name, Some(m.channel))
+            .identify(&m.author_id.to_string(), &m.author_name, home.as_ref())
             .await
         {
             Ok(a) => a,

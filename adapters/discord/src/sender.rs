@@ -20,7 +20,7 @@ use krake_core::actor::Front;
 use krake_core::delivery::{Delivery, SendError, Sender, Sent};
 use krake_core::inbox::Thread;
 use krake_core::outbox::{Destination, DestinationError, OutboxId};
-use krake_core::ports::ThreadLinkRepo;
+use krake_core::ports::{ThreadLink, ThreadLinkRepo};
 use serde_json::{Value, json};
 use serenity::http::{LightMethod, Route};
 use serenity::model::id::{ChannelId, MessageId};
@@ -111,7 +111,14 @@ impl DiscordSender {
         };
         if let Some(t) = discord_thread {
             self.links
-                .link_thread(Front::Discord, &t.to_string(), th.id)
+                .link_thread(
+                    Front::Discord,
+                    &t.to_string(),
+                    &ThreadLink {
+                        thread: th.id,
+                        workspace: th.workspace.clone(),
+                    },
+                )
                 .await
                 .map_err(|e| RestError::Transient(format!("recording the Discord thread: {e}")))?;
             for (i, piece) in rendered.overflow.iter().enumerate() {

@@ -121,3 +121,136 @@ impl InboundRepo for Store {
         Ok(out)
     }
 }
+
+impl Store {
+    /// Records many events in one transaction (group commit): one durable commit for the whole
+    /// batch. Each result is what [`InboundRepo::record_inbound`] would have said for it.
+    pub async fn record_inbound_many(
+        &self,
+        events: &[Inbound],
+    ) -> Result<Vec<Recorded>, RepoError> {
+        let mut tx = self.begin().await?;
+        let mut out = Vec::with_capacity(events.len());
+        for e in events {
+            let inserted: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO inbound (source, idempotency_key, actor, conversation, content, received_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+            )
+            .bind(e.source.as_str())
+            .bind(e.idempotency_key.as_str())
+            .bind(e.actor.as_str())
+            .bind(e.conversation.as_str())
+            .bind(e.content.as_str())
+            .bind(e.received_at.as_millis())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            out.push(match inserted {
+                Some(id) => Recorded::New(InboundId(id)),
+                None => {
+                    let row = sqlx::query(
+                        "SELECT id, processed_at, response FROM inbound WHERE idempotency_key = $1",
+                    )
+                    .bind(e.idempotency_key.as_str())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    Recorded::Duplicate {
+                        id: InboundId(row.try_get("id").map_err(db_err)?),
+                        processed: row
+                            .try_get::<Option<i64>, _>("processed_at")
+                            .map_err(db_err)?
+                            .is_some(),
+                        response: row.try_get("response").map_err(db_err)?,
+                    }
+                }
+            });
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(out)
+    }
+}
+
+type Pending = (
+    Inbound,
+    tokio::sync::oneshot::Sender<Result<Recorded, RepoError>>,
+);
+
+/// Group commit for inbound events: concurrent `record_inbound` calls are gathered and written
+/// in one transaction, and each caller is answered only after that transaction committed, so
+/// nothing is acknowledged before it is durable. Everything else goes straight to the store.
+#[derive(Clone)]
+pub struct GroupCommit {
+    store: Store,
+    tx: tokio::sync::mpsc::Sender<Pending>,
+}
+
+impl GroupCommit {
+    /// Starts the writer task (on the current tokio runtime); at most `max_batch` events per commit.
+    pub fn start(store: Store, max_batch: usize) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Pending>(max_batch.max(1) * 4);
+        let writer = store.clone();
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < max_batch.max(1) {
+                    match rx.try_recv() {
+                        Ok(p) => batch.push(p),
+                        Err(_) => break,
+                    }
+                }
+                let (events, replies): (Vec<Inbound>, Vec<_>) = batch.into_iter().unzip();
+                match writer.record_inbound_many(&events).await {
+                    Ok(results) => {
+                        for (reply, r) in replies.into_iter().zip(results) {
+                            let _ = reply.send(Ok(r));
+                        }
+                    }
+                    Err(e) => {
+                        let msg = e.to_string();
+                        for reply in replies {
+                            let _ = reply.send(Err(RepoError::Unavailable(msg.clone())));
+                        }
+                    }
+                }
+            }
+        });
+        Self { store, tx }
+    }
+}
+
+#[async_trait]
+impl InboundRepo for GroupCommit {
+    async fn record_inbound(&self, event: &Inbound) -> Result<Recorded, RepoError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.tx
+            .send((event.clone(), reply))
+            .await
+            .map_err(|_| RepoError::Unavailable("the inbound writer stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| RepoError::Unavailable("the inbound writer stopped".into()))?
+    }
+
+    async fn complete_inbound(
+        &self,
+        id: InboundId,
+        response: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), RepoError> {
+        self.store.complete_inbound(id, response, now).await
+    }
+
+    async fn claim_inbound(
+        &self,
+        source: &str,
+        owner: &str,
+        now: Timestamp,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<StoredInbound>, RepoError> {
+        self.store
+            .claim_inbound(source, owner, now, lease, limit)
+            .await
+    }
+}

@@ -178,20 +178,22 @@ async fn edit_copies(
     Ok(())
 }
 
-async fn insert_thread(
+/// Inserts a thread (and its PostThread outbox rows). A thread whose origin key exists is not
+/// inserted again: the existing id comes back with `false`.
+pub(crate) async fn insert_thread(
     conn: &mut AnyConnection,
     new: &NewThread,
     now: Timestamp,
-) -> Result<ThreadId, RepoError> {
+) -> Result<(ThreadId, bool), RepoError> {
     let action = match &new.action {
         Some(a) => Some(serde_json::to_string(a).map_err(|e| RepoError::Corrupt(e.to_string()))?),
         None => None,
     };
     let approvers =
         serde_json::to_string(&new.approvers).map_err(|e| RepoError::Corrupt(e.to_string()))?;
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO threads (workspace, kind, status, origin, agent, title, body, action, approvers, expires_at, timeout_route, version, created_at, updated_at) \
-         VALUES ($1, $2, 'open', $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $11) RETURNING id",
+    let id: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO threads (workspace, kind, status, origin, agent, title, body, action, approvers, expires_at, timeout_route, version, created_at, updated_at, origin_key) \
+         VALUES ($1, $2, 'open', $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $11, $12) ON CONFLICT (origin_key) DO NOTHING RETURNING id",
     )
     .bind(new.workspace.as_str())
     .bind(new.kind.as_str())
@@ -204,12 +206,41 @@ async fn insert_thread(
     .bind(new.expires_at.map(Timestamp::as_millis))
     .bind(new.timeout_route.as_str())
     .bind(now.as_millis())
-    .fetch_one(&mut *conn)
+    .bind(new.origin_key.clone())
+    .fetch_optional(&mut *conn)
     .await
     .map_err(db_err)?;
+    let Some(id) = id else {
+        let existing: i64 = sqlx::query_scalar("SELECT id FROM threads WHERE origin_key = $1")
+            .bind(new.origin_key.clone())
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db_err)?;
+        return Ok((ThreadId(existing), false));
+    };
     let id = ThreadId(id);
     for d in &new.post_to {
         crate::outbox::insert(conn, d, &OutboxPayload::PostThread { thread: id }, now).await?;
+    }
+    Ok((id, true))
+}
+
+/// Inserts a thread with its audit row, inside the caller's transaction.
+pub(crate) async fn create_in(
+    conn: &mut AnyConnection,
+    new: &NewThread,
+    ctx: &WriteCtx,
+) -> Result<ThreadId, RepoError> {
+    let (id, created) = insert_thread(conn, new, ctx.now).await?;
+    if created {
+        audit(
+            conn,
+            id,
+            ctx,
+            "created",
+            &format!("{} in {}: {}", new.kind, new.workspace, new.title),
+        )
+        .await?;
     }
     Ok(id)
 }
@@ -226,15 +257,7 @@ impl InboxRepo for Store {
     async fn create(&self, new: &NewThread, ctx: &WriteCtx) -> Result<Thread, RepoError> {
         let mut tx = self.begin().await?;
         mark_applied(&mut tx, ctx).await?;
-        let id = insert_thread(&mut tx, new, ctx.now).await?;
-        audit(
-            &mut tx,
-            id,
-            ctx,
-            "created",
-            &format!("{} in {}: {}", new.kind, new.workspace, new.title),
-        )
-        .await?;
+        let id = create_in(&mut tx, new, ctx).await?;
         let th = load(&mut tx, self.locks(), id, true)
             .await?
             .ok_or_else(|| RepoError::Corrupt("created thread vanished".into()))?;
@@ -540,7 +563,7 @@ impl InboxRepo for Store {
                     role: krake_core::Role::Owner,
                 };
                 new.post_to = routes.for_workspace(&th.workspace).to_vec();
-                let esc = insert_thread(&mut tx, &new, now).await?;
+                let (esc, _) = insert_thread(&mut tx, &new, now).await?;
                 audit(
                     &mut tx,
                     esc,

@@ -1,11 +1,13 @@
 //! [`ThreadLinkRepo`] on SQL: which place on a front (a Discord thread) stands for which inbox
 //! thread.
 
-use crate::{Store, db_err};
+use crate::{Store, corrupt, db_err};
 use async_trait::async_trait;
 use krake_core::actor::Front;
 use krake_core::inbox::ThreadId;
-use krake_core::ports::{RepoError, ThreadLinkRepo};
+use krake_core::ports::{RepoError, ThreadLink, ThreadLinkRepo};
+use krake_core::workspace::WorkspaceSlug;
+use sqlx::Row;
 
 #[async_trait]
 impl ThreadLinkRepo for Store {
@@ -13,7 +15,7 @@ impl ThreadLinkRepo for Store {
         &self,
         front: Front,
         place: &str,
-        thread: ThreadId,
+        link: &ThreadLink,
     ) -> Result<(), RepoError> {
         sqlx::query(
             "INSERT INTO thread_links (front, place, thread_id) VALUES ($1, $2, $3) \
@@ -21,7 +23,7 @@ impl ThreadLinkRepo for Store {
         )
         .bind(front.as_str())
         .bind(place)
-        .bind(thread.0)
+        .bind(link.thread.0)
         .execute(&self.pool)
         .await
         .map_err(db_err)?;
@@ -32,15 +34,21 @@ impl ThreadLinkRepo for Store {
         &self,
         front: Front,
         place: &str,
-    ) -> Result<Option<ThreadId>, RepoError> {
-        let id: Option<i64> = sqlx::query_scalar(
-            "SELECT thread_id FROM thread_links WHERE front = $1 AND place = $2",
+    ) -> Result<Option<ThreadLink>, RepoError> {
+        let row = sqlx::query(
+            "SELECT l.thread_id, t.workspace FROM thread_links l JOIN threads t ON t.id = l.thread_id \
+             WHERE l.front = $1 AND l.place = $2",
         )
         .bind(front.as_str())
         .bind(place)
         .fetch_optional(&self.pool)
         .await
         .map_err(db_err)?;
-        Ok(id.map(ThreadId))
+        let Some(row) = row else { return Ok(None) };
+        let ws: String = row.try_get("workspace").map_err(db_err)?;
+        Ok(Some(ThreadLink {
+            thread: ThreadId(row.try_get("thread_id").map_err(db_err)?),
+            workspace: WorkspaceSlug::parse(&ws).map_err(|_| corrupt("workspace", &ws))?,
+        }))
     }
 }

@@ -4,7 +4,7 @@
 
 use krake_core::actor::{Actor, Front};
 use krake_core::inbox::{NewThread, ThreadId, ThreadKind};
-use krake_core::ports::{InboxRepo, ThreadLinkRepo, WriteCtx};
+use krake_core::ports::{InboxRepo, ThreadLink, ThreadLinkRepo, WriteCtx};
 use krake_core::time::Timestamp;
 use krake_core::workspace::WorkspaceSlug;
 use krake_store::Store;
@@ -108,8 +108,12 @@ async fn links_map_places_to_threads(store: &Store) {
         )
         .await
         .unwrap();
+    let monarch = WorkspaceSlug::parse("monarch").unwrap();
     let b = store
-        .create(&NewThread::new(ws, ThreadKind::Question, "b", ""), &ctx)
+        .create(
+            &NewThread::new(monarch.clone(), ThreadKind::Question, "b", ""),
+            &ctx,
+        )
         .await
         .unwrap();
     // Discord snowflakes exceed 2^53: kept exactly.
@@ -133,7 +137,8 @@ async fn links_map_places_to_threads(store: &Store) {
         .unwrap();
     assert_eq!(
         store.linked_thread(Front::Discord, place).await.unwrap(),
-        Some(a.id)
+        Some(link(a.id, &ws)),
+        "the first link stays, with the thread's workspace"
     );
     // Fronts are separate namespaces.
     assert_eq!(
@@ -141,7 +146,7 @@ async fn links_map_places_to_threads(store: &Store) {
         None
     );
     store
-        .link_thread(Front::Discord, "1311111111111111112", b.id)
+        .link_thread(Front::Discord, "1311111111111111112", &link(b.id, &monarch))
         .await
         .unwrap();
     assert_eq!(
@@ -149,13 +154,20 @@ async fn links_map_places_to_threads(store: &Store) {
             .linked_thread(Front::Discord, "1311111111111111112")
             .await
             .unwrap(),
-        Some(b.id)
+        Some(link(b.id, &monarch))
     );
     // A link must name an existing thread.
     assert!(
         store
-            .link_thread(Front::Discord, "9", ThreadId(999_999))
+            .link_thread(Front::Discord, "9", &link(ThreadId(999_999), &ws))
             .await
             .is_err()
     );
+}
+
+fn link(thread: ThreadId, workspace: &WorkspaceSlug) -> ThreadLink {
+    ThreadLink {
+        thread,
+        workspace: workspace.clone(),
+    }
 }

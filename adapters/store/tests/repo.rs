@@ -8,7 +8,7 @@ use krake_core::inbound::{IdempotencyKey, Inbound, Recorded};
 use krake_core::inbox::*;
 use krake_core::outbox::{Destination, NewOutbound, OutboxPayload, RetryOutcome, RetryPolicy};
 use krake_core::ports::{
-    ArchiveOutcome, InboundRepo, InboxRepo, OutboxRepo, RepoError, ThreadCopy, WriteCtx,
+    ArchiveOutcome, InboundRepo, InboxRepo, OutboxRepo, RepoError, ThreadCopy, UserRepo, WriteCtx,
 };
 use krake_core::reply::Reply;
 use krake_core::time::Timestamp;
@@ -115,6 +115,7 @@ on_both!(
     concurrent_claims_never_share_a_job,
     workspaces_are_isolated_in_listings,
     migrations_are_idempotent,
+    users_roles_and_link_codes,
 );
 
 fn ws(s: &str) -> WorkspaceSlug {
@@ -125,11 +126,7 @@ const T0: i64 = 1_795_503_000_000;
 
 fn ctx(user: &str, front: Front) -> WriteCtx {
     WriteCtx {
-        actor: Actor {
-            user: UserName::parse(user).unwrap(),
-            front,
-            role: Role::Member,
-        },
+        actor: Actor::new(UserName::parse(user).unwrap(), front, Role::Member),
         inbound: None,
         now: Timestamp::from_millis(T0),
     }
@@ -942,4 +939,84 @@ async fn unreachable_database_is_a_clear_error() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("cannot open the database"), "{e}");
+}
+
+async fn users_roles_and_link_codes(s: &Store) {
+    let now = Timestamp::from_millis(T0);
+    let ana = UserName::parse("ana").unwrap();
+    let rec = s.upsert_user(&ana, Role::Owner, None, now).await.unwrap();
+    assert_eq!(rec.role, Role::Owner);
+    let bo = UserName::parse("bo").unwrap();
+    let rec = s
+        .upsert_user(&bo, Role::Member, Some(&ws("monarch")), now)
+        .await
+        .unwrap();
+    assert_eq!(
+        rec.role,
+        Role::Guest,
+        "a per-workspace user is a guest elsewhere"
+    );
+    assert_eq!(rec.workspace_roles.get(&ws("monarch")), Some(&Role::Member));
+    let rec = s
+        .upsert_user(&bo, Role::Viewer, Some(&ws("lunavo")), now)
+        .await
+        .unwrap();
+    assert_eq!(rec.workspace_roles.len(), 2);
+    assert_eq!(
+        s.users()
+            .await
+            .unwrap()
+            .iter()
+            .map(|u| u.name.as_str())
+            .collect::<Vec<_>>(),
+        ["ana", "bo"]
+    );
+
+    s.create_link_code(&bo, "ABCD2345", Timestamp::from_millis(T0 + 60_000))
+        .await
+        .unwrap();
+    assert_eq!(s.linked_user(Front::Telegram, "42").await.unwrap(), None);
+    assert_eq!(
+        s.redeem_link_code("WRONG999", Front::Telegram, "42", now)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        s.redeem_link_code("ABCD2345", Front::Telegram, "42", now)
+            .await
+            .unwrap(),
+        Some(bo.clone())
+    );
+    assert_eq!(
+        s.redeem_link_code("ABCD2345", Front::Discord, "7", now)
+            .await
+            .unwrap(),
+        None,
+        "a code works once"
+    );
+    assert_eq!(
+        s.linked_user(Front::Telegram, "42").await.unwrap(),
+        Some(bo.clone())
+    );
+    assert_eq!(
+        s.linked_user(Front::Discord, "42").await.unwrap(),
+        None,
+        "identities are per front"
+    );
+    s.create_link_code(&ana, "LATE2345", Timestamp::from_millis(T0 + 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.redeem_link_code(
+            "LATE2345",
+            Front::Discord,
+            "7",
+            Timestamp::from_millis(T0 + 2)
+        )
+        .await
+        .unwrap(),
+        None,
+        "expired"
+    );
 }

@@ -1,17 +1,27 @@
 //! # krake-web
 //!
-//! Krake's HTTP front on axum. [`app`] builds the whole router from its state, so tests call it
-//! with `tower::ServiceExt::oneshot` and no socket. For now it serves the probes:
+//! Krake's HTTP front on axum. [`app`] builds the router from its state, so tests call it with
+//! `tower::ServiceExt::oneshot` and no socket.
 //!
 //! - `GET /healthz`: the process is up (liveness).
 //! - `GET /readyz`: the process can do work: the database answers (readiness).
+//! - `GET /api/v1/workspaces/{slug}/kpis`: a workspace's KPIs, for a personal API token
+//!   (`Authorization: Bearer krk_…`) of a user who may see the workspace.
+//!
+//! Errors have one JSON shape, `{"error":{"code":"…","message":"…"}}`, made in one place
+//! ([`ApiError`]).
 
 use async_trait::async_trait;
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use krake_core::Krake;
+use krake_core::actor::{Actor, Front};
+use krake_core::ports::TokenRepo;
+use krake_core::workspace::WorkspaceSlug;
+use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 /// What `/readyz` checks: something that answers `Ok` when Krake can serve.
@@ -21,11 +31,72 @@ pub trait Readiness: Send + Sync {
     async fn check(&self) -> Result<(), String>;
 }
 
+/// What the API needs: the core service and the token store.
+#[derive(Clone)]
+pub struct Api {
+    /// The core service (it enforces who may see what).
+    pub krake: Krake,
+    /// Personal API tokens.
+    pub tokens: Arc<dyn TokenRepo>,
+}
+
 /// The router's shared state.
 #[derive(Clone)]
 pub struct AppState {
     /// The readiness check.
     pub readiness: Arc<dyn Readiness>,
+    /// The API; `None` serves only the probes.
+    pub api: Option<Api>,
+}
+
+/// The SHA-256 (hex) under which a personal API token is stored.
+pub fn hash_token(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// An API failure, mapped to a status and the JSON error shape in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No or an unknown token.
+    #[error(
+        "a valid API token is needed: send `Authorization: Bearer <token>` (create one with `krake user token NAME`)"
+    )]
+    Unauthenticated,
+    /// Authenticated, but not allowed here.
+    #[error("{0}")]
+    Forbidden(String),
+    /// No such thing.
+    #[error("{0}")]
+    NotFound(String),
+    /// Something failed inside; details are logged, not returned.
+    #[error("something went wrong on the server; try again")]
+    Internal,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self {
+            ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        (
+            status,
+            Json(serde_json::json!({ "error": { "code": code, "message": self.to_string() } })),
+        )
+            .into_response()
+    }
+}
+
+impl From<krake_core::ports::RepoError> for ApiError {
+    fn from(e: krake_core::ports::RepoError) -> Self {
+        tracing::error!(error = %e, "API request failed");
+        ApiError::Internal
+    }
 }
 
 /// The whole HTTP application.
@@ -33,6 +104,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/api/v1/workspaces/{slug}/kpis", get(kpis))
         .with_state(state)
 }
 
@@ -54,6 +126,53 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
+/// The actor behind a request's bearer token.
+async fn authenticate(api: &Api, headers: &HeaderMap) -> Result<Actor, ApiError> {
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(ApiError::Unauthenticated)?;
+    let user = api
+        .tokens
+        .user_for_token(&hash_token(token))
+        .await?
+        .ok_or(ApiError::Unauthenticated)?;
+    let mut actor = Actor::new(user.name, Front::Api, user.role);
+    actor.workspace_roles = user.workspace_roles;
+    Ok(actor)
+}
+
+async fn kpis(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(slug): Path<String>,
+) -> Result<Response, ApiError> {
+    let api = state
+        .api
+        .as_ref()
+        .ok_or_else(|| ApiError::NotFound("the API is not enabled".into()))?;
+    let actor = authenticate(api, &headers).await?;
+    let ws = WorkspaceSlug::parse(&slug)
+        .ok()
+        .filter(|w| api.krake.directory().workspace(w).is_some())
+        .ok_or_else(|| ApiError::NotFound(format!("there is no workspace `{slug}`")))?;
+    if !actor.can_see(&ws) {
+        return Err(ApiError::Forbidden(format!(
+            "{} may not see {ws}",
+            actor.user
+        )));
+    }
+    let k = api
+        .krake
+        .kpis(&actor, &ws)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("KPIs are not available".into()))?;
+    Ok(Json(k).into_response())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,6 +192,7 @@ mod tests {
     async fn status(ready: Result<(), String>, path: &str) -> StatusCode {
         let app = app(AppState {
             readiness: Arc::new(Fixed(ready)),
+            api: None,
         });
         let res = app
             .oneshot(Request::get(path).body(Body::empty()).unwrap())
@@ -94,5 +214,13 @@ mod tests {
             StatusCode::OK
         );
         assert_eq!(status(Ok(()), "/nope").await, StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn tokens_hash_to_hex() {
+        assert_eq!(
+            hash_token("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

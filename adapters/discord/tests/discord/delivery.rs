@@ -64,7 +64,8 @@ async fn a_thread_is_posted_with_buttons_and_edited_on_decision() {
         w.store
             .linked_thread(Front::Discord, &msg.id.to_string())
             .await
-            .unwrap(),
+            .unwrap()
+            .map(|l| l.thread),
         Some(t.id)
     );
     // The copy is recorded: the decision (taken on another front) edits it.
@@ -175,10 +176,11 @@ async fn long_replies_are_split_and_order_holds_per_channel() {
     let long: String = (0..90)
         .map(|i| format!("line {i:02} {}\n", "x".repeat(40)))
         .collect();
+    let long = long.trim_end().to_owned();
     let mut msgs = vec![NewOutbound {
         destination: dest.clone(),
         payload: OutboxPayload::Send {
-            reply: Reply::info(long.trim_end()),
+            reply: Reply::info(long.clone()),
         },
     }];
     for i in 1..=4 {
@@ -190,29 +192,18 @@ async fn long_replies_are_split_and_order_holds_per_channel() {
         });
     }
     w.store.enqueue(&msgs, w.clock.now()).await.unwrap();
-    // A 429 in the middle of the long one: its first piece is already up.
+    // A 429 on the long reply's second piece: its first piece is already up.
     let [user, ..] = <[_; 3]>::try_from(documented_429s()).unwrap();
-    w.fake.with(|s| {
-        s.limit_next.push_back(user);
-    });
-    // Let the first piece through, then limit the second.
-    {
-        let mut st = w.fake.state.lock().unwrap();
-        let l = st.limit_next.pop_front().unwrap();
-        drop(st);
-        // Deliver once with the limit armed after the first piece.
-        let fake = w.fake.clone();
-        let armed = tokio::spawn(async move {
-            fake.until(|s| !s.messages.is_empty()).await;
-            fake.with(|s| s.limit_next.push_back(l));
-        });
-        let s = w.deliverer.run_once().await.unwrap();
-        armed.await.unwrap();
-        // Depending on timing the limit hits the second piece or the next pass.
-        assert!(s.delivered + s.retried >= 1);
-    }
-    for _ in 0..10 {
-        w.clock.advance(Duration::from_secs(65));
+    w.fake.with(|s| s.limit_at_message = Some((1, user)));
+    let s = w.deliverer.run_once().await.unwrap();
+    assert_eq!(
+        (s.delivered, s.retried),
+        (0, 1),
+        "the rest of the channel waits"
+    );
+    assert_eq!(w.fake.with(|s| s.messages.len()), 1);
+    w.clock.advance(Duration::from_secs(65));
+    for _ in 0..5 {
         w.deliverer.run_once().await.unwrap();
     }
     assert_eq!(w.store.outbox_depth().await.unwrap(), 0);
@@ -220,15 +211,12 @@ async fn long_replies_are_split_and_order_holds_per_channel() {
         .fake
         .with(|s| s.messages.iter().map(|m| m.content().to_owned()).collect());
     assert!(contents.iter().all(|c| c.chars().count() <= 2000));
-    let pieces = contents.len() - 4;
-    assert!(pieces >= 2, "{pieces} pieces");
+    assert_eq!(contents.len(), 3 + 4, "{contents:?}");
+    // Split on line breaks; the resent first piece was recognised by its nonce.
+    assert_eq!(contents[..3].join("\n"), long, "nothing lost or repeated");
+    assert!(contents[..3].iter().all(|c| c.starts_with("line ")));
     assert_eq!(
-        contents[..pieces].join("\n"),
-        long.trim_end(),
-        "nothing lost or repeated"
-    );
-    assert_eq!(
-        contents[pieces..],
+        contents[3..],
         ["message 1", "message 2", "message 3", "message 4"]
     );
 }
@@ -271,26 +259,46 @@ async fn a_restart_mid_delivery_neither_loses_nor_repeats() {
         messages[0].id.to_string(),
         "not lost"
     );
-    // Threads already opened on a message (a crash between post and thread) are taken as such.
-    let t2 = w
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_between_post_and_discord_thread_opens_it_once() {
+    let w = world().await;
+    let t = w
         .krake
         .create_thread(&Actor::system(), &approval("Crash after posting"))
         .await
         .unwrap();
-    assert_eq!(second.run_once().await.unwrap().delivered, 1);
-    w.store
-        .enqueue(
-            &[NewOutbound {
-                destination: channel_destination(LUNAVO_CHANNEL).unwrap(),
-                payload: OutboxPayload::PostThread { thread: t2.id },
-            }],
-            w.clock.now(),
-        )
-        .await
-        .unwrap();
-    // A re-post of the same thread under another outbox id is a new message: threads open
-    // once per message, so nothing fails.
-    assert_eq!(second.run_once().await.unwrap().dead, 0);
+    w.fake.with(|s| s.hang_next_thread = true);
+    let first = w.new_deliverer("process-1");
+    let crashed = tokio::spawn(async move {
+        let _ = first.run_once().await;
+    });
+    w.fake.until(|s| s.threads.len() == 1).await;
+    crashed.abort();
+    let _ = crashed.await;
+    w.clock.advance(Duration::from_secs(61));
+    let second = w.new_deliverer("process-2");
+    let s = second.run_once().await.unwrap();
+    assert_eq!((s.delivered, s.dead), (1, 0));
+    let (messages, threads, requests) = w
+        .fake
+        .with(|s| (s.messages.clone(), s.threads.clone(), s.requests.clone()));
+    assert_eq!(messages.len(), 1);
+    assert_eq!(threads.len(), 1);
+    assert_eq!(
+        requests.iter().filter(|r| r.ends_with("/threads")).count(),
+        2,
+        "asked again, answered 160004, taken as opened"
+    );
+    assert_eq!(
+        w.store
+            .linked_thread(Front::Discord, &messages[0].id.to_string())
+            .await
+            .unwrap()
+            .map(|l| l.thread),
+        Some(t.id)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -303,7 +311,7 @@ async fn messages_in_the_discord_thread_reach_the_inbox_thread() {
         .unwrap();
     w.deliverer.run_once().await.unwrap();
     let discord_thread = w.fake.with(|s| s.threads[0].1);
-    let m = ChatMessage {
+    let mut m = ChatMessage {
         id: 42,
         channel: discord_thread,
         guild: Some(9),
@@ -313,21 +321,114 @@ async fn messages_in_the_discord_thread_reach_the_inbox_thread() {
         mentions_bot: false,
         text: "ship it friday".into(),
     };
+    // An unlinked Discord user may chat, not act on threads: core says why.
     let reply = w
         .front
         .message(&m)
         .await
         .expect("a message in a Krake thread is for Krake");
-    // An unlinked Discord user is a guest: core explains why the reply is refused.
-    assert!(reply.text.contains("Viewers"), "{}", reply.text);
+    assert!(reply.text.contains("not linked"), "{}", reply.text);
+    // Linked (the code comes from `krake user link-code`), the same words are a reply.
+    crate::link(&w, "53908232506183680", "mason").await;
+    m.id = 43;
+    let reply = w.front.message(&m).await.unwrap();
+    assert!(reply.text.starts_with("Replied in #"), "{}", reply.text);
+    let th = w.store.get(t.id).await.unwrap().unwrap();
+    assert_eq!(th.replies.len(), 1);
+    assert_eq!(th.replies[0].text, "ship it friday");
+    assert_eq!(th.replies[0].author.as_str(), "mason");
+    assert_eq!(th.replies[0].front, Front::Discord);
+    // A redelivered message is handled once.
     let again = w.front.message(&m).await.unwrap();
-    assert_eq!(again, reply, "the same message is handled once");
-    // Chatter elsewhere in the guild is ignored.
+    assert_eq!(again, reply);
+    assert_eq!(w.store.get(t.id).await.unwrap().unwrap().replies.len(), 1);
+    // Chatter elsewhere in the guild is ignored; a mention is not.
     let mut chatter = m.clone();
-    chatter.id = 43;
+    chatter.id = 44;
     chatter.channel = 5;
     assert!(w.front.message(&chatter).await.is_none());
-    let _ = t;
+    chatter.mentions_bot = true;
+    chatter.text = "<@1> what's open in lunavo?".into();
+    let r = w.front.message(&chatter).await.unwrap();
+    assert!(r.text.contains("Talk about it"), "{}", r.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_inbox_every_front_decided_on_discord() {
+    let w = world().await;
+    let t = w
+        .krake
+        .create_thread(&Actor::system(), &approval("Refund order 1001"))
+        .await
+        .unwrap();
+    w.deliverer.run_once().await.unwrap();
+    // The thread is also shown on another front.
+    let tg = krake_core::outbox::Destination::parse("telegram:-1001:topic:7").unwrap();
+    w.store
+        .add_copy(&krake_core::ports::ThreadCopy {
+            thread: t.id,
+            destination: tg.clone(),
+            message_id: "555".into(),
+        })
+        .await
+        .unwrap();
+    let msg = w.fake.with(|s| s.messages[0].clone());
+    let approve = buttons(&msg.body)[0]["custom_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reject = buttons(&msg.body)[1]["custom_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    crate::link(&w, "53908232506183680", "mason").await;
+    let (status, answer) = crate::press(&w, "53908232506183680", &approve).await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["data"]["flags"], 64);
+    let content = answer["data"]["content"].as_str().unwrap();
+    assert!(content.starts_with("Approved #"), "{content}");
+    let th = w.store.get(t.id).await.unwrap().unwrap();
+    assert_eq!(th.status, ThreadStatus::Approved);
+    assert_eq!(th.decided_by.as_ref().unwrap().as_str(), "mason");
+    // Every copy gets an edit: the Discord message here, the Telegram one on its front.
+    let pending: Vec<String> =
+        sqlx::query_scalar("SELECT destination FROM outbox WHERE state = 'pending' ORDER BY id")
+            .fetch_all(w.store.pool())
+            .await
+            .unwrap();
+    assert!(pending.contains(&tg.as_str().to_owned()), "{pending:?}");
+    assert!(
+        pending.contains(
+            &channel_destination(LUNAVO_CHANNEL)
+                .unwrap()
+                .as_str()
+                .to_owned()
+        )
+    );
+    assert_eq!(w.deliverer.run_once().await.unwrap().delivered, 1);
+    let (_, _, body) = w.fake.with(|s| s.edits[0].clone());
+    assert!(
+        body["content"]
+            .as_str()
+            .unwrap()
+            .contains("Approved by mason")
+    );
+    assert!(buttons(&body).iter().all(|b| b["disabled"] == true));
+    // A second decision, from Discord (a stale button) or any other front, is refused with
+    // the current state.
+    let (_, answer) = crate::press(&w, "53908232506183680", &reject).await;
+    assert_eq!(answer["data"]["flags"], 64);
+    let content = answer["data"]["content"].as_str().unwrap();
+    assert!(content.contains("already approved by mason"), "{content}");
+    let r = w
+        .krake
+        .handle_text(&Actor::local(), &format!("reject {}", t.id.0))
+        .await;
+    assert!(r.text.contains("already approved by mason"), "{}", r.text);
+    assert_eq!(
+        w.store.get(t.id).await.unwrap().unwrap().status,
+        ThreadStatus::Approved
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -191,6 +191,20 @@ async fn the_documented_slash_command_drives_core() {
         "type": 1, "name": "todo", "id": "771825006014889985",
         "options": [{ "type": 3, "name": "workspace", "value": "lunavo" }]
     });
+    // In the documented channel, which no workspace is mapped to, an unlinked user sees no
+    // Lunavo threads: core says why.
+    let (status, answer) = signed(&w, &todo).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        answer["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("not a member of lunavo"),
+        "{answer}"
+    );
+    // In Lunavo's channel they read Lunavo's threads.
+    todo["id"] = json!("786008729715212339");
+    todo["channel_id"] = json!(crate::LUNAVO_CHANNEL.to_string());
     let (status, answer) = signed(&w, &todo).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(answer["type"], 4);
@@ -204,7 +218,7 @@ async fn the_documented_slash_command_drives_core() {
     // Handled once: the interaction id is the idempotency key.
     let (_, again) = signed(&w, &todo).await;
     assert_eq!(again["data"]["content"], answer["data"]["content"]);
-    let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbound WHERE idempotency_key = 'discord:interaction:786008729715212338'")
+    let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbound WHERE idempotency_key = 'discord:interaction:786008729715212339'")
         .fetch_one(w.store.pool())
         .await
         .unwrap();
@@ -239,22 +253,28 @@ async fn buttons_are_decoded_and_checked() {
             .contains("not one of Krake's"),
         "{answer}"
     );
-    // Krake's own Approve button, pressed by a Discord user who has not linked an account.
-    let mut press = doc.clone();
-    press["data"]["custom_id"] = json!(
-        ButtonPayload {
-            thread: t.id,
-            action: ButtonAction::Approve,
-            version: t.version
-        }
-        .encode()
-    );
-    let (status, answer) = signed(&w, &press).await;
-    assert_eq!(status, StatusCode::OK);
+    // Krake's own Approve button, pressed in the Lunavo channel by a Discord user who has not
+    // linked an account: an ephemeral refusal saying why; nothing changes.
+    let approve = ButtonPayload {
+        thread: t.id,
+        action: ButtonAction::Approve,
+        version: t.version,
+    }
+    .encode();
+    let (status, answer) = crate::press(&w, "53908232506183680", &approve).await;
+    assert_eq!(status, 200);
     assert_eq!(answer["type"], 4);
     assert_eq!(answer["data"]["flags"], 64, "the refusal is ephemeral");
+    assert!(
+        answer["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("not linked"),
+        "{answer}"
+    );
     let after = w.store.get(t.id).await.unwrap().unwrap();
-    assert_eq!(after.status, ThreadStatus::Open, "{answer}");
+    assert_eq!(after.status, ThreadStatus::Open);
+    let mut press = doc.clone();
     // A forged payload for a thread that does not exist changes nothing either.
     press["data"]["custom_id"] = json!("k1:a:999999:1");
     let (status, answer) = signed(&w, &press).await;

@@ -77,6 +77,11 @@ pub struct State {
     pub limit_next: VecDeque<Limited>,
     /// Record the next message creation, then never answer it (a crash mid-delivery).
     pub hang_next_create: bool,
+    /// Record the next thread creation, then never answer it (a crash between the post and
+    /// its Discord thread).
+    pub hang_next_thread: bool,
+    /// Answer the creation of message number `n` (counting from 0) with this 429.
+    pub limit_at_message: Option<(usize, Limited)>,
     /// Authorization headers seen on channel routes.
     pub auth: Vec<String>,
 }
@@ -215,6 +220,21 @@ async fn handle(
                 );
                 let channel = num(1).unwrap();
                 let content = body["content"].as_str().unwrap_or("");
+                let is_new = !body.get("nonce").is_some_and(|n| {
+                    s.messages
+                        .iter()
+                        .any(|m| m.channel == channel && m.body.get("nonce") == Some(n))
+                });
+                if is_new
+                    && s.limit_at_message
+                        .as_ref()
+                        .is_some_and(|(n, _)| *n == s.messages.len())
+                {
+                    let (_, l) = s.limit_at_message.take().unwrap();
+                    drop(s);
+                    changed.notify_waiters();
+                    return limited(l);
+                }
                 if content.chars().map(char::len_utf16).sum::<usize>() > 2000 {
                     error(
                         StatusCode::BAD_REQUEST,
@@ -289,6 +309,10 @@ async fn handle(
                 } else {
                     let name = body["name"].as_str().unwrap_or("").to_owned();
                     s.threads.push((channel, message, name.clone()));
+                    if s.hang_next_thread {
+                        s.hang_next_thread = false;
+                        hang = true;
+                    }
                     ok(
                         json!({ "id": message.to_string(), "type": 11, "parent_id": channel.to_string(), "name": name }),
                     )

@@ -173,7 +173,8 @@ pub async fn world_with(tune: impl FnOnce(&mut DiscordConfig)) -> World {
         clock.clone(),
         Directory::default(),
     )
-    .with_routes(routes);
+    .with_routes(routes)
+    .with_users(Arc::new(store.clone()));
     let rest = Arc::new(Rest::new(&fake.url, Secret::new("test-token"), clock.clone()).unwrap());
     let front = Arc::new(DiscordFront::new(
         krake.clone(),
@@ -201,4 +202,62 @@ pub async fn world_with(tune: impl FnOnce(&mut DiscordConfig)) -> World {
         key,
         _dir: dir,
     }
+}
+
+/// Signs `body` with the RFC 8032 key and posts it to the endpoint; (status, JSON answer).
+pub async fn signed(w: &World, body: &Value) -> (u16, Value) {
+    use tower::ServiceExt;
+    let bytes = serde_json::to_vec(body).unwrap();
+    let ts = "1795503000";
+    let req = axum::http::Request::post("/discord/interactions")
+        .header("X-Signature-Ed25519", sign(&w.key, ts, &bytes))
+        .header("X-Signature-Timestamp", ts)
+        .body(axum::body::Body::from(bytes))
+        .unwrap();
+    let res = w.endpoint().oneshot(req).await.unwrap();
+    let status = res.status().as_u16();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// The documented button click, pressed by `user` in the Lunavo channel with `custom_id`.
+pub async fn press(w: &World, user: &str, custom_id: &str) -> (u16, Value) {
+    let mut p = fixture_json("docs_message_component_button_click.json");
+    p["data"]["custom_id"] = Value::from(custom_id);
+    p["member"]["user"]["id"] = Value::from(user);
+    p["channel_id"] = Value::from(LUNAVO_CHANNEL.to_string());
+    signed(w, &p).await
+}
+
+/// Adds Krake user `name` (member) and links Discord user `discord_id` to it with `/link`.
+pub async fn link(w: &World, discord_id: &str, name: &str) {
+    use krake_core::actor::{Role, UserName};
+    use krake_core::ports::UserRepo;
+    use krake_core::time::Clock;
+    let user = UserName::parse(name).unwrap();
+    w.store
+        .upsert_user(&user, Role::Member, None, w.clock.now())
+        .await
+        .unwrap();
+    let code = format!("K{}", name.to_uppercase());
+    w.store
+        .create_link_code(&user, &code, w.clock.now().plus(Duration::from_secs(900)))
+        .await
+        .unwrap();
+    let mut cmd = fixture_json("docs_application_command_slash_with_options.json");
+    cmd["id"] = Value::from(format!("9{discord_id}"));
+    cmd["member"]["user"]["id"] = Value::from(discord_id);
+    cmd["data"] = serde_json::json!({
+        "type": 1, "name": "link", "id": "1",
+        "options": [{ "type": 3, "name": "code", "value": code.to_lowercase() }]
+    });
+    let (status, answer) = signed(w, &cmd).await;
+    assert_eq!(status, 200);
+    let content = answer["data"]["content"].as_str().unwrap();
+    assert!(content.starts_with("Linked"), "{content}");
 }

@@ -1,0 +1,38 @@
+//! # krake-commerce
+//!
+//! Webhooks from the shops and the print partner. This crate verifies and parses; core
+//! ([`krake_core::commerce`]) turns the events into KPIs and work.
+//!
+//! - [`shopify`]: HMAC verification (current and previous secret) and payload parsing.
+//! - [`gelato`]: payload parsing (Gelato signs nothing: a per-workspace path token instead).
+//! - [`router`]: `POST /webhooks/shopify` and `POST /webhooks/gelato/{token}`, which answer 200
+//!   only after the event is durably stored.
+
+pub mod gelato;
+pub mod shopify;
+mod web;
+
+pub use web::{MAX_BODY, Secret, WebhookConfig, router};
+
+/// Why a payload could not be turned into an event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// Not JSON at all.
+    #[error("the body is not valid JSON: {0}")]
+    Json(String),
+    /// JSON, but a field the event needs is missing or of the wrong type.
+    #[error("field `{0}` is missing or invalid")]
+    Field(&'static str),
+}
+
+/// Reads an RFC 3339 time (`2024-06-26T12:33:21-04:00`): UTC millis, the UTC offset in
+/// minutes, and the local calendar day.
+pub(crate) fn local_time(s: &str) -> Option<(i64, i32, String)> {
+    let t = chrono::DateTime::parse_from_rfc3339(s).ok()?;
+    let offset = t.offset().local_minus_utc() / 60;
+    Some((
+        t.timestamp_millis(),
+        offset,
+        t.date_naive().format("%Y-%m-%d").to_string(),
+    ))
+}

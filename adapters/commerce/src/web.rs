@@ -1,0 +1,245 @@
+//! The webhook endpoints. Each answers 200 only after the event is durably stored (through
+//! core's [`InboundRepo`], group-committed by the store); the processor applies it later.
+
+use crate::{gelato, shopify};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use bytes::Bytes;
+use krake_core::actor::UserName;
+use krake_core::commerce::CommerceEnvelope;
+use krake_core::inbound::{IdempotencyKey, Inbound};
+use krake_core::ports::InboundRepo;
+pub use krake_core::secret::Secret;
+use krake_core::time::Clock;
+use krake_core::workspace::WorkspaceSlug;
+use std::collections::HashMap;
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+
+/// Largest accepted body: 1 MiB; larger ones get 413.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// What the webhook endpoints need to know.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookConfig {
+    /// Shopify's current webhook secret.
+    pub shopify_secret: Option<Secret>,
+    /// The previous secret, accepted during rotation.
+    pub shopify_secret_previous: Option<Secret>,
+    /// Shop domain (`lunavo.myshopify.com`) → workspace.
+    pub shops: HashMap<String, WorkspaceSlug>,
+    /// Per-workspace Gelato path tokens.
+    pub gelato_tokens: Vec<(WorkspaceSlug, Secret)>,
+}
+
+#[derive(Clone)]
+struct AppState {
+    config: Arc<WebhookConfig>,
+    inbound: Arc<dyn InboundRepo>,
+    clock: Arc<dyn Clock>,
+}
+
+/// The webhook routes: `POST /webhooks/shopify`, `POST /webhooks/gelato/{token}`.
+pub fn router(
+    config: WebhookConfig,
+    inbound: Arc<dyn InboundRepo>,
+    clock: Arc<dyn Clock>,
+) -> Router {
+    Router::new()
+        .route("/webhooks/shopify", post(shopify_hook))
+        .route("/webhooks/gelato/{token}", post(gelato_hook))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(AppState {
+            config: Arc::new(config),
+            inbound,
+            clock,
+        })
+}
+
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(serde_json::json!({ "error": { "code": code, "message": message.into() } })),
+    )
+        .into_response()
+}
+
+/// A Shopify header under either spelling: `X-Shopify-Topic` or the newer `shopify-topic`.
+fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(format!("x-shopify-{name}"))
+        .or_else(|| h.get(format!("shopify-{name}")))
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+async fn store(
+    state: &AppState,
+    source: &str,
+    key: String,
+    actor: &str,
+    conversation: &str,
+    env: CommerceEnvelope,
+) -> Response {
+    let Ok(key) = IdempotencyKey::parse(&key) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_id",
+            "the event id is too long or not printable",
+        );
+    };
+    let content = match serde_json::to_string(&env) {
+        Ok(c) => c,
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("could not encode the event: {e}"),
+            );
+        }
+    };
+    let event = Inbound {
+        source: source.to_owned(),
+        idempotency_key: key,
+        actor: UserName::parse(actor).unwrap_or_else(|_| UserName::guest()),
+        conversation: conversation.to_owned(),
+        content,
+        received_at: state.clock.now(),
+    };
+    match state.inbound.record_inbound(&event).await {
+        Ok(r) => {
+            tracing::debug!(
+                source,
+                key = event.idempotency_key.as_str(),
+                duplicate = !matches!(r, krake_core::inbound::Recorded::New(_)),
+                "webhook stored"
+            );
+            (StatusCode::OK, Json(serde_json::json!({ "ok": true }))).into_response()
+        }
+        Err(e) => {
+            tracing::error!(source, error = %e, "could not store a webhook; the sender will retry");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the event could not be stored; retry later",
+            )
+        }
+    }
+}
+
+async fn shopify_hook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let secrets: Vec<&[u8]> = [
+        &state.config.shopify_secret,
+        &state.config.shopify_secret_previous,
+    ]
+    .into_iter()
+    .flatten()
+    .map(|s| s.expose().as_bytes())
+    .collect();
+    if secrets.is_empty() {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_configured",
+            "Shopify webhooks are not configured (KRAKE_SHOPIFY_WEBHOOK_SECRET)",
+        );
+    }
+    let Some(hmac) = header(&headers, "hmac-sha256") else {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "unsigned",
+            "missing X-Shopify-Hmac-Sha256",
+        );
+    };
+    if !shopify::verify(&secrets, &body, hmac) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "bad_signature",
+            "the HMAC does not match the body",
+        );
+    }
+    let Some(shop) = header(&headers, "shop-domain") else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "no_shop",
+            "missing X-Shopify-Shop-Domain",
+        );
+    };
+    let Some(workspace) = state.config.shops.get(&shop.to_ascii_lowercase()).cloned() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "unknown_shop",
+            format!("no workspace is configured for {shop} ([shopify.shops])"),
+        );
+    };
+    let Some(webhook_id) = header(&headers, "webhook-id") else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "no_webhook_id",
+            "missing X-Shopify-Webhook-Id",
+        );
+    };
+    let topic = header(&headers, "topic").unwrap_or("unknown");
+    let event = match shopify::parse(topic, &body) {
+        Ok(e) => e,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_payload", e.to_string()),
+    };
+    if let Some(event_id) = header(&headers, "event-id") {
+        tracing::debug!(
+            webhook_id,
+            event_id,
+            triggered_at = header(&headers, "triggered-at"),
+            topic,
+            "shopify webhook"
+        );
+    }
+    store(
+        &state,
+        "shopify",
+        format!("shopify:{webhook_id}"),
+        "shopify",
+        shop,
+        CommerceEnvelope { workspace, event },
+    )
+    .await
+}
+
+async fn gelato_hook(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    body: Bytes,
+) -> Response {
+    // Every configured token is compared, in constant time, whatever matches first.
+    let mut found: Option<WorkspaceSlug> = None;
+    for (ws, t) in &state.config.gelato_tokens {
+        if bool::from(t.expose().as_bytes().ct_eq(token.as_bytes())) {
+            found = Some(ws.clone());
+        }
+    }
+    let Some(workspace) = found else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "unknown_token",
+            "no workspace has this Gelato webhook token",
+        );
+    };
+    let conversation = workspace.to_string();
+    let parsed = match gelato::parse(&body) {
+        Ok(p) => p,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_payload", e.to_string()),
+    };
+    store(
+        &state,
+        "gelato",
+        format!("gelato:{}", parsed.key),
+        "gelato",
+        &conversation,
+        CommerceEnvelope {
+            workspace,
+            event: parsed.event,
+        },
+    )
+    .await
+}

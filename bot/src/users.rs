@@ -1,0 +1,144 @@
+//! `krake user`: add users with roles, list them, and make one-time link codes.
+
+use crate::cli::UserCmd;
+use crate::settings::Settings;
+use crate::wiring;
+use anyhow::{Context, bail};
+use krake_core::actor::{Role, UserName};
+use krake_core::ports::UserRepo;
+use krake_core::time::{Clock, SystemClock};
+use krake_core::workspace::WorkspaceSlug;
+use rand::Rng;
+use std::time::Duration;
+
+/// How long a link code is valid.
+pub const LINK_CODE_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// A link code: 8 characters from an alphabet without look-alikes (no 0/O, 1/I/L).
+pub fn new_link_code() -> String {
+    const ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
+    let mut rng = rand::rng();
+    (0..8)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
+}
+
+/// Runs a `krake user` subcommand.
+pub async fn run(settings: Settings, cmd: UserCmd) -> anyhow::Result<()> {
+    let store = wiring::open_store(&settings, false).await?;
+    let result = match cmd {
+        UserCmd::Add {
+            name,
+            role,
+            workspace,
+        } => {
+            let name = UserName::parse(&name)?;
+            let Some(role) = Role::parse(&role).filter(|r| *r != Role::Guest) else {
+                bail!("`{role}` is not a role: use owner, admin, member or viewer");
+            };
+            let workspace = match workspace {
+                Some(w) => {
+                    let slug = WorkspaceSlug::parse(&w)?;
+                    if settings.directory.workspace(&slug).is_none() {
+                        bail!("there is no workspace `{w}`; see `krake config` for the workspaces");
+                    }
+                    Some(slug)
+                }
+                None => None,
+            };
+            let rec = store
+                .upsert_user(&name, role, workspace.as_ref(), SystemClock.now())
+                .await
+                .context("could not save the user")?;
+            match &workspace {
+                Some(w) => println!("{} is {role} in {w}.", rec.name),
+                None => println!("{} is {role} in every workspace.", rec.name),
+            }
+            Ok(())
+        }
+        UserCmd::List => {
+            let users = store.users().await?;
+            if users.is_empty() {
+                println!("No users yet. Add one: krake user add NAME --role owner");
+            }
+            for u in users {
+                let per: Vec<String> = u
+                    .workspace_roles
+                    .iter()
+                    .map(|(w, r)| format!("{r} in {w}"))
+                    .collect();
+                let per = if per.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", per.join(", "))
+                };
+                println!("{:<20} {}{per}", u.name, u.role);
+            }
+            Ok(())
+        }
+        UserCmd::Token { name, label } => {
+            let name = UserName::parse(&name)?;
+            if store.user(&name).await?.is_none() {
+                bail!(
+                    "there is no user `{name}`; add it first: krake user add {name} --role member"
+                );
+            }
+            let token = format!(
+                "krk_{}{}{}{}",
+                new_link_code(),
+                new_link_code(),
+                new_link_code(),
+                new_link_code()
+            );
+            krake_core::ports::TokenRepo::create_api_token(
+                &store,
+                &name,
+                &krake_web::hash_token(&token),
+                &label,
+                SystemClock.now(),
+            )
+            .await?;
+            println!("{token}");
+            eprintln!(
+                "Use it as `Authorization: Bearer <token>`. It is shown only now; Krake keeps only its hash."
+            );
+            Ok(())
+        }
+        UserCmd::LinkCode { name } => {
+            let name = UserName::parse(&name)?;
+            if store.user(&name).await?.is_none() {
+                bail!(
+                    "there is no user `{name}`; add it first: krake user add {name} --role member"
+                );
+            }
+            let code = new_link_code();
+            store
+                .create_link_code(&name, &code, SystemClock.now().plus(LINK_CODE_TTL))
+                .await?;
+            println!("{code}");
+            eprintln!(
+                "Send `/link {code}` to Krake on Telegram or Discord within 15 minutes to act there as {name}. The code works once."
+            );
+            Ok(())
+        }
+    };
+    store.pool().close().await;
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_eight_unambiguous_characters() {
+        let a = new_link_code();
+        assert_eq!(a.len(), 8);
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        );
+        assert!(!a.contains(['0', 'O', '1', 'I', 'L']));
+        assert_ne!(a, new_link_code());
+    }
+}
