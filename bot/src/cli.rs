@@ -35,6 +35,20 @@ pub enum Cmd {
     /// Run a benchmark and print its figures.
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// Discord: register the slash commands.
+    #[command(subcommand)]
+    Discord(DiscordCmd),
+}
+
+/// `krake discord …`.
+#[derive(Debug, Subcommand)]
+pub enum DiscordCmd {
+    /// Register (bulk-overwrite) Krake's slash commands, globally or in one guild (instant).
+    Register {
+        /// Register in this guild only (a guild id).
+        #[arg(long)]
+        guild: Option<String>,
+    },
 }
 
 /// Flags of `krake serve`.

@@ -10,12 +10,14 @@
 //! - [`chat`]: `krake chat`: the terminal front.
 //! - [`demo`]: `krake demo`: realistic sample threads.
 //! - [`users`]: `krake user`: accounts, roles and link codes.
+//! - [`discord`]: the Discord front in `krake serve`, and `krake discord register`.
 //! - [`bench`]: `krake bench`: the benchmarks named in the issues.
 
 pub mod bench;
 pub mod chat;
 pub mod cli;
 pub mod demo;
+pub mod discord;
 pub mod serve;
 pub mod settings;
 pub mod users;
@@ -33,7 +35,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(&cli.overrides, listen)?;
     let quiet = matches!(
         cli.command,
-        Cmd::Chat | Cmd::Config | Cmd::Bench(_) | Cmd::User(_)
+        Cmd::Chat | Cmd::Config | Cmd::Bench(_) | Cmd::User(_) | Cmd::Discord(_)
     );
     init_logging(settings.log_format, quiet);
     match cli.command {
@@ -47,6 +49,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Demo => demo::demo_command(settings).await,
         Cmd::Bench(b) => bench::run(settings, b).await,
         Cmd::User(u) => users::run(settings, u).await,
+        Cmd::Discord(cli::DiscordCmd::Register { guild }) => {
+            discord::register(&settings, guild.as_deref()).await
+        }
     }
 }
 

@@ -48,6 +48,7 @@ pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
         sweep_every: Duration::from_secs(settings.sweep_interval_secs),
         webhooks: settings.webhooks.clone(),
         rules: settings.rules.clone(),
+        discord: settings.discord.clone(),
     };
     run(listener, store, krake, config, shutdown_signal()).await
 }
@@ -61,6 +62,8 @@ pub struct ServeConfig {
     pub webhooks: krake_commerce::WebhookConfig,
     /// Event rules for commerce events.
     pub rules: Vec<krake_core::commerce::EventRule>,
+    /// The Discord front (off unless a token or public key is set).
+    pub discord: krake_discord::DiscordConfig,
 }
 
 /// Serves on `listener` until `shutdown` completes, then stops the background work and waits
@@ -102,6 +105,11 @@ pub async fn run(
         Arc::new(inbound),
         clock,
     ));
+    let discord = crate::discord::start(&config.discord, &store, &krake, stop_rx.clone())?;
+    let app = match discord.router {
+        Some(r) => app.merge(r),
+        None => app,
+    };
     let mut http_stop = stop_rx;
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = http_stop.changed().await;
@@ -115,6 +123,9 @@ pub async fn run(
     trigger.abort();
     let _ = sweeper.await;
     let _ = commerce.await;
+    for t in discord.tasks {
+        let _ = t.await;
+    }
     store.pool().close().await;
     served
 }

@@ -40,10 +40,14 @@ pub async fn open_store(settings: &Settings, verbose: bool) -> anyhow::Result<St
 /// Builds the core service on a store.
 pub fn krake(store: &Store, settings: &Settings) -> Krake {
     let store = Arc::new(store.clone());
+    let mut routes = krake_core::delivery::Routes::new();
+    crate::discord::add_routes(&settings.discord, &mut routes);
     Krake::new(
         store.clone(),
-        store,
+        store.clone(),
         Arc::new(SystemClock),
         settings.directory.clone(),
     )
+    .with_routes(routes)
+    .with_users(store)
 }

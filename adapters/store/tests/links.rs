@@ -123,16 +123,16 @@ async fn links_map_places_to_threads(store: &Store) {
         None
     );
     store
-        .link_thread(Front::Discord, place, a.id)
+        .link_thread(Front::Discord, place, &link(a.id, &ws))
         .await
         .unwrap();
     // Idempotent, and a place keeps its first thread.
     store
-        .link_thread(Front::Discord, place, a.id)
+        .link_thread(Front::Discord, place, &link(a.id, &ws))
         .await
         .unwrap();
     store
-        .link_thread(Front::Discord, place, b.id)
+        .link_thread(Front::Discord, place, &link(b.id, &monarch))
         .await
         .unwrap();
     assert_eq!(
