@@ -24,6 +24,10 @@ pub async fn run(settings: Settings, cmd: BenchCmd) -> anyhow::Result<()> {
     print_conditions();
     match cmd {
         BenchCmd::Inbox { iterations } => inbox(settings, iterations).await,
+        BenchCmd::Discord {
+            requests,
+            concurrency,
+        } => crate::discord::bench(requests, concurrency).await,
         BenchCmd::Outbox {
             jobs,
             batch,

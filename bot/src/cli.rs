@@ -84,6 +84,16 @@ pub enum BenchCmd {
         #[arg(long)]
         postgres: Option<String>,
     },
+    /// Discord interactions: signature verification plus dispatch (p50/p99/max, in process)
+    /// and verified requests/s over loopback, each beside a bare axum handler.
+    Discord {
+        /// Requests per measurement.
+        #[arg(long, default_value_t = 20000)]
+        requests: u32,
+        /// Concurrent connections for the loopback measurement.
+        #[arg(long, default_value_t = 32)]
+        concurrency: u32,
+    },
 }
 
 /// `krake user …`.
