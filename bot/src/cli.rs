@@ -38,6 +38,34 @@ pub enum Cmd {
     /// Discord: register the slash commands.
     #[command(subcommand)]
     Discord(DiscordCmd),
+    /// Export an agent's folder to CSV, or import CSV rows into it (all or nothing).
+    #[command(subcommand)]
+    Folder(FolderCmd),
+}
+
+/// `krake folder …`.
+#[derive(Debug, Subcommand)]
+pub enum FolderCmd {
+    /// Write a folder as CSV (header = column names) to a file, or stdout with `-`.
+    Export {
+        /// The agent (`soshie`).
+        agent: String,
+        /// The folder's name.
+        folder: String,
+        /// The file to write [default: stdout].
+        #[arg(long, short, default_value = "-")]
+        output: String,
+    },
+    /// Add the rows of a CSV file to a folder; any bad row imports nothing and every bad row
+    /// is listed.
+    Import {
+        /// The agent.
+        agent: String,
+        /// The folder's name.
+        folder: String,
+        /// The CSV file (`-` for stdin).
+        file: String,
+    },
 }
 
 /// `krake discord …`.
@@ -71,6 +99,16 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 5000)]
         iterations: u32,
     },
+    /// Verified, deduplicated, durably stored Shopify webhooks per second, against a bare axum
+    /// handler answering 200, side by side with `wrk` (Debian package `wrk`) on 127.0.0.1.
+    Webhooks {
+        /// Seconds per run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 32)]
+        connections: u32,
+    },
     /// Outbox claim + complete throughput on SQLite (and PostgreSQL with --postgres), against a
     /// raw INSERT/UPDATE loop as baseline.
     Outbox {
@@ -93,6 +131,22 @@ pub enum BenchCmd {
         /// Concurrent connections for the loopback measurement.
         #[arg(long, default_value_t = 32)]
         concurrency: u32,
+    },
+    /// The schedule coordinator with 10,000 active schedules: per-tick cost when nothing and
+    /// when some are due, and drift over a simulated week on a manual clock.
+    Schedules {
+        /// How many active schedules.
+        #[arg(long, default_value_t = 10000)]
+        schedules: u32,
+        /// Timed ticks for each of the two tick measurements.
+        #[arg(long, default_value_t = 2000)]
+        ticks: u32,
+        /// Simulated days for the drift run (0 skips it).
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+        /// Also run on this PostgreSQL server (an admin URL; a scratch database is created).
+        #[arg(long)]
+        postgres: Option<String>,
     },
 }
 

@@ -35,6 +35,15 @@ pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
             tracing::info!(threads = n, "demo threads added");
         }
     }
+    crate::coordinator::sync_config_schedules(&store, &settings, &krake_core::time::SystemClock)
+        .await
+        .context("cannot store the schedules from the config file")?;
+    let (coord_stop, coord_rx) = watch::channel(false);
+    let coordinator = tokio::spawn(crate::coordinator::run_loop(
+        crate::coordinator::coordinator(&store, &settings),
+        Duration::from_secs(settings.coordinator_tick_secs),
+        coord_rx,
+    ));
     let listener = TcpListener::bind(settings.listen).await.with_context(|| {
         format!(
             "cannot listen on {}; is another Krake running? Choose another with --listen",
@@ -50,7 +59,13 @@ pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
         rules: settings.rules.clone(),
         discord: settings.discord.clone(),
     };
-    run(listener, store, krake, config, shutdown_signal()).await
+    let served = run(listener, store, krake, config, async move {
+        shutdown_signal().await;
+        let _ = coord_stop.send(true);
+    })
+    .await;
+    let _ = coordinator.await;
+    served
 }
 
 /// What `run` needs beyond the store and the core service.

@@ -29,6 +29,15 @@ pub struct FileConfig {
     /// Overrides or adds agents, keyed by name.
     #[serde(default)]
     pub agents: BTreeMap<String, AgentEntry>,
+    /// The time zone of schedules that name none (IANA name); default `UTC`.
+    pub schedule_timezone: Option<String>,
+    /// Seconds between coordinator ticks; default 1.
+    pub coordinator_tick_secs: Option<u64>,
+    /// An occurrence found more than this many seconds late counts as missed; default 60.
+    pub schedule_grace_secs: Option<u64>,
+    /// Schedules defined in the config, keyed by name.
+    #[serde(default)]
+    pub schedules: BTreeMap<String, ScheduleEntry>,
     /// Shopify webhooks.
     #[serde(default)]
     pub shopify: ShopifyFile,
@@ -85,6 +94,24 @@ pub struct GelatoFile {
     /// Workspace slug → webhook path token (prefer `KRAKE_GELATO_TOKEN_<WORKSPACE>`).
     #[serde(default)]
     pub tokens: BTreeMap<String, String>,
+}
+
+/// A schedule in the config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleEntry {
+    /// The agent (a name) or a role; omitted: the coordinator picks by the task.
+    pub agent: Option<String>,
+    /// The workspace; default: the agent's home.
+    pub workspace: Option<String>,
+    /// What to do.
+    pub task: String,
+    /// When: a phrasing (`every monday 09:00`) or `cron 0 9 * * 1`.
+    pub when: String,
+    /// Time zone (IANA); default `schedule_timezone`.
+    pub timezone: Option<String>,
+    /// `once` (default) or `skip`.
+    pub catch_up: Option<String>,
 }
 
 /// A workspace in the config file.
@@ -163,12 +190,39 @@ pub struct Settings {
     pub directory: Directory,
     /// The config file read, if any.
     pub config_file: Option<PathBuf>,
+    /// The default time zone of schedules.
+    pub schedule_timezone: chrono_tz::Tz,
+    /// Seconds between coordinator ticks.
+    pub coordinator_tick_secs: u64,
+    /// Lateness after which an occurrence counts as missed.
+    pub schedule_grace_secs: u64,
+    /// Config-defined schedules, checked (timing, zone, agent).
+    pub schedules: Vec<ConfigSchedule>,
     /// Shopify and Gelato webhooks.
     pub webhooks: krake_commerce::WebhookConfig,
     /// Event rules.
     pub rules: Vec<krake_core::commerce::EventRule>,
     /// The Discord front.
     pub discord: krake_discord::DiscordConfig,
+}
+
+/// A config-defined schedule, validated at load.
+#[derive(Debug, Clone)]
+pub struct ConfigSchedule {
+    /// Its key in the file.
+    pub name: String,
+    /// Workspace.
+    pub workspace: krake_core::workspace::WorkspaceSlug,
+    /// The coordinator's choice of agent.
+    pub assignment: krake_core::schedule::Assignment,
+    /// Task.
+    pub task: String,
+    /// When.
+    pub cadence: krake_core::schedule::Cadence,
+    /// For people.
+    pub description: String,
+    /// Missed-run policy.
+    pub catch_up: krake_core::schedule::CatchUp,
 }
 
 impl Settings {
@@ -205,6 +259,12 @@ impl Settings {
             Some(p) => format!("invalid workspaces or agents in {}", p.display()),
             None => "invalid workspaces or agents".to_owned(),
         })?;
+        let schedule_timezone = match &file.schedule_timezone {
+            Some(t) => krake_core::schedule::parse_timezone(t)
+                .map_err(|e| anyhow::anyhow!("schedule_timezone: {e}"))?,
+            None => chrono_tz::Tz::UTC,
+        };
+        let schedules = config_schedules(&file, &directory, schedule_timezone)?;
         let directory_ref = directory.clone();
         Ok(Self {
             data_dir,
@@ -214,6 +274,10 @@ impl Settings {
             sweep_interval_secs: file.sweep_interval_secs.unwrap_or(5).max(1),
             directory,
             config_file: o.config.clone(),
+            schedule_timezone,
+            coordinator_tick_secs: file.coordinator_tick_secs.unwrap_or(1).max(1),
+            schedule_grace_secs: file.schedule_grace_secs.unwrap_or(60),
+            schedules,
             webhooks: webhooks(&file, &directory_ref)?,
             discord: discord(&file.discord, &directory_ref)?,
             rules: file
@@ -252,6 +316,12 @@ impl Settings {
         out.push_str(&format!(
             "sweep_interval_secs = {}\n",
             self.sweep_interval_secs
+        ));
+        out.push_str(&format!(
+            "schedule_timezone = \"{}\"\ncoordinator_tick_secs = {}\nschedule_grace_secs = {}\n",
+            self.schedule_timezone.name(),
+            self.coordinator_tick_secs,
+            self.schedule_grace_secs
         ));
         let set = |s: &Option<krake_commerce::Secret>| {
             if s.is_some() {
@@ -305,8 +375,86 @@ impl Settings {
                 ws.join(", ")
             ));
         }
+        for s in &self.schedules {
+            out.push_str(&format!(
+                "\n[schedules.{}]\nagent = \"{}\"\nworkspace = \"{}\"\ntask = {:?}\nwhen = \"cron {}\"\ntimezone = \"{}\"\ncatch_up = \"{}\"\n",
+                s.name,
+                s.assignment.agent,
+                s.workspace,
+                s.task,
+                s.cadence.expression(),
+                s.cadence.timezone().name(),
+                s.catch_up
+            ));
+        }
         out
     }
+}
+
+fn config_schedules(
+    file: &FileConfig,
+    directory: &Directory,
+    default_tz: chrono_tz::Tz,
+) -> anyhow::Result<Vec<ConfigSchedule>> {
+    use krake_core::schedule::{CatchUp, parse_timezone, parse_when};
+    let mut out = Vec::new();
+    for (name, e) in &file.schedules {
+        let ctx = || format!("schedule `{name}`");
+        let when = parse_when(&e.when).map_err(|err| anyhow::anyhow!("{}: when: {err}", ctx()))?;
+        let tz = match &e.timezone {
+            Some(t) => Some(
+                parse_timezone(t).map_err(|err| anyhow::anyhow!("{}: timezone: {err}", ctx()))?,
+            ),
+            None => None,
+        };
+        let cadence =
+            krake_core::schedule::Cadence::new(&when.cron, tz.or(when.tz).unwrap_or(default_tz))
+                .map_err(|err| anyhow::anyhow!("{}: {err}", ctx()))?;
+        let workspace = match &e.workspace {
+            Some(w) => {
+                let slug = WorkspaceSlug::parse(w).with_context(ctx)?;
+                if directory.workspace(&slug).is_none() {
+                    bail!("{}: `{w}` is not a configured workspace", ctx());
+                }
+                Some(slug)
+            }
+            None => None,
+        };
+        let assignment = krake_core::coordinator::assign(
+            directory,
+            e.agent.as_deref(),
+            workspace.as_ref(),
+            &e.task,
+        )
+        .map_err(|err| anyhow::anyhow!("{}: {err}", ctx()))?;
+        let workspace = workspace
+            .or_else(|| {
+                directory
+                    .agent(&assignment.agent)
+                    .and_then(|a| a.home().cloned())
+            })
+            .or_else(|| directory.workspaces().first().map(|w| w.slug.clone()))
+            .ok_or_else(|| anyhow::anyhow!("{}: no workspace", ctx()))?;
+        let catch_up = match &e.catch_up {
+            Some(c) => CatchUp::parse(c).ok_or_else(|| {
+                anyhow::anyhow!("{}: catch_up must be `once` or `skip`, not `{c}`", ctx())
+            })?,
+            None => CatchUp::Once,
+        };
+        if e.task.trim().is_empty() {
+            bail!("{}: task is empty", ctx());
+        }
+        out.push(ConfigSchedule {
+            name: name.clone(),
+            workspace,
+            assignment,
+            task: e.task.trim().to_owned(),
+            cadence,
+            description: when.description,
+            catch_up,
+        });
+    }
+    Ok(out)
 }
 
 /// A secret from the environment (preferred) or the config file; empty values count as unset.
@@ -624,6 +772,48 @@ workspaces = ["management"]
             load_str("[agents.zed]\nrole = \"x\"\nworkspaces = [\"narnia\"]\n").unwrap_err()
         );
         assert!(e.contains("narnia"), "{e}");
+    }
+
+    #[test]
+    fn schedules_from_config_are_checked() {
+        let s = load_str(
+            r#"
+schedule_timezone = "Europe/Berlin"
+[schedules.weekly-sales]
+agent = "dexter"
+task = "summarise last week's sales"
+when = "every monday 09:00"
+[schedules.posts]
+agent = "social media"
+workspace = "lunavo"
+task = "draft today's post"
+when = "cron 0 8 * * 1-5"
+timezone = "UTC"
+catch_up = "skip"
+"#,
+        )
+        .unwrap();
+        assert_eq!(s.schedules.len(), 2);
+        let posts = &s.schedules[0];
+        assert_eq!(posts.assignment.agent, "Soshie");
+        assert_eq!(posts.cadence.timezone(), chrono_tz::Tz::UTC);
+        let weekly = &s.schedules[1];
+        assert_eq!(weekly.cadence.timezone(), chrono_tz::Europe::Berlin);
+        assert_eq!(weekly.workspace.as_str(), "management");
+        let e = format!(
+            "{:#}",
+            load_str("[schedules.x]\ntask = \"t\"\nagent = \"penn\"\nwhen = \"cron 0 25 * * *\"\n")
+                .unwrap_err()
+        );
+        assert!(
+            e.contains("schedule `x`") && e.contains("0 25 * * *"),
+            "{e}"
+        );
+        let e = format!(
+            "{:#}",
+            load_str("[schedules.x]\ntask = \"t\"\nagent = \"penn\"\nwhen = \"every day\"\ntimezone = \"Mars/Base\"\n").unwrap_err()
+        );
+        assert!(e.contains("Mars/Base"), "{e}");
     }
 
     #[test]

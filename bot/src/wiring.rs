@@ -49,5 +49,8 @@ pub fn krake(store: &Store, settings: &Settings) -> Krake {
         settings.directory.clone(),
     )
     .with_routes(routes)
-    .with_users(store)
+    .with_users(store.clone())
+    .with_commerce(store.clone())
+    .with_schedules(store.clone(), settings.schedule_timezone)
+    .with_folders(store)
 }

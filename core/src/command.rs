@@ -6,7 +6,11 @@
 //! [`Parsed::NotUnderstood`] with a suggestion; it never panics.
 
 use crate::agent::{Agent, AgentName};
+use crate::folder::{FolderCommand, parse_folder_command};
 use crate::inbox::{ThreadId, ThreadKind, ThreadStatus};
+use crate::schedule::{
+    ScheduleCommand, parse_natural_schedule, parse_schedule_command, starts_like_schedule,
+};
 use crate::workspace::{Workspace, WorkspaceSlug};
 
 /// Which statuses a listing shows.
@@ -85,6 +89,10 @@ pub enum Command {
         /// The task.
         text: String,
     },
+    /// Create, list, pause, resume, delete or run a schedule.
+    Schedule(ScheduleCommand),
+    /// Work with agents' folders (tables).
+    Folder(FolderCommand),
 }
 
 /// What the parser made of a text.
@@ -168,6 +176,30 @@ pub const COMMANDS: &[CommandSpec] = &[
         example: "/ask penn draft a tagline for the hoodie",
     },
     CommandSpec {
+        name: "schedule",
+        args: "<agent|role> \"<task>\" <when>",
+        about: "Schedule a recurring task; /schedule pause|resume|delete|run <n> manages one",
+        example: "/schedule dexter \"summarise last week's sales\" every monday 09:00 Europe/Berlin",
+    },
+    CommandSpec {
+        name: "schedules",
+        args: "",
+        about: "List the schedules with their next runs",
+        example: "/schedules",
+    },
+    CommandSpec {
+        name: "folder",
+        args: "<action> <agent> <folder> …",
+        about: "An agent's folder (a typed table): create, show, add, update, remove, addcol, export, import",
+        example: "/folder show soshie \"content calendar\"",
+    },
+    CommandSpec {
+        name: "folders",
+        args: "[agent]",
+        about: "List the agents' folders",
+        example: "/folders soshie",
+    },
+    CommandSpec {
         name: "workspaces",
         args: "",
         about: "List the workspaces",
@@ -217,6 +249,10 @@ enum Verb {
     Ask,
     Link,
     Kpi,
+    Schedule,
+    Schedules,
+    Folder,
+    Folders,
 }
 
 fn verb(word: &str) -> Option<Verb> {
@@ -234,6 +270,10 @@ fn verb(word: &str) -> Option<Verb> {
         "ask" | "tell" => Verb::Ask,
         "link" => Verb::Link,
         "kpi" | "kpis" | "sales" | "stats" => Verb::Kpi,
+        "schedule" => Verb::Schedule,
+        "schedules" => Verb::Schedules,
+        "folder" => Verb::Folder,
+        "folders" => Verb::Folders,
         _ => return None,
     })
 }
@@ -405,6 +445,31 @@ impl CommandParser {
                     code: code.to_owned(),
                 })
             }
+            Verb::Schedule => self.schedule(args),
+            Verb::Schedules => Parsed::Command(Command::Schedule(ScheduleCommand::List)),
+            Verb::Folder => self.folder(args),
+            Verb::Folders => self.folder(&format!("list {args}")),
+        }
+    }
+
+    fn schedule(&self, args: &str) -> Parsed {
+        match parse_schedule_command(args, &self.workspaces) {
+            Ok(c) => Parsed::Command(Command::Schedule(c)),
+            Err(problem) => Parsed::NotUnderstood {
+                problem,
+                suggestion: spec("schedule").map(|s| s.example.to_owned()),
+            },
+        }
+    }
+
+    fn folder(&self, args: &str) -> Parsed {
+        let names: Vec<&str> = self.agents.iter().map(AgentName::as_str).collect();
+        match parse_folder_command(args, &names) {
+            Ok(c) => Parsed::Command(Command::Folder(c)),
+            Err(problem) => Parsed::NotUnderstood {
+                problem,
+                suggestion: Some("/help folder".to_owned()),
+            },
         }
     }
 
@@ -443,6 +508,13 @@ impl CommandParser {
 
     fn parse_natural(&self, input: &str) -> Parsed {
         let cleaned = input.trim_end_matches(['?', '!', '.']).trim();
+        // "every weekday at 8 have Soshie draft today's post", "pause schedule 3"
+        if starts_like_schedule(cleaned) {
+            return self.schedule(cleaned);
+        }
+        if let Some(c) = parse_natural_schedule(cleaned) {
+            return Parsed::Command(Command::Schedule(c));
+        }
         // "penn, draft a tagline" / "have soshie draft today's post"
         let (first, rest) = split_word(cleaned);
         let first_l = first.trim_end_matches([',', ':']).to_lowercase();
@@ -921,6 +993,73 @@ mod tests {
     }
 
     #[test]
+    fn schedule_and_folder_commands() {
+        use crate::folder::FolderCommand;
+        use crate::schedule::{ScheduleCommand, ScheduleId};
+        let Command::Schedule(ScheduleCommand::Create(r)) = cmd(
+            "/schedule dexter \"summarise last week's sales\" every monday 09:00 Europe/Berlin",
+        ) else {
+            panic!()
+        };
+        assert_eq!(r.who.as_deref(), Some("dexter"));
+        assert_eq!(r.when.description, "every Monday at 09:00");
+        let Command::Schedule(ScheduleCommand::Create(r)) =
+            cmd("every weekday at 8 have Soshie draft today's post")
+        else {
+            panic!()
+        };
+        assert_eq!(r.who.as_deref(), Some("Soshie"));
+        assert_eq!(r.when.cron, "0 0 8 * * MON-FRI");
+        let Command::Schedule(ScheduleCommand::Create(r)) =
+            cmd("schedule penn to write the newsletter every friday at 10")
+        else {
+            panic!()
+        };
+        assert_eq!(r.task, "write the newsletter");
+        assert_eq!(cmd("/schedules"), Command::Schedule(ScheduleCommand::List));
+        assert_eq!(
+            cmd("/schedule pause 3"),
+            Command::Schedule(ScheduleCommand::Pause(ScheduleId(3)))
+        );
+        assert_eq!(
+            cmd("run schedule 3 now"),
+            Command::Schedule(ScheduleCommand::RunNow(ScheduleId(3)))
+        );
+        assert_eq!(
+            cmd("/folders"),
+            Command::Folder(FolderCommand::List { agent: None })
+        );
+        assert_eq!(
+            cmd("/folders soshie"),
+            Command::Folder(FolderCommand::List {
+                agent: Some("Soshie".into())
+            })
+        );
+        assert!(matches!(
+            cmd("/folder show soshie \"content calendar\""),
+            Command::Folder(FolderCommand::Show { folder, .. }) if folder == "content calendar"
+        ));
+        for bad in [
+            "/schedule dexter \"x\" cron 0 25 * * *",
+            "/schedule dexter \"x\" every monday 09:00 Europe/Berln",
+            "/schedule",
+            "/folder create nobody x",
+            "/folder frobnicate",
+        ] {
+            match p().parse(bad) {
+                Parsed::NotUnderstood { problem, .. } => assert!(!problem.is_empty()),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        match p().parse("/schedule dexter \"x\" every monday 09:00 Europe/Berln") {
+            Parsed::NotUnderstood { problem, .. } => {
+                assert!(problem.contains("Europe/Berln") && problem.contains("Europe/Berlin"))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn every_spec_example_parses() {
         for s in COMMANDS {
             assert!(
@@ -941,6 +1080,11 @@ mod tests {
 
         #[test]
         fn parser_never_panics_on_commandish(v in "(/)?(approve|reject|reply|todo|show|ask|archive|help|unarchive)", rest in "[ #0-9a-zA-Z:,\\-\u{00e9}\u{1F600}]{0,40}") {
+            let _ = p().parse(&format!("{v} {rest}"));
+        }
+
+        #[test]
+        fn parser_never_panics_on_schedules_and_folders(v in "(/)?(schedule|schedules|folder|folders|every|pause schedule|run schedule)", rest in "[ #0-9a-zA-Z:,/=\"\n\\-\u{00e9}\u{1F600}*]{0,60}") {
             let _ = p().parse(&format!("{v} {rest}"));
         }
     }

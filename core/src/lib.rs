@@ -19,18 +19,24 @@
 //!   front's [`Sender`](delivery::Sender), and [`Routes`](delivery::Routes) for new threads.
 //! - [`commerce`]: shop and print-partner events, KPIs, event rules and their processor.
 //! - [`config`]: the domain part of configuration (workspaces, agents).
+//! - [`schedule`]: cron schedules in time zones, the `/schedule` commands, the schedule port.
+//! - [`folder`]: agents' folders (typed tables), CSV import/export, the folder port.
+//! - [`coordinator`]: runs due schedules once each and assigns tasks to agents.
 
 pub mod actor;
 pub mod agent;
 pub mod command;
 pub mod commerce;
 pub mod config;
+pub mod coordinator;
 pub mod delivery;
+pub mod folder;
 pub mod inbound;
 pub mod inbox;
 pub mod outbox;
 pub mod ports;
 pub mod reply;
+pub mod schedule;
 pub mod secret;
 pub mod service;
 pub mod time;

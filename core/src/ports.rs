@@ -158,6 +158,14 @@ pub trait OutboxRepo: Send + Sync {
         platform_message_id: Option<&str>,
         now: Timestamp,
     ) -> Result<bool, RepoError>;
+    /// Marks several leased messages delivered in one transaction (one durable commit for
+    /// the batch). Returns how many were still leased to `owner` and are now done.
+    async fn complete_outbox_many(
+        &self,
+        done: &[(OutboxId, Option<String>)],
+        owner: &str,
+        now: Timestamp,
+    ) -> Result<usize, RepoError>;
     /// Records a failed attempt: schedules a retry (not before `not_before`, e.g. a 429's
     /// retry_after) or dead-letters after `policy.max_attempts`.
     async fn retry_outbox(

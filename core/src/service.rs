@@ -40,9 +40,12 @@ pub struct IncomingMessage {
 pub struct Krake {
     inbox: Arc<dyn InboxRepo>,
     inbound: Arc<dyn InboundRepo>,
-    clock: Arc<dyn Clock>,
-    directory: Arc<Directory>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) directory: Arc<Directory>,
     parser: Arc<CommandParser>,
+    pub(crate) schedules: Option<Arc<dyn crate::schedule::ScheduleRepo>>,
+    pub(crate) folders: Option<Arc<dyn crate::folder::FolderRepo>>,
+    pub(crate) default_tz: chrono_tz::Tz,
     routes: Arc<Routes>,
     users: Option<Arc<dyn UserRepo>>,
     commerce: Option<Arc<dyn CommerceRepo>>,
@@ -63,10 +66,31 @@ impl Krake {
             clock,
             directory: Arc::new(directory),
             parser: Arc::new(parser),
+            schedules: None,
+            folders: None,
+            default_tz: chrono_tz::Tz::UTC,
             routes: Arc::new(Routes::new()),
             users: None,
             commerce: None,
         }
+    }
+
+    /// Enables the `/schedule` commands on this store; `default_tz` applies to schedules that
+    /// name no time zone.
+    pub fn with_schedules(
+        mut self,
+        repo: Arc<dyn crate::schedule::ScheduleRepo>,
+        default_tz: chrono_tz::Tz,
+    ) -> Self {
+        self.schedules = Some(repo);
+        self.default_tz = default_tz;
+        self
+    }
+
+    /// Enables the `/folder` commands on this store.
+    pub fn with_folders(mut self, repo: Arc<dyn crate::folder::FolderRepo>) -> Self {
+        self.folders = Some(repo);
+        self
     }
 
     /// The same service posting new threads to `routes` (each front adds its destinations).
@@ -365,6 +389,8 @@ impl Krake {
             Command::Archive(id) => self.archive(id, true, &ctx).await,
             Command::Unarchive(id) => self.archive(id, false, &ctx).await,
             Command::Ask { agent, text } => self.ask(actor, agent.as_str(), &text, &ctx).await,
+            Command::Schedule(c) => self.schedule_command(actor, c, &ctx).await,
+            Command::Folder(c) => self.folder_command(actor, c, &ctx).await,
         };
         match result {
             Ok(r) => r,
@@ -687,7 +713,7 @@ fn refusal(th: &Thread, version: Option<i64>) -> String {
     }
 }
 
-fn failure(e: &RepoError) -> Reply {
+pub(crate) fn failure(e: &RepoError) -> Reply {
     tracing::error!(error = %e, "command failed");
     Reply::error(
         "Something went wrong on my side and nothing was changed. Please try again in a moment; if it keeps failing, check `krake serve`'s log.",
@@ -745,7 +771,7 @@ fn help(topic: Option<&str>) -> Reply {
         };
         let _ = writeln!(t, "  {usage:<40} {}", s.about);
     }
-    t.push_str("You can also just write: \"what's open in lunavo?\", \"approve 12\", \"ask penn to draft a tagline\".");
+    t.push_str("You can also just write: \"what's open in lunavo?\", \"approve 12\", \"ask penn to draft a tagline\", \"every weekday at 8 have soshie draft today's post\".");
     Reply::info(t)
 }
 

@@ -131,40 +131,64 @@ impl Store {
     ) -> Result<Vec<Recorded>, RepoError> {
         let mut tx = self.begin().await?;
         let mut out = Vec::with_capacity(events.len());
-        for e in events {
-            let inserted: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO inbound (source, idempotency_key, actor, conversation, content, received_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-            )
-            .bind(e.source.as_str())
-            .bind(e.idempotency_key.as_str())
-            .bind(e.actor.as_str())
-            .bind(e.conversation.as_str())
-            .bind(e.content.as_str())
-            .bind(e.received_at.as_millis())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            out.push(match inserted {
-                Some(id) => Recorded::New(InboundId(id)),
-                None => {
-                    let row = sqlx::query(
-                        "SELECT id, processed_at, response FROM inbound WHERE idempotency_key = $1",
-                    )
+        for chunk in events.chunks(100) {
+            // One multi-row statement per chunk; rows whose key exists come back missing.
+            let mut sql = String::from(
+                "INSERT INTO inbound (source, idempotency_key, actor, conversation, content, received_at) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                let b = i * 6;
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6
+                ));
+            }
+            sql.push_str(" ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key");
+            let mut q = sqlx::query(&sql);
+            for e in chunk {
+                q = q
+                    .bind(e.source.as_str())
                     .bind(e.idempotency_key.as_str())
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-                    Recorded::Duplicate {
-                        id: InboundId(row.try_get("id").map_err(db_err)?),
-                        processed: row
-                            .try_get::<Option<i64>, _>("processed_at")
-                            .map_err(db_err)?
-                            .is_some(),
-                        response: row.try_get("response").map_err(db_err)?,
+                    .bind(e.actor.as_str())
+                    .bind(e.conversation.as_str())
+                    .bind(e.content.as_str())
+                    .bind(e.received_at.as_millis());
+            }
+            let rows = q.fetch_all(&mut *tx).await.map_err(db_err)?;
+            let mut new_ids = std::collections::HashMap::with_capacity(rows.len());
+            for r in rows {
+                let key: String = r.try_get("idempotency_key").map_err(db_err)?;
+                new_ids.insert(key, r.try_get::<i64, _>("id").map_err(db_err)?);
+            }
+            for e in chunk {
+                // A key repeated inside one batch is new once, then a duplicate.
+                match new_ids.remove(e.idempotency_key.as_str()) {
+                    Some(id) => out.push(Recorded::New(InboundId(id))),
+                    None => {
+                        let row = sqlx::query("SELECT id, processed_at, response FROM inbound WHERE idempotency_key = $1")
+                            .bind(e.idempotency_key.as_str())
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                        out.push(Recorded::Duplicate {
+                            id: InboundId(row.try_get("id").map_err(db_err)?),
+                            processed: row
+                                .try_get::<Option<i64>, _>("processed_at")
+                                .map_err(db_err)?
+                                .is_some(),
+                            response: row.try_get("response").map_err(db_err)?,
+                        });
                     }
                 }
-            });
+            }
         }
         tx.commit().await.map_err(db_err)?;
         Ok(out)

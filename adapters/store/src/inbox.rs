@@ -116,7 +116,10 @@ async fn load(
 }
 
 /// Marks the inbound event processed; fails with `AlreadyApplied` if it already was.
-async fn mark_applied(conn: &mut AnyConnection, ctx: &WriteCtx) -> Result<(), RepoError> {
+pub(crate) async fn mark_applied(
+    conn: &mut AnyConnection,
+    ctx: &WriteCtx,
+) -> Result<(), RepoError> {
     if let Some(id) = ctx.inbound {
         let done = sqlx::query(
             "UPDATE inbound SET processed_at = $1 WHERE id = $2 AND processed_at IS NULL",
@@ -133,7 +136,7 @@ async fn mark_applied(conn: &mut AnyConnection, ctx: &WriteCtx) -> Result<(), Re
     Ok(())
 }
 
-async fn audit(
+pub(crate) async fn audit(
     conn: &mut AnyConnection,
     thread: ThreadId,
     ctx: &WriteCtx,

@@ -133,6 +133,39 @@ impl OutboxRepo for Store {
         Ok(r.rows_affected() == 1)
     }
 
+    async fn complete_outbox_many(
+        &self,
+        done: &[(OutboxId, Option<String>)],
+        owner: &str,
+        now: Timestamp,
+    ) -> Result<usize, RepoError> {
+        let mut tx = self.begin().await?;
+        let mut n = 0;
+        for chunk in done.chunks(200) {
+            // One statement per chunk: the message ids go in a CASE over the (integer) ids.
+            let mut case = String::from("CASE id");
+            let mut ids = Vec::with_capacity(chunk.len());
+            for (i, (id, _)) in chunk.iter().enumerate() {
+                case.push_str(&format!(" WHEN {} THEN ${}", id.0, i + 3));
+                ids.push(id.0.to_string());
+            }
+            case.push_str(" END");
+            let sql = format!(
+                "UPDATE outbox SET state = 'done', delivered_at = $1, platform_message_id = {case}, lease_owner = NULL, lease_until = NULL \
+                 WHERE id IN ({}) AND state = 'pending' AND lease_owner = $2",
+                ids.join(", ")
+            );
+            let mut q = sqlx::query(&sql).bind(now.as_millis()).bind(owner);
+            for (_, message_id) in chunk {
+                q = q.bind(message_id.clone());
+            }
+            let r = q.execute(&mut *tx).await.map_err(db_err)?;
+            n += usize::try_from(r.rows_affected()).unwrap_or(0);
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(n)
+    }
+
     async fn retry_outbox(
         &self,
         id: OutboxId,

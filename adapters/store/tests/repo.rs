@@ -116,6 +116,7 @@ on_both!(
     workspaces_are_isolated_in_listings,
     migrations_are_idempotent,
     users_roles_and_link_codes,
+    kpis_add_up_for_a_scripted_day,
 );
 
 fn ws(s: &str) -> WorkspaceSlug {
@@ -728,7 +729,19 @@ async fn outbox_lease_expiry_returns_work(s: &Store) {
             .unwrap(),
         "the old lease is gone"
     );
-    assert!(s.complete_outbox(b[0].id, "w2", None, now).await.unwrap());
+    assert_eq!(
+        s.complete_outbox_many(&[(b[0].id, None)], "crashed-worker", now)
+            .await
+            .unwrap(),
+        0,
+        "batch completion checks the lease too"
+    );
+    assert_eq!(
+        s.complete_outbox_many(&[(b[0].id, Some("m9".into()))], "w2", now)
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(s.outbox_depth().await.unwrap(), 0);
 }
 
@@ -1019,4 +1032,170 @@ async fn users_roles_and_link_codes(s: &Store) {
         None,
         "expired"
     );
+}
+
+async fn kpis_add_up_for_a_scripted_day(s: &Store) {
+    use krake_core::commerce::*;
+    let lunavo = ws("lunavo");
+    // 2026-11-24 12:00 in Berlin (UTC+1).
+    let noon = 1_795_518_000_000i64;
+    let order = |id: &str, day: &str, minutes: i64, total: i64, status: &str, updated: i64| Order {
+        id: id.into(),
+        name: format!("#{id}"),
+        day: day.into(),
+        utc_offset_minutes: 60,
+        created_at: Timestamp::from_millis(noon + minutes * 60_000),
+        updated_at: Timestamp::from_millis(noon + updated * 60_000),
+        currency: "EUR".into(),
+        total: Minor(total),
+        refunded: Minor(0),
+        financial_status: status.into(),
+        email: None,
+        customer_name: Some("Ana".into()),
+    };
+    let mut events = vec![
+        CommerceEvent::OrderCreated(order(
+            "900000000000000001",
+            "2026-11-24",
+            0,
+            1000,
+            "pending",
+            0,
+        )),
+        CommerceEvent::OrderCreated(order(
+            "900000000000000002",
+            "2026-11-24",
+            1,
+            2050,
+            "paid",
+            1,
+        )),
+        CommerceEvent::OrderCreated(order(
+            "900000000000000003",
+            "2026-11-24",
+            2,
+            3000,
+            "paid",
+            2,
+        )),
+        CommerceEvent::OrderCreated(order(
+            "900000000000000004",
+            "2026-11-24",
+            3,
+            1525,
+            "pending",
+            3,
+        )),
+        CommerceEvent::OrderCreated(order(
+            "900000000000000005",
+            "2026-11-24",
+            4,
+            2425,
+            "authorized",
+            4,
+        )),
+        CommerceEvent::OrderCreated(order(
+            "900000000000000006",
+            "2026-11-23",
+            -1440,
+            5000,
+            "paid",
+            -1440,
+        )),
+        // Order 1 gets paid.
+        CommerceEvent::OrderPaid(order(
+            "900000000000000001",
+            "2026-11-24",
+            0,
+            1000,
+            "paid",
+            30,
+        )),
+        // A stale redelivery of order 2's creation with other figures changes nothing.
+        CommerceEvent::OrderCreated(order(
+            "900000000000000002",
+            "2026-11-24",
+            1,
+            9999,
+            "pending",
+            -5,
+        )),
+    ];
+    let mut refunded = order(
+        "900000000000000003",
+        "2026-11-24",
+        2,
+        3000,
+        "partially_refunded",
+        60,
+    );
+    refunded.refunded = Minor(500);
+    events.push(CommerceEvent::OrderPaid(refunded));
+    let now = Timestamp::from_millis(noon + 3 * 3_600_000);
+    for (i, event) in events.into_iter().enumerate() {
+        let ev = Inbound {
+            source: "shopify".into(),
+            idempotency_key: IdempotencyKey::parse(&format!("shopify:day-{i}")).unwrap(),
+            actor: UserName::parse("shopify").unwrap(),
+            conversation: "lunavo.myshopify.com".into(),
+            content: String::new(),
+            received_at: now,
+        };
+        let Recorded::New(id) = s.record_inbound(&ev).await.unwrap() else {
+            panic!()
+        };
+        let env = CommerceEnvelope {
+            workspace: lunavo.clone(),
+            event,
+        };
+        let threads = threads_for(&default_rules(), &env, id);
+        s.apply(id, &env, &threads, now).await.unwrap();
+        assert!(
+            matches!(
+                s.apply(id, &env, &threads, now).await,
+                Err(RepoError::AlreadyApplied)
+            ),
+            "an event applies once"
+        );
+    }
+    let k = s.kpis(&lunavo, 30, now).await.unwrap();
+    assert_eq!(k.today.as_deref(), Some("2026-11-24"));
+    assert_eq!(k.today_figures.len(), 1);
+    let t = &k.today_figures[0];
+    assert_eq!(
+        (t.orders, t.revenue, t.paid, t.pending, t.refunds),
+        (5, Minor(10_000), 3, 2, Minor(500))
+    );
+    assert_eq!(t.average_order_value(), Minor(2000));
+    assert_eq!(k.days.len(), 2);
+    assert_eq!(
+        (k.days[1].day.as_str(), k.days[1].orders, k.days[1].revenue),
+        ("2026-11-23", 1, Minor(5000))
+    );
+    // The thank-you rule fired once per orders/create delivery, never twice for one event.
+    let approvals = s
+        .list(&ThreadFilter {
+            kind: Some(ThreadKind::Approval),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(approvals.len(), 7);
+    // Just before midnight in Berlin it is still the 24th; after it, a new day with no orders.
+    let late = Timestamp::from_millis(1_795_474_800_000 + 86_400_000 - 60_000);
+    assert_eq!(
+        s.kpis(&lunavo, 30, late).await.unwrap().today.as_deref(),
+        Some("2026-11-24")
+    );
+    let next = s
+        .kpis(
+            &lunavo,
+            30,
+            Timestamp::from_millis(1_795_474_800_000 + 86_400_000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(next.today.as_deref(), Some("2026-11-25"));
+    assert!(next.today_figures.is_empty());
 }
