@@ -18,9 +18,11 @@ use krake_core::Krake;
 use krake_core::actor::{Actor, Front};
 use krake_core::inbound::IdempotencyKey;
 use krake_core::inbox::ThreadId;
-use krake_core::ports::{RepoError, ThreadLink, ThreadLinkRepo};
+use krake_core::outbox::{NewOutbound, OutboxPayload};
+use krake_core::ports::{OutboxRepo, RepoError, ThreadLink, ThreadLinkRepo};
 use krake_core::reply::{ButtonPayload, Reply};
 use krake_core::service::IncomingMessage;
+use krake_core::time::Clock;
 use krake_core::workspace::WorkspaceSlug;
 use serde_json::{Value, json};
 use serenity::http::{LightMethod, Route};
@@ -66,6 +68,7 @@ pub struct DiscordFront {
     links: Arc<dyn ThreadLinkRepo>,
     config: DiscordConfig,
     rest: Option<Arc<Rest>>,
+    outbox: Option<(Arc<dyn OutboxRepo>, Arc<dyn Clock>)>,
 }
 
 impl DiscordFront {
@@ -81,7 +84,15 @@ impl DiscordFront {
             links,
             config,
             rest,
+            outbox: None,
         }
+    }
+
+    /// The same front answering gateway messages through the durable outbox (delivered by the
+    /// Discord sender, rate-limited and in order per channel) instead of directly.
+    pub fn with_outbox(mut self, outbox: Arc<dyn OutboxRepo>, clock: Arc<dyn Clock>) -> Self {
+        self.outbox = Some((outbox, clock));
+        self
     }
 
     /// The core service.
@@ -326,8 +337,28 @@ impl DiscordFront {
         )
     }
 
-    /// Sends a reply to a channel directly (gateway answers), split at 2000 characters.
+    /// Answers in a channel (gateway messages): through the outbox when one is set, otherwise
+    /// directly, split at 2000 characters.
     pub async fn say(&self, channel: u64, reply: &Reply) {
+        if let Some((outbox, clock)) = &self.outbox {
+            match crate::sender::channel_destination(channel) {
+                Ok(destination) => {
+                    let message = NewOutbound {
+                        destination,
+                        payload: OutboxPayload::Send {
+                            reply: reply.clone(),
+                        },
+                    };
+                    match outbox.enqueue(&[message], clock.now()).await {
+                        Ok(_) => return,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not queue an answer; sending it directly")
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, channel, "no destination for a channel"),
+            }
+        }
         let Some(rest) = &self.rest else { return };
         for b in render::reply_bodies(reply) {
             if let Err(e) = rest

@@ -333,6 +333,12 @@ async fn messages_in_the_discord_thread_reach_the_inbox_thread() {
     m.id = 43;
     let reply = w.front.message(&m).await.unwrap();
     assert!(reply.text.starts_with("Replied in #"), "{}", reply.text);
+    // The answer goes out through the outbox, into the Discord thread.
+    w.front.say(m.channel, &reply).await;
+    assert_eq!(w.deliverer.run_once().await.unwrap().delivered, 1);
+    let answer = w.fake.with(|s| s.messages.last().cloned().unwrap());
+    assert_eq!(answer.channel, discord_thread);
+    assert_eq!(answer.content(), reply.text);
     let th = w.store.get(t.id).await.unwrap().unwrap();
     assert_eq!(th.replies.len(), 1);
     assert_eq!(th.replies[0].text, "ship it friday");

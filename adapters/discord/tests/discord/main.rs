@@ -176,12 +176,15 @@ pub async fn world_with(tune: impl FnOnce(&mut DiscordConfig)) -> World {
     .with_routes(routes)
     .with_users(Arc::new(store.clone()));
     let rest = Arc::new(Rest::new(&fake.url, Secret::new("test-token"), clock.clone()).unwrap());
-    let front = Arc::new(DiscordFront::new(
-        krake.clone(),
-        Arc::new(store.clone()),
-        config,
-        Some(rest.clone()),
-    ));
+    let front = Arc::new(
+        DiscordFront::new(
+            krake.clone(),
+            Arc::new(store.clone()),
+            config,
+            Some(rest.clone()),
+        )
+        .with_outbox(Arc::new(store.clone()), clock.clone()),
+    );
     let deliverer = Deliverer::new(
         Arc::new(store.clone()),
         Arc::new(store.clone()),
