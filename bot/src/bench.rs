@@ -28,6 +28,10 @@ pub async fn run(settings: Settings, cmd: BenchCmd) -> anyhow::Result<()> {
             seconds,
             connections,
         } => webhooks(seconds, connections).await,
+        BenchCmd::Discord {
+            requests,
+            concurrency,
+        } => crate::discord::bench(requests, concurrency).await,
         BenchCmd::Outbox {
             jobs,
             batch,

@@ -58,6 +58,7 @@ pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
         webhooks: settings.webhooks.clone(),
         rules: settings.rules.clone(),
         telegram: settings.telegram.clone(),
+        discord: settings.discord.clone(),
     };
     let served = run(listener, store, krake, config, async move {
         shutdown_signal().await;
@@ -79,6 +80,8 @@ pub struct ServeConfig {
     pub rules: Vec<krake_core::commerce::EventRule>,
     /// The Telegram front, when configured.
     pub telegram: Option<krake_telegram::TelegramConfig>,
+    /// The Discord front (off unless a token or public key is set).
+    pub discord: krake_discord::DiscordConfig,
 }
 
 /// Serves on `listener` until `shutdown` completes, then stops the background work and waits
@@ -129,6 +132,11 @@ pub async fn run(
         }
         None => app,
     };
+    let discord = crate::discord::start(&config.discord, &store, &krake, stop_rx.clone())?;
+    let app = match discord.router {
+        Some(r) => app.merge(r),
+        None => app,
+    };
     let mut http_stop = stop_rx;
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = http_stop.changed().await;
@@ -144,6 +152,9 @@ pub async fn run(
     let _ = commerce.await;
     for f in fronts {
         let _ = f.await;
+    }
+    for t in discord.tasks {
+        let _ = t.await;
     }
     store.pool().close().await;
     served

@@ -45,6 +45,7 @@ pub fn krake(store: &Store, settings: &Settings) -> Krake {
     if let Some(t) = &settings.telegram {
         t.add_routes(&mut routes);
     }
+    crate::discord::add_routes(&settings.discord, &mut routes);
     Krake::new(
         store.clone(),
         store.clone(),

@@ -96,15 +96,17 @@ pub trait Sender: Send + Sync {
     /// Renders and sends one delivery to a destination of this front.
     async fn send(&self, destination: &Destination, delivery: &Delivery)
     -> Result<Sent, SendError>;
-    /// Sends a claimed outbox message. A sender that can remember what it already sent for
-    /// `job` (so a message redelivered after a crash is not shown twice) overrides this.
-    async fn send_job(
+
+    /// Like [`send`](Self::send), knowing the outbox message's id: a key that stays the same
+    /// across retries and restarts, which a platform that deduplicates (Discord's message
+    /// `nonce`) can use so a resend after a crash does not post twice. Defaults to `send`.
+    async fn send_keyed(
         &self,
-        job: OutboxId,
+        key: OutboxId,
         destination: &Destination,
         delivery: &Delivery,
     ) -> Result<Sent, SendError> {
-        let _ = job;
+        let _ = key;
         self.send(destination, delivery).await
     }
 }
@@ -212,7 +214,7 @@ impl Deliverer {
         };
         match self
             .sender
-            .send_job(job.id, &job.destination, &delivery)
+            .send_keyed(job.id, &job.destination, &delivery)
             .await
         {
             Ok(sent) => {

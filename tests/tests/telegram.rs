@@ -750,7 +750,7 @@ async fn a_crash_after_sending_but_before_completing_sends_nothing_again() {
     let thread = w.store.get(t).await.unwrap().unwrap();
     use krake_core::delivery::{Delivery, Sender};
     sender
-        .send_job(jobs[0].id, &jobs[0].destination, &Delivery::Post { thread })
+        .send_keyed(jobs[0].id, &jobs[0].destination, &Delivery::Post { thread })
         .await
         .unwrap();
     assert_eq!(w.fake.sent().len(), 1);

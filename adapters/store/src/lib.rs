@@ -14,6 +14,7 @@
 //! - `folders`: [`FolderRepo`](krake_core::folder::FolderRepo): agents' typed tables.
 //! - `commerce`: [`CommerceRepo`](krake_core::commerce::CommerceRepo): orders, fulfilments, KPI roll-ups.
 //! - `users`: [`UserRepo`](krake_core::ports::UserRepo): users, roles, link codes, platform identities.
+//! - `links`: [`ThreadLinkRepo`](krake_core::ports::ThreadLinkRepo): front places standing for threads.
 
 mod commerce;
 mod folders;
@@ -21,6 +22,7 @@ mod fronts;
 mod inbound;
 pub use inbound::GroupCommit;
 mod inbox;
+mod links;
 mod outbox;
 mod schedules;
 mod users;

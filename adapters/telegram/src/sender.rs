@@ -297,7 +297,7 @@ impl Sender for TelegramSender {
         self.deliver(None, destination, delivery).await
     }
 
-    async fn send_job(
+    async fn send_keyed(
         &self,
         job: OutboxId,
         destination: &Destination,
