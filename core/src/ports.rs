@@ -145,6 +145,14 @@ pub trait OutboxRepo: Send + Sync {
         messages: &[NewOutbound],
         now: Timestamp,
     ) -> Result<Vec<OutboxId>, RepoError>;
+    /// Enqueues one message unless a message with the same `key` was ever enqueued (e.g. the
+    /// reply to inbound event `telegram:update:42`). `None` when it already was.
+    async fn enqueue_once(
+        &self,
+        message: &NewOutbound,
+        key: &str,
+        now: Timestamp,
+    ) -> Result<Option<OutboxId>, RepoError>;
     /// Leases up to `limit` due messages whose destination has no earlier message pending, so
     /// order per destination holds; optionally only destinations of one front.
     async fn claim_outbox(

@@ -49,6 +49,29 @@ impl OutboxRepo for Store {
         Ok(ids)
     }
 
+    async fn enqueue_once(
+        &self,
+        message: &NewOutbound,
+        key: &str,
+        now: Timestamp,
+    ) -> Result<Option<OutboxId>, RepoError> {
+        let payload = serde_json::to_string(&message.payload)
+            .map_err(|e| RepoError::Corrupt(e.to_string()))?;
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO outbox (destination, front, payload, state, attempts, next_attempt_at, created_at, dedupe_key) \
+             VALUES ($1, $2, $3, 'pending', 0, $4, $4, $5) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+        )
+        .bind(message.destination.as_str())
+        .bind(message.destination.front())
+        .bind(payload)
+        .bind(now.as_millis())
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(id.map(OutboxId))
+    }
+
     async fn claim_outbox(
         &self,
         front: Option<&str>,
@@ -65,7 +88,9 @@ impl OutboxRepo for Store {
         // A message is claimable when it is the oldest pending message of its destination
         // (order per destination), due, and not leased (or its lease ran out). Finding the
         // heads with MIN(id) … GROUP BY reads each pending row once, where a per-row NOT EXISTS
-        // probe made claiming quadratic in the queue's length.
+        // probe made claiming quadratic in the queue's length. `o.state = 'pending'` is checked
+        // again on the outer row: PostgreSQL re-evaluates it on the row version it locks, so a
+        // message another worker completed meanwhile is never claimed.
         let front_clause = if front.is_some() {
             " AND h.front = $5"
         } else {
@@ -75,7 +100,7 @@ impl OutboxRepo for Store {
             "UPDATE outbox SET lease_owner = $1, lease_until = $2, attempts = attempts + 1 WHERE id IN ( \
                SELECT o.id FROM outbox o WHERE o.id IN ( \
                  SELECT MIN(h.id) FROM outbox h WHERE h.state = 'pending'{front_clause} GROUP BY h.destination) \
-               AND o.next_attempt_at <= $3 AND (o.lease_until IS NULL OR o.lease_until <= $4) \
+               AND o.state = 'pending' AND o.next_attempt_at <= $3 AND (o.lease_until IS NULL OR o.lease_until <= $4) \
                ORDER BY o.id LIMIT {}{skip}) \
              RETURNING id, destination, payload, attempts, lease_until",
             limit.clamp(1, 1000)

@@ -747,6 +747,21 @@ async fn outbox_lease_expiry_returns_work(s: &Store) {
         1
     );
     assert_eq!(s.outbox_depth().await.unwrap(), 0);
+    let once = msg("telegram:7", "reply to update 42");
+    assert!(
+        s.enqueue_once(&once, "reply:telegram:update:42", now)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        s.enqueue_once(&once, "reply:telegram:update:42", now)
+            .await
+            .unwrap()
+            .is_none(),
+        "queued once per key"
+    );
+    assert_eq!(s.outbox_depth().await.unwrap(), 1);
 }
 
 async fn decisions_edit_every_copy(s: &Store) {

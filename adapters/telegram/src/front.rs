@@ -327,15 +327,18 @@ impl TelegramFront {
                 text,
             })
             .await;
+        // Keyed by the update: if Krake crashed after queueing this reply but before saving
+        // the offset, the redelivered update does not queue it a second time.
         self.ports
             .outbox
-            .enqueue(
-                &[NewOutbound {
+            .enqueue_once(
+                &NewOutbound {
                     destination,
                     payload: OutboxPayload::Send {
                         reply: reply.clone(),
                     },
-                }],
+                },
+                &format!("reply:{FRONT}:update:{update_id}"),
                 self.ports.clock.now(),
             )
             .await?;
