@@ -12,6 +12,7 @@
 //! - [`users`]: `krake user`: accounts, roles and link codes.
 //! - [`bench`]: `krake bench`: the benchmarks named in the issues.
 //! - [`coordinator`]: the schedule coordinator's loop in `krake serve`.
+//! - [`telemetry`]: `/metrics` (Prometheus), request ids and HTTP tracing.
 //! - [`folder_cli`]: `krake folder export|import`: folders to and from CSV files.
 
 pub mod bench;
@@ -23,6 +24,7 @@ pub mod demo;
 pub mod folder_cli;
 pub mod serve;
 pub mod settings;
+pub mod telemetry;
 pub mod users;
 pub mod wiring;
 

@@ -1,0 +1,461 @@
+//! Operations against the real `krake serve`: `/metrics` after traffic, logs that carry
+//! request ids and never a configured secret, the deploy/ files checked offline, and two
+//! processes sharing one PostgreSQL database.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use krake_tests::krake;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "ops-shopify-secret-4f1c";
+const GELATO: &str = "gelato-token-9d2e7a41b8c3";
+const PG_PASSWORD: &str = "pg-pass-7c21e0";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn config(dir: &Path) -> PathBuf {
+    let cfg = dir.join("krake.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[shopify.shops]\n\"lunavo.myshopify.com\" = \"lunavo\"\n\n[gelato.tokens]\nlunavo = \"{GELATO}\"\n"
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+/// A running `krake serve` whose stdout and stderr are collected.
+struct Server {
+    child: Child,
+    port: u16,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    fn start(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let port = free_port();
+        let mut cmd = krake(dir);
+        cmd.arg("--config")
+            .arg(config(dir))
+            .env("KRAKE_SHOPIFY_WEBHOOK_SECRET", SECRET)
+            .env("KRAKE_LOG", "warn");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.args(extra)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let out = child.stdout.take().unwrap();
+        let l = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                l.lock().unwrap().push_str(&line);
+                l.lock().unwrap().push('\n');
+            }
+        });
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        loop {
+            let line = lines
+                .next()
+                .expect("serve exited before listening")
+                .unwrap();
+            log.lock().unwrap().push_str(&line);
+            log.lock().unwrap().push('\n');
+            if line.contains("Krake is running") {
+                break;
+            }
+        }
+        let l = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                l.lock().unwrap().push_str(&line);
+                l.lock().unwrap().push('\n');
+            }
+        });
+        Server { child, port, log }
+    }
+
+    fn stop(mut self) -> String {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        std::thread::sleep(Duration::from_millis(100));
+        self.log.lock().unwrap().clone()
+    }
+
+    #[allow(dead_code)]
+    fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection: status, response head and body.
+fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> Option<(u16, String, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).ok()?;
+    let _ = s.write_all(body);
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.split_whitespace().nth(1)?.parse().ok()?;
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    Some((status, head.to_owned(), body.to_owned()))
+}
+
+fn order_body(i: usize) -> Vec<u8> {
+    format!(
+        r##"{{"id":{},"name":"#{i}","created_at":"2026-11-24T10:{:02}:00+01:00","updated_at":"2026-11-24T10:{:02}:00+01:00","currency":"EUR","total_price":"{}.00","financial_status":"paid","email":"c{i}@example.com"}}"##,
+        700_000_000_000_000_000u64 + i as u64,
+        i % 60,
+        i % 60,
+        10 + i % 7,
+    )
+    .into_bytes()
+}
+
+fn shopify_headers(body: &[u8], id: &str, secret: &str) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "X-Shopify-Hmac-Sha256",
+            krake_commerce::shopify::sign(secret.as_bytes(), body),
+        ),
+        ("X-Shopify-Topic", "orders/create".to_owned()),
+        ("X-Shopify-Shop-Domain", "lunavo.myshopify.com".to_owned()),
+        ("X-Shopify-Webhook-Id", id.to_owned()),
+        ("Content-Type", "application/json".to_owned()),
+    ]
+}
+
+fn deliver_until_ok(port: u16, i: usize) {
+    let body = order_body(i);
+    let headers = shopify_headers(&body, &format!("ops-{i}"), SECRET);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some((200, _, _)) = request(port, "POST", "/webhooks/shopify", &headers, &body) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "webhook {i} never got a 200");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn scrape(port: u16) -> String {
+    let (status, head, body) = request(port, "GET", "/metrics", &[], b"").unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/plain")
+    );
+    body
+}
+
+/// The value of the sample `name` whose labels include every `k="v"` of `labels`.
+fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            let n = l.split(['{', ' ']).next().unwrap_or("");
+            n == name
+        })
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .reduce(|a, b| a + b)
+}
+
+#[test]
+fn metrics_move_with_traffic() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[], &[]);
+    let port = server.port;
+    deliver_until_ok(port, 1);
+    deliver_until_ok(port, 1); // a duplicate
+    let body = order_body(2);
+    let bad = shopify_headers(&body, "ops-bad", "not-the-secret");
+    assert_eq!(
+        request(port, "POST", "/webhooks/shopify", &bad, &body)
+            .unwrap()
+            .0,
+        401
+    );
+    let big = vec![b'x'; krake_commerce::MAX_BODY + 10];
+    let _ = request(
+        port,
+        "POST",
+        "/webhooks/shopify",
+        &shopify_headers(&big, "ops-big", SECRET),
+        &big,
+    );
+    assert_eq!(
+        request(
+            port,
+            "POST",
+            "/webhooks/gelato/wrong-token-0000000",
+            &[],
+            b"{}"
+        )
+        .unwrap()
+        .0,
+        404
+    );
+    let (status, head, _) = request(port, "GET", "/healthz", &[], b"").unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        head.to_ascii_lowercase().contains("x-request-id: "),
+        "a request id is echoed: {head}"
+    );
+    assert_eq!(
+        request(port, "GET", "/api/v1/workspaces/lunavo/kpis", &[], b"")
+            .unwrap()
+            .0,
+        401
+    );
+    // The processor applies the order in the background.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let m = loop {
+        let m = scrape(port);
+        if sample(&m, "krake_commerce_events_applied_total", &[]).unwrap_or(0.0) >= 1.0 {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "no commerce event applied:\n{m}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let hooks = |outcome: &str| {
+        sample(
+            &m,
+            "krake_webhook_events_total",
+            &[("source", "shopify"), ("outcome", outcome)],
+        )
+    };
+    assert_eq!(hooks("stored"), Some(1.0), "{m}");
+    assert_eq!(hooks("duplicate"), Some(1.0), "{m}");
+    assert_eq!(hooks("refused-401"), Some(1.0), "{m}");
+    assert_eq!(hooks("refused-413"), Some(1.0), "{m}");
+    assert_eq!(
+        sample(
+            &m,
+            "krake_webhook_events_total",
+            &[("source", "gelato"), ("outcome", "refused-404")]
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    let http = |route: &str, status: &str| {
+        sample(
+            &m,
+            "krake_http_requests_total",
+            &[("route", route), ("status", status)],
+        )
+    };
+    assert_eq!(http("/webhooks/shopify", "200"), Some(2.0), "{m}");
+    assert_eq!(http("/healthz", "200"), Some(1.0), "{m}");
+    assert_eq!(
+        http("/api/v1/workspaces/{slug}/kpis", "401"),
+        Some(1.0),
+        "route templates, not raw paths: {m}"
+    );
+    assert_eq!(http("/webhooks/gelato/{token}", "404"), Some(1.0), "{m}");
+    assert!(
+        !m.contains("wrong-token"),
+        "a raw path leaked into labels: {m}"
+    );
+    assert!(sample(&m, "krake_outbox_depth", &[]).is_some(), "{m}");
+    assert_eq!(
+        sample(
+            &m,
+            "krake_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    assert!(
+        sample(&m, "krake_http_request_duration_seconds_count", &[]).unwrap_or(0.0) >= 6.0,
+        "{m}"
+    );
+    server.stop();
+}
+
+fn admin_url() -> String {
+    std::env::var("KRAKE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// A fresh PostgreSQL database, dropped at the end of the test.
+struct PgDb {
+    name: String,
+}
+
+impl PgDb {
+    fn create() -> PgDb {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!(
+            "krake_ops_{}_{}_{nanos}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        );
+        pg_admin(&format!("CREATE DATABASE {name}"));
+        PgDb { name }
+    }
+
+    /// The database's URL; `password` is added (the test server trusts 127.0.0.1 and ignores it).
+    fn url(&self, password: Option<&str>) -> String {
+        let admin = admin_url();
+        let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap();
+        let base = match password {
+            Some(p) => base.replacen("postgres@", &format!("postgres:{p}@"), 1),
+            None => base,
+        };
+        format!("{base}/{}", self.name)
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        let url = self.url(None);
+        block_on(async move {
+            let store = krake_store::Store::open(&url).await.unwrap();
+            let n: i64 = sqlx::query_scalar(sql)
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+            store.pool().close().await;
+            n
+        })
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let _ = std::panic::catch_unwind(|| {
+            pg_admin(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+        });
+    }
+}
+
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+fn pg_admin(sql: &str) {
+    let sql = sql.to_owned();
+    block_on(async move {
+        let admin = krake_store::Store::open(&admin_url())
+            .await
+            .expect("PostgreSQL is required (scripts/test starts it)");
+        sqlx::query(&sql).execute(admin.pool()).await.unwrap();
+        admin.pool().close().await;
+    });
+}
+
+#[test]
+fn postgres_logs_carry_request_ids_and_never_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = PgDb::create();
+    let url = db.url(Some(PG_PASSWORD));
+    // `krake config` shows the database URL without its password.
+    let (ok, out, err) = krake_tests::run(
+        krake(dir.path())
+            .arg("--config")
+            .arg(config(dir.path()))
+            .args(["--database-url", &url, "config"])
+            .env("KRAKE_SHOPIFY_WEBHOOK_SECRET", SECRET),
+    );
+    assert!(ok, "{err}");
+    for s in [SECRET, GELATO, PG_PASSWORD] {
+        assert!(!out.contains(s), "`krake config` shows a secret: {out}");
+    }
+    for format in ["text", "json"] {
+        let server = Server::start(
+            dir.path(),
+            &["--database-url", &url, "--log-format", format],
+            &[("KRAKE_LOG", "debug")],
+        );
+        let port = server.port;
+        deliver_until_ok(port, 10);
+        let body = br#"{"id":"g-1","event":"order_status_updated","orderId":"o-1","orderReferenceId":"r-1","fulfillmentStatus":"shipped"}"#;
+        let _ = request(
+            port,
+            "POST",
+            &format!("/webhooks/gelato/{GELATO}"),
+            &[],
+            body,
+        );
+        let bad = shopify_headers(&body[..], "ops-bad", "wrong");
+        let _ = request(port, "POST", "/webhooks/shopify", &bad, body);
+        let _ = request(port, "GET", "/readyz", &[], b"");
+        let _ = request(
+            port,
+            "GET",
+            "/api/v1/workspaces/lunavo/kpis",
+            &[("Authorization", "Bearer krk_not_a_real_token".to_owned())],
+            b"",
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while db.count("SELECT COUNT(*) FROM commerce_orders") < 1 {
+            assert!(Instant::now() < deadline, "the order was not applied");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let log = server.stop();
+        assert!(log.len() > 1000, "debug logging is on: {log}");
+        for s in [SECRET, GELATO, PG_PASSWORD] {
+            assert!(
+                !log.contains(s),
+                "the {format} log holds a secret `{s}`:\n{log}"
+            );
+        }
+        assert!(
+            log.contains("request_id"),
+            "requests carry an id in the {format} log:\n{log}"
+        );
+        if format == "json" {
+            for line in log.lines().filter(|l| !l.trim().is_empty()) {
+                serde_json::from_str::<serde_json::Value>(line)
+                    .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+            }
+        }
+    }
+}
