@@ -62,6 +62,7 @@ pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
         sweep_every: Duration::from_secs(settings.sweep_interval_secs),
         webhooks: settings.webhooks.clone(),
         rules: settings.rules.clone(),
+        commerce_lease: Duration::from_secs(settings.commerce_lease_secs),
     };
     let served = run(listener, store, krake, config, async move {
         shutdown_signal().await;
@@ -81,6 +82,8 @@ pub struct ServeConfig {
     pub webhooks: krake_commerce::WebhookConfig,
     /// Event rules for commerce events.
     pub rules: Vec<krake_core::commerce::EventRule>,
+    /// Lease on claimed commerce events (another process takes them over after it ends).
+    pub commerce_lease: Duration,
 }
 
 /// Serves on `listener` until `shutdown` completes, then stops the background work and waits
@@ -106,7 +109,8 @@ pub async fn run(
         config.rules.clone(),
         krake.routes().clone(),
         format!("commerce-{}", std::process::id()),
-    );
+    )
+    .with_lease(config.commerce_lease);
     let commerce = spawn_commerce_loop(processor, stop_rx.clone());
     // Webhooks are acknowledged only after a (group) commit of the event.
     let inbound = krake_store::GroupCommit::start(store.clone(), 256);

@@ -28,7 +28,7 @@ fn config(dir: &Path) -> PathBuf {
     std::fs::write(
         &cfg,
         format!(
-            "[shopify.shops]\n\"lunavo.myshopify.com\" = \"lunavo\"\n\n[gelato.tokens]\nlunavo = \"{GELATO}\"\n"
+            "commerce_lease_secs = 3\n\n[shopify.shops]\n\"lunavo.myshopify.com\" = \"lunavo\"\n\n[gelato.tokens]\nlunavo = \"{GELATO}\"\n"
         ),
     )
     .unwrap();
@@ -98,7 +98,6 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
-    #[allow(dead_code)]
     fn kill9(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
@@ -391,75 +390,6 @@ fn pg_admin(sql: &str) {
     });
 }
 
-#[test]
-fn postgres_logs_carry_request_ids_and_never_a_secret() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = PgDb::create();
-    let url = db.url(Some(PG_PASSWORD));
-    // `krake config` shows the database URL without its password.
-    let (ok, out, err) = krake_tests::run(
-        krake(dir.path())
-            .arg("--config")
-            .arg(config(dir.path()))
-            .args(["--database-url", &url, "config"])
-            .env("KRAKE_SHOPIFY_WEBHOOK_SECRET", SECRET),
-    );
-    assert!(ok, "{err}");
-    for s in [SECRET, GELATO, PG_PASSWORD] {
-        assert!(!out.contains(s), "`krake config` shows a secret: {out}");
-    }
-    for format in ["text", "json"] {
-        let server = Server::start(
-            dir.path(),
-            &["--database-url", &url, "--log-format", format],
-            &[("KRAKE_LOG", "debug")],
-        );
-        let port = server.port;
-        deliver_until_ok(port, 10);
-        let body = br#"{"id":"g-1","event":"order_status_updated","orderId":"o-1","orderReferenceId":"r-1","fulfillmentStatus":"shipped"}"#;
-        let _ = request(
-            port,
-            "POST",
-            &format!("/webhooks/gelato/{GELATO}"),
-            &[],
-            body,
-        );
-        let bad = shopify_headers(&body[..], "ops-bad", "wrong");
-        let _ = request(port, "POST", "/webhooks/shopify", &bad, body);
-        let _ = request(port, "GET", "/readyz", &[], b"");
-        let _ = request(
-            port,
-            "GET",
-            "/api/v1/workspaces/lunavo/kpis",
-            &[("Authorization", "Bearer krk_not_a_real_token".to_owned())],
-            b"",
-        );
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while db.count("SELECT COUNT(*) FROM commerce_orders") < 1 {
-            assert!(Instant::now() < deadline, "the order was not applied");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let log = server.stop();
-        assert!(log.len() > 1000, "debug logging is on: {log}");
-        for s in [SECRET, GELATO, PG_PASSWORD] {
-            assert!(
-                !log.contains(s),
-                "the {format} log holds a secret `{s}`:\n{log}"
-            );
-        }
-        assert!(
-            log.contains("request_id"),
-            "requests carry an id in the {format} log:\n{log}"
-        );
-        if format == "json" {
-            for line in log.lines().filter(|l| !l.trim().is_empty()) {
-                serde_json::from_str::<serde_json::Value>(line)
-                    .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
-            }
-        }
-    }
-}
-
 fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy")
 }
@@ -680,4 +610,224 @@ fn sqlite_exec(dir: &Path, sql: &str) {
         sqlx::query(&sql).execute(store.pool()).await.unwrap();
         store.pool().close().await;
     });
+}
+
+/// Sends webhook `i` to each of `ports` in turn until one answers 200 (a dead process is
+/// skipped, as a load balancer would).
+fn deliver_to_any(ports: &[u16], i: usize) {
+    let body = order_body(i);
+    let headers = shopify_headers(&body, &format!("scale-{i}"), SECRET);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        for &port in ports {
+            if let Some((200, _, _)) = request(port, "POST", "/webhooks/shopify", &headers, &body) {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "webhook {i} never got a 200");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn chat_on(dir: &Path, url: &str, line: &str) -> String {
+    let mut child = krake(dir)
+        .args(["--database-url", url, "chat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{line}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Tests on PostgreSQL (skipped on purpose with KRAKE_SKIP_POSTGRES=1).
+mod postgres {
+    use super::*;
+
+    #[test]
+    fn logs_carry_request_ids_and_never_a_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = PgDb::create();
+        let url = db.url(Some(PG_PASSWORD));
+        // `krake config` shows the database URL without its password.
+        let (ok, out, err) = krake_tests::run(
+            krake(dir.path())
+                .arg("--config")
+                .arg(config(dir.path()))
+                .args(["--database-url", &url, "config"])
+                .env("KRAKE_SHOPIFY_WEBHOOK_SECRET", SECRET),
+        );
+        assert!(ok, "{err}");
+        for s in [SECRET, GELATO, PG_PASSWORD] {
+            assert!(!out.contains(s), "`krake config` shows a secret: {out}");
+        }
+        for format in ["text", "json"] {
+            let server = Server::start(
+                dir.path(),
+                &["--database-url", &url, "--log-format", format],
+                &[("KRAKE_LOG", "debug")],
+            );
+            let port = server.port;
+            deliver_until_ok(port, 10);
+            let body = br#"{"id":"g-1","event":"order_status_updated","orderId":"o-1","orderReferenceId":"r-1","fulfillmentStatus":"shipped"}"#;
+            let _ = request(
+                port,
+                "POST",
+                &format!("/webhooks/gelato/{GELATO}"),
+                &[],
+                body,
+            );
+            let bad = shopify_headers(&body[..], "ops-bad", "wrong");
+            let _ = request(port, "POST", "/webhooks/shopify", &bad, body);
+            let _ = request(port, "GET", "/readyz", &[], b"");
+            let _ = request(
+                port,
+                "GET",
+                "/api/v1/workspaces/lunavo/kpis",
+                &[("Authorization", "Bearer krk_not_a_real_token".to_owned())],
+                b"",
+            );
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while db.count("SELECT COUNT(*) FROM commerce_orders") < 1 {
+                assert!(Instant::now() < deadline, "the order was not applied");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let log = server.stop();
+            assert!(log.len() > 1000, "debug logging is on: {log}");
+            for s in [SECRET, GELATO, PG_PASSWORD] {
+                assert!(
+                    !log.contains(s),
+                    "the {format} log holds a secret `{s}`:\n{log}"
+                );
+            }
+            assert!(
+                log.contains("request_id"),
+                "requests carry an id in the {format} log:\n{log}"
+            );
+            if format == "json" {
+                for line in log.lines().filter(|l| !l.trim().is_empty()) {
+                    serde_json::from_str::<serde_json::Value>(line)
+                        .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn two_processes_share_the_work_exactly_once_and_survive_kill_9() {
+        const N: usize = 1500;
+        const CLIENTS: usize = 4;
+        let db = PgDb::create();
+        let url = db.url(None);
+        let (dir_a, dir_b, dir_c) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        let (ok, _, err) =
+            krake_tests::run(krake(dir_c.path()).args(["--database-url", &url, "migrate"]));
+        assert!(ok, "{err}");
+        let out = chat_on(
+            dir_c.path(),
+            &url,
+            "/schedule dexter \"summarise sales\" every 15 minutes",
+        );
+        assert!(out.contains("chedule"), "{out}");
+        let a = Server::start(dir_a.path(), &["--database-url", &url], &[]);
+        let b = Server::start(dir_b.path(), &["--database-url", &url], &[]);
+        let (pa, pb) = (a.port, b.port);
+        // One occurrence falls due while both coordinators tick every second.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let url2 = url.clone();
+        block_on(async move {
+            let store = krake_store::Store::open(&url2).await.unwrap();
+            sqlx::query("UPDATE schedules SET next_run_at = $1")
+                .bind(now - 500)
+                .execute(store.pool())
+                .await
+                .unwrap();
+            store.pool().close().await;
+        });
+        // Every webhook goes to one process, and again to the other (a retry landing elsewhere).
+        let acked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|c| {
+                let acked = acked.clone();
+                std::thread::spawn(move || {
+                    for i in (c..N).step_by(CLIENTS) {
+                        let (first, second) = if i % 2 == 0 { (pa, pb) } else { (pb, pa) };
+                        deliver_to_any(&[first, second], i);
+                        deliver_to_any(&[second, first], i);
+                        acked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        while acked.load(std::sync::atomic::Ordering::SeqCst) < N / 3 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        a.kill9(); // mid-burst, possibly holding claimed events
+        for c in clients {
+            c.join().unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while db
+            .count("SELECT COUNT(*) FROM inbound WHERE source = 'shopify' AND processed_at IS NULL")
+            > 0
+            || db.count("SELECT COUNT(*) FROM schedule_runs") < 1
+        {
+            assert!(Instant::now() < deadline, "processing did not finish");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let m = scrape(pb);
+        let log = b.stop();
+        let n = N as i64;
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM inbound WHERE source = 'shopify'"),
+            n,
+            "every webhook stored once"
+        );
+        assert_eq!(db.count("SELECT COUNT(*) FROM commerce_orders"), n);
+        assert_eq!(
+            db.count("SELECT CAST(SUM(orders) AS BIGINT) FROM kpi_daily"),
+            n,
+            "the KPIs count each order once"
+        );
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM threads WHERE kind = 'approval'"),
+            n,
+            "one thank-you thread per order, none twice"
+        );
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM schedule_runs"),
+            1,
+            "the occurrence ran once"
+        );
+        // B counts only what B applied: the rest was applied by A before the kill.
+        let by_b = sample(&m, "krake_commerce_events_applied_total", &[]).unwrap_or(0.0);
+        assert!(
+            by_b > 0.0 && by_b < N as f64,
+            "both processes applied events (B applied {by_b} of {N})"
+        );
+        assert!(
+            sample(
+                &m,
+                "krake_webhook_events_total",
+                &[("source", "shopify"), ("outcome", "duplicate")]
+            )
+            .unwrap_or(0.0)
+                > 0.0,
+            "{m}\n{log}"
+        );
+    }
 }
