@@ -35,6 +35,9 @@ pub enum Cmd {
     /// Run a benchmark and print its figures.
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// Discord: register the slash commands.
+    #[command(subcommand)]
+    Discord(DiscordCmd),
     /// Export an agent's folder to CSV, or import CSV rows into it (all or nothing).
     #[command(subcommand)]
     Folder(FolderCmd),
@@ -62,6 +65,17 @@ pub enum FolderCmd {
         folder: String,
         /// The CSV file (`-` for stdin).
         file: String,
+    },
+}
+
+/// `krake discord …`.
+#[derive(Debug, Subcommand)]
+pub enum DiscordCmd {
+    /// Register (bulk-overwrite) Krake's slash commands, globally or in one guild (instant).
+    Register {
+        /// Register in this guild only (a guild id).
+        #[arg(long)]
+        guild: Option<String>,
     },
 }
 
@@ -107,6 +121,23 @@ pub enum BenchCmd {
         /// Also run on this PostgreSQL server (an admin URL; a scratch database is created).
         #[arg(long)]
         postgres: Option<String>,
+    },
+    /// Telegram update in to reply queued (no network), on SQLite, against core's
+    /// `handle_message` alone as baseline: p50/p99/max latency.
+    Telegram {
+        /// How many timed updates.
+        #[arg(long, default_value_t = 5000)]
+        updates: u32,
+    },
+    /// Discord interactions: signature verification plus dispatch (p50/p99/max, in process)
+    /// and verified requests/s over loopback, each beside a bare axum handler.
+    Discord {
+        /// Requests per measurement.
+        #[arg(long, default_value_t = 20000)]
+        requests: u32,
+        /// Concurrent connections for the loopback measurement.
+        #[arg(long, default_value_t = 32)]
+        concurrency: u32,
     },
     /// The schedule coordinator with 10,000 active schedules: per-tick cost when nothing and
     /// when some are due, and drift over a simulated week on a manual clock.

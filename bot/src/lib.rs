@@ -10,6 +10,8 @@
 //! - [`chat`]: `krake chat`: the terminal front.
 //! - [`demo`]: `krake demo`: realistic sample threads.
 //! - [`users`]: `krake user`: accounts, roles and link codes.
+//! - [`telegram`]: the Telegram front's settings and its start inside `krake serve`.
+//! - [`discord`]: the Discord front in `krake serve`, and `krake discord register`.
 //! - [`bench`]: `krake bench`: the benchmarks named in the issues.
 //! - [`coordinator`]: the schedule coordinator's loop in `krake serve`.
 //! - [`telemetry`]: `/metrics` (Prometheus), request ids and HTTP tracing.
@@ -21,9 +23,11 @@ pub mod chat;
 pub mod cli;
 pub mod coordinator;
 pub mod demo;
+pub mod discord;
 pub mod folder_cli;
 pub mod serve;
 pub mod settings;
+pub mod telegram;
 pub mod telemetry;
 pub mod users;
 pub mod wiring;
@@ -40,7 +44,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(&cli.overrides, listen)?;
     let quiet = matches!(
         cli.command,
-        Cmd::Chat | Cmd::Config | Cmd::Bench(_) | Cmd::User(_) | Cmd::Folder(_)
+        Cmd::Chat | Cmd::Config | Cmd::Bench(_) | Cmd::User(_) | Cmd::Folder(_) | Cmd::Discord(_)
     );
     init_logging(settings.log_format, quiet);
     match cli.command {
@@ -55,6 +59,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Bench(b) => bench::run(settings, b).await,
         Cmd::User(u) => users::run(settings, u).await,
         Cmd::Folder(f) => folder_cli::run(settings, f).await,
+        Cmd::Discord(cli::DiscordCmd::Register { guild }) => {
+            discord::register(&settings, guild.as_deref()).await
+        }
     }
 }
 

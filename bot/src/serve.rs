@@ -63,6 +63,8 @@ pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
         webhooks: settings.webhooks.clone(),
         rules: settings.rules.clone(),
         commerce_lease: Duration::from_secs(settings.commerce_lease_secs),
+        telegram: settings.telegram.clone(),
+        discord: settings.discord.clone(),
     };
     let served = run(listener, store, krake, config, async move {
         shutdown_signal().await;
@@ -84,6 +86,10 @@ pub struct ServeConfig {
     pub rules: Vec<krake_core::commerce::EventRule>,
     /// Lease on claimed commerce events (another process takes them over after it ends).
     pub commerce_lease: Duration,
+    /// The Telegram front, when configured.
+    pub telegram: Option<krake_telegram::TelegramConfig>,
+    /// The Discord front (off unless a token or public key is set).
+    pub discord: krake_discord::DiscordConfig,
 }
 
 /// Serves on `listener` until `shutdown` completes, then stops the background work and waits
@@ -128,6 +134,20 @@ pub async fn run(
         clock,
     ))
     .merge(crate::telemetry::router(metrics, Arc::new(store.clone())));
+    let mut fronts = Vec::new();
+    let app = match config.telegram.clone() {
+        Some(t) => {
+            let started = crate::telegram::start(t, &krake, &store, stop_rx.clone()).await?;
+            fronts.extend(started.tasks);
+            app.merge(started.router)
+        }
+        None => app,
+    };
+    let discord = crate::discord::start(&config.discord, &store, &krake, stop_rx.clone())?;
+    let app = match discord.router {
+        Some(r) => app.merge(r),
+        None => app,
+    };
     let app = crate::telemetry::instrument(app);
     let mut http_stop = stop_rx;
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -142,6 +162,12 @@ pub async fn run(
     trigger.abort();
     let _ = sweeper.await;
     let _ = commerce.await;
+    for f in fronts {
+        let _ = f.await;
+    }
+    for t in discord.tasks {
+        let _ = t.await;
+    }
     store.pool().close().await;
     served
 }

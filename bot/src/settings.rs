@@ -49,6 +49,35 @@ pub struct FileConfig {
     pub gelato: GelatoFile,
     /// Event rules; the defaults apply when absent.
     pub rules: Option<Vec<krake_core::commerce::EventRule>>,
+    /// The Telegram front.
+    #[serde(default)]
+    pub telegram: crate::telegram::TelegramFile,
+    /// The Discord front.
+    #[serde(default)]
+    pub discord: DiscordFile,
+}
+
+/// `[discord]` in the config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscordFile {
+    /// The bot token (prefer `KRAKE_DISCORD_TOKEN`): gateway, posting threads, registration.
+    pub token: Option<String>,
+    /// The application's public key, hex (`KRAKE_DISCORD_PUBLIC_KEY`): the interactions endpoint.
+    pub public_key: Option<String>,
+    /// The application id (`KRAKE_DISCORD_APPLICATION_ID`), needed by `krake discord register`.
+    pub application_id: Option<String>,
+    /// REST base URL (`KRAKE_DISCORD_API_URL`); default `https://discord.com`.
+    pub api_url: Option<String>,
+    /// Gateway URL (`KRAKE_DISCORD_GATEWAY_URL`); default: the one Discord names.
+    pub gateway_url: Option<String>,
+    /// Milliseconds before a slow command is deferred (default 2000; Discord allows 3000).
+    pub defer_after_ms: Option<u64>,
+    /// Largest interaction body accepted, in bytes (default 65536).
+    pub max_body_bytes: Option<usize>,
+    /// Workspace slug → channel id where its new inbox threads are posted.
+    #[serde(default)]
+    pub channels: BTreeMap<String, String>,
 }
 
 /// `[shopify]` in the config file.
@@ -181,6 +210,10 @@ pub struct Settings {
     pub webhooks: krake_commerce::WebhookConfig,
     /// Event rules.
     pub rules: Vec<krake_core::commerce::EventRule>,
+    /// The Telegram front, when a token is set.
+    pub telegram: Option<krake_telegram::TelegramConfig>,
+    /// The Discord front.
+    pub discord: krake_discord::DiscordConfig,
 }
 
 /// A config-defined schedule, validated at load.
@@ -257,6 +290,8 @@ impl Settings {
             schedule_grace_secs: file.schedule_grace_secs.unwrap_or(60),
             schedules,
             webhooks: webhooks(&file, &directory_ref)?,
+            telegram: crate::telegram::settings(&file.telegram, &directory_ref)?,
+            discord: discord(&file.discord, &directory_ref)?,
             rules: file
                 .rules
                 .clone()
@@ -339,6 +374,8 @@ impl Settings {
                 out.push_str(&format!("task = {t:?}\n"));
             }
         }
+        out.push_str(&crate::telegram::redacted(self.telegram.as_ref()));
+        out.push_str(&discord_redacted(&self.discord));
         for w in self.directory.workspaces() {
             out.push_str(&format!(
                 "\n[[workspaces]]\nname = {:?}\nslug = \"{}\"\n",
@@ -496,6 +533,90 @@ fn webhooks(
         shops,
         gelato_tokens,
     })
+}
+
+/// A setting from the environment (preferred) or the config file; empty values count as unset.
+fn env_or(env: &str, file: Option<&String>) -> Option<String> {
+    std::env::var(env)
+        .ok()
+        .or_else(|| file.cloned())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+fn discord(
+    file: &DiscordFile,
+    directory: &Directory,
+) -> anyhow::Result<krake_discord::DiscordConfig> {
+    let mut c = krake_discord::DiscordConfig {
+        token: env_or("KRAKE_DISCORD_TOKEN", file.token.as_ref()).map(krake_discord::Secret::new),
+        public_key: env_or("KRAKE_DISCORD_PUBLIC_KEY", file.public_key.as_ref()),
+        ..Default::default()
+    };
+    if let Some(key) = &c.public_key {
+        krake_discord::verify::SignatureVerifier::from_hex(key)
+            .context("discord.public_key / KRAKE_DISCORD_PUBLIC_KEY")?;
+    }
+    if let Some(app) = env_or("KRAKE_DISCORD_APPLICATION_ID", file.application_id.as_ref()) {
+        c.application_id = Some(krake_discord::snowflake(&app).with_context(|| {
+            format!("discord.application_id: `{app}` is not a Discord id (a number)")
+        })?);
+    }
+    if let Some(url) = env_or("KRAKE_DISCORD_API_URL", file.api_url.as_ref()) {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            bail!("discord.api_url: `{url}` is not an http(s) URL");
+        }
+        c.api_url = url;
+    }
+    c.gateway_url = env_or("KRAKE_DISCORD_GATEWAY_URL", file.gateway_url.as_ref());
+    if let Some(ms) = file.defer_after_ms {
+        c.defer_after = std::time::Duration::from_millis(ms.clamp(100, 2800));
+    }
+    if let Some(n) = file.max_body_bytes {
+        c.max_body_bytes = n.clamp(1024, 1 << 20);
+    }
+    for (ws, channel) in &file.channels {
+        let slug = WorkspaceSlug::parse(ws)
+            .with_context(|| format!("[discord.channels]: `{ws}` is not a workspace slug"))?;
+        if directory.workspace(&slug).is_none() {
+            bail!("[discord.channels]: there is no workspace `{ws}`");
+        }
+        let id = krake_discord::snowflake(channel).with_context(|| {
+            format!("[discord.channels] {ws}: `{channel}` is not a Discord channel id")
+        })?;
+        c.channels.insert(slug, id);
+    }
+    Ok(c)
+}
+
+fn discord_redacted(c: &krake_discord::DiscordConfig) -> String {
+    let mut out = String::from("\n[discord]\n");
+    out.push_str(if c.token.is_some() {
+        "token = \"***\"\n"
+    } else {
+        "token = \"\" # not set: no gateway, no posting\n"
+    });
+    match &c.public_key {
+        // A public key is not a secret.
+        Some(k) => out.push_str(&format!("public_key = {k:?}\n")),
+        None => out.push_str("public_key = \"\" # not set: no interactions endpoint\n"),
+    }
+    if let Some(app) = c.application_id {
+        out.push_str(&format!("application_id = \"{app}\"\n"));
+    }
+    out.push_str(&format!("api_url = {:?}\n", c.api_url));
+    if let Some(g) = &c.gateway_url {
+        out.push_str(&format!("gateway_url = {g:?}\n"));
+    }
+    out.push_str(&format!(
+        "defer_after_ms = {}\nmax_body_bytes = {}\n[discord.channels]\n",
+        c.defer_after.as_millis(),
+        c.max_body_bytes
+    ));
+    for (ws, ch) in &c.channels {
+        out.push_str(&format!("{ws} = \"{ch}\"\n"));
+    }
+    out
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -757,6 +878,50 @@ agent = "Dexter"
     }
 
     #[test]
+    fn telegram_settings_and_redaction() {
+        let s = load_str(
+            r#"
+[telegram]
+token = "123456:SECRET-token_x"
+mode = "webhook"
+webhook_secret = "hook-secret_1"
+webhook_url = "https://krake.example/telegram/webhook"
+[[telegram.chats]]
+workspace = "lunavo"
+chat_id = -1001847508954
+topic = 4
+"#,
+        )
+        .unwrap();
+        let t = s.telegram.as_ref().unwrap();
+        assert_eq!(t.chats.len(), 1);
+        assert_eq!(
+            t.chats[0].place.destination().as_str(),
+            "telegram:-1001847508954:topic:4"
+        );
+        let out = s.redacted();
+        assert!(
+            !out.contains("SECRET") && !out.contains("hook-secret"),
+            "{out}"
+        );
+        assert!(out.contains("[telegram]\ntoken = \"***\""), "{out}");
+        assert!(out.contains("topic = 4"), "{out}");
+        assert!(!format!("{s:?}").contains("SECRET"));
+        let e = format!(
+            "{:#}",
+            load_str("[telegram]\ntoken = \"1:a\"\n[[telegram.chats]]\nworkspace = \"narnia\"\nchat_id = 1\n")
+                .unwrap_err()
+        );
+        assert!(e.contains("narnia"), "{e}");
+        let e = format!(
+            "{:#}",
+            load_str("[telegram]\ntoken = \"1:a\"\nmode = \"webhook\"\n").unwrap_err()
+        );
+        assert!(e.contains("KRAKE_TELEGRAM_WEBHOOK_SECRET"), "{e}");
+        assert!(load_str("[telegram]\ntoken = \"not a token\"\n").is_err());
+    }
+
+    #[test]
     fn the_example_config_is_valid() {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/krake.example.toml");
         let s = Settings::load(
@@ -769,6 +934,49 @@ agent = "Dexter"
         .unwrap();
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(s.directory.agents().len(), 12);
+    }
+
+    #[test]
+    fn discord_settings_are_checked_and_the_token_never_printed() {
+        let s = load_str(
+            r#"
+[discord]
+token = "MTIz.NDU2.s3cret-token"
+public_key = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
+application_id = "827290144020496384"
+api_url = "http://127.0.0.1:9"
+defer_after_ms = 1500
+[discord.channels]
+lunavo = "1111111111111111111"
+"#,
+        )
+        .unwrap();
+        let d = &s.discord;
+        assert!(d.enabled());
+        assert_eq!(d.application_id, Some(827_290_144_020_496_384));
+        assert_eq!(d.api_url, "http://127.0.0.1:9");
+        assert_eq!(d.defer_after.as_millis(), 1500);
+        assert_eq!(
+            d.workspace_of(1_111_111_111_111_111_111)
+                .map(|w| w.as_str()),
+            Some("lunavo")
+        );
+        let out = s.redacted();
+        assert!(!out.contains("s3cret"), "{out}");
+        assert!(out.contains("[discord]\ntoken = \"***\""), "{out}");
+        assert!(!format!("{s:?}").contains("s3cret"));
+        for (bad, says) in [
+            ("[discord]\npublic_key = \"xyz\"\n", "public key"),
+            ("[discord.channels]\nnarnia = \"1\"\n", "narnia"),
+            ("[discord.channels]\nlunavo = \"#general\"\n", "#general"),
+            ("[discord]\napplication_id = \"abc\"\n", "application_id"),
+            ("[discord]\ntokn = \"x\"\n", "tokn"),
+        ] {
+            let e = format!("{:#}", load_str(bad).unwrap_err());
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        // Nothing configured: the front is off.
+        assert!(!load_str("").unwrap().discord.enabled());
     }
 
     #[test]

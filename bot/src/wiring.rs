@@ -40,12 +40,19 @@ pub async fn open_store(settings: &Settings, verbose: bool) -> anyhow::Result<St
 /// Builds the core service on a store.
 pub fn krake(store: &Store, settings: &Settings) -> Krake {
     let store = Arc::new(store.clone());
+    // New threads are posted where the fronts' configurations say.
+    let mut routes = krake_core::delivery::Routes::new();
+    if let Some(t) = &settings.telegram {
+        t.add_routes(&mut routes);
+    }
+    crate::discord::add_routes(&settings.discord, &mut routes);
     Krake::new(
         store.clone(),
         store.clone(),
         Arc::new(SystemClock),
         settings.directory.clone(),
     )
+    .with_routes(routes)
     .with_users(store.clone())
     .with_commerce(store.clone())
     .with_schedules(store.clone(), settings.schedule_timezone)

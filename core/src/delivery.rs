@@ -9,7 +9,7 @@
 
 use crate::inbox::{Thread, ThreadId};
 use crate::outbox::{
-    Destination, NewOutbound, OutboxJob, OutboxPayload, RetryOutcome, RetryPolicy,
+    Destination, NewOutbound, OutboxId, OutboxJob, OutboxPayload, RetryOutcome, RetryPolicy,
 };
 use crate::ports::{InboxRepo, OutboxRepo, RepoError, ThreadCopy};
 use crate::reply::Reply;
@@ -96,6 +96,19 @@ pub trait Sender: Send + Sync {
     /// Renders and sends one delivery to a destination of this front.
     async fn send(&self, destination: &Destination, delivery: &Delivery)
     -> Result<Sent, SendError>;
+
+    /// Like [`send`](Self::send), knowing the outbox message's id: a key that stays the same
+    /// across retries and restarts, which a platform that deduplicates (Discord's message
+    /// `nonce`) can use so a resend after a crash does not post twice. Defaults to `send`.
+    async fn send_keyed(
+        &self,
+        key: OutboxId,
+        destination: &Destination,
+        delivery: &Delivery,
+    ) -> Result<Sent, SendError> {
+        let _ = key;
+        self.send(destination, delivery).await
+    }
 }
 
 /// What one pass of a deliverer did.
@@ -204,7 +217,11 @@ impl Deliverer {
             .await?;
             return Ok(());
         };
-        match self.sender.send(&job.destination, &delivery).await {
+        match self
+            .sender
+            .send_keyed(job.id, &job.destination, &delivery)
+            .await
+        {
             Ok(sent) => {
                 let now = self.clock.now();
                 if !self
@@ -284,7 +301,16 @@ impl Deliverer {
     ) -> Result<(), RepoError> {
         let now = self.clock.now();
         let (not_before, policy) = match &error {
-            SendError::RateLimited(after) => (Some(now.plus(*after)), self.policy),
+            // A rate limit is no fault of the message: it waits exactly as long as asked and is
+            // never dead-lettered for it (a long backlog may be held back many times).
+            SendError::RateLimited(after) => (
+                Some(now.plus(*after)),
+                RetryPolicy {
+                    base: Duration::ZERO,
+                    max_attempts: i32::MAX,
+                    ..self.policy
+                },
+            ),
             SendError::Transient(_) => (None, self.policy),
             // A permanent failure goes straight to the dead letters.
             SendError::Permanent(_) => (

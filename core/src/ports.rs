@@ -2,7 +2,7 @@
 //! repositories on SQLite and PostgreSQL; the [`Clock`](crate::time::Clock) lives in
 //! [`time`](crate::time).
 
-use crate::actor::Actor;
+use crate::actor::{Actor, Front};
 use crate::inbound::{Inbound, InboundId, Recorded, StoredInbound};
 use crate::inbox::{
     AuditEntry, Decision, DecisionOutcome, Expired, NewThread, Thread, ThreadFilter, ThreadId,
@@ -105,6 +105,12 @@ pub trait InboxRepo: Send + Sync {
     async fn add_copy(&self, copy: &ThreadCopy) -> Result<(), RepoError>;
     /// Where a thread is shown.
     async fn copies(&self, id: ThreadId) -> Result<Vec<ThreadCopy>, RepoError>;
+    /// The thread copy shown by a platform message (a reply to it is a reply to the thread).
+    async fn copy_at(
+        &self,
+        destination: &Destination,
+        message_id: &str,
+    ) -> Result<Option<ThreadCopy>, RepoError>;
 }
 
 /// The durable record of everything that arrives.
@@ -237,6 +243,26 @@ pub trait UserRepo: Send + Sync {
     ) -> Result<Option<crate::actor::UserName>, RepoError>;
 }
 
+/// A front's small durable state: where its update stream was read up to, and which parts of
+/// an outbox message it already sent (so a redelivered message is not shown twice).
+#[async_trait]
+pub trait FrontStateRepo: Send + Sync {
+    /// The saved cursor of a front's update stream (Telegram: the next `offset`).
+    async fn cursor(&self, front: &str) -> Result<Option<i64>, RepoError>;
+    /// Saves the cursor (it only moves forward).
+    async fn save_cursor(&self, front: &str, cursor: i64) -> Result<(), RepoError>;
+    /// The parts of an outbox message already sent, as (part number, platform message id).
+    async fn sent_parts(&self, outbox: OutboxId) -> Result<Vec<(i32, String)>, RepoError>;
+    /// Records that a part of an outbox message was sent (idempotent).
+    async fn record_sent_part(
+        &self,
+        outbox: OutboxId,
+        part: i32,
+        message_id: &str,
+        now: Timestamp,
+    ) -> Result<(), RepoError>;
+}
+
 /// Personal API tokens, stored as hashes.
 #[async_trait]
 pub trait TokenRepo: Send + Sync {
@@ -250,4 +276,69 @@ pub trait TokenRepo: Send + Sync {
     ) -> Result<(), RepoError>;
     /// The user a token hash belongs to, with their roles.
     async fn user_for_token(&self, token_hash: &str) -> Result<Option<UserRecord>, RepoError>;
+}
+
+/// The inbox thread a place on a front stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadLink {
+    /// The thread.
+    pub thread: ThreadId,
+    /// Its workspace (people writing there belong to it as far as the front can tell).
+    pub workspace: crate::workspace::WorkspaceSlug,
+}
+
+/// Places on a front that stand for an inbox thread (the Discord thread opened on a posted
+/// thread's message, a Telegram topic): a message written there is a reply to that thread.
+#[async_trait]
+pub trait ThreadLinkRepo: Send + Sync {
+    /// Records that `place` on `front` stands for `link.thread`. Idempotent: a place already
+    /// linked keeps its first thread.
+    async fn link_thread(
+        &self,
+        front: Front,
+        place: &str,
+        link: &ThreadLink,
+    ) -> Result<(), RepoError>;
+    /// The inbox thread that `place` on `front` stands for, if any.
+    async fn linked_thread(
+        &self,
+        front: Front,
+        place: &str,
+    ) -> Result<Option<ThreadLink>, RepoError>;
+}
+
+/// An in-memory [`ThreadLinkRepo`], for tests.
+#[derive(Debug, Default)]
+pub struct MemoryThreadLinks(
+    std::sync::Mutex<std::collections::HashMap<(Front, String), ThreadLink>>,
+);
+
+#[async_trait]
+impl ThreadLinkRepo for MemoryThreadLinks {
+    async fn link_thread(
+        &self,
+        front: Front,
+        place: &str,
+        link: &ThreadLink,
+    ) -> Result<(), RepoError> {
+        let mut map = self
+            .0
+            .lock()
+            .map_err(|_| RepoError::Unavailable("thread links lock poisoned".into()))?;
+        map.entry((front, place.to_owned()))
+            .or_insert_with(|| link.clone());
+        Ok(())
+    }
+
+    async fn linked_thread(
+        &self,
+        front: Front,
+        place: &str,
+    ) -> Result<Option<ThreadLink>, RepoError> {
+        let map = self
+            .0
+            .lock()
+            .map_err(|_| RepoError::Unavailable("thread links lock poisoned".into()))?;
+        Ok(map.get(&(front, place.to_owned())).cloned())
+    }
 }

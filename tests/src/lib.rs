@@ -1,6 +1,9 @@
 //! Shared helpers for Krake's end-to-end tests: finding and running the real `krake` binary
-//! against a temporary data directory.
+//! against a temporary data directory, and local fakes of the platforms' APIs
+//! ([`fake_telegram`]).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod fake_telegram;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

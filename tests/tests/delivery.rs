@@ -249,3 +249,43 @@ async fn a_change_during_posting_is_edited_in_right_after() {
         "{seen:?}"
     );
 }
+
+#[tokio::test]
+async fn rate_limits_wait_exactly_and_never_dead_letter() {
+    let w = world().await;
+    let dest = Destination::parse("test:busy").unwrap();
+    w.store
+        .enqueue(
+            &[NewOutbound {
+                destination: dest,
+                payload: OutboxPayload::Send {
+                    reply: Reply::info("patient"),
+                },
+            }],
+            w.clock.now(),
+        )
+        .await
+        .unwrap();
+    // Held back more often than the retry policy allows failures.
+    let holds = usize::try_from(w.deliverer.policy.max_attempts).unwrap() + 4;
+    for _ in 0..holds {
+        w.sender
+            .answers
+            .lock()
+            .unwrap()
+            .push_back(Err(SendError::RateLimited(Duration::from_secs(2))));
+    }
+    for _ in 0..holds {
+        let s = w.deliverer.run_once().await.unwrap();
+        assert_eq!((s.retried, s.dead), (1, 0));
+        w.clock.advance(Duration::from_millis(1999));
+        assert_eq!(
+            w.deliverer.run_once().await.unwrap().retried,
+            0,
+            "not before retry_after"
+        );
+        w.clock.advance(Duration::from_millis(1));
+    }
+    assert_eq!(w.deliverer.run_once().await.unwrap().delivered, 1);
+    assert!(w.store.dead_letters(10).await.unwrap().is_empty());
+}

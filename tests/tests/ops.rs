@@ -413,8 +413,8 @@ fn text(v: &serde_yaml::Value, path: &[&str]) -> String {
         .to_owned()
 }
 
-/// Metrics with no producer on this branch: they are recorded by a front's delivery loop
-/// (`spawn_delivery_loop`), and no front is wired into `krake serve` yet.
+/// Metrics recorded by a front's delivery loop (`spawn_delivery_loop`): this test configures
+/// no front, so they are not exported here.
 const NEEDS_A_FRONT: &[&str] = &[
     "krake_outbox_deliveries_total",
     "krake_delivery_pass_seconds",

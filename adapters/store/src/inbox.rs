@@ -642,4 +642,27 @@ impl InboxRepo for Store {
             })
             .collect()
     }
+
+    async fn copy_at(
+        &self,
+        destination: &Destination,
+        message_id: &str,
+    ) -> Result<Option<ThreadCopy>, RepoError> {
+        let row = sqlx::query(
+            "SELECT thread_id FROM thread_copies WHERE destination = $1 AND message_id = $2 ORDER BY thread_id LIMIT 1",
+        )
+        .bind(destination.as_str())
+        .bind(message_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.map(|r| {
+            Ok(ThreadCopy {
+                thread: ThreadId(r.try_get("thread_id").map_err(db_err)?),
+                destination: destination.clone(),
+                message_id: message_id.to_owned(),
+            })
+        })
+        .transpose()
+    }
 }

@@ -8,17 +8,21 @@
 //! - `inbox`: [`InboxRepo`](krake_core::ports::InboxRepo): threads, replies, decisions, audit, copies.
 //! - `inbound`: [`InboundRepo`](krake_core::ports::InboundRepo): idempotent event log.
 //! - `outbox`: [`OutboxRepo`](krake_core::ports::OutboxRepo): leased, ordered, retried delivery.
+//! - `fronts`: [`FrontStateRepo`](krake_core::ports::FrontStateRepo): update cursors, parts sent.
 //! - `schedules`: [`ScheduleRepo`](krake_core::schedule::ScheduleRepo): schedules, occurrences
 //!   claimed by compare-and-set on `next_run_at`, run history.
 //! - `folders`: [`FolderRepo`](krake_core::folder::FolderRepo): agents' typed tables.
 //! - `commerce`: [`CommerceRepo`](krake_core::commerce::CommerceRepo): orders, fulfilments, KPI roll-ups.
 //! - `users`: [`UserRepo`](krake_core::ports::UserRepo): users, roles, link codes, platform identities.
+//! - `links`: [`ThreadLinkRepo`](krake_core::ports::ThreadLinkRepo): front places standing for threads.
 
 mod commerce;
 mod folders;
+mod fronts;
 mod inbound;
 pub use inbound::GroupCommit;
 mod inbox;
+mod links;
 mod outbox;
 mod schedules;
 mod users;

@@ -6,9 +6,12 @@ use krake_core::actor::{Actor, Front, Role, UserName};
 use krake_core::delivery::Routes;
 use krake_core::inbound::{IdempotencyKey, Inbound, Recorded};
 use krake_core::inbox::*;
-use krake_core::outbox::{Destination, NewOutbound, OutboxPayload, RetryOutcome, RetryPolicy};
+use krake_core::outbox::{
+    Destination, NewOutbound, OutboxId, OutboxPayload, RetryOutcome, RetryPolicy,
+};
 use krake_core::ports::{
-    ArchiveOutcome, InboundRepo, InboxRepo, OutboxRepo, RepoError, ThreadCopy, UserRepo, WriteCtx,
+    ArchiveOutcome, FrontStateRepo, InboundRepo, InboxRepo, OutboxRepo, RepoError, ThreadCopy,
+    UserRepo, WriteCtx,
 };
 use krake_core::reply::Reply;
 use krake_core::time::Timestamp;
@@ -116,6 +119,7 @@ on_both!(
     workspaces_are_isolated_in_listings,
     migrations_are_idempotent,
     users_roles_and_link_codes,
+    front_state_and_copy_lookup,
     kpis_add_up_for_a_scripted_day,
 );
 
@@ -1032,6 +1036,46 @@ async fn users_roles_and_link_codes(s: &Store) {
         None,
         "expired"
     );
+}
+
+async fn front_state_and_copy_lookup(s: &Store) {
+    // The polling cursor: absent, saved, only ever moves forward.
+    assert_eq!(s.cursor("telegram").await.unwrap(), None);
+    s.save_cursor("telegram", 10).await.unwrap();
+    s.save_cursor("telegram", 7).await.unwrap();
+    assert_eq!(s.cursor("telegram").await.unwrap(), Some(10));
+    s.save_cursor("telegram", 4_000_000_000).await.unwrap();
+    assert_eq!(s.cursor("telegram").await.unwrap(), Some(4_000_000_000));
+    assert_eq!(s.cursor("discord").await.unwrap(), None);
+
+    // Parts sent: recorded once, listed in order.
+    let job = OutboxId(42);
+    assert!(s.sent_parts(job).await.unwrap().is_empty());
+    let now = Timestamp::from_millis(T0);
+    s.record_sent_part(job, 1, "501", now).await.unwrap();
+    s.record_sent_part(job, 0, "500", now).await.unwrap();
+    s.record_sent_part(job, 0, "999", now).await.unwrap();
+    assert_eq!(
+        s.sent_parts(job).await.unwrap(),
+        vec![(0, "500".to_owned()), (1, "501".to_owned())]
+    );
+
+    // A thread's copy is found by the platform message showing it.
+    let c = ctx("ana", Front::Cli);
+    let t = s.create(&approval("lunavo", "Find me"), &c).await.unwrap();
+    let dest = Destination::parse("telegram:-1001:topic:4").unwrap();
+    s.add_copy(&ThreadCopy {
+        thread: t.id,
+        destination: dest.clone(),
+        message_id: "77".into(),
+    })
+    .await
+    .unwrap();
+    let found = s.copy_at(&dest, "77").await.unwrap().unwrap();
+    assert_eq!(found.thread, t.id);
+    assert_eq!(s.copy_at(&dest, "78").await.unwrap(), None);
+    let other = Destination::parse("telegram:-1001").unwrap();
+    assert_eq!(s.copy_at(&other, "77").await.unwrap(), None);
 }
 
 async fn kpis_add_up_for_a_scripted_day(s: &Store) {

@@ -1,0 +1,304 @@
+//! Slash commands generated from core's [`COMMANDS`] and the [`Directory`] (workspaces and
+//! agents become option choices), and the way back: a used slash command's options become the
+//! command text core's parser reads, so the parser stays the single source of meaning.
+
+use crate::wire::{CommandData, CommandOption};
+use krake_core::command::{COMMANDS, CommandSpec};
+use krake_core::config::Directory;
+use krake_core::inbox::{ThreadKind, ThreadStatus};
+use serde_json::Value;
+use serenity::builder::{CreateCommand, CreateCommandOption};
+use serenity::model::application::CommandOptionType;
+
+/// Discord allows at most 25 choices per option.
+const MAX_CHOICES: usize = 25;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Text,
+    Id,
+}
+
+struct Opt {
+    name: &'static str,
+    about: &'static str,
+    kind: Kind,
+    required: bool,
+    choices: Vec<(String, String)>,
+}
+
+fn text(name: &'static str, about: &'static str, required: bool) -> Opt {
+    Opt {
+        name,
+        about,
+        kind: Kind::Text,
+        required,
+        choices: Vec::new(),
+    }
+}
+
+fn id() -> Opt {
+    Opt {
+        name: "id",
+        about: "The thread number (#12 → 12)",
+        kind: Kind::Id,
+        required: true,
+        choices: Vec::new(),
+    }
+}
+
+fn with_choices(mut o: Opt, choices: Vec<(String, String)>) -> Opt {
+    o.choices = choices.into_iter().take(MAX_CHOICES).collect();
+    o
+}
+
+/// The options of one command, in the order its arguments are written.
+fn options(spec: &CommandSpec, dir: &Directory) -> Vec<Opt> {
+    let workspaces = || {
+        dir.workspaces()
+            .iter()
+            .map(|w| (w.name.clone(), w.slug.to_string()))
+            .collect()
+    };
+    match spec.name {
+        "todo" => vec![
+            with_choices(
+                text("workspace", "Only this workspace", false),
+                workspaces(),
+            ),
+            with_choices(
+                text("kind", "Only this kind", false),
+                ThreadKind::ALL
+                    .iter()
+                    .map(|k| (k.as_str().to_owned(), k.as_str().to_owned()))
+                    .collect(),
+            ),
+            with_choices(
+                text("status", "Only this status (default: open)", false),
+                std::iter::once(("all".to_owned(), "all".to_owned()))
+                    .chain(
+                        ThreadStatus::ALL
+                            .iter()
+                            .map(|s| (s.as_str().to_owned(), s.as_str().to_owned())),
+                    )
+                    .collect(),
+            ),
+        ],
+        "show" | "approve" | "archive" | "unarchive" => vec![id()],
+        "reply" => vec![id(), text("text", "Your reply", true)],
+        "reject" => vec![id(), text("reason", "Why", false)],
+        "ask" => vec![
+            with_choices(
+                text("agent", "The agent", true),
+                dir.agents()
+                    .iter()
+                    .map(|a| {
+                        (
+                            format!("{} ({})", a.name, a.role),
+                            a.name.as_str().to_lowercase(),
+                        )
+                    })
+                    .collect(),
+            ),
+            text("task", "What the agent should do", true),
+        ],
+        "workspaces" | "agents" => Vec::new(),
+        "help" => vec![with_choices(
+            text("command", "A command to explain", false),
+            COMMANDS
+                .iter()
+                .map(|c| (c.name.to_owned(), c.name.to_owned()))
+                .collect(),
+        )],
+        "link" => vec![text("code", "The code from `krake user link-code`", true)],
+        // A command core added later: its arguments as one text, as written after the name.
+        _ if spec.args.is_empty() => Vec::new(),
+        _ => vec![text("args", spec.args, spec.args.starts_with('<'))],
+    }
+}
+
+fn description(s: &str) -> String {
+    crate::render::truncate(s, 100)
+}
+
+/// The slash commands for every command core knows.
+pub fn slash_commands(dir: &Directory) -> Vec<CreateCommand> {
+    COMMANDS
+        .iter()
+        .map(|spec| {
+            let opts = options(spec, dir)
+                .into_iter()
+                .map(|o| {
+                    let kind = match o.kind {
+                        Kind::Text => CommandOptionType::String,
+                        Kind::Id => CommandOptionType::Integer,
+                    };
+                    let mut b = CreateCommandOption::new(kind, o.name, description(o.about))
+                        .required(o.required);
+                    if o.kind == Kind::Id {
+                        b = b.min_int_value(1);
+                    }
+                    for (label, value) in o.choices {
+                        b = b.add_string_choice(crate::render::truncate(&label, 100), value);
+                    }
+                    b
+                })
+                .collect();
+            CreateCommand::new(spec.name)
+                .description(description(spec.about))
+                .set_options(opts)
+        })
+        .collect()
+}
+
+/// The body of `PUT /applications/{id}/commands` (bulk overwrite).
+pub fn registration_body(dir: &Directory) -> Value {
+    serde_json::to_value(slash_commands(dir)).unwrap_or(Value::Array(Vec::new()))
+}
+
+/// Registers (bulk-overwrites) the slash commands for one guild, or globally when `guild` is
+/// `None` (global commands take up to an hour to show; guild ones at once). Returns how many.
+pub async fn register(
+    rest: &crate::rest::Rest,
+    application_id: u64,
+    guild: Option<u64>,
+    dir: &Directory,
+) -> Result<usize, crate::rest::RestError> {
+    use serenity::http::{LightMethod, Route};
+    use serenity::model::id::{ApplicationId, GuildId};
+    if application_id == 0 || guild == Some(0) {
+        return Err(crate::rest::RestError::Refused {
+            status: 0,
+            code: None,
+            message: "application and guild ids are positive numbers".into(),
+        });
+    }
+    let body = registration_body(dir);
+    let application_id = ApplicationId::new(application_id);
+    let route = match guild {
+        Some(g) => Route::GuildCommands {
+            application_id,
+            guild_id: GuildId::new(g),
+        },
+        None => Route::Commands { application_id },
+    };
+    let answer = rest.call(LightMethod::Put, route, Some(&body)).await?;
+    Ok(answer.as_array().map_or(0, Vec::len))
+}
+
+/// Why a slash command could not be turned into text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OptionsError {
+    /// The command is not one of Krake's (an old registration, or another bot's).
+    #[error(
+        "`/{0}` is not one of Krake's commands; its command list may be out of date (run `krake discord register`)"
+    )]
+    Unknown(String),
+    /// An option value has the wrong type.
+    #[error("option `{0}` has an unexpected value")]
+    BadValue(String),
+}
+
+fn value_text(o: &CommandOption) -> Result<String, OptionsError> {
+    match &o.value {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::Number(n)) => Ok(n.to_string()),
+        Some(Value::Bool(b)) => Ok(b.to_string()),
+        _ => Err(OptionsError::BadValue(o.name.chars().take(32).collect())),
+    }
+}
+
+/// The command text (`/reject 12 too expensive`) for a used slash command, options in the
+/// order the command's arguments are written.
+pub fn command_text(data: &CommandData, dir: &Directory) -> Result<String, OptionsError> {
+    let Some(spec) = COMMANDS.iter().find(|s| s.name == data.name) else {
+        return Err(OptionsError::Unknown(data.name.chars().take(32).collect()));
+    };
+    let mut out = format!("/{}", spec.name);
+    for opt in options(spec, dir) {
+        if let Some(given) = data.options.iter().find(|o| o.name == opt.name) {
+            let v = value_text(given)?;
+            let v = v.trim();
+            if !v.is_empty() {
+                out.push(' ');
+                out.push_str(v);
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(json: &str) -> CommandData {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn every_core_command_is_registered_with_valid_limits() {
+        let dir = Directory::default();
+        let body = registration_body(&dir);
+        let cmds = body.as_array().unwrap();
+        assert_eq!(cmds.len(), COMMANDS.len());
+        for c in cmds {
+            let name = c["name"].as_str().unwrap();
+            assert!(name.len() <= 32 && name == name.to_lowercase());
+            assert!(c["description"].as_str().unwrap().chars().count() <= 100);
+            for o in c["options"].as_array().into_iter().flatten() {
+                assert!(o["description"].as_str().unwrap().chars().count() <= 100);
+                assert!(o["choices"].as_array().map_or(0, Vec::len) <= 25);
+            }
+        }
+        let todo = cmds.iter().find(|c| c["name"] == "todo").unwrap();
+        let ws = &todo["options"][0];
+        assert_eq!(ws["name"], "workspace");
+        assert_eq!(ws["type"], 3);
+        assert!(
+            ws["choices"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["value"] == "hard-life-mode" && c["name"] == "Hard Life Mode")
+        );
+        let ask = cmds.iter().find(|c| c["name"] == "ask").unwrap();
+        assert_eq!(ask["options"][0]["choices"].as_array().unwrap().len(), 12);
+        let approve = cmds.iter().find(|c| c["name"] == "approve").unwrap();
+        assert_eq!(approve["options"][0]["type"], 4);
+        assert_eq!(approve["options"][0]["required"], true);
+    }
+
+    #[test]
+    fn options_become_command_text_in_argument_order() {
+        let dir = Directory::default();
+        let d = data(
+            r#"{"name":"reject","type":1,"id":"1","options":[{"type":3,"name":"reason","value":"too expensive"},{"type":4,"name":"id","value":12}]}"#,
+        );
+        assert_eq!(command_text(&d, &dir).unwrap(), "/reject 12 too expensive");
+        let d = data(
+            r#"{"name":"todo","options":[{"type":3,"name":"status","value":"all"},{"type":3,"name":"workspace","value":"lunavo"}]}"#,
+        );
+        assert_eq!(command_text(&d, &dir).unwrap(), "/todo lunavo all");
+        let d = data(r#"{"name":"workspaces"}"#);
+        assert_eq!(command_text(&d, &dir).unwrap(), "/workspaces");
+    }
+
+    #[test]
+    fn foreign_or_malformed_commands_are_refused() {
+        let dir = Directory::default();
+        // The documented example: another bot's command.
+        let d = data(
+            r#"{"options":[{"type":3,"name":"cardname","value":"The Gitrog Monster"}],"type":1,"name":"cardsearch","id":"771825006014889984"}"#,
+        );
+        assert!(matches!(
+            command_text(&d, &dir),
+            Err(OptionsError::Unknown(_))
+        ));
+        let d = data(r#"{"name":"approve","options":[{"type":4,"name":"id","value":null}]}"#);
+        assert!(matches!(
+            command_text(&d, &dir),
+            Err(OptionsError::BadValue(_))
+        ));
+    }
+}

@@ -1,0 +1,195 @@
+//! Gateway mode: serenity's client receives MESSAGE_CREATE and INTERACTION_CREATE and hands
+//! them to the [`DiscordFront`]. The client's REST calls go to `discord.api_url` (serenity's
+//! proxy setting, with its own ratelimiter off as serenity requires for a proxy) and it connects
+//! to `discord.gateway_url` when one is configured.
+
+use crate::front::{ChatMessage, DiscordFront};
+use crate::wire::Interaction as WireInteraction;
+use crate::{DEFAULT_API_URL, Secret};
+use serenity::all::{Context, EventHandler, GatewayIntents, Interaction, Message, Ready, UserId};
+use serenity::http::HttpBuilder;
+use std::sync::{Arc, OnceLock};
+use tokio::sync::watch;
+
+/// Converts a serenity message to the front's words; `bot` is Krake's own user id.
+pub fn chat_message(m: &Message, bot: Option<UserId>) -> ChatMessage {
+    ChatMessage {
+        id: m.id.get(),
+        channel: m.channel_id.get(),
+        guild: m.guild_id.map(|g| g.get()),
+        author_id: m.author.id.get(),
+        author_name: m
+            .author
+            .global_name
+            .clone()
+            .unwrap_or_else(|| m.author.name.clone()),
+        author_is_bot: m.author.bot || bot == Some(m.author.id),
+        mentions_bot: bot.is_some_and(|b| m.mentions.iter().any(|u| u.id == b)),
+        text: m.content.clone(),
+    }
+}
+
+/// The gateway's typed interaction as the endpoint's JSON. serenity leaves the interaction's
+/// `type` out when serialising, so it is put back from the typed value.
+pub fn to_wire(interaction: &Interaction) -> Result<WireInteraction, String> {
+    let mut v = serde_json::to_value(interaction).map_err(|e| e.to_string())?;
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert(
+            "type".into(),
+            serde_json::Value::from(u8::from(interaction.kind())),
+        );
+    }
+    serde_json::from_value(v).map_err(|e| e.to_string())
+}
+
+struct Handler {
+    front: Arc<DiscordFront>,
+    me: OnceLock<UserId>,
+}
+
+#[serenity::async_trait]
+impl EventHandler for Handler {
+    async fn ready(&self, _ctx: Context, ready: Ready) {
+        let _ = self.me.set(ready.user.id);
+        tracing::info!(user = %ready.user.name, guilds = ready.guilds.len(), "Discord gateway ready");
+    }
+
+    async fn message(&self, _ctx: Context, m: Message) {
+        let chat = chat_message(&m, self.me.get().copied());
+        if let Some(reply) = self.front.message(&chat).await {
+            self.front.say(chat.channel, &reply).await;
+        }
+    }
+
+    async fn interaction_create(&self, _ctx: Context, interaction: Interaction) {
+        // One path for both ways in: the gateway's typed interaction as the endpoint's JSON.
+        let i = match to_wire(&interaction) {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::warn!(error = %e, "unreadable gateway interaction");
+                return;
+            }
+        };
+        let (id, token) = (crate::snowflake(&i.id), i.token.clone());
+        match self.front.interaction(i).await {
+            Ok(body) => {
+                if let Some(id) = id {
+                    self.front.respond(id, &token, &body).await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "gateway interaction refused"),
+        }
+    }
+}
+
+/// Runs the gateway client until `stop` turns true.
+pub async fn run(
+    front: Arc<DiscordFront>,
+    token: Secret,
+    api_url: &str,
+    gateway_url: Option<String>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), serenity::Error> {
+    let mut http = HttpBuilder::new(token.expose());
+    let base = api_url.trim_end_matches('/');
+    if base != DEFAULT_API_URL {
+        http = http.proxy(base).ratelimiter_disabled(true);
+    }
+    if let Some(app) = front.config().application_id {
+        http = http.application_id(app.into());
+    }
+    let intents = GatewayIntents::GUILD_MESSAGES
+        | GatewayIntents::DIRECT_MESSAGES
+        | GatewayIntents::MESSAGE_CONTENT;
+    let mut client = serenity::all::ClientBuilder::new_with_http(http.build(), intents)
+        .event_handler(Handler {
+            front,
+            me: OnceLock::new(),
+        })
+        .await?;
+    if let Some(url) = gateway_url {
+        *client.ws_url.lock().await = url;
+    }
+    let shards = client.shard_manager.clone();
+    tokio::select! {
+        r = client.start() => r,
+        _ = stop.changed() => {
+            shards.shutdown_all().await;
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::front::message_text;
+    use serde_json::{Value, json};
+
+    fn fixture(name: &str) -> Value {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/fixtures/discord")
+            .join(name);
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    /// The documented message object (from the component example), as MESSAGE_CREATE
+    /// delivers it in a guild, with a mention of the bot.
+    fn message_create(bot: &str) -> Value {
+        let mut m = fixture("docs_message_component_button_click.json")["message"].clone();
+        m["guild_id"] = json!("290926798626357999");
+        m["content"] = json!(format!("<@{bot}> what's open in lunavo?"));
+        m["mentions"] = json!([{ "id": bot, "username": "Krake", "discriminator": "0", "avatar": null, "bot": true }]);
+        m
+    }
+
+    #[test]
+    fn message_create_becomes_core_text() {
+        let bot = UserId::new(827_290_144_020_496_384);
+        let m: Message = serde_json::from_value(message_create("827290144020496384")).unwrap();
+        let chat = chat_message(&m, Some(bot));
+        assert_eq!(chat.channel, 345_626_669_114_982_402);
+        assert_eq!(chat.author_id, 53_908_232_506_183_680);
+        assert!(chat.mentions_bot && !chat.author_is_bot);
+        assert_eq!(
+            message_text(&chat, None).as_deref(),
+            Some("what's open in lunavo?")
+        );
+        // Without the mention, guild chatter is not for Krake; in a DM it is.
+        let mut plain = message_create("1");
+        plain["content"] = json!("just chatting");
+        let m: Message = serde_json::from_value(plain.clone()).unwrap();
+        assert_eq!(message_text(&chat_message(&m, Some(bot)), None), None);
+        plain.as_object_mut().unwrap().remove("guild_id");
+        let m: Message = serde_json::from_value(plain).unwrap();
+        assert_eq!(
+            message_text(&chat_message(&m, Some(bot)), None).as_deref(),
+            Some("just chatting")
+        );
+        // Krake's own messages are never handled.
+        let mut own = message_create("1");
+        own["author"]["id"] = json!("827290144020496384");
+        let m: Message = serde_json::from_value(own).unwrap();
+        assert!(chat_message(&m, Some(bot)).author_is_bot);
+    }
+
+    #[test]
+    fn gateway_interactions_take_the_endpoint_path() {
+        // The documented button click, as INTERACTION_CREATE delivers it to serenity. Current
+        // payloads also carry `member.flags`, `locale`, `entitlements` and
+        // `attachment_size_limit` (the 2021 example predates them), which serenity requires.
+        let mut click = fixture("docs_message_component_button_click.json");
+        click["member"]["flags"] = json!(0);
+        click["locale"] = json!("en-US");
+        click["entitlements"] = json!([]);
+        click["attachment_size_limit"] = json!(10_485_760);
+        let typed: Interaction = serde_json::from_value(click).unwrap();
+        let wire = to_wire(&typed).unwrap();
+        assert_eq!(wire.kind, crate::wire::kind::MESSAGE_COMPONENT);
+        assert_eq!(wire.id, "846462639134605312");
+        assert_eq!(wire.token, "unique_interaction_token");
+        assert_eq!(wire.invoker().unwrap().id, "53908232506183680");
+        assert_eq!(wire.data.as_ref().unwrap()["custom_id"], "click_one");
+        assert_eq!(wire.channel(), Some(345_626_669_114_982_999));
+    }
+}

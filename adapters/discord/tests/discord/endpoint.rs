@@ -1,0 +1,353 @@
+//! `POST /discord/interactions`: signatures (the real Discord PING and the RFC 8032 vectors),
+//! the documented slash-command and button payloads re-signed and driven through core,
+//! deferral of slow work, and bad input.
+
+use crate::{APP, World, fixture, fixture_json, sign, world};
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use krake_core::actor::Actor;
+use krake_core::inbox::{NewThread, ThreadKind, ThreadStatus};
+use krake_core::ports::InboxRepo;
+use krake_core::reply::{ButtonAction, ButtonPayload};
+use krake_core::workspace::WorkspaceSlug;
+use krake_discord::front::DiscordFront;
+use krake_discord::interactions::router;
+use krake_discord::verify::SignatureVerifier;
+use krake_discord::{DiscordConfig, snowflake};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+async fn post(
+    app: axum::Router,
+    sig: Option<&str>,
+    ts: Option<&str>,
+    body: impl Into<Vec<u8>>,
+) -> (StatusCode, Value) {
+    let mut req = Request::post("/discord/interactions").header("content-type", "application/json");
+    if let Some(s) = sig {
+        req = req.header("X-Signature-Ed25519", s);
+    }
+    if let Some(t) = ts {
+        req = req.header("X-Signature-Timestamp", t);
+    }
+    let res = app
+        .oneshot(req.body(Body::from(body.into())).unwrap())
+        .await
+        .unwrap();
+    let status = res.status();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// Signs `body` with the RFC 8032 key and posts it.
+async fn signed(w: &World, body: &Value) -> (StatusCode, Value) {
+    let bytes = serde_json::to_vec(body).unwrap();
+    let ts = "1795503000";
+    post(
+        w.endpoint(),
+        Some(&sign(&w.key, ts, &bytes)),
+        Some(ts),
+        bytes,
+    )
+    .await
+}
+
+/// An endpoint that knows only the real Discord application's public key (no REST needed).
+async fn real_key_endpoint(w: &World, public_key: &str) -> axum::Router {
+    let front = Arc::new(DiscordFront::new(
+        w.krake.clone(),
+        Arc::new(w.store.clone()),
+        DiscordConfig::default(),
+        None,
+    ));
+    router(front, SignatureVerifier::from_hex(public_key).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_discord_ping_verifies_and_gets_pong() {
+    let w = world().await;
+    let headers = fixture_json("real_ping_request_headers.json");
+    let body = std::fs::read(fixture("real_ping_request_body.json")).unwrap();
+    let key = headers["public_key_hex"].as_str().unwrap();
+    let sig = headers["headers"]["X-Signature-Ed25519"].as_str().unwrap();
+    let ts = headers["headers"]["X-Signature-Timestamp"]
+        .as_str()
+        .unwrap();
+    let app = real_key_endpoint(&w, key).await;
+    let (status, answer) = post(app.clone(), Some(sig), Some(ts), body.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer, fixture_json("interaction_responses.json")["pong"]);
+
+    // Every tampered variant of the published vectors is refused with 401.
+    let v = fixture_json("ssmmiles_verify_vectors_data.json");
+    let s = |k: &str| v[k].as_str().unwrap().to_owned();
+    for (sig, ts, body) in [
+        (
+            s("SIGNATURE_VALID"),
+            s("TIMESTAMP_INVALID"),
+            s("BODY_VALID"),
+        ),
+        (
+            s("SIGNATURE_VALID"),
+            s("TIMESTAMP_VALID"),
+            s("BODY_INVALID"),
+        ),
+        (
+            s("SIGNATURE_INVALID"),
+            s("TIMESTAMP_VALID"),
+            s("BODY_VALID"),
+        ),
+        (
+            s("SIGNATURE_VALID"),
+            s("TIMESTAMP_VALID"),
+            format!("{} ", s("BODY_VALID")),
+        ),
+        ("zz".repeat(64), s("TIMESTAMP_VALID"), s("BODY_VALID")),
+        (String::new(), s("TIMESTAMP_VALID"), s("BODY_VALID")),
+    ] {
+        let (status, answer) = post(app.clone(), Some(&sig), Some(&ts), body).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(answer["error"], "invalid request signature");
+    }
+    let (status, _) = post(
+        app.clone(),
+        None,
+        Some(&s("TIMESTAMP_VALID")),
+        s("BODY_VALID"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = post(
+        app.clone(),
+        Some(&s("SIGNATURE_VALID")),
+        None,
+        s("BODY_VALID"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // The valid set still passes after all that.
+    let (status, _) = post(app, Some(sig), Some(ts), body).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rfc8032_vectors_pass_and_fail_as_listed() {
+    let w = world().await;
+    let v = fixture_json("generated_ed25519_vectors_rfc8032_key.json");
+    for case in v["vectors"].as_array().unwrap() {
+        let (status, answer) = post(
+            w.endpoint(),
+            case["signature_hex"].as_str(),
+            case["timestamp"].as_str(),
+            case["body"].as_str().unwrap().to_owned(),
+        )
+        .await;
+        if case["expected"] == true {
+            assert_eq!(status, StatusCode::OK, "{case}");
+            // The signed PING gets PONG; the signed foreign command gets an ephemeral note.
+            assert!(
+                answer["type"] == 1 || answer["data"]["flags"] == 64,
+                "{answer}"
+            );
+        } else {
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{case}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_slash_command_drives_core() {
+    let w = world().await;
+    let lunavo = WorkspaceSlug::parse("lunavo").unwrap();
+    w.krake
+        .create_thread(
+            &Actor::system(),
+            &NewThread::new(lunavo, ThreadKind::Approval, "Post the hoodie launch", ""),
+        )
+        .await
+        .unwrap();
+    // As documented: another application's command, refused with an ephemeral explanation.
+    let doc = fixture_json("docs_application_command_slash_with_options.json");
+    let (status, answer) = signed(&w, &doc).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["type"], 4);
+    assert_eq!(answer["data"]["flags"], 64);
+    assert!(
+        answer["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("not one of Krake's commands"),
+        "{answer}"
+    );
+    // The same payload carrying Krake's /todo with a workspace choice.
+    let mut todo = doc.clone();
+    todo["data"] = json!({
+        "type": 1, "name": "todo", "id": "771825006014889985",
+        "options": [{ "type": 3, "name": "workspace", "value": "lunavo" }]
+    });
+    // In the documented channel, which no workspace is mapped to, an unlinked user sees no
+    // Lunavo threads: core says why.
+    let (status, answer) = signed(&w, &todo).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        answer["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("not a member of lunavo"),
+        "{answer}"
+    );
+    // In Lunavo's channel they read Lunavo's threads.
+    todo["id"] = json!("786008729715212339");
+    todo["channel_id"] = json!(crate::LUNAVO_CHANNEL.to_string());
+    let (status, answer) = signed(&w, &todo).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["type"], 4);
+    let content = answer["data"]["content"].as_str().unwrap();
+    assert!(
+        content.contains("Open threads in Lunavo (1)")
+            && content.contains("Post the hoodie launch"),
+        "{content}"
+    );
+    assert_eq!(answer["data"]["allowed_mentions"], json!({ "parse": [] }));
+    // Handled once: the interaction id is the idempotency key.
+    let (_, again) = signed(&w, &todo).await;
+    assert_eq!(again["data"]["content"], answer["data"]["content"]);
+    let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbound WHERE idempotency_key = 'discord:interaction:786008729715212339'")
+        .fetch_one(w.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(events, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buttons_are_decoded_and_checked() {
+    let w = world().await;
+    let t = w
+        .krake
+        .create_thread(
+            &Actor::system(),
+            &NewThread::new(
+                WorkspaceSlug::parse("lunavo").unwrap(),
+                ThreadKind::Approval,
+                "Refund order 1001",
+                "",
+            ),
+        )
+        .await
+        .unwrap();
+    // As documented: `click_one` is not a Krake button.
+    let doc = fixture_json("docs_message_component_button_click.json");
+    let (status, answer) = signed(&w, &doc).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["data"]["flags"], 64);
+    assert!(
+        answer["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("not one of Krake's"),
+        "{answer}"
+    );
+    // Krake's own Approve button, pressed in the Lunavo channel by a Discord user who has not
+    // linked an account: an ephemeral refusal saying why; nothing changes.
+    let approve = ButtonPayload {
+        thread: t.id,
+        action: ButtonAction::Approve,
+        version: t.version,
+    }
+    .encode();
+    let (status, answer) = crate::press(&w, "53908232506183680", &approve).await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["type"], 4);
+    assert_eq!(answer["data"]["flags"], 64, "the refusal is ephemeral");
+    assert!(
+        answer["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("not linked"),
+        "{answer}"
+    );
+    let after = w.store.get(t.id).await.unwrap().unwrap();
+    assert_eq!(after.status, ThreadStatus::Open);
+    let mut press = doc.clone();
+    // A forged payload for a thread that does not exist changes nothing either.
+    press["data"]["custom_id"] = json!("k1:a:999999:1");
+    let (status, answer) = signed(&w, &press).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["data"]["flags"], 64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_commands_are_deferred_and_finished_by_follow_up() {
+    let w = crate::world_with(|c| c.defer_after = std::time::Duration::from_millis(50)).await;
+    // Hold the work: the inbound event cannot be recorded until the test says so.
+    w.gate.forget_permits(tokio::sync::Semaphore::MAX_PERMITS);
+    let doc = fixture_json("docs_application_command_slash_with_options.json");
+    let mut cmd = doc.clone();
+    cmd["data"] = json!({ "type": 1, "name": "workspaces", "id": "1" });
+    let (status, answer) = signed(&w, &cmd).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        answer,
+        fixture_json("interaction_responses.json")["deferred_channel_message_with_source"]
+    );
+    assert!(w.fake.with(|s| s.webhooks.is_empty()));
+    w.gate.add_permits(1);
+    w.fake.until(|s| !s.webhooks.is_empty()).await;
+    let (method, path, body) = w.fake.with(|s| s.webhooks[0].clone());
+    assert_eq!(method, "PATCH");
+    assert_eq!(
+        path,
+        format!("/api/v10/webhooks/{APP}/A_UNIQUE_TOKEN/messages/@original")
+    );
+    assert!(
+        body["content"].as_str().unwrap().contains("Hard Life Mode"),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_clear_statuses() {
+    let w = world().await;
+    // Signed but not JSON.
+    let ts = "1795503000";
+    let junk = b"not json at all".to_vec();
+    let (status, answer) = post(w.endpoint(), Some(&sign(&w.key, ts, &junk)), Some(ts), junk).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer["error"], "malformed interaction");
+    // Signed, JSON, but not an interaction (no id / type).
+    let (status, _) = signed(&w, &json!({ "hello": "world" })).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // Unknown interaction types.
+    for kind in [5, 99] {
+        let (status, answer) = signed(&w, &json!({ "id": "1", "type": kind, "token": "t" })).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            answer["error"]
+                .as_str()
+                .unwrap()
+                .contains("unsupported interaction type")
+        );
+    }
+    // Autocomplete (the sample body) gets an empty choice list, not an error.
+    let sample = fixture_json("discord_interactions_js_sample_bodies.json");
+    let (status, answer) = signed(&w, &sample["autocomplete"]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["type"], 8);
+    // A command without data, a button without custom_id: ephemeral notes.
+    for body in [&sample["application_command"], &sample["message_component"]] {
+        let (status, answer) = signed(&w, body).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(answer["data"]["flags"], 64, "{answer}");
+    }
+    // Oversized bodies are refused before anything else.
+    let big = vec![b' '; 70 * 1024];
+    let (status, _) = post(w.endpoint(), Some(&sign(&w.key, ts, &big)), Some(ts), big).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(snowflake("1").is_some());
+}

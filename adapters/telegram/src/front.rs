@@ -1,0 +1,569 @@
+//! [`TelegramFront`]: the Telegram side of Krake. It starts the bot (getMe, setMyCommands),
+//! receives updates by long polling (the offset persisted after each update) or on
+//! `POST /telegram/webhook`, and turns each update into a call on core: a chat message
+//! through [`Krake::handle_message`] (idempotency key `telegram:update:<update_id>`), a button
+//! through [`Krake::press`]. Replies go to the durable outbox, answered where they were asked
+//! (in a forum topic, that topic); every callback query is answered at once.
+
+use crate::FRONT;
+use crate::config::{Mode, TelegramConfig};
+use crate::convert::{self, BotIdentity, ButtonPress, ChatMessage, Event};
+use crate::render;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use krake_core::Krake;
+use krake_core::actor::Front;
+use krake_core::command::COMMANDS;
+use krake_core::inbound::IdempotencyKey;
+use krake_core::outbox::{NewOutbound, OutboxPayload};
+use krake_core::ports::{FrontStateRepo, InboxRepo, OutboxRepo, RepoError};
+use krake_core::reply::{ButtonPayload, Reply, Tone};
+use krake_core::service::IncomingMessage;
+use krake_core::time::Clock;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+use teloxide::payloads::{AnswerCallbackQuerySetters, GetUpdatesSetters, SetWebhookSetters};
+use teloxide::prelude::Requester;
+use teloxide::types::{BotCommand, CallbackQueryId, Update, UpdateKind};
+use teloxide::{Bot, RequestError};
+use tokio::sync::watch;
+
+/// The header Telegram sends the webhook secret in.
+pub const SECRET_HEADER: &str = "X-Telegram-Bot-Api-Secret-Token";
+
+/// The webhook's path on Krake's HTTP server.
+pub const WEBHOOK_PATH: &str = "/telegram/webhook";
+
+/// Why the front could not start or handle an update (the update is then tried again).
+#[derive(Debug, thiserror::Error)]
+pub enum FrontError {
+    /// The Bot API refused or could not be reached.
+    #[error("the Telegram Bot API failed: {0}")]
+    Api(String),
+    /// Telegram asked to wait.
+    #[error("Telegram asked to wait {0:?}")]
+    RetryAfter(Duration),
+    /// The configured API URL is not a URL.
+    #[error("telegram.api_url is not a URL: {0}")]
+    Url(String),
+    /// The database failed.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+}
+
+impl From<RequestError> for FrontError {
+    fn from(e: RequestError) -> Self {
+        match e {
+            RequestError::RetryAfter(s) => FrontError::RetryAfter(s.duration()),
+            other => FrontError::Api(other.to_string()),
+        }
+    }
+}
+
+/// What handling one update did (tests look at it; the log says it too).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    /// A message was answered; the reply is queued in the outbox.
+    Replied(Reply),
+    /// A button press was answered with this.
+    Answered(Reply),
+    /// Nothing to do, for this reason.
+    Skipped(String),
+}
+
+/// The ports the front uses besides core's service.
+#[derive(Clone)]
+pub struct FrontPorts {
+    /// To find the thread a replied-to message shows.
+    pub inbox: Arc<dyn InboxRepo>,
+    /// Where replies are queued.
+    pub outbox: Arc<dyn OutboxRepo>,
+    /// The polling offset.
+    pub state: Arc<dyn FrontStateRepo>,
+    /// Now.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The Telegram front.
+pub struct TelegramFront {
+    krake: Krake,
+    bot: Bot,
+    config: TelegramConfig,
+    ports: FrontPorts,
+    me: BotIdentity,
+}
+
+/// A Bot API client for the configuration (its API URL when one is set).
+pub fn bot(config: &TelegramConfig) -> Result<Bot, FrontError> {
+    let bot = Bot::new(config.token.expose());
+    Ok(match &config.api_url {
+        Some(url) => bot.set_api_url(
+            url.parse()
+                .map_err(|e: url::ParseError| FrontError::Url(e.to_string()))?,
+        ),
+        None => bot,
+    })
+}
+
+/// The bot's command menu, from core's command definitions (the one source).
+pub fn commands() -> Vec<BotCommand> {
+    COMMANDS
+        .iter()
+        .filter(|c| {
+            let ok = !c.name.is_empty()
+                && c.name.len() <= 32
+                && c.name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !ok {
+                tracing::warn!(
+                    command = c.name,
+                    "not a valid Telegram command name; left out of the menu"
+                );
+            }
+            ok
+        })
+        .map(|c| BotCommand::new(c.name, c.about))
+        .collect()
+}
+
+impl TelegramFront {
+    /// Starts the bot: learns who it is (getMe), registers the command menu (setMyCommands)
+    /// and, in webhook mode with a URL, registers the webhook (setWebhook).
+    pub async fn start(
+        krake: Krake,
+        config: TelegramConfig,
+        ports: FrontPorts,
+    ) -> Result<Self, FrontError> {
+        let bot = bot(&config)?;
+        let me = bot.get_me().await?;
+        let me = BotIdentity {
+            id: me.user.id.0,
+            username: me.user.username.clone().unwrap_or_default(),
+        };
+        bot.set_my_commands(commands()).await?;
+        if let Mode::Webhook {
+            secret,
+            url: Some(url),
+        } = &config.mode
+        {
+            let url = url
+                .parse()
+                .map_err(|e: url::ParseError| FrontError::Url(e.to_string()))?;
+            bot.set_webhook(url).secret_token(secret.expose()).await?;
+        }
+        tracing::info!(bot = %me.username, chats = config.chats.len(), "Telegram front started");
+        Ok(Self {
+            krake,
+            bot,
+            config,
+            ports,
+            me,
+        })
+    }
+
+    /// A front for a bot already known, without calling Telegram (no getMe, no
+    /// setMyCommands): for benchmarks and tools that only handle updates.
+    pub fn offline(
+        krake: Krake,
+        config: TelegramConfig,
+        ports: FrontPorts,
+        me: BotIdentity,
+    ) -> Result<Self, FrontError> {
+        Ok(Self {
+            bot: bot(&config)?,
+            krake,
+            config,
+            ports,
+            me,
+        })
+    }
+
+    /// The Bot API client.
+    pub fn client(&self) -> &Bot {
+        &self.bot
+    }
+
+    /// The bot, as getMe described it.
+    pub fn me(&self) -> &BotIdentity {
+        &self.me
+    }
+
+    /// Handles one update. An error means nothing was finished that cannot be repeated: the
+    /// update should be handled again later (the polling offset stays before it; a webhook
+    /// answers 500 so Telegram retries).
+    #[tracing::instrument(skip_all, fields(update = update.id.0))]
+    pub async fn handle(&self, update: &Update) -> Result<Handled, FrontError> {
+        match &update.kind {
+            UpdateKind::Error(raw) => self.unreadable(update.id.0, raw.clone()).await,
+            _ => self.handle_known(update).await,
+        }
+    }
+
+    async fn handle_known(&self, update: &Update) -> Result<Handled, FrontError> {
+        let handled = match convert::convert(update, self.me.id) {
+            Event::Message(m) => self.on_message(update.id.0, m).await?,
+            Event::Button(b) => self.on_button(b).await?,
+            Event::Skip(why) => Handled::Skipped(why),
+        };
+        match &handled {
+            Handled::Skipped(why) => tracing::info!(reason = %why, "update skipped"),
+            Handled::Replied(r) | Handled::Answered(r) => {
+                tracing::debug!(tone = ?r.tone, "update handled")
+            }
+        }
+        Ok(handled)
+    }
+
+    /// Handles an update as raw JSON (the webhook's body). A body that is not an update is
+    /// logged and skipped: Telegram would only send it again.
+    pub async fn handle_json(&self, body: &[u8]) -> Result<Handled, FrontError> {
+        match serde_json::from_slice::<Update>(body) {
+            Ok(u) if matches!(u.kind, UpdateKind::Error(_)) => {
+                let raw = serde_json::from_slice::<Value>(body).unwrap_or(Value::Null);
+                self.unreadable(u.id.0, raw).await
+            }
+            Ok(u) => self.handle_known(&u).await,
+            Err(e) => {
+                let why = format!("a malformed update ({e}), {} bytes", body.len());
+                tracing::warn!(reason = %why, "update skipped");
+                Ok(Handled::Skipped(why))
+            }
+        }
+    }
+
+    /// An update teloxide could not read as a kind it knows (`raw` is the whole update). An
+    /// older shape (a user without `is_bot`, as in Telegram's own webhook samples) is mended
+    /// and read again; an unreadable callback query is still answered; anything else is
+    /// logged and skipped.
+    async fn unreadable(&self, id: u32, mut raw: Value) -> Result<Handled, FrontError> {
+        if convert::mend_old_shapes(&mut raw)
+            && let Ok(u) = serde_json::from_str::<Update>(&raw.to_string())
+            && !matches!(u.kind, UpdateKind::Error(_))
+        {
+            tracing::info!(
+                update = id,
+                "an update in an older shape was read after mending"
+            );
+            return self.handle_known(&u).await;
+        }
+        let kinds = raw
+            .as_object()
+            .map(|o| {
+                o.keys()
+                    .filter(|k| *k != "update_id")
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        if let Some(query) = raw.pointer("/callback_query/id").and_then(Value::as_str) {
+            let reply = Reply::warning("Krake could not read this button press; nothing was done.");
+            if let Err(e) = self
+                .bot
+                .answer_callback_query(CallbackQueryId(query.to_owned()))
+                .text(render::answer_text(&reply.text))
+                .show_alert(true)
+                .await
+            {
+                tracing::warn!(error = %e, "could not answer a callback query");
+            }
+            tracing::warn!(
+                update = id,
+                "an unreadable callback query was answered and skipped"
+            );
+            return Ok(Handled::Answered(reply));
+        }
+        let why = format!("an update kind Krake does not know or could not read ({kinds})");
+        tracing::info!(update = id, reason = %why, "update skipped");
+        Ok(Handled::Skipped(why))
+    }
+
+    async fn on_message(&self, update_id: u32, m: ChatMessage) -> Result<Handled, FrontError> {
+        let Some(text) = convert::addressed_text(&m, &self.me) else {
+            return Ok(Handled::Skipped(
+                "a group message not addressed to the bot".into(),
+            ));
+        };
+        let home = self.config.home(m.place).cloned();
+        let actor = self
+            .krake
+            .identify(
+                Front::Telegram,
+                &m.from.id.to_string(),
+                &m.from.display,
+                home.as_ref(),
+            )
+            .await?;
+        let destination = m.place.destination();
+        // A reply to the message showing an inbox thread is a reply in that thread.
+        let text = match m.reply_to {
+            Some((message_id, true)) if !text.starts_with('/') => {
+                match self
+                    .ports
+                    .inbox
+                    .copy_at(&destination, &message_id.to_string())
+                    .await?
+                {
+                    Some(copy) => format!("/reply {} {text}", copy.thread.0),
+                    None => text,
+                }
+            }
+            _ => text,
+        };
+        let key = IdempotencyKey::parse(&format!("{FRONT}:update:{update_id}"))
+            .map_err(|e| FrontError::Api(e.to_string()))?;
+        let reply = self
+            .krake
+            .handle_message(IncomingMessage {
+                source: FRONT.into(),
+                key,
+                actor,
+                conversation: m.place.to_string(),
+                text,
+            })
+            .await;
+        self.ports
+            .outbox
+            .enqueue(
+                &[NewOutbound {
+                    destination,
+                    payload: OutboxPayload::Send {
+                        reply: reply.clone(),
+                    },
+                }],
+                self.ports.clock.now(),
+            )
+            .await?;
+        Ok(Handled::Replied(reply))
+    }
+
+    async fn on_button(&self, b: ButtonPress) -> Result<Handled, FrontError> {
+        let reply = self.press(&b).await?;
+        let prefix = match reply.tone {
+            Tone::Warning => "⚠️ ",
+            Tone::Error => "❌ ",
+            Tone::Success => "✅ ",
+            Tone::Info => "",
+        };
+        let alert = matches!(reply.tone, Tone::Warning | Tone::Error);
+        if let Err(e) = self
+            .bot
+            .answer_callback_query(CallbackQueryId(b.query_id.clone()))
+            .text(render::answer_text(&format!("{prefix}{}", reply.text)))
+            .show_alert(alert)
+            .await
+        {
+            // An old query can no longer be answered; the decision stands either way.
+            tracing::warn!(error = %e, "could not answer a callback query");
+        }
+        Ok(Handled::Answered(reply))
+    }
+
+    async fn press(&self, b: &ButtonPress) -> Result<Reply, FrontError> {
+        let data = b.data.as_deref().unwrap_or("");
+        let payload = match ButtonPayload::decode(data) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, user = b.from.id, "refused callback data");
+                return Ok(Reply::warning(e.to_string()));
+            }
+        };
+        let Some((place, _)) = b.message else {
+            return Ok(Reply::warning(
+                "Krake's buttons work on messages in chats, not on inline messages.",
+            ));
+        };
+        let home = self.config.home(place).cloned();
+        let actor = self
+            .krake
+            .identify(
+                Front::Telegram,
+                &b.from.id.to_string(),
+                &b.from.display,
+                home.as_ref(),
+            )
+            .await?;
+        Ok(self.krake.press(&actor, payload).await)
+    }
+
+    /// One getUpdates round: fetches updates after the saved offset, handles each in order
+    /// and saves the offset after each. Returns how many were handled.
+    pub async fn poll_once(&self, timeout_secs: u32) -> Result<usize, FrontError> {
+        let updates = self.fetch(timeout_secs).await?;
+        self.handle_batch(updates).await
+    }
+
+    async fn fetch(&self, timeout_secs: u32) -> Result<Vec<Fetched>, FrontError> {
+        let offset = self.ports.state.cursor(FRONT).await?.unwrap_or(0);
+        let offset = i32::try_from(offset).unwrap_or(i32::MAX);
+        match self
+            .bot
+            .get_updates()
+            .offset(offset)
+            .timeout(timeout_secs)
+            .await
+        {
+            Ok(us) => Ok(us.into_iter().map(Fetched::from).collect()),
+            // One update teloxide cannot read spoils the whole batch: read them one by one.
+            Err(RequestError::InvalidJson { raw, source }) => {
+                tracing::warn!(error = %source, "getUpdates answer not readable as a whole; reading updates one by one");
+                tolerant(&raw)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn handle_batch(&self, updates: Vec<Fetched>) -> Result<usize, FrontError> {
+        let mut n = 0;
+        for u in updates {
+            let id = match &u {
+                Fetched::Update(u) => u.id.0,
+                Fetched::Unreadable { id, .. } => *id,
+            };
+            match &u {
+                Fetched::Update(u) => {
+                    self.handle(u).await?;
+                }
+                Fetched::Unreadable { why, .. } => {
+                    tracing::warn!(update = id, reason = %why, "malformed update skipped");
+                }
+            }
+            self.ports
+                .state
+                .save_cursor(FRONT, i64::from(id) + 1)
+                .await?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Long polling until `stop` turns true. Deletes any webhook first (Telegram refuses
+    /// getUpdates while one is set). Failures back off and retry; a 429 waits as told.
+    pub async fn poll(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let timeout = match self.config.mode {
+            Mode::Polling { timeout_secs } => timeout_secs,
+            Mode::Webhook { .. } => return,
+        };
+        if let Err(e) = self.bot.delete_webhook().await {
+            tracing::warn!(error = %e, "could not delete the webhook before polling");
+        }
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            // Only the fetch is cancelled on stop; a batch being handled is finished.
+            let fetched = tokio::select! {
+                r = self.fetch(timeout) => r,
+                _ = stop.changed() => return,
+            };
+            let result = match fetched {
+                Ok(batch) => self.handle_batch(batch).await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            let wait = match result {
+                Ok(()) => {
+                    backoff = Duration::from_secs(1);
+                    continue;
+                }
+                Err(FrontError::RetryAfter(d)) => d,
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "Telegram polling failed");
+                    let w = backoff;
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                    w
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    /// The webhook route (`POST /telegram/webhook`), to merge into Krake's HTTP server. It
+    /// answers 401 when the secret header is missing or wrong, 200 once the update is handled
+    /// (or skipped), 500 when it must be sent again.
+    pub fn webhook_router(self: Arc<Self>) -> Router {
+        Router::new()
+            .route(WEBHOOK_PATH, post(webhook))
+            .with_state(self)
+    }
+}
+
+/// An update from getUpdates, or one that could not be read.
+enum Fetched {
+    Update(Box<Update>),
+    Unreadable { id: u32, why: String },
+}
+
+impl From<Update> for Fetched {
+    fn from(u: Update) -> Self {
+        Fetched::Update(Box::new(u))
+    }
+}
+
+/// Reads a getUpdates answer update by update, keeping the ids of those that cannot be read.
+fn tolerant(raw: &str) -> Result<Vec<Fetched>, FrontError> {
+    let v: serde_json::Value = serde_json::from_str(raw)
+        .map_err(|e| FrontError::Api(format!("getUpdates answered with invalid JSON: {e}")))?;
+    let Some(items) = v.get("result").and_then(|r| r.as_array()) else {
+        return Err(FrontError::Api(
+            "getUpdates answered without a result list".into(),
+        ));
+    };
+    let mut out = Vec::new();
+    for item in items {
+        // From text, not from the Value: teloxide's update reader needs borrowed keys.
+        match serde_json::from_str::<Update>(&item.to_string()) {
+            Ok(mut u) => {
+                if let UpdateKind::Error(raw) = &mut u.kind {
+                    *raw = item.clone();
+                }
+                out.push(u.into())
+            }
+            Err(e) => match item
+                .get("update_id")
+                .and_then(|i| i.as_u64())
+                .and_then(|i| u32::try_from(i).ok())
+            {
+                Some(id) => out.push(Fetched::Unreadable {
+                    id,
+                    why: e.to_string(),
+                }),
+                None => tracing::warn!(error = %e, "an update without update_id skipped"),
+            },
+        }
+    }
+    Ok(out)
+}
+
+async fn webhook(
+    State(front): State<Arc<TelegramFront>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let Mode::Webhook { secret, .. } = &front.config.mode else {
+        return StatusCode::NOT_FOUND;
+    };
+    let given = headers
+        .get(SECRET_HEADER)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    if !secret.matches(given) {
+        tracing::warn!("Telegram webhook call with a missing or wrong secret refused");
+        return StatusCode::UNAUTHORIZED;
+    }
+    match front.handle_json(&body).await {
+        Ok(_) => StatusCode::OK,
+        Err(e) => {
+            tracing::warn!(error = %e, "Telegram update not handled; Telegram will send it again");
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
+}
