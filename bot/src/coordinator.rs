@@ -62,8 +62,16 @@ pub async fn run_loop(coordinator: Coordinator, every: Duration, mut stop: watch
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                if let Err(err) = coordinator.tick().await {
-                    tracing::warn!(error = %err, "coordinator tick failed; will retry");
+                match coordinator.tick().await {
+                    Ok(r) => {
+                        for (outcome, n) in [("ran", r.ran.len()), ("skipped", r.skipped), ("lost", r.lost)] {
+                            if n > 0 {
+                                metrics::counter!(crate::telemetry::SCHEDULE_RUNS, "outcome" => outcome)
+                                    .increment(n as u64);
+                            }
+                        }
+                    }
+                    Err(err) => tracing::warn!(error = %err, "coordinator tick failed; will retry"),
                 }
             }
             _ = stop.changed() => return,

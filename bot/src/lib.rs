@@ -14,6 +14,7 @@
 //! - [`discord`]: the Discord front in `krake serve`, and `krake discord register`.
 //! - [`bench`]: `krake bench`: the benchmarks named in the issues.
 //! - [`coordinator`]: the schedule coordinator's loop in `krake serve`.
+//! - [`telemetry`]: `/metrics` (Prometheus), request ids and HTTP tracing.
 //! - [`folder_cli`]: `krake folder export|import`: folders to and from CSV files.
 
 pub mod bench;
@@ -27,6 +28,7 @@ pub mod folder_cli;
 pub mod serve;
 pub mod settings;
 pub mod telegram;
+pub mod telemetry;
 pub mod users;
 pub mod wiring;
 

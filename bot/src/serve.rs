@@ -51,12 +51,18 @@ pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
         )
     })?;
     let addr = listener.local_addr()?;
-    eprintln!("Krake is running on http://{addr} (health: /healthz, readiness: /readyz).");
-    eprintln!("Talk to it from another terminal with `krake chat`. Stop with Ctrl-C.");
+    if matches!(settings.log_format, crate::settings::LogFormat::Json) {
+        // Every stderr line stays one JSON object for log collectors.
+        tracing::info!(%addr, "Krake is running on http://{addr}");
+    } else {
+        eprintln!("Krake is running on http://{addr} (health: /healthz, readiness: /readyz).");
+        eprintln!("Talk to it from another terminal with `krake chat`. Stop with Ctrl-C.");
+    }
     let config = ServeConfig {
         sweep_every: Duration::from_secs(settings.sweep_interval_secs),
         webhooks: settings.webhooks.clone(),
         rules: settings.rules.clone(),
+        commerce_lease: Duration::from_secs(settings.commerce_lease_secs),
         telegram: settings.telegram.clone(),
         discord: settings.discord.clone(),
     };
@@ -78,6 +84,8 @@ pub struct ServeConfig {
     pub webhooks: krake_commerce::WebhookConfig,
     /// Event rules for commerce events.
     pub rules: Vec<krake_core::commerce::EventRule>,
+    /// Lease on claimed commerce events (another process takes them over after it ends).
+    pub commerce_lease: Duration,
     /// The Telegram front, when configured.
     pub telegram: Option<krake_telegram::TelegramConfig>,
     /// The Discord front (off unless a token or public key is set).
@@ -107,10 +115,12 @@ pub async fn run(
         config.rules.clone(),
         krake.routes().clone(),
         format!("commerce-{}", std::process::id()),
-    );
+    )
+    .with_lease(config.commerce_lease);
     let commerce = spawn_commerce_loop(processor, stop_rx.clone());
     // Webhooks are acknowledged only after a (group) commit of the event.
     let inbound = krake_store::GroupCommit::start(store.clone(), 256);
+    let metrics = crate::telemetry::install();
     let app = krake_web::app(AppState {
         readiness: Arc::new(StoreReady(store.clone())),
         api: Some(krake_web::Api {
@@ -122,7 +132,8 @@ pub async fn run(
         config.webhooks.clone(),
         Arc::new(inbound),
         clock,
-    ));
+    ))
+    .merge(crate::telemetry::router(metrics, Arc::new(store.clone())));
     let mut fronts = Vec::new();
     let app = match config.telegram.clone() {
         Some(t) => {
@@ -137,6 +148,7 @@ pub async fn run(
         Some(r) => app.merge(r),
         None => app,
     };
+    let app = crate::telemetry::instrument(app);
     let mut http_stop = stop_rx;
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = http_stop.changed().await;
@@ -169,7 +181,16 @@ pub fn spawn_delivery_loop(
     tokio::spawn(async move {
         let idle = Duration::from_millis(250);
         loop {
-            let wait = match deliverer.run_once().await {
+            let start = std::time::Instant::now();
+            let pass = deliverer.run_once().await;
+            if let Ok(s) = &pass {
+                crate::telemetry::delivery_pass(
+                    deliverer.front(),
+                    start.elapsed().as_secs_f64(),
+                    s,
+                );
+            }
+            let wait = match pass {
                 Ok(s) if s.delivered + s.retried + s.dead + s.lost > 0 => Duration::ZERO,
                 Ok(_) => idle,
                 Err(e) => {
@@ -200,6 +221,7 @@ fn spawn_commerce_loop(
                 Ok(0) => Duration::from_millis(200),
                 Ok(n) => {
                     tracing::debug!(applied = n, "commerce events applied");
+                    metrics::counter!(crate::telemetry::COMMERCE_APPLIED).increment(n as u64);
                     Duration::ZERO
                 }
                 Err(e) => {

@@ -33,6 +33,9 @@ pub struct FileConfig {
     pub schedule_timezone: Option<String>,
     /// Seconds between coordinator ticks; default 1.
     pub coordinator_tick_secs: Option<u64>,
+    /// Seconds a process holds a claimed batch of commerce events before another process may
+    /// take it over (after a crash); default 60.
+    pub commerce_lease_secs: Option<u64>,
     /// An occurrence found more than this many seconds late counts as missed; default 60.
     pub schedule_grace_secs: Option<u64>,
     /// Schedules defined in the config, keyed by name.
@@ -197,6 +200,8 @@ pub struct Settings {
     pub schedule_timezone: chrono_tz::Tz,
     /// Seconds between coordinator ticks.
     pub coordinator_tick_secs: u64,
+    /// Lease on claimed commerce events.
+    pub commerce_lease_secs: u64,
     /// Lateness after which an occurrence counts as missed.
     pub schedule_grace_secs: u64,
     /// Config-defined schedules, checked (timing, zone, agent).
@@ -281,6 +286,7 @@ impl Settings {
             config_file: o.config.clone(),
             schedule_timezone,
             coordinator_tick_secs: file.coordinator_tick_secs.unwrap_or(1).max(1),
+            commerce_lease_secs: file.commerce_lease_secs.unwrap_or(60).max(1),
             schedule_grace_secs: file.schedule_grace_secs.unwrap_or(60),
             schedules,
             webhooks: webhooks(&file, &directory_ref)?,
@@ -328,6 +334,10 @@ impl Settings {
             self.schedule_timezone.name(),
             self.coordinator_tick_secs,
             self.schedule_grace_secs
+        ));
+        out.push_str(&format!(
+            "commerce_lease_secs = {}\n",
+            self.commerce_lease_secs
         ));
         let set = |s: &Option<krake_commerce::Secret>| {
             if s.is_some() {

@@ -413,6 +413,7 @@ pub struct CommerceProcessor {
     rules: Vec<EventRule>,
     routes: crate::delivery::Routes,
     owner: String,
+    lease: Duration,
 }
 
 /// The inbound sources commerce events are stored under.
@@ -435,7 +436,15 @@ impl CommerceProcessor {
             rules,
             routes,
             owner: owner.into(),
+            lease: Duration::from_secs(60),
         }
+    }
+
+    /// Sets how long a claimed batch stays with this process (default 60 s); after a crash,
+    /// another process takes the batch over when the lease ends.
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
     }
 
     /// Claims and applies up to `limit` events per source; returns how many were applied.
@@ -445,7 +454,7 @@ impl CommerceProcessor {
             let now = self.clock.now();
             let claimed = self
                 .inbound
-                .claim_inbound(source, &self.owner, now, Duration::from_secs(60), limit)
+                .claim_inbound(source, &self.owner, now, self.lease, limit)
                 .await?;
             for stored in claimed {
                 if self.apply_one(&stored).await? {

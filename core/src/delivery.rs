@@ -161,6 +161,11 @@ impl Deliverer {
         }
     }
 
+    /// The front this deliverer serves (its sender's front).
+    pub fn front(&self) -> &str {
+        self.sender.front()
+    }
+
     /// Claims and delivers one batch. Returns what happened; an empty pass means the front's
     /// queue has nothing due.
     pub async fn run_once(&self) -> Result<DeliveryStats, RepoError> {

@@ -12,7 +12,7 @@ pub mod gelato;
 pub mod shopify;
 mod web;
 
-pub use web::{MAX_BODY, Secret, WebhookConfig, router};
+pub use web::{MAX_BODY, Secret, WEBHOOK_EVENTS, WebhookConfig, router};
 
 /// Why a payload could not be turned into an event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -19,6 +19,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
+/// The counter of webhook events, by `source` (shopify, gelato) and `outcome` (`stored`,
+/// `duplicate`, or `refused-STATUS` such as `refused-401`, `refused-413`, `failed-503`).
+/// Recorded through the `metrics` facade; the binary decides how it is exported.
+pub const WEBHOOK_EVENTS: &str = "krake_webhook_events_total";
+
 /// Largest accepted body: 1 MiB; larger ones get 413.
 pub const MAX_BODY: usize = 1024 * 1024;
 
@@ -52,11 +57,34 @@ pub fn router(
         .route("/webhooks/shopify", post(shopify_hook))
         .route("/webhooks/gelato/{token}", post(gelato_hook))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(count_refusals))
         .with_state(AppState {
             config: Arc::new(config),
             inbound,
             clock,
         })
+}
+
+/// Counts every answer that is not a 200 (the handler counts stored and duplicate events
+/// itself, since both answer 200). Sees the 413 of the body limit too.
+async fn count_refusals(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let source = if req.uri().path().starts_with("/webhooks/gelato") {
+        "gelato"
+    } else {
+        "shopify"
+    };
+    let res = next.run(req).await;
+    let status = res.status();
+    if status != StatusCode::OK {
+        let kind = if status.is_server_error() {
+            "failed"
+        } else {
+            "refused"
+        };
+        metrics::counter!(WEBHOOK_EVENTS, "source" => source, "outcome" => format!("{kind}-{}", status.as_u16()))
+            .increment(1);
+    }
+    res
 }
 
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
@@ -111,12 +139,16 @@ async fn store(
     };
     match state.inbound.record_inbound(&event).await {
         Ok(r) => {
+            let duplicate = !matches!(r, krake_core::inbound::Recorded::New(_));
             tracing::debug!(
                 source,
                 key = event.idempotency_key.as_str(),
-                duplicate = !matches!(r, krake_core::inbound::Recorded::New(_)),
+                duplicate,
                 "webhook stored"
             );
+            let outcome = if duplicate { "duplicate" } else { "stored" };
+            metrics::counter!(WEBHOOK_EVENTS, "source" => source.to_owned(), "outcome" => outcome)
+                .increment(1);
             (StatusCode::OK, Json(serde_json::json!({ "ok": true }))).into_response()
         }
         Err(e) => {

@@ -1,0 +1,186 @@
+//! Metrics and request tracing for `krake serve`.
+//!
+//! Metrics are recorded through the `metrics` facade (adapters such as krake-commerce count
+//! their own events without knowing the exporter) and rendered in the Prometheus text format
+//! by `metrics-exporter-prometheus` at `GET /metrics`. Gauges that mirror the database (the
+//! outbox depth) are read from the store at scrape time, so every replica reports the same
+//! shared queue.
+//!
+//! Not exported yet, because the things they count do not exist yet: agent runs by agent and
+//! outcome, and model tokens and cost (the agents issue).
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use krake_core::ports::OutboxRepo;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+/// HTTP requests served, by `method`, `route` (the matched path template) and `status`.
+pub const HTTP_REQUESTS: &str = "krake_http_requests_total";
+/// HTTP request duration in seconds, by `method` and `route`.
+pub const HTTP_DURATION: &str = "krake_http_request_duration_seconds";
+/// Messages waiting in the shared outbox (read from the database at scrape time).
+pub const OUTBOX_DEPTH: &str = "krake_outbox_depth";
+/// Outbox messages handled by this process's deliverers, by `front` and `outcome`.
+pub const OUTBOX_DELIVERIES: &str = "krake_outbox_deliveries_total";
+/// Duration of one outbox delivery pass in seconds (claim, send, record), by `front`.
+pub const DELIVERY_PASS: &str = "krake_delivery_pass_seconds";
+/// Commerce events applied by this process's processor.
+pub const COMMERCE_APPLIED: &str = "krake_commerce_events_applied_total";
+/// Schedule occurrences handled by this process's coordinator, by `outcome` (ran, skipped, lost).
+pub const SCHEDULE_RUNS: &str = "krake_schedule_runs_total";
+/// Always 1, labelled with the build's `version`.
+pub const BUILD_INFO: &str = "krake_build_info";
+/// Webhook events, by `source` and `outcome` (recorded by krake-commerce).
+pub const WEBHOOK_EVENTS: &str = krake_commerce::WEBHOOK_EVENTS;
+
+/// Every metric name `/metrics` exports (histograms add `_bucket`, `_sum`, `_count`).
+pub const ALL: &[&str] = &[
+    HTTP_REQUESTS,
+    HTTP_DURATION,
+    OUTBOX_DEPTH,
+    OUTBOX_DELIVERIES,
+    DELIVERY_PASS,
+    COMMERCE_APPLIED,
+    SCHEDULE_RUNS,
+    BUILD_INFO,
+    WEBHOOK_EVENTS,
+];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process-wide Prometheus recorder (once) and returns its handle; `None` when
+/// another recorder was installed first.
+pub fn install() -> Option<PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let durations = &[
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0,
+            ];
+            let handle = PrometheusBuilder::new()
+                .set_buckets(durations)
+                .ok()?
+                .install_recorder()
+                .map_err(|e| tracing::warn!(error = %e, "metrics are not available"))
+                .ok()?;
+            describe();
+            metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+            Some(handle)
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(HTTP_REQUESTS, "HTTP requests by route template and status");
+    describe_histogram!(HTTP_DURATION, Unit::Seconds, "HTTP request duration");
+    describe_gauge!(OUTBOX_DEPTH, "Messages waiting in the outbox");
+    describe_counter!(
+        OUTBOX_DELIVERIES,
+        "Outbox messages handled, by front and outcome"
+    );
+    describe_histogram!(DELIVERY_PASS, Unit::Seconds, "One delivery pass, by front");
+    describe_counter!(COMMERCE_APPLIED, "Commerce events applied");
+    describe_counter!(SCHEDULE_RUNS, "Schedule occurrences, by outcome");
+    describe_gauge!(BUILD_INFO, "Build information");
+    describe_counter!(WEBHOOK_EVENTS, "Webhook events by source and outcome");
+}
+
+/// Counts and times every request by its matched route template (`/webhooks/gelato/{token}`,
+/// never the raw path, so tokens and ids stay out of the labels).
+pub async fn track_http(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().as_str().to_owned();
+    let start = Instant::now();
+    let res = next.run(req).await;
+    let status = res.status().as_u16().to_string();
+    metrics::histogram!(HTTP_DURATION, "method" => method.clone(), "route" => route.clone())
+        .record(start.elapsed().as_secs_f64());
+    metrics::counter!(HTTP_REQUESTS, "method" => method, "route" => route, "status" => status)
+        .increment(1);
+    res
+}
+
+#[derive(Clone)]
+struct MetricsState {
+    handle: Option<PrometheusHandle>,
+    outbox: Arc<dyn OutboxRepo>,
+}
+
+/// `GET /metrics`: the Prometheus text format.
+pub fn router(handle: Option<PrometheusHandle>, outbox: Arc<dyn OutboxRepo>) -> axum::Router {
+    axum::Router::new()
+        .route("/metrics", get(scrape))
+        .with_state(MetricsState { handle, outbox })
+}
+
+async fn scrape(State(state): State<MetricsState>) -> Response {
+    let Some(handle) = &state.handle else {
+        return (StatusCode::NOT_FOUND, "metrics are not enabled\n").into_response();
+    };
+    match state.outbox.outbox_depth().await {
+        Ok(n) => metrics::gauge!(OUTBOX_DEPTH).set(n as f64),
+        Err(e) => tracing::warn!(error = %e, "cannot read the outbox depth for /metrics"),
+    }
+    handle.run_upkeep();
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        handle.render(),
+    )
+        .into_response()
+}
+
+/// Records one delivery pass of `front`.
+pub fn delivery_pass(front: &str, seconds: f64, stats: &krake_core::delivery::DeliveryStats) {
+    let front = front.to_owned();
+    metrics::histogram!(DELIVERY_PASS, "front" => front.clone()).record(seconds);
+    for (outcome, n) in [
+        ("delivered", stats.delivered),
+        ("retried", stats.retried),
+        ("dead", stats.dead),
+        ("lost", stats.lost),
+    ] {
+        if n > 0 {
+            metrics::counter!(OUTBOX_DELIVERIES, "front" => front.clone(), "outcome" => outcome)
+                .increment(n as u64);
+        }
+    }
+}
+
+/// Wraps the whole app: an `x-request-id` per request (kept when the caller sends one, a UUID
+/// otherwise, and echoed in the response), a tracing span carrying it for every log line of
+/// the request, and the HTTP metrics. Spans name the route template, never the raw path
+/// (a Gelato path holds a secret token).
+pub fn instrument(app: axum::Router) -> axum::Router {
+    use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+    use tower_http::trace::TraceLayer;
+    let id = axum::http::HeaderName::from_static("x-request-id");
+    app.layer(axum::middleware::from_fn(track_http))
+        .layer(PropagateRequestIdLayer::new(id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let request_id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map(MatchedPath::as_str)
+                .unwrap_or("unmatched");
+            tracing::info_span!("http", request_id, method = %req.method(), route)
+        }))
+        .layer(SetRequestIdLayer::new(id, MakeRequestUuid))
+}
