@@ -2,6 +2,10 @@
 //! database (127.0.0.1:5432, or `KRAKE_TEST_POSTGRES_URL`).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+#[macro_use]
+mod common;
+use common::Db;
+
 use krake_core::actor::{Actor, Front, Role, UserName};
 use krake_core::delivery::Routes;
 use krake_core::inbound::{IdempotencyKey, Inbound, Recorded};
@@ -19,89 +23,6 @@ use krake_core::workspace::WorkspaceSlug;
 use krake_store::Store;
 use std::sync::Arc;
 use std::time::Duration;
-
-struct Db {
-    store: Store,
-    _dir: Option<tempfile::TempDir>,
-    pg_name: Option<String>,
-}
-
-fn admin_url() -> String {
-    std::env::var("KRAKE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-impl Db {
-    async fn sqlite() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&Store::sqlite_url(&dir.path().join("krake.db")))
-            .await
-            .unwrap();
-        store.migrate(|_| {}).await.unwrap();
-        Db {
-            store,
-            _dir: Some(dir),
-            pg_name: None,
-        }
-    }
-
-    async fn postgres() -> Self {
-        let admin = admin_url();
-        let name = format!("krake_test_{}", uuid::Uuid::new_v4().simple());
-        let admin_store = Store::open(&admin).await.unwrap_or_else(|e| {
-            panic!(
-                "PostgreSQL is required for these tests ({e}); run scripts/test, which starts it"
-            )
-        });
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(admin_store.pool())
-            .await
-            .unwrap();
-        admin_store.pool().close().await;
-        let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap();
-        let store = Store::open(&format!("{base}/{name}")).await.unwrap();
-        store.migrate(|_| {}).await.unwrap();
-        Db {
-            store,
-            _dir: None,
-            pg_name: Some(name),
-        }
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        if let Some(name) = self.pg_name.take() {
-            // Drop the per-test database on a thread of its own: Drop cannot await.
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async {
-                    if let Ok(admin) = Store::open(&admin_url()).await {
-                        let _ =
-                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                                .execute(admin.pool())
-                                .await;
-                    }
-                });
-            })
-            .join();
-        }
-    }
-}
-
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { let db = super::Db::sqlite().await; super::$name(&db.store).await; } )*
-        }
-        mod postgres {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { let db = super::Db::postgres().await; super::$name(&db.store).await; } )*
-        }
-    };
-}
 
 on_both!(
     inbox_lifecycle,

@@ -3,6 +3,10 @@
 //! `KRAKE_TEST_POSTGRES_URL`). Time comes from a manual clock; nothing sleeps.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+#[macro_use]
+mod common;
+use common::Db;
+
 use krake_core::Krake;
 use krake_core::actor::{Actor, Front, Role, UserName};
 use krake_core::config::Directory;
@@ -20,92 +24,7 @@ use krake_store::Store;
 use std::sync::Arc;
 use std::time::Duration;
 
-struct Db {
-    store: Store,
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-    pg_name: Option<String>,
-}
-
-fn admin_url() -> String {
-    std::env::var("KRAKE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-impl Db {
-    async fn sqlite() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let url = Store::sqlite_url(&dir.path().join("krake.db"));
-        let store = Store::open(&url).await.unwrap();
-        store.migrate(|_| {}).await.unwrap();
-        Db {
-            store,
-            url,
-            _dir: Some(dir),
-            pg_name: None,
-        }
-    }
-
-    async fn postgres() -> Self {
-        let admin = admin_url();
-        let name = format!("krake_test_{}", uuid::Uuid::new_v4().simple());
-        let admin_store = Store::open(&admin).await.unwrap_or_else(|e| {
-            panic!(
-                "PostgreSQL is required for these tests ({e}); run scripts/test, which starts it"
-            )
-        });
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(admin_store.pool())
-            .await
-            .unwrap();
-        admin_store.pool().close().await;
-        let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap();
-        let url = format!("{base}/{name}");
-        let store = Store::open(&url).await.unwrap();
-        store.migrate(|_| {}).await.unwrap();
-        Db {
-            store,
-            url,
-            _dir: None,
-            pg_name: Some(name),
-        }
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        if let Some(name) = self.pg_name.take() {
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async {
-                    if let Ok(admin) = Store::open(&admin_url()).await {
-                        let _ =
-                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                                .execute(admin.pool())
-                                .await;
-                    }
-                });
-            })
-            .join();
-        }
-    }
-}
-
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { let db = super::Db::sqlite().await; super::$name(&db).await; } )*
-        }
-        mod postgres {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { let db = super::Db::postgres().await; super::$name(&db).await; } )*
-        }
-    };
-}
-
-on_both!(
+on_both_db!(
     schedule_lifecycle_from_chat,
     bad_timing_changes_nothing,
     due_occurrence_runs_once_and_records_assignment,
