@@ -329,6 +329,31 @@ pub fn prepare_run(
     (run, thread)
 }
 
+/// A schedule the actor may change, or the reply saying why not: a schedule of a workspace
+/// they cannot see does not exist for them; changing one needs the member role there.
+async fn changeable(
+    repo: &dyn crate::schedule::ScheduleRepo,
+    actor: &crate::actor::Actor,
+    id: crate::schedule::ScheduleId,
+) -> Result<Result<crate::schedule::Schedule, crate::reply::Reply>, RepoError> {
+    use crate::reply::Reply;
+    let Some(s) = repo
+        .get_schedule(id)
+        .await?
+        .filter(|s| actor.can_see(&s.workspace))
+    else {
+        return Ok(Err(Reply::warning(format!(
+            "There is no schedule {id}. See /schedules."
+        ))));
+    };
+    if actor.role_in(&s.workspace) < crate::actor::Role::Member {
+        return Ok(Err(Reply::warning(
+            "You can see this workspace's schedules but not change them: that needs the member role there.",
+        )));
+    }
+    Ok(Ok(s))
+}
+
 impl crate::service::Krake {
     /// Handles the `/schedule` family.
     pub(crate) async fn schedule_command(
@@ -345,14 +370,6 @@ impl crate::service::Krake {
             return Ok(Reply::warning("Schedules are not available on this front."));
         };
         let now = ctx.now;
-        let no_schedule = |id: crate::schedule::ScheduleId| {
-            Reply::warning(format!("There is no schedule {id}. See /schedules."))
-        };
-        let viewer_only = || {
-            Reply::warning(
-                "You can see this workspace's schedules but not change them: that needs the member role there.",
-            )
-        };
         match cmd {
             ScheduleCommand::Create(req) => {
                 let cadence = match req.when.cadence(self.default_tz) {
@@ -473,16 +490,10 @@ impl crate::service::Krake {
                 Ok(Reply::info(t))
             }
             ScheduleCommand::Pause(id) => {
-                let Some(s) = repo
-                    .get_schedule(id)
-                    .await?
-                    .filter(|s| actor.can_see(&s.workspace))
-                else {
-                    return Ok(no_schedule(id));
+                let s = match changeable(repo.as_ref(), actor, id).await? {
+                    Ok(s) => s,
+                    Err(refusal) => return Ok(refusal),
                 };
-                if actor.role_in(&s.workspace) < Role::Member {
-                    return Ok(viewer_only());
-                }
                 if s.paused {
                     return Ok(Reply::info(format!("Schedule {id} is already paused.")));
                 }
@@ -494,16 +505,10 @@ impl crate::service::Krake {
                 )))
             }
             ScheduleCommand::Resume(id) => {
-                let Some(s) = repo
-                    .get_schedule(id)
-                    .await?
-                    .filter(|s| actor.can_see(&s.workspace))
-                else {
-                    return Ok(no_schedule(id));
+                let s = match changeable(repo.as_ref(), actor, id).await? {
+                    Ok(s) => s,
+                    Err(refusal) => return Ok(refusal),
                 };
-                if actor.role_in(&s.workspace) < Role::Member {
-                    return Ok(viewer_only());
-                }
                 if !s.paused {
                     return Ok(Reply::info(format!("Schedule {id} is not paused.")));
                 }
@@ -518,16 +523,10 @@ impl crate::service::Krake {
                 )))
             }
             ScheduleCommand::Delete(id) => {
-                let Some(s) = repo
-                    .get_schedule(id)
-                    .await?
-                    .filter(|s| actor.can_see(&s.workspace))
-                else {
-                    return Ok(no_schedule(id));
+                let s = match changeable(repo.as_ref(), actor, id).await? {
+                    Ok(s) => s,
+                    Err(refusal) => return Ok(refusal),
                 };
-                if actor.role_in(&s.workspace) < Role::Member {
-                    return Ok(viewer_only());
-                }
                 repo.delete_schedule(id).await?;
                 let note = if s.name.is_some() {
                     " It is defined in the config file: remove it there too, or it comes back at the next start."
@@ -541,16 +540,10 @@ impl crate::service::Krake {
                 )))
             }
             ScheduleCommand::RunNow(id) => {
-                let Some(s) = repo
-                    .get_schedule(id)
-                    .await?
-                    .filter(|s| actor.can_see(&s.workspace))
-                else {
-                    return Ok(no_schedule(id));
+                let s = match changeable(repo.as_ref(), actor, id).await? {
+                    Ok(s) => s,
+                    Err(refusal) => return Ok(refusal),
                 };
-                if actor.role_in(&s.workspace) < Role::Member {
-                    return Ok(viewer_only());
-                }
                 let (run, thread) =
                     prepare_run(&self.directory, &s, now, now, RunTrigger::Manual, 1);
                 let th = repo.record_manual_run(&run, &thread, ctx).await?;
