@@ -22,6 +22,7 @@
 //! - [`schedule`]: cron schedules in time zones, the `/schedule` commands, the schedule port.
 //! - [`folder`]: agents' folders (typed tables), CSV import/export, the folder port.
 //! - [`coordinator`]: runs due schedules once each and assigns tasks to agents.
+//! - [`knowledge`]: the [`Retriever`](knowledge::Retriever) port that RAG fills.
 
 pub mod actor;
 pub mod agent;
@@ -33,6 +34,7 @@ pub mod delivery;
 pub mod folder;
 pub mod inbound;
 pub mod inbox;
+pub mod knowledge;
 pub mod outbox;
 pub mod ports;
 pub mod reply;

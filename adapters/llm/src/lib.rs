@@ -1,0 +1,1 @@
+//! Krake's model access: OpenAI-compatible providers through async-openai.

@@ -1,0 +1,1 @@
+//! Krake's retrieval: chunking, ingestion, embedders and vector stores.
