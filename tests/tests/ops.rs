@@ -24,11 +24,16 @@ fn free_port() -> u16 {
 }
 
 fn config(dir: &Path) -> PathBuf {
+    config_with(dir, "")
+}
+
+/// The shared configuration plus `extra` TOML (appended, so it may open tables).
+fn config_with(dir: &Path, extra: &str) -> PathBuf {
     let cfg = dir.join("krake.toml");
     std::fs::write(
         &cfg,
         format!(
-            "commerce_lease_secs = 3\n\n[shopify.shops]\n\"lunavo.myshopify.com\" = \"lunavo\"\n\n[gelato.tokens]\nlunavo = \"{GELATO}\"\n"
+            "commerce_lease_secs = 3\n\n[shopify.shops]\n\"lunavo.myshopify.com\" = \"lunavo\"\n\n[gelato.tokens]\nlunavo = \"{GELATO}\"\n{extra}"
         ),
     )
     .unwrap();
@@ -44,10 +49,15 @@ struct Server {
 
 impl Server {
     fn start(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::start_with(dir, "", extra, env)
+    }
+
+    /// Starts with `toml` appended to the shared configuration.
+    fn start_with(dir: &Path, toml: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let port = free_port();
         let mut cmd = krake(dir);
         cmd.arg("--config")
-            .arg(config(dir))
+            .arg(config_with(dir, toml))
             .env("KRAKE_SHOPIFY_WEBHOOK_SECRET", SECRET)
             .env("KRAKE_LOG", "warn");
         for (k, v) in env {
@@ -828,6 +838,67 @@ mod postgres {
             .unwrap_or(0.0)
                 > 0.0,
             "{m}\n{log}"
+        );
+    }
+
+    /// Two processes deliver one outbox to one Telegram chat: every thread is posted once,
+    /// whichever process accepted its webhook and whichever claimed its delivery.
+    #[test]
+    fn two_processes_post_each_thread_to_telegram_once() {
+        use krake_tests::fake_telegram::{FakeTelegram, TOKEN};
+        // Telegram lets a bot send about one message a second to a chat (and 20 a minute to a
+        // group), and Krake paces itself to that: a private chat keeps this test short.
+        const N: usize = 30;
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let fake = rt.block_on(FakeTelegram::start());
+        let db = PgDb::create();
+        let url = db.url(None);
+        let toml = format!(
+            "\n[telegram]\napi_url = \"{}\"\npoll_timeout_secs = 1\n\n[[telegram.chats]]\nworkspace = \"lunavo\"\nchat_id = 777001\n",
+            fake.url
+        );
+        let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let env = [("KRAKE_TELEGRAM_TOKEN", TOKEN)];
+        let a = Server::start_with(dir_a.path(), &toml, &["--database-url", &url], &env);
+        let b = Server::start_with(dir_b.path(), &toml, &["--database-url", &url], &env);
+        let ports = [a.port, b.port];
+        for i in 0..N {
+            // Each webhook reaches one process, and its retry the other.
+            deliver_to_any(&[ports[i % 2]], i);
+            deliver_to_any(&[ports[(i + 1) % 2]], i);
+        }
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while fake.sent().len() < N {
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {N} threads reached Telegram; A:\n{}\nB:\n{}",
+                fake.sent().len(),
+                a.log.lock().unwrap(),
+                b.log.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Both processes idle a little longer: a duplicate would arrive now.
+        std::thread::sleep(Duration::from_secs(3));
+        let log_a = a.stop();
+        let log_b = b.stop();
+        let sent = fake.sent();
+        let mut threads: Vec<String> = sent
+            .iter()
+            .filter_map(|(body, _)| {
+                let text = body.get("text")?.as_str()?;
+                let n = text.split('#').nth(1)?;
+                Some(n.chars().take_while(char::is_ascii_digit).collect())
+            })
+            .collect();
+        assert_eq!(sent.len(), N, "one message per thread:\n{log_a}\n{log_b}");
+        threads.sort();
+        threads.dedup();
+        assert_eq!(threads.len(), N, "each thread posted once: {sent:?}");
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM outbox WHERE front = 'telegram' AND state <> 'done'"),
+            0,
+            "nothing left undelivered"
         );
     }
 }

@@ -113,6 +113,15 @@ impl CommerceRepo for Store {
         let ws = &env.workspace;
         match &env.event {
             CommerceEvent::OrderCreated(o) | CommerceEvent::OrderPaid(o) => {
+                if self.backend() == crate::Backend::Postgres {
+                    // Two processes recomputing one workspace's roll-up at once would each miss
+                    // the other's order: serialise them (SQLite's writer lock already does).
+                    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                        .bind(format!("krake:kpi:{ws}"))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                }
                 upsert_order(&mut tx, ws, o).await?
             }
             CommerceEvent::Fulfilment { update, .. } => {
