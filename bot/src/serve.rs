@@ -65,6 +65,7 @@ pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
         commerce_lease: Duration::from_secs(settings.commerce_lease_secs),
         telegram: settings.telegram.clone(),
         discord: settings.discord.clone(),
+        gelato_api: settings.gelato_api.clone(),
     };
     let served = run(listener, store, krake, config, async move {
         shutdown_signal().await;
@@ -90,6 +91,8 @@ pub struct ServeConfig {
     pub telegram: Option<krake_telegram::TelegramConfig>,
     /// The Discord front (off unless a token or public key is set).
     pub discord: krake_discord::DiscordConfig,
+    /// Gelato's Order API (base URL, key): statuses that make Krake act are confirmed there.
+    pub gelato_api: Option<(String, krake_commerce::Secret)>,
 }
 
 /// Serves on `listener` until `shutdown` completes, then stops the background work and waits
@@ -117,6 +120,20 @@ pub async fn run(
         format!("commerce-{}", std::process::id()),
     )
     .with_lease(config.commerce_lease);
+    let processor = match &config.gelato_api {
+        Some((url, key)) => processor.with_reconciliation(Arc::new(
+            krake_commerce::gelato_api::GelatoOrders::new(url, key.clone())
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        )),
+        None => {
+            if !config.webhooks.gelato_tokens.is_empty() {
+                tracing::warn!(
+                    "Gelato statuses are acted on as sent: set KRAKE_GELATO_API_KEY so Krake confirms them with Gelato's Order API first"
+                );
+            }
+            processor
+        }
+    };
     let commerce = spawn_commerce_loop(processor, stop_rx.clone());
     // Webhooks are acknowledged only after a (group) commit of the event.
     let inbound = krake_store::GroupCommit::start(store.clone(), 256);

@@ -100,6 +100,11 @@ pub struct GelatoFile {
     /// Workspace slug → webhook path token (prefer `KRAKE_GELATO_TOKEN_<WORKSPACE>`).
     #[serde(default)]
     pub tokens: BTreeMap<String, String>,
+    /// The Order API key (prefer `KRAKE_GELATO_API_KEY`): with it, a status that makes Krake
+    /// act is confirmed with Gelato first.
+    pub api_key: Option<String>,
+    /// The Order API's base URL (default `https://order.gelatoapis.com`).
+    pub api_url: Option<String>,
 }
 
 /// A schedule in the config file.
@@ -210,6 +215,8 @@ pub struct Settings {
     pub webhooks: krake_commerce::WebhookConfig,
     /// Event rules.
     pub rules: Vec<krake_core::commerce::EventRule>,
+    /// Gelato's Order API (base URL, key), when a key is set.
+    pub gelato_api: Option<(String, krake_commerce::Secret)>,
     /// The Telegram front, when a token is set.
     pub telegram: Option<krake_telegram::TelegramConfig>,
     /// The Discord front.
@@ -290,6 +297,11 @@ impl Settings {
             schedule_grace_secs: file.schedule_grace_secs.unwrap_or(60),
             schedules,
             webhooks: webhooks(&file, &directory_ref)?,
+            gelato_api: secret("KRAKE_GELATO_API_KEY", file.gelato.api_key.as_ref()).map(|k| {
+                let url = env_or("KRAKE_GELATO_API_URL", file.gelato.api_url.as_ref())
+                    .unwrap_or_else(|| krake_commerce::gelato_api::DEFAULT_BASE_URL.to_owned());
+                (url, k)
+            }),
             telegram: crate::telegram::settings(&file.telegram, &directory_ref)?,
             discord: discord(&file.discord, &directory_ref)?,
             rules: file
@@ -357,7 +369,14 @@ impl Settings {
         for (shop, ws) in shops {
             out.push_str(&format!("{shop:?} = \"{ws}\"\n"));
         }
-        out.push_str("\n[gelato.tokens]\n");
+        out.push_str(&format!(
+            "\n[gelato]\napi_key = {}\n",
+            set(&self.gelato_api.as_ref().map(|(_, k)| k.clone()))
+        ));
+        if let Some((url, _)) = &self.gelato_api {
+            out.push_str(&format!("api_url = {url:?}\n"));
+        }
+        out.push_str("[gelato.tokens]\n");
         for (ws, _) in &self.webhooks.gelato_tokens {
             out.push_str(&format!("{ws} = \"***\"\n"));
         }

@@ -404,6 +404,25 @@ pub trait CommerceRepo: Send + Sync {
     ) -> Result<Kpis, RepoError>;
 }
 
+/// The print partner's API could not be asked (down, refused, answered nonsense).
+#[derive(Debug, thiserror::Error)]
+#[error("the print partner could not be asked: {0}")]
+pub struct LookupError(pub String);
+
+/// The print partner's own record of its orders. Gelato signs no webhook, so before a status
+/// that makes Krake act (a cancelled or failed order opens an escalation) the processor asks
+/// the partner for the order's current status and acts on that answer instead.
+#[async_trait]
+pub trait FulfilmentSource: Send + Sync {
+    /// The order's current fulfilment status (`shipped`, `canceled`, …); `Ok(None)` when the
+    /// partner does not know the order.
+    async fn fulfilment_status(
+        &self,
+        workspace: &WorkspaceSlug,
+        order_id: &str,
+    ) -> Result<Option<String>, LookupError>;
+}
+
 /// Applies stored commerce events: claims them with a lease, so a crashed process's events
 /// return to the queue, and applies each exactly once.
 pub struct CommerceProcessor {
@@ -414,6 +433,7 @@ pub struct CommerceProcessor {
     routes: crate::delivery::Routes,
     owner: String,
     lease: Duration,
+    reconcile: Option<Arc<dyn FulfilmentSource>>,
 }
 
 /// The inbound sources commerce events are stored under.
@@ -437,7 +457,14 @@ impl CommerceProcessor {
             routes,
             owner: owner.into(),
             lease: Duration::from_secs(60),
+            reconcile: None,
         }
+    }
+
+    /// Confirms fulfilment statuses that would make Krake act with the partner's API first.
+    pub fn with_reconciliation(mut self, source: Arc<dyn FulfilmentSource>) -> Self {
+        self.reconcile = Some(source);
+        self
     }
 
     /// Sets how long a claimed batch stays with this process (default 60 s); after a crash,
@@ -482,7 +509,43 @@ impl CommerceProcessor {
                 return Ok(false);
             }
         };
+        let mut env = env;
         let mut threads = threads_for(&self.rules, &env, stored.id);
+        if let (Some(source), false) = (&self.reconcile, threads.is_empty()) {
+            let CommerceEnvelope { workspace, event } = &mut env;
+            if let CommerceEvent::Fulfilment { update, .. } = event {
+                match source.fulfilment_status(workspace, &update.order_id).await {
+                    Ok(Some(current)) => {
+                        if update.status.as_deref() != Some(current.as_str()) {
+                            tracing::info!(
+                                order = %update.order_id,
+                                sent = ?update.status,
+                                current = %current,
+                                "the print partner reports another status; acting on its answer"
+                            );
+                            update.status = Some(current);
+                        }
+                    }
+                    Ok(None) => {
+                        tracing::warn!(id = stored.id.0, order = %update.order_id, "the print partner does not know this order; the event is recorded and not acted on");
+                        self.inbound
+                            .complete_inbound(
+                                stored.id,
+                                Some("{\"error\":\"order unknown to the print partner; not acted on\"}"),
+                                self.clock.now(),
+                            )
+                            .await?;
+                        return Ok(false);
+                    }
+                    Err(e) => {
+                        // The event stays claimed; another pass takes it up when the lease ends.
+                        tracing::warn!(id = stored.id.0, error = %e, "could not confirm a fulfilment status; will retry");
+                        return Ok(false);
+                    }
+                }
+            }
+            threads = threads_for(&self.rules, &env, stored.id);
+        }
         for t in &mut threads {
             t.post_to = self.routes.for_workspace(&t.workspace).to_vec();
         }

@@ -5,10 +5,12 @@
 //!
 //! - [`shopify`]: HMAC verification (current and previous secret) and payload parsing.
 //! - [`gelato`]: payload parsing (Gelato signs nothing: a per-workspace path token instead).
+//! - [`gelato_api`]: Gelato's Order API, asked before acting on a costly status.
 //! - [`router`]: `POST /webhooks/shopify` and `POST /webhooks/gelato/{token}`, which answer 200
 //!   only after the event is durably stored.
 
 pub mod gelato;
+pub mod gelato_api;
 pub mod shopify;
 mod web;
 
