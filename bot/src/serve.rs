@@ -65,6 +65,7 @@ pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
         commerce_lease: Duration::from_secs(settings.commerce_lease_secs),
         telegram: settings.telegram.clone(),
         discord: settings.discord.clone(),
+        web: settings.web.clone(),
     };
     let served = run(listener, store, krake, config, async move {
         shutdown_signal().await;
@@ -90,6 +91,8 @@ pub struct ServeConfig {
     pub telegram: Option<krake_telegram::TelegramConfig>,
     /// The Discord front (off unless a token or public key is set).
     pub discord: krake_discord::DiscordConfig,
+    /// The web front (API, dashboard, web chat).
+    pub web: krake_web::front::WebConfig,
 }
 
 /// Serves on `listener` until `shutdown` completes, then stops the background work and waits
@@ -135,6 +138,10 @@ pub async fn run(
     ))
     .merge(crate::telemetry::router(metrics, Arc::new(store.clone())));
     let mut fronts = Vec::new();
+    let (web, web_delivery) =
+        crate::web::start(&krake, &store, config.web.clone(), stop_rx.clone());
+    fronts.push(web_delivery);
+    let app = app.merge(krake_web::front::router(web));
     let app = match config.telegram.clone() {
         Some(t) => {
             let started = crate::telegram::start(t, &krake, &store, stop_rx.clone()).await?;
