@@ -12,7 +12,7 @@
   var token = script.getAttribute("data-token") || null;
   var wsUrl = (base.protocol === "https:" ? "wss://" : "ws://") + base.host + "/ws/chat";
   var storeKey = "krake-widget:" + base.host + ":" + workspace;
-  var state = { session: null, last: 0, socket: null, retry: 250, counter: 0, pending: [] };
+  var state = { session: null, last: 0, socket: null, retry: 250, counter: 0, pending: [], gaps: 0 };
   try {
     var saved = JSON.parse(sessionStorage.getItem(storeKey) || "null");
     if (saved) { state.session = saved.session; state.last = saved.last; }
@@ -22,6 +22,10 @@
     try { sessionStorage.setItem(storeKey, JSON.stringify({ session: state.session, last: state.last })); } catch (e) { }
   }
 
+  // Styles go through the CSSOM: pages with a strict Content-Security-Policy (like Krake's
+  // own) refuse style attributes.
+  function css(e, text) { e.style.cssText = text; }
+
   function el(tag, cls, text) {
     var e = document.createElement(tag);
     if (cls) e.className = cls;
@@ -30,26 +34,26 @@
   }
 
   var root = el("div", "krake-widget");
-  root.setAttribute("style", "position:fixed;right:1rem;bottom:1rem;z-index:2147483000;font:14px/1.4 system-ui,sans-serif;color:#1d232b");
+  css(root, "position:fixed;right:1rem;bottom:1rem;z-index:2147483000;font:14px/1.4 system-ui,sans-serif;color:#1d232b");
   var toggle = el("button", "krake-toggle", "Chat with Krake");
   toggle.setAttribute("type", "button");
   toggle.setAttribute("aria-expanded", "false");
-  toggle.setAttribute("style", "padding:.5rem .8rem;border-radius:1rem;border:1px solid #1f5fbf;background:#1f5fbf;color:#fff;cursor:pointer");
+  css(toggle, "padding:.5rem .8rem;border-radius:1rem;border:1px solid #1f5fbf;background:#1f5fbf;color:#fff;cursor:pointer");
   var panel = el("section", "krake-panel");
   panel.setAttribute("aria-label", "Krake chat");
-  panel.setAttribute("style", "display:none;width:min(24rem,92vw);height:min(30rem,70vh);background:#fff;border:1px solid #d9dde2;border-radius:8px;box-shadow:0 4px 18px rgba(0,0,0,.15);flex-direction:column;margin-bottom:.5rem");
+  css(panel, "display:none;width:min(24rem,92vw);height:min(30rem,70vh);background:#fff;border:1px solid #d9dde2;border-radius:8px;box-shadow:0 4px 18px rgba(0,0,0,.15);flex-direction:column;margin-bottom:.5rem");
   var status = el("div", "krake-status", "connecting…");
-  status.setAttribute("style", "padding:.3rem .6rem;border-bottom:1px solid #d9dde2;color:#5b6775;font-size:12px");
+  css(status, "padding:.3rem .6rem;border-bottom:1px solid #d9dde2;color:#5b6775;font-size:12px");
   var log = el("div", "krake-log");
   log.setAttribute("role", "log");
   log.setAttribute("aria-live", "polite");
-  log.setAttribute("style", "flex:1;overflow:auto;padding:.5rem");
+  css(log, "flex:1;overflow:auto;padding:.5rem");
   var form = el("form", "krake-form");
-  form.setAttribute("style", "display:flex;gap:.3rem;padding:.4rem;border-top:1px solid #d9dde2");
+  css(form, "display:flex;gap:.3rem;padding:.4rem;border-top:1px solid #d9dde2");
   var input = el("input", "krake-input");
   input.setAttribute("aria-label", "Message to Krake");
   input.setAttribute("placeholder", "/todo, approve 12, …");
-  input.setAttribute("style", "flex:1;padding:.35rem");
+  css(input, "flex:1;padding:.35rem");
   var send = el("button", "krake-send", "Send");
   send.setAttribute("type", "submit");
   form.appendChild(input);
@@ -72,7 +76,7 @@
   function line(cls, text) {
     var p = el("div", cls);
     var pre = el("pre", null, text);
-    pre.setAttribute("style", "white-space:pre-wrap;margin:.2rem 0;font:12px/1.35 ui-monospace,monospace");
+    css(pre, "white-space:pre-wrap;margin:.2rem 0;font:12px/1.35 ui-monospace,monospace");
     p.appendChild(pre);
     log.appendChild(p);
     scroll();
@@ -93,7 +97,7 @@
       var btn = el("button", "krake-button", b.label);
       btn.setAttribute("type", "button");
       btn.setAttribute("data-payload", b.payload);
-      btn.setAttribute("style", "margin-right:.3rem");
+      css(btn, "margin-right:.3rem");
       btn.addEventListener("click", function () {
         btn.disabled = true;
         sendFrame({ type: "press", payload: b.payload });
@@ -121,15 +125,23 @@
     var m;
     try { m = JSON.parse(ev.data); } catch (e) { return; }
     if (typeof m.seq !== "number") return;
+    if (m.type === "welcome" && m.session !== state.session) {
+      // A new session numbers from 1 again.
+      state.session = m.session;
+      state.last = 0;
+    }
     if (m.seq !== 0) {
       if (m.seq <= state.last) return; // seen before a drop: never twice
+      if (m.seq !== state.last + 1) {
+        // Never expected: the server replays everything after `last`. Counted for tests.
+        state.gaps += 1;
+        root.setAttribute("data-gaps", String(state.gaps));
+      }
       state.last = m.seq;
       root.setAttribute("data-last-seq", String(m.seq));
       save();
     }
     if (m.type === "welcome") {
-      state.session = m.session;
-      save();
       status.textContent = "connected as " + m.user;
       if (m.reset) line("krake-note", "(reconnected; reload the page to see everything)");
     } else if (m.type === "reply") {

@@ -61,6 +61,8 @@ pub struct WebState {
     pub config: Arc<WebConfig>,
     /// Failed sign-in counts.
     pub limiter: Arc<LoginLimiter>,
+    /// OpenID Connect sign-ins under way.
+    pub oidc: Arc<crate::oidc::OidcState>,
 }
 
 impl WebState {
@@ -83,6 +85,7 @@ impl WebState {
             clock,
             config: Arc::new(config),
             limiter: Arc::new(limiter),
+            oidc: Arc::new(crate::oidc::OidcState::default()),
         }
     }
 
