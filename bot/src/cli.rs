@@ -170,6 +170,10 @@ pub enum UserCmd {
         /// Only in this workspace (the user is a guest elsewhere unless given a role there too).
         #[arg(long)]
         workspace: Option<String>,
+        /// Set the web sign-in password from the first line of stdin (or set
+        /// `KRAKE_USER_PASSWORD`); it is never printed and only its argon2 hash is kept.
+        #[arg(long)]
+        password_stdin: bool,
     },
     /// List users and their roles.
     List,

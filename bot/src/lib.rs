@@ -15,6 +15,7 @@
 //! - [`bench`]: `krake bench`: the benchmarks named in the issues.
 //! - [`coordinator`]: the schedule coordinator's loop in `krake serve`.
 //! - [`telemetry`]: `/metrics` (Prometheus), request ids and HTTP tracing.
+//! - [`web`]: the web front in `krake serve`: `[web]` settings, routes, deliverer.
 //! - [`folder_cli`]: `krake folder export|import`: folders to and from CSV files.
 
 pub mod bench;
@@ -30,6 +31,7 @@ pub mod settings;
 pub mod telegram;
 pub mod telemetry;
 pub mod users;
+pub mod web;
 pub mod wiring;
 
 use cli::{Cli, Cmd};

@@ -66,6 +66,7 @@ pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
         telegram: settings.telegram.clone(),
         discord: settings.discord.clone(),
         gelato_api: settings.gelato_api.clone(),
+        web: settings.web.clone(),
     };
     let served = run(listener, store, krake, config, async move {
         shutdown_signal().await;
@@ -93,6 +94,8 @@ pub struct ServeConfig {
     pub discord: krake_discord::DiscordConfig,
     /// Gelato's Order API (base URL, key): statuses that make Krake act are confirmed there.
     pub gelato_api: Option<(String, krake_commerce::Secret)>,
+    /// The web front (API, dashboard, web chat).
+    pub web: krake_web::front::WebConfig,
 }
 
 /// Serves on `listener` until `shutdown` completes, then stops the background work and waits
@@ -152,6 +155,10 @@ pub async fn run(
     ))
     .merge(crate::telemetry::router(metrics, Arc::new(store.clone())));
     let mut fronts = Vec::new();
+    let (web, web_delivery) =
+        crate::web::start(&krake, &store, config.web.clone(), stop_rx.clone());
+    fronts.push(web_delivery);
+    let app = app.merge(krake_web::front::router(web));
     let app = match config.telegram.clone() {
         Some(t) => {
             let started = crate::telegram::start(t, &krake, &store, stop_rx.clone()).await?;

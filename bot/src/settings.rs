@@ -55,6 +55,9 @@ pub struct FileConfig {
     /// The Discord front.
     #[serde(default)]
     pub discord: DiscordFile,
+    /// The web front (sign-in, sessions, OpenID Connect).
+    #[serde(default)]
+    pub web: crate::web::WebFile,
 }
 
 /// `[discord]` in the config file.
@@ -221,6 +224,8 @@ pub struct Settings {
     pub telegram: Option<krake_telegram::TelegramConfig>,
     /// The Discord front.
     pub discord: krake_discord::DiscordConfig,
+    /// The web front.
+    pub web: krake_web::front::WebConfig,
 }
 
 /// A config-defined schedule, validated at load.
@@ -304,6 +309,7 @@ impl Settings {
             }),
             telegram: crate::telegram::settings(&file.telegram, &directory_ref)?,
             discord: discord(&file.discord, &directory_ref)?,
+            web: crate::web::settings(&file.web)?,
             rules: file
                 .rules
                 .clone()
@@ -395,6 +401,7 @@ impl Settings {
         }
         out.push_str(&crate::telegram::redacted(self.telegram.as_ref()));
         out.push_str(&discord_redacted(&self.discord));
+        out.push_str(&crate::web::redacted(&self.web));
         for w in self.directory.workspaces() {
             out.push_str(&format!(
                 "\n[[workspaces]]\nname = {:?}\nslug = \"{}\"\n",

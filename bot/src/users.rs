@@ -23,6 +23,29 @@ pub fn new_link_code() -> String {
         .collect()
 }
 
+/// The shortest password accepted.
+pub const MIN_PASSWORD: usize = 10;
+
+/// The password to set: the first line of stdin with `--password-stdin`, else
+/// `KRAKE_USER_PASSWORD` if set, else none.
+fn read_password(from_stdin: bool) -> anyhow::Result<Option<String>> {
+    let pw = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("could not read the password from stdin")?;
+        Some(line.trim_end_matches(['\r', '\n']).to_owned())
+    } else {
+        std::env::var("KRAKE_USER_PASSWORD").ok()
+    };
+    match pw {
+        Some(p) if p.chars().count() < MIN_PASSWORD => bail!(
+            "the password is too short: use at least {MIN_PASSWORD} characters (nothing was changed)"
+        ),
+        other => Ok(other),
+    }
+}
+
 /// Runs a `krake user` subcommand.
 pub async fn run(settings: Settings, cmd: UserCmd) -> anyhow::Result<()> {
     let store = wiring::open_store(&settings, false).await?;
@@ -31,7 +54,9 @@ pub async fn run(settings: Settings, cmd: UserCmd) -> anyhow::Result<()> {
             name,
             role,
             workspace,
+            password_stdin,
         } => {
+            let password = read_password(password_stdin)?;
             let name = UserName::parse(&name)?;
             let Some(role) = Role::parse(&role).filter(|r| *r != Role::Guest) else {
                 bail!("`{role}` is not a role: use owner, admin, member or viewer");
@@ -53,6 +78,20 @@ pub async fn run(settings: Settings, cmd: UserCmd) -> anyhow::Result<()> {
             match &workspace {
                 Some(w) => println!("{} is {role} in {w}.", rec.name),
                 None => println!("{} is {role} in every workspace.", rec.name),
+            }
+            if let Some(pw) = password {
+                let hash = tokio::task::spawn_blocking(move || krake_web::auth::hash_password(&pw))
+                    .await?
+                    .map_err(|_| anyhow::anyhow!("could not hash the password"))?;
+                krake_core::web_accounts::AccountRepo::set_password_hash(
+                    &store,
+                    &rec.name,
+                    &hash,
+                    SystemClock.now(),
+                )
+                .await
+                .context("could not save the password")?;
+                println!("{} can sign in on the web dashboard now.", rec.name);
             }
             Ok(())
         }

@@ -46,6 +46,7 @@ pub fn krake(store: &Store, settings: &Settings) -> Krake {
         t.add_routes(&mut routes);
     }
     crate::discord::add_routes(&settings.discord, &mut routes);
+    crate::web::add_routes(&settings.directory, &mut routes);
     Krake::new(
         store.clone(),
         store.clone(),

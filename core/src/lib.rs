@@ -22,6 +22,8 @@
 //! - [`schedule`]: cron schedules in time zones, the `/schedule` commands, the schedule port.
 //! - [`folder`]: agents' folders (typed tables), CSV import/export, the folder port.
 //! - [`coordinator`]: runs due schedules once each and assigns tasks to agents.
+//! - [`thread_api`]: typed inbox operations (HTTP API, dashboard) under the chat rules.
+//! - [`web_accounts`]: passwords and web sign-in sessions (the port).
 //! - [`knowledge`]: the [`Retriever`](knowledge::Retriever) port that RAG fills.
 
 pub mod actor;
@@ -41,7 +43,9 @@ pub mod reply;
 pub mod schedule;
 pub mod secret;
 pub mod service;
+pub mod thread_api;
 pub mod time;
+pub mod web_accounts;
 pub mod workspace;
 
 pub use actor::{Actor, Front, Role, UserName};

@@ -38,7 +38,7 @@ pub struct IncomingMessage {
 /// The core service: the inbox and the command handler, over the ports it needs.
 #[derive(Clone)]
 pub struct Krake {
-    inbox: Arc<dyn InboxRepo>,
+    pub(crate) inbox: Arc<dyn InboxRepo>,
     inbound: Arc<dyn InboundRepo>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) directory: Arc<Directory>,

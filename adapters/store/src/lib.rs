@@ -14,6 +14,7 @@
 //! - `folders`: [`FolderRepo`](krake_core::folder::FolderRepo): agents' typed tables.
 //! - `commerce`: [`CommerceRepo`](krake_core::commerce::CommerceRepo): orders, fulfilments, KPI roll-ups.
 //! - `users`: [`UserRepo`](krake_core::ports::UserRepo): users, roles, link codes, platform identities.
+//! - `web_accounts`: [`AccountRepo`](krake_core::web_accounts::AccountRepo): password hashes, web sessions.
 //! - `links`: [`ThreadLinkRepo`](krake_core::ports::ThreadLinkRepo): front places standing for threads.
 
 mod commerce;
@@ -26,6 +27,7 @@ mod links;
 mod outbox;
 mod schedules;
 mod users;
+mod web_accounts;
 
 use krake_core::ports::RepoError;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};

@@ -10,7 +10,7 @@ use sqlx::Row;
 use std::collections::BTreeMap;
 
 impl Store {
-    async fn load_user(&self, name: &str) -> Result<Option<UserRecord>, RepoError> {
+    pub(crate) async fn load_user(&self, name: &str) -> Result<Option<UserRecord>, RepoError> {
         let Some(role) = sqlx::query_scalar::<_, String>("SELECT role FROM users WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)

@@ -8,6 +8,17 @@
 //! - `GET /api/v1/workspaces/{slug}/kpis`: a workspace's KPIs, for a personal API token
 //!   (`Authorization: Bearer krk_…`) of a user who may see the workspace.
 //!
+//! The web front proper (REST API under `/api/v1`, sign-in, the dashboard at `/`, the web
+//! chat over `/ws/chat` and its embeddable `/widget.js`) is [`front::router`], merged beside
+//! [`app`]:
+//! - [`api`]: the REST API route modules and the OpenAPI document.
+//! - [`auth`]: argon2 passwords, session cookies, CSRF, bearer tokens, login rate limits.
+//! - [`live`]: the hub that pushes inbox changes to connected sessions, with sequence numbers.
+//! - [`ws`]: the web chat protocol over any `Sink`/`Stream` of text frames, and `/ws/chat`.
+//! - [`dashboard`]: server-rendered HTML pages (every user text escaped).
+//! - [`assets`]: the embedded stylesheet and scripts (no CDN).
+//! - [`oidc`]: OpenID Connect sign-in when an issuer is configured.
+//!
 //! Errors have one JSON shape, `{"error":{"code":"…","message":"…"}}`, made in one place
 //! ([`ApiError`]).
 
@@ -23,6 +34,15 @@ use krake_core::ports::TokenRepo;
 use krake_core::workspace::WorkspaceSlug;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
+
+pub mod api;
+pub mod assets;
+pub mod auth;
+pub mod dashboard;
+pub mod front;
+pub mod live;
+pub mod oidc;
+pub mod ws;
 
 /// What `/readyz` checks: something that answers `Ok` when Krake can serve.
 #[async_trait]
@@ -62,7 +82,7 @@ pub fn hash_token(token: &str) -> String {
 pub enum ApiError {
     /// No or an unknown token.
     #[error(
-        "a valid API token is needed: send `Authorization: Bearer <token>` (create one with `krake user token NAME`)"
+        "sign in first (at /login), or send `Authorization: Bearer <token>` (create a token with `krake user token NAME`)"
     )]
     Unauthenticated,
     /// Authenticated, but not allowed here.
@@ -71,24 +91,64 @@ pub enum ApiError {
     /// No such thing.
     #[error("{0}")]
     NotFound(String),
+    /// The request is malformed (bad JSON, wrong types, unknown fields, bad values).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The thread is not in a state for this (already decided); carries its current state.
+    #[error("{message}")]
+    Conflict {
+        /// What happened.
+        message: String,
+        /// The current state of what was refused, as JSON.
+        current: serde_json::Value,
+    },
+    /// The body is larger than allowed.
+    #[error("the request body is larger than {0} bytes; send less")]
+    PayloadTooLarge(usize),
+    /// Too many attempts (sign-in); try again after this many seconds.
+    #[error("too many attempts; try again in {0} seconds")]
+    TooManyRequests(u64),
     /// Something failed inside; details are logged, not returned.
     #[error("something went wrong on the server; try again")]
     Internal,
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, code) = match &self {
+impl ApiError {
+    /// The HTTP status and the error code of this error.
+    pub fn status_code(&self) -> (StatusCode, &'static str) {
+        match self {
             ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
+            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-        };
-        (
-            status,
-            Json(serde_json::json!({ "error": { "code": code, "message": self.to_string() } })),
-        )
-            .into_response()
+        }
+    }
+
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        self.status_code().0
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_code();
+        let mut error = serde_json::json!({ "code": code, "message": self.to_string() });
+        if let ApiError::Conflict { current, .. } = &self {
+            error["current"] = current.clone();
+        }
+        let mut res = (status, Json(serde_json::json!({ "error": error }))).into_response();
+        if let ApiError::TooManyRequests(secs) = &self {
+            res.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(*secs),
+            );
+        }
+        res
     }
 }
 

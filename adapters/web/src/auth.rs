@@ -1,0 +1,389 @@
+//! Who is calling: a signed-in session (cookie `krake_session`, HttpOnly, SameSite=Lax, stored
+//! server-side under its SHA-256, with a CSRF token) or a personal API token (Bearer).
+//!
+//! Passwords are argon2 (PHC strings). Sign-in is rate-limited per user name; an unknown user
+//! costs the same argon2 work as a wrong password, so timing does not tell which names exist.
+
+use crate::ApiError;
+use crate::front::WebState;
+use argon2::Argon2;
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::Router;
+use axum::extract::{Form, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use krake_core::actor::{Actor, Front, UserName};
+use krake_core::ports::UserRecord;
+use rand::RngCore;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "krake_session";
+
+/// The header carrying the CSRF token on API writes made with a session cookie.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// Hashes a password with argon2id (default parameters, random salt).
+pub fn hash_password(password: &str) -> Result<String, ApiError> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| {
+            tracing::error!(error = %e, "password hashing failed");
+            ApiError::Internal
+        })
+}
+
+/// Whether `password` matches the PHC `hash` (false for a malformed hash).
+pub fn verify_password(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// 32 random bytes as 64 hex characters (session ids, CSRF tokens).
+pub fn random_token() -> String {
+    let mut b = [0u8; 32];
+    rand::rng().fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Compares two strings in time independent of where they differ.
+pub fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Failed sign-in attempts per key (the user name), in a sliding window.
+#[derive(Debug)]
+pub struct LoginLimiter {
+    max: u32,
+    window: Duration,
+    failures: Mutex<HashMap<String, (u32, Instant)>>,
+}
+
+impl LoginLimiter {
+    /// At most `max` failures per key within `window`.
+    pub fn new(max: u32, window: Duration) -> Self {
+        Self {
+            max,
+            window,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `Err(seconds to wait)` when the key has used up its attempts.
+    pub fn check(&self, key: &str) -> Result<(), u64> {
+        let Ok(map) = self.failures.lock() else {
+            return Ok(());
+        };
+        match map.get(key) {
+            Some((n, since)) if *n >= self.max && since.elapsed() < self.window => {
+                Err(self.window.saturating_sub(since.elapsed()).as_secs().max(1))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a failure.
+    pub fn fail(&self, key: &str) {
+        if let Ok(mut map) = self.failures.lock() {
+            if map.len() > 100_000 {
+                let window = self.window;
+                map.retain(|_, (_, since)| since.elapsed() < window);
+            }
+            let e = map.entry(key.to_owned()).or_insert((0, Instant::now()));
+            if e.1.elapsed() >= self.window {
+                *e = (0, Instant::now());
+            }
+            e.0 += 1;
+        }
+    }
+
+    /// Forgets the failures of a key (after a successful sign-in).
+    pub fn succeed(&self, key: &str) {
+        if let Ok(mut map) = self.failures.lock() {
+            map.remove(key);
+        }
+    }
+}
+
+/// How a caller proved who they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    /// A session cookie; state changes must carry this CSRF token.
+    Session {
+        /// The session's CSRF token.
+        csrf: String,
+        /// The hash of the session id (to sign out).
+        id_hash: String,
+    },
+    /// A personal API token.
+    Token,
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Who, with their roles.
+    pub actor: Actor,
+    /// How they signed in.
+    pub via: Via,
+}
+
+impl Caller {
+    /// Checks the CSRF token of a state change: required for sessions, not for API tokens
+    /// (a token is never sent by a browser on its own).
+    pub fn check_csrf(&self, given: Option<&str>) -> Result<(), ApiError> {
+        match &self.via {
+            Via::Token => Ok(()),
+            Via::Session { csrf, .. } if given.is_some_and(|g| same(g, csrf)) => Ok(()),
+            Via::Session { .. } => Err(ApiError::Forbidden(format!(
+                "missing or wrong CSRF token: reload the page and try again (scripts: send the `{CSRF_HEADER}` header, or use an API token)"
+            ))),
+        }
+    }
+
+    /// The CSRF token of a session, if signed in by cookie.
+    pub fn csrf(&self) -> Option<&str> {
+        match &self.via {
+            Via::Session { csrf, .. } => Some(csrf),
+            Via::Token => None,
+        }
+    }
+}
+
+/// The actor for a user record coming through `front`.
+pub fn actor_of(user: UserRecord, front: Front) -> Actor {
+    let mut actor = Actor::new(user.name, front, user.role);
+    actor.workspace_roles = user.workspace_roles;
+    actor
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The caller of a request: its bearer token, else its session cookie; `None` for neither.
+/// A token or cookie that is present but unknown or expired is refused (401).
+pub async fn caller(state: &WebState, headers: &HeaderMap) -> Result<Option<Caller>, ApiError> {
+    if let Some(auth) = headers.get(header::AUTHORIZATION) {
+        let token = auth
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(ApiError::Unauthenticated)?;
+        let user = state
+            .tokens
+            .user_for_token(&crate::hash_token(token))
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        return Ok(Some(Caller {
+            actor: actor_of(user, Front::Api),
+            via: Via::Token,
+        }));
+    }
+    let Some(id) = cookie(headers, SESSION_COOKIE).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let id_hash = crate::hash_token(id);
+    let session = state
+        .accounts
+        .session(&id_hash, state.clock.now())
+        .await?
+        .ok_or(ApiError::Unauthenticated)?;
+    Ok(Some(Caller {
+        actor: actor_of(session.user, Front::Web),
+        via: Via::Session {
+            csrf: session.csrf,
+            id_hash,
+        },
+    }))
+}
+
+impl FromRequestParts<WebState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, ApiError> {
+        caller(state, &parts.headers)
+            .await?
+            .ok_or(ApiError::Unauthenticated)
+    }
+}
+
+/// Sign-in and sign-out routes.
+pub fn router() -> Router<WebState> {
+    Router::new()
+        .route("/login", get(crate::dashboard::login_page).post(login))
+        .route("/logout", post(logout))
+}
+
+/// The sign-in form.
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    /// User name.
+    pub user: String,
+    /// Password.
+    pub password: String,
+}
+
+/// Checks a user name and password: the user's record when they match.
+pub async fn check_password(
+    state: &WebState,
+    user: &str,
+    password: &str,
+) -> Result<Option<UserRecord>, ApiError> {
+    let key = user.trim().to_lowercase();
+    if let Err(wait) = state.limiter.check(&key) {
+        return Err(ApiError::TooManyRequests(wait));
+    }
+    let name = UserName::parse(user.trim()).ok();
+    let hash = match &name {
+        Some(n) => state.accounts.password_hash(n).await?,
+        None => None,
+    };
+    // Unknown users cost the same work as known ones.
+    let known = hash.is_some();
+    let hash = match hash {
+        Some(h) => h,
+        None => tokio::task::spawn_blocking(dummy_hash)
+            .await
+            .unwrap_or_default(),
+    };
+    let password = password.to_owned();
+    let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
+        .await
+        .unwrap_or(false)
+        && known;
+    let user = match (ok, name) {
+        (true, Some(n)) => state.users.user(&n).await?,
+        _ => None,
+    };
+    match user {
+        Some(u) => {
+            state.limiter.succeed(&key);
+            Ok(Some(u))
+        }
+        None => {
+            state.limiter.fail(&key);
+            Ok(None)
+        }
+    }
+}
+
+/// A hash verified against when the user does not exist, made once.
+fn dummy_hash() -> String {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY
+        .get_or_init(|| hash_password(&random_token()).unwrap_or_default())
+        .clone()
+}
+
+/// Starts a session for `user`: stores it and returns the `Set-Cookie` value.
+pub async fn start_session(state: &WebState, user: &UserName) -> Result<HeaderValue, ApiError> {
+    let id = random_token();
+    let csrf = random_token();
+    let now = state.clock.now();
+    let ttl = state.config.session_ttl;
+    state
+        .accounts
+        .create_session(&crate::hash_token(&id), user, &csrf, now.plus(ttl), now)
+        .await?;
+    let secure = if state.config.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+        ttl.as_secs()
+    ))
+    .map_err(|_| ApiError::Internal)
+}
+
+async fn login(
+    State(state): State<WebState>,
+    form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return crate::dashboard::login_response(
+            StatusCode::BAD_REQUEST,
+            "Enter a user name and a password.",
+            &state,
+        );
+    };
+    match check_password(&state, &form.user, &form.password).await {
+        Ok(Some(user)) => match start_session(&state, &user.name).await {
+            Ok(cookie) => {
+                tracing::info!(user = %user.name, "signed in");
+                let mut res = Redirect::to("/").into_response();
+                res.headers_mut().insert(header::SET_COOKIE, cookie);
+                res
+            }
+            Err(e) => e.into_response(),
+        },
+        Ok(None) => crate::dashboard::login_response(
+            StatusCode::UNAUTHORIZED,
+            "That user name and password do not match. Try again.",
+            &state,
+        ),
+        Err(ApiError::TooManyRequests(wait)) => {
+            let mut res = crate::dashboard::login_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!(
+                    "Too many failed sign-ins for this user. Wait {wait} seconds and try again."
+                ),
+                &state,
+            );
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+            res
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The sign-out form.
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    /// The session's CSRF token.
+    pub csrf: String,
+}
+
+async fn logout(
+    State(state): State<WebState>,
+    caller: Caller,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, ApiError> {
+    caller.check_csrf(Some(&form.csrf))?;
+    if let Via::Session { id_hash, .. } = &caller.via {
+        state.accounts.delete_session(id_hash).await?;
+    }
+    let mut res = Redirect::to("/login").into_response();
+    res.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("krake_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
+    );
+    Ok(res)
+}

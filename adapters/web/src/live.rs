@@ -1,0 +1,432 @@
+//! The live hub: every connected (or briefly disconnected) web chat session has a log of
+//! server messages, each with the session's next sequence number. A change to an inbox thread
+//! is appended to the log of every session that may see it; a session's socket task sends
+//! what its client has not seen. After a dropped connection the client says the last number
+//! it saw and gets exactly the messages after it: nothing lost, nothing twice.
+//!
+//! A log keeps at most [`LOG_CAP`] unsent-or-unacknowledged messages; a client that fell
+//! further behind is told to reload (`reset`). Sessions without a socket are forgotten after
+//! [`DETACHED_TTL`].
+
+use krake_core::Actor;
+use krake_core::inbox::Thread;
+use krake_core::workspace::WorkspaceSlug;
+use serde::Serialize;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// Messages kept per session for resuming.
+pub const LOG_CAP: usize = 512;
+
+/// How long a session without a socket may still be resumed.
+pub const DETACHED_TTL: Duration = Duration::from_secs(120);
+
+/// A thread as pushed to web clients (the fields a list row needs).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ThreadEvent {
+    /// Thread id.
+    pub id: i64,
+    /// Workspace slug.
+    pub workspace: String,
+    /// Kind.
+    pub kind: String,
+    /// Status.
+    pub status: String,
+    /// Title (plain text: clients must render it as text).
+    pub title: String,
+    /// Version.
+    pub version: i64,
+    /// Who decided, if decided.
+    pub decided_by: Option<String>,
+    /// Whether Approve/Reject make sense now.
+    pub decidable: bool,
+}
+
+impl From<&Thread> for ThreadEvent {
+    fn from(t: &Thread) -> Self {
+        Self {
+            id: t.id.0,
+            workspace: t.workspace.to_string(),
+            kind: t.kind.to_string(),
+            status: t.status.to_string(),
+            title: t.title.clone(),
+            version: t.version,
+            decided_by: t.decided_by.as_ref().map(ToString::to_string),
+            decidable: t.is_decidable(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct LogState {
+    next_seq: u64,
+    /// (seq, full JSON text), oldest first.
+    buf: VecDeque<(u64, Arc<str>)>,
+    /// The highest sequence number handed to a socket.
+    sent: u64,
+    /// Messages below this were dropped from the buffer unsent or unacknowledged.
+    lost_below: u64,
+    /// Which socket task owns the session now (a resume takes it over).
+    epoch: u64,
+    detached_at: Option<Instant>,
+}
+
+/// One web chat session's message log.
+#[derive(Debug)]
+pub struct Session {
+    /// The session id the client resumes with.
+    pub id: String,
+    /// Who is signed in.
+    pub actor: Actor,
+    /// The workspace the widget is for (`data-workspace`), if any: only its threads are pushed.
+    pub workspace: Option<WorkspaceSlug>,
+    state: Mutex<LogState>,
+    /// Woken when a message is appended.
+    pub notify: Notify,
+}
+
+impl Session {
+    fn lock(&self) -> MutexGuard<'_, LogState> {
+        // A poisoned lock only means a panic elsewhere while holding it; the data is still
+        // a consistent log (every mutation is a single step), so go on with it.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Appends a message `{"seq":N,<body>}` where `body` is a JSON object's inside (without
+    /// braces); returns its sequence number.
+    pub fn push(&self, body: &str) -> u64 {
+        let seq = {
+            let mut s = self.lock();
+            s.next_seq += 1;
+            let seq = s.next_seq;
+            let text: Arc<str> = Arc::from(format!("{{\"seq\":{seq},{body}}}"));
+            s.buf.push_back((seq, text));
+            while s.buf.len() > LOG_CAP {
+                if let Some((old, _)) = s.buf.pop_front() {
+                    s.lost_below = old + 1;
+                }
+            }
+            seq
+        };
+        self.notify.notify_one();
+        seq
+    }
+
+    /// Appends a typed message (serialized with a `type` tag).
+    pub fn push_json(&self, kind: &str, fields: serde_json::Value) -> u64 {
+        let mut obj = serde_json::Map::new();
+        obj.insert("type".into(), serde_json::Value::String(kind.into()));
+        if let serde_json::Value::Object(m) = fields {
+            obj.extend(m);
+        }
+        let text = serde_json::Value::Object(obj).to_string();
+        self.push(&text[1..text.len() - 1])
+    }
+
+    /// The messages after the last one handed to the socket of `epoch`, marking them sent.
+    /// `None` when another socket took the session over (this one must stop).
+    pub fn take_unsent(&self, epoch: u64) -> Option<Vec<Arc<str>>> {
+        let mut s = self.lock();
+        if s.epoch != epoch {
+            return None;
+        }
+        let sent = s.sent;
+        let out: Vec<Arc<str>> = s
+            .buf
+            .iter()
+            .filter(|(seq, _)| *seq > sent)
+            .map(|(_, t)| t.clone())
+            .collect();
+        s.sent = s.next_seq;
+        Some(out)
+    }
+
+    /// A socket attaches, its client having seen everything up to `last` (0: nothing). Returns
+    /// the new epoch and whether messages after `last` were lost (the client must reload).
+    pub fn attach(&self, last: u64) -> (u64, bool) {
+        let mut s = self.lock();
+        s.epoch += 1;
+        s.detached_at = None;
+        // What the client has seen needs no keeping; what it has not will be sent again.
+        while s.buf.front().is_some_and(|(seq, _)| *seq <= last) {
+            s.buf.pop_front();
+        }
+        let last = last.min(s.next_seq);
+        let lost = s.lost_below > last + 1;
+        s.sent = last;
+        (s.epoch, lost)
+    }
+
+    /// The client received everything up to `seq`: those messages need no keeping.
+    pub fn ack(&self, seq: u64) {
+        let mut s = self.lock();
+        let upto = seq.min(s.sent);
+        while s.buf.front().is_some_and(|(q, _)| *q <= upto) {
+            s.buf.pop_front();
+        }
+    }
+
+    /// The socket of `epoch` went away; the session stays resumable for a while.
+    pub fn detach(&self, epoch: u64) {
+        let mut s = self.lock();
+        if s.epoch == epoch {
+            s.detached_at = Some(Instant::now());
+        }
+    }
+
+    fn expired(&self) -> bool {
+        self.lock()
+            .detached_at
+            .is_some_and(|at| at.elapsed() > DETACHED_TTL)
+    }
+
+    fn wants(&self, t: &Thread) -> bool {
+        self.actor.can_see(&t.workspace)
+            && self.workspace.as_ref().is_none_or(|w| *w == t.workspace)
+    }
+}
+
+#[derive(Debug, Default)]
+struct HubState {
+    sessions: HashMap<String, Arc<Session>>,
+    /// The newest version pushed per thread: a change arriving twice (from this process and
+    /// through the outbox) is pushed once.
+    versions: HashMap<i64, i64>,
+}
+
+/// All sessions of this process.
+#[derive(Debug, Default)]
+pub struct Hub {
+    state: Mutex<HubState>,
+}
+
+impl Hub {
+    /// An empty hub.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HubState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A new session for `actor`.
+    pub fn open(&self, actor: Actor, workspace: Option<WorkspaceSlug>) -> Arc<Session> {
+        let session = Arc::new(Session {
+            id: crate::auth::random_token()[..24].to_owned(),
+            actor,
+            workspace,
+            state: Mutex::new(LogState::default()),
+            notify: Notify::new(),
+        });
+        let mut h = self.lock();
+        h.sessions.retain(|_, s| !s.expired());
+        h.sessions.insert(session.id.clone(), session.clone());
+        session
+    }
+
+    /// The session `id` if it exists and belongs to `user`.
+    pub fn resume(&self, id: &str, user: &krake_core::UserName) -> Option<Arc<Session>> {
+        let h = self.lock();
+        h.sessions
+            .get(id)
+            .filter(|s| s.actor.user == *user && !s.expired())
+            .cloned()
+    }
+
+    /// Sessions held (attached or resumable).
+    pub fn len(&self) -> usize {
+        self.lock().sessions.len()
+    }
+
+    /// Whether no session is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Pushes a thread's state to every session that may see it, unless this version (or a
+    /// newer one) was pushed before. Returns how many sessions it went to.
+    pub fn publish(&self, t: &Thread) -> usize {
+        let targets: Vec<Arc<Session>> = {
+            let mut h = self.lock();
+            let newest = h.versions.entry(t.id.0).or_insert(i64::MIN);
+            if *newest >= t.version {
+                return 0;
+            }
+            *newest = t.version;
+            h.sessions
+                .values()
+                .filter(|s| s.wants(t))
+                .cloned()
+                .collect()
+        };
+        let body =
+            serde_json::json!({ "type": "thread", "thread": ThreadEvent::from(t) }).to_string();
+        let inner = &body[1..body.len() - 1];
+        for s in &targets {
+            s.push(inner);
+        }
+        targets.len()
+    }
+}
+
+/// The web front's outbox sender: a thread posted or edited for destination `web:<workspace>`
+/// is pushed to the live sessions of this process. The "message id" of a web copy is the
+/// thread id; replies are never queued for the web (a session gets its replies directly).
+pub struct WebSender {
+    hub: std::sync::Arc<Hub>,
+}
+
+impl WebSender {
+    /// A sender pushing to `hub`.
+    pub fn new(hub: std::sync::Arc<Hub>) -> Self {
+        Self { hub }
+    }
+}
+
+/// The destination of a workspace's web sessions (`web:lunavo`).
+pub fn destination(workspace: &WorkspaceSlug) -> Option<krake_core::outbox::Destination> {
+    krake_core::outbox::Destination::parse(&format!("web:{workspace}")).ok()
+}
+
+#[async_trait::async_trait]
+impl krake_core::delivery::Sender for WebSender {
+    fn front(&self) -> &str {
+        "web"
+    }
+
+    async fn send(
+        &self,
+        _destination: &krake_core::outbox::Destination,
+        delivery: &krake_core::delivery::Delivery,
+    ) -> Result<krake_core::delivery::Sent, krake_core::delivery::SendError> {
+        use krake_core::delivery::{Delivery, Sent};
+        Ok(match delivery {
+            Delivery::Post { thread } => {
+                self.hub.publish(thread);
+                Sent {
+                    message_id: Some(thread.id.0.to_string()),
+                }
+            }
+            Delivery::Edit { thread, message_id } => {
+                self.hub.publish(thread);
+                Sent {
+                    message_id: Some(message_id.clone()),
+                }
+            }
+            Delivery::Send { .. } => Sent { message_id: None },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use krake_core::actor::{Front, Role, UserName};
+    use krake_core::inbox::{ThreadKind, ThreadStatus};
+
+    fn thread(id: i64, ws: &str, version: i64) -> Thread {
+        let mut t = Thread {
+            id: krake_core::inbox::ThreadId(id),
+            workspace: WorkspaceSlug::parse(ws).unwrap(),
+            kind: ThreadKind::Approval,
+            status: ThreadStatus::Open,
+            origin: krake_core::inbox::Origin::System,
+            agent: None,
+            title: "t".into(),
+            body: String::new(),
+            action: None,
+            approvers: Default::default(),
+            expires_at: None,
+            timeout_route: Default::default(),
+            decided_by: None,
+            reason: None,
+            approvals: vec![],
+            version,
+            created_at: krake_core::time::Timestamp::from_millis(0),
+            updated_at: krake_core::time::Timestamp::from_millis(0),
+            replies: vec![],
+        };
+        t.version = version;
+        t
+    }
+
+    fn member_of(ws: &str) -> Actor {
+        let mut a = Actor::new(UserName::parse("bo").unwrap(), Front::Web, Role::Guest);
+        a.workspace_roles
+            .insert(WorkspaceSlug::parse(ws).unwrap(), Role::Member);
+        a
+    }
+
+    #[test]
+    fn pushes_only_to_sessions_that_may_see_and_once_per_version() {
+        let hub = Hub::new();
+        let lunavo = hub.open(member_of("lunavo"), None);
+        let monarch = hub.open(member_of("monarch"), None);
+        assert_eq!(hub.publish(&thread(1, "lunavo", 1)), 1);
+        assert_eq!(
+            hub.publish(&thread(1, "lunavo", 1)),
+            0,
+            "same version twice"
+        );
+        assert_eq!(hub.publish(&thread(1, "lunavo", 0)), 0, "older version");
+        let (e, _) = lunavo.attach(0);
+        let got = lunavo.take_unsent(e).unwrap();
+        assert_eq!(got.len(), 1);
+        assert!(got[0].starts_with("{\"seq\":1,"), "{}", got[0]);
+        assert!(got[0].contains("\"type\":\"thread\""), "{}", got[0]);
+        let (e2, _) = monarch.attach(0);
+        assert!(monarch.take_unsent(e2).unwrap().is_empty());
+    }
+
+    #[test]
+    fn resume_after_a_drop_sends_exactly_what_was_missed() {
+        let hub = Hub::new();
+        let s = hub.open(member_of("lunavo"), None);
+        let (e1, _) = s.attach(0);
+        for v in 1..=3 {
+            hub.publish(&thread(1, "lunavo", v));
+        }
+        let first = s.take_unsent(e1).unwrap();
+        assert_eq!(first.len(), 3);
+        // The client saw only seq 1 and 2 before the socket dropped; 3 and 4 come later.
+        s.detach(e1);
+        hub.publish(&thread(1, "lunavo", 4));
+        let (e2, lost) = s.attach(2);
+        assert!(!lost);
+        assert_eq!(s.take_unsent(e1), None, "the old socket must stop");
+        let again = s.take_unsent(e2).unwrap();
+        let seqs: Vec<&str> = again.iter().map(|m| &m[..9]).collect();
+        assert_eq!(seqs, ["{\"seq\":3,", "{\"seq\":4,"]);
+        assert!(s.take_unsent(e2).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_client_too_far_behind_is_told_to_reload() {
+        let hub = Hub::new();
+        let s = hub.open(member_of("lunavo"), None);
+        for v in 1..=(LOG_CAP as i64 + 10) {
+            hub.publish(&thread(1, "lunavo", v));
+        }
+        let (_, lost) = s.attach(0);
+        assert!(lost);
+    }
+
+    #[test]
+    fn widget_sessions_for_one_workspace_get_only_its_threads() {
+        let hub = Hub::new();
+        let mut both = member_of("lunavo");
+        both.workspace_roles
+            .insert(WorkspaceSlug::parse("monarch").unwrap(), Role::Member);
+        let s = hub.open(both, Some(WorkspaceSlug::parse("monarch").unwrap()));
+        assert_eq!(hub.publish(&thread(1, "lunavo", 1)), 0);
+        assert_eq!(hub.publish(&thread(2, "monarch", 1)), 1);
+        assert!(hub.resume(&s.id, &UserName::parse("bo").unwrap()).is_some());
+        assert!(
+            hub.resume(&s.id, &UserName::parse("eve").unwrap())
+                .is_none()
+        );
+    }
+}

@@ -1,0 +1,379 @@
+//! The web chat over WebSocket (`GET /ws/chat`), written over any `Sink`/`Stream` of text
+//! frames so tests drive it with channels.
+//!
+//! Client → server (JSON text frames):
+//! - first `{"type":"hello","workspace":"lunavo"?,"token":"krk_…"?,"session":"…"?,"last":12?}`:
+//!   who (a session cookie on the upgrade request, or a token), which widget workspace, and for
+//!   a resume the session id and the last sequence number seen;
+//! - `{"type":"say","id":"c7","text":"/todo"}`: a chat message, handled once per `id`
+//!   (a message resent after a drop is not handled twice);
+//! - `{"type":"press","payload":"k1:a:12:3"}`: a button;
+//! - `{"type":"ack","seq":40}`: everything up to 40 arrived (lets the server forget it).
+//!
+//! Server → client: every message has `seq` (1, 2, 3, … per session) and a `type`: `welcome`
+//! (`session`, `reset`: true when the client must reload its state), `reply` (`re`, `text`,
+//! `tone`, `thread`, `buttons: [{label, payload}]`), `thread` (a new or changed inbox thread),
+//! `error` (`code`, `message`: a bad frame; the connection stays open).
+
+use crate::auth::{Caller, actor_of, caller};
+use crate::front::WebState;
+use crate::live::Session;
+use axum::Router;
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use krake_core::actor::Front;
+use krake_core::inbound::IdempotencyKey;
+use krake_core::reply::{ButtonPayload, Reply};
+use krake_core::service::IncomingMessage;
+use krake_core::workspace::WorkspaceSlug;
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// Largest text frame accepted from a client.
+pub const MAX_FRAME: usize = 16 * 1024;
+
+/// A frame from the client, parsed.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ClientFrame {
+    /// Opens or resumes the session.
+    Hello {
+        /// The widget's workspace.
+        #[serde(default)]
+        workspace: Option<String>,
+        /// A personal API token, when not signed in by cookie.
+        #[serde(default)]
+        token: Option<String>,
+        /// The session to resume.
+        #[serde(default)]
+        session: Option<String>,
+        /// The last sequence number seen.
+        #[serde(default)]
+        last: Option<u64>,
+    },
+    /// A chat message.
+    Say {
+        /// The client's id of the message (unique per session).
+        id: String,
+        /// What was written.
+        text: String,
+    },
+    /// A button press.
+    Press {
+        /// The button's payload.
+        payload: String,
+    },
+    /// Everything up to `seq` arrived.
+    Ack {
+        /// The last sequence number received.
+        seq: u64,
+    },
+}
+
+/// Routes: `/ws/chat`.
+pub fn router() -> Router<WebState> {
+    Router::new().route("/ws/chat", get(upgrade))
+}
+
+async fn upgrade(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    // A session cookie only counts when the page is from this host (no cross-site hijacking).
+    let cookie_caller = if same_origin(&headers) {
+        caller(&state, &headers).await.ok().flatten()
+    } else {
+        None
+    };
+    ws.read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
+        .max_message_size(MAX_FRAME)
+        .max_frame_size(MAX_FRAME)
+        .on_upgrade(move |socket| serve_socket(state, cookie_caller, socket))
+        .into_response()
+}
+
+fn same_origin(headers: &HeaderMap) -> bool {
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    match (host, origin) {
+        (Some(h), Some(o)) => o
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest.trim_end_matches('/') == h),
+        // Not a browser (no Origin): cookies were not sent by a third-party page.
+        (_, None) => true,
+        _ => false,
+    }
+}
+
+async fn serve_socket(state: WebState, cookie: Option<Caller>, socket: WebSocket) {
+    let (sink, stream) = socket.split();
+    let sink = sink
+        .with(|t: Arc<str>| async move { Ok::<_, axum::Error>(Message::Text(t.as_ref().into())) });
+    let stream = stream.filter_map(|m| async move {
+        match m {
+            Ok(Message::Text(t)) => Some(Incoming::Text(t.to_string())),
+            Ok(Message::Binary(_)) => Some(Incoming::Invalid),
+            Ok(Message::Close(_)) | Err(_) => Some(Incoming::Closed),
+            Ok(_) => None,
+        }
+    });
+    run_session(state, cookie, Box::pin(sink), Box::pin(stream)).await;
+}
+
+/// One frame from the client's side of a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming {
+    /// A text frame.
+    Text(String),
+    /// A frame that cannot be a message (binary).
+    Invalid,
+    /// The connection closed.
+    Closed,
+}
+
+fn welcome(session: &Session, reset: bool) {
+    session.push_json(
+        "welcome",
+        serde_json::json!({ "session": session.id, "user": session.actor.user.as_str(), "reset": reset }),
+    );
+}
+
+fn error_to(session: &Session, code: &str, message: &str) {
+    session.push_json(
+        "error",
+        serde_json::json!({ "code": code, "message": message }),
+    );
+}
+
+/// Sends one message outside any session (before `hello` succeeded) and reports whether it
+/// went out.
+async fn send_raw<Si>(sink: &mut Si, kind: &str, code: &str, message: &str) -> bool
+where
+    Si: Sink<Arc<str>> + Unpin,
+{
+    let text =
+        serde_json::json!({ "seq": 0, "type": kind, "code": code, "message": message }).to_string();
+    sink.send(Arc::from(text)).await.is_ok()
+}
+
+/// Runs one connection: waits for `hello`, then relays the session's log to the sink and the
+/// client's frames to core, until the client goes away or another connection resumes the
+/// session.
+pub async fn run_session<Si, St>(
+    state: WebState,
+    cookie: Option<Caller>,
+    mut sink: Si,
+    mut stream: St,
+) where
+    Si: Sink<Arc<str>> + Unpin,
+    St: Stream<Item = Incoming> + Unpin,
+{
+    // 1. hello
+    let (session, epoch) = loop {
+        let Some(Incoming::Text(text)) = stream.next().await else {
+            return;
+        };
+        let hello = match serde_json::from_str::<ClientFrame>(&text) {
+            Ok(ClientFrame::Hello {
+                workspace,
+                token,
+                session,
+                last,
+            }) => (workspace, token, session, last),
+            Ok(_) => {
+                if !send_raw(
+                    &mut sink,
+                    "error",
+                    "hello_first",
+                    "send a hello message first",
+                )
+                .await
+                {
+                    return;
+                }
+                continue;
+            }
+            Err(e) => {
+                if !send_raw(
+                    &mut sink,
+                    "error",
+                    "bad_frame",
+                    &format!("not a message: {e}"),
+                )
+                .await
+                {
+                    return;
+                }
+                continue;
+            }
+        };
+        let (workspace, token, resume, last) = hello;
+        let who = match (&cookie, token) {
+            (_, Some(token)) => match state
+                .tokens
+                .user_for_token(&crate::hash_token(&token))
+                .await
+            {
+                Ok(Some(u)) => Some(actor_of(u, Front::Web)),
+                _ => None,
+            },
+            (Some(c), None) => Some(c.actor.clone()),
+            (None, None) => None,
+        };
+        let Some(actor) = who else {
+            let _ = send_raw(
+                &mut sink,
+                "error",
+                "unauthenticated",
+                "sign in first (at /login on this Krake), or give the widget a token (data-token)",
+            )
+            .await;
+            return;
+        };
+        let workspace = match workspace.filter(|w| !w.is_empty()) {
+            None => None,
+            Some(w) => match WorkspaceSlug::parse(&w)
+                .ok()
+                .filter(|s| state.krake.directory().workspace(s).is_some())
+            {
+                Some(s) if actor.can_see(&s) => Some(s),
+                Some(_) => {
+                    let _ = send_raw(
+                        &mut sink,
+                        "error",
+                        "forbidden",
+                        &format!("{} is not a member of {w}", actor.user),
+                    )
+                    .await;
+                    return;
+                }
+                None => {
+                    let _ = send_raw(
+                        &mut sink,
+                        "error",
+                        "not_found",
+                        &format!("there is no workspace `{w}`"),
+                    )
+                    .await;
+                    return;
+                }
+            },
+        };
+        let resumed = resume
+            .as_deref()
+            .and_then(|id| state.hub.resume(id, &actor.user));
+        match resumed {
+            Some(s) => {
+                let (epoch, lost) = s.attach(last.unwrap_or(0));
+                if lost {
+                    welcome(&s, true);
+                }
+                break (s, epoch);
+            }
+            None => {
+                let s = state.hub.open(actor, workspace);
+                let (epoch, _) = s.attach(0);
+                // A client that asked to resume an unknown session must reload its state.
+                welcome(&s, resume.is_some());
+                break (s, epoch);
+            }
+        }
+    };
+    // 2. relay
+    loop {
+        let Some(unsent) = session.take_unsent(epoch) else {
+            return; // another connection resumed this session
+        };
+        for m in unsent {
+            if sink.send(m).await.is_err() {
+                session.detach(epoch);
+                return;
+            }
+        }
+        tokio::select! {
+            _ = session.notify.notified() => {}
+            frame = stream.next() => match frame {
+                Some(Incoming::Text(text)) => handle_frame(&state, &session, &text).await,
+                Some(Incoming::Invalid) => error_to(&session, "bad_frame", "binary frames are not messages; send JSON text"),
+                Some(Incoming::Closed) | None => {
+                    session.detach(epoch);
+                    return;
+                }
+            },
+        }
+    }
+}
+
+async fn handle_frame(state: &WebState, session: &Session, text: &str) {
+    let frame = match serde_json::from_str::<ClientFrame>(text) {
+        Ok(f) => f,
+        Err(e) => {
+            return error_to(session, "bad_frame", &format!("not a message: {e}"));
+        }
+    };
+    match frame {
+        ClientFrame::Hello { .. } => error_to(
+            session,
+            "bad_frame",
+            "already said hello on this connection",
+        ),
+        ClientFrame::Ack { seq } => session.ack(seq),
+        ClientFrame::Say { id, text } => {
+            let key = format!("web:{}:{}:{id}", session.actor.user, session.id);
+            let Ok(key) = IdempotencyKey::parse(&key) else {
+                return error_to(
+                    session,
+                    "bad_frame",
+                    "a message id has at most 100 characters",
+                );
+            };
+            let reply = state
+                .krake
+                .handle_message(IncomingMessage {
+                    source: "web".into(),
+                    key,
+                    actor: session.actor.clone(),
+                    conversation: format!("web:{}", session.id),
+                    text,
+                })
+                .await;
+            send_reply(state, session, Some(&id), reply).await;
+        }
+        ClientFrame::Press { payload } => match ButtonPayload::decode(&payload) {
+            Ok(p) => {
+                let reply = state.krake.press(&session.actor, p).await;
+                send_reply(state, session, None, reply).await;
+            }
+            Err(e) => error_to(session, "bad_button", &e.to_string()),
+        },
+    }
+}
+
+async fn send_reply(state: &WebState, session: &Session, re: Option<&str>, reply: Reply) {
+    let buttons: Vec<serde_json::Value> = reply
+        .buttons
+        .iter()
+        .map(|b| serde_json::json!({ "label": b.label, "payload": b.payload.encode() }))
+        .collect();
+    session.push_json(
+        "reply",
+        serde_json::json!({
+            "re": re,
+            "text": reply.text,
+            "tone": reply.tone,
+            "thread": reply.thread.map(|t| t.0),
+            "buttons": buttons,
+        }),
+    );
+    // A change made from chat (a successful reply about a thread) reaches every dashboard at once (the outbox copy comes later
+    // and is recognised by its version).
+    if let (Some(t), krake_core::reply::Tone::Success) = (reply.thread, reply.tone) {
+        state.publish(t).await;
+    }
+}

@@ -1,0 +1,596 @@
+//! The REST API against a real SQLite store: filters and paging, roles per workspace, the
+//! error shape and codes (400/401/403/404/409/413), CSRF, sign-in, and the OpenAPI document.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+use axum::http::{Method, StatusCode};
+use common::{As, spawn};
+use krake_core::inbox::ThreadKind;
+
+fn assert_error(v: &serde_json::Value, code: &str) {
+    assert_eq!(v["error"]["code"], code, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn list_filters_and_pages() {
+    let app = spawn().await;
+    for i in 0..5 {
+        app.thread("lunavo", ThreadKind::Approval, &format!("approve {i}"))
+            .await;
+    }
+    for i in 0..2 {
+        app.thread("monarch", ThreadKind::Question, &format!("q {i}"))
+            .await;
+    }
+    let ana = As::Token("tok-ana");
+    let (s, v) = app.get("/api/v1/inbox", ana).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["threads"].as_array().unwrap().len(), 7);
+    assert!(v["next_before"].is_null());
+    let (_, v) = app.get("/api/v1/inbox?workspace=lunavo", ana).await;
+    assert_eq!(v["threads"].as_array().unwrap().len(), 5);
+    let (_, v) = app.get("/api/v1/inbox?kind=question", ana).await;
+    assert_eq!(v["threads"].as_array().unwrap().len(), 2);
+    let (_, v) = app.get("/api/v1/inbox?status=approved", ana).await;
+    assert_eq!(v["threads"].as_array().unwrap().len(), 0);
+    // Paging: newest first, 3 per page.
+    let (_, p1) = app.get("/api/v1/inbox?limit=3", ana).await;
+    let ids1: Vec<i64> = p1["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids1, [7, 6, 5]);
+    let next = p1["next_before"].as_i64().unwrap();
+    let (_, p2) = app
+        .get(&format!("/api/v1/inbox?limit=3&before={next}"), ana)
+        .await;
+    let ids2: Vec<i64> = p2["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids2, [4, 3, 2]);
+    // A member of Monarch sees only Monarch's threads.
+    let (_, v) = app.get("/api/v1/inbox", As::Token("tok-mo")).await;
+    assert_eq!(v["threads"].as_array().unwrap().len(), 2);
+    assert!(
+        v["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["workspace"] == "monarch")
+    );
+}
+
+#[tokio::test]
+async fn malformed_requests_are_400_with_the_error_shape() {
+    let app = spawn().await;
+    let t = app.thread("lunavo", ThreadKind::Question, "q").await;
+    let ana = As::Token("tok-ana");
+    for path in [
+        "/api/v1/inbox?status=bogus",
+        "/api/v1/inbox?kind=nope",
+        "/api/v1/inbox?limit=0",
+        "/api/v1/inbox?limit=abc",
+        "/api/v1/inbox?colour=red",
+        "/api/v1/inbox/abc",
+        "/api/v1/inbox/-3",
+    ] {
+        let (s, v) = app.get(path, ana).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{path}: {v}");
+        assert_error(&v, "bad_request");
+    }
+    let reply = format!("/api/v1/inbox/{}/reply", t.id.0);
+    for body in [
+        "{not json",
+        r#"{"text": 12}"#,
+        r#"{"text":"hi","extra":1}"#,
+        r#"{"text":"   "}"#,
+        "[]",
+    ] {
+        let (s, v) = app.post(&reply, ana, Some(body)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {v}");
+        assert_error(&v, "bad_request");
+    }
+    // Nothing was changed by the bad requests.
+    let (_, v) = app.get(&format!("/api/v1/inbox/{}", t.id.0), ana).await;
+    assert_eq!(v["replies"].as_array().unwrap().len(), 0);
+    assert_eq!(v["status"], "open");
+    // Approving a question is a bad request too.
+    let (s, v) = app
+        .post(&format!("/api/v1/inbox/{}/approve", t.id.0), ana, None)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_413() {
+    let app = spawn().await;
+    let t = app.thread("lunavo", ThreadKind::Question, "q").await;
+    let big = format!(r#"{{"text":"{}"}}"#, "x".repeat(100 * 1024));
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/inbox/{}/reply", t.id.0),
+            As::Token("tok-ana"),
+            Some(&big),
+        )
+        .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+    assert_error(&v, "payload_too_large");
+}
+
+#[tokio::test]
+async fn unknown_forged_and_expired_credentials_are_401() {
+    let app = spawn().await;
+    app.thread("lunavo", ThreadKind::Approval, "a").await;
+    for who in [
+        As::Nobody,
+        As::Token("tok-nobody"),
+        As::Cookie("forged", None),
+    ] {
+        let (s, v) = app.get("/api/v1/inbox", who).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+        assert_error(&v, "unauthenticated");
+    }
+    let (cookie, _) = app.sign_in("bo").await;
+    let (s, _) = app.get("/api/v1/inbox", As::Cookie(&cookie, None)).await;
+    assert_eq!(s, StatusCode::OK);
+    app.clock.advance(std::time::Duration::from_secs(13 * 3600));
+    let (s, v) = app.get("/api/v1/inbox", As::Cookie(&cookie, None)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "expired session: {v}");
+    // The dashboard sends an expired session to the sign-in page.
+    let (s, h, _) = app
+        .send(Method::GET, "/", As::Cookie(&cookie, None), None)
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(h["location"], "/login");
+}
+
+#[tokio::test]
+async fn roles_per_workspace_decide_who_may_do_what() {
+    let app = spawn().await;
+    let a = app.thread("lunavo", ThreadKind::Approval, "a").await;
+    let approve = format!("/api/v1/inbox/{}/approve", a.id.0);
+    // A viewer reads but may not decide.
+    let (s, _) = app
+        .get(&format!("/api/v1/inbox/{}", a.id.0), As::Token("tok-vic"))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = app.post(&approve, As::Token("tok-vic"), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    assert_error(&v, "forbidden");
+    let (s, _) = app
+        .post(
+            &format!("/api/v1/inbox/{}/archive", a.id.0),
+            As::Token("tok-vic"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // A member of another workspace may neither read nor decide, nor list it.
+    let (s, _) = app
+        .get(&format!("/api/v1/inbox/{}", a.id.0), As::Token("tok-mo"))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = app.post(&approve, As::Token("tok-mo"), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = app
+        .get("/api/v1/inbox?workspace=lunavo", As::Token("tok-mo"))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = app
+        .get("/api/v1/inbox?workspace=atlantis", As::Token("tok-mo"))
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = app.get("/api/v1/inbox/999", As::Token("tok-ana")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // Nothing changed so far.
+    let (_, v) = app
+        .get(&format!("/api/v1/inbox/{}", a.id.0), As::Token("tok-ana"))
+        .await;
+    assert_eq!(v["status"], "open");
+    // A member decides; a second decision is a conflict carrying the current state.
+    let (s, v) = app.post(&approve, As::Token("tok-bo"), Some("")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["outcome"], "decided");
+    assert_eq!(v["thread"]["status"], "approved");
+    assert_eq!(v["thread"]["decided_by"], "bo");
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/inbox/{}/reject", a.id.0),
+            As::Token("tok-ana"),
+            Some(r#"{"reason":"late"}"#),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert_error(&v, "conflict");
+    assert_eq!(v["error"]["current"]["status"], "approved");
+    // The decision is audited with the user and the front.
+    let (s, v) = app
+        .get(
+            &format!("/api/v1/inbox/{}/audit", a.id.0),
+            As::Token("tok-vic"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let approved: Vec<_> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "approved")
+        .collect();
+    assert_eq!(approved.len(), 1, "{v}");
+    assert_eq!(approved[0]["actor"], "bo");
+    assert_eq!(approved[0]["front"], "api");
+}
+
+#[tokio::test]
+async fn a_stale_version_is_refused() {
+    let app = spawn().await;
+    let a = app.thread("lunavo", ThreadKind::Approval, "a").await;
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/inbox/{}/approve", a.id.0),
+            As::Token("tok-bo"),
+            Some(&format!(r#"{{"version":{}}}"#, a.version + 3)),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["error"]["current"]["status"], "open");
+}
+
+#[tokio::test]
+async fn reply_archive_unarchive() {
+    let app = spawn().await;
+    let q = app
+        .thread("lunavo", ThreadKind::Question, "which colour?")
+        .await;
+    let bo = As::Token("tok-bo");
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/inbox/{}/reply", q.id.0),
+            bo,
+            Some(r#"{"text":"blue"}"#),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "answered");
+    assert_eq!(v["replies"][0]["text"], "blue");
+    assert_eq!(v["replies"][0]["author"], "bo");
+    let (_, v) = app
+        .post(&format!("/api/v1/inbox/{}/archive", q.id.0), bo, None)
+        .await;
+    assert_eq!(v["status"], "archived");
+    let (_, l) = app.get("/api/v1/inbox", bo).await;
+    assert_eq!(
+        l["threads"].as_array().unwrap().len(),
+        0,
+        "archived threads are not listed by default"
+    );
+    let (_, l) = app.get("/api/v1/inbox?status=archived", bo).await;
+    assert_eq!(l["threads"].as_array().unwrap().len(), 1);
+    let (_, v) = app
+        .post(&format!("/api/v1/inbox/{}/unarchive", q.id.0), bo, None)
+        .await;
+    assert_eq!(v["status"], "answered");
+}
+
+#[tokio::test]
+async fn session_writes_need_the_csrf_token() {
+    let app = spawn().await;
+    let a = app.thread("lunavo", ThreadKind::Approval, "a").await;
+    let (cookie, csrf) = app.sign_in("bo").await;
+    let path = format!("/api/v1/inbox/{}/approve", a.id.0);
+    let (s, v) = app.post(&path, As::Cookie(&cookie, None), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let (s, _) = app
+        .post(&path, As::Cookie(&cookie, Some("wrong")), None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, v) = app
+        .post(&path, As::Cookie(&cookie, Some(&csrf)), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, audit) = app
+        .get(
+            &format!("/api/v1/inbox/{}/audit", a.id.0),
+            As::Token("tok-bo"),
+        )
+        .await;
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "approved" && e["front"] == "web" && e["actor"] == "bo"),
+        "{audit}"
+    );
+}
+
+#[tokio::test]
+async fn sign_in_sets_a_safe_cookie_and_is_rate_limited() {
+    let app = spawn().await;
+    let form = |user: &str, pw: &str| {
+        axum::http::Request::post("/login")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(axum::body::Body::from(format!("user={user}&password={pw}")))
+            .unwrap()
+    };
+    use tower::ServiceExt;
+    let res = app
+        .router
+        .clone()
+        .oneshot(form("ana", "correct+horse+battery"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let c = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        c.contains("HttpOnly") && c.contains("SameSite=Lax") && c.contains("Path=/"),
+        "{c}"
+    );
+    let res = app
+        .router
+        .clone()
+        .oneshot(form("nobody", "x"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    for _ in 0..5 {
+        let res = app
+            .router
+            .clone()
+            .oneshot(form("bo", "wrong"))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    // Locked out now, even with the right password.
+    let res = app
+        .router
+        .clone()
+        .oneshot(form("bo", "correct+horse+battery"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().contains_key("retry-after"));
+    // Other users are not affected.
+    let res = app
+        .router
+        .clone()
+        .oneshot(form("vic", "correct+horse+battery"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn signing_out_ends_the_session() {
+    let app = spawn().await;
+    let (cookie, csrf) = app.sign_in("ana").await;
+    use tower::ServiceExt;
+    let req = axum::http::Request::post("/logout")
+        .header("cookie", format!("krake_session={cookie}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(axum::body::Body::from(format!("csrf={csrf}")))
+        .unwrap();
+    let res = app.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (s, _) = app.get("/api/v1/me", As::Cookie(&cookie, None)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn workspaces_agents_and_me_follow_the_roles() {
+    let app = spawn().await;
+    let (_, v) = app.get("/api/v1/workspaces", As::Token("tok-mo")).await;
+    assert_eq!(
+        v,
+        serde_json::json!([{"slug":"monarch","name":"Monarch","role":"member"}])
+    );
+    let (_, v) = app.get("/api/v1/workspaces", As::Token("tok-ana")).await;
+    assert_eq!(v.as_array().unwrap().len(), 5);
+    let (_, v) = app.get("/api/v1/agents", As::Token("tok-ana")).await;
+    assert_eq!(v.as_array().unwrap().len(), 12);
+    let (_, v) = app.get("/api/v1/agents", As::Token("tok-mo")).await;
+    assert!(v.as_array().unwrap().iter().all(|a| {
+        a["workspaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w == "monarch")
+    }));
+    let (_, v) = app.get("/api/v1/me", As::Token("tok-vic")).await;
+    assert_eq!(v["user"], "vic");
+    assert_eq!(v["via"], "token");
+    assert!(v["csrf"].is_null());
+}
+
+/// The OpenAPI document stays true: every documented operation is routed (it answers 401
+/// without credentials, not 404/405), every route of the API is documented, and the documented
+/// properties of a thread are the ones a real response has.
+#[tokio::test]
+async fn the_openapi_document_matches_the_routes() {
+    let app = spawn().await;
+    let t = app.thread("lunavo", ThreadKind::Approval, "a").await;
+    let (s, doc) = app.get("/api/v1/openapi.json", As::Nobody).await;
+    assert_eq!(s, StatusCode::OK);
+    let paths = doc["paths"].as_object().unwrap();
+    let mut documented = Vec::new();
+    for (path, ops) in paths {
+        for (method, _) in ops.as_object().unwrap() {
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let concrete = path.replace("{id}", &t.id.0.to_string());
+            let (s, _, body) = app.send(m.clone(), &concrete, As::Nobody, None).await;
+            assert_eq!(
+                s,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} is documented but answers {s}: {body}"
+            );
+            documented.push(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    documented.sort();
+    let mut expected = vec![
+        "GET /api/v1/inbox",
+        "GET /api/v1/inbox/{id}",
+        "GET /api/v1/inbox/{id}/audit",
+        "POST /api/v1/inbox/{id}/reply",
+        "POST /api/v1/inbox/{id}/approve",
+        "POST /api/v1/inbox/{id}/reject",
+        "POST /api/v1/inbox/{id}/archive",
+        "POST /api/v1/inbox/{id}/unarchive",
+        "GET /api/v1/workspaces",
+        "GET /api/v1/agents",
+        "GET /api/v1/me",
+    ];
+    expected.sort();
+    assert_eq!(documented, expected);
+    // Routes that are not documented do not exist.
+    let (s, _, _) = app
+        .send(
+            Method::DELETE,
+            &format!("/api/v1/inbox/{}", t.id.0),
+            As::Token("tok-ana"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+    // Schema properties = the keys of real responses.
+    let schemas = &doc["components"]["schemas"];
+    let props = |name: &str| -> Vec<String> {
+        let mut v: Vec<String> = schemas[name]["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{name}: {}", schemas[name]))
+            .keys()
+            .cloned()
+            .collect();
+        v.sort();
+        v
+    };
+    let keys = |v: &serde_json::Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    let (_, page) = app.get("/api/v1/inbox", As::Token("tok-ana")).await;
+    assert_eq!(props("ThreadPage"), keys(&page));
+    assert_eq!(props("ThreadSummary"), keys(&page["threads"][0]));
+    let (_, (_, decision)) = (
+        (),
+        app.post(
+            &format!("/api/v1/inbox/{}/approve", t.id.0),
+            As::Token("tok-ana"),
+            None,
+        )
+        .await,
+    );
+    assert_eq!(props("DecisionView"), keys(&decision));
+    let (_, audit) = app
+        .get(
+            &format!("/api/v1/inbox/{}/audit", t.id.0),
+            As::Token("tok-ana"),
+        )
+        .await;
+    assert_eq!(props("AuditView"), keys(&audit[0]));
+    let (_, me) = app.get("/api/v1/me", As::Token("tok-ana")).await;
+    assert_eq!(props("MeView"), keys(&me));
+    // ThreadView flattens ThreadSummary: its own properties plus the summary's.
+    let (_, full) = app
+        .get(&format!("/api/v1/inbox/{}", t.id.0), As::Token("tok-ana"))
+        .await;
+    let mut view = Vec::new();
+    for part in schemas["ThreadView"]["allOf"].as_array().unwrap() {
+        let part = match part["$ref"].as_str() {
+            Some(r) => &schemas[r.rsplit('/').next().unwrap()],
+            None => part,
+        };
+        view.extend(part["properties"].as_object().unwrap().keys().cloned());
+    }
+    view.sort();
+    assert_eq!(view, keys(&full));
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_user_text_as_text() {
+    let app = spawn().await;
+    let evil = "<script>alert(1)</script>";
+    let t = app.thread("lunavo", ThreadKind::Approval, evil).await;
+    let (cookie, _) = app.sign_in("ana").await;
+    for path in ["/".to_owned(), format!("/threads/{}", t.id.0)] {
+        let (s, h, html) = app
+            .send(Method::GET, &path, As::Cookie(&cookie, None), None)
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{path}"
+        );
+        assert!(!html.contains(evil), "{path} has the raw script");
+        assert!(
+            h["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("script-src 'self'")
+        );
+    }
+    let (s, h, _) = app.send(Method::GET, "/", As::Nobody, None).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(h["location"], "/login");
+}
+
+#[tokio::test]
+async fn dashboard_forms_decide_with_csrf_and_show_conflicts() {
+    let app = spawn().await;
+    let t = app.thread("lunavo", ThreadKind::Approval, "ship it").await;
+    let (cookie, csrf) = app.sign_in("bo").await;
+    use tower::ServiceExt;
+    let post = |body: String| {
+        axum::http::Request::post(format!("/threads/{}", t.id.0))
+            .header("cookie", format!("krake_session={cookie}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(axum::body::Body::from(body))
+            .unwrap()
+    };
+    let res = app
+        .router
+        .clone()
+        .oneshot(post("action=approve&csrf=forged".into()))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = app
+        .router
+        .clone()
+        .oneshot(post(format!(
+            "action=approve&csrf={csrf}&version={}",
+            t.version
+        )))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let res = app
+        .router
+        .clone()
+        .oneshot(post(format!("action=reject&csrf={csrf}&text=no")))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    let html = String::from_utf8(
+        axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(html.contains("already approved by bo"), "{html}");
+}

@@ -1,0 +1,265 @@
+//! Typed inbox operations for fronts that speak structured data (the HTTP API, the web
+//! dashboard) instead of chat text. The rules are the chat commands' rules: who may see a
+//! thread, who may reply, decide or archive; only the answers are typed, so a front can map
+//! them to status codes.
+
+use crate::actor::{Actor, Role};
+use crate::inbox::{AuditEntry, Decision, DecisionOutcome, Thread, ThreadFilter, ThreadId};
+use crate::ports::{ArchiveOutcome, RepoError, WriteCtx};
+use crate::service::Krake;
+use crate::workspace::WorkspaceSlug;
+
+/// Why a typed inbox operation did not happen. Nothing changed in any case.
+#[derive(Debug, thiserror::Error)]
+pub enum ThreadError {
+    /// No such thread (or workspace).
+    #[error("{0}")]
+    NotFound(String),
+    /// The actor may not do this here (another workspace, a viewer deciding, an unlinked user).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The thread is not in a state that allows this (already decided); carries its state now.
+    #[error("{message}")]
+    Conflict {
+        /// What happened, for people.
+        message: String,
+        /// The thread as it is now.
+        thread: Box<Thread>,
+    },
+    /// The request makes no sense for this thread (approving a question, an empty reply).
+    #[error("{0}")]
+    Invalid(String),
+    /// The store failed.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+}
+
+/// What a decision did, typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decided {
+    /// The thread is decided now.
+    Decided(Thread),
+    /// The approval counted towards a quorum; `missing` more are needed.
+    Counted {
+        /// The thread after counting.
+        thread: Thread,
+        /// Approvals still missing.
+        missing: u32,
+    },
+    /// This user had approved already; nothing changed.
+    AlreadyCounted(Thread),
+}
+
+impl Decided {
+    /// The thread after the decision.
+    pub fn thread(&self) -> &Thread {
+        match self {
+            Decided::Decided(t) | Decided::AlreadyCounted(t) => t,
+            Decided::Counted { thread, .. } => thread,
+        }
+    }
+}
+
+impl Krake {
+    fn write_ctx(&self, actor: &Actor) -> WriteCtx {
+        WriteCtx {
+            actor: actor.clone(),
+            inbound: None,
+            now: self.clock.now(),
+        }
+    }
+
+    /// One thread with its replies, if the actor may see its workspace.
+    pub async fn thread_for(&self, actor: &Actor, id: ThreadId) -> Result<Thread, ThreadError> {
+        let th = self
+            .inbox
+            .get(id)
+            .await?
+            .ok_or_else(|| ThreadError::NotFound(format!("there is no thread #{}", id.0)))?;
+        if !actor.can_see(&th.workspace) {
+            return Err(ThreadError::Forbidden(format!(
+                "{} is not a member of {}, where thread #{} belongs",
+                actor.user, th.workspace, id.0
+            )));
+        }
+        Ok(th)
+    }
+
+    /// Threads matching `filter` among the workspaces the actor may see, newest first. Asking
+    /// for a workspace the actor may not see is forbidden; an unknown one is not found.
+    pub async fn threads_for(
+        &self,
+        actor: &Actor,
+        mut filter: ThreadFilter,
+    ) -> Result<Vec<Thread>, ThreadError> {
+        if let Some(w) = &filter.workspace {
+            self.known_workspace(w)?;
+            if !actor.can_see(w) {
+                return Err(ThreadError::Forbidden(format!(
+                    "{} is not a member of {w}",
+                    actor.user
+                )));
+            }
+        }
+        filter.visible = actor.visible(self.directory.workspaces().iter().map(|w| &w.slug));
+        Ok(self.inbox.list(&filter).await?)
+    }
+
+    fn known_workspace(&self, w: &WorkspaceSlug) -> Result<(), ThreadError> {
+        match self.directory.workspace(w) {
+            Some(_) => Ok(()),
+            None => Err(ThreadError::NotFound(format!(
+                "there is no workspace `{w}`"
+            ))),
+        }
+    }
+
+    /// A thread the actor may change as a member of its workspace.
+    async fn thread_as_member(
+        &self,
+        actor: &Actor,
+        id: ThreadId,
+        what: &str,
+    ) -> Result<Thread, ThreadError> {
+        let th = self.thread_for(actor, id).await?;
+        if actor.unlinked {
+            return Err(ThreadError::Forbidden(
+                "this account is not linked to a Krake user, so it cannot act on threads".into(),
+            ));
+        }
+        if actor.role_in(&th.workspace) < Role::Member {
+            return Err(ThreadError::Forbidden(format!(
+                "{} is a {} in {}: viewers can read threads but not {what}; ask a workspace admin for the member role",
+                actor.user,
+                actor.role_in(&th.workspace),
+                th.workspace
+            )));
+        }
+        Ok(th)
+    }
+
+    /// Replies in a thread (an open question becomes answered).
+    pub async fn reply_to(
+        &self,
+        actor: &Actor,
+        id: ThreadId,
+        text: &str,
+    ) -> Result<Thread, ThreadError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(ThreadError::Invalid("a reply needs some text".into()));
+        }
+        self.thread_as_member(actor, id, "reply").await?;
+        self.inbox
+            .reply(id, text, &self.write_ctx(actor))
+            .await?
+            .ok_or_else(|| ThreadError::NotFound(format!("there is no thread #{}", id.0)))
+    }
+
+    /// Approves or rejects an approval thread. `version`, when given, must be the thread's
+    /// current version (a stale view is refused). A thread decided before is a conflict.
+    pub async fn decide_thread(
+        &self,
+        actor: &Actor,
+        id: ThreadId,
+        decision: Decision,
+        version: Option<i64>,
+    ) -> Result<Decided, ThreadError> {
+        let th = self.thread_for(actor, id).await?;
+        if actor.unlinked {
+            return Err(ThreadError::Forbidden(
+                "this account is not linked to a Krake user, so it cannot decide".into(),
+            ));
+        }
+        if th.kind != crate::inbox::ThreadKind::Approval {
+            return Err(ThreadError::Invalid(format!(
+                "#{} is a {}, not an approval: there is nothing to approve or reject",
+                id.0, th.kind
+            )));
+        }
+        if !th
+            .approvers
+            .allows(&actor.user, actor.role_in(&th.workspace))
+        {
+            return Err(ThreadError::Forbidden(format!(
+                "{} cannot decide #{}: it needs {}",
+                actor.user,
+                id.0,
+                th.approvers.describe()
+            )));
+        }
+        match self
+            .inbox
+            .decide(id, &decision, version, &self.write_ctx(actor))
+            .await?
+        {
+            None => Err(ThreadError::NotFound(format!(
+                "there is no thread #{}",
+                id.0
+            ))),
+            Some(DecisionOutcome::Decided(t)) => Ok(Decided::Decided(t)),
+            Some(DecisionOutcome::Counted { thread, missing }) => {
+                Ok(Decided::Counted { thread, missing })
+            }
+            Some(DecisionOutcome::AlreadyCounted(t)) => Ok(Decided::AlreadyCounted(t)),
+            Some(DecisionOutcome::Refused(t)) => {
+                let by = t
+                    .decided_by
+                    .as_ref()
+                    .map(|u| format!(" by {u}"))
+                    .unwrap_or_default();
+                let message = if t.status == crate::inbox::ThreadStatus::Open {
+                    format!(
+                        "#{} changed since version {}; it is at version {} now: look again",
+                        id.0,
+                        version.unwrap_or_default(),
+                        t.version
+                    )
+                } else {
+                    format!("#{} is already {}{by}; nothing changed", id.0, t.status)
+                };
+                Err(ThreadError::Conflict {
+                    message,
+                    thread: Box::new(t),
+                })
+            }
+        }
+    }
+
+    /// Archives (`true`) or unarchives (`false`) a thread. Doing it twice changes nothing and
+    /// returns the thread as it is.
+    pub async fn archive_thread(
+        &self,
+        actor: &Actor,
+        id: ThreadId,
+        archived: bool,
+    ) -> Result<Thread, ThreadError> {
+        let what = if archived {
+            "archive them"
+        } else {
+            "unarchive them"
+        };
+        self.thread_as_member(actor, id, what).await?;
+        match self
+            .inbox
+            .set_archived(id, archived, &self.write_ctx(actor))
+            .await?
+        {
+            Some(ArchiveOutcome::Changed(t) | ArchiveOutcome::Unchanged(t)) => Ok(t),
+            None => Err(ThreadError::NotFound(format!(
+                "there is no thread #{}",
+                id.0
+            ))),
+        }
+    }
+
+    /// The audit log of a thread the actor may see, oldest first.
+    pub async fn audit_for(
+        &self,
+        actor: &Actor,
+        id: ThreadId,
+    ) -> Result<Vec<AuditEntry>, ThreadError> {
+        self.thread_for(actor, id).await?;
+        Ok(self.inbox.audit(id).await?)
+    }
+}

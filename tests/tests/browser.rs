@@ -1,0 +1,381 @@
+//! The web front in a real browser: headless Chromium driven over WebDriver (chromedriver,
+//! fantoccini) against the real `krake serve`. Sign in, the XSS case, the chat widget (`/todo`,
+//! the list, Approve as a real button), the dashboard row changing without a reload, and a
+//! dropped socket resuming without loss or duplicates.
+//!
+//! Needs the Debian packages `chromium` and `chromium-driver` (scripts/test installs them); the
+//! test fails, never skips, when they are missing. With `KRAKE_SCREENSHOTS=DIR` it saves
+//! screenshots of the pages there.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use krake_tests::{chat, krake};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+const PASSWORD: &str = "correct horse battery";
+const XSS: &str = "<script>alert(1)</script>";
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(dir: &Path) -> (Killed, u16) {
+    let mut child = krake(dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let port = loop {
+        let line = lines
+            .next()
+            .expect("serve exited before listening")
+            .unwrap();
+        if let Some(rest) = line.split("http://127.0.0.1:").nth(1) {
+            break rest
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+                .unwrap()
+                .parse::<u16>()
+                .unwrap();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (Killed(child), port)
+}
+
+fn chromedriver() -> (Killed, u16) {
+    let path = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or_else(|| {
+            panic!("chromedriver is missing: install the Debian packages `chromium` and `chromium-driver` (scripts/test does)")
+        });
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "chromium is missing: install the Debian packages `chromium` and `chromium-driver` (scripts/test does)"
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new(path)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (Killed(child), port)
+}
+
+async fn browser(driver_port: u16) -> Client {
+    // Two rustls backends are linked into this test binary; WebDriver over loopback HTTP uses
+    // neither, but the client builder needs one chosen.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,900"]
+        }),
+    );
+    ClientBuilder::rustls()
+        .unwrap()
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{driver_port}"))
+        .await
+        .expect("a Chromium session through chromedriver")
+}
+
+/// Evaluates `expr` in the page until it is truthy (10 s at most); returns its value.
+async fn until(c: &Client, what: &str, expr: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = c
+            .execute(&format!("return ({expr});"), vec![])
+            .await
+            .unwrap_or(Value::Null);
+        if !(v.is_null() || v == json!(false) || v == json!("") || v == json!(0)) {
+            return v;
+        }
+        if Instant::now() > deadline {
+            let html = c.source().await.unwrap_or_default();
+            panic!("timed out waiting for {what} ({expr}); page:\n{html}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn shot(c: &Client, name: &str) {
+    if let Ok(dir) = std::env::var("KRAKE_SCREENSHOTS") {
+        std::fs::create_dir_all(&dir).unwrap();
+        let png = c.screenshot().await.unwrap();
+        std::fs::write(Path::new(&dir).join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+async fn say(c: &Client, text: &str) {
+    let input = c.find(Locator::Css(".krake-input")).await.unwrap();
+    input.send_keys(text).await.unwrap();
+    input.send_keys("\u{E007}").await.unwrap(); // Enter submits the widget's form
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_and_widget_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    // An owner with a password (from stdin, never on the command line), demo threads, and a
+    // thread whose title is markup.
+    let mut add = krake(dir.path())
+        .args(["user", "add", "ana", "--role", "owner", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(add.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    let out = add.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(PASSWORD));
+    let out = krake(dir.path()).arg("demo").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    chat(dir.path(), &[&format!("/ask penn {XSS}")]);
+
+    let (_server, port) = serve(dir.path());
+    let (_driver, driver_port) = chromedriver();
+    let c = browser(driver_port).await;
+    let base = format!("http://127.0.0.1:{port}");
+
+    // Sign in.
+    c.goto(&format!("{base}/")).await.unwrap();
+    until(&c, "the sign-in page", "location.pathname === '/login'").await;
+    shot(&c, "login").await;
+    c.find(Locator::Id("user"))
+        .await
+        .unwrap()
+        .send_keys("ana")
+        .await
+        .unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys("wrong password")
+        .await
+        .unwrap();
+    c.find(Locator::Css("form.login button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(&c, "the refusal", "document.querySelector('.flash.error') && document.querySelector('.flash.error').textContent.includes('do not match')").await;
+    c.find(Locator::Id("user"))
+        .await
+        .unwrap()
+        .send_keys("ana")
+        .await
+        .unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    c.find(Locator::Css("form.login button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &c,
+        "the inbox",
+        "location.pathname === '/' && document.querySelector('#inbox')",
+    )
+    .await;
+
+    // The markup title shows literally and runs nothing.
+    let titles = until(
+        &c,
+        "the titles",
+        "Array.from(document.querySelectorAll('td.title')).map(t => t.textContent).join('\\n')",
+    )
+    .await;
+    assert!(
+        titles
+            .as_str()
+            .unwrap()
+            .contains(&format!("Task for Penn: {XSS}")),
+        "{titles}"
+    );
+    assert!(
+        c.get_alert_text().await.is_err(),
+        "an alert opened: the title ran as script"
+    );
+    let injected = c
+        .execute(
+            "return document.querySelectorAll('td.title script').length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(injected, json!(0));
+
+    // The widget: open it, send /todo, see the list.
+    c.execute("window.__noReload = 'still here'; return 1;", vec![])
+        .await
+        .unwrap();
+    until(
+        &c,
+        "the widget's socket",
+        "document.querySelector('.krake-widget[data-connected=\"true\"]')",
+    )
+    .await;
+    c.find(Locator::Css(".krake-toggle"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    say(&c, "/todo").await;
+    until(&c, "the /todo list", "Array.from(document.querySelectorAll('.krake-reply')).some(r => r.textContent.includes('Publish the hoodie launch post'))").await;
+    shot(&c, "inbox-with-widget").await;
+
+    // Approve #1 with the widget's real button; the dashboard row changes without a reload.
+    let status1 = "document.querySelector('tr[data-thread=\"1\"] td.status').textContent";
+    assert_eq!(
+        c.execute(&format!("return {status1};"), vec![])
+            .await
+            .unwrap(),
+        json!("open")
+    );
+    say(&c, "/show 1").await;
+    let button = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(".krake-button[data-payload^=\"k1:a:1:\"]"))
+        .await
+        .unwrap();
+    assert_eq!(button.text().await.unwrap(), "Approve");
+    button.click().await.unwrap();
+    until(&c, "row #1 approved", &format!("{status1} === 'approved'")).await;
+    assert_eq!(
+        c.execute("return window.__noReload;", vec![])
+            .await
+            .unwrap(),
+        json!("still here")
+    );
+    shot(&c, "approved-live").await;
+
+    // Drop the socket; while it is down, thread #2 is rejected (through the API, as another
+    // front would); the widget reconnects, resumes from its last sequence number and shows
+    // the change once, with no gap.
+    let before = c
+        .execute("return KrakeWidget.lastSeq();", vec![])
+        .await
+        .unwrap()
+        .as_u64()
+        .unwrap();
+    c.execute(
+        "KrakeWidget.drop();
+         fetch('/api/v1/me').then(r => r.json()).then(me => fetch('/api/v1/inbox/2/reject', {
+             method: 'POST', headers: {'x-csrf-token': me.csrf, 'content-type': 'application/json'},
+             body: JSON.stringify({reason: 'not now'})}));
+         return 1;",
+        vec![],
+    )
+    .await
+    .unwrap();
+    until(
+        &c,
+        "row #2 rejected after the resume",
+        "document.querySelector('tr[data-thread=\"2\"] td.status').textContent === 'rejected'",
+    )
+    .await;
+    until(
+        &c,
+        "the widget connected again",
+        "document.querySelector('.krake-widget[data-connected=\"true\"]')",
+    )
+    .await;
+    let after = c
+        .execute("return KrakeWidget.lastSeq();", vec![])
+        .await
+        .unwrap()
+        .as_u64()
+        .unwrap();
+    assert!(after > before, "{before} → {after}");
+    assert_eq!(
+        c.execute(
+            "return document.querySelector('.krake-widget').getAttribute('data-gaps');",
+            vec![]
+        )
+        .await
+        .unwrap(),
+        Value::Null,
+        "a message was lost"
+    );
+    assert_eq!(
+        c.execute(
+            "return document.querySelectorAll('.krake-thread[data-thread=\"2\"]').length;",
+            vec![]
+        )
+        .await
+        .unwrap(),
+        json!(1),
+        "shown twice"
+    );
+    assert_eq!(
+        c.execute("return window.__noReload;", vec![])
+            .await
+            .unwrap(),
+        json!("still here")
+    );
+
+    // The thread page, and the inbox on a phone-sized screen.
+    c.goto(&format!("{base}/threads/1")).await.unwrap();
+    until(
+        &c,
+        "the thread page",
+        "document.querySelector('article[data-thread=\"1\"]')",
+    )
+    .await;
+    let audit = c
+        .execute(
+            "return document.querySelector('table.audit').textContent;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(audit.as_str().unwrap().contains("approved"), "{audit}");
+    shot(&c, "thread").await;
+    c.set_window_size(390, 844).await.unwrap();
+    c.goto(&format!("{base}/")).await.unwrap();
+    until(&c, "the inbox", "document.querySelector('#inbox')").await;
+    shot(&c, "inbox-phone").await;
+    c.close().await.unwrap();
+}
