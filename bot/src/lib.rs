@@ -15,8 +15,10 @@
 //! - [`bench`]: `krake bench`: the benchmarks named in the issues.
 //! - [`coordinator`]: the schedule coordinator's loop in `krake serve`.
 //! - [`telemetry`]: `/metrics` (Prometheus), request ids and HTTP tracing.
+//! - [`agents`]: agent settings, the run engine on the store, the run worker in `krake serve`.
 //! - [`folder_cli`]: `krake folder export|import`: folders to and from CSV files.
 
+pub mod agents;
 pub mod bench;
 pub mod bench_schedules;
 pub mod chat;

@@ -55,6 +55,15 @@ pub struct FileConfig {
     /// The Discord front.
     #[serde(default)]
     pub discord: DiscordFile,
+    /// Model providers (`[[llm.providers]]`), timeouts and retries; none means offline mode.
+    #[serde(default)]
+    pub llm: krake_llm::LlmConfig,
+    /// Monthly model budgets per workspace and agent, in US dollars.
+    #[serde(default)]
+    pub budgets: crate::agents::BudgetsFile,
+    /// Limits of agent runs.
+    #[serde(default)]
+    pub agent_runs: crate::agents::AgentRunsFile,
 }
 
 /// `[discord]` in the config file.
@@ -140,8 +149,21 @@ pub struct AgentEntry {
     pub description: Option<String>,
     /// Workspaces (slugs), home first.
     pub workspaces: Option<Vec<String>>,
-    /// System prompt.
+    /// System prompt (`prompt` works too).
+    #[serde(alias = "prompt")]
     pub system_prompt: Option<String>,
+    /// The model it uses (one of a provider's `models`); default: the first provider's first.
+    pub model: Option<String>,
+    /// Sampling temperature (0 to 2).
+    pub temperature: Option<f32>,
+    /// The tools it may call: reply, request_approval, escalate, search_knowledge, get_kpis.
+    pub tools: Option<Vec<String>>,
+    /// Action kinds that always need approval: send_message, publish_post, change_price, refund.
+    pub needs_approval: Option<Vec<String>>,
+    /// At or above this confidence it acts on its own (unless `needs_approval`); default 0.8.
+    pub act_threshold: Option<f64>,
+    /// Below this confidence its run is escalated; default 0.4.
+    pub escalate_threshold: Option<f64>,
     /// Remove this agent from the roster.
     #[serde(default)]
     pub disabled: bool,
@@ -214,6 +236,10 @@ pub struct Settings {
     pub telegram: Option<krake_telegram::TelegramConfig>,
     /// The Discord front.
     pub discord: krake_discord::DiscordConfig,
+    /// Agents' models, policies, budgets and run limits.
+    pub agents: crate::agents::AgentSettings,
+    /// The `[llm]` section as written (for `krake config`).
+    pub llm: krake_llm::LlmConfig,
 }
 
 /// A config-defined schedule, validated at load.
@@ -292,6 +318,8 @@ impl Settings {
             webhooks: webhooks(&file, &directory_ref)?,
             telegram: crate::telegram::settings(&file.telegram, &directory_ref)?,
             discord: discord(&file.discord, &directory_ref)?,
+            agents: crate::agents::settings(&file, &directory_ref)?,
+            llm: file.llm.clone(),
             rules: file
                 .rules
                 .clone()
@@ -376,6 +404,7 @@ impl Settings {
         }
         out.push_str(&crate::telegram::redacted(self.telegram.as_ref()));
         out.push_str(&discord_redacted(&self.discord));
+        out.push_str(&crate::agents::redacted(&self.agents, &self.llm));
         for w in self.directory.workspaces() {
             out.push_str(&format!(
                 "\n[[workspaces]]\nname = {:?}\nslug = \"{}\"\n",

@@ -23,6 +23,11 @@
 //! - [`folder`]: agents' folders (typed tables), CSV import/export, the folder port.
 //! - [`coordinator`]: runs due schedules once each and assigns tasks to agents.
 //! - [`knowledge`]: the [`Retriever`](knowledge::Retriever) port that RAG fills.
+//! - [`model`]: the [`ChatModel`](model::ChatModel) port (messages, tools, usage, errors).
+//! - [`policy`]: per-agent tools, thresholds and approvals, and the verdict on a result.
+//! - [`run`]: agent runs (durable, leased, stepped) and the [`Runner`](run::Runner) engine.
+//! - [`ledger`]: the cost ledger and monthly budgets.
+//! - [`router`]: natural-language routing: a model picks a typed command.
 
 pub mod actor;
 pub mod agent;
@@ -35,9 +40,14 @@ pub mod folder;
 pub mod inbound;
 pub mod inbox;
 pub mod knowledge;
+pub mod ledger;
+pub mod model;
 pub mod outbox;
+pub mod policy;
 pub mod ports;
 pub mod reply;
+pub mod router;
+pub mod run;
 pub mod schedule;
 pub mod secret;
 pub mod service;

@@ -15,6 +15,8 @@
 //! - `commerce`: [`CommerceRepo`](krake_core::commerce::CommerceRepo): orders, fulfilments, KPI roll-ups.
 //! - `users`: [`UserRepo`](krake_core::ports::UserRepo): users, roles, link codes, platform identities.
 //! - `links`: [`ThreadLinkRepo`](krake_core::ports::ThreadLinkRepo): front places standing for threads.
+//! - `runs`: [`RunRepo`](krake_core::run::RunRepo) and [`CostLedger`](krake_core::ledger::CostLedger):
+//!   agent runs under leases, their steps, one ledger row per model call.
 
 mod commerce;
 mod folders;
@@ -24,6 +26,7 @@ pub use inbound::GroupCommit;
 mod inbox;
 mod links;
 mod outbox;
+mod runs;
 mod schedules;
 mod users;
 

@@ -1,0 +1,345 @@
+//! Agents in the binary: their settings (`[llm]`, `[budgets]`, `[agent_runs]` and the run
+//! keys of `[agents.NAME]`), the [`Runner`] built on the store, and the worker loop that
+//! `krake serve` runs.
+//!
+//! With no provider under `[[llm.providers]]` Krake is offline: every non-model command works
+//! and `ask` answers from the knowledge base alone.
+
+use crate::settings::{AgentEntry, FileConfig};
+use anyhow::{Context, bail};
+use async_trait::async_trait;
+use krake_core::actor::Actor;
+use krake_core::config::Directory;
+use krake_core::inbox::{NewThread, Origin, ProposedAction, ThreadKind};
+use krake_core::knowledge::{NoKnowledge, Retriever};
+use krake_core::ledger::Budgets;
+use krake_core::model::ChatModel;
+use krake_core::policy::AgentPolicy;
+use krake_core::ports::{InboxRepo, WriteCtx};
+use krake_core::run::{ActionExecutor, NewRun, RunLimits, Runner};
+use krake_core::time::{Clock, SystemClock};
+use krake_core::workspace::WorkspaceSlug;
+use krake_llm::{LlmConfig, OpenAiCompatible};
+use krake_store::Store;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// `[budgets]`: monthly model budgets in US dollars.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetsFile {
+    /// Workspace slug → dollars per month.
+    #[serde(default)]
+    pub workspaces: BTreeMap<String, f64>,
+    /// Agent name → dollars per month (across workspaces).
+    #[serde(default)]
+    pub agents: BTreeMap<String, f64>,
+}
+
+/// `[agent_runs]`: limits of agent runs.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentRunsFile {
+    /// Model calls per run at most (default 8).
+    pub max_turns: Option<u32>,
+    /// Corrections fed back before a run fails (default 3).
+    pub max_corrections: Option<u32>,
+    /// Seconds a worker's lease on a run lasts, renewed at every step (default 120); after a
+    /// crash the run resumes this long later.
+    pub lease_secs: Option<u64>,
+    /// Claims of a run before it is failed and escalated (default 2).
+    pub max_attempts: Option<i32>,
+    /// Prompt token budget; older thread memory is cut to stay under it (default 6000).
+    pub prompt_tokens: Option<u64>,
+    /// Tokens a model may write per call (default 1024).
+    pub max_output_tokens: Option<u32>,
+    /// Runs one process works on at once (default 64).
+    pub concurrency: Option<u32>,
+}
+
+/// The effective agent settings.
+#[derive(Debug, Clone)]
+pub struct AgentSettings {
+    /// The model access; `None` is offline mode.
+    pub model: Option<Arc<OpenAiCompatible>>,
+    /// Provider names, for `krake config`.
+    pub providers: Vec<String>,
+    /// Per-agent policies (lowercase names).
+    pub policies: BTreeMap<String, AgentPolicy>,
+    /// Monthly budgets.
+    pub budgets: Budgets,
+    /// Run limits.
+    pub limits: RunLimits,
+    /// Runs worked on at once per process.
+    pub concurrency: u32,
+}
+
+fn micros(dollars: f64, what: &str) -> anyhow::Result<i64> {
+    if !(dollars.is_finite() && dollars >= 0.0) {
+        bail!("{what}: a budget is a number of US dollars, 0 or more (got {dollars})");
+    }
+    Ok((dollars * 1_000_000.0).round() as i64)
+}
+
+/// The default policy of an agent, by role: analysts read KPIs, nobody acts on money or
+/// customers without approval.
+pub fn default_policy(agent: &str) -> AgentPolicy {
+    let mut p = AgentPolicy::default();
+    if agent.eq_ignore_ascii_case("gigi") || agent.eq_ignore_ascii_case("vizzy") {
+        // Coaching and errands: a message to the owner needs no approval.
+        p.needs_approval.retain(|a| a != "send_message");
+    }
+    p
+}
+
+fn policy(name: &str, e: Option<&AgentEntry>) -> anyhow::Result<AgentPolicy> {
+    let mut p = default_policy(name);
+    if let Some(e) = e {
+        if let Some(m) = &e.model {
+            p.model = Some(m.clone());
+        }
+        if let Some(t) = e.temperature {
+            p.temperature = t;
+        }
+        if let Some(t) = &e.tools {
+            p.tools = t.clone();
+        }
+        if let Some(n) = &e.needs_approval {
+            p.needs_approval = n.clone();
+        }
+        if let Some(a) = e.act_threshold {
+            p.act_threshold = a;
+        }
+        if let Some(s) = e.escalate_threshold {
+            p.escalate_threshold = s;
+        }
+    }
+    p.validate()
+        .with_context(|| format!("[agents.{}]", name.to_lowercase()))?;
+    Ok(p)
+}
+
+/// Reads and checks the agent settings (API keys from the environment).
+pub fn settings(file: &FileConfig, directory: &Directory) -> anyhow::Result<AgentSettings> {
+    let model = OpenAiCompatible::from_config(&file.llm).context("[llm]")?;
+    let mut policies = BTreeMap::new();
+    for a in directory.agents() {
+        let entry = file
+            .agents
+            .iter()
+            .find(|(k, _)| a.name.matches(k))
+            .map(|(_, e)| e);
+        policies.insert(
+            a.name.as_str().to_lowercase(),
+            policy(a.name.as_str(), entry)?,
+        );
+    }
+    let mut budgets = Budgets::default();
+    for (ws, d) in &file.budgets.workspaces {
+        let slug = WorkspaceSlug::parse(ws)
+            .ok()
+            .filter(|s| directory.workspace(s).is_some())
+            .with_context(|| format!("[budgets.workspaces]: there is no workspace `{ws}`"))?;
+        budgets
+            .workspaces
+            .insert(slug.to_string(), micros(*d, "[budgets.workspaces]")?);
+    }
+    for (agent, d) in &file.budgets.agents {
+        let known = directory.agent(agent).is_some() || agent.eq_ignore_ascii_case("router");
+        if !known {
+            bail!("[budgets.agents]: there is no agent `{agent}`");
+        }
+        budgets
+            .agents
+            .insert(agent.to_lowercase(), micros(*d, "[budgets.agents]")?);
+    }
+    let r = &file.agent_runs;
+    let d = RunLimits::default();
+    let limits = RunLimits {
+        max_turns: r.max_turns.unwrap_or(d.max_turns).max(1),
+        max_corrections: r.max_corrections.unwrap_or(d.max_corrections),
+        max_attempts: r.max_attempts.unwrap_or(d.max_attempts).max(1),
+        lease: r
+            .lease_secs
+            .map_or(d.lease, |s| Duration::from_secs(s.max(1))),
+        max_output_tokens: r.max_output_tokens.unwrap_or(d.max_output_tokens).max(16),
+        prompt_tokens: r.prompt_tokens.unwrap_or(d.prompt_tokens).max(500),
+        ..d
+    };
+    Ok(AgentSettings {
+        model: model.map(Arc::new),
+        providers: file.llm.providers.iter().map(|p| p.name.clone()).collect(),
+        policies,
+        budgets,
+        limits,
+        concurrency: r.concurrency.unwrap_or(64).clamp(1, 1000),
+    })
+}
+
+/// Carries out approved actions in `krake serve`. No shop or social network can be written
+/// to yet (the commerce adapter only receives webhooks), so an approved action is handed to
+/// people: a notice in the workspace says exactly what to do.
+struct HandOff {
+    inbox: Arc<dyn InboxRepo>,
+    clock: Arc<dyn Clock>,
+    routes: krake_core::delivery::Routes,
+}
+
+#[async_trait]
+impl ActionExecutor for HandOff {
+    async fn execute(
+        &self,
+        workspace: &WorkspaceSlug,
+        action: &ProposedAction,
+    ) -> Result<String, String> {
+        let mut new = NewThread::new(
+            workspace.clone(),
+            ThreadKind::Notice,
+            format!("To do (approved): {}", action.describe()),
+            format!(
+                "This action was approved. Krake cannot carry it out by itself yet, so please do it by hand:\n{}",
+                action.describe()
+            ),
+        );
+        new.origin = Origin::System;
+        new.post_to = self.routes.for_workspace(workspace).to_vec();
+        let ctx = WriteCtx {
+            actor: Actor::system(),
+            inbound: None,
+            now: self.clock.now(),
+        };
+        match self.inbox.create(&new, &ctx).await {
+            Ok(t) => Ok(format!(
+                "handed to people as #{} ({})",
+                t.id.0,
+                action.describe()
+            )),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// The run engine on the store, for this configuration.
+pub fn runner(
+    store: &Store,
+    agents: &AgentSettings,
+    directory: &Directory,
+    routes: krake_core::delivery::Routes,
+) -> Runner {
+    let s = Arc::new(store.clone());
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let retriever: Arc<dyn Retriever> = Arc::new(NoKnowledge);
+    let model = agents.model.clone().map(|m| -> Arc<dyn ChatModel> { m });
+    Runner::new(
+        s.clone(),
+        s.clone(),
+        s.clone(),
+        model,
+        retriever,
+        Arc::new(HandOff {
+            inbox: s.clone(),
+            clock: clock.clone(),
+            routes: routes.clone(),
+        }),
+        clock,
+        directory.clone(),
+    )
+    .with_routes(routes)
+    .with_policies(agents.policies.clone())
+    .with_budgets(agents.budgets.clone())
+    .with_limits(agents.limits.clone())
+    .with_commerce(s)
+}
+
+/// Works on queued runs until `stop`: right away when one is queued in this process, else
+/// every second (another process, `krake chat`, may have queued it; a crashed worker's run
+/// comes back when its lease ends).
+pub fn spawn_worker(
+    runner: Runner,
+    concurrency: u32,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if !runner.has_model() {
+            return;
+        }
+        let owner = format!("agents-{}", std::process::id());
+        loop {
+            let wait = match runner.work_once(&owner, concurrency).await {
+                Ok(0) => Duration::from_secs(1),
+                Ok(_) => Duration::ZERO,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming agent runs failed; will retry");
+                    Duration::from_secs(2)
+                }
+            };
+            if *stop.borrow() {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = runner.queued() => {}
+                _ = stop.changed() => return,
+            }
+        }
+    })
+}
+
+/// Starts an agent run for a schedule occurrence or an event.
+pub async fn start_task(
+    runner: &Runner,
+    workspace: &WorkspaceSlug,
+    agent: &str,
+    task: &str,
+    trigger: &str,
+) -> anyhow::Result<()> {
+    if !runner.has_model() {
+        return Ok(());
+    }
+    runner
+        .start(&NewRun {
+            workspace: workspace.clone(),
+            agent: agent.to_owned(),
+            task: task.to_owned(),
+            trigger: trigger.to_owned(),
+            requested_by: "krake".into(),
+            parent: None,
+            feedback: None,
+        })
+        .await
+        .context("cannot queue the agent run")?;
+    Ok(())
+}
+
+/// The `[llm]`, `[budgets]` and run settings for `krake config` (keys never printed).
+pub fn redacted(a: &AgentSettings, llm: &LlmConfig) -> String {
+    let mut out = String::from("\n[llm]\n");
+    out.push_str(&format!(
+        "timeout_secs = {}\nmax_retries = {}\n",
+        llm.timeout_secs, llm.max_retries
+    ));
+    for p in &llm.providers {
+        out.push_str(&format!(
+            "\n[[llm.providers]]\nname = {:?}\nbase_url = {:?}\nmodels = {:?}\napi_key_env = {:?}\n",
+            p.name,
+            p.base_url,
+            p.models,
+            p.api_key_env.as_deref().unwrap_or("")
+        ));
+    }
+    if a.model.is_none() {
+        out.push_str("# no provider: offline mode\n");
+    }
+    out.push_str("\n[budgets.workspaces]\n");
+    for (w, m) in &a.budgets.workspaces {
+        out.push_str(&format!("{w} = {}\n", *m as f64 / 1e6));
+    }
+    out.push_str("\n[budgets.agents]\n");
+    for (w, m) in &a.budgets.agents {
+        out.push_str(&format!("{w} = {}\n", *m as f64 / 1e6));
+    }
+    out
+}
