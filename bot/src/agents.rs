@@ -288,30 +288,79 @@ pub fn spawn_worker(
     })
 }
 
-/// Starts an agent run for a schedule occurrence or an event.
-pub async fn start_task(
-    runner: &Runner,
-    workspace: &WorkspaceSlug,
-    agent: &str,
-    task: &str,
-    trigger: &str,
-) -> anyhow::Result<()> {
-    if !runner.has_model() {
-        return Ok(());
-    }
-    runner
-        .start(&NewRun {
-            workspace: workspace.clone(),
-            agent: agent.to_owned(),
-            task: task.to_owned(),
-            trigger: trigger.to_owned(),
-            requested_by: "krake".into(),
-            parent: None,
-            feedback: None,
+/// Turns the occurrences a coordinator tick ran into agent runs: the schedule's task for the
+/// assigned agent, and a reply on the occurrence's question thread naming the run (which
+/// answers it). The occurrence's thread is written first, in the claim's transaction, so a
+/// crash between the two leaves the task in the inbox for a person, never lost.
+#[derive(Clone)]
+pub struct ScheduleHandOff {
+    runner: Runner,
+    schedules: Arc<dyn krake_core::schedule::ScheduleRepo>,
+    inbox: Arc<dyn InboxRepo>,
+}
+
+impl ScheduleHandOff {
+    /// The hand-off, when a model is configured.
+    pub fn new(store: &Store, runner: &Runner) -> Option<Self> {
+        runner.has_model().then(|| Self {
+            runner: runner.clone(),
+            schedules: Arc::new(store.clone()),
+            inbox: Arc::new(store.clone()),
         })
-        .await
-        .context("cannot queue the agent run")?;
-    Ok(())
+    }
+
+    /// Starts one run per occurrence in the report.
+    pub async fn start_runs(&self, report: &krake_core::coordinator::TickReport) {
+        for (id, _, thread) in &report.ran {
+            if let Err(e) = self.start_one(*id, *thread).await {
+                tracing::warn!(schedule = id.0, thread = thread.0, error = %e, "could not start the agent run of a schedule; the task stays in the inbox");
+            }
+        }
+    }
+
+    async fn start_one(
+        &self,
+        id: krake_core::schedule::ScheduleId,
+        thread: krake_core::inbox::ThreadId,
+    ) -> anyhow::Result<()> {
+        let Some(s) = self.schedules.get_schedule(id).await? else {
+            return Ok(());
+        };
+        let th = self.inbox.get(thread).await?;
+        let agent = th
+            .as_ref()
+            .and_then(|t| t.agent.clone())
+            .unwrap_or_else(|| s.assignment.agent.clone());
+        let run = self
+            .runner
+            .start(&NewRun {
+                workspace: s.workspace.clone(),
+                agent: agent.clone(),
+                task: s.task.clone(),
+                trigger: "schedule".into(),
+                requested_by: "krake".into(),
+                parent: None,
+                feedback: None,
+            })
+            .await
+            .context("cannot queue the agent run")?;
+        let ctx = WriteCtx {
+            actor: Actor::system(),
+            inbound: None,
+            now: SystemClock.now(),
+        };
+        self.inbox
+            .reply(
+                thread,
+                &format!(
+                    "{agent} is on it ({}); the result comes as a new thread.",
+                    run.id
+                ),
+                &ctx,
+            )
+            .await?;
+        Ok(())
+    }
 }
 
 /// The `[llm]`, `[budgets]` and run settings for `krake config` (keys never printed).

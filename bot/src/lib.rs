@@ -20,6 +20,7 @@
 
 pub mod agents;
 pub mod bench;
+pub mod bench_agents;
 pub mod bench_schedules;
 pub mod chat;
 pub mod cli;

@@ -43,6 +43,7 @@ pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
         crate::coordinator::coordinator(&store, &settings),
         Duration::from_secs(settings.coordinator_tick_secs),
         coord_rx,
+        crate::agents::ScheduleHandOff::new(&store, &agents),
     ));
     let agent_worker =
         crate::agents::spawn_worker(agents, settings.agents.concurrency, coord_stop.subscribe());

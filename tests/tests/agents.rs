@@ -40,6 +40,7 @@ struct Setup {
     budgets: Budgets,
     retriever: Option<Arc<dyn Retriever>>,
     no_model: bool,
+    limits: Option<RunLimits>,
 }
 
 /// A retriever with fixed passages, filtered by workspace like the real one.
@@ -94,10 +95,10 @@ async fn world(script: Vec<Scripted>, setup: Setup) -> World {
     )
     .with_policies(setup.policies)
     .with_budgets(setup.budgets)
-    .with_limits(RunLimits {
+    .with_limits(setup.limits.unwrap_or(RunLimits {
         lease: Duration::from_secs(30),
         ..RunLimits::default()
-    });
+    }));
     let krake = Krake::new(s.clone(), s.clone(), clock.clone(), Directory::default())
         .with_agents(Arc::new(runner.clone()));
     World {
@@ -730,4 +731,60 @@ async fn costs_command_shows_the_month_and_budgets() {
     assert!(reply.text.contains("of $10.00 budget"), "{}", reply.text);
     let reply = w.krake.handle_text(&Actor::local(), "/costs narnia").await;
     assert!(reply.text.contains("not a workspace"), "{}", reply.text);
+}
+
+#[tokio::test]
+async fn long_thread_memory_is_summarised_under_the_prompt_budget() {
+    let w = world(
+        vec![
+            Scripted::Text("Ana wants the glow print mentioned; no emojis; under 8 words.".into()),
+            tools(&[(
+                "reply",
+                json!({"text": "Glow in the dark. Sleep in comfort.", "confidence": 0.9}),
+            )]),
+        ],
+        Setup {
+            limits: Some(RunLimits {
+                prompt_tokens: 600,
+                ..RunLimits::default()
+            }),
+            ..Setup::default()
+        },
+    )
+    .await;
+    let long: String = (0..80)
+        .map(|i| format!("ana replied: attempt {i} was too long, shorter please.\n"))
+        .collect();
+    let run = w
+        .runner
+        .start(&NewRun {
+            workspace: WorkspaceSlug::parse("lunavo").unwrap(),
+            agent: "penn".into(),
+            task: "a tagline".into(),
+            trigger: "revision".into(),
+            requested_by: "ana".into(),
+            parent: None,
+            feedback: Some(long.clone()),
+        })
+        .await
+        .unwrap();
+    w.runner.work_once("t", 10).await.unwrap();
+    let run = w.store.run(run.id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Done);
+    assert!(run.steps.iter().any(|s| s.kind == "summarised"));
+    let requests = w.model.requests();
+    assert!(
+        requests[0].tools.is_empty(),
+        "the summary call offers no tools"
+    );
+    assert!(requests[0].messages[1].content.contains("attempt 79"));
+    let prompt = &requests[1].messages[1].content;
+    assert!(prompt.contains("glow print mentioned"), "{prompt}");
+    assert!(
+        !prompt.contains("attempt 3 was"),
+        "the long memory is gone: {prompt}"
+    );
+    assert!(requests[1].estimated_input_tokens() < 1500);
+    let r = w.store.report(None, "2026-11").await.unwrap();
+    assert_eq!(r.by_agent["Penn"].calls, 2, "the summary is charged too");
 }

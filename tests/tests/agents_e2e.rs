@@ -220,3 +220,39 @@ fn a_run_killed_mid_call_resumes_after_restart_and_is_charged() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+#[test]
+fn a_due_schedule_becomes_an_agent_run() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fake = rt.block_on(FakeOpenAi::start(vec![]));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &fake.base_url);
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(
+        "\n[schedules.digest]\nagent = \"dexter\"\ntask = \"summarise today's sales\"\nwhen = \"cron */2 * * * * *\"\n",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let mut server = start(dir.path(), &cfg, free_port());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let done = query(
+            dir.path(),
+            "SELECT CAST(COUNT(*) AS TEXT) FROM agent_runs WHERE trigger_kind = 'schedule' AND status = 'done' AND agent = 'Dexter' AND task = 'summarise today''s sales'",
+        );
+        if done != "0" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no scheduled run finished");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The occurrence's question thread names the run and is answered.
+    assert!(
+        query(
+            dir.path(),
+            "SELECT text FROM thread_replies ORDER BY id LIMIT 1"
+        )
+        .contains("Dexter is on it (run ")
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
