@@ -392,3 +392,81 @@ pub fn redacted(a: &AgentSettings, llm: &LlmConfig) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(toml_text: &str) -> anyhow::Result<AgentSettings> {
+        let file: FileConfig = toml::from_str(toml_text)?;
+        settings(&file, &Directory::default())
+    }
+
+    #[test]
+    fn agents_budgets_and_providers_from_the_file() {
+        let a = load(
+            r#"
+[[llm.providers]]
+name = "local"
+base_url = "http://127.0.0.1:11434/v1"
+models = ["llama3.1"]
+input_price_per_million = 0.5
+
+[budgets.workspaces]
+lunavo = 20.0
+[budgets.agents]
+Penn = 5.5
+router = 1
+
+[agents.penn]
+prompt = "You are Penn."
+model = "llama3.1"
+temperature = 0.9
+tools = ["reply", "request_approval"]
+needs_approval = ["publish_post"]
+act_threshold = 0.9
+escalate_threshold = 0.5
+"#,
+        )
+        .unwrap();
+        assert!(a.model.is_some());
+        assert_eq!(a.budgets.workspaces["lunavo"], 20_000_000);
+        assert_eq!(a.budgets.agents["penn"], 5_500_000);
+        let p = &a.policies["penn"];
+        assert_eq!(p.tools, ["reply", "request_approval"]);
+        assert_eq!(p.needs_approval, ["publish_post"]);
+        assert_eq!(p.act_threshold, 0.9);
+        assert_eq!(p.model.as_deref(), Some("llama3.1"));
+        assert_eq!(a.policies.len(), 12, "every agent has a policy");
+        assert!(a.policies["cassie"].needs_approval.contains(&"refund".to_owned()));
+    }
+
+    #[test]
+    fn no_provider_is_offline() {
+        let a = load("").unwrap();
+        assert!(a.model.is_none());
+    }
+
+    #[test]
+    fn bad_agent_settings_are_refused_with_the_reason() {
+        let e = format!("{:#}", load("[agents.penn]\ntools = [\"shell\"]\n").unwrap_err());
+        assert!(e.contains("[agents.penn]") && e.contains("shell"), "{e}");
+        let e = format!(
+            "{:#}",
+            load("[agents.penn]\nact_threshold = 0.2\nescalate_threshold = 0.5\n").unwrap_err()
+        );
+        assert!(e.contains("thresholds"), "{e}");
+        let e = format!("{:#}", load("[budgets.workspaces]\nnarnia = 3.0\n").unwrap_err());
+        assert!(e.contains("narnia"), "{e}");
+        let e = format!("{:#}", load("[budgets.agents]\npenn = -1\n").unwrap_err());
+        assert!(e.contains("0 or more"), "{e}");
+        let e = format!(
+            "{:#}",
+            load(
+                "[[llm.providers]]\nname = \"openai\"\nbase_url = \"https://api.openai.com/v1\"\napi_key_env = \"KRAKE_TEST_SURELY_UNSET_KEY\"\nmodels = [\"gpt-4o-mini\"]\n"
+            )
+            .unwrap_err()
+        );
+        assert!(e.contains("KRAKE_TEST_SURELY_UNSET_KEY"), "{e}");
+    }
+}

@@ -136,7 +136,7 @@ async fn overhead(
         let start = Instant::now();
         let run = r.start(&new_run(i)).await?;
         r.work_once("bench", 1).await?;
-        h.record(start.elapsed().as_micros() as u64)?;
+        h.record(start.elapsed().as_nanos() as u64)?;
         if i == 0
             && let Some(done) = store.run(run.id).await?
             && done.status != RunStatus::Done
@@ -161,7 +161,7 @@ pub async fn run(runs: u32, concurrent: u32, rounds: u32, delay_ms: u64) -> anyh
             .bind(format!("raw {i}"))
             .execute(store.pool())
             .await?;
-        base.record(start.elapsed().as_micros() as u64)?;
+        base.record(start.elapsed().as_nanos() as u64)?;
     }
     report("baseline: raw INSERT of a run row", &base);
     let scripted: Arc<dyn ChatModel> = Arc::new(ScriptedModel::new(Vec::new()).forgetful());
@@ -176,9 +176,9 @@ pub async fn run(runs: u32, concurrent: u32, rounds: u32, delay_ms: u64) -> anyh
     .await?;
     println!(
         "  overhead p50: engine {:.2} ms ({:.1}× the raw insert), engine + HTTP client {:.2} ms; target < 5 ms",
-        engine.value_at_quantile(0.5) as f64 / 1000.0,
+        engine.value_at_quantile(0.5) as f64 / 1e6,
         engine.value_at_quantile(0.5) as f64 / base.value_at_quantile(0.5).max(1) as f64,
-        http.value_at_quantile(0.5) as f64 / 1000.0
+        http.value_at_quantile(0.5) as f64 / 1e6
     );
 
     println!(
