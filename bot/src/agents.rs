@@ -251,7 +251,8 @@ pub fn runner(
     .with_policies(agents.policies.clone())
     .with_budgets(agents.budgets.clone())
     .with_limits(agents.limits.clone())
-    .with_commerce(s)
+    .with_commerce(s.clone())
+    .with_folders(s)
 }
 
 /// Works on queued runs until `stop`: right away when one is queued in this process, else
@@ -438,7 +439,11 @@ escalate_threshold = 0.5
         assert_eq!(p.act_threshold, 0.9);
         assert_eq!(p.model.as_deref(), Some("llama3.1"));
         assert_eq!(a.policies.len(), 12, "every agent has a policy");
-        assert!(a.policies["cassie"].needs_approval.contains(&"refund".to_owned()));
+        assert!(
+            a.policies["cassie"]
+                .needs_approval
+                .contains(&"refund".to_owned())
+        );
     }
 
     #[test]
@@ -449,14 +454,20 @@ escalate_threshold = 0.5
 
     #[test]
     fn bad_agent_settings_are_refused_with_the_reason() {
-        let e = format!("{:#}", load("[agents.penn]\ntools = [\"shell\"]\n").unwrap_err());
+        let e = format!(
+            "{:#}",
+            load("[agents.penn]\ntools = [\"shell\"]\n").unwrap_err()
+        );
         assert!(e.contains("[agents.penn]") && e.contains("shell"), "{e}");
         let e = format!(
             "{:#}",
             load("[agents.penn]\nact_threshold = 0.2\nescalate_threshold = 0.5\n").unwrap_err()
         );
         assert!(e.contains("thresholds"), "{e}");
-        let e = format!("{:#}", load("[budgets.workspaces]\nnarnia = 3.0\n").unwrap_err());
+        let e = format!(
+            "{:#}",
+            load("[budgets.workspaces]\nnarnia = 3.0\n").unwrap_err()
+        );
         assert!(e.contains("narnia"), "{e}");
         let e = format!("{:#}", load("[budgets.agents]\npenn = -1\n").unwrap_err());
         assert!(e.contains("0 or more"), "{e}");

@@ -156,7 +156,8 @@ pub struct AgentEntry {
     pub model: Option<String>,
     /// Sampling temperature (0 to 2).
     pub temperature: Option<f32>,
-    /// The tools it may call: reply, request_approval, escalate, search_knowledge, get_kpis.
+    /// The tools it may call: reply, request_approval, escalate, search_knowledge, get_kpis,
+    /// add_folder_entry.
     pub tools: Option<Vec<String>>,
     /// Action kinds that always need approval: send_message, publish_post, change_price, refund.
     pub needs_approval: Option<Vec<String>>,

@@ -358,6 +358,7 @@ pub struct Runner {
     retriever: Arc<dyn Retriever>,
     executor: Arc<dyn ActionExecutor>,
     commerce: Option<Arc<dyn CommerceRepo>>,
+    folders: Option<Arc<dyn crate::folder::FolderRepo>>,
     clock: Arc<dyn Clock>,
     directory: Arc<Directory>,
     routes: Arc<Routes>,
@@ -411,6 +412,13 @@ struct SearchArgs {
 #[serde(deny_unknown_fields)]
 struct KpiArgs {}
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FolderArgs {
+    folder: String,
+    values: BTreeMap<String, String>,
+}
+
 enum ToolOutcome {
     Answer(String),
     Error(String),
@@ -438,6 +446,7 @@ impl Runner {
             retriever,
             executor,
             commerce: None,
+            folders: None,
             clock,
             directory: Arc::new(directory),
             routes: Arc::new(Routes::new()),
@@ -480,6 +489,13 @@ impl Runner {
     /// Offers `get_kpis` (to agents allowed it) from this commerce store.
     pub fn with_commerce(mut self, commerce: Arc<dyn CommerceRepo>) -> Self {
         self.commerce = Some(commerce);
+        self
+    }
+
+    /// Offers `add_folder_entry` (to agents allowed it) on this folder store: an agent adds
+    /// rows to its own folders, checked against the columns like typed input.
+    pub fn with_folders(mut self, folders: Arc<dyn crate::folder::FolderRepo>) -> Self {
+        self.folders = Some(folders);
         self
     }
 
@@ -721,6 +737,7 @@ impl Runner {
             .into_iter()
             .filter(|t| policy.allows(&t.name))
             .filter(|t| t.name != "get_kpis" || self.commerce.is_some())
+            .filter(|t| t.name != "add_folder_entry" || self.folders.is_some())
             .collect()
     }
 
@@ -965,6 +982,11 @@ impl Runner {
                 (Err(e), _) => ToolOutcome::Error(format!("invalid arguments: {e}")),
                 (_, None) => ToolOutcome::Error("KPIs are not available here".into()),
             },
+            "add_folder_entry" => match (serde_json::from_str::<FolderArgs>(args), &self.folders) {
+                (Ok(a), Some(f)) => self.add_folder_entry(run, f.as_ref(), a).await?,
+                (Err(e), _) => ToolOutcome::Error(format!("invalid arguments: {e}")),
+                (_, None) => ToolOutcome::Error("folders are not available here".into()),
+            },
             other => ToolOutcome::Error(format!("the tool `{other}` is not available yet")),
         };
         let detail = match &outcome {
@@ -974,6 +996,54 @@ impl Runner {
         };
         self.step(run, "tool", detail).await?;
         Ok(outcome)
+    }
+
+    /// Adds a row to one of the run's agent's own folders, values checked by column type.
+    async fn add_folder_entry(
+        &self,
+        run: &Run,
+        folders: &dyn crate::folder::FolderRepo,
+        a: FolderArgs,
+    ) -> Result<ToolOutcome, RepoError> {
+        let Some(folder) = folders.folder(&run.agent, a.folder.trim()).await? else {
+            let names: Vec<String> = folders
+                .folders(Some(&run.agent))
+                .await?
+                .into_iter()
+                .map(|f| f.name.to_string())
+                .collect();
+            return Ok(ToolOutcome::Error(format!(
+                "{} has no folder `{}`; its folders: {}",
+                run.agent,
+                a.folder,
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            )));
+        };
+        if a.values.is_empty() {
+            return Ok(ToolOutcome::Error(
+                "`values` must name at least one column".into(),
+            ));
+        }
+        let pairs: Vec<(String, String)> = a.values.into_iter().collect();
+        let values = match crate::folder::check_pairs(&folder, &pairs) {
+            Ok(v) => v,
+            Err(errors) => return Ok(ToolOutcome::Error(errors.join("; "))),
+        };
+        let ctx = WriteCtx {
+            actor: Actor::system(),
+            inbound: None,
+            now: self.clock.now(),
+        };
+        let ids = folders.add_entries(folder.id, &[values], &ctx).await?;
+        Ok(ToolOutcome::Answer(format!(
+            "added entry #{} to {}",
+            ids.first().map_or(0, |i| i.0),
+            folder.name
+        )))
     }
 
     async fn conclude(
@@ -1871,6 +1941,11 @@ pub fn tool_specs() -> Vec<ToolSpec> {
             name: "search_knowledge".into(),
             description: "Search this workspace's knowledge base; returns cited passages.".into(),
             parameters: json!({"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"], "additionalProperties": false}),
+        },
+        ToolSpec {
+            name: "add_folder_entry".into(),
+            description: "Add a row to one of your own folders (tables); values by column name, checked against the column types.".into(),
+            parameters: json!({"type": "object", "properties": {"folder": {"type": "string"}, "values": {"type": "object", "additionalProperties": {"type": "string"}}}, "required": ["folder", "values"], "additionalProperties": false}),
         },
         ToolSpec {
             name: "get_kpis".into(),

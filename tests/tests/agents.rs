@@ -93,6 +93,7 @@ async fn world(script: Vec<Scripted>, setup: Setup) -> World {
         clock.clone(),
         Directory::default(),
     )
+    .with_folders(s.clone())
     .with_policies(setup.policies)
     .with_budgets(setup.budgets)
     .with_limits(setup.limits.unwrap_or(RunLimits {
@@ -787,4 +788,54 @@ async fn long_thread_memory_is_summarised_under_the_prompt_budget() {
     assert!(requests[1].estimated_input_tokens() < 1500);
     let r = w.store.report(None, "2026-11").await.unwrap();
     assert_eq!(r.by_agent["Penn"].calls, 2, "the summary is charged too");
+}
+
+#[tokio::test]
+async fn add_folder_entry_checks_values_like_typed_input() {
+    use krake_core::folder::{ColumnKind, FolderRepo, Name};
+    let w = world(
+        vec![
+            tools(&[(
+                "add_folder_entry",
+                json!({"folder": "calendar", "values": {"title": "Hoodie launch", "date": "2026-13-01"}}),
+            )]),
+            tools(&[(
+                "add_folder_entry",
+                json!({"folder": "Calendar", "values": {"title": "Hoodie launch", "date": "2026-12-01"}}),
+            )]),
+            tools(&[("reply", json!({"text": "Planned the hoodie launch.", "confidence": 0.9}))]),
+        ],
+        Setup::default(),
+    )
+    .await;
+    let now = Timestamp::from_millis(T0);
+    let folder = w
+        .store
+        .create_folder("Soshie", &Name::parse("calendar").unwrap(), now)
+        .await
+        .unwrap()
+        .unwrap();
+    for (name, kind) in [("title", "text"), ("date", "date")] {
+        w.store
+            .add_column(
+                folder.id,
+                &Name::parse(name).unwrap(),
+                &ColumnKind::parse(kind, None).unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    let run = w.run("soshie", "plan the hoodie launch post").await;
+    assert_eq!(run.status, RunStatus::Done);
+    let entries = w.store.entries(folder.id).await.unwrap();
+    assert_eq!(entries.len(), 1, "only the valid row was added");
+    assert!(entries[0].values.values().any(|v| v == "2026-12-01"));
+    let second = &w.model.requests()[1];
+    assert!(
+        second
+            .messages
+            .iter()
+            .any(|m| m.content.contains("column `date`")),
+        "the bad date was fed back"
+    );
 }
