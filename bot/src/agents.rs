@@ -268,7 +268,14 @@ pub fn spawn_worker(
             return;
         }
         let owner = format!("agents-{}", std::process::id());
+        // Event-rule threads from shortly before this start on become runs (a crash between
+        // an event and its run is covered; older threads stay for people).
+        let since =
+            krake_core::time::Timestamp::from_millis(SystemClock.now().as_millis() - 3_600_000);
         loop {
+            if let Err(e) = runner.queue_event_tasks(since).await {
+                tracing::warn!(error = %e, "queueing runs for events failed; will retry");
+            }
             let wait = match runner.work_once(&owner, concurrency).await {
                 Ok(0) => Duration::from_secs(1),
                 Ok(_) => Duration::ZERO,

@@ -224,6 +224,17 @@ pub trait RunRepo: Send + Sync {
     async fn run(&self, id: RunId) -> Result<Option<Run>, RepoError>;
     /// The run that opened `thread`.
     async fn run_for_thread(&self, thread: ThreadId) -> Result<Option<Run>, RepoError>;
+    /// Queues one run (trigger `event`) for each thread created at or after `since` whose
+    /// `origin_key` starts with `prefix` and that names an agent; the thread's title and body
+    /// are the task. The thread's key is stored on the run and is unique, so each thread starts
+    /// one run, once, across processes and restarts. Returns the runs queued.
+    async fn queue_from_threads(
+        &self,
+        prefix: &str,
+        since: Timestamp,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<RunId>, RepoError>;
     /// Runs, newest first, optionally of one workspace, without their steps.
     async fn list_runs(
         &self,
@@ -543,6 +554,23 @@ impl Runner {
         tracing::info!(run = run.id.0, agent = %run.agent, workspace = %run.workspace, trigger = %run.trigger, "run queued");
         self.wake.notify_one();
         Ok(run)
+    }
+
+    /// Queues runs for the threads event rules opened for an agent since `since` (see
+    /// [`RunRepo::queue_from_threads`]); returns how many. Nothing without a model.
+    pub async fn queue_event_tasks(&self, since: Timestamp) -> Result<usize, RepoError> {
+        if self.model.is_none() {
+            return Ok(0);
+        }
+        let ids = self
+            .runs
+            .queue_from_threads("inbound:", since, self.clock.now(), 100)
+            .await?;
+        if !ids.is_empty() {
+            tracing::info!(runs = ids.len(), "runs queued for event rules");
+            self.wake.notify_one();
+        }
+        Ok(ids.len())
     }
 
     /// Claims up to `limit` runs for `owner` and executes them concurrently; returns how

@@ -16,6 +16,7 @@ CREATE TABLE agent_runs (
     thread_id     BIGINT,
     parent_id     BIGINT,
     feedback      TEXT,
+    source_key    TEXT,
     lease_owner   TEXT,
     lease_until   BIGINT,
     created_at    BIGINT  NOT NULL,
@@ -23,6 +24,8 @@ CREATE TABLE agent_runs (
 );
 CREATE INDEX agent_runs_claim ON agent_runs (status, lease_until);
 CREATE INDEX agent_runs_thread ON agent_runs (thread_id);
+-- The thread an event's run came from (`inbound:12:rule:0`): one run per such thread.
+CREATE UNIQUE INDEX agent_runs_source_key ON agent_runs (source_key);
 CREATE INDEX agent_runs_workspace ON agent_runs (workspace, id);
 
 CREATE TABLE agent_run_steps (

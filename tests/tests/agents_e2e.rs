@@ -256,3 +256,66 @@ fn a_due_schedule_becomes_an_agent_run() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+#[test]
+fn a_shop_event_rule_becomes_an_agent_run() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fake = rt.block_on(FakeOpenAi::start(vec![]));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &fake.base_url);
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str("\n[shopify.shops]\n\"lunavo.myshopify.com\" = \"lunavo\"\n");
+    std::fs::write(&cfg, text).unwrap();
+    let port = free_port();
+    let mut server = {
+        let mut child = krake(dir.path())
+            .arg("--config")
+            .arg(&cfg)
+            .env("KRAKE_SHOPIFY_WEBHOOK_SECRET", "event-secret")
+            .env("KRAKE_LOG", "warn")
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        while !lines.next().unwrap().unwrap().contains("Krake is running") {}
+        std::thread::spawn(move || for _ in lines {});
+        child
+    };
+    let body = br##"{"id":820982911946154508,"name":"#1042","created_at":"2026-11-24T10:00:00+01:00","updated_at":"2026-11-24T10:00:00+01:00","currency":"EUR","total_price":"45.00","financial_status":"paid","email":"ana@example.com"}"##;
+    let sig = krake_commerce::shopify::sign(b"event-secret", body);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST /webhooks/shopify HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nX-Shopify-Hmac-Sha256: {sig}\r\nX-Shopify-Topic: orders/create\r\nX-Shopify-Shop-Domain: lunavo.myshopify.com\r\nX-Shopify-Webhook-Id: ev-1\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let done = query(
+            dir.path(),
+            "SELECT CAST(COUNT(*) AS TEXT) FROM agent_runs WHERE trigger_kind = 'event' AND agent = 'Cassie' AND status = 'done'",
+        );
+        if done == "1" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the event's run did not finish");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let first = &fake.requests()[0];
+    assert!(
+        first["messages"][1]["content"]
+            .as_str()
+            .unwrap()
+            .contains("#1042"),
+        "the task carries the event: {first}"
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+}

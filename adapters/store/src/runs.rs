@@ -212,6 +212,43 @@ impl RunRepo for Store {
         self.with_steps(row).await
     }
 
+    async fn queue_from_threads(
+        &self,
+        prefix: &str,
+        since: Timestamp,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<RunId>, RepoError> {
+        let pattern = format!(
+            "{}%",
+            prefix
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        let sql = format!(
+            "INSERT INTO agent_runs (workspace, agent, task, trigger_kind, requested_by, status, attempts, source_key, created_at, updated_at) \
+             SELECT t.workspace, t.agent, t.title || $1 || t.body, 'event', 'krake', 'queued', 0, t.origin_key, $2, $3 \
+             FROM threads t WHERE t.origin_key LIKE $4 ESCAPE '\\' AND t.agent IS NOT NULL AND t.created_at >= $5 \
+               AND NOT EXISTS (SELECT 1 FROM agent_runs r WHERE r.source_key = t.origin_key) \
+             ORDER BY t.id LIMIT {} \
+             ON CONFLICT (source_key) DO NOTHING RETURNING id",
+            limit.clamp(1, 1000)
+        );
+        let mut tx = self.begin().await?;
+        let ids: Vec<i64> = sqlx::query_scalar(&sql)
+            .bind("\n")
+            .bind(now.as_millis())
+            .bind(now.as_millis())
+            .bind(pattern)
+            .bind(since.as_millis())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(ids.into_iter().map(RunId).collect())
+    }
+
     async fn list_runs(
         &self,
         workspace: Option<&WorkspaceSlug>,

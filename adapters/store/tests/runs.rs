@@ -17,7 +17,8 @@ use std::time::Duration;
 on_both!(
     runs_are_claimed_once_and_resumed_after_a_lease_expires,
     run_ends_are_compare_and_set,
-    ledger_sums_per_workspace_agent_day_and_month
+    ledger_sums_per_workspace_agent_day_and_month,
+    event_threads_start_one_run_each_once
 );
 
 const T0: i64 = 1_795_503_000_000; // 2026-11-24
@@ -190,4 +191,62 @@ async fn ledger_sums_per_workspace_agent_day_and_month(store: &Store) {
     let all = store.report(None, "2026-11").await.unwrap();
     assert_eq!(all.total.cost_micros, 2349);
     assert_eq!(all.by_workspace["monarch"].calls, 1);
+}
+
+async fn event_threads_start_one_run_each_once(store: &Store) {
+    use krake_core::actor::Actor;
+    use krake_core::inbox::{NewThread, ThreadKind};
+    use krake_core::ports::{InboxRepo, WriteCtx};
+    let t0 = Timestamp::from_millis(T0);
+    let ctx = WriteCtx {
+        actor: Actor::system(),
+        inbound: None,
+        now: t0,
+    };
+    let ws = WorkspaceSlug::parse("lunavo").unwrap();
+    let mut thank = NewThread::new(
+        ws.clone(),
+        ThreadKind::Approval,
+        "Thank-you note for order #1042",
+        "Ana bought a hoodie.",
+    );
+    thank.agent = Some("Cassie".into());
+    thank.origin_key = Some("inbound:7:rule:0".into());
+    store.create(&thank, &ctx).await.unwrap();
+    let mut nobody = NewThread::new(ws.clone(), ThreadKind::Escalation, "Print failed", "");
+    nobody.origin_key = Some("inbound:8:rule:1".into());
+    store.create(&nobody, &ctx).await.unwrap();
+    let mut other = NewThread::new(ws.clone(), ThreadKind::Question, "Task for Dexter", "");
+    other.agent = Some("Dexter".into());
+    other.origin_key = Some("schedule:1:5:due".into());
+    store.create(&other, &ctx).await.unwrap();
+    let later = t0.plus(Duration::from_secs(1));
+    let ids = store
+        .queue_from_threads("inbound:", t0, later, 10)
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 1, "only the rule thread with an agent");
+    let run = store.run(ids[0]).await.unwrap().unwrap();
+    assert_eq!(run.agent, "Cassie");
+    assert_eq!(run.trigger, "event");
+    assert_eq!(run.status, RunStatus::Queued);
+    assert_eq!(
+        run.task,
+        "Thank-you note for order #1042\nAna bought a hoodie."
+    );
+    assert!(
+        store
+            .queue_from_threads("inbound:", t0, later, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "once"
+    );
+    assert!(
+        store
+            .queue_from_threads("inbound:", later, later, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
