@@ -1618,8 +1618,9 @@ impl Runner {
                     .await?;
                 let Some(reason) = reason else {
                     return Ok(Some(format!(
-                        "{} will not revise it: give a reason (/reject {} <reason>) to get a revision.",
-                        run.agent, thread.id.0
+                        "Without a reason {} does not revise it; the task ends here. To try again, ask with what should change (`ask {} …`).",
+                        run.agent,
+                        run.agent.to_lowercase()
                     )));
                 };
                 let mut feedback = String::new();

@@ -839,3 +839,25 @@ async fn add_folder_entry_checks_values_like_typed_input() {
         "the bad date was fed back"
     );
 }
+
+#[tokio::test]
+async fn reject_without_a_reason_ends_the_task_without_a_revision() {
+    let w = world(vec![refund_call(0.9)], Setup::default()).await;
+    let run = w.run("cassie", "refund order 1042").await;
+    let th = w.thread(&run).await;
+    let reply = w
+        .krake
+        .handle_text(&Actor::local(), &format!("/reject {}", th.id.0))
+        .await;
+    assert!(reply.text.contains("does not revise it"), "{}", reply.text);
+    assert_eq!(
+        w.store.run(run.id).await.unwrap().unwrap().status,
+        RunStatus::Rejected
+    );
+    assert_eq!(
+        w.runner.work_once("t", 10).await.unwrap(),
+        0,
+        "no revision queued"
+    );
+    assert!(w.exec.executed().is_empty());
+}
