@@ -56,6 +56,12 @@ pub async fn run(settings: Settings, cmd: BenchCmd) -> anyhow::Result<()> {
             days,
             postgres,
         } => crate::bench_schedules::run(&settings, schedules, ticks, days, postgres).await,
+        BenchCmd::Agents {
+            runs,
+            concurrent,
+            rounds,
+            delay_ms,
+        } => crate::bench_agents::run(runs, concurrent, rounds, delay_ms).await,
     }
 }
 

@@ -155,6 +155,23 @@ pub enum BenchCmd {
         #[arg(long)]
         postgres: Option<String>,
     },
+    /// Agent runs: overhead per run without model time (in process and over loopback HTTP),
+    /// then rounds of concurrent runs against a slow local model server, checking that none is
+    /// lost and that memory does not grow.
+    Agents {
+        /// Timed sequential runs for the overhead measurement.
+        #[arg(long, default_value_t = 300)]
+        runs: u32,
+        /// Runs at once in each concurrency round.
+        #[arg(long, default_value_t = 200)]
+        concurrent: u32,
+        /// Concurrency rounds.
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+        /// Milliseconds the model server takes per call in the concurrency rounds.
+        #[arg(long, default_value_t = 1000)]
+        delay_ms: u64,
+    },
 }
 
 /// `krake user …`.

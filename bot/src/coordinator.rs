@@ -55,8 +55,14 @@ pub fn coordinator(store: &Store, settings: &Settings) -> Coordinator {
     )
 }
 
-/// Ticks until `stop` changes.
-pub async fn run_loop(coordinator: Coordinator, every: Duration, mut stop: watch::Receiver<bool>) {
+/// Ticks until `stop` changes; each occurrence run also becomes an agent run when `agents`
+/// has a model.
+pub async fn run_loop(
+    coordinator: Coordinator,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+    agents: Option<crate::agents::ScheduleHandOff>,
+) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -64,6 +70,9 @@ pub async fn run_loop(coordinator: Coordinator, every: Duration, mut stop: watch
             _ = tick.tick() => {
                 match coordinator.tick().await {
                     Ok(r) => {
+                        if let Some(a) = &agents {
+                            a.start_runs(&r).await;
+                        }
                         for (outcome, n) in [("ran", r.ran.len()), ("skipped", r.skipped), ("lost", r.lost)] {
                             if n > 0 {
                                 metrics::counter!(crate::telemetry::SCHEDULE_RUNS, "outcome" => outcome)

@@ -16,9 +16,12 @@
 //! - [`coordinator`]: the schedule coordinator's loop in `krake serve`.
 //! - [`telemetry`]: `/metrics` (Prometheus), request ids and HTTP tracing.
 //! - [`web`]: the web front in `krake serve`: `[web]` settings, routes, deliverer.
+//! - [`agents`]: agent settings, the run engine on the store, the run worker in `krake serve`.
 //! - [`folder_cli`]: `krake folder export|import`: folders to and from CSV files.
 
+pub mod agents;
 pub mod bench;
+pub mod bench_agents;
 pub mod bench_schedules;
 pub mod chat;
 pub mod cli;

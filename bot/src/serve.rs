@@ -28,7 +28,7 @@ impl Readiness for StoreReady {
 /// Opens everything from settings and serves until Ctrl-C or SIGTERM.
 pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
     let store = wiring::open_store(&settings, false).await?;
-    let krake = wiring::krake(&store, &settings);
+    let (krake, agents) = wiring::krake_with_agents(&store, &settings);
     if demo_data {
         let n = demo::fill_if_empty(&krake).await?;
         if n > 0 {
@@ -43,7 +43,10 @@ pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
         crate::coordinator::coordinator(&store, &settings),
         Duration::from_secs(settings.coordinator_tick_secs),
         coord_rx,
+        crate::agents::ScheduleHandOff::new(&store, &agents),
     ));
+    let agent_worker =
+        crate::agents::spawn_worker(agents, settings.agents.concurrency, coord_stop.subscribe());
     let listener = TcpListener::bind(settings.listen).await.with_context(|| {
         format!(
             "cannot listen on {}; is another Krake running? Choose another with --listen",
@@ -74,6 +77,7 @@ pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
     })
     .await;
     let _ = coordinator.await;
+    let _ = agent_worker.await;
     served
 }
 

@@ -58,6 +58,15 @@ pub struct FileConfig {
     /// The web front (sign-in, sessions, OpenID Connect).
     #[serde(default)]
     pub web: crate::web::WebFile,
+    /// Model providers (`[[llm.providers]]`), timeouts and retries; none means offline mode.
+    #[serde(default)]
+    pub llm: krake_llm::LlmConfig,
+    /// Monthly model budgets per workspace and agent, in US dollars.
+    #[serde(default)]
+    pub budgets: crate::agents::BudgetsFile,
+    /// Limits of agent runs.
+    #[serde(default)]
+    pub agent_runs: crate::agents::AgentRunsFile,
 }
 
 /// `[discord]` in the config file.
@@ -148,8 +157,22 @@ pub struct AgentEntry {
     pub description: Option<String>,
     /// Workspaces (slugs), home first.
     pub workspaces: Option<Vec<String>>,
-    /// System prompt.
+    /// System prompt (`prompt` works too).
+    #[serde(alias = "prompt")]
     pub system_prompt: Option<String>,
+    /// The model it uses (one of a provider's `models`); default: the first provider's first.
+    pub model: Option<String>,
+    /// Sampling temperature (0 to 2).
+    pub temperature: Option<f32>,
+    /// The tools it may call: reply, request_approval, escalate, search_knowledge, get_kpis,
+    /// add_folder_entry.
+    pub tools: Option<Vec<String>>,
+    /// Action kinds that always need approval: send_message, publish_post, change_price, refund.
+    pub needs_approval: Option<Vec<String>>,
+    /// At or above this confidence it acts on its own (unless `needs_approval`); default 0.8.
+    pub act_threshold: Option<f64>,
+    /// Below this confidence its run is escalated; default 0.4.
+    pub escalate_threshold: Option<f64>,
     /// Remove this agent from the roster.
     #[serde(default)]
     pub disabled: bool,
@@ -226,6 +249,10 @@ pub struct Settings {
     pub discord: krake_discord::DiscordConfig,
     /// The web front.
     pub web: krake_web::front::WebConfig,
+    /// Agents' models, policies, budgets and run limits.
+    pub agents: crate::agents::AgentSettings,
+    /// The `[llm]` section as written (for `krake config`).
+    pub llm: krake_llm::LlmConfig,
 }
 
 /// A config-defined schedule, validated at load.
@@ -310,6 +337,8 @@ impl Settings {
             telegram: crate::telegram::settings(&file.telegram, &directory_ref)?,
             discord: discord(&file.discord, &directory_ref)?,
             web: crate::web::settings(&file.web)?,
+            agents: crate::agents::settings(&file, &directory_ref)?,
+            llm: file.llm.clone(),
             rules: file
                 .rules
                 .clone()
@@ -402,6 +431,7 @@ impl Settings {
         out.push_str(&crate::telegram::redacted(self.telegram.as_ref()));
         out.push_str(&discord_redacted(&self.discord));
         out.push_str(&crate::web::redacted(&self.web));
+        out.push_str(&crate::agents::redacted(&self.agents, &self.llm));
         for w in self.directory.workspaces() {
             out.push_str(&format!(
                 "\n[[workspaces]]\nname = {:?}\nslug = \"{}\"\n",

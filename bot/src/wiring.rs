@@ -39,6 +39,13 @@ pub async fn open_store(settings: &Settings, verbose: bool) -> anyhow::Result<St
 
 /// Builds the core service on a store.
 pub fn krake(store: &Store, settings: &Settings) -> Krake {
+    krake_with_agents(store, settings).0
+}
+
+/// Builds the core service and the agent run engine it hands tasks to (`krake serve` runs
+/// the engine's worker; other commands only queue runs).
+pub fn krake_with_agents(store: &Store, settings: &Settings) -> (Krake, krake_core::run::Runner) {
+    let store_ref = store;
     let store = Arc::new(store.clone());
     // New threads are posted where the fronts' configurations say.
     let mut routes = krake_core::delivery::Routes::new();
@@ -47,15 +54,23 @@ pub fn krake(store: &Store, settings: &Settings) -> Krake {
     }
     crate::discord::add_routes(&settings.discord, &mut routes);
     crate::web::add_routes(&settings.directory, &mut routes);
-    Krake::new(
+    let agents = crate::agents::runner(
+        store_ref,
+        &settings.agents,
+        &settings.directory,
+        routes.clone(),
+    );
+    let krake = Krake::new(
         store.clone(),
         store.clone(),
         Arc::new(SystemClock),
         settings.directory.clone(),
     )
+    .with_agents(Arc::new(agents.clone()))
     .with_routes(routes)
     .with_users(store.clone())
     .with_commerce(store.clone())
     .with_schedules(store.clone(), settings.schedule_timezone)
-    .with_folders(store)
+    .with_folders(store);
+    (krake, agents)
 }

@@ -77,6 +77,11 @@ pub enum Command {
         /// The workspace; the first one the person can see when absent.
         workspace: Option<WorkspaceSlug>,
     },
+    /// Show the month's model costs and budgets, for one workspace or all visible.
+    Costs {
+        /// The workspace; every workspace the person can see when absent.
+        workspace: Option<WorkspaceSlug>,
+    },
     /// Link this platform account to a Krake user with a one-time code.
     Link {
         /// The code from `krake user link-code NAME`.
@@ -218,6 +223,12 @@ pub const COMMANDS: &[CommandSpec] = &[
         example: "/kpi lunavo",
     },
     CommandSpec {
+        name: "costs",
+        args: "[workspace]",
+        about: "Show this month's model costs per agent and day, and the budgets",
+        example: "/costs lunavo",
+    },
+    CommandSpec {
         name: "link",
         args: "<code>",
         about: "Link this chat account to your Krake user with a one-time code",
@@ -249,6 +260,7 @@ enum Verb {
     Ask,
     Link,
     Kpi,
+    Costs,
     Schedule,
     Schedules,
     Folder,
@@ -270,6 +282,7 @@ fn verb(word: &str) -> Option<Verb> {
         "ask" | "tell" => Verb::Ask,
         "link" => Verb::Link,
         "kpi" | "kpis" | "sales" | "stats" => Verb::Kpi,
+        "costs" | "cost" | "spend" | "budget" | "budgets" => Verb::Costs,
         "schedule" => Verb::Schedule,
         "schedules" => Verb::Schedules,
         "folder" => Verb::Folder,
@@ -429,6 +442,21 @@ impl CommandParser {
                         }
                     }
                     None => Parsed::Command(Command::Kpi { workspace: None }),
+                }
+            }
+            Verb::Costs => {
+                let words = args.trim().to_lowercase();
+                if words.is_empty() {
+                    return Parsed::Command(Command::Costs { workspace: None });
+                }
+                match self.find_workspace(&words) {
+                    Some(ws) => Parsed::Command(Command::Costs {
+                        workspace: Some(ws),
+                    }),
+                    None => Parsed::NotUnderstood {
+                        problem: format!("`{}` is not a workspace", args.trim()),
+                        suggestion: Some("/costs lunavo".to_owned()),
+                    },
                 }
             }
             Verb::Link => {

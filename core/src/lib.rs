@@ -25,6 +25,11 @@
 //! - [`thread_api`]: typed inbox operations (HTTP API, dashboard) under the chat rules.
 //! - [`web_accounts`]: passwords and web sign-in sessions (the port).
 //! - [`knowledge`]: the [`Retriever`](knowledge::Retriever) port that RAG fills.
+//! - [`model`]: the [`ChatModel`](model::ChatModel) port (messages, tools, usage, errors).
+//! - [`policy`]: per-agent tools, thresholds and approvals, and the verdict on a result.
+//! - [`run`]: agent runs (durable, leased, stepped) and the [`Runner`](run::Runner) engine.
+//! - [`ledger`]: the cost ledger and monthly budgets.
+//! - [`router`]: natural-language routing: a model picks a typed command.
 
 pub mod actor;
 pub mod agent;
@@ -37,9 +42,14 @@ pub mod folder;
 pub mod inbound;
 pub mod inbox;
 pub mod knowledge;
+pub mod ledger;
+pub mod model;
 pub mod outbox;
+pub mod policy;
 pub mod ports;
 pub mod reply;
+pub mod router;
+pub mod run;
 pub mod schedule;
 pub mod secret;
 pub mod service;

@@ -49,6 +49,7 @@ pub struct Krake {
     routes: Arc<Routes>,
     users: Option<Arc<dyn UserRepo>>,
     commerce: Option<Arc<dyn CommerceRepo>>,
+    agents: Option<Arc<dyn crate::run::AgentDesk>>,
 }
 
 impl Krake {
@@ -72,7 +73,16 @@ impl Krake {
             routes: Arc::new(Routes::new()),
             users: None,
             commerce: None,
+            agents: None,
         }
+    }
+
+    /// The same service with agents: `ask` starts runs (or answers offline), decisions on
+    /// agents' approvals reach them, `/costs` reads the ledger, and text the grammar does not
+    /// understand may be routed by a model.
+    pub fn with_agents(mut self, agents: Arc<dyn crate::run::AgentDesk>) -> Self {
+        self.agents = Some(agents);
+        self
     }
 
     /// Enables the `/schedule` commands on this store; `default_tz` applies to schedules that
@@ -224,6 +234,20 @@ impl Krake {
         }
     }
 
+    /// The model costs of a month for one workspace or every workspace the actor sees
+    /// (`None` without agents, or for a workspace the actor may not see).
+    pub async fn cost_report(
+        &self,
+        actor: &Actor,
+        workspace: Option<&WorkspaceSlug>,
+        month: Option<&str>,
+    ) -> Result<Option<crate::ledger::CostReport>, RepoError> {
+        match &self.agents {
+            Some(a) => a.cost_report(actor, workspace, month).await,
+            None => Ok(None),
+        }
+    }
+
     /// Where new threads of each workspace are posted.
     pub fn routes(&self) -> &Routes {
         &self.routes
@@ -273,7 +297,10 @@ impl Krake {
         };
         let reply = match self.parser.parse(&msg.text) {
             Parsed::Command(cmd) => self.execute_in(&msg.actor, cmd, Some(id)).await,
-            other => render_unparsed(other),
+            other => match self.route(&msg.actor, &msg.text, &other).await {
+                Some(cmd) => self.execute_in(&msg.actor, cmd, Some(id)).await,
+                None => render_unparsed(other),
+            },
         };
         let stored = serde_json::to_string(&reply).ok();
         if let Err(e) = self
@@ -290,7 +317,26 @@ impl Krake {
     pub async fn handle_text(&self, actor: &Actor, text: &str) -> Reply {
         match self.parser.parse(text) {
             Parsed::Command(cmd) => self.execute(actor, cmd).await,
-            other => render_unparsed(other),
+            other => match self.route(actor, text, &other).await {
+                Some(cmd) => self.execute(actor, cmd).await,
+                None => render_unparsed(other),
+            },
+        }
+    }
+
+    /// A command a model picked for text the grammar did not understand, if agents and a
+    /// model are configured (validated by the same parser as typed input).
+    async fn route(&self, actor: &Actor, text: &str, parsed: &Parsed) -> Option<Command> {
+        let agents = self.agents.as_ref()?;
+        if !matches!(parsed, Parsed::NotUnderstood { .. }) {
+            return None;
+        }
+        match agents.route(actor, &self.parser, text).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "natural-language routing failed");
+                None
+            }
         }
     }
 
@@ -380,6 +426,10 @@ impl Krake {
             Command::Show(id) => self.show(actor, id).await,
             Command::Link { code } => self.link(actor, &code).await,
             Command::Kpi { workspace } => self.kpi(actor, workspace).await,
+            Command::Costs { workspace } => match &self.agents {
+                Some(a) => a.costs(actor, workspace.as_ref()).await,
+                None => Ok(Reply::info("No model calls: agents are not set up here.")),
+            },
             Command::Reply { id, text } => self.reply(actor, id, &text, &ctx).await,
             Command::Approve(id) => self.decide(actor, id, Decision::Approve, None, &ctx).await,
             Command::Reject { id, reason } => {
@@ -555,6 +605,10 @@ impl Krake {
         Ok(match outcome {
             None => no_thread(id),
             Some(DecisionOutcome::Decided(th)) => {
+                let follow_up = match &self.agents {
+                    Some(a) => a.decided(&th, actor).await?,
+                    None => None,
+                };
                 let how = match th.status {
                     ThreadStatus::Approved => "Approved".to_owned(),
                     _ => match &th.reason {
@@ -567,7 +621,12 @@ impl Krake {
                     .as_ref()
                     .map(|a| format!("\nAction: {}", a.describe()))
                     .unwrap_or_default();
-                Reply::success(format!("{how} #{}: {}{action}", th.id.0, th.title)).about(th.id)
+                let follow_up = follow_up.map(|f| format!("\n{f}")).unwrap_or_default();
+                Reply::success(format!(
+                    "{how} #{}: {}{action}{follow_up}",
+                    th.id.0, th.title
+                ))
+                .about(th.id)
             }
             Some(DecisionOutcome::Counted { thread, missing }) => Reply::success(format!(
                 "Your approval of #{} is counted; {missing} more needed.",
@@ -641,6 +700,13 @@ impl Krake {
                 link_hint(actor)
             )));
         }
+        // With a model the task becomes a run; without one the answer comes from the
+        // knowledge base alone and the task is still filed below, so it is not lost.
+        let offline = match &self.agents {
+            Some(a) if a.has_model() => return a.ask(actor, agent, &home, text).await,
+            Some(a) => Some(a.ask(actor, agent, &home, text).await?),
+            None => None,
+        };
         let mut new = NewThread::new(
             home,
             ThreadKind::Question,
@@ -653,11 +719,18 @@ impl Krake {
         new.origin = Origin::User;
         new.agent = Some(agent.name.to_string());
         let th = self.inbox.create(&self.routed(&new), ctx).await?;
-        Ok(Reply::info(format!(
+        let filed = format!(
             "No model is configured, so {} cannot run yet. I filed the task as #{} in {} so it is not lost; add a model provider to let agents work.",
             agent.name, th.id.0, th.workspace
-        ))
-        .about(th.id))
+        );
+        Ok(match offline {
+            Some(answer) => Reply {
+                text: format!("{}\n{filed}", answer.text),
+                ..answer
+            }
+            .about(th.id),
+            None => Reply::info(filed).about(th.id),
+        })
     }
 }
 

@@ -1,8 +1,9 @@
 //! Shared helpers for Krake's end-to-end tests: finding and running the real `krake` binary
 //! against a temporary data directory, and local fakes of the platforms' APIs
-//! ([`fake_telegram`]).
+//! ([`fake_telegram`], [`fake_openai`]).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod fake_openai;
 pub mod fake_telegram;
 
 use std::path::{Path, PathBuf};

@@ -16,6 +16,8 @@
 //! - `users`: [`UserRepo`](krake_core::ports::UserRepo): users, roles, link codes, platform identities.
 //! - `web_accounts`: [`AccountRepo`](krake_core::web_accounts::AccountRepo): password hashes, web sessions.
 //! - `links`: [`ThreadLinkRepo`](krake_core::ports::ThreadLinkRepo): front places standing for threads.
+//! - `runs`: [`RunRepo`](krake_core::run::RunRepo) and [`CostLedger`](krake_core::ledger::CostLedger):
+//!   agent runs under leases, their steps, one ledger row per model call.
 
 mod commerce;
 mod folders;
@@ -25,6 +27,7 @@ pub use inbound::GroupCommit;
 mod inbox;
 mod links;
 mod outbox;
+mod runs;
 mod schedules;
 mod users;
 mod web_accounts;

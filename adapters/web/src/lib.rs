@@ -22,6 +22,8 @@
 //! Errors have one JSON shape, `{"error":{"code":"…","message":"…"}}`, made in one place
 //! ([`ApiError`]).
 
+mod costs;
+
 use async_trait::async_trait;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -165,6 +167,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/v1/workspaces/{slug}/kpis", get(kpis))
+        .merge(costs::router())
         .with_state(state)
 }
 

@@ -1,0 +1,252 @@
+//! Agent runs (leases, steps, compare-and-set ends) and the cost ledger, run against a fresh
+//! SQLite file and a fresh PostgreSQL database.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+#[macro_use]
+mod common;
+use common::Db;
+
+use krake_core::inbox::ThreadId;
+use krake_core::ledger::{CallRecord, CostLedger};
+use krake_core::run::{NewRun, RunOutcome, RunRepo, RunStatus, RunStep};
+use krake_core::time::Timestamp;
+use krake_core::workspace::WorkspaceSlug;
+use krake_store::Store;
+use std::time::Duration;
+
+on_both!(
+    runs_are_claimed_once_and_resumed_after_a_lease_expires,
+    run_ends_are_compare_and_set,
+    ledger_sums_per_workspace_agent_day_and_month,
+    event_threads_start_one_run_each_once
+);
+
+const T0: i64 = 1_795_503_000_000; // 2026-11-24
+
+fn new_run(task: &str) -> NewRun {
+    NewRun {
+        workspace: WorkspaceSlug::parse("lunavo").unwrap(),
+        agent: "Penn".into(),
+        task: task.into(),
+        trigger: "command".into(),
+        requested_by: "ana".into(),
+        parent: None,
+        feedback: None,
+    }
+}
+
+async fn runs_are_claimed_once_and_resumed_after_a_lease_expires(store: &Store) {
+    let t0 = Timestamp::from_millis(T0);
+    let a = store.create_run(&new_run("tagline"), t0).await.unwrap();
+    let b = store.create_run(&new_run("post"), t0).await.unwrap();
+    assert_eq!(a.status, RunStatus::Queued);
+    let lease = Duration::from_secs(60);
+    let claimed = store.claim_runs("w1", t0, lease, 10).await.unwrap();
+    assert_eq!(
+        claimed.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![a.id, b.id]
+    );
+    assert!(
+        claimed
+            .iter()
+            .all(|r| r.attempts == 1 && r.status == RunStatus::Running)
+    );
+    // Leased: nobody else gets them.
+    assert!(
+        store
+            .claim_runs("w2", t0, lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A step renews the lease of a; b's worker died.
+    let t1 = t0.plus(Duration::from_secs(50));
+    store
+        .add_step(
+            a.id,
+            &RunStep {
+                at: t1,
+                kind: "model".into(),
+                detail: "p / m".into(),
+            },
+            t1.plus(lease),
+        )
+        .await
+        .unwrap();
+    let t2 = t0.plus(Duration::from_secs(61));
+    let again = store.claim_runs("w2", t2, lease, 10).await.unwrap();
+    assert_eq!(again.len(), 1, "only the run whose lease ran out");
+    assert_eq!(again[0].id, b.id);
+    assert_eq!(again[0].attempts, 2);
+    let a = store.run(a.id).await.unwrap().unwrap();
+    assert_eq!(a.steps.len(), 1);
+    assert_eq!(a.steps[0].detail, "p / m");
+}
+
+async fn run_ends_are_compare_and_set(store: &Store) {
+    let t0 = Timestamp::from_millis(T0);
+    let a = store.create_run(&new_run("refund"), t0).await.unwrap();
+    store
+        .claim_runs("w", t0, Duration::from_secs(5), 1)
+        .await
+        .unwrap();
+    let wait = RunOutcome {
+        status: RunStatus::AwaitingApproval,
+        result: Some("refund 19.99".into()),
+        error: None,
+        thread: Some(ThreadId(77)),
+    };
+    assert!(
+        store
+            .finish_run(a.id, RunStatus::Running, &wait, t0)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .finish_run(a.id, RunStatus::Running, &wait, t0)
+            .await
+            .unwrap(),
+        "a second end from `running` changes nothing"
+    );
+    let found = store.run_for_thread(ThreadId(77)).await.unwrap().unwrap();
+    assert_eq!(found.id, a.id);
+    assert_eq!(found.status, RunStatus::AwaitingApproval);
+    let done = RunOutcome {
+        status: RunStatus::Done,
+        result: None,
+        error: None,
+        thread: None,
+    };
+    assert!(
+        store
+            .finish_run(a.id, RunStatus::AwaitingApproval, &done, t0)
+            .await
+            .unwrap()
+    );
+    let a = store.run(a.id).await.unwrap().unwrap();
+    assert_eq!(a.status, RunStatus::Done);
+    assert_eq!(a.result.as_deref(), Some("refund 19.99"), "kept");
+    assert_eq!(a.thread, Some(ThreadId(77)));
+    // Finished runs are never claimed again, even long after.
+    assert!(
+        store
+            .claim_runs(
+                "w",
+                t0.plus(Duration::from_secs(3600)),
+                Duration::from_secs(5),
+                10
+            )
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let listed = store
+        .list_runs(Some(&WorkspaceSlug::parse("lunavo").unwrap()), 10)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+}
+
+async fn ledger_sums_per_workspace_agent_day_and_month(store: &Store) {
+    let lunavo = WorkspaceSlug::parse("lunavo").unwrap();
+    let monarch = WorkspaceSlug::parse("monarch").unwrap();
+    let call = |ws: &WorkspaceSlug, agent: &str, at: i64, cost: i64| CallRecord {
+        run: Some(1),
+        workspace: ws.clone(),
+        agent: agent.into(),
+        provider: "openai".into(),
+        model: "gpt-x".into(),
+        input_tokens: 1000,
+        output_tokens: 200,
+        cost_micros: cost,
+        at: Timestamp::from_millis(at),
+    };
+    let day = 86_400_000;
+    let dec = 1_796_083_200_000; // 2026-12-01
+    for c in [
+        call(&lunavo, "Penn", T0, 1500),
+        call(&lunavo, "Penn", T0 + day, 500),
+        call(&lunavo, "Soshie", T0, 250),
+        call(&monarch, "Penn", T0, 99),
+        call(&lunavo, "Penn", dec, 7000),
+    ] {
+        store.record_call(&c).await.unwrap();
+    }
+    assert_eq!(store.spent(&lunavo, None, "2026-11").await.unwrap(), 2250);
+    assert_eq!(
+        store.spent(&lunavo, Some("PENN"), "2026-11").await.unwrap(),
+        2000
+    );
+    assert_eq!(store.spent_by_agent("penn", "2026-11").await.unwrap(), 2099);
+    assert_eq!(store.spent(&lunavo, None, "2026-12").await.unwrap(), 7000);
+    assert_eq!(store.spent(&monarch, None, "2026-10").await.unwrap(), 0);
+    let r = store.report(Some(&lunavo), "2026-11").await.unwrap();
+    assert_eq!(r.total.calls, 3);
+    assert_eq!(r.total.input_tokens, 3000);
+    assert_eq!(r.total.cost_micros, 2250);
+    assert_eq!(r.by_agent["Penn"].cost_micros, 2000);
+    assert_eq!(r.by_day["2026-11-24"].cost_micros, 1750);
+    assert_eq!(r.by_day["2026-11-25"].cost_micros, 500);
+    let all = store.report(None, "2026-11").await.unwrap();
+    assert_eq!(all.total.cost_micros, 2349);
+    assert_eq!(all.by_workspace["monarch"].calls, 1);
+}
+
+async fn event_threads_start_one_run_each_once(store: &Store) {
+    use krake_core::actor::Actor;
+    use krake_core::inbox::{NewThread, ThreadKind};
+    use krake_core::ports::{InboxRepo, WriteCtx};
+    let t0 = Timestamp::from_millis(T0);
+    let ctx = WriteCtx {
+        actor: Actor::system(),
+        inbound: None,
+        now: t0,
+    };
+    let ws = WorkspaceSlug::parse("lunavo").unwrap();
+    let mut thank = NewThread::new(
+        ws.clone(),
+        ThreadKind::Approval,
+        "Thank-you note for order #1042",
+        "Ana bought a hoodie.",
+    );
+    thank.agent = Some("Cassie".into());
+    thank.origin_key = Some("inbound:7:rule:0".into());
+    store.create(&thank, &ctx).await.unwrap();
+    let mut nobody = NewThread::new(ws.clone(), ThreadKind::Escalation, "Print failed", "");
+    nobody.origin_key = Some("inbound:8:rule:1".into());
+    store.create(&nobody, &ctx).await.unwrap();
+    let mut other = NewThread::new(ws.clone(), ThreadKind::Question, "Task for Dexter", "");
+    other.agent = Some("Dexter".into());
+    other.origin_key = Some("schedule:1:5:due".into());
+    store.create(&other, &ctx).await.unwrap();
+    let later = t0.plus(Duration::from_secs(1));
+    let ids = store
+        .queue_from_threads("inbound:", t0, later, 10)
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 1, "only the rule thread with an agent");
+    let run = store.run(ids[0]).await.unwrap().unwrap();
+    assert_eq!(run.agent, "Cassie");
+    assert_eq!(run.trigger, "event");
+    assert_eq!(run.status, RunStatus::Queued);
+    assert_eq!(
+        run.task,
+        "Thank-you note for order #1042\nAna bought a hoodie."
+    );
+    assert!(
+        store
+            .queue_from_threads("inbound:", t0, later, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "once"
+    );
+    assert!(
+        store
+            .queue_from_threads("inbound:", later, later, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

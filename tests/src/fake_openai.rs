@@ -1,0 +1,309 @@
+//! A local fake of an OpenAI-compatible chat completions server (`POST /v1/chat/completions`),
+//! scripted per test, on 127.0.0.1 port 0.
+//!
+//! It speaks the real protocol: `chat.completion` JSON objects with `choices[].message`
+//! (`content`, `tool_calls[]` of `{"id","type":"function","function":{"name","arguments"}}`),
+//! `finish_reason` (`stop`, `tool_calls`, `length`), `usage` (`prompt_tokens`,
+//! `completion_tokens`, `total_tokens`); with `"stream": true`, `chat.completion.chunk` SSE
+//! events whose tool-call arguments arrive in fragments by `index`, a final chunk with empty
+//! `choices` and the usage (when `stream_options.include_usage`), then `data: [DONE]`. Errors
+//! are `{"error":{"message","type","param","code"}}` with their status, and 429s carry
+//! `retry-after` / `retry-after-ms` headers.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// One scripted answer.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// A completion with text.
+    Text(String),
+    /// A completion calling tools: (name, arguments JSON text).
+    Tools(Vec<(String, String)>),
+    /// An error status with an OpenAI-style error body and extra headers.
+    Status {
+        /// The HTTP status.
+        code: u16,
+        /// Headers such as `retry-after`.
+        headers: Vec<(String, String)>,
+    },
+    /// Wait this long, then give the inner answer (a slow server; a client timeout cuts it).
+    Slow(Duration, Box<Answer>),
+    /// A 200 whose body is not a chat completion.
+    Garbage,
+}
+
+impl Answer {
+    /// A `reply` tool call with text and confidence.
+    pub fn reply(text: &str, confidence: f64) -> Self {
+        Answer::Tools(vec![(
+            "reply".into(),
+            json!({"text": text, "confidence": confidence}).to_string(),
+        )])
+    }
+
+    /// A 429 asking to retry after `ms` milliseconds (`retry-after-ms`, and `retry-after` in
+    /// whole seconds, as OpenAI sends both).
+    pub fn rate_limited(ms: u64) -> Self {
+        Answer::Status {
+            code: 429,
+            headers: vec![
+                ("retry-after-ms".into(), ms.to_string()),
+                ("retry-after".into(), ms.div_ceil(1000).to_string()),
+            ],
+        }
+    }
+}
+
+struct Inner {
+    script: Mutex<VecDeque<Answer>>,
+    requests: Mutex<Vec<Value>>,
+    keep_requests: bool,
+    default_delay: Duration,
+    usage: (u64, u64),
+    served: AtomicUsize,
+}
+
+/// The fake server.
+#[derive(Clone)]
+pub struct FakeOpenAi {
+    /// The API base to configure (`http://127.0.0.1:PORT/v1`).
+    pub base_url: String,
+    inner: Arc<Inner>,
+}
+
+impl FakeOpenAi {
+    /// Starts the fake with a script; when the script runs out it answers `reply("Done.", 0.9)`.
+    pub async fn start(script: Vec<Answer>) -> Self {
+        Self::start_with(script, Duration::ZERO, true).await
+    }
+
+    /// Starts the fake taking `delay` for every unscripted answer, optionally forgetting
+    /// requests (benchmarks).
+    pub async fn start_with(script: Vec<Answer>, delay: Duration, keep_requests: bool) -> Self {
+        let inner = Arc::new(Inner {
+            script: Mutex::new(script.into()),
+            requests: Mutex::new(Vec::new()),
+            keep_requests,
+            default_delay: delay,
+            usage: (120, 30),
+            served: AtomicUsize::new(0),
+        });
+        let app = Router::new()
+            .route("/v1/chat/completions", post(completions))
+            .with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FakeOpenAi {
+            base_url: format!("http://{addr}/v1"),
+            inner,
+        }
+    }
+
+    /// Adds answers to the script.
+    pub fn push(&self, answers: Vec<Answer>) {
+        self.inner.script.lock().unwrap().extend(answers);
+    }
+
+    /// The request bodies received, in order.
+    pub fn requests(&self) -> Vec<Value> {
+        self.inner.requests.lock().unwrap().clone()
+    }
+
+    /// How many requests were answered (any status).
+    pub fn served(&self) -> usize {
+        self.inner.served.load(Ordering::SeqCst)
+    }
+}
+
+async fn completions(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let req: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return error(
+                400,
+                &format!("invalid JSON: {e}"),
+                "invalid_request_error",
+                &[],
+            );
+        }
+    };
+    if req["model"].as_str().is_none() || !req["messages"].is_array() {
+        return error(
+            400,
+            "model and messages are required",
+            "invalid_request_error",
+            &[],
+        );
+    }
+    let _auth = headers.get("authorization").cloned();
+    if inner.keep_requests {
+        inner.requests.lock().unwrap().push(req.clone());
+    }
+    let next = inner.script.lock().unwrap().pop_front();
+    let mut answer = match next {
+        Some(a) => a,
+        None => {
+            if !inner.default_delay.is_zero() {
+                tokio::time::sleep(inner.default_delay).await;
+            }
+            Answer::reply("Done.", 0.9)
+        }
+    };
+    while let Answer::Slow(d, inner_answer) = answer {
+        tokio::time::sleep(d).await;
+        answer = *inner_answer;
+    }
+    inner.served.fetch_add(1, Ordering::SeqCst);
+    let model = req["model"].as_str().unwrap_or("fake").to_owned();
+    let stream = req["stream"].as_bool().unwrap_or(false);
+    let include_usage = req["stream_options"]["include_usage"]
+        .as_bool()
+        .unwrap_or(false);
+    let (content, calls) = match answer {
+        Answer::Text(t) => (Some(t), Vec::new()),
+        Answer::Tools(c) => (None, c),
+        Answer::Status { code, headers } => {
+            let (msg, kind) = match code {
+                429 => ("Rate limit reached for requests", "rate_limit_error"),
+                500..=599 => (
+                    "The server had an error while processing your request",
+                    "server_error",
+                ),
+                401 => ("Incorrect API key provided", "invalid_request_error"),
+                _ => ("Bad request", "invalid_request_error"),
+            };
+            return error(code, msg, kind, &headers);
+        }
+        Answer::Garbage => {
+            return (
+                StatusCode::OK,
+                [("content-type", "application/json")],
+                "{\"hello\": 1}",
+            )
+                .into_response();
+        }
+        Answer::Slow(..) => unreachable!("unwrapped above"),
+    };
+    let (prompt, completion) = inner.usage;
+    let usage = json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion});
+    let finish = if calls.is_empty() {
+        "stop"
+    } else {
+        "tool_calls"
+    };
+    if !stream {
+        let tool_calls: Vec<Value> = calls
+            .iter()
+            .enumerate()
+            .map(|(i, (name, args))| {
+                json!({"id": format!("call_{i}"), "type": "function",
+                       "function": {"name": name, "arguments": args}})
+            })
+            .collect();
+        let mut message = json!({"role": "assistant", "content": content, "refusal": null});
+        if !tool_calls.is_empty() {
+            message["tool_calls"] = Value::Array(tool_calls);
+        }
+        return axum::Json(json!({
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": 1_764_000_000,
+            "model": model,
+            "system_fingerprint": "fp_fake",
+            "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
+            "usage": usage,
+        }))
+        .into_response();
+    }
+    let chunk = |delta: Value, finish: Value| {
+        json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1_764_000_000,
+               "model": model, "system_fingerprint": "fp_fake",
+               "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
+    };
+    let mut events = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
+    if let Some(t) = content {
+        // Text in small pieces, as servers stream it.
+        let chars: Vec<char> = t.chars().collect();
+        for piece in chars.chunks(4) {
+            events.push(chunk(
+                json!({"content": piece.iter().collect::<String>()}),
+                Value::Null,
+            ));
+        }
+    }
+    for (i, (name, args)) in calls.iter().enumerate() {
+        events.push(chunk(
+            json!({"tool_calls": [{"index": i, "id": format!("call_{i}"), "type": "function",
+                                   "function": {"name": name, "arguments": ""}}]}),
+            Value::Null,
+        ));
+        let chars: Vec<char> = args.chars().collect();
+        for piece in chars.chunks(7) {
+            events.push(chunk(
+                json!({"tool_calls": [{"index": i, "function": {"arguments": piece.iter().collect::<String>()}}]}),
+                Value::Null,
+            ));
+        }
+    }
+    events.push(chunk(json!({}), json!(finish)));
+    let mut body = String::new();
+    for e in events {
+        body.push_str(&format!("data: {e}\n\n"));
+    }
+    if include_usage {
+        body.push_str(&format!(
+            "data: {}\n\n",
+            json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1_764_000_000,
+                   "model": model, "choices": [], "usage": usage})
+        ));
+    }
+    body.push_str("data: [DONE]\n\n");
+    // Sent in two parts so the client must join an event cut in the middle.
+    let (a, b) = body.split_at(body.len() / 2);
+    let parts: Vec<Result<String, std::io::Error>> = vec![Ok(a.to_owned()), Ok(b.to_owned())];
+    Response::builder()
+        .status(200)
+        .header("content-type", "text/event-stream")
+        .header("cache-control", "no-cache")
+        .body(Body::from_stream(futures_util::stream::iter(parts)))
+        .unwrap()
+}
+
+fn error(code: u16, message: &str, kind: &str, headers: &[(String, String)]) -> Response {
+    let mut r = (
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        axum::Json(
+            json!({"error": {"message": message, "type": kind, "param": null, "code": null}}),
+        ),
+    )
+        .into_response();
+    for (k, v) in headers {
+        if let (Ok(k), Ok(v)) = (
+            axum::http::HeaderName::from_bytes(k.as_bytes()),
+            axum::http::HeaderValue::from_str(v),
+        ) {
+            r.headers_mut().insert(k, v);
+        }
+    }
+    r
+}
