@@ -17,6 +17,7 @@
 //! - [`telemetry`]: `/metrics` (Prometheus), request ids and HTTP tracing.
 //! - [`web`]: the web front in `krake serve`: `[web]` settings, routes, deliverer.
 //! - [`agents`]: agent settings, the run engine on the store, the run worker in `krake serve`.
+//! - [`fanout`]: thread changes pushed to the web sessions of every process (PostgreSQL NOTIFY).
 //! - [`folder_cli`]: `krake folder export|import`: folders to and from CSV files.
 
 pub mod agents;
@@ -28,6 +29,7 @@ pub mod cli;
 pub mod coordinator;
 pub mod demo;
 pub mod discord;
+pub mod fanout;
 pub mod folder_cli;
 pub mod serve;
 pub mod settings;

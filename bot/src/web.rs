@@ -127,10 +127,18 @@ pub fn start(
     let deliverer = Deliverer::new(
         s.clone(),
         s,
-        Arc::new(krake_web::live::WebSender::new(state.hub.clone())),
+        Arc::new(crate::fanout::Announcing::new(
+            Arc::new(krake_web::live::WebSender::new(state.hub.clone())),
+            store.clone(),
+        )),
         Arc::new(krake_core::time::SystemClock),
         format!("web-{}", std::process::id()),
     );
-    let task = spawn_delivery_loop(deliverer, stop);
+    let listener = crate::fanout::spawn_listener(store.clone(), state.hub.clone(), stop.clone());
+    let delivery = spawn_delivery_loop(deliverer, stop);
+    let task = tokio::spawn(async move {
+        let _ = delivery.await;
+        let _ = listener.await;
+    });
     (state, task)
 }

@@ -901,4 +901,120 @@ mod postgres {
             "nothing left undelivered"
         );
     }
+
+    /// A web chat session on process B sees inbox changes that process A delivered: B is
+    /// stopped (SIGSTOP) while A takes and delivers every web job, then resumed; it hears A's
+    /// announcements (LISTEN/NOTIFY) and pushes each thread to its session exactly once.
+    #[test]
+    fn web_sessions_on_one_process_see_changes_delivered_by_another() {
+        use futures_util::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        const N: usize = 8;
+        let db = PgDb::create();
+        let url = db.url(None);
+        let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (ok, _, err) =
+            krake_tests::run(krake(dir_a.path()).args(["--database-url", &url, "migrate"]));
+        assert!(ok, "{err}");
+        let (ok, _, err) = krake_tests::run(krake(dir_a.path()).args([
+            "--database-url",
+            &url,
+            "user",
+            "add",
+            "ana",
+            "--role",
+            "owner",
+        ]));
+        assert!(ok, "{err}");
+        let (ok, token, err) = krake_tests::run(krake(dir_a.path()).args([
+            "--database-url",
+            &url,
+            "user",
+            "token",
+            "ana",
+        ]));
+        assert!(ok, "{err}");
+        let token = token.trim().to_owned();
+        let a = Server::start(dir_a.path(), &["--database-url", &url], &[]);
+        let b = Server::start(dir_b.path(), &["--database-url", &url], &[]);
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let (mut ws, _) = rt
+            .block_on(tokio_tungstenite::connect_async(format!(
+                "ws://127.0.0.1:{}/ws/chat",
+                b.port
+            )))
+            .unwrap();
+        let recv = |ws: &mut tokio_tungstenite::WebSocketStream<_>,
+                    secs: u64|
+         -> Option<serde_json::Value> {
+            rt.block_on(async {
+                loop {
+                    match tokio::time::timeout(Duration::from_secs(secs), ws.next()).await {
+                        Ok(Some(Ok(Message::Text(t)))) => {
+                            return Some(serde_json::from_str(t.as_str()).unwrap());
+                        }
+                        Ok(Some(Ok(_))) => continue,
+                        _ => return None,
+                    }
+                }
+            })
+        };
+        rt.block_on(ws.send(Message::text(
+            serde_json::json!({"type": "hello", "workspace": "lunavo", "token": token}).to_string(),
+        )))
+        .unwrap();
+        let welcome = recv(&mut ws, 10).expect("a welcome");
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        // B cannot claim anything while stopped: A delivers every web job.
+        let pid_b = b.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-STOP", &pid_b])
+                .status()
+                .unwrap()
+                .success()
+        );
+        for i in 0..N {
+            deliver_to_any(&[a.port], i);
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while db.count("SELECT COUNT(*) FROM outbox WHERE front = 'web' AND state = 'done'")
+            < N as i64
+        {
+            assert!(Instant::now() < deadline, "A did not deliver the web jobs");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(
+            Command::new("kill")
+                .args(["-CONT", &pid_b])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let mut seen = Vec::new();
+        while let Some(m) = recv(&mut ws, 5) {
+            if m["type"] == "thread" {
+                seen.push(m["thread"]["id"].as_i64().unwrap());
+            }
+            if seen.len() == N {
+                // Anything more would be a duplicate: wait a little for one.
+                if let Some(extra) = recv(&mut ws, 2) {
+                    panic!("a message after all {N} threads: {extra}");
+                }
+                break;
+            }
+        }
+        let mut unique = seen.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(
+            unique.len(),
+            N,
+            "each thread pushed once to B's session: {seen:?}"
+        );
+        assert_eq!(seen.len(), N, "{seen:?}");
+        drop(ws);
+        a.stop();
+        b.stop();
+    }
 }

@@ -26,6 +26,8 @@ mod inbound;
 pub use inbound::GroupCommit;
 mod inbox;
 mod links;
+mod notify;
+pub use notify::{THREADS_CHANNEL, ThreadChanges};
 mod outbox;
 mod runs;
 mod schedules;
@@ -92,6 +94,8 @@ pub enum MigrationProgress {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The URL it was opened with (for LISTEN connections); never printed.
+    url: krake_core::secret::Secret,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -163,7 +167,11 @@ impl Store {
                 .await
                 .map_err(open_err)?,
         };
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            url: krake_core::secret::Secret::new(url),
+        })
     }
 
     /// The URL of the SQLite file `path`.

@@ -92,3 +92,38 @@ fn link(thread: ThreadId, workspace: &WorkspaceSlug) -> ThreadLink {
         workspace: workspace.clone(),
     }
 }
+
+mod notices {
+    use super::*;
+
+    /// Two stores on one PostgreSQL database stand for two processes: a change announced by
+    /// one is heard by the other.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_thread_changes_reach_other_processes() {
+        let db = Db::postgres().await;
+        let other = Store::open(&db.url).await.unwrap();
+        let mut heard = other
+            .listen_thread_changes()
+            .await
+            .unwrap()
+            .expect("PostgreSQL listens");
+        db.store.notify_thread_changed(ThreadId(41)).await.unwrap();
+        db.store.notify_thread_changed(ThreadId(42)).await.unwrap();
+        for want in [41, 42] {
+            let id = tokio::time::timeout(std::time::Duration::from_secs(10), heard.next())
+                .await
+                .expect("heard in time")
+                .unwrap();
+            assert_eq!(id, ThreadId(want));
+        }
+        other.pool().close().await;
+    }
+
+    /// On SQLite there is one process: nothing to announce, nothing to hear.
+    #[tokio::test]
+    async fn sqlite_has_no_notices() {
+        let db = Db::sqlite().await;
+        assert!(db.store.listen_thread_changes().await.unwrap().is_none());
+        db.store.notify_thread_changed(ThreadId(1)).await.unwrap();
+    }
+}
