@@ -39,11 +39,11 @@ impl Sender for Announcing {
         delivery: &Delivery,
     ) -> Result<Sent, SendError> {
         let sent = self.inner.send(destination, delivery).await?;
-        if let Delivery::Post { thread } | Delivery::Edit { thread, .. } = delivery {
-            if let Err(e) = self.store.notify_thread_changed(thread.id).await {
-                // The local sessions have it; the others catch up on their next change.
-                tracing::warn!(thread = thread.id.0, error = %e, "could not announce a thread change to other processes");
-            }
+        if let Delivery::Post { thread } | Delivery::Edit { thread, .. } = delivery
+            && let Err(e) = self.store.notify_thread_changed(thread.id).await
+        {
+            // The local sessions have it; the others catch up on their next change.
+            tracing::warn!(thread = thread.id.0, error = %e, "could not announce a thread change to other processes");
         }
         Ok(sent)
     }
