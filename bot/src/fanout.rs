@@ -50,15 +50,22 @@ impl Sender for Announcing {
 }
 
 /// Pushes thread changes announced by any process to this process's sessions until `stop`.
-/// Does nothing on SQLite.
-pub fn spawn_listener(
+/// Returns once it listens (so a session opened afterwards misses no announcement); does
+/// nothing on SQLite.
+pub async fn listen(
     store: Store,
     hub: Arc<Hub>,
     mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
+    let first = store.listen_thread_changes().await;
     tokio::spawn(async move {
+        let mut next = Some(first);
         loop {
-            let mut changes = match store.listen_thread_changes().await {
+            let attempt = match next.take() {
+                Some(a) => a,
+                None => store.listen_thread_changes().await,
+            };
+            let mut changes = match attempt {
                 Ok(Some(c)) => c,
                 Ok(None) => return,
                 Err(e) => {

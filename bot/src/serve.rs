@@ -160,7 +160,7 @@ pub async fn run(
     .merge(crate::telemetry::router(metrics, Arc::new(store.clone())));
     let mut fronts = Vec::new();
     let (web, web_delivery) =
-        crate::web::start(&krake, &store, config.web.clone(), stop_rx.clone());
+        crate::web::start(&krake, &store, config.web.clone(), stop_rx.clone()).await;
     fronts.push(web_delivery);
     let app = app.merge(krake_web::front::router(web));
     let app = match config.telegram.clone() {

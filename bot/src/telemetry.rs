@@ -29,6 +29,8 @@ pub const OUTBOX_DEPTH: &str = "krake_outbox_depth";
 pub const OUTBOX_DELIVERIES: &str = "krake_outbox_deliveries_total";
 /// Duration of one outbox delivery pass in seconds (claim, send, record), by `front`.
 pub const DELIVERY_PASS: &str = "krake_delivery_pass_seconds";
+/// Time from queueing an outbox message to its delivery in seconds, by `front`.
+pub const DELIVERY_LATENCY: &str = "krake_delivery_latency_seconds";
 /// Commerce events applied by this process's processor.
 pub const COMMERCE_APPLIED: &str = "krake_commerce_events_applied_total";
 /// Schedule occurrences handled by this process's coordinator, by `outcome` (ran, skipped, lost).
@@ -45,6 +47,7 @@ pub const ALL: &[&str] = &[
     OUTBOX_DEPTH,
     OUTBOX_DELIVERIES,
     DELIVERY_PASS,
+    DELIVERY_LATENCY,
     COMMERCE_APPLIED,
     SCHEDULE_RUNS,
     BUILD_INFO,
@@ -85,6 +88,11 @@ fn describe() {
         "Outbox messages handled, by front and outcome"
     );
     describe_histogram!(DELIVERY_PASS, Unit::Seconds, "One delivery pass, by front");
+    describe_histogram!(
+        DELIVERY_LATENCY,
+        Unit::Seconds,
+        "From queueing an outbox message to its delivery, by front"
+    );
     describe_counter!(COMMERCE_APPLIED, "Commerce events applied");
     describe_counter!(SCHEDULE_RUNS, "Schedule occurrences, by outcome");
     describe_gauge!(BUILD_INFO, "Build information");
@@ -156,6 +164,10 @@ pub fn delivery_pass(front: &str, seconds: f64, stats: &krake_core::delivery::De
             metrics::counter!(OUTBOX_DELIVERIES, "front" => front.clone(), "outcome" => outcome)
                 .increment(n as u64);
         }
+    }
+    let latency = metrics::histogram!(DELIVERY_LATENCY, "front" => front);
+    for l in &stats.latencies {
+        latency.record(l.as_secs_f64());
     }
 }
 

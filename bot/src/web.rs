@@ -109,7 +109,7 @@ pub fn add_routes(directory: &Directory, routes: &mut Routes) {
 }
 
 /// The web front's state, and its outbox deliverer running until `stop`.
-pub fn start(
+pub async fn start(
     krake: &Krake,
     store: &Store,
     config: WebConfig,
@@ -134,7 +134,7 @@ pub fn start(
         Arc::new(krake_core::time::SystemClock),
         format!("web-{}", std::process::id()),
     );
-    let listener = crate::fanout::spawn_listener(store.clone(), state.hub.clone(), stop.clone());
+    let listener = crate::fanout::listen(store.clone(), state.hub.clone(), stop.clone()).await;
     let delivery = spawn_delivery_loop(deliverer, stop);
     let task = tokio::spawn(async move {
         let _ = delivery.await;

@@ -112,7 +112,7 @@ pub trait Sender: Send + Sync {
 }
 
 /// What one pass of a deliverer did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DeliveryStats {
     /// Sent and recorded.
     pub delivered: usize,
@@ -122,6 +122,9 @@ pub struct DeliveryStats {
     pub dead: usize,
     /// The lease was lost to another worker (nothing recorded by this one).
     pub lost: usize,
+    /// For each message delivered, the time from its queueing to its delivery (retries and
+    /// waits for a rate limit included).
+    pub latencies: Vec<Duration>,
 }
 
 /// The generic outbox worker for one front.
@@ -236,6 +239,9 @@ impl Deliverer {
                     return Ok(());
                 }
                 stats.delivered += 1;
+                stats.latencies.push(Duration::from_millis(
+                    u64::try_from(now.as_millis() - job.created_at.as_millis()).unwrap_or(0),
+                ));
                 if let (Delivery::Post { thread }, Some(message_id)) = (&delivery, sent.message_id)
                 {
                     self.record_copy(thread, &job.destination, message_id)

@@ -96,6 +96,8 @@ pub struct OutboxJob {
     pub attempts: i32,
     /// Until when the lease holds; after that another worker may take it.
     pub lease_until: Timestamp,
+    /// When it was queued (for enqueue-to-delivery latency).
+    pub created_at: Timestamp,
 }
 
 /// What a failed attempt led to.

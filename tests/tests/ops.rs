@@ -316,6 +316,25 @@ fn metrics_move_with_traffic() {
         sample(&m, "krake_http_request_duration_seconds_count", &[]).unwrap_or(0.0) >= 6.0,
         "{m}"
     );
+    // The order's thank-you thread is pushed to the web front through the outbox: its time
+    // from queueing to delivery is measured.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let m = scrape(port);
+        let n = sample(
+            &m,
+            "krake_delivery_latency_seconds_count",
+            &[("front", "web")],
+        );
+        if n.unwrap_or(0.0) >= 1.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no delivery latency recorded:\n{m}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     server.stop();
 }
 
@@ -428,6 +447,7 @@ fn text(v: &serde_yaml::Value, path: &[&str]) -> String {
 const NEEDS_A_FRONT: &[&str] = &[
     "krake_outbox_deliveries_total",
     "krake_delivery_pass_seconds",
+    "krake_delivery_latency_seconds",
 ];
 
 #[test]

@@ -102,7 +102,7 @@ impl OutboxRepo for Store {
                  SELECT MIN(h.id) FROM outbox h WHERE h.state = 'pending'{front_clause} GROUP BY h.destination) \
                AND o.state = 'pending' AND o.next_attempt_at <= $3 AND (o.lease_until IS NULL OR o.lease_until <= $4) \
                ORDER BY o.id LIMIT {}{skip}) \
-             RETURNING id, destination, payload, attempts, lease_until",
+             RETURNING id, destination, payload, attempts, lease_until, created_at",
             limit.clamp(1, 1000)
         );
         let mut q = sqlx::query(&sql)
@@ -131,6 +131,9 @@ impl OutboxRepo for Store {
                         r.try_get::<Option<i64>, _>("lease_until")
                             .map_err(db_err)?
                             .unwrap_or(0),
+                    ),
+                    created_at: Timestamp::from_millis(
+                        r.try_get::<i64, _>("created_at").map_err(db_err)?,
                     ),
                 })
             })
