@@ -16,6 +16,7 @@
 //! - [`coordinator`]: the schedule coordinator's loop in `krake serve`.
 //! - [`telemetry`]: `/metrics` (Prometheus), request ids and HTTP tracing.
 //! - [`folder_cli`]: `krake folder export|import`: folders to and from CSV files.
+//! - [`rag`]: the knowledge base (RAG): its retriever, `krake ingest`, `krake eval rag`.
 
 pub mod bench;
 pub mod bench_schedules;
@@ -25,6 +26,7 @@ pub mod coordinator;
 pub mod demo;
 pub mod discord;
 pub mod folder_cli;
+pub mod rag;
 pub mod serve;
 pub mod settings;
 pub mod telegram;
@@ -44,7 +46,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(&cli.overrides, listen)?;
     let quiet = matches!(
         cli.command,
-        Cmd::Chat | Cmd::Config | Cmd::Bench(_) | Cmd::User(_) | Cmd::Folder(_) | Cmd::Discord(_)
+        Cmd::Chat
+            | Cmd::Config
+            | Cmd::Bench(_)
+            | Cmd::User(_)
+            | Cmd::Folder(_)
+            | Cmd::Discord(_)
+            | Cmd::Ingest(_)
+            | Cmd::Eval(_)
     );
     init_logging(settings.log_format, quiet);
     match cli.command {
@@ -59,6 +68,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Bench(b) => bench::run(settings, b).await,
         Cmd::User(u) => users::run(settings, u).await,
         Cmd::Folder(f) => folder_cli::run(settings, f).await,
+        Cmd::Ingest(a) => rag::ingest(settings, a).await,
+        Cmd::Eval(e) => rag::eval(settings, e).await,
         Cmd::Discord(cli::DiscordCmd::Register { guild }) => {
             discord::register(&settings, guild.as_deref()).await
         }

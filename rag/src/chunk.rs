@@ -161,7 +161,14 @@ fn sections(text: &str) -> Vec<(String, String)> {
             }
             body.clear();
             trail.retain(|(l, _)| *l < level);
-            trail.push((level, trimmed[level..].trim().trim_end_matches('#').trim().to_owned()));
+            trail.push((
+                level,
+                trimmed[level..]
+                    .trim()
+                    .trim_end_matches('#')
+                    .trim()
+                    .to_owned(),
+            ));
         } else {
             body.push_str(line);
             body.push('\n');
@@ -207,8 +214,7 @@ fn sentences(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut start = 0;
     let chars: Vec<(usize, char)> = text.char_indices().collect();
-    for i in 0..chars.len() {
-        let (pos, c) = chars[i];
+    for (i, &(pos, c)) in chars.iter().enumerate() {
         if !matches!(c, '.' | '!' | '?') {
             continue;
         }
@@ -309,7 +315,10 @@ mod tests {
         .split(&text);
         assert!(chunks.len() >= 5);
         assert_eq!(
-            chunks.iter().map(|c| c.text.split_whitespace().count()).sum::<usize>(),
+            chunks
+                .iter()
+                .map(|c| c.text.split_whitespace().count())
+                .sum::<usize>(),
             500
         );
     }

@@ -6,8 +6,8 @@
 //! runs on tokio's blocking pool; new points are searched by brute force until
 //! [`EdgeStore::optimize`] builds the HNSW index (run it in the background after ingestion).
 
-use crate::store::{ChunkMeta, ChunkRecord, Hit, Scope, SparseVector, StoreError, StoredDocument};
 use crate::store::VectorStore;
+use crate::store::{ChunkMeta, ChunkRecord, Hit, Scope, SparseVector, StoreError, StoredDocument};
 use async_trait::async_trait;
 use qdrant_edge::{
     Condition, CreateIndex, Distance, EdgeConfigBuilder, EdgeShard, EdgeSparseVectorParamsBuilder,
@@ -35,7 +35,9 @@ pub struct EdgeStore {
 
 impl std::fmt::Debug for EdgeStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EdgeStore").field("path", &self.path).finish()
+        f.debug_struct("EdgeStore")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -239,9 +241,9 @@ impl VectorStore for EdgeStore {
         let shard = self.shard.clone();
         blocking(move || {
             shard
-                .update(UpdateOperation::PointOperation(PointOperations::UpsertPoints(
-                    PointInsertOperations::PointsList(points),
-                )))
+                .update(UpdateOperation::PointOperation(
+                    PointOperations::UpsertPoints(PointInsertOperations::PointsList(points)),
+                ))
                 .map_err(backend)
         })
         .await

@@ -3,7 +3,7 @@
 //! real pipeline (chunking, ingestion, the store, fusion), and query latency.
 
 use crate::ingest::{Document, IngestError, Ingestor};
-use crate::retrieve::{HybridRetriever, Mode};
+use crate::retrieve::{Fusion, HybridRetriever, Mode};
 use crate::store::{Scope, StoreError};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
@@ -78,7 +78,12 @@ impl Dataset {
                 continue;
             }
             let grade = cols[2].trim().parse::<u32>().map_err(|_| {
-                EvalError::Dataset(format!("{}:{}: bad score {:?}", path.display(), n + 1, cols[2]))
+                EvalError::Dataset(format!(
+                    "{}:{}: bad score {:?}",
+                    path.display(),
+                    n + 1,
+                    cols[2]
+                ))
             })?;
             if grade > 0 {
                 qrels
@@ -148,7 +153,11 @@ pub fn recall_at(k: usize, ranking: &[String], relevant: &HashMap<String, u32>) 
     if relevant.is_empty() {
         return 0.0;
     }
-    let found = ranking.iter().take(k).filter(|d| relevant.contains_key(*d)).count();
+    let found = ranking
+        .iter()
+        .take(k)
+        .filter(|d| relevant.contains_key(*d))
+        .count();
     found as f64 / relevant.len() as f64
 }
 
@@ -157,6 +166,8 @@ pub fn recall_at(k: usize, ranking: &[String], relevant: &HashMap<String, u32>) 
 pub struct ModeReport {
     /// The mode.
     pub mode: Mode,
+    /// How it is shown (`hybrid` for the retriever's own fusion, else the fusion tried).
+    pub label: String,
     /// Mean nDCG@10.
     pub ndcg10: f64,
     /// Mean recall@100.
@@ -196,12 +207,15 @@ impl std::fmt::Display for Report {
             self.ingest_time.as_secs_f64(),
             self.queries
         )?;
-        writeln!(f, "mode     nDCG@10  recall@100  p50 (ms)  p99 (ms)   [latency excludes the query embedding]")?;
+        writeln!(
+            f,
+            "mode                      nDCG@10  recall@100  p50 (ms)  p99 (ms)   [latency excludes the query embedding]"
+        )?;
         for m in &self.modes {
             writeln!(
                 f,
-                "{:<8} {:>7.4}  {:>10.4}  {:>8.2}  {:>8.2}",
-                format!("{:?}", m.mode).to_lowercase(),
+                "{:<25} {:>7.4}  {:>10.4}  {:>8.2}  {:>8.2}",
+                m.label,
                 m.ndcg10,
                 m.recall100,
                 m.p50.as_secs_f64() * 1e3,
@@ -231,11 +245,12 @@ pub fn percentile(sorted: &[Duration], q: f64) -> Duration {
 
 /// Ingests `dataset` with `ingestor` into the [`EVAL_WORKSPACE`] (calling `progress` with the
 /// number of documents done) and evaluates each mode with `retriever` (dense modes only when it
-/// has an embedder).
+/// has an embedder), then hybrid again with each of `other_fusions`.
 pub async fn evaluate(
     dataset: &Dataset,
     ingestor: &Ingestor,
     retriever: &HybridRetriever,
+    other_fusions: &[Fusion],
     mut progress: impl FnMut(usize),
 ) -> Result<Report, EvalError> {
     let docs: Vec<Document> = dataset
@@ -253,10 +268,16 @@ pub async fn evaluate(
     let started = Instant::now();
     let mut done = 0;
     let report = ingestor
-        .sync(EVAL_WORKSPACE, "file", &docs, |_| true, |_, _| {
-            done += 1;
-            progress(done);
-        })
+        .sync(
+            EVAL_WORKSPACE,
+            "file",
+            &docs,
+            |_| true,
+            |_, _| {
+                done += 1;
+                progress(done);
+            },
+        )
         .await?;
     let ingest_time = started.elapsed();
     let scope = Scope {
@@ -278,13 +299,21 @@ pub async fn evaluate(
         embedded.push(v);
     }
     embed_times.sort();
-    let modes: &[Mode] = if retriever.has_embedder() {
-        &[Mode::Sparse, Mode::Dense, Mode::Hybrid]
-    } else {
-        &[Mode::Sparse]
-    };
+    let mut runs: Vec<(Mode, String, HybridRetriever)> =
+        vec![(Mode::Sparse, "sparse".into(), retriever.clone())];
+    if retriever.has_embedder() {
+        runs.push((Mode::Dense, "dense".into(), retriever.clone()));
+        runs.push((Mode::Hybrid, "hybrid".into(), retriever.clone()));
+        for f in other_fusions {
+            let label = match f {
+                Fusion::Rrf { k, dense, sparse } => format!("rrf k={k} d={dense} s={sparse}"),
+                Fusion::Convex { alpha } => format!("convex a={alpha}"),
+            };
+            runs.push((Mode::Hybrid, label, retriever.clone().with_fusion(*f)));
+        }
+    }
     let mut out = Vec::new();
-    for &mode in modes {
+    for (mode, label, retriever) in runs {
         let (mut ndcg, mut recall) = (0.0, 0.0);
         let mut times = Vec::with_capacity(dataset.queries.len());
         for ((qid, text), dense) in dataset.queries.iter().zip(&embedded) {
@@ -309,6 +338,7 @@ pub async fn evaluate(
         let n = dataset.queries.len() as f64;
         out.push(ModeReport {
             mode,
+            label,
             ndcg10: ndcg / n,
             recall100: recall / n,
             p50: percentile(&times, 0.5),

@@ -243,6 +243,11 @@ mod tests {
         let bin = dir.path().join("photo.jpg");
         std::fs::write(&bin, [0u8, 1]).expect("write");
         assert!(!supported(&bin));
-        assert!(extract(&bin).expect_err("jpg").to_string().contains("not a supported"));
+        assert!(
+            extract(&bin)
+                .expect_err("jpg")
+                .to_string()
+                .contains("not a supported")
+        );
     }
 }

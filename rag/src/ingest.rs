@@ -79,7 +79,10 @@ pub struct Ingestor {
 impl std::fmt::Debug for Ingestor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ingestor")
-            .field("embedder", &self.embedder.as_ref().map(|e| e.id().to_owned()))
+            .field(
+                "embedder",
+                &self.embedder.as_ref().map(|e| e.id().to_owned()),
+            )
             .field("chunker", &self.chunker)
             .finish()
     }
@@ -133,7 +136,12 @@ impl Ingestor {
     /// part of it, so a new model re-embeds everything).
     pub fn hash(&self, doc: &Document) -> String {
         let mut h = Sha256::new();
-        h.update(self.embedder.as_ref().map_or("sparse", |e| e.id()).as_bytes());
+        h.update(
+            self.embedder
+                .as_ref()
+                .map_or("sparse", |e| e.id())
+                .as_bytes(),
+        );
         h.update([0]);
         h.update(doc.title.as_bytes());
         h.update([0]);
@@ -182,8 +190,16 @@ impl Ingestor {
     }
 
     /// Chunks, vectors and payloads of a document (nothing is stored).
-    pub async fn records(&self, doc: &Document, hash: &str) -> Result<Vec<ChunkRecord>, IngestError> {
-        Ok(self.records_many(&[(doc, hash)]).await?.pop().unwrap_or_default())
+    pub async fn records(
+        &self,
+        doc: &Document,
+        hash: &str,
+    ) -> Result<Vec<ChunkRecord>, IngestError> {
+        Ok(self
+            .records_many(&[(doc, hash)])
+            .await?
+            .pop()
+            .unwrap_or_default())
     }
 
     /// [`Self::records`] for several documents, embedded together.
@@ -191,8 +207,10 @@ impl Ingestor {
         &self,
         docs: &[(&Document, &str)],
     ) -> Result<Vec<Vec<ChunkRecord>>, IngestError> {
-        let split: Vec<Vec<crate::chunk::Chunk>> =
-            docs.iter().map(|(d, _)| self.chunker.split(&d.text)).collect();
+        let split: Vec<Vec<crate::chunk::Chunk>> = docs
+            .iter()
+            .map(|(d, _)| self.chunker.split(&d.text))
+            .collect();
         let texts: Vec<String> = docs
             .iter()
             .zip(&split)
@@ -338,10 +356,19 @@ mod tests {
     async fn unchanged_does_nothing_changed_replaces_deleted_disappears() {
         let store = Arc::new(MemoryStore::new());
         let ing = ingestor(store.clone());
-        let a = doc("a.md", "# A\n\nHoodies ship daily.\n\n# B\n\nReturns within 30 days.");
+        let a = doc(
+            "a.md",
+            "# A\n\nHoodies ship daily.\n\n# B\n\nReturns within 30 days.",
+        );
         let b = doc("b.md", "Sizes run small.");
         let r = ing
-            .sync("lunavo", "file", &[a.clone(), b.clone()], |_| true, |_, _| {})
+            .sync(
+                "lunavo",
+                "file",
+                &[a.clone(), b.clone()],
+                |_| true,
+                |_, _| {},
+            )
             .await
             .expect("sync");
         assert_eq!((r.added, r.chunks), (2, 3));
@@ -375,7 +402,9 @@ mod tests {
     async fn sync_leaves_sources_it_does_not_own() {
         let store = Arc::new(MemoryStore::new());
         let ing = ingestor(store.clone());
-        ing.ingest(&doc("other/x.md", "Kept.")).await.expect("ingest");
+        ing.ingest(&doc("other/x.md", "Kept."))
+            .await
+            .expect("ingest");
         let r = ing
             .sync(
                 "lunavo",

@@ -2,6 +2,7 @@
 //!
 //! Krake's retrieval: documents in, cited passages out, always within one workspace.
 //!
+//! - [`cache`]: an on-disk embedding cache.
 //! - [`chunk`]: Markdown-aware chunking with overlap.
 //! - [`sparse`]: the BM25 analyser and sparse vectors.
 //! - [`embed`]: the [`Embedder`](embed::Embedder) port; [`minilm`]: the local offline model.
@@ -10,6 +11,7 @@
 //! - [`ingest`]: chunk, embed and store, kept in step with sources by content hash.
 //! - [`retrieve`]: hybrid search, fusion, token budget; fills core's `Retriever` port.
 
+pub mod cache;
 pub mod chunk;
 pub mod edge;
 pub mod embed;

@@ -188,7 +188,10 @@ impl Inner {
             .broadcast_mul(&m)
             .and_then(|t| t.sum(1))
             .map_err(run_err)?;
-        let counts = m.sum(1).and_then(|c| c.clamp(1e-9, f32::MAX)).map_err(run_err)?;
+        let counts = m
+            .sum(1)
+            .and_then(|c| c.clamp(1e-9, f32::MAX))
+            .map_err(run_err)?;
         let mean = summed.broadcast_div(&counts).map_err(run_err)?;
         let mut vectors: Vec<Vec<f32>> = mean.to_vec2().map_err(run_err)?;
         vectors.iter_mut().for_each(|v| normalise(v));
@@ -232,7 +235,10 @@ mod tests {
     fn model() -> MiniLm {
         let dir = test_models_dir();
         MiniLm::load(&dir).unwrap_or_else(|e| {
-            panic!("the local embedder is needed for this test ({e}); run `scripts/fetch-model {}`", dir.display())
+            panic!(
+                "the local embedder is needed for this test ({e}); run `scripts/fetch-model {}`",
+                dir.display()
+            )
         })
     }
 
@@ -249,7 +255,10 @@ mod tests {
         let reference: Vec<Vec<f32>> =
             serde_json::from_value(fixture["vectors"].clone()).expect("vectors");
         let m = model();
-        assert!(m.token_count(texts.last().expect("long text")) > 128, "the long text tests truncation");
+        assert!(
+            m.token_count(texts.last().expect("long text")) > 128,
+            "the long text tests truncation"
+        );
         let got = m.embed_blocking(&texts).expect("embed");
         for ((t, g), r) in texts.iter().zip(&got).zip(&reference) {
             assert_eq!(g.len(), 384);
@@ -269,7 +278,10 @@ mod tests {
         }
         std::fs::write(dir.join("config.json"), b"{}").expect("write");
         let err = MiniLm::load(tmp.path()).expect_err("damaged");
-        assert!(err.to_string().contains("SHA-256") && err.to_string().contains(FETCH_COMMAND), "{err}");
+        assert!(
+            err.to_string().contains("SHA-256") && err.to_string().contains(FETCH_COMMAND),
+            "{err}"
+        );
         let empty = tempfile::tempdir().expect("tempdir");
         assert!(!MiniLm::present(empty.path()));
         let err = MiniLm::load(empty.path()).expect_err("missing");

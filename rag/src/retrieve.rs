@@ -106,7 +106,10 @@ pub struct HybridRetriever {
 impl std::fmt::Debug for HybridRetriever {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HybridRetriever")
-            .field("embedder", &self.embedder.as_ref().map(|e| e.id().to_owned()))
+            .field(
+                "embedder",
+                &self.embedder.as_ref().map(|e| e.id().to_owned()),
+            )
             .field("fusion", &self.fusion)
             .finish()
     }
@@ -236,7 +239,10 @@ pub fn budget(hits: Vec<Hit>, limit: usize, token_budget: usize) -> Vec<Passage>
         if kept.len() >= limit {
             break;
         }
-        if kept.iter().any(|k| near_duplicate(&k.meta.text, &h.meta.text)) {
+        if kept
+            .iter()
+            .any(|k| near_duplicate(&k.meta.text, &h.meta.text))
+        {
             continue;
         }
         let t = estimate_tokens(&h.meta.text);
@@ -267,7 +273,12 @@ impl Retriever for HybridRetriever {
         };
         // Fetch more than asked: duplicates and the budget remove some.
         let hits = self
-            .search(&scope, &query.text, query.limit.saturating_mul(3).max(10), Mode::Hybrid)
+            .search(
+                &scope,
+                &query.text,
+                query.limit.saturating_mul(3).max(10),
+                Mode::Hybrid,
+            )
             .await?;
         Ok(budget(hits, query.limit, query.token_budget))
     }
@@ -330,7 +341,11 @@ mod tests {
         ];
         let passages = budget(hits.clone(), 10, 30);
         let ids: Vec<&str> = passages.iter().map(|p| p.source.as_str()).collect();
-        assert_eq!(ids, ["doc1.md", "doc4.md"], "duplicate and the too-long one pruned");
+        assert_eq!(
+            ids,
+            ["doc1.md", "doc4.md"],
+            "duplicate and the too-long one pruned"
+        );
         assert_eq!(budget(hits, 1, 1000).len(), 1);
     }
 
@@ -346,8 +361,14 @@ mod tests {
             Chunker::default(),
         );
         for (ws, text) in [
-            ("lunavo", "# Returns\n\nLunavo refunds hoodies within 30 days."),
-            ("monarch", "# Returns\n\nMonarch refunds hoodies within 90 days."),
+            (
+                "lunavo",
+                "# Returns\n\nLunavo refunds hoodies within 30 days.",
+            ),
+            (
+                "monarch",
+                "# Returns\n\nMonarch refunds hoodies within 90 days.",
+            ),
         ] {
             ing.ingest(&Document {
                 workspace: ws.into(),

@@ -306,10 +306,34 @@ pub(crate) mod conformance {
         let emb = crate::embed::HashEmbedder::new(16);
         store
             .upsert(vec![
-                record(1, "lunavo", "file", "faq.md", "Refunds take five days after the return arrives"),
-                record(2, "lunavo", "thread", "thread #3", "Customer asks where the hoodie order is"),
-                record(3, "monarch", "file", "faq.md", "Refunds at Monarch take thirty days"),
-                record(4, "lunavo", "file", "sizes.md", "Hoodie sizes run small; order one size up"),
+                record(
+                    1,
+                    "lunavo",
+                    "file",
+                    "faq.md",
+                    "Refunds take five days after the return arrives",
+                ),
+                record(
+                    2,
+                    "lunavo",
+                    "thread",
+                    "thread #3",
+                    "Customer asks where the hoodie order is",
+                ),
+                record(
+                    3,
+                    "monarch",
+                    "file",
+                    "faq.md",
+                    "Refunds at Monarch take thirty days",
+                ),
+                record(
+                    4,
+                    "lunavo",
+                    "file",
+                    "sizes.md",
+                    "Hoodie sizes run small; order one size up",
+                ),
             ])
             .await
             .expect("upsert");
@@ -320,7 +344,11 @@ pub(crate) mod conformance {
         };
         let q = bm25.query("refunds");
         let hits = store.search_sparse(&lunavo, &q, 10).await.expect("sparse");
-        assert_eq!(hits.iter().map(|h| h.id).collect::<Vec<_>>(), vec![1], "workspace filter");
+        assert_eq!(
+            hits.iter().map(|h| h.id).collect::<Vec<_>>(),
+            vec![1],
+            "workspace filter"
+        );
         assert_eq!(hits[0].meta.source, "faq.md");
         assert_eq!(hits[0].meta.title, "title of faq.md");
         let hoodie = store
@@ -338,11 +366,19 @@ pub(crate) mod conformance {
             .expect("sparse");
         assert_eq!(only_files.iter().map(|h| h.id).collect::<Vec<_>>(), vec![4]);
         let dense = store
-            .search_dense(&lunavo, &emb.vector("Refunds take five days after the return arrives"), 2)
+            .search_dense(
+                &lunavo,
+                &emb.vector("Refunds take five days after the return arrives"),
+                2,
+            )
             .await
             .expect("dense");
         assert_eq!(dense[0].id, 1);
-        assert!((dense[0].score - 1.0).abs() < 1e-3, "cosine {}", dense[0].score);
+        assert!(
+            (dense[0].score - 1.0).abs() < 1e-3,
+            "cosine {}",
+            dense[0].score
+        );
         assert_eq!(dense.len(), 2);
         let docs = store.documents(&files).await.expect("documents");
         assert_eq!(
@@ -353,17 +389,26 @@ pub(crate) mod conformance {
             .delete_document("lunavo", "file", "faq.md")
             .await
             .expect("delete");
-        assert!(store
-            .search_sparse(&lunavo, &q, 10)
-            .await
-            .expect("sparse")
-            .is_empty());
+        assert!(
+            store
+                .search_sparse(&lunavo, &q, 10)
+                .await
+                .expect("sparse")
+                .is_empty()
+        );
         // Monarch's faq.md is untouched.
         let monarch = Scope {
             workspace: "monarch".into(),
             source_kind: None,
         };
-        assert_eq!(store.search_sparse(&monarch, &q, 10).await.expect("sparse").len(), 1);
+        assert_eq!(
+            store
+                .search_sparse(&monarch, &q, 10)
+                .await
+                .expect("sparse")
+                .len(),
+            1
+        );
         assert_eq!(store.count().await.expect("count"), 3);
     }
 }
