@@ -78,7 +78,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn init_logging(format: LogFormat, quiet: bool) {
     use tracing_subscriber::EnvFilter;
-    let default = if quiet { "warn" } else { "info,sqlx=warn" };
+    let default = if quiet {
+        "warn,qdrant_edge=error"
+    } else {
+        "info,sqlx=warn,qdrant_edge=error"
+    };
     let filter = EnvFilter::try_from_env("KRAKE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -377,7 +377,13 @@ mod tests {
 
         let a2 = doc("a.md", "Hoodies ship weekly now.");
         let r = ing
-            .sync("lunavo", "file", &[a2.clone()], |_| true, |_, _| {})
+            .sync(
+                "lunavo",
+                "file",
+                std::slice::from_ref(&a2),
+                |_| true,
+                |_, _| {},
+            )
             .await
             .expect("sync");
         assert_eq!((r.replaced, r.removed, r.unchanged), (1, 1, 0));
