@@ -24,6 +24,7 @@ pub async fn run(settings: Settings, cmd: BenchCmd) -> anyhow::Result<()> {
     print_conditions();
     match cmd {
         BenchCmd::Inbox { iterations } => inbox(settings, iterations).await,
+        BenchCmd::Rag(args) => crate::rag::bench(settings, args).await,
         BenchCmd::Webhooks {
             seconds,
             connections,

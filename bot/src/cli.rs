@@ -41,6 +41,12 @@ pub enum Cmd {
     /// Export an agent's folder to CSV, or import CSV rows into it (all or nothing).
     #[command(subcommand)]
     Folder(FolderCmd),
+    /// Make files the knowledge of a workspace (Markdown, text, HTML, CSV; folders recursively):
+    /// unchanged files are skipped, changed ones replaced, deleted ones removed.
+    Ingest(crate::rag::IngestArgs),
+    /// Evaluate retrieval quality.
+    #[command(subcommand)]
+    Eval(crate::rag::EvalCmd),
 }
 
 /// `krake folder …`.
@@ -172,6 +178,9 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 1000)]
         delay_ms: u64,
     },
+    /// Knowledge retrieval: filtered query latency in embedded Qdrant over 100,000 chunks
+    /// (embedding excluded) and the local embedder's ingestion throughput.
+    Rag(crate::rag::BenchRagArgs),
 }
 
 /// `krake user …`.

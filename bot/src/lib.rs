@@ -19,6 +19,7 @@
 //! - [`agents`]: agent settings, the run engine on the store, the run worker in `krake serve`.
 //! - [`fanout`]: thread changes pushed to the web sessions of every process (PostgreSQL NOTIFY).
 //! - [`folder_cli`]: `krake folder export|import`: folders to and from CSV files.
+//! - [`rag`]: the knowledge base (RAG): its retriever, `krake ingest`, `krake eval rag`.
 
 pub mod agents;
 pub mod bench;
@@ -31,6 +32,7 @@ pub mod demo;
 pub mod discord;
 pub mod fanout;
 pub mod folder_cli;
+pub mod rag;
 pub mod serve;
 pub mod settings;
 pub mod telegram;
@@ -51,7 +53,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(&cli.overrides, listen)?;
     let quiet = matches!(
         cli.command,
-        Cmd::Chat | Cmd::Config | Cmd::Bench(_) | Cmd::User(_) | Cmd::Folder(_) | Cmd::Discord(_)
+        Cmd::Chat
+            | Cmd::Config
+            | Cmd::Bench(_)
+            | Cmd::User(_)
+            | Cmd::Folder(_)
+            | Cmd::Discord(_)
+            | Cmd::Ingest(_)
+            | Cmd::Eval(_)
     );
     init_logging(settings.log_format, quiet);
     match cli.command {
@@ -66,6 +75,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Bench(b) => bench::run(settings, b).await,
         Cmd::User(u) => users::run(settings, u).await,
         Cmd::Folder(f) => folder_cli::run(settings, f).await,
+        Cmd::Ingest(a) => rag::ingest(settings, a).await,
+        Cmd::Eval(e) => rag::eval(settings, e).await,
         Cmd::Discord(cli::DiscordCmd::Register { guild }) => {
             discord::register(&settings, guild.as_deref()).await
         }
@@ -74,7 +85,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn init_logging(format: LogFormat, quiet: bool) {
     use tracing_subscriber::EnvFilter;
-    let default = if quiet { "warn" } else { "info,sqlx=warn" };
+    let default = if quiet {
+        "warn,qdrant_edge=error"
+    } else {
+        "info,sqlx=warn,qdrant_edge=error"
+    };
     let filter = EnvFilter::try_from_env("KRAKE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -1,1 +1,24 @@
-//! Krake's retrieval: chunking, ingestion, embedders and vector stores.
+//! # krake-rag
+//!
+//! Krake's retrieval: documents in, cited passages out, always within one workspace.
+//!
+//! - [`cache`]: an on-disk embedding cache.
+//! - [`chunk`]: Markdown-aware chunking with overlap.
+//! - [`sparse`]: the BM25 analyser and sparse vectors.
+//! - [`embed`]: the [`Embedder`](embed::Embedder) port; [`minilm`]: the local offline model.
+//! - [`store`]: the [`VectorStore`](store::VectorStore) port and an in-memory store;
+//!   [`edge`]: embedded Qdrant (the default).
+//! - [`ingest`]: chunk, embed and store, kept in step with sources by content hash.
+//! - [`retrieve`]: hybrid search, fusion, token budget; fills core's `Retriever` port.
+
+pub mod cache;
+pub mod chunk;
+pub mod edge;
+pub mod embed;
+pub mod eval;
+pub mod extract;
+pub mod ingest;
+pub mod minilm;
+pub mod retrieve;
+pub mod sparse;
+pub mod store;

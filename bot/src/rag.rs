@@ -1,0 +1,810 @@
+//! Knowledge (RAG) wiring: the embedded Qdrant store under the data directory, the local
+//! embedder when its weights are present (BM25-only retrieval, said once, when not), the
+//! [`Retriever`] that agents and `ask` use, and the `krake ingest`, `krake eval rag` and
+//! `krake bench rag` commands.
+
+use crate::settings::Settings;
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use krake_core::knowledge::Retriever;
+use krake_core::workspace::WorkspaceSlug;
+use krake_rag::chunk::Chunker;
+use krake_rag::edge::EdgeStore;
+use krake_rag::embed::Embedder;
+use krake_rag::eval::{Dataset, evaluate};
+use krake_rag::extract::{extract, supported};
+use krake_rag::ingest::{Document, Ingestor};
+use krake_rag::minilm::{FETCH_COMMAND, MiniLm};
+use krake_rag::retrieve::{Fusion, HybridRetriever};
+use krake_rag::sparse::Bm25;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The local embedder's vector size (the store is made for it even while the weights are
+/// missing, so fetching them later needs no new store).
+const DIMENSIONS: usize = 384;
+
+/// `krake ingest` flags.
+#[derive(Debug, clap::Args)]
+pub struct IngestArgs {
+    /// A file or a folder (read recursively): Markdown, text, HTML, CSV.
+    pub path: PathBuf,
+    /// The workspace the knowledge belongs to (only it will see it).
+    #[arg(long)]
+    pub workspace: String,
+}
+
+/// `krake eval …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum EvalCmd {
+    /// Retrieval quality on a BEIR-format dataset (corpus.jsonl, queries.jsonl,
+    /// qrels/test.tsv): nDCG@10 and recall@100 for sparse, dense and hybrid, and query latency.
+    Rag {
+        /// The dataset directory.
+        #[arg(long)]
+        dataset: PathBuf,
+        /// Also try a few other fusions (RRF constants and weights, convex combinations).
+        #[arg(long)]
+        sweep: bool,
+    },
+}
+
+/// Where the knowledge base lives: `DATA_DIR/knowledge`.
+pub fn knowledge_dir(settings: &Settings) -> PathBuf {
+    settings.data_dir.join("knowledge")
+}
+
+/// Where model files live: `KRAKE_MODELS_DIR`, else `DATA_DIR/models`.
+pub fn models_dir(settings: &Settings) -> PathBuf {
+    std::env::var_os("KRAKE_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| settings.data_dir.join("models"))
+}
+
+static SAID_SPARSE_ONLY: AtomicBool = AtomicBool::new(false);
+
+/// Where embeddings are cached: `DATA_DIR/embedding-cache`.
+pub fn cache_dir(settings: &Settings) -> PathBuf {
+    settings.data_dir.join("embedding-cache")
+}
+
+/// The local embedder with an on-disk cache in `cache`, or `None` (said once per process)
+/// when its weights are missing. Damaged weights are an error.
+pub fn cached_embedder(models: &Path, cache: &Path) -> anyhow::Result<Option<Arc<dyn Embedder>>> {
+    let Some(e) = embedder(models)? else {
+        return Ok(None);
+    };
+    Ok(Some(Arc::new(
+        krake_rag::cache::CachedEmbedder::open(e, cache)
+            .context("the embedding cache cannot be opened")?,
+    )))
+}
+
+/// The local embedder, or `None` (said once per process) when its weights are missing.
+/// Damaged weights are an error.
+pub fn embedder(models: &Path) -> anyhow::Result<Option<Arc<dyn Embedder>>> {
+    if !MiniLm::present(models) {
+        if !SAID_SPARSE_ONLY.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "the local embedder's weights are not in {}: knowledge retrieval runs on BM25 \
+                 only; run `{FETCH_COMMAND} {}` to fetch them",
+                models.display(),
+                models.display()
+            );
+        }
+        return Ok(None);
+    }
+    let m = MiniLm::load(models).context("the local embedder cannot be loaded")?;
+    Ok(Some(Arc::new(m)))
+}
+
+/// The knowledge base's parts, built from settings.
+#[derive(Clone, Debug)]
+pub struct Knowledge {
+    /// The store.
+    pub store: Arc<EdgeStore>,
+    /// Ingests documents.
+    pub ingestor: Ingestor,
+    /// Retrieves passages.
+    pub retriever: HybridRetriever,
+}
+
+impl Knowledge {
+    /// Opens (or creates) the knowledge base in `dir` with models from `models` and the
+    /// embedding cache in `cache`.
+    pub fn open_at(dir: &Path, models: &Path, cache: &Path) -> anyhow::Result<Self> {
+        let store = Arc::new(EdgeStore::open(dir, DIMENSIONS).with_context(|| {
+            format!("the knowledge base in {} cannot be opened", dir.display())
+        })?);
+        let embedder = cached_embedder(models, cache)?;
+        let bm25 = Arc::new(Bm25::default());
+        Ok(Self {
+            ingestor: Ingestor::new(
+                store.clone(),
+                embedder.clone(),
+                bm25.clone(),
+                Chunker::default(),
+            ),
+            retriever: HybridRetriever::new(store.clone(), embedder, bm25),
+            store,
+        })
+    }
+
+    /// Opens the knowledge base the settings name.
+    pub fn open(settings: &Settings) -> anyhow::Result<Self> {
+        Self::open_at(
+            &knowledge_dir(settings),
+            &models_dir(settings),
+            &cache_dir(settings),
+        )
+    }
+}
+
+/// The [`Retriever`] for agents and `ask`: hybrid retrieval over the knowledge base in the data
+/// directory (BM25 only while the embedder's weights are missing).
+pub fn retriever(settings: &Settings) -> anyhow::Result<Arc<dyn Retriever>> {
+    Ok(Arc::new(Knowledge::open(settings)?.retriever))
+}
+
+/// The files under `path` that ingestion reads, sorted.
+fn files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    if path.is_file() {
+        if !supported(path) {
+            bail!(
+                "{} is not a supported file type; Krake reads Markdown, text, HTML and CSV",
+                path.display()
+            );
+        }
+        return Ok(vec![path.to_owned()]);
+    }
+    if !path.is_dir() {
+        bail!("{} does not exist", path.display());
+    }
+    let mut out = Vec::new();
+    for entry in walkdir::WalkDir::new(path).follow_links(true) {
+        let entry = entry.with_context(|| format!("cannot read {}", path.display()))?;
+        if entry.file_type().is_file() && supported(entry.path()) {
+            out.push(entry.into_path());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// `krake ingest PATH --workspace W`: the files under PATH become the workspace's knowledge;
+/// unchanged files are skipped, changed ones replaced, and files deleted under PATH since the
+/// last run removed.
+pub async fn ingest(settings: Settings, args: IngestArgs) -> anyhow::Result<()> {
+    let workspace = WorkspaceSlug::parse(&args.workspace)
+        .map_err(|e| anyhow::anyhow!("`{}` is not a workspace slug: {e}", args.workspace))?;
+    if settings.directory.workspace(&workspace).is_none() {
+        bail!(
+            "there is no workspace `{workspace}`; the configured ones are: {}",
+            settings
+                .directory
+                .workspaces()
+                .iter()
+                .map(|w| w.slug.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let root = args
+        .path
+        .canonicalize()
+        .with_context(|| format!("{} does not exist", args.path.display()))?;
+    let paths = files(&root)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let mut docs = Vec::with_capacity(paths.len());
+    let mut skipped = Vec::new();
+    for p in &paths {
+        match extract(p) {
+            Ok(e) => docs.push(Document {
+                workspace: workspace.to_string(),
+                source_kind: "file".to_owned(),
+                source: p.display().to_string(),
+                title: e.title,
+                text: e.text,
+                time: now,
+            }),
+            Err(e) => skipped.push(e.to_string()),
+        }
+    }
+    let knowledge = Knowledge::open(&settings)?;
+    let bar = ProgressBar::new(docs.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} files  {elapsed} (eta {eta})  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let prefix = root.display().to_string();
+    let report = knowledge
+        .ingestor
+        .sync(
+            workspace.as_str(),
+            "file",
+            &docs,
+            |source| Path::new(source).starts_with(&prefix),
+            |doc, _| {
+                bar.set_message(
+                    Path::new(&doc.source)
+                        .file_name()
+                        .map(|f| f.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                );
+                bar.inc(1);
+            },
+        )
+        .await
+        .context("ingestion failed; what was stored before this file is kept, run it again")?;
+    bar.finish_and_clear();
+    knowledge.store.flush().await?;
+    println!(
+        "{workspace}: {} new, {} changed, {} unchanged, {} removed; {} chunks written{}",
+        report.added,
+        report.replaced,
+        report.unchanged,
+        report.removed,
+        report.chunks,
+        if knowledge.retriever.has_embedder() {
+            ""
+        } else {
+            " (BM25 only: no local embedder)"
+        }
+    );
+    for s in skipped {
+        eprintln!("skipped {s}");
+    }
+    // HNSW for what was added: searches are right before it, only slower.
+    knowledge.store.optimize().await?;
+    Ok(())
+}
+
+/// `krake eval rag --dataset DIR`: ingests the dataset into a scratch knowledge base and prints
+/// the figures.
+pub async fn eval(settings: Settings, cmd: EvalCmd) -> anyhow::Result<()> {
+    let EvalCmd::Rag { dataset, sweep } = cmd;
+    let others: Vec<Fusion> = if sweep {
+        let mut v = Vec::new();
+        for k in [10.0, 30.0, 60.0] {
+            for (dense, sparse) in [(1.0, 1.0), (1.0, 1.5), (1.5, 1.0)] {
+                v.push(Fusion::Rrf { k, dense, sparse });
+            }
+        }
+        for alpha in [0.3, 0.4, 0.5, 0.6] {
+            v.push(Fusion::Convex { alpha });
+        }
+        v
+    } else {
+        Vec::new()
+    };
+    let data = Dataset::load(&dataset)?;
+    let scratch = tempfile::tempdir().context("cannot create a scratch directory")?;
+    let knowledge = Knowledge::open_at(
+        &scratch.path().join("kb"),
+        &models_dir(&settings),
+        &cache_dir(&settings),
+    )?;
+    let bar = ProgressBar::new(data.corpus.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "ingesting {bar:40} {pos}/{len} documents  {elapsed} (eta {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let report = evaluate(
+        &data,
+        &knowledge.ingestor,
+        &knowledge.retriever,
+        &others,
+        |n| bar.set_position(n as u64),
+    )
+    .await?;
+    bar.finish_and_clear();
+    println!("dataset: {}", dataset.display());
+    print!("{report}");
+    if !knowledge.retriever.has_embedder() {
+        println!(
+            "dense and hybrid need the local embedder: run `{FETCH_COMMAND} {}`",
+            models_dir(&settings).display()
+        );
+    }
+    Ok(())
+}
+
+/// `krake bench rag` flags.
+#[derive(Debug, clap::Args)]
+pub struct BenchRagArgs {
+    /// Chunks in the store (spread over four workspaces; queries filter to the largest, which
+    /// holds half of them).
+    #[arg(long, default_value_t = 100_000)]
+    pub chunks: usize,
+    /// Timed queries per mode.
+    #[arg(long, default_value_t = 1000)]
+    pub queries: usize,
+    /// Sentences (about 60 word pieces) to embed for the ingestion figure (0 skips).
+    #[arg(long, default_value_t = 256)]
+    pub sentences: usize,
+    /// Chunks of 256 word pieces to embed for the ingestion figure (0 skips).
+    #[arg(long, default_value_t = 64)]
+    pub long_chunks: usize,
+}
+
+/// A small deterministic generator (xorshift), so every run stores the same data.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn unit(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    }
+}
+
+const WORDS: &[&str] = &[
+    "order",
+    "hoodie",
+    "refund",
+    "shipping",
+    "return",
+    "size",
+    "print",
+    "partner",
+    "invoice",
+    "customer",
+    "delay",
+    "stock",
+    "warehouse",
+    "label",
+    "campaign",
+    "discount",
+    "review",
+    "payment",
+    "tracking",
+    "parcel",
+    "colour",
+    "fabric",
+    "cotton",
+    "poster",
+    "mug",
+    "sticker",
+    "design",
+    "artwork",
+    "proof",
+    "approval",
+    "budget",
+    "schedule",
+    "newsletter",
+    "audience",
+    "conversion",
+    "checkout",
+    "cart",
+    "abandoned",
+    "coupon",
+    "wholesale",
+    "supplier",
+    "quality",
+    "complaint",
+    "exchange",
+    "damaged",
+    "lost",
+    "customs",
+    "duty",
+    "express",
+    "standard",
+];
+
+fn sentence(rng: &mut Rng, words: usize) -> String {
+    let mut s: Vec<&str> = Vec::with_capacity(words);
+    for _ in 0..words {
+        s.push(WORDS[(rng.next_u64() % WORDS.len() as u64) as usize]);
+    }
+    s.join(" ")
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// `krake bench rag`: filtered query latency in embedded Qdrant over many chunks (embedding
+/// excluded), and the local embedder's ingestion throughput.
+pub async fn bench(settings: Settings, args: BenchRagArgs) -> anyhow::Result<()> {
+    use krake_rag::embed::normalise;
+    use krake_rag::eval::percentile;
+    use krake_rag::retrieve::Mode;
+    use krake_rag::store::{ChunkMeta, ChunkRecord, Scope, VectorStore};
+    use std::time::Instant;
+
+    let scratch = tempfile::tempdir().context("cannot create a scratch directory")?;
+    let store = Arc::new(EdgeStore::open(&scratch.path().join("kb"), DIMENSIONS)?);
+    let bm25 = Arc::new(Bm25::default());
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let workspaces = ["lunavo", "monarch", "kiosk", "atlas"];
+    let started = Instant::now();
+    let mut batch = Vec::with_capacity(1000);
+    for i in 0..args.chunks {
+        // Half of the chunks in lunavo, the rest spread over the others.
+        let ws = if i % 2 == 0 {
+            workspaces[0]
+        } else {
+            workspaces[1 + (i / 2) % 3]
+        };
+        let mut dense: Vec<f32> = (0..DIMENSIONS).map(|_| rng.unit()).collect();
+        normalise(&mut dense);
+        let text = sentence(&mut rng, 40);
+        batch.push(ChunkRecord {
+            id: i as u64,
+            meta: ChunkMeta {
+                workspace: ws.to_owned(),
+                source_kind: "file".to_owned(),
+                source: format!("doc{}.md", i / 4),
+                title: String::new(),
+                position: (i % 4) as u32,
+                time: 0,
+                doc_hash: String::new(),
+                text: String::new(),
+            },
+            dense: Some(dense),
+            sparse: bm25.document(&text),
+        });
+        if batch.len() == 1000 {
+            store.upsert(std::mem::take(&mut batch)).await?;
+        }
+    }
+    store.upsert(batch).await?;
+    let loaded = started.elapsed();
+    let started = Instant::now();
+    store.optimize().await?;
+    let optimized = started.elapsed();
+    println!(
+        "store: {} chunks of {DIMENSIONS} dimensions + BM25 in 4 workspaces; written in {:.1} s, \
+         indexed (HNSW) in {:.1} s",
+        store.count().await?,
+        loaded.as_secs_f64(),
+        optimized.as_secs_f64()
+    );
+    let retriever = HybridRetriever::new(store.clone(), None, bm25.clone()).with_candidates(50);
+    let scope = Scope {
+        workspace: workspaces[0].to_owned(),
+        source_kind: None,
+    };
+    println!(
+        "queries: {} per mode, top 10, workspace filter (half of the chunks), embedding excluded",
+        args.queries
+    );
+    println!("mode      p50 (ms)  p99 (ms)  max (ms)");
+    for mode in [Mode::Sparse, Mode::Dense, Mode::Hybrid] {
+        let mut times = Vec::with_capacity(args.queries);
+        for _ in 0..args.queries {
+            let mut q: Vec<f32> = (0..DIMENSIONS).map(|_| rng.unit()).collect();
+            normalise(&mut q);
+            let text = sentence(&mut rng, 6);
+            let dense = (mode != Mode::Sparse).then_some(q);
+            let t = Instant::now();
+            let hits = retriever
+                .search_with(&scope, &text, dense.as_deref(), 10, mode)
+                .await?;
+            times.push(t.elapsed());
+            if hits.iter().any(|h| h.meta.workspace != workspaces[0]) {
+                bail!("a result from another workspace: the filter is broken");
+            }
+        }
+        times.sort();
+        println!(
+            "{:<8}  {:>8.3}  {:>8.3}  {:>8.3}",
+            format!("{mode:?}").to_lowercase(),
+            ms(percentile(&times, 0.5)),
+            ms(percentile(&times, 0.99)),
+            ms(times.last().copied().unwrap_or_default())
+        );
+    }
+    drop(retriever);
+    drop(store);
+
+    if args.sentences + args.long_chunks == 0 {
+        return Ok(());
+    }
+    let models = models_dir(&settings);
+    let Some(_) = embedder(&models)? else {
+        println!(
+            "ingestion: skipped, the local embedder is missing (run `{FETCH_COMMAND} {}`)",
+            models.display()
+        );
+        return Ok(());
+    };
+    let model = MiniLm::load(&models)?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("ingestion with the local embedder (candle, CPU, {threads} threads, batch 32):");
+    for (count, words, label) in [
+        (args.sentences, 45, "sentences"),
+        (args.long_chunks, 250, "256-token chunks"),
+    ] {
+        if count == 0 {
+            continue;
+        }
+        let texts: Vec<String> = (0..count).map(|_| sentence(&mut rng, words)).collect();
+        let tokens: usize = texts.iter().map(|t| model.token_count(t)).sum();
+        let m = model.clone();
+        let warm = texts[..texts.len().min(8)].to_vec();
+        tokio::task::spawn_blocking(move || m.embed_blocking(&warm)).await??;
+        let m = model.clone();
+        let t = Instant::now();
+        let texts2 = texts.clone();
+        tokio::task::spawn_blocking(move || m.embed_blocking(&texts2)).await??;
+        let took = t.elapsed();
+        println!(
+            "  {count} {label} (mean {:.0} word pieces): {:.1} per second",
+            tokens as f64 / count as f64,
+            count as f64 / took.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// What a pass over the store ingested.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreSync {
+    /// Thread documents written (new or changed).
+    pub threads: usize,
+    /// Folder documents written (new or changed).
+    pub folders: usize,
+    /// Documents removed because their thread or folder is gone.
+    pub removed: usize,
+}
+
+/// Ingests what the store holds: every inbox thread (its body, replies and decision) into its
+/// workspace as source kind `thread`, and every agent folder (one document per folder, a
+/// paragraph per entry) into each workspace of its agent as source kind `folder`. Unchanged
+/// ones cost a hash; run it in the background, never on a chat request's path.
+pub async fn sync_store(
+    knowledge: &Knowledge,
+    inbox: &dyn krake_core::ports::InboxRepo,
+    folders: &dyn krake_core::folder::FolderRepo,
+    directory: &krake_core::config::Directory,
+) -> anyhow::Result<StoreSync> {
+    use krake_core::inbox::ThreadFilter;
+    use std::collections::BTreeMap;
+    let mut by_ws: BTreeMap<String, Vec<Document>> = BTreeMap::new();
+    for w in directory.workspaces() {
+        by_ws.entry(w.slug.to_string()).or_default();
+    }
+    let mut before = None;
+    loop {
+        let page = inbox
+            .list(&ThreadFilter {
+                limit: 500,
+                before,
+                ..ThreadFilter::default()
+            })
+            .await?;
+        let Some(last) = page.last() else { break };
+        before = Some(last.id);
+        for t in &page {
+            let Some(full) = inbox.get(t.id).await? else {
+                continue;
+            };
+            let mut text = format!("{}\n\nStatus: {}", full.body, full.status);
+            if let Some(by) = &full.decided_by {
+                text.push_str(&format!(", decided by {by}"));
+            }
+            if let Some(reason) = &full.reason {
+                text.push_str(&format!(" (reason: {reason})"));
+            }
+            for r in &full.replies {
+                text.push_str(&format!("\n\n{}: {}", r.author, r.text));
+            }
+            by_ws
+                .entry(full.workspace.to_string())
+                .or_default()
+                .push(Document {
+                    workspace: full.workspace.to_string(),
+                    source_kind: "thread".to_owned(),
+                    source: format!("thread #{}", full.id),
+                    title: full.title.clone(),
+                    text,
+                    time: full.updated_at.as_millis() / 1000,
+                });
+        }
+        if page.len() < 500 {
+            break;
+        }
+    }
+    let mut out = StoreSync::default();
+    for (ws, docs) in &by_ws {
+        let r = knowledge
+            .ingestor
+            .sync(ws, "thread", docs, |_| true, |_, _| {})
+            .await?;
+        out.threads += r.added + r.replaced;
+        out.removed += r.removed;
+    }
+    let mut folder_docs: BTreeMap<String, Vec<Document>> = BTreeMap::new();
+    for w in directory.workspaces() {
+        folder_docs.entry(w.slug.to_string()).or_default();
+    }
+    for f in folders.folders(None).await? {
+        let entries = folders.entries(f.id).await?;
+        let names: BTreeMap<_, _> = f
+            .columns
+            .iter()
+            .map(|c| (c.id, c.name.to_string()))
+            .collect();
+        let text = entries
+            .iter()
+            .map(|e| {
+                e.values
+                    .iter()
+                    .filter(|(_, v)| !v.is_empty())
+                    .map(|(c, v)| format!("{}: {v}", names.get(c).map_or("?", String::as_str)))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .collect::<Vec<_>>()
+            .join("\n\n");
+        let workspaces = directory
+            .agent(&f.agent)
+            .map(|a| a.workspaces.clone())
+            .unwrap_or_default();
+        for ws in workspaces {
+            folder_docs
+                .entry(ws.to_string())
+                .or_default()
+                .push(Document {
+                    workspace: ws.to_string(),
+                    source_kind: "folder".to_owned(),
+                    source: format!("{}/{}", f.agent, f.name),
+                    title: format!("{}'s folder {}", f.agent, f.name),
+                    text: text.clone(),
+                    time: 0,
+                });
+        }
+    }
+    for (ws, docs) in &folder_docs {
+        let r = knowledge
+            .ingestor
+            .sync(ws, "folder", docs, |_| true, |_, _| {})
+            .await?;
+        out.folders += r.added + r.replaced;
+        out.removed += r.removed;
+    }
+    knowledge.store.flush().await?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::Overrides;
+    use krake_core::knowledge::KnowledgeQuery;
+
+    fn query(workspace: &str, text: &str) -> KnowledgeQuery {
+        KnowledgeQuery {
+            workspace: WorkspaceSlug::parse(workspace).expect("slug"),
+            text: text.to_owned(),
+            limit: 5,
+            token_budget: 1000,
+            source_kind: None,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn ingest_adds_replaces_and_removes_files_in_one_workspace() {
+        let data = tempfile::tempdir().expect("tempdir");
+        let docs = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            docs.path().join("returns.md"),
+            "# Returns\n\nLunavo refunds hoodies within 30 days.",
+        )
+        .expect("write");
+        std::fs::write(
+            docs.path().join("sizes.html"),
+            "<h1>Sizes</h1><p>Our hoodies run small.</p>",
+        )
+        .expect("write");
+        std::fs::write(docs.path().join("photo.jpg"), [0u8]).expect("write");
+        let overrides = Overrides {
+            data_dir: Some(data.path().to_owned()),
+            ..Overrides::default()
+        };
+        let settings = Settings::load(&overrides, None).expect("settings");
+        let args = || IngestArgs {
+            path: docs.path().to_owned(),
+            workspace: "lunavo".to_owned(),
+        };
+        ingest(Settings::load(&overrides, None).expect("settings"), args())
+            .await
+            .expect("ingest");
+        {
+            let k = Knowledge::open(&settings).expect("open");
+            let found = k
+                .retriever
+                .retrieve(&query("lunavo", "refund"))
+                .await
+                .expect("retrieve");
+            // Dense search ranks every chunk; the relevant one comes first.
+            assert_eq!(found.len(), 2, "{found:?}");
+            assert!(found[0].source.ends_with("returns.md"), "{found:?}");
+            assert_eq!(found[0].title, "Returns");
+            assert_eq!(found[0].source_kind, "file");
+            let other = k
+                .retriever
+                .retrieve(&query("monarch", "refund"))
+                .await
+                .expect("retrieve");
+            assert!(
+                other.is_empty(),
+                "another workspace sees nothing: {other:?}"
+            );
+        }
+        std::fs::write(
+            docs.path().join("returns.md"),
+            "# Returns\n\nLunavo refunds hoodies within 60 days.",
+        )
+        .expect("write");
+        std::fs::remove_file(docs.path().join("sizes.html")).expect("rm");
+        ingest(Settings::load(&overrides, None).expect("settings"), args())
+            .await
+            .expect("ingest again");
+        let k = Knowledge::open(&settings).expect("open");
+        let found = k
+            .retriever
+            .retrieve(&query("lunavo", "hoodies"))
+            .await
+            .expect("retrieve");
+        assert_eq!(
+            found.len(),
+            1,
+            "sizes.html is gone, photo.jpg was skipped: {found:?}"
+        );
+        assert!(found[0].text.contains("60 days"), "{found:?}");
+        let bad = ingest(
+            Settings::load(&overrides, None).expect("settings"),
+            IngestArgs {
+                path: docs.path().to_owned(),
+                workspace: "nowhere".to_owned(),
+            },
+        )
+        .await
+        .expect_err("unknown workspace");
+        assert!(
+            bad.to_string().contains("lunavo"),
+            "lists the workspaces: {bad}"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_weights_retrieval_is_bm25_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let k = Knowledge::open_at(
+            &dir.path().join("kb"),
+            &dir.path().join("no-models"),
+            &dir.path().join("cache"),
+        )
+        .expect("open");
+        assert!(!k.retriever.has_embedder());
+        k.ingestor
+            .ingest(&Document {
+                workspace: "lunavo".into(),
+                source_kind: "thread".into(),
+                source: "thread #4".into(),
+                title: "Late parcel".into(),
+                text: "The parcel for order 1042 is late.".into(),
+                time: 0,
+            })
+            .await
+            .expect("ingest");
+        let found = k
+            .retriever
+            .retrieve(&query("lunavo", "late parcel"))
+            .await
+            .expect("retrieve");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].citation(), "thread #4 §1");
+    }
+}

@@ -1,0 +1,253 @@
+//! Files to text for ingestion: Markdown and plain text as they are, HTML without its tags,
+//! CSV as one `column: value` block per row. Each file gets a title (its first Markdown
+//! heading or HTML `<title>`, else its file name).
+
+use std::path::Path;
+
+/// The extensions [`extract`] reads.
+pub const EXTENSIONS: &[&str] = &["md", "markdown", "txt", "text", "html", "htm", "csv"];
+
+/// A file's title and text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extracted {
+    /// The title.
+    pub title: String,
+    /// The text (Markdown or plain).
+    pub text: String,
+}
+
+/// An extraction failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    /// The file type is not one Krake reads.
+    #[error("{0}: not a supported file type (Markdown, text, HTML or CSV)")]
+    Unsupported(String),
+    /// The file could not be read or parsed.
+    #[error("{path}: {message}")]
+    Read {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Whether `path` has an extension [`extract`] reads.
+pub fn supported(path: &Path) -> bool {
+    extension(path).is_some_and(|e| EXTENSIONS.contains(&e.as_str()))
+}
+
+fn extension(path: &Path) -> Option<String> {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+}
+
+/// Reads a file's title and text.
+pub fn extract(path: &Path) -> Result<Extracted, ExtractError> {
+    let shown = path.display().to_string();
+    let ext = extension(path).unwrap_or_default();
+    if !EXTENSIONS.contains(&ext.as_str()) {
+        return Err(ExtractError::Unsupported(shown));
+    }
+    let bytes = std::fs::read(path).map_err(|e| ExtractError::Read {
+        path: shown.clone(),
+        message: e.to_string(),
+    })?;
+    let raw = String::from_utf8_lossy(&bytes).into_owned();
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default()
+        .to_owned();
+    let (title, text) = match ext.as_str() {
+        "html" | "htm" => html(&raw),
+        "csv" => (None, csv_text(&raw)),
+        _ => (markdown_title(&raw), raw),
+    };
+    Ok(Extracted {
+        title: title.filter(|t| !t.is_empty()).unwrap_or(stem),
+        text,
+    })
+}
+
+fn markdown_title(text: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("# "))
+        .map(|t| t.trim().to_owned())
+}
+
+/// HTML to text: `<script>`/`<style>` dropped, block elements become paragraph breaks,
+/// headings become Markdown headings, entities decoded.
+pub fn html(raw: &str) -> (Option<String>, String) {
+    let mut out = String::new();
+    let mut title = None;
+    let mut rest = raw;
+    let mut skip_until: Option<&str> = None;
+    while let Some(lt) = rest.find('<') {
+        if skip_until.is_none() {
+            out.push_str(&decode(&rest[..lt]));
+        }
+        let Some(gt) = rest[lt..].find('>') else {
+            break;
+        };
+        let tag = rest[lt + 1..lt + gt].trim().to_ascii_lowercase();
+        rest = &rest[lt + gt + 1..];
+        let name: String = tag
+            .trim_start_matches('/')
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect();
+        if let Some(end) = skip_until {
+            if tag.starts_with('/') && name == end {
+                skip_until = None;
+            }
+            continue;
+        }
+        match name.as_str() {
+            "script" | "style" | "head" if !tag.starts_with('/') => {
+                if name == "head"
+                    && let Some(s) = rest.find("<title>")
+                    && let Some(e) = rest[s..].find("</title>")
+                {
+                    title = Some(decode(&rest[s + 7..s + e]).trim().to_owned());
+                }
+                skip_until = Some(match name.as_str() {
+                    "script" => "script",
+                    "style" => "style",
+                    _ => "head",
+                });
+            }
+            "title" if !tag.starts_with('/') => {
+                if let Some(e) = rest.find("</title>") {
+                    title = Some(decode(&rest[..e]).trim().to_owned());
+                }
+            }
+            h if h.len() == 2 && h.starts_with('h') && h.as_bytes()[1].is_ascii_digit() => {
+                if tag.starts_with('/') {
+                    out.push_str("\n\n");
+                } else {
+                    let level = usize::from(h.as_bytes()[1] - b'0');
+                    out.push_str("\n\n");
+                    out.push_str(&"#".repeat(level.clamp(1, 6)));
+                    out.push(' ');
+                }
+            }
+            "p" | "div" | "section" | "article" | "li" | "tr" | "br" | "ul" | "ol" | "table"
+            | "pre" | "blockquote" => out.push_str("\n\n"),
+            _ => {}
+        }
+    }
+    if skip_until.is_none() {
+        out.push_str(&decode(rest));
+    }
+    // Collapse runs of blank lines and trailing spaces.
+    let mut text = String::new();
+    let mut blank = 0;
+    for line in out.lines() {
+        let l = line.split_whitespace().collect::<Vec<_>>().join(" ");
+        if l.is_empty() {
+            blank += 1;
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(if blank > 0 { "\n\n" } else { "\n" });
+        }
+        blank = 0;
+        text.push_str(&l);
+    }
+    (title, text)
+}
+
+fn decode(s: &str) -> String {
+    s.replace("&nbsp;", " ")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
+
+/// CSV to text: each row becomes a paragraph of `column: value` lines.
+fn csv_text(raw: &str) -> String {
+    let mut rows = raw.lines().filter(|l| !l.trim().is_empty()).map(split_csv);
+    let Some(header) = rows.next() else {
+        return String::new();
+    };
+    rows.map(|row| {
+        header
+            .iter()
+            .zip(row.iter())
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(h, v)| format!("{h}: {v}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+    .collect::<Vec<_>>()
+    .join("\n\n")
+}
+
+/// One CSV line's fields (RFC 4180 quoting, within the line).
+fn split_csv(line: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => fields.push(std::mem::take(&mut field).trim().to_owned()),
+            _ => field.push(c),
+        }
+    }
+    fields.push(field.trim().to_owned());
+    fields
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_loses_tags_scripts_and_keeps_structure() {
+        let (title, text) = html(
+            "<html><head><title>Returns &amp; refunds</title><style>p{}</style></head>\
+             <body><h1>Returns</h1><p>Within <b>30</b> days.</p><script>x()</script>\
+             <p>Ask&nbsp;us.</p></body></html>",
+        );
+        assert_eq!(title.as_deref(), Some("Returns & refunds"));
+        assert_eq!(text, "# Returns\n\nWithin 30 days.\n\nAsk us.");
+    }
+
+    #[test]
+    fn csv_rows_become_labelled_paragraphs() {
+        assert_eq!(
+            csv_text("sku,name,note\nH1,Hoodie,\"warm, soft\"\nT2,Tee,\n"),
+            "sku: H1\nname: Hoodie\nnote: warm, soft\n\nsku: T2\nname: Tee"
+        );
+    }
+
+    #[test]
+    fn files_get_titles_and_unsupported_types_are_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let md = dir.path().join("faq.md");
+        std::fs::write(&md, "# Shipping FAQ\n\nWe ship daily.").expect("write");
+        let txt = dir.path().join("notes.txt");
+        std::fs::write(&txt, "plain").expect("write");
+        assert_eq!(extract(&md).expect("md").title, "Shipping FAQ");
+        assert_eq!(extract(&txt).expect("txt").title, "notes");
+        let bin = dir.path().join("photo.jpg");
+        std::fs::write(&bin, [0u8, 1]).expect("write");
+        assert!(!supported(&bin));
+        assert!(
+            extract(&bin)
+                .expect_err("jpg")
+                .to_string()
+                .contains("not a supported")
+        );
+    }
+}

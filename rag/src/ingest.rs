@@ -1,0 +1,436 @@
+//! Ingestion: documents to chunks with vectors, kept in step with their sources by content
+//! hash. Re-ingesting an unchanged document does nothing; a changed one has its chunks
+//! replaced; [`Ingestor::sync`] also removes the documents of a scope that are gone.
+
+use crate::chunk::Chunker;
+use crate::embed::{EmbedError, Embedder};
+use crate::sparse::Bm25;
+use crate::store::{ChunkMeta, ChunkRecord, Scope, StoreError, VectorStore};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Documents embedded together during a sync.
+const GROUP: usize = 64;
+
+/// A document to ingest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Document {
+    /// The workspace that owns it.
+    pub workspace: String,
+    /// `file`, `thread`, `agent_result`, `folder`, …
+    pub source_kind: String,
+    /// Its identity within the kind (a path, `thread #12`, …).
+    pub source: String,
+    /// Its title.
+    pub title: String,
+    /// Its text (Markdown or plain).
+    pub text: String,
+    /// When it was written or changed (Unix seconds).
+    pub time: i64,
+}
+
+/// What ingesting one document did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It was new; this many chunks were stored.
+    Added(usize),
+    /// It had changed; its chunks were replaced by this many.
+    Replaced(usize),
+    /// It had not changed: nothing was done.
+    Unchanged,
+}
+
+/// Counts of a sync.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// New documents.
+    pub added: usize,
+    /// Changed documents.
+    pub replaced: usize,
+    /// Unchanged documents.
+    pub unchanged: usize,
+    /// Documents removed because their source is gone.
+    pub removed: usize,
+    /// Chunks written.
+    pub chunks: usize,
+}
+
+/// An ingestion failure.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The embedder failed.
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+}
+
+/// Chunks, embeds and stores documents.
+#[derive(Clone)]
+pub struct Ingestor {
+    store: Arc<dyn VectorStore>,
+    embedder: Option<Arc<dyn Embedder>>,
+    bm25: Arc<Bm25>,
+    chunker: Chunker,
+}
+
+impl std::fmt::Debug for Ingestor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingestor")
+            .field(
+                "embedder",
+                &self.embedder.as_ref().map(|e| e.id().to_owned()),
+            )
+            .field("chunker", &self.chunker)
+            .finish()
+    }
+}
+
+/// A chunk's stable point id: the first 8 bytes of SHA-256 over its identity.
+pub fn chunk_id(workspace: &str, source_kind: &str, source: &str, position: u32) -> u64 {
+    let mut h = Sha256::new();
+    for part in [workspace, source_kind, source] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    h.update(position.to_le_bytes());
+    let d = h.finalize();
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d[..8]);
+    // Qdrant ids are unsigned; keep them below 2^63 so every client can represent them.
+    u64::from_le_bytes(b) >> 1
+}
+
+/// The text a chunk is indexed by: document title, heading trail, then the chunk.
+pub fn indexed_text(title: &str, heading: &str, text: &str) -> String {
+    let mut s = String::new();
+    for part in [title, heading] {
+        if !part.is_empty() && !text.starts_with(part) {
+            s.push_str(part);
+            s.push('\n');
+        }
+    }
+    s.push_str(text);
+    s
+}
+
+impl Ingestor {
+    /// An ingestor writing to `store`; without an embedder chunks get only BM25 vectors.
+    pub fn new(
+        store: Arc<dyn VectorStore>,
+        embedder: Option<Arc<dyn Embedder>>,
+        bm25: Arc<Bm25>,
+        chunker: Chunker,
+    ) -> Self {
+        Self {
+            store,
+            embedder,
+            bm25,
+            chunker,
+        }
+    }
+
+    /// The content hash of a document as this ingestor would store it (the embedder's id is
+    /// part of it, so a new model re-embeds everything).
+    pub fn hash(&self, doc: &Document) -> String {
+        let mut h = Sha256::new();
+        h.update(
+            self.embedder
+                .as_ref()
+                .map_or("sparse", |e| e.id())
+                .as_bytes(),
+        );
+        h.update([0]);
+        h.update(doc.title.as_bytes());
+        h.update([0]);
+        h.update(doc.text.as_bytes());
+        hex::encode(&h.finalize()[..16])
+    }
+
+    /// Ingests one document: nothing if unchanged, its chunks replaced if changed.
+    pub async fn ingest(&self, doc: &Document) -> Result<Outcome, IngestError> {
+        let scope = Scope {
+            workspace: doc.workspace.clone(),
+            source_kind: Some(doc.source_kind.clone()),
+        };
+        let existing = self
+            .store
+            .documents(&scope)
+            .await?
+            .into_iter()
+            .find(|d| d.source == doc.source)
+            .map(|d| d.doc_hash);
+        self.ingest_known(doc, existing.as_deref()).await
+    }
+
+    async fn ingest_known(
+        &self,
+        doc: &Document,
+        existing: Option<&str>,
+    ) -> Result<Outcome, IngestError> {
+        let hash = self.hash(doc);
+        if existing == Some(hash.as_str()) {
+            return Ok(Outcome::Unchanged);
+        }
+        let records = self.records(doc, &hash).await?;
+        let n = records.len();
+        if existing.is_some() {
+            self.store
+                .delete_document(&doc.workspace, &doc.source_kind, &doc.source)
+                .await?;
+        }
+        self.store.upsert(records).await?;
+        Ok(if existing.is_some() {
+            Outcome::Replaced(n)
+        } else {
+            Outcome::Added(n)
+        })
+    }
+
+    /// Chunks, vectors and payloads of a document (nothing is stored).
+    pub async fn records(
+        &self,
+        doc: &Document,
+        hash: &str,
+    ) -> Result<Vec<ChunkRecord>, IngestError> {
+        Ok(self
+            .records_many(&[(doc, hash)])
+            .await?
+            .pop()
+            .unwrap_or_default())
+    }
+
+    /// [`Self::records`] for several documents, embedded together.
+    pub async fn records_many(
+        &self,
+        docs: &[(&Document, &str)],
+    ) -> Result<Vec<Vec<ChunkRecord>>, IngestError> {
+        let split: Vec<Vec<crate::chunk::Chunk>> = docs
+            .iter()
+            .map(|(d, _)| self.chunker.split(&d.text))
+            .collect();
+        let texts: Vec<String> = docs
+            .iter()
+            .zip(&split)
+            .flat_map(|((d, _), chunks)| {
+                chunks
+                    .iter()
+                    .map(|c| indexed_text(&d.title, &c.heading, &c.text))
+            })
+            .collect();
+        let mut dense = match &self.embedder {
+            Some(e) if !texts.is_empty() => Some(e.embed(&texts).await?.into_iter()),
+            _ => None,
+        };
+        let mut texts = texts.into_iter();
+        let mut out = Vec::with_capacity(docs.len());
+        for ((doc, hash), chunks) in docs.iter().zip(split) {
+            let mut recs = Vec::with_capacity(chunks.len());
+            for c in chunks {
+                let indexed = texts.next().unwrap_or_default();
+                recs.push(ChunkRecord {
+                    id: chunk_id(&doc.workspace, &doc.source_kind, &doc.source, c.position),
+                    meta: ChunkMeta {
+                        workspace: doc.workspace.clone(),
+                        source_kind: doc.source_kind.clone(),
+                        source: doc.source.clone(),
+                        title: doc.title.clone(),
+                        position: c.position,
+                        time: doc.time,
+                        doc_hash: (*hash).to_owned(),
+                        text: if c.heading.is_empty() {
+                            c.text
+                        } else {
+                            format!("{}\n{}", c.heading, c.text)
+                        },
+                    },
+                    dense: dense.as_mut().and_then(|d| d.next()),
+                    sparse: self.bm25.document(&indexed),
+                });
+            }
+            out.push(recs);
+        }
+        Ok(out)
+    }
+
+    /// Makes the store hold exactly `docs` for one workspace and source kind, restricted to
+    /// sources for which `owned` is true (so syncing one folder leaves others alone): new and
+    /// changed documents are (re)ingested, documents no longer present are removed.
+    /// `progress` is called after each document.
+    pub async fn sync(
+        &self,
+        workspace: &str,
+        source_kind: &str,
+        docs: &[Document],
+        owned: impl Fn(&str) -> bool,
+        mut progress: impl FnMut(&Document, Outcome),
+    ) -> Result<SyncReport, IngestError> {
+        let scope = Scope {
+            workspace: workspace.to_owned(),
+            source_kind: Some(source_kind.to_owned()),
+        };
+        let stored: HashMap<String, String> = self
+            .store
+            .documents(&scope)
+            .await?
+            .into_iter()
+            .map(|d| (d.source, d.doc_hash))
+            .collect();
+        let mut report = SyncReport::default();
+        // Documents are embedded in groups so the embedder sees full batches.
+        for group in docs.chunks(GROUP) {
+            let mut todo = Vec::new();
+            for doc in group {
+                let hash = self.hash(doc);
+                match stored.get(&doc.source) {
+                    Some(h) if *h == hash => {
+                        report.unchanged += 1;
+                        progress(doc, Outcome::Unchanged);
+                    }
+                    existing => todo.push((doc, hash, existing.is_some())),
+                }
+            }
+            let batch: Vec<(&Document, &str)> =
+                todo.iter().map(|(d, h, _)| (*d, h.as_str())).collect();
+            let records = self.records_many(&batch).await?;
+            for ((doc, _, existed), recs) in todo.iter().zip(records) {
+                let n = recs.len();
+                if *existed {
+                    self.store
+                        .delete_document(&doc.workspace, &doc.source_kind, &doc.source)
+                        .await?;
+                }
+                self.store.upsert(recs).await?;
+                report.chunks += n;
+                let outcome = if *existed {
+                    report.replaced += 1;
+                    Outcome::Replaced(n)
+                } else {
+                    report.added += 1;
+                    Outcome::Added(n)
+                };
+                progress(doc, outcome);
+            }
+        }
+        for source in stored.keys() {
+            if owned(source) && !docs.iter().any(|d| &d.source == source) {
+                self.store
+                    .delete_document(workspace, source_kind, source)
+                    .await?;
+                report.removed += 1;
+            }
+        }
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embed::HashEmbedder;
+    use crate::store::MemoryStore;
+
+    fn doc(source: &str, text: &str) -> Document {
+        Document {
+            workspace: "lunavo".into(),
+            source_kind: "file".into(),
+            source: source.into(),
+            title: source.into(),
+            text: text.into(),
+            time: 0,
+        }
+    }
+
+    fn ingestor(store: Arc<MemoryStore>) -> Ingestor {
+        Ingestor::new(
+            store,
+            Some(Arc::new(HashEmbedder::new(8))),
+            Arc::new(Bm25::default()),
+            Chunker::default(),
+        )
+    }
+
+    #[tokio::test]
+    async fn unchanged_does_nothing_changed_replaces_deleted_disappears() {
+        let store = Arc::new(MemoryStore::new());
+        let ing = ingestor(store.clone());
+        let a = doc(
+            "a.md",
+            "# A\n\nHoodies ship daily.\n\n# B\n\nReturns within 30 days.",
+        );
+        let b = doc("b.md", "Sizes run small.");
+        let r = ing
+            .sync(
+                "lunavo",
+                "file",
+                &[a.clone(), b.clone()],
+                |_| true,
+                |_, _| {},
+            )
+            .await
+            .expect("sync");
+        assert_eq!((r.added, r.chunks), (2, 3));
+        assert_eq!(store.count().await.expect("count"), 3);
+        assert_eq!(ing.ingest(&a).await.expect("again"), Outcome::Unchanged);
+
+        let a2 = doc("a.md", "Hoodies ship weekly now.");
+        let r = ing
+            .sync(
+                "lunavo",
+                "file",
+                std::slice::from_ref(&a2),
+                |_| true,
+                |_, _| {},
+            )
+            .await
+            .expect("sync");
+        assert_eq!((r.replaced, r.removed, r.unchanged), (1, 1, 0));
+        let texts: Vec<String> = store
+            .search_sparse(
+                &Scope {
+                    workspace: "lunavo".into(),
+                    source_kind: None,
+                },
+                &Bm25::default().query("hoodies ship returns sizes"),
+                10,
+            )
+            .await
+            .expect("search")
+            .into_iter()
+            .map(|h| h.meta.text)
+            .collect();
+        assert_eq!(texts, vec!["Hoodies ship weekly now."]);
+    }
+
+    #[tokio::test]
+    async fn sync_leaves_sources_it_does_not_own() {
+        let store = Arc::new(MemoryStore::new());
+        let ing = ingestor(store.clone());
+        ing.ingest(&doc("other/x.md", "Kept."))
+            .await
+            .expect("ingest");
+        let r = ing
+            .sync(
+                "lunavo",
+                "file",
+                &[doc("docs/y.md", "New.")],
+                |s| s.starts_with("docs/"),
+                |_, _| {},
+            )
+            .await
+            .expect("sync");
+        assert_eq!((r.added, r.removed), (1, 0));
+        assert_eq!(store.count().await.expect("count"), 2);
+    }
+
+    #[test]
+    fn chunk_ids_are_stable_and_distinct() {
+        let a = chunk_id("lunavo", "file", "a.md", 0);
+        assert_eq!(a, chunk_id("lunavo", "file", "a.md", 0));
+        assert_ne!(a, chunk_id("monarch", "file", "a.md", 0));
+        assert_ne!(a, chunk_id("lunavo", "file", "a.md", 1));
+        assert!(a < (1 << 63));
+    }
+}

@@ -1,0 +1,403 @@
+//! Hybrid retrieval: dense and BM25 searches within the workspace, fused; then the context for
+//! a prompt: duplicates pruned, lowest scores dropped to fit a token budget, each passage with
+//! its citation. [`HybridRetriever`] fills core's [`Retriever`] port.
+
+use crate::chunk::estimate_tokens;
+use crate::embed::Embedder;
+use crate::sparse::Bm25;
+use crate::store::{Hit, Scope, StoreError, VectorStore};
+use async_trait::async_trait;
+use krake_core::knowledge::{KnowledgeQuery, Passage, RetrieveError, Retriever};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// Which searches run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// BM25 only.
+    Sparse,
+    /// Embeddings only.
+    Dense,
+    /// Both, fused.
+    Hybrid,
+}
+
+/// How two ranked lists become one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fusion {
+    /// Weighted reciprocal-rank fusion: `Σ weight / (k + rank)`.
+    Rrf {
+        /// The rank constant (60 in the original paper).
+        k: f32,
+        /// Weight of the dense list.
+        dense: f32,
+        /// Weight of the sparse list.
+        sparse: f32,
+    },
+    /// Convex combination of min-max normalised scores: `alpha·dense + (1-alpha)·sparse`.
+    Convex {
+        /// Weight of the dense scores, 0 to 1.
+        alpha: f32,
+    },
+}
+
+impl Default for Fusion {
+    fn default() -> Self {
+        Fusion::Rrf {
+            k: 60.0,
+            dense: 1.0,
+            sparse: 1.0,
+        }
+    }
+}
+
+/// Fuses a dense and a sparse result list (each best first) into one, best first.
+pub fn fuse(fusion: Fusion, dense: Vec<Hit>, sparse: Vec<Hit>) -> Vec<Hit> {
+    let mut fused: HashMap<u64, Hit> = HashMap::new();
+    let mut add = |hits: Vec<Hit>, score: &dyn Fn(usize, f32) -> f32| {
+        for (rank, mut h) in hits.into_iter().enumerate() {
+            let s = score(rank, h.score);
+            fused
+                .entry(h.id)
+                .and_modify(|e| e.score += s)
+                .or_insert_with(|| {
+                    h.score = s;
+                    h
+                });
+        }
+    };
+    match fusion {
+        Fusion::Rrf {
+            k,
+            dense: wd,
+            sparse: ws,
+        } => {
+            add(dense, &|rank, _| wd / (k + rank as f32 + 1.0));
+            add(sparse, &|rank, _| ws / (k + rank as f32 + 1.0));
+        }
+        Fusion::Convex { alpha } => {
+            let range = |hits: &[Hit]| {
+                let max = hits.iter().map(|h| h.score).fold(f32::MIN, f32::max);
+                let min = hits.iter().map(|h| h.score).fold(f32::MAX, f32::min);
+                (min, (max - min).max(1e-6))
+            };
+            let (dmin, dspan) = range(&dense);
+            let (smin, sspan) = range(&sparse);
+            add(dense, &|_, s| alpha * (s - dmin) / dspan);
+            add(sparse, &|_, s| (1.0 - alpha) * (s - smin) / sspan);
+        }
+    }
+    let mut hits: Vec<Hit> = fused.into_values().collect();
+    hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+    hits
+}
+
+/// Searches a [`VectorStore`] with BM25 and, when an embedder is configured, embeddings.
+#[derive(Clone)]
+pub struct HybridRetriever {
+    store: Arc<dyn VectorStore>,
+    embedder: Option<Arc<dyn Embedder>>,
+    bm25: Arc<Bm25>,
+    fusion: Fusion,
+    /// Candidates fetched from each list before fusion.
+    candidates: usize,
+}
+
+impl std::fmt::Debug for HybridRetriever {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HybridRetriever")
+            .field(
+                "embedder",
+                &self.embedder.as_ref().map(|e| e.id().to_owned()),
+            )
+            .field("fusion", &self.fusion)
+            .finish()
+    }
+}
+
+impl HybridRetriever {
+    /// A retriever; without an embedder it searches BM25 only.
+    pub fn new(
+        store: Arc<dyn VectorStore>,
+        embedder: Option<Arc<dyn Embedder>>,
+        bm25: Arc<Bm25>,
+    ) -> Self {
+        Self {
+            store,
+            embedder,
+            bm25,
+            fusion: Fusion::default(),
+            candidates: 100,
+        }
+    }
+
+    /// Uses this fusion.
+    pub fn with_fusion(mut self, fusion: Fusion) -> Self {
+        self.fusion = fusion;
+        self
+    }
+
+    /// Fetches this many candidates from each list before fusing (at least `limit`).
+    pub fn with_candidates(mut self, candidates: usize) -> Self {
+        self.candidates = candidates.max(1);
+        self
+    }
+
+    /// Whether dense search is available.
+    pub fn has_embedder(&self) -> bool {
+        self.embedder.is_some()
+    }
+
+    /// The query's dense vector, when an embedder is configured.
+    pub async fn embed_query(&self, text: &str) -> Result<Option<Vec<f32>>, RetrieveError> {
+        let Some(e) = &self.embedder else {
+            return Ok(None);
+        };
+        let mut v = e
+            .embed(&[text.to_owned()])
+            .await
+            .map_err(|e| RetrieveError::Unavailable(e.to_string()))?;
+        Ok(v.pop())
+    }
+
+    /// The best chunks for `text` in `scope`, best first (dense falls back to BM25 when there
+    /// is no embedder). `dense` is the query's embedding, if already computed.
+    pub async fn search_with(
+        &self,
+        scope: &Scope,
+        text: &str,
+        dense: Option<&[f32]>,
+        limit: usize,
+        mode: Mode,
+    ) -> Result<Vec<Hit>, StoreError> {
+        let n = self.candidates.max(limit);
+        let use_dense = dense.is_some() && mode != Mode::Sparse;
+        let use_sparse = mode != Mode::Dense || !use_dense;
+        let d = match dense {
+            Some(v) if use_dense => self.store.search_dense(scope, v, n).await?,
+            _ => Vec::new(),
+        };
+        let s = if use_sparse {
+            self.store
+                .search_sparse(scope, &self.bm25.query(text), n)
+                .await?
+        } else {
+            Vec::new()
+        };
+        let mut hits = match (use_dense, use_sparse) {
+            (true, true) => fuse(self.fusion, d, s),
+            (true, false) => d,
+            _ => s,
+        };
+        hits.truncate(limit);
+        Ok(hits)
+    }
+
+    /// [`Self::search_with`], embedding the query first.
+    pub async fn search(
+        &self,
+        scope: &Scope,
+        text: &str,
+        limit: usize,
+        mode: Mode,
+    ) -> Result<Vec<Hit>, RetrieveError> {
+        let dense = if mode == Mode::Sparse {
+            None
+        } else {
+            self.embed_query(text).await?
+        };
+        self.search_with(scope, text, dense.as_deref(), limit, mode)
+            .await
+            .map_err(|e| RetrieveError::Unavailable(e.to_string()))
+    }
+}
+
+/// Whether two passages say nearly the same (word-set Jaccard of 0.8 or more).
+fn near_duplicate(a: &str, b: &str) -> bool {
+    let words = |s: &str| -> BTreeSet<String> {
+        s.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect()
+    };
+    let (wa, wb) = (words(a), words(b));
+    if wa.is_empty() || wb.is_empty() {
+        return wa == wb;
+    }
+    let inter = wa.intersection(&wb).count() as f32;
+    let union = wa.union(&wb).count() as f32;
+    inter / union >= 0.8
+}
+
+/// The context for a prompt: best first, near-duplicates of a better passage dropped, then
+/// passages added while they fit `token_budget` (a passage that does not fit is skipped, so
+/// the lowest-scoring go first), at most `limit`.
+pub fn budget(hits: Vec<Hit>, limit: usize, token_budget: usize) -> Vec<Passage> {
+    let mut kept: Vec<Hit> = Vec::new();
+    let mut used = 0;
+    for h in hits {
+        if kept.len() >= limit {
+            break;
+        }
+        if kept
+            .iter()
+            .any(|k| near_duplicate(&k.meta.text, &h.meta.text))
+        {
+            continue;
+        }
+        let t = estimate_tokens(&h.meta.text);
+        if used + t > token_budget {
+            continue;
+        }
+        used += t;
+        kept.push(h);
+    }
+    kept.into_iter()
+        .map(|h| Passage {
+            text: h.meta.text,
+            source_kind: h.meta.source_kind,
+            source: h.meta.source,
+            title: h.meta.title,
+            position: h.meta.position,
+            score: h.score,
+        })
+        .collect()
+}
+
+#[async_trait]
+impl Retriever for HybridRetriever {
+    async fn retrieve(&self, query: &KnowledgeQuery) -> Result<Vec<Passage>, RetrieveError> {
+        let scope = Scope {
+            workspace: query.workspace.as_str().to_owned(),
+            source_kind: query.source_kind.clone(),
+        };
+        // Fetch more than asked: duplicates and the budget remove some.
+        let hits = self
+            .search(
+                &scope,
+                &query.text,
+                query.limit.saturating_mul(3).max(10),
+                Mode::Hybrid,
+            )
+            .await?;
+        Ok(budget(hits, query.limit, query.token_budget))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunk::Chunker;
+    use crate::embed::HashEmbedder;
+    use crate::ingest::{Document, Ingestor};
+    use crate::store::{ChunkMeta, MemoryStore};
+    use krake_core::workspace::WorkspaceSlug;
+
+    fn hit(id: u64, score: f32, text: &str) -> Hit {
+        Hit {
+            id,
+            score,
+            meta: ChunkMeta {
+                workspace: "lunavo".into(),
+                source_kind: "file".into(),
+                source: format!("doc{id}.md"),
+                title: String::new(),
+                position: 0,
+                time: 0,
+                doc_hash: String::new(),
+                text: text.into(),
+            },
+        }
+    }
+
+    #[test]
+    fn rrf_rewards_agreement() {
+        let dense = vec![hit(2, 0.9, "b"), hit(1, 0.8, "a"), hit(3, 0.7, "c")];
+        let sparse = vec![hit(3, 9.0, "c"), hit(2, 8.0, "b"), hit(4, 1.0, "d")];
+        let fused = fuse(Fusion::default(), dense.clone(), sparse.clone());
+        assert_eq!(fused.iter().map(|h| h.id).collect::<Vec<_>>(), [2, 3, 1, 4]);
+        let weighted = fuse(
+            Fusion::Rrf {
+                k: 1.0,
+                dense: 0.0,
+                sparse: 1.0,
+            },
+            dense.clone(),
+            sparse.clone(),
+        );
+        assert_eq!(weighted[0].id, 3);
+        let convex = fuse(Fusion::Convex { alpha: 1.0 }, dense, sparse);
+        assert_eq!(convex[0].id, 2);
+    }
+
+    #[test]
+    fn budget_prunes_duplicates_then_lowest_scores() {
+        let long = "word ".repeat(60);
+        let hits = vec![
+            hit(1, 3.0, "Refunds take five days."),
+            hit(2, 2.9, "Refunds take five days!"),
+            hit(3, 2.0, &long),
+            hit(4, 1.0, "Sizes run small."),
+        ];
+        let passages = budget(hits.clone(), 10, 30);
+        let ids: Vec<&str> = passages.iter().map(|p| p.source.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["doc1.md", "doc4.md"],
+            "duplicate and the too-long one pruned"
+        );
+        assert_eq!(budget(hits, 1, 1000).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn retrieval_stays_in_its_workspace_and_cites_sources() {
+        let store = Arc::new(MemoryStore::new());
+        let embedder: Arc<dyn Embedder> = Arc::new(HashEmbedder::new(32));
+        let bm25 = Arc::new(Bm25::default());
+        let ing = Ingestor::new(
+            store.clone(),
+            Some(embedder.clone()),
+            bm25.clone(),
+            Chunker::default(),
+        );
+        for (ws, text) in [
+            (
+                "lunavo",
+                "# Returns\n\nLunavo refunds hoodies within 30 days.",
+            ),
+            (
+                "monarch",
+                "# Returns\n\nMonarch refunds hoodies within 90 days.",
+            ),
+        ] {
+            ing.ingest(&Document {
+                workspace: ws.into(),
+                source_kind: "file".into(),
+                source: "policy.md".into(),
+                title: "Policy".into(),
+                text: text.into(),
+                time: 0,
+            })
+            .await
+            .expect("ingest");
+        }
+        let r = HybridRetriever::new(store, Some(embedder), bm25);
+        let q = KnowledgeQuery {
+            workspace: WorkspaceSlug::parse("lunavo").expect("slug"),
+            text: "how long do hoodie refunds take".into(),
+            limit: 5,
+            token_budget: 500,
+            source_kind: None,
+        };
+        let passages = r.retrieve(&q).await.expect("retrieve");
+        assert_eq!(passages.len(), 1);
+        assert!(passages[0].text.contains("30 days"), "{passages:?}");
+        assert_eq!(passages[0].citation(), "policy.md §1");
+        assert_eq!(passages[0].title, "Policy");
+        let threads = KnowledgeQuery {
+            source_kind: Some("thread".into()),
+            ..q
+        };
+        assert!(r.retrieve(&threads).await.expect("retrieve").is_empty());
+    }
+}
