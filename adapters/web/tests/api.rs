@@ -429,7 +429,10 @@ async fn the_openapi_document_matches_the_routes() {
     for (path, ops) in paths {
         for (method, _) in ops.as_object().unwrap() {
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-            let concrete = path.replace("{id}", &t.id.0.to_string());
+            let concrete = path
+                .replace("{id}", &t.id.0.to_string())
+                .replace("{agent}", "soshie")
+                .replace("{folder}", "calendar");
             let (s, _, body) = app.send(m.clone(), &concrete, As::Nobody, None).await;
             assert_eq!(
                 s,
@@ -452,6 +455,9 @@ async fn the_openapi_document_matches_the_routes() {
         "GET /api/v1/workspaces",
         "GET /api/v1/agents",
         "GET /api/v1/me",
+        "GET /api/v1/folders",
+        "GET /api/v1/folders/{agent}/{folder}",
+        "GET /api/v1/folders/{agent}/{folder}/csv",
     ];
     expected.sort();
     assert_eq!(documented, expected);
@@ -593,4 +599,93 @@ async fn dashboard_forms_decide_with_csrf_and_show_conflicts() {
     )
     .unwrap();
     assert!(html.contains("already approved by bo"), "{html}");
+}
+
+#[tokio::test]
+async fn folders_are_tables_for_those_who_see_the_agents_workspaces() {
+    let app = spawn().await;
+    let ana = krake_core::actor::Actor::new(
+        krake_core::actor::UserName::parse("ana").unwrap(),
+        krake_core::actor::Front::Cli,
+        krake_core::actor::Role::Owner,
+    );
+    for cmd in [
+        r#"/folder create soshie calendar"#,
+        r#"/folder addcol soshie calendar title text"#,
+        r#"/folder addcol soshie calendar status status draft,posted"#,
+        r#"/folder add soshie calendar title="<b>Hoodie</b> launch" status=draft"#,
+    ] {
+        let r = app.state.krake.handle_text(&ana, cmd).await;
+        assert_eq!(
+            r.tone,
+            krake_core::reply::Tone::Success,
+            "{cmd}: {}",
+            r.text
+        );
+    }
+    let (s, v) = app.get("/api/v1/folders", As::Token("tok-vic")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        v,
+        serde_json::json!([{"agent":"Soshie","name":"calendar","columns":["title","status"],"entries":1}])
+    );
+    let (s, v) = app
+        .get("/api/v1/folders/soshie/calendar", As::Token("tok-vic"))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        v["columns"][1],
+        serde_json::json!({"name":"status","kind":"status: draft|posted"})
+    );
+    assert_eq!(
+        v["entries"][0]["values"],
+        serde_json::json!({"title":"<b>Hoodie</b> launch","status":"draft"})
+    );
+    let (s, _, csv) = app
+        .send(
+            Method::GET,
+            "/api/v1/folders/soshie/calendar/csv",
+            As::Token("tok-vic"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(csv.starts_with("title,status"), "{csv}");
+    // Monarch's member sees none of Soshie's workspaces.
+    let (s, _) = app
+        .get("/api/v1/folders/soshie/calendar", As::Token("tok-mo"))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (_, v) = app.get("/api/v1/folders", As::Token("tok-mo")).await;
+    assert_eq!(v, serde_json::json!([]));
+    let (s, _) = app
+        .get("/api/v1/folders/nobody/calendar", As::Token("tok-ana"))
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = app
+        .get("/api/v1/folders/soshie/nothing", As::Token("tok-ana"))
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // The dashboard shows it as an HTML table, values escaped.
+    let (cookie, _) = app.sign_in("vic").await;
+    let (s, _, html) = app
+        .send(
+            Method::GET,
+            "/folders/soshie/calendar",
+            As::Cookie(&cookie, None),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        html.contains("<td>&lt;b&gt;Hoodie&lt;/b&gt; launch</td><td>draft</td>"),
+        "{html}"
+    );
+    let (_, _, list) = app
+        .send(Method::GET, "/folders", As::Cookie(&cookie, None), None)
+        .await;
+    assert!(
+        list.contains(r#"<a href="/folders/Soshie/calendar">calendar</a>"#),
+        "{list}"
+    );
 }
