@@ -299,7 +299,9 @@ pub async fn run_session<Si, St>(
         tokio::select! {
             _ = session.notify.notified() => {}
             frame = stream.next() => match frame {
-                Some(Incoming::Text(text)) => handle_frame(&state, &session, &text).await,
+                // Boxed: the future of a command is large and short-lived; an idle session
+                // should not carry its space.
+                Some(Incoming::Text(text)) => Box::pin(handle_frame(&state, &session, &text)).await,
                 Some(Incoming::Invalid) => error_to(&session, "bad_frame", "binary frames are not messages; send JSON text"),
                 Some(Incoming::Closed) | None => {
                     session.detach(epoch);
