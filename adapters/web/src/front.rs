@@ -29,6 +29,8 @@ pub struct WebConfig {
     pub oidc: Option<crate::oidc::OidcConfig>,
     /// How long a checked token or session is trusted without asking the database again.
     pub auth_cache_ttl: Duration,
+    /// How long a new web chat connection may take to say hello before it is closed.
+    pub hello_timeout: Duration,
 }
 
 impl Default for WebConfig {
@@ -41,6 +43,7 @@ impl Default for WebConfig {
             max_body_bytes: 64 * 1024,
             oidc: None,
             auth_cache_ttl: Duration::from_secs(2),
+            hello_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -175,8 +175,12 @@ pub async fn run_session<Si, St>(
     St: Stream<Item = Incoming> + Unpin,
 {
     // 1. hello
+    let deadline = tokio::time::Instant::now() + state.config.hello_timeout;
     let (session, epoch) = loop {
-        let Some(Incoming::Text(text)) = stream.next().await else {
+        // A connection that does not say who it is in time is closed.
+        let Ok(Some(Incoming::Text(text))) = tokio::time::timeout_at(deadline, stream.next()).await
+        else {
+            let _ = send_raw(&mut sink, "error", "timeout", "say hello first").await;
             return;
         };
         let hello = match serde_json::from_str::<ClientFrame>(&text) {
