@@ -42,13 +42,15 @@ pub fn router() -> Router<WebState> {
         inbox::list, inbox::show, inbox::reply, inbox::approve, inbox::reject,
         inbox::archive, inbox::unarchive, inbox::audit,
         directory::workspaces, directory::agents, directory::me,
-        folders::list, folders::show, folders::csv
+        folders::list, folders::show, folders::csv, folders::import,
+        folders::add_entry, folders::update_entry, folders::delete_entry
     ),
     components(schemas(
         ThreadSummary, ThreadView, ReplyView, ThreadPage, DecisionView, AuditView, ErrorBody,
         ErrorDetail, inbox::ReplyBody, inbox::ApproveBody, inbox::RejectBody,
         directory::WorkspaceView, directory::AgentView, directory::MeView,
-        folders::FolderSummary, folders::FolderView, folders::ColumnView, folders::EntryView
+        folders::FolderSummary, folders::FolderView, folders::ColumnView, folders::EntryView,
+        folders::EntryBody, folders::Imported
     )),
     modifiers(&Security),
     security(("bearer" = []), ("session" = []))
