@@ -51,6 +51,12 @@ pub async fn run(settings: Settings, cmd: BenchCmd) -> anyhow::Result<()> {
             Ok(())
         }
         BenchCmd::Telegram { updates } => telegram(settings, updates).await,
+        BenchCmd::Web {
+            sessions,
+            fanout,
+            rounds,
+            seconds,
+        } => crate::bench_web::run(sessions, fanout, rounds, seconds).await,
         BenchCmd::Schedules {
             schedules,
             ticks,
@@ -302,7 +308,7 @@ fn bench_order() -> String {
     )
 }
 
-async fn serve_on(
+pub(crate) async fn serve_on(
     app: axum::Router,
 ) -> anyhow::Result<(std::net::SocketAddr, tokio::sync::oneshot::Sender<()>)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -319,7 +325,7 @@ async fn serve_on(
 }
 
 /// Runs wrk against `url` and returns (requests/s, non-2xx count, latency lines).
-async fn wrk(
+pub(crate) async fn wrk(
     url: &str,
     script: &std::path::Path,
     seconds: u32,

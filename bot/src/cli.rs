@@ -128,6 +128,22 @@ pub enum BenchCmd {
         #[arg(long)]
         postgres: Option<String>,
     },
+    /// The web front against a `krake serve` child: memory per idle WebSocket session, push
+    /// latency of one change to many sessions, and REST inbox requests/s with wrk.
+    Web {
+        /// Idle sessions to open.
+        #[arg(long, default_value_t = 10000)]
+        sessions: usize,
+        /// Sessions that receive each change.
+        #[arg(long, default_value_t = 1000)]
+        fanout: usize,
+        /// Changes pushed.
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+        /// Seconds per wrk run.
+        #[arg(long, default_value_t = 8)]
+        seconds: u32,
+    },
     /// Telegram update in to reply queued (no network), on SQLite, against core's
     /// `handle_message` alone as baseline: p50/p99/max latency.
     Telegram {

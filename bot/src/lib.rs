@@ -13,6 +13,7 @@
 //! - [`telegram`]: the Telegram front's settings and its start inside `krake serve`.
 //! - [`discord`]: the Discord front in `krake serve`, and `krake discord register`.
 //! - [`bench`]: `krake bench`: the benchmarks named in the issues.
+//! - [`bench_web`]: `krake bench web`: WebSocket memory, push fan-out, REST requests/s.
 //! - [`coordinator`]: the schedule coordinator's loop in `krake serve`.
 //! - [`telemetry`]: `/metrics` (Prometheus), request ids and HTTP tracing.
 //! - [`web`]: the web front in `krake serve`: `[web]` settings, routes, deliverer.
@@ -25,6 +26,7 @@ pub mod agents;
 pub mod bench;
 pub mod bench_agents;
 pub mod bench_schedules;
+pub mod bench_web;
 pub mod chat;
 pub mod cli;
 pub mod coordinator;

@@ -21,6 +21,7 @@
 //! - [`config`]: the domain part of configuration (workspaces, agents).
 //! - [`schedule`]: cron schedules in time zones, the `/schedule` commands, the schedule port.
 //! - [`folder`]: agents' folders (typed tables), CSV import/export, the folder port.
+//! - [`folder_api`]: typed folder reads (HTTP API, dashboard) under the folder rules.
 //! - [`coordinator`]: runs due schedules once each and assigns tasks to agents.
 //! - [`thread_api`]: typed inbox operations (HTTP API, dashboard) under the chat rules.
 //! - [`web_accounts`]: passwords and web sign-in sessions (the port).
@@ -39,6 +40,7 @@ pub mod config;
 pub mod coordinator;
 pub mod delivery;
 pub mod folder;
+pub mod folder_api;
 pub mod inbound;
 pub mod inbox;
 pub mod knowledge;

@@ -289,6 +289,13 @@ async fn dashboard_and_widget_in_chromium() {
             .unwrap(),
         json!("still here")
     );
+    // Both buttons drawn for the decided thread are disabled now.
+    until(
+        &c,
+        "stale buttons disabled",
+        "Array.from(document.querySelectorAll('.krake-button[data-payload*=\":1:\"]')).every(b => b.disabled)",
+    )
+    .await;
     shot(&c, "approved-live").await;
 
     // Drop the socket; while it is down, thread #2 is rejected (through the API, as another

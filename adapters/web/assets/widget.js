@@ -118,6 +118,12 @@
       row.firstChild.textContent = text;
     }
     row.setAttribute("data-status", t.status);
+    if (!t.decidable) {
+      // Buttons drawn for this thread are stale now.
+      log.querySelectorAll(".krake-button").forEach(function (b) {
+        if (b.getAttribute("data-payload").split(":")[2] === String(Number(t.id))) b.disabled = true;
+      });
+    }
     document.dispatchEvent(new CustomEvent("krake:thread", { detail: t }));
   }
 

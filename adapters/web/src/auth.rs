@@ -119,6 +119,58 @@ impl LoginLimiter {
     }
 }
 
+/// Recently checked tokens and sessions, so a burst of requests does not read the same user
+/// from the database each time. An entry lives `ttl` (2 s by default): a role change or a
+/// sign-out in another process takes effect within that; a sign-out here at once; an expired
+/// session never counts.
+#[derive(Debug)]
+pub struct AuthCache {
+    ttl: Duration,
+    map: Mutex<HashMap<String, (Cached, Instant)>>,
+}
+
+#[derive(Debug, Clone)]
+enum Cached {
+    Token(UserRecord),
+    Session(krake_core::web_accounts::WebSession),
+}
+
+impl AuthCache {
+    /// A cache keeping entries for `ttl` (zero: no caching).
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<Cached> {
+        let map = self.map.lock().ok()?;
+        map.get(key)
+            .filter(|(_, at)| at.elapsed() < self.ttl)
+            .map(|(c, _)| c.clone())
+    }
+
+    fn put(&self, key: String, value: Cached) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        if let Ok(mut map) = self.map.lock() {
+            if map.len() >= 10_000 {
+                map.clear();
+            }
+            map.insert(key, (value, Instant::now()));
+        }
+    }
+
+    /// Forgets a session (signing out).
+    pub fn forget_session(&self, id_hash: &str) {
+        if let Ok(mut map) = self.map.lock() {
+            map.remove(&format!("s:{id_hash}"));
+        }
+    }
+}
+
 /// How a caller proved who they are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Via {
@@ -194,11 +246,20 @@ pub async fn caller(state: &WebState, headers: &HeaderMap) -> Result<Option<Call
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(ApiError::Unauthenticated)?;
-        let user = state
-            .tokens
-            .user_for_token(&crate::hash_token(token))
-            .await?
-            .ok_or(ApiError::Unauthenticated)?;
+        let hash = crate::hash_token(token);
+        let key = format!("t:{hash}");
+        let user = match state.auth_cache.get(&key) {
+            Some(Cached::Token(u)) => u,
+            _ => {
+                let u = state
+                    .tokens
+                    .user_for_token(&hash)
+                    .await?
+                    .ok_or(ApiError::Unauthenticated)?;
+                state.auth_cache.put(key, Cached::Token(u.clone()));
+                u
+            }
+        };
         return Ok(Some(Caller {
             actor: actor_of(user, Front::Api),
             via: Via::Token,
@@ -208,11 +269,20 @@ pub async fn caller(state: &WebState, headers: &HeaderMap) -> Result<Option<Call
         return Ok(None);
     };
     let id_hash = crate::hash_token(id);
-    let session = state
-        .accounts
-        .session(&id_hash, state.clock.now())
-        .await?
-        .ok_or(ApiError::Unauthenticated)?;
+    let now = state.clock.now();
+    let key = format!("s:{id_hash}");
+    let session = match state.auth_cache.get(&key) {
+        Some(Cached::Session(s)) if s.expires_at > now => s,
+        _ => {
+            let s = state
+                .accounts
+                .session(&id_hash, now)
+                .await?
+                .ok_or(ApiError::Unauthenticated)?;
+            state.auth_cache.put(key, Cached::Session(s.clone()));
+            s
+        }
+    };
     Ok(Some(Caller {
         actor: actor_of(session.user, Front::Web),
         via: Via::Session {
@@ -379,6 +449,7 @@ async fn logout(
     caller.check_csrf(Some(&form.csrf))?;
     if let Via::Session { id_hash, .. } = &caller.via {
         state.accounts.delete_session(id_hash).await?;
+        state.auth_cache.forget_session(id_hash);
     }
     let mut res = Redirect::to("/login").into_response();
     res.headers_mut().insert(

@@ -27,6 +27,10 @@ pub struct WebConfig {
     pub max_body_bytes: usize,
     /// OpenID Connect sign-in, when configured.
     pub oidc: Option<crate::oidc::OidcConfig>,
+    /// How long a checked token or session is trusted without asking the database again.
+    pub auth_cache_ttl: Duration,
+    /// How long a new web chat connection may take to say hello before it is closed.
+    pub hello_timeout: Duration,
 }
 
 impl Default for WebConfig {
@@ -38,6 +42,8 @@ impl Default for WebConfig {
             login_window: Duration::from_secs(15 * 60),
             max_body_bytes: 64 * 1024,
             oidc: None,
+            auth_cache_ttl: Duration::from_secs(2),
+            hello_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -63,6 +69,8 @@ pub struct WebState {
     pub limiter: Arc<LoginLimiter>,
     /// OpenID Connect sign-ins under way.
     pub oidc: Arc<crate::oidc::OidcState>,
+    /// Recently checked tokens and sessions.
+    pub auth_cache: Arc<crate::auth::AuthCache>,
 }
 
 impl WebState {
@@ -76,6 +84,7 @@ impl WebState {
         config: WebConfig,
     ) -> Self {
         let limiter = LoginLimiter::new(config.login_attempts, config.login_window);
+        let auth_cache = crate::auth::AuthCache::new(config.auth_cache_ttl);
         Self {
             krake,
             tokens,
@@ -86,6 +95,7 @@ impl WebState {
             config: Arc::new(config),
             limiter: Arc::new(limiter),
             oidc: Arc::new(crate::oidc::OidcState::default()),
+            auth_cache: Arc::new(auth_cache),
         }
     }
 

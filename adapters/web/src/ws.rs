@@ -175,8 +175,12 @@ pub async fn run_session<Si, St>(
     St: Stream<Item = Incoming> + Unpin,
 {
     // 1. hello
+    let deadline = tokio::time::Instant::now() + state.config.hello_timeout;
     let (session, epoch) = loop {
-        let Some(Incoming::Text(text)) = stream.next().await else {
+        // A connection that does not say who it is in time is closed.
+        let Ok(Some(Incoming::Text(text))) = tokio::time::timeout_at(deadline, stream.next()).await
+        else {
+            let _ = send_raw(&mut sink, "error", "timeout", "say hello first").await;
             return;
         };
         let hello = match serde_json::from_str::<ClientFrame>(&text) {
@@ -299,7 +303,9 @@ pub async fn run_session<Si, St>(
         tokio::select! {
             _ = session.notify.notified() => {}
             frame = stream.next() => match frame {
-                Some(Incoming::Text(text)) => handle_frame(&state, &session, &text).await,
+                // Boxed: the future of a command is large and short-lived; an idle session
+                // should not carry its space.
+                Some(Incoming::Text(text)) => Box::pin(handle_frame(&state, &session, &text)).await,
                 Some(Incoming::Invalid) => error_to(&session, "bad_frame", "binary frames are not messages; send JSON text"),
                 Some(Incoming::Closed) | None => {
                     session.detach(epoch);

@@ -429,7 +429,10 @@ async fn the_openapi_document_matches_the_routes() {
     for (path, ops) in paths {
         for (method, _) in ops.as_object().unwrap() {
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-            let concrete = path.replace("{id}", &t.id.0.to_string());
+            let concrete = path
+                .replace("{id}", &t.id.0.to_string())
+                .replace("{agent}", "soshie")
+                .replace("{folder}", "calendar");
             let (s, _, body) = app.send(m.clone(), &concrete, As::Nobody, None).await;
             assert_eq!(
                 s,
@@ -452,6 +455,13 @@ async fn the_openapi_document_matches_the_routes() {
         "GET /api/v1/workspaces",
         "GET /api/v1/agents",
         "GET /api/v1/me",
+        "GET /api/v1/folders",
+        "GET /api/v1/folders/{agent}/{folder}",
+        "GET /api/v1/folders/{agent}/{folder}/csv",
+        "POST /api/v1/folders/{agent}/{folder}/csv",
+        "POST /api/v1/folders/{agent}/{folder}/entries",
+        "PATCH /api/v1/folders/{agent}/{folder}/entries/{id}",
+        "DELETE /api/v1/folders/{agent}/{folder}/entries/{id}",
     ];
     expected.sort();
     assert_eq!(documented, expected);
@@ -593,4 +603,219 @@ async fn dashboard_forms_decide_with_csrf_and_show_conflicts() {
     )
     .unwrap();
     assert!(html.contains("already approved by bo"), "{html}");
+}
+
+#[tokio::test]
+async fn folders_are_tables_for_those_who_see_the_agents_workspaces() {
+    let app = spawn().await;
+    let ana = krake_core::actor::Actor::new(
+        krake_core::actor::UserName::parse("ana").unwrap(),
+        krake_core::actor::Front::Cli,
+        krake_core::actor::Role::Owner,
+    );
+    for cmd in [
+        r#"/folder create soshie calendar"#,
+        r#"/folder addcol soshie calendar title text"#,
+        r#"/folder addcol soshie calendar status status draft,posted"#,
+        r#"/folder add soshie calendar title="<b>Hoodie</b> launch" status=draft"#,
+    ] {
+        let r = app.state.krake.handle_text(&ana, cmd).await;
+        assert_eq!(
+            r.tone,
+            krake_core::reply::Tone::Success,
+            "{cmd}: {}",
+            r.text
+        );
+    }
+    let (s, v) = app.get("/api/v1/folders", As::Token("tok-vic")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        v,
+        serde_json::json!([{"agent":"Soshie","name":"calendar","columns":["title","status"],"entries":1}])
+    );
+    let (s, v) = app
+        .get("/api/v1/folders/soshie/calendar", As::Token("tok-vic"))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        v["columns"][1],
+        serde_json::json!({"name":"status","kind":"status: draft|posted"})
+    );
+    assert_eq!(
+        v["entries"][0]["values"],
+        serde_json::json!({"title":"<b>Hoodie</b> launch","status":"draft"})
+    );
+    let (s, _, csv) = app
+        .send(
+            Method::GET,
+            "/api/v1/folders/soshie/calendar/csv",
+            As::Token("tok-vic"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(csv.starts_with("title,status"), "{csv}");
+    // Monarch's member sees none of Soshie's workspaces.
+    let (s, _) = app
+        .get("/api/v1/folders/soshie/calendar", As::Token("tok-mo"))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (_, v) = app.get("/api/v1/folders", As::Token("tok-mo")).await;
+    assert_eq!(v, serde_json::json!([]));
+    let (s, _) = app
+        .get("/api/v1/folders/nobody/calendar", As::Token("tok-ana"))
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = app
+        .get("/api/v1/folders/soshie/nothing", As::Token("tok-ana"))
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // The dashboard shows it as an HTML table, values escaped.
+    let (cookie, _) = app.sign_in("vic").await;
+    let (s, _, html) = app
+        .send(
+            Method::GET,
+            "/folders/soshie/calendar",
+            As::Cookie(&cookie, None),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        html.contains("<td>&lt;b&gt;Hoodie&lt;/b&gt; launch</td><td>draft</td>"),
+        "{html}"
+    );
+    let (_, _, list) = app
+        .send(Method::GET, "/folders", As::Cookie(&cookie, None), None)
+        .await;
+    assert!(
+        list.contains(r#"<a href="/folders/Soshie/calendar">calendar</a>"#),
+        "{list}"
+    );
+}
+
+#[tokio::test]
+async fn folder_entries_change_through_the_api_with_checked_values() {
+    let app = spawn().await;
+    let ana = krake_core::actor::Actor::new(
+        krake_core::actor::UserName::parse("ana").unwrap(),
+        krake_core::actor::Front::Cli,
+        krake_core::actor::Role::Owner,
+    );
+    for cmd in [
+        "/folder create soshie calendar",
+        "/folder addcol soshie calendar title text",
+        "/folder addcol soshie calendar day date",
+        "/folder addcol soshie calendar status status draft,posted",
+    ] {
+        let r = app.state.krake.handle_text(&ana, cmd).await;
+        assert_eq!(
+            r.tone,
+            krake_core::reply::Tone::Success,
+            "{cmd}: {}",
+            r.text
+        );
+    }
+    let base = "/api/v1/folders/soshie/calendar";
+    let bo = As::Token("tok-bo");
+    let (s, v) = app
+        .post(
+            &format!("{base}/entries"),
+            bo,
+            Some(r#"{"values":{"title":"Launch","day":"2026-12-01","status":"draft"}}"#),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["id"].as_i64().unwrap();
+    assert_eq!(v["values"]["status"], "draft");
+    // Bad values are refused and change nothing.
+    let (s, v) = app
+        .post(
+            &format!("{base}/entries"),
+            bo,
+            Some(r#"{"values":{"day":"tomorrow","status":"gone","colour":"red"}}"#),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let m = v["error"]["message"].as_str().unwrap();
+    assert!(
+        m.contains("day") && m.contains("status") && m.contains("colour"),
+        "{m}"
+    );
+    let (s, v) = app
+        .json(
+            Method::PATCH,
+            &format!("{base}/entries/{id}"),
+            bo,
+            Some(r#"{"values":{"status":"posted"}}"#),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["values"]["status"], "posted");
+    assert_eq!(v["values"]["title"], "Launch");
+    // A viewer may read but not change.
+    let (s, _) = app
+        .json(
+            Method::PATCH,
+            &format!("{base}/entries/{id}"),
+            As::Token("tok-vic"),
+            Some(r#"{"values":{"status":"draft"}}"#),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // CSV import: all or nothing, every bad row named.
+    let bad = "title,day,status\nA,2026-12-02,draft\nB,not-a-date,draft\nC,2026-12-03,maybe\n";
+    let req = |body: &str| {
+        axum::http::Request::post(format!("{base}/csv"))
+            .header("authorization", "Bearer tok-bo")
+            .header("content-type", "text/csv")
+            .body(axum::body::Body::from(body.to_owned()))
+            .unwrap()
+    };
+    use tower::ServiceExt;
+    let res = app.router.clone().oneshot(req(bad)).await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let text = String::from_utf8(
+        axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(text.contains("line 3") && text.contains("line 4"), "{text}");
+    let (_, v) = app.get(base, bo).await;
+    assert_eq!(
+        v["entries"].as_array().unwrap().len(),
+        1,
+        "nothing was imported"
+    );
+    let res = app
+        .router
+        .clone()
+        .oneshot(req(
+            "title,day,status\nA,2026-12-02,draft\nB,2026-12-03,posted\n",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let (_, v) = app.get(base, bo).await;
+    assert_eq!(v["entries"].as_array().unwrap().len(), 3);
+    let (s, _, _) = app
+        .send(Method::DELETE, &format!("{base}/entries/{id}"), bo, None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _, _) = app
+        .send(Method::DELETE, &format!("{base}/entries/{id}"), bo, None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // A session needs the CSRF token for changes.
+    let (cookie, _) = app.sign_in("bo").await;
+    let (s, _) = app
+        .post(
+            &format!("{base}/entries"),
+            As::Cookie(&cookie, None),
+            Some(r#"{"values":{"title":"x"}}"#),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
 }

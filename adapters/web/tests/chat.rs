@@ -397,3 +397,20 @@ async fn one_inbox_across_fronts() {
     assert_eq!(m["thread"]["status"], "archived");
     c.nothing_more().await;
 }
+
+#[tokio::test]
+async fn a_connection_that_never_says_hello_is_closed() {
+    let app = common::spawn_with(krake_web::front::WebConfig {
+        hello_timeout: Duration::from_millis(200),
+        ..Default::default()
+    })
+    .await;
+    let mut c = connect(&app);
+    let e = c.next().await;
+    assert_eq!(e["code"], "timeout");
+    tokio::time::timeout(Duration::from_secs(5), c.task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(app.state.hub.is_empty());
+}

@@ -1,4 +1,4 @@
-//! The REST API under `/api/v1`: route modules ([`inbox`], [`directory`]), the JSON shapes
+//! The REST API under `/api/v1`: route modules ([`inbox`], [`directory`], [`folders`]), the JSON shapes
 //! they answer with, and the OpenAPI document generated from them (`/api/v1/openapi.json`).
 //!
 //! Authentication: `Authorization: Bearer <token>` (scripts) or the session cookie (the
@@ -7,6 +7,7 @@
 //! thread as it is now), 413, 429; see [`ApiError`].
 
 pub mod directory;
+pub mod folders;
 pub mod inbox;
 
 use crate::ApiError;
@@ -29,6 +30,7 @@ pub fn router() -> Router<WebState> {
     Router::new()
         .merge(inbox::router())
         .merge(directory::router())
+        .merge(folders::router())
         .route("/api/v1/openapi.json", get(openapi_json))
 }
 
@@ -39,12 +41,16 @@ pub fn router() -> Router<WebState> {
     paths(
         inbox::list, inbox::show, inbox::reply, inbox::approve, inbox::reject,
         inbox::archive, inbox::unarchive, inbox::audit,
-        directory::workspaces, directory::agents, directory::me
+        directory::workspaces, directory::agents, directory::me,
+        folders::list, folders::show, folders::csv, folders::import,
+        folders::add_entry, folders::update_entry, folders::delete_entry
     ),
     components(schemas(
         ThreadSummary, ThreadView, ReplyView, ThreadPage, DecisionView, AuditView, ErrorBody,
         ErrorDetail, inbox::ReplyBody, inbox::ApproveBody, inbox::RejectBody,
-        directory::WorkspaceView, directory::AgentView, directory::MeView
+        directory::WorkspaceView, directory::AgentView, directory::MeView,
+        folders::FolderSummary, folders::FolderView, folders::ColumnView, folders::EntryView,
+        folders::EntryBody, folders::Imported
     )),
     modifiers(&Security),
     security(("bearer" = []), ("session" = []))

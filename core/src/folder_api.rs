@@ -1,0 +1,208 @@
+//! Typed reads and entry changes of agents' folders for structured fronts (the HTTP API, the
+//! dashboard), under the `/folder` commands' rules: an agent's folders are readable by whoever
+//! sees one of the agent's workspaces and changed by a member of one of them; every value is
+//! checked against its column's type; a CSV import with a bad row imports nothing.
+
+use crate::actor::{Actor, Role};
+use crate::folder::{Entry, EntryId, Folder, check_pairs, parse_csv};
+use crate::ports::WriteCtx;
+use crate::service::Krake;
+use crate::thread_api::ThreadError;
+
+impl Krake {
+    fn may_read_folders_of(&self, actor: &Actor, agent: &str) -> bool {
+        self.directory
+            .agent(agent)
+            .is_some_and(|a| a.workspaces.iter().any(|w| actor.can_see(w)))
+    }
+
+    /// The folders the actor may read, of one agent or of all, by agent and name.
+    pub async fn folders_for(
+        &self,
+        actor: &Actor,
+        agent: Option<&str>,
+    ) -> Result<Vec<Folder>, ThreadError> {
+        let repo = self
+            .folders
+            .clone()
+            .ok_or_else(|| ThreadError::NotFound("folders are not available here".into()))?;
+        if let Some(a) = agent {
+            if self.directory.agent(a).is_none() {
+                return Err(ThreadError::NotFound(format!("there is no agent `{a}`")));
+            }
+            if !self.may_read_folders_of(actor, a) {
+                return Err(ThreadError::Forbidden(format!(
+                    "{} sees none of the workspaces {a} works in",
+                    actor.user
+                )));
+            }
+        }
+        let all = repo.folders(agent).await?;
+        Ok(all
+            .into_iter()
+            .filter(|f| self.may_read_folders_of(actor, &f.agent))
+            .collect())
+    }
+
+    /// One folder with its entries, if the actor may read it.
+    pub async fn folder_for(
+        &self,
+        actor: &Actor,
+        agent: &str,
+        name: &str,
+    ) -> Result<(Folder, Vec<Entry>), ThreadError> {
+        let repo = self
+            .folders
+            .clone()
+            .ok_or_else(|| ThreadError::NotFound("folders are not available here".into()))?;
+        let canonical = self
+            .directory
+            .agent(agent)
+            .map(|a| a.name.to_string())
+            .ok_or_else(|| ThreadError::NotFound(format!("there is no agent `{agent}`")))?;
+        if !self.may_read_folders_of(actor, agent) {
+            return Err(ThreadError::Forbidden(format!(
+                "{} sees none of the workspaces {canonical} works in",
+                actor.user
+            )));
+        }
+        let folder = repo
+            .folder(&canonical, name)
+            .await?
+            .ok_or_else(|| ThreadError::NotFound(format!("{canonical} has no folder `{name}`")))?;
+        let entries = repo.entries(folder.id).await?;
+        Ok((folder, entries))
+    }
+
+    /// A folder the actor may change (member of one of the agent's workspaces).
+    async fn writable_folder(
+        &self,
+        actor: &Actor,
+        agent: &str,
+        name: &str,
+    ) -> Result<Folder, ThreadError> {
+        let (folder, _) = self.folder_for(actor, agent, name).await?;
+        let may_write = self.directory.agent(agent).is_some_and(|a| {
+            a.workspaces
+                .iter()
+                .any(|w| actor.role_in(w) >= Role::Member)
+        });
+        if !may_write || actor.unlinked {
+            return Err(ThreadError::Forbidden(format!(
+                "changing {}'s folders needs the member role in a workspace {} works in",
+                folder.agent, folder.agent
+            )));
+        }
+        Ok(folder)
+    }
+
+    fn folder_ctx(&self, actor: &Actor) -> WriteCtx {
+        WriteCtx {
+            actor: actor.clone(),
+            inbound: None,
+            now: self.clock.now(),
+        }
+    }
+
+    /// Adds an entry from `column = value` pairs; every value is checked against its column.
+    pub async fn add_folder_entry(
+        &self,
+        actor: &Actor,
+        agent: &str,
+        name: &str,
+        pairs: &[(String, String)],
+    ) -> Result<Entry, ThreadError> {
+        let folder = self.writable_folder(actor, agent, name).await?;
+        let values = check_pairs(&folder, pairs).map_err(|errs| {
+            ThreadError::Invalid(format!("nothing was added: {}", errs.join("; ")))
+        })?;
+        let repo = self
+            .folders
+            .clone()
+            .ok_or_else(|| ThreadError::NotFound("folders are not available here".into()))?;
+        let ids = repo
+            .add_entries(
+                folder.id,
+                std::slice::from_ref(&values),
+                &self.folder_ctx(actor),
+            )
+            .await?;
+        let id = ids
+            .first()
+            .copied()
+            .ok_or_else(|| ThreadError::Invalid("nothing was added".into()))?;
+        Ok(Entry { id, values })
+    }
+
+    /// Sets some values of an entry.
+    pub async fn update_folder_entry(
+        &self,
+        actor: &Actor,
+        agent: &str,
+        name: &str,
+        id: EntryId,
+        pairs: &[(String, String)],
+    ) -> Result<Entry, ThreadError> {
+        let folder = self.writable_folder(actor, agent, name).await?;
+        let values = check_pairs(&folder, pairs).map_err(|errs| {
+            ThreadError::Invalid(format!("nothing was changed: {}", errs.join("; ")))
+        })?;
+        let repo = self
+            .folders
+            .clone()
+            .ok_or_else(|| ThreadError::NotFound("folders are not available here".into()))?;
+        repo.update_entry(folder.id, id, &values, self.clock.now())
+            .await?
+            .ok_or_else(|| {
+                ThreadError::NotFound(format!("{} has no entry #{}", folder.name.as_str(), id.0))
+            })
+    }
+
+    /// Deletes an entry.
+    pub async fn delete_folder_entry(
+        &self,
+        actor: &Actor,
+        agent: &str,
+        name: &str,
+        id: EntryId,
+    ) -> Result<(), ThreadError> {
+        let folder = self.writable_folder(actor, agent, name).await?;
+        let repo = self
+            .folders
+            .clone()
+            .ok_or_else(|| ThreadError::NotFound("folders are not available here".into()))?;
+        if repo.delete_entry(folder.id, id).await? {
+            Ok(())
+        } else {
+            Err(ThreadError::NotFound(format!(
+                "{} has no entry #{}",
+                folder.name.as_str(),
+                id.0
+            )))
+        }
+    }
+
+    /// Imports CSV rows (header = column names): all or nothing; a bad row imports nothing and
+    /// every bad row is named with its line. Returns how many entries were added.
+    pub async fn import_folder_csv(
+        &self,
+        actor: &Actor,
+        agent: &str,
+        name: &str,
+        csv: &str,
+    ) -> Result<usize, ThreadError> {
+        let folder = self.writable_folder(actor, agent, name).await?;
+        let rows = parse_csv(&folder, csv).map_err(|errs| {
+            let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
+            ThreadError::Invalid(format!("nothing was imported: {}", lines.join("; ")))
+        })?;
+        let repo = self
+            .folders
+            .clone()
+            .ok_or_else(|| ThreadError::NotFound("folders are not available here".into()))?;
+        let ids = repo
+            .add_entries(folder.id, &rows, &self.folder_ctx(actor))
+            .await?;
+        Ok(ids.len())
+    }
+}
