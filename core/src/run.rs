@@ -520,6 +520,18 @@ impl Runner {
         &self.budgets
     }
 
+    /// The run limits.
+    pub fn limits(&self) -> &RunLimits {
+        &self.limits
+    }
+
+    /// Claims up to `limit` runs for `owner` (queued, or abandoned by a dead worker).
+    pub async fn claim(&self, owner: &str, limit: u32) -> Result<Vec<Run>, RepoError> {
+        self.runs
+            .claim_runs(owner, self.clock.now(), self.limits.lease, limit)
+            .await
+    }
+
     /// The ledger.
     pub fn ledger(&self) -> &Arc<dyn CostLedger> {
         &self.ledger
