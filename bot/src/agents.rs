@@ -27,6 +27,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
+/// Agent runs ended by this process, by status (`done`, `awaiting_approval`, `escalated`,
+/// `failed`, `refused`), on `/metrics`.
+pub const AGENT_RUNS: &str = "krake_agent_runs_total";
+
 /// `[budgets]`: monthly model budgets in US dollars.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -296,8 +300,14 @@ pub fn spawn_worker(
                             let (r, done) = (runner.clone(), ended.clone());
                             running.spawn(async move {
                                 let id = run.id;
-                                if let Err(e) = r.execute(run).await {
-                                    tracing::warn!(run = id.0, error = %e, "run interrupted by a storage error; it resumes after its lease");
+                                match r.execute(run).await {
+                                    Ok(status) => {
+                                        metrics::counter!(AGENT_RUNS, "status" => status.as_str())
+                                            .increment(1);
+                                    }
+                                    Err(e) => {
+                                        tracing::warn!(run = id.0, error = %e, "run interrupted by a storage error; it resumes after its lease");
+                                    }
                                 }
                                 drop(permit);
                                 done.notify_one();
