@@ -1246,7 +1246,7 @@ impl Runner {
         if kind == ThreadKind::Escalation {
             new.approvers = Approvers::Role { role: Role::Owner };
         }
-        new.origin_key = Some(format!("run:{}:{}:{}", run.id.0, run.attempts, kind));
+        new.origin_key = Some(format!("run:{}:{}", run.id.0, kind));
         new.post_to = self.routes.for_workspace(&run.workspace).to_vec();
         let ctx = WriteCtx {
             actor: Actor::system(),
@@ -1596,6 +1596,29 @@ impl Runner {
                         now,
                     )
                     .await?;
+                if status == RunStatus::Failed {
+                    // A person approved it and it could not be done: the owner must know.
+                    let mut new = NewThread::new(
+                        run.workspace.clone(),
+                        ThreadKind::Escalation,
+                        format!("Approved but not done: {}", one_line(&thread.title, 60)),
+                        format!(
+                            "#{} was approved by {}, but carrying it out failed.\n{note}\nTask: {}",
+                            thread.id.0, actor.user, run.task
+                        ),
+                    );
+                    new.origin = Origin::Agent;
+                    new.agent = Some(run.agent.clone());
+                    new.approvers = Approvers::Role { role: Role::Owner };
+                    new.origin_key = Some(format!("run:{}:execute-failed", run.id.0));
+                    new.post_to = self.routes.for_workspace(&run.workspace).to_vec();
+                    let ctx = WriteCtx {
+                        actor: Actor::system(),
+                        inbound: None,
+                        now,
+                    };
+                    self.inbox.create(&new, &ctx).await?;
+                }
                 Ok(Some(note))
             }
             ThreadStatus::Rejected => {

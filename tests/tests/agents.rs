@@ -13,7 +13,9 @@ use krake_core::ledger::{Budgets, CostLedger};
 use krake_core::model::{ModelError, Scripted, ScriptedModel};
 use krake_core::policy::AgentPolicy;
 use krake_core::ports::InboxRepo;
-use krake_core::run::{NewRun, RecordingExecutor, RunLimits, RunRepo, RunStatus, Runner};
+use krake_core::run::{
+    ActionExecutor, NewRun, RecordingExecutor, RunLimits, RunRepo, RunStatus, Runner,
+};
 use krake_core::time::{ManualClock, Timestamp};
 use krake_core::workspace::WorkspaceSlug;
 use krake_store::Store;
@@ -41,6 +43,7 @@ struct Setup {
     retriever: Option<Arc<dyn Retriever>>,
     no_model: bool,
     limits: Option<RunLimits>,
+    executor: Option<Arc<dyn ActionExecutor>>,
 }
 
 /// A retriever with fixed passages, filtered by workspace like the real one.
@@ -89,7 +92,7 @@ async fn world(script: Vec<Scripted>, setup: Setup) -> World {
             Some(model.clone())
         },
         setup.retriever.unwrap_or_else(|| Arc::new(NoKnowledge)),
-        exec.clone(),
+        setup.executor.unwrap_or_else(|| exec.clone()),
         clock.clone(),
         Directory::default(),
     )
@@ -860,4 +863,49 @@ async fn reject_without_a_reason_ends_the_task_without_a_revision() {
         "no revision queued"
     );
     assert!(w.exec.executed().is_empty());
+}
+
+struct Broken;
+
+#[async_trait]
+impl ActionExecutor for Broken {
+    async fn execute(&self, _: &WorkspaceSlug, _: &ProposedAction) -> Result<String, String> {
+        Err("the shop refused the refund".into())
+    }
+}
+
+#[tokio::test]
+async fn an_approved_action_that_fails_escalates_to_the_owner() {
+    let w = world(
+        vec![refund_call(0.9)],
+        Setup {
+            executor: Some(Arc::new(Broken)),
+            ..Setup::default()
+        },
+    )
+    .await;
+    let run = w.run("cassie", "refund order 1042").await;
+    let th = w.thread(&run).await;
+    let reply = w
+        .krake
+        .handle_text(&Actor::local(), &format!("/approve {}", th.id.0))
+        .await;
+    assert!(
+        reply
+            .text
+            .contains("Executing failed: the shop refused the refund"),
+        "{}",
+        reply.text
+    );
+    assert_eq!(
+        w.store.run(run.id).await.unwrap().unwrap().status,
+        RunStatus::Failed
+    );
+    let esc = w.threads(ThreadKind::Escalation).await;
+    assert_eq!(esc.len(), 1);
+    assert!(
+        esc[0].title.starts_with("Approved but not done"),
+        "{}",
+        esc[0].title
+    );
 }
