@@ -294,6 +294,12 @@ pub trait AgentDesk: Send + Sync {
     ) -> Result<Reply, RepoError>;
     /// A thread was decided (approved or rejected); an agent's proposal may follow.
     async fn decided(&self, thread: &Thread, actor: &Actor) -> Result<Option<String>, RepoError>;
+    /// A person replied in `thread` (with its replies, the new one last): when a run opened
+    /// it, the agent follows up with the thread's turns as its memory.
+    async fn replied(&self, thread: &Thread, actor: &Actor) -> Result<Option<String>, RepoError> {
+        let _ = (thread, actor);
+        Ok(None)
+    }
     /// The month's costs for one workspace or all the actor may see.
     async fn costs(
         &self,
@@ -1528,6 +1534,56 @@ impl Runner {
         }
     }
 
+    /// A reply in a thread a run opened (its notice or escalation, or an approval already
+    /// decided) starts a follow-up run whose memory is the thread: the earlier result and every
+    /// reply, summarised when long. Open approvals wait for their decision instead.
+    pub async fn on_reply(
+        &self,
+        thread: &Thread,
+        actor: &Actor,
+    ) -> Result<Option<String>, RepoError> {
+        if self.model.is_none() || thread.is_decidable() {
+            return Ok(None);
+        }
+        let Some(run) = self.runs.run_for_thread(thread.id).await? else {
+            return Ok(None);
+        };
+        if matches!(run.status, RunStatus::Queued | RunStatus::Running) {
+            return Ok(None);
+        }
+        let mut memory = String::new();
+        if let Some(prev) = &run.feedback {
+            let _ = writeln!(memory, "{prev}");
+        }
+        let _ = writeln!(
+            memory,
+            "Attempt ({}): {}",
+            run.id,
+            run.result
+                .as_deref()
+                .or(run.error.as_deref())
+                .unwrap_or("no result")
+        );
+        for r in &thread.replies {
+            let _ = writeln!(memory, "{} replied: {}", r.author, r.text);
+        }
+        let next = self
+            .start(&NewRun {
+                workspace: run.workspace.clone(),
+                agent: run.agent.clone(),
+                task: run.task.clone(),
+                trigger: "reply".into(),
+                requested_by: actor.user.to_string(),
+                parent: Some(run.id),
+                feedback: Some(memory.trim_end().to_owned()),
+            })
+            .await?;
+        Ok(Some(format!(
+            "{} follows up on your reply ({}).",
+            run.agent, next.id
+        )))
+    }
+
     /// Handles the decision on an approval a run opened: Approve executes the proposed action;
     /// Reject with a reason queues a revision run that sees the reason.
     pub async fn on_decision(
@@ -1726,6 +1782,10 @@ impl AgentDesk for Runner {
 
     async fn decided(&self, thread: &Thread, actor: &Actor) -> Result<Option<String>, RepoError> {
         self.on_decision(thread, actor).await
+    }
+
+    async fn replied(&self, thread: &Thread, actor: &Actor) -> Result<Option<String>, RepoError> {
+        self.on_reply(thread, actor).await
     }
 
     fn has_model(&self) -> bool {

@@ -909,3 +909,44 @@ async fn an_approved_action_that_fails_escalates_to_the_owner() {
         esc[0].title
     );
 }
+
+#[tokio::test]
+async fn a_reply_on_an_agents_thread_starts_a_follow_up_that_remembers_the_thread() {
+    let w = world(
+        vec![
+            tools(&[("reply", json!({"text": "Glow up.", "confidence": 0.9}))]),
+            tools(&[(
+                "reply",
+                json!({"text": "Glow in the dark, sleep in comfort.", "confidence": 0.9}),
+            )]),
+        ],
+        Setup::default(),
+    )
+    .await;
+    let run = w.run("penn", "a tagline for the hoodie").await;
+    let th = w.thread(&run).await;
+    assert_eq!(th.kind, ThreadKind::Notice);
+    let reply = w
+        .krake
+        .handle_text(
+            &Actor::local(),
+            &format!("/reply {} longer, and mention comfort", th.id.0),
+        )
+        .await;
+    assert!(
+        reply.text.contains("Penn follows up on your reply"),
+        "{}",
+        reply.text
+    );
+    assert_eq!(w.runner.work_once("t", 10).await.unwrap(), 1);
+    let follow = &w.store.list_runs(None, 1).await.unwrap()[0];
+    assert_eq!(follow.trigger, "reply");
+    assert_eq!(follow.parent, Some(run.id));
+    assert_eq!(follow.status, RunStatus::Done);
+    let prompt = &w.model.requests()[1].messages[1].content;
+    assert!(prompt.contains("Glow up."), "the earlier result: {prompt}");
+    assert!(
+        prompt.contains("local replied: longer, and mention comfort"),
+        "{prompt}"
+    );
+}
