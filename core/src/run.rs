@@ -383,6 +383,15 @@ pub struct Runner {
     budgets: Arc<Budgets>,
     limits: RunLimits,
     wake: Arc<tokio::sync::Notify>,
+    /// Budget held by model calls in flight in this process, by `ws:SLUG` / `agent:NAME`, so
+    /// concurrent runs cannot all pass the same check and cross a budget together.
+    reserved: Arc<tokio::sync::Mutex<BTreeMap<String, i64>>>,
+}
+
+/// Budget held for one call in flight.
+struct Held {
+    keys: Vec<String>,
+    amount: i64,
 }
 
 /// The structured end of a run, from one of the final tools.
@@ -471,6 +480,7 @@ impl Runner {
             budgets: Arc::new(Budgets::default()),
             limits: RunLimits::default(),
             wake: Arc::new(tokio::sync::Notify::new()),
+            reserved: Arc::new(tokio::sync::Mutex::new(BTreeMap::new())),
         }
     }
 
@@ -667,14 +677,12 @@ impl Runner {
             .estimated_input_tokens(),
             output_tokens: u64::from(self.limits.max_output_tokens),
         });
-        if let Some(why) = self
-            .over_budget(&run.workspace, &run.agent, estimate)
-            .await?
-        {
-            return self.refuse(&run, &why).await;
-        }
+        let mut held = match self.reserve(&run.workspace, &run.agent, estimate).await? {
+            Ok(h) => Some(h),
+            Err(why) => return self.refuse(&run, &why).await,
+        };
         let mut corrections = 0u32;
-        for turn in 0..self.limits.max_turns {
+        for _ in 0..self.limits.max_turns {
             let request = ChatRequest {
                 model: policy.model.clone(),
                 messages: messages.clone(),
@@ -682,18 +690,23 @@ impl Runner {
                 temperature: Some(policy.temperature),
                 max_tokens: Some(self.limits.max_output_tokens),
             };
-            if turn > 0 {
-                let est = price.cost_micros(Usage {
-                    input_tokens: request.estimated_input_tokens(),
-                    output_tokens: u64::from(self.limits.max_output_tokens),
-                });
-                if let Some(why) = self.over_budget(&run.workspace, &run.agent, est).await? {
-                    return self.refuse(&run, &why).await;
+            let hold = match held.take() {
+                Some(h) => h,
+                None => {
+                    let est = price.cost_micros(Usage {
+                        input_tokens: request.estimated_input_tokens(),
+                        output_tokens: u64::from(self.limits.max_output_tokens),
+                    });
+                    match self.reserve(&run.workspace, &run.agent, est).await? {
+                        Ok(h) => h,
+                        Err(why) => return self.refuse(&run, &why).await,
+                    }
                 }
-            }
+            };
             let response = match model.chat(&request).await {
                 Ok(r) => r,
                 Err(e) => {
+                    self.release(hold).await;
                     self.step(&run, "model_error", e.to_string()).await?;
                     let why = match e {
                         ModelError::NotConfigured => "no model provider is configured".to_owned(),
@@ -702,14 +715,18 @@ impl Runner {
                     return self.fail(&run, &why).await;
                 }
             };
-            self.charge(
-                &run,
-                &response.provider,
-                &response.model,
-                response.usage,
-                response.cost_micros,
-            )
-            .await?;
+            let charged = self
+                .charge(
+                    &run,
+                    &response.provider,
+                    &response.model,
+                    response.usage,
+                    response.cost_micros,
+                )
+                .await;
+            // Released after the ledger row is written, so a check never misses both.
+            self.release(hold).await;
+            charged?;
             self.step(
                 &run,
                 "model",
@@ -850,11 +867,7 @@ impl Runner {
                 .unwrap_or(t.len());
             format!("(earlier conversation cut) …{}", &t[start..])
         };
-        if self
-            .over_budget(&run.workspace, &run.agent, estimate)
-            .await?
-            .is_some()
-        {
+        let Ok(hold) = self.reserve(&run.workspace, &run.agent, estimate).await? else {
             self.step(
                 run,
                 "memory",
@@ -862,11 +875,23 @@ impl Runner {
             )
             .await?;
             return Ok(cut(&text));
-        }
-        match model.chat(&request).await {
+        };
+        let answer = match model.chat(&request).await {
             Ok(r) => {
-                self.charge(run, &r.provider, &r.model, r.usage, r.cost_micros)
-                    .await?;
+                let charged = self
+                    .charge(run, &r.provider, &r.model, r.usage, r.cost_micros)
+                    .await;
+                self.release(hold).await;
+                charged?;
+                Ok(r)
+            }
+            Err(e) => {
+                self.release(hold).await;
+                Err(e)
+            }
+        };
+        match answer {
+            Ok(r) => {
                 let summary = r.content.unwrap_or_default();
                 if summary.trim().is_empty()
                     || crate::model::estimate_tokens(&summary) > budget_tokens
@@ -1365,16 +1390,78 @@ impl Runner {
             .await
     }
 
-    /// Why spending `estimate` more now would cross a budget, if it would.
+    /// Holds `estimate` of the budgets that apply for one call, or says why it would cross
+    /// one (counting what calls in flight in this process hold). Release it after charging.
+    async fn reserve(
+        &self,
+        workspace: &WorkspaceSlug,
+        agent: &str,
+        estimate: i64,
+    ) -> Result<Result<Held, String>, RepoError> {
+        let mut keys = Vec::new();
+        if self.budgets.workspaces.contains_key(workspace.as_str()) {
+            keys.push(format!("ws:{workspace}"));
+        }
+        if self.budgets.agents.contains_key(&agent.to_lowercase()) {
+            keys.push(format!("agent:{}", agent.to_lowercase()));
+        }
+        if keys.is_empty() {
+            return Ok(Ok(Held { keys, amount: 0 }));
+        }
+        // Held across the ledger reads: checks in this process are serial, which is what
+        // makes check-then-hold atomic.
+        let mut reserved = self.reserved.lock().await;
+        let held_ws = reserved
+            .get(&format!("ws:{workspace}"))
+            .copied()
+            .unwrap_or(0);
+        let held_agent = reserved
+            .get(&format!("agent:{}", agent.to_lowercase()))
+            .copied()
+            .unwrap_or(0);
+        if let Some(why) = self
+            .over_budget(workspace, agent, estimate, held_ws, held_agent)
+            .await?
+        {
+            return Ok(Err(why));
+        }
+        for k in &keys {
+            *reserved.entry(k.clone()).or_default() += estimate;
+        }
+        Ok(Ok(Held {
+            keys,
+            amount: estimate,
+        }))
+    }
+
+    async fn release(&self, h: Held) {
+        if h.amount == 0 {
+            return;
+        }
+        let mut reserved = self.reserved.lock().await;
+        for k in h.keys {
+            if let Some(v) = reserved.get_mut(&k) {
+                *v -= h.amount;
+                if *v <= 0 {
+                    reserved.remove(&k);
+                }
+            }
+        }
+    }
+
+    /// Why spending `estimate` more now would cross a budget, if it would, with `held_*`
+    /// already promised to calls in flight.
     async fn over_budget(
         &self,
         workspace: &WorkspaceSlug,
         agent: &str,
         estimate: i64,
+        held_ws: i64,
+        held_agent: i64,
     ) -> Result<Option<String>, RepoError> {
         let month = month_of(self.clock.now());
         if let Some(budget) = self.budgets.workspaces.get(workspace.as_str()) {
-            let spent = self.ledger.spent(workspace, None, &month).await?;
+            let spent = self.ledger.spent(workspace, None, &month).await? + held_ws;
             if spent.saturating_add(estimate) > *budget {
                 return Ok(Some(format!(
                     "{workspace}'s monthly model budget is {}; {} is spent and this call would cost about {} more",
@@ -1385,7 +1472,7 @@ impl Runner {
             }
         }
         if let Some(budget) = self.budgets.agents.get(&agent.to_lowercase()) {
-            let spent = self.ledger.spent_by_agent(agent, &month).await?;
+            let spent = self.ledger.spent_by_agent(agent, &month).await? + held_agent;
             if spent.saturating_add(estimate) > *budget {
                 return Ok(Some(format!(
                     "{agent}'s monthly model budget is {}; {} is spent and this call would cost about {} more",
@@ -1851,27 +1938,34 @@ impl AgentDesk for Runner {
             input_tokens: request.estimated_input_tokens(),
             output_tokens: 200,
         });
-        if let Some(why) = self.over_budget(&ws, ROUTER, estimate).await? {
-            tracing::info!(%why, "natural-language routing skipped: budget");
-            return Ok(None);
-        }
+        let hold = match self.reserve(&ws, ROUTER, estimate).await? {
+            Ok(h) => h,
+            Err(why) => {
+                tracing::info!(%why, "natural-language routing skipped: budget");
+                return Ok(None);
+            }
+        };
         let response = match model.chat(&request).await {
             Ok(r) => r,
             Err(e) => {
+                self.release(hold).await;
                 tracing::warn!(error = %e, "natural-language routing: the model failed");
                 return Ok(None);
             }
         };
-        self.charge_call(
-            None,
-            &ws,
-            ROUTER,
-            &response.provider,
-            &response.model,
-            response.usage,
-            response.cost_micros,
-        )
-        .await?;
+        let charged = self
+            .charge_call(
+                None,
+                &ws,
+                ROUTER,
+                &response.provider,
+                &response.model,
+                response.usage,
+                response.cost_micros,
+            )
+            .await;
+        self.release(hold).await;
+        charged?;
         Ok(match crate::router::interpret(&response, parser) {
             crate::router::Routed::Command(c) => Some(c),
             crate::router::Routed::Invalid(line) => {

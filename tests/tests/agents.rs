@@ -950,3 +950,59 @@ async fn a_reply_on_an_agents_thread_starts_a_follow_up_that_remembers_the_threa
         "{prompt}"
     );
 }
+
+#[tokio::test]
+async fn concurrent_runs_cannot_cross_a_budget_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&Store::sqlite_url(&dir.path().join("k.db")))
+        .await
+        .unwrap();
+    store.migrate(|_| {}).await.unwrap();
+    let s = Arc::new(store.clone());
+    // Every call takes 100 ms, so all twenty runs check the budget while others are in flight.
+    let model = Arc::new(ScriptedModel::new(vec![]).with_delay(Duration::from_millis(100)));
+    let budget = 12_000; // about four calls' estimates
+    let runner = Runner::new(
+        s.clone(),
+        s.clone(),
+        s.clone(),
+        Some(model.clone()),
+        Arc::new(NoKnowledge),
+        Arc::new(RecordingExecutor::default()),
+        Arc::new(ManualClock::new(Timestamp::from_millis(T0))),
+        Directory::default(),
+    )
+    .with_budgets(Budgets {
+        workspaces: BTreeMap::from([("lunavo".to_owned(), budget)]),
+        ..Budgets::default()
+    });
+    for i in 0..20 {
+        runner
+            .start(&NewRun {
+                workspace: WorkspaceSlug::parse("lunavo").unwrap(),
+                agent: "penn".into(),
+                task: format!("tagline {i}"),
+                trigger: "command".into(),
+                requested_by: "local".into(),
+                parent: None,
+                feedback: None,
+            })
+            .await
+            .unwrap();
+    }
+    assert_eq!(runner.work_once("t", 20).await.unwrap(), 20);
+    let runs = store.list_runs(None, 50).await.unwrap();
+    let done = runs.iter().filter(|r| r.status == RunStatus::Done).count();
+    let refused = runs
+        .iter()
+        .filter(|r| r.status == RunStatus::Refused)
+        .count();
+    assert_eq!(done + refused, 20);
+    assert!(done >= 1 && refused >= 1, "done {done}, refused {refused}");
+    let spent = store
+        .spent(&WorkspaceSlug::parse("lunavo").unwrap(), None, "2026-11")
+        .await
+        .unwrap();
+    assert!(spent <= budget, "spent {spent} of {budget}");
+    assert_eq!(model.requests().len(), done, "no call without budget");
+}
