@@ -1006,3 +1006,125 @@ async fn concurrent_runs_cannot_cross_a_budget_together() {
     assert!(spent <= budget, "spent {spent} of {budget}");
     assert_eq!(model.requests().len(), done, "no call without budget");
 }
+
+/// A fresh PostgreSQL database (on `KRAKE_TEST_POSTGRES_URL`, default 127.0.0.1:5432/test),
+/// dropped by the returned guard.
+async fn postgres_store() -> (Store, PgGuard) {
+    let admin = std::env::var("KRAKE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let name = format!(
+        "krake_agents_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let a = Store::open(&admin)
+        .await
+        .expect("PostgreSQL is required for this test; run scripts/test, which starts it");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(a.pool())
+        .await
+        .unwrap();
+    a.pool().close().await;
+    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+    let store = Store::open(&url).await.unwrap();
+    store.migrate(|_| {}).await.unwrap();
+    (store, PgGuard { admin, name })
+}
+
+struct PgGuard {
+    admin: String,
+    name: String,
+}
+
+impl Drop for PgGuard {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(a) = Store::open(&admin).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(a.pool())
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgresql_runs_are_claimed_once_each_and_approvals_execute() {
+    let (store, _guard) = postgres_store().await;
+    let s = Arc::new(store.clone());
+    let model = Arc::new(ScriptedModel::new(vec![refund_call(1.0)]));
+    let exec = Arc::new(RecordingExecutor::default());
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(T0)));
+    let runner = Runner::new(
+        s.clone(),
+        s.clone(),
+        s.clone(),
+        Some(model.clone()),
+        Arc::new(NoKnowledge),
+        exec.clone(),
+        clock.clone(),
+        Directory::default(),
+    );
+    let krake = Krake::new(s.clone(), s.clone(), clock, Directory::default())
+        .with_agents(Arc::new(runner.clone()));
+    for i in 0..30 {
+        runner
+            .start(&NewRun {
+                workspace: WorkspaceSlug::parse("lunavo").unwrap(),
+                agent: "cassie".into(),
+                task: format!("task {i}"),
+                trigger: "command".into(),
+                requested_by: "local".into(),
+                parent: None,
+                feedback: None,
+            })
+            .await
+            .unwrap();
+    }
+    // Three workers race for the same queue: each run is claimed exactly once.
+    let (a, b, c) = tokio::join!(
+        runner.work_once("w1", 30),
+        runner.work_once("w2", 30),
+        runner.work_once("w3", 30)
+    );
+    assert_eq!(a.unwrap() + b.unwrap() + c.unwrap(), 30);
+    assert_eq!(
+        model.requests().len(),
+        30,
+        "one model call per run, none twice"
+    );
+    let runs = store.list_runs(None, 100).await.unwrap();
+    assert!(runs.iter().all(|r| r.attempts == 1));
+    let waiting: Vec<_> = runs
+        .iter()
+        .filter(|r| r.status == RunStatus::AwaitingApproval)
+        .collect();
+    assert_eq!(
+        waiting.len(),
+        1,
+        "the scripted refund waits; the rest replied"
+    );
+    let th = waiting[0].thread.unwrap();
+    let reply = krake
+        .handle_text(&Actor::local(), &format!("/approve {}", th.0))
+        .await;
+    assert!(
+        reply.text.contains("Done: executed: refund"),
+        "{}",
+        reply.text
+    );
+    assert_eq!(exec.executed().len(), 1);
+    let r = store.report(None, "2026-11").await.unwrap();
+    assert_eq!(r.total.calls, 30);
+}
