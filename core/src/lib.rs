@@ -25,7 +25,8 @@
 //! - [`knowledge`]: the [`Retriever`](knowledge::Retriever) port that RAG fills.
 //! - [`model`]: the [`ChatModel`](model::ChatModel) port (messages, tools, usage, errors).
 //! - [`policy`]: per-agent tools, thresholds and approvals, and the verdict on a result.
-//! - [`run`]: agent runs (durable, leased, stepped) and the [`Runner`](run::Runner) engine.
+//! - [`run`]: agent runs (durable, leased, stepped) and the [`Runner`](run::Runner) engine;
+//!   `tools` holds the tools' schemas and argument checks.
 //! - [`ledger`]: the cost ledger and monthly budgets.
 //! - [`router`]: natural-language routing: a model picks a typed command.
 
@@ -52,6 +53,7 @@ pub mod schedule;
 pub mod secret;
 pub mod service;
 pub mod time;
+mod tools;
 pub mod workspace;
 
 pub use actor::{Actor, Front, Role, UserName};

@@ -30,6 +30,11 @@ use crate::policy::{AgentPolicy, Verdict, action_kind};
 use crate::ports::{InboxRepo, RepoError, WriteCtx};
 use crate::reply::Reply;
 use crate::time::{Clock, Timestamp};
+pub use crate::tools::tool_specs;
+use crate::tools::{
+    ApprovalArgs, EscalateArgs, Final, FolderArgs, KpiArgs, ReplyArgs, SearchArgs, check_action,
+    check_confidence, non_empty, parse_plain_result, render_passages,
+};
 use crate::workspace::WorkspaceSlug;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -392,57 +397,6 @@ pub struct Runner {
 struct Held {
     keys: Vec<String>,
     amount: i64,
-}
-
-/// The structured end of a run, from one of the final tools.
-#[derive(Debug, Clone, PartialEq)]
-enum Final {
-    Result {
-        text: String,
-        confidence: f64,
-        action: Option<ProposedAction>,
-    },
-    Escalate {
-        reason: String,
-    },
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReplyArgs {
-    text: String,
-    confidence: f64,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ApprovalArgs {
-    summary: String,
-    confidence: f64,
-    action: ProposedAction,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EscalateArgs {
-    reason: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SearchArgs {
-    query: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KpiArgs {}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FolderArgs {
-    folder: String,
-    values: BTreeMap<String, String>,
 }
 
 enum ToolOutcome {
@@ -2019,101 +1973,6 @@ impl AgentDesk for Runner {
     }
 }
 
-/// A plain-text answer read as a result: a JSON object `{"text": …, "confidence": …}`.
-fn parse_plain_result(text: &str) -> Option<Final> {
-    let t = text.trim();
-    let t = t
-        .strip_prefix("```json")
-        .or_else(|| t.strip_prefix("```"))
-        .map(|s| s.trim_end_matches("```").trim())
-        .unwrap_or(t);
-    let a: ReplyArgs = serde_json::from_str(t).ok()?;
-    let confidence = check_confidence(a.confidence).ok()?;
-    let text = non_empty("text", &a.text).ok()?;
-    Some(Final::Result {
-        text,
-        confidence,
-        action: None,
-    })
-}
-
-fn check_confidence(c: f64) -> Result<f64, String> {
-    if c.is_finite() && (0.0..=1.0).contains(&c) {
-        Ok(c)
-    } else {
-        Err(format!(
-            "confidence must be a number between 0 and 1, got {c}"
-        ))
-    }
-}
-
-fn non_empty(field: &str, s: &str) -> Result<String, String> {
-    let t = s.trim();
-    if t.is_empty() {
-        Err(format!("`{field}` must not be empty"))
-    } else if t.chars().count() > 8000 {
-        Err(format!("`{field}` is longer than 8000 characters"))
-    } else {
-        Ok(t.to_owned())
-    }
-}
-
-/// Validates a proposed action like any other input.
-fn check_action(a: &ProposedAction) -> Result<(), String> {
-    let currency = |c: &str| {
-        if c.len() == 3 && c.chars().all(|x| x.is_ascii_uppercase()) {
-            Ok(())
-        } else {
-            Err(format!(
-                "currency must be an ISO 4217 code like EUR, got `{c}`"
-            ))
-        }
-    };
-    match a {
-        ProposedAction::SendMessage { to, text } => {
-            non_empty("to", to)?;
-            non_empty("text", text).map(|_| ())
-        }
-        ProposedAction::PublishPost { channel, text } => {
-            non_empty("channel", channel)?;
-            non_empty("text", text).map(|_| ())
-        }
-        ProposedAction::ChangePrice {
-            product,
-            price_minor,
-            currency: c,
-        } => {
-            non_empty("product", product)?;
-            if *price_minor <= 0 {
-                return Err(format!("price_minor must be positive, got {price_minor}"));
-            }
-            currency(c)
-        }
-        ProposedAction::Refund {
-            order_id,
-            amount_minor,
-            currency: c,
-        } => {
-            non_empty("order_id", order_id)?;
-            if *amount_minor <= 0 {
-                return Err(format!("amount_minor must be positive, got {amount_minor}"));
-            }
-            currency(c)
-        }
-    }
-}
-
-fn render_passages(p: &[Passage]) -> String {
-    if p.is_empty() {
-        return "Nothing found.".to_owned();
-    }
-    let mut t = String::new();
-    for (i, x) in p.iter().enumerate() {
-        let _ = writeln!(t, "[{}] {} ({})", i + 1, x.text.trim(), x.citation());
-    }
-    t.trim_end().to_owned()
-}
-
 fn one_line(s: &str, max: usize) -> String {
     let line = s.lines().next().unwrap_or("");
     if line.chars().count() > max {
@@ -2122,53 +1981,4 @@ fn one_line(s: &str, max: usize) -> String {
     } else {
         line.to_owned()
     }
-}
-
-/// The core tools with their argument schemas.
-pub fn tool_specs() -> Vec<ToolSpec> {
-    use serde_json::json;
-    let action = json!({
-        "type": "object",
-        "description": "The action, by type: send_message {to, text}, publish_post {channel, text}, change_price {product, price_minor, currency}, refund {order_id, amount_minor, currency}. Amounts are in minor units (cents).",
-        "properties": {
-            "type": {"type": "string", "enum": ["send_message", "publish_post", "change_price", "refund"]},
-            "to": {"type": "string"}, "text": {"type": "string"}, "channel": {"type": "string"},
-            "product": {"type": "string"}, "price_minor": {"type": "integer"},
-            "order_id": {"type": "string"}, "amount_minor": {"type": "integer"},
-            "currency": {"type": "string"}
-        },
-        "required": ["type"]
-    });
-    vec![
-        ToolSpec {
-            name: "reply".into(),
-            description: "Finish with your answer and your confidence in it (0 to 1).".into(),
-            parameters: json!({"type": "object", "properties": {"text": {"type": "string"}, "confidence": {"type": "number", "minimum": 0, "maximum": 1}}, "required": ["text", "confidence"], "additionalProperties": false}),
-        },
-        ToolSpec {
-            name: "request_approval".into(),
-            description: "Finish by proposing an action that changes something outside Krake; a person approves it unless your policy lets you act.".into(),
-            parameters: json!({"type": "object", "properties": {"summary": {"type": "string"}, "confidence": {"type": "number", "minimum": 0, "maximum": 1}, "action": action}, "required": ["summary", "confidence", "action"], "additionalProperties": false}),
-        },
-        ToolSpec {
-            name: "escalate".into(),
-            description: "Finish by handing the task to a person, saying why.".into(),
-            parameters: json!({"type": "object", "properties": {"reason": {"type": "string"}}, "required": ["reason"], "additionalProperties": false}),
-        },
-        ToolSpec {
-            name: "search_knowledge".into(),
-            description: "Search this workspace's knowledge base; returns cited passages.".into(),
-            parameters: json!({"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"], "additionalProperties": false}),
-        },
-        ToolSpec {
-            name: "add_folder_entry".into(),
-            description: "Add a row to one of your own folders (tables); values by column name, checked against the column types.".into(),
-            parameters: json!({"type": "object", "properties": {"folder": {"type": "string"}, "values": {"type": "object", "additionalProperties": {"type": "string"}}}, "required": ["folder", "values"], "additionalProperties": false}),
-        },
-        ToolSpec {
-            name: "get_kpis".into(),
-            description: "This workspace's sales KPIs: revenue, orders, refunds, fulfilment.".into(),
-            parameters: json!({"type": "object", "properties": {}, "additionalProperties": false}),
-        },
-    ]
 }
