@@ -27,6 +27,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
+/// Agent runs ended by this process, by status (`done`, `awaiting_approval`, `escalated`,
+/// `failed`, `refused`), on `/metrics`.
+pub const AGENT_RUNS: &str = "krake_agent_runs_total";
+
 /// `[budgets]`: monthly model budgets in US dollars.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -255,9 +259,10 @@ pub fn runner(
     .with_folders(s)
 }
 
-/// Works on queued runs until `stop`: right away when one is queued in this process, else
-/// every second (another process, `krake chat`, may have queued it; a crashed worker's run
-/// comes back when its lease ends).
+/// Works on queued runs until `stop`, up to `concurrency` at once: a free slot claims the next
+/// run right away (a slow run never holds back the others). It looks for work when a run is
+/// queued in this process, when a run ends, and every second (another process, `krake chat`,
+/// may have queued one; a crashed worker's run comes back when its lease ends).
 pub fn spawn_worker(
     runner: Runner,
     concurrency: u32,
@@ -272,27 +277,62 @@ pub fn spawn_worker(
         // an event and its run is covered; older threads stay for people).
         let since =
             krake_core::time::Timestamp::from_millis(SystemClock.now().as_millis() - 3_600_000);
+        let slots = Arc::new(tokio::sync::Semaphore::new(concurrency as usize));
+        let ended = Arc::new(tokio::sync::Notify::new());
+        let mut running = tokio::task::JoinSet::new();
         loop {
+            while running.try_join_next().is_some() {}
             if let Err(e) = runner.queue_event_tasks(since).await {
                 tracing::warn!(error = %e, "queueing runs for events failed; will retry");
             }
-            let wait = match runner.work_once(&owner, concurrency).await {
-                Ok(0) => Duration::from_secs(1),
-                Ok(_) => Duration::ZERO,
-                Err(e) => {
-                    tracing::warn!(error = %e, "claiming agent runs failed; will retry");
-                    Duration::from_secs(2)
+            let free = u32::try_from(slots.available_permits()).unwrap_or(0);
+            let mut wait = Duration::from_secs(1);
+            if free > 0 {
+                match runner.claim(&owner, free).await {
+                    Ok(runs) => {
+                        if !runs.is_empty() {
+                            wait = Duration::ZERO;
+                        }
+                        for run in runs {
+                            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                                break;
+                            };
+                            let (r, done) = (runner.clone(), ended.clone());
+                            running.spawn(async move {
+                                let id = run.id;
+                                match r.execute(run).await {
+                                    Ok(status) => {
+                                        metrics::counter!(AGENT_RUNS, "status" => status.as_str())
+                                            .increment(1);
+                                    }
+                                    Err(e) => {
+                                        tracing::warn!(run = id.0, error = %e, "run interrupted by a storage error; it resumes after its lease");
+                                    }
+                                }
+                                drop(permit);
+                                done.notify_one();
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "claiming agent runs failed; will retry");
+                        wait = Duration::from_secs(2);
+                    }
                 }
-            };
+            }
             if *stop.borrow() {
-                return;
+                break;
             }
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = runner.queued() => {}
-                _ = stop.changed() => return,
+                _ = ended.notified() => {}
+                _ = stop.changed() => break,
             }
         }
+        // Runs in flight finish their current step's work; unfinished ones resume elsewhere.
+        running.abort_all();
+        while running.join_next().await.is_some() {}
     })
 }
 

@@ -68,7 +68,8 @@ pub async fn run(settings: Settings, cmd: BenchCmd) -> anyhow::Result<()> {
             concurrent,
             rounds,
             delay_ms,
-        } => crate::bench_agents::run(runs, concurrent, rounds, delay_ms).await,
+            in_process,
+        } => crate::bench_agents::run(runs, concurrent, rounds, delay_ms, in_process).await,
     }
 }
 

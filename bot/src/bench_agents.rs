@@ -149,7 +149,13 @@ async fn overhead(
 }
 
 /// Runs the benchmark.
-pub async fn run(runs: u32, concurrent: u32, rounds: u32, delay_ms: u64) -> anyhow::Result<()> {
+pub async fn run(
+    runs: u32,
+    concurrent: u32,
+    rounds: u32,
+    delay_ms: u64,
+    in_process: bool,
+) -> anyhow::Result<()> {
     println!("agent runs: SQLite scratch store (WAL, synchronous=NORMAL), 1 model call per run");
     let dir = tempfile::tempdir()?;
     let store = scratch_sqlite(&dir).await?;
@@ -186,8 +192,17 @@ pub async fn run(runs: u32, concurrent: u32, rounds: u32, delay_ms: u64) -> anyh
     );
     let dir2 = tempfile::tempdir()?;
     let store = scratch_sqlite(&dir2).await?;
-    let url = model_server(Duration::from_millis(delay_ms)).await?;
-    let r = runner(&store, http_model(url, 60.0)?);
+    let model: Arc<dyn ChatModel> = if in_process {
+        println!("  (model in process, no HTTP)");
+        Arc::new(
+            ScriptedModel::new(Vec::new())
+                .forgetful()
+                .with_delay(Duration::from_millis(delay_ms)),
+        )
+    } else {
+        http_model(model_server(Duration::from_millis(delay_ms)).await?, 60.0)?
+    };
+    let r = runner(&store, model);
     let mut first_rss = None;
     for round in 1..=rounds {
         let mut ids = Vec::with_capacity(concurrent as usize);

@@ -193,6 +193,10 @@ pub enum BenchCmd {
         /// Milliseconds the model server takes per call in the concurrency rounds.
         #[arg(long, default_value_t = 1000)]
         delay_ms: u64,
+        /// Concurrency rounds against an in-process model instead of the HTTP server (tells
+        /// the engine's memory apart from the HTTP stack's).
+        #[arg(long)]
+        in_process: bool,
     },
     /// Knowledge retrieval: filtered query latency in embedded Qdrant over 100,000 chunks
     /// (embedding excluded) and the local embedder's ingestion throughput.

@@ -299,7 +299,7 @@ pub fn prepare_run(
         ThreadKind::Question,
         format!("Task for {}: {}", assignment.agent, one_line(&s.task, 80)),
         format!(
-            "Scheduled task for {} ({role}): {}\nSchedule {}, {} ({}); {when}.\nAssigned: {}.\nNo model is configured yet, so the agent cannot run it: a person can pick it up here.",
+            "Scheduled task for {} ({role}): {}\nSchedule {}, {} ({}); {when}.\nAssigned: {}.\nWith a model configured the agent runs it and answers here; otherwise a person can pick it up here.",
             assignment.agent,
             s.task,
             s.id.0,

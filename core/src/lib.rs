@@ -28,7 +28,8 @@
 //! - [`knowledge`]: the [`Retriever`](knowledge::Retriever) port that RAG fills.
 //! - [`model`]: the [`ChatModel`](model::ChatModel) port (messages, tools, usage, errors).
 //! - [`policy`]: per-agent tools, thresholds and approvals, and the verdict on a result.
-//! - [`run`]: agent runs (durable, leased, stepped) and the [`Runner`](run::Runner) engine.
+//! - [`run`]: agent runs (durable, leased, stepped) and the [`Runner`](run::Runner) engine;
+//!   `tools` holds the tools' schemas and argument checks.
 //! - [`ledger`]: the cost ledger and monthly budgets.
 //! - [`router`]: natural-language routing: a model picks a typed command.
 
@@ -57,6 +58,7 @@ pub mod secret;
 pub mod service;
 pub mod thread_api;
 pub mod time;
+mod tools;
 pub mod web_accounts;
 pub mod workspace;
 

@@ -30,6 +30,11 @@ use crate::policy::{AgentPolicy, Verdict, action_kind};
 use crate::ports::{InboxRepo, RepoError, WriteCtx};
 use crate::reply::Reply;
 use crate::time::{Clock, Timestamp};
+pub use crate::tools::tool_specs;
+use crate::tools::{
+    ApprovalArgs, EscalateArgs, Final, FolderArgs, KpiArgs, ReplyArgs, SearchArgs, check_action,
+    check_confidence, non_empty, parse_plain_result, render_passages,
+};
 use crate::workspace::WorkspaceSlug;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -294,6 +299,12 @@ pub trait AgentDesk: Send + Sync {
     ) -> Result<Reply, RepoError>;
     /// A thread was decided (approved or rejected); an agent's proposal may follow.
     async fn decided(&self, thread: &Thread, actor: &Actor) -> Result<Option<String>, RepoError>;
+    /// A person replied in `thread` (with its replies, the new one last): when a run opened
+    /// it, the agent follows up with the thread's turns as its memory.
+    async fn replied(&self, thread: &Thread, actor: &Actor) -> Result<Option<String>, RepoError> {
+        let _ = (thread, actor);
+        Ok(None)
+    }
     /// The month's costs for one workspace or all the actor may see.
     async fn costs(
         &self,
@@ -377,57 +388,15 @@ pub struct Runner {
     budgets: Arc<Budgets>,
     limits: RunLimits,
     wake: Arc<tokio::sync::Notify>,
+    /// Budget held by model calls in flight in this process, by `ws:SLUG` / `agent:NAME`, so
+    /// concurrent runs cannot all pass the same check and cross a budget together.
+    reserved: Arc<tokio::sync::Mutex<BTreeMap<String, i64>>>,
 }
 
-/// The structured end of a run, from one of the final tools.
-#[derive(Debug, Clone, PartialEq)]
-enum Final {
-    Result {
-        text: String,
-        confidence: f64,
-        action: Option<ProposedAction>,
-    },
-    Escalate {
-        reason: String,
-    },
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReplyArgs {
-    text: String,
-    confidence: f64,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ApprovalArgs {
-    summary: String,
-    confidence: f64,
-    action: ProposedAction,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EscalateArgs {
-    reason: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SearchArgs {
-    query: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KpiArgs {}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FolderArgs {
-    folder: String,
-    values: BTreeMap<String, String>,
+/// Budget held for one call in flight.
+struct Held {
+    keys: Vec<String>,
+    amount: i64,
 }
 
 enum ToolOutcome {
@@ -465,6 +434,7 @@ impl Runner {
             budgets: Arc::new(Budgets::default()),
             limits: RunLimits::default(),
             wake: Arc::new(tokio::sync::Notify::new()),
+            reserved: Arc::new(tokio::sync::Mutex::new(BTreeMap::new())),
         }
     }
 
@@ -518,6 +488,18 @@ impl Runner {
     /// The budgets in force.
     pub fn budgets(&self) -> &Budgets {
         &self.budgets
+    }
+
+    /// The run limits.
+    pub fn limits(&self) -> &RunLimits {
+        &self.limits
+    }
+
+    /// Claims up to `limit` runs for `owner` (queued, or abandoned by a dead worker).
+    pub async fn claim(&self, owner: &str, limit: u32) -> Result<Vec<Run>, RepoError> {
+        self.runs
+            .claim_runs(owner, self.clock.now(), self.limits.lease, limit)
+            .await
     }
 
     /// The ledger.
@@ -649,14 +631,12 @@ impl Runner {
             .estimated_input_tokens(),
             output_tokens: u64::from(self.limits.max_output_tokens),
         });
-        if let Some(why) = self
-            .over_budget(&run.workspace, &run.agent, estimate)
-            .await?
-        {
-            return self.refuse(&run, &why).await;
-        }
+        let mut held = match self.reserve(&run.workspace, &run.agent, estimate).await? {
+            Ok(h) => Some(h),
+            Err(why) => return self.refuse(&run, &why).await,
+        };
         let mut corrections = 0u32;
-        for turn in 0..self.limits.max_turns {
+        for _ in 0..self.limits.max_turns {
             let request = ChatRequest {
                 model: policy.model.clone(),
                 messages: messages.clone(),
@@ -664,18 +644,23 @@ impl Runner {
                 temperature: Some(policy.temperature),
                 max_tokens: Some(self.limits.max_output_tokens),
             };
-            if turn > 0 {
-                let est = price.cost_micros(Usage {
-                    input_tokens: request.estimated_input_tokens(),
-                    output_tokens: u64::from(self.limits.max_output_tokens),
-                });
-                if let Some(why) = self.over_budget(&run.workspace, &run.agent, est).await? {
-                    return self.refuse(&run, &why).await;
+            let hold = match held.take() {
+                Some(h) => h,
+                None => {
+                    let est = price.cost_micros(Usage {
+                        input_tokens: request.estimated_input_tokens(),
+                        output_tokens: u64::from(self.limits.max_output_tokens),
+                    });
+                    match self.reserve(&run.workspace, &run.agent, est).await? {
+                        Ok(h) => h,
+                        Err(why) => return self.refuse(&run, &why).await,
+                    }
                 }
-            }
+            };
             let response = match model.chat(&request).await {
                 Ok(r) => r,
                 Err(e) => {
+                    self.release(hold).await;
                     self.step(&run, "model_error", e.to_string()).await?;
                     let why = match e {
                         ModelError::NotConfigured => "no model provider is configured".to_owned(),
@@ -684,14 +669,18 @@ impl Runner {
                     return self.fail(&run, &why).await;
                 }
             };
-            self.charge(
-                &run,
-                &response.provider,
-                &response.model,
-                response.usage,
-                response.cost_micros,
-            )
-            .await?;
+            let charged = self
+                .charge(
+                    &run,
+                    &response.provider,
+                    &response.model,
+                    response.usage,
+                    response.cost_micros,
+                )
+                .await;
+            // Released after the ledger row is written, so a check never misses both.
+            self.release(hold).await;
+            charged?;
             self.step(
                 &run,
                 "model",
@@ -832,11 +821,7 @@ impl Runner {
                 .unwrap_or(t.len());
             format!("(earlier conversation cut) …{}", &t[start..])
         };
-        if self
-            .over_budget(&run.workspace, &run.agent, estimate)
-            .await?
-            .is_some()
-        {
+        let Ok(hold) = self.reserve(&run.workspace, &run.agent, estimate).await? else {
             self.step(
                 run,
                 "memory",
@@ -844,11 +829,23 @@ impl Runner {
             )
             .await?;
             return Ok(cut(&text));
-        }
-        match model.chat(&request).await {
+        };
+        let answer = match model.chat(&request).await {
             Ok(r) => {
-                self.charge(run, &r.provider, &r.model, r.usage, r.cost_micros)
-                    .await?;
+                let charged = self
+                    .charge(run, &r.provider, &r.model, r.usage, r.cost_micros)
+                    .await;
+                self.release(hold).await;
+                charged?;
+                Ok(r)
+            }
+            Err(e) => {
+                self.release(hold).await;
+                Err(e)
+            }
+        };
+        match answer {
+            Ok(r) => {
                 let summary = r.content.unwrap_or_default();
                 if summary.trim().is_empty()
                     || crate::model::estimate_tokens(&summary) > budget_tokens
@@ -1234,7 +1231,7 @@ impl Runner {
         if kind == ThreadKind::Escalation {
             new.approvers = Approvers::Role { role: Role::Owner };
         }
-        new.origin_key = Some(format!("run:{}:{}:{}", run.id.0, run.attempts, kind));
+        new.origin_key = Some(format!("run:{}:{}", run.id.0, kind));
         new.post_to = self.routes.for_workspace(&run.workspace).to_vec();
         let ctx = WriteCtx {
             actor: Actor::system(),
@@ -1347,16 +1344,78 @@ impl Runner {
             .await
     }
 
-    /// Why spending `estimate` more now would cross a budget, if it would.
+    /// Holds `estimate` of the budgets that apply for one call, or says why it would cross
+    /// one (counting what calls in flight in this process hold). Release it after charging.
+    async fn reserve(
+        &self,
+        workspace: &WorkspaceSlug,
+        agent: &str,
+        estimate: i64,
+    ) -> Result<Result<Held, String>, RepoError> {
+        let mut keys = Vec::new();
+        if self.budgets.workspaces.contains_key(workspace.as_str()) {
+            keys.push(format!("ws:{workspace}"));
+        }
+        if self.budgets.agents.contains_key(&agent.to_lowercase()) {
+            keys.push(format!("agent:{}", agent.to_lowercase()));
+        }
+        if keys.is_empty() {
+            return Ok(Ok(Held { keys, amount: 0 }));
+        }
+        // Held across the ledger reads: checks in this process are serial, which is what
+        // makes check-then-hold atomic.
+        let mut reserved = self.reserved.lock().await;
+        let held_ws = reserved
+            .get(&format!("ws:{workspace}"))
+            .copied()
+            .unwrap_or(0);
+        let held_agent = reserved
+            .get(&format!("agent:{}", agent.to_lowercase()))
+            .copied()
+            .unwrap_or(0);
+        if let Some(why) = self
+            .over_budget(workspace, agent, estimate, held_ws, held_agent)
+            .await?
+        {
+            return Ok(Err(why));
+        }
+        for k in &keys {
+            *reserved.entry(k.clone()).or_default() += estimate;
+        }
+        Ok(Ok(Held {
+            keys,
+            amount: estimate,
+        }))
+    }
+
+    async fn release(&self, h: Held) {
+        if h.amount == 0 {
+            return;
+        }
+        let mut reserved = self.reserved.lock().await;
+        for k in h.keys {
+            if let Some(v) = reserved.get_mut(&k) {
+                *v -= h.amount;
+                if *v <= 0 {
+                    reserved.remove(&k);
+                }
+            }
+        }
+    }
+
+    /// Why spending `estimate` more now would cross a budget, if it would, with `held_*`
+    /// already promised to calls in flight.
     async fn over_budget(
         &self,
         workspace: &WorkspaceSlug,
         agent: &str,
         estimate: i64,
+        held_ws: i64,
+        held_agent: i64,
     ) -> Result<Option<String>, RepoError> {
         let month = month_of(self.clock.now());
         if let Some(budget) = self.budgets.workspaces.get(workspace.as_str()) {
-            let spent = self.ledger.spent(workspace, None, &month).await?;
+            let spent = self.ledger.spent(workspace, None, &month).await? + held_ws;
             if spent.saturating_add(estimate) > *budget {
                 return Ok(Some(format!(
                     "{workspace}'s monthly model budget is {}; {} is spent and this call would cost about {} more",
@@ -1367,7 +1426,7 @@ impl Runner {
             }
         }
         if let Some(budget) = self.budgets.agents.get(&agent.to_lowercase()) {
-            let spent = self.ledger.spent_by_agent(agent, &month).await?;
+            let spent = self.ledger.spent_by_agent(agent, &month).await? + held_agent;
             if spent.saturating_add(estimate) > *budget {
                 return Ok(Some(format!(
                     "{agent}'s monthly model budget is {}; {} is spent and this call would cost about {} more",
@@ -1516,6 +1575,56 @@ impl Runner {
         }
     }
 
+    /// A reply in a thread a run opened (its notice or escalation, or an approval already
+    /// decided) starts a follow-up run whose memory is the thread: the earlier result and every
+    /// reply, summarised when long. Open approvals wait for their decision instead.
+    pub async fn on_reply(
+        &self,
+        thread: &Thread,
+        actor: &Actor,
+    ) -> Result<Option<String>, RepoError> {
+        if self.model.is_none() || thread.is_decidable() {
+            return Ok(None);
+        }
+        let Some(run) = self.runs.run_for_thread(thread.id).await? else {
+            return Ok(None);
+        };
+        if matches!(run.status, RunStatus::Queued | RunStatus::Running) {
+            return Ok(None);
+        }
+        let mut memory = String::new();
+        if let Some(prev) = &run.feedback {
+            let _ = writeln!(memory, "{prev}");
+        }
+        let _ = writeln!(
+            memory,
+            "Attempt ({}): {}",
+            run.id,
+            run.result
+                .as_deref()
+                .or(run.error.as_deref())
+                .unwrap_or("no result")
+        );
+        for r in &thread.replies {
+            let _ = writeln!(memory, "{} replied: {}", r.author, r.text);
+        }
+        let next = self
+            .start(&NewRun {
+                workspace: run.workspace.clone(),
+                agent: run.agent.clone(),
+                task: run.task.clone(),
+                trigger: "reply".into(),
+                requested_by: actor.user.to_string(),
+                parent: Some(run.id),
+                feedback: Some(memory.trim_end().to_owned()),
+            })
+            .await?;
+        Ok(Some(format!(
+            "{} follows up on your reply ({}).",
+            run.agent, next.id
+        )))
+    }
+
     /// Handles the decision on an approval a run opened: Approve executes the proposed action;
     /// Reject with a reason queues a revision run that sees the reason.
     pub async fn on_decision(
@@ -1584,6 +1693,29 @@ impl Runner {
                         now,
                     )
                     .await?;
+                if status == RunStatus::Failed {
+                    // A person approved it and it could not be done: the owner must know.
+                    let mut new = NewThread::new(
+                        run.workspace.clone(),
+                        ThreadKind::Escalation,
+                        format!("Approved but not done: {}", one_line(&thread.title, 60)),
+                        format!(
+                            "#{} was approved by {}, but carrying it out failed.\n{note}\nTask: {}",
+                            thread.id.0, actor.user, run.task
+                        ),
+                    );
+                    new.origin = Origin::Agent;
+                    new.agent = Some(run.agent.clone());
+                    new.approvers = Approvers::Role { role: Role::Owner };
+                    new.origin_key = Some(format!("run:{}:execute-failed", run.id.0));
+                    new.post_to = self.routes.for_workspace(&run.workspace).to_vec();
+                    let ctx = WriteCtx {
+                        actor: Actor::system(),
+                        inbound: None,
+                        now,
+                    };
+                    self.inbox.create(&new, &ctx).await?;
+                }
                 Ok(Some(note))
             }
             ThreadStatus::Rejected => {
@@ -1693,6 +1825,10 @@ impl AgentDesk for Runner {
         self.on_decision(thread, actor).await
     }
 
+    async fn replied(&self, thread: &Thread, actor: &Actor) -> Result<Option<String>, RepoError> {
+        self.on_reply(thread, actor).await
+    }
+
     fn has_model(&self) -> bool {
         self.model.is_some()
     }
@@ -1756,27 +1892,34 @@ impl AgentDesk for Runner {
             input_tokens: request.estimated_input_tokens(),
             output_tokens: 200,
         });
-        if let Some(why) = self.over_budget(&ws, ROUTER, estimate).await? {
-            tracing::info!(%why, "natural-language routing skipped: budget");
-            return Ok(None);
-        }
+        let hold = match self.reserve(&ws, ROUTER, estimate).await? {
+            Ok(h) => h,
+            Err(why) => {
+                tracing::info!(%why, "natural-language routing skipped: budget");
+                return Ok(None);
+            }
+        };
         let response = match model.chat(&request).await {
             Ok(r) => r,
             Err(e) => {
+                self.release(hold).await;
                 tracing::warn!(error = %e, "natural-language routing: the model failed");
                 return Ok(None);
             }
         };
-        self.charge_call(
-            None,
-            &ws,
-            ROUTER,
-            &response.provider,
-            &response.model,
-            response.usage,
-            response.cost_micros,
-        )
-        .await?;
+        let charged = self
+            .charge_call(
+                None,
+                &ws,
+                ROUTER,
+                &response.provider,
+                &response.model,
+                response.usage,
+                response.cost_micros,
+            )
+            .await;
+        self.release(hold).await;
+        charged?;
         Ok(match crate::router::interpret(&response, parser) {
             crate::router::Routed::Command(c) => Some(c),
             crate::router::Routed::Invalid(line) => {
@@ -1830,101 +1973,6 @@ impl AgentDesk for Runner {
     }
 }
 
-/// A plain-text answer read as a result: a JSON object `{"text": …, "confidence": …}`.
-fn parse_plain_result(text: &str) -> Option<Final> {
-    let t = text.trim();
-    let t = t
-        .strip_prefix("```json")
-        .or_else(|| t.strip_prefix("```"))
-        .map(|s| s.trim_end_matches("```").trim())
-        .unwrap_or(t);
-    let a: ReplyArgs = serde_json::from_str(t).ok()?;
-    let confidence = check_confidence(a.confidence).ok()?;
-    let text = non_empty("text", &a.text).ok()?;
-    Some(Final::Result {
-        text,
-        confidence,
-        action: None,
-    })
-}
-
-fn check_confidence(c: f64) -> Result<f64, String> {
-    if c.is_finite() && (0.0..=1.0).contains(&c) {
-        Ok(c)
-    } else {
-        Err(format!(
-            "confidence must be a number between 0 and 1, got {c}"
-        ))
-    }
-}
-
-fn non_empty(field: &str, s: &str) -> Result<String, String> {
-    let t = s.trim();
-    if t.is_empty() {
-        Err(format!("`{field}` must not be empty"))
-    } else if t.chars().count() > 8000 {
-        Err(format!("`{field}` is longer than 8000 characters"))
-    } else {
-        Ok(t.to_owned())
-    }
-}
-
-/// Validates a proposed action like any other input.
-fn check_action(a: &ProposedAction) -> Result<(), String> {
-    let currency = |c: &str| {
-        if c.len() == 3 && c.chars().all(|x| x.is_ascii_uppercase()) {
-            Ok(())
-        } else {
-            Err(format!(
-                "currency must be an ISO 4217 code like EUR, got `{c}`"
-            ))
-        }
-    };
-    match a {
-        ProposedAction::SendMessage { to, text } => {
-            non_empty("to", to)?;
-            non_empty("text", text).map(|_| ())
-        }
-        ProposedAction::PublishPost { channel, text } => {
-            non_empty("channel", channel)?;
-            non_empty("text", text).map(|_| ())
-        }
-        ProposedAction::ChangePrice {
-            product,
-            price_minor,
-            currency: c,
-        } => {
-            non_empty("product", product)?;
-            if *price_minor <= 0 {
-                return Err(format!("price_minor must be positive, got {price_minor}"));
-            }
-            currency(c)
-        }
-        ProposedAction::Refund {
-            order_id,
-            amount_minor,
-            currency: c,
-        } => {
-            non_empty("order_id", order_id)?;
-            if *amount_minor <= 0 {
-                return Err(format!("amount_minor must be positive, got {amount_minor}"));
-            }
-            currency(c)
-        }
-    }
-}
-
-fn render_passages(p: &[Passage]) -> String {
-    if p.is_empty() {
-        return "Nothing found.".to_owned();
-    }
-    let mut t = String::new();
-    for (i, x) in p.iter().enumerate() {
-        let _ = writeln!(t, "[{}] {} ({})", i + 1, x.text.trim(), x.citation());
-    }
-    t.trim_end().to_owned()
-}
-
 fn one_line(s: &str, max: usize) -> String {
     let line = s.lines().next().unwrap_or("");
     if line.chars().count() > max {
@@ -1933,53 +1981,4 @@ fn one_line(s: &str, max: usize) -> String {
     } else {
         line.to_owned()
     }
-}
-
-/// The core tools with their argument schemas.
-pub fn tool_specs() -> Vec<ToolSpec> {
-    use serde_json::json;
-    let action = json!({
-        "type": "object",
-        "description": "The action, by type: send_message {to, text}, publish_post {channel, text}, change_price {product, price_minor, currency}, refund {order_id, amount_minor, currency}. Amounts are in minor units (cents).",
-        "properties": {
-            "type": {"type": "string", "enum": ["send_message", "publish_post", "change_price", "refund"]},
-            "to": {"type": "string"}, "text": {"type": "string"}, "channel": {"type": "string"},
-            "product": {"type": "string"}, "price_minor": {"type": "integer"},
-            "order_id": {"type": "string"}, "amount_minor": {"type": "integer"},
-            "currency": {"type": "string"}
-        },
-        "required": ["type"]
-    });
-    vec![
-        ToolSpec {
-            name: "reply".into(),
-            description: "Finish with your answer and your confidence in it (0 to 1).".into(),
-            parameters: json!({"type": "object", "properties": {"text": {"type": "string"}, "confidence": {"type": "number", "minimum": 0, "maximum": 1}}, "required": ["text", "confidence"], "additionalProperties": false}),
-        },
-        ToolSpec {
-            name: "request_approval".into(),
-            description: "Finish by proposing an action that changes something outside Krake; a person approves it unless your policy lets you act.".into(),
-            parameters: json!({"type": "object", "properties": {"summary": {"type": "string"}, "confidence": {"type": "number", "minimum": 0, "maximum": 1}, "action": action}, "required": ["summary", "confidence", "action"], "additionalProperties": false}),
-        },
-        ToolSpec {
-            name: "escalate".into(),
-            description: "Finish by handing the task to a person, saying why.".into(),
-            parameters: json!({"type": "object", "properties": {"reason": {"type": "string"}}, "required": ["reason"], "additionalProperties": false}),
-        },
-        ToolSpec {
-            name: "search_knowledge".into(),
-            description: "Search this workspace's knowledge base; returns cited passages.".into(),
-            parameters: json!({"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"], "additionalProperties": false}),
-        },
-        ToolSpec {
-            name: "add_folder_entry".into(),
-            description: "Add a row to one of your own folders (tables); values by column name, checked against the column types.".into(),
-            parameters: json!({"type": "object", "properties": {"folder": {"type": "string"}, "values": {"type": "object", "additionalProperties": {"type": "string"}}}, "required": ["folder", "values"], "additionalProperties": false}),
-        },
-        ToolSpec {
-            name: "get_kpis".into(),
-            description: "This workspace's sales KPIs: revenue, orders, refunds, fulfilment.".into(),
-            parameters: json!({"type": "object", "properties": {}, "additionalProperties": false}),
-        },
-    ]
 }

@@ -561,9 +561,18 @@ impl Krake {
             return Ok(refusal);
         }
         match self.inbox.reply(id, text, ctx).await? {
-            Some(th) => Ok(
-                Reply::success(format!("Replied in #{} ({}).", th.id.0, th.status)).about(th.id),
-            ),
+            Some(th) => {
+                let follow_up = match &self.agents {
+                    Some(a) => a.replied(&th, actor).await?,
+                    None => None,
+                };
+                let follow_up = follow_up.map(|f| format!(" {f}")).unwrap_or_default();
+                Ok(Reply::success(format!(
+                    "Replied in #{} ({}).{follow_up}",
+                    th.id.0, th.status
+                ))
+                .about(th.id))
+            }
             None => Ok(no_thread(id)),
         }
     }

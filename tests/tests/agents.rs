@@ -13,7 +13,9 @@ use krake_core::ledger::{Budgets, CostLedger};
 use krake_core::model::{ModelError, Scripted, ScriptedModel};
 use krake_core::policy::AgentPolicy;
 use krake_core::ports::InboxRepo;
-use krake_core::run::{NewRun, RecordingExecutor, RunLimits, RunRepo, RunStatus, Runner};
+use krake_core::run::{
+    ActionExecutor, NewRun, RecordingExecutor, RunLimits, RunRepo, RunStatus, Runner,
+};
 use krake_core::time::{ManualClock, Timestamp};
 use krake_core::workspace::WorkspaceSlug;
 use krake_store::Store;
@@ -41,6 +43,7 @@ struct Setup {
     retriever: Option<Arc<dyn Retriever>>,
     no_model: bool,
     limits: Option<RunLimits>,
+    executor: Option<Arc<dyn ActionExecutor>>,
 }
 
 /// A retriever with fixed passages, filtered by workspace like the real one.
@@ -89,7 +92,7 @@ async fn world(script: Vec<Scripted>, setup: Setup) -> World {
             Some(model.clone())
         },
         setup.retriever.unwrap_or_else(|| Arc::new(NoKnowledge)),
-        exec.clone(),
+        setup.executor.unwrap_or_else(|| exec.clone()),
         clock.clone(),
         Directory::default(),
     )
@@ -860,4 +863,268 @@ async fn reject_without_a_reason_ends_the_task_without_a_revision() {
         "no revision queued"
     );
     assert!(w.exec.executed().is_empty());
+}
+
+struct Broken;
+
+#[async_trait]
+impl ActionExecutor for Broken {
+    async fn execute(&self, _: &WorkspaceSlug, _: &ProposedAction) -> Result<String, String> {
+        Err("the shop refused the refund".into())
+    }
+}
+
+#[tokio::test]
+async fn an_approved_action_that_fails_escalates_to_the_owner() {
+    let w = world(
+        vec![refund_call(0.9)],
+        Setup {
+            executor: Some(Arc::new(Broken)),
+            ..Setup::default()
+        },
+    )
+    .await;
+    let run = w.run("cassie", "refund order 1042").await;
+    let th = w.thread(&run).await;
+    let reply = w
+        .krake
+        .handle_text(&Actor::local(), &format!("/approve {}", th.id.0))
+        .await;
+    assert!(
+        reply
+            .text
+            .contains("Executing failed: the shop refused the refund"),
+        "{}",
+        reply.text
+    );
+    assert_eq!(
+        w.store.run(run.id).await.unwrap().unwrap().status,
+        RunStatus::Failed
+    );
+    let esc = w.threads(ThreadKind::Escalation).await;
+    assert_eq!(esc.len(), 1);
+    assert!(
+        esc[0].title.starts_with("Approved but not done"),
+        "{}",
+        esc[0].title
+    );
+}
+
+#[tokio::test]
+async fn a_reply_on_an_agents_thread_starts_a_follow_up_that_remembers_the_thread() {
+    let w = world(
+        vec![
+            tools(&[("reply", json!({"text": "Glow up.", "confidence": 0.9}))]),
+            tools(&[(
+                "reply",
+                json!({"text": "Glow in the dark, sleep in comfort.", "confidence": 0.9}),
+            )]),
+        ],
+        Setup::default(),
+    )
+    .await;
+    let run = w.run("penn", "a tagline for the hoodie").await;
+    let th = w.thread(&run).await;
+    assert_eq!(th.kind, ThreadKind::Notice);
+    let reply = w
+        .krake
+        .handle_text(
+            &Actor::local(),
+            &format!("/reply {} longer, and mention comfort", th.id.0),
+        )
+        .await;
+    assert!(
+        reply.text.contains("Penn follows up on your reply"),
+        "{}",
+        reply.text
+    );
+    assert_eq!(w.runner.work_once("t", 10).await.unwrap(), 1);
+    let follow = &w.store.list_runs(None, 1).await.unwrap()[0];
+    assert_eq!(follow.trigger, "reply");
+    assert_eq!(follow.parent, Some(run.id));
+    assert_eq!(follow.status, RunStatus::Done);
+    let prompt = &w.model.requests()[1].messages[1].content;
+    assert!(prompt.contains("Glow up."), "the earlier result: {prompt}");
+    assert!(
+        prompt.contains("local replied: longer, and mention comfort"),
+        "{prompt}"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_runs_cannot_cross_a_budget_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&Store::sqlite_url(&dir.path().join("k.db")))
+        .await
+        .unwrap();
+    store.migrate(|_| {}).await.unwrap();
+    let s = Arc::new(store.clone());
+    // Every call takes 100 ms, so all twenty runs check the budget while others are in flight.
+    let model = Arc::new(ScriptedModel::new(vec![]).with_delay(Duration::from_millis(100)));
+    let budget = 12_000; // about four calls' estimates
+    let runner = Runner::new(
+        s.clone(),
+        s.clone(),
+        s.clone(),
+        Some(model.clone()),
+        Arc::new(NoKnowledge),
+        Arc::new(RecordingExecutor::default()),
+        Arc::new(ManualClock::new(Timestamp::from_millis(T0))),
+        Directory::default(),
+    )
+    .with_budgets(Budgets {
+        workspaces: BTreeMap::from([("lunavo".to_owned(), budget)]),
+        ..Budgets::default()
+    });
+    for i in 0..20 {
+        runner
+            .start(&NewRun {
+                workspace: WorkspaceSlug::parse("lunavo").unwrap(),
+                agent: "penn".into(),
+                task: format!("tagline {i}"),
+                trigger: "command".into(),
+                requested_by: "local".into(),
+                parent: None,
+                feedback: None,
+            })
+            .await
+            .unwrap();
+    }
+    assert_eq!(runner.work_once("t", 20).await.unwrap(), 20);
+    let runs = store.list_runs(None, 50).await.unwrap();
+    let done = runs.iter().filter(|r| r.status == RunStatus::Done).count();
+    let refused = runs
+        .iter()
+        .filter(|r| r.status == RunStatus::Refused)
+        .count();
+    assert_eq!(done + refused, 20);
+    assert!(done >= 1 && refused >= 1, "done {done}, refused {refused}");
+    let spent = store
+        .spent(&WorkspaceSlug::parse("lunavo").unwrap(), None, "2026-11")
+        .await
+        .unwrap();
+    assert!(spent <= budget, "spent {spent} of {budget}");
+    assert_eq!(model.requests().len(), done, "no call without budget");
+}
+
+/// A fresh PostgreSQL database (on `KRAKE_TEST_POSTGRES_URL`, default 127.0.0.1:5432/test),
+/// dropped by the returned guard.
+async fn postgres_store() -> (Store, PgGuard) {
+    let admin = std::env::var("KRAKE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let name = format!(
+        "krake_agents_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let a = Store::open(&admin)
+        .await
+        .expect("PostgreSQL is required for this test; run scripts/test, which starts it");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(a.pool())
+        .await
+        .unwrap();
+    a.pool().close().await;
+    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+    let store = Store::open(&url).await.unwrap();
+    store.migrate(|_| {}).await.unwrap();
+    (store, PgGuard { admin, name })
+}
+
+struct PgGuard {
+    admin: String,
+    name: String,
+}
+
+impl Drop for PgGuard {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(a) = Store::open(&admin).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(a.pool())
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgresql_runs_are_claimed_once_each_and_approvals_execute() {
+    let (store, _guard) = postgres_store().await;
+    let s = Arc::new(store.clone());
+    let model = Arc::new(ScriptedModel::new(vec![refund_call(1.0)]));
+    let exec = Arc::new(RecordingExecutor::default());
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(T0)));
+    let runner = Runner::new(
+        s.clone(),
+        s.clone(),
+        s.clone(),
+        Some(model.clone()),
+        Arc::new(NoKnowledge),
+        exec.clone(),
+        clock.clone(),
+        Directory::default(),
+    );
+    let krake = Krake::new(s.clone(), s.clone(), clock, Directory::default())
+        .with_agents(Arc::new(runner.clone()));
+    for i in 0..30 {
+        runner
+            .start(&NewRun {
+                workspace: WorkspaceSlug::parse("lunavo").unwrap(),
+                agent: "cassie".into(),
+                task: format!("task {i}"),
+                trigger: "command".into(),
+                requested_by: "local".into(),
+                parent: None,
+                feedback: None,
+            })
+            .await
+            .unwrap();
+    }
+    // Three workers race for the same queue: each run is claimed exactly once.
+    let (a, b, c) = tokio::join!(
+        runner.work_once("w1", 30),
+        runner.work_once("w2", 30),
+        runner.work_once("w3", 30)
+    );
+    assert_eq!(a.unwrap() + b.unwrap() + c.unwrap(), 30);
+    assert_eq!(
+        model.requests().len(),
+        30,
+        "one model call per run, none twice"
+    );
+    let runs = store.list_runs(None, 100).await.unwrap();
+    assert!(runs.iter().all(|r| r.attempts == 1));
+    let waiting: Vec<_> = runs
+        .iter()
+        .filter(|r| r.status == RunStatus::AwaitingApproval)
+        .collect();
+    assert_eq!(
+        waiting.len(),
+        1,
+        "the scripted refund waits; the rest replied"
+    );
+    let th = waiting[0].thread.unwrap();
+    let reply = krake
+        .handle_text(&Actor::local(), &format!("/approve {}", th.0))
+        .await;
+    assert!(
+        reply.text.contains("Done: executed: refund"),
+        "{}",
+        reply.text
+    );
+    assert_eq!(exec.executed().len(), 1);
+    let r = store.report(None, "2026-11").await.unwrap();
+    assert_eq!(r.total.calls, 30);
 }
