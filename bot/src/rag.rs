@@ -727,8 +727,14 @@ mod tests {
                 .retrieve(&query("lunavo", "refund"))
                 .await
                 .expect("retrieve");
-            // Dense search ranks every chunk; the relevant one comes first.
-            assert_eq!(found.len(), 2, "{found:?}");
+            // Dense search ranks every chunk; BM25 alone (no weights here) only the one that
+            // has the word. The relevant one comes first either way.
+            let expected = if MiniLm::present(&models_dir(&settings)) {
+                2
+            } else {
+                1
+            };
+            assert_eq!(found.len(), expected, "{found:?}");
             assert!(found[0].source.ends_with("returns.md"), "{found:?}");
             assert_eq!(found[0].title, "Returns");
             assert_eq!(found[0].source_kind, "file");
