@@ -27,10 +27,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// Agent runs ended by this process, by status (`done`, `awaiting_approval`, `escalated`,
-/// `failed`, `refused`), on `/metrics`.
-pub const AGENT_RUNS: &str = "krake_agent_runs_total";
-
 /// `[budgets]`: monthly model budgets in US dollars.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -236,7 +232,10 @@ pub fn runner(
     let s = Arc::new(store.clone());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let retriever: Arc<dyn Retriever> = Arc::new(NoKnowledge);
-    let model = agents.model.clone().map(|m| -> Arc<dyn ChatModel> { m });
+    let model = agents
+        .model
+        .clone()
+        .map(|m| -> Arc<dyn ChatModel> { Arc::new(crate::telemetry::MeteredModel::new(m)) });
     Runner::new(
         s.clone(),
         s.clone(),
@@ -299,12 +298,9 @@ pub fn spawn_worker(
                             };
                             let (r, done) = (runner.clone(), ended.clone());
                             running.spawn(async move {
-                                let id = run.id;
+                                let (id, agent) = (run.id, run.agent.clone());
                                 match r.execute(run).await {
-                                    Ok(status) => {
-                                        metrics::counter!(AGENT_RUNS, "status" => status.as_str())
-                                            .increment(1);
-                                    }
+                                    Ok(status) => crate::telemetry::agent_run(&agent, status.as_str()),
                                     Err(e) => {
                                         tracing::warn!(run = id.0, error = %e, "run interrupted by a storage error; it resumes after its lease");
                                     }

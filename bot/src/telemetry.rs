@@ -6,8 +6,8 @@
 //! outbox depth) are read from the store at scrape time, so every replica reports the same
 //! shared queue.
 //!
-//! Not exported yet, because the things they count do not exist yet: agent runs by agent and
-//! outcome, and model tokens and cost (the agents issue).
+//! Agent runs are counted by `agent` and `status` when a run ends; model tokens and cost are
+//! counted per call by [`MeteredModel`], which wraps the model the runner uses.
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -40,6 +40,16 @@ pub const BUILD_INFO: &str = "krake_build_info";
 /// Webhook events, by `source` and `outcome` (recorded by krake-commerce).
 pub const WEBHOOK_EVENTS: &str = krake_commerce::WEBHOOK_EVENTS;
 
+/// Agent runs ended by this process, by `agent` and `status` (`done`, `awaiting_approval`,
+/// `escalated`, `failed`, `refused`).
+pub const AGENT_RUNS: &str = "krake_agent_runs_total";
+/// Model tokens used by this process's calls, by `provider`, `model` and `kind` (`input`,
+/// `output`).
+pub const MODEL_TOKENS: &str = "krake_model_tokens_total";
+/// What this process's model calls cost in micro-dollars (millionths of a US dollar) at the
+/// configured prices, by `provider` and `model` (Prometheus counters are integers here).
+pub const MODEL_COST: &str = "krake_model_cost_microdollars_total";
+
 /// Every metric name `/metrics` exports (histograms add `_bucket`, `_sum`, `_count`).
 pub const ALL: &[&str] = &[
     HTTP_REQUESTS,
@@ -52,6 +62,9 @@ pub const ALL: &[&str] = &[
     SCHEDULE_RUNS,
     BUILD_INFO,
     WEBHOOK_EVENTS,
+    AGENT_RUNS,
+    MODEL_TOKENS,
+    MODEL_COST,
 ];
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -97,6 +110,59 @@ fn describe() {
     describe_counter!(SCHEDULE_RUNS, "Schedule occurrences, by outcome");
     describe_gauge!(BUILD_INFO, "Build information");
     describe_counter!(WEBHOOK_EVENTS, "Webhook events by source and outcome");
+    describe_counter!(AGENT_RUNS, "Agent runs ended, by agent and status");
+    describe_counter!(MODEL_TOKENS, "Model tokens, by provider, model and kind");
+    describe_counter!(
+        MODEL_COST,
+        "Model cost in micro-dollars at the configured prices, by provider and model"
+    );
+}
+
+/// Records one ended agent run.
+pub fn agent_run(agent: &str, status: &str) {
+    metrics::counter!(AGENT_RUNS, "agent" => agent.to_owned(), "status" => status.to_owned())
+        .increment(1);
+}
+
+/// A [`ChatModel`](krake_core::model::ChatModel) that counts the tokens and cost of every
+/// answered call of the model it wraps (the provider and model that answered, after fail-over).
+pub struct MeteredModel<M: ?Sized> {
+    inner: Arc<M>,
+}
+
+impl<M: ?Sized> MeteredModel<M> {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<M>) -> Self {
+        Self { inner }
+    }
+}
+
+#[async_trait::async_trait]
+impl<M> krake_core::model::ChatModel for MeteredModel<M>
+where
+    M: krake_core::model::ChatModel + ?Sized,
+{
+    async fn chat(
+        &self,
+        request: &krake_core::model::ChatRequest,
+    ) -> Result<krake_core::model::ChatResponse, krake_core::model::ModelError> {
+        let response = self.inner.chat(request).await?;
+        let (provider, model) = (response.provider.clone(), response.model.clone());
+        for (kind, n) in [
+            ("input", response.usage.input_tokens),
+            ("output", response.usage.output_tokens),
+        ] {
+            metrics::counter!(MODEL_TOKENS, "provider" => provider.clone(), "model" => model.clone(), "kind" => kind)
+                .increment(n);
+        }
+        metrics::counter!(MODEL_COST, "provider" => provider, "model" => model)
+            .increment(u64::try_from(response.cost_micros).unwrap_or(0));
+        Ok(response)
+    }
+
+    fn price(&self, model: Option<&str>) -> krake_core::model::Price {
+        self.inner.price(model)
+    }
 }
 
 /// Counts and times every request by its matched route template (`/webhooks/gelato/{token}`,

@@ -217,6 +217,41 @@ fn a_run_killed_mid_call_resumes_after_restart_and_is_charged() {
     let costs = chat_with(dir.path(), &cfg, "/costs lunavo");
     assert!(costs.contains("$0.0006"), "{costs}");
     assert!(costs.contains("of $5.00 budget"), "{costs}");
+    // /metrics of the process that finished the run: the run by agent and status, the call's
+    // tokens and cost by provider and model.
+    let (status, m) = get(port, "/metrics", "");
+    assert_eq!(status, 200, "{m}");
+    let series = |name: &str| -> Vec<(String, String)> {
+        m.lines()
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{'))
+            .filter_map(|l| l.rsplit_once(' '))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    };
+    let runs = series("krake_agent_runs_total");
+    assert!(
+        runs.iter().any(|(k, v)| k.contains(r#"agent="Penn""#)
+            && k.contains(r#"status="done""#)
+            && v == "1"),
+        "{m}"
+    );
+    let tokens = series("krake_model_tokens_total");
+    for (kind, n) in [("input", "120"), ("output", "30")] {
+        assert!(
+            tokens.iter().any(|(k, v)| k.contains(r#"provider="fake""#)
+                && k.contains(r#"model="fake-model""#)
+                && k.contains(&format!(r#"kind="{kind}""#))
+                && v == n),
+            "{kind} tokens: {m}"
+        );
+    }
+    let cost = series("krake_model_cost_microdollars_total");
+    assert!(
+        cost.iter().any(|(k, v)| k.contains(r#"provider="fake""#)
+            && k.contains(r#"model="fake-model""#)
+            && v == "600"),
+        "{m}"
+    );
     server.kill().unwrap();
     server.wait().unwrap();
 }
