@@ -819,3 +819,110 @@ async fn folder_entries_change_through_the_api_with_checked_values() {
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn the_kpi_panel_shows_a_workspaces_figures_to_its_members_only() {
+    use krake_core::commerce::{CommerceEnvelope, CommerceEvent, CommerceRepo, Minor, Order};
+    use krake_core::inbound::{IdempotencyKey, Inbound, Recorded};
+    use krake_core::ports::InboundRepo;
+    let app = spawn().await;
+    let now = krake_core::time::Clock::now(app.clock.as_ref());
+    let order = |id: &str, total: i64, status: &str, refunded: i64| Order {
+        id: id.into(),
+        name: format!("#{id}"),
+        day: "2026-11-24".into(),
+        utc_offset_minutes: 60,
+        created_at: now,
+        updated_at: now,
+        currency: "EUR".into(),
+        total: Minor(total),
+        refunded: Minor(refunded),
+        financial_status: status.into(),
+        email: None,
+        customer_name: Some("Eve".into()),
+    };
+    let events = [
+        order("1001", 2050, "paid", 0),
+        order("1002", 3000, "partially_refunded", 500),
+        order("1003", 1525, "pending", 0),
+    ];
+    for (i, o) in events.into_iter().enumerate() {
+        let ev = Inbound {
+            source: "shopify".into(),
+            idempotency_key: IdempotencyKey::parse(&format!("shopify:kpi-{i}")).unwrap(),
+            actor: krake_core::actor::UserName::parse("shopify").unwrap(),
+            conversation: "lunavo.myshopify.com".into(),
+            content: String::new(),
+            received_at: now,
+        };
+        let Recorded::New(id) = app.store.record_inbound(&ev).await.unwrap() else {
+            panic!("the event was new")
+        };
+        let env = CommerceEnvelope {
+            workspace: common::ws("lunavo"),
+            event: CommerceEvent::OrderCreated(o),
+        };
+        app.store.apply(id, &env, &[], now).await.unwrap();
+    }
+    // vic is a viewer of lunavo: sees its figures.
+    let (cookie, _) = app.sign_in("vic").await;
+    let (s, _, html) = app
+        .send(
+            Method::GET,
+            "/workspaces/lunavo",
+            As::Cookie(&cookie, None),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{html}");
+    for want in [
+        r#"data-kpi="revenue">65.75 EUR"#,
+        r#"data-kpi="orders">3<"#,
+        r#"data-kpi="aov">21.91 EUR"#,
+        r#"data-kpi="paid">2 / 1<"#,
+        r#"data-kpi="refunds">5.00 EUR"#,
+        r#"data-kpi="late">Late print orders: 0"#,
+        "<td>2026-11-24</td><td>3</td>",
+    ] {
+        assert!(html.contains(want), "missing {want} in {html}");
+    }
+    // The workspaces page links to it.
+    let (_, _, list) = app
+        .send(Method::GET, "/workspaces", As::Cookie(&cookie, None), None)
+        .await;
+    assert!(list.contains(r#"href="/workspaces/lunavo""#));
+    // mo belongs to monarch only: 403, and no figure leaks.
+    let (mo, _) = app.sign_in("mo").await;
+    let (s, _, html) = app
+        .send(
+            Method::GET,
+            "/workspaces/lunavo",
+            As::Cookie(&mo, None),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(!html.contains("65.75"));
+    assert!(html.contains("ask one of its owners"));
+    // monarch has no orders yet.
+    let (s, _, html) = app
+        .send(
+            Method::GET,
+            "/workspaces/monarch",
+            As::Cookie(&mo, None),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("No orders yet."));
+    // An unknown workspace is 404; signed out goes to the sign-in page.
+    let (s, _, _) = app
+        .send(Method::GET, "/workspaces/nope", As::Cookie(&mo, None), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, h, _) = app
+        .send(Method::GET, "/workspaces/lunavo", As::Nobody, None)
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(h["location"], "/login");
+}

@@ -62,7 +62,8 @@ pub async fn spawn_with(config: WebConfig) -> App {
         Directory::new(default_workspaces(), default_agents()).unwrap(),
     )
     .with_users(s.clone())
-    .with_folders(s.clone());
+    .with_folders(s.clone())
+    .with_commerce(s.clone());
     let now = clock.now_ts();
     // ana: owner everywhere; bo: member of lunavo; vic: viewer of lunavo; mo: member of monarch.
     for (name, role, w) in [
