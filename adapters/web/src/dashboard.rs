@@ -97,8 +97,15 @@ fn page(title: &str, who: Option<&Caller>, body: &str) -> String {
     )
 }
 
-/// The sign-in page with an optional message, at `status`.
-pub fn login_response(status: StatusCode, message: &str, state: &WebState) -> Response {
+/// The sign-in page with an optional message, at `status`. Its form carries a CSRF token, set
+/// as a pre-session cookie too: the one in `headers` when present, else a new one.
+pub fn login_response(
+    status: StatusCode,
+    message: &str,
+    state: &WebState,
+    headers: Option<&HeaderMap>,
+) -> Response {
+    let token = crate::auth::login_token(headers);
     let msg = if message.is_empty() {
         String::new()
     } else {
@@ -114,17 +121,25 @@ pub fn login_response(status: StatusCode, message: &str, state: &WebState) -> Re
     };
     let body = format!(
         r#"<h1>Sign in</h1>{msg}
-<form method="post" action="/login" class="login">
+<form method="post" action="/login" class="login"><input type="hidden" name="csrf" value="{csrf}">
 <label for="user">User name</label><input id="user" name="user" autocomplete="username" required autofocus>
 <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
-<button type="submit">Sign in</button></form>{oidc}"#
+<button type="submit">Sign in</button></form>{oidc}"#,
+        csrf = esc(&token),
     );
-    html(status, page("Sign in", None, &body))
+    let mut res = html(status, page("Sign in", None, &body));
+    match crate::auth::login_token_cookie(state, &token) {
+        Ok(c) => {
+            res.headers_mut().append(header::SET_COOKIE, c);
+            res
+        }
+        Err(e) => e.into_response(),
+    }
 }
 
 /// `GET /login`.
-pub async fn login_page(State(state): State<WebState>) -> Response {
-    login_response(StatusCode::OK, "", &state)
+pub async fn login_page(State(state): State<WebState>, headers: HeaderMap) -> Response {
+    login_response(StatusCode::OK, "", &state, Some(&headers))
 }
 
 /// The signed-in caller, or a redirect to the sign-in page.

@@ -319,12 +319,9 @@ async fn session_writes_need_the_csrf_token() {
 #[tokio::test]
 async fn sign_in_sets_a_safe_cookie_and_is_rate_limited() {
     let app = spawn().await;
-    let form = |user: &str, pw: &str| {
-        axum::http::Request::post("/login")
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(axum::body::Body::from(format!("user={user}&password={pw}")))
-            .unwrap()
-    };
+    let token = app.login_token().await;
+    let form =
+        |user: &str, pw: &str| common::App::login_request(user, pw, Some(&token), Some(&token));
     use tower::ServiceExt;
     let res = app
         .router
@@ -925,4 +922,90 @@ async fn the_kpi_panel_shows_a_workspaces_figures_to_its_members_only() {
         .await;
     assert_eq!(s, StatusCode::SEE_OTHER);
     assert_eq!(h["location"], "/login");
+}
+
+#[tokio::test]
+async fn sign_in_needs_the_sign_in_pages_csrf_token() {
+    use tower::ServiceExt;
+    let app = spawn().await;
+    let token = app.login_token().await;
+    // A visitor without the cookie gets a token of their own.
+    let (_, h, page) = app.send(Method::GET, "/login", As::Nobody, None).await;
+    assert!(!page.contains(&token), "a new visitor gets a new token");
+    assert!(
+        h["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("SameSite=Strict")
+    );
+    // With the cookie, the page keeps the browser's token, so two open tabs both work.
+    let req = axum::http::Request::get("/login")
+        .header("cookie", format!("krake_login_csrf={token}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let res = app.router.clone().oneshot(req).await.unwrap();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&bytes).contains(&format!(r#"value="{token}""#)));
+    let other = "0".repeat(64);
+    for (cookie, field, why) in [
+        (None, None, "neither"),
+        (Some(token.as_str()), None, "no field"),
+        (None, Some(token.as_str()), "no cookie"),
+        (Some(token.as_str()), Some(other.as_str()), "a forged field"),
+        (Some(""), Some(""), "empty ones"),
+    ] {
+        let req = common::App::login_request("ana", "correct+horse+battery", cookie, field);
+        let res = app.router.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{why}");
+        let fresh = res
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .any(|c| c.to_str().unwrap().starts_with("krake_login_csrf="));
+        assert!(fresh, "{why}: the refusal hands out a fresh form");
+        assert!(
+            res.headers()
+                .get_all("set-cookie")
+                .iter()
+                .all(|c| !c.to_str().unwrap().starts_with("krake_session=")),
+            "{why}: no session"
+        );
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let html = String::from_utf8_lossy(&bytes);
+        assert!(
+            html.contains("Sign in again with the form below"),
+            "{why}: {html}"
+        );
+    }
+    // A wrong password keeps the token; the matching pair signs in and clears it.
+    let req = common::App::login_request("ana", "wrong", Some(&token), Some(&token));
+    let res = app.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&bytes).contains(&token));
+    let req =
+        common::App::login_request("ana", "correct+horse+battery", Some(&token), Some(&token));
+    let res = app.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let set: Vec<String> = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|c| c.to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        set.iter().any(|c| c.starts_with("krake_session=")),
+        "{set:?}"
+    );
+    assert!(
+        set.iter()
+            .any(|c| c.starts_with("krake_login_csrf=;") && c.contains("Max-Age=0")),
+        "{set:?}"
+    );
 }
