@@ -26,6 +26,10 @@ use std::time::{Duration, Instant};
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "krake_session";
 
+/// The pre-session cookie holding the sign-in form's CSRF token (double submit: the form
+/// carries the same value in a hidden field, which another site cannot read or set).
+pub const LOGIN_CSRF_COOKIE: &str = "krake_login_csrf";
+
 /// The header carrying the CSRF token on API writes made with a session cookie.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
@@ -302,6 +306,29 @@ impl FromRequestParts<WebState> for Caller {
     }
 }
 
+/// The sign-in form's CSRF token: the browser's pre-session cookie when it holds a well-formed
+/// one, else a new token.
+pub fn login_token(headers: Option<&HeaderMap>) -> String {
+    headers
+        .and_then(|h| cookie(h, LOGIN_CSRF_COOKIE))
+        .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map_or_else(random_token, str::to_owned)
+}
+
+/// The `Set-Cookie` value carrying the sign-in form's CSRF token (an empty token clears it).
+pub fn login_token_cookie(state: &WebState, token: &str) -> Result<HeaderValue, ApiError> {
+    let secure = if state.config.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
+    let max_age = if token.is_empty() { 0 } else { 3600 };
+    HeaderValue::from_str(&format!(
+        "{LOGIN_CSRF_COOKIE}={token}; Path=/login; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    ))
+    .map_err(|_| ApiError::Internal)
+}
+
 /// Sign-in and sign-out routes.
 pub fn router() -> Router<WebState> {
     Router::new()
@@ -316,6 +343,9 @@ pub struct LoginForm {
     pub user: String,
     /// Password.
     pub password: String,
+    /// The sign-in form's CSRF token (must equal the pre-session cookie's).
+    #[serde(default)]
+    pub csrf: String,
 }
 
 /// Checks a user name and password: the user's record when they match.
@@ -394,6 +424,7 @@ pub async fn start_session(state: &WebState, user: &UserName) -> Result<HeaderVa
 
 async fn login(
     State(state): State<WebState>,
+    headers: HeaderMap,
     form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     let Ok(Form(form)) = form else {
@@ -401,22 +432,38 @@ async fn login(
             StatusCode::BAD_REQUEST,
             "Enter a user name and a password.",
             &state,
+            Some(&headers),
         );
     };
+    let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !same(&form.csrf, expected) {
+        tracing::info!("sign-in refused: missing or wrong sign-in CSRF token");
+        return crate::dashboard::login_response(
+            StatusCode::FORBIDDEN,
+            "This sign-in form was not sent from Krake's sign-in page, or it has expired. Sign in again with the form below (cookies must be allowed).",
+            &state,
+            None,
+        );
+    }
     match check_password(&state, &form.user, &form.password).await {
-        Ok(Some(user)) => match start_session(&state, &user.name).await {
-            Ok(cookie) => {
+        Ok(Some(user)) => match (
+            start_session(&state, &user.name).await,
+            login_token_cookie(&state, ""),
+        ) {
+            (Ok(cookie), Ok(clear)) => {
                 tracing::info!(user = %user.name, "signed in");
                 let mut res = Redirect::to("/").into_response();
-                res.headers_mut().insert(header::SET_COOKIE, cookie);
+                res.headers_mut().append(header::SET_COOKIE, cookie);
+                res.headers_mut().append(header::SET_COOKIE, clear);
                 res
             }
-            Err(e) => e.into_response(),
+            (Err(e), _) | (_, Err(e)) => e.into_response(),
         },
         Ok(None) => crate::dashboard::login_response(
             StatusCode::UNAUTHORIZED,
             "That user name and password do not match. Try again.",
             &state,
+            Some(&headers),
         ),
         Err(ApiError::TooManyRequests(wait)) => {
             let mut res = crate::dashboard::login_response(
@@ -425,6 +472,7 @@ async fn login(
                     "Too many failed sign-ins for this user. Wait {wait} seconds and try again."
                 ),
                 &state,
+                Some(&headers),
             );
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(wait));

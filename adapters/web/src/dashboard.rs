@@ -1,5 +1,5 @@
 //! The dashboard: server-rendered HTML pages (sign-in, inbox with filters, a thread with its
-//! replies, audit log and actions, workspaces, agents). Plain forms and links, so it works
+//! replies, audit log and actions, workspaces with each one's KPI panel, agents). Plain forms and links, so it works
 //! with the keyboard and without scripts; the embedded widget script adds live updates.
 //!
 //! Every text that comes from people or agents goes through [`esc`]; pages also forbid inline
@@ -14,8 +14,10 @@ use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
+use krake_core::commerce::Kpis;
 use krake_core::inbox::{Decision, Thread, ThreadId};
 use krake_core::thread_api::ThreadError;
+use krake_core::workspace::WorkspaceSlug;
 use serde::Deserialize;
 use std::fmt::Write as _;
 
@@ -25,6 +27,7 @@ pub fn router() -> Router<WebState> {
         .route("/", get(inbox))
         .route("/threads/{id}", get(thread_page).post(thread_action))
         .route("/workspaces", get(workspaces))
+        .route("/workspaces/{slug}", get(workspace_kpis))
         .route("/agents", get(agents))
         .route("/folders", get(folders))
         .route("/folders/{agent}/{folder}", get(folder_page))
@@ -94,8 +97,15 @@ fn page(title: &str, who: Option<&Caller>, body: &str) -> String {
     )
 }
 
-/// The sign-in page with an optional message, at `status`.
-pub fn login_response(status: StatusCode, message: &str, state: &WebState) -> Response {
+/// The sign-in page with an optional message, at `status`. Its form carries a CSRF token, set
+/// as a pre-session cookie too: the one in `headers` when present, else a new one.
+pub fn login_response(
+    status: StatusCode,
+    message: &str,
+    state: &WebState,
+    headers: Option<&HeaderMap>,
+) -> Response {
+    let token = crate::auth::login_token(headers);
     let msg = if message.is_empty() {
         String::new()
     } else {
@@ -111,17 +121,25 @@ pub fn login_response(status: StatusCode, message: &str, state: &WebState) -> Re
     };
     let body = format!(
         r#"<h1>Sign in</h1>{msg}
-<form method="post" action="/login" class="login">
+<form method="post" action="/login" class="login"><input type="hidden" name="csrf" value="{csrf}">
 <label for="user">User name</label><input id="user" name="user" autocomplete="username" required autofocus>
 <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
-<button type="submit">Sign in</button></form>{oidc}"#
+<button type="submit">Sign in</button></form>{oidc}"#,
+        csrf = esc(&token),
     );
-    html(status, page("Sign in", None, &body))
+    let mut res = html(status, page("Sign in", None, &body));
+    match crate::auth::login_token_cookie(state, &token) {
+        Ok(c) => {
+            res.headers_mut().append(header::SET_COOKIE, c);
+            res
+        }
+        Err(e) => e.into_response(),
+    }
 }
 
 /// `GET /login`.
-pub async fn login_page(State(state): State<WebState>) -> Response {
-    login_response(StatusCode::OK, "", &state)
+pub async fn login_page(State(state): State<WebState>, headers: HeaderMap) -> Response {
+    login_response(StatusCode::OK, "", &state, Some(&headers))
 }
 
 /// The signed-in caller, or a redirect to the sign-in page.
@@ -511,13 +529,13 @@ async fn workspaces(State(state): State<WebState>, headers: HeaderMap) -> Respon
         Err(r) => return r,
     };
     let mut b = String::from(
-        "<h1>Workspaces</h1><table><thead><tr><th>Name</th><th>Slug</th><th>Your role</th></tr></thead><tbody>",
+        "<h1>Workspaces</h1><table><thead><tr><th>Name</th><th>Slug</th><th>Your role</th><th>Figures</th></tr></thead><tbody>",
     );
     for w in state.krake.directory().workspaces() {
         if who.actor.can_see(&w.slug) {
             let _ = write!(
                 b,
-                r#"<tr><td><a href="/?workspace={slug}">{name}</a></td><td>{slug}</td><td>{role}</td></tr>"#,
+                r#"<tr><td><a href="/?workspace={slug}">{name}</a></td><td>{slug}</td><td>{role}</td><td><a href="/workspaces/{slug}">KPIs</a></td></tr>"#,
                 slug = esc(w.slug.as_str()),
                 name = esc(&w.name),
                 role = who.actor.role_in(&w.slug)
@@ -526,6 +544,115 @@ async fn workspaces(State(state): State<WebState>, headers: HeaderMap) -> Respon
     }
     b.push_str("</tbody></table>");
     html(StatusCode::OK, page("Workspaces", Some(&who), &b))
+}
+
+/// `GET /workspaces/{slug}`: the workspace's KPI panel, for its viewers and above.
+async fn workspace_kpis(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(slug): Path<String>,
+) -> Response {
+    let who = match signed_in(&state, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let fail = |e: ApiError| {
+        let body = format!(
+            r#"<p class="flash error" role="alert">{}</p><p><a href="/workspaces">Back to the workspaces</a></p>"#,
+            esc(&e.to_string())
+        );
+        html(e.status(), page("Workspace", Some(&who), &body))
+    };
+    let Some(w) = WorkspaceSlug::parse(&slug)
+        .ok()
+        .and_then(|s| state.krake.directory().workspace(&s).cloned())
+    else {
+        return fail(ApiError::NotFound(format!(
+            "there is no workspace `{slug}`; pick one from the workspaces page"
+        )));
+    };
+    if !who.actor.can_see(&w.slug) {
+        return fail(ApiError::Forbidden(format!(
+            "{} is not a member of {}; ask one of its owners to add you",
+            who.actor.user, w.slug
+        )));
+    }
+    let mut b = format!(
+        r#"<h1>{name} <small>{slug}</small></h1><p><a href="/?workspace={slug}">Its inbox</a></p>"#,
+        name = esc(&w.name),
+        slug = esc(w.slug.as_str()),
+    );
+    match state.krake.kpis(&who.actor, &w.slug).await {
+        Ok(Some(k)) => b.push_str(&kpi_panel(&k)),
+        Ok(None) => b.push_str(
+            r#"<p class="empty">No figures here: commerce is not set up. Connect a shop (see the README, "Commerce") to see KPIs.</p>"#,
+        ),
+        Err(e) => return fail(ApiError::from(e)),
+    }
+    html(StatusCode::OK, page(&w.name, Some(&who), &b))
+}
+
+/// The KPI panel: today per currency, fulfilment states and late print orders, recent days.
+fn kpi_panel(k: &Kpis) -> String {
+    let mut b = String::from(r#"<section class="kpis" aria-label="Key figures">"#);
+    match &k.today {
+        None => b.push_str(r#"<p class="empty">No orders yet.</p>"#),
+        Some(day) => {
+            let _ = write!(b, "<h2>Today <small>({})</small></h2>", esc(day));
+            if k.today_figures.is_empty() {
+                b.push_str(r#"<p class="empty">No orders yet today.</p>"#);
+            }
+            for d in &k.today_figures {
+                let cur = esc(&d.currency);
+                let _ = write!(
+                    b,
+                    r#"<dl class="kpi-today" data-currency="{cur}"><div><dt>Revenue</dt><dd data-kpi="revenue">{rev} {cur}</dd></div><div><dt>Orders</dt><dd data-kpi="orders">{orders}</dd></div><div><dt>Average order</dt><dd data-kpi="aov">{aov} {cur}</dd></div><div><dt>Paid / pending</dt><dd data-kpi="paid">{paid} / {pending}</dd></div><div><dt>Refunds</dt><dd data-kpi="refunds">{refunds} {cur}</dd></div></dl>"#,
+                    rev = d.revenue,
+                    orders = d.orders,
+                    aov = d.average_order_value(),
+                    paid = d.paid,
+                    pending = d.pending,
+                    refunds = d.refunds,
+                );
+            }
+        }
+    }
+    b.push_str("<h2>Print orders</h2>");
+    if k.fulfilment.is_empty() {
+        b.push_str(r#"<p class="empty">No print orders.</p>"#);
+    } else {
+        b.push_str("<table class=\"fulfilment\"><thead><tr><th>State</th><th>Orders</th></tr></thead><tbody>");
+        for (state, n) in &k.fulfilment {
+            let _ = write!(b, "<tr><td>{}</td><td>{n}</td></tr>", esc(state));
+        }
+        b.push_str("</tbody></table>");
+    }
+    let late_class = if k.late_orders > 0 { " error" } else { "" };
+    let _ = write!(
+        b,
+        r#"<p class="flash{late_class}" data-kpi="late">Late print orders: {}</p>"#,
+        k.late_orders
+    );
+    if !k.days.is_empty() {
+        b.push_str("<h2>Recent days</h2><table class=\"days\"><thead><tr><th>Day</th><th>Orders</th><th>Revenue</th><th>Average</th><th>Paid</th><th>Pending</th><th>Refunds</th></tr></thead><tbody>");
+        for d in &k.days {
+            let cur = esc(&d.currency);
+            let _ = write!(
+                b,
+                "<tr><td>{}</td><td>{}</td><td>{} {cur}</td><td>{} {cur}</td><td>{}</td><td>{}</td><td>{} {cur}</td></tr>",
+                esc(&d.day),
+                d.orders,
+                d.revenue,
+                d.average_order_value(),
+                d.paid,
+                d.pending,
+                d.refunds,
+            );
+        }
+        b.push_str("</tbody></table>");
+    }
+    b.push_str("</section>");
+    b
 }
 
 async fn agents(State(state): State<WebState>, headers: HeaderMap) -> Response {

@@ -150,7 +150,7 @@ macro_rules! client {
 }
 
 fn failed(state: &WebState, e: &OidcError) -> Response {
-    crate::dashboard::login_response(e.status(), &e.to_string(), state)
+    crate::dashboard::login_response(e.status(), &e.to_string(), state, None)
 }
 
 async fn start(State(state): State<WebState>) -> Response {

@@ -319,12 +319,9 @@ async fn session_writes_need_the_csrf_token() {
 #[tokio::test]
 async fn sign_in_sets_a_safe_cookie_and_is_rate_limited() {
     let app = spawn().await;
-    let form = |user: &str, pw: &str| {
-        axum::http::Request::post("/login")
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(axum::body::Body::from(format!("user={user}&password={pw}")))
-            .unwrap()
-    };
+    let token = app.login_token().await;
+    let form =
+        |user: &str, pw: &str| common::App::login_request(user, pw, Some(&token), Some(&token));
     use tower::ServiceExt;
     let res = app
         .router
@@ -818,4 +815,197 @@ async fn folder_entries_change_through_the_api_with_checked_values() {
         )
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn the_kpi_panel_shows_a_workspaces_figures_to_its_members_only() {
+    use krake_core::commerce::{CommerceEnvelope, CommerceEvent, CommerceRepo, Minor, Order};
+    use krake_core::inbound::{IdempotencyKey, Inbound, Recorded};
+    use krake_core::ports::InboundRepo;
+    let app = spawn().await;
+    let now = krake_core::time::Clock::now(app.clock.as_ref());
+    let order = |id: &str, total: i64, status: &str, refunded: i64| Order {
+        id: id.into(),
+        name: format!("#{id}"),
+        day: "2026-11-24".into(),
+        utc_offset_minutes: 60,
+        created_at: now,
+        updated_at: now,
+        currency: "EUR".into(),
+        total: Minor(total),
+        refunded: Minor(refunded),
+        financial_status: status.into(),
+        email: None,
+        customer_name: Some("Eve".into()),
+    };
+    let events = [
+        order("1001", 2050, "paid", 0),
+        order("1002", 3000, "partially_refunded", 500),
+        order("1003", 1525, "pending", 0),
+    ];
+    for (i, o) in events.into_iter().enumerate() {
+        let ev = Inbound {
+            source: "shopify".into(),
+            idempotency_key: IdempotencyKey::parse(&format!("shopify:kpi-{i}")).unwrap(),
+            actor: krake_core::actor::UserName::parse("shopify").unwrap(),
+            conversation: "lunavo.myshopify.com".into(),
+            content: String::new(),
+            received_at: now,
+        };
+        let Recorded::New(id) = app.store.record_inbound(&ev).await.unwrap() else {
+            panic!("the event was new")
+        };
+        let env = CommerceEnvelope {
+            workspace: common::ws("lunavo"),
+            event: CommerceEvent::OrderCreated(o),
+        };
+        app.store.apply(id, &env, &[], now).await.unwrap();
+    }
+    // vic is a viewer of lunavo: sees its figures.
+    let (cookie, _) = app.sign_in("vic").await;
+    let (s, _, html) = app
+        .send(
+            Method::GET,
+            "/workspaces/lunavo",
+            As::Cookie(&cookie, None),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{html}");
+    for want in [
+        r#"data-kpi="revenue">65.75 EUR"#,
+        r#"data-kpi="orders">3<"#,
+        r#"data-kpi="aov">21.91 EUR"#,
+        r#"data-kpi="paid">2 / 1<"#,
+        r#"data-kpi="refunds">5.00 EUR"#,
+        r#"data-kpi="late">Late print orders: 0"#,
+        "<td>2026-11-24</td><td>3</td>",
+    ] {
+        assert!(html.contains(want), "missing {want} in {html}");
+    }
+    // The workspaces page links to it.
+    let (_, _, list) = app
+        .send(Method::GET, "/workspaces", As::Cookie(&cookie, None), None)
+        .await;
+    assert!(list.contains(r#"href="/workspaces/lunavo""#));
+    // mo belongs to monarch only: 403, and no figure leaks.
+    let (mo, _) = app.sign_in("mo").await;
+    let (s, _, html) = app
+        .send(
+            Method::GET,
+            "/workspaces/lunavo",
+            As::Cookie(&mo, None),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(!html.contains("65.75"));
+    assert!(html.contains("ask one of its owners"));
+    // monarch has no orders yet.
+    let (s, _, html) = app
+        .send(
+            Method::GET,
+            "/workspaces/monarch",
+            As::Cookie(&mo, None),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("No orders yet."));
+    // An unknown workspace is 404; signed out goes to the sign-in page.
+    let (s, _, _) = app
+        .send(Method::GET, "/workspaces/nope", As::Cookie(&mo, None), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, h, _) = app
+        .send(Method::GET, "/workspaces/lunavo", As::Nobody, None)
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(h["location"], "/login");
+}
+
+#[tokio::test]
+async fn sign_in_needs_the_sign_in_pages_csrf_token() {
+    use tower::ServiceExt;
+    let app = spawn().await;
+    let token = app.login_token().await;
+    // A visitor without the cookie gets a token of their own.
+    let (_, h, page) = app.send(Method::GET, "/login", As::Nobody, None).await;
+    assert!(!page.contains(&token), "a new visitor gets a new token");
+    assert!(
+        h["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("SameSite=Strict")
+    );
+    // With the cookie, the page keeps the browser's token, so two open tabs both work.
+    let req = axum::http::Request::get("/login")
+        .header("cookie", format!("krake_login_csrf={token}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let res = app.router.clone().oneshot(req).await.unwrap();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&bytes).contains(&format!(r#"value="{token}""#)));
+    let other = "0".repeat(64);
+    for (cookie, field, why) in [
+        (None, None, "neither"),
+        (Some(token.as_str()), None, "no field"),
+        (None, Some(token.as_str()), "no cookie"),
+        (Some(token.as_str()), Some(other.as_str()), "a forged field"),
+        (Some(""), Some(""), "empty ones"),
+    ] {
+        let req = common::App::login_request("ana", "correct+horse+battery", cookie, field);
+        let res = app.router.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{why}");
+        let fresh = res
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .any(|c| c.to_str().unwrap().starts_with("krake_login_csrf="));
+        assert!(fresh, "{why}: the refusal hands out a fresh form");
+        assert!(
+            res.headers()
+                .get_all("set-cookie")
+                .iter()
+                .all(|c| !c.to_str().unwrap().starts_with("krake_session=")),
+            "{why}: no session"
+        );
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let html = String::from_utf8_lossy(&bytes);
+        assert!(
+            html.contains("Sign in again with the form below"),
+            "{why}: {html}"
+        );
+    }
+    // A wrong password keeps the token; the matching pair signs in and clears it.
+    let req = common::App::login_request("ana", "wrong", Some(&token), Some(&token));
+    let res = app.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&bytes).contains(&token));
+    let req =
+        common::App::login_request("ana", "correct+horse+battery", Some(&token), Some(&token));
+    let res = app.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let set: Vec<String> = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|c| c.to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        set.iter().any(|c| c.starts_with("krake_session=")),
+        "{set:?}"
+    );
+    assert!(
+        set.iter()
+            .any(|c| c.starts_with("krake_login_csrf=;") && c.contains("Max-Age=0")),
+        "{set:?}"
+    );
 }

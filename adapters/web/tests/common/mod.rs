@@ -62,7 +62,8 @@ pub async fn spawn_with(config: WebConfig) -> App {
         Directory::new(default_workspaces(), default_agents()).unwrap(),
     )
     .with_users(s.clone())
-    .with_folders(s.clone());
+    .with_folders(s.clone())
+    .with_commerce(s.clone());
     let now = clock.now_ts();
     // ana: owner everywhere; bo: member of lunavo; vic: viewer of lunavo; mo: member of monarch.
     for (name, role, w) in [
@@ -187,14 +188,53 @@ impl App {
         self.json(Method::POST, path, who, body).await
     }
 
+    /// The sign-in page's CSRF token, from its pre-session cookie (checked equal to the form's).
+    pub async fn login_token(&self) -> String {
+        let (s, h, page) = self.send(Method::GET, "/login", As::Nobody, None).await;
+        assert_eq!(s, StatusCode::OK);
+        let set = h
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .find(|c| c.starts_with("krake_login_csrf="))
+            .expect("the sign-in page sets its CSRF cookie");
+        let token = set
+            .split(';')
+            .next()
+            .unwrap()
+            .strip_prefix("krake_login_csrf=")
+            .unwrap()
+            .to_owned();
+        assert!(
+            page.contains(&format!(r#"name="csrf" value="{token}""#)),
+            "the form carries the cookie's token"
+        );
+        token
+    }
+
+    /// A sign-in form post with the given CSRF cookie and field (None: leave it out).
+    pub fn login_request(
+        user: &str,
+        password: &str,
+        cookie: Option<&str>,
+        field: Option<&str>,
+    ) -> Request<Body> {
+        let mut b =
+            Request::post("/login").header("content-type", "application/x-www-form-urlencoded");
+        if let Some(c) = cookie {
+            b = b.header("cookie", format!("krake_login_csrf={c}"));
+        }
+        let mut body = format!("user={user}&password={password}");
+        if let Some(f) = field {
+            body.push_str(&format!("&csrf={f}"));
+        }
+        b.body(Body::from(body)).unwrap()
+    }
+
     /// Signs in through the form; returns the session cookie value and its CSRF token.
     pub async fn sign_in(&self, user: &str) -> (String, String) {
-        let req = Request::post("/login")
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(Body::from(format!(
-                "user={user}&password=correct+horse+battery"
-            )))
-            .unwrap();
+        let token = self.login_token().await;
+        let req = Self::login_request(user, "correct+horse+battery", Some(&token), Some(&token));
         let res = self.router.clone().oneshot(req).await.unwrap();
         assert_eq!(res.status(), StatusCode::SEE_OTHER, "sign-in of {user}");
         let cookie = res
