@@ -124,7 +124,10 @@ pub fn login_response(
 <form method="post" action="/login" class="login"><input type="hidden" name="csrf" value="{csrf}">
 <label for="user">User name</label><input id="user" name="user" autocomplete="username" required autofocus>
 <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
-<button type="submit">Sign in</button></form>{oidc}"#,
+<button type="submit">Sign in</button></form>{oidc}
+<p class="hint">First time here? Accounts are made on the machine Krake runs on:
+<code>krake user add ana --role owner --password-stdin</code>, then type a password of ten
+characters or more. The terminal chat needs no account: <code>krake chat</code>.</p>"#,
         csrf = esc(&token),
     );
     let mut res = html(status, page("Sign in", None, &body));
