@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use krake_core::actor::Actor;
 use krake_core::config::Directory;
 use krake_core::inbox::{NewThread, Origin, ProposedAction, ThreadKind};
-use krake_core::knowledge::{NoKnowledge, Retriever};
+use krake_core::knowledge::Retriever;
 use krake_core::ledger::Budgets;
 use krake_core::model::ChatModel;
 use krake_core::policy::AgentPolicy;
@@ -228,10 +228,10 @@ pub fn runner(
     agents: &AgentSettings,
     directory: &Directory,
     routes: krake_core::delivery::Routes,
+    retriever: Arc<dyn Retriever>,
 ) -> Runner {
     let s = Arc::new(store.clone());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let retriever: Arc<dyn Retriever> = Arc::new(NoKnowledge);
     let model = agents
         .model
         .clone()

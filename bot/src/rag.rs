@@ -147,6 +147,47 @@ pub fn retriever(settings: &Settings) -> anyhow::Result<Arc<dyn Retriever>> {
     Ok(Arc::new(Knowledge::open(settings)?.retriever))
 }
 
+/// The knowledge base of the data directory, opened for each query and closed after it:
+/// qdrant-edge holds an exclusive lock on its directory while open, so a `krake serve` that
+/// kept it open would stop `krake ingest` (and `krake chat`) from opening it. When it is
+/// empty or missing, queries find nothing; when it is locked by another process (an ingest
+/// in progress), the query fails with an error that says so.
+pub struct OnDemandKnowledge {
+    dir: PathBuf,
+    models: PathBuf,
+    cache: PathBuf,
+}
+
+impl OnDemandKnowledge {
+    /// The knowledge base the settings name.
+    pub fn new(settings: &Settings) -> Self {
+        Self {
+            dir: knowledge_dir(settings),
+            models: models_dir(settings),
+            cache: cache_dir(settings),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Retriever for OnDemandKnowledge {
+    async fn retrieve(
+        &self,
+        query: &krake_core::knowledge::KnowledgeQuery,
+    ) -> Result<Vec<krake_core::knowledge::Passage>, krake_core::knowledge::RetrieveError> {
+        use krake_core::knowledge::RetrieveError;
+        if !self.dir.join("edge_config.json").exists() {
+            return Ok(Vec::new());
+        }
+        let k = Knowledge::open_at(&self.dir, &self.models, &self.cache).map_err(|e| {
+            RetrieveError::Unavailable(format!(
+                "{e:#} (another process, such as `krake ingest`, may be using it; try again when it ends)"
+            ))
+        })?;
+        k.retriever.retrieve(query).await
+    }
+}
+
 /// The files under `path` that ingestion reads, sorted.
 fn files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
     if path.is_file() {
@@ -806,5 +847,50 @@ mod tests {
             .expect("retrieve");
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].citation(), "thread #4 §1");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn on_demand_knowledge_releases_the_lock_and_says_when_another_holds_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let on_demand = OnDemandKnowledge {
+            dir: dir.path().join("kb"),
+            models: dir.path().join("no-models"),
+            cache: dir.path().join("cache"),
+        };
+        // Before any ingest: nothing, and nothing created.
+        assert!(
+            on_demand
+                .retrieve(&query("lunavo", "late"))
+                .await
+                .expect("retrieve")
+                .is_empty()
+        );
+        let open = || Knowledge::open_at(&on_demand.dir, &on_demand.models, &on_demand.cache);
+        let held = open().expect("open");
+        held.ingestor
+            .ingest(&Document {
+                workspace: "lunavo".into(),
+                source_kind: "file".into(),
+                source: "late.md".into(),
+                title: "Late".into(),
+                text: "The parcel for order 1042 is late.".into(),
+                time: 0,
+            })
+            .await
+            .expect("ingest");
+        // While another holder (an ingest) has the directory, a query says so.
+        let err = on_demand
+            .retrieve(&query("lunavo", "late parcel"))
+            .await
+            .expect_err("locked");
+        assert!(err.to_string().contains("another process"), "{err}");
+        drop(held);
+        // Released: the query finds the passage, and does not keep the lock itself.
+        let found = on_demand
+            .retrieve(&query("lunavo", "late parcel"))
+            .await
+            .expect("retrieve");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(open().is_ok(), "the query released the directory");
     }
 }

@@ -354,3 +354,29 @@ fn a_shop_event_rule_becomes_an_agent_run() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+#[test]
+fn offline_ask_answers_from_what_krake_ingest_put_in_and_only_in_its_workspace() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    std::fs::write(
+        docs.join("returns.md"),
+        "# Returns\n\nLunavo refunds hoodies within 30 days of delivery.\n",
+    )
+    .unwrap();
+    let (ok, out, err) = run(krake(dir.path())
+        .arg("ingest")
+        .arg(&docs)
+        .args(["--workspace", "lunavo"]));
+    assert!(ok, "{out}{err}");
+    // No provider is configured: `ask` answers from the knowledge base alone, with a citation.
+    let out = krake_tests::chat(dir.path(), &["ask cassie how long do refunds take?"]);
+    assert!(out.contains("Offline answer"), "{out}");
+    assert!(out.contains("refunds hoodies within 30 days"), "{out}");
+    assert!(out.contains("returns.md §1"), "{out}");
+    // Milli works in monarch first: lunavo's knowledge stays out.
+    let out = krake_tests::chat(dir.path(), &["ask milli how long do refunds take?"]);
+    assert!(!out.contains("refunds hoodies"), "{out}");
+    assert!(out.contains("monarch has nothing on this"), "{out}");
+}
