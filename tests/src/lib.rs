@@ -68,6 +68,29 @@ pub fn chat(data_dir: &Path, lines: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
+/// Waits until a spawned `krake serve` (stderr piped) says where it listens and returns the
+/// port; stderr is drained afterwards so the child never blocks on a full pipe.
+pub fn listening_port(child: &mut std::process::Child) -> u16 {
+    use std::io::{BufRead, BufReader};
+    let stderr = child.stderr.take().expect("serve's stderr is piped");
+    let mut lines = BufReader::new(stderr).lines();
+    let port = loop {
+        let line = lines
+            .next()
+            .expect("serve exited before listening")
+            .expect("stderr is text");
+        if let Some(rest) = line.split("http://127.0.0.1:").nth(1) {
+            break rest
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+                .and_then(|p| p.parse::<u16>().ok())
+                .expect("a port after http://127.0.0.1:");
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    port
+}
+
 /// Splits piped chat output into one reply per input line (replies are separated by blank lines).
 pub fn replies(out: &str) -> Vec<String> {
     out.split("\n\n")

@@ -59,17 +59,7 @@ fn start(dir: &Path, cfg: &Path, port: u16) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    loop {
-        let line = lines
-            .next()
-            .expect("serve exited before listening")
-            .unwrap();
-        if line.contains("Krake is running") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
+    krake_tests::listening_port(&mut child);
     child
 }
 

@@ -11,7 +11,7 @@
 use fantoccini::{Client, ClientBuilder, Locator};
 use krake_tests::{chat, krake};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -34,23 +34,7 @@ fn serve(dir: &Path) -> (Killed, u16) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let port = loop {
-        let line = lines
-            .next()
-            .expect("serve exited before listening")
-            .unwrap();
-        if let Some(rest) = line.split("http://127.0.0.1:").nth(1) {
-            break rest
-                .split(|c: char| !c.is_ascii_digit())
-                .next()
-                .unwrap()
-                .parse::<u16>()
-                .unwrap();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let port = krake_tests::listening_port(&mut child);
     (Killed(child), port)
 }
 

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use krake_tests::{chat, krake, run};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -43,17 +43,7 @@ fn start(dir: &Path, port: u16) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    loop {
-        let line = lines
-            .next()
-            .expect("serve exited before listening")
-            .unwrap();
-        if line.contains("Krake is running") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
+    krake_tests::listening_port(&mut child);
     child
 }
 
