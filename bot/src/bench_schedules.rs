@@ -228,6 +228,8 @@ async fn one(
     let mut h_drift = Histogram::<u64>::new(3)?;
     let mut ticked = 0u64;
     let mut total = 0usize;
+    // The slowest ticks: (milliseconds, occurrences run, simulated time), to see a tail's cause.
+    let mut worst: Vec<(i64, usize, Timestamp)> = Vec::new();
     let wall = Instant::now();
     let mut now = start;
     loop {
@@ -250,6 +252,11 @@ async fn one(
         let rep = sim.tick().await?;
         let took = t.elapsed().as_millis() as i64;
         ticked += 1;
+        worst.push((took, rep.ran.len(), now));
+        if worst.len() > 64 {
+            worst.sort_by_key(|w| std::cmp::Reverse(w.0));
+            worst.truncate(5);
+        }
         for (_, occurrence, _) in &rep.ran {
             // Conservative: every run counts the whole tick's processing time.
             let drift = now.as_millis() + took - occurrence.as_millis();
@@ -271,6 +278,13 @@ async fn one(
         h_drift.value_at_quantile(0.99),
         h_drift.max()
     );
+    worst.sort_by_key(|w| std::cmp::Reverse(w.0));
+    for (ms, n, at) in worst.iter().take(3) {
+        println!(
+            "  slow tick: {ms} ms for {n} occurrence(s) at simulated {}",
+            at.as_millis()
+        );
+    }
     anyhow::ensure!(
         total == expected,
         "{total} occurrences ran, {expected} were due"

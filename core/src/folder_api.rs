@@ -1,10 +1,11 @@
-//! Typed reads and entry changes of agents' folders for structured fronts (the HTTP API, the
-//! dashboard), under the `/folder` commands' rules: an agent's folders are readable by whoever
-//! sees one of the agent's workspaces and changed by a member of one of them; every value is
-//! checked against its column's type; a CSV import with a bad row imports nothing.
+//! Typed reads, entry changes and structure changes (folders, columns) of agents' folders for
+//! structured fronts (the HTTP API, the dashboard), under the `/folder` commands' rules: an
+//! agent's folders are readable by whoever sees one of the agent's workspaces and changed by a
+//! member of one of them; every value is checked against its column's type; a CSV import with
+//! a bad row imports nothing.
 
 use crate::actor::{Actor, Role};
-use crate::folder::{Entry, EntryId, Folder, check_pairs, parse_csv};
+use crate::folder::{Column, ColumnKind, Entry, EntryId, Folder, Name, check_pairs, parse_csv};
 use crate::ports::WriteCtx;
 use crate::service::Krake;
 use crate::thread_api::ThreadError;
@@ -204,5 +205,159 @@ impl Krake {
             .add_entries(folder.id, &rows, &self.folder_ctx(actor))
             .await?;
         Ok(ids.len())
+    }
+}
+
+/// Structure changes: folders and columns (the same rules as the `/folder` chat commands:
+/// a member of one of the agent's workspaces may make them).
+impl Krake {
+    fn folder_repo(&self) -> Result<std::sync::Arc<dyn crate::folder::FolderRepo>, ThreadError> {
+        self.folders
+            .clone()
+            .ok_or_else(|| ThreadError::NotFound("folders are not available here".into()))
+    }
+
+    /// The agent's canonical name (`soshie` → `Soshie`), if the actor may change its folders.
+    fn writable_agent(&self, actor: &Actor, agent: &str) -> Result<String, ThreadError> {
+        let a = self
+            .directory
+            .agent(agent)
+            .ok_or_else(|| ThreadError::NotFound(format!("there is no agent `{agent}`")))?;
+        if !a.workspaces.iter().any(|w| actor.can_see(w)) {
+            return Err(ThreadError::Forbidden(format!(
+                "{} sees none of the workspaces {} works in",
+                actor.user, a.name
+            )));
+        }
+        if actor.unlinked
+            || !a
+                .workspaces
+                .iter()
+                .any(|w| actor.role_in(w) >= Role::Member)
+        {
+            return Err(ThreadError::Forbidden(format!(
+                "changing {}'s folders needs the member role in a workspace {} works in",
+                a.name, a.name
+            )));
+        }
+        Ok(a.name.to_string())
+    }
+
+    /// Creates an empty folder for an agent; a name the agent already uses is a conflict.
+    pub async fn create_folder_for(
+        &self,
+        actor: &Actor,
+        agent: &str,
+        name: &str,
+    ) -> Result<Folder, ThreadError> {
+        let agent = self.writable_agent(actor, agent)?;
+        let name = Name::parse(name).map_err(ThreadError::Invalid)?;
+        self.folder_repo()?
+            .create_folder(&agent, &name, self.clock.now())
+            .await?
+            .ok_or_else(|| {
+                ThreadError::Exists(format!("{agent} already has a folder called {name}"))
+            })
+    }
+
+    /// Renames a folder; a name the agent already uses is a conflict.
+    pub async fn rename_folder_for(
+        &self,
+        actor: &Actor,
+        agent: &str,
+        folder: &str,
+        to: &str,
+    ) -> Result<Folder, ThreadError> {
+        let f = self.writable_folder(actor, agent, folder).await?;
+        let to = Name::parse(to).map_err(ThreadError::Invalid)?;
+        let repo = self.folder_repo()?;
+        if !repo.rename_folder(f.id, &to).await? {
+            return Err(ThreadError::Exists(format!(
+                "{} already has a folder called {to}",
+                f.agent
+            )));
+        }
+        repo.folder(&f.agent, to.as_str())
+            .await?
+            .ok_or_else(|| ThreadError::NotFound(format!("{} has no folder `{to}`", f.agent)))
+    }
+
+    /// Deletes a folder with its columns and entries; returns how many entries went.
+    pub async fn delete_folder_for(
+        &self,
+        actor: &Actor,
+        agent: &str,
+        folder: &str,
+    ) -> Result<u64, ThreadError> {
+        let f = self.writable_folder(actor, agent, folder).await?;
+        Ok(self.folder_repo()?.delete_folder(f.id).await?)
+    }
+
+    /// Adds a column at the end of a folder; a name the folder already uses is a conflict.
+    pub async fn add_folder_column(
+        &self,
+        actor: &Actor,
+        agent: &str,
+        folder: &str,
+        column: &str,
+        kind: &ColumnKind,
+    ) -> Result<Column, ThreadError> {
+        let f = self.writable_folder(actor, agent, folder).await?;
+        let name = Name::parse(column).map_err(ThreadError::Invalid)?;
+        self.folder_repo()?
+            .add_column(f.id, &name, kind)
+            .await?
+            .ok_or_else(|| {
+                ThreadError::Exists(format!("{} already has a column called {name}", f.name))
+            })
+    }
+
+    /// Renames a column (its values stay); a name the folder already uses is a conflict.
+    pub async fn rename_folder_column(
+        &self,
+        actor: &Actor,
+        agent: &str,
+        folder: &str,
+        column: &str,
+        to: &str,
+    ) -> Result<Column, ThreadError> {
+        let f = self.writable_folder(actor, agent, folder).await?;
+        let c = Self::column_of(&f, column)?;
+        let to = Name::parse(to).map_err(ThreadError::Invalid)?;
+        if !self.folder_repo()?.rename_column(f.id, c.id, &to).await? {
+            return Err(ThreadError::Exists(format!(
+                "{} already has a column called {to}",
+                f.name
+            )));
+        }
+        Ok(Column { name: to, ..c })
+    }
+
+    /// Removes a column and its values.
+    pub async fn remove_folder_column(
+        &self,
+        actor: &Actor,
+        agent: &str,
+        folder: &str,
+        column: &str,
+    ) -> Result<(), ThreadError> {
+        let f = self.writable_folder(actor, agent, folder).await?;
+        let c = Self::column_of(&f, column)?;
+        Ok(self.folder_repo()?.remove_column(f.id, c.id).await?)
+    }
+
+    fn column_of(f: &Folder, column: &str) -> Result<Column, ThreadError> {
+        f.column(column).cloned().ok_or_else(|| {
+            let names: Vec<&str> = f.columns.iter().map(|c| c.name.as_str()).collect();
+            ThreadError::NotFound(format!(
+                "{} has no column `{column}` (columns: {})",
+                f.name,
+                if names.is_empty() {
+                    "none yet".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            ))
+        })
     }
 }

@@ -29,6 +29,9 @@ pub enum ThreadError {
     /// The request makes no sense for this thread (approving a question, an empty reply).
     #[error("{0}")]
     Invalid(String),
+    /// Something of that name exists already (a folder or a column).
+    #[error("{0}")]
+    Exists(String),
     /// The store failed.
     #[error(transparent)]
     Repo(#[from] RepoError),

@@ -140,7 +140,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_code();
         let mut error = serde_json::json!({ "code": code, "message": self.to_string() });
-        if let ApiError::Conflict { current, .. } = &self {
+        if let ApiError::Conflict { current, .. } = &self
+            && !current.is_null()
+        {
             error["current"] = current.clone();
         }
         let mut res = (status, Json(serde_json::json!({ "error": error }))).into_response();

@@ -429,7 +429,8 @@ async fn the_openapi_document_matches_the_routes() {
             let concrete = path
                 .replace("{id}", &t.id.0.to_string())
                 .replace("{agent}", "soshie")
-                .replace("{folder}", "calendar");
+                .replace("{folder}", "calendar")
+                .replace("{column}", "title");
             let (s, _, body) = app.send(m.clone(), &concrete, As::Nobody, None).await;
             assert_eq!(
                 s,
@@ -459,6 +460,12 @@ async fn the_openapi_document_matches_the_routes() {
         "POST /api/v1/folders/{agent}/{folder}/entries",
         "PATCH /api/v1/folders/{agent}/{folder}/entries/{id}",
         "DELETE /api/v1/folders/{agent}/{folder}/entries/{id}",
+        "POST /api/v1/folders",
+        "PATCH /api/v1/folders/{agent}/{folder}",
+        "DELETE /api/v1/folders/{agent}/{folder}",
+        "POST /api/v1/folders/{agent}/{folder}/columns",
+        "PATCH /api/v1/folders/{agent}/{folder}/columns/{column}",
+        "DELETE /api/v1/folders/{agent}/{folder}/columns/{column}",
     ];
     expected.sort();
     assert_eq!(documented, expected);
@@ -1008,4 +1015,178 @@ async fn sign_in_needs_the_sign_in_pages_csrf_token() {
             .any(|c| c.starts_with("krake_login_csrf=;") && c.contains("Max-Age=0")),
         "{set:?}"
     );
+}
+
+/// Folders and columns are created, renamed and deleted over the API under the chat commands'
+/// rules: names are checked, a taken name is 409, a viewer may not, another workspace's member
+/// may not even see it, and values survive a column rename.
+#[tokio::test]
+async fn folders_and_columns_are_made_renamed_and_deleted_through_the_api() {
+    let app = spawn().await;
+    let bo = As::Token("tok-bo");
+    let (s, v) = app
+        .post(
+            "/api/v1/folders",
+            bo,
+            Some(r#"{"agent":"soshie","name":"calendar"}"#),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["agent"], "Soshie");
+    assert_eq!(v["columns"], serde_json::json!([]));
+    let (s, v) = app
+        .post(
+            "/api/v1/folders",
+            bo,
+            Some(r#"{"agent":"Soshie","name":"CALENDAR"}"#),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "names compare ignoring case: {v}");
+    assert_error(&v, "conflict");
+    assert!(v["error"].get("current").is_none(), "{v}");
+    for (body, want) in [
+        (r#"{"agent":"soshie"}"#, "`name` is required"),
+        (r#"{"agent":"soshie","name":"a=b"}"#, "not a valid name"),
+        (
+            r#"{"agent":"soshie","name":"x","colour":1}"#,
+            "unknown field",
+        ),
+        (r#"{"agent":"nobody","name":"x"}"#, "no agent"),
+    ] {
+        let (s, v) = app.post("/api/v1/folders", bo, Some(body)).await;
+        let m = v["error"]["message"].as_str().unwrap_or_default();
+        assert!(m.contains(want), "{body}: {v}");
+        assert!(
+            s == StatusCode::BAD_REQUEST || s == StatusCode::NOT_FOUND,
+            "{body}: {s}"
+        );
+    }
+    let cols = "/api/v1/folders/soshie/calendar/columns";
+    let (s, v) = app
+        .post(cols, bo, Some(r#"{"name":"title","kind":"text"}"#))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v, serde_json::json!({"name":"title","kind":"text"}));
+    let (s, v) = app
+        .post(
+            cols,
+            bo,
+            Some(r#"{"name":"state","kind":"status","values":["draft","posted"]}"#),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["kind"], "status: draft|posted");
+    let (s, v) = app
+        .post(cols, bo, Some(r#"{"name":"when","kind":"status: a|b"}"#))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    for body in [
+        r#"{"name":"x","kind":"colour"}"#,
+        r#"{"name":"x","kind":"status"}"#,
+        r#"{"name":"x"}"#,
+    ] {
+        let (s, v) = app.post(cols, bo, Some(body)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {v}");
+    }
+    let (s, _) = app
+        .post(cols, bo, Some(r#"{"name":"Title","kind":"text"}"#))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (s, v) = app
+        .post(
+            "/api/v1/folders/soshie/calendar/entries",
+            bo,
+            Some(r#"{"values":{"title":"Launch","state":"draft"}}"#),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    // Renaming a column keeps its values.
+    let (s, v) = app
+        .json(
+            Method::PATCH,
+            &format!("{cols}/title"),
+            bo,
+            Some(r#"{"name":"headline"}"#),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["name"], "headline");
+    let (s, v) = app
+        .json(
+            Method::PATCH,
+            &format!("{cols}/headline"),
+            bo,
+            Some(r#"{"name":"state"}"#),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    let (s, _, _) = app
+        .send(Method::DELETE, &format!("{cols}/when"), bo, None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _, _) = app
+        .send(Method::DELETE, &format!("{cols}/when"), bo, None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, v) = app.get("/api/v1/folders/soshie/calendar", bo).await;
+    assert_eq!(
+        v["columns"],
+        serde_json::json!([{"name":"headline","kind":"text"},{"name":"state","kind":"status: draft|posted"}])
+    );
+    assert_eq!(
+        v["entries"][0]["values"],
+        serde_json::json!({"headline":"Launch","state":"draft"})
+    );
+    // Rename the folder; the old name is gone.
+    let (s, v) = app
+        .json(
+            Method::PATCH,
+            "/api/v1/folders/soshie/calendar",
+            bo,
+            Some(r#"{"name":"posts"}"#),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["name"], "posts");
+    assert_eq!(v["entries"].as_array().unwrap().len(), 1);
+    let (s, _) = app.get("/api/v1/folders/soshie/calendar", bo).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // A viewer may not change the structure; a member of another workspace may not see it.
+    let (s, _) = app
+        .post(
+            "/api/v1/folders",
+            As::Token("tok-vic"),
+            Some(r#"{"agent":"soshie","name":"mine"}"#),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _, _) = app
+        .send(
+            Method::DELETE,
+            "/api/v1/folders/soshie/posts",
+            As::Token("tok-vic"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _, _) = app
+        .send(
+            Method::DELETE,
+            "/api/v1/folders/soshie/posts",
+            As::Token("tok-mo"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // The member deletes it, with its entry.
+    let (s, _, body) = app
+        .send(Method::DELETE, "/api/v1/folders/soshie/posts", bo, None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+        serde_json::json!({"deleted_entries": 1})
+    );
+    let (_, v) = app.get("/api/v1/folders", bo).await;
+    assert_eq!(v, serde_json::json!([]));
 }

@@ -1,7 +1,8 @@
 //! `/api/v1/folders`: agents' folders (issue 9): the list, one folder as columns and entries,
 //! adding, changing and deleting entries (values checked against their columns), and CSV
-//! export and import (all or nothing, every bad row named). Creating, renaming and deleting
-//! folders and columns go through the `/folder` chat commands (the web chat, or any front).
+//! export and import (all or nothing, every bad row named), and the folders' structure:
+//! creating, renaming and deleting folders and columns, under the same rules as the `/folder`
+//! chat commands (reading needs a workspace the agent works in, changing needs member there).
 
 use super::{ErrorBody, json_body};
 use crate::ApiError;
@@ -18,7 +19,7 @@ use axum::routing::get;
 use axum::routing::{patch, post};
 use axum::{Json, Router};
 use krake_core::folder::EntryId;
-use krake_core::folder::{Entry, Folder};
+use krake_core::folder::{Column, ColumnKind, Entry, Folder};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
@@ -26,8 +27,16 @@ use utoipa::{IntoParams, ToSchema};
 /// Folder routes.
 pub fn router() -> Router<WebState> {
     Router::new()
-        .route("/api/v1/folders", get(list))
-        .route("/api/v1/folders/{agent}/{folder}", get(show))
+        .route("/api/v1/folders", get(list).post(create_folder))
+        .route(
+            "/api/v1/folders/{agent}/{folder}",
+            get(show).patch(rename_folder).delete(delete_folder),
+        )
+        .route("/api/v1/folders/{agent}/{folder}/columns", post(add_column))
+        .route(
+            "/api/v1/folders/{agent}/{folder}/columns/{column}",
+            patch(rename_column).delete(remove_column),
+        )
         .route(
             "/api/v1/folders/{agent}/{folder}/csv",
             get(csv).post(import),
@@ -324,4 +333,199 @@ pub async fn csv(
         HeaderValue::from_static("text/csv; charset=utf-8"),
     );
     Ok(res)
+}
+
+/// A new folder.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewFolderBody {
+    /// The agent it belongs to (`soshie` or `Soshie`).
+    pub agent: Option<String>,
+    /// Its name (1 to 60 characters, no `=`).
+    pub name: Option<String>,
+}
+
+/// A new name for a folder or a column.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenameBody {
+    /// The new name (1 to 60 characters, no `=`).
+    pub name: Option<String>,
+}
+
+/// A new column.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewColumnBody {
+    /// Its name (1 to 60 characters, no `=`).
+    pub name: Option<String>,
+    /// `text`, `number`, `date`, `url` or `status` (`status: draft|posted` also works).
+    pub kind: Option<String>,
+    /// A status column's allowed values.
+    #[serde(default)]
+    pub values: Vec<String>,
+}
+
+/// What deleting a folder did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeletedFolder {
+    /// Entries deleted with it.
+    pub deleted_entries: u64,
+}
+
+fn required(v: Option<String>, what: &str) -> Result<String, ApiError> {
+    v.filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| ApiError::BadRequest(format!("`{what}` is required")))
+}
+
+fn column_view(c: &Column) -> ColumnView {
+    ColumnView {
+        name: c.name.as_str().to_owned(),
+        kind: c.kind.describe(),
+    }
+}
+
+/// Parses a column type: `kind` with `values`, or `status: a|b` in `kind` alone.
+fn column_kind(kind: &str, values: &[String]) -> Result<ColumnKind, ApiError> {
+    let (name, inline) = match kind.split_once(':') {
+        Some((k, v)) => (k, Some(v.to_owned())),
+        None => (kind, None),
+    };
+    let listed = (!values.is_empty()).then(|| values.join("|"));
+    ColumnKind::parse(name, inline.or(listed).as_deref()).map_err(ApiError::BadRequest)
+}
+
+/// Creates an empty folder for an agent (member of a workspace the agent works in).
+#[utoipa::path(post, path = "/api/v1/folders", tag = "folders", request_body = NewFolderBody,
+    responses((status = 201, body = FolderView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 413, body = ErrorBody)))]
+pub async fn create_folder(
+    State(state): State<WebState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<FolderView>), ApiError> {
+    csrf(&caller, &headers)?;
+    let b: NewFolderBody = json_body(body, state.config.max_body_bytes)?;
+    let (agent, name) = (required(b.agent, "agent")?, required(b.name, "name")?);
+    let f = state
+        .krake
+        .create_folder_for(&caller.actor, &agent, &name)
+        .await?;
+    Ok((StatusCode::CREATED, Json(view(&f, &[]))))
+}
+
+/// Renames a folder.
+#[utoipa::path(patch, path = "/api/v1/folders/{agent}/{folder}", tag = "folders", request_body = RenameBody,
+    params(("agent" = String, Path, description = "agent"), ("folder" = String, Path, description = "folder name")),
+    responses((status = 200, body = FolderView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 413, body = ErrorBody)))]
+pub async fn rename_folder(
+    State(state): State<WebState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((agent, folder)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<FolderView>, ApiError> {
+    csrf(&caller, &headers)?;
+    let b: RenameBody = json_body(body, state.config.max_body_bytes)?;
+    let to = required(b.name, "name")?;
+    let f = state
+        .krake
+        .rename_folder_for(&caller.actor, &agent, &folder, &to)
+        .await?;
+    let (f, entries) = state
+        .krake
+        .folder_for(&caller.actor, &f.agent, f.name.as_str())
+        .await?;
+    Ok(Json(view(&f, &entries)))
+}
+
+/// Deletes a folder with its columns and entries.
+#[utoipa::path(delete, path = "/api/v1/folders/{agent}/{folder}", tag = "folders",
+    params(("agent" = String, Path, description = "agent"), ("folder" = String, Path, description = "folder name")),
+    responses((status = 200, body = DeletedFolder), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn delete_folder(
+    State(state): State<WebState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((agent, folder)): Path<(String, String)>,
+) -> Result<Json<DeletedFolder>, ApiError> {
+    csrf(&caller, &headers)?;
+    let deleted_entries = state
+        .krake
+        .delete_folder_for(&caller.actor, &agent, &folder)
+        .await?;
+    Ok(Json(DeletedFolder { deleted_entries }))
+}
+
+/// Adds a column at the end of a folder.
+#[utoipa::path(post, path = "/api/v1/folders/{agent}/{folder}/columns", tag = "folders", request_body = NewColumnBody,
+    params(("agent" = String, Path, description = "agent"), ("folder" = String, Path, description = "folder name")),
+    responses((status = 201, body = ColumnView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 413, body = ErrorBody)))]
+pub async fn add_column(
+    State(state): State<WebState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((agent, folder)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<ColumnView>), ApiError> {
+    csrf(&caller, &headers)?;
+    let b: NewColumnBody = json_body(body, state.config.max_body_bytes)?;
+    let name = required(b.name, "name")?;
+    let kind = column_kind(&required(b.kind, "kind")?, &b.values)?;
+    let c = state
+        .krake
+        .add_folder_column(&caller.actor, &agent, &folder, &name, &kind)
+        .await?;
+    Ok((StatusCode::CREATED, Json(column_view(&c))))
+}
+
+/// Renames a column; its values stay.
+#[utoipa::path(patch, path = "/api/v1/folders/{agent}/{folder}/columns/{column}", tag = "folders", request_body = RenameBody,
+    params(("agent" = String, Path, description = "agent"), ("folder" = String, Path, description = "folder name"),
+        ("column" = String, Path, description = "column name")),
+    responses((status = 200, body = ColumnView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 413, body = ErrorBody)))]
+pub async fn rename_column(
+    State(state): State<WebState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((agent, folder, column)): Path<(String, String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<ColumnView>, ApiError> {
+    csrf(&caller, &headers)?;
+    let b: RenameBody = json_body(body, state.config.max_body_bytes)?;
+    let to = required(b.name, "name")?;
+    let c = state
+        .krake
+        .rename_folder_column(&caller.actor, &agent, &folder, &column, &to)
+        .await?;
+    Ok(Json(column_view(&c)))
+}
+
+/// Removes a column and its values.
+#[utoipa::path(delete, path = "/api/v1/folders/{agent}/{folder}/columns/{column}", tag = "folders",
+    params(("agent" = String, Path, description = "agent"), ("folder" = String, Path, description = "folder name"),
+        ("column" = String, Path, description = "column name")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn remove_column(
+    State(state): State<WebState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((agent, folder, column)): Path<(String, String, String)>,
+) -> Result<StatusCode, ApiError> {
+    csrf(&caller, &headers)?;
+    state
+        .krake
+        .remove_folder_column(&caller.actor, &agent, &folder, &column)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -43,14 +43,17 @@ pub fn router() -> Router<WebState> {
         inbox::archive, inbox::unarchive, inbox::audit,
         directory::workspaces, directory::agents, directory::me,
         folders::list, folders::show, folders::csv, folders::import,
-        folders::add_entry, folders::update_entry, folders::delete_entry
+        folders::add_entry, folders::update_entry, folders::delete_entry,
+        folders::create_folder, folders::rename_folder, folders::delete_folder,
+        folders::add_column, folders::rename_column, folders::remove_column
     ),
     components(schemas(
         ThreadSummary, ThreadView, ReplyView, ThreadPage, DecisionView, AuditView, ErrorBody,
         ErrorDetail, inbox::ReplyBody, inbox::ApproveBody, inbox::RejectBody,
         directory::WorkspaceView, directory::AgentView, directory::MeView,
         folders::FolderSummary, folders::FolderView, folders::ColumnView, folders::EntryView,
-        folders::EntryBody, folders::Imported
+        folders::EntryBody, folders::Imported, folders::NewFolderBody, folders::RenameBody,
+        folders::NewColumnBody, folders::DeletedFolder
     )),
     modifiers(&Security),
     security(("bearer" = []), ("session" = []))
@@ -259,6 +262,10 @@ impl From<ThreadError> for ApiError {
             ThreadError::NotFound(m) => ApiError::NotFound(m),
             ThreadError::Forbidden(m) => ApiError::Forbidden(m),
             ThreadError::Invalid(m) => ApiError::BadRequest(m),
+            ThreadError::Exists(message) => ApiError::Conflict {
+                message,
+                current: serde_json::Value::Null,
+            },
             ThreadError::Conflict { message, thread } => ApiError::Conflict {
                 message,
                 current: serde_json::to_value(ThreadView::from(thread.as_ref()))
