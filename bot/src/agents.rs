@@ -10,13 +10,15 @@ use anyhow::{Context, bail};
 use async_trait::async_trait;
 use krake_core::actor::Actor;
 use krake_core::config::Directory;
-use krake_core::inbox::{NewThread, Origin, ProposedAction, ThreadKind};
+use krake_core::inbox::ProposedAction;
 use krake_core::knowledge::Retriever;
 use krake_core::ledger::Budgets;
 use krake_core::model::ChatModel;
+use krake_core::outbox::{Destination, NewOutbound, OutboxPayload};
 use krake_core::policy::AgentPolicy;
-use krake_core::ports::{InboxRepo, WriteCtx};
-use krake_core::run::{ActionExecutor, NewRun, RunLimits, Runner};
+use krake_core::ports::{InboxRepo, OutboxRepo, WriteCtx};
+use krake_core::reply::Reply;
+use krake_core::run::{ActionExecutor, NewRun, RunLimits, RunStatus, Runner};
 use krake_core::time::{Clock, SystemClock};
 use krake_core::workspace::WorkspaceSlug;
 use krake_llm::{LlmConfig, OpenAiCompatible};
@@ -58,6 +60,9 @@ pub struct AgentRunsFile {
     pub max_output_tokens: Option<u32>,
     /// Runs one process works on at once (default 64).
     pub concurrency: Option<u32>,
+    /// Hours an approval opened by a run waits for a decision before it expires and the run
+    /// is marked `expired` (default 72).
+    pub approval_expiry_hours: Option<u64>,
 }
 
 /// The effective agent settings.
@@ -75,6 +80,59 @@ pub struct AgentSettings {
     pub limits: RunLimits,
     /// Runs worked on at once per process.
     pub concurrency: u32,
+    /// Shopify Admin API access per workspace: (workspace, base URL, access token).
+    pub shops: Vec<(WorkspaceSlug, String, krake_commerce::Secret)>,
+}
+
+/// Shopify Admin API access per workspace: the token from `KRAKE_SHOPIFY_ADMIN_TOKEN_<WS>` or
+/// `[shopify.admin_tokens]`, the shop from `[shopify.shops]` (`https://DOMAIN`), or every
+/// workspace's base URL from `KRAKE_SHOPIFY_ADMIN_URL` (a proxy, or a test's fake).
+fn shops(
+    file: &FileConfig,
+    directory: &Directory,
+) -> anyhow::Result<Vec<(WorkspaceSlug, String, krake_commerce::Secret)>> {
+    for ws in file.shopify.admin_tokens.keys() {
+        let known = WorkspaceSlug::parse(ws)
+            .ok()
+            .is_some_and(|s| directory.workspace(&s).is_some());
+        if !known {
+            bail!("[shopify.admin_tokens]: there is no workspace `{ws}`");
+        }
+    }
+    let url_override = std::env::var("KRAKE_SHOPIFY_ADMIN_URL")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty());
+    let mut out = Vec::new();
+    for w in directory.workspaces() {
+        let env = format!(
+            "KRAKE_SHOPIFY_ADMIN_TOKEN_{}",
+            w.slug.as_str().to_uppercase().replace('-', "_")
+        );
+        let token = std::env::var(&env)
+            .ok()
+            .or_else(|| file.shopify.admin_tokens.get(w.slug.as_str()).cloned())
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty());
+        let Some(token) = token else { continue };
+        let shop = file
+            .shopify
+            .shops
+            .iter()
+            .find(|(_, ws)| ws.as_str() == w.slug.as_str())
+            .map(|(domain, _)| format!("https://{}", domain.to_ascii_lowercase()));
+        let Some(base) = url_override.clone().or(shop) else {
+            bail!(
+                "a Shopify Admin token is set for {} but no shop: add its domain under [shopify.shops] (\"SHOP.myshopify.com\" = \"{}\")",
+                w.slug,
+                w.slug
+            );
+        };
+        krake_commerce::shopify_admin::ShopifyAdmin::new(&base, krake_commerce::Secret::new(""))
+            .map_err(|e| anyhow::anyhow!("Shopify Admin API of {}: {e}", w.slug))?;
+        out.push((w.slug.clone(), base, krake_commerce::Secret::new(token)));
+    }
+    Ok(out)
 }
 
 fn micros(dollars: f64, what: &str) -> anyhow::Result<i64> {
@@ -167,6 +225,9 @@ pub fn settings(file: &FileConfig, directory: &Directory) -> anyhow::Result<Agen
             .map_or(d.lease, |s| Duration::from_secs(s.max(1))),
         max_output_tokens: r.max_output_tokens.unwrap_or(d.max_output_tokens).max(16),
         prompt_tokens: r.prompt_tokens.unwrap_or(d.prompt_tokens).max(500),
+        approval_expiry: r.approval_expiry_hours.map_or(d.approval_expiry, |h| {
+            Duration::from_secs(h.clamp(1, 24 * 365) * 3600)
+        }),
         ..d
     };
     Ok(AgentSettings {
@@ -176,48 +237,157 @@ pub fn settings(file: &FileConfig, directory: &Directory) -> anyhow::Result<Agen
         budgets,
         limits,
         concurrency: r.concurrency.unwrap_or(64).clamp(1, 1000),
+        shops: shops(file, directory)?,
     })
 }
 
-/// Carries out approved actions in `krake serve`. No shop or social network can be written
-/// to yet (the commerce adapter only receives webhooks), so an approved action is handed to
-/// people: a notice in the workspace says exactly what to do.
-struct HandOff {
-    inbox: Arc<dyn InboxRepo>,
+/// Carries out approved (or confidently proposed) actions: refunds and price changes through
+/// the shop's Admin API; messages and posts through the outbox to the workspace's chat
+/// destinations (Krake has no e-mail or social-network adapter: a post is delivered to the
+/// team labelled as a post to publish by hand). The runner calls it once per action.
+struct Executor {
+    shops: BTreeMap<WorkspaceSlug, krake_commerce::shopify_admin::ShopifyAdmin>,
+    outbox: Arc<dyn OutboxRepo>,
     clock: Arc<dyn Clock>,
     routes: krake_core::delivery::Routes,
 }
 
+impl Executor {
+    fn shop(
+        &self,
+        workspace: &WorkspaceSlug,
+    ) -> Result<&krake_commerce::shopify_admin::ShopifyAdmin, String> {
+        self.shops.get(workspace).ok_or_else(|| {
+            format!(
+                "{workspace} has no Shopify Admin API access: set KRAKE_SHOPIFY_ADMIN_TOKEN_{} (or [shopify.admin_tokens]) and its shop under [shopify.shops]",
+                workspace.as_str().to_uppercase().replace('-', "_")
+            )
+        })
+    }
+
+    /// Enqueues `text` to `destinations`, once per action and destination.
+    async fn deliver(
+        &self,
+        destinations: &[Destination],
+        text: String,
+        key: &str,
+    ) -> Result<usize, String> {
+        let now = self.clock.now();
+        for d in destinations {
+            let msg = NewOutbound {
+                destination: d.clone(),
+                payload: OutboxPayload::Send {
+                    reply: Reply::info(text.clone()),
+                },
+            };
+            self.outbox
+                .enqueue_once(&msg, &format!("action:{key}:{}", d.as_str()), now)
+                .await
+                .map_err(|e| format!("cannot queue the message: {e}"))?;
+        }
+        Ok(destinations.len())
+    }
+
+    /// Where a message `to` goes: a destination of the workspace named exactly, the workspace's
+    /// destinations on one front (`telegram`), or all of them.
+    fn destinations(
+        &self,
+        workspace: &WorkspaceSlug,
+        to: &str,
+    ) -> Result<Vec<Destination>, String> {
+        let all = self.routes.for_workspace(workspace);
+        if all.is_empty() {
+            return Err(format!(
+                "{workspace} has no chat destination to deliver to (configure a Telegram chat, Discord channel or the web front for it)"
+            ));
+        }
+        let to = to.trim();
+        if let Some(d) = all.iter().find(|d| d.as_str() == to) {
+            return Ok(vec![d.clone()]);
+        }
+        let front: Vec<Destination> = all.iter().filter(|d| d.front() == to).cloned().collect();
+        if !front.is_empty() {
+            return Ok(front);
+        }
+        Ok(all.to_vec())
+    }
+}
+
 #[async_trait]
-impl ActionExecutor for HandOff {
+impl ActionExecutor for Executor {
     async fn execute(
         &self,
         workspace: &WorkspaceSlug,
         action: &ProposedAction,
+        key: &str,
     ) -> Result<String, String> {
-        let mut new = NewThread::new(
-            workspace.clone(),
-            ThreadKind::Notice,
-            format!("To do (approved): {}", action.describe()),
-            format!(
-                "This action was approved. Krake cannot carry it out by itself yet, so please do it by hand:\n{}",
-                action.describe()
-            ),
-        );
-        new.origin = Origin::System;
-        new.post_to = self.routes.for_workspace(workspace).to_vec();
-        let ctx = WriteCtx {
-            actor: Actor::system(),
-            inbound: None,
-            now: self.clock.now(),
-        };
-        match self.inbox.create(&new, &ctx).await {
-            Ok(t) => Ok(format!(
-                "handed to people as #{} ({})",
-                t.id.0,
-                action.describe()
-            )),
-            Err(e) => Err(e.to_string()),
+        use krake_commerce::shopify_admin::{decimal, variant_id};
+        match action {
+            ProposedAction::Refund {
+                order_id,
+                amount_minor,
+                currency,
+            } => {
+                let id = self
+                    .shop(workspace)?
+                    .refund(
+                        order_id,
+                        *amount_minor,
+                        currency,
+                        &format!("Approved in Krake ({key})"),
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(format!(
+                    "refunded {} {currency} on order {order_id} in Shopify (refund {id})",
+                    decimal(*amount_minor, currency)
+                ))
+            }
+            ProposedAction::ChangePrice {
+                product,
+                price_minor,
+                currency,
+            } => {
+                let shop = self.shop(workspace)?;
+                let variant = variant_id(product).ok_or_else(|| {
+                    format!(
+                        "`{product}` is not a Shopify variant id (digits, `variant:ID` or `gid://shopify/ProductVariant/ID`): nothing changed"
+                    )
+                })?;
+                let now = shop
+                    .set_price(variant, *price_minor, currency)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(format!(
+                    "price of variant {variant} set to {now} {currency} in Shopify"
+                ))
+            }
+            ProposedAction::SendMessage { to, text } => {
+                let dests = self.destinations(workspace, to)?;
+                let n = self
+                    .deliver(
+                        &dests,
+                        format!("Message for {to} (approved in Krake):\n{text}"),
+                        key,
+                    )
+                    .await?;
+                Ok(format!("message for {to} sent to {n} chat destination(s)"))
+            }
+            ProposedAction::PublishPost { channel, text } => {
+                let dests = self.destinations(workspace, "")?;
+                let n = self
+                    .deliver(
+                        &dests,
+                        format!(
+                            "Post to publish on {channel} (approved in Krake; Krake cannot post to {channel} itself, so please copy it there):\n{text}"
+                        ),
+                        key,
+                    )
+                    .await?;
+                Ok(format!(
+                    "post for {channel} delivered to {n} chat destination(s) for a person to publish (Krake has no {channel} API)"
+                ))
+            }
         }
     }
 }
@@ -242,8 +412,17 @@ pub fn runner(
         s.clone(),
         model,
         retriever,
-        Arc::new(HandOff {
-            inbox: s.clone(),
+        Arc::new(Executor {
+            shops: agents
+                .shops
+                .iter()
+                .filter_map(|(ws, base, token)| {
+                    krake_commerce::shopify_admin::ShopifyAdmin::new(base, token.clone())
+                        .ok()
+                        .map(|c| (ws.clone(), c))
+                })
+                .collect(),
+            outbox: s.clone(),
             clock: clock.clone(),
             routes: routes.clone(),
         }),
@@ -265,6 +444,7 @@ pub fn runner(
 pub fn spawn_worker(
     runner: Runner,
     concurrency: u32,
+    memory: Option<crate::rag::RunMemory>,
     mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -279,8 +459,22 @@ pub fn spawn_worker(
         let slots = Arc::new(tokio::sync::Semaphore::new(concurrency as usize));
         let ended = Arc::new(tokio::sync::Notify::new());
         let mut running = tokio::task::JoinSet::new();
+        // Runs an approval finished (outside this worker) are remembered by a pass over the
+        // recent ones now and then.
+        let mut last_memory_pass: Option<std::time::Instant> = None;
         loop {
             while running.try_join_next().is_some() {}
+            if let Some(m) = &memory
+                && last_memory_pass.is_none_or(|t| t.elapsed() >= Duration::from_secs(300))
+            {
+                last_memory_pass = Some(std::time::Instant::now());
+                let (m, runs) = (m.clone(), runner.runs().clone());
+                running.spawn(async move {
+                    if let Err(e) = m.remember_recent(runs.as_ref(), 200).await {
+                        tracing::warn!(error = %format!("{e:#}"), "remembering agent results failed; will retry");
+                    }
+                });
+            }
             if let Err(e) = runner.queue_event_tasks(since).await {
                 tracing::warn!(error = %e, "queueing runs for events failed; will retry");
             }
@@ -296,11 +490,18 @@ pub fn spawn_worker(
                             let Ok(permit) = slots.clone().try_acquire_owned() else {
                                 break;
                             };
-                            let (r, done) = (runner.clone(), ended.clone());
+                            let (r, done, m) = (runner.clone(), ended.clone(), memory.clone());
                             running.spawn(async move {
                                 let (id, agent) = (run.id, run.agent.clone());
                                 match r.execute(run).await {
-                                    Ok(status) => crate::telemetry::agent_run(&agent, status.as_str()),
+                                    Ok(status) => {
+                                        crate::telemetry::agent_run(&agent, status.as_str());
+                                        if let Some(m) = m
+                                            && status == RunStatus::Done
+                                        {
+                                            remember(&r, &m, id).await;
+                                        }
+                                    }
                                     Err(e) => {
                                         tracing::warn!(run = id.0, error = %e, "run interrupted by a storage error; it resumes after its lease");
                                     }
@@ -330,6 +531,54 @@ pub fn spawn_worker(
         running.abort_all();
         while running.join_next().await.is_some() {}
     })
+}
+
+/// The recovery pass of executed actions, at start and every `every` until `stop`: actions
+/// left `executing` past the run lease (a crash while calling out) are failed and escalated,
+/// never tried again; decisions taken but never handled (a crash right after approving) are
+/// handled. Runs with or without a model (a run may have been left by an earlier start).
+pub fn spawn_recovery(
+    runner: Runner,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match runner.recover().await {
+                Ok(r) if r != krake_core::run::Recovered::default() => {
+                    tracing::warn!(
+                        interrupted = r.interrupted.len(),
+                        decided = r.decided.len(),
+                        expired = r.expired.len(),
+                        "recovered actions"
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "the recovery pass of actions failed; will retry")
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => break,
+            }
+        }
+    })
+}
+
+/// Ingests a finished run's result as long-term memory (logged, never fatal: the run is done).
+async fn remember(runner: &Runner, memory: &crate::rag::RunMemory, id: krake_core::run::RunId) {
+    let run = match runner.runs().run(id).await {
+        Ok(Some(run)) => run,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(run = id.0, error = %e, "cannot read the finished run to remember it");
+            return;
+        }
+    };
+    if let Err(e) = memory.remember(std::slice::from_ref(&run)).await {
+        tracing::warn!(run = id.0, error = %format!("{e:#}"), "remembering the run's result failed; a later pass retries");
+    }
 }
 
 /// Turns the occurrences a coordinator tick ran into agent runs: the schedule's task for the

@@ -2,6 +2,11 @@
 
 use clap::Parser;
 
+/// mimalloc: the webhook and REST paths allocate many small short-lived buffers, which the
+/// system allocator serves measurably slower under concurrency (`krake bench webhooks`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = krake_bot::cli::Cli::parse();

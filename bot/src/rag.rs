@@ -1,13 +1,14 @@
-//! Knowledge (RAG) wiring: the embedded Qdrant store under the data directory, the local
-//! embedder when its weights are present (BM25-only retrieval, said once, when not), the
-//! [`Retriever`] that agents and `ask` use, and the `krake ingest`, `krake eval rag` and
-//! `krake bench rag` commands.
+//! Knowledge (RAG) wiring: the vector store (embedded Qdrant under the data directory by
+//! default, or a Qdrant server, `[rag] store`), the local embedder when its weights are present
+//! (BM25-only retrieval, said once, when not), the [`Retriever`] that agents and `ask` use, and
+//! the `krake ingest`, `krake eval rag` and `krake bench rag` commands.
 
 use crate::settings::Settings;
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use krake_core::knowledge::Retriever;
 use krake_core::workspace::WorkspaceSlug;
+use krake_llm::embeddings::{EmbeddingsConfig, OpenAiEmbeddings};
 use krake_rag::chunk::Chunker;
 use krake_rag::edge::EdgeStore;
 use krake_rag::embed::Embedder;
@@ -16,7 +17,10 @@ use krake_rag::extract::{extract, supported};
 use krake_rag::ingest::{Document, Ingestor};
 use krake_rag::minilm::{FETCH_COMMAND, MiniLm};
 use krake_rag::retrieve::{Fusion, HybridRetriever};
+use krake_rag::server::{QdrantStore, ServerConfig};
 use krake_rag::sparse::Bm25;
+use krake_rag::store::VectorStore;
+use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,10 +29,194 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// missing, so fetching them later needs no new store).
 const DIMENSIONS: usize = 384;
 
+/// `[rag]` in the config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RagFile {
+    /// `edge` (embedded Qdrant in the data directory, the default) or `qdrant` (a Qdrant
+    /// server); `KRAKE_RAG_STORE` overrides it.
+    pub store: Option<String>,
+    /// The Qdrant server's gRPC URL, e.g. `http://127.0.0.1:6334` (`KRAKE_QDRANT_URL`). Its
+    /// API key comes from `KRAKE_QDRANT_API_KEY` only.
+    pub qdrant_url: Option<String>,
+    /// The collection on the server; default `krake`.
+    pub qdrant_collection: Option<String>,
+    /// `local` (all-MiniLM-L6-v2 on this machine, the default) or `openai` (an
+    /// OpenAI-compatible embeddings server, `[rag.openai]`).
+    pub embedder: Option<String>,
+    /// The OpenAI-compatible embeddings server.
+    #[serde(default)]
+    pub openai: EmbeddingsConfig,
+}
+
+/// Which embedder turns text into vectors.
+#[derive(Debug, Clone)]
+pub enum EmbedderChoice {
+    /// The local model (BM25 only while its weights are missing).
+    Local,
+    /// An OpenAI-compatible embeddings server.
+    OpenAi(EmbeddingsConfig),
+}
+
+/// Where the knowledge base's vectors live.
+#[derive(Debug, Clone)]
+pub enum StoreChoice {
+    /// Embedded Qdrant under the data directory.
+    Edge,
+    /// A Qdrant server.
+    Qdrant(ServerConfig),
+}
+
+/// The effective `[rag]` settings.
+#[derive(Debug, Clone)]
+pub struct RagSettings {
+    /// The vector store.
+    pub store: StoreChoice,
+    /// The embedder.
+    pub embedder: EmbedderChoice,
+}
+
+impl Default for RagSettings {
+    fn default() -> Self {
+        Self {
+            store: StoreChoice::Edge,
+            embedder: EmbedderChoice::Local,
+        }
+    }
+}
+
+fn env_or(env: &str, file: Option<&String>) -> Option<String> {
+    std::env::var(env)
+        .ok()
+        .or_else(|| file.cloned())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+/// Reads `[rag]` with its environment overrides (`KRAKE_RAG_STORE`, `KRAKE_QDRANT_URL`,
+/// `KRAKE_QDRANT_API_KEY`).
+pub fn settings(file: &RagFile) -> anyhow::Result<RagSettings> {
+    let store = match env_or("KRAKE_RAG_STORE", file.store.as_ref()).as_deref() {
+        None | Some("edge") => StoreChoice::Edge,
+        Some("qdrant") => {
+            let Some(url) = env_or("KRAKE_QDRANT_URL", file.qdrant_url.as_ref()) else {
+                bail!(
+                    "rag.store is `qdrant` but no server is named: set rag.qdrant_url (or \
+                     KRAKE_QDRANT_URL) to its gRPC URL, e.g. http://127.0.0.1:6334"
+                );
+            };
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                bail!("rag.qdrant_url `{url}` must start with http:// or https://");
+            }
+            StoreChoice::Qdrant(ServerConfig {
+                url,
+                collection: file
+                    .qdrant_collection
+                    .clone()
+                    .filter(|c| !c.trim().is_empty())
+                    .unwrap_or_else(|| "krake".to_owned()),
+                api_key: env_or("KRAKE_QDRANT_API_KEY", None),
+            })
+        }
+        Some(other) => bail!("rag.store must be `edge` or `qdrant`, not `{other}`"),
+    };
+    let embedder = match file.embedder.as_deref().map(str::trim) {
+        None | Some("local") => EmbedderChoice::Local,
+        Some("openai") => {
+            if file.openai.dimensions.is_none_or(|d| d == 0) {
+                bail!(
+                    "rag.embedder is `openai`: set rag.openai.dimensions to the model's vector \
+                     size (e.g. 1536 for text-embedding-3-small), the store is made for it"
+                );
+            }
+            // Checked now (URL, model, key variable) so a bad config fails at start.
+            OpenAiEmbeddings::new(&file.openai, |v| std::env::var(v).ok())
+                .map_err(|e| anyhow::anyhow!("rag.openai: {e}"))?;
+            EmbedderChoice::OpenAi(file.openai.clone())
+        }
+        Some(other) => bail!("rag.embedder must be `local` or `openai`, not `{other}`"),
+    };
+    Ok(RagSettings { store, embedder })
+}
+
+/// OpenAI-compatible embeddings as the knowledge base's [`Embedder`] (vectors normalised, so
+/// cosine and dot product agree).
+pub struct OpenAiEmbedder {
+    client: OpenAiEmbeddings,
+    id: String,
+    dimensions: usize,
+}
+
+impl std::fmt::Debug for OpenAiEmbedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenAiEmbedder")
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl OpenAiEmbedder {
+    /// The embedder `config` describes (its API key read from the environment).
+    pub fn new(config: &EmbeddingsConfig) -> anyhow::Result<Self> {
+        let dimensions = config
+            .dimensions
+            .filter(|d| *d > 0)
+            .context("rag.openai.dimensions is required")?;
+        let client = OpenAiEmbeddings::new(config, |v| std::env::var(v).ok())
+            .map_err(|e| anyhow::anyhow!("rag.openai: {e}"))?;
+        Ok(Self {
+            id: format!("openai:{}:{dimensions}", config.model),
+            dimensions: dimensions as usize,
+            client,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Embedder for OpenAiEmbedder {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn dimensions(&self) -> usize {
+        self.dimensions
+    }
+
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, krake_rag::embed::EmbedError> {
+        let (mut vectors, _tokens) = self
+            .client
+            .embed(texts)
+            .await
+            .map_err(|e| krake_rag::embed::EmbedError::Run(e.to_string()))?;
+        vectors
+            .iter_mut()
+            .for_each(|v| krake_rag::embed::normalise(v));
+        Ok(vectors)
+    }
+}
+
+/// The embedder `rag` chooses, with the on-disk cache in `paths.cache`; `None` when the local
+/// one's weights are missing.
+pub fn configured_embedder(
+    paths: &KnowledgePaths,
+    rag: &RagSettings,
+) -> anyhow::Result<Option<Arc<dyn Embedder>>> {
+    match &rag.embedder {
+        EmbedderChoice::Local => cached_embedder(&paths.models, &paths.cache),
+        EmbedderChoice::OpenAi(config) => Ok(Some(Arc::new(
+            krake_rag::cache::CachedEmbedder::open(
+                Arc::new(OpenAiEmbedder::new(config)?),
+                &paths.cache,
+            )
+            .context("the embedding cache cannot be opened")?,
+        ))),
+    }
+}
+
 /// `krake ingest` flags.
 #[derive(Debug, clap::Args)]
 pub struct IngestArgs {
-    /// A file or a folder (read recursively): Markdown, text, HTML, CSV.
+    /// A file or a folder (read recursively): Markdown, text, HTML, CSV, PDF (text layer).
     pub path: PathBuf,
     /// The workspace the knowledge belongs to (only it will see it).
     #[arg(long)]
@@ -99,27 +287,51 @@ pub fn embedder(models: &Path) -> anyhow::Result<Option<Arc<dyn Embedder>>> {
     Ok(Some(Arc::new(m)))
 }
 
+/// Where a knowledge base's local files live.
+#[derive(Debug, Clone)]
+pub struct KnowledgePaths {
+    /// The embedded store's directory (unused with a Qdrant server).
+    pub dir: PathBuf,
+    /// The local embedder's model files.
+    pub models: PathBuf,
+    /// The embedding cache.
+    pub cache: PathBuf,
+}
+
+impl KnowledgePaths {
+    /// The paths the settings name.
+    pub fn new(settings: &Settings) -> Self {
+        Self {
+            dir: knowledge_dir(settings),
+            models: models_dir(settings),
+            cache: cache_dir(settings),
+        }
+    }
+}
+
 /// The knowledge base's parts, built from settings.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Knowledge {
     /// The store.
-    pub store: Arc<EdgeStore>,
+    pub store: Arc<dyn VectorStore>,
     /// Ingests documents.
     pub ingestor: Ingestor,
     /// Retrieves passages.
     pub retriever: HybridRetriever,
 }
 
+impl std::fmt::Debug for Knowledge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Knowledge")
+            .field("retriever", &self.retriever)
+            .finish()
+    }
+}
+
 impl Knowledge {
-    /// Opens (or creates) the knowledge base in `dir` with models from `models` and the
-    /// embedding cache in `cache`.
-    pub fn open_at(dir: &Path, models: &Path, cache: &Path) -> anyhow::Result<Self> {
-        let store = Arc::new(EdgeStore::open(dir, DIMENSIONS).with_context(|| {
-            format!("the knowledge base in {} cannot be opened", dir.display())
-        })?);
-        let embedder = cached_embedder(models, cache)?;
+    fn assemble(store: Arc<dyn VectorStore>, embedder: Option<Arc<dyn Embedder>>) -> Self {
         let bm25 = Arc::new(Bm25::default());
-        Ok(Self {
+        Self {
             ingestor: Ingestor::new(
                 store.clone(),
                 embedder.clone(),
@@ -128,43 +340,72 @@ impl Knowledge {
             ),
             retriever: HybridRetriever::new(store.clone(), embedder, bm25),
             store,
-        })
+        }
+    }
+
+    /// Opens (or creates) an embedded knowledge base in `dir` with models from `models` and
+    /// the embedding cache in `cache`.
+    pub fn open_at(dir: &Path, models: &Path, cache: &Path) -> anyhow::Result<Self> {
+        let store = Arc::new(EdgeStore::open(dir, DIMENSIONS).with_context(|| {
+            format!("the knowledge base in {} cannot be opened", dir.display())
+        })?);
+        Ok(Self::assemble(store, cached_embedder(models, cache)?))
+    }
+
+    /// Opens the knowledge base `rag` names (the embedded one in `paths.dir`, or a Qdrant
+    /// server's collection, created when absent).
+    pub async fn open_with(paths: &KnowledgePaths, rag: &RagSettings) -> anyhow::Result<Self> {
+        let embedder = configured_embedder(paths, rag)?;
+        let dims = embedder.as_ref().map_or(DIMENSIONS, |e| e.dimensions());
+        match &rag.store {
+            StoreChoice::Edge => {
+                let dir = &paths.dir;
+                let store = EdgeStore::open(dir, dims).with_context(|| {
+                    format!("the knowledge base in {} cannot be opened", dir.display())
+                })?;
+                Ok(Self::assemble(Arc::new(store), embedder))
+            }
+            StoreChoice::Qdrant(server) => {
+                let store = QdrantStore::open(server, dims).await.with_context(|| {
+                    format!(
+                        "the knowledge base on the Qdrant server {} (collection `{}`) cannot be \
+                         opened",
+                        server.url, server.collection
+                    )
+                })?;
+                Ok(Self::assemble(Arc::new(store), embedder))
+            }
+        }
     }
 
     /// Opens the knowledge base the settings name.
-    pub fn open(settings: &Settings) -> anyhow::Result<Self> {
-        Self::open_at(
-            &knowledge_dir(settings),
-            &models_dir(settings),
-            &cache_dir(settings),
-        )
+    pub async fn open(settings: &Settings) -> anyhow::Result<Self> {
+        Self::open_with(&KnowledgePaths::new(settings), &settings.rag).await
     }
 }
 
-/// The [`Retriever`] for agents and `ask`: hybrid retrieval over the knowledge base in the data
-/// directory (BM25 only while the embedder's weights are missing).
-pub fn retriever(settings: &Settings) -> anyhow::Result<Arc<dyn Retriever>> {
-    Ok(Arc::new(Knowledge::open(settings)?.retriever))
+/// The [`Retriever`] for agents and `ask`: hybrid retrieval over the configured knowledge base
+/// (BM25 only while the embedder's weights are missing).
+pub async fn retriever(settings: &Settings) -> anyhow::Result<Arc<dyn Retriever>> {
+    Ok(Arc::new(Knowledge::open(settings).await?.retriever))
 }
 
-/// The knowledge base of the data directory, opened for each query and closed after it:
-/// qdrant-edge holds an exclusive lock on its directory while open, so a `krake serve` that
-/// kept it open would stop `krake ingest` (and `krake chat`) from opening it. When it is
-/// empty or missing, queries find nothing; when it is locked by another process (an ingest
-/// in progress), the query fails with an error that says so.
+/// The configured knowledge base, opened for each query and closed after it: qdrant-edge
+/// holds an exclusive lock on its directory while open, so a `krake serve` that kept it open
+/// would stop `krake ingest` (and `krake chat`) from opening it. When the embedded one is
+/// empty or missing, queries find nothing; when it is locked by another process (an ingest in
+/// progress), the query fails with an error that says so.
 pub struct OnDemandKnowledge {
-    dir: PathBuf,
-    models: PathBuf,
-    cache: PathBuf,
+    paths: KnowledgePaths,
+    rag: RagSettings,
 }
 
 impl OnDemandKnowledge {
     /// The knowledge base the settings name.
     pub fn new(settings: &Settings) -> Self {
         Self {
-            dir: knowledge_dir(settings),
-            models: models_dir(settings),
-            cache: cache_dir(settings),
+            paths: KnowledgePaths::new(settings),
+            rag: settings.rag.clone(),
         }
     }
 }
@@ -176,14 +417,19 @@ impl Retriever for OnDemandKnowledge {
         query: &krake_core::knowledge::KnowledgeQuery,
     ) -> Result<Vec<krake_core::knowledge::Passage>, krake_core::knowledge::RetrieveError> {
         use krake_core::knowledge::RetrieveError;
-        if !self.dir.join("edge_config.json").exists() {
+        if matches!(self.rag.store, StoreChoice::Edge)
+            && !self.paths.dir.join("edge_config.json").exists()
+        {
             return Ok(Vec::new());
         }
-        let k = Knowledge::open_at(&self.dir, &self.models, &self.cache).map_err(|e| {
-            RetrieveError::Unavailable(format!(
-                "{e:#} (another process, such as `krake ingest`, may be using it; try again when it ends)"
-            ))
-        })?;
+        let k = Knowledge::open_with(&self.paths, &self.rag)
+            .await
+            .map_err(|e| match self.rag.store {
+                StoreChoice::Edge => RetrieveError::Unavailable(format!(
+                    "{e:#} (another process, such as `krake ingest`, may be using it; try again when it ends)"
+                )),
+                StoreChoice::Qdrant(_) => RetrieveError::Unavailable(format!("{e:#}")),
+            })?;
         k.retriever.retrieve(query).await
     }
 }
@@ -193,7 +439,7 @@ fn files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
     if path.is_file() {
         if !supported(path) {
             bail!(
-                "{} is not a supported file type; Krake reads Markdown, text, HTML and CSV",
+                "{} is not a supported file type; Krake reads Markdown, text, HTML, CSV and PDF",
                 path.display()
             );
         }
@@ -254,7 +500,7 @@ pub async fn ingest(settings: Settings, args: IngestArgs) -> anyhow::Result<()> 
             Err(e) => skipped.push(e.to_string()),
         }
     }
-    let knowledge = Knowledge::open(&settings)?;
+    let knowledge = Knowledge::open(&settings).await?;
     let bar = ProgressBar::new(docs.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} files  {elapsed} (eta {eta})  {msg}")
@@ -588,6 +834,76 @@ pub async fn bench(settings: Settings, args: BenchRagArgs) -> anyhow::Result<()>
     Ok(())
 }
 
+/// A finished run as a document of its workspace (source kind `agent_result`, source
+/// `run #ID`): the task and the result. `None` unless the run is done and has a result.
+pub fn run_document(run: &krake_core::run::Run) -> Option<Document> {
+    if run.status != krake_core::run::RunStatus::Done {
+        return None;
+    }
+    let result = run
+        .result
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty())?;
+    let task: String = run.task.chars().take(80).collect();
+    Some(Document {
+        workspace: run.workspace.to_string(),
+        source_kind: "agent_result".to_owned(),
+        source: format!("run #{}", run.id.0),
+        title: format!("{}: {task}", run.agent),
+        text: format!("Task: {}\n\nResult ({}): {result}", run.task, run.agent),
+        time: run.updated_at.as_millis() / 1000,
+    })
+}
+
+/// Agent results as long-term memory: finished runs ingested into their workspace's knowledge
+/// (source kind `agent_result`), so later runs and `ask` can find them. The knowledge base is
+/// opened per call, as for queries.
+#[derive(Debug, Clone)]
+pub struct RunMemory {
+    paths: KnowledgePaths,
+    rag: RagSettings,
+}
+
+impl RunMemory {
+    /// The knowledge base the settings name.
+    pub fn new(settings: &Settings) -> Self {
+        Self {
+            paths: KnowledgePaths::new(settings),
+            rag: settings.rag.clone(),
+        }
+    }
+
+    /// Ingests the finished runs among `runs` (unchanged ones cost a hash); returns how many
+    /// were written.
+    pub async fn remember(&self, runs: &[krake_core::run::Run]) -> anyhow::Result<usize> {
+        let docs: Vec<Document> = runs.iter().filter_map(run_document).collect();
+        if docs.is_empty() {
+            return Ok(0);
+        }
+        let knowledge = Knowledge::open_with(&self.paths, &self.rag).await?;
+        let mut written = 0;
+        for doc in &docs {
+            if knowledge.ingestor.ingest(doc).await? != krake_rag::ingest::Outcome::Unchanged {
+                written += 1;
+            }
+        }
+        knowledge.store.flush().await?;
+        Ok(written)
+    }
+
+    /// Ingests the `limit` most recent finished runs (those an approval finished outside the
+    /// worker included).
+    pub async fn remember_recent(
+        &self,
+        runs: &dyn krake_core::run::RunRepo,
+        limit: u32,
+    ) -> anyhow::Result<usize> {
+        let recent = runs.list_runs(None, limit).await?;
+        self.remember(&recent).await
+    }
+}
+
 /// What a pass over the store ingested.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoreSync {
@@ -762,7 +1078,7 @@ mod tests {
             .await
             .expect("ingest");
         {
-            let k = Knowledge::open(&settings).expect("open");
+            let k = Knowledge::open(&settings).await.expect("open");
             let found = k
                 .retriever
                 .retrieve(&query("lunavo", "refund"))
@@ -792,7 +1108,7 @@ mod tests {
         ingest(Settings::load(&overrides, None).expect("settings"), args())
             .await
             .expect("ingest again");
-        let k = Knowledge::open(&settings).expect("open");
+        let k = Knowledge::open(&settings).await.expect("open");
         let found = k
             .retriever
             .retrieve(&query("lunavo", "hoodies"))
@@ -817,6 +1133,154 @@ mod tests {
             bad.to_string().contains("lunavo"),
             "lists the workspaces: {bad}"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_finished_runs_result_becomes_knowledge_of_its_workspace() {
+        use krake_core::run::{NewRun, RunOutcome, RunRepo, RunStatus};
+        use krake_core::time::Timestamp;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::bench::scratch_sqlite(&dir).await.expect("store");
+        let new = |task: &str| NewRun {
+            workspace: WorkspaceSlug::parse("lunavo").expect("slug"),
+            agent: "cassie".into(),
+            task: task.into(),
+            trigger: "command".into(),
+            requested_by: "ana".into(),
+            parent: None,
+            feedback: None,
+        };
+        let now = Timestamp::from_millis(1_700_000_000_000);
+        let done = store
+            .create_run(&new("find why order 1042 is late"), now)
+            .await
+            .expect("run");
+        let outcome = |status, result: &str| RunOutcome {
+            status,
+            result: Some(result.to_owned()),
+            error: None,
+            thread: None,
+        };
+        assert!(
+            store
+                .finish_run(
+                    done.id,
+                    RunStatus::Queued,
+                    &outcome(
+                        RunStatus::Done,
+                        "Order 1042 waits for the Gelato print partner in Latvia."
+                    ),
+                    now
+                )
+                .await
+                .expect("finish")
+        );
+        let failed = store
+            .create_run(&new("check the warehouse"), now)
+            .await
+            .expect("run");
+        store
+            .finish_run(
+                failed.id,
+                RunStatus::Queued,
+                &outcome(RunStatus::Failed, "warehouse unreachable"),
+                now,
+            )
+            .await
+            .expect("finish");
+        let memory = RunMemory {
+            paths: KnowledgePaths {
+                dir: dir.path().join("kb"),
+                models: dir.path().join("no-models"),
+                cache: dir.path().join("cache"),
+            },
+            rag: RagSettings::default(),
+        };
+        assert_eq!(
+            memory.remember_recent(&store, 50).await.expect("remember"),
+            1,
+            "only the done run"
+        );
+        assert_eq!(
+            memory.remember_recent(&store, 50).await.expect("again"),
+            0,
+            "unchanged: nothing written"
+        );
+        let k = Knowledge::open_at(&memory.paths.dir, &memory.paths.models, &memory.paths.cache)
+            .expect("open");
+        let mut q = query("lunavo", "why is order 1042 late gelato");
+        q.source_kind = Some("agent_result".into());
+        let found = k.retriever.retrieve(&q).await.expect("retrieve");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].source_kind, "agent_result");
+        assert_eq!(found[0].source, format!("run #{}", done.id.0));
+        assert!(
+            found[0].text.contains("print partner in Latvia"),
+            "{found:?}"
+        );
+        assert!(found[0].title.starts_with("cassie: find why"), "{found:?}");
+        let warehouse = k
+            .retriever
+            .retrieve(&query("lunavo", "warehouse unreachable"))
+            .await
+            .expect("retrieve");
+        assert!(
+            warehouse.iter().all(|p| p.source_kind != "agent_result"),
+            "a failed run is not remembered: {warehouse:?}"
+        );
+        let other = k
+            .retriever
+            .retrieve(&query("monarch", "order 1042 gelato"))
+            .await
+            .expect("retrieve");
+        assert!(other.is_empty(), "{other:?}");
+    }
+
+    #[test]
+    fn rag_settings_are_checked_and_the_api_key_never_printed() {
+        let file = |toml_text: &str| -> RagFile { toml::from_str(toml_text).expect("toml") };
+        let s = settings(&RagFile::default()).expect("default");
+        assert!(matches!(s.store, StoreChoice::Edge));
+        assert!(matches!(s.embedder, EmbedderChoice::Local));
+        let s = settings(&file(
+            "store = \"qdrant\"\nqdrant_url = \"http://127.0.0.1:6334\"\n",
+        ))
+        .expect("qdrant");
+        let StoreChoice::Qdrant(server) = &s.store else {
+            panic!("{s:?}");
+        };
+        assert_eq!(server.collection, "krake");
+        let shown = format!(
+            "{:?}",
+            ServerConfig {
+                api_key: Some("s3cret".into()),
+                ..server.clone()
+            }
+        );
+        assert!(!shown.contains("s3cret"), "{shown}");
+        for (bad, says) in [
+            ("store = \"qdrant\"\n", "qdrant_url"),
+            ("store = \"pinecone\"\n", "`edge` or `qdrant`"),
+            (
+                "store = \"qdrant\"\nqdrant_url = \"127.0.0.1:6334\"\n",
+                "http://",
+            ),
+            ("embedder = \"openai\"\n", "dimensions"),
+            ("embedder = \"bert\"\n", "`local` or `openai`"),
+        ] {
+            let e = format!("{:#}", settings(&file(bad)).expect_err(bad));
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        let s = settings(&file(
+            "embedder = \"openai\"\n[openai]\nbase_url = \"http://127.0.0.1:9/v1\"\n\
+             model = \"m\"\ndimensions = 8\n",
+        ))
+        .expect("openai");
+        let EmbedderChoice::OpenAi(c) = &s.embedder else {
+            panic!("{s:?}");
+        };
+        assert_eq!(c.dimensions, Some(8));
+        assert_eq!(OpenAiEmbedder::new(c).expect("embedder").id(), "openai:m:8");
     }
 
     #[tokio::test]
@@ -853,9 +1317,12 @@ mod tests {
     async fn on_demand_knowledge_releases_the_lock_and_says_when_another_holds_it() {
         let dir = tempfile::tempdir().expect("tempdir");
         let on_demand = OnDemandKnowledge {
-            dir: dir.path().join("kb"),
-            models: dir.path().join("no-models"),
-            cache: dir.path().join("cache"),
+            paths: KnowledgePaths {
+                dir: dir.path().join("kb"),
+                models: dir.path().join("no-models"),
+                cache: dir.path().join("cache"),
+            },
+            rag: RagSettings::default(),
         };
         // Before any ingest: nothing, and nothing created.
         assert!(
@@ -865,7 +1332,13 @@ mod tests {
                 .expect("retrieve")
                 .is_empty()
         );
-        let open = || Knowledge::open_at(&on_demand.dir, &on_demand.models, &on_demand.cache);
+        let open = || {
+            Knowledge::open_at(
+                &on_demand.paths.dir,
+                &on_demand.paths.models,
+                &on_demand.paths.cache,
+            )
+        };
         let held = open().expect("open");
         held.ingestor
             .ingest(&Document {

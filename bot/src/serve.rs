@@ -45,8 +45,17 @@ pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
         coord_rx,
         crate::agents::ScheduleHandOff::new(&store, &agents),
     ));
-    let agent_worker =
-        crate::agents::spawn_worker(agents, settings.agents.concurrency, coord_stop.subscribe());
+    let recovery = crate::agents::spawn_recovery(
+        agents.clone(),
+        Duration::from_secs(5),
+        coord_stop.subscribe(),
+    );
+    let agent_worker = crate::agents::spawn_worker(
+        agents,
+        settings.agents.concurrency,
+        Some(crate::rag::RunMemory::new(&settings)),
+        coord_stop.subscribe(),
+    );
     let listener = TcpListener::bind(settings.listen).await.with_context(|| {
         format!(
             "cannot listen on {}; is another Krake running? Choose another with --listen",
@@ -78,6 +87,7 @@ pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
     .await;
     let _ = coordinator.await;
     let _ = agent_worker.await;
+    let _ = recovery.await;
     served
 }
 

@@ -67,6 +67,9 @@ pub struct FileConfig {
     /// Limits of agent runs.
     #[serde(default)]
     pub agent_runs: crate::agents::AgentRunsFile,
+    /// The knowledge base: vector store and embedder.
+    #[serde(default)]
+    pub rag: crate::rag::RagFile,
 }
 
 /// `[discord]` in the config file.
@@ -103,6 +106,10 @@ pub struct ShopifyFile {
     /// Shop domain → workspace slug.
     #[serde(default)]
     pub shops: BTreeMap<String, String>,
+    /// Workspace slug → Admin API access token, for approved refunds and price changes
+    /// (prefer `KRAKE_SHOPIFY_ADMIN_TOKEN_<WORKSPACE>`).
+    #[serde(default)]
+    pub admin_tokens: BTreeMap<String, String>,
 }
 
 /// `[gelato]` in the config file.
@@ -253,6 +260,8 @@ pub struct Settings {
     pub agents: crate::agents::AgentSettings,
     /// The `[llm]` section as written (for `krake config`).
     pub llm: krake_llm::LlmConfig,
+    /// The knowledge base's store and embedder.
+    pub rag: crate::rag::RagSettings,
 }
 
 /// A config-defined schedule, validated at load.
@@ -339,6 +348,7 @@ impl Settings {
             web: crate::web::settings(&file.web)?,
             agents: crate::agents::settings(&file, &directory_ref)?,
             llm: file.llm.clone(),
+            rag: crate::rag::settings(&file.rag)?,
             rules: file
                 .rules
                 .clone()

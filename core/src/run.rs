@@ -64,6 +64,9 @@ pub enum RunStatus {
     Running,
     /// Its proposal waits in an approval thread.
     AwaitingApproval,
+    /// Its action is being carried out (set by compare-and-set before calling out, so it is
+    /// carried out once); a crash leaves it here and the recovery pass fails and escalates it.
+    Executing,
     /// Finished: acted, or approved and executed.
     Done,
     /// Its proposal was rejected (a reason starts a revision run).
@@ -74,19 +77,23 @@ pub enum RunStatus {
     Failed,
     /// Not started or stopped: the budget would be crossed.
     Refused,
+    /// Its approval expired undecided (`approval_expiry_hours`).
+    Expired,
 }
 
 impl RunStatus {
     /// Every status.
-    pub const ALL: [RunStatus; 8] = [
+    pub const ALL: [RunStatus; 10] = [
         RunStatus::Queued,
         RunStatus::Running,
         RunStatus::AwaitingApproval,
+        RunStatus::Executing,
         RunStatus::Done,
         RunStatus::Rejected,
         RunStatus::Escalated,
         RunStatus::Failed,
         RunStatus::Refused,
+        RunStatus::Expired,
     ];
 
     /// The name used in storage and replies.
@@ -95,11 +102,13 @@ impl RunStatus {
             RunStatus::Queued => "queued",
             RunStatus::Running => "running",
             RunStatus::AwaitingApproval => "awaiting_approval",
+            RunStatus::Executing => "executing",
             RunStatus::Done => "done",
             RunStatus::Rejected => "rejected",
             RunStatus::Escalated => "escalated",
             RunStatus::Failed => "failed",
             RunStatus::Refused => "refused",
+            RunStatus::Expired => "expired",
         }
     }
 
@@ -240,6 +249,15 @@ pub trait RunRepo: Send + Sync {
         now: Timestamp,
         limit: u32,
     ) -> Result<Vec<RunId>, RepoError>;
+    /// Runs in `status` last changed at or before `updated_before`, oldest first, without
+    /// their steps (the recovery pass looks for runs stuck executing or awaiting a decision
+    /// that was taken).
+    async fn runs_with_status(
+        &self,
+        status: RunStatus,
+        updated_before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Run>, RepoError>;
     /// Runs, newest first, optionally of one workspace, without their steps.
     async fn list_runs(
         &self,
@@ -248,7 +266,9 @@ pub trait RunRepo: Send + Sync {
     ) -> Result<Vec<Run>, RepoError>;
 }
 
-/// Carries out an approved (or confidently proposed) action.
+/// Carries out an approved (or confidently proposed) action. The runner calls it at most once
+/// per action (guarded by the run's `executing` status); `key` is unique to the action (e.g.
+/// `run:12`), for executors that can make their own writes idempotent.
 #[async_trait]
 pub trait ActionExecutor: Send + Sync {
     /// Executes `action` for `workspace`; `Ok` says what was done, `Err` why not.
@@ -256,6 +276,7 @@ pub trait ActionExecutor: Send + Sync {
         &self,
         workspace: &WorkspaceSlug,
         action: &ProposedAction,
+        key: &str,
     ) -> Result<String, String>;
 }
 
@@ -276,6 +297,7 @@ impl ActionExecutor for RecordingExecutor {
         &self,
         workspace: &WorkspaceSlug,
         action: &ProposedAction,
+        _key: &str,
     ) -> Result<String, String> {
         self.0
             .lock()
@@ -353,6 +375,9 @@ pub struct RunLimits {
     pub knowledge_tokens: usize,
     /// The token budget of the whole prompt; older memory is summarised to stay under it.
     pub prompt_tokens: u64,
+    /// How long an approval a run opens waits for a decision before it expires (its thread
+    /// takes the default timeout route, an escalation, and the run becomes `expired`).
+    pub approval_expiry: Duration,
 }
 
 impl Default for RunLimits {
@@ -366,6 +391,7 @@ impl Default for RunLimits {
             knowledge_passages: 6,
             knowledge_tokens: 1500,
             prompt_tokens: 6000,
+            approval_expiry: Duration::from_secs(72 * 3600),
         }
     }
 }
@@ -1123,17 +1149,53 @@ impl Runner {
         .await?;
         match verdict {
             Verdict::Act => {
-                let done = match &action {
-                    Some(a) => match self.executor.execute(&run.workspace, a).await {
-                        Ok(d) => d,
+                let mut done = String::new();
+                if let Some(a) = &action {
+                    // Executing first (compare-and-set): a resumed or concurrent worker never
+                    // carries the action out a second time.
+                    let claimed = self
+                        .runs
+                        .finish_run(
+                            run.id,
+                            RunStatus::Running,
+                            &RunOutcome {
+                                status: RunStatus::Executing,
+                                result: Some(text.clone()),
+                                error: None,
+                                thread: None,
+                            },
+                            self.clock.now(),
+                        )
+                        .await?;
+                    if !claimed {
+                        tracing::warn!(
+                            run = run.id.0,
+                            "run changed under this worker; its action was not carried out here"
+                        );
+                        return Ok(RunStatus::Executing);
+                    }
+                    self.step(run, "executing", a.describe()).await?;
+                    match self
+                        .executor
+                        .execute(&run.workspace, a, &format!("run:{}", run.id.0))
+                        .await
+                    {
+                        Ok(d) => {
+                            self.step(run, "executed", d.clone()).await?;
+                            done = d;
+                        }
                         Err(e) => {
                             return self
-                                .fail(run, &format!("executing {} failed: {e}", a.describe()))
+                                .escalate_end_from(
+                                    run,
+                                    &format!("executing {} failed: {e}", a.describe()),
+                                    RunStatus::Failed,
+                                    RunStatus::Executing,
+                                )
                                 .await;
                         }
-                    },
-                    None => String::new(),
-                };
+                    }
+                }
                 let mut body = format!(
                     "{}\n\nTask: {}\nConfidence: {confidence:.2}",
                     text, run.task
@@ -1150,15 +1212,13 @@ impl Runner {
                         None,
                     )
                     .await?;
-                self.end(
-                    run,
-                    RunStatus::Running,
-                    RunStatus::Done,
-                    Some(text),
-                    None,
-                    Some(th),
-                )
-                .await
+                let from = if action.is_some() {
+                    RunStatus::Executing
+                } else {
+                    RunStatus::Running
+                };
+                self.end(run, from, RunStatus::Done, Some(text), None, Some(th))
+                    .await
             }
             Verdict::Approve => {
                 let th = self
@@ -1231,6 +1291,9 @@ impl Runner {
         if kind == ThreadKind::Escalation {
             new.approvers = Approvers::Role { role: Role::Owner };
         }
+        if kind == ThreadKind::Approval {
+            new.expires_at = Some(self.clock.now().plus(self.limits.approval_expiry));
+        }
         new.origin_key = Some(format!("run:{}:{}", run.id.0, kind));
         new.post_to = self.routes.for_workspace(&run.workspace).to_vec();
         let ctx = WriteCtx {
@@ -1285,6 +1348,17 @@ impl Runner {
         why: &str,
         status: RunStatus,
     ) -> Result<RunStatus, RepoError> {
+        self.escalate_end_from(run, why, status, RunStatus::Running)
+            .await
+    }
+
+    async fn escalate_end_from(
+        &self,
+        run: &Run,
+        why: &str,
+        status: RunStatus,
+        from: RunStatus,
+    ) -> Result<RunStatus, RepoError> {
         self.step(run, status.as_str(), why.to_owned()).await?;
         let tried = self
             .runs
@@ -1318,15 +1392,8 @@ impl Runner {
                 None,
             )
             .await?;
-        self.end(
-            run,
-            RunStatus::Running,
-            status,
-            None,
-            Some(why.to_owned()),
-            Some(th),
-        )
-        .await
+        self.end(run, from, status, None, Some(why.to_owned()), Some(th))
+            .await
     }
 
     async fn step(&self, run: &Run, kind: &str, detail: String) -> Result<(), RepoError> {
@@ -1625,13 +1692,20 @@ impl Runner {
         )))
     }
 
-    /// Handles the decision on an approval a run opened: Approve executes the proposed action;
-    /// Reject with a reason queues a revision run that sees the reason.
+    /// Handles the decision on an approval a run opened: Approve executes the proposed action
+    /// once (the run moves to `executing` by compare-and-set first, so a second call, from a
+    /// retry, another front or the recovery pass, does nothing); the outcome is replied in the
+    /// thread, and a failure opens an escalation. Reject with a reason queues a revision run
+    /// that sees the reason.
     pub async fn on_decision(
         &self,
         thread: &Thread,
         actor: &Actor,
     ) -> Result<Option<String>, RepoError> {
+        self.decision(thread, actor.user.as_str()).await
+    }
+
+    async fn decision(&self, thread: &Thread, by: &str) -> Result<Option<String>, RepoError> {
         if thread.kind != ThreadKind::Approval {
             return Ok(None);
         }
@@ -1644,29 +1718,71 @@ impl Runner {
         let now = self.clock.now();
         match thread.status {
             ThreadStatus::Approved => {
-                let (status, result, error, note) = match &thread.action {
-                    Some(a) => match self.executor.execute(&thread.workspace, a).await {
-                        Ok(done) => (
-                            RunStatus::Done,
-                            Some(format!("approved by {}; {done}", actor.user)),
-                            None,
-                            format!("Done: {done}"),
-                        ),
-                        Err(e) => (
-                            RunStatus::Failed,
-                            None,
-                            Some(format!(
-                                "approved by {}, but executing failed: {e}",
-                                actor.user
-                            )),
-                            format!("Executing failed: {e}"),
-                        ),
-                    },
-                    None => (
+                let Some(a) = &thread.action else {
+                    let done = self
+                        .runs
+                        .finish_run(
+                            run.id,
+                            RunStatus::AwaitingApproval,
+                            &RunOutcome {
+                                status: RunStatus::Done,
+                                result: Some(format!("approved by {by}")),
+                                error: None,
+                                thread: Some(thread.id),
+                            },
+                            now,
+                        )
+                        .await?;
+                    return Ok(done.then(|| "Accepted.".to_owned()));
+                };
+                // Claim the execution: only one caller gets past this.
+                let claimed = self
+                    .runs
+                    .finish_run(
+                        run.id,
+                        RunStatus::AwaitingApproval,
+                        &RunOutcome {
+                            status: RunStatus::Executing,
+                            result: None,
+                            error: None,
+                            thread: Some(thread.id),
+                        },
+                        now,
+                    )
+                    .await?;
+                if !claimed {
+                    return Ok(None);
+                }
+                self.runs
+                    .add_step(
+                        run.id,
+                        &RunStep {
+                            at: now,
+                            kind: "approved".into(),
+                            detail: format!("by {by}; executing {}", a.describe()),
+                        },
+                        now,
+                    )
+                    .await?;
+                let outcome = self
+                    .executor
+                    .execute(&thread.workspace, a, &format!("run:{}", run.id.0))
+                    .await;
+                let now = self.clock.now();
+                let (status, result, error, note) = match outcome {
+                    Ok(done) => (
                         RunStatus::Done,
-                        Some(format!("approved by {}", actor.user)),
+                        Some(format!("approved by {by}; {done}")),
                         None,
-                        "Accepted.".to_owned(),
+                        format!("Done: {done}"),
+                    ),
+                    Err(e) => (
+                        RunStatus::Failed,
+                        None,
+                        Some(format!("approved by {by}, but executing failed: {e}")),
+                        format!(
+                            "Executing failed: {e}. It was not retried; the owner is asked to look."
+                        ),
                     ),
                 };
                 self.runs
@@ -1674,8 +1790,12 @@ impl Runner {
                         run.id,
                         &RunStep {
                             at: now,
-                            kind: "approved".into(),
-                            detail: format!("by {}: {note}", actor.user),
+                            kind: if status == RunStatus::Done {
+                                "executed".into()
+                            } else {
+                                "execute_failed".into()
+                            },
+                            detail: note.clone(),
                         },
                         now,
                     )
@@ -1683,7 +1803,7 @@ impl Runner {
                 self.runs
                     .finish_run(
                         run.id,
-                        RunStatus::AwaitingApproval,
+                        RunStatus::Executing,
                         &RunOutcome {
                             status,
                             result,
@@ -1693,28 +1813,18 @@ impl Runner {
                         now,
                     )
                     .await?;
+                self.note_on_thread(thread.id, &note).await?;
                 if status == RunStatus::Failed {
                     // A person approved it and it could not be done: the owner must know.
-                    let mut new = NewThread::new(
-                        run.workspace.clone(),
-                        ThreadKind::Escalation,
-                        format!("Approved but not done: {}", one_line(&thread.title, 60)),
-                        format!(
-                            "#{} was approved by {}, but carrying it out failed.\n{note}\nTask: {}",
-                            thread.id.0, actor.user, run.task
+                    self.escalate_execution(
+                        &run,
+                        thread,
+                        &format!(
+                            "#{} was approved by {by}, but carrying it out failed.\n{note}\nTask: {}",
+                            thread.id.0, run.task
                         ),
-                    );
-                    new.origin = Origin::Agent;
-                    new.agent = Some(run.agent.clone());
-                    new.approvers = Approvers::Role { role: Role::Owner };
-                    new.origin_key = Some(format!("run:{}:execute-failed", run.id.0));
-                    new.post_to = self.routes.for_workspace(&run.workspace).to_vec();
-                    let ctx = WriteCtx {
-                        actor: Actor::system(),
-                        inbound: None,
-                        now,
-                    };
-                    self.inbox.create(&new, &ctx).await?;
+                    )
+                    .await?;
                 }
                 Ok(Some(note))
             }
@@ -1727,15 +1837,15 @@ impl Runner {
                             at: now,
                             kind: "rejected".into(),
                             detail: format!(
-                                "by {}: {}",
-                                actor.user,
+                                "by {by}: {}",
                                 reason.as_deref().unwrap_or("no reason")
                             ),
                         },
                         now,
                     )
                     .await?;
-                self.runs
+                let decided = self
+                    .runs
                     .finish_run(
                         run.id,
                         RunStatus::AwaitingApproval,
@@ -1748,6 +1858,10 @@ impl Runner {
                         now,
                     )
                     .await?;
+                if !decided {
+                    // Handled already (a retry, another front, or the recovery pass).
+                    return Ok(None);
+                }
                 let Some(reason) = reason else {
                     return Ok(Some(format!(
                         "Without a reason {} does not revise it; the task ends here. To try again, ask with what should change (`ask {} …`).",
@@ -1764,7 +1878,7 @@ impl Runner {
                 }
                 let _ = write!(
                     feedback,
-                    "Attempt ({}): {}{}\nRejected by {}: {reason}",
+                    "Attempt ({}): {}{}\nRejected by {by}: {reason}",
                     run.id,
                     run.result.as_deref().unwrap_or(""),
                     thread
@@ -1772,7 +1886,6 @@ impl Runner {
                         .as_ref()
                         .map(|a| format!(" [proposed: {}]", a.describe()))
                         .unwrap_or_default(),
-                    actor.user
                 );
                 let revision = self
                     .start(&NewRun {
@@ -1780,7 +1893,7 @@ impl Runner {
                         agent: run.agent.clone(),
                         task: run.task.clone(),
                         trigger: "revision".into(),
-                        requested_by: actor.user.to_string(),
+                        requested_by: by.to_owned(),
                         parent: Some(run.id),
                         feedback: Some(feedback),
                     })
@@ -1789,6 +1902,200 @@ impl Runner {
             }
             _ => Ok(None),
         }
+    }
+}
+
+/// What one recovery pass found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Runs left `executing` past their lease (a crash while calling out), now failed and
+    /// escalated: their action may or may not have happened, so it is never tried again.
+    pub interrupted: Vec<RunId>,
+    /// Approved or rejected runs whose decision was never handled (a crash right after the
+    /// decision), handled now: the action was never started, so it is carried out once.
+    pub decided: Vec<RunId>,
+    /// Runs whose approval expired undecided, now `expired`.
+    pub expired: Vec<RunId>,
+}
+
+impl Runner {
+    /// A reply by Krake in a thread (the outcome of its action, for everyone who sees it).
+    async fn note_on_thread(&self, thread: ThreadId, text: &str) -> Result<(), RepoError> {
+        let ctx = WriteCtx {
+            actor: Actor::system(),
+            inbound: None,
+            now: self.clock.now(),
+        };
+        self.inbox.reply(thread, text, &ctx).await?;
+        Ok(())
+    }
+
+    /// Opens the escalation (for the workspace owner) of an action that failed or may not
+    /// have happened; once per run.
+    async fn escalate_execution(
+        &self,
+        run: &Run,
+        thread: &Thread,
+        body: &str,
+    ) -> Result<ThreadId, RepoError> {
+        let mut new = NewThread::new(
+            run.workspace.clone(),
+            ThreadKind::Escalation,
+            format!("Approved but not done: {}", one_line(&thread.title, 60)),
+            body.to_owned(),
+        );
+        new.origin = Origin::Agent;
+        new.agent = Some(run.agent.clone());
+        new.approvers = Approvers::Role { role: Role::Owner };
+        new.origin_key = Some(format!("run:{}:execute-failed", run.id.0));
+        new.post_to = self.routes.for_workspace(&run.workspace).to_vec();
+        let ctx = WriteCtx {
+            actor: Actor::system(),
+            inbound: None,
+            now: self.clock.now(),
+        };
+        Ok(self.inbox.create(&new, &ctx).await?.id)
+    }
+
+    /// The recovery pass (`krake serve` runs it at start and every few seconds): runs stuck
+    /// `executing` for longer than the lease are marked failed and escalated, never executed
+    /// again (money must not move twice); approvals decided while their run was left waiting
+    /// (a crash between the decision and its handling) are handled now.
+    pub async fn recover(&self) -> Result<Recovered, RepoError> {
+        let mut out = Recovered::default();
+        let now = self.clock.now();
+        let before = Timestamp::from_millis(
+            now.as_millis()
+                .saturating_sub(i64::try_from(self.limits.lease.as_millis()).unwrap_or(i64::MAX)),
+        );
+        for run in self
+            .runs
+            .runs_with_status(RunStatus::Executing, before, 100)
+            .await?
+        {
+            let why = "Krake stopped while carrying out this action, so it may or may not have \
+                       happened. It is not tried again: please check by hand (e.g. in the shop's \
+                       admin) and finish it there if needed.";
+            let outcome = RunOutcome {
+                status: RunStatus::Failed,
+                result: None,
+                error: Some(why.to_owned()),
+                thread: None,
+            };
+            if !self
+                .runs
+                .finish_run(run.id, RunStatus::Executing, &outcome, now)
+                .await?
+            {
+                continue;
+            }
+            self.runs
+                .add_step(
+                    run.id,
+                    &RunStep {
+                        at: now,
+                        kind: "interrupted".into(),
+                        detail: why.to_owned(),
+                    },
+                    now,
+                )
+                .await?;
+            let thread = match run.thread {
+                Some(t) => self.inbox.get(t).await?,
+                None => None,
+            };
+            let body = format!("Task: {}\n{why}\n({})", run.task, run.id);
+            match &thread {
+                Some(th) => {
+                    self.note_on_thread(th.id, &format!("Not confirmed: {why}"))
+                        .await?;
+                    self.escalate_execution(&run, th, &format!("#{}: {body}", th.id.0))
+                        .await?;
+                }
+                None => {
+                    let mut new = NewThread::new(
+                        run.workspace.clone(),
+                        ThreadKind::Escalation,
+                        format!(
+                            "{}'s action may not have happened: {}",
+                            run.agent,
+                            one_line(&run.task, 50)
+                        ),
+                        body,
+                    );
+                    new.origin = Origin::Agent;
+                    new.agent = Some(run.agent.clone());
+                    new.approvers = Approvers::Role { role: Role::Owner };
+                    new.origin_key = Some(format!("run:{}:execute-failed", run.id.0));
+                    new.post_to = self.routes.for_workspace(&run.workspace).to_vec();
+                    let ctx = WriteCtx {
+                        actor: Actor::system(),
+                        inbound: None,
+                        now,
+                    };
+                    let th = self.inbox.create(&new, &ctx).await?;
+                    self.runs
+                        .finish_run(
+                            run.id,
+                            RunStatus::Failed,
+                            &RunOutcome {
+                                status: RunStatus::Failed,
+                                result: None,
+                                error: Some(why.to_owned()),
+                                thread: Some(th.id),
+                            },
+                            now,
+                        )
+                        .await?;
+                }
+            }
+            tracing::warn!(
+                run = run.id.0,
+                "an action was interrupted; failed and escalated"
+            );
+            out.interrupted.push(run.id);
+        }
+        for run in self
+            .runs
+            .runs_with_status(RunStatus::AwaitingApproval, now, 500)
+            .await?
+        {
+            let Some(t) = run.thread else { continue };
+            let Some(th) = self.inbox.get(t).await? else {
+                continue;
+            };
+            if th.status == ThreadStatus::Expired {
+                let outcome = RunOutcome {
+                    status: RunStatus::Expired,
+                    result: None,
+                    error: Some(format!(
+                        "nobody decided #{} before it expired; nothing was done",
+                        th.id.0
+                    )),
+                    thread: None,
+                };
+                if self
+                    .runs
+                    .finish_run(run.id, RunStatus::AwaitingApproval, &outcome, now)
+                    .await?
+                {
+                    out.expired.push(run.id);
+                }
+                continue;
+            }
+            let decided = matches!(th.status, ThreadStatus::Approved | ThreadStatus::Rejected);
+            if !decided || th.updated_at > before {
+                continue;
+            }
+            let by = th
+                .decided_by
+                .as_ref()
+                .map_or_else(|| "someone".to_owned(), |u| u.to_string());
+            if self.decision(&th, &by).await?.is_some() {
+                out.decided.push(run.id);
+            }
+        }
+        Ok(out)
     }
 }
 

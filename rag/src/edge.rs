@@ -4,17 +4,19 @@
 //! BM25 vector (`bm25`, IDF applied by Qdrant), payload indexes on `workspace`, `source_kind`
 //! and `source`. Every search carries the workspace filter. The shard is blocking, so each call
 //! runs on tokio's blocking pool; new points are searched by brute force until
-//! [`EdgeStore::optimize`] builds the HNSW index (run it in the background after ingestion).
+//! [`VectorStore::optimize`] builds the HNSW index (run it in the background after ingestion).
 
 use crate::store::VectorStore;
-use crate::store::{ChunkMeta, ChunkRecord, Hit, Scope, SparseVector, StoreError, StoredDocument};
+use crate::store::{
+    ChunkMeta, ChunkRecord, Hit, HybridQuery, Scope, SparseVector, StoreError, StoredDocument,
+};
 use async_trait::async_trait;
 use qdrant_edge::{
     Condition, CreateIndex, Distance, EdgeConfigBuilder, EdgeShard, EdgeSparseVectorParamsBuilder,
-    EdgeVectorParamsBuilder, FieldCondition, FieldIndexOperations, Filter, JsonPath, Match,
+    EdgeVectorParamsBuilder, FieldCondition, FieldIndexOperations, Filter, Fusion, JsonPath, Match,
     Modifier, NamedQuery, PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations,
-    PointOperations, PointStructPersisted, QueryEnum, QueryRequest, ScoredPoint, ScoringQuery,
-    ScrollRequest, UpdateOperation, VectorInternal, WithPayloadInterface, WithVector,
+    PointOperations, PointStructPersisted, Prefetch, QueryEnum, QueryRequest, ScoredPoint,
+    ScoringQuery, ScrollRequest, UpdateOperation, VectorInternal, WithPayloadInterface, WithVector,
 };
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
@@ -98,23 +100,6 @@ impl EdgeStore {
             shard: Arc::new(shard),
             path: dir.to_owned(),
         })
-    }
-
-    /// Builds the HNSW and payload indexes for what was added (blocking; seconds per 10,000
-    /// chunks). Searches are correct before, only slower.
-    pub async fn optimize(&self) -> Result<(), StoreError> {
-        let shard = self.shard.clone();
-        blocking(move || shard.optimize().map(|_| ()).map_err(backend)).await
-    }
-
-    /// Writes everything to disk.
-    pub async fn flush(&self) -> Result<(), StoreError> {
-        let shard = self.shard.clone();
-        blocking(move || {
-            shard.flush();
-            Ok(())
-        })
-        .await
     }
 
     async fn query(&self, request: QueryRequest) -> Result<Vec<Hit>, StoreError> {
@@ -344,9 +329,64 @@ impl VectorStore for EdgeStore {
             .await
     }
 
+    async fn search_hybrid(
+        &self,
+        scope: &Scope,
+        query: &HybridQuery<'_>,
+    ) -> Result<Vec<Hit>, StoreError> {
+        let filter = scope_filter(scope);
+        let prefetch = |using: &str, q: VectorInternal| Prefetch {
+            prefetches: Vec::new(),
+            query: Some(ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery {
+                query: q,
+                using: Some(using.to_owned()),
+            }))),
+            limit: query.candidates,
+            params: None,
+            filter: Some(filter.clone()),
+            score_threshold: None,
+        };
+        let mut prefetches = vec![prefetch(DENSE, VectorInternal::Dense(query.dense.to_vec()))];
+        if !query.sparse.indices.is_empty() {
+            prefetches.push(prefetch(SPARSE, sparse(query.sparse)?));
+        }
+        self.query(QueryRequest {
+            prefetches,
+            query: Some(ScoringQuery::Fusion(Fusion::Rrf {
+                k: query.rrf_k.max(1) as usize,
+                weights: None,
+            })),
+            filter: Some(filter.clone()),
+            score_threshold: None,
+            limit: query.limit,
+            offset: 0,
+            params: None,
+            with_vector: WithVector::Bool(false),
+            with_payload: WithPayloadInterface::Bool(true),
+        })
+        .await
+    }
+
     async fn count(&self) -> Result<usize, StoreError> {
         let shard = self.shard.clone();
         blocking(move || Ok(shard.info().points_count)).await
+    }
+
+    /// Writes everything to disk.
+    async fn flush(&self) -> Result<(), StoreError> {
+        let shard = self.shard.clone();
+        blocking(move || {
+            shard.flush();
+            Ok(())
+        })
+        .await
+    }
+
+    /// Builds the HNSW and payload indexes for what was added (blocking; seconds per 10,000
+    /// chunks). Searches are correct before, only slower.
+    async fn optimize(&self) -> Result<(), StoreError> {
+        let shard = self.shard.clone();
+        blocking(move || shard.optimize().map(|_| ()).map_err(backend)).await
     }
 }
 

@@ -1,11 +1,12 @@
 //! Files to text for ingestion: Markdown and plain text as they are, HTML without its tags,
-//! CSV as one `column: value` block per row. Each file gets a title (its first Markdown
-//! heading or HTML `<title>`, else its file name).
+//! CSV as one `column: value` block per row, PDF as the text of its pages (lopdf; a PDF
+//! without a text layer, such as a scan, is an error). Each file gets a title (its first
+//! Markdown heading or HTML `<title>`, else its file name).
 
 use std::path::Path;
 
 /// The extensions [`extract`] reads.
-pub const EXTENSIONS: &[&str] = &["md", "markdown", "txt", "text", "html", "htm", "csv"];
+pub const EXTENSIONS: &[&str] = &["md", "markdown", "txt", "text", "html", "htm", "csv", "pdf"];
 
 /// A file's title and text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,7 +21,7 @@ pub struct Extracted {
 #[derive(Debug, thiserror::Error)]
 pub enum ExtractError {
     /// The file type is not one Krake reads.
-    #[error("{0}: not a supported file type (Markdown, text, HTML or CSV)")]
+    #[error("{0}: not a supported file type (Markdown, text, HTML, CSV or PDF)")]
     Unsupported(String),
     /// The file could not be read or parsed.
     #[error("{path}: {message}")]
@@ -54,12 +55,19 @@ pub fn extract(path: &Path) -> Result<Extracted, ExtractError> {
         path: shown.clone(),
         message: e.to_string(),
     })?;
-    let raw = String::from_utf8_lossy(&bytes).into_owned();
     let stem = path
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or_default()
         .to_owned();
+    if ext == "pdf" {
+        let text = pdf_text(&bytes).map_err(|message| ExtractError::Read {
+            path: shown.clone(),
+            message,
+        })?;
+        return Ok(Extracted { title: stem, text });
+    }
+    let raw = String::from_utf8_lossy(&bytes).into_owned();
     let (title, text) = match ext.as_str() {
         "html" | "htm" => html(&raw),
         "csv" => (None, csv_text(&raw)),
@@ -69,6 +77,91 @@ pub fn extract(path: &Path) -> Result<Extracted, ExtractError> {
         title: title.filter(|t| !t.is_empty()).unwrap_or(stem),
         text,
     })
+}
+
+/// The text of a PDF's pages, a paragraph break between pages.
+pub fn pdf_text(bytes: &[u8]) -> Result<String, String> {
+    let doc = lopdf::Document::load_mem(bytes).map_err(|e| format!("not a readable PDF: {e}"))?;
+    if doc.is_encrypted() {
+        return Err("the PDF is encrypted; Krake reads unencrypted PDFs only".to_owned());
+    }
+    let mut pages = Vec::new();
+    for number in doc.get_pages().keys() {
+        let text = doc
+            .extract_text(&[*number])
+            .map_err(|e| format!("page {number}: {e}"))?;
+        let text = text.trim();
+        if !text.is_empty() {
+            pages.push(text.to_owned());
+        }
+    }
+    if pages.is_empty() {
+        return Err(
+            "the PDF has no text layer (a scan?); Krake reads PDF text, it does not run OCR"
+                .to_owned(),
+        );
+    }
+    Ok(pages.join("\n\n"))
+}
+
+/// A small PDF with one page of text per entry (Courier, WinAnsi), for tests.
+#[cfg(any(test, feature = "test-support"))]
+#[allow(clippy::expect_used)]
+pub fn sample_pdf(pages: &[&str]) -> Vec<u8> {
+    use lopdf::content::{Content, Operation};
+    use lopdf::{Document, Object, Stream, dictionary};
+    let mut doc = Document::with_version("1.5");
+    let pages_id = doc.new_object_id();
+    let font_id = doc.add_object(dictionary! {
+        "Type" => "Font",
+        "Subtype" => "Type1",
+        "BaseFont" => "Courier",
+        "Encoding" => "WinAnsiEncoding",
+    });
+    let resources_id = doc.add_object(dictionary! {
+        "Font" => dictionary! { "F1" => font_id },
+    });
+    let mut kids: Vec<Object> = Vec::new();
+    for text in pages {
+        let content = Content {
+            operations: vec![
+                Operation::new("BT", vec![]),
+                Operation::new("Tf", vec!["F1".into(), 12.into()]),
+                Operation::new("Td", vec![72.into(), 720.into()]),
+                Operation::new("Tj", vec![Object::string_literal(*text)]),
+                Operation::new("ET", vec![]),
+            ],
+        };
+        let content_id = doc.add_object(Stream::new(
+            dictionary! {},
+            content.encode().expect("content"),
+        ));
+        let page_id = doc.add_object(dictionary! {
+            "Type" => "Page",
+            "Parent" => pages_id,
+            "Contents" => content_id,
+        });
+        kids.push(page_id.into());
+    }
+    let count = kids.len() as i64;
+    doc.objects.insert(
+        pages_id,
+        Object::Dictionary(dictionary! {
+            "Type" => "Pages",
+            "Kids" => kids,
+            "Count" => count,
+            "Resources" => resources_id,
+            "MediaBox" => vec![0.into(), 0.into(), 612.into(), 792.into()],
+        }),
+    );
+    let catalog_id = doc.add_object(dictionary! {
+        "Type" => "Catalog",
+        "Pages" => pages_id,
+    });
+    doc.trailer.set("Root", catalog_id);
+    let mut out = Vec::new();
+    doc.save_to(&mut out).expect("save");
+    out
 }
 
 fn markdown_title(text: &str) -> Option<String> {
@@ -211,6 +304,38 @@ fn split_csv(line: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pdf_pages_become_text_and_bad_pdfs_say_why() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let good = dir.path().join("Returns policy.pdf");
+        std::fs::write(
+            &good,
+            sample_pdf(&[
+                "Lunavo refunds hoodies within 30 days.",
+                "Exchanges are free.",
+            ]),
+        )
+        .expect("write");
+        let e = extract(&good).expect("extract");
+        assert_eq!(e.title, "Returns policy");
+        assert!(
+            e.text.contains("Lunavo refunds hoodies within 30 days."),
+            "{:?}",
+            e.text
+        );
+        assert!(e.text.contains("Exchanges are free."), "{:?}", e.text);
+        assert!(supported(&good));
+        let broken = dir.path().join("broken.pdf");
+        std::fs::write(&broken, b"%PDF-1.5\nthis is not a PDF body").expect("write");
+        let err = extract(&broken).expect_err("broken");
+        assert!(err.to_string().contains("not a readable PDF"), "{err}");
+        assert!(err.to_string().contains("broken.pdf"), "{err}");
+        let blank = dir.path().join("scan.pdf");
+        std::fs::write(&blank, sample_pdf(&[""])).expect("write");
+        let err = extract(&blank).expect_err("no text");
+        assert!(err.to_string().contains("no text layer"), "{err}");
+    }
 
     #[test]
     fn html_loses_tags_scripts_and_keeps_structure() {

@@ -7,7 +7,7 @@
 //! - [`sparse`]: the BM25 analyser and sparse vectors.
 //! - [`embed`]: the [`Embedder`](embed::Embedder) port; [`minilm`]: the local offline model.
 //! - [`store`]: the [`VectorStore`](store::VectorStore) port and an in-memory store;
-//!   [`edge`]: embedded Qdrant (the default).
+//!   [`edge`]: embedded Qdrant (the default); [`server`]: a Qdrant server over gRPC.
 //! - [`ingest`]: chunk, embed and store, kept in step with sources by content hash.
 //! - [`retrieve`]: hybrid search, fusion, token budget; fills core's `Retriever` port.
 
@@ -20,5 +20,6 @@ pub mod extract;
 pub mod ingest;
 pub mod minilm;
 pub mod retrieve;
+pub mod server;
 pub mod sparse;
 pub mod store;

@@ -5,7 +5,7 @@
 use crate::chunk::estimate_tokens;
 use crate::embed::Embedder;
 use crate::sparse::Bm25;
-use crate::store::{Hit, Scope, StoreError, VectorStore};
+use crate::store::{Hit, HybridQuery, Scope, StoreError, VectorStore};
 use async_trait::async_trait;
 use krake_core::knowledge::{KnowledgeQuery, Passage, RetrieveError, Retriever};
 use std::collections::{BTreeSet, HashMap};
@@ -143,6 +143,19 @@ impl HybridRetriever {
         self
     }
 
+    /// The store's rank constant when the fusion is unweighted RRF with a whole constant (which
+    /// the store can run itself): ours adds 1 to the 0-based rank, Qdrant's does not.
+    fn store_fusion(&self) -> Option<u32> {
+        match self.fusion {
+            Fusion::Rrf { k, dense, sparse }
+                if dense == 1.0 && sparse == 1.0 && k >= 0.0 && k.fract() == 0.0 =>
+            {
+                Some(k as u32 + 1)
+            }
+            _ => None,
+        }
+    }
+
     /// Whether dense search is available.
     pub fn has_embedder(&self) -> bool {
         self.embedder.is_some()
@@ -171,6 +184,23 @@ impl HybridRetriever {
         mode: Mode,
     ) -> Result<Vec<Hit>, StoreError> {
         let n = self.candidates.max(limit);
+        if let (Some(v), Mode::Hybrid, Some(rrf_k)) = (dense, mode, self.store_fusion()) {
+            // Plain RRF is what Qdrant fuses itself (prefetch), in one round trip.
+            let sparse = self.bm25.query(text);
+            return self
+                .store
+                .search_hybrid(
+                    scope,
+                    &HybridQuery {
+                        dense: v,
+                        sparse: &sparse,
+                        candidates: n,
+                        rrf_k,
+                        limit,
+                    },
+                )
+                .await;
+        }
         let use_dense = dense.is_some() && mode != Mode::Sparse;
         let use_sparse = mode != Mode::Dense || !use_dense;
         let d = match dense {

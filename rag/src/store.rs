@@ -80,6 +80,22 @@ pub struct StoredDocument {
     pub doc_hash: String,
 }
 
+/// A hybrid query: the best `candidates` by dense and by BM25 search, fused by reciprocal rank
+/// (`Σ 1 / (rrf_k + i)` over both lists, `i` the 0-based rank: Qdrant's definition).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HybridQuery<'a> {
+    /// The query's embedding.
+    pub dense: &'a [f32],
+    /// The query's BM25 weights.
+    pub sparse: &'a SparseVector,
+    /// How many results each search contributes.
+    pub candidates: usize,
+    /// The fusion's rank constant (at least 1).
+    pub rrf_k: u32,
+    /// How many fused results to return.
+    pub limit: usize,
+}
+
 /// A vector store failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -116,8 +132,42 @@ pub trait VectorStore: Send + Sync {
         vector: &SparseVector,
         limit: usize,
     ) -> Result<Vec<Hit>, StoreError>;
+    /// Dense and sparse search fused by reciprocal rank, best first. The default runs both
+    /// searches and fuses here; stores that fuse themselves (Qdrant's prefetch) override it.
+    async fn search_hybrid(
+        &self,
+        scope: &Scope,
+        query: &HybridQuery<'_>,
+    ) -> Result<Vec<Hit>, StoreError> {
+        let dense = self
+            .search_dense(scope, query.dense, query.candidates)
+            .await?;
+        let sparse = self
+            .search_sparse(scope, query.sparse, query.candidates)
+            .await?;
+        let mut hits = crate::retrieve::fuse(
+            crate::retrieve::Fusion::Rrf {
+                k: query.rrf_k.max(1) as f32 - 1.0,
+                dense: 1.0,
+                sparse: 1.0,
+            },
+            dense,
+            sparse,
+        );
+        hits.truncate(query.limit);
+        Ok(hits)
+    }
     /// How many chunks are stored (all workspaces).
     async fn count(&self) -> Result<usize, StoreError>;
+    /// Makes what was written durable (after a batch of writes). Servers need nothing.
+    async fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Builds search indexes for what was added (in the background, after ingestion). Servers
+    /// index by themselves.
+    async fn optimize(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// An in-memory [`VectorStore`] (brute force), for tests and small runs.
@@ -274,10 +324,12 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     }
 }
 
-/// One test body for every [`VectorStore`]: workspace isolation, source-kind filter, dense and
-/// sparse ranking, document listing and deletion.
-#[cfg(test)]
-pub(crate) mod conformance {
+/// One test body for every [`VectorStore`]: workspace isolation, source-kind filter, dense,
+/// sparse and hybrid ranking, document listing and deletion. Public with the `test-support`
+/// feature so the end-to-end tests run it against the Qdrant server adapter too.
+#[cfg(any(test, feature = "test-support"))]
+#[allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
+pub mod conformance {
     use super::*;
 
     fn record(id: u64, workspace: &str, kind: &str, source: &str, text: &str) -> ChunkRecord {
@@ -380,6 +432,47 @@ pub(crate) mod conformance {
             dense[0].score
         );
         assert_eq!(dense.len(), 2);
+        let refund_text = emb.vector("Refunds take five days after the return arrives");
+        let hybrid_sparse = bm25.query("refunds");
+        let hybrid = store
+            .search_hybrid(
+                &lunavo,
+                &HybridQuery {
+                    dense: &refund_text,
+                    sparse: &hybrid_sparse,
+                    candidates: 10,
+                    rrf_k: 61,
+                    limit: 10,
+                },
+            )
+            .await
+            .expect("hybrid");
+        assert_eq!(hybrid[0].id, 1, "first in both lists: {hybrid:?}");
+        assert!(
+            hybrid.iter().all(|h| h.meta.workspace == "lunavo"),
+            "{hybrid:?}"
+        );
+        assert_eq!(hybrid.len(), 3, "every lunavo chunk is a dense candidate");
+        // Reciprocal rank: first in both lists scores 2 / 61.
+        assert!(
+            (hybrid[0].score - 2.0 / 61.0).abs() < 1e-4,
+            "score {}",
+            hybrid[0].score
+        );
+        let limited = store
+            .search_hybrid(
+                &files,
+                &HybridQuery {
+                    dense: &refund_text,
+                    sparse: &hybrid_sparse,
+                    candidates: 10,
+                    rrf_k: 61,
+                    limit: 1,
+                },
+            )
+            .await
+            .expect("hybrid");
+        assert_eq!(limited.iter().map(|h| h.id).collect::<Vec<_>>(), vec![1]);
         let docs = store.documents(&files).await.expect("documents");
         assert_eq!(
             docs.iter().map(|d| d.source.as_str()).collect::<Vec<_>>(),

@@ -1,9 +1,12 @@
 //! Shared helpers for Krake's end-to-end tests: finding and running the real `krake` binary
 //! against a temporary data directory, and local fakes of the platforms' APIs
-//! ([`fake_telegram`], [`fake_openai`]).
+//! ([`fake_telegram`], [`fake_openai`], [`fake_shopify`], [`fake_embeddings`], [`fake_qdrant`]).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod fake_embeddings;
 pub mod fake_openai;
+pub mod fake_qdrant;
+pub mod fake_shopify;
 pub mod fake_telegram;
 
 use std::path::{Path, PathBuf};
@@ -45,8 +48,19 @@ pub fn krake(data_dir: &Path) -> Command {
 
 /// Runs `krake chat` with `lines` on stdin; returns stdout, failing the test on a non-zero exit.
 pub fn chat(data_dir: &Path, lines: &[&str]) -> String {
+    chat_command(krake(data_dir), lines)
+}
+
+/// [`chat`] with a config file.
+pub fn chat_with_config(data_dir: &Path, config: &Path, lines: &[&str]) -> String {
+    let mut c = krake(data_dir);
+    c.arg("--config").arg(config);
+    chat_command(c, lines)
+}
+
+fn chat_command(mut command: Command, lines: &[&str]) -> String {
     use std::io::Write;
-    let mut child = krake(data_dir)
+    let mut child = command
         .arg("chat")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

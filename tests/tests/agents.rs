@@ -16,7 +16,7 @@ use krake_core::ports::InboxRepo;
 use krake_core::run::{
     ActionExecutor, NewRun, RecordingExecutor, RunLimits, RunRepo, RunStatus, Runner,
 };
-use krake_core::time::{ManualClock, Timestamp};
+use krake_core::time::{Clock, ManualClock, Timestamp};
 use krake_core::workspace::WorkspaceSlug;
 use krake_store::Store;
 use serde_json::json;
@@ -202,7 +202,17 @@ async fn confident_allowed_action_acts_and_posts_a_notice() {
     assert_eq!(th.kind, ThreadKind::Notice);
     assert!(th.body.contains("publish on instagram"), "{}", th.body);
     let kinds: Vec<&str> = run.steps.iter().map(|s| s.kind.as_str()).collect();
-    assert_eq!(kinds, ["retrieved", "model", "tool", "verdict"]);
+    assert_eq!(
+        kinds,
+        [
+            "retrieved",
+            "model",
+            "tool",
+            "verdict",
+            "executing",
+            "executed"
+        ]
+    );
     // The call was charged.
     let r = w.store.report(None, "2026-11").await.unwrap();
     assert_eq!(r.total.calls, 1);
@@ -609,7 +619,6 @@ async fn a_run_interrupted_by_a_crash_resumes_then_fails_if_it_keeps_crashing() 
 
 impl World {
     fn clock_now(&self) -> Timestamp {
-        use krake_core::time::Clock;
         self.clock.now()
     }
 }
@@ -869,7 +878,12 @@ struct Broken;
 
 #[async_trait]
 impl ActionExecutor for Broken {
-    async fn execute(&self, _: &WorkspaceSlug, _: &ProposedAction) -> Result<String, String> {
+    async fn execute(
+        &self,
+        _: &WorkspaceSlug,
+        _: &ProposedAction,
+        _: &str,
+    ) -> Result<String, String> {
         Err("the shop refused the refund".into())
     }
 }
@@ -1127,4 +1141,241 @@ async fn on_postgresql_runs_are_claimed_once_each_and_approvals_execute() {
     assert_eq!(exec.executed().len(), 1);
     let r = store.report(None, "2026-11").await.unwrap();
     assert_eq!(r.total.calls, 30);
+}
+
+/// An executor that starts and never finishes (the process dies while calling the shop).
+#[derive(Default)]
+struct Hanging {
+    started: tokio::sync::Notify,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait]
+impl ActionExecutor for Hanging {
+    async fn execute(
+        &self,
+        _: &WorkspaceSlug,
+        _: &ProposedAction,
+        _: &str,
+    ) -> Result<String, String> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.started.notify_one();
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn an_action_interrupted_mid_execution_fails_and_escalates_and_is_never_repeated() {
+    let hang = Arc::new(Hanging::default());
+    let w = world(
+        vec![refund_call(0.9)],
+        Setup {
+            executor: Some(hang.clone()),
+            ..Setup::default()
+        },
+    )
+    .await;
+    let run = w.run("cassie", "refund order 1042").await;
+    let th = w.thread(&run).await;
+    let krake = w.krake.clone();
+    let approve = format!("/approve {}", th.id.0);
+    let cmd = approve.clone();
+    let task = tokio::spawn(async move { krake.handle_text(&Actor::local(), &cmd).await });
+    hang.started.notified().await;
+    task.abort(); // the crash, while the shop is being called
+    let _ = task.await;
+    let stuck = w.store.run(run.id).await.unwrap().unwrap();
+    assert_eq!(stuck.status, RunStatus::Executing);
+    // Within the lease the recovery pass leaves it alone (it may still be running).
+    let r = w.runner.recover().await.unwrap();
+    assert!(r.interrupted.is_empty(), "{r:?}");
+    w.clock.advance(Duration::from_secs(31));
+    let r = w.runner.recover().await.unwrap();
+    assert_eq!(r.interrupted, vec![run.id]);
+    let failed = w.store.run(run.id).await.unwrap().unwrap();
+    assert_eq!(failed.status, RunStatus::Failed);
+    assert!(
+        failed
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("may or may not have happened"),
+        "{:?}",
+        failed.error
+    );
+    assert!(failed.steps.iter().any(|s| s.kind == "interrupted"));
+    let esc = w.threads(ThreadKind::Escalation).await;
+    assert_eq!(esc.len(), 1);
+    assert!(
+        esc[0].title.starts_with("Approved but not done"),
+        "{}",
+        esc[0].title
+    );
+    let approval = w.thread(&run).await;
+    assert!(
+        approval
+            .replies
+            .last()
+            .unwrap()
+            .text
+            .starts_with("Not confirmed"),
+        "{:?}",
+        approval.replies
+    );
+    // Approving again, and more recovery passes, never call the shop a second time.
+    w.krake.handle_text(&Actor::local(), &approve).await;
+    w.clock.advance(Duration::from_secs(60));
+    let r = w.runner.recover().await.unwrap();
+    assert!(r.interrupted.is_empty() && r.decided.is_empty(), "{r:?}");
+    assert_eq!(hang.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(w.threads(ThreadKind::Escalation).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_decision_left_unhandled_by_a_crash_is_carried_out_once_by_recovery() {
+    let w = world(vec![refund_call(0.9)], Setup::default()).await;
+    let run = w.run("cassie", "refund order 1042").await;
+    let th = w.thread(&run).await;
+    // The decision is stored, then the process dies before the agent hears of it.
+    let ctx = krake_core::ports::WriteCtx {
+        actor: Actor::local(),
+        inbound: None,
+        now: w.clock.now(),
+    };
+    w.store
+        .decide(th.id, &krake_core::inbox::Decision::Approve, None, &ctx)
+        .await
+        .unwrap()
+        .unwrap();
+    let r = w.runner.recover().await.unwrap();
+    assert!(
+        r.decided.is_empty(),
+        "too fresh: the deciding process may still handle it"
+    );
+    w.clock.advance(Duration::from_secs(31));
+    let (a, b) = tokio::join!(w.runner.recover(), w.runner.recover());
+    assert_eq!(a.unwrap().decided.len() + b.unwrap().decided.len(), 1);
+    assert_eq!(w.exec.executed().len(), 1);
+    let done = w.store.run(run.id).await.unwrap().unwrap();
+    assert_eq!(done.status, RunStatus::Done);
+    let kinds: Vec<&str> = done.steps.iter().map(|s| s.kind.as_str()).collect();
+    assert!(kinds.ends_with(&["approved", "executed"]), "{kinds:?}");
+    let approval = w.thread(&run).await;
+    assert!(
+        approval
+            .replies
+            .last()
+            .unwrap()
+            .text
+            .starts_with("Done: executed: refund 45.00 EUR"),
+        "{:?}",
+        approval.replies
+    );
+    w.clock.advance(Duration::from_secs(60));
+    assert_eq!(w.runner.recover().await.unwrap(), Default::default());
+    assert_eq!(w.exec.executed().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgresql_concurrent_handling_of_one_approval_executes_it_once() {
+    let (store, _guard) = postgres_store().await;
+    let s = Arc::new(store.clone());
+    let model = Arc::new(ScriptedModel::new(vec![refund_call(0.9)]));
+    let exec = Arc::new(RecordingExecutor::default());
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(T0)));
+    let runner = Runner::new(
+        s.clone(),
+        s.clone(),
+        s.clone(),
+        Some(model),
+        Arc::new(NoKnowledge),
+        exec.clone(),
+        clock.clone(),
+        Directory::default(),
+    );
+    let run = runner
+        .start(&NewRun {
+            workspace: WorkspaceSlug::parse("lunavo").unwrap(),
+            agent: "cassie".into(),
+            task: "refund order 1042".into(),
+            trigger: "command".into(),
+            requested_by: "local".into(),
+            parent: None,
+            feedback: None,
+        })
+        .await
+        .unwrap();
+    runner.work_once("w", 1).await.unwrap();
+    let run = store.run(run.id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::AwaitingApproval);
+    let ctx = krake_core::ports::WriteCtx {
+        actor: Actor::local(),
+        inbound: None,
+        now: clock.now(),
+    };
+    let th = match store
+        .decide(
+            run.thread.unwrap(),
+            &krake_core::inbox::Decision::Approve,
+            None,
+            &ctx,
+        )
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        krake_core::inbox::DecisionOutcome::Decided(t) => t,
+        other => panic!("{other:?}"),
+    };
+    // Two fronts and a retry hand the same decision to the agents at once.
+    let me = Actor::local();
+    let (r1, r2, r3) = tokio::join!(
+        runner.on_decision(&th, &me),
+        runner.on_decision(&th, &me),
+        runner.on_decision(&th, &me)
+    );
+    let handled: Vec<_> = [r1.unwrap(), r2.unwrap(), r3.unwrap()]
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(handled.len(), 1, "{handled:?}");
+    assert_eq!(exec.executed().len(), 1);
+    assert_eq!(
+        store.run(run.id).await.unwrap().unwrap().status,
+        RunStatus::Done
+    );
+}
+
+#[tokio::test]
+async fn an_approval_nobody_decides_expires_and_its_run_is_marked_expired() {
+    let w = world(vec![refund_call(0.9)], Setup::default()).await;
+    let run = w.run("cassie", "refund order 1042").await;
+    let th = w.thread(&run).await;
+    assert_eq!(
+        th.expires_at,
+        Some(Timestamp::from_millis(T0 + 72 * 3_600_000)),
+        "approval_expiry_hours defaults to 72"
+    );
+    w.clock.advance(Duration::from_secs(73 * 3600));
+    let expired = w
+        .store
+        .sweep_expired(w.clock.now(), 10, &krake_core::delivery::Routes::new())
+        .await
+        .unwrap();
+    assert_eq!(expired.len(), 1);
+    let r = w.runner.recover().await.unwrap();
+    assert_eq!(r.expired, vec![run.id]);
+    let run = w.store.run(run.id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Expired);
+    assert!(run.error.unwrap().contains("before it expired"));
+    assert_eq!(
+        w.threads(ThreadKind::Escalation).await.len(),
+        1,
+        "the owner is told"
+    );
+    // Approving the expired thread is refused and executes nothing.
+    w.krake
+        .handle_text(&Actor::local(), &format!("/approve {}", th.id.0))
+        .await;
+    assert!(w.exec.executed().is_empty());
 }

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use krake_tests::fake_openai::{Answer, FakeOpenAi};
+use krake_tests::fake_shopify::FakeShopify;
 use krake_tests::{krake, run};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -369,4 +370,257 @@ fn offline_ask_answers_from_what_krake_ingest_put_in_and_only_in_its_workspace()
     let out = krake_tests::chat(dir.path(), &["ask milli how long do refunds take?"]);
     assert!(!out.contains("refunds hoodies"), "{out}");
     assert!(out.contains("monarch has nothing on this"), "{out}");
+}
+
+// ---- Executing approved actions against the local fake of Shopify's Admin API ----
+
+const SHOP_TOKEN: &str = "shpat_fake_admin_token_0123456789";
+
+fn proposal(action: serde_json::Value, confidence: f64) -> Answer {
+    Answer::Tools(vec![(
+        "request_approval".into(),
+        serde_json::json!({"summary": "As asked", "confidence": confidence, "action": action})
+            .to_string(),
+    )])
+}
+
+struct ShopWorld {
+    _rt: tokio::runtime::Runtime,
+    _openai: FakeOpenAi,
+    shop: FakeShopify,
+    dir: tempfile::TempDir,
+    cfg: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl ShopWorld {
+    /// `krake serve` with the model proposing `action` for `agent`; the run is left awaiting
+    /// approval and the server stopped (the approval is then decided from `krake chat`).
+    fn proposed(agent: &str, task: &str, action: serde_json::Value, token: &str) -> (Self, String) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let openai = rt.block_on(FakeOpenAi::start(vec![proposal(action, 0.95)]));
+        let shop = rt.block_on(FakeShopify::start(
+            SHOP_TOKEN,
+            "EUR",
+            9_007_199_254_740_995,
+            "shopify_payments",
+            "120.00",
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path(), &openai.base_url);
+        let env = vec![
+            ("KRAKE_SHOPIFY_ADMIN_URL".to_owned(), shop.base_url.clone()),
+            (
+                "KRAKE_SHOPIFY_ADMIN_TOKEN_LUNAVO".to_owned(),
+                token.to_owned(),
+            ),
+        ];
+        let w = ShopWorld {
+            _rt: rt,
+            _openai: openai,
+            shop,
+            dir,
+            cfg,
+            env,
+        };
+        let port = free_port();
+        let mut server = krake(w.dir.path())
+            .arg("--config")
+            .arg(&w.cfg)
+            .envs(w.env.iter().cloned())
+            .env("KRAKE_LOG", "warn")
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        krake_tests::listening_port(&mut server);
+        let out = w.chat(&format!("ask {agent} to {task}"));
+        assert!(out.contains("is on it (run 1"), "{out}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let s = query(w.dir.path(), "SELECT status FROM agent_runs WHERE id = 1");
+            if s == "awaiting_approval" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "run stuck in {s}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server.kill().unwrap();
+        server.wait().unwrap();
+        let thread = query(
+            w.dir.path(),
+            "SELECT CAST(thread_id AS TEXT) FROM agent_runs WHERE id = 1",
+        );
+        (w, thread)
+    }
+
+    fn chat(&self, line: &str) -> String {
+        let out = krake(self.dir.path())
+            .arg("--config")
+            .arg(&self.cfg)
+            .envs(self.env.iter().cloned())
+            .arg("chat")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                writeln!(c.stdin.take().unwrap(), "{line}")?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn q(&self, sql: &str) -> String {
+        query(self.dir.path(), sql)
+    }
+}
+
+#[test]
+fn an_approved_refund_is_carried_out_in_shopify_once_with_exact_ids() {
+    let (w, thread) = ShopWorld::proposed(
+        "cassie",
+        "refund 45 EUR on order 9007199254740993",
+        serde_json::json!({"type": "refund", "order_id": "9007199254740993", "amount_minor": 4500, "currency": "EUR"}),
+        SHOP_TOKEN,
+    );
+    assert!(w.shop.requests().is_empty(), "nothing before approval");
+    let out = w.chat(&format!("/approve {thread}"));
+    assert!(
+        out.contains(
+            "Done: refunded 45.00 EUR on order 9007199254740993 in Shopify (refund 929361467)"
+        ),
+        "{out}"
+    );
+    let reqs = w.shop.requests();
+    assert_eq!(reqs.len(), 2, "{reqs:?}");
+    assert_eq!(reqs[0].method, "POST");
+    assert_eq!(
+        reqs[0].path,
+        "/admin/api/2024-10/orders/9007199254740993/refunds/calculate.json"
+    );
+    assert_eq!(
+        reqs[1].path,
+        "/admin/api/2024-10/orders/9007199254740993/refunds.json"
+    );
+    let body = &reqs[1].body;
+    // The calculated transaction's id, digit for digit (beyond 2^53).
+    assert!(body.contains(r#""parent_id":9007199254740995"#), "{body}");
+    assert!(body.contains(r#""amount":"45.00""#), "{body}");
+    assert!(body.contains(r#""kind":"refund""#), "{body}");
+    assert!(body.contains(r#""gateway":"shopify_payments""#), "{body}");
+    assert_eq!(w.q("SELECT status FROM agent_runs WHERE id = 1"), "done");
+    let replied = w.q(&format!(
+        "SELECT text FROM thread_replies WHERE thread_id = {thread} ORDER BY id DESC LIMIT 1"
+    ));
+    assert!(replied.starts_with("Done: refunded 45.00 EUR"), "{replied}");
+    // Approving again moves no money.
+    w.chat(&format!("/approve {thread}"));
+    assert_eq!(w.shop.requests().len(), 2);
+}
+
+#[test]
+fn an_approved_price_change_updates_the_variant_in_shopify() {
+    let (w, thread) = ShopWorld::proposed(
+        "commet",
+        "set the hoodie to 39 EUR",
+        serde_json::json!({"type": "change_price", "product": "variant:9007199254740997", "price_minor": 3900, "currency": "EUR"}),
+        SHOP_TOKEN,
+    );
+    let out = w.chat(&format!("/approve {thread}"));
+    assert!(
+        out.contains("Done: price of variant 9007199254740997 set to 39.00 EUR in Shopify"),
+        "{out}"
+    );
+    let reqs = w.shop.requests();
+    assert_eq!(reqs.len(), 2, "{reqs:?}");
+    assert_eq!(
+        (reqs[0].method.as_str(), reqs[0].path.as_str()),
+        ("GET", "/admin/api/2024-10/shop.json")
+    );
+    assert_eq!(reqs[1].method, "PUT");
+    assert_eq!(
+        reqs[1].path,
+        "/admin/api/2024-10/variants/9007199254740997.json"
+    );
+    assert!(
+        reqs[1].body.contains(r#""id":9007199254740997"#),
+        "{}",
+        reqs[1].body
+    );
+    assert!(
+        reqs[1].body.contains(r#""price":"39.00""#),
+        "{}",
+        reqs[1].body
+    );
+    assert_eq!(w.q("SELECT status FROM agent_runs WHERE id = 1"), "done");
+}
+
+#[test]
+fn a_refund_shopify_refuses_with_401_fails_escalates_and_is_not_retried() {
+    let (w, thread) = ShopWorld::proposed(
+        "cassie",
+        "refund 45 EUR on order 450789469",
+        serde_json::json!({"type": "refund", "order_id": "450789469", "amount_minor": 4500, "currency": "EUR"}),
+        "shpat_wrong_token",
+    );
+    let out = w.chat(&format!("/approve {thread}"));
+    assert!(out.contains("Executing failed"), "{out}");
+    assert!(out.contains("401"), "{out}");
+    assert!(!out.contains("shpat_"), "the token never shows: {out}");
+    assert_eq!(w.shop.requests().len(), 1, "stopped at the calculation");
+    assert_eq!(w.q("SELECT status FROM agent_runs WHERE id = 1"), "failed");
+    assert_eq!(
+        w.q("SELECT CAST(COUNT(*) AS TEXT) FROM threads WHERE kind = 'escalation' AND title LIKE 'Approved but not done%'"),
+        "1"
+    );
+    w.chat(&format!("/approve {thread}"));
+    assert_eq!(w.shop.requests().len(), 1, "no second attempt");
+}
+
+#[test]
+fn a_refund_shopify_rejects_with_422_shows_why_and_is_not_retried() {
+    let (w, thread) = ShopWorld::proposed(
+        "cassie",
+        "refund 45 EUR on order 450789469",
+        serde_json::json!({"type": "refund", "order_id": "450789469", "amount_minor": 4500, "currency": "EUR"}),
+        SHOP_TOKEN,
+    );
+    w.shop.fail_writes(
+        serde_json::json!({"base": ["Refund amount cannot exceed the refundable amount"]}),
+    );
+    let out = w.chat(&format!("/approve {thread}"));
+    assert!(out.contains("422"), "{out}");
+    assert!(out.contains("cannot exceed the refundable amount"), "{out}");
+    assert_eq!(w.shop.requests().len(), 2);
+    assert_eq!(w.q("SELECT status FROM agent_runs WHERE id = 1"), "failed");
+    let replied = w.q(&format!(
+        "SELECT text FROM thread_replies WHERE thread_id = {thread} ORDER BY id DESC LIMIT 1"
+    ));
+    assert!(replied.starts_with("Executing failed"), "{replied}");
+    assert_eq!(
+        w.q("SELECT CAST(COUNT(*) AS TEXT) FROM threads WHERE kind = 'escalation'"),
+        "1"
+    );
+    w.chat(&format!("/approve {thread}"));
+    assert_eq!(w.shop.requests().len(), 2, "no second attempt");
+}
+
+#[test]
+fn an_approved_post_is_delivered_to_the_workspace_chat_labelled_to_publish_by_hand() {
+    let (w, thread) = ShopWorld::proposed(
+        "soshie",
+        "post the hoodie launch",
+        serde_json::json!({"type": "publish_post", "channel": "instagram", "text": "Meet the moon hoodie."}),
+        SHOP_TOKEN,
+    );
+    let out = w.chat(&format!("/approve {thread}"));
+    assert!(out.contains("for a person to publish"), "{out}");
+    let queued = w.q(
+        "SELECT CAST(COUNT(*) AS TEXT) FROM outbox WHERE payload LIKE '%Post to publish on instagram%Meet the moon hoodie.%'",
+    );
+    assert_ne!(queued, "0", "delivered through the outbox");
+    assert_eq!(w.q("SELECT status FROM agent_runs WHERE id = 1"), "done");
 }

@@ -6,12 +6,14 @@
 //! - [`shopify`]: HMAC verification (current and previous secret) and payload parsing.
 //! - [`gelato`]: payload parsing (Gelato signs nothing: a per-workspace path token instead).
 //! - [`gelato_api`]: Gelato's Order API, asked before acting on a costly status.
+//! - [`shopify_admin`]: Shopify's Admin REST API, for approved refunds and price changes.
 //! - [`router`]: `POST /webhooks/shopify` and `POST /webhooks/gelato/{token}`, which answer 200
 //!   only after the event is durably stored.
 
 pub mod gelato;
 pub mod gelato_api;
 pub mod shopify;
+pub mod shopify_admin;
 mod web;
 
 pub use web::{MAX_BODY, Secret, WEBHOOK_EVENTS, WebhookConfig, router};

@@ -149,7 +149,12 @@ async fn store(
             let outcome = if duplicate { "duplicate" } else { "stored" };
             metrics::counter!(WEBHOOK_EVENTS, "source" => source.to_owned(), "outcome" => outcome)
                 .increment(1);
-            (StatusCode::OK, Json(serde_json::json!({ "ok": true }))).into_response()
+            (
+                StatusCode::OK,
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                r#"{"ok":true}"#,
+            )
+                .into_response()
         }
         Err(e) => {
             tracing::error!(source, error = %e, "could not store a webhook; the sender will retry");

@@ -10,6 +10,7 @@
 //!   `retry-after`; fail-over to the next provider; usage read from every response (JSON or
 //!   the last SSE chunk with `stream_options.include_usage`); streamed tool-call fragments
 //!   joined by index.
+//! - [`embeddings`]: OpenAI-compatible embeddings (`POST /v1/embeddings`) with the same retries.
 //!
 //! The wire format is async-openai's: requests are checked against its
 //! `CreateChatCompletionRequest` and responses read as its `CreateChatCompletionResponse` and
@@ -17,6 +18,7 @@
 //! because async-openai's client drops the response headers of an error, and a 429's
 //! `retry-after` lives there.
 
+pub mod embeddings;
 mod wire;
 
 use async_trait::async_trait;

@@ -168,26 +168,60 @@ impl Store {
                 let key: String = r.try_get("idempotency_key").map_err(db_err)?;
                 new_ids.insert(key, r.try_get::<i64, _>("id").map_err(db_err)?);
             }
-            for e in chunk {
-                // A key repeated inside one batch is new once, then a duplicate.
-                match new_ids.remove(e.idempotency_key.as_str()) {
-                    Some(id) => out.push(Recorded::New(InboundId(id))),
-                    None => {
-                        let row = sqlx::query("SELECT id, processed_at, response FROM inbound WHERE idempotency_key = $1")
-                            .bind(e.idempotency_key.as_str())
-                            .fetch_one(&mut *tx)
-                            .await
-                            .map_err(db_err)?;
-                        out.push(Recorded::Duplicate {
-                            id: InboundId(row.try_get("id").map_err(db_err)?),
-                            processed: row
-                                .try_get::<Option<i64>, _>("processed_at")
+            // The keys that were not inserted are read back in one query.
+            let mut seen = std::collections::HashSet::new();
+            let missing: Vec<&str> = chunk
+                .iter()
+                .map(|e| e.idempotency_key.as_str())
+                .filter(|k| !new_ids.contains_key(*k) && seen.insert(*k))
+                .collect();
+            let mut existing = std::collections::HashMap::with_capacity(missing.len());
+            if !missing.is_empty() {
+                let mut sql = String::from(
+                    "SELECT id, idempotency_key, processed_at, response FROM inbound WHERE idempotency_key IN (",
+                );
+                for i in 0..missing.len() {
+                    if i > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push_str(&format!("${}", i + 1));
+                }
+                sql.push(')');
+                let mut q = sqlx::query(&sql);
+                for k in &missing {
+                    q = q.bind(*k);
+                }
+                for r in q.fetch_all(&mut *tx).await.map_err(db_err)? {
+                    let key: String = r.try_get("idempotency_key").map_err(db_err)?;
+                    existing.insert(
+                        key,
+                        (
+                            InboundId(r.try_get("id").map_err(db_err)?),
+                            r.try_get::<Option<i64>, _>("processed_at")
                                 .map_err(db_err)?
                                 .is_some(),
-                            response: row.try_get("response").map_err(db_err)?,
-                        });
-                    }
+                            r.try_get::<Option<String>, _>("response").map_err(db_err)?,
+                        ),
+                    );
                 }
+            }
+            for e in chunk {
+                let key = e.idempotency_key.as_str();
+                // A key repeated inside one batch is new once, then a duplicate.
+                if let Some(id) = new_ids.remove(key) {
+                    existing.insert(key.to_owned(), (InboundId(id), false, None));
+                    out.push(Recorded::New(InboundId(id)));
+                    continue;
+                }
+                let (id, processed, response) = existing
+                    .get(key)
+                    .cloned()
+                    .ok_or_else(|| RepoError::Corrupt(format!("inbound event `{key}` vanished")))?;
+                out.push(Recorded::Duplicate {
+                    id,
+                    processed,
+                    response,
+                });
             }
         }
         tx.commit().await.map_err(db_err)?;
@@ -195,14 +229,14 @@ impl Store {
     }
 }
 
-type Pending = (
-    Inbound,
-    tokio::sync::oneshot::Sender<Result<Recorded, RepoError>>,
-);
+type Pending = crate::direct::Pending;
 
 /// Group commit for inbound events: concurrent `record_inbound` calls are gathered and written
 /// in one transaction, and each caller is answered only after that transaction committed, so
 /// nothing is acknowledged before it is durable. Everything else goes straight to the store.
+///
+/// On an SQLite file the writer is a thread with its own connection (see `direct`); on
+/// PostgreSQL it is a task on the current tokio runtime using the pool.
 #[derive(Clone)]
 pub struct GroupCommit {
     store: Store,
@@ -210,8 +244,18 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the writer task (on the current tokio runtime); at most `max_batch` events per commit.
+    /// Starts the writer (on SQLite a thread; otherwise a task on the current tokio
+    /// runtime); at most `max_batch` events per commit.
     pub fn start(store: Store, max_batch: usize) -> Self {
+        if let Some(direct) = &store.direct {
+            match direct.start_writer(max_batch) {
+                Ok(tx) => return Self { store, tx },
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "cannot start the SQLite inbound writer thread; writing through the pool"
+                ),
+            }
+        }
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Pending>(max_batch.max(1) * 4);
         let writer = store.clone();
         tokio::spawn(async move {

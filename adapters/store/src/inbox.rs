@@ -16,51 +16,163 @@ use krake_core::workspace::WorkspaceSlug;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-const THREAD_COLUMNS: &str = "id, workspace, kind, status, origin, agent, title, body, action, approvers, \
+pub(crate) const THREAD_COLUMNS: &str = "id, workspace, kind, status, origin, agent, title, body, action, approvers, \
      expires_at, timeout_route, decided_by, reason, version, created_at, updated_at";
+
+/// The columns of a thread row as stored, before they are checked (shared by the sqlx reads
+/// and the direct SQLite reads of [`crate::direct`]).
+pub(crate) struct ThreadRow {
+    pub(crate) id: i64,
+    pub(crate) workspace: String,
+    pub(crate) kind: String,
+    pub(crate) status: String,
+    pub(crate) origin: String,
+    pub(crate) agent: Option<String>,
+    pub(crate) title: String,
+    pub(crate) body: String,
+    pub(crate) action: Option<String>,
+    pub(crate) approvers: String,
+    pub(crate) expires_at: Option<i64>,
+    pub(crate) timeout_route: String,
+    pub(crate) decided_by: Option<String>,
+    pub(crate) reason: Option<String>,
+    pub(crate) version: i64,
+    pub(crate) created_at: i64,
+    pub(crate) updated_at: i64,
+}
+
+impl ThreadRow {
+    /// The thread these columns describe (no approvals, no replies), or what is corrupt.
+    pub(crate) fn into_thread(self) -> Result<Thread, RepoError> {
+        let ThreadRow {
+            id,
+            workspace: ws,
+            kind,
+            status,
+            origin,
+            agent,
+            title,
+            body,
+            action,
+            approvers,
+            expires_at,
+            timeout_route: route,
+            decided_by,
+            reason,
+            version,
+            created_at,
+            updated_at,
+        } = self;
+        Ok(Thread {
+            id: ThreadId(id),
+            workspace: WorkspaceSlug::parse(&ws).map_err(|_| corrupt("workspace", &ws))?,
+            kind: ThreadKind::parse(&kind).ok_or_else(|| corrupt("kind", &kind))?,
+            status: ThreadStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+            origin: Origin::parse(&origin).ok_or_else(|| corrupt("origin", &origin))?,
+            agent,
+            title,
+            body,
+            action: match action {
+                Some(a) => Some(serde_json::from_str(&a).map_err(|_| corrupt("action", &a))?),
+                None => None,
+            },
+            approvers: serde_json::from_str(&approvers)
+                .map_err(|_| corrupt("approvers", &approvers))?,
+            expires_at: expires_at.map(Timestamp::from_millis),
+            timeout_route: TimeoutRoute::parse(&route)
+                .ok_or_else(|| corrupt("timeout_route", &route))?,
+            decided_by: match decided_by {
+                Some(u) => Some(UserName::parse(&u).map_err(|_| corrupt("decided_by", &u))?),
+                None => None,
+            },
+            reason,
+            approvals: Vec::new(),
+            version,
+            created_at: Timestamp::from_millis(created_at),
+            updated_at: Timestamp::from_millis(updated_at),
+            replies: Vec::new(),
+        })
+    }
+}
 
 fn thread_from_row(row: &AnyRow) -> Result<Thread, RepoError> {
     let get_s = |c: &str| row.try_get::<String, _>(c).map_err(db_err);
-    let kind = get_s("kind")?;
-    let status = get_s("status")?;
-    let origin = get_s("origin")?;
-    let route = get_s("timeout_route")?;
-    let ws = get_s("workspace")?;
-    let approvers = get_s("approvers")?;
-    let action: Option<String> = row.try_get("action").map_err(db_err)?;
-    let decided_by: Option<String> = row.try_get("decided_by").map_err(db_err)?;
-    Ok(Thread {
-        id: ThreadId(row.try_get("id").map_err(db_err)?),
-        workspace: WorkspaceSlug::parse(&ws).map_err(|_| corrupt("workspace", &ws))?,
-        kind: ThreadKind::parse(&kind).ok_or_else(|| corrupt("kind", &kind))?,
-        status: ThreadStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
-        origin: Origin::parse(&origin).ok_or_else(|| corrupt("origin", &origin))?,
+    ThreadRow {
+        id: row.try_get("id").map_err(db_err)?,
+        workspace: get_s("workspace")?,
+        kind: get_s("kind")?,
+        status: get_s("status")?,
+        origin: get_s("origin")?,
         agent: row.try_get("agent").map_err(db_err)?,
         title: get_s("title")?,
         body: get_s("body")?,
-        action: match action {
-            Some(a) => Some(serde_json::from_str(&a).map_err(|_| corrupt("action", &a))?),
-            None => None,
-        },
-        approvers: serde_json::from_str(&approvers)
-            .map_err(|_| corrupt("approvers", &approvers))?,
-        expires_at: row
-            .try_get::<Option<i64>, _>("expires_at")
-            .map_err(db_err)?
-            .map(Timestamp::from_millis),
-        timeout_route: TimeoutRoute::parse(&route)
-            .ok_or_else(|| corrupt("timeout_route", &route))?,
-        decided_by: match decided_by {
-            Some(u) => Some(UserName::parse(&u).map_err(|_| corrupt("decided_by", &u))?),
-            None => None,
-        },
+        action: row.try_get("action").map_err(db_err)?,
+        approvers: get_s("approvers")?,
+        expires_at: row.try_get("expires_at").map_err(db_err)?,
+        timeout_route: get_s("timeout_route")?,
+        decided_by: row.try_get("decided_by").map_err(db_err)?,
         reason: row.try_get("reason").map_err(db_err)?,
-        approvals: Vec::new(),
         version: row.try_get("version").map_err(db_err)?,
-        created_at: Timestamp::from_millis(row.try_get("created_at").map_err(db_err)?),
-        updated_at: Timestamp::from_millis(row.try_get("updated_at").map_err(db_err)?),
-        replies: Vec::new(),
-    })
+        created_at: row.try_get("created_at").map_err(db_err)?,
+        updated_at: row.try_get("updated_at").map_err(db_err)?,
+    }
+    .into_thread()
+}
+
+/// A value bound to a list query.
+pub(crate) enum ListBind {
+    /// Text.
+    Text(String),
+    /// An integer.
+    Int(i64),
+}
+
+/// The listing query of `filter` (`$1`, `$2`… in order of appearance) with its values, or
+/// `None` when nothing can match (no visible workspace).
+pub(crate) fn list_query(filter: &ThreadFilter) -> Option<(String, Vec<ListBind>)> {
+    let mut sql = format!("SELECT {THREAD_COLUMNS} FROM threads WHERE 1 = 1");
+    let mut binds: Vec<ListBind> = Vec::new();
+    let mut push = |sql: &mut String, clause: &str, v: ListBind| {
+        binds.push(v);
+        sql.push_str(&clause.replace('?', &format!("${}", binds.len())));
+    };
+    if let Some(w) = &filter.workspace {
+        push(
+            &mut sql,
+            " AND workspace = ?",
+            ListBind::Text(w.to_string()),
+        );
+    }
+    if let Some(k) = filter.kind {
+        push(&mut sql, " AND kind = ?", ListBind::Text(k.to_string()));
+    }
+    match filter.status {
+        Some(s) => push(&mut sql, " AND status = ?", ListBind::Text(s.to_string())),
+        None => sql.push_str(" AND status <> 'archived'"),
+    }
+    if let Some(visible) = &filter.visible {
+        if visible.is_empty() {
+            return None;
+        }
+        sql.push_str(" AND workspace IN (");
+        for (i, w) in visible.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            push(&mut sql, "?", ListBind::Text(w.to_string()));
+        }
+        sql.push(')');
+    }
+    if let Some(b) = filter.before {
+        push(&mut sql, " AND id < ?", ListBind::Int(b.0));
+    }
+    let limit = if filter.limit == 0 {
+        50
+    } else {
+        filter.limit.min(500)
+    };
+    sql.push_str(&format!(" ORDER BY id DESC LIMIT {limit}"));
+    Some((sql, binds))
 }
 
 /// Reads a thread; inside a write transaction on PostgreSQL (`lock`) the row is locked until
@@ -274,55 +386,18 @@ impl InboxRepo for Store {
     }
 
     async fn list(&self, filter: &ThreadFilter) -> Result<Vec<Thread>, RepoError> {
-        let mut sql = format!("SELECT {THREAD_COLUMNS} FROM threads WHERE 1 = 1");
-        let mut binds: Vec<String> = Vec::new();
-        let mut n = 0;
-        let mut push = |sql: &mut String, clause: &str, v: String| {
-            n += 1;
-            sql.push_str(&clause.replace('?', &format!("${n}")));
-            binds.push(v);
+        let Some((sql, binds)) = list_query(filter) else {
+            return Ok(Vec::new());
         };
-        if let Some(w) = &filter.workspace {
-            push(&mut sql, " AND workspace = ?", w.to_string());
+        if let Some(direct) = &self.direct {
+            return direct.list_threads(sql, binds).await;
         }
-        if let Some(k) = filter.kind {
-            push(&mut sql, " AND kind = ?", k.to_string());
-        }
-        match filter.status {
-            Some(s) => push(&mut sql, " AND status = ?", s.to_string()),
-            None => sql.push_str(" AND status <> 'archived'"),
-        }
-        if let Some(visible) = &filter.visible {
-            if visible.is_empty() {
-                return Ok(Vec::new());
-            }
-            sql.push_str(" AND workspace IN (");
-            for (i, w) in visible.iter().enumerate() {
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                push(&mut sql, "?", w.to_string());
-            }
-            sql.push(')');
-        }
-        let mut q_before = None;
-        if let Some(b) = filter.before {
-            n += 1;
-            sql.push_str(&format!(" AND id < ${n}"));
-            q_before = Some(b.0);
-        }
-        let limit = if filter.limit == 0 {
-            50
-        } else {
-            filter.limit.min(500)
-        };
-        sql.push_str(&format!(" ORDER BY id DESC LIMIT {limit}"));
         let mut q = sqlx::query(&sql);
         for b in binds {
-            q = q.bind(b);
-        }
-        if let Some(b) = q_before {
-            q = q.bind(b);
+            q = match b {
+                ListBind::Text(t) => q.bind(t),
+                ListBind::Int(i) => q.bind(i),
+            };
         }
         let rows = q.fetch_all(&self.pool).await.map_err(db_err)?;
         rows.iter().map(thread_from_row).collect()

@@ -20,6 +20,7 @@
 //!   agent runs under leases, their steps, one ledger row per model call.
 
 mod commerce;
+mod direct;
 mod folders;
 mod fronts;
 mod inbound;
@@ -96,6 +97,9 @@ pub struct Store {
     backend: Backend,
     /// The URL it was opened with (for LISTEN connections); never printed.
     url: krake_core::secret::Secret,
+    /// SQLite files: direct connections for the hot paths (inbox listings, the inbound
+    /// writer); `None` on PostgreSQL.
+    direct: Option<std::sync::Arc<direct::Direct>>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -167,10 +171,17 @@ impl Store {
                 .await
                 .map_err(open_err)?,
         };
+        let direct = match backend {
+            Backend::Sqlite => {
+                direct::sqlite_path(&url).map(|path| std::sync::Arc::new(direct::Direct::new(path)))
+            }
+            Backend::Postgres => None,
+        };
         Ok(Self {
             pool,
             backend,
             url: krake_core::secret::Secret::new(url),
+            direct,
         })
     }
 

@@ -249,6 +249,24 @@ impl RunRepo for Store {
         Ok(ids.into_iter().map(RunId).collect())
     }
 
+    async fn runs_with_status(
+        &self,
+        status: RunStatus,
+        updated_before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Run>, RepoError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM agent_runs WHERE status = $1 AND updated_at <= $2 ORDER BY id LIMIT $3"
+        ))
+        .bind(status.as_str())
+        .bind(updated_before.as_millis())
+        .bind(i64::from(limit.clamp(1, 1000)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(run_from_row).collect()
+    }
+
     async fn list_runs(
         &self,
         workspace: Option<&WorkspaceSlug>,

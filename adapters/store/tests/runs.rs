@@ -18,7 +18,8 @@ on_both!(
     runs_are_claimed_once_and_resumed_after_a_lease_expires,
     run_ends_are_compare_and_set,
     ledger_sums_per_workspace_agent_day_and_month,
-    event_threads_start_one_run_each_once
+    event_threads_start_one_run_each_once,
+    executing_is_claimed_once_and_found_when_stuck
 );
 
 const T0: i64 = 1_795_503_000_000; // 2026-11-24
@@ -245,6 +246,71 @@ async fn event_threads_start_one_run_each_once(store: &Store) {
     assert!(
         store
             .queue_from_threads("inbound:", later, later, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// An approved action is claimed for execution by compare-and-set (only one of several
+/// concurrent callers wins), is never claimed as work, and a run stuck executing is found by
+/// the recovery query once its last change is old enough.
+async fn executing_is_claimed_once_and_found_when_stuck(store: &Store) {
+    let t0 = Timestamp::from_millis(T0);
+    let a = store.create_run(&new_run("refund"), t0).await.unwrap();
+    store
+        .claim_runs("w", t0, Duration::from_secs(5), 1)
+        .await
+        .unwrap();
+    let wait = RunOutcome {
+        status: RunStatus::AwaitingApproval,
+        result: Some("refund 19.99".into()),
+        error: None,
+        thread: Some(ThreadId(5)),
+    };
+    assert!(
+        store
+            .finish_run(a.id, RunStatus::Running, &wait, t0)
+            .await
+            .unwrap()
+    );
+    let executing = RunOutcome {
+        status: RunStatus::Executing,
+        result: None,
+        error: None,
+        thread: Some(ThreadId(5)),
+    };
+    let t1 = t0.plus(Duration::from_secs(10));
+    let (x, y, z) = tokio::join!(
+        store.finish_run(a.id, RunStatus::AwaitingApproval, &executing, t1),
+        store.finish_run(a.id, RunStatus::AwaitingApproval, &executing, t1),
+        store.finish_run(a.id, RunStatus::AwaitingApproval, &executing, t1)
+    );
+    let wins = [x.unwrap(), y.unwrap(), z.unwrap()];
+    assert_eq!(wins.iter().filter(|w| **w).count(), 1, "{wins:?}");
+    // Never handed to a worker as work, however late.
+    assert!(
+        store
+            .claim_runs(
+                "w",
+                t1.plus(Duration::from_secs(3600)),
+                Duration::from_secs(5),
+                10
+            )
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let stuck = |before| store.runs_with_status(RunStatus::Executing, before, 10);
+    assert!(stuck(t0).await.unwrap().is_empty(), "changed after t0");
+    let found = stuck(t1).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id, a.id);
+    assert_eq!(found[0].status, RunStatus::Executing);
+    assert_eq!(found[0].thread, Some(ThreadId(5)));
+    assert!(
+        store
+            .runs_with_status(RunStatus::AwaitingApproval, t1, 10)
             .await
             .unwrap()
             .is_empty()
