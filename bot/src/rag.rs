@@ -232,9 +232,13 @@ pub enum EvalCmd {
         /// The dataset directory.
         #[arg(long)]
         dataset: PathBuf,
-        /// Also try a few other fusions (RRF constants and weights, convex combinations).
+        /// Also try a few other fusions (RRF constants and weights, convex combinations, each
+        /// over chunks and over documents).
         #[arg(long)]
         sweep: bool,
+        /// The split to evaluate: `qrels/SPLIT.tsv` (tune fusions on `train`, report `test`).
+        #[arg(long, default_value = "test")]
+        split: String,
     },
 }
 
@@ -552,22 +556,28 @@ pub async fn ingest(settings: Settings, args: IngestArgs) -> anyhow::Result<()> 
 /// `krake eval rag --dataset DIR`: ingests the dataset into a scratch knowledge base and prints
 /// the figures.
 pub async fn eval(settings: Settings, cmd: EvalCmd) -> anyhow::Result<()> {
-    let EvalCmd::Rag { dataset, sweep } = cmd;
+    let EvalCmd::Rag {
+        dataset,
+        sweep,
+        split,
+    } = cmd;
     let others: Vec<Fusion> = if sweep {
         let mut v = Vec::new();
         for k in [10.0, 30.0, 60.0] {
             for (dense, sparse) in [(1.0, 1.0), (1.0, 1.5), (1.5, 1.0)] {
                 v.push(Fusion::Rrf { k, dense, sparse });
+                v.push(Fusion::SourceRrf { k, dense, sparse });
             }
         }
-        for alpha in [0.3, 0.4, 0.5, 0.6] {
+        for alpha in [0.3, 0.4, 0.5, 0.6, 0.7] {
             v.push(Fusion::Convex { alpha });
+            v.push(Fusion::SourceConvex { alpha });
         }
         v
     } else {
         Vec::new()
     };
-    let data = Dataset::load(&dataset)?;
+    let data = Dataset::load_split(&dataset, &split)?;
     let scratch = tempfile::tempdir().context("cannot create a scratch directory")?;
     let knowledge = Knowledge::open_at(
         &scratch.path().join("kb"),

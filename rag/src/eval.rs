@@ -70,8 +70,20 @@ fn read(path: &Path) -> Result<String, EvalError> {
 impl Dataset {
     /// Loads a BEIR directory (the `test` split).
     pub fn load(dir: &Path) -> Result<Self, EvalError> {
+        Self::load_split(dir, "test")
+    }
+
+    /// Loads one split of a BEIR directory: judgments from `qrels/SPLIT.tsv`, queries from
+    /// `queries_SPLIT.jsonl` when there is one (SciFact's training queries), else
+    /// `queries.jsonl`. Tuning on `train` and reporting `test` keeps the test set honest.
+    pub fn load_split(dir: &Path, split: &str) -> Result<Self, EvalError> {
+        if split.is_empty() || !split.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(EvalError::Dataset(format!(
+                "{split:?} is not a split name (letters, digits and '-', e.g. test or train)"
+            )));
+        }
         let mut qrels: HashMap<String, HashMap<String, u32>> = HashMap::new();
-        let path = dir.join("qrels/test.tsv");
+        let path = dir.join(format!("qrels/{split}.tsv"));
         for (n, line) in read(&path)?.lines().enumerate() {
             let cols: Vec<&str> = line.split('\t').collect();
             if cols.len() < 3 || (n == 0 && cols[2].parse::<u32>().is_err()) {
@@ -109,15 +121,21 @@ impl Dataset {
             corpus.push((c.id, c.title, c.text));
         }
         let mut queries = Vec::new();
-        for (n, l) in jsonl("queries.jsonl")? {
-            let q: QueryLine = serde_json::from_str(&l).map_err(|e| bad("queries.jsonl", n, e))?;
+        let split_queries = format!("queries_{split}.jsonl");
+        let queries_file = if dir.join(&split_queries).is_file() {
+            split_queries.as_str()
+        } else {
+            "queries.jsonl"
+        };
+        for (n, l) in jsonl(queries_file)? {
+            let q: QueryLine = serde_json::from_str(&l).map_err(|e| bad(queries_file, n, e))?;
             if qrels.contains_key(&q.id) {
                 queries.push((q.id, q.text));
             }
         }
         if queries.is_empty() {
             return Err(EvalError::Dataset(format!(
-                "{} has no query with a judgment in qrels/test.tsv",
+                "{} has no query with a judgment in qrels/{split}.tsv",
                 dir.display()
             )));
         }
@@ -305,11 +323,11 @@ pub async fn evaluate(
         runs.push((Mode::Dense, "dense".into(), retriever.clone()));
         runs.push((Mode::Hybrid, "hybrid".into(), retriever.clone()));
         for f in other_fusions {
-            let label = match f {
-                Fusion::Rrf { k, dense, sparse } => format!("rrf k={k} d={dense} s={sparse}"),
-                Fusion::Convex { alpha } => format!("convex a={alpha}"),
-            };
-            runs.push((Mode::Hybrid, label, retriever.clone().with_fusion(*f)));
+            runs.push((
+                Mode::Hybrid,
+                f.to_string(),
+                retriever.clone().with_fusion(*f),
+            ));
         }
     }
     let mut out = Vec::new();
@@ -392,5 +410,35 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let err = Dataset::load(dir.path()).expect_err("empty");
         assert!(err.to_string().contains("corpus.jsonl"), "{err}");
+    }
+
+    #[test]
+    fn a_split_reads_its_own_judgments_and_queries() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path();
+        std::fs::create_dir(p.join("qrels")).expect("qrels");
+        let write = |name: &str, text: &str| std::fs::write(p.join(name), text).expect("write");
+        write(
+            "corpus.jsonl",
+            "{\"_id\":\"d1\",\"title\":\"T\",\"text\":\"one\"}\n",
+        );
+        write(
+            "queries.jsonl",
+            "{\"_id\":\"q1\",\"text\":\"test query\"}\n",
+        );
+        write(
+            "queries_train.jsonl",
+            "{\"_id\":\"q2\",\"text\":\"train query\"}\n",
+        );
+        write("qrels/test.tsv", "query-id\tcorpus-id\tscore\nq1\td1\t1\n");
+        write("qrels/train.tsv", "query-id\tcorpus-id\tscore\nq2\td1\t1\n");
+        let test = Dataset::load(p).expect("test split");
+        assert_eq!(test.queries, [("q1".to_owned(), "test query".to_owned())]);
+        let train = Dataset::load_split(p, "train").expect("train split");
+        assert_eq!(train.queries, [("q2".to_owned(), "train query".to_owned())]);
+        let err = Dataset::load_split(p, "../x").expect_err("not a split name");
+        assert!(err.to_string().contains("not a split name"), "{err}");
+        let err = Dataset::load_split(p, "dev").expect_err("no dev split");
+        assert!(err.to_string().contains("qrels/dev.tsv"), "{err}");
     }
 }

@@ -39,20 +39,107 @@ pub enum Fusion {
         /// Weight of the dense scores, 0 to 1.
         alpha: f32,
     },
+    /// Reciprocal-rank fusion of documents rather than chunks: each list ranks sources by their
+    /// best chunk, the sources are fused, and a chunk scores its source's fused score (ties
+    /// within a source broken by the chunk's own fused score). A document whose one chunk
+    /// matches the words and another the meaning is rewarded for both.
+    SourceRrf {
+        /// The rank constant.
+        k: f32,
+        /// Weight of the dense list.
+        dense: f32,
+        /// Weight of the sparse list.
+        sparse: f32,
+    },
+    /// [`Fusion::Convex`] of each source's best normalised score per list, chunks ranked
+    /// within their source as in [`Fusion::SourceRrf`].
+    SourceConvex {
+        /// Weight of the dense scores, 0 to 1.
+        alpha: f32,
+    },
+}
+
+impl std::fmt::Display for Fusion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fusion::Rrf { k, dense, sparse } => write!(f, "rrf k={k} d={dense} s={sparse}"),
+            Fusion::Convex { alpha } => write!(f, "convex a={alpha}"),
+            Fusion::SourceRrf { k, dense, sparse } => {
+                write!(f, "source rrf k={k} d={dense} s={sparse}")
+            }
+            Fusion::SourceConvex { alpha } => write!(f, "source convex a={alpha}"),
+        }
+    }
+}
+
+impl Fusion {
+    /// Plain reciprocal-rank fusion, `k = 60`, equal weights (what a Qdrant server fuses itself).
+    pub const RRF: Fusion = Fusion::Rrf {
+        k: 60.0,
+        dense: 1.0,
+        sparse: 1.0,
+    };
 }
 
 impl Default for Fusion {
+    /// Equal-weight convex combination of min-max normalised scores. Chosen on SciFact's 809
+    /// training queries (`krake eval rag --split train --sweep`): nDCG@10 0.743 against 0.726
+    /// for RRF k = 60 and 0.729 for the best RRF; see the README's retrieval figures.
     fn default() -> Self {
-        Fusion::Rrf {
-            k: 60.0,
-            dense: 1.0,
-            sparse: 1.0,
-        }
+        Fusion::Convex { alpha: 0.5 }
     }
 }
 
 /// Fuses a dense and a sparse result list (each best first) into one, best first.
 pub fn fuse(fusion: Fusion, dense: Vec<Hit>, sparse: Vec<Hit>) -> Vec<Hit> {
+    match fusion {
+        Fusion::SourceRrf {
+            k,
+            dense: wd,
+            sparse: ws,
+        } => {
+            let chunks = fuse(
+                Fusion::Rrf {
+                    k,
+                    dense: wd,
+                    sparse: ws,
+                },
+                dense.clone(),
+                sparse.clone(),
+            );
+            let mut by_source: HashMap<String, f32> = HashMap::new();
+            for (hits, w) in [(&dense, wd), (&sparse, ws)] {
+                let mut rank = 0usize;
+                let mut seen = std::collections::HashSet::new();
+                for h in hits {
+                    if seen.insert(h.meta.source.as_str()) {
+                        *by_source.entry(h.meta.source.clone()).or_default() +=
+                            w / (k + rank as f32 + 1.0);
+                        rank += 1;
+                    }
+                }
+            }
+            return by_source_order(chunks, &by_source);
+        }
+        Fusion::SourceConvex { alpha } => {
+            let chunks = fuse(Fusion::Convex { alpha }, dense.clone(), sparse.clone());
+            let mut by_source: HashMap<String, f32> = HashMap::new();
+            for (hits, w) in [(&dense, alpha), (&sparse, 1.0 - alpha)] {
+                let (min, span) = score_range(hits);
+                let mut best: HashMap<&str, f32> = HashMap::new();
+                for h in hits {
+                    let s = (h.score - min) / span;
+                    let e = best.entry(h.meta.source.as_str()).or_insert(s);
+                    *e = e.max(s);
+                }
+                for (source, s) in best {
+                    *by_source.entry(source.to_owned()).or_default() += w * s;
+                }
+            }
+            return by_source_order(chunks, &by_source);
+        }
+        _ => {}
+    }
     let mut fused: HashMap<u64, Hit> = HashMap::new();
     let mut add = |hits: Vec<Hit>, score: &dyn Fn(usize, f32) -> f32| {
         for (rank, mut h) in hits.into_iter().enumerate() {
@@ -76,20 +163,48 @@ pub fn fuse(fusion: Fusion, dense: Vec<Hit>, sparse: Vec<Hit>) -> Vec<Hit> {
             add(sparse, &|rank, _| ws / (k + rank as f32 + 1.0));
         }
         Fusion::Convex { alpha } => {
-            let range = |hits: &[Hit]| {
-                let max = hits.iter().map(|h| h.score).fold(f32::MIN, f32::max);
-                let min = hits.iter().map(|h| h.score).fold(f32::MAX, f32::min);
-                (min, (max - min).max(1e-6))
-            };
-            let (dmin, dspan) = range(&dense);
-            let (smin, sspan) = range(&sparse);
+            let (dmin, dspan) = score_range(&dense);
+            let (smin, sspan) = score_range(&sparse);
             add(dense, &|_, s| alpha * (s - dmin) / dspan);
             add(sparse, &|_, s| (1.0 - alpha) * (s - smin) / sspan);
         }
+        Fusion::SourceRrf { .. } | Fusion::SourceConvex { .. } => {}
     }
     let mut hits: Vec<Hit> = fused.into_values().collect();
     hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
     hits
+}
+
+/// The lowest score of a list and its span (never zero), for min-max normalising.
+fn score_range(hits: &[Hit]) -> (f32, f32) {
+    let max = hits.iter().map(|h| h.score).fold(f32::MIN, f32::max);
+    let min = hits.iter().map(|h| h.score).fold(f32::MAX, f32::min);
+    (min, (max - min).max(1e-6))
+}
+
+/// Orders fused chunks by their source's score, then by their own; a chunk's score becomes its
+/// source's.
+fn by_source_order(chunks: Vec<Hit>, by_source: &HashMap<String, f32>) -> Vec<Hit> {
+    let mut ranked: Vec<(f32, usize, Hit)> = chunks
+        .into_iter()
+        .enumerate()
+        .map(|(own, h)| {
+            let s = by_source.get(&h.meta.source).copied().unwrap_or(0.0);
+            (s, own, h)
+        })
+        .collect();
+    ranked.sort_by(|a, b| {
+        b.0.total_cmp(&a.0)
+            .then(a.2.meta.source.cmp(&b.2.meta.source))
+            .then(a.1.cmp(&b.1))
+    });
+    ranked
+        .into_iter()
+        .map(|(s, _, mut h)| {
+            h.score = s;
+            h
+        })
+        .collect()
 }
 
 /// Searches a [`VectorStore`] with BM25 and, when an embedder is configured, embeddings.
@@ -344,7 +459,7 @@ mod tests {
     fn rrf_rewards_agreement() {
         let dense = vec![hit(2, 0.9, "b"), hit(1, 0.8, "a"), hit(3, 0.7, "c")];
         let sparse = vec![hit(3, 9.0, "c"), hit(2, 8.0, "b"), hit(4, 1.0, "d")];
-        let fused = fuse(Fusion::default(), dense.clone(), sparse.clone());
+        let fused = fuse(Fusion::RRF, dense.clone(), sparse.clone());
         assert_eq!(fused.iter().map(|h| h.id).collect::<Vec<_>>(), [2, 3, 1, 4]);
         let weighted = fuse(
             Fusion::Rrf {
@@ -358,6 +473,44 @@ mod tests {
         assert_eq!(weighted[0].id, 3);
         let convex = fuse(Fusion::Convex { alpha: 1.0 }, dense, sparse);
         assert_eq!(convex[0].id, 2);
+    }
+
+    fn in_doc(id: u64, score: f32, source: &str) -> Hit {
+        let mut h = hit(id, score, "text");
+        h.meta.source = source.into();
+        h
+    }
+
+    #[test]
+    fn source_fusion_rewards_a_document_matched_by_different_chunks() {
+        // Document "x" is second in both lists, through different chunks (1 and 2); chunk-level
+        // RRF never sees agreement, document-level RRF does.
+        let dense = vec![
+            in_doc(10, 0.9, "y"),
+            in_doc(1, 0.8, "x"),
+            in_doc(30, 0.1, "z"),
+        ];
+        let sparse = vec![
+            in_doc(20, 9.0, "w"),
+            in_doc(2, 8.0, "x"),
+            in_doc(31, 0.1, "z"),
+        ];
+        let chunk_level = fuse(Fusion::RRF, dense.clone(), sparse.clone());
+        assert_ne!(chunk_level[0].meta.source, "x");
+        let by_source = fuse(
+            Fusion::SourceRrf {
+                k: 60.0,
+                dense: 1.0,
+                sparse: 1.0,
+            },
+            dense.clone(),
+            sparse.clone(),
+        );
+        let order: Vec<&str> = by_source.iter().map(|h| h.meta.source.as_str()).collect();
+        assert_eq!(order[..2], ["x", "x"], "both chunks of x lead: {order:?}");
+        assert_eq!(by_source.len(), 6, "no chunk is dropped");
+        let convex = fuse(Fusion::SourceConvex { alpha: 0.5 }, dense, sparse);
+        assert_eq!(convex[0].meta.source, "x");
     }
 
     #[test]

@@ -159,12 +159,15 @@ async fn ingest_and_ask_through_openai_embeddings_and_a_qdrant_server() {
     .unwrap();
     assert!(out.contains("refunds hoodies within 30 days"), "{out}");
     assert!(out.contains("returns.md §1"), "{out}");
+    // The default fusion (convex) runs both searches on the server and fuses them in Krake.
+    let used: Vec<String> = qdrant
+        .state()
+        .queries
+        .iter()
+        .filter_map(|q| q.using.clone())
+        .collect();
     assert!(
-        qdrant
-            .state()
-            .queries
-            .iter()
-            .any(|q| !q.prefetch.is_empty()),
-        "ask ran a hybrid query on the server"
+        used.iter().any(|u| u == "dense") && used.iter().any(|u| u == "bm25"),
+        "ask searched both vectors on the server: {used:?}"
     );
 }
