@@ -295,6 +295,9 @@ fn tokens(v: u64) -> i64 {
 #[async_trait]
 impl CostLedger for Store {
     async fn record_call(&self, c: &CallRecord) -> Result<(), RepoError> {
+        // The call and the month's roll-up move together, so a budget check never sees one
+        // without the other.
+        let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO model_calls (run_id, workspace, agent, provider, model, input_tokens, output_tokens, cost_micros, at, day, month) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -310,9 +313,22 @@ impl CostLedger for Store {
         .bind(c.at.as_millis())
         .bind(c.day())
         .bind(c.month())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO model_spend (workspace, agent, month, cost_micros, calls) VALUES ($1, LOWER($2), $3, $4, 1) \
+             ON CONFLICT (workspace, agent, month) DO UPDATE \
+             SET cost_micros = model_spend.cost_micros + excluded.cost_micros, calls = model_spend.calls + 1",
+        )
+        .bind(c.workspace.as_str())
+        .bind(&c.agent)
+        .bind(c.month())
+        .bind(c.cost_micros)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
         Ok(())
     }
 
@@ -324,13 +340,13 @@ impl CostLedger for Store {
     ) -> Result<i64, RepoError> {
         let q = match agent {
             Some(a) => sqlx::query_scalar::<_, Option<i64>>(
-                "SELECT CAST(SUM(cost_micros) AS BIGINT) FROM model_calls WHERE workspace = $1 AND month = $2 AND LOWER(agent) = LOWER($3)",
+                "SELECT CAST(SUM(cost_micros) AS BIGINT) FROM model_spend WHERE workspace = $1 AND month = $2 AND agent = LOWER($3)",
             )
             .bind(workspace.as_str())
             .bind(month)
             .bind(a.to_owned()),
             None => sqlx::query_scalar::<_, Option<i64>>(
-                "SELECT CAST(SUM(cost_micros) AS BIGINT) FROM model_calls WHERE workspace = $1 AND month = $2",
+                "SELECT CAST(SUM(cost_micros) AS BIGINT) FROM model_spend WHERE workspace = $1 AND month = $2",
             )
             .bind(workspace.as_str())
             .bind(month),
@@ -340,7 +356,7 @@ impl CostLedger for Store {
 
     async fn spent_by_agent(&self, agent: &str, month: &str) -> Result<i64, RepoError> {
         let v: Option<i64> = sqlx::query_scalar(
-            "SELECT CAST(SUM(cost_micros) AS BIGINT) FROM model_calls WHERE LOWER(agent) = LOWER($1) AND month = $2",
+            "SELECT CAST(SUM(cost_micros) AS BIGINT) FROM model_spend WHERE agent = LOWER($1) AND month = $2",
         )
         .bind(agent)
         .bind(month)

@@ -192,6 +192,17 @@ async fn ledger_sums_per_workspace_agent_day_and_month(store: &Store) {
     let all = store.report(None, "2026-11").await.unwrap();
     assert_eq!(all.total.cost_micros, 2349);
     assert_eq!(all.by_workspace["monarch"].calls, 1);
+    // The month's roll-up (what budget checks read) merges an agent's name in any case.
+    store
+        .record_call(&call(&lunavo, "pENN", T0, 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.spent(&lunavo, Some("Penn"), "2026-11").await.unwrap(),
+        2001
+    );
+    assert_eq!(store.spent_by_agent("PENN", "2026-11").await.unwrap(), 2100);
+    assert_eq!(store.spent(&lunavo, None, "2026-11").await.unwrap(), 2251);
 }
 
 async fn event_threads_start_one_run_each_once(store: &Store) {
