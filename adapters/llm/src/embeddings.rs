@@ -4,7 +4,7 @@
 //! (honouring `retry-after-ms` / `retry-after`); other statuses fail at once. As for chat, the
 //! HTTP exchange is done with reqwest so a 429's headers can be read.
 
-use crate::wire::retry_after;
+use crate::wire::refusal;
 use async_openai::types::embeddings::{
     CreateEmbeddingRequest, CreateEmbeddingResponse, EmbeddingInput,
 };
@@ -146,15 +146,11 @@ impl OpenAiEmbeddings {
     }
 
     fn backoff(&self, retry: u32) -> Duration {
-        let cap = self.config.backoff_max_ms.max(1);
-        let exp = self
-            .config
-            .backoff_base_ms
-            .saturating_mul(1u64 << retry.min(20))
-            .min(cap);
-        let half = exp / 2;
-        let jitter = (rand::random::<f64>() * (exp - half) as f64) as u64;
-        Duration::from_millis(half + jitter)
+        crate::wire::backoff(
+            self.config.backoff_base_ms,
+            self.config.backoff_max_ms,
+            retry,
+        )
     }
 
     /// One vector per text, in order (batched), with the prompt tokens the server counted.
@@ -230,16 +226,9 @@ impl OpenAiEmbeddings {
             why: format!("cannot reach {url}: {}", e.without_url()),
             after: None,
         })?;
-        let status = resp.status();
-        if !status.is_success() {
-            let after = retry_after(resp.headers());
-            let text = resp.text().await.unwrap_or_default();
-            let message = serde_json::from_str::<serde_json::Value>(&text)
-                .ok()
-                .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-                .unwrap_or_else(|| text.chars().take(200).collect());
-            let why = format!("HTTP {}: {message}", status.as_u16());
-            return if status.as_u16() == 429 || status.as_u16() == 408 || status.is_server_error() {
+        if !resp.status().is_success() {
+            let (why, after, retry) = refusal(resp).await;
+            return if retry {
                 Err(Attempt::Retry { why, after })
             } else {
                 Err(Attempt::Fatal(EmbeddingsError::Rejected(why)))

@@ -213,16 +213,11 @@ impl OpenAiCompatible {
     }
 
     fn backoff(&self, retry: u32) -> Duration {
-        let cap = self.config.backoff_max_ms.max(1);
-        let exp = self
-            .config
-            .backoff_base_ms
-            .saturating_mul(1u64 << retry.min(20))
-            .min(cap);
-        // Full jitter: anywhere in [exp/2, exp], so many clients do not retry in step.
-        let half = exp / 2;
-        let jitter = (rand::random::<f64>() * (exp - half) as f64) as u64;
-        Duration::from_millis(half + jitter)
+        wire::backoff(
+            self.config.backoff_base_ms,
+            self.config.backoff_max_ms,
+            retry,
+        )
     }
 
     async fn try_provider(

@@ -87,6 +87,32 @@ pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Durati
         .map(Duration::from_secs_f64)
 }
 
+/// What a non-2xx answer says: why (the server's `error.message`, else the start of its body),
+/// when it asks to be retried, and whether a retry is worth it (429, 408 and 5xx are).
+pub(crate) async fn refusal(resp: reqwest::Response) -> (String, Option<Duration>, bool) {
+    let status = resp.status();
+    let after = retry_after(resp.headers());
+    let text = resp.text().await.unwrap_or_default();
+    let message = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| text.chars().take(200).collect());
+    let why = format!("HTTP {}: {message}", status.as_u16());
+    let retry = status.as_u16() == 429 || status.as_u16() == 408 || status.is_server_error();
+    (why, after, retry)
+}
+
+/// Exponential backoff before retry number `retry` (0-based), capped at `max_ms`, with full
+/// jitter: anywhere in [exp/2, exp], so many clients do not retry in step.
+pub(crate) fn backoff(base_ms: u64, max_ms: u64, retry: u32) -> Duration {
+    let exp = base_ms
+        .saturating_mul(1u64 << retry.min(20))
+        .min(max_ms.max(1));
+    let half = exp / 2;
+    let jitter = (rand::random::<f64>() * (exp - half) as f64) as u64;
+    Duration::from_millis(half + jitter)
+}
+
 /// One HTTP exchange with a provider.
 pub(crate) async fn call(
     http: &reqwest::Client,
@@ -104,16 +130,9 @@ pub(crate) async fn call(
         why: format!("cannot reach {url}: {}", without_url(&e)),
         after: None,
     })?;
-    let status = resp.status();
-    if !status.is_success() {
-        let after = retry_after(resp.headers());
-        let text = resp.text().await.unwrap_or_default();
-        let message = serde_json::from_str::<Value>(&text)
-            .ok()
-            .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| text.chars().take(200).collect());
-        let why = format!("HTTP {}: {message}", status.as_u16());
-        return if status.as_u16() == 429 || status.as_u16() == 408 || status.is_server_error() {
+    if !resp.status().is_success() {
+        let (why, after, retry) = refusal(resp).await;
+        return if retry {
             Err(Attempt::Retry { why, after })
         } else {
             Err(Attempt::Fatal(ModelError::Rejected(why)))
