@@ -3,7 +3,7 @@
 
 use crate::{gelato, shopify};
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -95,10 +95,28 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response
         .into_response()
 }
 
-/// A Shopify header under either spelling: `X-Shopify-Topic` or the newer `shopify-topic`.
-fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    h.get(format!("x-shopify-{name}"))
-        .or_else(|| h.get(format!("shopify-{name}")))
+/// A Shopify header's two spellings: `X-Shopify-Topic` and the newer `shopify-topic`.
+type Spellings = [HeaderName; 2];
+
+const fn spellings(prefixed: &'static str, plain: &'static str) -> Spellings {
+    [
+        HeaderName::from_static(prefixed),
+        HeaderName::from_static(plain),
+    ]
+}
+
+const HMAC: Spellings = spellings("x-shopify-hmac-sha256", "shopify-hmac-sha256");
+const SHOP_DOMAIN: Spellings = spellings("x-shopify-shop-domain", "shopify-shop-domain");
+const WEBHOOK_ID: Spellings = spellings("x-shopify-webhook-id", "shopify-webhook-id");
+const TOPIC: Spellings = spellings("x-shopify-topic", "shopify-topic");
+const EVENT_ID: Spellings = spellings("x-shopify-event-id", "shopify-event-id");
+const TRIGGERED_AT: Spellings = spellings("x-shopify-triggered-at", "shopify-triggered-at");
+
+/// A Shopify header under either spelling, trimmed; `None` when absent or empty.
+fn header<'a>(h: &'a HeaderMap, names: &Spellings) -> Option<&'a str> {
+    names
+        .iter()
+        .find_map(|n| h.get(n))
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|v| !v.is_empty())
@@ -183,7 +201,7 @@ async fn shopify_hook(State(state): State<AppState>, headers: HeaderMap, body: B
             "Shopify webhooks are not configured (KRAKE_SHOPIFY_WEBHOOK_SECRET)",
         );
     }
-    let Some(hmac) = header(&headers, "hmac-sha256") else {
+    let Some(hmac) = header(&headers, &HMAC) else {
         return error(
             StatusCode::UNAUTHORIZED,
             "unsigned",
@@ -197,7 +215,7 @@ async fn shopify_hook(State(state): State<AppState>, headers: HeaderMap, body: B
             "the HMAC does not match the body",
         );
     }
-    let Some(shop) = header(&headers, "shop-domain") else {
+    let Some(shop) = header(&headers, &SHOP_DOMAIN) else {
         return error(
             StatusCode::BAD_REQUEST,
             "no_shop",
@@ -211,23 +229,23 @@ async fn shopify_hook(State(state): State<AppState>, headers: HeaderMap, body: B
             format!("no workspace is configured for {shop} ([shopify.shops])"),
         );
     };
-    let Some(webhook_id) = header(&headers, "webhook-id") else {
+    let Some(webhook_id) = header(&headers, &WEBHOOK_ID) else {
         return error(
             StatusCode::BAD_REQUEST,
             "no_webhook_id",
             "missing X-Shopify-Webhook-Id",
         );
     };
-    let topic = header(&headers, "topic").unwrap_or("unknown");
+    let topic = header(&headers, &TOPIC).unwrap_or("unknown");
     let event = match shopify::parse(topic, &body) {
         Ok(e) => e,
         Err(e) => return error(StatusCode::BAD_REQUEST, "bad_payload", e.to_string()),
     };
-    if let Some(event_id) = header(&headers, "event-id") {
+    if let Some(event_id) = header(&headers, &EVENT_ID) {
         tracing::debug!(
             webhook_id,
             event_id,
-            triggered_at = header(&headers, "triggered-at"),
+            triggered_at = header(&headers, &TRIGGERED_AT),
             topic,
             "shopify webhook"
         );
