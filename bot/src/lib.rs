@@ -93,8 +93,11 @@ fn init_logging(format: LogFormat, quiet: bool) {
         "info,sqlx=warn,qdrant_edge=error"
     };
     let filter = EnvFilter::try_from_env("KRAKE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    // Colours only on a terminal: a log written to a file or a journal stays plain text.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),

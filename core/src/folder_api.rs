@@ -83,17 +83,7 @@ impl Krake {
         name: &str,
     ) -> Result<Folder, ThreadError> {
         let (folder, _) = self.folder_for(actor, agent, name).await?;
-        let may_write = self.directory.agent(agent).is_some_and(|a| {
-            a.workspaces
-                .iter()
-                .any(|w| actor.role_in(w) >= Role::Member)
-        });
-        if !may_write || actor.unlinked {
-            return Err(ThreadError::Forbidden(format!(
-                "changing {}'s folders needs the member role in a workspace {} works in",
-                folder.agent, folder.agent
-            )));
-        }
+        self.writable_agent(actor, &folder.agent)?;
         Ok(folder)
     }
 

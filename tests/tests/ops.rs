@@ -753,6 +753,12 @@ mod postgres {
                 log.contains("request_id"),
                 "requests carry an id in the {format} log:\n{log}"
             );
+            let coloured: Vec<&str> = log.lines().filter(|l| l.contains('\u{1b}')).collect();
+            assert!(
+                coloured.is_empty(),
+                "a {format} log written to a pipe has no terminal colour codes:\n{}",
+                coloured.join("\n")
+            );
             if format == "json" {
                 for line in log.lines().filter(|l| !l.trim().is_empty()) {
                     serde_json::from_str::<serde_json::Value>(line)
