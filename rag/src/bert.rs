@@ -150,7 +150,8 @@ impl Encoder {
     }
 
     /// The last hidden states `(batch, seq, hidden)` for token ids `(batch, seq)` (u32) and an
-    /// attention mask `(batch, seq)` (1 keeps a token, 0 is padding; f32).
+    /// attention mask `(batch, seq)` (1 keeps a token, 0 is padding; converted to f32 when it
+    /// is not already).
     pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
         let (b, s) = ids.dims2()?;
         let h = self.hidden;

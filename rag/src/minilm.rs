@@ -191,22 +191,19 @@ impl Inner {
         let rows = encodings.len();
         let cols = encodings.iter().map(|e| e.len()).max().unwrap_or(0);
         let mut ids = Vec::with_capacity(rows * cols);
-        let mut mask = Vec::with_capacity(rows * cols);
+        let mut mask: Vec<f32> = Vec::with_capacity(rows * cols);
         for e in encodings {
             ids.extend_from_slice(e.get_ids());
-            mask.extend_from_slice(e.get_attention_mask());
+            mask.extend(e.get_attention_mask().iter().map(|&k| k as f32));
             // [PAD] is id 0 in BERT's vocabulary; the mask hides it.
             ids.resize(ids.len() + cols - e.len(), 0);
-            mask.resize(mask.len() + cols - e.len(), 0);
+            mask.resize(mask.len() + cols - e.len(), 0.0);
         }
         let ids = Tensor::from_vec(ids, (rows, cols), &self.device).map_err(run_err)?;
         let mask = Tensor::from_vec(mask, (rows, cols), &self.device).map_err(run_err)?;
         let hidden = self.model.forward(&ids, &mask).map_err(run_err)?;
         // Mean over the tokens the mask keeps.
-        let m = mask
-            .to_dtype(DType::F32)
-            .and_then(|m| m.unsqueeze(2))
-            .map_err(run_err)?;
+        let m = mask.unsqueeze(2).map_err(run_err)?;
         let summed = hidden
             .broadcast_mul(&m)
             .and_then(|t| t.sum(1))
