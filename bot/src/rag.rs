@@ -766,7 +766,7 @@ pub async fn bench(settings: Settings, args: BenchRagArgs) -> anyhow::Result<()>
         loaded.as_secs_f64(),
         optimized.as_secs_f64()
     );
-    let retriever = HybridRetriever::new(store.clone(), None, bm25.clone()).with_candidates(50);
+    let retriever = HybridRetriever::new(store.clone(), None, bm25.clone());
     let scope = Scope {
         workspace: workspaces[0].to_owned(),
         source_kind: None,

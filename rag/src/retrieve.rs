@@ -207,6 +207,12 @@ fn by_source_order(chunks: Vec<Hit>, by_source: &HashMap<String, f32>) -> Vec<Hi
         .collect()
 }
 
+/// How many chunks a hybrid search takes from each list before fusing them. Deeper lists
+/// give the min-max normalisation and the fusion more to work with: on SciFact's training
+/// queries the default fusion's nDCG@10 rises from 0.7331 (20) through 0.7339 (50), 0.7372 (100)
+/// and 0.7396 (150) to 0.7432 (300), for a few milliseconds more per query.
+pub const DEFAULT_CANDIDATES: usize = 300;
+
 /// Searches a [`VectorStore`] with BM25 and, when an embedder is configured, embeddings.
 #[derive(Clone)]
 pub struct HybridRetriever {
@@ -242,7 +248,7 @@ impl HybridRetriever {
             embedder,
             bm25,
             fusion: Fusion::default(),
-            candidates: 100,
+            candidates: DEFAULT_CANDIDATES,
         }
     }
 
@@ -298,7 +304,14 @@ impl HybridRetriever {
         limit: usize,
         mode: Mode,
     ) -> Result<Vec<Hit>, StoreError> {
-        let n = self.candidates.max(limit);
+        let use_dense = dense.is_some() && mode != Mode::Sparse;
+        let use_sparse = mode != Mode::Dense || !use_dense;
+        // Fusion needs each list deeper than what is kept; one list alone does not.
+        let n = if use_dense && use_sparse {
+            self.candidates.max(limit)
+        } else {
+            limit
+        };
         if let (Some(v), Mode::Hybrid, Some(rrf_k)) = (dense, mode, self.store_fusion()) {
             // Plain RRF is what Qdrant fuses itself (prefetch), in one round trip.
             let sparse = self.bm25.query(text);
@@ -316,8 +329,6 @@ impl HybridRetriever {
                 )
                 .await;
         }
-        let use_dense = dense.is_some() && mode != Mode::Sparse;
-        let use_sparse = mode != Mode::Dense || !use_dense;
         let d = match dense {
             Some(v) if use_dense => self.store.search_dense(scope, v, n).await?,
             _ => Vec::new(),
@@ -582,5 +593,85 @@ mod tests {
             ..q
         };
         assert!(r.retrieve(&threads).await.expect("retrieve").is_empty());
+    }
+
+    /// A store that records how many chunks each search asks for.
+    struct Depths {
+        inner: MemoryStore,
+        asked: std::sync::Mutex<Vec<(&'static str, usize)>>,
+    }
+
+    #[async_trait::async_trait]
+    impl VectorStore for Depths {
+        async fn upsert(&self, chunks: Vec<crate::store::ChunkRecord>) -> Result<(), StoreError> {
+            self.inner.upsert(chunks).await
+        }
+        async fn delete_document(&self, w: &str, k: &str, s: &str) -> Result<(), StoreError> {
+            self.inner.delete_document(w, k, s).await
+        }
+        async fn documents(
+            &self,
+            scope: &Scope,
+        ) -> Result<Vec<crate::store::StoredDocument>, StoreError> {
+            self.inner.documents(scope).await
+        }
+        async fn search_dense(
+            &self,
+            scope: &Scope,
+            vector: &[f32],
+            limit: usize,
+        ) -> Result<Vec<Hit>, StoreError> {
+            self.asked.lock().expect("lock").push(("dense", limit));
+            self.inner.search_dense(scope, vector, limit).await
+        }
+        async fn search_sparse(
+            &self,
+            scope: &Scope,
+            vector: &crate::store::SparseVector,
+            limit: usize,
+        ) -> Result<Vec<Hit>, StoreError> {
+            self.asked.lock().expect("lock").push(("sparse", limit));
+            self.inner.search_sparse(scope, vector, limit).await
+        }
+        async fn count(&self) -> Result<usize, StoreError> {
+            self.inner.count().await
+        }
+    }
+
+    #[tokio::test]
+    async fn only_a_fused_search_fetches_deeper_lists_than_it_keeps() {
+        let store = Arc::new(Depths {
+            inner: MemoryStore::new(),
+            asked: Default::default(),
+        });
+        let r = HybridRetriever::new(
+            store.clone(),
+            Some(Arc::new(HashEmbedder::new(8))),
+            Arc::new(Bm25::default()),
+        );
+        let scope = Scope {
+            workspace: "lunavo".into(),
+            source_kind: None,
+        };
+        let v = [0.5f32; 8];
+        for mode in [Mode::Hybrid, Mode::Dense, Mode::Sparse] {
+            r.search_with(&scope, "refunds", Some(&v), 5, mode)
+                .await
+                .expect("search");
+        }
+        // Without an embedding a dense search falls back to BM25 and keeps what it asks for.
+        r.search_with(&scope, "refunds", None, 7, Mode::Dense)
+            .await
+            .expect("search");
+        assert_eq!(
+            *store.asked.lock().expect("lock"),
+            [
+                ("dense", DEFAULT_CANDIDATES),
+                ("sparse", DEFAULT_CANDIDATES),
+                ("dense", 5),
+                ("sparse", 5),
+                ("sparse", 7),
+            ]
+        );
     }
 }

@@ -2,7 +2,8 @@
 //! core's [`InboundRepo`], group-committed by the store); the processor applies it later.
 
 use crate::{gelato, shopify};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -57,7 +58,6 @@ pub fn router(
         .route("/webhooks/shopify", post(shopify_hook))
         .route("/webhooks/gelato/{token}", post(gelato_hook))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(axum::middleware::from_fn(count_refusals))
         .with_state(AppState {
             config: Arc::new(config),
             inbound,
@@ -65,15 +65,28 @@ pub fn router(
         })
 }
 
-/// Counts every answer that is not a 200 (the handler counts stored and duplicate events
-/// itself, since both answer 200). Sees the 413 of the body limit too.
-async fn count_refusals(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let source = if req.uri().path().starts_with("/webhooks/gelato") {
-        "gelato"
-    } else {
-        "shopify"
-    };
-    let res = next.run(req).await;
+/// A webhook delivery: its headers, moved out of the request rather than copied, and its
+/// body, read within the [`MAX_BODY`] limit (413 beyond it).
+struct Delivery {
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl<S: Send + Sync> FromRequest<S> for Delivery {
+    type Rejection = Response;
+
+    async fn from_request(mut req: Request, state: &S) -> Result<Self, Response> {
+        let headers = std::mem::take(req.headers_mut());
+        match Bytes::from_request(req, state).await {
+            Ok(body) => Ok(Self { headers, body }),
+            Err(rejection) => Err(rejection.into_response()),
+        }
+    }
+}
+
+/// Counts an answer that is not a 200 (stored and duplicate events, both 200, are counted
+/// where they are stored), the 413 of the body limit included, and passes it on.
+fn counted(source: &'static str, res: Response) -> Response {
     let status = res.status();
     if status != StatusCode::OK {
         let kind = if status.is_server_error() {
@@ -185,7 +198,20 @@ async fn store(
     }
 }
 
-async fn shopify_hook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn shopify_hook(
+    State(state): State<AppState>,
+    delivery: Result<Delivery, Response>,
+) -> Response {
+    counted(
+        "shopify",
+        match delivery {
+            Ok(d) => shopify(&state, &d.headers, d.body).await,
+            Err(refused) => refused,
+        },
+    )
+}
+
+async fn shopify(state: &AppState, headers: &HeaderMap, body: Bytes) -> Response {
     let secrets: Vec<&[u8]> = [
         &state.config.shopify_secret,
         &state.config.shopify_secret_previous,
@@ -201,7 +227,7 @@ async fn shopify_hook(State(state): State<AppState>, headers: HeaderMap, body: B
             "Shopify webhooks are not configured (KRAKE_SHOPIFY_WEBHOOK_SECRET)",
         );
     }
-    let Some(hmac) = header(&headers, &HMAC) else {
+    let Some(hmac) = header(headers, &HMAC) else {
         return error(
             StatusCode::UNAUTHORIZED,
             "unsigned",
@@ -215,7 +241,7 @@ async fn shopify_hook(State(state): State<AppState>, headers: HeaderMap, body: B
             "the HMAC does not match the body",
         );
     }
-    let Some(shop) = header(&headers, &SHOP_DOMAIN) else {
+    let Some(shop) = header(headers, &SHOP_DOMAIN) else {
         return error(
             StatusCode::BAD_REQUEST,
             "no_shop",
@@ -229,29 +255,29 @@ async fn shopify_hook(State(state): State<AppState>, headers: HeaderMap, body: B
             format!("no workspace is configured for {shop} ([shopify.shops])"),
         );
     };
-    let Some(webhook_id) = header(&headers, &WEBHOOK_ID) else {
+    let Some(webhook_id) = header(headers, &WEBHOOK_ID) else {
         return error(
             StatusCode::BAD_REQUEST,
             "no_webhook_id",
             "missing X-Shopify-Webhook-Id",
         );
     };
-    let topic = header(&headers, &TOPIC).unwrap_or("unknown");
+    let topic = header(headers, &TOPIC).unwrap_or("unknown");
     let event = match shopify::parse(topic, &body) {
         Ok(e) => e,
         Err(e) => return error(StatusCode::BAD_REQUEST, "bad_payload", e.to_string()),
     };
-    if let Some(event_id) = header(&headers, &EVENT_ID) {
+    if let Some(event_id) = header(headers, &EVENT_ID) {
         tracing::debug!(
             webhook_id,
             event_id,
-            triggered_at = header(&headers, &TRIGGERED_AT),
+            triggered_at = header(headers, &TRIGGERED_AT),
             topic,
             "shopify webhook"
         );
     }
     store(
-        &state,
+        state,
         "shopify",
         format!("shopify:{webhook_id}"),
         "shopify",
@@ -263,9 +289,20 @@ async fn shopify_hook(State(state): State<AppState>, headers: HeaderMap, body: B
 
 async fn gelato_hook(
     State(state): State<AppState>,
-    Path(token): Path<String>,
-    body: Bytes,
+    token: Result<Path<String>, PathRejection>,
+    delivery: Result<Delivery, Response>,
 ) -> Response {
+    counted(
+        "gelato",
+        match (token, delivery) {
+            (Ok(Path(token)), Ok(d)) => gelato(&state, &token, d.body).await,
+            (Err(refused), _) => refused.into_response(),
+            (_, Err(refused)) => refused,
+        },
+    )
+}
+
+async fn gelato(state: &AppState, token: &str, body: Bytes) -> Response {
     // Every configured token is compared, in constant time, whatever matches first.
     let mut found: Option<WorkspaceSlug> = None;
     for (ws, t) in &state.config.gelato_tokens {
@@ -286,7 +323,7 @@ async fn gelato_hook(
         Err(e) => return error(StatusCode::BAD_REQUEST, "bad_payload", e.to_string()),
     };
     store(
-        &state,
+        state,
         "gelato",
         format!("gelato:{}", parsed.key),
         "gelato",
