@@ -137,7 +137,7 @@ fn header<'a>(h: &'a HeaderMap, names: &Spellings) -> Option<&'a str> {
 
 async fn store(
     state: &AppState,
-    source: &str,
+    source: &'static str,
     key: String,
     actor: &str,
     conversation: &str,
@@ -178,7 +178,7 @@ async fn store(
                 "webhook stored"
             );
             let outcome = if duplicate { "duplicate" } else { "stored" };
-            metrics::counter!(WEBHOOK_EVENTS, "source" => source.to_owned(), "outcome" => outcome)
+            metrics::counter!(WEBHOOK_EVENTS, "source" => source, "outcome" => outcome)
                 .increment(1);
             (
                 StatusCode::OK,
@@ -212,14 +212,20 @@ async fn shopify_hook(
 }
 
 async fn shopify(state: &AppState, headers: &HeaderMap, body: Bytes) -> Response {
-    let secrets: Vec<&[u8]> = [
+    // The current and the previous secret, whichever are set (no allocation per request).
+    let mut both: [&[u8]; 2] = [&[], &[]];
+    let mut set = 0;
+    for s in [
         &state.config.shopify_secret,
         &state.config.shopify_secret_previous,
     ]
     .into_iter()
     .flatten()
-    .map(|s| s.expose().as_bytes())
-    .collect();
+    {
+        both[set] = s.expose().as_bytes();
+        set += 1;
+    }
+    let secrets = &both[..set];
     if secrets.is_empty() {
         return error(
             StatusCode::NOT_FOUND,
@@ -234,7 +240,7 @@ async fn shopify(state: &AppState, headers: &HeaderMap, body: Bytes) -> Response
             "missing X-Shopify-Hmac-Sha256",
         );
     };
-    if !shopify::verify(&secrets, &body, hmac) {
+    if !shopify::verify(secrets, &body, hmac) {
         return error(
             StatusCode::UNAUTHORIZED,
             "bad_signature",
@@ -248,7 +254,12 @@ async fn shopify(state: &AppState, headers: &HeaderMap, body: Bytes) -> Response
             "missing X-Shopify-Shop-Domain",
         );
     };
-    let Some(workspace) = state.config.shops.get(&shop.to_ascii_lowercase()).cloned() else {
+    let lower: std::borrow::Cow<'_, str> = if shop.bytes().any(|b| b.is_ascii_uppercase()) {
+        shop.to_ascii_lowercase().into()
+    } else {
+        shop.into()
+    };
+    let Some(workspace) = state.config.shops.get(lower.as_ref()).cloned() else {
         return error(
             StatusCode::NOT_FOUND,
             "unknown_shop",

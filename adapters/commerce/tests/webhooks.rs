@@ -322,6 +322,10 @@ async fn bad_requests_are_refused_and_store_nothing() {
         .unwrap();
     assert_eq!(send(&e.app, req).await.0, StatusCode::OK);
     assert_eq!(inbound_count(&e.store).await, 1);
+    // Shop domains are matched without regard to case.
+    let req = shopify_req(&raw, &good, "wh-8", "orders/create", "Lunavo.MyShopify.com");
+    assert_eq!(send(&e.app, req).await.0, StatusCode::OK);
+    assert_eq!(inbound_count(&e.store).await, 2);
 }
 
 #[tokio::test]
