@@ -212,20 +212,14 @@ async fn shopify_hook(
 }
 
 async fn shopify(state: &AppState, headers: &HeaderMap, body: Bytes) -> Response {
-    // The current and the previous secret, whichever are set (no allocation per request).
-    let mut both: [&[u8]; 2] = [&[], &[]];
-    let mut set = 0;
-    for s in [
+    let secrets: Vec<&[u8]> = [
         &state.config.shopify_secret,
         &state.config.shopify_secret_previous,
     ]
     .into_iter()
     .flatten()
-    {
-        both[set] = s.expose().as_bytes();
-        set += 1;
-    }
-    let secrets = &both[..set];
+    .map(|s| s.expose().as_bytes())
+    .collect();
     if secrets.is_empty() {
         return error(
             StatusCode::NOT_FOUND,
@@ -240,7 +234,7 @@ async fn shopify(state: &AppState, headers: &HeaderMap, body: Bytes) -> Response
             "missing X-Shopify-Hmac-Sha256",
         );
     };
-    if !shopify::verify(secrets, &body, hmac) {
+    if !shopify::verify(&secrets, &body, hmac) {
         return error(
             StatusCode::UNAUTHORIZED,
             "bad_signature",
