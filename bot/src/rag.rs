@@ -47,6 +47,9 @@ pub struct RagFile {
     /// The OpenAI-compatible embeddings server.
     #[serde(default)]
     pub openai: EmbeddingsConfig,
+    /// How often `krake serve` brings inbox threads and agent folders into the knowledge
+    /// base, in seconds (default 300; 0 turns it off: `krake ingest --store` still does it).
+    pub sync_interval_secs: Option<u64>,
 }
 
 /// Which embedder turns text into vectors.
@@ -74,13 +77,19 @@ pub struct RagSettings {
     pub store: StoreChoice,
     /// The embedder.
     pub embedder: EmbedderChoice,
+    /// How often `krake serve` syncs threads and folders into the knowledge base (`None`: never).
+    pub sync_every: Option<std::time::Duration>,
 }
+
+/// The default of `[rag] sync_interval_secs`.
+pub const DEFAULT_SYNC_INTERVAL_SECS: u64 = 300;
 
 impl Default for RagSettings {
     fn default() -> Self {
         Self {
             store: StoreChoice::Edge,
             embedder: EmbedderChoice::Local,
+            sync_every: Some(std::time::Duration::from_secs(DEFAULT_SYNC_INTERVAL_SECS)),
         }
     }
 }
@@ -136,7 +145,18 @@ pub fn settings(file: &RagFile) -> anyhow::Result<RagSettings> {
         }
         Some(other) => bail!("rag.embedder must be `local` or `openai`, not `{other}`"),
     };
-    Ok(RagSettings { store, embedder })
+    let sync_every = match file
+        .sync_interval_secs
+        .unwrap_or(DEFAULT_SYNC_INTERVAL_SECS)
+    {
+        0 => None,
+        secs => Some(std::time::Duration::from_secs(secs)),
+    };
+    Ok(RagSettings {
+        store,
+        embedder,
+        sync_every,
+    })
 }
 
 /// OpenAI-compatible embeddings as the knowledge base's [`Embedder`] (vectors normalised, so
@@ -217,10 +237,16 @@ pub fn configured_embedder(
 #[derive(Debug, clap::Args)]
 pub struct IngestArgs {
     /// A file or a folder (read recursively): Markdown, text, HTML, CSV, PDF (text layer).
-    pub path: PathBuf,
+    #[arg(required_unless_present = "store")]
+    pub path: Option<PathBuf>,
     /// The workspace the knowledge belongs to (only it will see it).
-    #[arg(long)]
-    pub workspace: String,
+    #[arg(long, required_unless_present = "store")]
+    pub workspace: Option<String>,
+    /// Instead of files: bring every inbox thread (with its replies and decision) and every
+    /// agent folder into its workspace's knowledge now (`krake serve` does it every
+    /// `[rag] sync_interval_secs`).
+    #[arg(long, conflicts_with_all = ["path", "workspace"])]
+    pub store: bool,
 }
 
 /// `krake eval …`.
@@ -467,8 +493,11 @@ fn files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
 /// unchanged files are skipped, changed ones replaced, and files deleted under PATH since the
 /// last run removed.
 pub async fn ingest(settings: Settings, args: IngestArgs) -> anyhow::Result<()> {
-    let workspace = WorkspaceSlug::parse(&args.workspace)
-        .map_err(|e| anyhow::anyhow!("`{}` is not a workspace slug: {e}", args.workspace))?;
+    let (Some(path), Some(workspace)) = (&args.path, &args.workspace) else {
+        return ingest_store(&settings).await;
+    };
+    let workspace = WorkspaceSlug::parse(workspace)
+        .map_err(|e| anyhow::anyhow!("`{workspace}` is not a workspace slug: {e}"))?;
     if settings.directory.workspace(&workspace).is_none() {
         bail!(
             "there is no workspace `{workspace}`; the configured ones are: {}",
@@ -481,10 +510,9 @@ pub async fn ingest(settings: Settings, args: IngestArgs) -> anyhow::Result<()> 
                 .join(", ")
         );
     }
-    let root = args
-        .path
+    let root = path
         .canonicalize()
-        .with_context(|| format!("{} does not exist", args.path.display()))?;
+        .with_context(|| format!("{} does not exist", path.display()))?;
     let paths = files(&root)?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -927,6 +955,157 @@ pub struct StoreSync {
     pub removed: usize,
 }
 
+impl std::fmt::Display for StoreSync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} thread{} and {} folder document{} written, {} removed",
+            self.threads,
+            if self.threads == 1 { "" } else { "s" },
+            self.folders,
+            if self.folders == 1 { "" } else { "s" },
+            self.removed
+        )
+    }
+}
+
+/// The documents the store holds for the knowledge base, by workspace: one per inbox thread
+/// (source kind `thread`) and one per agent folder in each workspace of its agent (source kind
+/// `folder`). Every configured workspace has an entry, empty or not, so a workspace whose
+/// threads are all gone loses their documents.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct StoreDocuments {
+    threads: std::collections::BTreeMap<String, Vec<Document>>,
+    folders: std::collections::BTreeMap<String, Vec<Document>>,
+}
+
+impl StoreDocuments {
+    /// Reads every thread (body, status, decision, replies) and every folder's entries.
+    pub async fn read(
+        inbox: &dyn krake_core::ports::InboxRepo,
+        folders: &dyn krake_core::folder::FolderRepo,
+        directory: &krake_core::config::Directory,
+    ) -> anyhow::Result<Self> {
+        use krake_core::inbox::ThreadFilter;
+        let mut out = Self::default();
+        for w in directory.workspaces() {
+            out.threads.entry(w.slug.to_string()).or_default();
+            out.folders.entry(w.slug.to_string()).or_default();
+        }
+        let mut before = None;
+        loop {
+            let page = inbox
+                .list(&ThreadFilter {
+                    limit: 500,
+                    before,
+                    ..ThreadFilter::default()
+                })
+                .await?;
+            let Some(last) = page.last() else { break };
+            before = Some(last.id);
+            for t in &page {
+                let Some(full) = inbox.get(t.id).await? else {
+                    continue;
+                };
+                let mut text = format!("{}\n\nStatus: {}", full.body, full.status);
+                if let Some(by) = &full.decided_by {
+                    text.push_str(&format!(", decided by {by}"));
+                }
+                if let Some(reason) = &full.reason {
+                    text.push_str(&format!(" (reason: {reason})"));
+                }
+                for r in &full.replies {
+                    text.push_str(&format!("\n\n{}: {}", r.author, r.text));
+                }
+                out.threads
+                    .entry(full.workspace.to_string())
+                    .or_default()
+                    .push(Document {
+                        workspace: full.workspace.to_string(),
+                        source_kind: "thread".to_owned(),
+                        source: format!("thread #{}", full.id),
+                        title: full.title.clone(),
+                        text,
+                        time: full.updated_at.as_millis() / 1000,
+                    });
+            }
+            if page.len() < 500 {
+                break;
+            }
+        }
+        for f in folders.folders(None).await? {
+            let entries = folders.entries(f.id).await?;
+            let names: std::collections::BTreeMap<_, _> = f
+                .columns
+                .iter()
+                .map(|c| (c.id, c.name.to_string()))
+                .collect();
+            let text = entries
+                .iter()
+                .map(|e| {
+                    e.values
+                        .iter()
+                        .filter(|(_, v)| !v.is_empty())
+                        .map(|(c, v)| format!("{}: {v}", names.get(c).map_or("?", String::as_str)))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })
+                .collect::<Vec<_>>()
+                .join("\n\n");
+            let workspaces = directory
+                .agent(&f.agent)
+                .map(|a| a.workspaces.clone())
+                .unwrap_or_default();
+            for ws in workspaces {
+                out.folders
+                    .entry(ws.to_string())
+                    .or_default()
+                    .push(Document {
+                        workspace: ws.to_string(),
+                        source_kind: "folder".to_owned(),
+                        source: format!("{}/{}", f.agent, f.name),
+                        title: format!("{}'s folder {}", f.agent, f.name),
+                        text: text.clone(),
+                        time: 0,
+                    });
+            }
+        }
+        Ok(out)
+    }
+
+    /// A digest of every document: equal digests mean there is nothing new to ingest.
+    pub fn digest(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.hash(&mut h);
+        h.finish()
+    }
+
+    /// Makes the knowledge base hold exactly these documents for threads and folders:
+    /// unchanged ones cost a hash, changed ones are replaced, vanished ones removed.
+    pub async fn apply(&self, knowledge: &Knowledge) -> anyhow::Result<StoreSync> {
+        let mut out = StoreSync::default();
+        for (ws, docs) in &self.threads {
+            let r = knowledge
+                .ingestor
+                .sync(ws, "thread", docs, |_| true, |_, _| {})
+                .await?;
+            out.threads += r.added + r.replaced;
+            out.removed += r.removed;
+        }
+        for (ws, docs) in &self.folders {
+            let r = knowledge
+                .ingestor
+                .sync(ws, "folder", docs, |_| true, |_, _| {})
+                .await?;
+            out.folders += r.added + r.replaced;
+            out.removed += r.removed;
+        }
+        knowledge.store.flush().await?;
+        Ok(out)
+    }
+}
+
 /// Ingests what the store holds: every inbox thread (its body, replies and decision) into its
 /// workspace as source kind `thread`, and every agent folder (one document per folder, a
 /// paragraph per entry) into each workspace of its agent as source kind `folder`. Unchanged
@@ -937,113 +1116,102 @@ pub async fn sync_store(
     folders: &dyn krake_core::folder::FolderRepo,
     directory: &krake_core::config::Directory,
 ) -> anyhow::Result<StoreSync> {
-    use krake_core::inbox::ThreadFilter;
-    use std::collections::BTreeMap;
-    let mut by_ws: BTreeMap<String, Vec<Document>> = BTreeMap::new();
-    for w in directory.workspaces() {
-        by_ws.entry(w.slug.to_string()).or_default();
-    }
-    let mut before = None;
-    loop {
-        let page = inbox
-            .list(&ThreadFilter {
-                limit: 500,
-                before,
-                ..ThreadFilter::default()
-            })
-            .await?;
-        let Some(last) = page.last() else { break };
-        before = Some(last.id);
-        for t in &page {
-            let Some(full) = inbox.get(t.id).await? else {
-                continue;
-            };
-            let mut text = format!("{}\n\nStatus: {}", full.body, full.status);
-            if let Some(by) = &full.decided_by {
-                text.push_str(&format!(", decided by {by}"));
-            }
-            if let Some(reason) = &full.reason {
-                text.push_str(&format!(" (reason: {reason})"));
-            }
-            for r in &full.replies {
-                text.push_str(&format!("\n\n{}: {}", r.author, r.text));
-            }
-            by_ws
-                .entry(full.workspace.to_string())
-                .or_default()
-                .push(Document {
-                    workspace: full.workspace.to_string(),
-                    source_kind: "thread".to_owned(),
-                    source: format!("thread #{}", full.id),
-                    title: full.title.clone(),
-                    text,
-                    time: full.updated_at.as_millis() / 1000,
-                });
-        }
-        if page.len() < 500 {
-            break;
+    StoreDocuments::read(inbox, folders, directory)
+        .await?
+        .apply(knowledge)
+        .await
+}
+
+/// The background pass of `krake serve` that keeps threads and folders in the knowledge base.
+/// It reads the store each time, and opens the knowledge base (which the embedded store locks
+/// while open) only when something changed since its last successful pass.
+pub struct KnowledgeSync {
+    paths: KnowledgePaths,
+    rag: RagSettings,
+    synced: Option<u64>,
+}
+
+impl KnowledgeSync {
+    /// The knowledge base the settings name.
+    pub fn new(settings: &Settings) -> Self {
+        Self {
+            paths: KnowledgePaths::new(settings),
+            rag: settings.rag.clone(),
+            synced: None,
         }
     }
-    let mut out = StoreSync::default();
-    for (ws, docs) in &by_ws {
-        let r = knowledge
-            .ingestor
-            .sync(ws, "thread", docs, |_| true, |_, _| {})
-            .await?;
-        out.threads += r.added + r.replaced;
-        out.removed += r.removed;
-    }
-    let mut folder_docs: BTreeMap<String, Vec<Document>> = BTreeMap::new();
-    for w in directory.workspaces() {
-        folder_docs.entry(w.slug.to_string()).or_default();
-    }
-    for f in folders.folders(None).await? {
-        let entries = folders.entries(f.id).await?;
-        let names: BTreeMap<_, _> = f
-            .columns
-            .iter()
-            .map(|c| (c.id, c.name.to_string()))
-            .collect();
-        let text = entries
-            .iter()
-            .map(|e| {
-                e.values
-                    .iter()
-                    .filter(|(_, v)| !v.is_empty())
-                    .map(|(c, v)| format!("{}: {v}", names.get(c).map_or("?", String::as_str)))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            })
-            .collect::<Vec<_>>()
-            .join("\n\n");
-        let workspaces = directory
-            .agent(&f.agent)
-            .map(|a| a.workspaces.clone())
-            .unwrap_or_default();
-        for ws in workspaces {
-            folder_docs
-                .entry(ws.to_string())
-                .or_default()
-                .push(Document {
-                    workspace: ws.to_string(),
-                    source_kind: "folder".to_owned(),
-                    source: format!("{}/{}", f.agent, f.name),
-                    title: format!("{}'s folder {}", f.agent, f.name),
-                    text: text.clone(),
-                    time: 0,
-                });
+
+    /// One pass: `None` when nothing changed since the last successful one. A failed pass
+    /// (the knowledge base busy with `krake ingest`, say) is retried in full by the next.
+    pub async fn pass(
+        &mut self,
+        inbox: &dyn krake_core::ports::InboxRepo,
+        folders: &dyn krake_core::folder::FolderRepo,
+        directory: &krake_core::config::Directory,
+    ) -> anyhow::Result<Option<StoreSync>> {
+        let docs = StoreDocuments::read(inbox, folders, directory).await?;
+        let digest = docs.digest();
+        if self.synced == Some(digest) {
+            return Ok(None);
         }
+        let knowledge = Knowledge::open_with(&self.paths, &self.rag).await?;
+        let done = docs.apply(&knowledge).await?;
+        self.synced = Some(digest);
+        Ok(Some(done))
     }
-    for (ws, docs) in &folder_docs {
-        let r = knowledge
-            .ingestor
-            .sync(ws, "folder", docs, |_| true, |_, _| {})
-            .await?;
-        out.folders += r.added + r.replaced;
-        out.removed += r.removed;
-    }
-    knowledge.store.flush().await?;
-    Ok(out)
+}
+
+/// Runs [`KnowledgeSync`] every `every` (the first pass one interval after the start) until
+/// `stop`.
+pub fn spawn_knowledge_sync(
+    mut sync: KnowledgeSync,
+    store: krake_store::Store,
+    directory: krake_core::config::Directory,
+    every: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let start = tokio::time::Instant::now() + every;
+        let mut ticks = tokio::time::interval_at(start, every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = stop.changed() => break,
+            }
+            match sync.pass(&store, &store, &directory).await {
+                Ok(Some(done)) => {
+                    tracing::info!(%done, "threads and folders synced into the knowledge base")
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(
+                    error = %format!("{e:#}"),
+                    "syncing threads and folders into the knowledge base failed; the next pass retries"
+                ),
+            }
+        }
+    })
+}
+
+/// `krake ingest --store`: threads and folders into the knowledge base now.
+async fn ingest_store(settings: &Settings) -> anyhow::Result<()> {
+    let store = crate::wiring::open_store(settings, false).await?;
+    let docs = StoreDocuments::read(&store, &store, &settings.directory).await?;
+    let knowledge = Knowledge::open(settings).await?;
+    let done = docs
+        .apply(&knowledge)
+        .await
+        .context("ingestion failed; what was stored before is kept, run it again")?;
+    println!(
+        "threads and folders: {done}{}",
+        if knowledge.retriever.has_embedder() {
+            ""
+        } else {
+            " (BM25 only: no local embedder)"
+        }
+    );
+    knowledge.store.optimize().await?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -1060,6 +1228,126 @@ mod tests {
             token_budget: 1000,
             source_kind: None,
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_serve_pass_syncs_threads_and_folders_when_they_change_and_per_workspace() {
+        use krake_core::Actor;
+        use krake_core::inbox::{NewThread, ThreadKind};
+        use krake_core::reply::Tone;
+        let data = tempfile::tempdir().expect("tempdir");
+        let overrides = Overrides {
+            data_dir: Some(data.path().to_owned()),
+            ..Overrides::default()
+        };
+        let settings = Settings::load(&overrides, None).expect("settings");
+        let store = crate::wiring::open_store(&settings, false)
+            .await
+            .expect("store");
+        let krake = crate::wiring::krake(&store, &settings);
+        let ws = |s: &str| WorkspaceSlug::parse(s).expect("slug");
+        let porto = krake
+            .create_thread(
+                &Actor::system(),
+                &NewThread::new(
+                    ws("lunavo"),
+                    ThreadKind::Question,
+                    "Which courier for Porto?",
+                    "Customers in Porto ask which courier delivers their hoodies.",
+                ),
+            )
+            .await
+            .expect("thread");
+        krake
+            .create_thread(
+                &Actor::system(),
+                &NewThread::new(
+                    ws("monarch"),
+                    ThreadKind::Question,
+                    "Payroll date",
+                    "Payroll runs on the 25th of each month.",
+                ),
+            )
+            .await
+            .expect("thread");
+        let local = Actor::local();
+        for line in [
+            "/folder create soshie suppliers",
+            "/folder addcol soshie suppliers note text",
+            "/folder add soshie suppliers note=\"Glow ink comes from Lumiprint\"",
+        ] {
+            let r = krake.handle_text(&local, line).await;
+            assert_eq!(r.tone, Tone::Info, "{line}: {}", r.text);
+        }
+        let mut sync = KnowledgeSync::new(&settings);
+        let directory = settings.directory.clone();
+        let first = sync.pass(&store, &store, &directory).await.expect("pass");
+        // Soshie's folder goes to each of her three workspaces.
+        assert_eq!(
+            first,
+            Some(StoreSync {
+                threads: 2,
+                folders: 3,
+                removed: 0
+            })
+        );
+        let again = sync.pass(&store, &store, &directory).await.expect("pass");
+        assert_eq!(
+            again, None,
+            "nothing changed, the knowledge base is not opened"
+        );
+        let r = krake
+            .handle_text(
+                &local,
+                &format!("/reply {} DHL delivers to Porto", porto.id),
+            )
+            .await;
+        assert_eq!(r.tone, Tone::Info, "{}", r.text);
+        let after = sync.pass(&store, &store, &directory).await.expect("pass");
+        assert_eq!(
+            after,
+            Some(StoreSync {
+                threads: 1,
+                folders: 0,
+                removed: 0
+            })
+        );
+        let k = Knowledge::open(&settings).await.expect("open");
+        let found = k
+            .retriever
+            .retrieve(&query("lunavo", "which courier delivers to Porto"))
+            .await
+            .expect("retrieve");
+        assert_eq!(
+            found[0].source,
+            format!("thread #{}", porto.id),
+            "{found:?}"
+        );
+        assert_eq!(found[0].source_kind, "thread");
+        assert!(found[0].text.contains("DHL delivers to Porto"), "{found:?}");
+        let folder = k
+            .retriever
+            .retrieve(&query("lunabots", "glow ink Lumiprint"))
+            .await
+            .expect("retrieve");
+        assert!(
+            folder
+                .iter()
+                .any(|p| p.source_kind == "folder" && p.text.contains("Lumiprint")),
+            "{folder:?}"
+        );
+        let monarch = k
+            .retriever
+            .retrieve(&query("monarch", "which courier delivers to Porto"))
+            .await
+            .expect("retrieve");
+        assert!(
+            monarch
+                .iter()
+                .all(|p| p.source != format!("thread #{}", porto.id)
+                    && !p.text.contains("Lumiprint")),
+            "lunavo's thread and Soshie's folder stay out of monarch: {monarch:?}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -56,6 +56,16 @@ pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
         Some(crate::rag::RunMemory::new(&settings)),
         coord_stop.subscribe(),
     );
+    // Threads and folders become knowledge in the background (only when they changed).
+    let knowledge_sync = settings.rag.sync_every.map(|every| {
+        crate::rag::spawn_knowledge_sync(
+            crate::rag::KnowledgeSync::new(&settings),
+            store.clone(),
+            settings.directory.clone(),
+            every,
+            coord_stop.subscribe(),
+        )
+    });
     let listener = TcpListener::bind(settings.listen).await.with_context(|| {
         format!(
             "cannot listen on {}; is another Krake running? Choose another with --listen",
@@ -88,6 +98,9 @@ pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
     let _ = coordinator.await;
     let _ = agent_worker.await;
     let _ = recovery.await;
+    if let Some(k) = knowledge_sync {
+        let _ = k.await;
+    }
     served
 }
 

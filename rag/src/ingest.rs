@@ -14,7 +14,7 @@ use std::sync::Arc;
 const GROUP: usize = 64;
 
 /// A document to ingest.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Document {
     /// The workspace that owns it.
     pub workspace: String,

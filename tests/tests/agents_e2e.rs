@@ -372,6 +372,96 @@ fn offline_ask_answers_from_what_krake_ingest_put_in_and_only_in_its_workspace()
     assert!(out.contains("monarch has nothing on this"), "{out}");
 }
 
+/// Polls `ask` until its answer contains `want` (a pass of `krake serve` may hold the embedded
+/// knowledge base for a moment, and `ask` then says it is busy).
+fn ask_until(dir: &Path, line: &str, want: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = krake_tests::chat(dir, &[line]);
+        if out.contains(want) || Instant::now() > deadline {
+            return out;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn threads_and_folders_become_knowledge_through_ingest_store_and_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out, err) = run(krake(dir.path()).arg("demo"));
+    assert!(ok, "{out}{err}");
+    let out = krake_tests::chat(
+        dir.path(),
+        &[
+            "/folder create soshie suppliers",
+            "/folder addcol soshie suppliers note text",
+            "/folder add soshie suppliers note=\"Glow ink comes from Lumiprint in Porto\"",
+        ],
+    );
+    assert!(!out.contains("Error") && !out.contains("error"), "{out}");
+    let (ok, out, err) = run(krake(dir.path()).args(["ingest", "--store"]));
+    assert!(ok, "{out}{err}");
+    // Eight demo threads; Soshie's folder in each of her three workspaces.
+    assert!(
+        out.contains("8 threads and 3 folder documents written, 0 removed"),
+        "{out}"
+    );
+    let out = krake_tests::chat(
+        dir.path(),
+        &["ask cassie was the torn print damaged in transit?"],
+    );
+    assert!(out.contains("Offline answer"), "{out}");
+    assert!(
+        out.contains("Gelato confirms the parcel was damaged in transit"),
+        "{out}"
+    );
+    assert!(out.contains("thread #"), "the thread is cited: {out}");
+    let out = krake_tests::chat(
+        dir.path(),
+        &["ask soshie where does the glow ink come from?"],
+    );
+    assert!(out.contains("Lumiprint in Porto"), "{out}");
+    assert!(
+        out.contains("Soshie/suppliers"),
+        "the folder is cited: {out}"
+    );
+    // Monarch (Milli's first workspace) has no demo thread about the print.
+    let out = krake_tests::chat(
+        dir.path(),
+        &["ask milli was the torn print damaged in transit?"],
+    );
+    assert!(!out.contains("torn print"), "{out}");
+    // Nothing changed: nothing is written again.
+    let (ok, out, err) = run(krake(dir.path()).args(["ingest", "--store"]));
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("0 threads and 0 folder documents written, 0 removed"),
+        "{out}"
+    );
+
+    // `krake serve` syncs on its own: a reply added while it runs becomes knowledge.
+    let cfg = dir.path().join("krake.toml");
+    std::fs::write(&cfg, "[rag]\nsync_interval_secs = 1\n").unwrap();
+    let mut server = start(dir.path(), &cfg, free_port());
+    let out = krake_tests::chat_with_config(
+        dir.path(),
+        &cfg,
+        &["/reply 2 The courier agreed to refund the postage for the torn print"],
+    );
+    assert!(!out.contains("rror"), "{out}");
+    let out = ask_until(
+        dir.path(),
+        "ask cassie who refunds the postage for the torn print?",
+        "courier agreed to refund the postage",
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert!(
+        out.contains("courier agreed to refund the postage"),
+        "{out}"
+    );
+}
+
 // ---- Executing approved actions against the local fake of Shopify's Admin API ----
 
 const SHOP_TOKEN: &str = "shpat_fake_admin_token_0123456789";
