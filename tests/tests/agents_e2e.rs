@@ -431,7 +431,8 @@ fn threads_and_folders_become_knowledge_through_ingest_store_and_serve() {
         &["ask milli was the torn print damaged in transit?"],
     );
     assert!(!out.contains("torn print"), "{out}");
-    // Nothing changed: nothing is written again.
+    // Nothing changed (the tasks those asks filed hold only their questions and stay out):
+    // nothing is written again.
     let (ok, out, err) = run(krake(dir.path()).args(["ingest", "--store"]));
     assert!(ok, "{out}{err}");
     assert!(
