@@ -53,6 +53,7 @@ fn exact_id(v: &Value) -> Option<String> {
     }
 }
 
+#[cfg(test)]
 fn order_id(v: &Value) -> Option<String> {
     exact_id(&v["id"]).or_else(|| {
         v["admin_graphql_api_id"]
@@ -62,9 +63,10 @@ fn order_id(v: &Value) -> Option<String> {
     })
 }
 
-fn refunded(v: &Value) -> Minor {
+/// The successful refund transactions of an order's `refunds`, added up.
+fn refunded(refunds: &Value) -> Minor {
     let mut total = 0i64;
-    for r in v["refunds"].as_array().into_iter().flatten() {
+    for r in refunds.as_array().into_iter().flatten() {
         for t in r["transactions"].as_array().into_iter().flatten() {
             let is_refund = t["kind"].as_str() == Some("refund")
                 && t["status"].as_str().is_none_or(|s| s == "success");
@@ -79,6 +81,9 @@ fn refunded(v: &Value) -> Minor {
     Minor(total)
 }
 
+/// The reference reading of an order from a whole parsed body; [`OrderFields`] must agree
+/// with it (tests check both on the fixtures).
+#[cfg(test)]
 fn order(v: &Value) -> Result<Order, ParseError> {
     let id = order_id(v).ok_or(ParseError::Field("id"))?;
     let created = v["created_at"]
@@ -108,7 +113,7 @@ fn order(v: &Value) -> Result<Order, ParseError> {
             .ok_or(ParseError::Field("currency"))?
             .to_owned(),
         total,
-        refunded: refunded(v),
+        refunded: refunded(&v["refunds"]),
         financial_status: v["financial_status"]
             .as_str()
             .unwrap_or("pending")
@@ -125,22 +130,282 @@ fn order(v: &Value) -> Result<Order, ParseError> {
     })
 }
 
-/// The top-level fields of an order that [`order`] reads.
-const ORDER_FIELDS: &[&str] = &[
-    "id",
-    "admin_graphql_api_id",
-    "name",
-    "created_at",
-    "updated_at",
-    "total_price",
-    "current_total_price",
-    "currency",
-    "financial_status",
-    "email",
-    "contact_email",
-    "customer",
-    "refunds",
-];
+/// A JSON value read for its text: a string (borrowed from the body unless it has escapes),
+/// or `None` for any other value, which is checked and skipped (as `Value::as_str` would see it).
+struct Text<'de>(Option<Cow<'de, str>>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(TextVisitor)
+    }
+}
+
+struct TextVisitor;
+
+impl<'de> Visitor<'de> for TextVisitor {
+    type Value = Text<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
+        Ok(Text(Some(Cow::Borrowed(v))))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'de>, E> {
+        Ok(Text(Some(Cow::Owned(v.to_owned()))))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Text<'de>, E> {
+        Ok(Text(Some(Cow::Owned(v))))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Text<'de>, E> {
+        Ok(Text(None))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Text<'de>, E> {
+        Ok(Text(None))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Text<'de>, E> {
+        Ok(Text(None))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Text<'de>, E> {
+        Ok(Text(None))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Text<'de>, E> {
+        Ok(Text(None))
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Text<'de>, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Text(None))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Text<'de>, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Text(None))
+    }
+}
+
+/// An id as exact text, as [`exact_id`] reads it: an integer (beyond 2^53 too) or a non-empty
+/// string; anything else is `None`.
+struct ExactId(Option<String>);
+
+impl<'de> Deserialize<'de> for ExactId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ExactId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an id")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ExactId, E> {
+                Ok(ExactId(Some(v.to_string())))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ExactId, E> {
+                Ok(ExactId(Some(v.to_string())))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<ExactId, E> {
+                Ok(ExactId(None))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ExactId, E> {
+                Ok(ExactId((!v.is_empty()).then(|| v.to_owned())))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<ExactId, E> {
+                Ok(ExactId(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<ExactId, E> {
+                Ok(ExactId(None))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<ExactId, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(ExactId(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ExactId, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(ExactId(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `customer.first_name` when `customer` is an object (its last `first_name` wins, as in a
+/// full parse); `None` for any other value.
+struct FirstName<'de>(Option<Cow<'de, str>>);
+
+impl<'de> Deserialize<'de> for FirstName<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = FirstName<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a customer")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FirstName<'de>, A::Error> {
+                let mut name = None;
+                while let Some(Key(key)) = map.next_key()? {
+                    if key == "first_name" {
+                        name = map.next_value::<Text<'de>>()?.0;
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(FirstName(name))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<FirstName<'de>, E> {
+                Ok(FirstName(None))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<FirstName<'de>, E> {
+                Ok(FirstName(None))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<FirstName<'de>, E> {
+                Ok(FirstName(None))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<FirstName<'de>, E> {
+                Ok(FirstName(None))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<FirstName<'de>, E> {
+                Ok(FirstName(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<FirstName<'de>, E> {
+                Ok(FirstName(None))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<FirstName<'de>, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(FirstName(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The top-level fields of an order that Krake keeps, read straight from the body: strings
+/// are borrowed where they have no escapes, everything else is checked and skipped. A repeated
+/// key keeps its last value, as a full parse would.
+#[derive(Default)]
+struct OrderFields<'de> {
+    id: Option<String>,
+    gid: Option<Cow<'de, str>>,
+    name: Option<Cow<'de, str>>,
+    created_at: Option<Cow<'de, str>>,
+    updated_at: Option<Cow<'de, str>>,
+    total_price: Option<Cow<'de, str>>,
+    current_total_price: Option<Cow<'de, str>>,
+    currency: Option<Cow<'de, str>>,
+    financial_status: Option<Cow<'de, str>>,
+    email: Option<Cow<'de, str>>,
+    contact_email: Option<Cow<'de, str>>,
+    first_name: Option<Cow<'de, str>>,
+    refunds: Value,
+}
+
+impl<'de> Visitor<'de> for OrderFields<'de> {
+    type Value = OrderFields<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Self, A::Error> {
+        while let Some(Key(key)) = map.next_key()? {
+            let text = match key.as_ref() {
+                "id" => {
+                    self.id = map.next_value::<ExactId>()?.0;
+                    continue;
+                }
+                "customer" => {
+                    self.first_name = map.next_value::<FirstName<'de>>()?.0;
+                    continue;
+                }
+                "refunds" => {
+                    self.refunds = map.next_value()?;
+                    continue;
+                }
+                "admin_graphql_api_id" => &mut self.gid,
+                "name" => &mut self.name,
+                "created_at" => &mut self.created_at,
+                "updated_at" => &mut self.updated_at,
+                "total_price" => &mut self.total_price,
+                "current_total_price" => &mut self.current_total_price,
+                "currency" => &mut self.currency,
+                "financial_status" => &mut self.financial_status,
+                "email" => &mut self.email,
+                "contact_email" => &mut self.contact_email,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            *text = map.next_value::<Text<'de>>()?.0;
+        }
+        Ok(self)
+    }
+}
+
+impl<'de> OrderFields<'de> {
+    /// Reads the body, which must be one JSON object.
+    fn read(body: &'de [u8]) -> Result<Self, ParseError> {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        de.deserialize_map(OrderFields::default())
+            .and_then(|f| de.end().map(|()| f))
+            .map_err(json_error)
+    }
+
+    fn order(self) -> Result<Order, ParseError> {
+        let id = self
+            .id
+            .or_else(|| {
+                self.gid
+                    .as_deref()
+                    .and_then(|g| g.rsplit('/').next())
+                    .map(str::to_owned)
+            })
+            .ok_or(ParseError::Field("id"))?;
+        let created = self.created_at.ok_or(ParseError::Field("created_at"))?;
+        let (created_ms, offset, day) =
+            local_time(&created).ok_or(ParseError::Field("created_at"))?;
+        let updated_ms = self
+            .updated_at
+            .as_deref()
+            .and_then(local_time)
+            .map_or(created_ms, |(ms, _, _)| ms);
+        let total = self
+            .total_price
+            .or(self.current_total_price)
+            .as_deref()
+            .and_then(Minor::parse)
+            .ok_or(ParseError::Field("total_price"))?;
+        Ok(Order {
+            name: self.name.map_or_else(|| format!("#{id}"), Cow::into_owned),
+            id,
+            day,
+            utc_offset_minutes: offset,
+            created_at: Timestamp::from_millis(created_ms),
+            updated_at: Timestamp::from_millis(updated_ms),
+            currency: self
+                .currency
+                .ok_or(ParseError::Field("currency"))?
+                .into_owned(),
+            total,
+            refunded: refunded(&self.refunds),
+            financial_status: self
+                .financial_status
+                .map_or_else(|| "pending".to_owned(), Cow::into_owned),
+            email: self
+                .email
+                .or(self.contact_email)
+                .filter(|e| !e.is_empty())
+                .map(Cow::into_owned),
+            customer_name: self
+                .first_name
+                .filter(|n| !n.is_empty())
+                .map(Cow::into_owned),
+        })
+    }
+}
+
+fn json_error(e: serde_json::Error) -> ParseError {
+    match e.classify() {
+        serde_json::error::Category::Data => ParseError::Json("expected a JSON object".into()),
+        _ => ParseError::Json(e.to_string()),
+    }
+}
 
 /// An object key, borrowed from the body unless it has escapes.
 struct Key<'de>(Cow<'de, str>);
@@ -200,10 +465,7 @@ fn top_level(body: &[u8], wanted: &[&str]) -> Result<Value, ParseError> {
     let fields = Fields(wanted)
         .deserialize(&mut de)
         .and_then(|m| de.end().map(|()| m))
-        .map_err(|e| match e.classify() {
-            serde_json::error::Category::Data => ParseError::Json("expected a JSON object".into()),
-            _ => ParseError::Json(e.to_string()),
-        })?;
+        .map_err(json_error)?;
     Ok(Value::Object(fields))
 }
 
@@ -211,16 +473,22 @@ fn top_level(body: &[u8], wanted: &[&str]) -> Result<Value, ParseError> {
 /// [`CommerceEvent::Other`] (stored and acknowledged). Only the fields the event keeps are
 /// built; the rest of the body is checked to be JSON and skipped.
 pub fn parse(topic: &str, body: &[u8]) -> Result<CommerceEvent, ParseError> {
+    match topic {
+        "orders/create" => {
+            return Ok(CommerceEvent::OrderCreated(
+                OrderFields::read(body)?.order()?,
+            ));
+        }
+        "orders/paid" => return Ok(CommerceEvent::OrderPaid(OrderFields::read(body)?.order()?)),
+        _ => {}
+    }
     let wanted: &[&str] = match topic {
-        "orders/create" | "orders/paid" => ORDER_FIELDS,
         "products/update" => &["id", "title"],
         "app/uninstalled" => &["myshopify_domain", "domain"],
         _ => &[],
     };
     let v = top_level(body, wanted)?;
     Ok(match topic {
-        "orders/create" => CommerceEvent::OrderCreated(order(&v)?),
-        "orders/paid" => CommerceEvent::OrderPaid(order(&v)?),
         "products/update" => CommerceEvent::ProductUpdated {
             id: exact_id(&v["id"]).ok_or(ParseError::Field("id"))?,
             title: v["title"].as_str().unwrap_or_default().to_owned(),
@@ -296,6 +564,44 @@ mod tests {
             panic!("{lean:?}")
         };
         assert_eq!((o.id.as_str(), o.name.as_str()), ("7", "#2"));
+    }
+
+    #[test]
+    fn fields_of_unexpected_types_read_as_a_full_parse_reads_them() {
+        let base =
+            r#""created_at": "2026-11-24T12:33:21Z", "currency": "EUR", "total_price": "1.00""#;
+        for extra in [
+            r#""id": 7"#,
+            r#""id": -7"#,
+            r#""id": 7.5, "admin_graphql_api_id": "gid://shopify/Order/99""#,
+            r#""id": "", "admin_graphql_api_id": "gid://shopify/Order/99""#,
+            r#""id": null"#,
+            r#""id": [1], "admin_graphql_api_id": 5"#,
+            r#""id": {"a": 1}"#,
+            r#""id": "abc", "name": 12, "email": null, "contact_email": "c@x.io""#,
+            r#""id": 1, "email": "", "contact_email": "c@x.io""#,
+            r#""id": 1, "customer": "Ana""#,
+            r#""id": 1, "customer": {"first_name": 3}"#,
+            r#""id": 1, "customer": {"first_name": "Ana", "first_name": "Bo"}"#,
+            r#""id": 1, "customer": {"first_name": "Ana"}, "customer": null"#,
+            r#""id": 1, "customer": [{"first_name": "Ana"}]"#,
+            r#""id": 1, "financial_status": false, "updated_at": "not a time""#,
+            r#""id": 1, "total_price": 10, "current_total_price": "2.50""#,
+            r#""id": 1, "total_price": "x""#,
+            r#""id": 1, "currency": ["EUR"]"#,
+            r#""id": 1, "created_at": 5"#,
+            r##""id": 1, "name": "caf\u00e9 \"#1\"""##,
+            r#""id": 1, "refunds": {"transactions": []}"#,
+        ] {
+            let body = format!("{{{base}, {extra}}}");
+            let whole: Value = serde_json::from_slice(body.as_bytes()).unwrap();
+            let lean = match parse("orders/paid", body.as_bytes()) {
+                Ok(CommerceEvent::OrderPaid(o)) => Ok(o),
+                Ok(other) => panic!("{other:?}"),
+                Err(e) => Err(e),
+            };
+            assert_eq!(lean, order(&whole), "{body}");
+        }
     }
 
     #[test]
