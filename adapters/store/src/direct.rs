@@ -15,7 +15,7 @@ use crate::inbox::{ListBind, ThreadRow};
 use krake_core::inbound::{Inbound, InboundId, Recorded};
 use krake_core::inbox::Thread;
 use krake_core::ports::RepoError;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -235,27 +235,25 @@ fn write_batch(conn: &mut Connection, batch: &[Pending]) -> rusqlite::Result<Vec
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut out = Vec::with_capacity(batch.len());
     {
+        // No RETURNING: SQLite would buffer each returned row in a temporary table; the
+        // change count and the last rowid say the same for one row.
         let mut insert = tx.prepare_cached(
             "INSERT INTO inbound (source, idempotency_key, actor, conversation, content, received_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (idempotency_key) DO NOTHING",
         )?;
         let mut existing = tx.prepare_cached(
             "SELECT id, processed_at, response FROM inbound WHERE idempotency_key = ?1",
         )?;
         for (e, _) in batch {
-            let id: Option<i64> = insert
-                .query_row(
-                    params![
-                        e.source,
-                        e.idempotency_key.as_str(),
-                        e.actor.as_str(),
-                        e.conversation,
-                        e.content,
-                        e.received_at.as_millis()
-                    ],
-                    |r| r.get(0),
-                )
-                .optional()?;
+            let inserted = insert.execute(params![
+                e.source,
+                e.idempotency_key.as_str(),
+                e.actor.as_str(),
+                e.conversation,
+                e.content,
+                e.received_at.as_millis()
+            ])?;
+            let id = (inserted == 1).then(|| tx.last_insert_rowid());
             out.push(match id {
                 Some(id) => Recorded::New(InboundId(id)),
                 None => existing.query_row([e.idempotency_key.as_str()], |r| {
