@@ -42,7 +42,8 @@ pub enum Cmd {
     #[command(subcommand)]
     Folder(FolderCmd),
     /// Make files the knowledge of a workspace (Markdown, text, HTML, CSV; folders recursively):
-    /// unchanged files are skipped, changed ones replaced, deleted ones removed.
+    /// unchanged files are skipped, changed ones replaced, deleted ones removed. With --store:
+    /// the inbox threads and agent folders instead.
     Ingest(crate::rag::IngestArgs),
     /// Evaluate retrieval quality.
     #[command(subcommand)]
