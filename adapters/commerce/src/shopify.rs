@@ -130,150 +130,95 @@ fn order(v: &Value) -> Result<Order, ParseError> {
     })
 }
 
-/// A JSON value read for its text: a string (borrowed from the body unless it has escapes),
-/// or `None` for any other value, which is checked and skipped (as `Value::as_str` would see it).
-struct Text<'de>(Option<Cow<'de, str>>);
+/// One JSON value as the order reader needs it, nothing built that is not kept: a string
+/// (borrowed from the body unless it has escapes), an integer as exact text (beyond 2^53 too),
+/// an object's `first_name` (its last one, as a full parse keeps), or nothing for any other
+/// value, which is checked and skipped.
+enum Json<'de> {
+    Str(Cow<'de, str>),
+    Int(String),
+    Object { first_name: Option<Cow<'de, str>> },
+    Other,
+}
 
-impl<'de> Deserialize<'de> for Text<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(TextVisitor)
+impl<'de> Json<'de> {
+    /// The string, as `Value::as_str` gives it.
+    fn text(self) -> Option<Cow<'de, str>> {
+        match self {
+            Json::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// An id, as [`exact_id`] reads it: an integer or a non-empty string.
+    fn id(self) -> Option<String> {
+        match self {
+            Json::Int(i) => Some(i),
+            Json::Str(s) if !s.is_empty() => Some(s.into_owned()),
+            _ => None,
+        }
+    }
+
+    /// An object's `first_name` string.
+    fn first_name(self) -> Option<Cow<'de, str>> {
+        match self {
+            Json::Object { first_name } => first_name,
+            _ => None,
+        }
     }
 }
 
-struct TextVisitor;
+impl<'de> Deserialize<'de> for Json<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(JsonVisitor)
+    }
+}
 
-impl<'de> Visitor<'de> for TextVisitor {
-    type Value = Text<'de>;
+struct JsonVisitor;
+
+impl<'de> Visitor<'de> for JsonVisitor {
+    type Value = Json<'de>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
-        Ok(Text(Some(Cow::Borrowed(v))))
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Json<'de>, E> {
+        Ok(Json::Str(Cow::Borrowed(v)))
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'de>, E> {
-        Ok(Text(Some(Cow::Owned(v.to_owned()))))
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Json<'de>, E> {
+        Ok(Json::Str(Cow::Owned(v.to_owned())))
     }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Text<'de>, E> {
-        Ok(Text(Some(Cow::Owned(v))))
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Json<'de>, E> {
+        Ok(Json::Str(Cow::Owned(v)))
     }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Text<'de>, E> {
-        Ok(Text(None))
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Json<'de>, E> {
+        Ok(Json::Int(v.to_string()))
     }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Text<'de>, E> {
-        Ok(Text(None))
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Json<'de>, E> {
+        Ok(Json::Int(v.to_string()))
     }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Text<'de>, E> {
-        Ok(Text(None))
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Json<'de>, E> {
+        Ok(Json::Other)
     }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Text<'de>, E> {
-        Ok(Text(None))
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Json<'de>, E> {
+        Ok(Json::Other)
     }
-    fn visit_unit<E: de::Error>(self) -> Result<Text<'de>, E> {
-        Ok(Text(None))
+    fn visit_unit<E: de::Error>(self) -> Result<Json<'de>, E> {
+        Ok(Json::Other)
     }
-    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Text<'de>, A::Error> {
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Json<'de>, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Text(None))
+        Ok(Json::Other)
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Text<'de>, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Text(None))
-    }
-}
-
-/// An id as exact text, as [`exact_id`] reads it: an integer (beyond 2^53 too) or a non-empty
-/// string; anything else is `None`.
-struct ExactId(Option<String>);
-
-impl<'de> Deserialize<'de> for ExactId {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = ExactId;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an id")
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ExactId, E> {
-                Ok(ExactId(Some(v.to_string())))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ExactId, E> {
-                Ok(ExactId(Some(v.to_string())))
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<ExactId, E> {
-                Ok(ExactId(None))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<ExactId, E> {
-                Ok(ExactId((!v.is_empty()).then(|| v.to_owned())))
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<ExactId, E> {
-                Ok(ExactId(None))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<ExactId, E> {
-                Ok(ExactId(None))
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<ExactId, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(ExactId(None))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ExactId, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(ExactId(None))
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json<'de>, A::Error> {
+        let mut first_name = None;
+        while let Some(Key(key)) = map.next_key()? {
+            if key == "first_name" {
+                first_name = map.next_value::<Json<'de>>()?.text();
+            } else {
+                map.next_value::<IgnoredAny>()?;
             }
         }
-        d.deserialize_any(V)
-    }
-}
-
-/// `customer.first_name` when `customer` is an object (its last `first_name` wins, as in a
-/// full parse); `None` for any other value.
-struct FirstName<'de>(Option<Cow<'de, str>>);
-
-impl<'de> Deserialize<'de> for FirstName<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = FirstName<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a customer")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FirstName<'de>, A::Error> {
-                let mut name = None;
-                while let Some(Key(key)) = map.next_key()? {
-                    if key == "first_name" {
-                        name = map.next_value::<Text<'de>>()?.0;
-                    } else {
-                        map.next_value::<IgnoredAny>()?;
-                    }
-                }
-                Ok(FirstName(name))
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<FirstName<'de>, E> {
-                Ok(FirstName(None))
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<FirstName<'de>, E> {
-                Ok(FirstName(None))
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<FirstName<'de>, E> {
-                Ok(FirstName(None))
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<FirstName<'de>, E> {
-                Ok(FirstName(None))
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<FirstName<'de>, E> {
-                Ok(FirstName(None))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<FirstName<'de>, E> {
-                Ok(FirstName(None))
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<FirstName<'de>, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(FirstName(None))
-            }
-        }
-        d.deserialize_any(V)
+        Ok(Json::Object { first_name })
     }
 }
 
@@ -306,11 +251,11 @@ impl<'de> Visitor<'de> for OrderFields<'de> {
         while let Some(Key(key)) = map.next_key()? {
             let text = match key.as_ref() {
                 "id" => {
-                    self.id = map.next_value::<ExactId>()?.0;
+                    self.id = map.next_value::<Json<'de>>()?.id();
                     continue;
                 }
                 "customer" => {
-                    self.first_name = map.next_value::<FirstName<'de>>()?.0;
+                    self.first_name = map.next_value::<Json<'de>>()?.first_name();
                     continue;
                 }
                 "refunds" => {
@@ -332,7 +277,7 @@ impl<'de> Visitor<'de> for OrderFields<'de> {
                     continue;
                 }
             };
-            *text = map.next_value::<Text<'de>>()?.0;
+            *text = map.next_value::<Json<'de>>()?.text();
         }
         Ok(self)
     }
