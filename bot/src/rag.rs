@@ -1114,22 +1114,6 @@ impl StoreDocuments {
     }
 }
 
-/// Ingests what the store holds: every inbox thread (its body, replies and decision) into its
-/// workspace as source kind `thread`, and every agent folder (one document per folder, a
-/// paragraph per entry) into each workspace of its agent as source kind `folder`. Unchanged
-/// ones cost a hash; run it in the background, never on a chat request's path.
-pub async fn sync_store(
-    knowledge: &Knowledge,
-    inbox: &dyn krake_core::ports::InboxRepo,
-    folders: &dyn krake_core::folder::FolderRepo,
-    directory: &krake_core::config::Directory,
-) -> anyhow::Result<StoreSync> {
-    StoreDocuments::read(inbox, folders, directory)
-        .await?
-        .apply(knowledge)
-        .await
-}
-
 /// The background pass of `krake serve` that keeps threads and folders in the knowledge base.
 /// It reads the store each time, and opens the knowledge base (which the embedded store locks
 /// while open) only when something changed since its last successful pass.
