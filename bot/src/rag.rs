@@ -600,6 +600,9 @@ pub async fn eval(settings: Settings, cmd: EvalCmd) -> anyhow::Result<()> {
         for alpha in [0.3, 0.4, 0.5, 0.6, 0.7] {
             v.push(Fusion::Convex { alpha });
             v.push(Fusion::SourceConvex { alpha });
+            for sentences in [0.2, 0.3, 0.4, 0.5] {
+                v.push(Fusion::ConvexSentences { alpha, sentences });
+            }
         }
         v
     } else {

@@ -100,6 +100,11 @@ impl Embedder for CachedEmbedder {
         self.inner.dimensions()
     }
 
+    fn cached(&self, text: &str) -> Option<Vec<f32>> {
+        let k = key(self.inner.id(), text);
+        self.known.lock().ok()?.get(&k).cloned()
+    }
+
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let model = self.inner.id().to_owned();
         let keys: Vec<Key> = texts.iter().map(|t| key(&model, t)).collect();

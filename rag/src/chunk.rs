@@ -210,7 +210,7 @@ fn paragraphs(body: &str) -> Vec<String> {
 
 /// Sentences: split after `.`, `!` or `?` followed by whitespace and an upper-case letter,
 /// digit or opening mark (so `e.g. this` and `3.5` stay whole).
-fn sentences(text: &str) -> Vec<String> {
+pub fn sentences(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut start = 0;
     let chars: Vec<(usize, char)> = text.char_indices().collect();

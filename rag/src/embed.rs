@@ -24,6 +24,11 @@ pub trait Embedder: Send + Sync {
     fn dimensions(&self) -> usize;
     /// One vector per text, in order.
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError>;
+    /// The vector of `text` when it is at hand without running the model (a cache); `None`
+    /// by default.
+    fn cached(&self, _text: &str) -> Option<Vec<f32>> {
+        None
+    }
 }
 
 /// Feature hashing of lower-cased words into `dimensions` buckets, normalised: similar word

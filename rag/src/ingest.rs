@@ -133,7 +133,8 @@ impl Ingestor {
     }
 
     /// The content hash of a document as this ingestor would store it (the embedder's id is
-    /// part of it, so a new model re-embeds everything).
+    /// part of it, so a new model re-embeds everything; so is whether sentence vectors are
+    /// cached, so documents ingested before that are ingested again once).
     pub fn hash(&self, doc: &Document) -> String {
         let mut h = Sha256::new();
         h.update(
@@ -142,6 +143,9 @@ impl Ingestor {
                 .map_or("sparse", |e| e.id())
                 .as_bytes(),
         );
+        if self.embedder.is_some() {
+            h.update(b"+sentences");
+        }
         h.update([0]);
         h.update(doc.title.as_bytes());
         h.update([0]);
@@ -251,6 +255,18 @@ impl Ingestor {
                 });
             }
             out.push(recs);
+        }
+        // The sentences of every chunk, embedded now so that the embedding cache holds them
+        // for `Fusion::ConvexSentences` at query time (the vectors themselves are not stored).
+        if let Some(e) = &self.embedder {
+            let sentences: Vec<String> = out
+                .iter()
+                .flatten()
+                .flat_map(|r| crate::chunk::sentences(&r.meta.text))
+                .collect();
+            if !sentences.is_empty() {
+                e.embed(&sentences).await?;
+            }
         }
         Ok(out)
     }
