@@ -259,7 +259,7 @@ pub enum EvalCmd {
         #[arg(long)]
         dataset: PathBuf,
         /// Also try a few other fusions (RRF constants and weights, convex combinations, each
-        /// over chunks and over documents).
+        /// over chunks and over documents, and convex combinations with best-sentence weights).
         #[arg(long)]
         sweep: bool,
         /// The split to evaluate: `qrels/SPLIT.tsv` (tune fusions on `train`, report `test`).
