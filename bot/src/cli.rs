@@ -202,7 +202,8 @@ pub enum BenchCmd {
         in_process: bool,
     },
     /// Knowledge retrieval: filtered query latency in embedded Qdrant over 100,000 chunks
-    /// (embedding excluded) and the local embedder's ingestion throughput.
+    /// (sparse, dense, hybrid, hybrid with the best-sentence step; embedding excluded) and the
+    /// local embedder's ingestion throughput.
     Rag(crate::rag::BenchRagArgs),
 }
 

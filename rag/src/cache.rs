@@ -105,6 +105,17 @@ impl Embedder for CachedEmbedder {
         self.known.lock().ok()?.get(&k).cloned()
     }
 
+    fn cached_similarities(&self, texts: &[String], query: &[f32]) -> Vec<Option<f32>> {
+        let model = self.inner.id();
+        let keys: Vec<Key> = texts.iter().map(|t| key(model, t)).collect();
+        let Ok(known) = self.known.lock() else {
+            return vec![None; texts.len()];
+        };
+        keys.iter()
+            .map(|k| known.get(k).map(|v| crate::embed::dot(v, query)))
+            .collect()
+    }
+
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let model = self.inner.id().to_owned();
         let keys: Vec<Key> = texts.iter().map(|t| key(&model, t)).collect();
@@ -171,5 +182,41 @@ mod tests {
         let got = reopened.embed(&more).await.expect("embed");
         assert_eq!(got[0], direct[1]);
         assert_eq!(reopened.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn similarities_are_read_in_place_and_missing_texts_give_none() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let inner: Arc<dyn Embedder> = Arc::new(HashEmbedder::new(384));
+        let cache = CachedEmbedder::open(inner.clone(), dir.path()).expect("open");
+        let known = vec!["hoodie refund".to_owned(), "late parcel".to_owned()];
+        let vectors = cache.embed(&known).await.expect("embed");
+        let query = inner
+            .embed(&["hoodie refund policy".to_owned()])
+            .await
+            .expect("embed")
+            .remove(0);
+        let asked = vec![
+            known[1].clone(),
+            "never embedded".to_owned(),
+            known[0].clone(),
+        ];
+        let got = cache.cached_similarities(&asked, &query);
+        let want = [
+            Some(crate::embed::dot(&vectors[1], &query)),
+            None,
+            Some(crate::embed::dot(&vectors[0], &query)),
+        ];
+        assert_eq!(got, want);
+        assert!(
+            got[2] > got[0],
+            "the hoodie text is the closer one: {got:?}"
+        );
+        // The default (copying through `cached`) agrees with the in-place override.
+        let plain: Vec<Option<f32>> = asked
+            .iter()
+            .map(|t| cache.cached(t).map(|v| crate::embed::dot(&v, &query)))
+            .collect();
+        assert_eq!(plain, got);
     }
 }

@@ -29,6 +29,20 @@ pub trait Embedder: Send + Sync {
     fn cached(&self, _text: &str) -> Option<Vec<f32>> {
         None
     }
+    /// For each text, the dot product of its cached vector with `query` (the cosine, as
+    /// vectors are unit length), or `None` where [`Self::cached`] has none. A cache overrides
+    /// it to score in place, without copying each vector out.
+    fn cached_similarities(&self, texts: &[String], query: &[f32]) -> Vec<Option<f32>> {
+        texts
+            .iter()
+            .map(|t| self.cached(t).map(|v| dot(&v, query)))
+            .collect()
+    }
+}
+
+/// The dot product of two vectors (over the shorter length).
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// Feature hashing of lower-cased words into `dimensions` buckets, normalised: similar word

@@ -210,13 +210,16 @@ pub async fn rerank_by_sentences(
     mut hits: Vec<Hit>,
     weight: f32,
 ) -> Vec<Hit> {
-    let per_hit: Vec<Vec<String>> = hits
-        .iter()
-        .map(|h| crate::chunk::sentences(&h.meta.text))
-        .collect();
-    let flat: Vec<String> = per_hit.iter().flatten().cloned().collect();
-    let mut vectors: Vec<Option<Vec<f32>>> = flat.iter().map(|t| embedder.cached(t)).collect();
-    let missing: Vec<usize> = (0..flat.len()).filter(|&i| vectors[i].is_none()).collect();
+    // Every candidate's sentences in one list, with where each candidate's start.
+    let mut flat: Vec<String> = Vec::new();
+    let mut starts = Vec::with_capacity(hits.len() + 1);
+    for h in &hits {
+        starts.push(flat.len());
+        flat.extend(crate::chunk::sentences(&h.meta.text));
+    }
+    starts.push(flat.len());
+    let mut sims = embedder.cached_similarities(&flat, query);
+    let missing: Vec<usize> = (0..flat.len()).filter(|&i| sims[i].is_none()).collect();
     if missing.len() > MAX_SENTENCES_TO_EMBED {
         tracing::debug!(
             missing = missing.len(),
@@ -229,7 +232,7 @@ pub async fn rerank_by_sentences(
         match embedder.embed(&todo).await {
             Ok(vs) if vs.len() == todo.len() => {
                 for (&i, v) in missing.iter().zip(vs) {
-                    vectors[i] = Some(v);
+                    sims[i] = Some(crate::embed::dot(&v, query));
                 }
             }
             Ok(_) => return hits,
@@ -239,16 +242,9 @@ pub async fn rerank_by_sentences(
             }
         }
     }
-    let mut next = vectors.into_iter().flatten();
-    let best: Vec<Option<f32>> = per_hit
-        .iter()
-        .map(|sentences| {
-            sentences
-                .iter()
-                .filter_map(|_| next.next())
-                .map(|v| v.iter().zip(query).map(|(a, b)| a * b).sum::<f32>())
-                .reduce(f32::max)
-        })
+    let best: Vec<Option<f32>> = starts
+        .windows(2)
+        .map(|w| sims[w[0]..w[1]].iter().flatten().copied().reduce(f32::max))
         .collect();
     let max = best.iter().flatten().copied().fold(f32::MIN, f32::max);
     let min = best.iter().flatten().copied().fold(f32::MAX, f32::min);

@@ -278,3 +278,38 @@ fn users_and_link_codes_from_the_command_line() {
     let (ok, _, err) = run(krake(dir.path()).args(["user", "link-code", "nobody"]));
     assert!(!ok && err.contains("no user `nobody`"), "{err}");
 }
+
+#[test]
+fn bench_rag_measures_every_retrieval_mode_on_a_small_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out, err) = run(krake(dir.path()).args([
+        "bench",
+        "rag",
+        "--chunks",
+        "400",
+        "--queries",
+        "20",
+        "--sentences",
+        "0",
+        "--long-chunks",
+        "0",
+    ]));
+    assert!(ok, "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("store: 400 chunks"), "{out}");
+    for mode in ["sparse", "dense", "hybrid (convex)", "hybrid + sentence"] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&format!("{mode} ")))
+            .unwrap_or_else(|| panic!("no {mode} row in:\n{out}"));
+        let figures: Vec<f64> = line[mode.len()..]
+            .split_whitespace()
+            .map(|x| x.parse().unwrap())
+            .collect();
+        // p50 <= p99 <= max, all measured (a query takes some time).
+        assert_eq!(figures.len(), 3, "{line}");
+        assert!(
+            figures[0] > 0.0 && figures[0] <= figures[1] && figures[1] <= figures[2],
+            "{line}"
+        );
+    }
+}
