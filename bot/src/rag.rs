@@ -790,6 +790,7 @@ pub async fn bench(settings: Settings, args: BenchRagArgs) -> anyhow::Result<()>
         normalise(&mut dense);
         // Four sentences of ten words: about the shape of a 200-token chunk's sentences.
         let text = paragraph(&mut rng, 4, 10);
+        // Only the queried workspace's chunks can be candidates, so only theirs are cached.
         if ws == workspaces[0] {
             pending_sentences.extend(krake_rag::chunk::sentences(&text));
         }

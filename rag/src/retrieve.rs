@@ -246,9 +246,7 @@ pub async fn rerank_by_sentences(
         .windows(2)
         .map(|w| sims[w[0]..w[1]].iter().flatten().copied().reduce(f32::max))
         .collect();
-    let max = best.iter().flatten().copied().fold(f32::MIN, f32::max);
-    let min = best.iter().flatten().copied().fold(f32::MAX, f32::min);
-    let span = (max - min).max(1e-6);
+    let (min, span) = value_range(best.iter().flatten().copied());
     for (h, b) in hits.iter_mut().zip(best) {
         if let Some(b) = b {
             h.score += weight * (b - min) / span;
@@ -260,8 +258,13 @@ pub async fn rerank_by_sentences(
 
 /// The lowest score of a list and its span (never zero), for min-max normalising.
 fn score_range(hits: &[Hit]) -> (f32, f32) {
-    let max = hits.iter().map(|h| h.score).fold(f32::MIN, f32::max);
-    let min = hits.iter().map(|h| h.score).fold(f32::MAX, f32::min);
+    value_range(hits.iter().map(|h| h.score))
+}
+
+/// The lowest of some values and their span (never zero), for min-max normalising.
+fn value_range(values: impl Iterator<Item = f32> + Clone) -> (f32, f32) {
+    let max = values.clone().fold(f32::MIN, f32::max);
+    let min = values.fold(f32::MAX, f32::min);
     (min, (max - min).max(1e-6))
 }
 
