@@ -99,7 +99,7 @@ impl Default for Fusion {
     /// Convex combination (0.4 dense, 0.6 BM25) plus 0.4 times each chunk's best sentence.
     /// Chosen on SciFact's 809 training queries (`krake eval rag --split train --sweep`):
     /// nDCG@10 0.7455 against 0.7432 for the convex combination alone, 0.7255 for RRF k = 60 and
-    /// 0.7293 for the best RRF; see the README's retrieval figures.
+    /// 0.7293 for the best RRF; see docs/benchmarks.md (Knowledge).
     fn default() -> Self {
         Fusion::ConvexSentences {
             alpha: 0.4,

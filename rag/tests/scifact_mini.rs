@@ -1,6 +1,6 @@
 //! Retrieval quality on SciFact-mini (BEIR format, ../shared/fixtures/rag/scifact-mini) through
 //! the real pipeline: chunking, the local embedder, embedded Qdrant, fusion. The floors sit well
-//! under the measured figures (README) so that a regression fails and noise does not.
+//! under the measured figures (docs/benchmarks.md) so that a regression fails and noise does not.
 
 use krake_rag::cache::CachedEmbedder;
 use krake_rag::chunk::Chunker;

@@ -588,7 +588,7 @@ async fn workspace_kpis(
     match state.krake.kpis(&who.actor, &w.slug).await {
         Ok(Some(k)) => b.push_str(&kpi_panel(&k)),
         Ok(None) => b.push_str(
-            r#"<p class="empty">No figures here: commerce is not set up. Connect a shop (see the README, "Commerce") to see KPIs.</p>"#,
+            r#"<p class="empty">No figures here: commerce is not set up. Connect a shop (see docs/commerce.md) to see KPIs.</p>"#,
         ),
         Err(e) => return fail(ApiError::from(e)),
     }
