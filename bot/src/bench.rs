@@ -478,7 +478,7 @@ fn telegram_update(update_id: u32, user: u64, text: &str) -> Vec<u8> {
 async fn telegram(settings: Settings, updates: u32) -> anyhow::Result<()> {
     use krake_core::actor::Front;
     use krake_core::inbound::IdempotencyKey;
-    use krake_core::service::IncomingMessage;
+    use krake_core::inbound::{Content, Inbound};
     use krake_telegram::convert::BotIdentity;
     use krake_telegram::front::{FrontPorts, Handled};
     let dir = tempfile::tempdir()?;
@@ -497,12 +497,7 @@ async fn telegram(settings: Settings, updates: u32) -> anyhow::Result<()> {
     let front = krake_telegram::TelegramFront::offline(
         krake.clone(),
         config,
-        FrontPorts {
-            inbox: s.clone(),
-            outbox: s.clone(),
-            state: s,
-            clock,
-        },
+        FrontPorts { state: s },
         BotIdentity {
             id: 1,
             username: "krake_bench_bot".into(),
@@ -523,15 +518,16 @@ async fn telegram(settings: Settings, updates: u32) -> anyhow::Result<()> {
         h_tg.record(t.elapsed().as_nanos() as u64)?;
         std::hint::black_box(h);
         let actor = krake.identify(Front::Telegram, "42", "ana", None).await?;
-        let msg = IncomingMessage {
-            source: "bench".into(),
+        let msg = Inbound {
+            source: Front::Cli,
             key: IdempotencyKey::parse(&format!("bench:{i}"))?,
             actor,
             conversation: "42".into(),
-            text: text.into(),
+            reply_to: None,
+            content: Content::Text(text.into()),
         };
         let t = Instant::now();
-        let r = krake.handle_message(msg).await;
+        let r = krake.accept(msg).await;
         h_core.record(t.elapsed().as_nanos() as u64)?;
         std::hint::black_box(r);
     }
@@ -539,7 +535,7 @@ async fn telegram(settings: Settings, updates: u32) -> anyhow::Result<()> {
         "Telegram update in to reply queued, SQLite, in process, no network (target: p99 < 2 ms):"
     );
     report("update JSON -> reply in outbox", &h_tg);
-    report("baseline: core handle_message", &h_core);
+    report("baseline: core accept (no outbox row)", &h_core);
     println!(
         "  ratio p99 telegram/core: {:.2} (the difference: JSON parsing, identity lookup, outbox insert)",
         h_tg.value_at_quantile(0.99) as f64 / h_core.value_at_quantile(0.99).max(1) as f64

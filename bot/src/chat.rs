@@ -4,9 +4,9 @@
 use crate::settings::Settings;
 use crate::wiring;
 use krake_core::Actor;
-use krake_core::inbound::IdempotencyKey;
+use krake_core::Front;
+use krake_core::inbound::{Content, IdempotencyKey, Inbound};
 use krake_core::reply::{ButtonAction, Reply, Tone};
-use krake_core::service::IncomingMessage;
 use std::io::{IsTerminal, Write};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -80,15 +80,18 @@ pub async fn chat(settings: Settings) -> anyhow::Result<()> {
         }
         n += 1;
         let key = IdempotencyKey::parse(&format!("cli:{session}:{n}"))?;
+        // The terminal answers inline: the reply printed is the one stored with the message.
         let reply = krake
-            .handle_message(IncomingMessage {
-                source: "cli".into(),
+            .accept(Inbound {
+                source: Front::Cli,
                 key,
                 actor: actor.clone(),
                 conversation: format!("cli:{session}"),
-                text: text.to_owned(),
+                reply_to: None,
+                content: Content::Text(text.to_owned()),
             })
-            .await;
+            .await
+            .reply;
         println!("{}", render(&reply));
         if !interactive {
             println!();

@@ -64,17 +64,13 @@ pub fn start(
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let rest = rest(config, clock.clone())?;
-    let mut front = DiscordFront::new(
+    // Gateway messages' replies are queued by core; the delivery loop below sends them.
+    let front = Arc::new(DiscordFront::new(
         krake.clone(),
         Arc::new(store.clone()),
         config.clone(),
         Some(rest.clone()),
-    );
-    if config.token.is_some() {
-        // The delivery loop below sends what is queued.
-        front = front.with_outbox(Arc::new(store.clone()), clock.clone());
-    }
-    let front = Arc::new(front);
+    ));
     if let Some(key) = &config.public_key {
         let verifier = SignatureVerifier::from_hex(key)?;
         running.router = Some(krake_discord::interactions::router(front.clone(), verifier));

@@ -173,12 +173,7 @@ pub async fn start(
     let front = TelegramFront::start(
         krake.clone(),
         config.clone(),
-        FrontPorts {
-            inbox: s.clone(),
-            outbox: s.clone(),
-            state: s.clone(),
-            clock: clock.clone(),
-        },
+        FrontPorts { state: s.clone() },
     )
     .await
     .context(

@@ -706,6 +706,16 @@ impl CommandParser {
             })
             .map(|w| w.slug.clone())
     }
+
+    /// The configured workspaces.
+    pub(crate) fn workspaces(&self) -> &[Workspace] {
+        &self.workspaces
+    }
+
+    /// The agent a name stands for, if there is one.
+    pub(crate) fn known_agent(&self, name: &str) -> Option<AgentName> {
+        self.agents.iter().find(|a| a.matches(name.trim())).cloned()
+    }
 }
 
 /// The definition of `name`, if it is a command.

@@ -7,10 +7,14 @@
 //! - [`workspace`]: workspaces (`lunavo`, `monarch`, …) and their slugs.
 //! - [`agent`]: the agent roster (Buddy, Dexter, … Soshie) and their roles.
 //! - [`actor`]: who acts, through which front, with which role.
-//! - [`inbox`]: the To Do inbox: threads, kinds, statuses, approvers, expiry.
+//! - [`inbox`]: the To Do inbox: threads, kinds, statuses, approvers, expiry; its rules for
+//!   every caller (`inbox::rules`) and typed operations (`inbox::api`).
 //! - [`command`]: the typed [`Command`](command::Command) and its parser (slash syntax and
 //!   natural phrasings).
+//! - [`command_options`]: typed command arguments (Discord's slash options) to a `Command`.
 //! - [`reply`]: the [`Reply`](reply::Reply) every front renders, with typed button payloads.
+//! - [`accept`]: the one accept path, [`Krake::accept`](service::Krake::accept), for everything a
+//!   person sends through any front.
 //! - [`inbound`] and [`outbox`]: the durable in and out queues' types.
 //! - [`secret`]: [`Secret`](secret::Secret), which never prints.
 //! - [`ports`]: the small traits core needs from the outside (repositories, clock).
@@ -23,7 +27,6 @@
 //! - [`folder`]: agents' folders (typed tables), CSV import/export, the folder port.
 //! - [`folder_api`]: typed folder reads (HTTP API, dashboard) under the folder rules.
 //! - [`coordinator`]: runs due schedules once each and assigns tasks to agents.
-//! - [`thread_api`]: typed inbox operations (HTTP API, dashboard) under the chat rules.
 //! - [`web_accounts`]: passwords and web sign-in sessions (the port).
 //! - [`knowledge`]: the [`Retriever`](knowledge::Retriever) port that RAG fills.
 //! - [`model`]: the [`ChatModel`](model::ChatModel) port (messages, tools, usage, errors).
@@ -33,9 +36,11 @@
 //! - [`ledger`]: the cost ledger and monthly budgets.
 //! - [`router`]: natural-language routing: a model picks a typed command.
 
+pub mod accept;
 pub mod actor;
 pub mod agent;
 pub mod command;
+pub mod command_options;
 pub mod commerce;
 pub mod config;
 pub mod coordinator;
@@ -56,7 +61,6 @@ pub mod run;
 pub mod schedule;
 pub mod secret;
 pub mod service;
-pub mod thread_api;
 pub mod time;
 mod tools;
 pub mod web_accounts;
@@ -64,5 +68,7 @@ pub mod workspace;
 
 pub use actor::{Actor, Front, Role, UserName};
 pub use command::{Command, CommandParser, Parsed};
+/// Typed inbox operations (kept at their old path).
+pub use inbox::api as thread_api;
 pub use reply::Reply;
 pub use service::Krake;

@@ -83,6 +83,16 @@ pub struct NewOutbound {
     pub payload: OutboxPayload,
 }
 
+/// A message to enqueue at most once: a second message with the same key is never queued
+/// (the reply to inbound event `telegram:update:42` is keyed `reply:telegram:update:42`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyedOutbound {
+    /// The message.
+    pub message: NewOutbound,
+    /// Its key, unique among every message ever enqueued.
+    pub key: String,
+}
+
 /// A claimed outbox message, leased to one worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxJob {

@@ -3,11 +3,13 @@
 //! [`time`](crate::time).
 
 use crate::actor::{Actor, Front};
-use crate::inbound::{Inbound, InboundId, Recorded, StoredInbound};
+use crate::inbound::{Answered, InboundId, InboundRecord, Recorded, StoredInbound};
 use crate::inbox::{
     AuditEntry, Decision, DecisionOutcome, Expired, NewThread, Thread, ThreadFilter, ThreadId,
 };
-use crate::outbox::{Destination, NewOutbound, OutboxId, OutboxJob, RetryOutcome, RetryPolicy};
+use crate::outbox::{
+    Destination, KeyedOutbound, NewOutbound, OutboxId, OutboxJob, RetryOutcome, RetryPolicy,
+};
 use crate::time::Timestamp;
 use async_trait::async_trait;
 use std::time::Duration;
@@ -117,7 +119,7 @@ pub trait InboxRepo: Send + Sync {
 #[async_trait]
 pub trait InboundRepo: Send + Sync {
     /// Stores an event unless its idempotency key was seen before.
-    async fn record_inbound(&self, event: &Inbound) -> Result<Recorded, RepoError>;
+    async fn record_inbound(&self, event: &InboundRecord) -> Result<Recorded, RepoError>;
     /// Marks an event processed (if not yet) and stores the reply given (JSON), if any.
     async fn complete_inbound(
         &self,
@@ -125,6 +127,17 @@ pub trait InboundRepo: Send + Sync {
         response: Option<&str>,
         now: Timestamp,
     ) -> Result<(), RepoError>;
+    /// Answers a chat event: stores `response` (a [`Reply`](crate::Reply) as JSON), marks the
+    /// event processed and queues `reply` (the reply's outbox row, at most once under its
+    /// key) in one transaction. Only the first answer of an event stands: a later one changes
+    /// nothing and gets the stored response back.
+    async fn answer_inbound(
+        &self,
+        id: InboundId,
+        response: &str,
+        reply: Option<&KeyedOutbound>,
+        now: Timestamp,
+    ) -> Result<Answered, RepoError>;
     /// Leases up to `limit` unprocessed events from `source` to `owner` until `now + lease`.
     async fn claim_inbound(
         &self,

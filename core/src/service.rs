@@ -8,7 +8,7 @@ use crate::command::{COMMANDS, Command, CommandParser, ListQuery, Parsed, Status
 use crate::commerce::{CommerceRepo, Kpis, render_kpis};
 use crate::config::Directory;
 use crate::delivery::Routes;
-use crate::inbound::{IdempotencyKey, Inbound, Recorded};
+use crate::inbox::rules::{Followed, InboxEvent, InboxListener, Refusal};
 use crate::inbox::{
     Decision, DecisionOutcome, Expired, NewThread, Origin, Thread, ThreadFilter, ThreadId,
     ThreadKind, ThreadStatus,
@@ -20,26 +20,11 @@ use crate::workspace::WorkspaceSlug;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-/// A message as a front received it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IncomingMessage {
-    /// The front's name (`cli`, `telegram`, …).
-    pub source: String,
-    /// Unique per message; a redelivery carries the same key.
-    pub key: IdempotencyKey,
-    /// Who wrote it.
-    pub actor: Actor,
-    /// The conversation it belongs to.
-    pub conversation: String,
-    /// What they wrote.
-    pub text: String,
-}
-
 /// The core service: the inbox and the command handler, over the ports it needs.
 #[derive(Clone)]
 pub struct Krake {
     pub(crate) inbox: Arc<dyn InboxRepo>,
-    inbound: Arc<dyn InboundRepo>,
+    pub(crate) inbound: Arc<dyn InboundRepo>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) directory: Arc<Directory>,
     parser: Arc<CommandParser>,
@@ -50,6 +35,7 @@ pub struct Krake {
     users: Option<Arc<dyn UserRepo>>,
     commerce: Option<Arc<dyn CommerceRepo>>,
     agents: Option<Arc<dyn crate::run::AgentDesk>>,
+    pub(crate) listener: Option<Arc<dyn InboxListener>>,
 }
 
 impl Krake {
@@ -74,6 +60,7 @@ impl Krake {
             users: None,
             commerce: None,
             agents: None,
+            listener: None,
         }
     }
 
@@ -81,6 +68,7 @@ impl Krake {
     /// agents' approvals reach them, `/costs` reads the ledger, and text the grammar does not
     /// understand may be routed by a model.
     pub fn with_agents(mut self, agents: Arc<dyn crate::run::AgentDesk>) -> Self {
+        self.listener = Some(Arc::new(DeskListener(agents.clone())));
         self.agents = Some(agents);
         self
     }
@@ -263,56 +251,6 @@ impl Krake {
         &self.parser
     }
 
-    /// Handles one chat message exactly once: it is recorded under its idempotency key, parsed,
-    /// executed, and its reply stored; a redelivery gets the stored reply and changes nothing.
-    #[tracing::instrument(skip_all, fields(source = %msg.source, key = msg.key.as_str()))]
-    pub async fn handle_message(&self, msg: IncomingMessage) -> Reply {
-        let now = self.clock.now();
-        let event = Inbound {
-            source: msg.source.clone(),
-            idempotency_key: msg.key.clone(),
-            actor: msg.actor.user.clone(),
-            conversation: msg.conversation.clone(),
-            content: msg.text.clone(),
-            received_at: now,
-        };
-        let id = match self.inbound.record_inbound(&event).await {
-            Ok(Recorded::New(id)) => id,
-            Ok(Recorded::Duplicate {
-                response: Some(r), ..
-            }) => {
-                return serde_json::from_str(&r)
-                    .unwrap_or_else(|_| Reply::info("That message was already handled."));
-            }
-            Ok(Recorded::Duplicate {
-                processed: true, ..
-            }) => return Reply::info("That message was already handled."),
-            // Recorded before a crash but not applied: apply it now.
-            Ok(Recorded::Duplicate {
-                id,
-                processed: false,
-                ..
-            }) => id,
-            Err(e) => return failure(&e),
-        };
-        let reply = match self.parser.parse(&msg.text) {
-            Parsed::Command(cmd) => self.execute_in(&msg.actor, cmd, Some(id)).await,
-            other => match self.route(&msg.actor, &msg.text, &other).await {
-                Some(cmd) => self.execute_in(&msg.actor, cmd, Some(id)).await,
-                None => render_unparsed(other),
-            },
-        };
-        let stored = serde_json::to_string(&reply).ok();
-        if let Err(e) = self
-            .inbound
-            .complete_inbound(id, stored.as_deref(), self.clock.now())
-            .await
-        {
-            tracing::warn!(error = %e, "could not store the reply of a handled message");
-        }
-        reply
-    }
-
     /// Parses and executes text without recording it (for the local terminal and tests).
     pub async fn handle_text(&self, actor: &Actor, text: &str) -> Reply {
         match self.parser.parse(text) {
@@ -326,7 +264,12 @@ impl Krake {
 
     /// A command a model picked for text the grammar did not understand, if agents and a
     /// model are configured (validated by the same parser as typed input).
-    async fn route(&self, actor: &Actor, text: &str, parsed: &Parsed) -> Option<Command> {
+    pub(crate) async fn route(
+        &self,
+        actor: &Actor,
+        text: &str,
+        parsed: &Parsed,
+    ) -> Option<Command> {
         let agents = self.agents.as_ref()?;
         if !matches!(parsed, Parsed::NotUnderstood { .. }) {
             return None;
@@ -340,38 +283,14 @@ impl Krake {
         }
     }
 
-    /// Executes a command.
+    /// Executes a command (unrecorded: for the local terminal, tools and tests; fronts go
+    /// through [`accept`](Self::accept)).
     pub async fn execute(&self, actor: &Actor, cmd: Command) -> Reply {
-        self.execute_in(actor, cmd, None).await
-    }
-
-    /// Handles a button press: the payload was decoded and checked by the front.
-    pub async fn press(&self, actor: &Actor, payload: ButtonPayload) -> Reply {
-        let ctx = self.ctx(actor, None);
-        let result = match payload.action {
-            ButtonAction::Approve => {
-                self.decide(
-                    actor,
-                    payload.thread,
-                    Decision::Approve,
-                    Some(payload.version),
-                    &ctx,
-                )
-                .await
-            }
-            ButtonAction::Reject => {
-                self.decide(
-                    actor,
-                    payload.thread,
-                    Decision::Reject { reason: None },
-                    Some(payload.version),
-                    &ctx,
-                )
-                .await
-            }
-            ButtonAction::Archive => self.archive(payload.thread, true, &ctx).await,
-        };
-        result.unwrap_or_else(|e| failure(&e))
+        match self.execute_with(actor, cmd, None, None).await {
+            Ok(r) => r,
+            Err(RepoError::AlreadyApplied) => Reply::info("That message was already handled."),
+            Err(e) => failure(&e),
+        }
     }
 
     /// Creates a thread (for agents, webhooks, schedules and the demo).
@@ -411,14 +330,17 @@ impl Krake {
         }
     }
 
-    async fn execute_in(
+    /// Executes a command for `actor`; `version` is the thread version a button carried,
+    /// `inbound` the event whose processed mark goes with the state change.
+    pub(crate) async fn execute_with(
         &self,
         actor: &Actor,
         cmd: Command,
+        version: Option<i64>,
         inbound: Option<crate::inbound::InboundId>,
-    ) -> Reply {
+    ) -> Result<Reply, RepoError> {
         let ctx = self.ctx(actor, inbound);
-        let result = match cmd {
+        match cmd {
             Command::Help { topic } => Ok(help(topic.as_deref())),
             Command::Workspaces => Ok(self.workspaces()),
             Command::Agents => Ok(self.agents()),
@@ -430,10 +352,10 @@ impl Krake {
                 Some(a) => a.costs(actor, workspace.as_ref()).await,
                 None => Ok(Reply::info("No model calls: agents are not set up here.")),
             },
-            Command::Reply { id, text } => self.reply(actor, id, &text, &ctx).await,
-            Command::Approve(id) => self.decide(actor, id, Decision::Approve, None, &ctx).await,
+            Command::Reply { id, text } => self.reply(id, &text, &ctx).await,
+            Command::Approve(id) => self.decide(id, Decision::Approve, version, &ctx).await,
             Command::Reject { id, reason } => {
-                self.decide(actor, id, Decision::Reject { reason }, None, &ctx)
+                self.decide(id, Decision::Reject { reason }, version, &ctx)
                     .await
             }
             Command::Archive(id) => self.archive(id, true, &ctx).await,
@@ -441,11 +363,6 @@ impl Krake {
             Command::Ask { agent, text } => self.ask(actor, agent.as_str(), &text, &ctx).await,
             Command::Schedule(c) => self.schedule_command(actor, c, &ctx).await,
             Command::Folder(c) => self.folder_command(actor, c, &ctx).await,
-        };
-        match result {
-            Ok(r) => r,
-            Err(RepoError::AlreadyApplied) => Reply::info("That message was already handled."),
-            Err(e) => failure(&e),
         }
     }
 
@@ -527,97 +444,45 @@ impl Krake {
         }
     }
 
-    /// Loads a thread the actor may act on as a member, or the reply explaining why not.
-    async fn for_member(
-        &self,
-        actor: &Actor,
-        id: ThreadId,
-        what: &str,
-    ) -> Result<Result<Thread, Reply>, RepoError> {
-        let th = match self.inbox.get(id).await? {
-            Some(th) if actor.can_see(&th.workspace) => th,
-            _ => return Ok(Err(no_thread(id))),
-        };
-        if actor.unlinked {
-            return Ok(Err(not_linked()));
-        }
-        Ok(match actor.role_in(&th.workspace) {
-            Role::Guest => Err(no_thread(id)),
-            Role::Viewer => Err(Reply::warning(format!(
-                "Viewers can read threads but not {what}. Ask a workspace admin for the member role."
-            ))),
-            _ => Ok(th),
-        })
-    }
-
-    async fn reply(
-        &self,
-        actor: &Actor,
-        id: ThreadId,
-        text: &str,
-        ctx: &WriteCtx,
-    ) -> Result<Reply, RepoError> {
-        if let Err(refusal) = self.for_member(actor, id, "reply").await? {
-            return Ok(refusal);
-        }
-        match self.inbox.reply(id, text, ctx).await? {
-            Some(th) => {
-                let follow_up = match &self.agents {
-                    Some(a) => a.replied(&th, actor).await?,
-                    None => None,
-                };
+    async fn reply(&self, id: ThreadId, text: &str, ctx: &WriteCtx) -> Result<Reply, RepoError> {
+        Ok(match self.reply_checked(id, text, ctx).await? {
+            Err(r) => chat_refusal(&ctx.actor, id, &r, "reply"),
+            Ok(Followed {
+                value: th,
+                follow_up,
+            }) => {
                 let follow_up = follow_up.map(|f| format!(" {f}")).unwrap_or_default();
-                Ok(Reply::success(format!(
+                Reply::success(format!(
                     "Replied in #{} ({}).{follow_up}",
                     th.id.0, th.status
                 ))
-                .about(th.id))
+                .about(th.id)
             }
-            None => Ok(no_thread(id)),
-        }
+        })
     }
 
     async fn decide(
         &self,
-        actor: &Actor,
         id: ThreadId,
         decision: Decision,
         version: Option<i64>,
         ctx: &WriteCtx,
     ) -> Result<Reply, RepoError> {
-        let th = match self.inbox.get(id).await? {
-            Some(th) if actor.can_see(&th.workspace) => th,
-            _ => return Ok(no_thread(id)),
+        let Followed {
+            value: outcome,
+            follow_up,
+        } = match self.decide_checked(id, &decision, version, ctx).await? {
+            Ok(f) => f,
+            Err(r) => {
+                let reply = chat_refusal(&ctx.actor, id, &r, "decide");
+                return Ok(match r {
+                    Refusal::NotFound | Refusal::Hidden(_) => reply,
+                    _ => reply.about(id),
+                });
+            }
         };
-        if actor.unlinked {
-            return Ok(not_linked().about(id));
-        }
-        if th.kind != ThreadKind::Approval {
-            return Ok(Reply::warning(format!(
-                "#{} is {} {}, not an approval: there is nothing to approve or reject. Reply to it with /reply {} <text>, or archive it.",
-                id.0, article(th.kind.as_str()), th.kind, id.0
-            ))
-            .about(id));
-        }
-        if !th
-            .approvers
-            .allows(&actor.user, actor.role_in(&th.workspace))
-        {
-            return Ok(Reply::warning(format!(
-                "You cannot decide #{}: it needs {}.",
-                id.0,
-                th.approvers.describe()
-            ))
-            .about(id));
-        }
-        let outcome = self.inbox.decide(id, &decision, version, ctx).await?;
         Ok(match outcome {
-            None => no_thread(id),
-            Some(DecisionOutcome::Decided(th)) => {
-                let follow_up = match &self.agents {
-                    Some(a) => a.decided(&th, actor).await?,
-                    None => None,
-                };
+            DecisionOutcome::Decided(th) => {
                 let how = match th.status {
                     ThreadStatus::Approved => "Approved".to_owned(),
                     _ => match &th.reason {
@@ -637,19 +502,17 @@ impl Krake {
                 ))
                 .about(th.id)
             }
-            Some(DecisionOutcome::Counted { thread, missing }) => Reply::success(format!(
+            DecisionOutcome::Counted { thread, missing } => Reply::success(format!(
                 "Your approval of #{} is counted; {missing} more needed.",
                 thread.id.0
             ))
             .about(thread.id),
-            Some(DecisionOutcome::AlreadyCounted(th)) => Reply::info(format!(
+            DecisionOutcome::AlreadyCounted(th) => Reply::info(format!(
                 "You already approved #{}; it still needs more approvals.",
                 th.id.0
             ))
             .about(th.id),
-            Some(DecisionOutcome::Refused(th)) => {
-                Reply::warning(refusal(&th, version)).about(th.id)
-            }
+            DecisionOutcome::Refused(th) => Reply::warning(refusal(&th, version)).about(th.id),
         })
     }
 
@@ -659,23 +522,20 @@ impl Krake {
         archived: bool,
         ctx: &WriteCtx,
     ) -> Result<Reply, RepoError> {
-        if let Err(refusal) = self.for_member(&ctx.actor, id, "archive them").await? {
-            return Ok(refusal);
-        }
-        Ok(match self.inbox.set_archived(id, archived, ctx).await? {
-            None => no_thread(id),
-            Some(ArchiveOutcome::Changed(th)) if archived => {
+        Ok(match self.archive_checked(id, archived, ctx).await? {
+            Err(r) => chat_refusal(&ctx.actor, id, &r, "archive them"),
+            Ok(ArchiveOutcome::Changed(th)) if archived => {
                 Reply::success(format!("Archived #{}.", th.id.0)).about(th.id)
             }
-            Some(ArchiveOutcome::Changed(th)) => Reply::success(format!(
+            Ok(ArchiveOutcome::Changed(th)) => Reply::success(format!(
                 "Unarchived #{}; it is {} again.",
                 th.id.0, th.status
             ))
             .about(th.id),
-            Some(ArchiveOutcome::Unchanged(th)) if archived => {
+            Ok(ArchiveOutcome::Unchanged(th)) if archived => {
                 Reply::info(format!("#{} is already archived.", th.id.0)).about(th.id)
             }
-            Some(ArchiveOutcome::Unchanged(th)) => {
+            Ok(ArchiveOutcome::Unchanged(th)) => {
                 Reply::info(format!("#{} is not archived.", th.id.0)).about(th.id)
             }
         })
@@ -743,10 +603,60 @@ impl Krake {
     }
 }
 
+/// The agents' desk hears the inbox's events: an approved proposal runs, a reply continues a
+/// run. (The inbox knows only [`InboxListener`]; this is where the two meet.)
+struct DeskListener(Arc<dyn crate::run::AgentDesk>);
+
+#[async_trait::async_trait]
+impl InboxListener for DeskListener {
+    async fn on_inbox_event(
+        &self,
+        event: InboxEvent<'_>,
+        actor: &Actor,
+    ) -> Result<Option<String>, RepoError> {
+        match event {
+            InboxEvent::Decided(th) => self.0.decided(th, actor).await,
+            InboxEvent::Replied(th) => self.0.replied(th, actor).await,
+        }
+    }
+}
+
 fn not_linked() -> Reply {
     Reply::warning(
         "You are not linked to a Krake user yet, so you can chat but not act on threads. Ask a workspace owner for a code (`krake user link-code NAME`) and send /link CODE here.",
     )
+}
+
+/// A refused inbox change, as chat text; `what` is what the actor tried ("reply", "decide",
+/// "archive them").
+fn chat_refusal(actor: &Actor, id: ThreadId, r: &Refusal, what: &str) -> Reply {
+    match r {
+        // A thread of a workspace the actor cannot see does not exist for them.
+        Refusal::NotFound | Refusal::Hidden(_) => no_thread(id),
+        Refusal::NotLinked => not_linked(),
+        Refusal::RoleTooLow {
+            role: Role::Guest, ..
+        } => no_thread(id),
+        Refusal::RoleTooLow { .. } => Reply::warning(format!(
+            "Viewers can read threads but not {what}. Ask a workspace admin for the member role."
+        )),
+        Refusal::NotApproval(th) => Reply::warning(format!(
+            "#{} is {} {}, not an approval: there is nothing to approve or reject. Reply to it with /reply {} <text>, or archive it.",
+            id.0,
+            article(th.kind.as_str()),
+            th.kind,
+            id.0
+        )),
+        Refusal::NotApprover(th) => Reply::warning(format!(
+            "You cannot decide #{}: it needs {}.",
+            id.0,
+            th.approvers.describe()
+        )),
+        Refusal::EmptyReply => {
+            let _ = actor;
+            Reply::warning(format!("A reply needs some text: /reply {} <text>.", id.0))
+        }
+    }
 }
 
 fn link_hint(actor: &Actor) -> &'static str {
@@ -802,7 +712,8 @@ pub(crate) fn failure(e: &RepoError) -> Reply {
     )
 }
 
-fn render_unparsed(p: Parsed) -> Reply {
+/// What text the grammar did not understand gets as a reply (the problem, and a suggestion).
+pub fn render_unparsed(p: Parsed) -> Reply {
     match p {
         Parsed::Empty => Reply::info("Say something, or /help to see what I understand."),
         Parsed::NotUnderstood {

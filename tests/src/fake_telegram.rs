@@ -123,6 +123,12 @@ impl FakeTelegram {
             .push_back((code, body));
     }
 
+    /// Forgets every failure queued with [`fail_once`](Self::fail_once) or
+    /// [`rate_limit`](Self::rate_limit): the platform works again.
+    pub fn clear_failures(&self) {
+        self.inner.lock().unwrap().failures.clear();
+    }
+
     /// From now on, sendMessage calls after the first `n` confirmed ones never answer (the
     /// sender is "killed" while waiting). `None` lifts it.
     pub fn hold_sends_after(&self, n: Option<usize>) {

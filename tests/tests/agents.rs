@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 use krake_core::Krake;
-use krake_core::actor::Actor;
+use krake_core::actor::{Actor, Role};
 use krake_core::config::Directory;
 use krake_core::inbox::{ProposedAction, Thread, ThreadFilter, ThreadKind};
 use krake_core::knowledge::{KnowledgeQuery, NoKnowledge, Passage, RetrieveError, Retriever};
@@ -256,6 +256,64 @@ async fn gated_action_waits_for_approval_and_approve_executes_it() {
         .handle_text(&Actor::local(), &format!("/approve {}", th.id.0))
         .await;
     assert_eq!(w.exec.executed().len(), 1);
+}
+
+/// An approval made over the REST API runs the approved action at once, through the same
+/// inbox rules and follow-up as chat: no recovery pass is involved (none runs here), and the
+/// test fails if the action has not run within a second of the request.
+#[tokio::test]
+async fn an_approval_over_rest_executes_its_action_at_once() {
+    use axum::body::Body;
+    use axum::http::{Method, Request, StatusCode};
+    use krake_core::ports::{TokenRepo, UserRepo};
+    use tower::ServiceExt;
+    let w = world(
+        vec![refund_call(1.0)],
+        Setup {
+            policies: acting_penn(),
+            ..Setup::default()
+        },
+    )
+    .await;
+    let run = w.run("penn", "customer 1042 got a damaged hoodie").await;
+    assert_eq!(run.status, RunStatus::AwaitingApproval);
+    let th = w.thread(&run).await;
+    let ana = krake_core::UserName::parse("ana").unwrap();
+    w.store
+        .upsert_user(&ana, Role::Owner, None, w.clock.now())
+        .await
+        .unwrap();
+    w.store
+        .create_api_token(&ana, &krake_web::hash_token("tok-ana"), "t", w.clock.now())
+        .await
+        .unwrap();
+    let s = Arc::new(w.store.clone());
+    let state = krake_web::front::WebState::new(
+        w.krake.clone().with_users(s.clone()),
+        s.clone(),
+        s.clone(),
+        s.clone(),
+        w.clock.clone(),
+        krake_web::front::WebConfig::default(),
+    );
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri(format!("/api/v1/inbox/{}/approve", th.id.0))
+        .header("authorization", "Bearer tok-ana")
+        .body(Body::empty())
+        .unwrap();
+    let response = tokio::time::timeout(
+        Duration::from_secs(1),
+        krake_web::front::router(state).oneshot(request),
+    )
+    .await
+    .expect("the approval answered within a second")
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    // Executed by the time the approval was answered: no recovery pass was needed.
+    assert_eq!(w.exec.executed().len(), 1, "the refund ran at once");
+    let run = w.store.run(run.id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Done);
 }
 
 #[tokio::test]

@@ -4,11 +4,10 @@
 use krake_core::Krake;
 use krake_core::actor::{Actor, Front, Role, UserName};
 use krake_core::config::Directory;
-use krake_core::inbound::{IdempotencyKey, Inbound, Recorded};
+use krake_core::inbound::{Content, IdempotencyKey, Inbound, InboundRecord, Recorded};
 use krake_core::inbox::{Approvers, NewThread, ThreadKind, ThreadStatus};
 use krake_core::ports::{InboundRepo, InboxRepo};
-use krake_core::reply::{ButtonAction, Tone};
-use krake_core::service::IncomingMessage;
+use krake_core::reply::{ButtonAction, ButtonPayload, Reply, Tone};
 use krake_core::time::{Clock, ManualClock, Timestamp};
 use krake_core::workspace::WorkspaceSlug;
 use krake_store::Store;
@@ -48,14 +47,30 @@ fn user(name: &str, role: Role, front: Front) -> Actor {
     Actor::new(UserName::parse(name).unwrap(), front, role)
 }
 
-fn msg(key: &str, actor: &Actor, text: &str) -> IncomingMessage {
-    IncomingMessage {
-        source: actor.front.as_str().into(),
+fn msg(key: &str, actor: &Actor, text: &str) -> Inbound {
+    Inbound {
+        source: actor.front,
         key: IdempotencyKey::parse(key).unwrap(),
         actor: actor.clone(),
         conversation: "chat:1".into(),
-        text: text.into(),
+        reply_to: None,
+        content: Content::Text(text.into()),
     }
+}
+
+/// A button press through the accept path, as a front sends it (its own key per press).
+async fn press(app: &App, actor: &Actor, key: &str, payload: ButtonPayload) -> Reply {
+    app.krake
+        .accept(Inbound {
+            source: actor.front,
+            key: IdempotencyKey::parse(key).unwrap(),
+            actor: actor.clone(),
+            conversation: "chat:1".into(),
+            reply_to: None,
+            content: Content::Button(payload),
+        })
+        .await
+        .reply
 }
 
 async fn approval(app: &App, approvers: Approvers) -> i64 {
@@ -81,20 +96,22 @@ async fn a_redelivered_message_changes_nothing_twice() {
     let ana = user("ana", Role::Member, Front::Telegram);
     let first = app
         .krake
-        .handle_message(msg(
+        .accept(msg(
             "telegram:update:1",
             &ana,
             &format!("/reply {id} ship it"),
         ))
-        .await;
+        .await
+        .reply;
     let again = app
         .krake
-        .handle_message(msg(
+        .accept(msg(
             "telegram:update:1",
             &ana,
             &format!("/reply {id} ship it"),
         ))
-        .await;
+        .await
+        .reply;
     assert_eq!(first.tone, Tone::Success, "{first:?}");
     assert_eq!(first, again, "the stored reply is returned");
     let t = app
@@ -112,7 +129,7 @@ async fn a_message_recorded_before_a_crash_is_applied_once() {
     let id = approval(&app, Approvers::AnyMember).await;
     let ana = user("ana", Role::Member, Front::Discord);
     // The front stored the event and acknowledged it, then the process died before handling.
-    let ev = Inbound {
+    let ev = InboundRecord {
         source: "discord".into(),
         idempotency_key: IdempotencyKey::parse("discord:msg:77").unwrap(),
         actor: ana.user.clone(),
@@ -126,13 +143,15 @@ async fn a_message_recorded_before_a_crash_is_applied_once() {
     ));
     let r = app
         .krake
-        .handle_message(msg("discord:msg:77", &ana, &format!("approve {id}")))
-        .await;
+        .accept(msg("discord:msg:77", &ana, &format!("approve {id}")))
+        .await
+        .reply;
     assert!(r.text.contains("Approved"), "{r:?}");
     let r2 = app
         .krake
-        .handle_message(msg("discord:msg:77", &ana, &format!("approve {id}")))
-        .await;
+        .accept(msg("discord:msg:77", &ana, &format!("approve {id}")))
+        .await
+        .reply;
     assert_eq!(r, r2);
     let audit = app
         .store
@@ -192,10 +211,10 @@ async fn buttons_carry_version_and_go_stale() {
         .find(|b| b.payload.action == ButtonAction::Approve)
         .unwrap()
         .payload;
-    let r = app.krake.press(&ana, approve).await;
+    let r = press(&app, &ana, "press:1", approve).await;
     assert!(r.text.contains("1 more needed"), "{}", r.text);
     let bo = user("bo", Role::Member, Front::Discord);
-    let r = app.krake.press(&bo, approve).await;
+    let r = press(&app, &bo, "press:2", approve).await;
     assert!(r.text.contains("out of date"), "{}", r.text);
     let fresh = app
         .krake
@@ -203,7 +222,7 @@ async fn buttons_carry_version_and_go_stale() {
         .await
         .buttons[0]
         .payload;
-    let r = app.krake.press(&bo, fresh).await;
+    let r = press(&app, &bo, "press:3", fresh).await;
     assert!(r.text.starts_with("Approved"), "{}", r.text);
     let decided = app.krake.handle_text(&bo, &format!("/show {id}")).await;
     assert!(
@@ -348,8 +367,9 @@ async fn unlinked_guests_chat_but_do_not_act_then_link() {
         .unwrap();
     let r = app
         .krake
-        .handle_message(msg("telegram:update:9", &guest, "/link k7m2q9xd"))
-        .await;
+        .accept(msg("telegram:update:9", &guest, "/link k7m2q9xd"))
+        .await
+        .reply;
     assert!(r.text.contains("you now act as `ana`"), "{}", r.text);
     let ana_tg = app
         .krake
@@ -374,7 +394,8 @@ async fn unlinked_guests_chat_but_do_not_act_then_link() {
     );
     let again = app
         .krake
-        .handle_message(msg("telegram:update:10", &guest, "/link K7M2Q9XD"))
-        .await;
+        .accept(msg("telegram:update:10", &guest, "/link K7M2Q9XD"))
+        .await
+        .reply;
     assert!(again.text.contains("already used"), "{}", again.text);
 }

@@ -88,7 +88,7 @@ impl World {
         let krake = Krake::new(s.clone(), s.clone(), clock.clone(), Directory::default())
             .with_routes(routes)
             .with_users(s.clone());
-        let front = Arc::new(Self::start_front(&krake, &config, &store, &clock).await);
+        let front = Arc::new(Self::start_front(&krake, &config, &store).await);
         let deliverer = Self::deliverer(&config, &store, &clock, "telegram-1");
         World {
             fake,
@@ -106,25 +106,11 @@ impl World {
         Self::new(Mode::Polling { timeout_secs: 0 }).await
     }
 
-    async fn start_front(
-        krake: &Krake,
-        config: &TelegramConfig,
-        store: &Store,
-        clock: &Arc<ManualClock>,
-    ) -> TelegramFront {
+    async fn start_front(krake: &Krake, config: &TelegramConfig, store: &Store) -> TelegramFront {
         let s = Arc::new(store.clone());
-        TelegramFront::start(
-            krake.clone(),
-            config.clone(),
-            FrontPorts {
-                inbox: s.clone(),
-                outbox: s.clone(),
-                state: s,
-                clock: clock.clone(),
-            },
-        )
-        .await
-        .unwrap()
+        TelegramFront::start(krake.clone(), config.clone(), FrontPorts { state: s })
+            .await
+            .unwrap()
     }
 
     /// A fresh sender and deliverer, as after a restart.
@@ -606,7 +592,7 @@ async fn the_offset_survives_a_restart() {
     assert_eq!(w.front.poll_once(0).await.unwrap(), 2);
     let cursor = w.store.cursor("telegram").await.unwrap().unwrap();
     // Restart: a new front over the same database asks for updates after the saved offset.
-    let front = World::start_front(&w.krake, &w.config, &w.store, &w.clock).await;
+    let front = World::start_front(&w.krake, &w.config, &w.store).await;
     assert_eq!(front.poll_once(0).await.unwrap(), 0);
     let last = w.fake.calls_of("getUpdates").last().unwrap().body.clone();
     assert_eq!(last["offset"], json!(cursor));
@@ -1112,4 +1098,84 @@ fn krake_config_shows_the_token_redacted() {
         !err.contains("not-a-token"),
         "even a bad token is not echoed: {err}"
     );
+}
+
+/// The guarantee across a crash: an update accepted (answered 200) by `krake serve` whose
+/// reply has not reached Telegram yet is answered exactly once after `kill -9` and a restart,
+/// and the update delivered again afterwards changes and sends nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_accepted_before_a_kill_is_answered_once_after_the_restart() {
+    let fake = FakeTelegram::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let webhook = "mode = \"webhook\"\nwebhook_secret = \"hook-Secret_42\"\nwebhook_url = \"https://krake.example/telegram/webhook\"\n";
+    // Telegram is failing every send: the reply is accepted and stored, never sent.
+    for _ in 0..1000 {
+        fake.fail_once("sendMessage", 502, "Bad Gateway");
+    }
+    let (mut child, port, _logs) = serve_with_telegram(&fake, dir.path(), webhook).await;
+    fake.wait_calls("setWebhook", 1).await;
+    let body = serde_json::to_vec(&private_text(7, 43, "/help")).unwrap();
+    let ok = post(
+        port,
+        WEBHOOK_PATH,
+        &[(SECRET_HEADER, "hook-Secret_42")],
+        &body,
+    )
+    .await;
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    // Accepted; not sent. The process dies without a chance to clean up.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        fake.sent().is_empty(),
+        "nothing reached Telegram before the kill"
+    );
+    fake.clear_failures();
+    let (child, port, _logs) = serve_with_telegram(&fake, dir.path(), webhook).await;
+    fake.wait_sent(1).await;
+    // Telegram delivers the update again (it never saw our 200, say): nothing more happens.
+    let again = post(
+        port,
+        WEBHOOK_PATH,
+        &[(SECRET_HEADER, "hook-Secret_42")],
+        &body,
+    )
+    .await;
+    assert!(again.starts_with("HTTP/1.1 200"), "{again}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let sent = fake.sent();
+    assert_eq!(sent.len(), 1, "exactly one reply: {sent:?}");
+    assert_eq!(sent[0].0["chat_id"], json!(43));
+    assert!(sent[0].0["text"].as_str().unwrap().contains("/todo"));
+    stop(child);
+}
+
+/// Each way Telegram delivers an update, delivered twice, gives one reply at the Bot API.
+#[tokio::test]
+async fn the_same_update_twice_gives_one_reply_by_polling_and_by_webhook() {
+    let w = World::polling().await;
+    let update = private_text(31, 42, "/help");
+    // Polling: the update comes twice in one batch (as after a crash before the offset was
+    // confirmed).
+    w.fake.push_update(update.clone());
+    w.fake.push_update(update.clone());
+    assert_eq!(w.front.poll_once(0).await.unwrap(), 2);
+    assert_eq!(w.deliver().await, 1);
+    assert_eq!(w.fake.sent().len(), 1, "one reply by polling");
+    // Webhook: the same update posted twice.
+    let secret = WebhookSecret::parse("s3cret-Token_1").unwrap();
+    let w = World::new(Mode::Webhook { secret, url: None }).await;
+    let app = w.front.clone().webhook_router();
+    let body = serde_json::to_vec(&update).unwrap();
+    for _ in 0..2 {
+        let req = axum::http::Request::post(WEBHOOK_PATH)
+            .header("content-type", "application/json")
+            .header(SECRET_HEADER, "s3cret-Token_1")
+            .body(axum::body::Body::from(body.clone()))
+            .unwrap();
+        let r = app.clone().oneshot(req).await.unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+    }
+    assert_eq!(w.deliver().await, 1);
+    assert_eq!(w.fake.sent().len(), 1, "one reply by webhook");
 }

@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use krake_core::actor::UserName;
 use krake_core::commerce::CommerceEnvelope;
-use krake_core::inbound::{IdempotencyKey, Inbound};
+use krake_core::inbound::{IdempotencyKey, InboundRecord};
 use krake_core::ports::InboundRepo;
 pub use krake_core::secret::Secret;
 use krake_core::time::Clock;
@@ -160,7 +160,7 @@ async fn store(
             );
         }
     };
-    let event = Inbound {
+    let event = InboundRecord {
         source: source.to_owned(),
         idempotency_key: key,
         actor: UserName::parse(actor).unwrap_or_else(|_| UserName::guest()),

@@ -1,9 +1,10 @@
 //! Slash commands generated from core's [`COMMANDS`] and the [`Directory`] (workspaces and
-//! agents become option choices), and the way back: a used slash command's options become the
-//! command text core's parser reads, so the parser stays the single source of meaning.
+//! agents become option choices), and the way back: a used slash command's options go to core
+//! by name and become a typed command there, so core stays the single source of meaning.
 
 use crate::wire::{CommandData, CommandOption};
-use krake_core::command::{COMMANDS, CommandSpec};
+use krake_core::command::{COMMANDS, CommandParser, CommandSpec, Parsed};
+use krake_core::command_options::OptionValue;
 use krake_core::config::Directory;
 use krake_core::inbox::{ThreadKind, ThreadStatus};
 use serde_json::Value;
@@ -199,33 +200,29 @@ pub enum OptionsError {
     BadValue(String),
 }
 
-fn value_text(o: &CommandOption) -> Result<String, OptionsError> {
+fn value(o: &CommandOption) -> Result<OptionValue, OptionsError> {
     match &o.value {
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(Value::Number(n)) => Ok(n.to_string()),
-        Some(Value::Bool(b)) => Ok(b.to_string()),
+        Some(Value::String(s)) => Ok(OptionValue::Text(s.clone())),
+        Some(Value::Number(n)) => Ok(n
+            .as_i64()
+            .map_or_else(|| OptionValue::Other(n.to_string()), OptionValue::Integer)),
+        Some(Value::Bool(b)) => Ok(OptionValue::Other(b.to_string())),
         _ => Err(OptionsError::BadValue(o.name.chars().take(32).collect())),
     }
 }
 
-/// The command text (`/reject 12 too expensive`) for a used slash command, options in the
-/// order the command's arguments are written.
-pub fn command_text(data: &CommandData, dir: &Directory) -> Result<String, OptionsError> {
-    let Some(spec) = COMMANDS.iter().find(|s| s.name == data.name) else {
+/// The typed command for a used slash command: its options go to core by name
+/// ([`CommandParser::from_options`]), never glued into a command line.
+pub fn command(data: &CommandData, parser: &CommandParser) -> Result<Parsed, OptionsError> {
+    if !COMMANDS.iter().any(|s| s.name == data.name) {
         return Err(OptionsError::Unknown(data.name.chars().take(32).collect()));
-    };
-    let mut out = format!("/{}", spec.name);
-    for opt in options(spec, dir) {
-        if let Some(given) = data.options.iter().find(|o| o.name == opt.name) {
-            let v = value_text(given)?;
-            let v = v.trim();
-            if !v.is_empty() {
-                out.push(' ');
-                out.push_str(v);
-            }
-        }
     }
-    Ok(out)
+    let options = data
+        .options
+        .iter()
+        .map(|o| Ok((o.name.clone(), value(o)?)))
+        .collect::<Result<Vec<_>, OptionsError>>()?;
+    Ok(parser.from_options(&data.name, &options))
 }
 
 #[cfg(test)]
@@ -269,19 +266,52 @@ mod tests {
         assert_eq!(approve["options"][0]["required"], true);
     }
 
+    fn parser(dir: &Directory) -> CommandParser {
+        CommandParser::new(dir.workspaces(), dir.agents())
+    }
+
     #[test]
-    fn options_become_command_text_in_argument_order() {
+    fn options_become_typed_commands() {
+        use krake_core::Command;
+        use krake_core::command::StatusFilter;
+        use krake_core::inbox::ThreadId;
         let dir = Directory::default();
+        let p = parser(&dir);
         let d = data(
             r#"{"name":"reject","type":1,"id":"1","options":[{"type":3,"name":"reason","value":"too expensive"},{"type":4,"name":"id","value":12}]}"#,
         );
-        assert_eq!(command_text(&d, &dir).unwrap(), "/reject 12 too expensive");
+        assert_eq!(
+            command(&d, &p).unwrap(),
+            Parsed::Command(Command::Reject {
+                id: ThreadId(12),
+                reason: Some("too expensive".into())
+            })
+        );
         let d = data(
             r#"{"name":"todo","options":[{"type":3,"name":"status","value":"all"},{"type":3,"name":"workspace","value":"lunavo"}]}"#,
         );
-        assert_eq!(command_text(&d, &dir).unwrap(), "/todo lunavo all");
+        match command(&d, &p).unwrap() {
+            Parsed::Command(Command::List(q)) => {
+                assert_eq!(q.status, StatusFilter::All);
+                assert_eq!(q.workspace.unwrap().as_str(), "lunavo");
+            }
+            other => panic!("{other:?}"),
+        }
         let d = data(r#"{"name":"workspaces"}"#);
-        assert_eq!(command_text(&d, &dir).unwrap(), "/workspaces");
+        assert_eq!(
+            command(&d, &p).unwrap(),
+            Parsed::Command(Command::Workspaces)
+        );
+        // Every registered option name is one core reads.
+        for spec in COMMANDS {
+            let known = krake_core::command_options::OPTION_NAMES
+                .iter()
+                .find(|(n, _)| *n == spec.name)
+                .map_or(&["args"][..], |(_, o)| *o);
+            for o in options(spec, &dir) {
+                assert!(known.contains(&o.name), "/{} option {}", spec.name, o.name);
+            }
+        }
     }
 
     #[test]
@@ -292,12 +322,12 @@ mod tests {
             r#"{"options":[{"type":3,"name":"cardname","value":"The Gitrog Monster"}],"type":1,"name":"cardsearch","id":"771825006014889984"}"#,
         );
         assert!(matches!(
-            command_text(&d, &dir),
+            command(&d, &parser(&dir)),
             Err(OptionsError::Unknown(_))
         ));
         let d = data(r#"{"name":"approve","options":[{"type":4,"name":"id","value":null}]}"#);
         assert!(matches!(
-            command_text(&d, &dir),
+            command(&d, &parser(&dir)),
             Err(OptionsError::BadValue(_))
         ));
     }

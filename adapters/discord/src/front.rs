@@ -1,28 +1,33 @@
 //! [`DiscordFront`]: what Discord events mean to core, and how core's answers go back. Used by
 //! both ways in (the interactions endpoint and the gateway), so they behave the same.
 //!
-//! - A slash command becomes command text for core's parser and is handled once under the key
-//!   `discord:interaction:<id>`. If it is still working after `defer_after` (2 s by default;
-//!   Discord allows 3), the answer is "thinking…" (type 5) and the reply follows by editing the
-//!   original response through the interaction token.
+//! Every event goes through core's one accept path, [`Krake::accept`], under its own key, so a
+//! redelivered event is handled once and its stored reply is what a second answer shows.
+//!
+//! - A slash command's options become a typed [`Command`](krake_core::Command) through core
+//!   ([`CommandParser::from_options`]) and are handled once under the key
+//!   `discord:interaction:<id>`. The reply is the interaction's response (inline). If it is
+//!   still working after `defer_after` (2 s by default; Discord allows 3), the answer is
+//!   "thinking…" (type 5) and the reply follows by editing the original response through the
+//!   interaction token; a redelivered interaction sends no follow-up.
 //! - A button's `custom_id` is decoded as a [`ButtonPayload`]; anything else is refused. The
 //!   outcome (or refusal) is shown only to the presser (ephemeral); the thread's messages on
 //!   every front are edited through the outbox.
 //! - A message (gateway) is handled when it is a DM, mentions the bot, or is written in a
-//!   Discord thread that stands for an inbox thread, where plain text is a reply to it.
+//!   Discord thread that stands for an inbox thread, where plain text is a reply to it. Core
+//!   queues its reply for the channel in the same transaction that stores it (key
+//!   `discord:message:<id>`), so a message replayed after a gateway RESUME queues nothing.
 
 use crate::rest::Rest;
 use crate::wire::{self, CommandData, ComponentData, EPHEMERAL, Interaction, kind};
 use crate::{DiscordConfig, commands, render};
 use krake_core::Krake;
 use krake_core::actor::{Actor, Front};
-use krake_core::inbound::IdempotencyKey;
+use krake_core::command::Parsed;
+use krake_core::inbound::{Accepted, Content, IdempotencyKey, Inbound};
 use krake_core::inbox::ThreadId;
-use krake_core::outbox::{NewOutbound, OutboxPayload};
-use krake_core::ports::{OutboxRepo, RepoError, ThreadLink, ThreadLinkRepo};
+use krake_core::ports::{RepoError, ThreadLink, ThreadLinkRepo};
 use krake_core::reply::{ButtonPayload, Reply};
-use krake_core::service::IncomingMessage;
-use krake_core::time::Clock;
 use krake_core::workspace::WorkspaceSlug;
 use serde_json::{Value, json};
 use serenity::http::{LightMethod, Route};
@@ -68,7 +73,6 @@ pub struct DiscordFront {
     links: Arc<dyn ThreadLinkRepo>,
     config: DiscordConfig,
     rest: Option<Arc<Rest>>,
-    outbox: Option<(Arc<dyn OutboxRepo>, Arc<dyn Clock>)>,
 }
 
 impl DiscordFront {
@@ -84,15 +88,7 @@ impl DiscordFront {
             links,
             config,
             rest,
-            outbox: None,
         }
-    }
-
-    /// The same front answering gateway messages through the durable outbox (delivered by the
-    /// Discord sender, rate-limited and in order per channel) instead of directly.
-    pub fn with_outbox(mut self, outbox: Arc<dyn OutboxRepo>, clock: Arc<dyn Clock>) -> Self {
-        self.outbox = Some((outbox, clock));
-        self
     }
 
     /// The core service.
@@ -166,8 +162,9 @@ impl DiscordFront {
             Some(Ok(d)) => d,
             _ => return ephemeral_text("I could not read that command."),
         };
-        let text = match commands::command_text(&data, self.krake.directory()) {
-            Ok(t) => t,
+        let cmd = match commands::command(&data, self.krake.parser()) {
+            Ok(Parsed::Command(c)) => c,
+            Ok(other) => return ephemeral_text(&not_understood(other)),
             Err(e) => return ephemeral_text(&e.to_string()),
         };
         let Some(user) = i.invoker().cloned() else {
@@ -186,18 +183,15 @@ impl DiscordFront {
             Ok(a) => a,
             Err(e) => return failed(&e),
         };
-        let conversation = format!("discord:channel:{}", channel.unwrap_or(0));
-        let work = async move {
-            krake
-                .handle_message(IncomingMessage {
-                    source: crate::FRONT.to_owned(),
-                    key,
-                    actor,
-                    conversation,
-                    text,
-                })
-                .await
+        let inbound = Inbound {
+            source: Front::Discord,
+            key,
+            actor,
+            conversation: format!("discord:channel:{}", channel.unwrap_or(0)),
+            reply_to: None,
+            content: Content::Command(cmd),
         };
+        let work = async move { krake.accept(inbound).await };
         self.answer(&i, work, false).await
     }
 
@@ -224,8 +218,19 @@ impl DiscordFront {
             Ok(a) => a,
             Err(e) => return failed(&e),
         };
+        let Ok(key) = IdempotencyKey::parse(&format!("discord:interaction:{}", i.id)) else {
+            return ephemeral_text("I could not read that button.");
+        };
+        let inbound = Inbound {
+            source: Front::Discord,
+            key,
+            actor,
+            conversation: format!("discord:channel:{}", i.channel().unwrap_or(0)),
+            reply_to: None,
+            content: Content::Button(payload),
+        };
         let krake = self.krake.clone();
-        let work = async move { krake.press(&actor, payload).await };
+        let work = async move { krake.accept(inbound).await };
         // The message itself is edited through the outbox; the presser sees the outcome.
         self.answer(&i, work, true).await
     }
@@ -235,7 +240,7 @@ impl DiscordFront {
     async fn answer(
         &self,
         i: &Interaction,
-        work: impl Future<Output = Reply> + Send + 'static,
+        work: impl Future<Output = Accepted> + Send + 'static,
         ephemeral: bool,
     ) -> Value {
         let mut task = tokio::spawn(work);
@@ -252,7 +257,9 @@ impl DiscordFront {
                     if let Some((rest, app)) = follow_up {
                         tokio::spawn(async move {
                             let reply = match task.await {
-                                Ok(r) => r,
+                                // A redelivered interaction was answered the first time.
+                                Ok(a) if !a.fresh => return,
+                                Ok(a) => a.reply,
                                 Err(e) => {
                                     tracing::error!(error = %e, "deferred command failed");
                                     Reply::error(
@@ -267,11 +274,14 @@ impl DiscordFront {
                 }
             },
         };
-        let reply = match reply {
-            Ok(r) => r,
+        let (reply, fresh) = match reply {
+            Ok(a) => (a.reply, a.fresh),
             Err(e) => {
                 tracing::error!(error = %e, "command task failed");
-                Reply::error("Something went wrong on my side; nothing was changed.")
+                (
+                    Reply::error("Something went wrong on my side; nothing was changed."),
+                    false,
+                )
             }
         };
         let mut bodies = render::reply_bodies(&reply);
@@ -280,7 +290,9 @@ impl DiscordFront {
         } else {
             bodies.remove(0)
         };
-        if !bodies.is_empty()
+        // The rest of a long reply follows once; a redelivery only gets the first part again.
+        if fresh
+            && !bodies.is_empty()
             && let Some((rest, app)) = self
                 .rest
                 .clone()
@@ -304,14 +316,16 @@ impl DiscordFront {
             .or(self.config.application_id)
     }
 
-    /// Handles a gateway message; `None` when it is not for Krake.
+    /// Handles a gateway message; `None` when it is not for Krake. Core queues the reply for
+    /// the channel (delivered by the Discord sender, rate-limited and in order per channel);
+    /// the returned reply is the one stored with the message.
     #[tracing::instrument(skip_all, fields(message = m.id, channel = m.channel))]
     pub async fn message(&self, m: &ChatMessage) -> Option<Reply> {
         if m.author_is_bot {
             return None;
         }
         let linked = self.linked(m.channel).await;
-        let text = message_text(m, linked.as_ref().map(|l| l.thread))?;
+        let content = message_content(m, linked.as_ref().map(|l| l.thread))?;
         let home = match &linked {
             Some(l) => Some(l.workspace.clone()),
             None => self.config.workspace_of(m.channel).cloned(),
@@ -324,57 +338,25 @@ impl DiscordFront {
             Err(e) => return Some(Reply::error(format!("I could not tell who you are: {e}"))),
         };
         let key = IdempotencyKey::parse(&format!("discord:message:{}", m.id)).ok()?;
-        Some(
-            self.krake
-                .handle_message(IncomingMessage {
-                    source: crate::FRONT.to_owned(),
-                    key,
-                    actor,
-                    conversation: format!("discord:channel:{}", m.channel),
-                    text,
-                })
-                .await,
-        )
-    }
-
-    /// Answers in a channel (gateway messages): through the outbox when one is set, otherwise
-    /// directly, split at 2000 characters.
-    pub async fn say(&self, channel: u64, reply: &Reply) {
-        if let Some((outbox, clock)) = &self.outbox {
-            match crate::sender::channel_destination(channel) {
-                Ok(destination) => {
-                    let message = NewOutbound {
-                        destination,
-                        payload: OutboxPayload::Send {
-                            reply: reply.clone(),
-                        },
-                    };
-                    match outbox.enqueue(&[message], clock.now()).await {
-                        Ok(_) => return,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "could not queue an answer; sending it directly")
-                        }
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, channel, "no destination for a channel"),
+        let reply_to = match crate::sender::channel_destination(m.channel) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                tracing::warn!(error = %e, channel = m.channel, "no destination for a channel");
+                None
             }
-        }
-        let Some(rest) = &self.rest else { return };
-        for b in render::reply_bodies(reply) {
-            if let Err(e) = rest
-                .call(
-                    LightMethod::Post,
-                    Route::ChannelMessages {
-                        channel_id: serenity::model::id::ChannelId::new(channel),
-                    },
-                    Some(&b),
-                )
-                .await
-            {
-                tracing::warn!(error = %e, channel, "could not answer on Discord");
-                return;
-            }
-        }
+        };
+        let accepted = self
+            .krake
+            .accept(Inbound {
+                source: Front::Discord,
+                key,
+                actor,
+                conversation: format!("discord:channel:{}", m.channel),
+                reply_to,
+                content,
+            })
+            .await;
+        Some(accepted.reply)
     }
 
     /// Sends an interaction response through the callback endpoint (gateway interactions).
@@ -398,8 +380,8 @@ impl DiscordFront {
 
 /// What a gateway message says to core, if it is for Krake: DMs, mentions of the bot (with the
 /// mention removed), and text in a Discord thread that stands for inbox thread `linked`, where
-/// plain text is a reply (`/reply <id> <text>`) and a slash command stays a command.
-pub fn message_text(m: &ChatMessage, linked: Option<ThreadId>) -> Option<String> {
+/// plain text is a reply to that thread and a slash command stays a command.
+pub fn message_content(m: &ChatMessage, linked: Option<ThreadId>) -> Option<Content> {
     if m.author_is_bot {
         return None;
     }
@@ -407,13 +389,17 @@ pub fn message_text(m: &ChatMessage, linked: Option<ThreadId>) -> Option<String>
         return None;
     }
     let text = strip_mentions(&m.text);
-    if text.is_empty() {
-        return Some(text);
-    }
-    match linked {
-        Some(t) if !text.starts_with('/') => Some(format!("/reply {} {text}", t.0)),
-        _ => Some(text),
-    }
+    Some(match linked {
+        Some(thread) if !text.is_empty() && !text.starts_with('/') => {
+            Content::ThreadReply { thread, text }
+        }
+        _ => Content::Text(text),
+    })
+}
+
+/// What a problem with a typed command says to the person (core's words).
+fn not_understood(p: Parsed) -> String {
+    krake_core::service::render_unparsed(p).text
 }
 
 /// Removes user mentions (`<@123>`, `<@!123>`) and tidies the spaces.
@@ -513,26 +499,30 @@ mod tests {
 
     #[test]
     fn which_messages_are_for_krake() {
+        let text = |s: &str| Some(Content::Text(s.into()));
         assert_eq!(
-            message_text(&msg("<@99> what's open in lunavo?", Some(5), true), None),
-            Some("what's open in lunavo?".into())
+            message_content(&msg("<@99> what's open in lunavo?", Some(5), true), None),
+            text("what's open in lunavo?")
         );
-        assert_eq!(message_text(&msg("chatter", Some(5), false), None), None);
+        assert_eq!(message_content(&msg("chatter", Some(5), false), None), None);
         assert_eq!(
-            message_text(&msg("approve 12", None, false), None),
-            Some("approve 12".into())
-        );
-        assert_eq!(
-            message_text(&msg("ship it friday", Some(5), false), Some(ThreadId(7))),
-            Some("/reply 7 ship it friday".into())
+            message_content(&msg("approve 12", None, false), None),
+            text("approve 12")
         );
         assert_eq!(
-            message_text(&msg("/approve 7", Some(5), false), Some(ThreadId(7))),
-            Some("/approve 7".into())
+            message_content(&msg("ship it friday", Some(5), false), Some(ThreadId(7))),
+            Some(Content::ThreadReply {
+                thread: ThreadId(7),
+                text: "ship it friday".into()
+            })
+        );
+        assert_eq!(
+            message_content(&msg("/approve 7", Some(5), false), Some(ThreadId(7))),
+            text("/approve 7")
         );
         let mut bot = msg("hi", None, true);
         bot.author_is_bot = true;
-        assert_eq!(message_text(&bot, None), None);
+        assert_eq!(message_content(&bot, None), None);
     }
 
     #[test]

@@ -56,9 +56,8 @@ impl EventHandler for Handler {
 
     async fn message(&self, _ctx: Context, m: Message) {
         let chat = chat_message(&m, self.me.get().copied());
-        if let Some(reply) = self.front.message(&chat).await {
-            self.front.say(chat.channel, &reply).await;
-        }
+        // Core queues the reply for the channel; nothing to send from here.
+        let _ = self.front.message(&chat).await;
     }
 
     async fn interaction_create(&self, _ctx: Context, interaction: Interaction) {
@@ -123,7 +122,8 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::front::message_text;
+    use crate::front::message_content;
+    use krake_core::inbound::Content;
     use serde_json::{Value, json};
 
     fn fixture(name: &str) -> Value {
@@ -152,19 +152,19 @@ mod tests {
         assert_eq!(chat.author_id, 53_908_232_506_183_680);
         assert!(chat.mentions_bot && !chat.author_is_bot);
         assert_eq!(
-            message_text(&chat, None).as_deref(),
-            Some("what's open in lunavo?")
+            message_content(&chat, None),
+            Some(Content::Text("what's open in lunavo?".into()))
         );
         // Without the mention, guild chatter is not for Krake; in a DM it is.
         let mut plain = message_create("1");
         plain["content"] = json!("just chatting");
         let m: Message = serde_json::from_value(plain.clone()).unwrap();
-        assert_eq!(message_text(&chat_message(&m, Some(bot)), None), None);
+        assert_eq!(message_content(&chat_message(&m, Some(bot)), None), None);
         plain.as_object_mut().unwrap().remove("guild_id");
         let m: Message = serde_json::from_value(plain).unwrap();
         assert_eq!(
-            message_text(&chat_message(&m, Some(bot)), None).as_deref(),
-            Some("just chatting")
+            message_content(&chat_message(&m, Some(bot)), None),
+            Some(Content::Text("just chatting".into()))
         );
         // Krake's own messages are never handled.
         let mut own = message_create("1");

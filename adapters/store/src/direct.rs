@@ -12,7 +12,7 @@
 //! writer thread serialise on SQLite's write lock (`busy_timeout` 10 s, like the pool).
 
 use crate::inbox::{ListBind, ThreadRow};
-use krake_core::inbound::{Inbound, InboundId, Recorded};
+use krake_core::inbound::{InboundId, InboundRecord, Recorded};
 use krake_core::inbox::Thread;
 use krake_core::ports::RepoError;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
@@ -27,7 +27,7 @@ const READERS: usize = 4;
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
 /// An event waiting for the writer, with where its answer goes.
-pub(crate) type Pending = (Inbound, oneshot::Sender<Result<Recorded, RepoError>>);
+pub(crate) type Pending = (InboundRecord, oneshot::Sender<Result<Recorded, RepoError>>);
 
 /// The SQLite file of a store and its reader connections.
 pub(crate) struct Direct {

@@ -3,7 +3,10 @@
 use crate::{Backend, Store, corrupt, db_err};
 use async_trait::async_trait;
 use krake_core::actor::UserName;
-use krake_core::inbound::{IdempotencyKey, Inbound, InboundId, Recorded, StoredInbound};
+use krake_core::inbound::{
+    Answered, IdempotencyKey, InboundId, InboundRecord, Recorded, StoredInbound,
+};
+use krake_core::outbox::KeyedOutbound;
 use krake_core::ports::{InboundRepo, RepoError};
 use krake_core::time::Timestamp;
 use sqlx::Row;
@@ -11,7 +14,7 @@ use std::time::Duration;
 
 #[async_trait]
 impl InboundRepo for Store {
-    async fn record_inbound(&self, e: &Inbound) -> Result<Recorded, RepoError> {
+    async fn record_inbound(&self, e: &InboundRecord) -> Result<Recorded, RepoError> {
         let inserted: Option<i64> = sqlx::query_scalar(
             "INSERT INTO inbound (source, idempotency_key, actor, conversation, content, received_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
@@ -64,6 +67,59 @@ impl InboundRepo for Store {
         Ok(())
     }
 
+    async fn answer_inbound(
+        &self,
+        id: InboundId,
+        response: &str,
+        reply: Option<&KeyedOutbound>,
+        now: Timestamp,
+    ) -> Result<Answered, RepoError> {
+        let mut tx = self.begin().await?;
+        let stored = sqlx::query(
+            "UPDATE inbound SET processed_at = COALESCE(processed_at, $1), response = $2, \
+             lease_owner = NULL, lease_until = NULL WHERE id = $3 AND response IS NULL",
+        )
+        .bind(now.as_millis())
+        .bind(response)
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if stored.rows_affected() == 0 {
+            // Answered before (a redelivery handled side by side): that answer stands.
+            let earlier: Option<String> =
+                sqlx::query_scalar("SELECT response FROM inbound WHERE id = $1")
+                    .bind(id.0)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err)?
+                    .flatten();
+            tx.commit().await.map_err(db_err)?;
+            return match earlier {
+                Some(response) => Ok(Answered {
+                    response,
+                    first: false,
+                }),
+                None => Err(RepoError::Corrupt(format!(
+                    "inbound event {} is missing",
+                    id.0
+                ))),
+            };
+        }
+        let queued = match reply {
+            Some(r) => crate::outbox::insert_once(&mut tx, r, now).await?.is_some(),
+            None => false,
+        };
+        tx.commit().await.map_err(db_err)?;
+        if queued {
+            self.outbox_written();
+        }
+        Ok(Answered {
+            response: response.to_owned(),
+            first: true,
+        })
+    }
+
     async fn claim_inbound(
         &self,
         source: &str,
@@ -103,7 +159,7 @@ impl InboundRepo for Store {
                     id: InboundId(r.try_get("id").map_err(db_err)?),
                     attempts: i32::try_from(r.try_get::<i64, _>("attempts").map_err(db_err)?)
                         .unwrap_or(i32::MAX),
-                    event: Inbound {
+                    event: InboundRecord {
                         source: r.try_get("source").map_err(db_err)?,
                         idempotency_key: IdempotencyKey::parse(&key)
                             .map_err(|_| corrupt("idempotency_key", &key))?,
@@ -127,7 +183,7 @@ impl Store {
     /// batch. Each result is what [`InboundRepo::record_inbound`] would have said for it.
     pub async fn record_inbound_many(
         &self,
-        events: &[Inbound],
+        events: &[InboundRecord],
     ) -> Result<Vec<Recorded>, RepoError> {
         let mut tx = self.begin().await?;
         let mut out = Vec::with_capacity(events.len());
@@ -267,7 +323,7 @@ impl GroupCommit {
                         Err(_) => break,
                     }
                 }
-                let (events, replies): (Vec<Inbound>, Vec<_>) = batch.into_iter().unzip();
+                let (events, replies): (Vec<InboundRecord>, Vec<_>) = batch.into_iter().unzip();
                 match writer.record_inbound_many(&events).await {
                     Ok(results) => {
                         for (reply, r) in replies.into_iter().zip(results) {
@@ -289,7 +345,7 @@ impl GroupCommit {
 
 #[async_trait]
 impl InboundRepo for GroupCommit {
-    async fn record_inbound(&self, event: &Inbound) -> Result<Recorded, RepoError> {
+    async fn record_inbound(&self, event: &InboundRecord) -> Result<Recorded, RepoError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.tx
             .send((event.clone(), reply))
@@ -307,6 +363,16 @@ impl InboundRepo for GroupCommit {
         now: Timestamp,
     ) -> Result<(), RepoError> {
         self.store.complete_inbound(id, response, now).await
+    }
+
+    async fn answer_inbound(
+        &self,
+        id: InboundId,
+        response: &str,
+        reply: Option<&KeyedOutbound>,
+        now: Timestamp,
+    ) -> Result<Answered, RepoError> {
+        self.store.answer_inbound(id, response, reply, now).await
     }
 
     async fn claim_inbound(

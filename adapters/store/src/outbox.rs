@@ -4,7 +4,8 @@
 use crate::{Backend, Store, corrupt, db_err};
 use async_trait::async_trait;
 use krake_core::outbox::{
-    Destination, NewOutbound, OutboxId, OutboxJob, OutboxPayload, RetryOutcome, RetryPolicy,
+    Destination, KeyedOutbound, NewOutbound, OutboxId, OutboxJob, OutboxPayload, RetryOutcome,
+    RetryPolicy,
 };
 use krake_core::ports::{OutboxRepo, RepoError};
 use krake_core::time::Timestamp;
@@ -33,6 +34,35 @@ pub(crate) async fn insert(
     Ok(OutboxId(id))
 }
 
+/// Inserts a keyed outbox row inside the caller's transaction unless a row with its key was
+/// ever enqueued; `None` when one was.
+pub(crate) async fn insert_once(
+    conn: &mut AnyConnection,
+    keyed: &KeyedOutbound,
+    now: Timestamp,
+) -> Result<Option<OutboxId>, RepoError> {
+    let payload = serde_json::to_string(&keyed.message.payload)
+        .map_err(|e| RepoError::Corrupt(e.to_string()))?;
+    let id: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO outbox (destination, front, payload, state, attempts, next_attempt_at, created_at, dedupe_key) \
+         VALUES ($1, $2, $3, 'pending', 0, $4, $4, $5) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+    )
+    .bind(keyed.message.destination.as_str())
+    .bind(keyed.message.destination.front())
+    .bind(payload)
+    .bind(now.as_millis())
+    .bind(keyed.key.as_str())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(id.map(OutboxId))
+}
+
+impl Store {
+    /// Called after a commit that queued outbox rows (the senders' wake-up hook).
+    pub(crate) fn outbox_written(&self) {}
+}
+
 #[async_trait]
 impl OutboxRepo for Store {
     async fn enqueue(
@@ -55,21 +85,16 @@ impl OutboxRepo for Store {
         key: &str,
         now: Timestamp,
     ) -> Result<Option<OutboxId>, RepoError> {
-        let payload = serde_json::to_string(&message.payload)
-            .map_err(|e| RepoError::Corrupt(e.to_string()))?;
-        let id: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO outbox (destination, front, payload, state, attempts, next_attempt_at, created_at, dedupe_key) \
-             VALUES ($1, $2, $3, 'pending', 0, $4, $4, $5) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
-        )
-        .bind(message.destination.as_str())
-        .bind(message.destination.front())
-        .bind(payload)
-        .bind(now.as_millis())
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_err)?;
-        Ok(id.map(OutboxId))
+        let keyed = KeyedOutbound {
+            message: message.clone(),
+            key: key.to_owned(),
+        };
+        let mut conn = self.pool.acquire().await.map_err(db_err)?;
+        let id = insert_once(&mut conn, &keyed, now).await?;
+        if id.is_some() {
+            self.outbox_written();
+        }
+        Ok(id)
     }
 
     async fn claim_outbox(

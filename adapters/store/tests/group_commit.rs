@@ -7,7 +7,7 @@ mod common;
 use common::Db;
 
 use krake_core::actor::UserName;
-use krake_core::inbound::{IdempotencyKey, Inbound, InboundId, Recorded};
+use krake_core::inbound::{IdempotencyKey, InboundId, InboundRecord, Recorded};
 use krake_core::ports::InboundRepo;
 use krake_core::time::Timestamp;
 use krake_store::{GroupCommit, Store};
@@ -22,8 +22,8 @@ on_both_db!(
 
 const T0: i64 = 1_795_503_000_000;
 
-fn event(key: &str) -> Inbound {
-    Inbound {
+fn event(key: &str) -> InboundRecord {
+    InboundRecord {
         source: "shopify".into(),
         idempotency_key: IdempotencyKey::parse(key).unwrap(),
         actor: UserName::parse("shopify").unwrap(),

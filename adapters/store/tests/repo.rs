@@ -8,7 +8,7 @@ use common::Db;
 
 use krake_core::actor::{Actor, Front, Role, UserName};
 use krake_core::delivery::Routes;
-use krake_core::inbound::{IdempotencyKey, Inbound, Recorded};
+use krake_core::inbound::{IdempotencyKey, InboundRecord, Recorded};
 use krake_core::inbox::*;
 use krake_core::outbox::{
     Destination, NewOutbound, OutboxId, OutboxPayload, RetryOutcome, RetryPolicy,
@@ -404,7 +404,7 @@ async fn expiry_takes_its_route_exactly_once(s: &Store) {
 }
 
 async fn inbound_is_idempotent_and_applies_once(s: &Store) {
-    let ev = Inbound {
+    let ev = InboundRecord {
         source: "telegram".into(),
         idempotency_key: IdempotencyKey::parse("telegram:update:42").unwrap(),
         actor: UserName::parse("ana").unwrap(),
@@ -1113,7 +1113,7 @@ async fn kpis_add_up_for_a_scripted_day(s: &Store) {
     events.push(CommerceEvent::OrderPaid(refunded));
     let now = Timestamp::from_millis(noon + 3 * 3_600_000);
     for (i, event) in events.into_iter().enumerate() {
-        let ev = Inbound {
+        let ev = InboundRecord {
             source: "shopify".into(),
             idempotency_key: IdempotencyKey::parse(&format!("shopify:day-{i}")).unwrap(),
             actor: UserName::parse("shopify").unwrap(),

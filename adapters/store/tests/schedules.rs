@@ -583,27 +583,27 @@ async fn dst_days_run_through_the_coordinator(db: &Db) {
 
 async fn redelivered_messages_create_nothing_twice(db: &Db) {
     use krake_core::inbound::IdempotencyKey;
-    use krake_core::service::IncomingMessage;
+    use krake_core::inbound::{Content, Inbound};
     let s = &db.store;
     let k = krake(s, Arc::new(ManualClock::new(at(MON_0800Z))));
-    let msg = |key: &str, text: &str| IncomingMessage {
-        source: "telegram".into(),
+    let msg = |key: &str, text: &str| Inbound {
+        source: krake_core::Front::Telegram,
         key: IdempotencyKey::parse(key).unwrap(),
         actor: member(),
         conversation: "c1".into(),
-        text: text.into(),
+        reply_to: None,
+        content: Content::Text(text.into()),
     };
     for _ in 0..2 {
-        k.handle_message(msg(
+        k.accept(msg(
             "k1",
             "/schedule penn \"write the newsletter\" every friday at 10",
         ))
         .await;
-        k.handle_message(msg("k2", "/folder create penn drafts"))
+        k.accept(msg("k2", "/folder create penn drafts")).await;
+        k.accept(msg("k3", "/folder addcol penn drafts title text"))
             .await;
-        k.handle_message(msg("k3", "/folder addcol penn drafts title text"))
-            .await;
-        k.handle_message(msg("k4", "/folder import penn drafts\ntitle\nOne\nTwo"))
+        k.accept(msg("k4", "/folder import penn drafts\ntitle\nOne\nTwo"))
             .await;
     }
     assert_eq!(s.list_schedules().await.unwrap().len(), 1);

@@ -1,9 +1,11 @@
 //! [`TelegramFront`]: the Telegram side of Krake. It starts the bot (getMe, setMyCommands),
 //! receives updates by long polling (the offset persisted after each update) or on
-//! `POST /telegram/webhook`, and turns each update into a call on core: a chat message
-//! through [`Krake::handle_message`] (idempotency key `telegram:update:<update_id>`), a button
-//! through [`Krake::press`]. Replies go to the durable outbox, answered where they were asked
-//! (in a forum topic, that topic); every callback query is answered at once.
+//! `POST /telegram/webhook`, and turns each update into one call on core's accept path,
+//! [`Krake::accept`], under the idempotency key `telegram:update:<update_id>`: a chat message
+//! as text (or text replying to a message, which core may read as a reply to the inbox thread
+//! that message shows), a button as its typed payload. Core queues a message's reply in the
+//! durable outbox for the chat it was asked in (in a forum topic, that topic) in the same
+//! transaction that stores it; a callback query is answered at once, inline.
 
 use crate::FRONT;
 use crate::config::{Mode, TelegramConfig};
@@ -17,12 +19,9 @@ use axum::routing::post;
 use krake_core::Krake;
 use krake_core::actor::Front;
 use krake_core::command::COMMANDS;
-use krake_core::inbound::IdempotencyKey;
-use krake_core::outbox::{NewOutbound, OutboxPayload};
-use krake_core::ports::{FrontStateRepo, InboxRepo, OutboxRepo, RepoError};
+use krake_core::inbound::{Content, IdempotencyKey, Inbound};
+use krake_core::ports::{FrontStateRepo, RepoError};
 use krake_core::reply::{ButtonPayload, Reply, Tone};
-use krake_core::service::IncomingMessage;
-use krake_core::time::Clock;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,14 +77,8 @@ pub enum Handled {
 /// The ports the front uses besides core's service.
 #[derive(Clone)]
 pub struct FrontPorts {
-    /// To find the thread a replied-to message shows.
-    pub inbox: Arc<dyn InboxRepo>,
-    /// Where replies are queued.
-    pub outbox: Arc<dyn OutboxRepo>,
     /// The polling offset.
     pub state: Arc<dyn FrontStateRepo>,
-    /// Now.
-    pub clock: Arc<dyn Clock>,
 }
 
 /// The Telegram front.
@@ -207,7 +200,7 @@ impl TelegramFront {
     async fn handle_known(&self, update: &Update) -> Result<Handled, FrontError> {
         let handled = match convert::convert(update, self.me.id) {
             Event::Message(m) => self.on_message(update.id.0, m).await?,
-            Event::Button(b) => self.on_button(b).await?,
+            Event::Button(b) => self.on_button(update.id.0, b).await?,
             Event::Skip(why) => Handled::Skipped(why),
         };
         match &handled {
@@ -299,54 +292,32 @@ impl TelegramFront {
                 home.as_ref(),
             )
             .await?;
-        let destination = m.place.destination();
-        // A reply to the message showing an inbox thread is a reply in that thread.
-        let text = match m.reply_to {
-            Some((message_id, true)) if !text.starts_with('/') => {
-                match self
-                    .ports
-                    .inbox
-                    .copy_at(&destination, &message_id.to_string())
-                    .await?
-                {
-                    Some(copy) => format!("/reply {} {text}", copy.thread.0),
-                    None => text,
-                }
-            }
-            _ => text,
+        let content = match m.reply_to {
+            // A reply to one of the bot's messages may be a reply to the thread it shows.
+            Some((message_id, true)) => Content::TextReplyingTo {
+                text,
+                message_id: message_id.to_string(),
+            },
+            _ => Content::Text(text),
         };
-        let key = IdempotencyKey::parse(&format!("{FRONT}:update:{update_id}"))
-            .map_err(|e| FrontError::Api(e.to_string()))?;
-        let reply = self
+        // The reply is queued for the chat (or topic) in the same transaction that stores it,
+        // keyed by the update: a redelivered update queues nothing.
+        let accepted = self
             .krake
-            .handle_message(IncomingMessage {
-                source: FRONT.into(),
-                key,
+            .accept(Inbound {
+                source: Front::Telegram,
+                key: update_key(update_id)?,
                 actor,
                 conversation: m.place.to_string(),
-                text,
+                reply_to: Some(m.place.destination()),
+                content,
             })
             .await;
-        // Keyed by the update: if Krake crashed after queueing this reply but before saving
-        // the offset, the redelivered update does not queue it a second time.
-        self.ports
-            .outbox
-            .enqueue_once(
-                &NewOutbound {
-                    destination,
-                    payload: OutboxPayload::Send {
-                        reply: reply.clone(),
-                    },
-                },
-                &format!("reply:{FRONT}:update:{update_id}"),
-                self.ports.clock.now(),
-            )
-            .await?;
-        Ok(Handled::Replied(reply))
+        Ok(Handled::Replied(accepted.reply))
     }
 
-    async fn on_button(&self, b: ButtonPress) -> Result<Handled, FrontError> {
-        let reply = self.press(&b).await?;
+    async fn on_button(&self, update_id: u32, b: ButtonPress) -> Result<Handled, FrontError> {
+        let reply = self.press(update_id, &b).await?;
         let prefix = match reply.tone {
             Tone::Warning => "⚠️ ",
             Tone::Error => "❌ ",
@@ -367,7 +338,7 @@ impl TelegramFront {
         Ok(Handled::Answered(reply))
     }
 
-    async fn press(&self, b: &ButtonPress) -> Result<Reply, FrontError> {
+    async fn press(&self, update_id: u32, b: &ButtonPress) -> Result<Reply, FrontError> {
         let data = b.data.as_deref().unwrap_or("");
         let payload = match ButtonPayload::decode(data) {
             Ok(p) => p,
@@ -391,7 +362,20 @@ impl TelegramFront {
                 home.as_ref(),
             )
             .await?;
-        Ok(self.krake.press(&actor, payload).await)
+        // The press is answered inline (answerCallbackQuery); the thread's messages are edited
+        // through the outbox by the change itself.
+        let accepted = self
+            .krake
+            .accept(Inbound {
+                source: Front::Telegram,
+                key: update_key(update_id)?,
+                actor,
+                conversation: place.to_string(),
+                reply_to: None,
+                content: Content::Button(payload),
+            })
+            .await;
+        Ok(accepted.reply)
     }
 
     /// One getUpdates round: fetches updates after the saved offset, handles each in order
@@ -497,6 +481,12 @@ impl TelegramFront {
             .route(WEBHOOK_PATH, post(webhook))
             .with_state(self)
     }
+}
+
+/// The idempotency key of an update: `telegram:update:<update_id>`.
+fn update_key(update_id: u32) -> Result<IdempotencyKey, FrontError> {
+    IdempotencyKey::parse(&format!("{FRONT}:update:{update_id}"))
+        .map_err(|e| FrontError::Api(e.to_string()))
 }
 
 /// An update from getUpdates, or one that could not be read.

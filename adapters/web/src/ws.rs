@@ -7,7 +7,7 @@
 //!   a resume the session id and the last sequence number seen;
 //! - `{"type":"say","id":"c7","text":"/todo"}`: a chat message, handled once per `id`
 //!   (a message resent after a drop is not handled twice);
-//! - `{"type":"press","payload":"k1:a:12:3"}`: a button;
+//! - `{"type":"press","payload":"k1:a:12:3","id":"p4"?}`: a button (handled once per `id`);
 //! - `{"type":"ack","seq":40}`: everything up to 40 arrived (lets the server forget it).
 //!
 //! Server → client: every message has `seq` (1, 2, 3, … per session) and a `type`: `welcome`
@@ -26,9 +26,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use krake_core::actor::Front;
-use krake_core::inbound::IdempotencyKey;
+use krake_core::inbound::{Content, IdempotencyKey, Inbound};
 use krake_core::reply::{ButtonPayload, Reply};
-use krake_core::service::IncomingMessage;
 use krake_core::workspace::WorkspaceSlug;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -66,6 +65,10 @@ pub enum ClientFrame {
     Press {
         /// The button's payload.
         payload: String,
+        /// The client's id of the press (optional; a press resent with the same id is
+        /// handled once).
+        #[serde(default)]
+        id: Option<String>,
     },
     /// Everything up to `seq` arrived.
     Ack {
@@ -331,34 +334,76 @@ async fn handle_frame(state: &WebState, session: &Session, text: &str) {
         ),
         ClientFrame::Ack { seq } => session.ack(seq),
         ClientFrame::Say { id, text } => {
-            let key = format!("web:{}:{}:{id}", session.actor.user, session.id);
-            let Ok(key) = IdempotencyKey::parse(&key) else {
+            let Some(key) = message_key(session, &id) else {
                 return error_to(
                     session,
                     "bad_frame",
                     "a message id has at most 100 characters",
                 );
             };
-            let reply = state
-                .krake
-                .handle_message(IncomingMessage {
-                    source: "web".into(),
-                    key,
-                    actor: session.actor.clone(),
-                    conversation: format!("web:{}", session.id),
-                    text,
-                })
-                .await;
+            let reply = accept(state, session, key, Content::Text(text)).await;
             send_reply(state, session, Some(&id), reply).await;
         }
-        ClientFrame::Press { payload } => match ButtonPayload::decode(&payload) {
+        ClientFrame::Press { payload, id } => match ButtonPayload::decode(&payload) {
             Ok(p) => {
-                let reply = state.krake.press(&session.actor, p).await;
+                // A press with the client's id is handled once per id; without one, each
+                // press is its own event (a stale or repeated press is refused by its version).
+                let id = id.unwrap_or_else(|| format!("press:{}", unique()));
+                let Some(key) = message_key(session, &id) else {
+                    return error_to(
+                        session,
+                        "bad_frame",
+                        "a press id has at most 100 characters",
+                    );
+                };
+                let reply = accept(state, session, key, Content::Button(p)).await;
                 send_reply(state, session, None, reply).await;
             }
             Err(e) => error_to(session, "bad_button", &e.to_string()),
         },
     }
+}
+
+/// The idempotency key of a client's message or press in a session.
+fn message_key(session: &Session, id: &str) -> Option<IdempotencyKey> {
+    if id.len() > 100 {
+        return None;
+    }
+    IdempotencyKey::parse(&format!("web:{}:{}:{id}", session.actor.user, session.id)).ok()
+}
+
+/// A number no other press of this process had.
+fn unique() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{t:x}-{n}")
+}
+
+/// Hands a message or press to core's accept path. The web answers inline: the reply is the
+/// one stored with the event, so a message resent after a drop gets the same reply back and
+/// changes nothing twice.
+async fn accept(
+    state: &WebState,
+    session: &Session,
+    key: IdempotencyKey,
+    content: Content,
+) -> Reply {
+    state
+        .krake
+        .accept(Inbound {
+            source: Front::Web,
+            key,
+            actor: session.actor.clone(),
+            conversation: format!("web:{}", session.id),
+            reply_to: None,
+            content,
+        })
+        .await
+        .reply
 }
 
 async fn send_reply(state: &WebState, session: &Session, re: Option<&str>, reply: Reply) {

@@ -827,7 +827,7 @@ async fn folder_entries_change_through_the_api_with_checked_values() {
 #[tokio::test]
 async fn the_kpi_panel_shows_a_workspaces_figures_to_its_members_only() {
     use krake_core::commerce::{CommerceEnvelope, CommerceEvent, CommerceRepo, Minor, Order};
-    use krake_core::inbound::{IdempotencyKey, Inbound, Recorded};
+    use krake_core::inbound::{IdempotencyKey, InboundRecord, Recorded};
     use krake_core::ports::InboundRepo;
     let app = spawn().await;
     let now = krake_core::time::Clock::now(app.clock.as_ref());
@@ -851,7 +851,7 @@ async fn the_kpi_panel_shows_a_workspaces_figures_to_its_members_only() {
         order("1003", 1525, "pending", 0),
     ];
     for (i, o) in events.into_iter().enumerate() {
-        let ev = Inbound {
+        let ev = InboundRecord {
             source: "shopify".into(),
             idempotency_key: IdempotencyKey::parse(&format!("shopify:kpi-{i}")).unwrap(),
             actor: krake_core::actor::UserName::parse("shopify").unwrap(),

@@ -333,8 +333,9 @@ async fn messages_in_the_discord_thread_reach_the_inbox_thread() {
     m.id = 43;
     let reply = w.front.message(&m).await.unwrap();
     assert!(reply.text.starts_with("Replied in #"), "{}", reply.text);
-    // The answer goes out through the outbox, into the Discord thread.
-    w.front.say(m.channel, &reply).await;
+    // The answer goes out through the outbox (queued by core with the reply), into the
+    // Discord thread. The first, unlinked message's answer goes first.
+    assert_eq!(w.deliverer.run_once().await.unwrap().delivered, 1);
     assert_eq!(w.deliverer.run_once().await.unwrap().delivered, 1);
     let answer = w.fake.with(|s| s.messages.last().cloned().unwrap());
     assert_eq!(answer.channel, discord_thread);
@@ -344,10 +345,13 @@ async fn messages_in_the_discord_thread_reach_the_inbox_thread() {
     assert_eq!(th.replies[0].text, "ship it friday");
     assert_eq!(th.replies[0].author.as_str(), "mason");
     assert_eq!(th.replies[0].front, Front::Discord);
-    // A redelivered message is handled once.
+    // A redelivered message (a gateway RESUME replay) is handled once and queues nothing.
+    let sent = w.fake.with(|s| s.messages.len());
     let again = w.front.message(&m).await.unwrap();
     assert_eq!(again, reply);
     assert_eq!(w.store.get(t.id).await.unwrap().unwrap().replies.len(), 1);
+    assert_eq!(w.deliverer.run_once().await.unwrap().delivered, 0);
+    assert_eq!(w.fake.with(|s| s.messages.len()), sent, "no second answer");
     // Chatter elsewhere in the guild is ignored; a mention is not.
     let mut chatter = m.clone();
     chatter.id = 44;

@@ -311,6 +311,48 @@ async fn slow_commands_are_deferred_and_finished_by_follow_up() {
     );
 }
 
+/// The same interaction delivered twice (a retried request) while its work is slow: both
+/// requests are answered "thinking…", and the reply reaches Discord once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_interaction_twice_gives_one_reply() {
+    let w = crate::world_with(|c| c.defer_after = std::time::Duration::from_millis(50)).await;
+    w.gate.forget_permits(tokio::sync::Semaphore::MAX_PERMITS);
+    let doc = fixture_json("docs_application_command_slash_with_options.json");
+    let mut cmd = doc.clone();
+    cmd["data"] = json!({ "type": 1, "name": "workspaces", "id": "1" });
+    for _ in 0..2 {
+        let (status, answer) = signed(&w, &cmd).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            answer,
+            fixture_json("interaction_responses.json")["deferred_channel_message_with_source"]
+        );
+    }
+    w.gate.add_permits(2);
+    w.fake.until(|s| !s.webhooks.is_empty()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let replies = w.fake.with(|s| s.webhooks.clone());
+    assert_eq!(replies.len(), 1, "one reply: {replies:?}");
+    assert!(
+        replies[0].2["content"]
+            .as_str()
+            .unwrap()
+            .contains("Hard Life Mode")
+    );
+    // Delivered a third time when all is done: the stored reply, inline, and nothing sent.
+    w.gate.add_permits(1);
+    let (status, answer) = signed(&w, &cmd).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        answer["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Hard Life Mode"),
+        "{answer}"
+    );
+    assert_eq!(w.fake.with(|s| s.webhooks.len()), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_clear_statuses() {
     let w = world().await;

@@ -13,7 +13,8 @@ use fake::Fake;
 use krake_core::Krake;
 use krake_core::config::Directory;
 use krake_core::delivery::{Deliverer, Routes};
-use krake_core::inbound::{Inbound, InboundId, Recorded, StoredInbound};
+use krake_core::inbound::{Answered, InboundId, InboundRecord, Recorded, StoredInbound};
+use krake_core::outbox::KeyedOutbound;
 use krake_core::ports::{InboundRepo, RepoError};
 use krake_core::time::{ManualClock, Timestamp};
 use krake_core::workspace::WorkspaceSlug;
@@ -72,7 +73,7 @@ pub struct Gate {
 
 #[async_trait]
 impl InboundRepo for Gate {
-    async fn record_inbound(&self, event: &Inbound) -> Result<Recorded, RepoError> {
+    async fn record_inbound(&self, event: &InboundRecord) -> Result<Recorded, RepoError> {
         self.open.acquire().await.unwrap().forget();
         self.inner.record_inbound(event).await
     }
@@ -83,6 +84,15 @@ impl InboundRepo for Gate {
         now: Timestamp,
     ) -> Result<(), RepoError> {
         self.inner.complete_inbound(id, response, now).await
+    }
+    async fn answer_inbound(
+        &self,
+        id: InboundId,
+        response: &str,
+        reply: Option<&KeyedOutbound>,
+        now: Timestamp,
+    ) -> Result<Answered, RepoError> {
+        self.inner.answer_inbound(id, response, reply, now).await
     }
     async fn claim_inbound(
         &self,
@@ -176,15 +186,12 @@ pub async fn world_with(tune: impl FnOnce(&mut DiscordConfig)) -> World {
     .with_routes(routes)
     .with_users(Arc::new(store.clone()));
     let rest = Arc::new(Rest::new(&fake.url, Secret::new("test-token"), clock.clone()).unwrap());
-    let front = Arc::new(
-        DiscordFront::new(
-            krake.clone(),
-            Arc::new(store.clone()),
-            config,
-            Some(rest.clone()),
-        )
-        .with_outbox(Arc::new(store.clone()), clock.clone()),
-    );
+    let front = Arc::new(DiscordFront::new(
+        krake.clone(),
+        Arc::new(store.clone()),
+        config,
+        Some(rest.clone()),
+    ));
     let deliverer = Deliverer::new(
         Arc::new(store.clone()),
         Arc::new(store.clone()),
@@ -230,7 +237,13 @@ pub async fn signed(w: &World, body: &Value) -> (u16, Value) {
 
 /// The documented button click, pressed by `user` in the Lunavo channel with `custom_id`.
 pub async fn press(w: &World, user: &str, custom_id: &str) -> (u16, Value) {
+    // Every click is its own interaction, with its own id (the fixture's id once each).
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let mut p = fixture_json("docs_message_component_button_click.json");
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if n > 0 {
+        p["id"] = Value::from(format!("{}{n}", p["id"].as_str().unwrap_or("1")));
+    }
     p["data"]["custom_id"] = Value::from(custom_id);
     p["member"]["user"]["id"] = Value::from(user);
     p["channel_id"] = Value::from(LUNAVO_CHANNEL.to_string());

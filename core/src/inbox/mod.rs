@@ -4,6 +4,9 @@
 //! A thread is the single source of truth; fronts show copies of it. Every change bumps the
 //! thread's `version`, so a button pressed on a stale copy can be recognised.
 
+pub mod api;
+pub mod rules;
+
 use crate::actor::{Front, Role, UserName};
 use crate::time::Timestamp;
 use crate::workspace::WorkspaceSlug;

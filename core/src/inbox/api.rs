@@ -1,9 +1,10 @@
 //! Typed inbox operations for fronts that speak structured data (the HTTP API, the web
-//! dashboard) instead of chat text. The rules are the chat commands' rules: who may see a
-//! thread, who may reply, decide or archive; only the answers are typed, so a front can map
-//! them to status codes.
+//! dashboard) instead of chat text. The rules are the chat commands' rules, in
+//! [`rules`](super::rules): who may see a thread, who may reply, decide or archive, and what
+//! follows; only the answers are typed, so a front can map them to status codes.
 
-use crate::actor::{Actor, Role};
+use super::rules::Refusal;
+use crate::actor::Actor;
 use crate::inbox::{AuditEntry, Decision, DecisionOutcome, Thread, ThreadFilter, ThreadId};
 use crate::ports::{ArchiveOutcome, RepoError, WriteCtx};
 use crate::service::Krake;
@@ -117,50 +118,26 @@ impl Krake {
         }
     }
 
-    /// A thread the actor may change as a member of its workspace.
-    async fn thread_as_member(
-        &self,
-        actor: &Actor,
-        id: ThreadId,
-        what: &str,
-    ) -> Result<Thread, ThreadError> {
-        let th = self.thread_for(actor, id).await?;
-        if actor.unlinked {
-            return Err(ThreadError::Forbidden(
-                "this account is not linked to a Krake user, so it cannot act on threads".into(),
-            ));
-        }
-        if actor.role_in(&th.workspace) < Role::Member {
-            return Err(ThreadError::Forbidden(format!(
-                "{} is a {} in {}: viewers can read threads but not {what}; ask a workspace admin for the member role",
-                actor.user,
-                actor.role_in(&th.workspace),
-                th.workspace
-            )));
-        }
-        Ok(th)
-    }
-
-    /// Replies in a thread (an open question becomes answered).
+    /// Replies in a thread (an open question becomes answered); what follows (an agent's
+    /// turn) starts at once, as from chat.
     pub async fn reply_to(
         &self,
         actor: &Actor,
         id: ThreadId,
         text: &str,
     ) -> Result<Thread, ThreadError> {
-        let text = text.trim();
-        if text.is_empty() {
-            return Err(ThreadError::Invalid("a reply needs some text".into()));
-        }
-        self.thread_as_member(actor, id, "reply").await?;
-        self.inbox
-            .reply(id, text, &self.write_ctx(actor))
+        match self
+            .reply_checked(id, text.trim(), &self.write_ctx(actor))
             .await?
-            .ok_or_else(|| ThreadError::NotFound(format!("there is no thread #{}", id.0)))
+        {
+            Ok(f) => Ok(f.value),
+            Err(r) => Err(api_refusal(actor, id, r, "reply")),
+        }
     }
 
     /// Approves or rejects an approval thread. `version`, when given, must be the thread's
-    /// current version (a stale view is refused). A thread decided before is a conflict.
+    /// current version (a stale view is refused). A thread decided before is a conflict. An
+    /// approved action starts at once, as from chat.
     pub async fn decide_thread(
         &self,
         actor: &Actor,
@@ -168,44 +145,20 @@ impl Krake {
         decision: Decision,
         version: Option<i64>,
     ) -> Result<Decided, ThreadError> {
-        let th = self.thread_for(actor, id).await?;
-        if actor.unlinked {
-            return Err(ThreadError::Forbidden(
-                "this account is not linked to a Krake user, so it cannot decide".into(),
-            ));
-        }
-        if th.kind != crate::inbox::ThreadKind::Approval {
-            return Err(ThreadError::Invalid(format!(
-                "#{} is a {}, not an approval: there is nothing to approve or reject",
-                id.0, th.kind
-            )));
-        }
-        if !th
-            .approvers
-            .allows(&actor.user, actor.role_in(&th.workspace))
-        {
-            return Err(ThreadError::Forbidden(format!(
-                "{} cannot decide #{}: it needs {}",
-                actor.user,
-                id.0,
-                th.approvers.describe()
-            )));
-        }
-        match self
-            .inbox
-            .decide(id, &decision, version, &self.write_ctx(actor))
+        let outcome = match self
+            .decide_checked(id, &decision, version, &self.write_ctx(actor))
             .await?
         {
-            None => Err(ThreadError::NotFound(format!(
-                "there is no thread #{}",
-                id.0
-            ))),
-            Some(DecisionOutcome::Decided(t)) => Ok(Decided::Decided(t)),
-            Some(DecisionOutcome::Counted { thread, missing }) => {
+            Ok(f) => f.value,
+            Err(r) => return Err(api_refusal(actor, id, r, "decide")),
+        };
+        match outcome {
+            DecisionOutcome::Decided(t) => Ok(Decided::Decided(t)),
+            DecisionOutcome::Counted { thread, missing } => {
                 Ok(Decided::Counted { thread, missing })
             }
-            Some(DecisionOutcome::AlreadyCounted(t)) => Ok(Decided::AlreadyCounted(t)),
-            Some(DecisionOutcome::Refused(t)) => {
+            DecisionOutcome::AlreadyCounted(t) => Ok(Decided::AlreadyCounted(t)),
+            DecisionOutcome::Refused(t) => {
                 let by = t
                     .decided_by
                     .as_ref()
@@ -242,17 +195,12 @@ impl Krake {
         } else {
             "unarchive them"
         };
-        self.thread_as_member(actor, id, what).await?;
         match self
-            .inbox
-            .set_archived(id, archived, &self.write_ctx(actor))
+            .archive_checked(id, archived, &self.write_ctx(actor))
             .await?
         {
-            Some(ArchiveOutcome::Changed(t) | ArchiveOutcome::Unchanged(t)) => Ok(t),
-            None => Err(ThreadError::NotFound(format!(
-                "there is no thread #{}",
-                id.0
-            ))),
+            Ok(ArchiveOutcome::Changed(t) | ArchiveOutcome::Unchanged(t)) => Ok(t),
+            Err(r) => Err(api_refusal(actor, id, r, what)),
         }
     }
 
@@ -264,5 +212,37 @@ impl Krake {
     ) -> Result<Vec<AuditEntry>, ThreadError> {
         self.thread_for(actor, id).await?;
         Ok(self.inbox.audit(id).await?)
+    }
+}
+
+/// A refused inbox change as a typed API error; `what` is what the actor tried.
+fn api_refusal(actor: &Actor, id: ThreadId, r: Refusal, what: &str) -> ThreadError {
+    match r {
+        Refusal::NotFound => ThreadError::NotFound(format!("there is no thread #{}", id.0)),
+        Refusal::Hidden(th) => ThreadError::Forbidden(format!(
+            "{} is not a member of {}, where thread #{} belongs",
+            actor.user, th.workspace, id.0
+        )),
+        Refusal::NotLinked if what == "decide" => ThreadError::Forbidden(
+            "this account is not linked to a Krake user, so it cannot decide".into(),
+        ),
+        Refusal::NotLinked => ThreadError::Forbidden(
+            "this account is not linked to a Krake user, so it cannot act on threads".into(),
+        ),
+        Refusal::RoleTooLow { thread, role } => ThreadError::Forbidden(format!(
+            "{} is a {role} in {}: viewers can read threads but not {what}; ask a workspace admin for the member role",
+            actor.user, thread.workspace
+        )),
+        Refusal::NotApproval(th) => ThreadError::Invalid(format!(
+            "#{} is a {}, not an approval: there is nothing to approve or reject",
+            id.0, th.kind
+        )),
+        Refusal::NotApprover(th) => ThreadError::Forbidden(format!(
+            "{} cannot decide #{}: it needs {}",
+            actor.user,
+            id.0,
+            th.approvers.describe()
+        )),
+        Refusal::EmptyReply => ThreadError::Invalid("a reply needs some text".into()),
     }
 }

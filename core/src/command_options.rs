@@ -1,0 +1,274 @@
+//! Typed command arguments, for fronts whose platform already split a command into named
+//! options (Discord's slash commands): [`CommandParser::from_options`] builds the
+//! [`Command`] from them directly. Thread numbers stay numbers and free texts (a reply, a
+//! reason, a task) are taken as written, never glued into a command line to be parsed again;
+//! only a command whose one option is its whole argument text (`args`: schedules, folders,
+//! KPIs) reads that text with the grammar, as a person wrote it.
+//!
+//! The option names are the ones [`OPTION_NAMES`] lists; a front registers its commands with
+//! these names.
+
+use crate::command::{Command, CommandParser, ListQuery, Parsed, StatusFilter, spec};
+use crate::inbox::{ThreadId, ThreadKind, ThreadStatus};
+use crate::workspace::WorkspaceSlug;
+
+/// The value of one option as the platform typed it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OptionValue {
+    /// A string (text or a choice's value).
+    Text(String),
+    /// An integer (a thread number).
+    Integer(i64),
+    /// Anything else (a boolean, a number with a fraction).
+    Other(String),
+}
+
+/// The option names commands take, by command: `(command, options in argument order)`.
+/// Commands not listed take one text option `args`, their argument text.
+pub const OPTION_NAMES: &[(&str, &[&str])] = &[
+    ("todo", &["workspace", "kind", "status"]),
+    ("show", &["id"]),
+    ("approve", &["id"]),
+    ("archive", &["id"]),
+    ("unarchive", &["id"]),
+    ("reply", &["id", "text"]),
+    ("reject", &["id", "reason"]),
+    ("ask", &["agent", "task"]),
+    ("workspaces", &[]),
+    ("agents", &[]),
+    ("help", &["command"]),
+    ("link", &["code"]),
+];
+
+impl CommandParser {
+    /// The command `name` with its named options (see the [module](self) docs): a
+    /// [`Parsed::Command`], or [`Parsed::NotUnderstood`] saying which option is wrong.
+    pub fn from_options(&self, name: &str, options: &[(String, OptionValue)]) -> Parsed {
+        let Some(spec) = spec(name) else {
+            return bad(format!("`/{name}` is not one of Krake's commands"), None);
+        };
+        let text = |key: &str| -> Option<String> {
+            options
+                .iter()
+                .find(|(k, _)| k == key)
+                .and_then(|(_, v)| match v {
+                    OptionValue::Text(s) => Some(s.trim().to_owned()),
+                    OptionValue::Integer(n) => Some(n.to_string()),
+                    OptionValue::Other(s) => Some(s.clone()),
+                })
+                .filter(|s| !s.is_empty())
+        };
+        let id = || -> Result<ThreadId, Parsed> {
+            let v = options.iter().find(|(k, _)| k == "id").map(|(_, v)| v);
+            match v {
+                Some(OptionValue::Integer(n)) if *n > 0 => Ok(ThreadId(*n)),
+                Some(OptionValue::Text(s)) => match s.trim().trim_start_matches('#').parse() {
+                    Ok(n) if n > 0 => Ok(ThreadId(n)),
+                    _ => Err(bad(
+                        format!("`{s}` is not a thread number"),
+                        Some(spec.example),
+                    )),
+                },
+                _ => Err(bad(
+                    format!("`{name}` needs a thread number"),
+                    Some(spec.example),
+                )),
+            }
+        };
+        let cmd = match name {
+            "todo" => {
+                let workspace = match text("workspace") {
+                    None => None,
+                    Some(w) => match self.known_workspace(&w) {
+                        Some(ws) => Some(ws),
+                        None => {
+                            return bad(format!("`{w}` is not a workspace"), Some(spec.example));
+                        }
+                    },
+                };
+                let kind = match text("kind") {
+                    None => None,
+                    Some(k) => match ThreadKind::parse(&k) {
+                        Some(k) => Some(k),
+                        None => {
+                            return bad(format!("`{k}` is not a thread kind"), Some(spec.example));
+                        }
+                    },
+                };
+                let status = match text("status").as_deref() {
+                    None | Some("open") => StatusFilter::Open,
+                    Some("all") => StatusFilter::All,
+                    Some(s) => match ThreadStatus::parse(s) {
+                        Some(s) => StatusFilter::Is(s),
+                        None => return bad(format!("`{s}` is not a status"), Some(spec.example)),
+                    },
+                };
+                Command::List(ListQuery {
+                    workspace,
+                    kind,
+                    status,
+                })
+            }
+            "show" | "approve" | "archive" | "unarchive" => {
+                let id = match id() {
+                    Ok(id) => id,
+                    Err(p) => return p,
+                };
+                match name {
+                    "show" => Command::Show(id),
+                    "approve" => Command::Approve(id),
+                    "archive" => Command::Archive(id),
+                    _ => Command::Unarchive(id),
+                }
+            }
+            "reply" => {
+                let id = match id() {
+                    Ok(id) => id,
+                    Err(p) => return p,
+                };
+                match text("text") {
+                    Some(text) => Command::Reply { id, text },
+                    None => {
+                        return bad(
+                            "`reply` needs some text after the thread number".to_owned(),
+                            Some(spec.example),
+                        );
+                    }
+                }
+            }
+            "reject" => match id() {
+                Ok(id) => Command::Reject {
+                    id,
+                    reason: text("reason"),
+                },
+                Err(p) => return p,
+            },
+            "ask" => {
+                let agent = text("agent").unwrap_or_default();
+                let Some(agent) = self.known_agent(&agent) else {
+                    return bad(
+                        format!("there is no agent called `{agent}`"),
+                        Some(spec.example),
+                    );
+                };
+                match text("task") {
+                    Some(text) => Command::Ask { agent, text },
+                    None => return bad("`ask` needs a task".to_owned(), Some(spec.example)),
+                }
+            }
+            "workspaces" => Command::Workspaces,
+            "agents" => Command::Agents,
+            "help" => Command::Help {
+                topic: text("command").map(|c| c.trim_start_matches('/').to_lowercase()),
+            },
+            "link" => match text("code") {
+                Some(code) => Command::Link { code },
+                None => return bad("`link` needs the code".to_owned(), Some(spec.example)),
+            },
+            // The whole argument text, as the person wrote it.
+            _ => {
+                let args = text("args").unwrap_or_default();
+                return self.parse(&format!("/{name} {args}"));
+            }
+        };
+        Parsed::Command(cmd)
+    }
+
+    /// A workspace given by slug or name, if configured.
+    fn known_workspace(&self, w: &str) -> Option<WorkspaceSlug> {
+        let w = w.trim();
+        self.workspaces()
+            .iter()
+            .find(|x| x.slug.as_str() == w || x.name.eq_ignore_ascii_case(w))
+            .map(|x| x.slug.clone())
+    }
+}
+
+fn bad(problem: String, example: Option<&str>) -> Parsed {
+    Parsed::NotUnderstood {
+        problem,
+        suggestion: example.map(str::to_owned),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Directory;
+
+    fn parser() -> CommandParser {
+        let d = Directory::default();
+        CommandParser::new(d.workspaces(), d.agents())
+    }
+
+    fn t(s: &str) -> OptionValue {
+        OptionValue::Text(s.into())
+    }
+
+    #[test]
+    fn typed_options_become_commands_without_reparsing() {
+        let p = parser();
+        // A reason that reads like another command stays a reason.
+        let got = p.from_options(
+            "reject",
+            &[
+                ("reason".into(), t("/approve 3 instead")),
+                ("id".into(), OptionValue::Integer(12)),
+            ],
+        );
+        assert_eq!(
+            got,
+            Parsed::Command(Command::Reject {
+                id: ThreadId(12),
+                reason: Some("/approve 3 instead".into())
+            })
+        );
+        let got = p.from_options(
+            "todo",
+            &[
+                ("status".into(), t("all")),
+                ("workspace".into(), t("lunavo")),
+            ],
+        );
+        assert!(
+            matches!(&got, Parsed::Command(Command::List(q)) if q.status == StatusFilter::All && q.workspace.as_ref().map(WorkspaceSlug::as_str) == Some("lunavo")),
+            "{got:?}"
+        );
+        assert_eq!(
+            p.from_options("workspaces", &[]),
+            Parsed::Command(Command::Workspaces)
+        );
+        let got = p.from_options(
+            "ask",
+            &[
+                ("agent".into(), t("penn")),
+                ("task".into(), t("draft a tagline")),
+            ],
+        );
+        assert!(
+            matches!(got, Parsed::Command(Command::Ask { ref text, .. }) if text == "draft a tagline"),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn missing_or_wrong_options_say_what_is_wrong() {
+        let p = parser();
+        assert!(matches!(
+            p.from_options("approve", &[]),
+            Parsed::NotUnderstood { ref problem, .. } if problem.contains("thread number")
+        ));
+        assert!(matches!(
+            p.from_options("approve", &[("id".into(), OptionValue::Integer(0))]),
+            Parsed::NotUnderstood { .. }
+        ));
+        assert!(matches!(
+            p.from_options("todo", &[("workspace".into(), t("atlantis"))]),
+            Parsed::NotUnderstood { ref problem, .. } if problem.contains("atlantis")
+        ));
+        assert!(matches!(
+            p.from_options("cardsearch", &[]),
+            Parsed::NotUnderstood { .. }
+        ));
+    }
+}
