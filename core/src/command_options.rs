@@ -51,10 +51,10 @@ impl CommandParser {
             options
                 .iter()
                 .find(|(k, _)| k == key)
-                .and_then(|(_, v)| match v {
-                    OptionValue::Text(s) => Some(s.trim().to_owned()),
-                    OptionValue::Integer(n) => Some(n.to_string()),
-                    OptionValue::Other(s) => Some(s.clone()),
+                .map(|(_, v)| match v {
+                    OptionValue::Text(s) => s.trim().to_owned(),
+                    OptionValue::Integer(n) => n.to_string(),
+                    OptionValue::Other(s) => s.clone(),
                 })
                 .filter(|s| !s.is_empty())
         };
