@@ -15,6 +15,10 @@
 //! - [`secret`]: [`Secret`](secret::Secret), which never prints.
 //! - [`ports`]: the small traits core needs from the outside (repositories, clock).
 //! - [`service`]: [`Krake`](service::Krake), which takes a command and returns a reply.
+//! - [`backoff`]: [`Backoff`](backoff::Backoff), exponential backoff with jitter, the one
+//!   retry pacing.
+//! - [`supervise`]: fronts that survive their platform: the supervisor and the registry of
+//!   every front's state.
 //! - [`delivery`]: the generic outbox worker ([`Deliverer`](delivery::Deliverer)) over a
 //!   front's [`Sender`](delivery::Sender), and [`Routes`](delivery::Routes) for new threads.
 //! - [`commerce`]: shop and print-partner events, KPIs, event rules and their processor.
@@ -35,6 +39,7 @@
 
 pub mod actor;
 pub mod agent;
+pub mod backoff;
 pub mod command;
 pub mod commerce;
 pub mod config;
@@ -56,6 +61,7 @@ pub mod run;
 pub mod schedule;
 pub mod secret;
 pub mod service;
+pub mod supervise;
 pub mod thread_api;
 pub mod time;
 mod tools;
