@@ -225,6 +225,16 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_token_is_told_apart_from_an_unreachable_discord() {
+        let refused = failure(serenity::Error::Gateway(GatewayError::InvalidAuthentication));
+        assert!(matches!(refused, FrontFailure::Unauthorized(m) if m.contains("4004")));
+        let closed = failure(serenity::Error::Gateway(GatewayError::Closed(None)));
+        assert!(matches!(closed, FrontFailure::Unreachable(_)));
+        let other = failure(serenity::Error::Other("connection refused"));
+        assert!(matches!(other, FrontFailure::Unreachable(m) if m.contains("connection refused")));
+    }
+
+    #[test]
     fn gateway_interactions_take_the_endpoint_path() {
         // The documented button click, as INTERACTION_CREATE delivers it to serenity. Current
         // payloads also carry `member.flags`, `locale`, `entitlements` and
