@@ -1,11 +1,12 @@
 //! The Discord front in `krake serve` and `krake discord register`: routes for new threads,
-//! the interactions endpoint, the gateway and the outbox delivery loop.
+//! the interactions endpoint, the supervised gateway and the outbox delivery loop.
 
 use crate::settings::Settings;
 use anyhow::{Context, bail};
 use axum::Router;
 use krake_core::Krake;
 use krake_core::delivery::{Deliverer, Routes};
+use krake_core::supervise::{FrontFailure, Fronts, Supervision, supervise};
 use krake_core::time::{Clock, SystemClock};
 use krake_discord::front::DiscordFront;
 use krake_discord::rest::Rest;
@@ -48,11 +49,16 @@ fn rest(config: &DiscordConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<Res
 }
 
 /// Starts what the configuration enables: the endpoint (public key), the gateway and the
-/// outbox delivery (token). Nothing when Discord is not configured.
+/// outbox delivery (token). Nothing when Discord is not configured. The front is registered in
+/// `fronts` as `discord`: with a token it is the gateway's state (supervised: retried with
+/// backoff while Discord cannot be reached, reported once and retried rarely when the token is
+/// refused), and the delivery loop starts once the gateway first came up; with only a public
+/// key the endpoint needs nothing from Discord and is up at once.
 pub fn start(
     config: &DiscordConfig,
     store: &Store,
     krake: &Krake,
+    fronts: &Fronts,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Running> {
     let mut running = Running {
@@ -62,6 +68,7 @@ pub fn start(
     if !config.enabled() {
         return Ok(running);
     }
+    let status = fronts.register(krake_discord::FRONT);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let rest = rest(config, clock.clone())?;
     // Gateway messages' replies are queued by core; the delivery loop below sends them.
@@ -79,29 +86,45 @@ pub fn start(
             krake_discord::interactions::PATH
         );
     }
-    if let Some(token) = &config.token {
-        let deliverer = Deliverer::new(
-            Arc::new(store.clone()),
-            Arc::new(store.clone()),
-            Arc::new(DiscordSender::new(rest, Arc::new(store.clone()))),
-            clock,
-            format!("discord-{}", std::process::id()),
-        );
-        running
-            .tasks
-            .push(crate::serve::spawn_delivery_loop(deliverer, stop.clone()));
-        let (token, api, gateway) = (
-            token.clone(),
-            config.api_url.clone(),
-            config.gateway_url.clone(),
-        );
-        running.tasks.push(tokio::spawn(async move {
-            if let Err(e) = krake_discord::gateway::run(front, token, &api, gateway, stop).await {
-                tracing::error!(error = %e, "the Discord gateway stopped");
+    let Some(token) = config.token.clone() else {
+        status.up();
+        return Ok(running);
+    };
+    let deliverer = Deliverer::new(
+        Arc::new(store.clone()),
+        Arc::new(store.clone()),
+        Arc::new(DiscordSender::new(rest, Arc::new(store.clone()))),
+        clock,
+        format!("discord-{}", std::process::id()),
+    );
+    running
+        .tasks
+        .push(crate::serve::spawn_delivery_loop_once_up(
+            deliverer,
+            status.subscribe(),
+            stop.clone(),
+        ));
+    let (api, gateway) = (config.api_url.clone(), config.gateway_url.clone());
+    running.tasks.push(tokio::spawn(supervise(
+        status,
+        Supervision::default(),
+        stop,
+        move |status, stop| {
+            let (front, token, api, gateway) =
+                (front.clone(), token.clone(), api.clone(), gateway.clone());
+            async move {
+                krake_discord::gateway::run(front, token, &api, gateway, status, stop)
+                    .await
+                    .map_err(|e| match e {
+                        FrontFailure::Unauthorized(why) => FrontFailure::Unauthorized(format!(
+                            "{why}: set KRAKE_DISCORD_TOKEN to the bot's token (Developer Portal, Bot, Reset Token), then restart Krake"
+                        )),
+                        other => other,
+                    })
             }
-        }));
-        eprintln!("Discord gateway and delivery started.");
-    }
+        },
+    )));
+    eprintln!("Discord gateway and delivery started.");
     Ok(running)
 }
 

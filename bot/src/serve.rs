@@ -5,6 +5,7 @@ use crate::{demo, wiring};
 use anyhow::Context;
 use async_trait::async_trait;
 use krake_core::Krake;
+use krake_core::supervise::{FrontStatus, Fronts};
 use krake_store::Store;
 use krake_web::{AppState, Readiness};
 use std::future::Future;
@@ -13,7 +14,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-struct StoreReady(Store);
+/// Ready while the database answers; lists every front's state beside.
+struct StoreReady(Store, Fronts);
 
 #[async_trait]
 impl Readiness for StoreReady {
@@ -22,6 +24,10 @@ impl Readiness for StoreReady {
             .ping()
             .await
             .map_err(|_| "database unavailable".to_owned())
+    }
+
+    fn fronts(&self) -> Vec<(String, FrontStatus)> {
+        self.1.snapshot()
     }
 }
 
@@ -168,8 +174,11 @@ pub async fn run(
     // Webhooks are acknowledged only after a (group) commit of the event.
     let inbound = krake_store::GroupCommit::start(store.clone(), 256);
     let metrics = crate::telemetry::install();
+    // Every front's state, for /readyz and /metrics: a front whose platform is away is
+    // retried by its supervisor while everything else serves.
+    let fronts_status = Fronts::new();
     let app = krake_web::app(AppState {
-        readiness: Arc::new(StoreReady(store.clone())),
+        readiness: Arc::new(StoreReady(store.clone(), fronts_status.clone())),
         api: Some(krake_web::Api {
             krake: krake.clone(),
             tokens: Arc::new(store.clone()),
@@ -180,21 +189,35 @@ pub async fn run(
         Arc::new(inbound),
         clock,
     ))
-    .merge(crate::telemetry::router(metrics, Arc::new(store.clone())));
+    .merge(crate::telemetry::router(
+        metrics,
+        Arc::new(store.clone()),
+        fronts_status.clone(),
+    ));
     let mut fronts = Vec::new();
     let (web, web_delivery) =
         crate::web::start(&krake, &store, config.web.clone(), stop_rx.clone()).await;
     fronts.push(web_delivery);
+    // The web front is this server: up while it serves.
+    let web_status = fronts_status.register("web");
+    web_status.up();
     let app = app.merge(krake_web::front::router(web));
     let app = match config.telegram.clone() {
         Some(t) => {
-            let started = crate::telegram::start(t, &krake, &store, stop_rx.clone()).await?;
+            let started =
+                crate::telegram::start(t, &krake, &store, &fronts_status, stop_rx.clone())?;
             fronts.extend(started.tasks);
             app.merge(started.router)
         }
         None => app,
     };
-    let discord = crate::discord::start(&config.discord, &store, &krake, stop_rx.clone())?;
+    let discord = crate::discord::start(
+        &config.discord,
+        &store,
+        &krake,
+        &fronts_status,
+        stop_rx.clone(),
+    )?;
     let app = match discord.router {
         Some(r) => app.merge(r),
         None => app,
@@ -219,6 +242,7 @@ pub async fn run(
     for t in discord.tasks {
         let _ = t.await;
     }
+    web_status.stopped();
     store.pool().close().await;
     served
 }
@@ -257,6 +281,26 @@ pub fn spawn_delivery_loop(
                 _ = stop.changed() => return,
             }
         }
+    })
+}
+
+/// [`spawn_delivery_loop`] once the front has first come up (its platform answered), so that
+/// messages queued while it was away wait in the outbox instead of using up their retries.
+pub fn spawn_delivery_loop_once_up(
+    deliverer: krake_core::delivery::Deliverer,
+    mut front: watch::Receiver<FrontStatus>,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        tokio::select! {
+            up = front.wait_for(|s| s.state.is_up()) => {
+                if up.is_err() {
+                    return;
+                }
+            }
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let _ = spawn_delivery_loop(deliverer, stop).await;
     })
 }
 

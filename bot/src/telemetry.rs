@@ -4,7 +4,8 @@
 //! their own events without knowing the exporter) and rendered in the Prometheus text format
 //! by `metrics-exporter-prometheus` at `GET /metrics`. Gauges that mirror the database (the
 //! outbox depth) are read from the store at scrape time, so every replica reports the same
-//! shared queue.
+//! shared queue. Each front's state (`krake_front_up`) is read from the supervisors' registry
+//! at scrape time too.
 //!
 //! Agent runs are counted by `agent` and `status` when a run ends; model tokens and cost are
 //! counted per call by [`MeteredModel`], which wraps the model the runner uses.
@@ -15,6 +16,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use krake_core::ports::OutboxRepo;
+use krake_core::supervise::Fronts;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -35,6 +37,9 @@ pub const DELIVERY_LATENCY: &str = "krake_delivery_latency_seconds";
 pub const COMMERCE_APPLIED: &str = "krake_commerce_events_applied_total";
 /// Schedule occurrences handled by this process's coordinator, by `outcome` (ran, skipped, lost).
 pub const SCHEDULE_RUNS: &str = "krake_schedule_runs_total";
+/// 1 while a front (`front`: telegram, discord, web) is connected to its platform, else 0
+/// (starting, retrying, unauthorized or stopped: `/readyz` says which, and why).
+pub const FRONT_UP: &str = "krake_front_up";
 /// Always 1, labelled with the build's `version`.
 pub const BUILD_INFO: &str = "krake_build_info";
 /// Webhook events, by `source` and `outcome` (recorded by krake-commerce).
@@ -60,6 +65,7 @@ pub const ALL: &[&str] = &[
     DELIVERY_LATENCY,
     COMMERCE_APPLIED,
     SCHEDULE_RUNS,
+    FRONT_UP,
     BUILD_INFO,
     WEBHOOK_EVENTS,
     AGENT_RUNS,
@@ -108,6 +114,10 @@ fn describe() {
     );
     describe_counter!(COMMERCE_APPLIED, "Commerce events applied");
     describe_counter!(SCHEDULE_RUNS, "Schedule occurrences, by outcome");
+    describe_gauge!(
+        FRONT_UP,
+        "1 while the front is connected to its platform, by front"
+    );
     describe_gauge!(BUILD_INFO, "Build information");
     describe_counter!(WEBHOOK_EVENTS, "Webhook events by source and outcome");
     describe_counter!(AGENT_RUNS, "Agent runs ended, by agent and status");
@@ -188,13 +198,30 @@ pub async fn track_http(req: Request, next: Next) -> Response {
 struct MetricsState {
     handle: Option<PrometheusHandle>,
     outbox: Arc<dyn OutboxRepo>,
+    fronts: Fronts,
 }
 
 /// `GET /metrics`: the Prometheus text format.
-pub fn router(handle: Option<PrometheusHandle>, outbox: Arc<dyn OutboxRepo>) -> axum::Router {
+pub fn router(
+    handle: Option<PrometheusHandle>,
+    outbox: Arc<dyn OutboxRepo>,
+    fronts: Fronts,
+) -> axum::Router {
     axum::Router::new()
         .route("/metrics", get(scrape))
-        .with_state(MetricsState { handle, outbox })
+        .with_state(MetricsState {
+            handle,
+            outbox,
+            fronts,
+        })
+}
+
+/// Sets `krake_front_up` for every registered front.
+fn record_fronts(fronts: &Fronts) {
+    for (front, s) in fronts.snapshot() {
+        let up = if s.state.is_up() { 1.0 } else { 0.0 };
+        metrics::gauge!(FRONT_UP, "front" => front).set(up);
+    }
 }
 
 async fn scrape(State(state): State<MetricsState>) -> Response {
@@ -205,6 +232,7 @@ async fn scrape(State(state): State<MetricsState>) -> Response {
         Ok(n) => metrics::gauge!(OUTBOX_DEPTH).set(n as f64),
         Err(e) => tracing::warn!(error = %e, "cannot read the outbox depth for /metrics"),
     }
+    record_fronts(&state.fronts);
     handle.run_upkeep();
     (
         [(

@@ -19,6 +19,10 @@
 //! - [`secret`]: [`Secret`](secret::Secret), which never prints.
 //! - [`ports`]: the small traits core needs from the outside (repositories, clock).
 //! - [`service`]: [`Krake`](service::Krake), which takes a command and returns a reply.
+//! - [`backoff`]: [`Backoff`](backoff::Backoff), exponential backoff with jitter, the one
+//!   retry pacing.
+//! - [`supervise`]: fronts that survive their platform: the supervisor and the registry of
+//!   every front's state.
 //! - [`delivery`]: the generic outbox worker ([`Deliverer`](delivery::Deliverer)) over a
 //!   front's [`Sender`](delivery::Sender), and [`Routes`](delivery::Routes) for new threads.
 //! - [`commerce`]: shop and print-partner events, KPIs, event rules and their processor.
@@ -39,6 +43,7 @@
 pub mod accept;
 pub mod actor;
 pub mod agent;
+pub mod backoff;
 pub mod command;
 pub mod command_options;
 pub mod commerce;
@@ -61,6 +66,7 @@ pub mod run;
 pub mod schedule;
 pub mod secret;
 pub mod service;
+pub mod supervise;
 pub mod time;
 mod tools;
 pub mod web_accounts;

@@ -147,17 +147,11 @@ impl RetryPolicy {
     /// (the job id), so that jobs failing together do not retry together.
     pub fn delay(&self, attempts: i32, salt: i64) -> Duration {
         let exp = u32::try_from(attempts.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
-        let base_ms = u64::try_from(self.base.as_millis()).unwrap_or(u64::MAX);
-        let cap_ms = u64::try_from(self.cap.as_millis()).unwrap_or(u64::MAX);
-        let raw = base_ms.saturating_mul(1u64 << exp).min(cap_ms);
-        // A cheap, deterministic mix (splitmix64) of the salt and attempt number.
-        let mut z = (salt as u64) ^ (u64::from(exp) << 32);
-        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        let jitter = if raw >= 4 { z % (raw / 4) } else { 0 };
-        Duration::from_millis(raw - jitter)
+        // Derived from the salt and attempt number, so a job's wait is the same on every worker.
+        let random = crate::backoff::mix((salt as u64) ^ (u64::from(exp) << 32));
+        crate::backoff::Backoff::new(self.base, self.cap)
+            .with_jitter(25)
+            .delay(exp, random)
     }
 }
 

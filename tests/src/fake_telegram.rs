@@ -3,8 +3,10 @@
 //! `{"ok":true,"result":…}` and errors with `parameters.retry_after`), on 127.0.0.1 port 0.
 //!
 //! It holds queued updates for getUpdates (confirmed by `offset` as Telegram does), records
-//! every call, numbers sent messages, and can be told to answer 429 or to hold a send forever
-//! (a process killed mid-request).
+//! every call, numbers sent messages, and can be told to answer 429, to refuse the token
+//! (401 to everything, as for a revoked token) or to hold a send forever (a process killed
+//! mid-request). [`FakeTelegram::reserve`] gives its address before it listens, for a Bot API
+//! that comes up late.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -50,6 +52,23 @@ struct Inner {
     per_chat: Option<Duration>,
     last_send: HashMap<i64, std::time::Instant>,
     too_many: usize,
+    refuse_token: bool,
+}
+
+/// A fake whose address is known but which does not listen yet: connections to it are refused
+/// (the port is bound, so nothing else can take it) until [`Unopened::open`].
+pub struct Unopened {
+    /// The base URL to configure as `telegram.api_url`.
+    pub url: String,
+    socket: tokio::net::TcpSocket,
+}
+
+impl Unopened {
+    /// Starts listening: from now on the fake answers.
+    pub fn open(self) -> FakeTelegram {
+        let listener = self.socket.listen(1024).unwrap();
+        FakeTelegram::serve(listener)
+    }
 }
 
 /// The fake server.
@@ -65,6 +84,22 @@ pub struct FakeTelegram {
 impl FakeTelegram {
     /// Starts the fake on 127.0.0.1, port 0.
     pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve(listener)
+    }
+
+    /// Binds 127.0.0.1, port 0, without listening (see [`Unopened`]).
+    pub fn reserve() -> Unopened {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = socket.local_addr().unwrap();
+        Unopened {
+            url: format!("http://{addr}/"),
+            socket,
+        }
+    }
+
+    fn serve(listener: tokio::net::TcpListener) -> Self {
         let inner = Arc::new(Mutex::new(Inner {
             next_message_id: 1000,
             ..Inner::default()
@@ -79,7 +114,6 @@ impl FakeTelegram {
         let app = Router::new()
             .route("/{bot}/{method}", post(api))
             .with_state(fake.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -109,6 +143,12 @@ impl FakeTelegram {
         for _ in 0..n {
             q.push_back((429, body.clone()));
         }
+    }
+
+    /// From now on every call is refused with 401 Unauthorized, as Telegram answers a bot
+    /// token it does not accept (still recorded).
+    pub fn refuse_token(&self) {
+        self.inner.lock().unwrap().refuse_token = true;
     }
 
     /// Makes the next call of `method` fail with a Bot API error (e.g. 400 or 403).
@@ -263,6 +303,10 @@ async fn api(
             body: body.clone(),
         });
         fake.called.notify_waiters();
+        if inner.refuse_token {
+            let err = json!({"ok": false, "error_code": 401, "description": "Unauthorized"});
+            return (StatusCode::UNAUTHORIZED, axum::Json(err)).into_response();
+        }
         if let Some((code, err)) = inner
             .failures
             .get_mut(&method)

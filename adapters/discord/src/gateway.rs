@@ -2,11 +2,20 @@
 //! them to the [`DiscordFront`]. The client's REST calls go to `discord.api_url` (serenity's
 //! proxy setting, with its own ratelimiter off as serenity requires for a proxy) and it connects
 //! to `discord.gateway_url` when one is configured.
+//!
+//! [`run`] is one life of the gateway for `krake serve`'s supervisor: it reports `up` when
+//! Discord says the session is ready (or resumed), `retrying` while serenity reconnects a
+//! dropped connection, and ends with a [`FrontFailure`] that tells an unreachable Discord from
+//! a refused token.
 
 use crate::front::{ChatMessage, DiscordFront};
 use crate::wire::Interaction as WireInteraction;
 use crate::{DEFAULT_API_URL, Secret};
-use serenity::all::{Context, EventHandler, GatewayIntents, Interaction, Message, Ready, UserId};
+use krake_core::supervise::{FrontFailure, FrontHandle};
+use serenity::all::{
+    ConnectionStage, Context, EventHandler, GatewayError, GatewayIntents, Interaction, Message,
+    Ready, ResumedEvent, ShardStageUpdateEvent, UserId,
+};
 use serenity::http::HttpBuilder;
 use std::sync::{Arc, OnceLock};
 use tokio::sync::watch;
@@ -45,6 +54,7 @@ pub fn to_wire(interaction: &Interaction) -> Result<WireInteraction, String> {
 struct Handler {
     front: Arc<DiscordFront>,
     me: OnceLock<UserId>,
+    status: FrontHandle,
 }
 
 #[serenity::async_trait]
@@ -52,6 +62,23 @@ impl EventHandler for Handler {
     async fn ready(&self, _ctx: Context, ready: Ready) {
         let _ = self.me.set(ready.user.id);
         tracing::info!(user = %ready.user.name, guilds = ready.guilds.len(), "Discord gateway ready");
+        self.status.up();
+    }
+
+    async fn resume(&self, _ctx: Context, _: ResumedEvent) {
+        self.status.up();
+    }
+
+    async fn shard_stage_update(&self, _ctx: Context, event: ShardStageUpdateEvent) {
+        // serenity reconnects by itself; until it has, the front is not up.
+        let dropped = matches!(
+            event.new,
+            ConnectionStage::Disconnected | ConnectionStage::Connecting | ConnectionStage::Resuming
+        );
+        if dropped && self.status.status().state.is_up() {
+            self.status
+                .retrying("the gateway connection dropped; reconnecting");
+        }
     }
 
     async fn message(&self, _ctx: Context, m: Message) {
@@ -81,14 +108,18 @@ impl EventHandler for Handler {
     }
 }
 
-/// Runs the gateway client until `stop` turns true.
+/// Runs the gateway client until `stop` turns true (then `Ok`), reporting to `status`. Asks
+/// Discord for the gateway first (`GET /gateway/bot`), so that an unreachable Discord or a
+/// refused token ends this life at once with the matching [`FrontFailure`]; serenity then
+/// reconnects dropped connections by itself, and a fatal gateway error ends it too.
 pub async fn run(
     front: Arc<DiscordFront>,
     token: Secret,
     api_url: &str,
     gateway_url: Option<String>,
+    status: FrontHandle,
     mut stop: watch::Receiver<bool>,
-) -> Result<(), serenity::Error> {
+) -> Result<(), FrontFailure> {
     let mut http = HttpBuilder::new(token.expose());
     let base = api_url.trim_end_matches('/');
     if base != DEFAULT_API_URL {
@@ -97,25 +128,45 @@ pub async fn run(
     if let Some(app) = front.config().application_id {
         http = http.application_id(app.into());
     }
+    let http = http.build();
+    tokio::select! {
+        r = http.get_bot_gateway() => { r.map_err(failure)?; }
+        _ = stop.changed() => return Ok(()),
+    }
     let intents = GatewayIntents::GUILD_MESSAGES
         | GatewayIntents::DIRECT_MESSAGES
         | GatewayIntents::MESSAGE_CONTENT;
-    let mut client = serenity::all::ClientBuilder::new_with_http(http.build(), intents)
+    let mut client = serenity::all::ClientBuilder::new_with_http(http, intents)
         .event_handler(Handler {
             front,
             me: OnceLock::new(),
+            status,
         })
-        .await?;
+        .await
+        .map_err(failure)?;
     if let Some(url) = gateway_url {
         *client.ws_url.lock().await = url;
     }
     let shards = client.shard_manager.clone();
     tokio::select! {
-        r = client.start() => r,
+        r = client.start() => r.map_err(failure),
         _ = stop.changed() => {
             shards.shutdown_all().await;
             Ok(())
         }
+    }
+}
+
+/// A refused token (HTTP 401, gateway close code 4004) apart from everything else.
+pub fn failure(e: serenity::Error) -> FrontFailure {
+    match &e {
+        serenity::Error::Gateway(GatewayError::InvalidAuthentication) => {
+            FrontFailure::Unauthorized("Discord refused the bot token (gateway close 4004)".into())
+        }
+        serenity::Error::Http(h) if h.status_code().is_some_and(|c| c.as_u16() == 401) => {
+            FrontFailure::Unauthorized("Discord refused the bot token (401 Unauthorized)".into())
+        }
+        _ => FrontFailure::Unreachable(format!("the Discord gateway failed: {e}")),
     }
 }
 
@@ -171,6 +222,16 @@ mod tests {
         own["author"]["id"] = json!("827290144020496384");
         let m: Message = serde_json::from_value(own).unwrap();
         assert!(chat_message(&m, Some(bot)).author_is_bot);
+    }
+
+    #[test]
+    fn a_refused_token_is_told_apart_from_an_unreachable_discord() {
+        let refused = failure(serenity::Error::Gateway(GatewayError::InvalidAuthentication));
+        assert!(matches!(refused, FrontFailure::Unauthorized(m) if m.contains("4004")));
+        let closed = failure(serenity::Error::Gateway(GatewayError::Closed(None)));
+        assert!(matches!(closed, FrontFailure::Unreachable(_)));
+        let other = failure(serenity::Error::Other("connection refused"));
+        assert!(matches!(other, FrontFailure::Unreachable(m) if m.contains("connection refused")));
     }
 
     #[test]

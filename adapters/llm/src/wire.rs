@@ -6,6 +6,7 @@ use async_openai::types::chat::{
     ChatCompletionMessageToolCalls, CreateChatCompletionRequest, CreateChatCompletionResponse,
     CreateChatCompletionStreamResponse, FinishReason as WireFinish,
 };
+use krake_core::backoff::Backoff;
 use krake_core::model::{
     ChatRequest, ChatResponse, ChatRole, FinishReason, ModelError, ToolCall, Usage,
 };
@@ -102,15 +103,14 @@ pub(crate) async fn refusal(resp: reqwest::Response) -> (String, Option<Duration
     (why, after, retry)
 }
 
-/// Exponential backoff before retry number `retry` (0-based), capped at `max_ms`, with full
+/// Exponential backoff before retry number `retry` (0-based), capped at `max_ms`, with
 /// jitter: anywhere in [exp/2, exp], so many clients do not retry in step.
 pub(crate) fn backoff(base_ms: u64, max_ms: u64, retry: u32) -> Duration {
-    let exp = base_ms
-        .saturating_mul(1u64 << retry.min(20))
-        .min(max_ms.max(1));
-    let half = exp / 2;
-    let jitter = (rand::random::<f64>() * (exp - half) as f64) as u64;
-    Duration::from_millis(half + jitter)
+    Backoff::new(
+        Duration::from_millis(base_ms),
+        Duration::from_millis(max_ms.max(1)),
+    )
+    .delay(retry, krake_core::backoff::random())
 }
 
 /// One HTTP exchange with a provider.

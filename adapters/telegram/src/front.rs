@@ -6,9 +6,13 @@
 //! that message shows), a button as its typed payload. Core queues a message's reply in the
 //! durable outbox for the chat it was asked in (in a forum topic, that topic) in the same
 //! transaction that stores it; a callback query is answered at once, inline.
+//!
+//! Start-up and polling report to a [`FrontHandle`] and tell a refused token
+//! ([`FrontError::Unauthorized`]) from an unreachable API, so `krake serve` supervises the
+//! front; the [`Webhook`] route is served before the front has started (503 until then).
 
 use crate::FRONT;
-use crate::config::{Mode, TelegramConfig};
+use crate::config::{Mode, TelegramConfig, WebhookSecret};
 use crate::convert::{self, BotIdentity, ButtonPress, ChatMessage, Event};
 use crate::render;
 use axum::Router;
@@ -18,17 +22,19 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use krake_core::Krake;
 use krake_core::actor::Front;
+use krake_core::backoff::Backoff;
 use krake_core::command::COMMANDS;
 use krake_core::inbound::{Content, IdempotencyKey, Inbound};
 use krake_core::ports::{FrontStateRepo, RepoError};
 use krake_core::reply::{ButtonPayload, Reply, Tone};
+use krake_core::supervise::FrontHandle;
 use serde_json::Value;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 use teloxide::payloads::{AnswerCallbackQuerySetters, GetUpdatesSetters, SetWebhookSetters};
 use teloxide::prelude::Requester;
 use teloxide::types::{BotCommand, CallbackQueryId, Update, UpdateKind};
-use teloxide::{Bot, RequestError};
+use teloxide::{ApiError, Bot, RequestError};
 use tokio::sync::watch;
 
 /// The header Telegram sends the webhook secret in.
@@ -43,6 +49,9 @@ pub enum FrontError {
     /// The Bot API refused or could not be reached.
     #[error("the Telegram Bot API failed: {0}")]
     Api(String),
+    /// The Bot API refused the token (401 Unauthorized, or 404 for a token it does not know).
+    #[error("the Telegram Bot API refused the bot token ({0})")]
+    Unauthorized(String),
     /// Telegram asked to wait.
     #[error("Telegram asked to wait {0:?}")]
     RetryAfter(Duration),
@@ -58,6 +67,9 @@ impl From<RequestError> for FrontError {
     fn from(e: RequestError) -> Self {
         match e {
             RequestError::RetryAfter(s) => FrontError::RetryAfter(s.duration()),
+            RequestError::Api(ApiError::InvalidToken) => {
+                FrontError::Unauthorized("401 Unauthorized".into())
+            }
             other => FrontError::Api(other.to_string()),
         }
     }
@@ -429,54 +441,116 @@ impl TelegramFront {
         Ok(n)
     }
 
-    /// Long polling until `stop` turns true. Deletes any webhook first (Telegram refuses
-    /// getUpdates while one is set). Failures back off and retry; a 429 waits as told.
-    pub async fn poll(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+    /// Long polling until `stop` turns true, reporting to `status`: `up` after each answered
+    /// getUpdates, `retrying` (once, with the error) while they fail. Deletes any webhook
+    /// first (Telegram refuses getUpdates while one is set). Failures back off (1 s doubling
+    /// to 60 s, jittered) and retry; a 429 waits as told. Returns an error only when Telegram
+    /// refuses the token, which no waiting fixes.
+    pub async fn poll(
+        self: Arc<Self>,
+        status: FrontHandle,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<(), FrontError> {
         let timeout = match self.config.mode {
             Mode::Polling { timeout_secs } => timeout_secs,
-            Mode::Webhook { .. } => return,
+            Mode::Webhook { .. } => return Ok(()),
         };
-        if let Err(e) = self.bot.delete_webhook().await {
-            tracing::warn!(error = %e, "could not delete the webhook before polling");
+        match self.bot.delete_webhook().await.map_err(FrontError::from) {
+            Err(e @ FrontError::Unauthorized(_)) => return Err(e),
+            Err(e) => tracing::warn!(error = %e, "could not delete the webhook before polling"),
+            Ok(_) => {}
         }
-        let mut backoff = Duration::from_secs(1);
+        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
         loop {
             if *stop.borrow() {
-                return;
+                return Ok(());
             }
             // Only the fetch is cancelled on stop; a batch being handled is finished.
             let fetched = tokio::select! {
                 r = self.fetch(timeout) => r,
-                _ = stop.changed() => return,
+                _ = stop.changed() => return Ok(()),
             };
-            let result = match fetched {
-                Ok(batch) => self.handle_batch(batch).await.map(|_| ()),
-                Err(e) => Err(e),
-            };
-            let wait = match result {
-                Ok(()) => {
-                    backoff = Duration::from_secs(1);
-                    continue;
+            let wait = match fetched {
+                Ok(batch) => {
+                    status.up();
+                    match self.handle_batch(batch).await {
+                        Ok(_) => {
+                            backoff.reset();
+                            continue;
+                        }
+                        Err(e) => {
+                            // Not the platform: the update stays before the offset and is
+                            // handled again after the wait.
+                            let wait = backoff.next_delay();
+                            tracing::warn!(error = %e, retry_in = ?wait, "a Telegram update could not be handled");
+                            wait
+                        }
+                    }
                 }
                 Err(FrontError::RetryAfter(d)) => d,
+                Err(e @ FrontError::Unauthorized(_)) => return Err(e),
                 Err(e) => {
-                    tracing::warn!(error = %e, retry_in = ?backoff, "Telegram polling failed");
-                    let w = backoff;
-                    backoff = (backoff * 2).min(Duration::from_secs(60));
-                    w
+                    let wait = backoff.next_delay();
+                    tracing::debug!(error = %e, retry_in = ?wait, "Telegram polling failed");
+                    status.retrying(e.to_string());
+                    wait
                 }
             };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = stop.changed() => return,
+                _ = stop.changed() => return Ok(()),
             }
         }
     }
 
-    /// The webhook route (`POST /telegram/webhook`), to merge into Krake's HTTP server. It
-    /// answers 401 when the secret header is missing or wrong, 200 once the update is handled
-    /// (or skipped), 500 when it must be sent again.
+    /// The webhook route (`POST /telegram/webhook`), to merge into Krake's HTTP server, for a
+    /// front already started (see [`Webhook`] for one that is not yet).
     pub fn webhook_router(self: Arc<Self>) -> Router {
+        let hook = Webhook::pending(&self.config);
+        hook.started(self);
+        hook.router()
+    }
+}
+
+/// The webhook route's state: the secret is known from the configuration at once, the front
+/// only once it has started (getMe, which tells who the bot is, answered). The route is served
+/// from the start so it never 404s: it answers 401 when the secret header is missing or
+/// wrong, 503 while the front is not started yet (Telegram keeps the update and sends it
+/// again later, so nothing is lost and nothing needs holding here), 200 once the update is
+/// handled (or skipped), 500 when it must be sent again.
+pub struct Webhook {
+    secret: Option<WebhookSecret>,
+    front: RwLock<Option<Arc<TelegramFront>>>,
+}
+
+impl Webhook {
+    /// The webhook of `config`, its front not started yet.
+    pub fn pending(config: &TelegramConfig) -> Arc<Self> {
+        let secret = match &config.mode {
+            Mode::Webhook { secret, .. } => Some(secret.clone()),
+            Mode::Polling { .. } => None,
+        };
+        Arc::new(Self {
+            secret,
+            front: RwLock::new(None),
+        })
+    }
+
+    /// The front has started: updates are handled from now on.
+    pub fn started(&self, front: Arc<TelegramFront>) {
+        *self.front.write().unwrap_or_else(PoisonError::into_inner) = Some(front);
+    }
+
+    /// The started front, if any.
+    fn front(&self) -> Option<Arc<TelegramFront>> {
+        self.front
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// `POST /telegram/webhook`, to merge into Krake's HTTP server.
+    pub fn router(self: Arc<Self>) -> Router {
         Router::new()
             .route(WEBHOOK_PATH, post(webhook))
             .with_state(self)
@@ -536,12 +610,8 @@ fn tolerant(raw: &str) -> Result<Vec<Fetched>, FrontError> {
     Ok(out)
 }
 
-async fn webhook(
-    State(front): State<Arc<TelegramFront>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> StatusCode {
-    let Mode::Webhook { secret, .. } = &front.config.mode else {
+async fn webhook(State(hook): State<Arc<Webhook>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let Some(secret) = &hook.secret else {
         return StatusCode::NOT_FOUND;
     };
     let given = headers
@@ -552,6 +622,10 @@ async fn webhook(
         tracing::warn!("Telegram webhook call with a missing or wrong secret refused");
         return StatusCode::UNAUTHORIZED;
     }
+    let Some(front) = hook.front() else {
+        tracing::debug!("a Telegram update before the front started; Telegram sends it again");
+        return StatusCode::SERVICE_UNAVAILABLE;
+    };
     match front.handle_json(&body).await {
         Ok(_) => StatusCode::OK,
         Err(e) => {

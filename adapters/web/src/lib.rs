@@ -4,7 +4,8 @@
 //! `tower::ServiceExt::oneshot` and no socket.
 //!
 //! - `GET /healthz`: the process is up (liveness).
-//! - `GET /readyz`: the process can do work: the database answers (readiness).
+//! - `GET /readyz`: the process can do work: the database answers (readiness); the body lists
+//!   each chat front's state (`fronts`), which does not decide readiness.
 //! - `GET /api/v1/workspaces/{slug}/kpis`: a workspace's KPIs, for a personal API token
 //!   (`Authorization: Bearer krk_…`) of a user who may see the workspace.
 //!
@@ -33,6 +34,7 @@ use axum::{Json, Router};
 use krake_core::Krake;
 use krake_core::actor::{Actor, Front};
 use krake_core::ports::TokenRepo;
+use krake_core::supervise::FrontStatus;
 use krake_core::workspace::WorkspaceSlug;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -51,6 +53,12 @@ pub mod ws;
 pub trait Readiness: Send + Sync {
     /// `Ok` when ready; otherwise a short reason (never a secret).
     async fn check(&self) -> Result<(), String>;
+
+    /// Each front's state (Telegram, Discord, web), listed in `/readyz`'s body. Only listed:
+    /// see [`app`] for why a front that is down leaves Krake ready.
+    fn fronts(&self) -> Vec<(String, FrontStatus)> {
+        Vec::new()
+    }
 }
 
 /// What the API needs: the core service and the token store.
@@ -164,6 +172,13 @@ impl From<krake_core::ports::RepoError> for ApiError {
 }
 
 /// The whole HTTP application.
+///
+/// `/readyz` answers 200 while [`Readiness::check`] passes (the database answers), whatever
+/// the chat fronts do: with Telegram or Discord away, the web chat, the API, the dashboard and
+/// the webhooks still serve, and taking the process out of a load balancer would only stop
+/// those too. The body lists each front's state so an operator sees it:
+/// `{"status":"ready","fronts":{"telegram":{"state":"retrying","error":"…","failures":3,
+/// "retry_in_secs":4}}}`; alert on `krake_front_up` in `/metrics` instead.
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
@@ -178,17 +193,40 @@ async fn healthz() -> Response {
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
+    let fronts: serde_json::Map<String, serde_json::Value> = state
+        .readiness
+        .fronts()
+        .into_iter()
+        .map(|(name, s)| (name, front_json(&s)))
+        .collect();
     match state.readiness.check().await {
-        Ok(()) => Json(serde_json::json!({ "status": "ready" })).into_response(),
+        Ok(()) => Json(serde_json::json!({ "status": "ready", "fronts": fronts })).into_response(),
         Err(reason) => {
             tracing::warn!(%reason, "not ready");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(serde_json::json!({ "status": "unavailable", "reason": reason })),
+                Json(serde_json::json!({
+                    "status": "unavailable",
+                    "reason": reason,
+                    "fronts": fronts,
+                })),
             )
                 .into_response()
         }
     }
+}
+
+/// One front's state as `/readyz` shows it.
+fn front_json(s: &FrontStatus) -> serde_json::Value {
+    let mut v = serde_json::json!({ "state": s.state.name() });
+    if let Some(error) = s.state.error() {
+        v["error"] = error.into();
+        v["failures"] = s.failures.into();
+    }
+    if let Some(wait) = s.retry_in() {
+        v["retry_in_secs"] = wait.as_secs().into();
+    }
+    v
 }
 
 /// The actor behind a request's bearer token.
@@ -279,6 +317,71 @@ mod tests {
             StatusCode::OK
         );
         assert_eq!(status(Ok(()), "/nope").await, StatusCode::NOT_FOUND);
+    }
+
+    struct WithFronts(Result<(), String>, krake_core::supervise::Fronts);
+
+    #[async_trait]
+    impl Readiness for WithFronts {
+        async fn check(&self) -> Result<(), String> {
+            self.0.clone()
+        }
+
+        fn fronts(&self) -> Vec<(String, FrontStatus)> {
+            self.1.snapshot()
+        }
+    }
+
+    async fn readyz_of(
+        ready: Result<(), String>,
+        fronts: &krake_core::supervise::Fronts,
+    ) -> (StatusCode, serde_json::Value) {
+        let app = app(AppState {
+            readiness: Arc::new(WithFronts(ready, fronts.clone())),
+            api: None,
+        });
+        let res = app
+            .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = res.status();
+        let body = axum::body::to_bytes(res.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn readyz_lists_the_fronts_and_a_front_down_leaves_it_ready() {
+        let fronts = krake_core::supervise::Fronts::new();
+        fronts.register("web").up();
+        fronts
+            .register("telegram")
+            .retrying("the Telegram Bot API failed: connection refused");
+        fronts
+            .register("discord")
+            .unauthorized("Discord refused the bot token: set KRAKE_DISCORD_TOKEN");
+        let (status, body) = readyz_of(Ok(()), &fronts).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["status"], "ready");
+        assert_eq!(body["fronts"]["web"], serde_json::json!({"state": "up"}));
+        assert_eq!(body["fronts"]["telegram"]["state"], "retrying");
+        assert_eq!(
+            body["fronts"]["telegram"]["error"],
+            "the Telegram Bot API failed: connection refused"
+        );
+        assert_eq!(body["fronts"]["telegram"]["failures"], 1);
+        assert_eq!(body["fronts"]["discord"]["state"], "unauthorized");
+        assert!(
+            body["fronts"]["discord"]["error"]
+                .as_str()
+                .unwrap()
+                .contains("KRAKE_DISCORD_TOKEN")
+        );
+        let (status, body) = readyz_of(Err("database unavailable".into()), &fronts).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["reason"], "database unavailable");
+        assert_eq!(body["fronts"]["web"]["state"], "up");
     }
 
     #[test]

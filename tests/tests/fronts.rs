@@ -1,0 +1,436 @@
+//! Fronts that survive their platform, with the real `krake serve` and the local fake Bot API:
+//! Telegram away at start (its port refuses connections, then opens) leaves health, web chat
+//! and readiness working and is answered once it comes up; a refused token is reported on
+//! `/readyz` and never retried in a loop; the webhook route answers 503 until the front is up;
+//! a refused Discord token leaves the interactions endpoint and Telegram serving.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use futures_util::{SinkExt, StreamExt};
+use krake_tests::fake_telegram::{FakeTelegram, TOKEN};
+use serde_json::{Value, json};
+use std::io::BufRead;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+const SECRET_HEADER: &str = "X-Telegram-Bot-Api-Secret-Token";
+
+/// `krake serve` with the Telegram front pointed at `api_url`; returns the child, its port and
+/// its stderr lines.
+async fn serve(dir: &Path, api_url: &str, extra_toml: &str) -> (Child, u16, Receiver<String>) {
+    let config = dir.join("krake.toml");
+    std::fs::write(
+        &config,
+        format!("[telegram]\napi_url = \"{api_url}\"\npoll_timeout_secs = 1\n{extra_toml}\n"),
+    )
+    .unwrap();
+    let mut child = krake_tests::krake(dir)
+        .arg("--config")
+        .arg(&config)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("KRAKE_TELEGRAM_TOKEN", TOKEN)
+        .env("KRAKE_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let port = tokio::task::spawn_blocking(move || {
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let mut port = None;
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            let _ = tx.send(line.clone());
+            if let Some(rest) = line.split("http://127.0.0.1:").nth(1) {
+                port = rest
+                    .split(|c: char| !c.is_ascii_digit())
+                    .next()
+                    .and_then(|p| p.parse::<u16>().ok());
+                break;
+            }
+        }
+        std::thread::spawn(move || {
+            for l in lines.map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        port
+    })
+    .await
+    .unwrap()
+    .expect("serve exited before listening");
+    (child, port, rx)
+}
+
+fn stop(mut child: Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "graceful shutdown exits 0, got {exit:?}");
+}
+
+/// One HTTP/1.1 request; returns the status and the body.
+async fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    s.write_all(body).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, body.to_owned())
+}
+
+async fn readyz(port: u16) -> (u16, Value) {
+    let (status, body) = request(port, "GET", "/readyz", &[], b"").await;
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+/// Polls `/readyz` (up to 10 s, then panics) until the Telegram front is in `state`.
+async fn wait_for_state(port: u16, state: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = readyz(port).await;
+        assert_eq!(status, 200, "ready whatever Telegram does: {body}");
+        if body["fronts"]["telegram"]["state"] == state {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "telegram never became {state}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The value of `krake_front_up{front="…"}` in `/metrics`.
+async fn front_up(port: u16, front: &str) -> Option<f64> {
+    let (_, metrics) = request(port, "GET", "/metrics", &[], b"").await;
+    let label = format!("front=\"{front}\"");
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("krake_front_up{") && l.contains(&label))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+fn private_text(update_id: u64, user: u64, text: &str) -> Value {
+    json!({"update_id": update_id, "message": {
+        "message_id": update_id + 100, "date": 1_795_503_000,
+        "chat": {"id": user, "type": "private", "first_name": "Ana"},
+        "from": {"id": user, "is_bot": false, "first_name": "Ana"},
+        "text": text,
+        "entities": [{"type": "bot_command", "offset": 0, "length": text.len()}]
+    }})
+}
+
+fn logged(logs: &Receiver<String>, seen: &mut Vec<String>, what: &str) -> usize {
+    seen.extend(logs.try_iter());
+    seen.iter().filter(|l| l.contains(what)).count()
+}
+
+/// A personal API token for a new owner `ana`, made with the CLI on the data directory.
+fn owner_token(dir: &Path) -> String {
+    let (ok, _, err) =
+        krake_tests::run(krake_tests::krake(dir).args(["user", "add", "ana", "--role", "owner"]));
+    assert!(ok, "{err}");
+    let (ok, token, err) = krake_tests::run(krake_tests::krake(dir).args(["user", "token", "ana"]));
+    assert!(ok, "{err}");
+    token.trim().to_owned()
+}
+
+/// Says `/help` in the web chat and waits for the reply.
+async fn web_chat_answers(port: u16, token: &str) {
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws/chat"))
+        .await
+        .unwrap();
+    let hello = json!({"type": "hello", "workspace": "lunavo", "token": token});
+    ws.send(Message::text(hello.to_string())).await.unwrap();
+    let say = json!({"type": "say", "id": "c1", "text": "/help"});
+    let mut welcomed = false;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(Instant::now() < deadline, "the web chat did not answer");
+        let frame = match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => serde_json::from_str::<Value>(t.as_str()).unwrap(),
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no frame from the web chat: {other:?}"),
+        };
+        match frame["type"].as_str() {
+            Some("welcome") if !welcomed => {
+                welcomed = true;
+                ws.send(Message::text(say.to_string())).await.unwrap();
+            }
+            Some("reply") => {
+                assert_eq!(frame["re"], "c1", "{frame}");
+                assert!(frame["text"].as_str().unwrap().contains("/todo"), "{frame}");
+                return;
+            }
+            Some("error") => panic!("the web chat refused: {frame}"),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_keeps_serving_while_telegram_is_down_and_answers_once_it_is_up() {
+    let pending = FakeTelegram::reserve();
+    let dir = tempfile::tempdir().unwrap();
+    let token = owner_token(dir.path());
+    let started = Instant::now();
+    let (child, port, logs) = serve(dir.path(), &pending.url, "").await;
+    let mut seen = Vec::new();
+
+    // Telegram refuses connections: everything else serves.
+    let (status, body) = request(port, "GET", "/healthz", &[], b"").await;
+    assert_eq!(status, 200, "{body}");
+    let ready = wait_for_state(port, "retrying").await;
+    let error = ready["fronts"]["telegram"]["error"].as_str().unwrap();
+    assert!(!error.is_empty(), "{ready}");
+    assert!(!error.contains(TOKEN.split_once(':').unwrap().1), "{error}");
+    assert_eq!(ready["fronts"]["web"]["state"], "up", "{ready}");
+    web_chat_answers(port, &token).await;
+    assert_eq!(front_up(port, "telegram").await, Some(0.0));
+
+    // The Bot API comes up about two seconds after Krake.
+    tokio::time::sleep(Duration::from_secs(2).saturating_sub(started.elapsed())).await;
+    let fake = pending.open();
+    fake.push_update(private_text(1, 42, "/help"));
+    fake.wait_sent(1).await;
+    let sent = fake.sent();
+    assert_eq!(sent[0].0["chat_id"], json!(42));
+    assert!(sent[0].0["text"].as_str().unwrap().contains("/todo"));
+    wait_for_state(port, "up").await;
+    assert_eq!(front_up(port, "telegram").await, Some(1.0));
+    // The offset is confirmed past update 1: nothing is answered twice.
+    fake.wait_calls("getUpdates", 3).await;
+    assert_eq!(fake.sent().len(), 1, "exactly one reply: {:?}", fake.sent());
+    assert_eq!(fake.calls_of("getMe").len(), 1, "started once");
+    assert_eq!(
+        logged(&logs, &mut seen, "front cannot reach its platform"),
+        1,
+        "the outage is logged once, not once per attempt: {seen:#?}"
+    );
+    assert_eq!(
+        logged(&logs, &mut seen, "front up"),
+        2,
+        "web, then telegram: {seen:#?}"
+    );
+    stop(child);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_is_reported_and_not_retried_in_a_loop() {
+    let fake = FakeTelegram::start().await;
+    fake.refuse_token();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, port, logs) = serve(dir.path(), &fake.url, "").await;
+    let ready = wait_for_state(port, "unauthorized").await;
+    let error = ready["fronts"]["telegram"]["error"].as_str().unwrap();
+    assert!(
+        error.contains("refused the bot token") && error.contains("KRAKE_TELEGRAM_TOKEN"),
+        "says what is wrong and what to do: {error}"
+    );
+    // A few seconds later: still serving, still one getMe.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(child.try_wait().unwrap().is_none(), "serve keeps running");
+    let (status, _) = request(port, "GET", "/healthz", &[], b"").await;
+    assert_eq!(status, 200);
+    let (status, body) = readyz(port).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["fronts"]["telegram"]["state"], "unauthorized",
+        "{body}"
+    );
+    assert!(
+        fake.calls_of("getMe").len() <= 2,
+        "no hot loop: {} getMe calls",
+        fake.calls_of("getMe").len()
+    );
+    assert!(fake.calls_of("getUpdates").is_empty());
+    assert_eq!(front_up(port, "telegram").await, Some(0.0));
+    let mut seen = Vec::new();
+    assert_eq!(
+        logged(&logs, &mut seen, "front refused by its platform"),
+        1,
+        "{seen:#?}"
+    );
+    stop(child);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_answers_503_until_the_front_is_up() {
+    let pending = FakeTelegram::reserve();
+    let dir = tempfile::tempdir().unwrap();
+    let (child, port, _logs) = serve(
+        dir.path(),
+        &pending.url,
+        "mode = \"webhook\"\nwebhook_secret = \"hook-Secret_42\"\nwebhook_url = \"https://krake.example/telegram/webhook\"\n",
+    )
+    .await;
+    let body = serde_json::to_vec(&private_text(7, 43, "/help")).unwrap();
+    let hook = |secret: &'static str| {
+        let body = body.clone();
+        async move {
+            request(
+                port,
+                "POST",
+                "/telegram/webhook",
+                &[(SECRET_HEADER, secret)],
+                &body,
+            )
+            .await
+            .0
+        }
+    };
+    wait_for_state(port, "retrying").await;
+    assert_eq!(hook("nope").await, 401, "the secret is checked first");
+    assert_eq!(
+        hook("hook-Secret_42").await,
+        503,
+        "Telegram keeps the update and sends it again"
+    );
+    let fake = pending.open();
+    fake.wait_calls("setWebhook", 1).await;
+    wait_for_state(port, "up").await;
+    assert_eq!(hook("hook-Secret_42").await, 200);
+    fake.wait_sent(1).await;
+    assert_eq!(fake.sent()[0].0["chat_id"], json!(43));
+    stop(child);
+}
+
+/// A stand-in for Discord's REST API that refuses every token with 401, counting requests.
+async fn discord_refusing_tokens() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    let app = axum::Router::new().fallback(move || {
+        let counter = counter.clone();
+        async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            (
+                axum::http::StatusCode::UNAUTHORIZED,
+                axum::Json(json!({"message": "401: Unauthorized", "code": 0})),
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, hits)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_discord_token_leaves_the_interactions_endpoint_and_telegram_running() {
+    let fixtures =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/discord");
+    let headers: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures.join("real_ping_request_headers.json")).unwrap(),
+    )
+    .unwrap();
+    let ping = std::fs::read(fixtures.join("real_ping_request_body.json")).unwrap();
+    let (discord, hits) = discord_refusing_tokens().await;
+    let telegram = FakeTelegram::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("krake.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[telegram]\napi_url = \"{}\"\npoll_timeout_secs = 1\n",
+            telegram.url
+        ),
+    )
+    .unwrap();
+    let mut child = krake_tests::krake(dir.path())
+        .arg("--config")
+        .arg(&config)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("KRAKE_TELEGRAM_TOKEN", TOKEN)
+        .env("KRAKE_DISCORD_TOKEN", "MTIz.NDU2.s3cret-token")
+        .env("KRAKE_DISCORD_API_URL", &discord)
+        .env(
+            "KRAKE_DISCORD_PUBLIC_KEY",
+            headers["public_key_hex"].as_str().unwrap(),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let port = krake_tests::listening_port(&mut child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        let (status, body) = readyz(port).await;
+        assert_eq!(status, 200, "{body}");
+        if body["fronts"]["discord"]["state"] == "unauthorized"
+            && body["fronts"]["telegram"]["state"] == "up"
+        {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let error = body["fronts"]["discord"]["error"].as_str().unwrap();
+    assert!(error.contains("KRAKE_DISCORD_TOKEN"), "{error}");
+    assert!(!error.contains("s3cret"), "{error}");
+    // The endpoint needs nothing from Discord: it still answers the signed PING.
+    let (status, pong) = request(
+        port,
+        "POST",
+        "/discord/interactions",
+        &[
+            (
+                "X-Signature-Ed25519",
+                headers["headers"]["X-Signature-Ed25519"].as_str().unwrap(),
+            ),
+            (
+                "X-Signature-Timestamp",
+                headers["headers"]["X-Signature-Timestamp"]
+                    .as_str()
+                    .unwrap(),
+            ),
+        ],
+        &ping,
+    )
+    .await;
+    assert!(
+        status == 200 && pong.ends_with(r#"{"type":1}"#),
+        "{status} {pong}"
+    );
+    // Telegram answers meanwhile.
+    telegram.push_update(private_text(1, 42, "/help"));
+    telegram.wait_sent(1).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let n = hits.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(n <= 2, "no hot loop against Discord: {n} requests");
+    assert_eq!(front_up(port, "discord").await, Some(0.0));
+    assert_eq!(front_up(port, "telegram").await, Some(1.0));
+    stop(child);
+}
