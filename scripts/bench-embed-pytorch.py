@@ -1,4 +1,4 @@
-"""The PyTorch baseline for `krake bench rag`'s ingestion figures: the same synthetic texts
+"""The PyTorch baseline for `krake-bench rag`'s ingestion figures: the same synthetic texts
 (the same xorshift generator and word list, after the store part of the bench has drawn its
 numbers... so texts differ in words but not in shape: 45-word sentences, 250-word chunks),
 embedded with sentence-transformers on the CPU, batch 32, max_seq_length 256.

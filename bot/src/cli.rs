@@ -32,9 +32,6 @@ pub enum Cmd {
     /// Manage users: add them with a role, list them, make link codes for chat accounts.
     #[command(subcommand)]
     User(UserCmd),
-    /// Run a benchmark and print its figures.
-    #[command(subcommand)]
-    Bench(BenchCmd),
     /// Discord: register the slash commands.
     #[command(subcommand)]
     Discord(DiscordCmd),
@@ -95,116 +92,6 @@ pub struct ServeArgs {
     /// Fill the inbox with demo threads first (only when it is empty).
     #[arg(long)]
     pub demo: bool,
-}
-
-/// The benchmarks.
-#[derive(Debug, Subcommand)]
-pub enum BenchCmd {
-    /// Parse and execute `/todo` over 50 threads in process on SQLite: p50/p99/max latency.
-    Inbox {
-        /// How many timed iterations.
-        #[arg(long, default_value_t = 5000)]
-        iterations: u32,
-    },
-    /// Verified, deduplicated, durably stored Shopify webhooks per second, against a bare axum
-    /// handler answering 200, side by side with `wrk` (Debian package `wrk`) on 127.0.0.1.
-    Webhooks {
-        /// Seconds per run.
-        #[arg(long, default_value_t = 10)]
-        seconds: u32,
-        /// Concurrent connections. The default, 128, is where both servers reach their peak
-        /// rate on 2 cores (the bare handler already at 32; Krake needs more requests in flight
-        /// to fill its group commits).
-        #[arg(long, default_value_t = 128)]
-        connections: u32,
-    },
-    /// Outbox claim + complete throughput on SQLite (and PostgreSQL with --postgres), against a
-    /// raw INSERT/UPDATE loop as baseline.
-    Outbox {
-        /// How many jobs.
-        #[arg(long, default_value_t = 20000)]
-        jobs: u32,
-        /// Jobs claimed per call.
-        #[arg(long, default_value_t = 100)]
-        batch: u32,
-        /// Also run on this PostgreSQL server (an admin URL; a scratch database is created).
-        #[arg(long)]
-        postgres: Option<String>,
-    },
-    /// The web front against a `krake serve` child: memory per idle WebSocket session, push
-    /// latency of one change to many sessions, and REST inbox requests/s with wrk.
-    Web {
-        /// Idle sessions to open.
-        #[arg(long, default_value_t = 10000)]
-        sessions: usize,
-        /// Sessions that receive each change.
-        #[arg(long, default_value_t = 1000)]
-        fanout: usize,
-        /// Changes pushed.
-        #[arg(long, default_value_t = 20)]
-        rounds: usize,
-        /// Seconds per wrk run.
-        #[arg(long, default_value_t = 8)]
-        seconds: u32,
-    },
-    /// Telegram update in to reply queued (no network), on SQLite, against core's
-    /// `handle_message` alone as baseline: p50/p99/max latency.
-    Telegram {
-        /// How many timed updates.
-        #[arg(long, default_value_t = 5000)]
-        updates: u32,
-    },
-    /// Discord interactions: signature verification plus dispatch (p50/p99/max, in process)
-    /// and verified requests/s over loopback, each beside a bare axum handler.
-    Discord {
-        /// Requests per measurement.
-        #[arg(long, default_value_t = 20000)]
-        requests: u32,
-        /// Concurrent connections for the loopback measurement.
-        #[arg(long, default_value_t = 32)]
-        concurrency: u32,
-    },
-    /// The schedule coordinator with 10,000 active schedules: per-tick cost when nothing and
-    /// when some are due, and drift over a simulated week on a manual clock.
-    Schedules {
-        /// How many active schedules.
-        #[arg(long, default_value_t = 10000)]
-        schedules: u32,
-        /// Timed ticks for each of the two tick measurements.
-        #[arg(long, default_value_t = 2000)]
-        ticks: u32,
-        /// Simulated days for the drift run (0 skips it).
-        #[arg(long, default_value_t = 7)]
-        days: u32,
-        /// Also run on this PostgreSQL server (an admin URL; a scratch database is created).
-        #[arg(long)]
-        postgres: Option<String>,
-    },
-    /// Agent runs: overhead per run without model time (in process and over loopback HTTP),
-    /// then rounds of concurrent runs against a slow local model server, checking that none is
-    /// lost and that memory does not grow.
-    Agents {
-        /// Timed sequential runs for the overhead measurement.
-        #[arg(long, default_value_t = 300)]
-        runs: u32,
-        /// Runs at once in each concurrency round.
-        #[arg(long, default_value_t = 200)]
-        concurrent: u32,
-        /// Concurrency rounds.
-        #[arg(long, default_value_t = 3)]
-        rounds: u32,
-        /// Milliseconds the model server takes per call in the concurrency rounds.
-        #[arg(long, default_value_t = 1000)]
-        delay_ms: u64,
-        /// Concurrency rounds against an in-process model instead of the HTTP server (tells
-        /// the engine's memory apart from the HTTP stack's).
-        #[arg(long)]
-        in_process: bool,
-    },
-    /// Knowledge retrieval: filtered query latency in embedded Qdrant over 100,000 chunks
-    /// (sparse, dense, hybrid, hybrid with the best-sentence step; embedding excluded) and the
-    /// local embedder's ingestion throughput.
-    Rag(crate::rag::BenchRagArgs),
 }
 
 /// `krake user …`.

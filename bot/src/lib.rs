@@ -12,8 +12,6 @@
 //! - [`users`]: `krake user`: accounts, roles and link codes.
 //! - [`telegram`]: the Telegram front's settings and its start inside `krake serve`.
 //! - [`discord`]: the Discord front in `krake serve`, and `krake discord register`.
-//! - [`bench`]: `krake bench`: the benchmarks named in the issues.
-//! - [`bench_web`]: `krake bench web`: WebSocket memory, push fan-out, REST requests/s.
 //! - [`coordinator`]: the schedule coordinator's loop in `krake serve`.
 //! - [`telemetry`]: `/metrics` (Prometheus), request ids and HTTP tracing.
 //! - [`web`]: the web front in `krake serve`: `[web]` settings, routes, deliverer.
@@ -23,10 +21,6 @@
 //! - [`rag`]: the knowledge base (RAG): its retriever, `krake ingest`, `krake eval rag`.
 
 pub mod agents;
-pub mod bench;
-pub mod bench_agents;
-pub mod bench_schedules;
-pub mod bench_web;
 pub mod chat;
 pub mod cli;
 pub mod coordinator;
@@ -57,7 +51,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         cli.command,
         Cmd::Chat
             | Cmd::Config
-            | Cmd::Bench(_)
             | Cmd::User(_)
             | Cmd::Folder(_)
             | Cmd::Discord(_)
@@ -74,7 +67,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Demo => demo::demo_command(settings).await,
-        Cmd::Bench(b) => bench::run(settings, b).await,
         Cmd::User(u) => users::run(settings, u).await,
         Cmd::Folder(f) => folder_cli::run(settings, f).await,
         Cmd::Ingest(a) => rag::ingest(settings, a).await,

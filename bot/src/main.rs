@@ -3,7 +3,7 @@
 use clap::Parser;
 
 /// mimalloc: the webhook and REST paths allocate many small short-lived buffers, which the
-/// system allocator serves measurably slower under concurrency (`krake bench webhooks`).
+/// system allocator serves measurably slower under concurrency (`krake-bench webhooks`).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -247,40 +247,23 @@ pub async fn run(
     served
 }
 
-/// Runs a front's outbox deliverer until `stop` turns true: a pass right after work was found,
-/// otherwise a short idle wait (the outbox is polled; several processes may share it).
+/// Runs a front's outbox deliverer until `stop` turns true: woken when a message for its
+/// front is committed (in this process, or another on PostgreSQL), with a 1 s poll as the
+/// safety net ([`Deliverer::run_until`](krake_core::delivery::Deliverer::run_until)).
 pub fn spawn_delivery_loop(
     deliverer: krake_core::delivery::Deliverer,
     mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let idle = Duration::from_millis(250);
-        loop {
-            let start = std::time::Instant::now();
-            let pass = deliverer.run_once().await;
-            if let Ok(s) = &pass {
-                crate::telemetry::delivery_pass(
-                    deliverer.front(),
-                    start.elapsed().as_secs_f64(),
-                    s,
-                );
-            }
-            let wait = match pass {
-                Ok(s) if s.delivered + s.retried + s.dead + s.lost > 0 => Duration::ZERO,
-                Ok(_) => idle,
-                Err(e) => {
-                    tracing::warn!(error = %e, owner = %deliverer.owner, "outbox pass failed; will retry");
-                    Duration::from_secs(2)
-                }
-            };
-            if *stop.borrow() {
-                return;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = stop.changed() => return,
-            }
-        }
+        let front = deliverer.front().to_owned();
+        deliverer
+            .run_until(
+                async move {
+                    let _ = stop.wait_for(|stopped| *stopped).await;
+                },
+                |stats, took| crate::telemetry::delivery_pass(&front, took.as_secs_f64(), stats),
+            )
+            .await;
     })
 }
 

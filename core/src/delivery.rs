@@ -5,18 +5,22 @@
 //! claim due messages for the front (one at a time per destination, so order holds), resolve
 //! thread payloads to the thread's *current* state, send, record the platform message id (a
 //! posted thread becomes a copy that later changes edit), retry with backoff or a platform's
-//! `retry_after`, and dead-letter what can never succeed.
+//! `retry_after`, and dead-letter what can never succeed. [`Deliverer::run_until`] is the
+//! worker's loop: a message is sent as soon as its commit wakes the worker (the store's
+//! [`OutboxSignal`](crate::outbox::OutboxSignal)); polling is only the safety net.
 
 use crate::inbox::{Thread, ThreadId};
 use crate::outbox::{
-    Destination, NewOutbound, OutboxId, OutboxJob, OutboxPayload, RetryOutcome, RetryPolicy,
+    Destination, NewOutbound, OutboxId, OutboxJob, OutboxPayload, OutboxWake, RetryOutcome,
+    RetryPolicy,
 };
 use crate::ports::{InboxRepo, OutboxRepo, RepoError, ThreadCopy};
 use crate::reply::Reply;
-use crate::time::Clock;
+use crate::time::{Clock, Timestamp};
 use crate::workspace::WorkspaceSlug;
 use async_trait::async_trait;
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -125,7 +129,19 @@ pub struct DeliveryStats {
     /// For each message delivered, the time from its queueing to its delivery (retries and
     /// waits for a rate limit included).
     pub latencies: Vec<Duration>,
+    /// The earliest retry this pass scheduled, if any.
+    pub next_retry: Option<Timestamp>,
 }
+
+impl DeliveryStats {
+    /// Whether the pass did anything (so the queue may hold more right now).
+    pub fn busy(&self) -> bool {
+        self.delivered + self.retried + self.dead + self.lost > 0
+    }
+}
+
+/// How long a worker waits after a pass that failed (the store unreachable).
+const ERROR_WAIT: Duration = Duration::from_secs(2);
 
 /// The generic outbox worker for one front.
 pub struct Deliverer {
@@ -141,10 +157,17 @@ pub struct Deliverer {
     pub lease: Duration,
     /// Messages claimed per pass.
     pub batch: u32,
+    /// The longest [`run_until`](Self::run_until) waits between passes when nothing wakes it:
+    /// the safety net for messages whose wake cannot reach this worker (queued by another
+    /// process on SQLite, a PostgreSQL notice lost while reconnecting).
+    pub poll: Duration,
+    /// Fired when a message for this front is committed (from the outbox repository).
+    wake: Option<OutboxWake>,
 }
 
 impl Deliverer {
-    /// A deliverer with default policy, a 60 s lease and batches of 50.
+    /// A deliverer with default policy, a 60 s lease, batches of 50 and a 1 s safety poll,
+    /// woken by the outbox repository when a message for its front is committed.
     pub fn new(
         outbox: Arc<dyn OutboxRepo>,
         inbox: Arc<dyn InboxRepo>,
@@ -152,6 +175,7 @@ impl Deliverer {
         clock: Arc<dyn Clock>,
         owner: impl Into<String>,
     ) -> Self {
+        let wake = outbox.subscribe_wakes(sender.front());
         Self {
             outbox,
             inbox,
@@ -161,6 +185,75 @@ impl Deliverer {
             owner: owner.into(),
             lease: Duration::from_secs(60),
             batch: 50,
+            poll: Duration::from_secs(1),
+            wake,
+        }
+    }
+
+    /// Delivers until `stop` completes. After a pass that did something the next one starts
+    /// at once; otherwise the worker waits until a message for its front is committed (the
+    /// wake), its earliest scheduled retry is due, or [`poll`](Self::poll) has passed,
+    /// whichever comes first. After a failed pass (the store unreachable) it waits 2 s.
+    /// `observe` sees every successful pass and how long it took. A pass in progress is
+    /// finished before stopping.
+    pub async fn run_until(
+        &self,
+        stop: impl Future<Output = ()> + Send,
+        mut observe: impl FnMut(&DeliveryStats, Duration) + Send,
+    ) {
+        tokio::pin!(stop);
+        let mut retry_at: Option<Timestamp> = None;
+        loop {
+            let started = std::time::Instant::now();
+            let pause = match self.run_once().await {
+                Ok(stats) => {
+                    observe(&stats, started.elapsed());
+                    let now = self.clock.now();
+                    retry_at = match (retry_at.filter(|at| *at > now), stats.next_retry) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    if stats.busy() {
+                        None
+                    } else {
+                        let until_retry = retry_at.map(|at| {
+                            Duration::from_millis(
+                                u64::try_from(at.as_millis() - now.as_millis()).unwrap_or(0),
+                            )
+                        });
+                        Some(until_retry.map_or(self.poll, |d| d.min(self.poll)))
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, owner = %self.owner, "outbox pass failed; will retry");
+                    tokio::select! {
+                        _ = &mut stop => return,
+                        _ = tokio::time::sleep(ERROR_WAIT) => {}
+                    }
+                    continue;
+                }
+            };
+            match pause {
+                None => tokio::select! {
+                    biased;
+                    _ = &mut stop => return,
+                    _ = std::future::ready(()) => {}
+                },
+                Some(limit) => tokio::select! {
+                    _ = &mut stop => return,
+                    _ = self.idle(limit) => {}
+                },
+            }
+        }
+    }
+
+    /// Waits for a wake for at most `limit` (the whole of `limit` without one).
+    async fn idle(&self, limit: Duration) {
+        match &self.wake {
+            Some(wake) => {
+                wake.wait(limit).await;
+            }
+            None => tokio::time::sleep(limit).await,
         }
     }
 
@@ -342,6 +435,7 @@ impl Deliverer {
             RetryOutcome::Scheduled(at) => {
                 tracing::info!(%error, retry_at = at.as_millis(), "delivery failed; will retry");
                 stats.retried += 1;
+                stats.next_retry = Some(stats.next_retry.map_or(at, |n| n.min(at)));
             }
             RetryOutcome::DeadLettered => {
                 tracing::warn!(%error, "delivery failed for good; dead-lettered");

@@ -1,12 +1,15 @@
 //! The outbox: outgoing messages, written in the same transaction as the change that causes
 //! them, delivered by one worker per front in order per destination, retried with exponential
-//! backoff, dead-lettered after too many attempts.
+//! backoff, dead-lettered after too many attempts. [`OutboxSignal`] wakes a front's worker
+//! as soon as a message for it is committed, so it never waits for its next poll.
 
 use crate::inbox::ThreadId;
 use crate::reply::Reply;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
+use tokio::sync::Notify;
 
 /// The stored id of an outbox message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -155,9 +158,101 @@ impl RetryPolicy {
     }
 }
 
+/// Wakes the delivery workers of a front when messages for it were committed (the store
+/// fires it after every commit that queued outbox rows; on PostgreSQL, also when another
+/// process's notice arrives). Cloning shares it.
+///
+/// Each worker holds its own [`OutboxWake`], and a wake while it is busy is kept (one permit)
+/// until it waits again, so a message queued during a pass is never left for the next poll.
+#[derive(Debug, Clone, Default)]
+pub struct OutboxSignal {
+    subscribers: Arc<Mutex<Vec<Subscriber>>>,
+}
+
+/// A worker's front and its end of the signal (gone when the worker is).
+type Subscriber = (String, Weak<Notify>);
+
+impl OutboxSignal {
+    /// A signal nobody listens to yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Wakes the workers of `front` (all of them for `*`).
+    pub fn wake(&self, front: &str) {
+        let mut subscribers = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+        subscribers.retain(|(f, weak)| match weak.upgrade() {
+            Some(notify) => {
+                if front == "*" || f == front {
+                    notify.notify_one();
+                }
+                true
+            }
+            None => false,
+        });
+    }
+
+    /// Wakes every worker (after a gap in which wakes may have been missed).
+    pub fn wake_all(&self) {
+        self.wake("*");
+    }
+
+    /// A wake for one worker of `front`.
+    pub fn subscribe(&self, front: &str) -> OutboxWake {
+        let notify = Arc::new(Notify::new());
+        self.subscribers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((front.to_owned(), Arc::downgrade(&notify)));
+        OutboxWake { notify }
+    }
+}
+
+/// One worker's end of an [`OutboxSignal`].
+#[derive(Debug)]
+pub struct OutboxWake {
+    notify: Arc<Notify>,
+}
+
+impl OutboxWake {
+    /// Waits for a wake (or one that came while the worker was busy) for at most `limit`.
+    /// `true` when woken.
+    pub async fn wait(&self, limit: Duration) -> bool {
+        tokio::time::timeout(limit, self.notify.notified())
+            .await
+            .is_ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_wake_reaches_the_workers_of_its_front_even_when_they_were_busy() {
+        let signal = OutboxSignal::new();
+        let telegram = signal.subscribe("telegram");
+        let web = signal.subscribe("web");
+        let hour = Duration::from_secs(3600);
+        // Woken while busy (not waiting): the wake is kept for the next wait.
+        signal.wake("telegram");
+        assert!(telegram.wait(hour).await);
+        // Kept once, not counted: the next wait waits.
+        assert!(!telegram.wait(Duration::from_millis(10)).await);
+        // Another front's wake is not this one's.
+        assert!(!web.wait(Duration::from_millis(10)).await);
+        signal.wake_all();
+        assert!(web.wait(hour).await && telegram.wait(hour).await);
+        // A wake while waiting.
+        let waiting = tokio::spawn(async move { telegram.wait(hour).await });
+        tokio::task::yield_now().await;
+        signal.wake("telegram");
+        assert!(waiting.await.unwrap());
+        // A dropped worker is forgotten.
+        drop(web);
+        signal.wake("web");
+        assert_eq!(signal.subscribers.lock().unwrap().len(), 0);
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {

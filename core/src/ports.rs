@@ -8,7 +8,8 @@ use crate::inbox::{
     AuditEntry, Decision, DecisionOutcome, Expired, NewThread, Thread, ThreadFilter, ThreadId,
 };
 use crate::outbox::{
-    Destination, KeyedOutbound, NewOutbound, OutboxId, OutboxJob, RetryOutcome, RetryPolicy,
+    Destination, KeyedOutbound, NewOutbound, OutboxId, OutboxJob, OutboxWake, RetryOutcome,
+    RetryPolicy,
 };
 use crate::time::Timestamp;
 use async_trait::async_trait;
@@ -211,6 +212,13 @@ pub trait OutboxRepo: Send + Sync {
         &self,
         limit: u32,
     ) -> Result<Vec<(OutboxId, Destination, String)>, RepoError>;
+    /// A wake for one delivery worker of `front`, fired when messages for it are committed
+    /// (by this process or, where the store can tell, another). `None` when the store cannot
+    /// tell: the worker then finds messages by polling alone.
+    fn subscribe_wakes(&self, front: &str) -> Option<OutboxWake> {
+        let _ = front;
+        None
+    }
 }
 
 /// A Krake user and their roles.

@@ -33,12 +33,38 @@ pub fn krake_bin() -> PathBuf {
     bin
 }
 
+/// The `krake-bench` binary built beside `krake` (`cargo build --workspace` builds both), or
+/// `KRAKE_BENCH_BIN` when set.
+pub fn krake_bench_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("KRAKE_BENCH_BIN") {
+        return PathBuf::from(p);
+    }
+    let bin = krake_bin().with_file_name("krake-bench");
+    assert!(
+        bin.exists(),
+        "{} does not exist: build it first with `cargo build --bin krake-bench` (scripts/test does)",
+        bin.display()
+    );
+    bin
+}
+
 /// A `krake` command on a data directory, with no config file and no `KRAKE_` variables from
 /// the surrounding environment.
 pub fn krake(data_dir: &Path) -> Command {
-    let mut c = Command::new(krake_bin());
+    with_data_dir(Command::new(krake_bin()), data_dir)
+}
+
+/// A `krake-bench` command on a data directory, like [`krake`] (it starts the same `krake`
+/// binary for benchmarks against a running Krake).
+pub fn krake_bench(data_dir: &Path) -> Command {
+    let mut c = with_data_dir(Command::new(krake_bench_bin()), data_dir);
+    c.env("KRAKE_BIN", krake_bin());
+    c
+}
+
+fn with_data_dir(mut c: Command, data_dir: &Path) -> Command {
     for (k, _) in std::env::vars() {
-        if k.starts_with("KRAKE_") && k != "KRAKE_BIN" {
+        if k.starts_with("KRAKE_") && k != "KRAKE_BIN" && k != "KRAKE_BENCH_BIN" {
             c.env_remove(k);
         }
     }

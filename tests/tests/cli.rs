@@ -1,7 +1,7 @@
 //! The real `krake` binary, end to end, on temporary data directories.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use krake_tests::{chat, krake, replies, run};
+use krake_tests::{chat, krake, krake_bench, replies, run};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Stdio;
@@ -282,8 +282,7 @@ fn users_and_link_codes_from_the_command_line() {
 #[test]
 fn bench_rag_measures_every_retrieval_mode_on_a_small_store() {
     let dir = tempfile::tempdir().unwrap();
-    let (ok, out, err) = run(krake(dir.path()).args([
-        "bench",
+    let (ok, out, err) = run(krake_bench(dir.path()).args([
         "rag",
         "--chunks",
         "400",
@@ -312,4 +311,31 @@ fn bench_rag_measures_every_retrieval_mode_on_a_small_store() {
             "{line}"
         );
     }
+}
+
+#[test]
+fn bench_reply_times_webhook_updates_until_their_replies_reach_the_fake_bot_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out, err) =
+        run(krake_bench(dir.path()).args(["reply", "--rates", "10", "--seconds", "1"]));
+    assert!(ok, "stdout: {out}\nstderr: {err}");
+    for label in [
+        "webhook -> sendMessage through Krake",
+        "baseline: direct POST to the fake",
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.contains(label))
+            .unwrap_or_else(|| panic!("no `{label}` row in:\n{out}"));
+        // Every update of the run was answered: ten samples, none failed.
+        assert!(line.contains("n=10 "), "{line}");
+        assert!(!line.contains("failed"), "{line}");
+    }
+}
+
+#[test]
+fn krake_has_no_bench_subcommand_any_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, err) = run(krake(dir.path()).args(["bench", "inbox"]));
+    assert!(!ok, "`krake bench` moved to krake-bench: {err}");
 }

@@ -82,7 +82,7 @@ impl InboundRepo for Store {
         .bind(now.as_millis())
         .bind(response)
         .bind(id.0)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(db_err)?;
         if stored.rows_affected() == 0 {
@@ -90,7 +90,7 @@ impl InboundRepo for Store {
             let earlier: Option<String> =
                 sqlx::query_scalar("SELECT response FROM inbound WHERE id = $1")
                     .bind(id.0)
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(&mut **tx)
                     .await
                     .map_err(db_err)?
                     .flatten();
@@ -106,14 +106,18 @@ impl InboundRepo for Store {
                 ))),
             };
         }
-        let queued = match reply {
-            Some(r) => crate::outbox::insert_once(&mut tx, r, now).await?.is_some(),
-            None => false,
-        };
-        tx.commit().await.map_err(db_err)?;
-        if queued {
-            self.outbox_written();
+        if let Some(r) = reply {
+            // Its commit wakes the front's delivery workers.
+            crate::outbox::insert_once(
+                &mut tx,
+                &r.message.destination,
+                &r.message.payload,
+                &r.key,
+                now,
+            )
+            .await?;
         }
+        tx.commit().await.map_err(db_err)?;
         Ok(Answered {
             response: response.to_owned(),
             first: true,

@@ -1,7 +1,7 @@
 //! The To Do inbox on SQL. Every change runs in one transaction with its audit row, the
 //! inbound event's processed mark and an outbox edit per copy of the thread.
 
-use crate::{Backend, Store, corrupt, db_err};
+use crate::{Backend, Store, Tx, corrupt, db_err};
 use async_trait::async_trait;
 use krake_core::actor::{Front, UserName};
 use krake_core::delivery::Routes;
@@ -270,14 +270,14 @@ pub(crate) async fn audit(
 
 /// Enqueues an edit for every place the thread is shown.
 async fn edit_copies(
-    conn: &mut AnyConnection,
+    conn: &mut Tx,
     thread: ThreadId,
     version: i64,
     now: Timestamp,
 ) -> Result<(), RepoError> {
     let rows = sqlx::query("SELECT destination, message_id FROM thread_copies WHERE thread_id = $1 ORDER BY destination")
         .bind(thread.0)
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut **conn)
         .await
         .map_err(db_err)?;
     for r in rows {
@@ -296,7 +296,7 @@ async fn edit_copies(
 /// Inserts a thread (and its PostThread outbox rows). A thread whose origin key exists is not
 /// inserted again: the existing id comes back with `false`.
 pub(crate) async fn insert_thread(
-    conn: &mut AnyConnection,
+    conn: &mut Tx,
     new: &NewThread,
     now: Timestamp,
 ) -> Result<(ThreadId, bool), RepoError> {
@@ -322,13 +322,13 @@ pub(crate) async fn insert_thread(
     .bind(new.timeout_route.as_str())
     .bind(now.as_millis())
     .bind(new.origin_key.clone())
-    .fetch_optional(&mut *conn)
+    .fetch_optional(&mut **conn)
     .await
     .map_err(db_err)?;
     let Some(id) = id else {
         let existing: i64 = sqlx::query_scalar("SELECT id FROM threads WHERE origin_key = $1")
             .bind(new.origin_key.clone())
-            .fetch_one(&mut *conn)
+            .fetch_one(&mut **conn)
             .await
             .map_err(db_err)?;
         return Ok((ThreadId(existing), false));
@@ -342,7 +342,7 @@ pub(crate) async fn insert_thread(
 
 /// Inserts a thread with its audit row, inside the caller's transaction.
 pub(crate) async fn create_in(
-    conn: &mut AnyConnection,
+    conn: &mut Tx,
     new: &NewThread,
     ctx: &WriteCtx,
 ) -> Result<ThreadId, RepoError> {

@@ -8,6 +8,8 @@
 //! - `inbox`: [`InboxRepo`](krake_core::ports::InboxRepo): threads, replies, decisions, audit, copies.
 //! - `inbound`: [`InboundRepo`](krake_core::ports::InboundRepo): idempotent event log.
 //! - `outbox`: [`OutboxRepo`](krake_core::ports::OutboxRepo): leased, ordered, retried delivery.
+//!   Every commit that queued messages wakes their fronts' workers (`Tx::commit`); on
+//!   PostgreSQL other processes hear of it too (`notify`).
 //! - `fronts`: [`FrontStateRepo`](krake_core::ports::FrontStateRepo): update cursors, parts sent.
 //! - `schedules`: [`ScheduleRepo`](krake_core::schedule::ScheduleRepo): schedules, occurrences
 //!   claimed by compare-and-set on `next_run_at`, run history.
@@ -28,7 +30,7 @@ pub use inbound::GroupCommit;
 mod inbox;
 mod links;
 mod notify;
-pub use notify::{THREADS_CHANNEL, ThreadChanges};
+pub use notify::{OUTBOX_CHANNEL, THREADS_CHANNEL, ThreadChanges};
 mod outbox;
 mod runs;
 mod schedules;
@@ -37,7 +39,8 @@ mod web_accounts;
 
 use krake_core::ports::RepoError;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyConnection, AnyPool, Executor};
+use std::collections::BTreeSet;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -100,6 +103,8 @@ pub struct Store {
     /// SQLite files: direct connections for the hot paths (inbox listings, the inbound
     /// writer); `None` on PostgreSQL.
     direct: Option<std::sync::Arc<direct::Direct>>,
+    /// Wakes delivery workers when outbox messages are committed (shared by clones).
+    notices: notify::OutboxNotices,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -182,6 +187,7 @@ impl Store {
             backend,
             url: krake_core::secret::Secret::new(url),
             direct,
+            notices: notify::OutboxNotices::new(),
         })
     }
 
@@ -272,15 +278,76 @@ impl Store {
     /// Begins a write transaction. On SQLite it takes the write lock at once (`BEGIN
     /// IMMEDIATE`), so a transaction never fails half-way on a lock upgrade when another
     /// process (say `krake chat` beside `krake serve`) writes too.
-    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, RepoError> {
-        match self.backend {
+    async fn begin(&self) -> Result<Tx, RepoError> {
+        let inner = match self.backend {
             Backend::Sqlite => self
                 .pool
                 .begin_with("BEGIN IMMEDIATE")
                 .await
-                .map_err(db_err),
-            Backend::Postgres => self.pool.begin().await.map_err(db_err),
+                .map_err(db_err)?,
+            Backend::Postgres => self.pool.begin().await.map_err(db_err)?,
+        };
+        Ok(Tx {
+            inner,
+            queued: BTreeSet::new(),
+            backend: self.backend,
+            notices: self.notices.clone(),
+        })
+    }
+}
+
+/// A write transaction that knows which fronts it queued outbox messages for. Outbox rows are
+/// only ever inserted through one (`outbox::insert`, `outbox::insert_once`), so its
+/// [`commit`](Self::commit) is the one place that tells their delivery workers. It reads
+/// and writes like the connection it wraps (`&mut *tx`).
+pub(crate) struct Tx {
+    inner: sqlx::Transaction<'static, sqlx::Any>,
+    queued: BTreeSet<String>,
+    backend: Backend,
+    notices: notify::OutboxNotices,
+}
+
+impl std::ops::Deref for Tx {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.inner
+    }
+}
+
+impl Tx {
+    /// Notes that this transaction queued a message for `front` (`outbox` calls it for
+    /// every row it inserts).
+    pub(crate) fn queued(&mut self, front: &str) {
+        if !self.queued.contains(front) {
+            self.queued.insert(front.to_owned());
         }
+    }
+
+    /// Rolls back: nothing was queued, nobody is woken.
+    pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.inner.rollback().await
+    }
+
+    /// Commits, then wakes the workers of every front it queued messages for. On PostgreSQL
+    /// the notice to other processes is sent inside the transaction, so PostgreSQL delivers
+    /// it exactly when (and only if) the messages are committed.
+    pub(crate) async fn commit(mut self) -> Result<(), sqlx::Error> {
+        if self.backend == Backend::Postgres {
+            for front in &self.queued {
+                notify::announce_outbox(&mut self.inner, &self.notices, front).await?;
+            }
+        }
+        self.inner.commit().await?;
+        for front in &self.queued {
+            self.notices.wake(front);
+        }
+        Ok(())
     }
 }
 

@@ -1,20 +1,22 @@
 //! The outbox on SQL: enqueue, claim with a lease (one message at a time per destination, so
-//! order holds), complete, retry with backoff, dead letters.
+//! order holds), complete, retry with backoff, dead letters. Rows are inserted only here, in a
+//! [`Tx`] whose commit wakes the fronts' delivery workers.
 
-use crate::{Backend, Store, corrupt, db_err};
+use crate::{Backend, Store, Tx, corrupt, db_err};
 use async_trait::async_trait;
 use krake_core::outbox::{
-    Destination, KeyedOutbound, NewOutbound, OutboxId, OutboxJob, OutboxPayload, RetryOutcome,
+    Destination, NewOutbound, OutboxId, OutboxJob, OutboxPayload, OutboxWake, RetryOutcome,
     RetryPolicy,
 };
 use krake_core::ports::{OutboxRepo, RepoError};
 use krake_core::time::Timestamp;
-use sqlx::{AnyConnection, Row};
+use sqlx::Row;
 use std::time::Duration;
 
-/// Inserts one outbox row inside the caller's transaction.
+/// Inserts one outbox row inside the caller's transaction (whose commit wakes the front's
+/// workers).
 pub(crate) async fn insert(
-    conn: &mut AnyConnection,
+    tx: &mut Tx,
     destination: &Destination,
     payload: &OutboxPayload,
     now: Timestamp,
@@ -28,39 +30,39 @@ pub(crate) async fn insert(
     .bind(destination.front())
     .bind(payload)
     .bind(now.as_millis())
-    .fetch_one(&mut *conn)
+    .fetch_one(&mut **tx)
     .await
     .map_err(db_err)?;
+    tx.queued(destination.front());
     Ok(OutboxId(id))
 }
 
-/// Inserts a keyed outbox row inside the caller's transaction unless a row with its key was
-/// ever enqueued; `None` when one was.
+/// Inserts one outbox row inside the caller's transaction unless a row with the same `key`
+/// was ever inserted (`None` then, and nothing queued).
 pub(crate) async fn insert_once(
-    conn: &mut AnyConnection,
-    keyed: &KeyedOutbound,
+    tx: &mut Tx,
+    destination: &Destination,
+    payload: &OutboxPayload,
+    key: &str,
     now: Timestamp,
 ) -> Result<Option<OutboxId>, RepoError> {
-    let payload = serde_json::to_string(&keyed.message.payload)
-        .map_err(|e| RepoError::Corrupt(e.to_string()))?;
+    let payload = serde_json::to_string(payload).map_err(|e| RepoError::Corrupt(e.to_string()))?;
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO outbox (destination, front, payload, state, attempts, next_attempt_at, created_at, dedupe_key) \
          VALUES ($1, $2, $3, 'pending', 0, $4, $4, $5) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
     )
-    .bind(keyed.message.destination.as_str())
-    .bind(keyed.message.destination.front())
+    .bind(destination.as_str())
+    .bind(destination.front())
     .bind(payload)
     .bind(now.as_millis())
-    .bind(keyed.key.as_str())
-    .fetch_optional(&mut *conn)
+    .bind(key)
+    .fetch_optional(&mut **tx)
     .await
     .map_err(db_err)?;
+    if id.is_some() {
+        tx.queued(destination.front());
+    }
     Ok(id.map(OutboxId))
-}
-
-impl Store {
-    /// Called after a commit that queued outbox rows (the senders' wake-up hook).
-    pub(crate) fn outbox_written(&self) {}
 }
 
 #[async_trait]
@@ -85,16 +87,14 @@ impl OutboxRepo for Store {
         key: &str,
         now: Timestamp,
     ) -> Result<Option<OutboxId>, RepoError> {
-        let keyed = KeyedOutbound {
-            message: message.clone(),
-            key: key.to_owned(),
-        };
-        let mut conn = self.pool.acquire().await.map_err(db_err)?;
-        let id = insert_once(&mut conn, &keyed, now).await?;
-        if id.is_some() {
-            self.outbox_written();
-        }
+        let mut tx = self.begin().await?;
+        let id = insert_once(&mut tx, &message.destination, &message.payload, key, now).await?;
+        tx.commit().await.map_err(db_err)?;
         Ok(id)
+    }
+
+    fn subscribe_wakes(&self, front: &str) -> Option<OutboxWake> {
+        Some(self.outbox_wake(front))
     }
 
     async fn claim_outbox(

@@ -4,7 +4,7 @@
 //! nothing. `schedule_runs` is unique on (schedule, occurrence, trigger) as a second guard.
 
 use crate::inbox::{audit, insert_thread, mark_applied};
-use crate::{Store, corrupt, db_err};
+use crate::{Store, Tx, corrupt, db_err};
 use async_trait::async_trait;
 use krake_core::inbox::{NewThread, ThreadId};
 use krake_core::ports::{RepoError, WriteCtx};
@@ -92,7 +92,7 @@ async fn insert(
 
 /// Records a run and posts its thread, inside the caller's transaction.
 async fn post_run(
-    conn: &mut AnyConnection,
+    conn: &mut Tx,
     run: &ScheduleRun,
     thread: &NewThread,
     ctx: &WriteCtx,
@@ -126,13 +126,13 @@ async fn post_run(
     .bind(run.agent.as_str())
     .bind(run.reason.as_str())
     .bind(tid.0)
-    .execute(&mut *conn)
+    .execute(&mut **conn)
     .await
     .map_err(db_err)?;
     sqlx::query("UPDATE schedules SET last_run_at = $1 WHERE id = $2")
         .bind(ctx.now.as_millis())
         .bind(run.schedule.0)
-        .execute(&mut *conn)
+        .execute(&mut **conn)
         .await
         .map_err(db_err)?;
     Ok(tid)

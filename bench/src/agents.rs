@@ -1,4 +1,4 @@
-//! `krake bench agents`: the agent run engine's own cost and its behaviour under load.
+//! `agents`: the agent run engine's own cost and its behaviour under load.
 //!
 //! 1. Overhead per run, model time excluded: runs on a scratch SQLite store against a model
 //!    that answers at once, in process (the engine alone) and over loopback HTTP through
@@ -7,7 +7,7 @@
 //!    takes 1 s per call; every run must end `done`, and the process's resident memory is
 //!    read after each round (growth would show from round to round).
 
-use crate::bench::{report, scratch_sqlite};
+use crate::common::{report, scratch_sqlite};
 use axum::Router;
 use axum::routing::post;
 use hdrhistogram::Histogram;

@@ -1,4 +1,4 @@
-//! `krake bench web`: the web front's targets against a real `krake serve` child process on a
+//! `web`: the web front's targets against a real `krake serve` child process on a
 //! scratch SQLite database, loaded from this process over loopback.
 //!
 //! 1. Idle WebSocket chat sessions: the server's `VmRSS` before and after opening N sessions
@@ -17,14 +17,13 @@ use krake_core::inbox::{NewThread, ThreadKind};
 use krake_core::ports::{TokenRepo, UserRepo};
 use krake_core::time::{Clock, SystemClock};
 use krake_core::workspace::WorkspaceSlug;
-use std::io::BufRead;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
-/// Runs the web benchmarks.
+/// Runs the web benchmarks against `krake_bin` started as `krake serve`.
 pub async fn run(
+    krake_bin: &std::path::Path,
     sessions: usize,
     fanout: usize,
     rounds: usize,
@@ -39,7 +38,7 @@ pub async fn run(
         );
     }
     let dir = tempfile::tempdir()?;
-    let store = crate::bench::scratch_sqlite(&dir).await?;
+    let store = crate::common::scratch_sqlite(&dir).await?;
     let now = SystemClock.now();
     let lunavo = WorkspaceSlug::parse("lunavo")?;
     let management = WorkspaceSlug::parse("management")?;
@@ -93,49 +92,12 @@ pub async fn run(
     let target = last.context("no thread")?;
     store.pool().close().await;
 
-    let (mut child, port) = spawn_server(dir.path())?;
+    let (mut child, port) = crate::common::spawn_serve(krake_bin, dir.path(), None, &[])?;
     let pid = child.id();
     let result = measure(pid, port, sessions, fanout, rounds, seconds, target.0).await;
     let _ = child.kill();
     let _ = child.wait();
     result
-}
-
-fn spawn_server(dir: &std::path::Path) -> anyhow::Result<(std::process::Child, u16)> {
-    let mut cmd = std::process::Command::new(std::env::current_exe()?);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("KRAKE_") {
-            cmd.env_remove(k);
-        }
-    }
-    let mut child = cmd
-        .env("KRAKE_LOG", "warn")
-        .arg("--data-dir")
-        .arg(dir)
-        .args(["--database-url"])
-        .arg(krake_store::Store::sqlite_url(&dir.join("bench.db")))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("cannot start `krake serve`")?;
-    let stderr = child.stderr.take().context("no stderr")?;
-    let mut lines = std::io::BufReader::new(stderr).lines();
-    let port = loop {
-        let Some(line) = lines.next() else {
-            bail!("krake serve exited before listening");
-        };
-        let line = line?;
-        if let Some(rest) = line.split("http://127.0.0.1:").nth(1) {
-            break rest
-                .split(|c: char| !c.is_ascii_digit())
-                .next()
-                .unwrap_or_default()
-                .parse::<u16>()?;
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    Ok((child, port))
 }
 
 fn rss_kib(pid: u32) -> anyhow::Result<u64> {
@@ -304,14 +266,14 @@ async fn measure(
         &script,
         "wrk.headers[\"Authorization\"] = \"Bearer krk_bench_watch\"\n",
     )?;
-    let (h_rps, h_bad, h_lat) = crate::bench::wrk(
+    let (h_rps, h_bad, h_lat) = crate::common::wrk(
         &format!("http://127.0.0.1:{port}/healthz"),
         &script,
         seconds,
         32,
     )
     .await?;
-    let (rps, bad, lat) = crate::bench::wrk(
+    let (rps, bad, lat) = crate::common::wrk(
         &format!("http://127.0.0.1:{port}/api/v1/inbox?workspace=lunavo&limit=50"),
         &script,
         seconds,

@@ -1,4 +1,4 @@
-//! `krake bench schedules`: the coordinator with many active schedules.
+//! `schedules`: the coordinator with many active schedules.
 //!
 //! 1. Per-tick cost with nothing due (one indexed query on `next_run_at`), beside a raw
 //!    `SELECT` of the same rows as baseline.
@@ -10,9 +10,9 @@
 //!    tick would find nothing (that is what `next_due` says); the week starts on
 //!    2026-10-22 so Europe's fall-back (25 October) is inside it.
 
-use crate::bench::{drop_postgres, report, scratch_postgres, scratch_sqlite};
-use crate::settings::Settings;
+use crate::common::{drop_postgres, report, scratch_postgres, scratch_sqlite};
 use hdrhistogram::Histogram;
+use krake_bot::settings::Settings;
 use krake_core::Actor;
 use krake_core::coordinator::Coordinator;
 use krake_core::ports::WriteCtx;
