@@ -82,7 +82,7 @@ impl InboundRepo for Store {
         .bind(now.as_millis())
         .bind(response)
         .bind(id.0)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await
         .map_err(db_err)?;
         if stored.rows_affected() == 0 {
@@ -90,7 +90,7 @@ impl InboundRepo for Store {
             let earlier: Option<String> =
                 sqlx::query_scalar("SELECT response FROM inbound WHERE id = $1")
                     .bind(id.0)
-                    .fetch_optional(&mut **tx)
+                    .fetch_optional(&mut *tx)
                     .await
                     .map_err(db_err)?
                     .flatten();
