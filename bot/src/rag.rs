@@ -17,7 +17,7 @@ use krake_rag::chunk::Chunker;
 use krake_rag::edge::EdgeStore;
 use krake_rag::embed::{Embedder, HashEmbedder};
 use krake_rag::eval::{Dataset, evaluate};
-use krake_rag::extract::{extract, supported};
+use krake_rag::extract::{file_documents, files};
 use krake_rag::ingest::Ingestor;
 use krake_rag::minilm::{FETCH_COMMAND, MiniLm};
 use krake_rag::retrieve::{Fusion, HybridRetriever};
@@ -435,31 +435,6 @@ impl KnowledgeBase for OnDemandKnowledge {
     }
 }
 
-/// The files under `path` that ingestion reads, sorted.
-fn files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    if path.is_file() {
-        if !supported(path) {
-            bail!(
-                "{} is not a supported file type; Krake reads Markdown, text, HTML, CSV and PDF",
-                path.display()
-            );
-        }
-        return Ok(vec![path.to_owned()]);
-    }
-    if !path.is_dir() {
-        bail!("{} does not exist", path.display());
-    }
-    let mut out = Vec::new();
-    for entry in walkdir::WalkDir::new(path).follow_links(true) {
-        let entry = entry.with_context(|| format!("cannot read {}", path.display()))?;
-        if entry.file_type().is_file() && supported(entry.path()) {
-            out.push(entry.into_path());
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
 /// `krake ingest PATH --workspace W`: the files under PATH become the workspace's knowledge;
 /// unchanged files are skipped, changed ones replaced, and files deleted under PATH since the
 /// last run removed.
@@ -488,21 +463,7 @@ pub async fn ingest(settings: Settings, args: IngestArgs) -> anyhow::Result<()> 
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    let mut docs = Vec::with_capacity(paths.len());
-    let mut skipped = Vec::new();
-    for p in &paths {
-        match extract(p) {
-            Ok(e) => docs.push(Document {
-                workspace: workspace.to_string(),
-                source_kind: "file".to_owned(),
-                source: p.display().to_string(),
-                title: e.title,
-                text: e.text,
-                time: now,
-            }),
-            Err(e) => skipped.push(e.to_string()),
-        }
-    }
+    let (docs, skipped) = file_documents(&paths, workspace.as_str(), now);
     let knowledge = Knowledge::open(&settings).await?;
     let bar = ProgressBar::new(docs.len() as u64);
     bar.set_style(
