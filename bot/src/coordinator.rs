@@ -61,7 +61,7 @@ pub async fn run_loop(
     coordinator: Coordinator,
     every: Duration,
     mut stop: watch::Receiver<bool>,
-    agents: Option<crate::agents::ScheduleHandOff>,
+    agents: Option<krake_core::schedule_handoff::ScheduleHandOff>,
 ) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -6,16 +6,19 @@
 use crate::settings::Settings;
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use krake_core::knowledge::Retriever;
+use krake_core::knowledge::{
+    Document, DocumentSet, KnowledgeBase, KnowledgeError, KnowledgeSync, Retriever, RunMemory,
+    StoreDocuments, SyncCounts,
+};
 use krake_core::workspace::WorkspaceSlug;
-use krake_llm::embeddings::{EmbeddingsConfig, OpenAiEmbeddings};
+use krake_llm::embeddings::{EmbeddingsConfig, OpenAiEmbedder, OpenAiEmbeddings};
 use krake_rag::cache::CachedEmbedder;
 use krake_rag::chunk::Chunker;
 use krake_rag::edge::EdgeStore;
 use krake_rag::embed::Embedder;
 use krake_rag::eval::{Dataset, evaluate};
-use krake_rag::extract::{extract, supported};
-use krake_rag::ingest::{Document, Ingestor};
+use krake_rag::extract::{file_documents, files};
+use krake_rag::ingest::Ingestor;
 use krake_rag::minilm::{FETCH_COMMAND, MiniLm};
 use krake_rag::retrieve::{Fusion, HybridRetriever};
 use krake_rag::server::{QdrantStore, ServerConfig};
@@ -160,62 +163,6 @@ pub fn settings(file: &RagFile) -> anyhow::Result<RagSettings> {
     })
 }
 
-/// OpenAI-compatible embeddings as the knowledge base's [`Embedder`] (vectors normalised, so
-/// cosine and dot product agree).
-pub struct OpenAiEmbedder {
-    client: OpenAiEmbeddings,
-    id: String,
-    dimensions: usize,
-}
-
-impl std::fmt::Debug for OpenAiEmbedder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpenAiEmbedder")
-            .field("id", &self.id)
-            .finish()
-    }
-}
-
-impl OpenAiEmbedder {
-    /// The embedder `config` describes (its API key read from the environment).
-    pub fn new(config: &EmbeddingsConfig) -> anyhow::Result<Self> {
-        let dimensions = config
-            .dimensions
-            .filter(|d| *d > 0)
-            .context("rag.openai.dimensions is required")?;
-        let client = OpenAiEmbeddings::new(config, |v| std::env::var(v).ok())
-            .map_err(|e| anyhow::anyhow!("rag.openai: {e}"))?;
-        Ok(Self {
-            id: format!("openai:{}:{dimensions}", config.model),
-            dimensions: dimensions as usize,
-            client,
-        })
-    }
-}
-
-#[async_trait::async_trait]
-impl Embedder for OpenAiEmbedder {
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    fn dimensions(&self) -> usize {
-        self.dimensions
-    }
-
-    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, krake_rag::embed::EmbedError> {
-        let (mut vectors, _tokens) = self
-            .client
-            .embed(texts)
-            .await
-            .map_err(|e| krake_rag::embed::EmbedError::Run(e.to_string()))?;
-        vectors
-            .iter_mut()
-            .for_each(|v| krake_rag::embed::normalise(v));
-        Ok(vectors)
-    }
-}
-
 /// The embedder `rag` chooses, with the on-disk cache in `paths.cache`; `None` when the local
 /// one's weights are missing.
 pub fn configured_embedder(
@@ -225,8 +172,14 @@ pub fn configured_embedder(
     match &rag.embedder {
         EmbedderChoice::Local => cached_embedder(&paths.models, &paths.cache),
         EmbedderChoice::OpenAi(config) => Ok(Some(Arc::new(
-            CachedEmbedder::open(Arc::new(OpenAiEmbedder::new(config)?), &paths.cache)
-                .context("the embedding cache cannot be opened")?,
+            CachedEmbedder::open(
+                Arc::new(
+                    OpenAiEmbedder::new(config, |v| std::env::var(v).ok())
+                        .map_err(|e| anyhow::anyhow!("rag.openai: {e}"))?,
+                ),
+                &paths.cache,
+            )
+            .context("the embedding cache cannot be opened")?,
         ))),
     }
 }
@@ -421,7 +374,9 @@ pub async fn retriever(settings: &Settings) -> anyhow::Result<Arc<dyn Retriever>
 /// holds an exclusive lock on its directory while open, so a `krake serve` that kept it open
 /// would stop `krake ingest` (and `krake chat`) from opening it. When the embedded one is
 /// empty or missing, queries find nothing; when it is locked by another process (an ingest in
-/// progress), the query fails with an error that says so.
+/// progress), the query fails with an error that says so. Writes (core's knowledge sync and
+/// run memory) open it the same way, per call.
+#[derive(Debug, Clone)]
 pub struct OnDemandKnowledge {
     paths: KnowledgePaths,
     rag: RagSettings,
@@ -461,29 +416,23 @@ impl Retriever for OnDemandKnowledge {
     }
 }
 
-/// The files under `path` that ingestion reads, sorted.
-fn files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    if path.is_file() {
-        if !supported(path) {
-            bail!(
-                "{} is not a supported file type; Krake reads Markdown, text, HTML, CSV and PDF",
-                path.display()
-            );
-        }
-        return Ok(vec![path.to_owned()]);
+impl OnDemandKnowledge {
+    async fn open(&self) -> Result<Knowledge, KnowledgeError> {
+        Knowledge::open_with(&self.paths, &self.rag)
+            .await
+            .map_err(|e| KnowledgeError::Unavailable(format!("{e:#}")))
     }
-    if !path.is_dir() {
-        bail!("{} does not exist", path.display());
+}
+
+#[async_trait::async_trait]
+impl KnowledgeBase for OnDemandKnowledge {
+    async fn ingest(&self, docs: &[Document]) -> Result<usize, KnowledgeError> {
+        KnowledgeBase::ingest(&self.open().await?.ingestor, docs).await
     }
-    let mut out = Vec::new();
-    for entry in walkdir::WalkDir::new(path).follow_links(true) {
-        let entry = entry.with_context(|| format!("cannot read {}", path.display()))?;
-        if entry.file_type().is_file() && supported(entry.path()) {
-            out.push(entry.into_path());
-        }
+
+    async fn sync(&self, sets: &[DocumentSet]) -> Result<Vec<SyncCounts>, KnowledgeError> {
+        KnowledgeBase::sync(&self.open().await?.ingestor, sets).await
     }
-    out.sort();
-    Ok(out)
 }
 
 /// `krake ingest PATH --workspace W`: the files under PATH become the workspace's knowledge;
@@ -514,21 +463,7 @@ pub async fn ingest(settings: Settings, args: IngestArgs) -> anyhow::Result<()> 
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    let mut docs = Vec::with_capacity(paths.len());
-    let mut skipped = Vec::new();
-    for p in &paths {
-        match extract(p) {
-            Ok(e) => docs.push(Document {
-                workspace: workspace.to_string(),
-                source_kind: "file".to_owned(),
-                source: p.display().to_string(),
-                title: e.title,
-                text: e.text,
-                time: now,
-            }),
-            Err(e) => skipped.push(e.to_string()),
-        }
-    }
+    let (docs, skipped) = file_documents(&paths, workspace.as_str(), now);
     let knowledge = Knowledge::open(&settings).await?;
     let bar = ProgressBar::new(docs.len() as u64);
     bar.set_style(
@@ -639,315 +574,20 @@ pub async fn eval(settings: Settings, cmd: EvalCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A finished run as a document of its workspace (source kind `agent_result`, source
-/// `run #ID`): the task and the result. `None` unless the run is done and has a result.
-pub fn run_document(run: &krake_core::run::Run) -> Option<Document> {
-    if run.status != krake_core::run::RunStatus::Done {
-        return None;
-    }
-    let result = run
-        .result
-        .as_deref()
-        .map(str::trim)
-        .filter(|r| !r.is_empty())?;
-    let task: String = run.task.chars().take(80).collect();
-    Some(Document {
-        workspace: run.workspace.to_string(),
-        source_kind: "agent_result".to_owned(),
-        source: format!("run #{}", run.id.0),
-        title: format!("{}: {task}", run.agent),
-        text: format!("Task: {}\n\nResult ({}): {result}", run.task, run.agent),
-        time: run.updated_at.as_millis() / 1000,
-    })
+/// Core's knowledge sync over the store, into the knowledge base the settings name.
+pub fn knowledge_sync(store: &krake_store::Store, settings: &Settings) -> KnowledgeSync {
+    let store = Arc::new(store.clone());
+    KnowledgeSync::new(
+        Arc::new(OnDemandKnowledge::new(settings)),
+        store.clone(),
+        store,
+        settings.directory.clone(),
+    )
 }
 
-/// Agent results as long-term memory: finished runs ingested into their workspace's knowledge
-/// (source kind `agent_result`), so later runs and `ask` can find them. The knowledge base is
-/// opened per call, as for queries.
-#[derive(Debug, Clone)]
-pub struct RunMemory {
-    paths: KnowledgePaths,
-    rag: RagSettings,
-}
-
-impl RunMemory {
-    /// The knowledge base the settings name.
-    pub fn new(settings: &Settings) -> Self {
-        Self {
-            paths: KnowledgePaths::new(settings),
-            rag: settings.rag.clone(),
-        }
-    }
-
-    /// Ingests the finished runs among `runs` (unchanged ones cost a hash); returns how many
-    /// were written.
-    pub async fn remember(&self, runs: &[krake_core::run::Run]) -> anyhow::Result<usize> {
-        let docs: Vec<Document> = runs.iter().filter_map(run_document).collect();
-        if docs.is_empty() {
-            return Ok(0);
-        }
-        let knowledge = Knowledge::open_with(&self.paths, &self.rag).await?;
-        let mut written = 0;
-        for doc in &docs {
-            if knowledge.ingestor.ingest(doc).await? != krake_rag::ingest::Outcome::Unchanged {
-                written += 1;
-            }
-        }
-        knowledge.store.flush().await?;
-        Ok(written)
-    }
-
-    /// Ingests the `limit` most recent finished runs (those an approval finished outside the
-    /// worker included).
-    pub async fn remember_recent(
-        &self,
-        runs: &dyn krake_core::run::RunRepo,
-        limit: u32,
-    ) -> anyhow::Result<usize> {
-        let recent = runs.list_runs(None, limit).await?;
-        self.remember(&recent).await
-    }
-}
-
-/// What a pass over the store ingested.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StoreSync {
-    /// Thread documents written (new or changed).
-    pub threads: usize,
-    /// Folder documents written (new or changed).
-    pub folders: usize,
-    /// Documents removed because their thread or folder is gone.
-    pub removed: usize,
-}
-
-impl std::fmt::Display for StoreSync {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} thread{} and {} folder document{} written, {} removed",
-            self.threads,
-            if self.threads == 1 { "" } else { "s" },
-            self.folders,
-            if self.folders == 1 { "" } else { "s" },
-            self.removed
-        )
-    }
-}
-
-/// The documents the store holds for the knowledge base, by workspace: one per inbox thread
-/// (source kind `thread`) and one per agent folder in each workspace of its agent (source kind
-/// `folder`). Every configured workspace has an entry, empty or not, so a workspace whose
-/// threads are all gone loses their documents.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct StoreDocuments {
-    threads: std::collections::BTreeMap<String, Vec<Document>>,
-    folders: std::collections::BTreeMap<String, Vec<Document>>,
-}
-
-impl StoreDocuments {
-    /// Reads every thread (body, status, decision, replies) and every folder's entries.
-    pub async fn read(
-        inbox: &dyn krake_core::ports::InboxRepo,
-        folders: &dyn krake_core::folder::FolderRepo,
-        directory: &krake_core::config::Directory,
-    ) -> anyhow::Result<Self> {
-        use krake_core::inbox::ThreadFilter;
-        let mut out = Self::default();
-        for w in directory.workspaces() {
-            out.threads.entry(w.slug.to_string()).or_default();
-            out.folders.entry(w.slug.to_string()).or_default();
-        }
-        let mut before = None;
-        loop {
-            let page = inbox
-                .list(&ThreadFilter {
-                    limit: 500,
-                    before,
-                    ..ThreadFilter::default()
-                })
-                .await?;
-            let Some(last) = page.last() else { break };
-            before = Some(last.id);
-            for t in &page {
-                let Some(full) = inbox.get(t.id).await? else {
-                    continue;
-                };
-                // A task someone filed (an `ask` without a model) holds only the question
-                // until someone answers it; as knowledge it would only echo the next asker.
-                if full.origin == krake_core::inbox::Origin::User
-                    && full.replies.is_empty()
-                    && full.decided_by.is_none()
-                {
-                    continue;
-                }
-                let mut text = format!("{}\n\nStatus: {}", full.body, full.status);
-                if let Some(by) = &full.decided_by {
-                    text.push_str(&format!(", decided by {by}"));
-                }
-                if let Some(reason) = &full.reason {
-                    text.push_str(&format!(" (reason: {reason})"));
-                }
-                for r in &full.replies {
-                    text.push_str(&format!("\n\n{}: {}", r.author, r.text));
-                }
-                out.threads
-                    .entry(full.workspace.to_string())
-                    .or_default()
-                    .push(Document {
-                        workspace: full.workspace.to_string(),
-                        source_kind: "thread".to_owned(),
-                        source: format!("thread {}", full.id),
-                        title: full.title.clone(),
-                        text,
-                        time: full.updated_at.as_millis() / 1000,
-                    });
-            }
-            if page.len() < 500 {
-                break;
-            }
-        }
-        for f in folders.folders(None).await? {
-            let entries = folders.entries(f.id).await?;
-            let names: std::collections::BTreeMap<_, _> = f
-                .columns
-                .iter()
-                .map(|c| (c.id, c.name.to_string()))
-                .collect();
-            let text = entries
-                .iter()
-                .map(|e| {
-                    e.values
-                        .iter()
-                        .filter(|(_, v)| !v.is_empty())
-                        .map(|(c, v)| format!("{}: {v}", names.get(c).map_or("?", String::as_str)))
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                })
-                .collect::<Vec<_>>()
-                .join("\n\n");
-            let workspaces = directory
-                .agent(&f.agent)
-                .map(|a| a.workspaces.clone())
-                .unwrap_or_default();
-            for ws in workspaces {
-                out.folders
-                    .entry(ws.to_string())
-                    .or_default()
-                    .push(Document {
-                        workspace: ws.to_string(),
-                        source_kind: "folder".to_owned(),
-                        source: format!("{}/{}", f.agent, f.name),
-                        title: format!("{}'s folder {}", f.agent, f.name),
-                        text: text.clone(),
-                        time: 0,
-                    });
-            }
-        }
-        Ok(out)
-    }
-
-    /// A digest of every document: equal digests mean there is nothing new to ingest.
-    pub fn digest(&self) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        self.hash(&mut h);
-        h.finish()
-    }
-
-    /// Makes the knowledge base hold exactly these documents for threads and folders:
-    /// unchanged ones cost a hash, changed ones are replaced, vanished ones removed.
-    pub async fn apply(&self, knowledge: &Knowledge) -> anyhow::Result<StoreSync> {
-        let mut out = StoreSync::default();
-        for (ws, docs) in &self.threads {
-            let r = knowledge
-                .ingestor
-                .sync(ws, "thread", docs, |_| true, |_, _| {})
-                .await?;
-            out.threads += r.added + r.replaced;
-            out.removed += r.removed;
-        }
-        for (ws, docs) in &self.folders {
-            let r = knowledge
-                .ingestor
-                .sync(ws, "folder", docs, |_| true, |_, _| {})
-                .await?;
-            out.folders += r.added + r.replaced;
-            out.removed += r.removed;
-        }
-        knowledge.store.flush().await?;
-        Ok(out)
-    }
-}
-
-/// The background pass of `krake serve` that keeps threads and folders in the knowledge base.
-/// It reads the store each time, and opens the knowledge base (which the embedded store locks
-/// while open) only when something changed since its last successful pass.
-pub struct KnowledgeSync {
-    paths: KnowledgePaths,
-    rag: RagSettings,
-    synced: Option<u64>,
-}
-
-impl KnowledgeSync {
-    /// The knowledge base the settings name.
-    pub fn new(settings: &Settings) -> Self {
-        Self {
-            paths: KnowledgePaths::new(settings),
-            rag: settings.rag.clone(),
-            synced: None,
-        }
-    }
-
-    /// One pass: `None` when nothing changed since the last successful one. A failed pass
-    /// (the knowledge base busy with `krake ingest`, say) is retried in full by the next.
-    pub async fn pass(
-        &mut self,
-        inbox: &dyn krake_core::ports::InboxRepo,
-        folders: &dyn krake_core::folder::FolderRepo,
-        directory: &krake_core::config::Directory,
-    ) -> anyhow::Result<Option<StoreSync>> {
-        let docs = StoreDocuments::read(inbox, folders, directory).await?;
-        let digest = docs.digest();
-        if self.synced == Some(digest) {
-            return Ok(None);
-        }
-        let knowledge = Knowledge::open_with(&self.paths, &self.rag).await?;
-        let done = docs.apply(&knowledge).await?;
-        self.synced = Some(digest);
-        Ok(Some(done))
-    }
-}
-
-/// Runs [`KnowledgeSync`] every `every` (the first pass one interval after the start) until
-/// `stop`.
-pub fn spawn_knowledge_sync(
-    mut sync: KnowledgeSync,
-    store: krake_store::Store,
-    directory: krake_core::config::Directory,
-    every: std::time::Duration,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let start = tokio::time::Instant::now() + every;
-        let mut ticks = tokio::time::interval_at(start, every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = ticks.tick() => {}
-                _ = stop.changed() => break,
-            }
-            match sync.pass(&store, &store, &directory).await {
-                Ok(Some(done)) => {
-                    tracing::info!(%done, "threads and folders synced into the knowledge base")
-                }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(
-                    error = %format!("{e:#}"),
-                    "syncing threads and folders into the knowledge base failed; the next pass retries"
-                ),
-            }
-        }
-    })
+/// Core's run memory, into the knowledge base the settings name.
+pub fn run_memory(settings: &Settings) -> RunMemory {
+    RunMemory::new(Arc::new(OnDemandKnowledge::new(settings)))
 }
 
 /// `krake ingest --store`: threads and folders into the knowledge base now.
@@ -956,7 +596,7 @@ async fn ingest_store(settings: &Settings) -> anyhow::Result<()> {
     let docs = StoreDocuments::read(&store, &store, &settings.directory).await?;
     let knowledge = Knowledge::open(settings).await?;
     let done = docs
-        .apply(&knowledge)
+        .apply(&knowledge.ingestor)
         .await
         .context("ingestion failed; what was stored before is kept, run it again")?;
     println!(
@@ -975,7 +615,7 @@ async fn ingest_store(settings: &Settings) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use crate::settings::Overrides;
-    use krake_core::knowledge::KnowledgeQuery;
+    use krake_core::knowledge::{KnowledgeQuery, StoreSync};
 
     fn query(workspace: &str, text: &str) -> KnowledgeQuery {
         KnowledgeQuery {
@@ -1040,9 +680,8 @@ mod tests {
                 r.text
             );
         }
-        let mut sync = KnowledgeSync::new(&settings);
-        let directory = settings.directory.clone();
-        let first = sync.pass(&store, &store, &directory).await.expect("pass");
+        let mut sync = knowledge_sync(&store, &settings);
+        let first = sync.pass().await.expect("pass");
         // Soshie's folder goes to each of her three workspaces.
         assert_eq!(
             first,
@@ -1052,7 +691,7 @@ mod tests {
                 removed: 0
             })
         );
-        let again = sync.pass(&store, &store, &directory).await.expect("pass");
+        let again = sync.pass().await.expect("pass");
         assert_eq!(
             again, None,
             "nothing changed, the knowledge base is not opened"
@@ -1064,7 +703,7 @@ mod tests {
             )
             .await;
         assert!(matches!(r.tone, Tone::Info | Tone::Success), "{}", r.text);
-        let after = sync.pass(&store, &store, &directory).await.expect("pass");
+        let after = sync.pass().await.expect("pass");
         assert_eq!(
             after,
             Some(StoreSync {
@@ -1251,14 +890,15 @@ mod tests {
             )
             .await
             .expect("finish");
-        let memory = RunMemory {
-            paths: KnowledgePaths {
-                dir: dir.path().join("kb"),
-                models: dir.path().join("no-models"),
-                cache: dir.path().join("cache"),
-            },
-            rag: RagSettings::default(),
+        let paths = KnowledgePaths {
+            dir: dir.path().join("kb"),
+            models: dir.path().join("no-models"),
+            cache: dir.path().join("cache"),
         };
+        let memory = RunMemory::new(Arc::new(OnDemandKnowledge {
+            paths: paths.clone(),
+            rag: RagSettings::default(),
+        }));
         assert_eq!(
             memory.remember_recent(&store, 50).await.expect("remember"),
             1,
@@ -1269,8 +909,7 @@ mod tests {
             0,
             "unchanged: nothing written"
         );
-        let k = Knowledge::open_at(&memory.paths.dir, &memory.paths.models, &memory.paths.cache)
-            .expect("open");
+        let k = Knowledge::open_at(&paths.dir, &paths.models, &paths.cache).expect("open");
         let mut q = query("lunavo", "why is order 1042 late gelato");
         q.source_kind = Some("agent_result".into());
         let found = k.retriever.retrieve(&q).await.expect("retrieve");
@@ -1343,7 +982,12 @@ mod tests {
             panic!("{s:?}");
         };
         assert_eq!(c.dimensions, Some(8));
-        assert_eq!(OpenAiEmbedder::new(c).expect("embedder").id(), "openai:m:8");
+        assert_eq!(
+            OpenAiEmbedder::new(c, |v| std::env::var(v).ok())
+                .expect("embedder")
+                .id(),
+            "openai:m:8"
+        );
     }
 
     #[tokio::test]

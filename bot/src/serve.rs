@@ -49,27 +49,32 @@ pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
         crate::coordinator::coordinator(&store, &settings),
         Duration::from_secs(settings.coordinator_tick_secs),
         coord_rx,
-        crate::agents::ScheduleHandOff::new(&store, &agents),
+        krake_core::schedule_handoff::ScheduleHandOff::new(
+            &agents,
+            Arc::new(store.clone()),
+            Arc::new(store.clone()),
+            Arc::new(krake_core::time::SystemClock),
+        ),
     ));
-    let recovery = crate::agents::spawn_recovery(
-        agents.clone(),
+    let recovery = tokio::spawn(krake_core::run_worker::recover_every(
+        Arc::new(agents.clone()),
         Duration::from_secs(5),
         coord_stop.subscribe(),
-    );
-    let agent_worker = crate::agents::spawn_worker(
-        agents,
+    ));
+    let worker = krake_core::run_worker::Worker::new(
+        Arc::new(agents),
+        Arc::new(krake_core::time::SystemClock),
         settings.agents.concurrency,
-        Some(crate::rag::RunMemory::new(&settings)),
-        coord_stop.subscribe(),
-    );
+    )
+    .with_memory(crate::rag::run_memory(&settings))
+    .on_ended(Arc::new(|agent, status| {
+        crate::telemetry::agent_run(agent, status.as_str())
+    }));
+    let agent_worker = tokio::spawn(worker.run(coord_stop.subscribe()));
     // Threads and folders become knowledge in the background (only when they changed).
     let knowledge_sync = settings.rag.sync_every.map(|every| {
-        crate::rag::spawn_knowledge_sync(
-            crate::rag::KnowledgeSync::new(&settings),
-            store.clone(),
-            settings.directory.clone(),
-            every,
-            coord_stop.subscribe(),
+        tokio::spawn(
+            crate::rag::knowledge_sync(&store, &settings).run(every, coord_stop.subscribe()),
         )
     });
     let listener = TcpListener::bind(settings.listen).await.with_context(|| {

@@ -32,15 +32,21 @@
 //! - [`folder_api`]: typed folder reads (HTTP API, dashboard) under the folder rules.
 //! - [`coordinator`]: runs due schedules once each and assigns tasks to agents.
 //! - [`web_accounts`]: passwords and web sign-in sessions (the port).
-//! - [`knowledge`]: the [`Retriever`](knowledge::Retriever) port that RAG fills.
+//! - [`knowledge`]: the [`Retriever`](knowledge::Retriever) port that RAG fills; the
+//!   documents threads, folders and finished runs become, their sync and run memory.
 //! - [`model`]: the [`ChatModel`](model::ChatModel) port (messages, tools, usage, errors).
 //! - [`policy`]: per-agent tools, thresholds and approvals, and the verdict on a result.
 //! - [`run`]: agent runs (durable, leased, stepped) and the [`Runner`](run::Runner) engine;
 //!   `tools` holds the tools' schemas and argument checks.
+//! - [`run_worker`]: the worker loop over queued runs and the recovery loop, on an injected
+//!   clock.
+//! - [`actions`]: what approved actions do (shop port, chat delivery).
+//! - [`schedule_handoff`]: ran schedule occurrences become agent runs.
 //! - [`ledger`]: the cost ledger and monthly budgets.
 //! - [`router`]: natural-language routing: a model picks a typed command.
 
 pub mod accept;
+pub mod actions;
 pub mod actor;
 pub mod agent;
 pub mod backoff;
@@ -63,7 +69,9 @@ pub mod ports;
 pub mod reply;
 pub mod router;
 pub mod run;
+pub mod run_worker;
 pub mod schedule;
+pub mod schedule_handoff;
 pub mod secret;
 pub mod service;
 pub mod supervise;
@@ -71,6 +79,9 @@ pub mod time;
 mod tools;
 pub mod web_accounts;
 pub mod workspace;
+
+#[cfg(test)]
+mod test_fakes;
 
 pub use actor::{Actor, Front, Role, UserName};
 pub use command::{Command, CommandParser, Parsed};

@@ -57,6 +57,18 @@ impl Default for AgentPolicy {
     }
 }
 
+impl AgentPolicy {
+    /// The default policy of an agent, by role: nobody acts on money or customers without
+    /// approval, but the coaching and errand agents (Gigi, Vizzy) may message the owner.
+    pub fn for_agent(agent: &str) -> Self {
+        let mut p = Self::default();
+        if agent.eq_ignore_ascii_case("gigi") || agent.eq_ignore_ascii_case("vizzy") {
+            p.needs_approval.retain(|a| a != "send_message");
+        }
+        p
+    }
+}
+
 /// Why a policy is not usable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
@@ -142,6 +154,21 @@ pub enum Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn by_default_only_gigi_and_vizzy_message_without_approval() {
+        for a in ["Gigi", "vizzy"] {
+            let p = AgentPolicy::for_agent(a);
+            assert!(
+                !p.needs_approval.contains(&"send_message".to_owned()),
+                "{a}"
+            );
+            assert!(p.needs_approval.contains(&"refund".to_owned()), "{a}");
+        }
+        let penn = AgentPolicy::for_agent("Penn");
+        assert_eq!(penn, AgentPolicy::default());
+        assert!(penn.needs_approval.contains(&"send_message".to_owned()));
+    }
 
     fn refund() -> ProposedAction {
         ProposedAction::Refund {

@@ -1,49 +1,10 @@
-//! The [`Embedder`] port: texts to dense vectors. [`crate::minilm::MiniLm`] is the local,
-//! offline default; [`HashEmbedder`] is a tiny deterministic one for tests.
+//! Embedding: core's [`Embedder`] port (re-exported here with its helpers).
+//! [`crate::minilm::MiniLm`] is the local, offline default; [`HashEmbedder`] is a tiny
+//! deterministic one for tests.
 
 use async_trait::async_trait;
 
-/// An embedding failure.
-#[derive(Debug, thiserror::Error)]
-pub enum EmbedError {
-    /// The model files are missing or wrong; the message says which command fixes it.
-    #[error("{0}")]
-    Model(String),
-    /// Running the model failed.
-    #[error("embedding failed: {0}")]
-    Run(String),
-}
-
-/// Texts to unit-length dense vectors.
-#[async_trait]
-pub trait Embedder: Send + Sync {
-    /// A name for the model and its settings; stored with each document so that changing the
-    /// model re-embeds everything.
-    fn id(&self) -> &str;
-    /// The vectors' length.
-    fn dimensions(&self) -> usize;
-    /// One vector per text, in order.
-    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError>;
-    /// The vector of `text` when it is at hand without running the model (a cache); `None`
-    /// by default.
-    fn cached(&self, _text: &str) -> Option<Vec<f32>> {
-        None
-    }
-    /// For each text, the dot product of its cached vector with `query` (the cosine, as
-    /// vectors are unit length), or `None` where [`Self::cached`] has none. A cache overrides
-    /// it to score in place, without copying each vector out.
-    fn cached_similarities(&self, texts: &[String], query: &[f32]) -> Vec<Option<f32>> {
-        texts
-            .iter()
-            .map(|t| self.cached(t).map(|v| dot(&v, query)))
-            .collect()
-    }
-}
-
-/// The dot product of two vectors (over the shorter length).
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
+pub use krake_core::knowledge::embed::{EmbedError, Embedder, dot, normalise};
 
 /// Feature hashing of lower-cased words into `dimensions` buckets, normalised: similar word
 /// sets give similar vectors. Deterministic and instant; for tests only.
@@ -89,13 +50,5 @@ impl Embedder for HashEmbedder {
 
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         Ok(texts.iter().map(|t| self.vector(t)).collect())
-    }
-}
-
-/// Scales `v` to unit length (a zero vector stays zero).
-pub fn normalise(v: &mut [f32]) {
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if n > 0.0 {
-        v.iter_mut().for_each(|x| *x /= n);
     }
 }

@@ -1,9 +1,11 @@
 //! Files to text for ingestion: Markdown and plain text as they are, HTML without its tags,
 //! CSV as one `column: value` block per row, PDF as the text of its pages (lopdf; a PDF
 //! without a text layer, such as a scan, is an error). Each file gets a title (its first
-//! Markdown heading or HTML `<title>`, else its file name).
+//! Markdown heading or HTML `<title>`, else its file name). [`files`] finds what `krake ingest`
+//! reads under a path and [`file_documents`] makes them a workspace's documents.
 
-use std::path::Path;
+use crate::ingest::Document;
+use std::path::{Path, PathBuf};
 
 /// The extensions [`extract`] reads.
 pub const EXTENSIONS: &[&str] = &["md", "markdown", "txt", "text", "html", "htm", "csv", "pdf"];
@@ -31,6 +33,77 @@ pub enum ExtractError {
         /// What went wrong.
         message: String,
     },
+}
+
+/// Why the files under a path cannot be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum FilesError {
+    /// A file of a type Krake does not read.
+    #[error("{0} is not a supported file type; Krake reads Markdown, text, HTML, CSV and PDF")]
+    Unsupported(String),
+    /// Nothing at that path.
+    #[error("{0} does not exist")]
+    Missing(String),
+    /// A folder could not be read.
+    #[error("cannot read {path}: {message}")]
+    Walk {
+        /// The path given.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// The files under `path` that ingestion reads: the file itself (which must be supported), or
+/// every supported file in the folder, recursively (following links), sorted.
+pub fn files(path: &Path) -> Result<Vec<PathBuf>, FilesError> {
+    let shown = || path.display().to_string();
+    if path.is_file() {
+        if !supported(path) {
+            return Err(FilesError::Unsupported(shown()));
+        }
+        return Ok(vec![path.to_owned()]);
+    }
+    if !path.is_dir() {
+        return Err(FilesError::Missing(shown()));
+    }
+    let mut out = Vec::new();
+    for entry in walkdir::WalkDir::new(path).follow_links(true) {
+        let entry = entry.map_err(|e| FilesError::Walk {
+            path: shown(),
+            message: e.to_string(),
+        })?;
+        if entry.file_type().is_file() && supported(entry.path()) {
+            out.push(entry.into_path());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The files at `paths` as documents of `workspace` (source kind `file`, the path as source,
+/// written at `time` in Unix seconds), with why each file that could not be read was skipped.
+pub fn file_documents(
+    paths: &[PathBuf],
+    workspace: &str,
+    time: i64,
+) -> (Vec<Document>, Vec<String>) {
+    let mut docs = Vec::with_capacity(paths.len());
+    let mut skipped = Vec::new();
+    for p in paths {
+        match extract(p) {
+            Ok(e) => docs.push(Document {
+                workspace: workspace.to_owned(),
+                source_kind: krake_core::knowledge::documents::FILE.to_owned(),
+                source: p.display().to_string(),
+                title: e.title,
+                text: e.text,
+                time,
+            }),
+            Err(e) => skipped.push(e.to_string()),
+        }
+    }
+    (docs, skipped)
 }
 
 /// Whether `path` has an extension [`extract`] reads.
@@ -304,6 +377,48 @@ fn split_csv(line: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_folders_supported_files_become_documents_and_unreadable_ones_are_skipped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sub = dir.path().join("policies");
+        std::fs::create_dir(&sub).expect("mkdir");
+        std::fs::write(sub.join("returns.md"), "# Returns\n\nWithin 30 days.").expect("write");
+        std::fs::write(dir.path().join("sizes.txt"), "Hoodies run small.").expect("write");
+        std::fs::write(dir.path().join("photo.jpg"), [0u8]).expect("write");
+        std::fs::write(dir.path().join("scan.pdf"), b"not a pdf").expect("write");
+        let found = files(dir.path()).expect("files");
+        let names: Vec<String> = found
+            .iter()
+            .map(|p| {
+                p.strip_prefix(dir.path())
+                    .expect("under")
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(names, ["policies/returns.md", "scan.pdf", "sizes.txt"]);
+        let (docs, skipped) = file_documents(&found, "lunavo", 1_700_000_000);
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[0].title, "Returns");
+        assert_eq!(docs[0].source, found[0].display().to_string());
+        assert_eq!(
+            (
+                docs[0].workspace.as_str(),
+                docs[0].source_kind.as_str(),
+                docs[0].time
+            ),
+            ("lunavo", "file", 1_700_000_000)
+        );
+        assert_eq!(skipped.len(), 1);
+        assert!(skipped[0].contains("scan.pdf"), "{skipped:?}");
+        let one = files(&dir.path().join("sizes.txt")).expect("one file");
+        assert_eq!(one.len(), 1);
+        let e = files(&dir.path().join("photo.jpg")).expect_err("unsupported");
+        assert!(e.to_string().ends_with("photo.jpg is not a supported file type; Krake reads Markdown, text, HTML, CSV and PDF"), "{e}");
+        let e = files(&dir.path().join("nowhere")).expect_err("missing");
+        assert!(e.to_string().ends_with("nowhere does not exist"), "{e}");
+    }
 
     #[test]
     fn pdf_pages_become_text_and_bad_pdfs_say_why() {

@@ -6,6 +6,7 @@ use crate::chunk::Chunker;
 use crate::embed::{EmbedError, Embedder};
 use crate::sparse::Bm25;
 use crate::store::{ChunkMeta, ChunkRecord, Scope, StoreError, VectorStore};
+use krake_core::knowledge::{DocumentSet, KnowledgeBase, KnowledgeError, SyncCounts};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,22 +14,8 @@ use std::sync::Arc;
 /// Documents embedded together during a sync.
 const GROUP: usize = 64;
 
-/// A document to ingest.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Document {
-    /// The workspace that owns it.
-    pub workspace: String,
-    /// `file`, `thread`, `agent_result`, `folder`, …
-    pub source_kind: String,
-    /// Its identity within the kind (a path, `thread #12`, …).
-    pub source: String,
-    /// Its title.
-    pub title: String,
-    /// Its text (Markdown or plain).
-    pub text: String,
-    /// When it was written or changed (Unix seconds).
-    pub time: i64,
-}
+/// A document to ingest (core's type: the knowledge rules make them).
+pub use krake_core::knowledge::Document;
 
 /// What ingesting one document did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -342,6 +329,54 @@ impl Ingestor {
     }
 }
 
+/// The ingestor fills core's [`KnowledgeBase`] port; each call ends with a flush, so what it
+/// wrote is durable when it returns.
+#[async_trait::async_trait]
+impl KnowledgeBase for Ingestor {
+    async fn ingest(&self, docs: &[Document]) -> Result<usize, KnowledgeError> {
+        let failed = |e: IngestError| KnowledgeError::Ingest(e.to_string());
+        let mut written = 0;
+        for doc in docs {
+            if Ingestor::ingest(self, doc).await.map_err(failed)? != Outcome::Unchanged {
+                written += 1;
+            }
+        }
+        self.store
+            .flush()
+            .await
+            .map_err(|e| failed(IngestError::Store(e)))?;
+        Ok(written)
+    }
+
+    async fn sync(&self, sets: &[DocumentSet]) -> Result<Vec<SyncCounts>, KnowledgeError> {
+        let failed = |e: IngestError| KnowledgeError::Ingest(e.to_string());
+        let mut out = Vec::with_capacity(sets.len());
+        for set in sets {
+            let r = Ingestor::sync(
+                self,
+                &set.workspace,
+                &set.source_kind,
+                &set.documents,
+                |_| true,
+                |_, _| {},
+            )
+            .await
+            .map_err(failed)?;
+            out.push(SyncCounts {
+                added: r.added,
+                replaced: r.replaced,
+                unchanged: r.unchanged,
+                removed: r.removed,
+            });
+        }
+        self.store
+            .flush()
+            .await
+            .map_err(|e| failed(IngestError::Store(e)))?;
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -438,6 +473,36 @@ mod tests {
             .await
             .expect("sync");
         assert_eq!((r.added, r.removed), (1, 0));
+        assert_eq!(store.count().await.expect("count"), 2);
+    }
+
+    #[tokio::test]
+    async fn as_cores_knowledge_base_it_counts_writes_and_syncs_whole_sets() {
+        let store = Arc::new(MemoryStore::new());
+        let kb: &dyn KnowledgeBase = &ingestor(store.clone());
+        let (a, b) = (
+            doc("a.md", "Hoodies ship daily."),
+            doc("b.md", "Sizes run small."),
+        );
+        assert_eq!(kb.ingest(&[a.clone(), b.clone()]).await.expect("ingest"), 2);
+        assert_eq!(kb.ingest(std::slice::from_ref(&a)).await.expect("again"), 0);
+        let counts = kb
+            .sync(&[DocumentSet {
+                workspace: "lunavo".into(),
+                source_kind: "file".into(),
+                documents: vec![a, doc("c.md", "Returns within 30 days.")],
+            }])
+            .await
+            .expect("sync");
+        assert_eq!(
+            counts,
+            vec![SyncCounts {
+                added: 1,
+                replaced: 0,
+                unchanged: 1,
+                removed: 1
+            }]
+        );
         assert_eq!(store.count().await.expect("count"), 2);
     }
 

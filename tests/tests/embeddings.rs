@@ -61,6 +61,28 @@ async fn embeds_in_order_in_batches_with_usage_and_the_key() {
 }
 
 #[tokio::test]
+async fn as_cores_embedder_the_vectors_are_normalised() {
+    use krake_core::knowledge::embed::Embedder;
+    use krake_llm::embeddings::OpenAiEmbedder;
+    let fake = FakeEmbeddings::start().await;
+    let e = OpenAiEmbedder::new(&config(&fake.base_url), |v| {
+        (v == "FAKE_EMBEDDINGS_KEY").then(|| "sk-test".to_owned())
+    })
+    .expect("embedder");
+    assert_eq!(e.id(), "openai:text-embedding-3-small:8");
+    let input = texts(&["late late parcel", "hoodies"]);
+    let vectors = e.embed(&input).await.expect("embed");
+    for (v, t) in vectors.iter().zip(&input) {
+        let raw = vector(t, 8);
+        let norm = raw.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let want: Vec<f32> = raw.iter().map(|x| x / norm).collect();
+        assert_eq!(v, &want, "{t}");
+        let length = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((length - 1.0).abs() < 1e-6, "{t}: {length}");
+    }
+}
+
+#[tokio::test]
 async fn a_429_is_retried() {
     let fake = FakeEmbeddings::start().await;
     fake.fail_first(&[Failure::RateLimited(1), Failure::Status(503)]);

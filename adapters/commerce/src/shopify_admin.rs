@@ -8,6 +8,7 @@
 //! twice.
 
 use crate::Secret;
+use krake_core::actions::{PriceSet, Refunded, ShopAdmin, ShopError};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -304,6 +305,52 @@ impl ShopifyAdmin {
     }
 }
 
+/// The Admin API as core's [`ShopAdmin`] port: what an approved refund or price change does
+/// in the shop. A proposed product must name a variant (digits, `variant:ID` or
+/// `gid://shopify/ProductVariant/ID`); amounts are written as Shopify shows them.
+#[async_trait::async_trait]
+impl ShopAdmin for ShopifyAdmin {
+    fn name(&self) -> &str {
+        "Shopify"
+    }
+
+    async fn refund(
+        &self,
+        order_id: &str,
+        amount_minor: i64,
+        currency: &str,
+        note: &str,
+    ) -> Result<Refunded, ShopError> {
+        let id = ShopifyAdmin::refund(self, order_id, amount_minor, currency, note)
+            .await
+            .map_err(|e| ShopError(e.to_string()))?;
+        Ok(Refunded {
+            id,
+            amount: decimal(amount_minor, currency),
+        })
+    }
+
+    async fn set_price(
+        &self,
+        product: &str,
+        price_minor: i64,
+        currency: &str,
+    ) -> Result<PriceSet, ShopError> {
+        let variant = variant_id(product).ok_or_else(|| {
+            ShopError(format!(
+                "`{product}` is not a Shopify variant id (digits, `variant:ID` or `gid://shopify/ProductVariant/ID`): nothing changed"
+            ))
+        })?;
+        let price = ShopifyAdmin::set_price(self, variant, price_minor, currency)
+            .await
+            .map_err(|e| ShopError(e.to_string()))?;
+        Ok(PriceSet {
+            variant: variant.to_string(),
+            price,
+        })
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -334,6 +381,21 @@ mod tests {
         assert_eq!(
             s.url(&["orders", "1", "refunds.json"]).unwrap().as_str(),
             "http://127.0.0.1:9/admin/api/2024-10/orders/1/refunds.json"
+        );
+    }
+
+    #[tokio::test]
+    async fn as_the_shop_port_a_product_that_is_no_variant_changes_nothing() {
+        let s = ShopifyAdmin::new("http://127.0.0.1:9/", Secret::new("t")).unwrap();
+        let shop: &dyn ShopAdmin = &s;
+        assert_eq!(shop.name(), "Shopify");
+        let e = shop
+            .set_price("hoodie-black", 1999, "USD")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`hoodie-black` is not a Shopify variant id (digits, `variant:ID` or `gid://shopify/ProductVariant/ID`): nothing changed"
         );
     }
 }

@@ -2,12 +2,14 @@
 //! `CreateEmbeddingRequest`, answers read as its `CreateEmbeddingResponse` (`data[].embedding`
 //! by `index`, `usage`). 429, 408, 5xx and connection failures are retried with backoff
 //! (honouring `retry-after-ms` / `retry-after`); other statuses fail at once. As for chat, the
-//! HTTP exchange is done with reqwest so a 429's headers can be read.
+//! HTTP exchange is done with reqwest so a 429's headers can be read. [`OpenAiEmbedder`] is
+//! the client as core's `Embedder` port.
 
 use crate::wire::refusal;
 use async_openai::types::embeddings::{
     CreateEmbeddingRequest, CreateEmbeddingResponse, EmbeddingInput,
 };
+use krake_core::knowledge::embed::{EmbedError, Embedder, normalise};
 use krake_core::secret::Secret;
 use serde::Deserialize;
 use std::time::Duration;
@@ -283,5 +285,91 @@ impl OpenAiEmbeddings {
             r.data.into_iter().map(|e| e.embedding).collect(),
             u64::from(r.usage.prompt_tokens),
         ))
+    }
+}
+
+/// OpenAI-compatible embeddings as core's [`Embedder`] port (the knowledge base's dense
+/// vectors), normalised so cosine and dot product agree. Its id names the model and the
+/// vector length, so changing either re-embeds everything.
+pub struct OpenAiEmbedder {
+    client: OpenAiEmbeddings,
+    id: String,
+    dimensions: usize,
+}
+
+impl std::fmt::Debug for OpenAiEmbedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenAiEmbedder")
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl OpenAiEmbedder {
+    /// The embedder `config` describes (its API key read with `env`); `dimensions` is
+    /// required, as the store is made for it.
+    pub fn new(
+        config: &EmbeddingsConfig,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, EmbeddingsError> {
+        let dimensions = config
+            .dimensions
+            .filter(|d| *d > 0)
+            .ok_or_else(|| EmbeddingsError::Config("dimensions is required".to_owned()))?;
+        let client = OpenAiEmbeddings::new(config, env)?;
+        Ok(Self {
+            id: format!("openai:{}:{dimensions}", config.model),
+            dimensions: dimensions as usize,
+            client,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Embedder for OpenAiEmbedder {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn dimensions(&self) -> usize {
+        self.dimensions
+    }
+
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let (mut vectors, _tokens) = self
+            .client
+            .embed(texts)
+            .await
+            .map_err(|e| EmbedError::Run(e.to_string()))?;
+        vectors.iter_mut().for_each(|v| normalise(v));
+        Ok(vectors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedders_id_names_model_and_length_and_the_length_is_required() {
+        let config = EmbeddingsConfig {
+            base_url: "http://127.0.0.1:9/v1".to_owned(),
+            model: "m".to_owned(),
+            dimensions: Some(8),
+            ..EmbeddingsConfig::default()
+        };
+        let e = OpenAiEmbedder::new(&config, |_| None).expect("embedder");
+        assert_eq!((e.id(), e.dimensions()), ("openai:m:8", 8));
+        for dimensions in [None, Some(0)] {
+            let err = OpenAiEmbedder::new(
+                &EmbeddingsConfig {
+                    dimensions,
+                    ..config.clone()
+                },
+                |_| None,
+            )
+            .expect_err("no length");
+            assert!(err.to_string().contains("dimensions"), "{err}");
+        }
     }
 }

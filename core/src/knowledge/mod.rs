@@ -1,7 +1,24 @@
-//! Retrieval of knowledge for agents and `ask`: the [`Retriever`] port and its types.
+//! Knowledge: what agents and `ask` retrieve, and what Krake's own records become.
 //!
-//! krake-rag fills the port (chunks in Qdrant, hybrid dense and BM25 search, always filtered by
-//! workspace). Until a knowledge base is configured, [`NoKnowledge`] answers with nothing.
+//! - The [`Retriever`] port and its types (here): krake-rag fills it (chunks in Qdrant, hybrid
+//!   dense and BM25 search, always filtered by workspace); until a knowledge base is
+//!   configured, [`NoKnowledge`] answers with nothing.
+//! - [`base`]: the [`KnowledgeBase`] port documents are written to, and [`MemoryKnowledge`].
+//! - [`embed`]: the [`Embedder`](embed::Embedder) port (texts to vectors).
+//! - [`documents`]: which documents inbox threads, agent folders and finished runs become.
+//! - [`sync`]: the pass that keeps threads and folders in the knowledge base, only when they
+//!   changed.
+//! - [`run_memory`]: finished runs remembered as long-term memory.
+
+pub mod base;
+pub mod documents;
+pub mod embed;
+pub mod run_memory;
+pub mod sync;
+
+pub use base::{Document, DocumentSet, KnowledgeBase, KnowledgeError, MemoryKnowledge, SyncCounts};
+pub use run_memory::RunMemory;
+pub use sync::{KnowledgeSync, StoreDocuments, StoreSync};
 
 use crate::workspace::WorkspaceSlug;
 use async_trait::async_trait;
