@@ -56,9 +56,9 @@ pub mod run;
 pub mod schedule;
 pub mod secret;
 pub mod service;
+pub mod text;
 pub mod thread_api;
 pub mod time;
-mod tools;
 pub mod web_accounts;
 pub mod workspace;
 
