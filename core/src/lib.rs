@@ -20,8 +20,8 @@
 //! - [`commerce`]: shop and print-partner events, KPIs, event rules and their processor.
 //! - [`config`]: the domain part of configuration (workspaces, agents).
 //! - [`schedule`]: cron schedules in time zones, the `/schedule` commands, the schedule port.
-//! - [`folder`]: agents' folders (typed tables), CSV import/export, the folder port.
-//! - [`folder_api`]: typed folder reads (HTTP API, dashboard) under the folder rules.
+//! - [`folder`]: agents' folders (typed tables), CSV import/export, the folder port, and typed
+//!   folder reads (HTTP API, dashboard) under the folder rules.
 //! - [`coordinator`]: runs due schedules once each and assigns tasks to agents.
 //! - [`thread_api`]: typed inbox operations (HTTP API, dashboard) under the chat rules.
 //! - [`web_accounts`]: passwords and web sign-in sessions (the port).
@@ -32,6 +32,7 @@
 //!   `tools` holds the tools' schemas and argument checks.
 //! - [`ledger`]: the cost ledger and monthly budgets.
 //! - [`router`]: natural-language routing: a model picks a typed command.
+//! - [`text`]: small text helpers shared by core and the fronts (one-line previews, edit distance).
 
 pub mod actor;
 pub mod agent;
@@ -41,7 +42,6 @@ pub mod config;
 pub mod coordinator;
 pub mod delivery;
 pub mod folder;
-pub mod folder_api;
 pub mod inbound;
 pub mod inbox;
 pub mod knowledge;
