@@ -13,6 +13,7 @@ use crate::model::{ChatMessage, ChatRequest, ModelError, ToolCall, ToolSpec, Usa
 use crate::policy::AgentPolicy;
 use crate::ports::{RepoError, WriteCtx};
 
+/// What one tool call gave back: an answer for the model, an error to correct, or the end.
 enum ToolOutcome {
     Answer(String),
     Error(String),
