@@ -3,7 +3,7 @@
 //! (BM25-only retrieval, said once, when not), the [`Retriever`] that agents and `ask` use, and
 //! the `krake ingest` and `krake eval rag` commands (`krake-bench rag` measures it).
 
-use crate::settings::Settings;
+use crate::settings::{Settings, env_or};
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use krake_core::knowledge::{
@@ -96,14 +96,6 @@ impl Default for RagSettings {
             sync_every: Some(std::time::Duration::from_secs(DEFAULT_SYNC_INTERVAL_SECS)),
         }
     }
-}
-
-fn env_or(env: &str, file: Option<&String>) -> Option<String> {
-    std::env::var(env)
-        .ok()
-        .or_else(|| file.cloned())
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
 }
 
 /// Reads `[rag]` with its environment overrides (`KRAKE_RAG_STORE`, `KRAKE_QDRANT_URL`,

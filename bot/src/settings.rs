@@ -4,6 +4,7 @@
 use anyhow::{Context, bail};
 use krake_core::agent::{Agent, AgentName, default_agents};
 use krake_core::config::Directory;
+use krake_core::text::capitalise;
 use krake_core::workspace::{Workspace, WorkspaceSlug, default_workspaces};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -542,11 +543,7 @@ fn config_schedules(
 
 /// A secret from the environment (preferred) or the config file; empty values count as unset.
 fn secret(env: &str, file: Option<&String>) -> Option<krake_commerce::Secret> {
-    std::env::var(env)
-        .ok()
-        .or_else(|| file.cloned())
-        .filter(|s| !s.trim().is_empty())
-        .map(krake_commerce::Secret::new)
+    env_or(env, file).map(krake_commerce::Secret::new)
 }
 
 fn webhooks(
@@ -601,8 +598,9 @@ fn webhooks(
     })
 }
 
-/// A setting from the environment (preferred) or the config file; empty values count as unset.
-fn env_or(env: &str, file: Option<&String>) -> Option<String> {
+/// A setting from the environment (preferred) or the config file, trimmed; empty values count
+/// as unset. The one reader of `KRAKE_*` overrides for every front's and store's settings.
+pub(crate) fn env_or(env: &str, file: Option<&String>) -> Option<String> {
     std::env::var(env)
         .ok()
         .or_else(|| file.cloned())
@@ -739,7 +737,7 @@ fn directory(file: &FileConfig) -> anyhow::Result<Directory> {
                 let (Some(role), Some(ws)) = (&e.role, &e.workspaces) else {
                     bail!("new agent `{name}` needs at least `role` and `workspaces`");
                 };
-                let name = AgentName::parse(&capitalised(name))?;
+                let name = AgentName::parse(&capitalise(name))?;
                 let description = e.description.clone().unwrap_or_default();
                 agents.push(Agent {
                     system_prompt: e.system_prompt.clone().unwrap_or_else(|| {
@@ -775,13 +773,6 @@ fn serde_plain<T: Serialize>(v: &T) -> String {
     serde_json::to_value(v)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
-fn capitalised(s: &str) -> String {
-    let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_uppercase().chain(c).collect())
         .unwrap_or_default()
 }
 

@@ -3,6 +3,7 @@
 //! delivery loop).
 
 use crate::serve::spawn_delivery_loop_once_up;
+use crate::settings::env_or;
 use anyhow::{Context, bail};
 use krake_core::Krake;
 use krake_core::config::Directory;
@@ -50,13 +51,6 @@ pub struct TelegramChatFile {
     pub chat_id: i64,
     /// The forum topic (`message_thread_id`), in a forum supergroup.
     pub topic: Option<i32>,
-}
-
-fn env_or(env: &str, file: Option<&String>) -> Option<String> {
-    std::env::var(env)
-        .ok()
-        .or_else(|| file.cloned())
-        .filter(|s| !s.trim().is_empty())
 }
 
 /// The front's settings, or `None` when no token is set (the front is off).

@@ -15,6 +15,7 @@ use crate::ports::RepoError;
 use crate::schedule::{
     Assignment, CatchUp, RunTrigger, Schedule, ScheduleRepo, ScheduleRun, local_time,
 };
+use crate::text::{capitalise, one_line};
 use crate::time::{Clock, Timestamp};
 use crate::workspace::WorkspaceSlug;
 use std::sync::Arc;
@@ -568,24 +569,6 @@ fn catch_up_words(c: CatchUp) -> &'static str {
     match c {
         CatchUp::Once => "run once after downtime",
         CatchUp::Skip => "skipped after downtime",
-    }
-}
-
-fn capitalise(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
-        None => String::new(),
-    }
-}
-
-fn one_line(s: &str, max: usize) -> String {
-    let line = s.lines().next().unwrap_or("");
-    if line.chars().count() > max {
-        let cut: String = line.chars().take(max.saturating_sub(1)).collect();
-        format!("{cut}…")
-    } else {
-        line.to_owned()
     }
 }
 

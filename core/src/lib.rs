@@ -28,8 +28,8 @@
 //! - [`commerce`]: shop and print-partner events, KPIs, event rules and their processor.
 //! - [`config`]: the domain part of configuration (workspaces, agents).
 //! - [`schedule`]: cron schedules in time zones, the `/schedule` commands, the schedule port.
-//! - [`folder`]: agents' folders (typed tables), CSV import/export, the folder port.
-//! - [`folder_api`]: typed folder reads (HTTP API, dashboard) under the folder rules.
+//! - [`folder`]: agents' folders (typed tables), CSV import/export, the folder port, and typed
+//!   folder reads (HTTP API, dashboard) under the folder rules.
 //! - [`coordinator`]: runs due schedules once each and assigns tasks to agents.
 //! - [`web_accounts`]: passwords and web sign-in sessions (the port).
 //! - [`knowledge`]: the [`Retriever`](knowledge::Retriever) port that RAG fills; the
@@ -44,6 +44,7 @@
 //! - [`schedule_handoff`]: ran schedule occurrences become agent runs.
 //! - [`ledger`]: the cost ledger and monthly budgets.
 //! - [`router`]: natural-language routing: a model picks a typed command.
+//! - [`text`]: small text helpers shared by core and the fronts (one-line previews, edit distance).
 
 pub mod accept;
 pub mod actions;
@@ -57,7 +58,6 @@ pub mod config;
 pub mod coordinator;
 pub mod delivery;
 pub mod folder;
-pub mod folder_api;
 pub mod inbound;
 pub mod inbox;
 pub mod knowledge;
@@ -75,8 +75,8 @@ pub mod schedule_handoff;
 pub mod secret;
 pub mod service;
 pub mod supervise;
+pub mod text;
 pub mod time;
-mod tools;
 pub mod web_accounts;
 pub mod workspace;
 

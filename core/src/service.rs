@@ -15,6 +15,7 @@ use crate::inbox::{
 };
 use crate::ports::{ArchiveOutcome, InboundRepo, InboxRepo, RepoError, UserRepo, WriteCtx};
 use crate::reply::{Button, ButtonAction, ButtonPayload, Reply};
+use crate::text::{capitalise, one_line};
 use crate::time::Clock;
 use crate::workspace::WorkspaceSlug;
 use std::fmt::Write as _;
@@ -735,13 +736,6 @@ pub fn render_unparsed(p: Parsed) -> Reply {
     }
 }
 
-fn capitalise(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
-        None => String::new(),
-    }
-}
 
 fn help(topic: Option<&str>) -> Reply {
     if let Some(name) = topic {
@@ -862,12 +856,3 @@ pub fn render_thread(th: &Thread) -> Reply {
     reply
 }
 
-fn one_line(s: &str, max: usize) -> String {
-    let line = s.lines().next().unwrap_or("");
-    if line.chars().count() > max {
-        let cut: String = line.chars().take(max.saturating_sub(1)).collect();
-        format!("{cut}…")
-    } else {
-        line.to_owned()
-    }
-}

@@ -30,9 +30,10 @@ pub mod sender;
 pub mod verify;
 pub mod wire;
 
+/// The bot token's type: core's secret, which never prints.
+pub use krake_core::secret::Secret;
 use krake_core::workspace::WorkspaceSlug;
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
 
 /// The front's name in destinations (`discord:channel:<id>`) and the outbox.
@@ -40,28 +41,6 @@ pub const FRONT: &str = "discord";
 
 /// Discord's REST base (the client appends `/api/v10/…`).
 pub const DEFAULT_API_URL: &str = "https://discord.com";
-
-/// A secret (bot token) that never prints.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-
-    /// The secret itself, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
 
 /// The Discord front's configuration.
 #[derive(Debug, Clone)]

@@ -1,0 +1,125 @@
+//! The one typed [`Command`] every front speaks, and its parser.
+//!
+//! The parser takes slash syntax (`/todo lunavo`, `/approve 12`, `/reject 12 too expensive`)
+//! and common natural phrasings ("what's open in lunavo?", "approve 12", "archive #7",
+//! "ask penn to draft a tagline for the hoodie"). Text it does not understand becomes
+//! [`Parsed::NotUnderstood`] with a suggestion; it never panics.
+//!
+//! Layout: `spec` (the command table), `parser` (slash syntax and verbs), `natural` (natural
+//! phrasings).
+
+mod natural;
+mod parser;
+mod spec;
+
+pub use parser::{CommandParser, MAX_INPUT_CHARS};
+pub use spec::{COMMANDS, CommandSpec, spec};
+
+use crate::agent::AgentName;
+use crate::folder::FolderCommand;
+use crate::inbox::{ThreadId, ThreadKind, ThreadStatus};
+use crate::schedule::ScheduleCommand;
+use crate::workspace::WorkspaceSlug;
+
+/// Which statuses a listing shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StatusFilter {
+    /// Open threads (the default).
+    #[default]
+    Open,
+    /// Every status except archived.
+    All,
+    /// Exactly this status.
+    Is(ThreadStatus),
+}
+
+/// A listing of the To Do inbox.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListQuery {
+    /// Only this workspace.
+    pub workspace: Option<WorkspaceSlug>,
+    /// Only this kind.
+    pub kind: Option<ThreadKind>,
+    /// Which statuses.
+    pub status: StatusFilter,
+}
+
+/// Everything a person can ask Krake, whatever the front.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Show help, optionally about one command.
+    Help {
+        /// The command asked about.
+        topic: Option<String>,
+    },
+    /// List the workspaces.
+    Workspaces,
+    /// List the agents.
+    Agents,
+    /// List inbox threads.
+    List(ListQuery),
+    /// Show one thread with its replies.
+    Show(ThreadId),
+    /// Reply in a thread.
+    Reply {
+        /// The thread.
+        id: ThreadId,
+        /// The reply.
+        text: String,
+    },
+    /// Approve a thread.
+    Approve(ThreadId),
+    /// Reject a thread.
+    Reject {
+        /// The thread.
+        id: ThreadId,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// Archive a thread.
+    Archive(ThreadId),
+    /// Bring an archived thread back.
+    Unarchive(ThreadId),
+    /// Show a workspace's KPIs (revenue, orders, fulfilment).
+    Kpi {
+        /// The workspace; the first one the person can see when absent.
+        workspace: Option<WorkspaceSlug>,
+    },
+    /// Show the month's model costs and budgets, for one workspace or all visible.
+    Costs {
+        /// The workspace; every workspace the person can see when absent.
+        workspace: Option<WorkspaceSlug>,
+    },
+    /// Link this platform account to a Krake user with a one-time code.
+    Link {
+        /// The code from `krake user link-code NAME`.
+        code: String,
+    },
+    /// Give an agent a task.
+    Ask {
+        /// The agent.
+        agent: AgentName,
+        /// The task.
+        text: String,
+    },
+    /// Create, list, pause, resume, delete or run a schedule.
+    Schedule(ScheduleCommand),
+    /// Work with agents' folders (tables).
+    Folder(FolderCommand),
+}
+
+/// What the parser made of a text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed {
+    /// A command.
+    Command(Command),
+    /// Nothing to do (empty input).
+    Empty,
+    /// Not understood: why, and what the person may have meant.
+    NotUnderstood {
+        /// What was wrong, in plain words.
+        problem: String,
+        /// A command to try instead, if one is close.
+        suggestion: Option<String>,
+    },
+}

@@ -1,0 +1,152 @@
+//! The command table: every command's name, arguments, help text and example, the single
+//! source for help and for the command lists fronts register with their platforms.
+
+/// One command's definition: the single source for help text and for the command lists that
+/// fronts register with their platforms (Telegram `setMyCommands`, Discord slash commands).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandSpec {
+    /// The name, without slash.
+    pub name: &'static str,
+    /// The arguments, for help (`<id> [reason]`).
+    pub args: &'static str,
+    /// What it does (at most 100 characters: Discord's limit for descriptions).
+    pub about: &'static str,
+    /// An example.
+    pub example: &'static str,
+}
+
+/// Every command, in the order help shows them.
+pub const COMMANDS: &[CommandSpec] = &[
+    CommandSpec {
+        name: "todo",
+        args: "[workspace] [kind] [status]",
+        about: "List the To Do inbox, optionally filtered",
+        example: "/todo lunavo approvals",
+    },
+    CommandSpec {
+        name: "show",
+        args: "<id>",
+        about: "Show one thread with its replies",
+        example: "/show 12",
+    },
+    CommandSpec {
+        name: "reply",
+        args: "<id> <text>",
+        about: "Reply in a thread",
+        example: "/reply 12 ship it friday",
+    },
+    CommandSpec {
+        name: "approve",
+        args: "<id>",
+        about: "Approve a thread",
+        example: "/approve 12",
+    },
+    CommandSpec {
+        name: "reject",
+        args: "<id> [reason]",
+        about: "Reject a thread, with a reason",
+        example: "/reject 12 too expensive",
+    },
+    CommandSpec {
+        name: "archive",
+        args: "<id>",
+        about: "Archive a thread",
+        example: "/archive 7",
+    },
+    CommandSpec {
+        name: "unarchive",
+        args: "<id>",
+        about: "Bring an archived thread back",
+        example: "/unarchive 7",
+    },
+    CommandSpec {
+        name: "ask",
+        args: "<agent> <task>",
+        about: "Give an agent a task",
+        example: "/ask penn draft a tagline for the hoodie",
+    },
+    CommandSpec {
+        name: "schedule",
+        args: "<agent|role> \"<task>\" <when>",
+        about: "Schedule a recurring task; /schedule pause|resume|delete|run <n> manages one",
+        example: "/schedule dexter \"summarise last week's sales\" every monday 09:00 Europe/Berlin",
+    },
+    CommandSpec {
+        name: "schedules",
+        args: "",
+        about: "List the schedules with their next runs",
+        example: "/schedules",
+    },
+    CommandSpec {
+        name: "folder",
+        args: "<action> <agent> <folder> …",
+        about: "An agent's folder (a typed table): create, show, add, update, remove, addcol, export, import",
+        example: "/folder show soshie \"content calendar\"",
+    },
+    CommandSpec {
+        name: "folders",
+        args: "[agent]",
+        about: "List the agents' folders",
+        example: "/folders soshie",
+    },
+    CommandSpec {
+        name: "workspaces",
+        args: "",
+        about: "List the workspaces",
+        example: "/workspaces",
+    },
+    CommandSpec {
+        name: "agents",
+        args: "",
+        about: "List the agents and their roles",
+        example: "/agents",
+    },
+    CommandSpec {
+        name: "kpi",
+        args: "[workspace]",
+        about: "Show revenue, orders and fulfilment for a workspace",
+        example: "/kpi lunavo",
+    },
+    CommandSpec {
+        name: "costs",
+        args: "[workspace]",
+        about: "Show this month's model costs per agent and day, and the budgets",
+        example: "/costs lunavo",
+    },
+    CommandSpec {
+        name: "link",
+        args: "<code>",
+        about: "Link this chat account to your Krake user with a one-time code",
+        example: "/link K7M2Q9XD",
+    },
+    CommandSpec {
+        name: "help",
+        args: "[command]",
+        about: "Show what Krake understands",
+        example: "/help reject",
+    },
+];
+
+/// The definition of `name`, if it is a command.
+pub fn spec(name: &str) -> Option<&'static CommandSpec> {
+    COMMANDS.iter().find(|s| s.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::Parsed;
+    use crate::command::parser::tests::p;
+
+    #[test]
+    fn every_spec_example_parses() {
+        for s in COMMANDS {
+            assert!(
+                matches!(p().parse(s.example), Parsed::Command(_)),
+                "{}",
+                s.example
+            );
+            assert!(s.about.len() <= 100);
+        }
+    }
+}

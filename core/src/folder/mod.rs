@@ -1,0 +1,22 @@
+//! Folders: an agent's excel-like tables. A folder has typed columns (text, number, date,
+//! status with allowed values, url) and entries; it renders as a monospace table and goes
+//! to and from CSV. A CSV with bad rows imports nothing and lists every bad row.
+//!
+//! `csv` is a small pure crate (no I/O of its own): reading and writing CSV correctly
+//! (quotes, embedded newlines) is part of the domain rule "bad rows are reported per row".
+//!
+//! Layout: `repo` (the types and [`FolderRepo`]), `command` ([`FolderCommand`] and its parser),
+//! `table` (checks, CSV, rendering), `chat` (the `/folder` commands carried out) and `api`
+//! (typed reads and changes for the HTTP API and the dashboard).
+
+mod api;
+mod chat;
+mod command;
+mod repo;
+mod table;
+
+pub use command::{FolderCommand, parse_folder_command, words};
+pub use repo::{
+    Column, ColumnId, ColumnKind, Entry, EntryId, Folder, FolderId, FolderRepo, Name, Values,
+};
+pub use table::{RowError, check_pairs, parse_csv, render_table, to_csv};

@@ -1,0 +1,313 @@
+//! How a run ends: the policy's verdict on its result (act, ask for approval, escalate), the
+//! thread it opens once, and failures escalated with what was tried.
+
+use super::tools::Final;
+use super::{Run, RunOutcome, RunStatus, Runner};
+use crate::actor::{Actor, Role};
+use crate::agent::Agent;
+use crate::inbox::{Approvers, NewThread, Origin, ProposedAction, ThreadId, ThreadKind};
+use crate::policy::{AgentPolicy, Verdict, action_kind};
+use crate::ports::{RepoError, WriteCtx};
+use crate::text::one_line;
+use std::fmt::Write as _;
+
+impl Runner {
+    pub(super) async fn conclude(
+        &self,
+        run: &Run,
+        agent: &Agent,
+        policy: &AgentPolicy,
+        f: Final,
+    ) -> Result<RunStatus, RepoError> {
+        let (text, confidence, action) = match f {
+            Final::Escalate { reason } => {
+                self.step(run, "verdict", format!("the agent escalated: {reason}"))
+                    .await?;
+                let th = self
+                    .open(
+                        run,
+                        ThreadKind::Escalation,
+                        format!("{} needs help: {}", agent.name, one_line(&run.task, 60)),
+                        format!("{} could not finish the task and asks for a person.\nTask: {}\nReason: {reason}", agent.name, run.task),
+                        None,
+                    )
+                    .await?;
+                return self
+                    .end(
+                        run,
+                        RunStatus::Running,
+                        RunStatus::Escalated,
+                        Some(reason),
+                        None,
+                        Some(th),
+                    )
+                    .await;
+            }
+            Final::Result {
+                text,
+                confidence,
+                action,
+            } => (text, confidence, action),
+        };
+        let verdict = policy.decide(confidence, action.as_ref());
+        self.step(
+            run,
+            "verdict",
+            format!(
+                "{verdict:?} at confidence {confidence:.2}{}",
+                action
+                    .as_ref()
+                    .map(|a| format!(" for {}", action_kind(a)))
+                    .unwrap_or_default()
+            ),
+        )
+        .await?;
+        match verdict {
+            Verdict::Act => {
+                let mut done = String::new();
+                if let Some(a) = &action {
+                    // Executing first (compare-and-set): a resumed or concurrent worker never
+                    // carries the action out a second time.
+                    let claimed = self
+                        .runs
+                        .finish_run(
+                            run.id,
+                            RunStatus::Running,
+                            &RunOutcome {
+                                status: RunStatus::Executing,
+                                result: Some(text.clone()),
+                                error: None,
+                                thread: None,
+                            },
+                            self.clock.now(),
+                        )
+                        .await?;
+                    if !claimed {
+                        tracing::warn!(
+                            run = run.id.0,
+                            "run changed under this worker; its action was not carried out here"
+                        );
+                        return Ok(RunStatus::Executing);
+                    }
+                    self.step(run, "executing", a.describe()).await?;
+                    match self
+                        .executor
+                        .execute(&run.workspace, a, &format!("run:{}", run.id.0))
+                        .await
+                    {
+                        Ok(d) => {
+                            self.step(run, "executed", d.clone()).await?;
+                            done = d;
+                        }
+                        Err(e) => {
+                            return self
+                                .escalate_end_from(
+                                    run,
+                                    &format!("executing {} failed: {e}", a.describe()),
+                                    RunStatus::Failed,
+                                    RunStatus::Executing,
+                                )
+                                .await;
+                        }
+                    }
+                }
+                let mut body = format!(
+                    "{}\n\nTask: {}\nConfidence: {confidence:.2}",
+                    text, run.task
+                );
+                if !done.is_empty() {
+                    let _ = write!(body, "\nDone: {done}");
+                }
+                let th = self
+                    .open(
+                        run,
+                        ThreadKind::Notice,
+                        format!("{}: {}", agent.name, one_line(&run.task, 70)),
+                        body,
+                        None,
+                    )
+                    .await?;
+                let from = if action.is_some() {
+                    RunStatus::Executing
+                } else {
+                    RunStatus::Running
+                };
+                self.end(run, from, RunStatus::Done, Some(text), None, Some(th))
+                    .await
+            }
+            Verdict::Approve => {
+                let th = self
+                    .open(
+                        run,
+                        ThreadKind::Approval,
+                        format!("{} proposes: {}", agent.name, one_line(&text, 70)),
+                        format!(
+                            "{text}\n\nTask: {}\nConfidence: {confidence:.2}\nApprove to carry it out; reject with a reason and {} revises it.",
+                            run.task, agent.name
+                        ),
+                        action,
+                    )
+                    .await?;
+                self.end(
+                    run,
+                    RunStatus::Running,
+                    RunStatus::AwaitingApproval,
+                    Some(text),
+                    None,
+                    Some(th),
+                )
+                .await
+            }
+            Verdict::Escalate => {
+                let th = self
+                    .open(
+                        run,
+                        ThreadKind::Escalation,
+                        format!("{} is unsure: {}", agent.name, one_line(&run.task, 60)),
+                        format!(
+                            "{} answered with confidence {confidence:.2}, below its escalation threshold {:.2}, so a person should decide.\nTask: {}\nIts answer: {text}{}",
+                            agent.name,
+                            policy.escalate_threshold,
+                            run.task,
+                            action
+                                .as_ref()
+                                .map(|a| format!("\nIt proposed: {}", a.describe()))
+                                .unwrap_or_default()
+                        ),
+                        None,
+                    )
+                    .await?;
+                self.end(
+                    run,
+                    RunStatus::Running,
+                    RunStatus::Escalated,
+                    Some(text),
+                    None,
+                    Some(th),
+                )
+                .await
+            }
+        }
+    }
+
+    /// Opens a thread for a run, once: a resumed run finds the thread it opened before.
+    async fn open(
+        &self,
+        run: &Run,
+        kind: ThreadKind,
+        title: String,
+        body: String,
+        action: Option<ProposedAction>,
+    ) -> Result<ThreadId, RepoError> {
+        let mut new = NewThread::new(run.workspace.clone(), kind, title, body);
+        new.origin = Origin::Agent;
+        new.agent = Some(run.agent.clone());
+        new.action = action;
+        if kind == ThreadKind::Escalation {
+            new.approvers = Approvers::Role { role: Role::Owner };
+        }
+        if kind == ThreadKind::Approval {
+            new.expires_at = Some(self.clock.now().plus(self.limits.approval_expiry));
+        }
+        new.origin_key = Some(format!("run:{}:{}", run.id.0, kind));
+        new.post_to = self.routes.for_workspace(&run.workspace).to_vec();
+        let ctx = WriteCtx {
+            actor: Actor::system(),
+            inbound: None,
+            now: self.clock.now(),
+        };
+        Ok(self.inbox.create(&new, &ctx).await?.id)
+    }
+
+    async fn end(
+        &self,
+        run: &Run,
+        from: RunStatus,
+        status: RunStatus,
+        result: Option<String>,
+        error: Option<String>,
+        thread: Option<ThreadId>,
+    ) -> Result<RunStatus, RepoError> {
+        let outcome = RunOutcome {
+            status,
+            result,
+            error,
+            thread,
+        };
+        if !self
+            .runs
+            .finish_run(run.id, from, &outcome, self.clock.now())
+            .await?
+        {
+            tracing::warn!(
+                run = run.id.0,
+                "run changed under this worker; its end was not recorded twice"
+            );
+        }
+        tracing::info!(run = run.id.0, status = %status, thread = thread.map(|t| t.0), "run ended");
+        Ok(status)
+    }
+
+    /// Marks a run failed and opens an escalation for the workspace owner with what was tried.
+    pub(super) async fn fail(&self, run: &Run, why: &str) -> Result<RunStatus, RepoError> {
+        self.escalate_end(run, why, RunStatus::Failed).await
+    }
+
+    pub(super) async fn refuse(&self, run: &Run, why: &str) -> Result<RunStatus, RepoError> {
+        self.escalate_end(run, why, RunStatus::Refused).await
+    }
+
+    async fn escalate_end(
+        &self,
+        run: &Run,
+        why: &str,
+        status: RunStatus,
+    ) -> Result<RunStatus, RepoError> {
+        self.escalate_end_from(run, why, status, RunStatus::Running)
+            .await
+    }
+
+    async fn escalate_end_from(
+        &self,
+        run: &Run,
+        why: &str,
+        status: RunStatus,
+        from: RunStatus,
+    ) -> Result<RunStatus, RepoError> {
+        self.step(run, status.as_str(), why.to_owned()).await?;
+        let tried = self
+            .runs
+            .run(run.id)
+            .await?
+            .map(|r| {
+                r.steps
+                    .iter()
+                    .map(|s| format!("  {} {}: {}", s.at.to_utc_string(), s.kind, s.detail))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .unwrap_or_default();
+        let title = match status {
+            RunStatus::Refused => format!(
+                "{}'s run stopped by budget: {}",
+                run.agent,
+                one_line(&run.task, 50)
+            ),
+            _ => format!("{}'s run failed: {}", run.agent, one_line(&run.task, 60)),
+        };
+        let th = self
+            .open(
+                run,
+                ThreadKind::Escalation,
+                title,
+                format!(
+                    "Task: {}\nWhy: {why}\nWhat was tried ({}):\n{tried}",
+                    run.task, run.id
+                ),
+                None,
+            )
+            .await?;
+        self.end(run, from, status, None, Some(why.to_owned()), Some(th))
+            .await
+    }
+}

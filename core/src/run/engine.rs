@@ -1,0 +1,372 @@
+//! The engine proper: one claimed run through the model with its tools (allowed by policy,
+//! arguments checked) until it reaches a result, an escalation or a failure.
+
+use super::tools::{
+    ApprovalArgs, EscalateArgs, Final, FolderArgs, KpiArgs, ReplyArgs, SearchArgs, check_action,
+    check_confidence, non_empty, parse_plain_result, render_passages, tool_specs,
+};
+use super::{Run, RunStatus, RunStep, Runner};
+use crate::actor::Actor;
+use crate::commerce::render_kpis;
+use crate::ledger::dollars;
+use crate::model::{ChatMessage, ChatRequest, ModelError, ToolCall, ToolSpec, Usage};
+use crate::policy::AgentPolicy;
+use crate::ports::{RepoError, WriteCtx};
+
+/// What one tool call gave back: an answer for the model, an error to correct, or the end.
+enum ToolOutcome {
+    Answer(String),
+    Error(String),
+    Final(Final),
+}
+
+impl Runner {
+    /// Takes one claimed run to its end (or to an approval thread).
+    #[tracing::instrument(skip_all, fields(run = run.id.0, agent = %run.agent))]
+    pub async fn execute(&self, run: Run) -> Result<RunStatus, RepoError> {
+        if run.attempts > self.limits.max_attempts {
+            let why = format!(
+                "the run was interrupted {} times (Krake stopped while it ran) and was not tried again",
+                run.attempts - 1
+            );
+            return self.fail(&run, &why).await;
+        }
+        if run.attempts > 1 {
+            self.step(
+                &run,
+                "resumed",
+                format!(
+                    "attempt {}: an earlier worker stopped mid-run; starting over from the task",
+                    run.attempts
+                ),
+            )
+            .await?;
+        }
+        let Some(agent) = self.directory.agent(&run.agent).cloned() else {
+            return self
+                .fail(
+                    &run,
+                    &format!("agent {} is no longer configured", run.agent),
+                )
+                .await;
+        };
+        let Some(model) = self.model.clone() else {
+            return self
+                .fail(
+                    &run,
+                    "no model provider is configured; add one under [[llm.providers]]",
+                )
+                .await;
+        };
+        let policy = self.policy(agent.name.as_str());
+        let passages = self.retrieve(&run, &run.task).await?;
+        let tools = self.tools_for(&policy);
+        let memory = self.memory(&run, model.as_ref(), &policy).await?;
+        let mut messages = self.prompt(&run, &agent, &passages, &memory);
+        let price = model.price(policy.model.as_deref());
+        // Estimate before the first call: the prompt plus a full answer.
+        let estimate = price.cost_micros(Usage {
+            input_tokens: ChatRequest {
+                messages: messages.clone(),
+                tools: tools.clone(),
+                ..ChatRequest::default()
+            }
+            .estimated_input_tokens(),
+            output_tokens: u64::from(self.limits.max_output_tokens),
+        });
+        let mut held = match self.reserve(&run.workspace, &run.agent, estimate).await? {
+            Ok(h) => Some(h),
+            Err(why) => return self.refuse(&run, &why).await,
+        };
+        let mut corrections = 0u32;
+        for _ in 0..self.limits.max_turns {
+            let request = ChatRequest {
+                model: policy.model.clone(),
+                messages: messages.clone(),
+                tools: tools.clone(),
+                temperature: Some(policy.temperature),
+                max_tokens: Some(self.limits.max_output_tokens),
+            };
+            let hold = match held.take() {
+                Some(h) => h,
+                None => {
+                    let est = price.cost_micros(Usage {
+                        input_tokens: request.estimated_input_tokens(),
+                        output_tokens: u64::from(self.limits.max_output_tokens),
+                    });
+                    match self.reserve(&run.workspace, &run.agent, est).await? {
+                        Ok(h) => h,
+                        Err(why) => return self.refuse(&run, &why).await,
+                    }
+                }
+            };
+            let response = match model.chat(&request).await {
+                Ok(r) => r,
+                Err(e) => {
+                    self.release(hold).await;
+                    self.step(&run, "model_error", e.to_string()).await?;
+                    let why = match e {
+                        ModelError::NotConfigured => "no model provider is configured".to_owned(),
+                        e => format!("the model failed after retries and fail-over: {e}"),
+                    };
+                    return self.fail(&run, &why).await;
+                }
+            };
+            let charged = self
+                .charge(
+                    &run,
+                    &response.provider,
+                    &response.model,
+                    response.usage,
+                    response.cost_micros,
+                )
+                .await;
+            // Released after the ledger row is written, so a check never misses both.
+            self.release(hold).await;
+            charged?;
+            self.step(
+                &run,
+                "model",
+                format!(
+                    "{} / {}: {} tokens in, {} out, {}",
+                    response.provider,
+                    response.model,
+                    response.usage.input_tokens,
+                    response.usage.output_tokens,
+                    dollars(response.cost_micros)
+                ),
+            )
+            .await?;
+            messages.push(ChatMessage::assistant(
+                response.content.clone().unwrap_or_default(),
+                response.tool_calls.clone(),
+            ));
+            let mut final_result = None;
+            let mut errors = Vec::new();
+            if response.tool_calls.is_empty() {
+                let text = response.content.unwrap_or_default();
+                match parse_plain_result(&text) {
+                    Some(f) => final_result = Some(f),
+                    None => {
+                        errors.push(format!(
+                            "malformed answer: `{}`",
+                            text.chars().take(120).collect::<String>()
+                        ));
+                        messages.push(ChatMessage::user(
+                            "Your answer was not understood. Finish by calling exactly one of your tools: reply, request_approval or escalate, with valid JSON arguments.",
+                        ));
+                    }
+                }
+            }
+            for call in &response.tool_calls {
+                match self.call_tool(&run, &policy, call).await? {
+                    ToolOutcome::Answer(a) => messages.push(ChatMessage::tool(&call.id, a)),
+                    ToolOutcome::Error(e) => {
+                        errors.push(format!("{}: {e}", call.name));
+                        messages.push(ChatMessage::tool(&call.id, format!("error: {e}")));
+                    }
+                    ToolOutcome::Final(f) => {
+                        messages.push(ChatMessage::tool(&call.id, "recorded"));
+                        if final_result.is_none() {
+                            final_result = Some(f);
+                        }
+                    }
+                }
+            }
+            if let Some(f) = final_result {
+                return self.conclude(&run, &agent, &policy, f).await;
+            }
+            if !errors.is_empty() {
+                corrections += 1;
+                self.step(&run, "correction", errors.join("; ")).await?;
+                if corrections > self.limits.max_corrections {
+                    let why = format!(
+                        "the model kept answering wrongly ({corrections} corrections): {}",
+                        errors.join("; ")
+                    );
+                    return self.fail(&run, &why).await;
+                }
+            }
+        }
+        let why = format!("no result after {} model calls", self.limits.max_turns);
+        self.fail(&run, &why).await
+    }
+
+    fn tools_for(&self, policy: &AgentPolicy) -> Vec<ToolSpec> {
+        tool_specs()
+            .into_iter()
+            .filter(|t| policy.allows(&t.name))
+            .filter(|t| t.name != "get_kpis" || self.commerce.is_some())
+            .filter(|t| t.name != "add_folder_entry" || self.folders.is_some())
+            .collect()
+    }
+
+    async fn call_tool(
+        &self,
+        run: &Run,
+        policy: &AgentPolicy,
+        call: &ToolCall,
+    ) -> Result<ToolOutcome, RepoError> {
+        // The allow-list is enforced here: whatever the prompt or the context says, a tool the
+        // agent was not given is not run.
+        if !policy.allows(&call.name) || !tool_specs().iter().any(|t| t.name == call.name) {
+            self.step(
+                run,
+                "refused_tool",
+                format!("`{}` is not among this agent's tools", call.name),
+            )
+            .await?;
+            let allowed: Vec<String> = self.tools_for(policy).into_iter().map(|t| t.name).collect();
+            return Ok(ToolOutcome::Error(format!(
+                "the tool `{}` is not available to you; your tools are: {}",
+                call.name,
+                allowed.join(", ")
+            )));
+        }
+        let args = if call.arguments.trim().is_empty() {
+            "{}"
+        } else {
+            call.arguments.as_str()
+        };
+        let outcome = match call.name.as_str() {
+            "reply" => match serde_json::from_str::<ReplyArgs>(args) {
+                Ok(a) => match check_confidence(a.confidence)
+                    .and_then(|c| non_empty("text", &a.text).map(|t| (c, t)))
+                {
+                    Ok((confidence, text)) => ToolOutcome::Final(Final::Result {
+                        text,
+                        confidence,
+                        action: None,
+                    }),
+                    Err(e) => ToolOutcome::Error(e),
+                },
+                Err(e) => ToolOutcome::Error(format!("invalid arguments: {e}")),
+            },
+            "request_approval" => match serde_json::from_str::<ApprovalArgs>(args) {
+                Ok(a) => match check_confidence(a.confidence)
+                    .and_then(|c| check_action(&a.action).map(|()| c))
+                    .and_then(|c| non_empty("summary", &a.summary).map(|s| (c, s)))
+                {
+                    Ok((confidence, text)) => ToolOutcome::Final(Final::Result {
+                        text,
+                        confidence,
+                        action: Some(a.action),
+                    }),
+                    Err(e) => ToolOutcome::Error(e),
+                },
+                Err(e) => ToolOutcome::Error(format!("invalid arguments: {e}")),
+            },
+            "escalate" => match serde_json::from_str::<EscalateArgs>(args) {
+                Ok(a) => match non_empty("reason", &a.reason) {
+                    Ok(reason) => ToolOutcome::Final(Final::Escalate { reason }),
+                    Err(e) => ToolOutcome::Error(e),
+                },
+                Err(e) => ToolOutcome::Error(format!("invalid arguments: {e}")),
+            },
+            "search_knowledge" => match serde_json::from_str::<SearchArgs>(args) {
+                Ok(a) => match non_empty("query", &a.query) {
+                    Ok(q) => {
+                        let found = self.retrieve(run, &q).await?;
+                        ToolOutcome::Answer(render_passages(&found))
+                    }
+                    Err(e) => ToolOutcome::Error(e),
+                },
+                Err(e) => ToolOutcome::Error(format!("invalid arguments: {e}")),
+            },
+            "get_kpis" => match (serde_json::from_str::<KpiArgs>(args), &self.commerce) {
+                (Ok(_), Some(c)) => {
+                    // Always the run's own workspace: a run never reads another workspace.
+                    let k = c.kpis(&run.workspace, 14, self.clock.now()).await?;
+                    let name = self
+                        .directory
+                        .workspace(&run.workspace)
+                        .map_or_else(|| run.workspace.to_string(), |w| w.name.clone());
+                    ToolOutcome::Answer(render_kpis(&k, &name))
+                }
+                (Err(e), _) => ToolOutcome::Error(format!("invalid arguments: {e}")),
+                (_, None) => ToolOutcome::Error("KPIs are not available here".into()),
+            },
+            "add_folder_entry" => match (serde_json::from_str::<FolderArgs>(args), &self.folders) {
+                (Ok(a), Some(f)) => self.add_folder_entry(run, f.as_ref(), a).await?,
+                (Err(e), _) => ToolOutcome::Error(format!("invalid arguments: {e}")),
+                (_, None) => ToolOutcome::Error("folders are not available here".into()),
+            },
+            other => ToolOutcome::Error(format!("the tool `{other}` is not available yet")),
+        };
+        let detail = match &outcome {
+            ToolOutcome::Answer(_) => format!("{} answered", call.name),
+            ToolOutcome::Error(e) => format!("{} failed: {e}", call.name),
+            ToolOutcome::Final(_) => format!("{} recorded", call.name),
+        };
+        self.step(run, "tool", detail).await?;
+        Ok(outcome)
+    }
+
+    /// Adds a row to one of the run's agent's own folders, values checked by column type.
+    async fn add_folder_entry(
+        &self,
+        run: &Run,
+        folders: &dyn crate::folder::FolderRepo,
+        a: FolderArgs,
+    ) -> Result<ToolOutcome, RepoError> {
+        let Some(folder) = folders.folder(&run.agent, a.folder.trim()).await? else {
+            let names: Vec<String> = folders
+                .folders(Some(&run.agent))
+                .await?
+                .into_iter()
+                .map(|f| f.name.to_string())
+                .collect();
+            return Ok(ToolOutcome::Error(format!(
+                "{} has no folder `{}`; its folders: {}",
+                run.agent,
+                a.folder,
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            )));
+        };
+        if a.values.is_empty() {
+            return Ok(ToolOutcome::Error(
+                "`values` must name at least one column".into(),
+            ));
+        }
+        let pairs: Vec<(String, String)> = a.values.into_iter().collect();
+        let values = match crate::folder::check_pairs(&folder, &pairs) {
+            Ok(v) => v,
+            Err(errors) => return Ok(ToolOutcome::Error(errors.join("; "))),
+        };
+        let ctx = WriteCtx {
+            actor: Actor::system(),
+            inbound: None,
+            now: self.clock.now(),
+        };
+        let ids = folders.add_entries(folder.id, &[values], &ctx).await?;
+        Ok(ToolOutcome::Answer(format!(
+            "added entry #{} to {}",
+            ids.first().map_or(0, |i| i.0),
+            folder.name
+        )))
+    }
+
+    pub(super) async fn step(
+        &self,
+        run: &Run,
+        kind: &str,
+        detail: String,
+    ) -> Result<(), RepoError> {
+        let now = self.clock.now();
+        self.runs
+            .add_step(
+                run.id,
+                &RunStep {
+                    at: now,
+                    kind: kind.to_owned(),
+                    detail,
+                },
+                now.plus(self.limits.lease),
+            )
+            .await
+    }
+}

@@ -1,0 +1,233 @@
+//! The durable record of a run ([`Run`], its [`RunStatus`] and steps) and its storage port,
+//! [`RunRepo`].
+
+use crate::inbox::ThreadId;
+use crate::ports::RepoError;
+use crate::time::Timestamp;
+use crate::workspace::WorkspaceSlug;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::time::Duration;
+
+/// A run's id (`run 12`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RunId(pub i64);
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "run {}", self.0)
+    }
+}
+
+/// Where a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Waiting for a worker.
+    Queued,
+    /// A worker holds it (under a lease).
+    Running,
+    /// Its proposal waits in an approval thread.
+    AwaitingApproval,
+    /// Its action is being carried out (set by compare-and-set before calling out, so it is
+    /// carried out once); a crash leaves it here and the recovery pass fails and escalates it.
+    Executing,
+    /// Finished: acted, or approved and executed.
+    Done,
+    /// Its proposal was rejected (a reason starts a revision run).
+    Rejected,
+    /// Handed to a person in an escalation thread.
+    Escalated,
+    /// Failed (and escalated, so a person knows).
+    Failed,
+    /// Not started or stopped: the budget would be crossed.
+    Refused,
+    /// Its approval expired undecided (`approval_expiry_hours`).
+    Expired,
+}
+
+impl RunStatus {
+    /// Every status.
+    pub const ALL: [RunStatus; 10] = [
+        RunStatus::Queued,
+        RunStatus::Running,
+        RunStatus::AwaitingApproval,
+        RunStatus::Executing,
+        RunStatus::Done,
+        RunStatus::Rejected,
+        RunStatus::Escalated,
+        RunStatus::Failed,
+        RunStatus::Refused,
+        RunStatus::Expired,
+    ];
+
+    /// The name used in storage and replies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::AwaitingApproval => "awaiting_approval",
+            RunStatus::Executing => "executing",
+            RunStatus::Done => "done",
+            RunStatus::Rejected => "rejected",
+            RunStatus::Escalated => "escalated",
+            RunStatus::Failed => "failed",
+            RunStatus::Refused => "refused",
+            RunStatus::Expired => "expired",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// One recorded step of a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunStep {
+    /// When.
+    pub at: Timestamp,
+    /// What (`retrieved`, `model`, `tool`, `refused_tool`, `correction`, `verdict`, …).
+    pub kind: String,
+    /// Details for people.
+    pub detail: String,
+}
+
+/// What is needed to start a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRun {
+    /// The workspace it works in (knowledge, budget, threads).
+    pub workspace: WorkspaceSlug,
+    /// The agent.
+    pub agent: String,
+    /// The task.
+    pub task: String,
+    /// What started it (`command`, `schedule`, `event`, `revision`).
+    pub trigger: String,
+    /// Who asked (a user name, `system`).
+    pub requested_by: String,
+    /// The run this one revises.
+    pub parent: Option<RunId>,
+    /// What a person said about the earlier attempt (a rejection reason), shown to the model.
+    pub feedback: Option<String>,
+}
+
+/// A recorded run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Run {
+    /// Its id.
+    pub id: RunId,
+    /// The workspace.
+    pub workspace: WorkspaceSlug,
+    /// The agent.
+    pub agent: String,
+    /// The task.
+    pub task: String,
+    /// What started it.
+    pub trigger: String,
+    /// Who asked.
+    pub requested_by: String,
+    /// Where it stands.
+    pub status: RunStatus,
+    /// The steps so far, oldest first.
+    pub steps: Vec<RunStep>,
+    /// The result, once there is one.
+    pub result: Option<String>,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+    /// How many times a worker claimed it.
+    pub attempts: i32,
+    /// The thread it opened (approval, escalation or notice).
+    pub thread: Option<ThreadId>,
+    /// The run it revises.
+    pub parent: Option<RunId>,
+    /// Feedback on the earlier attempt.
+    pub feedback: Option<String>,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Last change.
+    pub updated_at: Timestamp,
+}
+
+/// How a run ends (or waits).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOutcome {
+    /// The new status.
+    pub status: RunStatus,
+    /// The result.
+    pub result: Option<String>,
+    /// The error.
+    pub error: Option<String>,
+    /// The thread opened.
+    pub thread: Option<ThreadId>,
+}
+
+/// Storage of runs.
+#[async_trait]
+pub trait RunRepo: Send + Sync {
+    /// Records a queued run.
+    async fn create_run(&self, new: &NewRun, now: Timestamp) -> Result<Run, RepoError>;
+    /// Leases up to `limit` runs that are queued, or running under an expired lease (a worker
+    /// died), to `owner` until `now + lease`, counting an attempt on each.
+    async fn claim_runs(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<Run>, RepoError>;
+    /// Appends a step and extends the lease to `lease_until`.
+    async fn add_step(
+        &self,
+        id: RunId,
+        step: &RunStep,
+        lease_until: Timestamp,
+    ) -> Result<(), RepoError>;
+    /// Moves a run from `from` to the outcome's status (compare-and-set); `false` if the run
+    /// was not in `from`.
+    async fn finish_run(
+        &self,
+        id: RunId,
+        from: RunStatus,
+        outcome: &RunOutcome,
+        now: Timestamp,
+    ) -> Result<bool, RepoError>;
+    /// One run with its steps.
+    async fn run(&self, id: RunId) -> Result<Option<Run>, RepoError>;
+    /// The run that opened `thread`.
+    async fn run_for_thread(&self, thread: ThreadId) -> Result<Option<Run>, RepoError>;
+    /// Queues one run (trigger `event`) for each thread created at or after `since` whose
+    /// `origin_key` starts with `prefix` and that names an agent; the thread's title and body
+    /// are the task. The thread's key is stored on the run and is unique, so each thread starts
+    /// one run, once, across processes and restarts. Returns the runs queued.
+    async fn queue_from_threads(
+        &self,
+        prefix: &str,
+        since: Timestamp,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<RunId>, RepoError>;
+    /// Runs in `status` last changed at or before `updated_before`, oldest first, without
+    /// their steps (the recovery pass looks for runs stuck executing or awaiting a decision
+    /// that was taken).
+    async fn runs_with_status(
+        &self,
+        status: RunStatus,
+        updated_before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Run>, RepoError>;
+    /// Runs, newest first, optionally of one workspace, without their steps.
+    async fn list_runs(
+        &self,
+        workspace: Option<&WorkspaceSlug>,
+        limit: u32,
+    ) -> Result<Vec<Run>, RepoError>;
+}
