@@ -32,11 +32,11 @@ use clap::{Parser, Subcommand};
 use krake_bot::settings::{Overrides, Settings};
 use std::path::PathBuf;
 
-/// Krake's benchmarks (formerly `krake bench`, which the `krake` binary no longer has): run
-/// one with `cargo run --release -p krake-bench -- <benchmark>`. Each prints its figures beside
-/// a baseline measured in the same run, with the build profile and the load average.
+/// Krake's benchmarks, each beside a baseline measured in the same run. They moved here from
+/// `krake bench`, which the `krake` binary no longer has: run one with
+/// `cargo run --release -p krake-bench -- <benchmark>`.
 #[derive(Debug, Parser)]
-#[command(name = "krake-bench", version, about, long_about = None)]
+#[command(name = "krake-bench", version)]
 pub struct Cli {
     /// Settings shared with `krake` (the data directory holds the local embedder's weights).
     #[command(flatten)]

@@ -291,6 +291,26 @@ async fn measure(
         .pool_max_idle_per_host(256)
         .build()
         .context("cannot build the HTTP client")?;
+    // The webhook may answer 503 until the Telegram front has started: wait for a 200.
+    let url = format!("http://127.0.0.1:{port}{WEBHOOK_PATH}");
+    let ready = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = client
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .header(SECRET_HEADER, SECRET)
+            .body(update(0, 0))
+            .send()
+            .await
+            .map(|r| r.status());
+        match status {
+            Ok(s) if s.is_success() => break,
+            _ if tokio::time::Instant::now() < ready => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => bail!("Krake's Telegram webhook does not answer 200: {other:?}"),
+        }
+    }
     // Warm up both paths (connections, caches, the first SQLite pages).
     let (warm, failed) = run_rate(&client, fake, fake_url, Target::Krake(port), 20, 20, 1).await?;
     if failed > 0 || warm.len() != 20 {
