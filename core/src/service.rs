@@ -736,7 +736,6 @@ pub fn render_unparsed(p: Parsed) -> Reply {
     }
 }
 
-
 fn help(topic: Option<&str>) -> Reply {
     if let Some(name) = topic {
         return match spec(name) {
@@ -855,4 +854,3 @@ pub fn render_thread(th: &Thread) -> Reply {
     }
     reply
 }
-

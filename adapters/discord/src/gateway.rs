@@ -226,7 +226,9 @@ mod tests {
 
     #[test]
     fn a_refused_token_is_told_apart_from_an_unreachable_discord() {
-        let refused = failure(serenity::Error::Gateway(GatewayError::InvalidAuthentication));
+        let refused = failure(serenity::Error::Gateway(
+            GatewayError::InvalidAuthentication,
+        ));
         assert!(matches!(refused, FrontFailure::Unauthorized(m) if m.contains("4004")));
         let closed = failure(serenity::Error::Gateway(GatewayError::Closed(None)));
         assert!(matches!(closed, FrontFailure::Unreachable(_)));
