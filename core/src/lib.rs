@@ -11,6 +11,7 @@
 //!   every caller (`inbox::rules`) and typed operations (`inbox::api`).
 //! - [`command`]: the typed [`Command`](command::Command) and its parser (slash syntax and
 //!   natural phrasings).
+//! - [`chat_text`]: how outcomes, refusals and errors read as chat replies (one place).
 //! - [`command_options`]: typed command arguments (Discord's slash options) to a `Command`.
 //! - [`reply`]: the [`Reply`](reply::Reply) every front renders, with typed button payloads.
 //! - [`accept`]: the one accept path, [`Krake::accept`](service::Krake::accept), for everything a
@@ -51,6 +52,7 @@ pub mod actions;
 pub mod actor;
 pub mod agent;
 pub mod backoff;
+pub mod chat_text;
 pub mod command;
 pub mod command_options;
 pub mod commerce;

@@ -1,0 +1,246 @@
+//! Chat text: how outcomes, refusals and errors read as a [`Reply`] on every chat front (the
+//! one place that words them; the HTTP API words the same refusals in
+//! [`inbox::api`](crate::inbox::api)).
+
+use crate::actor::{Actor, Role};
+use crate::command::{COMMANDS, ListQuery, Parsed, StatusFilter, spec};
+use crate::config::Directory;
+use crate::inbox::rules::Refusal;
+use crate::inbox::{Thread, ThreadId, ThreadKind, ThreadStatus};
+use crate::ports::RepoError;
+use crate::reply::{Button, ButtonAction, ButtonPayload, Reply};
+use crate::text::capitalise;
+use std::fmt::Write as _;
+
+pub(crate) fn not_linked() -> Reply {
+    Reply::warning(
+        "You are not linked to a Krake user yet, so you can chat but not act on threads. Ask a workspace owner for a code (`krake user link-code NAME`) and send /link CODE here.",
+    )
+}
+
+/// A refused inbox change, as chat text; `what` is what the actor tried ("reply", "decide",
+/// "archive them").
+pub(crate) fn chat_refusal(actor: &Actor, id: ThreadId, r: &Refusal, what: &str) -> Reply {
+    match r {
+        // A thread of a workspace the actor cannot see does not exist for them.
+        Refusal::NotFound | Refusal::Hidden(_) => no_thread(id),
+        Refusal::NotLinked => not_linked(),
+        Refusal::RoleTooLow {
+            role: Role::Guest, ..
+        } => no_thread(id),
+        Refusal::RoleTooLow { .. } => Reply::warning(format!(
+            "Viewers can read threads but not {what}. Ask a workspace admin for the member role."
+        )),
+        Refusal::NotApproval(th) => Reply::warning(format!(
+            "#{} is {} {}, not an approval: there is nothing to approve or reject. Reply to it with /reply {} <text>, or archive it.",
+            id.0,
+            article(th.kind.as_str()),
+            th.kind,
+            id.0
+        )),
+        Refusal::NotApprover(th) => Reply::warning(format!(
+            "You cannot decide #{}: it needs {}.",
+            id.0,
+            th.approvers.describe()
+        )),
+        Refusal::EmptyReply => {
+            let _ = actor;
+            Reply::warning(format!("A reply needs some text: /reply {} <text>.", id.0))
+        }
+    }
+}
+
+pub(crate) fn link_hint(actor: &Actor) -> &'static str {
+    if actor.unlinked {
+        " If you have a Krake account, link it: ask an owner for a code and send /link CODE."
+    } else {
+        ""
+    }
+}
+
+pub(crate) fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
+}
+
+pub(crate) fn no_thread(id: ThreadId) -> Reply {
+    Reply::warning(format!("no thread #{}. See what is open with /todo.", id.0))
+}
+
+pub(crate) fn refusal(th: &Thread, version: Option<i64>) -> String {
+    let by = th
+        .decided_by
+        .as_ref()
+        .map(|u| format!(" by {u}"))
+        .unwrap_or_default();
+    match th.status {
+        ThreadStatus::Open if version.is_some() => {
+            format!(
+                "This button is out of date: #{} changed since it was shown. Look again with /show {}.",
+                th.id.0, th.id.0
+            )
+        }
+        ThreadStatus::Approved | ThreadStatus::Rejected => {
+            format!(
+                "#{} was already {}{by}; nothing changed.",
+                th.id.0, th.status
+            )
+        }
+        s => format!(
+            "#{} is {s}; it can no longer be decided. Nothing changed.",
+            th.id.0
+        ),
+    }
+}
+
+pub(crate) fn failure(e: &RepoError) -> Reply {
+    tracing::error!(error = %e, "command failed");
+    Reply::error(
+        "Something went wrong on my side and nothing was changed. Please try again in a moment; if it keeps failing, check `krake serve`'s log.",
+    )
+}
+
+/// What text the grammar did not understand gets as a reply (the problem, and a suggestion).
+pub fn render_unparsed(p: Parsed) -> Reply {
+    match p {
+        Parsed::Empty => Reply::info("Say something, or /help to see what I understand."),
+        Parsed::NotUnderstood {
+            problem,
+            suggestion,
+        } => {
+            let mut t = capitalise(&problem);
+            t.push('.');
+            if let Some(s) = suggestion {
+                if s == "/help" {
+                    t.push_str(" Type /help to see what I understand.");
+                } else {
+                    let _ = write!(t, " Did you mean `{s}`?");
+                }
+            }
+            Reply::warning(t)
+        }
+        Parsed::Command(_) => Reply::info(""),
+    }
+}
+
+pub(crate) fn help(topic: Option<&str>) -> Reply {
+    if let Some(name) = topic {
+        return match spec(name) {
+            Some(s) => Reply::info(format!(
+                "/{} {}\n{}\nExample: {}",
+                s.name, s.args, s.about, s.example
+            )),
+            None => Reply::warning(format!(
+                "There is no command `{name}`. Type /help for the list."
+            )),
+        };
+    }
+    let mut t = String::from("I keep your To Do inbox and pass tasks to your agents. Commands:\n");
+    for s in COMMANDS {
+        let usage = if s.args.is_empty() {
+            format!("/{}", s.name)
+        } else {
+            format!("/{} {}", s.name, s.args)
+        };
+        let _ = writeln!(t, "  {usage:<40} {}", s.about);
+    }
+    t.push_str("You can also just write: \"what's open in lunavo?\", \"approve 12\", \"ask penn to draft a tagline\", \"every weekday at 8 have soshie draft today's post\".");
+    Reply::info(t)
+}
+
+/// "open threads in Lunavo", "rejected approvals", "threads in any status".
+pub(crate) fn describe_query(q: &ListQuery, d: &Directory) -> String {
+    let what = q
+        .kind
+        .map_or_else(|| "threads".to_owned(), |k| format!("{k}s"));
+    let ws = q
+        .workspace
+        .as_ref()
+        .map(|w| {
+            format!(
+                " in {}",
+                d.workspace(w)
+                    .map_or_else(|| w.to_string(), |x| x.name.clone())
+            )
+        })
+        .unwrap_or_default();
+    match q.status {
+        StatusFilter::Open => format!("open {what}{ws}"),
+        StatusFilter::Is(s) => format!("{s} {what}{ws}"),
+        StatusFilter::All => format!("{what}{ws} in any status but archived"),
+    }
+}
+
+/// Renders a thread in full, with Approve/Reject buttons when it can be decided.
+pub fn render_thread(th: &Thread) -> Reply {
+    let mut t = format!(
+        "#{} [{} · {} · {}] {}\n",
+        th.id.0, th.workspace, th.kind, th.status, th.title
+    );
+    if let Some(agent) = &th.agent {
+        let _ = writeln!(t, "From {agent} ({})", th.origin);
+    }
+    if !th.body.is_empty() {
+        let _ = writeln!(t, "{}", th.body);
+    }
+    if let Some(a) = &th.action {
+        let _ = writeln!(t, "Proposed: {}", a.describe());
+    }
+    if th.kind == ThreadKind::Approval && th.status == ThreadStatus::Open {
+        let _ = write!(t, "Needs {}", th.approvers.describe());
+        if th.approvers.needed() > 1 {
+            let _ = write!(t, " (have {})", th.approvals.len());
+        }
+        t.push('\n');
+    }
+    if let Some(exp) = th.expires_at.filter(|_| th.status == ThreadStatus::Open) {
+        let _ = writeln!(
+            t,
+            "Expires {} (then: {})",
+            exp.to_utc_string(),
+            th.timeout_route
+        );
+    }
+    if let Some(by) = &th.decided_by {
+        let _ = write!(t, "Decided by {by}");
+        if let Some(r) = &th.reason {
+            let _ = write!(t, ": {r}");
+        }
+        t.push('\n');
+    }
+    for r in &th.replies {
+        let _ = writeln!(
+            t,
+            "  {} ({}, {}): {}",
+            r.author,
+            r.front,
+            r.at.to_utc_string(),
+            r.text
+        );
+    }
+    let mut reply = Reply::info(t.trim_end()).about(th.id);
+    if th.is_decidable() {
+        reply = reply.with_buttons(vec![
+            Button {
+                label: "Approve".into(),
+                payload: ButtonPayload {
+                    thread: th.id,
+                    action: ButtonAction::Approve,
+                    version: th.version,
+                },
+            },
+            Button {
+                label: "Reject".into(),
+                payload: ButtonPayload {
+                    thread: th.id,
+                    action: ButtonAction::Reject,
+                    version: th.version,
+                },
+            },
+        ]);
+    }
+    reply
+}
