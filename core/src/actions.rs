@@ -111,10 +111,6 @@ impl MemoryShop {
     }
 }
 
-fn two_decimals(minor: i64) -> String {
-    format!("{}.{:02}", minor / 100, (minor % 100).abs())
-}
-
 #[async_trait]
 impl ShopAdmin for MemoryShop {
     fn name(&self) -> &str {
@@ -136,7 +132,7 @@ impl ShopAdmin for MemoryShop {
         ))?;
         Ok(Refunded {
             id: format!("r{n}"),
-            amount: two_decimals(amount_minor),
+            amount: crate::inbox::minor(amount_minor),
         })
     }
 
@@ -153,7 +149,7 @@ impl ShopAdmin for MemoryShop {
         ))?;
         Ok(PriceSet {
             variant: product.to_owned(),
-            price: two_decimals(price_minor),
+            price: crate::inbox::minor(price_minor),
         })
     }
 }

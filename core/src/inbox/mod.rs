@@ -244,7 +244,8 @@ impl ProposedAction {
     }
 }
 
-fn minor(v: i64) -> String {
+/// An amount in minor units (cents) as a two-decimal figure, `-0.50` for -50.
+pub(crate) fn minor(v: i64) -> String {
     let sign = if v < 0 { "-" } else { "" };
     let a = v.unsigned_abs();
     format!("{sign}{}.{:02}", a / 100, a % 100)
