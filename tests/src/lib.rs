@@ -152,3 +152,55 @@ pub fn run(cmd: &mut Command) -> (bool, String, String) {
         String::from_utf8_lossy(&stderr).into_owned(),
     )
 }
+
+/// Spawns `krake … serve` (`cmd`, with stderr piped by this function) and waits until it
+/// listens: the child, its HTTP port and every stderr line (collected as they come, so the
+/// child never blocks on a full pipe).
+pub async fn spawn_serve(
+    mut cmd: Command,
+) -> (std::process::Child, u16, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let port = tokio::task::spawn_blocking(move || {
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let mut port = None;
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            let _ = tx.send(line.clone());
+            if let Some(rest) = line.split("http://127.0.0.1:").nth(1) {
+                port = rest
+                    .split(|c: char| !c.is_ascii_digit())
+                    .next()
+                    .and_then(|p| p.parse::<u16>().ok());
+                break;
+            }
+        }
+        std::thread::spawn(move || {
+            for l in lines.map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        port
+    })
+    .await
+    .unwrap()
+    .expect("serve exited before listening");
+    (child, port, rx)
+}
+
+/// Stops a `krake serve` child with SIGTERM and checks it shut down gracefully (exit 0).
+pub fn stop(mut child: std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "graceful shutdown exits 0, got {exit:?}");
+}

@@ -7,8 +7,8 @@
 
 use futures_util::{SinkExt, StreamExt};
 use krake_tests::fake_telegram::{FakeTelegram, TOKEN};
+use krake_tests::stop;
 use serde_json::{Value, json};
-use std::io::BufRead;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::sync::mpsc::Receiver;
@@ -26,53 +26,13 @@ async fn serve(dir: &Path, api_url: &str, extra_toml: &str) -> (Child, u16, Rece
         format!("[telegram]\napi_url = \"{api_url}\"\npoll_timeout_secs = 1\n{extra_toml}\n"),
     )
     .unwrap();
-    let mut child = krake_tests::krake(dir)
-        .arg("--config")
+    let mut cmd = krake_tests::krake(dir);
+    cmd.arg("--config")
         .arg(&config)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("KRAKE_TELEGRAM_TOKEN", TOKEN)
-        .env("KRAKE_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let port = tokio::task::spawn_blocking(move || {
-        let mut lines = std::io::BufReader::new(stderr).lines();
-        let mut port = None;
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            let _ = tx.send(line.clone());
-            if let Some(rest) = line.split("http://127.0.0.1:").nth(1) {
-                port = rest
-                    .split(|c: char| !c.is_ascii_digit())
-                    .next()
-                    .and_then(|p| p.parse::<u16>().ok());
-                break;
-            }
-        }
-        std::thread::spawn(move || {
-            for l in lines.map_while(Result::ok) {
-                let _ = tx.send(l);
-            }
-        });
-        port
-    })
-    .await
-    .unwrap()
-    .expect("serve exited before listening");
-    (child, port, rx)
-}
-
-fn stop(mut child: Child) {
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = child.wait().unwrap();
-    assert!(exit.success(), "graceful shutdown exits 0, got {exit:?}");
+        .env("KRAKE_LOG", "info");
+    krake_tests::spawn_serve(cmd).await
 }
 
 /// One HTTP/1.1 request; returns the status and the body.

@@ -21,6 +21,7 @@ use krake_telegram::{
     BotToken, ChatRoute, Mode, Place, TelegramConfig, TelegramFront, TelegramSender, WebhookSecret,
 };
 use krake_tests::fake_telegram::{BOT_USERNAME, FakeTelegram, TOKEN};
+use krake_tests::stop;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -822,7 +823,6 @@ async fn serve_with_telegram(
     dir: &std::path::Path,
     extra_toml: &str,
 ) -> (std::process::Child, u16, std::sync::mpsc::Receiver<String>) {
-    use std::io::BufRead;
     let config = dir.join("krake.toml");
     std::fs::write(
         &config,
@@ -832,54 +832,13 @@ async fn serve_with_telegram(
         ),
     )
     .unwrap();
-    let mut child = krake_tests::krake(dir)
-        .args(["--config"])
+    let mut cmd = krake_tests::krake(dir);
+    cmd.args(["--config"])
         .arg(&config)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("KRAKE_TELEGRAM_TOKEN", TOKEN)
-        .env("KRAKE_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let port = tokio::task::spawn_blocking(move || {
-        let mut lines = std::io::BufReader::new(stderr).lines();
-        let mut port = None;
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            let _ = tx.send(line.clone());
-            if let Some(rest) = line.split("http://127.0.0.1:").nth(1) {
-                port = rest
-                    .split(|c: char| !c.is_ascii_digit())
-                    .next()
-                    .and_then(|p| p.parse::<u16>().ok());
-                break;
-            }
-        }
-        // Keep draining (and collecting) so the child never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for l in lines.map_while(Result::ok) {
-                let _ = tx.send(l);
-            }
-        });
-        port
-    })
-    .await
-    .unwrap()
-    .expect("serve exited before listening");
-    (child, port, rx)
-}
-
-fn stop(mut child: std::process::Child) {
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = child.wait().unwrap();
-    assert!(exit.success(), "graceful shutdown exits 0, got {exit:?}");
+        .env("KRAKE_LOG", "info");
+    krake_tests::spawn_serve(cmd).await
 }
 
 async fn post(port: u16, path: &str, headers: &[(&str, &str)], body: &[u8]) -> String {
