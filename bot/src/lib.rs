@@ -63,7 +63,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Chat => chat::chat(settings).await,
         Cmd::Migrate => wiring::open_store(&settings, true).await.map(|_| ()),
         Cmd::Config => {
-            print!("{}", settings.redacted());
+            print!("{}", settings.redacted()?);
             Ok(())
         }
         Cmd::Demo => demo::demo_command(settings).await,

@@ -3,13 +3,14 @@
 //! (BM25-only retrieval, said once, when not), the [`Retriever`] that agents and `ask` use, and
 //! the `krake ingest` and `krake eval rag` commands (`krake-bench rag` measures it).
 
-use crate::settings::{Settings, env_or};
+use crate::settings::Settings;
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use krake_core::knowledge::{
     Document, DocumentSet, KnowledgeBase, KnowledgeError, KnowledgeSync, Retriever, RunMemory,
     StoreDocuments, SyncCounts,
 };
+use krake_core::settings::env_or;
 use krake_core::workspace::WorkspaceSlug;
 use krake_llm::embeddings::{EmbeddingsConfig, OpenAiEmbedder, OpenAiEmbeddings};
 use krake_rag::cache::CachedEmbedder;
@@ -24,7 +25,7 @@ use krake_rag::retrieve::{Fusion, HybridRetriever};
 use krake_rag::server::{QdrantStore, ServerConfig};
 use krake_rag::sparse::Bm25;
 use krake_rag::store::VectorStore;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,7 +35,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub const DIMENSIONS: usize = 384;
 
 /// `[rag]` in the config file.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RagFile {
     /// `edge` (embedded Qdrant in the data directory, the default) or `qdrant` (a Qdrant
@@ -49,11 +50,15 @@ pub struct RagFile {
     /// OpenAI-compatible embeddings server, `[rag.openai]`).
     pub embedder: Option<String>,
     /// The OpenAI-compatible embeddings server.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub openai: EmbeddingsConfig,
     /// How often `krake serve` brings inbox threads and agent folders into the knowledge
     /// base, in seconds (default 300; 0 turns it off: `krake ingest --store` still does it).
     pub sync_interval_secs: Option<u64>,
+}
+
+fn is_default(c: &EmbeddingsConfig) -> bool {
+    *c == EmbeddingsConfig::default()
 }
 
 /// Which embedder turns text into vectors.
@@ -153,6 +158,27 @@ pub fn settings(file: &RagFile) -> anyhow::Result<RagSettings> {
         embedder,
         sync_every,
     })
+}
+
+/// The `[rag]` settings in effect, as they would be written in the file (the Qdrant API key
+/// is read from `KRAKE_QDRANT_API_KEY` only, so it is never written).
+pub fn effective(rag: &RagSettings) -> RagFile {
+    let (store, qdrant_url, qdrant_collection) = match &rag.store {
+        StoreChoice::Edge => ("edge", None, None),
+        StoreChoice::Qdrant(s) => ("qdrant", Some(s.url.clone()), Some(s.collection.clone())),
+    };
+    let (embedder, openai) = match &rag.embedder {
+        EmbedderChoice::Local => ("local", EmbeddingsConfig::default()),
+        EmbedderChoice::OpenAi(c) => ("openai", c.clone()),
+    };
+    RagFile {
+        store: Some(store.to_owned()),
+        qdrant_url,
+        qdrant_collection,
+        embedder: Some(embedder.to_owned()),
+        openai,
+        sync_interval_secs: Some(rag.sync_every.map_or(0, |d| d.as_secs())),
+    }
 }
 
 /// The embedder `rag` chooses, with the on-disk cache in `paths.cache`; `None` when the local

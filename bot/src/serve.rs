@@ -93,12 +93,12 @@ pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
     }
     let config = ServeConfig {
         sweep_every: Duration::from_secs(settings.sweep_interval_secs),
-        webhooks: settings.webhooks.clone(),
+        webhooks: settings.commerce.webhooks.clone(),
         rules: settings.rules.clone(),
         commerce_lease: Duration::from_secs(settings.commerce_lease_secs),
         telegram: settings.telegram.clone(),
         discord: settings.discord.clone(),
-        gelato_api: settings.gelato_api.clone(),
+        gelato_api: settings.commerce.gelato_api.clone(),
         web: settings.web.clone(),
     };
     let served = run(listener, store, krake, config, async move {

@@ -1,18 +1,30 @@
 //! Settings: a TOML file (`--config`, `KRAKE_CONFIG`), overridden by `KRAKE_…` environment
 //! variables and command-line flags. Every key is documented in `deploy/krake.example.toml`.
+//!
+//! Each part owns its section's type and reads it (`krake_telegram::settings::TelegramFile`,
+//! `krake_core::schedule::settings::ScheduleEntry`, …); this module puts the sections together.
+//! `krake config` writes the effective settings back in the same types, so what it prints is a
+//! config file; secrets print as `***` because every secret is a `Secret`, whose serialisation
+//! is the one redaction there is.
 
 use anyhow::{Context, bail};
-use krake_core::agent::{Agent, AgentName, default_agents};
+use krake_commerce::settings::{CommerceSettings, GelatoFile, ShopifyFile};
 use krake_core::config::Directory;
-use krake_core::text::capitalise;
-use krake_core::workspace::{Workspace, WorkspaceSlug, default_workspaces};
+use krake_core::config::file::{AgentEntry, WorkspaceEntry};
+use krake_core::run::settings::{AgentRunsFile, BudgetsFile};
+use krake_core::schedule::settings::{ConfigSchedule, ScheduleEntry, config_schedules};
+use krake_discord::settings::DiscordFile;
+use krake_telegram::settings::TelegramFile;
+use krake_web::settings::WebFile;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-/// The config file as written.
-#[derive(Debug, Clone, Default, Deserialize)]
+pub use krake_core::settings::env_or;
+
+/// The config file as written (and as `krake config` writes the effective settings).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     /// Where Krake keeps its data (the SQLite file).
@@ -25,11 +37,6 @@ pub struct FileConfig {
     pub log_format: Option<String>,
     /// Seconds between expiry sweeps.
     pub sweep_interval_secs: Option<u64>,
-    /// Replaces the default workspaces when present.
-    pub workspaces: Option<Vec<WorkspaceEntry>>,
-    /// Overrides or adds agents, keyed by name.
-    #[serde(default)]
-    pub agents: BTreeMap<String, AgentEntry>,
     /// The time zone of schedules that name none (IANA name); default `UTC`.
     pub schedule_timezone: Option<String>,
     /// Seconds between coordinator ticks; default 1.
@@ -39,151 +46,38 @@ pub struct FileConfig {
     pub commerce_lease_secs: Option<u64>,
     /// An occurrence found more than this many seconds late counts as missed; default 60.
     pub schedule_grace_secs: Option<u64>,
+    /// Replaces the default workspaces when present.
+    pub workspaces: Option<Vec<WorkspaceEntry>>,
+    /// Overrides or adds agents, keyed by name.
+    #[serde(default)]
+    pub agents: BTreeMap<String, AgentEntry>,
     /// Schedules defined in the config, keyed by name.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub schedules: BTreeMap<String, ScheduleEntry>,
-    /// Shopify webhooks.
-    #[serde(default)]
-    pub shopify: ShopifyFile,
-    /// Gelato webhooks.
-    #[serde(default)]
-    pub gelato: GelatoFile,
+    /// Shopify webhooks and Admin API access.
+    pub shopify: Option<ShopifyFile>,
+    /// Gelato webhooks and Order API.
+    pub gelato: Option<GelatoFile>,
     /// Event rules; the defaults apply when absent.
     pub rules: Option<Vec<krake_core::commerce::EventRule>>,
     /// The Telegram front.
-    #[serde(default)]
-    pub telegram: crate::telegram::TelegramFile,
+    pub telegram: Option<TelegramFile>,
     /// The Discord front.
-    #[serde(default)]
-    pub discord: DiscordFile,
+    pub discord: Option<DiscordFile>,
     /// The web front (sign-in, sessions, OpenID Connect).
-    #[serde(default)]
-    pub web: crate::web::WebFile,
+    pub web: Option<WebFile>,
     /// Model providers (`[[llm.providers]]`), timeouts and retries; none means offline mode.
     #[serde(default)]
     pub llm: krake_llm::LlmConfig,
     /// Monthly model budgets per workspace and agent, in US dollars.
     #[serde(default)]
-    pub budgets: crate::agents::BudgetsFile,
+    pub budgets: BudgetsFile,
     /// Limits of agent runs.
     #[serde(default)]
-    pub agent_runs: crate::agents::AgentRunsFile,
+    pub agent_runs: AgentRunsFile,
     /// The knowledge base: vector store and embedder.
     #[serde(default)]
     pub rag: crate::rag::RagFile,
-}
-
-/// `[discord]` in the config file.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DiscordFile {
-    /// The bot token (prefer `KRAKE_DISCORD_TOKEN`): gateway, posting threads, registration.
-    pub token: Option<String>,
-    /// The application's public key, hex (`KRAKE_DISCORD_PUBLIC_KEY`): the interactions endpoint.
-    pub public_key: Option<String>,
-    /// The application id (`KRAKE_DISCORD_APPLICATION_ID`), needed by `krake discord register`.
-    pub application_id: Option<String>,
-    /// REST base URL (`KRAKE_DISCORD_API_URL`); default `https://discord.com`.
-    pub api_url: Option<String>,
-    /// Gateway URL (`KRAKE_DISCORD_GATEWAY_URL`); default: the one Discord names.
-    pub gateway_url: Option<String>,
-    /// Milliseconds before a slow command is deferred (default 2000; Discord allows 3000).
-    pub defer_after_ms: Option<u64>,
-    /// Largest interaction body accepted, in bytes (default 65536).
-    pub max_body_bytes: Option<usize>,
-    /// Workspace slug → channel id where its new inbox threads are posted.
-    #[serde(default)]
-    pub channels: BTreeMap<String, String>,
-}
-
-/// `[shopify]` in the config file.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ShopifyFile {
-    /// The webhook secret (prefer `KRAKE_SHOPIFY_WEBHOOK_SECRET`).
-    pub webhook_secret: Option<String>,
-    /// The previous secret during rotation (prefer `KRAKE_SHOPIFY_WEBHOOK_SECRET_PREVIOUS`).
-    pub webhook_secret_previous: Option<String>,
-    /// Shop domain → workspace slug.
-    #[serde(default)]
-    pub shops: BTreeMap<String, String>,
-    /// Workspace slug → Admin API access token, for approved refunds and price changes
-    /// (prefer `KRAKE_SHOPIFY_ADMIN_TOKEN_<WORKSPACE>`).
-    #[serde(default)]
-    pub admin_tokens: BTreeMap<String, String>,
-}
-
-/// `[gelato]` in the config file.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GelatoFile {
-    /// Workspace slug → webhook path token (prefer `KRAKE_GELATO_TOKEN_<WORKSPACE>`).
-    #[serde(default)]
-    pub tokens: BTreeMap<String, String>,
-    /// The Order API key (prefer `KRAKE_GELATO_API_KEY`): with it, a status that makes Krake
-    /// act is confirmed with Gelato first.
-    pub api_key: Option<String>,
-    /// The Order API's base URL (default `https://order.gelatoapis.com`).
-    pub api_url: Option<String>,
-}
-
-/// A schedule in the config file.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScheduleEntry {
-    /// The agent (a name) or a role; omitted: the coordinator picks by the task.
-    pub agent: Option<String>,
-    /// The workspace; default: the agent's home.
-    pub workspace: Option<String>,
-    /// What to do.
-    pub task: String,
-    /// When: a phrasing (`every monday 09:00`) or `cron 0 9 * * 1`.
-    pub when: String,
-    /// Time zone (IANA); default `schedule_timezone`.
-    pub timezone: Option<String>,
-    /// `once` (default) or `skip`.
-    pub catch_up: Option<String>,
-}
-
-/// A workspace in the config file.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WorkspaceEntry {
-    /// Display name.
-    pub name: String,
-    /// Slug; derived from the name when absent.
-    pub slug: Option<String>,
-}
-
-/// An agent in the config file: fields given override the default agent of that name.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AgentEntry {
-    /// Role.
-    pub role: Option<String>,
-    /// One sentence.
-    pub description: Option<String>,
-    /// Workspaces (slugs), home first.
-    pub workspaces: Option<Vec<String>>,
-    /// System prompt (`prompt` works too).
-    #[serde(alias = "prompt")]
-    pub system_prompt: Option<String>,
-    /// The model it uses (one of a provider's `models`); default: the first provider's first.
-    pub model: Option<String>,
-    /// Sampling temperature (0 to 2).
-    pub temperature: Option<f32>,
-    /// The tools it may call: reply, request_approval, escalate, search_knowledge, get_kpis,
-    /// add_folder_entry.
-    pub tools: Option<Vec<String>>,
-    /// Action kinds that always need approval: send_message, publish_post, change_price, refund.
-    pub needs_approval: Option<Vec<String>>,
-    /// At or above this confidence it acts on its own (unless `needs_approval`); default 0.8.
-    pub act_threshold: Option<f64>,
-    /// Below this confidence its run is escalated; default 0.4.
-    pub escalate_threshold: Option<f64>,
-    /// Remove this agent from the roster.
-    #[serde(default)]
-    pub disabled: bool,
 }
 
 /// How logs are written.
@@ -194,6 +88,16 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+impl LogFormat {
+    /// Its name in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Json => "json",
+        }
+    }
 }
 
 /// Overrides from flags and environment variables (clap reads both).
@@ -245,12 +149,10 @@ pub struct Settings {
     pub schedule_grace_secs: u64,
     /// Config-defined schedules, checked (timing, zone, agent).
     pub schedules: Vec<ConfigSchedule>,
-    /// Shopify and Gelato webhooks.
-    pub webhooks: krake_commerce::WebhookConfig,
+    /// Shopify and Gelato: webhooks, the Order API, Admin API access.
+    pub commerce: CommerceSettings,
     /// Event rules.
     pub rules: Vec<krake_core::commerce::EventRule>,
-    /// Gelato's Order API (base URL, key), when a key is set.
-    pub gelato_api: Option<(String, krake_commerce::Secret)>,
     /// The Telegram front, when a token is set.
     pub telegram: Option<krake_telegram::TelegramConfig>,
     /// The Discord front.
@@ -263,25 +165,6 @@ pub struct Settings {
     pub llm: krake_llm::LlmConfig,
     /// The knowledge base's store and embedder.
     pub rag: crate::rag::RagSettings,
-}
-
-/// A config-defined schedule, validated at load.
-#[derive(Debug, Clone)]
-pub struct ConfigSchedule {
-    /// Its key in the file.
-    pub name: String,
-    /// Workspace.
-    pub workspace: krake_core::workspace::WorkspaceSlug,
-    /// The coordinator's choice of agent.
-    pub assignment: krake_core::schedule::Assignment,
-    /// Task.
-    pub task: String,
-    /// When.
-    pub cadence: krake_core::schedule::Cadence,
-    /// For people.
-    pub description: String,
-    /// Missed-run policy.
-    pub catch_up: krake_core::schedule::CatchUp,
 }
 
 impl Settings {
@@ -314,466 +197,130 @@ impl Settings {
             (None, Some("json")) => LogFormat::Json,
             (None, Some(other)) => bail!("log_format must be `text` or `json`, not `{other}`"),
         };
-        let directory = directory(&file).with_context(|| match &o.config {
-            Some(p) => format!("invalid workspaces or agents in {}", p.display()),
-            None => "invalid workspaces or agents".to_owned(),
-        })?;
+        let directory =
+            krake_core::config::file::directory(file.workspaces.as_deref(), &file.agents)
+                .with_context(|| match &o.config {
+                    Some(p) => format!("invalid workspaces or agents in {}", p.display()),
+                    None => "invalid workspaces or agents".to_owned(),
+                })?;
         let schedule_timezone = match &file.schedule_timezone {
             Some(t) => krake_core::schedule::parse_timezone(t)
                 .map_err(|e| anyhow::anyhow!("schedule_timezone: {e}"))?,
             None => chrono_tz::Tz::UTC,
         };
-        let schedules = config_schedules(&file, &directory, schedule_timezone)?;
-        let directory_ref = directory.clone();
+        let schedules = config_schedules(&file.schedules, &directory, schedule_timezone)?;
+        let commerce = krake_commerce::settings::resolve(
+            &file.shopify.clone().unwrap_or_default(),
+            &file.gelato.clone().unwrap_or_default(),
+            &directory,
+        )?;
         Ok(Self {
             data_dir,
             listen,
             database_url,
             log_format,
             sweep_interval_secs: file.sweep_interval_secs.unwrap_or(5).max(1),
-            directory,
             config_file: o.config.clone(),
             schedule_timezone,
             coordinator_tick_secs: file.coordinator_tick_secs.unwrap_or(1).max(1),
             commerce_lease_secs: file.commerce_lease_secs.unwrap_or(60).max(1),
             schedule_grace_secs: file.schedule_grace_secs.unwrap_or(60),
             schedules,
-            webhooks: webhooks(&file, &directory_ref)?,
-            gelato_api: secret("KRAKE_GELATO_API_KEY", file.gelato.api_key.as_ref()).map(|k| {
-                let url = env_or("KRAKE_GELATO_API_URL", file.gelato.api_url.as_ref())
-                    .unwrap_or_else(|| krake_commerce::gelato_api::DEFAULT_BASE_URL.to_owned());
-                (url, k)
-            }),
-            telegram: crate::telegram::settings(&file.telegram, &directory_ref)?,
-            discord: discord(&file.discord, &directory_ref)?,
-            web: crate::web::settings(&file.web)?,
-            agents: crate::agents::settings(&file, &directory_ref)?,
+            telegram: file
+                .telegram
+                .clone()
+                .unwrap_or_default()
+                .resolve(&directory)?,
+            discord: file
+                .discord
+                .clone()
+                .unwrap_or_default()
+                .resolve(&directory)?,
+            web: file.web.clone().unwrap_or_default().resolve()?,
+            agents: crate::agents::settings(&file, &directory, commerce.admin.clone())?,
+            commerce,
             llm: file.llm.clone(),
             rag: crate::rag::settings(&file.rag)?,
             rules: file
                 .rules
                 .clone()
                 .unwrap_or_else(krake_core::commerce::default_rules),
+            directory,
         })
     }
 
-    /// The effective configuration as TOML, secrets redacted.
-    pub fn redacted(&self) -> String {
-        let mut out = String::new();
-        out.push_str(&format!(
-            "# effective configuration{}\n",
+    /// The settings in effect, as a config file.
+    pub fn effective(&self) -> FileConfig {
+        let (shopify, gelato) = self.commerce.effective();
+        FileConfig {
+            data_dir: Some(self.data_dir.clone()),
+            listen: Some(self.listen.to_string()),
+            database_url: Some(krake_store::redact_url(&self.database_url)),
+            log_format: Some(self.log_format.as_str().to_owned()),
+            sweep_interval_secs: Some(self.sweep_interval_secs),
+            schedule_timezone: Some(self.schedule_timezone.name().to_owned()),
+            coordinator_tick_secs: Some(self.coordinator_tick_secs),
+            commerce_lease_secs: Some(self.commerce_lease_secs),
+            schedule_grace_secs: Some(self.schedule_grace_secs),
+            workspaces: Some(krake_core::config::file::effective_workspaces(
+                &self.directory,
+            )),
+            agents: krake_core::config::file::effective_agents(
+                &self.directory,
+                &self.agents.policies,
+            ),
+            schedules: self
+                .schedules
+                .iter()
+                .map(|s| (s.name.clone(), s.effective()))
+                .collect(),
+            shopify: Some(shopify),
+            gelato: Some(gelato),
+            rules: Some(self.rules.clone()),
+            telegram: self.telegram.as_ref().map(TelegramFile::effective),
+            discord: self
+                .discord
+                .enabled()
+                .then(|| DiscordFile::effective(&self.discord)),
+            web: Some(WebFile::effective(&self.web)),
+            llm: self.llm.clone(),
+            budgets: BudgetsFile::effective(&self.agents.budgets),
+            agent_runs: AgentRunsFile::effective(&self.agents.limits, self.agents.concurrency),
+            rag: crate::rag::effective(&self.rag),
+        }
+    }
+
+    /// `krake config`: the effective settings as TOML, secrets as `***`, with a header that says
+    /// which fronts are off and why.
+    pub fn redacted(&self) -> anyhow::Result<String> {
+        let mut out = format!(
+            "# effective configuration{}\n# secrets show as \"***\"; keys left out are unset\n",
             self.config_file
                 .as_ref()
                 .map(|p| format!(" (file: {})", p.display()))
                 .unwrap_or_else(|| " (no config file)".into())
-        ));
-        out.push_str(&format!(
-            "data_dir = {:?}\n",
-            self.data_dir.display().to_string()
-        ));
-        out.push_str(&format!("listen = \"{}\"\n", self.listen));
-        out.push_str(&format!(
-            "database_url = {:?}\n",
-            krake_store::redact_url(&self.database_url)
-        ));
-        out.push_str(&format!(
-            "log_format = \"{}\"\n",
-            match self.log_format {
-                LogFormat::Text => "text",
-                LogFormat::Json => "json",
-            }
-        ));
-        out.push_str(&format!(
-            "sweep_interval_secs = {}\n",
-            self.sweep_interval_secs
-        ));
-        out.push_str(&format!(
-            "schedule_timezone = \"{}\"\ncoordinator_tick_secs = {}\nschedule_grace_secs = {}\n",
-            self.schedule_timezone.name(),
-            self.coordinator_tick_secs,
-            self.schedule_grace_secs
-        ));
-        out.push_str(&format!(
-            "commerce_lease_secs = {}\n",
-            self.commerce_lease_secs
-        ));
-        let set = |s: &Option<krake_commerce::Secret>| {
-            if s.is_some() {
-                "\"***\""
-            } else {
-                "\"\" # not set"
-            }
-        };
-        out.push_str(&format!(
-            "\n[shopify]\nwebhook_secret = {}\nwebhook_secret_previous = {}\n",
-            set(&self.webhooks.shopify_secret),
-            set(&self.webhooks.shopify_secret_previous)
-        ));
-        let mut shops: Vec<_> = self.webhooks.shops.iter().collect();
-        shops.sort();
-        out.push_str("[shopify.shops]\n");
-        for (shop, ws) in shops {
-            out.push_str(&format!("{shop:?} = \"{ws}\"\n"));
-        }
-        out.push_str(&format!(
-            "\n[gelato]\napi_key = {}\n",
-            set(&self.gelato_api.as_ref().map(|(_, k)| k.clone()))
-        ));
-        if let Some((url, _)) = &self.gelato_api {
-            out.push_str(&format!("api_url = {url:?}\n"));
-        }
-        out.push_str("[gelato.tokens]\n");
-        for (ws, _) in &self.webhooks.gelato_tokens {
-            out.push_str(&format!("{ws} = \"***\"\n"));
-        }
-        for r in &self.rules {
-            out.push_str(&format!(
-                "\n[[rules]]\non = {:?}\nthen = {:?}\n",
-                serde_plain(&r.on),
-                serde_plain(&r.then)
-            ));
-            if let Some(a) = &r.agent {
-                out.push_str(&format!("agent = {a:?}\n"));
-            }
-            if let Some(t) = &r.task {
-                out.push_str(&format!("task = {t:?}\n"));
-            }
-        }
-        out.push_str(&crate::telegram::redacted(self.telegram.as_ref()));
-        out.push_str(&discord_redacted(&self.discord));
-        out.push_str(&crate::web::redacted(&self.web));
-        out.push_str(&crate::agents::redacted(&self.agents, &self.llm));
-        for w in self.directory.workspaces() {
-            out.push_str(&format!(
-                "\n[[workspaces]]\nname = {:?}\nslug = \"{}\"\n",
-                w.name, w.slug
-            ));
-        }
-        for a in self.directory.agents() {
-            let ws: Vec<String> = a.workspaces.iter().map(|w| format!("\"{w}\"")).collect();
-            out.push_str(&format!(
-                "\n[agents.{}]\nrole = {:?}\ndescription = {:?}\nworkspaces = [{}]\n",
-                a.name.as_str().to_lowercase(),
-                a.role,
-                a.description,
-                ws.join(", ")
-            ));
-        }
-        for s in &self.schedules {
-            out.push_str(&format!(
-                "\n[schedules.{}]\nagent = \"{}\"\nworkspace = \"{}\"\ntask = {:?}\nwhen = \"cron {}\"\ntimezone = \"{}\"\ncatch_up = \"{}\"\n",
-                s.name,
-                s.assignment.agent,
-                s.workspace,
-                s.task,
-                s.cadence.expression(),
-                s.cadence.timezone().name(),
-                s.catch_up
-            ));
-        }
-        out
-    }
-}
-
-fn config_schedules(
-    file: &FileConfig,
-    directory: &Directory,
-    default_tz: chrono_tz::Tz,
-) -> anyhow::Result<Vec<ConfigSchedule>> {
-    use krake_core::schedule::{CatchUp, parse_timezone, parse_when};
-    let mut out = Vec::new();
-    for (name, e) in &file.schedules {
-        let ctx = || format!("schedule `{name}`");
-        let when = parse_when(&e.when).map_err(|err| anyhow::anyhow!("{}: when: {err}", ctx()))?;
-        let tz = match &e.timezone {
-            Some(t) => Some(
-                parse_timezone(t).map_err(|err| anyhow::anyhow!("{}: timezone: {err}", ctx()))?,
-            ),
-            None => None,
-        };
-        let cadence =
-            krake_core::schedule::Cadence::new(&when.cron, tz.or(when.tz).unwrap_or(default_tz))
-                .map_err(|err| anyhow::anyhow!("{}: {err}", ctx()))?;
-        let workspace = match &e.workspace {
-            Some(w) => {
-                let slug = WorkspaceSlug::parse(w).with_context(ctx)?;
-                if directory.workspace(&slug).is_none() {
-                    bail!("{}: `{w}` is not a configured workspace", ctx());
-                }
-                Some(slug)
-            }
-            None => None,
-        };
-        let assignment = krake_core::coordinator::assign(
-            directory,
-            e.agent.as_deref(),
-            workspace.as_ref(),
-            &e.task,
-        )
-        .map_err(|err| anyhow::anyhow!("{}: {err}", ctx()))?;
-        let workspace = workspace
-            .or_else(|| {
-                directory
-                    .agent(&assignment.agent)
-                    .and_then(|a| a.home().cloned())
-            })
-            .or_else(|| directory.workspaces().first().map(|w| w.slug.clone()))
-            .ok_or_else(|| anyhow::anyhow!("{}: no workspace", ctx()))?;
-        let catch_up = match &e.catch_up {
-            Some(c) => CatchUp::parse(c).ok_or_else(|| {
-                anyhow::anyhow!("{}: catch_up must be `once` or `skip`, not `{c}`", ctx())
-            })?,
-            None => CatchUp::Once,
-        };
-        if e.task.trim().is_empty() {
-            bail!("{}: task is empty", ctx());
-        }
-        out.push(ConfigSchedule {
-            name: name.clone(),
-            workspace,
-            assignment,
-            task: e.task.trim().to_owned(),
-            cadence,
-            description: when.description,
-            catch_up,
-        });
-    }
-    Ok(out)
-}
-
-/// A secret from the environment (preferred) or the config file; empty values count as unset.
-fn secret(env: &str, file: Option<&String>) -> Option<krake_commerce::Secret> {
-    env_or(env, file).map(krake_commerce::Secret::new)
-}
-
-fn webhooks(
-    file: &FileConfig,
-    directory: &Directory,
-) -> anyhow::Result<krake_commerce::WebhookConfig> {
-    let known = |slug: &str, what: &str| -> anyhow::Result<WorkspaceSlug> {
-        let ws = WorkspaceSlug::parse(slug)
-            .with_context(|| format!("{what}: `{slug}` is not a workspace slug"))?;
-        if directory.workspace(&ws).is_none() {
-            bail!("{what}: there is no workspace `{slug}`");
-        }
-        Ok(ws)
-    };
-    let mut shops = std::collections::HashMap::new();
-    for (shop, ws) in &file.shopify.shops {
-        shops.insert(
-            shop.to_ascii_lowercase(),
-            known(ws, &format!("[shopify.shops] \"{shop}\""))?,
         );
-    }
-    for ws in file.gelato.tokens.keys() {
-        known(ws, "[gelato.tokens]")?;
-    }
-    let mut gelato_tokens = Vec::new();
-    for w in directory.workspaces() {
-        let env = format!(
-            "KRAKE_GELATO_TOKEN_{}",
-            w.slug.as_str().to_uppercase().replace('-', "_")
-        );
-        if let Some(t) = secret(&env, file.gelato.tokens.get(w.slug.as_str())) {
-            if t.expose().len() < 16 {
-                bail!(
-                    "the Gelato token for {} is too short to be unguessable: use at least 16 random characters",
-                    w.slug
-                );
-            }
-            gelato_tokens.push((w.slug.clone(), t));
+        if self.telegram.is_none() {
+            out.push_str("# telegram: off (set KRAKE_TELEGRAM_TOKEN to turn it on)\n");
         }
-    }
-    Ok(krake_commerce::WebhookConfig {
-        shopify_secret: secret(
-            "KRAKE_SHOPIFY_WEBHOOK_SECRET",
-            file.shopify.webhook_secret.as_ref(),
-        ),
-        shopify_secret_previous: secret(
-            "KRAKE_SHOPIFY_WEBHOOK_SECRET_PREVIOUS",
-            file.shopify.webhook_secret_previous.as_ref(),
-        ),
-        shops,
-        gelato_tokens,
-    })
-}
-
-/// A setting from the environment (preferred) or the config file, trimmed; empty values count
-/// as unset. The one reader of `KRAKE_*` overrides for every front's and store's settings.
-pub(crate) fn env_or(env: &str, file: Option<&String>) -> Option<String> {
-    std::env::var(env)
-        .ok()
-        .or_else(|| file.cloned())
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-}
-
-fn discord(
-    file: &DiscordFile,
-    directory: &Directory,
-) -> anyhow::Result<krake_discord::DiscordConfig> {
-    let mut c = krake_discord::DiscordConfig {
-        token: env_or("KRAKE_DISCORD_TOKEN", file.token.as_ref()).map(krake_discord::Secret::new),
-        public_key: env_or("KRAKE_DISCORD_PUBLIC_KEY", file.public_key.as_ref()),
-        ..Default::default()
-    };
-    if let Some(key) = &c.public_key {
-        krake_discord::verify::SignatureVerifier::from_hex(key)
-            .context("discord.public_key / KRAKE_DISCORD_PUBLIC_KEY")?;
-    }
-    if let Some(app) = env_or("KRAKE_DISCORD_APPLICATION_ID", file.application_id.as_ref()) {
-        c.application_id = Some(krake_discord::snowflake(&app).with_context(|| {
-            format!("discord.application_id: `{app}` is not a Discord id (a number)")
-        })?);
-    }
-    if let Some(url) = env_or("KRAKE_DISCORD_API_URL", file.api_url.as_ref()) {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            bail!("discord.api_url: `{url}` is not an http(s) URL");
+        if !self.discord.enabled() {
+            out.push_str(
+                "# discord: off (set KRAKE_DISCORD_TOKEN or KRAKE_DISCORD_PUBLIC_KEY to turn it on)\n",
+            );
         }
-        c.api_url = url;
-    }
-    c.gateway_url = env_or("KRAKE_DISCORD_GATEWAY_URL", file.gateway_url.as_ref());
-    if let Some(ms) = file.defer_after_ms {
-        c.defer_after = std::time::Duration::from_millis(ms.clamp(100, 2800));
-    }
-    if let Some(n) = file.max_body_bytes {
-        c.max_body_bytes = n.clamp(1024, 1 << 20);
-    }
-    for (ws, channel) in &file.channels {
-        let slug = WorkspaceSlug::parse(ws)
-            .with_context(|| format!("[discord.channels]: `{ws}` is not a workspace slug"))?;
-        if directory.workspace(&slug).is_none() {
-            bail!("[discord.channels]: there is no workspace `{ws}`");
+        if self.agents.model.is_none() {
+            out.push_str("# models: none (offline mode; add [[llm.providers]] to use one)\n");
         }
-        let id = krake_discord::snowflake(channel).with_context(|| {
-            format!("[discord.channels] {ws}: `{channel}` is not a Discord channel id")
-        })?;
-        c.channels.insert(slug, id);
+        out.push('\n');
+        out.push_str(&toml::to_string(&self.effective()).context("writing the settings as TOML")?);
+        Ok(out)
     }
-    Ok(c)
-}
-
-fn discord_redacted(c: &krake_discord::DiscordConfig) -> String {
-    let mut out = String::from("\n[discord]\n");
-    out.push_str(if c.token.is_some() {
-        "token = \"***\"\n"
-    } else {
-        "token = \"\" # not set: no gateway, no posting\n"
-    });
-    match &c.public_key {
-        // A public key is not a secret.
-        Some(k) => out.push_str(&format!("public_key = {k:?}\n")),
-        None => out.push_str("public_key = \"\" # not set: no interactions endpoint\n"),
-    }
-    if let Some(app) = c.application_id {
-        out.push_str(&format!("application_id = \"{app}\"\n"));
-    }
-    out.push_str(&format!("api_url = {:?}\n", c.api_url));
-    if let Some(g) = &c.gateway_url {
-        out.push_str(&format!("gateway_url = {g:?}\n"));
-    }
-    out.push_str(&format!(
-        "defer_after_ms = {}\nmax_body_bytes = {}\n[discord.channels]\n",
-        c.defer_after.as_millis(),
-        c.max_body_bytes
-    ));
-    for (ws, ch) in &c.channels {
-        out.push_str(&format!("{ws} = \"{ch}\"\n"));
-    }
-    out
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config file {}", path.display()))?;
     toml::from_str(&text).map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))
-}
-
-fn directory(file: &FileConfig) -> anyhow::Result<Directory> {
-    let workspaces = match &file.workspaces {
-        None => default_workspaces(),
-        Some(list) => list
-            .iter()
-            .map(|w| match &w.slug {
-                Some(s) => Ok(Workspace {
-                    slug: WorkspaceSlug::parse(s)?,
-                    name: w.name.clone(),
-                }),
-                None => Workspace::from_name(&w.name),
-            })
-            .collect::<Result<Vec<_>, _>>()?,
-    };
-    let mut agents = default_agents();
-    for (name, e) in &file.agents {
-        let pos = agents.iter().position(|a| a.name.matches(name));
-        if e.disabled {
-            if let Some(i) = pos {
-                agents.remove(i);
-            }
-            continue;
-        }
-        let slugs = |v: &Vec<String>| {
-            v.iter()
-                .map(|s| WorkspaceSlug::parse(s))
-                .collect::<Result<Vec<_>, _>>()
-        };
-        match pos {
-            Some(i) => {
-                let a = &mut agents[i];
-                if let Some(r) = &e.role {
-                    a.role = r.clone();
-                }
-                if let Some(d) = &e.description {
-                    a.description = d.clone();
-                }
-                if let Some(w) = &e.workspaces {
-                    a.workspaces = slugs(w)?;
-                }
-                if let Some(p) = &e.system_prompt {
-                    a.system_prompt = p.clone();
-                }
-            }
-            None => {
-                let (Some(role), Some(ws)) = (&e.role, &e.workspaces) else {
-                    bail!("new agent `{name}` needs at least `role` and `workspaces`");
-                };
-                let name = AgentName::parse(&capitalise(name))?;
-                let description = e.description.clone().unwrap_or_default();
-                agents.push(Agent {
-                    system_prompt: e.system_prompt.clone().unwrap_or_else(|| {
-                        format!("You are {name}, the {role} agent of a small business team. {description}")
-                    }),
-                    name,
-                    role: role.clone(),
-                    description,
-                    workspaces: slugs(ws)?,
-                });
-            }
-        }
-    }
-    if file.workspaces.is_some() {
-        // Default agents follow a replaced workspace list: they keep the workspaces that still
-        // exist, or move to the first one. Agents written in the file are checked as written.
-        let known: Vec<WorkspaceSlug> = workspaces.iter().map(|w| w.slug.clone()).collect();
-        for a in &mut agents {
-            if file.agents.keys().any(|k| a.name.matches(k)) {
-                continue;
-            }
-            a.workspaces.retain(|w| known.contains(w));
-            if a.workspaces.is_empty() {
-                a.workspaces = known.first().cloned().into_iter().collect();
-            }
-        }
-    }
-    Ok(Directory::new(workspaces, agents)?)
-}
-
-/// The serde name of a unit enum value (`order_created`).
-fn serde_plain<T: Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -908,15 +455,16 @@ agent = "Dexter"
         )
         .unwrap();
         assert_eq!(
-            s.webhooks
+            s.commerce
+                .webhooks
                 .shops
                 .get("lunavo.myshopify.com")
                 .map(|w| w.as_str()),
             Some("lunavo")
         );
-        assert_eq!(s.webhooks.gelato_tokens.len(), 1);
+        assert_eq!(s.commerce.webhooks.gelato_tokens.len(), 1);
         assert_eq!(s.rules.len(), 1);
-        let out = s.redacted();
+        let out = s.redacted().unwrap();
         assert!(
             !out.contains("file-secret") && !out.contains("0123456789abcdef0123"),
             "{out}"
@@ -956,7 +504,7 @@ topic = 4
             t.chats[0].place.destination().as_str(),
             "telegram:-1001847508954:topic:4"
         );
-        let out = s.redacted();
+        let out = s.redacted().unwrap();
         assert!(
             !out.contains("SECRET") && !out.contains("hook-secret"),
             "{out}"
@@ -1018,7 +566,7 @@ lunavo = "1111111111111111111"
                 .map(|w| w.as_str()),
             Some("lunavo")
         );
-        let out = s.redacted();
+        let out = s.redacted().unwrap();
         assert!(!out.contains("s3cret"), "{out}");
         assert!(out.contains("[discord]\ntoken = \"***\""), "{out}");
         assert!(!format!("{s:?}").contains("s3cret"));
@@ -1037,13 +585,60 @@ lunavo = "1111111111111111111"
     }
 
     #[test]
+    fn the_printed_config_is_a_config_file() {
+        let s = load_str(
+            r#"
+[telegram]
+token = "123456:SECRET-token_x"
+[discord]
+token = "MTIz.NDU2.s3cret-token"
+[shopify]
+webhook_secret = "file-secret"
+[shopify.shops]
+"lunavo.myshopify.com" = "lunavo"
+[gelato.tokens]
+monarch = "0123456789abcdef0123"
+[schedules.weekly]
+agent = "dexter"
+task = "sum up the week"
+when = "every monday 09:00"
+[budgets.workspaces]
+lunavo = 20.0
+"#,
+        )
+        .unwrap();
+        let out = s.redacted().unwrap();
+        let back: FileConfig = toml::from_str(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
+        for secret in ["SECRET", "s3cret", "file-secret", "0123456789abcdef0123"] {
+            assert!(!out.contains(secret), "{secret} printed: {out}");
+        }
+        assert_eq!(
+            back.telegram
+                .and_then(|t| t.token)
+                .map(|t| t.expose().to_owned()),
+            Some("***".to_owned())
+        );
+        // The schedule reads back to the same timing.
+        let again = config_schedules(&back.schedules, &s.directory, s.schedule_timezone).unwrap();
+        assert_eq!(
+            again[0].cadence.expression(),
+            s.schedules[0].cadence.expression()
+        );
+        assert_eq!(back.budgets.workspaces["lunavo"], 20.0);
+        assert_eq!(back.workspaces.map(|w| w.len()), Some(5));
+        assert_eq!(back.agents.len(), 12);
+        assert!(!out.contains("# telegram: off"), "{out}");
+        assert!(out.contains("# models: none"), "{out}");
+    }
+
+    #[test]
     fn config_output_hides_passwords() {
         let o = Overrides {
             database_url: Some("postgres://krake:s3cret@db/krake".into()),
             ..Default::default()
         };
         let s = Settings::load(&o, None).unwrap();
-        let out = s.redacted();
+        let out = s.redacted().unwrap();
         assert!(!out.contains("s3cret"), "{out}");
         assert!(out.contains("postgres://krake:***@db/krake"));
     }

@@ -1,151 +1,17 @@
-//! The Telegram front in the binary: its settings (`[telegram]`, `KRAKE_TELEGRAM_TOKEN`) and
-//! starting it, supervised, inside `krake serve` (polling task or webhook route, and its
+//! The Telegram front in the binary: starting it, supervised, inside `krake serve` (polling task or webhook route, and its
 //! delivery loop).
 
 use crate::serve::spawn_delivery_loop_once_up;
-use crate::settings::env_or;
-use anyhow::{Context, bail};
+use anyhow::Context;
 use krake_core::Krake;
-use krake_core::config::Directory;
 use krake_core::delivery::Deliverer;
 use krake_core::supervise::{FrontFailure, Fronts, Supervision, supervise};
 use krake_core::time::{Clock, SystemClock};
-use krake_core::workspace::WorkspaceSlug;
 use krake_store::Store;
 use krake_telegram::front::{FrontError, FrontPorts, Webhook};
-use krake_telegram::{
-    BotToken, ChatRoute, Mode, Place, TelegramConfig, TelegramFront, TelegramSender, WebhookSecret,
-};
-use serde::Deserialize;
+use krake_telegram::{Mode, TelegramConfig, TelegramFront, TelegramSender};
 use std::sync::Arc;
 use tokio::sync::watch;
-
-/// `[telegram]` in the config file.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TelegramFile {
-    /// The bot token (prefer `KRAKE_TELEGRAM_TOKEN`).
-    pub token: Option<String>,
-    /// The Bot API base URL.
-    pub api_url: Option<String>,
-    /// `polling` (default) or `webhook`.
-    pub mode: Option<String>,
-    /// Seconds a getUpdates call waits for updates.
-    pub poll_timeout_secs: Option<u32>,
-    /// The webhook secret (prefer `KRAKE_TELEGRAM_WEBHOOK_SECRET`).
-    pub webhook_secret: Option<String>,
-    /// The public URL registered with setWebhook at start-up.
-    pub webhook_url: Option<String>,
-    /// Where each workspace's inbox threads are posted.
-    #[serde(default)]
-    pub chats: Vec<TelegramChatFile>,
-}
-
-/// `[[telegram.chats]]` in the config file.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TelegramChatFile {
-    /// The workspace slug.
-    pub workspace: String,
-    /// The chat id (groups and supergroups are negative, e.g. -1001234567890).
-    pub chat_id: i64,
-    /// The forum topic (`message_thread_id`), in a forum supergroup.
-    pub topic: Option<i32>,
-}
-
-/// The front's settings, or `None` when no token is set (the front is off).
-pub fn settings(
-    file: &TelegramFile,
-    directory: &Directory,
-) -> anyhow::Result<Option<TelegramConfig>> {
-    let Some(token) = env_or("KRAKE_TELEGRAM_TOKEN", file.token.as_ref()) else {
-        return Ok(None);
-    };
-    let token = BotToken::parse(&token)
-        .context("KRAKE_TELEGRAM_TOKEN / telegram.token is not a bot token")?;
-    let mode = match file.mode.as_deref().unwrap_or("polling") {
-        "polling" => Mode::Polling {
-            timeout_secs: file.poll_timeout_secs.unwrap_or(25).min(50),
-        },
-        "webhook" => {
-            let Some(secret) = env_or(
-                "KRAKE_TELEGRAM_WEBHOOK_SECRET",
-                file.webhook_secret.as_ref(),
-            ) else {
-                bail!(
-                    "telegram.mode = \"webhook\" needs a secret: set KRAKE_TELEGRAM_WEBHOOK_SECRET or telegram.webhook_secret"
-                );
-            };
-            Mode::Webhook {
-                secret: WebhookSecret::parse(&secret).context("telegram.webhook_secret")?,
-                url: file.webhook_url.clone().filter(|u| !u.is_empty()),
-            }
-        }
-        other => bail!("telegram.mode must be `polling` or `webhook`, not `{other}`"),
-    };
-    let mut chats = Vec::new();
-    for c in &file.chats {
-        let workspace = WorkspaceSlug::parse(&c.workspace).with_context(|| {
-            format!(
-                "[[telegram.chats]]: `{}` is not a workspace slug",
-                c.workspace
-            )
-        })?;
-        if directory.workspace(&workspace).is_none() {
-            bail!(
-                "[[telegram.chats]]: there is no workspace `{}`",
-                c.workspace
-            );
-        }
-        let place = match c.topic {
-            Some(t) if t > 0 => Place::topic(c.chat_id, t),
-            Some(t) => bail!("[[telegram.chats]] for {workspace}: topic {t} is not a topic id"),
-            None => Place::chat(c.chat_id),
-        };
-        chats.push(ChatRoute { workspace, place });
-    }
-    if let Some(url) = &file.api_url {
-        url::Url::parse(url).with_context(|| format!("telegram.api_url `{url}` is not a URL"))?;
-    }
-    Ok(Some(TelegramConfig {
-        token,
-        api_url: file.api_url.clone().filter(|u| !u.is_empty()),
-        mode,
-        chats,
-    }))
-}
-
-/// The `[telegram]` section of `krake config`, secrets redacted.
-pub fn redacted(config: Option<&TelegramConfig>) -> String {
-    let Some(c) = config else {
-        return "\n[telegram]\ntoken = \"\" # not set: the Telegram front is off\n".into();
-    };
-    let mut out = String::from("\n[telegram]\ntoken = \"***\"\n");
-    if let Some(u) = &c.api_url {
-        out.push_str(&format!("api_url = {u:?}\n"));
-    }
-    match &c.mode {
-        Mode::Polling { timeout_secs } => out.push_str(&format!(
-            "mode = \"polling\"\npoll_timeout_secs = {timeout_secs}\n"
-        )),
-        Mode::Webhook { url, .. } => {
-            out.push_str("mode = \"webhook\"\nwebhook_secret = \"***\"\n");
-            if let Some(u) = url {
-                out.push_str(&format!("webhook_url = {u:?}\n"));
-            }
-        }
-    }
-    for r in &c.chats {
-        out.push_str(&format!(
-            "\n[[telegram.chats]]\nworkspace = \"{}\"\nchat_id = {}\n",
-            r.workspace, r.place.chat
-        ));
-        if let Some(t) = r.place.topic {
-            out.push_str(&format!("topic = {t}\n"));
-        }
-    }
-    out
-}
 
 /// What a started front gives `krake serve`: a router to merge (the webhook, or nothing) and
 /// background tasks to wait for at shutdown.

@@ -76,6 +76,7 @@ pub mod schedule;
 pub mod schedule_handoff;
 pub mod secret;
 pub mod service;
+pub mod settings;
 pub mod supervise;
 pub mod text;
 pub mod time;

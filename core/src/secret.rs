@@ -31,6 +31,20 @@ impl fmt::Display for Secret {
     }
 }
 
+/// The one way a secret is written out (`krake config`, any settings dump): as `***`.
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("***")
+    }
+}
+
+/// Read from a config file as a plain string.
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -40,5 +54,13 @@ mod tests {
         let s = Secret::new("hunter2");
         assert_eq!(format!("{s} {s:?}"), "*** Secret(***)");
         assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn serialises_as_stars_and_reads_as_text() {
+        let s = Secret::new("hunter2");
+        assert_eq!(serde_json::to_string(&s).unwrap(), "\"***\"");
+        let read: Secret = serde_json::from_str("\"hunter2\"").unwrap();
+        assert_eq!(read.expose(), "hunter2");
     }
 }

@@ -7,11 +7,14 @@
 //! - [`gelato`]: payload parsing (Gelato signs nothing: a per-workspace path token instead).
 //! - [`gelato_api`]: Gelato's Order API, asked before acting on a costly status.
 //! - [`shopify_admin`]: Shopify's Admin REST API, for approved refunds and price changes.
+//! - [`settings`]: `[shopify]` and `[gelato]` in the config file, read and written back for
+//!   `krake config` with every secret as `***`.
 //! - [`router`]: `POST /webhooks/shopify` and `POST /webhooks/gelato/{token}`, which answer 200
 //!   only after the event is durably stored.
 
 pub mod gelato;
 pub mod gelato_api;
+pub mod settings;
 pub mod shopify;
 pub mod shopify_admin;
 mod web;

@@ -11,6 +11,8 @@
 //!   Approve / Reject buttons, opens a Discord thread on each, edits them on decisions.
 //!
 //! Around them:
+//! - [`settings`]: `[discord]` in the config file, read into a [`DiscordConfig`] and written back
+//!   for `krake config` with the token as `***`.
 //! - [`verify`]: request signature verification.
 //! - [`wire`]: the interaction payloads as Discord sends them (tolerant parsing).
 //! - [`commands`]: slash-command definitions generated from core's `COMMANDS` and
@@ -27,6 +29,7 @@ pub mod interactions;
 pub mod render;
 pub mod rest;
 pub mod sender;
+pub mod settings;
 pub mod verify;
 pub mod wire;
 

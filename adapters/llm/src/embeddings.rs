@@ -15,7 +15,7 @@ use serde::Deserialize;
 use std::time::Duration;
 
 /// `[rag.openai]`: where and how to embed.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EmbeddingsConfig {
     /// The API base, up to and including `/v1`.

@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// One provider as configured (`[[llm.providers]]`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
     /// A name for logs and the cost ledger (`openai`, `local`).
@@ -67,7 +67,7 @@ impl ProviderConfig {
 }
 
 /// The model access settings (`[llm]`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LlmConfig {
     /// Providers, tried in order: the next takes over when one keeps failing.

@@ -13,6 +13,8 @@
 //! - [`convert`]: an update as core sees it: who, where, what text or which button.
 //! - [`sender`]: the outbox [`Sender`](krake_core::delivery::Sender): paced per chat and group,
 //!   429-aware, remembering the parts already sent so a restart never shows a message twice.
+//! - [`settings`]: `[telegram]` in the config file, read into a [`TelegramConfig`] and written
+//!   back for `krake config` with its secrets as `***`.
 //! - [`front`]: [`TelegramFront`](front::TelegramFront): start-up (getMe, setMyCommands), long
 //!   polling with a persisted offset, the webhook route, and handling each update.
 
@@ -22,6 +24,7 @@ pub mod front;
 pub mod place;
 pub mod render;
 pub mod sender;
+pub mod settings;
 
 pub use config::{BotToken, ChatRoute, Mode, TelegramConfig, WebhookSecret};
 pub use front::TelegramFront;

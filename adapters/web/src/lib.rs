@@ -19,6 +19,8 @@
 //! - [`dashboard`]: server-rendered HTML pages (every user text escaped).
 //! - [`assets`]: the embedded stylesheet and scripts (no CDN).
 //! - [`oidc`]: OpenID Connect sign-in when an issuer is configured.
+//! - [`settings`]: `[web]` in the config file, read into a [`front::WebConfig`] and written back
+//!   for `krake config` with the client secret as `***`.
 //!
 //! Errors have one JSON shape, `{"error":{"code":"…","message":"…"}}`, made in one place
 //! ([`ApiError`]).
@@ -46,6 +48,7 @@ pub mod dashboard;
 pub mod front;
 pub mod live;
 pub mod oidc;
+pub mod settings;
 pub mod ws;
 
 /// What `/readyz` checks: something that answers `Ok` when Krake can serve.

@@ -29,6 +29,7 @@ mod follow_up;
 mod prompt;
 mod recovery;
 mod repo;
+pub mod settings;
 mod tools;
 
 pub use desk::AgentDesk;

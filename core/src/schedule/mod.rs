@@ -11,6 +11,7 @@
 mod cadence;
 mod command;
 mod repo;
+pub mod settings;
 mod when;
 
 pub use cadence::{Cadence, ScheduleError, local_time, parse_timezone};

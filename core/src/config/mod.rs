@@ -1,4 +1,7 @@
-//! The domain part of configuration: which workspaces exist and who the agents are.
+//! The domain part of configuration: which workspaces exist and who the agents are, and
+//! ([`file`]) how the config file names them.
+
+pub mod file;
 
 use crate::agent::{Agent, default_agents};
 use crate::workspace::{Workspace, WorkspaceSlug, default_workspaces};

@@ -1,0 +1,188 @@
+//! `[shopify]` and `[gelato]` in the config file: read (the `KRAKE_SHOPIFY_…` and
+//! `KRAKE_GELATO_…` variables preferred over the file) into [`CommerceSettings`], and written
+//! back from them for `krake config` (every secret as `***`).
+
+use crate::shopify_admin::ShopifyAdmin;
+use crate::{Secret, WebhookConfig, gelato_api};
+use krake_core::config::Directory;
+use krake_core::settings::{SettingsError, env_or, env_secret, known_workspace, workspace_env};
+use krake_core::workspace::WorkspaceSlug;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+
+/// `[shopify]` in the config file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShopifyFile {
+    /// The webhook secret (prefer `KRAKE_SHOPIFY_WEBHOOK_SECRET`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<Secret>,
+    /// The previous secret during rotation (prefer `KRAKE_SHOPIFY_WEBHOOK_SECRET_PREVIOUS`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_secret_previous: Option<Secret>,
+    /// Shop domain → workspace slug.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub shops: BTreeMap<String, String>,
+    /// Workspace slug → Admin API access token, for approved refunds and price changes
+    /// (prefer `KRAKE_SHOPIFY_ADMIN_TOKEN_<WORKSPACE>`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub admin_tokens: BTreeMap<String, Secret>,
+}
+
+/// `[gelato]` in the config file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GelatoFile {
+    /// The Order API key (prefer `KRAKE_GELATO_API_KEY`): with it, a status that makes Krake
+    /// act is confirmed with Gelato first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<Secret>,
+    /// The Order API's base URL (default `https://order.gelatoapis.com`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
+    /// Workspace slug → webhook path token (prefer `KRAKE_GELATO_TOKEN_<WORKSPACE>`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tokens: BTreeMap<String, Secret>,
+}
+
+/// One workspace's Shopify Admin API access.
+#[derive(Debug, Clone)]
+pub struct AdminAccess {
+    /// The workspace whose approved refunds and price changes go to this shop.
+    pub workspace: WorkspaceSlug,
+    /// `https://SHOP.myshopify.com`, or `KRAKE_SHOPIFY_ADMIN_URL` (a proxy, or a test's fake).
+    pub base_url: String,
+    /// The access token.
+    pub token: Secret,
+}
+
+/// The effective commerce settings.
+#[derive(Debug, Clone, Default)]
+pub struct CommerceSettings {
+    /// Shopify and Gelato webhooks.
+    pub webhooks: WebhookConfig,
+    /// Gelato's Order API (base URL, key), when a key is set.
+    pub gelato_api: Option<(String, Secret)>,
+    /// Shopify Admin API access per workspace.
+    pub admin: Vec<AdminAccess>,
+}
+
+/// Reads `[shopify]` and `[gelato]` for the workspaces of `directory`.
+pub fn resolve(
+    shopify: &ShopifyFile,
+    gelato: &GelatoFile,
+    directory: &Directory,
+) -> Result<CommerceSettings, SettingsError> {
+    let mut shops = HashMap::new();
+    for (shop, ws) in &shopify.shops {
+        shops.insert(
+            shop.to_ascii_lowercase(),
+            known_workspace(directory, ws, &format!("[shopify.shops] \"{shop}\""))?,
+        );
+    }
+    for ws in gelato.tokens.keys() {
+        known_workspace(directory, ws, "[gelato.tokens]")?;
+    }
+    for ws in shopify.admin_tokens.keys() {
+        known_workspace(directory, ws, "[shopify.admin_tokens]")?;
+    }
+    let mut gelato_tokens = Vec::new();
+    for w in directory.workspaces() {
+        let env = workspace_env("KRAKE_GELATO_TOKEN", &w.slug);
+        if let Some(t) = env_secret(&env, gelato.tokens.get(w.slug.as_str())) {
+            if t.expose().len() < 16 {
+                return Err(SettingsError::new(format!(
+                    "the Gelato token for {} is too short to be unguessable: use at least 16 random characters",
+                    w.slug
+                )));
+            }
+            gelato_tokens.push((w.slug.clone(), t));
+        }
+    }
+    let webhooks = WebhookConfig {
+        shopify_secret: env_secret(
+            "KRAKE_SHOPIFY_WEBHOOK_SECRET",
+            shopify.webhook_secret.as_ref(),
+        ),
+        shopify_secret_previous: env_secret(
+            "KRAKE_SHOPIFY_WEBHOOK_SECRET_PREVIOUS",
+            shopify.webhook_secret_previous.as_ref(),
+        ),
+        shops,
+        gelato_tokens,
+    };
+    let gelato_api = env_secret("KRAKE_GELATO_API_KEY", gelato.api_key.as_ref()).map(|k| {
+        let url = env_or("KRAKE_GELATO_API_URL", gelato.api_url.as_ref())
+            .unwrap_or_else(|| gelato_api::DEFAULT_BASE_URL.to_owned());
+        (url, k)
+    });
+    Ok(CommerceSettings {
+        webhooks,
+        gelato_api,
+        admin: admin(shopify, directory)?,
+    })
+}
+
+/// Shopify Admin API access per workspace: the token from `KRAKE_SHOPIFY_ADMIN_TOKEN_<WS>` or
+/// `[shopify.admin_tokens]`, the shop from `[shopify.shops]` (`https://DOMAIN`), or every
+/// workspace's base URL from `KRAKE_SHOPIFY_ADMIN_URL` (a proxy, or a test's fake).
+fn admin(shopify: &ShopifyFile, directory: &Directory) -> Result<Vec<AdminAccess>, SettingsError> {
+    let url_override = env_or("KRAKE_SHOPIFY_ADMIN_URL", None);
+    let mut out = Vec::new();
+    for w in directory.workspaces() {
+        let env = workspace_env("KRAKE_SHOPIFY_ADMIN_TOKEN", &w.slug);
+        let Some(token) = env_secret(&env, shopify.admin_tokens.get(w.slug.as_str())) else {
+            continue;
+        };
+        let shop = shopify
+            .shops
+            .iter()
+            .find(|(_, ws)| ws.as_str() == w.slug.as_str())
+            .map(|(domain, _)| format!("https://{}", domain.to_ascii_lowercase()));
+        let Some(base_url) = url_override.clone().or(shop) else {
+            return Err(SettingsError::new(format!(
+                "a Shopify Admin token is set for {} but no shop: add its domain under [shopify.shops] (\"SHOP.myshopify.com\" = \"{}\")",
+                w.slug, w.slug
+            )));
+        };
+        ShopifyAdmin::new(&base_url, Secret::new(""))
+            .map_err(|e| SettingsError::new(format!("Shopify Admin API of {}: {e}", w.slug)))?;
+        out.push(AdminAccess {
+            workspace: w.slug.clone(),
+            base_url,
+            token,
+        });
+    }
+    Ok(out)
+}
+
+impl CommerceSettings {
+    /// The settings in effect, as they would be written in the file (secrets as `***`).
+    pub fn effective(&self) -> (ShopifyFile, GelatoFile) {
+        let w = &self.webhooks;
+        let shopify = ShopifyFile {
+            webhook_secret: w.shopify_secret.clone(),
+            webhook_secret_previous: w.shopify_secret_previous.clone(),
+            shops: w
+                .shops
+                .iter()
+                .map(|(shop, ws)| (shop.clone(), ws.to_string()))
+                .collect(),
+            admin_tokens: self
+                .admin
+                .iter()
+                .map(|a| (a.workspace.to_string(), a.token.clone()))
+                .collect(),
+        };
+        let gelato = GelatoFile {
+            api_key: self.gelato_api.as_ref().map(|(_, k)| k.clone()),
+            api_url: self.gelato_api.as_ref().map(|(u, _)| u.clone()),
+            tokens: w
+                .gelato_tokens
+                .iter()
+                .map(|(ws, t)| (ws.to_string(), t.clone()))
+                .collect(),
+        };
+        (shopify, gelato)
+    }
+}

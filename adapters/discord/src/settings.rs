@@ -1,0 +1,110 @@
+//! `[discord]` in the config file: read (the `KRAKE_DISCORD_…` variables preferred over the
+//! file) into a [`DiscordConfig`], and written back from one for `krake config` (the token as
+//! `***`).
+
+use crate::{DiscordConfig, snowflake};
+use krake_core::config::Directory;
+use krake_core::secret::Secret;
+use krake_core::settings::{SettingsError, env_or, env_secret, known_workspace};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// `[discord]` in the config file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscordFile {
+    /// The bot token (prefer `KRAKE_DISCORD_TOKEN`): gateway, posting threads, registration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<Secret>,
+    /// The application's public key, hex (`KRAKE_DISCORD_PUBLIC_KEY`): the interactions endpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    /// The application id (`KRAKE_DISCORD_APPLICATION_ID`), needed by `krake discord register`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub application_id: Option<String>,
+    /// REST base URL (`KRAKE_DISCORD_API_URL`); default `https://discord.com`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
+    /// Gateway URL (`KRAKE_DISCORD_GATEWAY_URL`); default: the one Discord names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway_url: Option<String>,
+    /// Milliseconds before a slow command is deferred (default 2000; Discord allows 3000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub defer_after_ms: Option<u64>,
+    /// Largest interaction body accepted, in bytes (default 65536).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_body_bytes: Option<usize>,
+    /// Workspace slug → channel id where its new inbox threads are posted.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub channels: BTreeMap<String, String>,
+}
+
+impl DiscordFile {
+    /// The front's settings (the front is off when neither token nor public key is set).
+    pub fn resolve(&self, directory: &Directory) -> Result<DiscordConfig, SettingsError> {
+        let mut c = DiscordConfig {
+            token: env_secret("KRAKE_DISCORD_TOKEN", self.token.as_ref()),
+            public_key: env_or("KRAKE_DISCORD_PUBLIC_KEY", self.public_key.as_ref()),
+            ..Default::default()
+        };
+        if let Some(key) = &c.public_key {
+            crate::verify::SignatureVerifier::from_hex(key).map_err(|e| {
+                SettingsError::new(format!(
+                    "discord.public_key / KRAKE_DISCORD_PUBLIC_KEY: {e}"
+                ))
+            })?;
+        }
+        if let Some(app) = env_or("KRAKE_DISCORD_APPLICATION_ID", self.application_id.as_ref()) {
+            c.application_id = Some(snowflake(&app).ok_or_else(|| {
+                SettingsError::new(format!(
+                    "discord.application_id: `{app}` is not a Discord id (a number)"
+                ))
+            })?);
+        }
+        if let Some(url) = env_or("KRAKE_DISCORD_API_URL", self.api_url.as_ref()) {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(SettingsError::new(format!(
+                    "discord.api_url: `{url}` is not an http(s) URL"
+                )));
+            }
+            c.api_url = url;
+        }
+        c.gateway_url = env_or("KRAKE_DISCORD_GATEWAY_URL", self.gateway_url.as_ref());
+        if let Some(ms) = self.defer_after_ms {
+            c.defer_after = Duration::from_millis(ms.clamp(100, 2800));
+        }
+        if let Some(n) = self.max_body_bytes {
+            c.max_body_bytes = n.clamp(1024, 1 << 20);
+        }
+        for (ws, channel) in &self.channels {
+            let slug = known_workspace(directory, ws, "[discord.channels]")?;
+            let id = snowflake(channel).ok_or_else(|| {
+                SettingsError::new(format!(
+                    "[discord.channels] {ws}: `{channel}` is not a Discord channel id"
+                ))
+            })?;
+            c.channels.insert(slug, id);
+        }
+        Ok(c)
+    }
+
+    /// The settings in effect, as they would be written in the file (the token as `***`).
+    pub fn effective(c: &DiscordConfig) -> Self {
+        Self {
+            token: c.token.clone(),
+            // A public key is not a secret.
+            public_key: c.public_key.clone(),
+            application_id: c.application_id.map(|a| a.to_string()),
+            api_url: Some(c.api_url.clone()),
+            gateway_url: c.gateway_url.clone(),
+            defer_after_ms: Some(c.defer_after.as_millis() as u64),
+            max_body_bytes: Some(c.max_body_bytes),
+            channels: c
+                .channels
+                .iter()
+                .map(|(ws, ch)| (ws.to_string(), ch.to_string()))
+                .collect(),
+        }
+    }
+}
