@@ -4,13 +4,15 @@
 //! generator and word list).
 
 use anyhow::{Context, bail};
-use krake_bot::rag::{DIMENSIONS, embedder, models_dir};
+use krake_bot::rag::models_dir;
 use krake_bot::settings::Settings;
 use krake_rag::cache::CachedEmbedder;
 use krake_rag::edge::EdgeStore;
 use krake_rag::embed::{Embedder, HashEmbedder};
+use krake_rag::knowledge::embedder;
 use krake_rag::minilm::{FETCH_COMMAND, MiniLm};
 use krake_rag::retrieve::HybridRetriever;
+use krake_rag::settings::DIMENSIONS;
 use krake_rag::sparse::Bm25;
 use std::sync::Arc;
 

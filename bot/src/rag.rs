@@ -1,206 +1,20 @@
-//! Knowledge (RAG) wiring: the vector store (embedded Qdrant under the data directory by
-//! default, or a Qdrant server, `[rag] store`), the local embedder when its weights are present
-//! (BM25-only retrieval, said once, when not), the [`Retriever`] that agents and `ask` use, and
-//! the `krake ingest` and `krake eval rag` commands (`krake-bench rag` measures it).
+//! Knowledge (RAG) in the binary: where the knowledge base's files live under the data
+//! directory, core's knowledge sync and run memory over krake-rag's [`OnDemandKnowledge`], and
+//! the `krake ingest` and `krake eval rag` commands (`krake-bench rag` measures it). `[rag]`
+//! itself is krake-rag's (`krake_rag::settings`).
 
 use crate::settings::Settings;
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use krake_core::knowledge::{
-    Document, DocumentSet, KnowledgeBase, KnowledgeError, KnowledgeSync, Retriever, RunMemory,
-    StoreDocuments, SyncCounts,
-};
-use krake_core::settings::env_or;
+use krake_core::knowledge::{KnowledgeSync, RunMemory, StoreDocuments};
 use krake_core::workspace::WorkspaceSlug;
-use krake_llm::embeddings::{EmbeddingsConfig, OpenAiEmbedder, OpenAiEmbeddings};
-use krake_rag::cache::CachedEmbedder;
-use krake_rag::chunk::Chunker;
-use krake_rag::edge::EdgeStore;
-use krake_rag::embed::Embedder;
 use krake_rag::eval::{Dataset, evaluate};
 use krake_rag::extract::{file_documents, files};
-use krake_rag::ingest::Ingestor;
-use krake_rag::minilm::{FETCH_COMMAND, MiniLm};
-use krake_rag::retrieve::{Fusion, HybridRetriever};
-use krake_rag::server::{QdrantStore, ServerConfig};
-use krake_rag::sparse::Bm25;
-use krake_rag::store::VectorStore;
-use serde::{Deserialize, Serialize};
+use krake_rag::knowledge::{Knowledge, KnowledgePaths, OnDemandKnowledge};
+use krake_rag::minilm::FETCH_COMMAND;
+use krake_rag::retrieve::Fusion;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
-/// The local embedder's vector size (the store is made for it even while the weights are
-/// missing, so fetching them later needs no new store).
-pub const DIMENSIONS: usize = 384;
-
-/// `[rag]` in the config file.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RagFile {
-    /// `edge` (embedded Qdrant in the data directory, the default) or `qdrant` (a Qdrant
-    /// server); `KRAKE_RAG_STORE` overrides it.
-    pub store: Option<String>,
-    /// The Qdrant server's gRPC URL, e.g. `http://127.0.0.1:6334` (`KRAKE_QDRANT_URL`). Its
-    /// API key comes from `KRAKE_QDRANT_API_KEY` only.
-    pub qdrant_url: Option<String>,
-    /// The collection on the server; default `krake`.
-    pub qdrant_collection: Option<String>,
-    /// `local` (all-MiniLM-L6-v2 on this machine, the default) or `openai` (an
-    /// OpenAI-compatible embeddings server, `[rag.openai]`).
-    pub embedder: Option<String>,
-    /// The OpenAI-compatible embeddings server.
-    #[serde(default, skip_serializing_if = "is_default")]
-    pub openai: EmbeddingsConfig,
-    /// How often `krake serve` brings inbox threads and agent folders into the knowledge
-    /// base, in seconds (default 300; 0 turns it off: `krake ingest --store` still does it).
-    pub sync_interval_secs: Option<u64>,
-}
-
-fn is_default(c: &EmbeddingsConfig) -> bool {
-    *c == EmbeddingsConfig::default()
-}
-
-/// Which embedder turns text into vectors.
-#[derive(Debug, Clone)]
-pub enum EmbedderChoice {
-    /// The local model (BM25 only while its weights are missing).
-    Local,
-    /// An OpenAI-compatible embeddings server.
-    OpenAi(EmbeddingsConfig),
-}
-
-/// Where the knowledge base's vectors live.
-#[derive(Debug, Clone)]
-pub enum StoreChoice {
-    /// Embedded Qdrant under the data directory.
-    Edge,
-    /// A Qdrant server.
-    Qdrant(ServerConfig),
-}
-
-/// The effective `[rag]` settings.
-#[derive(Debug, Clone)]
-pub struct RagSettings {
-    /// The vector store.
-    pub store: StoreChoice,
-    /// The embedder.
-    pub embedder: EmbedderChoice,
-    /// How often `krake serve` syncs threads and folders into the knowledge base (`None`: never).
-    pub sync_every: Option<std::time::Duration>,
-}
-
-/// The default of `[rag] sync_interval_secs`.
-pub const DEFAULT_SYNC_INTERVAL_SECS: u64 = 300;
-
-impl Default for RagSettings {
-    fn default() -> Self {
-        Self {
-            store: StoreChoice::Edge,
-            embedder: EmbedderChoice::Local,
-            sync_every: Some(std::time::Duration::from_secs(DEFAULT_SYNC_INTERVAL_SECS)),
-        }
-    }
-}
-
-/// Reads `[rag]` with its environment overrides (`KRAKE_RAG_STORE`, `KRAKE_QDRANT_URL`,
-/// `KRAKE_QDRANT_API_KEY`).
-pub fn settings(file: &RagFile) -> anyhow::Result<RagSettings> {
-    let store = match env_or("KRAKE_RAG_STORE", file.store.as_ref()).as_deref() {
-        None | Some("edge") => StoreChoice::Edge,
-        Some("qdrant") => {
-            let Some(url) = env_or("KRAKE_QDRANT_URL", file.qdrant_url.as_ref()) else {
-                bail!(
-                    "rag.store is `qdrant` but no server is named: set rag.qdrant_url (or \
-                     KRAKE_QDRANT_URL) to its gRPC URL, e.g. http://127.0.0.1:6334"
-                );
-            };
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                bail!("rag.qdrant_url `{url}` must start with http:// or https://");
-            }
-            StoreChoice::Qdrant(ServerConfig {
-                url,
-                collection: file
-                    .qdrant_collection
-                    .clone()
-                    .filter(|c| !c.trim().is_empty())
-                    .unwrap_or_else(|| "krake".to_owned()),
-                api_key: env_or("KRAKE_QDRANT_API_KEY", None),
-            })
-        }
-        Some(other) => bail!("rag.store must be `edge` or `qdrant`, not `{other}`"),
-    };
-    let embedder = match file.embedder.as_deref().map(str::trim) {
-        None | Some("local") => EmbedderChoice::Local,
-        Some("openai") => {
-            if file.openai.dimensions.is_none_or(|d| d == 0) {
-                bail!(
-                    "rag.embedder is `openai`: set rag.openai.dimensions to the model's vector \
-                     size (e.g. 1536 for text-embedding-3-small), the store is made for it"
-                );
-            }
-            // Checked now (URL, model, key variable) so a bad config fails at start.
-            OpenAiEmbeddings::new(&file.openai, |v| std::env::var(v).ok())
-                .map_err(|e| anyhow::anyhow!("rag.openai: {e}"))?;
-            EmbedderChoice::OpenAi(file.openai.clone())
-        }
-        Some(other) => bail!("rag.embedder must be `local` or `openai`, not `{other}`"),
-    };
-    let sync_every = match file
-        .sync_interval_secs
-        .unwrap_or(DEFAULT_SYNC_INTERVAL_SECS)
-    {
-        0 => None,
-        secs => Some(std::time::Duration::from_secs(secs)),
-    };
-    Ok(RagSettings {
-        store,
-        embedder,
-        sync_every,
-    })
-}
-
-/// The `[rag]` settings in effect, as they would be written in the file (the Qdrant API key
-/// is read from `KRAKE_QDRANT_API_KEY` only, so it is never written).
-pub fn effective(rag: &RagSettings) -> RagFile {
-    let (store, qdrant_url, qdrant_collection) = match &rag.store {
-        StoreChoice::Edge => ("edge", None, None),
-        StoreChoice::Qdrant(s) => ("qdrant", Some(s.url.clone()), Some(s.collection.clone())),
-    };
-    let (embedder, openai) = match &rag.embedder {
-        EmbedderChoice::Local => ("local", EmbeddingsConfig::default()),
-        EmbedderChoice::OpenAi(c) => ("openai", c.clone()),
-    };
-    RagFile {
-        store: Some(store.to_owned()),
-        qdrant_url,
-        qdrant_collection,
-        embedder: Some(embedder.to_owned()),
-        openai,
-        sync_interval_secs: Some(rag.sync_every.map_or(0, |d| d.as_secs())),
-    }
-}
-
-/// The embedder `rag` chooses, with the on-disk cache in `paths.cache`; `None` when the local
-/// one's weights are missing.
-pub fn configured_embedder(
-    paths: &KnowledgePaths,
-    rag: &RagSettings,
-) -> anyhow::Result<Option<Arc<dyn Embedder>>> {
-    match &rag.embedder {
-        EmbedderChoice::Local => cached_embedder(&paths.models, &paths.cache),
-        EmbedderChoice::OpenAi(config) => Ok(Some(Arc::new(
-            CachedEmbedder::open(
-                Arc::new(
-                    OpenAiEmbedder::new(config, |v| std::env::var(v).ok())
-                        .map_err(|e| anyhow::anyhow!("rag.openai: {e}"))?,
-                ),
-                &paths.cache,
-            )
-            .context("the embedding cache cannot be opened")?,
-        ))),
-    }
-}
 
 /// `krake ingest` flags.
 #[derive(Debug, clap::Args)]
@@ -249,208 +63,28 @@ pub fn models_dir(settings: &Settings) -> PathBuf {
         .unwrap_or_else(|| settings.data_dir.join("models"))
 }
 
-static SAID_SPARSE_ONLY: AtomicBool = AtomicBool::new(false);
-
 /// Where embeddings are cached: `DATA_DIR/embedding-cache`.
 pub fn cache_dir(settings: &Settings) -> PathBuf {
     settings.data_dir.join("embedding-cache")
 }
 
-/// The local embedder with an on-disk cache in `cache`, or `None` (said once per process)
-/// when its weights are missing. Damaged weights are an error.
-pub fn cached_embedder(models: &Path, cache: &Path) -> anyhow::Result<Option<Arc<dyn Embedder>>> {
-    let Some(e) = embedder(models)? else {
-        return Ok(None);
-    };
-    Ok(Some(Arc::new(
-        CachedEmbedder::open(e, cache).context("the embedding cache cannot be opened")?,
-    )))
-}
-
-/// The local embedder, or `None` (said once per process) when its weights are missing.
-/// Damaged weights are an error.
-pub fn embedder(models: &Path) -> anyhow::Result<Option<Arc<dyn Embedder>>> {
-    if !MiniLm::present(models) {
-        if !SAID_SPARSE_ONLY.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                "the local embedder's weights are not in {}: knowledge retrieval runs on BM25 \
-                 only; run `{FETCH_COMMAND} {}` to fetch them",
-                models.display(),
-                models.display()
-            );
-        }
-        return Ok(None);
-    }
-    let m = MiniLm::load(models).context("the local embedder cannot be loaded")?;
-    Ok(Some(Arc::new(m)))
-}
-
-/// Where a knowledge base's local files live.
-#[derive(Debug, Clone)]
-pub struct KnowledgePaths {
-    /// The embedded store's directory (unused with a Qdrant server).
-    pub dir: PathBuf,
-    /// The local embedder's model files.
-    pub models: PathBuf,
-    /// The embedding cache.
-    pub cache: PathBuf,
-}
-
-impl KnowledgePaths {
-    /// The paths the settings name.
-    pub fn new(settings: &Settings) -> Self {
-        Self {
-            dir: knowledge_dir(settings),
-            models: models_dir(settings),
-            cache: cache_dir(settings),
-        }
+/// The knowledge base's files under the settings' data directory.
+pub fn paths(settings: &Settings) -> KnowledgePaths {
+    KnowledgePaths {
+        dir: knowledge_dir(settings),
+        models: models_dir(settings),
+        cache: cache_dir(settings),
     }
 }
 
-/// The knowledge base's parts, built from settings.
-#[derive(Clone)]
-pub struct Knowledge {
-    /// The store.
-    pub store: Arc<dyn VectorStore>,
-    /// Ingests documents.
-    pub ingestor: Ingestor,
-    /// Retrieves passages.
-    pub retriever: HybridRetriever,
+/// Opens the knowledge base the settings name.
+pub async fn open(settings: &Settings) -> anyhow::Result<Knowledge> {
+    Ok(Knowledge::open_with(&paths(settings), &settings.rag).await?)
 }
 
-impl std::fmt::Debug for Knowledge {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Knowledge")
-            .field("retriever", &self.retriever)
-            .finish()
-    }
-}
-
-impl Knowledge {
-    fn assemble(store: Arc<dyn VectorStore>, embedder: Option<Arc<dyn Embedder>>) -> Self {
-        let bm25 = Arc::new(Bm25::default());
-        Self {
-            ingestor: Ingestor::new(
-                store.clone(),
-                embedder.clone(),
-                bm25.clone(),
-                Chunker::default(),
-            ),
-            retriever: HybridRetriever::new(store.clone(), embedder, bm25),
-            store,
-        }
-    }
-
-    /// Opens (or creates) an embedded knowledge base in `dir` with models from `models` and
-    /// the embedding cache in `cache`.
-    pub fn open_at(dir: &Path, models: &Path, cache: &Path) -> anyhow::Result<Self> {
-        let store = Arc::new(EdgeStore::open(dir, DIMENSIONS).with_context(|| {
-            format!("the knowledge base in {} cannot be opened", dir.display())
-        })?);
-        Ok(Self::assemble(store, cached_embedder(models, cache)?))
-    }
-
-    /// Opens the knowledge base `rag` names (the embedded one in `paths.dir`, or a Qdrant
-    /// server's collection, created when absent).
-    pub async fn open_with(paths: &KnowledgePaths, rag: &RagSettings) -> anyhow::Result<Self> {
-        let embedder = configured_embedder(paths, rag)?;
-        let dims = embedder.as_ref().map_or(DIMENSIONS, |e| e.dimensions());
-        match &rag.store {
-            StoreChoice::Edge => {
-                let dir = &paths.dir;
-                let store = EdgeStore::open(dir, dims).with_context(|| {
-                    format!("the knowledge base in {} cannot be opened", dir.display())
-                })?;
-                Ok(Self::assemble(Arc::new(store), embedder))
-            }
-            StoreChoice::Qdrant(server) => {
-                let store = QdrantStore::open(server, dims).await.with_context(|| {
-                    format!(
-                        "the knowledge base on the Qdrant server {} (collection `{}`) cannot be \
-                         opened",
-                        server.url, server.collection
-                    )
-                })?;
-                Ok(Self::assemble(Arc::new(store), embedder))
-            }
-        }
-    }
-
-    /// Opens the knowledge base the settings name.
-    pub async fn open(settings: &Settings) -> anyhow::Result<Self> {
-        Self::open_with(&KnowledgePaths::new(settings), &settings.rag).await
-    }
-}
-
-/// The [`Retriever`] for agents and `ask`: hybrid retrieval over the configured knowledge base
-/// (BM25 only while the embedder's weights are missing).
-pub async fn retriever(settings: &Settings) -> anyhow::Result<Arc<dyn Retriever>> {
-    Ok(Arc::new(Knowledge::open(settings).await?.retriever))
-}
-
-/// The configured knowledge base, opened for each query and closed after it: qdrant-edge
-/// holds an exclusive lock on its directory while open, so a `krake serve` that kept it open
-/// would stop `krake ingest` (and `krake chat`) from opening it. When the embedded one is
-/// empty or missing, queries find nothing; when it is locked by another process (an ingest in
-/// progress), the query fails with an error that says so. Writes (core's knowledge sync and
-/// run memory) open it the same way, per call.
-#[derive(Debug, Clone)]
-pub struct OnDemandKnowledge {
-    paths: KnowledgePaths,
-    rag: RagSettings,
-}
-
-impl OnDemandKnowledge {
-    /// The knowledge base the settings name.
-    pub fn new(settings: &Settings) -> Self {
-        Self {
-            paths: KnowledgePaths::new(settings),
-            rag: settings.rag.clone(),
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl Retriever for OnDemandKnowledge {
-    async fn retrieve(
-        &self,
-        query: &krake_core::knowledge::KnowledgeQuery,
-    ) -> Result<Vec<krake_core::knowledge::Passage>, krake_core::knowledge::RetrieveError> {
-        use krake_core::knowledge::RetrieveError;
-        if matches!(self.rag.store, StoreChoice::Edge)
-            && !self.paths.dir.join("edge_config.json").exists()
-        {
-            return Ok(Vec::new());
-        }
-        let k = Knowledge::open_with(&self.paths, &self.rag)
-            .await
-            .map_err(|e| match self.rag.store {
-                StoreChoice::Edge => RetrieveError::Unavailable(format!(
-                    "{e:#} (another process, such as `krake ingest`, may be using it; try again when it ends)"
-                )),
-                StoreChoice::Qdrant(_) => RetrieveError::Unavailable(format!("{e:#}")),
-            })?;
-        k.retriever.retrieve(query).await
-    }
-}
-
-impl OnDemandKnowledge {
-    async fn open(&self) -> Result<Knowledge, KnowledgeError> {
-        Knowledge::open_with(&self.paths, &self.rag)
-            .await
-            .map_err(|e| KnowledgeError::Unavailable(format!("{e:#}")))
-    }
-}
-
-#[async_trait::async_trait]
-impl KnowledgeBase for OnDemandKnowledge {
-    async fn ingest(&self, docs: &[Document]) -> Result<usize, KnowledgeError> {
-        KnowledgeBase::ingest(&self.open().await?.ingestor, docs).await
-    }
-
-    async fn sync(&self, sets: &[DocumentSet]) -> Result<Vec<SyncCounts>, KnowledgeError> {
-        KnowledgeBase::sync(&self.open().await?.ingestor, sets).await
-    }
+/// The configured knowledge base, opened per call (see [`OnDemandKnowledge`]).
+pub fn on_demand(settings: &Settings) -> OnDemandKnowledge {
+    OnDemandKnowledge::new(paths(settings), settings.rag.clone())
 }
 
 /// `krake ingest PATH --workspace W`: the files under PATH become the workspace's knowledge;
@@ -482,7 +116,7 @@ pub async fn ingest(settings: Settings, args: IngestArgs) -> anyhow::Result<()> 
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
     let (docs, skipped) = file_documents(&paths, workspace.as_str(), now);
-    let knowledge = Knowledge::open(&settings).await?;
+    let knowledge = open(&settings).await?;
     let bar = ProgressBar::new(docs.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} files  {elapsed} (eta {eta})  {msg}")
@@ -596,7 +230,7 @@ pub async fn eval(settings: Settings, cmd: EvalCmd) -> anyhow::Result<()> {
 pub fn knowledge_sync(store: &krake_store::Store, settings: &Settings) -> KnowledgeSync {
     let store = Arc::new(store.clone());
     KnowledgeSync::new(
-        Arc::new(OnDemandKnowledge::new(settings)),
+        Arc::new(on_demand(settings)),
         store.clone(),
         store,
         settings.directory.clone(),
@@ -605,14 +239,14 @@ pub fn knowledge_sync(store: &krake_store::Store, settings: &Settings) -> Knowle
 
 /// Core's run memory, into the knowledge base the settings name.
 pub fn run_memory(settings: &Settings) -> RunMemory {
-    RunMemory::new(Arc::new(OnDemandKnowledge::new(settings)))
+    RunMemory::new(Arc::new(on_demand(settings)))
 }
 
 /// `krake ingest --store`: threads and folders into the knowledge base now.
 async fn ingest_store(settings: &Settings) -> anyhow::Result<()> {
     let store = crate::wiring::open_store(settings, false).await?;
     let docs = StoreDocuments::read(&store, &store, &settings.directory).await?;
-    let knowledge = Knowledge::open(settings).await?;
+    let knowledge = open(settings).await?;
     let done = docs
         .apply(&knowledge.ingestor)
         .await
@@ -633,7 +267,7 @@ async fn ingest_store(settings: &Settings) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use crate::settings::Overrides;
-    use krake_core::knowledge::{KnowledgeQuery, StoreSync};
+    use krake_core::knowledge::{KnowledgeQuery, Retriever, StoreSync};
 
     fn query(workspace: &str, text: &str) -> KnowledgeQuery {
         KnowledgeQuery {
@@ -730,7 +364,7 @@ mod tests {
                 removed: 0
             })
         );
-        let k = Knowledge::open(&settings).await.expect("open");
+        let k = open(&settings).await.expect("open");
         let found = k
             .retriever
             .retrieve(&query("lunavo", "which courier delivers to Porto"))
@@ -792,7 +426,7 @@ mod tests {
             .await
             .expect("ingest");
         {
-            let k = Knowledge::open(&settings).await.expect("open");
+            let k = open(&settings).await.expect("open");
             let found = k
                 .retriever
                 .retrieve(&query("lunavo", "refund"))
@@ -822,7 +456,7 @@ mod tests {
         ingest(Settings::load(&overrides, None).expect("settings"), args())
             .await
             .expect("ingest again");
-        let k = Knowledge::open(&settings).await.expect("open");
+        let k = open(&settings).await.expect("open");
         let found = k
             .retriever
             .retrieve(&query("lunavo", "hoodies"))
@@ -913,10 +547,10 @@ mod tests {
             models: dir.path().join("no-models"),
             cache: dir.path().join("cache"),
         };
-        let memory = RunMemory::new(Arc::new(OnDemandKnowledge {
-            paths: paths.clone(),
-            rag: RagSettings::default(),
-        }));
+        let memory = RunMemory::new(Arc::new(OnDemandKnowledge::new(
+            paths.clone(),
+            krake_rag::settings::RagSettings::default(),
+        )));
         assert_eq!(
             memory.remember_recent(&store, 50).await.expect("remember"),
             1,
@@ -954,141 +588,5 @@ mod tests {
             .await
             .expect("retrieve");
         assert!(other.is_empty(), "{other:?}");
-    }
-
-    #[test]
-    fn rag_settings_are_checked_and_the_api_key_never_printed() {
-        let file = |toml_text: &str| -> RagFile { toml::from_str(toml_text).expect("toml") };
-        let s = settings(&RagFile::default()).expect("default");
-        assert!(matches!(s.store, StoreChoice::Edge));
-        assert!(matches!(s.embedder, EmbedderChoice::Local));
-        let s = settings(&file(
-            "store = \"qdrant\"\nqdrant_url = \"http://127.0.0.1:6334\"\n",
-        ))
-        .expect("qdrant");
-        let StoreChoice::Qdrant(server) = &s.store else {
-            panic!("{s:?}");
-        };
-        assert_eq!(server.collection, "krake");
-        let shown = format!(
-            "{:?}",
-            ServerConfig {
-                api_key: Some("s3cret".into()),
-                ..server.clone()
-            }
-        );
-        assert!(!shown.contains("s3cret"), "{shown}");
-        for (bad, says) in [
-            ("store = \"qdrant\"\n", "qdrant_url"),
-            ("store = \"pinecone\"\n", "`edge` or `qdrant`"),
-            (
-                "store = \"qdrant\"\nqdrant_url = \"127.0.0.1:6334\"\n",
-                "http://",
-            ),
-            ("embedder = \"openai\"\n", "dimensions"),
-            ("embedder = \"bert\"\n", "`local` or `openai`"),
-        ] {
-            let e = format!("{:#}", settings(&file(bad)).expect_err(bad));
-            assert!(e.contains(says), "{bad}: {e}");
-        }
-        let s = settings(&file(
-            "embedder = \"openai\"\n[openai]\nbase_url = \"http://127.0.0.1:9/v1\"\n\
-             model = \"m\"\ndimensions = 8\n",
-        ))
-        .expect("openai");
-        let EmbedderChoice::OpenAi(c) = &s.embedder else {
-            panic!("{s:?}");
-        };
-        assert_eq!(c.dimensions, Some(8));
-        assert_eq!(
-            OpenAiEmbedder::new(c, |v| std::env::var(v).ok())
-                .expect("embedder")
-                .id(),
-            "openai:m:8"
-        );
-    }
-
-    #[tokio::test]
-    async fn without_weights_retrieval_is_bm25_only() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let k = Knowledge::open_at(
-            &dir.path().join("kb"),
-            &dir.path().join("no-models"),
-            &dir.path().join("cache"),
-        )
-        .expect("open");
-        assert!(!k.retriever.has_embedder());
-        k.ingestor
-            .ingest(&Document {
-                workspace: "lunavo".into(),
-                source_kind: "thread".into(),
-                source: "thread #4".into(),
-                title: "Late parcel".into(),
-                text: "The parcel for order 1042 is late.".into(),
-                time: 0,
-            })
-            .await
-            .expect("ingest");
-        let found = k
-            .retriever
-            .retrieve(&query("lunavo", "late parcel"))
-            .await
-            .expect("retrieve");
-        assert_eq!(found.len(), 1);
-        assert_eq!(found[0].citation(), "thread #4 §1");
-    }
-
-    #[tokio::test(flavor = "multi_thread")]
-    async fn on_demand_knowledge_releases_the_lock_and_says_when_another_holds_it() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let on_demand = OnDemandKnowledge {
-            paths: KnowledgePaths {
-                dir: dir.path().join("kb"),
-                models: dir.path().join("no-models"),
-                cache: dir.path().join("cache"),
-            },
-            rag: RagSettings::default(),
-        };
-        // Before any ingest: nothing, and nothing created.
-        assert!(
-            on_demand
-                .retrieve(&query("lunavo", "late"))
-                .await
-                .expect("retrieve")
-                .is_empty()
-        );
-        let open = || {
-            Knowledge::open_at(
-                &on_demand.paths.dir,
-                &on_demand.paths.models,
-                &on_demand.paths.cache,
-            )
-        };
-        let held = open().expect("open");
-        held.ingestor
-            .ingest(&Document {
-                workspace: "lunavo".into(),
-                source_kind: "file".into(),
-                source: "late.md".into(),
-                title: "Late".into(),
-                text: "The parcel for order 1042 is late.".into(),
-                time: 0,
-            })
-            .await
-            .expect("ingest");
-        // While another holder (an ingest) has the directory, a query says so.
-        let err = on_demand
-            .retrieve(&query("lunavo", "late parcel"))
-            .await
-            .expect_err("locked");
-        assert!(err.to_string().contains("another process"), "{err}");
-        drop(held);
-        // Released: the query finds the passage, and does not keep the lock itself.
-        let found = on_demand
-            .retrieve(&query("lunavo", "late parcel"))
-            .await
-            .expect("retrieve");
-        assert_eq!(found.len(), 1, "{found:?}");
-        assert!(open().is_ok(), "the query released the directory");
     }
 }

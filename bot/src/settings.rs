@@ -77,7 +77,7 @@ pub struct FileConfig {
     pub agent_runs: AgentRunsFile,
     /// The knowledge base: vector store and embedder.
     #[serde(default)]
-    pub rag: crate::rag::RagFile,
+    pub rag: krake_rag::settings::RagFile,
 }
 
 /// How logs are written.
@@ -164,7 +164,7 @@ pub struct Settings {
     /// The `[llm]` section as written (for `krake config`).
     pub llm: krake_llm::LlmConfig,
     /// The knowledge base's store and embedder.
-    pub rag: crate::rag::RagSettings,
+    pub rag: krake_rag::settings::RagSettings,
 }
 
 impl Settings {
@@ -240,7 +240,7 @@ impl Settings {
             agents: crate::agents::settings(&file, &directory, commerce.admin.clone())?,
             commerce,
             llm: file.llm.clone(),
-            rag: crate::rag::settings(&file.rag)?,
+            rag: file.rag.resolve()?,
             rules: file
                 .rules
                 .clone()
@@ -286,7 +286,7 @@ impl Settings {
             llm: self.llm.clone(),
             budgets: BudgetsFile::effective(&self.agents.budgets),
             agent_runs: AgentRunsFile::effective(&self.agents.limits, self.agents.concurrency),
-            rag: crate::rag::effective(&self.rag),
+            rag: krake_rag::settings::RagFile::effective(&self.rag),
         }
     }
 

@@ -59,7 +59,7 @@ pub fn krake_with_agents(store: &Store, settings: &Settings) -> (Krake, krake_co
         &settings.agents,
         &settings.directory,
         routes.clone(),
-        Arc::new(crate::rag::OnDemandKnowledge::new(settings)),
+        Arc::new(crate::rag::on_demand(settings)),
     );
     let krake = Krake::new(
         store.clone(),

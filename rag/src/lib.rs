@@ -10,6 +10,9 @@
 //!   [`edge`]: embedded Qdrant (the default); [`server`]: a Qdrant server over gRPC.
 //! - [`ingest`]: chunk, embed and store, kept in step with sources by content hash.
 //! - [`retrieve`]: hybrid search, fusion, token budget; fills core's `Retriever` port.
+//! - [`settings`]: `[rag]` in the config file (store and embedder choice).
+//! - [`knowledge`]: the knowledge base put together from `[rag]`, and the on-demand
+//!   `Retriever`/`KnowledgeBase` that `krake serve` uses.
 
 pub mod bert;
 pub mod cache;
@@ -19,8 +22,10 @@ pub mod embed;
 pub mod eval;
 pub mod extract;
 pub mod ingest;
+pub mod knowledge;
 pub mod minilm;
 pub mod retrieve;
 pub mod server;
+pub mod settings;
 pub mod sparse;
 pub mod store;
