@@ -6,7 +6,7 @@ use crate::settings::Settings;
 use crate::wiring;
 use anyhow::{Context, bail};
 use krake_core::Actor;
-use krake_core::command::Command;
+use krake_core::chat::command::Command;
 use krake_core::folder::FolderCommand;
 use krake_core::reply::Tone;
 use std::io::{Read, Write};

@@ -1,11 +1,12 @@
 //! `krake serve`: the HTTP server, the expiry sweeper, graceful shutdown.
 
 use crate::settings::Settings;
-use crate::{demo, wiring};
+use crate::wiring;
 use anyhow::Context;
 use async_trait::async_trait;
 use krake_core::Krake;
 use krake_core::supervise::{FrontStatus, Fronts};
+use krake_core::time::Clock;
 use krake_store::Store;
 use krake_web::{AppState, Readiness};
 use std::future::Future;
@@ -36,7 +37,8 @@ pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
     let store = wiring::open_store(&settings, false).await?;
     let (krake, agents) = wiring::krake_with_agents(&store, &settings);
     if demo_data {
-        let n = demo::fill_if_empty(&krake).await?;
+        let n = krake_core::inbox::demo::fill_if_empty(&krake, krake_core::time::SystemClock.now())
+            .await?;
         if n > 0 {
             tracing::info!(threads = n, "demo threads added");
         }

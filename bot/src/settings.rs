@@ -396,137 +396,6 @@ workspaces = ["management"]
     }
 
     #[test]
-    fn schedules_from_config_are_checked() {
-        let s = load_str(
-            r#"
-schedule_timezone = "Europe/Berlin"
-[schedules.weekly-sales]
-agent = "dexter"
-task = "summarise last week's sales"
-when = "every monday 09:00"
-[schedules.posts]
-agent = "social media"
-workspace = "lunavo"
-task = "draft today's post"
-when = "cron 0 8 * * 1-5"
-timezone = "UTC"
-catch_up = "skip"
-"#,
-        )
-        .unwrap();
-        assert_eq!(s.schedules.len(), 2);
-        let posts = &s.schedules[0];
-        assert_eq!(posts.assignment.agent, "Soshie");
-        assert_eq!(posts.cadence.timezone(), chrono_tz::Tz::UTC);
-        let weekly = &s.schedules[1];
-        assert_eq!(weekly.cadence.timezone(), chrono_tz::Europe::Berlin);
-        assert_eq!(weekly.workspace.as_str(), "management");
-        let e = format!(
-            "{:#}",
-            load_str("[schedules.x]\ntask = \"t\"\nagent = \"penn\"\nwhen = \"cron 0 25 * * *\"\n")
-                .unwrap_err()
-        );
-        assert!(
-            e.contains("schedule `x`") && e.contains("0 25 * * *"),
-            "{e}"
-        );
-        let e = format!(
-            "{:#}",
-            load_str("[schedules.x]\ntask = \"t\"\nagent = \"penn\"\nwhen = \"every day\"\ntimezone = \"Mars/Base\"\n").unwrap_err()
-        );
-        assert!(e.contains("Mars/Base"), "{e}");
-    }
-
-    #[test]
-    fn webhook_settings_and_rules() {
-        let s = load_str(
-            r#"
-[shopify]
-webhook_secret = "file-secret"
-[shopify.shops]
-"Lunavo.myshopify.com" = "lunavo"
-[gelato.tokens]
-monarch = "0123456789abcdef0123"
-[[rules]]
-on = "order_paid"
-then = "notice"
-agent = "Dexter"
-"#,
-        )
-        .unwrap();
-        assert_eq!(
-            s.commerce
-                .webhooks
-                .shops
-                .get("lunavo.myshopify.com")
-                .map(|w| w.as_str()),
-            Some("lunavo")
-        );
-        assert_eq!(s.commerce.webhooks.gelato_tokens.len(), 1);
-        assert_eq!(s.rules.len(), 1);
-        let out = s.redacted().unwrap();
-        assert!(
-            !out.contains("file-secret") && !out.contains("0123456789abcdef0123"),
-            "{out}"
-        );
-        assert!(out.contains("on = \"order_paid\""), "{out}");
-        let e = format!(
-            "{:#}",
-            load_str("[shopify.shops]\n\"x.myshopify.com\" = \"narnia\"\n").unwrap_err()
-        );
-        assert!(e.contains("narnia"), "{e}");
-        let e = format!(
-            "{:#}",
-            load_str("[gelato.tokens]\nlunavo = \"short\"\n").unwrap_err()
-        );
-        assert!(e.contains("too short"), "{e}");
-    }
-
-    #[test]
-    fn telegram_settings_and_redaction() {
-        let s = load_str(
-            r#"
-[telegram]
-token = "123456:SECRET-token_x"
-mode = "webhook"
-webhook_secret = "hook-secret_1"
-webhook_url = "https://krake.example/telegram/webhook"
-[[telegram.chats]]
-workspace = "lunavo"
-chat_id = -1001847508954
-topic = 4
-"#,
-        )
-        .unwrap();
-        let t = s.telegram.as_ref().unwrap();
-        assert_eq!(t.chats.len(), 1);
-        assert_eq!(
-            t.chats[0].place.destination().as_str(),
-            "telegram:-1001847508954:topic:4"
-        );
-        let out = s.redacted().unwrap();
-        assert!(
-            !out.contains("SECRET") && !out.contains("hook-secret"),
-            "{out}"
-        );
-        assert!(out.contains("[telegram]\ntoken = \"***\""), "{out}");
-        assert!(out.contains("topic = 4"), "{out}");
-        assert!(!format!("{s:?}").contains("SECRET"));
-        let e = format!(
-            "{:#}",
-            load_str("[telegram]\ntoken = \"1:a\"\n[[telegram.chats]]\nworkspace = \"narnia\"\nchat_id = 1\n")
-                .unwrap_err()
-        );
-        assert!(e.contains("narnia"), "{e}");
-        let e = format!(
-            "{:#}",
-            load_str("[telegram]\ntoken = \"1:a\"\nmode = \"webhook\"\n").unwrap_err()
-        );
-        assert!(e.contains("KRAKE_TELEGRAM_WEBHOOK_SECRET"), "{e}");
-        assert!(load_str("[telegram]\ntoken = \"not a token\"\n").is_err());
-    }
-
-    #[test]
     fn the_example_config_is_valid() {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/krake.example.toml");
         let s = Settings::load(
@@ -539,49 +408,6 @@ topic = 4
         .unwrap();
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(s.directory.agents().len(), 12);
-    }
-
-    #[test]
-    fn discord_settings_are_checked_and_the_token_never_printed() {
-        let s = load_str(
-            r#"
-[discord]
-token = "MTIz.NDU2.s3cret-token"
-public_key = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
-application_id = "827290144020496384"
-api_url = "http://127.0.0.1:9"
-defer_after_ms = 1500
-[discord.channels]
-lunavo = "1111111111111111111"
-"#,
-        )
-        .unwrap();
-        let d = &s.discord;
-        assert!(d.enabled());
-        assert_eq!(d.application_id, Some(827_290_144_020_496_384));
-        assert_eq!(d.api_url, "http://127.0.0.1:9");
-        assert_eq!(d.defer_after.as_millis(), 1500);
-        assert_eq!(
-            d.workspace_of(1_111_111_111_111_111_111)
-                .map(|w| w.as_str()),
-            Some("lunavo")
-        );
-        let out = s.redacted().unwrap();
-        assert!(!out.contains("s3cret"), "{out}");
-        assert!(out.contains("[discord]\ntoken = \"***\""), "{out}");
-        assert!(!format!("{s:?}").contains("s3cret"));
-        for (bad, says) in [
-            ("[discord]\npublic_key = \"xyz\"\n", "public key"),
-            ("[discord.channels]\nnarnia = \"1\"\n", "narnia"),
-            ("[discord.channels]\nlunavo = \"#general\"\n", "#general"),
-            ("[discord]\napplication_id = \"abc\"\n", "application_id"),
-            ("[discord]\ntokn = \"x\"\n", "tokn"),
-        ] {
-            let e = format!("{:#}", load_str(bad).unwrap_err());
-            assert!(e.contains(says), "{bad}: {e}");
-        }
-        // Nothing configured: the front is off.
-        assert!(!load_str("").unwrap().discord.enabled());
     }
 
     #[test]
@@ -604,6 +430,10 @@ task = "sum up the week"
 when = "every monday 09:00"
 [budgets.workspaces]
 lunavo = 20.0
+[[rules]]
+on = "order_paid"
+then = "notice"
+agent = "Dexter"
 "#,
         )
         .unwrap();
@@ -625,6 +455,8 @@ lunavo = 20.0
             s.schedules[0].cadence.expression()
         );
         assert_eq!(back.budgets.workspaces["lunavo"], 20.0);
+        assert_eq!(back.rules.map(|r| r.len()), Some(1));
+        assert!(out.contains("on = \"order_paid\""), "{out}");
         assert_eq!(back.workspaces.map(|w| w.len()), Some(5));
         assert_eq!(back.agents.len(), 12);
         assert!(!out.contains("# telegram: off"), "{out}");

@@ -14,7 +14,7 @@
 //! more to its platform when [`Accepted::fresh`] is false.
 
 use crate::actor::Actor;
-use crate::command::{Command, Parsed};
+use crate::chat::command::{Command, Parsed};
 use crate::inbound::{Accepted, Content, Inbound, InboundId, InboundRecord, Recorded};
 use crate::outbox::{KeyedOutbound, NewOutbound, OutboxPayload};
 use crate::ports::RepoError;

@@ -6,7 +6,7 @@
 //! webhook) is kept in the inbound log.
 
 use crate::actor::{Actor, Front, UserName};
-use crate::command::Command;
+use crate::chat::command::Command;
 use crate::inbox::ThreadId;
 use crate::outbox::Destination;
 use crate::reply::{ButtonPayload, Reply};

@@ -9,10 +9,10 @@
 //! - [`actor`]: who acts, through which front, with which role.
 //! - [`inbox`]: the To Do inbox: threads, kinds, statuses, approvers, expiry; its rules for
 //!   every caller (`inbox::rules`) and typed operations (`inbox::api`).
-//! - [`command`]: the typed [`Command`](command::Command) and its parser (slash syntax and
-//!   natural phrasings).
-//! - [`chat_text`]: how outcomes, refusals and errors read as chat replies (one place).
-//! - [`command_options`]: typed command arguments (Discord's slash options) to a `Command`.
+//! - [`chat`]: the whole chat grammar: the typed [`Command`](chat::command::Command) and its
+//!   parser (slash syntax and natural phrasings, `/schedule` and `/folder` included), typed
+//!   slash options to a `Command`, and the one place outcomes, refusals and errors read as
+//!   chat replies (`chat::text`).
 //! - [`reply`]: the [`Reply`](reply::Reply) every front renders, with typed button payloads.
 //! - [`accept`]: the one accept path, [`Krake::accept`](service::Krake::accept), for everything a
 //!   person sends through any front.
@@ -27,8 +27,10 @@
 //! - [`delivery`]: the generic outbox worker ([`Deliverer`](delivery::Deliverer)) over a
 //!   front's [`Sender`](delivery::Sender), and [`Routes`](delivery::Routes) for new threads.
 //! - [`commerce`]: shop and print-partner events, KPIs, event rules and their processor.
-//! - [`config`]: the domain part of configuration (workspaces, agents).
-//! - [`schedule`]: cron schedules in time zones, the `/schedule` commands, the schedule port.
+//! - [`config`]: the domain part of configuration (workspaces, agents) and their config-file
+//!   sections.
+//! - [`settings`]: what every config section shares (`KRAKE_…` overrides, the settings error).
+//! - [`schedule`]: cron schedules in time zones, the schedule port, `[schedules]` in the config.
 //! - [`folder`]: agents' folders (typed tables), CSV import/export, the folder port, and typed
 //!   folder reads (HTTP API, dashboard) under the folder rules.
 //! - [`coordinator`]: runs due schedules once each and assigns tasks to agents.
@@ -52,9 +54,7 @@ pub mod actions;
 pub mod actor;
 pub mod agent;
 pub mod backoff;
-pub mod chat_text;
-pub mod command;
-pub mod command_options;
+pub mod chat;
 pub mod commerce;
 pub mod config;
 pub mod coordinator;
@@ -87,7 +87,7 @@ pub mod workspace;
 mod test_fakes;
 
 pub use actor::{Actor, Front, Role, UserName};
-pub use command::{Command, CommandParser, Parsed};
+pub use chat::command::{Command, CommandParser, Parsed};
 /// Typed inbox operations (kept at their old path).
 pub use inbox::api as thread_api;
 pub use reply::Reply;

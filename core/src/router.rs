@@ -3,7 +3,7 @@
 //! line that goes through the same [`CommandParser`] as typed input, so it is validated exactly
 //! like it: a model cannot produce a command a person could not type.
 
-use crate::command::{COMMANDS, Command, CommandParser, Parsed};
+use crate::chat::command::{COMMANDS, Command, CommandParser, Parsed};
 use crate::model::{ChatMessage, ChatModel, ChatRequest, ChatResponse, ModelError, ToolSpec};
 use std::fmt::Write as _;
 

@@ -4,7 +4,7 @@
 //! how an incoming message is made idempotent.
 
 use crate::actor::{Actor, Front, Role, UserName};
-use crate::command::{Command, CommandParser, ListQuery, Parsed, StatusFilter};
+use crate::chat::command::{Command, CommandParser, ListQuery, Parsed, StatusFilter};
 use crate::commerce::{CommerceRepo, Kpis, render_kpis};
 use crate::config::Directory;
 use crate::delivery::Routes;
@@ -622,7 +622,7 @@ impl InboxListener for DeskListener {
     }
 }
 
-pub(crate) use crate::chat_text::{
+pub(crate) use crate::chat::text::{
     chat_refusal, describe_query, failure, help, link_hint, no_thread, refusal,
 };
-pub use crate::chat_text::{render_thread, render_unparsed};
+pub use crate::chat::text::{render_thread, render_unparsed};

@@ -5,7 +5,7 @@
 
 use krake_core::Krake;
 use krake_core::actor::{Actor, Role, UserName};
-use krake_core::command::COMMANDS;
+use krake_core::chat::command::COMMANDS;
 use krake_core::config::Directory;
 use krake_core::delivery::{Deliverer, Routes};
 use krake_core::inbox::{NewThread, ThreadId, ThreadKind, ThreadStatus};

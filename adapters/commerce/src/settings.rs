@@ -186,3 +186,52 @@ impl CommerceSettings {
         (shopify, gelato)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(shopify: &str, gelato: &str) -> Result<CommerceSettings, String> {
+        let s: ShopifyFile = toml::from_str(shopify).map_err(|e| e.to_string())?;
+        let g: GelatoFile = toml::from_str(gelato).map_err(|e| e.to_string())?;
+        resolve(&s, &g, &Directory::default()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn webhook_settings_are_checked_and_written_back_without_secrets() {
+        let c = load(
+            "webhook_secret = \"file-secret\"\n[shops]\n\"Lunavo.myshopify.com\" = \"lunavo\"\n",
+            "[tokens]\nmonarch = \"0123456789abcdef0123\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.webhooks
+                .shops
+                .get("lunavo.myshopify.com")
+                .map(|w| w.as_str()),
+            Some("lunavo")
+        );
+        assert_eq!(c.webhooks.gelato_tokens.len(), 1);
+        let (shopify, gelato) = c.effective();
+        let out = format!(
+            "{}{}",
+            toml::to_string(&shopify).unwrap(),
+            toml::to_string(&gelato).unwrap()
+        );
+        assert!(
+            !out.contains("file-secret") && !out.contains("0123456789abcdef0123"),
+            "{out}"
+        );
+        assert!(out.contains("webhook_secret = \"***\""), "{out}");
+        assert!(out.contains("monarch = \"***\""), "{out}");
+        let e = load("[shops]\n\"x.myshopify.com\" = \"narnia\"\n", "").unwrap_err();
+        assert!(e.contains("narnia"), "{e}");
+        let e = load("", "[tokens]\nlunavo = \"short\"\n").unwrap_err();
+        assert!(e.contains("too short"), "{e}");
+        let e = load("[admin_tokens]\nmonarch = \"shpat_x\"\n", "").unwrap_err();
+        assert!(
+            e.contains("[shopify.shops]"),
+            "an Admin token needs its shop: {e}"
+        );
+    }
+}

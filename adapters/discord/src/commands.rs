@@ -3,8 +3,8 @@
 //! by name and become a typed command there, so core stays the single source of meaning.
 
 use crate::wire::{CommandData, CommandOption};
-use krake_core::command::{COMMANDS, CommandParser, CommandSpec, Parsed};
-use krake_core::command_options::OptionValue;
+use krake_core::chat::command::{COMMANDS, CommandParser, CommandSpec, Parsed};
+use krake_core::chat::options::OptionValue;
 use krake_core::config::Directory;
 use krake_core::inbox::{ThreadKind, ThreadStatus};
 use serde_json::Value;
@@ -273,7 +273,7 @@ mod tests {
     #[test]
     fn options_become_typed_commands() {
         use krake_core::Command;
-        use krake_core::command::StatusFilter;
+        use krake_core::chat::command::StatusFilter;
         use krake_core::inbox::ThreadId;
         let dir = Directory::default();
         let p = parser(&dir);
@@ -304,7 +304,7 @@ mod tests {
         );
         // Every registered option name is one core reads.
         for spec in COMMANDS {
-            let known = krake_core::command_options::OPTION_NAMES
+            let known = krake_core::chat::options::OPTION_NAMES
                 .iter()
                 .find(|(n, _)| *n == spec.name)
                 .map_or(&["args"][..], |(_, o)| *o);

@@ -23,7 +23,7 @@ use crate::wire::{self, CommandData, ComponentData, EPHEMERAL, Interaction, kind
 use crate::{DiscordConfig, commands, render};
 use krake_core::Krake;
 use krake_core::actor::{Actor, Front};
-use krake_core::command::Parsed;
+use krake_core::chat::command::Parsed;
 use krake_core::inbound::{Accepted, Content, IdempotencyKey, Inbound};
 use krake_core::inbox::ThreadId;
 use krake_core::ports::{RepoError, ThreadLink, ThreadLinkRepo};

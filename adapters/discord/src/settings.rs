@@ -108,3 +108,56 @@ impl DiscordFile {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<DiscordConfig, String> {
+        let file: DiscordFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        file.resolve(&Directory::default())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn discord_settings_are_checked_and_the_token_never_written() {
+        let d = load(
+            r#"
+token = "MTIz.NDU2.s3cret-token"
+public_key = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
+application_id = "827290144020496384"
+api_url = "http://127.0.0.1:9"
+defer_after_ms = 1500
+[channels]
+lunavo = "1111111111111111111"
+"#,
+        )
+        .unwrap();
+        assert!(d.enabled());
+        assert_eq!(d.application_id, Some(827_290_144_020_496_384));
+        assert_eq!(d.api_url, "http://127.0.0.1:9");
+        assert_eq!(d.defer_after.as_millis(), 1500);
+        assert_eq!(
+            d.workspace_of(1_111_111_111_111_111_111)
+                .map(|w| w.as_str()),
+            Some("lunavo")
+        );
+        let out = toml::to_string(&DiscordFile::effective(&d)).unwrap();
+        assert!(!out.contains("s3cret"), "{out}");
+        assert!(out.starts_with("token = \"***\""), "{out}");
+        assert!(out.contains("lunavo = \"1111111111111111111\""), "{out}");
+        assert!(!format!("{d:?}").contains("s3cret"));
+        for (bad, says) in [
+            ("public_key = \"xyz\"\n", "public key"),
+            ("[channels]\nnarnia = \"1\"\n", "narnia"),
+            ("[channels]\nlunavo = \"#general\"\n", "#general"),
+            ("application_id = \"abc\"\n", "application_id"),
+            ("tokn = \"x\"\n", "tokn"),
+        ] {
+            let e = load(bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        // Nothing configured: the front is off.
+        assert!(!load("").unwrap().enabled());
+    }
+}

@@ -23,7 +23,7 @@ use axum::routing::post;
 use krake_core::Krake;
 use krake_core::actor::Front;
 use krake_core::backoff::Backoff;
-use krake_core::command::COMMANDS;
+use krake_core::chat::command::COMMANDS;
 use krake_core::inbound::{Content, IdempotencyKey, Inbound};
 use krake_core::ports::{FrontStateRepo, RepoError};
 use krake_core::reply::{ButtonPayload, Reply, Tone};

@@ -144,3 +144,55 @@ impl TelegramFile {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Option<TelegramConfig>, String> {
+        let file: TelegramFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        file.resolve(&Directory::default())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn telegram_settings_are_checked_and_written_back_without_secrets() {
+        let t = load(
+            r#"
+token = "123456:SECRET-token_x"
+mode = "webhook"
+webhook_secret = "hook-secret_1"
+webhook_url = "https://krake.example/telegram/webhook"
+[[chats]]
+workspace = "lunavo"
+chat_id = -1001847508954
+topic = 4
+"#,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(t.chats.len(), 1);
+        assert_eq!(
+            t.chats[0].place.destination().as_str(),
+            "telegram:-1001847508954:topic:4"
+        );
+        let out = toml::to_string(&TelegramFile::effective(&t)).unwrap();
+        assert!(
+            !out.contains("SECRET") && !out.contains("hook-secret"),
+            "{out}"
+        );
+        assert!(out.starts_with("token = \"***\""), "{out}");
+        assert!(out.contains("webhook_secret = \"***\""), "{out}");
+        assert!(out.contains("topic = 4"), "{out}");
+        assert!(!format!("{t:?}").contains("SECRET"));
+        let e =
+            load("token = \"1:a\"\n[[chats]]\nworkspace = \"narnia\"\nchat_id = 1\n").unwrap_err();
+        assert!(e.contains("narnia"), "{e}");
+        let e = load("token = \"1:a\"\nmode = \"webhook\"\n").unwrap_err();
+        assert!(e.contains("KRAKE_TELEGRAM_WEBHOOK_SECRET"), "{e}");
+        let e = load("token = \"not a token\"\n").unwrap_err();
+        assert!(!e.contains("not a token"), "the value is never echoed: {e}");
+        // No token: the front is off.
+        assert!(load("").unwrap().is_none());
+    }
+}

@@ -11,11 +11,10 @@
 
 mod api;
 mod chat;
-mod command;
 mod repo;
 mod table;
 
-pub use command::{FolderCommand, parse_folder_command, words};
+pub use crate::chat::folder::{FolderCommand, parse_folder_command, words};
 pub use repo::{
     Column, ColumnId, ColumnKind, Entry, EntryId, Folder, FolderId, FolderRepo, Name, Values,
 };

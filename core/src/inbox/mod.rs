@@ -5,6 +5,7 @@
 //! thread's `version`, so a button pressed on a stale copy can be recognised.
 
 pub mod api;
+pub mod demo;
 pub mod rules;
 
 use crate::actor::{Front, Role, UserName};

@@ -1,7 +1,7 @@
 //! The inbox's rules, once for every caller: who may reply in, decide or archive a thread,
 //! and what follows a change. Chat commands, button presses, the dashboard and the REST API
 //! all come through here; each only renders the typed outcome its own way (chat text in
-//! [`chat_text`](crate::chat_text), status codes in [`api`](super::api)).
+//! [`chat::text`](crate::chat::text), status codes in [`api`](super::api)).
 //!
 //! What follows a change is an inbox event — [`InboxEvent::Decided`] or
 //! [`InboxEvent::Replied`] — handed to the [`InboxListener`] (the agents' desk): an approval

@@ -5,7 +5,7 @@ use super::tools::render_passages;
 use super::{NewRun, ROUTER, Runner};
 use crate::actor::Actor;
 use crate::agent::Agent;
-use crate::command::CommandParser;
+use crate::chat::command::CommandParser;
 use crate::inbox::Thread;
 use crate::knowledge::KnowledgeQuery;
 use crate::ledger::month_of;
@@ -59,7 +59,7 @@ pub trait AgentDesk: Send + Sync {
         actor: &Actor,
         parser: &CommandParser,
         text: &str,
-    ) -> Result<Option<crate::command::Command>, RepoError>;
+    ) -> Result<Option<crate::chat::command::Command>, RepoError>;
 }
 
 impl Runner {
@@ -173,7 +173,7 @@ impl AgentDesk for Runner {
         actor: &Actor,
         parser: &CommandParser,
         text: &str,
-    ) -> Result<Option<crate::command::Command>, RepoError> {
+    ) -> Result<Option<crate::chat::command::Command>, RepoError> {
         let Some(model) = &self.model else {
             return Ok(None);
         };

@@ -9,16 +9,15 @@
 //!   schedule's `next_run_at`, so with several `krake serve` processes exactly one runs it.
 
 mod cadence;
-mod command;
 mod repo;
 pub mod settings;
 mod when;
 
-pub use cadence::{Cadence, ScheduleError, local_time, parse_timezone};
-pub use command::{
+pub use crate::chat::schedule::{
     ScheduleCommand, ScheduleRequest, parse_natural_schedule, parse_schedule_command,
     starts_like_schedule,
 };
+pub use cadence::{Cadence, ScheduleError, local_time, parse_timezone};
 pub use repo::{
     Assignment, CatchUp, NewSchedule, RunTrigger, Schedule, ScheduleId, ScheduleRepo, ScheduleRun,
 };

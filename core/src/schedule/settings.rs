@@ -115,3 +115,71 @@ impl ConfigSchedule {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(agent: &str, task: &str, when: &str) -> ScheduleEntry {
+        ScheduleEntry {
+            agent: Some(agent.into()),
+            task: task.into(),
+            when: when.into(),
+            ..ScheduleEntry::default()
+        }
+    }
+
+    fn check(entries: &[(&str, ScheduleEntry)]) -> Result<Vec<ConfigSchedule>, SettingsError> {
+        let map = entries
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        config_schedules(&map, &Directory::default(), chrono_tz::Europe::Berlin)
+    }
+
+    #[test]
+    fn schedules_from_config_are_checked() {
+        let posts = ScheduleEntry {
+            workspace: Some("lunavo".into()),
+            timezone: Some("UTC".into()),
+            catch_up: Some("skip".into()),
+            ..entry("social media", "draft today's post", "cron 0 8 * * 1-5")
+        };
+        let s = check(&[
+            (
+                "weekly-sales",
+                entry(
+                    "dexter",
+                    "summarise last week's sales",
+                    "every monday 09:00",
+                ),
+            ),
+            ("posts", posts),
+        ])
+        .unwrap();
+        assert_eq!(s.len(), 2);
+        let posts = &s[0];
+        assert_eq!(posts.assignment.agent, "Soshie");
+        assert_eq!(posts.cadence.timezone(), chrono_tz::Tz::UTC);
+        assert_eq!(posts.catch_up, CatchUp::Skip);
+        let weekly = &s[1];
+        assert_eq!(weekly.cadence.timezone(), chrono_tz::Europe::Berlin);
+        assert_eq!(weekly.workspace.as_str(), "management");
+        // Written back, it reads back to the same timing.
+        let again = check(&[("weekly-sales", weekly.effective())]).unwrap();
+        assert_eq!(again[0].cadence.expression(), weekly.cadence.expression());
+        let e = check(&[("x", entry("penn", "t", "cron 0 25 * * *"))]).unwrap_err();
+        assert!(
+            e.0.contains("schedule `x`") && e.0.contains("0 25 * * *"),
+            "{e}"
+        );
+        let mars = ScheduleEntry {
+            timezone: Some("Mars/Base".into()),
+            ..entry("penn", "t", "every day")
+        };
+        let e = check(&[("x", mars)]).unwrap_err();
+        assert!(e.0.contains("Mars/Base"), "{e}");
+        let e = check(&[("x", entry("penn", " ", "every day"))]).unwrap_err();
+        assert!(e.0.contains("task is empty"), "{e}");
+    }
+}

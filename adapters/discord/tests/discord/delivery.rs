@@ -448,7 +448,7 @@ async fn commands_are_registered_by_bulk_overwrite() {
     let n = krake_discord::commands::register(&w.rest, APP, Some(290_926_798_626_357_999), &dir)
         .await
         .unwrap();
-    assert_eq!(n, krake_core::command::COMMANDS.len());
+    assert_eq!(n, krake_core::chat::command::COMMANDS.len());
     let n2 = krake_discord::commands::register(&w.rest, APP, None, &dir)
         .await
         .unwrap();

@@ -3,7 +3,7 @@
 //! [`inbox::api`](crate::inbox::api)).
 
 use crate::actor::{Actor, Role};
-use crate::command::{COMMANDS, ListQuery, Parsed, StatusFilter, spec};
+use crate::chat::command::{COMMANDS, ListQuery, Parsed, StatusFilter, spec};
 use crate::config::Directory;
 use crate::inbox::rules::Refusal;
 use crate::inbox::{Thread, ThreadId, ThreadKind, ThreadStatus};

@@ -8,7 +8,7 @@
 //! The option names are the ones [`OPTION_NAMES`] lists; a front registers its commands with
 //! these names.
 
-use crate::command::{Command, CommandParser, ListQuery, Parsed, StatusFilter, spec};
+use crate::chat::command::{Command, CommandParser, ListQuery, Parsed, StatusFilter, spec};
 use crate::inbox::{ThreadId, ThreadKind, ThreadStatus};
 use crate::workspace::WorkspaceSlug;
 

@@ -125,8 +125,8 @@ impl CommandParser {
 mod tests {
     use super::*;
     use crate::agent::AgentName;
-    use crate::command::parser::tests::{cmd, ws};
-    use crate::command::{ListQuery, StatusFilter};
+    use crate::chat::command::parser::tests::{cmd, ws};
+    use crate::chat::command::{ListQuery, StatusFilter};
     use crate::inbox::{ThreadId, ThreadKind};
 
     #[test]

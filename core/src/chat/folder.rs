@@ -1,6 +1,6 @@
 //! The `/folder` family of commands ([`FolderCommand`]) and its parser.
 
-use super::{ColumnKind, EntryId};
+use crate::folder::{ColumnKind, EntryId};
 
 /// The `/folder` family.
 #[derive(Debug, Clone, PartialEq, Eq)]

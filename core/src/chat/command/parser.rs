@@ -447,18 +447,18 @@ pub(super) mod tests {
     use crate::workspace::default_workspaces;
     use proptest::prelude::*;
 
-    pub(in crate::command) fn p() -> CommandParser {
+    pub(in crate::chat::command) fn p() -> CommandParser {
         CommandParser::new(&default_workspaces(), &default_agents())
     }
 
-    pub(in crate::command) fn cmd(s: &str) -> Command {
+    pub(in crate::chat::command) fn cmd(s: &str) -> Command {
         match p().parse(s) {
             Parsed::Command(c) => c,
             other => panic!("{s:?} parsed as {other:?}"),
         }
     }
 
-    pub(in crate::command) fn ws(s: &str) -> Option<WorkspaceSlug> {
+    pub(in crate::chat::command) fn ws(s: &str) -> Option<WorkspaceSlug> {
         Some(WorkspaceSlug::parse(s).unwrap())
     }
 

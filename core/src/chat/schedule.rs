@@ -1,7 +1,7 @@
 //! The `/schedule` family of commands ([`ScheduleCommand`]) and its parser, slash syntax and
 //! natural phrasings ("pause schedule 3").
 
-use super::{CatchUp, ScheduleId, WhenSpec, parse_when};
+use crate::schedule::{CatchUp, ScheduleId, WhenSpec, parse_when};
 use crate::workspace::{Workspace, WorkspaceSlug};
 
 /// A request to create a schedule, as parsed; the service resolves the assignee.

@@ -135,8 +135,8 @@ pub fn spec(name: &str) -> Option<&'static CommandSpec> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::command::Parsed;
-    use crate::command::parser::tests::p;
+    use crate::chat::command::Parsed;
+    use crate::chat::command::parser::tests::p;
 
     #[test]
     fn every_spec_example_parses() {
