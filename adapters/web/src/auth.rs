@@ -196,6 +196,8 @@ pub struct Caller {
     pub actor: Actor,
     /// How they signed in.
     pub via: Via,
+    /// What they signed in with (to check it again later).
+    pub credential: Credential,
 }
 
 impl Caller {
@@ -239,6 +241,61 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
+/// What a caller proved who they are with, by its stored hash: kept by an open web socket so
+/// that its rights can be checked again while it stays open.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Credential {
+    /// A session cookie, by the SHA-256 of its id.
+    Session(String),
+    /// A personal API token, by its SHA-256.
+    Token(String),
+}
+
+/// The live session stored under `id_hash`, through the cache; `None` when it ended or expired.
+async fn live_session(
+    state: &WebState,
+    id_hash: &str,
+) -> Result<Option<krake_core::web_accounts::WebSession>, ApiError> {
+    let now = state.clock.now();
+    let key = format!("s:{id_hash}");
+    if let Some(Cached::Session(s)) = state.auth_cache.get(&key)
+        && s.expires_at > now
+    {
+        return Ok(Some(s));
+    }
+    let s = state.accounts.session(id_hash, now).await?;
+    if let Some(s) = &s {
+        state.auth_cache.put(key, Cached::Session(s.clone()));
+    }
+    Ok(s)
+}
+
+/// The user of the token stored under `hash`, through the cache; `None` when unknown.
+async fn token_user(state: &WebState, hash: &str) -> Result<Option<UserRecord>, ApiError> {
+    let key = format!("t:{hash}");
+    if let Some(Cached::Token(u)) = state.auth_cache.get(&key) {
+        return Ok(Some(u));
+    }
+    let u = state.tokens.user_for_token(hash).await?;
+    if let Some(u) = &u {
+        state.auth_cache.put(key, Cached::Token(u.clone()));
+    }
+    Ok(u)
+}
+
+/// The user a credential stands for now, with their roles as they are now (through the
+/// cache, so at most [`crate::front::WebConfig::auth_cache_ttl`] old); `None` when the
+/// credential no longer counts (signed out, expired, revoked, the user removed).
+pub async fn recheck(
+    state: &WebState,
+    credential: &Credential,
+) -> Result<Option<UserRecord>, ApiError> {
+    match credential {
+        Credential::Session(id_hash) => Ok(live_session(state, id_hash).await?.map(|s| s.user)),
+        Credential::Token(hash) => token_user(state, hash).await,
+    }
+}
+
 /// The caller of a request: its bearer token, else its session cookie; `None` for neither.
 /// A token or cookie that is present but unknown or expired is refused (401).
 pub async fn caller(state: &WebState, headers: &HeaderMap) -> Result<Option<Caller>, ApiError> {
@@ -251,48 +308,29 @@ pub async fn caller(state: &WebState, headers: &HeaderMap) -> Result<Option<Call
             .filter(|t| !t.is_empty())
             .ok_or(ApiError::Unauthenticated)?;
         let hash = crate::hash_token(token);
-        let key = format!("t:{hash}");
-        let user = match state.auth_cache.get(&key) {
-            Some(Cached::Token(u)) => u,
-            _ => {
-                let u = state
-                    .tokens
-                    .user_for_token(&hash)
-                    .await?
-                    .ok_or(ApiError::Unauthenticated)?;
-                state.auth_cache.put(key, Cached::Token(u.clone()));
-                u
-            }
-        };
+        let user = token_user(state, &hash)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
         return Ok(Some(Caller {
             actor: actor_of(user, Front::Api),
             via: Via::Token,
+            credential: Credential::Token(hash),
         }));
     }
     let Some(id) = cookie(headers, SESSION_COOKIE).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
     let id_hash = crate::hash_token(id);
-    let now = state.clock.now();
-    let key = format!("s:{id_hash}");
-    let session = match state.auth_cache.get(&key) {
-        Some(Cached::Session(s)) if s.expires_at > now => s,
-        _ => {
-            let s = state
-                .accounts
-                .session(&id_hash, now)
-                .await?
-                .ok_or(ApiError::Unauthenticated)?;
-            state.auth_cache.put(key, Cached::Session(s.clone()));
-            s
-        }
-    };
+    let session = live_session(state, &id_hash)
+        .await?
+        .ok_or(ApiError::Unauthenticated)?;
     Ok(Some(Caller {
         actor: actor_of(session.user, Front::Web),
         via: Via::Session {
             csrf: session.csrf,
-            id_hash,
+            id_hash: id_hash.clone(),
         },
+        credential: Credential::Session(id_hash),
     }))
 }
 
@@ -498,6 +536,11 @@ async fn logout(
     if let Via::Session { id_hash, .. } = &caller.via {
         state.accounts.delete_session(id_hash).await?;
         state.auth_cache.forget_session(id_hash);
+        // The web chat sockets opened with this session end now, not at their next check.
+        let closed = state
+            .hub
+            .close_credential(&Credential::Session(id_hash.clone()));
+        tracing::info!(user = %caller.actor.user, sockets = closed, "signed out");
     }
     let mut res = Redirect::to("/login").into_response();
     res.headers_mut().insert(

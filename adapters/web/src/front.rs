@@ -31,6 +31,9 @@ pub struct WebConfig {
     pub auth_cache_ttl: Duration,
     /// How long a new web chat connection may take to say hello before it is closed.
     pub hello_timeout: Duration,
+    /// How often an idle web chat socket checks its credential again (a socket that acts or
+    /// receives a push checks it then, through the auth cache).
+    pub socket_recheck: Duration,
 }
 
 impl Default for WebConfig {
@@ -44,6 +47,7 @@ impl Default for WebConfig {
             oidc: None,
             auth_cache_ttl: Duration::from_secs(2),
             hello_timeout: Duration::from_secs(10),
+            socket_recheck: Duration::from_secs(30),
         }
     }
 }

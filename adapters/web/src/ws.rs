@@ -14,8 +14,17 @@
 //! (`session`, `reset`: true when the client must reload its state), `reply` (`re`, `text`,
 //! `tone`, `thread`, `buttons: [{label, payload}]`), `thread` (a new or changed inbox thread),
 //! `error` (`code`, `message`: a bad frame; the connection stays open).
+//!
+//! A socket acts with the rights its credential has now, not those it had at `hello`: before
+//! each `say` or `press`, and before pushing, the session cookie or token is checked again
+//! (through the auth cache, so at most `auth_cache_ttl`, 2 s, old), and at least every
+//! [`WebConfig::socket_recheck`](crate::front::WebConfig::socket_recheck) while idle. A
+//! credential that no longer counts (signed out, expired, revoked) ends the session with
+//! `error` `unauthenticated`; changed roles end the connection with `error` `reconnect` (the
+//! client reconnects, and the resume looks the user up again). A sign-out in this process
+//! closes its sockets at once.
 
-use crate::auth::{Caller, actor_of, caller};
+use crate::auth::{Caller, Credential, actor_of, caller, recheck};
 use crate::front::WebState;
 use crate::live::Session;
 use axum::Router;
@@ -143,7 +152,7 @@ pub enum Incoming {
 fn welcome(session: &Session, reset: bool) {
     session.push_json(
         "welcome",
-        serde_json::json!({ "session": session.id, "user": session.actor.user.as_str(), "reset": reset }),
+        serde_json::json!({ "session": session.id, "user": session.actor().user.as_str(), "reset": reset }),
     );
 }
 
@@ -222,18 +231,17 @@ pub async fn run_session<Si, St>(
         };
         let (workspace, token, resume, last) = hello;
         let who = match (&cookie, token) {
-            (_, Some(token)) => match state
-                .tokens
-                .user_for_token(&crate::hash_token(&token))
-                .await
-            {
-                Ok(Some(u)) => Some(actor_of(u, Front::Web)),
-                _ => None,
-            },
-            (Some(c), None) => Some(c.actor.clone()),
+            (_, Some(token)) => {
+                let credential = Credential::Token(crate::hash_token(&token));
+                match recheck(&state, &credential).await {
+                    Ok(Some(u)) => Some((actor_of(u, Front::Web), credential)),
+                    _ => None,
+                }
+            }
+            (Some(c), None) => Some((actor_for_web(c.actor.clone()), c.credential.clone())),
             (None, None) => None,
         };
-        let Some(actor) = who else {
+        let Some((actor, credential)) = who else {
             let _ = send_raw(
                 &mut sink,
                 "error",
@@ -272,11 +280,15 @@ pub async fn run_session<Si, St>(
                 }
             },
         };
+        // A resumed session acts with the rights the user has now, proved by this hello's
+        // credential; one for a workspace they may no longer see is not resumed.
         let resumed = resume
             .as_deref()
-            .and_then(|id| state.hub.resume(id, &actor.user));
+            .and_then(|id| state.hub.resume(id, &actor.user))
+            .filter(|s| s.workspace.as_ref().is_none_or(|w| actor.can_see(w)));
         match resumed {
             Some(s) => {
+                s.reauthorize(actor, credential);
                 let (epoch, lost) = s.attach(last.unwrap_or(0));
                 if lost {
                     welcome(&s, true);
@@ -284,7 +296,7 @@ pub async fn run_session<Si, St>(
                 break (s, epoch);
             }
             None => {
-                let s = state.hub.open(actor, workspace);
+                let s = state.hub.open(actor, credential, workspace);
                 let (epoch, _) = s.attach(0);
                 // A client that asked to resume an unknown session must reload its state.
                 welcome(&s, resume.is_some());
@@ -293,7 +305,21 @@ pub async fn run_session<Si, St>(
         }
     };
     // 2. relay
+    let mut next_check = tokio::time::Instant::now() + state.config.socket_recheck;
     loop {
+        if session.is_closed() {
+            let _ = send_raw(&mut sink, "error", "unauthenticated", SIGNED_OUT).await;
+            return;
+        }
+        // Pushes go out only while the credential still counts (a thread pushed to a
+        // signed-out or demoted user would leak).
+        if session.has_unsent() || tokio::time::Instant::now() >= next_check {
+            next_check = tokio::time::Instant::now() + state.config.socket_recheck;
+            if let Err(end) = still_allowed(&state, &session).await {
+                end_session(&state, &session, epoch, &mut sink, end).await;
+                return;
+            }
+        }
         let Some(unsent) = session.take_unsent(epoch) else {
             return; // another connection resumed this session
         };
@@ -305,10 +331,16 @@ pub async fn run_session<Si, St>(
         }
         tokio::select! {
             _ = session.notify.notified() => {}
+            _ = tokio::time::sleep_until(next_check) => {}
             frame = stream.next() => match frame {
                 // Boxed: the future of a command is large and short-lived; an idle session
                 // should not carry its space.
-                Some(Incoming::Text(text)) => Box::pin(handle_frame(&state, &session, &text)).await,
+                Some(Incoming::Text(text)) => {
+                    if let Err(end) = Box::pin(handle_frame(&state, &session, &text)).await {
+                        end_session(&state, &session, epoch, &mut sink, end).await;
+                        return;
+                    }
+                }
                 Some(Incoming::Invalid) => error_to(&session, "bad_frame", "binary frames are not messages; send JSON text"),
                 Some(Incoming::Closed) | None => {
                     session.detach(epoch);
@@ -319,13 +351,88 @@ pub async fn run_session<Si, St>(
     }
 }
 
-async fn handle_frame(state: &WebState, session: &Session, text: &str) {
+/// What the client is told when its credential no longer counts.
+const SIGNED_OUT: &str = "signed out (the session ended or the token was revoked): sign in again";
+
+/// Why a socket must stop acting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The credential no longer counts: the session ends for good.
+    SignedOut,
+    /// The user's rights changed: the client reconnects and resumes with them.
+    RightsChanged,
+}
+
+/// Checks the session's credential again: `Ok` when it still counts with the same rights.
+async fn still_allowed(state: &WebState, session: &Session) -> Result<(), End> {
+    if session.is_closed() {
+        return Err(End::SignedOut);
+    }
+    let now = match recheck(state, &session.credential()).await {
+        Ok(Some(user)) => actor_for_web(actor_of(user, Front::Web)),
+        Ok(None) => return Err(End::SignedOut),
+        // The store did not answer: act on nothing rather than on stale rights.
+        Err(_) => return Err(End::RightsChanged),
+    };
+    let was = session.actor();
+    if now.role != was.role || now.workspace_roles != was.workspace_roles {
+        return Err(End::RightsChanged);
+    }
+    Ok(())
+}
+
+/// Tells the client why its connection ends, and ends it: a signed-out session is closed and
+/// forgotten; one whose rights changed stays resumable (the resume looks the user up again).
+async fn end_session<Si>(state: &WebState, session: &Session, epoch: u64, sink: &mut Si, end: End)
+where
+    Si: Sink<Arc<str>> + Unpin,
+{
+    match end {
+        End::SignedOut => {
+            tracing::info!(user = %session.actor().user, "web chat socket closed: signed out");
+            session.close();
+            state.hub.remove(&session.id);
+            let _ = send_raw(sink, "error", "unauthenticated", SIGNED_OUT).await;
+        }
+        End::RightsChanged => {
+            tracing::info!(user = %session.actor().user, "web chat socket closed: rights changed");
+            session.detach(epoch);
+            let _ = send_raw(
+                sink,
+                "error",
+                "reconnect",
+                "your rights changed: reconnect to go on with them",
+            )
+            .await;
+        }
+    }
+}
+
+/// The actor of a web socket (a cookie's caller comes through `Front::Web` already).
+fn actor_for_web(mut actor: krake_core::Actor) -> krake_core::Actor {
+    actor.front = Front::Web;
+    actor
+}
+
+/// Handles one client frame; `Err` when the socket's credential no longer allows acting
+/// (nothing was done).
+async fn handle_frame(state: &WebState, session: &Session, text: &str) -> Result<(), End> {
     let frame = match serde_json::from_str::<ClientFrame>(text) {
         Ok(f) => f,
         Err(e) => {
-            return error_to(session, "bad_frame", &format!("not a message: {e}"));
+            error_to(session, "bad_frame", &format!("not a message: {e}"));
+            return Ok(());
         }
     };
+    // A frame that acts is done with the rights the credential has now.
+    if matches!(frame, ClientFrame::Say { .. } | ClientFrame::Press { .. }) {
+        still_allowed(state, session).await?;
+    }
+    act(state, session, frame).await;
+    Ok(())
+}
+
+async fn act(state: &WebState, session: &Session, frame: ClientFrame) {
     match frame {
         ClientFrame::Hello { .. } => error_to(
             session,
@@ -369,7 +476,7 @@ fn message_key(session: &Session, id: &str) -> Option<IdempotencyKey> {
     if id.len() > 100 {
         return None;
     }
-    IdempotencyKey::parse(&format!("web:{}:{}:{id}", session.actor.user, session.id)).ok()
+    IdempotencyKey::parse(&format!("web:{}:{}:{id}", session.actor().user, session.id)).ok()
 }
 
 /// A number no other press of this process had.
@@ -397,7 +504,7 @@ async fn accept(
         .accept(Inbound {
             source: Front::Web,
             key,
-            actor: session.actor.clone(),
+            actor: session.actor(),
             conversation: format!("web:{}", session.id),
             reply_to: None,
             content,
