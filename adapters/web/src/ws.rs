@@ -3,8 +3,9 @@
 //!
 //! Client → server (JSON text frames):
 //! - first `{"type":"hello","workspace":"lunavo"?,"token":"krk_…"?,"session":"…"?,"last":12?}`:
-//!   who (a session cookie on the upgrade request, or a token), which widget workspace, and for
-//!   a resume the session id and the last sequence number seen;
+//!   who (a session cookie on the upgrade request, or a token: a widget token, scoped to one
+//!   workspace and the chat, or a personal one), which widget workspace, and for a resume the
+//!   session id and the last sequence number seen;
 //! - `{"type":"say","id":"c7","text":"/todo"}`: a chat message, handled once per `id`
 //!   (a message resent after a drop is not handled twice);
 //! - `{"type":"press","payload":"k1:a:12:3","id":"p4"?}`: a button (handled once per `id`);
@@ -24,7 +25,7 @@
 //! client reconnects, and the resume looks the user up again). A sign-out in this process
 //! closes its sockets at once.
 
-use crate::auth::{Caller, Credential, actor_of, caller, recheck};
+use crate::auth::{Caller, Credential, caller, recheck};
 use crate::front::WebState;
 use crate::live::Session;
 use axum::Router;
@@ -97,7 +98,7 @@ async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Response {
     // A session cookie only counts when the page is from this host (no cross-site hijacking).
-    let cookie_caller = if same_origin(&headers) {
+    let cookie_caller = if same_origin(&headers, &state.config) {
         caller(&state, &headers).await.ok().flatten()
     } else {
         None
@@ -110,16 +111,40 @@ async fn upgrade(
         .into_response()
 }
 
-fn same_origin(headers: &HeaderMap) -> bool {
+/// Whether the page opening a socket is from this Krake: its `Origin` is `public_url`'s when
+/// that is set; otherwise its host is the request's `Host` and its scheme is https (with
+/// `secure_cookies`) or http/https. A request with no `Origin` is not from a browser page.
+pub fn same_origin(headers: &HeaderMap, config: &crate::front::WebConfig) -> bool {
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    match (host, origin) {
-        (Some(h), Some(o)) => o
-            .split_once("://")
-            .is_some_and(|(_, rest)| rest.trim_end_matches('/') == h),
+    let Some(origin) = origin else {
         // Not a browser (no Origin): cookies were not sent by a third-party page.
-        (_, None) => true,
-        _ => false,
+        return true;
+    };
+    let origin = origin.trim_end_matches('/');
+    if let Some(public) = &config.public_url {
+        return origin.eq_ignore_ascii_case(public_origin(public));
+    }
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return false;
+    };
+    let scheme_ok = if config.secure_cookies {
+        scheme.eq_ignore_ascii_case("https")
+    } else {
+        scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("http")
+    };
+    scheme_ok && host.is_some_and(|h| rest.eq_ignore_ascii_case(h))
+}
+
+/// The origin (`scheme://host[:port]`) of a URL such as `https://krake.example.com/base/`.
+fn public_origin(url: &str) -> &str {
+    let url = url.trim_end_matches('/');
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host_end = rest.find('/').map_or(url.len(), |i| scheme.len() + 3 + i);
+            &url[..host_end]
+        }
+        None => url,
     }
 }
 
@@ -234,7 +259,7 @@ pub async fn run_session<Si, St>(
             (_, Some(token)) => {
                 let credential = Credential::Token(crate::hash_token(&token));
                 match recheck(&state, &credential).await {
-                    Ok(Some(u)) => Some((actor_of(u, Front::Web), credential)),
+                    Ok(Some(actor)) => Some((actor, credential)),
                     _ => None,
                 }
             }
@@ -369,7 +394,7 @@ async fn still_allowed(state: &WebState, session: &Session) -> Result<(), End> {
         return Err(End::SignedOut);
     }
     let now = match recheck(state, &session.credential()).await {
-        Ok(Some(user)) => actor_for_web(actor_of(user, Front::Web)),
+        Ok(Some(actor)) => actor,
         Ok(None) => return Err(End::SignedOut),
         // The store did not answer: act on nothing rather than on stale rights.
         Err(_) => return Err(End::RightsChanged),

@@ -352,7 +352,7 @@ async fn sign_in_sets_a_safe_cookie_and_is_rate_limited() {
             .unwrap();
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     }
-    // Locked out now, even with the right password.
+    // Backing off now, even with the right password (from this address).
     let res = app
         .router
         .clone()
