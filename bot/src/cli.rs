@@ -114,13 +114,27 @@ pub enum UserCmd {
     },
     /// List users and their roles.
     List,
-    /// Print a new personal API token for scripts (`Authorization: Bearer …`); only its hash is kept.
+    /// Print a new API token (`Authorization: Bearer …` for scripts, or `data-token` for the
+    /// chat widget with --widget); only its hash is kept. Or list or revoke a user's tokens.
     Token {
         /// The user name.
         name: String,
         /// What the token is for.
         #[arg(long, default_value = "api")]
         label: String,
+        /// The token stops working after this many days (default: never).
+        #[arg(long, value_name = "DAYS")]
+        expires_days: Option<u64>,
+        /// A widget token: only the web chat of this workspace, as at most a member there;
+        /// refused by the API.
+        #[arg(long, value_name = "WORKSPACE")]
+        widget: Option<String>,
+        /// List the user's tokens (ids, labels, scopes, expiry; never the tokens).
+        #[arg(long, conflicts_with_all = ["revoke", "widget", "expires_days"])]
+        list: bool,
+        /// Revoke the user's token with this id (from --list), or `all` of them.
+        #[arg(long, value_name = "ID|all", conflicts_with_all = ["widget", "expires_days"])]
+        revoke: Option<String>,
     },
     /// Print a one-time code (valid 15 minutes) that links a Telegram or Discord account to
     /// this user: send `/link CODE` to the bot there.

@@ -231,6 +231,8 @@ pub async fn run(
     };
     let app = crate::telemetry::instrument(app);
     let mut http_stop = stop_rx;
+    // The peer's address is known to handlers (sign-in limits per address).
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = http_stop.changed().await;
     });

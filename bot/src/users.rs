@@ -5,7 +5,7 @@ use crate::settings::Settings;
 use crate::wiring;
 use anyhow::{Context, bail};
 use krake_core::actor::{Role, UserName};
-use krake_core::ports::UserRepo;
+use krake_core::ports::{NewToken, TokenRepo, TokenScope, UserRepo};
 use krake_core::time::{Clock, SystemClock};
 use krake_core::workspace::WorkspaceSlug;
 use rand::Rng;
@@ -115,33 +115,82 @@ pub async fn run(settings: Settings, cmd: UserCmd) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        UserCmd::Token { name, label } => {
+        UserCmd::Token {
+            name,
+            label,
+            expires_days,
+            widget,
+            list,
+            revoke,
+        } => {
             let name = UserName::parse(&name)?;
             if store.user(&name).await?.is_none() {
                 bail!(
                     "there is no user `{name}`; add it first: krake user add {name} --role member"
                 );
             }
-            let token = format!(
-                "krk_{}{}{}{}",
-                new_link_code(),
-                new_link_code(),
-                new_link_code(),
-                new_link_code()
-            );
-            krake_core::ports::TokenRepo::create_api_token(
-                &store,
-                &name,
-                &krake_web::hash_token(&token),
-                &label,
-                SystemClock.now(),
-            )
-            .await?;
-            println!("{token}");
-            eprintln!(
-                "Use it as `Authorization: Bearer <token>`. It is shown only now; Krake keeps only its hash."
-            );
-            Ok(())
+            let now = SystemClock.now();
+            if list {
+                list_tokens(&store, &name, now).await
+            } else if let Some(id) = revoke {
+                let which = (id != "all").then_some(id.as_str());
+                let n = store.revoke_tokens(&name, which, now).await?;
+                match (n, which) {
+                    (0, Some(id)) => bail!(
+                        "{name} has no live token with id `{id}`; see them with: krake user token {name} --list"
+                    ),
+                    _ => println!("Revoked {n} token(s) of {name}."),
+                }
+                Ok(())
+            } else {
+                let scope = match widget {
+                    Some(w) => {
+                        let slug = WorkspaceSlug::parse(&w)?;
+                        if settings.directory.workspace(&slug).is_none() {
+                            bail!(
+                                "there is no workspace `{w}`; see `krake config` for the workspaces"
+                            );
+                        }
+                        TokenScope::Widget(slug)
+                    }
+                    None => TokenScope::Personal,
+                };
+                let prefix = match scope {
+                    TokenScope::Personal => "krk_",
+                    TokenScope::Widget(_) => "krkw_",
+                };
+                let token = format!(
+                    "{prefix}{}{}{}{}",
+                    new_link_code(),
+                    new_link_code(),
+                    new_link_code(),
+                    new_link_code()
+                );
+                let expires_at = expires_days
+                    .map(|d| now.plus(Duration::from_secs(d.clamp(1, 36_500) * 24 * 3600)));
+                store
+                    .create_token(&NewToken {
+                        user: &name,
+                        token_hash: &krake_web::hash_token(&token),
+                        label: &label,
+                        scope: scope.clone(),
+                        expires_at,
+                        now,
+                    })
+                    .await?;
+                println!("{token}");
+                let what = match &scope {
+                    TokenScope::Personal => "Use it as `Authorization: Bearer <token>`.".to_owned(),
+                    TokenScope::Widget(w) => format!(
+                        "Put it in the widget's `data-token`: it opens the web chat of {w} only."
+                    ),
+                };
+                eprintln!(
+                    "{what} It is shown only now; Krake keeps only its hash. Revoke it with `krake user token {name} --revoke {}`.",
+                    &krake_web::hash_token(&token)[..12]
+                );
+                Ok(())
+            }
         }
         UserCmd::LinkCode { name } => {
             let name = UserName::parse(&name)?;
@@ -163,6 +212,33 @@ pub async fn run(settings: Settings, cmd: UserCmd) -> anyhow::Result<()> {
     };
     store.pool().close().await;
     result
+}
+
+/// Prints a user's tokens, one a line: id, label, scope, state.
+async fn list_tokens(
+    store: &krake_store::Store,
+    name: &UserName,
+    now: krake_core::time::Timestamp,
+) -> anyhow::Result<()> {
+    let tokens = store.tokens(name).await?;
+    if tokens.is_empty() {
+        println!("{name} has no tokens. Make one: krake user token {name}");
+    }
+    for t in tokens {
+        let scope = match &t.scope {
+            Some(TokenScope::Personal) => "personal".to_owned(),
+            Some(TokenScope::Widget(w)) => format!("widget of {w}"),
+            None => "unknown scope".to_owned(),
+        };
+        let state = match (t.revoked_at, t.expires_at) {
+            (Some(_), _) => "revoked".to_owned(),
+            (None, Some(e)) if e <= now => "expired".to_owned(),
+            (None, Some(e)) => format!("expires {}", e.to_utc_string()),
+            (None, None) => "never expires".to_owned(),
+        };
+        println!("{:<14} {:<20} {:<22} {state}", t.id, t.label, scope);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

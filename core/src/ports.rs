@@ -292,19 +292,122 @@ pub trait FrontStateRepo: Send + Sync {
     ) -> Result<(), RepoError>;
 }
 
-/// Personal API tokens, stored as hashes.
+/// What an API token may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenScope {
+    /// Everything its user may do, on the API and the web chat.
+    Personal,
+    /// The web chat widget of one workspace only (`data-token` in a page), acting there with
+    /// the user's role capped at member; refused by the API.
+    Widget(crate::workspace::WorkspaceSlug),
+}
+
+impl TokenScope {
+    /// How the scope is stored: `personal`, or `widget:<workspace>`.
+    pub fn as_stored(&self) -> String {
+        match self {
+            TokenScope::Personal => "personal".into(),
+            TokenScope::Widget(w) => format!("widget:{w}"),
+        }
+    }
+
+    /// The scope stored as `s`; `None` for an unknown one (such a token grants nothing).
+    pub fn from_stored(s: &str) -> Option<Self> {
+        match s.split_once(':') {
+            None if s == "personal" => Some(TokenScope::Personal),
+            Some(("widget", w)) => crate::workspace::WorkspaceSlug::parse(w)
+                .ok()
+                .map(TokenScope::Widget),
+            _ => None,
+        }
+    }
+}
+
+/// A token to store (only its hash).
+#[derive(Debug, Clone)]
+pub struct NewToken<'a> {
+    /// Whose.
+    pub user: &'a crate::actor::UserName,
+    /// The SHA-256 (hex) of the token.
+    pub token_hash: &'a str,
+    /// What it is for.
+    pub label: &'a str,
+    /// What it may do.
+    pub scope: TokenScope,
+    /// When it stops working, if ever.
+    pub expires_at: Option<Timestamp>,
+    /// Now.
+    pub now: Timestamp,
+}
+
+/// A token as listed: never the token, only the start of its hash as an id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// The first 12 hex digits of the token's hash (to revoke it by).
+    pub id: String,
+    /// What it is for.
+    pub label: String,
+    /// What it may do.
+    pub scope: Option<TokenScope>,
+    /// When it was made.
+    pub created_at: Timestamp,
+    /// When it stops working, if ever.
+    pub expires_at: Option<Timestamp>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// What a live token grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenGrant {
+    /// Its user, with their roles as they are now.
+    pub user: UserRecord,
+    /// What it may do.
+    pub scope: TokenScope,
+    /// When it stops working, if ever.
+    pub expires_at: Option<Timestamp>,
+}
+
+/// API tokens (personal and widget), stored as hashes; they can expire and be revoked.
 #[async_trait]
 pub trait TokenRepo: Send + Sync {
-    /// Stores a token's hash for a user.
+    /// Stores a token.
+    async fn create_token(&self, token: &NewToken<'_>) -> Result<(), RepoError>;
+    /// Stores a personal token that does not expire.
     async fn create_api_token(
         &self,
         user: &crate::actor::UserName,
         token_hash: &str,
         label: &str,
         now: Timestamp,
-    ) -> Result<(), RepoError>;
-    /// The user a token hash belongs to, with their roles.
-    async fn user_for_token(&self, token_hash: &str) -> Result<Option<UserRecord>, RepoError>;
+    ) -> Result<(), RepoError> {
+        self.create_token(&NewToken {
+            user,
+            token_hash,
+            label,
+            scope: TokenScope::Personal,
+            expires_at: None,
+            now,
+        })
+        .await
+    }
+    /// What the token with this hash grants at `now`: `None` when unknown, expired, revoked,
+    /// of an unknown scope, or its user is gone.
+    async fn token_grant(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<TokenGrant>, RepoError>;
+    /// A user's tokens, newest first (revoked and expired ones too).
+    async fn tokens(&self, user: &crate::actor::UserName) -> Result<Vec<TokenInfo>, RepoError>;
+    /// Revokes a user's live tokens whose id (hash) starts with `id`, or all of them (`None`);
+    /// returns how many.
+    async fn revoke_tokens(
+        &self,
+        user: &crate::actor::UserName,
+        id: Option<&str>,
+        now: Timestamp,
+    ) -> Result<u64, RepoError>;
 }
 
 /// The inbox thread a place on a front stands for.

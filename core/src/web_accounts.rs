@@ -20,7 +20,8 @@ pub struct WebSession {
 /// Passwords and sessions.
 #[async_trait]
 pub trait AccountRepo: Send + Sync {
-    /// Sets (or replaces) a user's password hash (a PHC string).
+    /// Sets (or replaces) a user's password hash (a PHC string) and ends all of the user's
+    /// sessions (a new password signs out everywhere).
     async fn set_password_hash(
         &self,
         user: &UserName,

@@ -3,7 +3,9 @@
 use crate::{Store, corrupt, db_err};
 use async_trait::async_trait;
 use krake_core::actor::{Front, Role, UserName};
-use krake_core::ports::{RepoError, UserRecord, UserRepo};
+use krake_core::ports::{
+    NewToken, RepoError, TokenGrant, TokenInfo, TokenScope, UserRecord, UserRepo,
+};
 use krake_core::time::Timestamp;
 use krake_core::workspace::WorkspaceSlug;
 use sqlx::Row;
@@ -182,34 +184,106 @@ impl UserRepo for Store {
 
 #[async_trait]
 impl krake_core::ports::TokenRepo for Store {
-    async fn create_api_token(
-        &self,
-        user: &UserName,
-        token_hash: &str,
-        label: &str,
-        now: Timestamp,
-    ) -> Result<(), RepoError> {
-        sqlx::query("INSERT INTO api_tokens (token_hash, user_name, label, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(token_hash)
-            .bind(user.as_str())
-            .bind(label)
-            .bind(now.as_millis())
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
+    async fn create_token(&self, t: &NewToken<'_>) -> Result<(), RepoError> {
+        sqlx::query(
+            "INSERT INTO api_tokens (token_hash, user_name, label, created_at, scope, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(t.token_hash)
+        .bind(t.user.as_str())
+        .bind(t.label)
+        .bind(t.now.as_millis())
+        .bind(t.scope.as_stored())
+        .bind(t.expires_at.map(|e| e.as_millis()))
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
         Ok(())
     }
 
-    async fn user_for_token(&self, token_hash: &str) -> Result<Option<UserRecord>, RepoError> {
-        let user: Option<String> =
-            sqlx::query_scalar("SELECT user_name FROM api_tokens WHERE token_hash = $1")
-                .bind(token_hash)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db_err)?;
-        match user {
-            Some(u) => self.load_user(&u).await,
-            None => Ok(None),
-        }
+    async fn token_grant(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<TokenGrant>, RepoError> {
+        let row = sqlx::query(
+            "SELECT user_name, scope, expires_at FROM api_tokens WHERE token_hash = $1 \
+             AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
+        )
+        .bind(token_hash)
+        .bind(now.as_millis())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let name: String = row.try_get("user_name").map_err(db_err)?;
+        let scope: String = row.try_get("scope").map_err(db_err)?;
+        let expires_at: Option<i64> = row.try_get("expires_at").map_err(db_err)?;
+        // A scope this version does not know grants nothing.
+        let Some(scope) = TokenScope::from_stored(&scope) else {
+            return Ok(None);
+        };
+        Ok(self.load_user(&name).await?.map(|user| TokenGrant {
+            user,
+            scope,
+            expires_at: expires_at.map(Timestamp::from_millis),
+        }))
+    }
+
+    async fn tokens(&self, user: &UserName) -> Result<Vec<TokenInfo>, RepoError> {
+        let rows = sqlx::query(
+            "SELECT token_hash, label, scope, created_at, expires_at, revoked_at FROM api_tokens \
+             WHERE user_name = $1 ORDER BY created_at DESC, token_hash",
+        )
+        .bind(user.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                let hash: String = r.try_get("token_hash").map_err(db_err)?;
+                let scope: String = r.try_get("scope").map_err(db_err)?;
+                let at = |c: &str| -> Result<Option<Timestamp>, RepoError> {
+                    Ok(r.try_get::<Option<i64>, _>(c)
+                        .map_err(db_err)?
+                        .map(Timestamp::from_millis))
+                };
+                Ok(TokenInfo {
+                    id: hash.chars().take(12).collect(),
+                    label: r.try_get("label").map_err(db_err)?,
+                    scope: TokenScope::from_stored(&scope),
+                    created_at: Timestamp::from_millis(r.try_get("created_at").map_err(db_err)?),
+                    expires_at: at("expires_at")?,
+                    revoked_at: at("revoked_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn revoke_tokens(
+        &self,
+        user: &UserName,
+        id: Option<&str>,
+        now: Timestamp,
+    ) -> Result<u64, RepoError> {
+        // Hash ids are lower-case hex; anything else matches nothing.
+        let prefix = match id {
+            Some(i) if !i.is_empty() && i.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                format!("{}%", i.to_ascii_lowercase())
+            }
+            Some(_) => return Ok(0),
+            None => "%".to_owned(),
+        };
+        let done = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE user_name = $2 AND token_hash LIKE $3 \
+             AND revoked_at IS NULL",
+        )
+        .bind(now.as_millis())
+        .bind(user.as_str())
+        .bind(prefix)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected())
     }
 }

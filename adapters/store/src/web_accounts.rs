@@ -16,6 +16,9 @@ impl AccountRepo for Store {
         hash: &str,
         now: Timestamp,
     ) -> Result<(), RepoError> {
+        // A new password ends every session of the user, in the same transaction: whoever
+        // knew the old one is signed out everywhere.
+        let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO user_passwords (user_name, hash, updated_at) VALUES ($1, $2, $3) \
              ON CONFLICT (user_name) DO UPDATE SET hash = excluded.hash, updated_at = excluded.updated_at",
@@ -23,9 +26,15 @@ impl AccountRepo for Store {
         .bind(user.as_str())
         .bind(hash)
         .bind(now.as_millis())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+        sqlx::query("DELETE FROM web_sessions WHERE user_name = $1")
+            .bind(user.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
         Ok(())
     }
 

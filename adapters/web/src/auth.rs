@@ -1,25 +1,29 @@
 //! Who is calling: a signed-in session (cookie `krake_session`, HttpOnly, SameSite=Lax, stored
 //! server-side under its SHA-256, with a CSRF token) or a personal API token (Bearer).
 //!
-//! Passwords are argon2 (PHC strings). Sign-in is rate-limited per user name; an unknown user
+//! Passwords are argon2 (PHC strings). Sign-in is limited per address and per user name, and
+//! password checks run a bounded number at a time ([`crate::login_limits`]); an unknown user
 //! costs the same argon2 work as a wrong password, so timing does not tell which names exist.
 
 use crate::ApiError;
 use crate::front::WebState;
+use crate::login_limits::Refused;
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::Router;
+use axum::extract::ConnectInfo;
 use axum::extract::{Form, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use krake_core::actor::{Actor, Front, UserName};
-use krake_core::ports::UserRecord;
+use krake_core::actor::{Actor, Front, Role, UserName};
+use krake_core::ports::{TokenGrant, TokenScope, UserRecord};
 use rand::RngCore;
 use serde::Deserialize;
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -69,60 +73,6 @@ pub fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Failed sign-in attempts per key (the user name), in a sliding window.
-#[derive(Debug)]
-pub struct LoginLimiter {
-    max: u32,
-    window: Duration,
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
-}
-
-impl LoginLimiter {
-    /// At most `max` failures per key within `window`.
-    pub fn new(max: u32, window: Duration) -> Self {
-        Self {
-            max,
-            window,
-            failures: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// `Err(seconds to wait)` when the key has used up its attempts.
-    pub fn check(&self, key: &str) -> Result<(), u64> {
-        let Ok(map) = self.failures.lock() else {
-            return Ok(());
-        };
-        match map.get(key) {
-            Some((n, since)) if *n >= self.max && since.elapsed() < self.window => {
-                Err(self.window.saturating_sub(since.elapsed()).as_secs().max(1))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Counts a failure.
-    pub fn fail(&self, key: &str) {
-        if let Ok(mut map) = self.failures.lock() {
-            if map.len() > 100_000 {
-                let window = self.window;
-                map.retain(|_, (_, since)| since.elapsed() < window);
-            }
-            let e = map.entry(key.to_owned()).or_insert((0, Instant::now()));
-            if e.1.elapsed() >= self.window {
-                *e = (0, Instant::now());
-            }
-            e.0 += 1;
-        }
-    }
-
-    /// Forgets the failures of a key (after a successful sign-in).
-    pub fn succeed(&self, key: &str) {
-        if let Ok(mut map) = self.failures.lock() {
-            map.remove(key);
-        }
-    }
-}
-
 /// Recently checked tokens and sessions, so a burst of requests does not read the same user
 /// from the database each time. An entry lives `ttl` (2 s by default): a role change or a
 /// sign-out in another process takes effect within that; a sign-out here at once; an expired
@@ -135,7 +85,7 @@ pub struct AuthCache {
 
 #[derive(Debug, Clone)]
 enum Cached {
-    Token(UserRecord),
+    Token(TokenGrant),
     Session(krake_core::web_accounts::WebSession),
 }
 
@@ -196,6 +146,8 @@ pub struct Caller {
     pub actor: Actor,
     /// How they signed in.
     pub via: Via,
+    /// What they signed in with (to check it again later).
+    pub credential: Credential,
 }
 
 impl Caller {
@@ -239,6 +191,86 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
+/// What a caller proved who they are with, by its stored hash: kept by an open web socket so
+/// that its rights can be checked again while it stays open.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Credential {
+    /// A session cookie, by the SHA-256 of its id.
+    Session(String),
+    /// A personal API token, by its SHA-256.
+    Token(String),
+}
+
+/// The live session stored under `id_hash`, through the cache; `None` when it ended or expired.
+async fn live_session(
+    state: &WebState,
+    id_hash: &str,
+) -> Result<Option<krake_core::web_accounts::WebSession>, ApiError> {
+    let now = state.clock.now();
+    let key = format!("s:{id_hash}");
+    if let Some(Cached::Session(s)) = state.auth_cache.get(&key)
+        && s.expires_at > now
+    {
+        return Ok(Some(s));
+    }
+    let s = state.accounts.session(id_hash, now).await?;
+    if let Some(s) = &s {
+        state.auth_cache.put(key, Cached::Session(s.clone()));
+    }
+    Ok(s)
+}
+
+/// What the token stored under `hash` grants, through the cache; `None` when unknown,
+/// expired or revoked.
+async fn token_grant(state: &WebState, hash: &str) -> Result<Option<TokenGrant>, ApiError> {
+    let now = state.clock.now();
+    let key = format!("t:{hash}");
+    if let Some(Cached::Token(g)) = state.auth_cache.get(&key)
+        && g.expires_at.is_none_or(|e| e > now)
+    {
+        return Ok(Some(g));
+    }
+    let g = state.tokens.token_grant(hash, now).await?;
+    if let Some(g) = &g {
+        state.auth_cache.put(key, Cached::Token(g.clone()));
+    }
+    Ok(g)
+}
+
+/// The actor a token grant stands for through `front`: its user with their roles, or for a
+/// widget token, the user's role in the widget's workspace only, at most member.
+pub fn actor_of_grant(grant: TokenGrant, front: Front) -> Actor {
+    match grant.scope {
+        TokenScope::Personal => actor_of(grant.user, front),
+        TokenScope::Widget(w) => {
+            let role = grant
+                .user
+                .workspace_roles
+                .get(&w)
+                .copied()
+                .unwrap_or(grant.user.role)
+                .min(Role::Member);
+            let mut actor = Actor::new(grant.user.name, front, Role::Guest);
+            actor.workspace_roles.insert(w, role);
+            actor
+        }
+    }
+}
+
+/// Who a credential stands for now on the web chat, with their rights as they are now
+/// (through the cache, so at most [`crate::front::WebConfig::auth_cache_ttl`] old); `None`
+/// when it no longer counts (signed out, expired, revoked, the user removed).
+pub async fn recheck(state: &WebState, credential: &Credential) -> Result<Option<Actor>, ApiError> {
+    match credential {
+        Credential::Session(id_hash) => Ok(live_session(state, id_hash)
+            .await?
+            .map(|s| actor_of(s.user, Front::Web))),
+        Credential::Token(hash) => Ok(token_grant(state, hash)
+            .await?
+            .map(|g| actor_of_grant(g, Front::Web))),
+    }
+}
+
 /// The caller of a request: its bearer token, else its session cookie; `None` for neither.
 /// A token or cookie that is present but unknown or expired is refused (401).
 pub async fn caller(state: &WebState, headers: &HeaderMap) -> Result<Option<Caller>, ApiError> {
@@ -251,48 +283,33 @@ pub async fn caller(state: &WebState, headers: &HeaderMap) -> Result<Option<Call
             .filter(|t| !t.is_empty())
             .ok_or(ApiError::Unauthenticated)?;
         let hash = crate::hash_token(token);
-        let key = format!("t:{hash}");
-        let user = match state.auth_cache.get(&key) {
-            Some(Cached::Token(u)) => u,
-            _ => {
-                let u = state
-                    .tokens
-                    .user_for_token(&hash)
-                    .await?
-                    .ok_or(ApiError::Unauthenticated)?;
-                state.auth_cache.put(key, Cached::Token(u.clone()));
-                u
-            }
-        };
+        let grant = token_grant(state, &hash)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        // A widget token sits in a page's source: it opens the chat, nothing else.
+        if grant.scope != TokenScope::Personal {
+            return Err(ApiError::Unauthenticated);
+        }
         return Ok(Some(Caller {
-            actor: actor_of(user, Front::Api),
+            actor: actor_of(grant.user, Front::Api),
             via: Via::Token,
+            credential: Credential::Token(hash),
         }));
     }
     let Some(id) = cookie(headers, SESSION_COOKIE).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
     let id_hash = crate::hash_token(id);
-    let now = state.clock.now();
-    let key = format!("s:{id_hash}");
-    let session = match state.auth_cache.get(&key) {
-        Some(Cached::Session(s)) if s.expires_at > now => s,
-        _ => {
-            let s = state
-                .accounts
-                .session(&id_hash, now)
-                .await?
-                .ok_or(ApiError::Unauthenticated)?;
-            state.auth_cache.put(key, Cached::Session(s.clone()));
-            s
-        }
-    };
+    let session = live_session(state, &id_hash)
+        .await?
+        .ok_or(ApiError::Unauthenticated)?;
     Ok(Some(Caller {
         actor: actor_of(session.user, Front::Web),
         via: Via::Session {
             csrf: session.csrf,
-            id_hash,
+            id_hash: id_hash.clone(),
         },
+        credential: Credential::Session(id_hash),
     }))
 }
 
@@ -348,16 +365,59 @@ pub struct LoginForm {
     pub csrf: String,
 }
 
-/// Checks a user name and password: the user's record when they match.
+/// The address a request comes from: the peer's, or with `client_ip_header` set (behind a
+/// reverse proxy that sets it), the last address in that header. Unknown (no socket, as in
+/// tests without one): the unspecified address, one bucket for all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub IpAddr);
+
+impl ClientAddr {
+    /// The client address of a request's parts.
+    pub fn of(parts: &Parts, config: &crate::front::WebConfig) -> Self {
+        let forwarded = config.client_ip_header.as_deref().and_then(|name| {
+            parts
+                .headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+                .next_back()
+        });
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        ClientAddr(
+            forwarded
+                .or(peer)
+                .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
+        )
+    }
+}
+
+impl FromRequestParts<WebState> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &WebState,
+    ) -> Result<Self, std::convert::Infallible> {
+        Ok(Self::of(parts, &state.config))
+    }
+}
+
+/// Checks a user name and password from `addr`: the user's record when they match. Refused
+/// (429, or 503 when too many checks are under way) before any password work when the limits
+/// of [`crate::login_limits`] say so.
 pub async fn check_password(
     state: &WebState,
     user: &str,
     password: &str,
+    addr: IpAddr,
 ) -> Result<Option<UserRecord>, ApiError> {
     let key = user.trim().to_lowercase();
-    if let Err(wait) = state.limiter.check(&key) {
-        return Err(ApiError::TooManyRequests(wait));
-    }
+    state.login_limits.admit(&key, addr).map_err(refused)?;
     let name = UserName::parse(user.trim()).ok();
     let hash = match &name {
         Some(n) => state.accounts.password_hash(n).await?,
@@ -365,16 +425,15 @@ pub async fn check_password(
     };
     // Unknown users cost the same work as known ones.
     let known = hash.is_some();
-    let hash = match hash {
-        Some(h) => h,
-        None => tokio::task::spawn_blocking(dummy_hash)
-            .await
-            .unwrap_or_default(),
-    };
     let password = password.to_owned();
-    let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
+    let ok = state
+        .login_limits
+        .check(move || {
+            let hash = hash.unwrap_or_else(dummy_hash);
+            verify_password(&hash, &password)
+        })
         .await
-        .unwrap_or(false)
+        .map_err(refused)?
         && known;
     let user = match (ok, name) {
         (true, Some(n)) => state.users.user(&n).await?,
@@ -382,13 +441,20 @@ pub async fn check_password(
     };
     match user {
         Some(u) => {
-            state.limiter.succeed(&key);
+            state.login_limits.succeed(&key, addr);
             Ok(Some(u))
         }
         None => {
-            state.limiter.fail(&key);
+            state.login_limits.fail(&key, addr);
             Ok(None)
         }
+    }
+}
+
+fn refused(r: Refused) -> ApiError {
+    match r {
+        Refused::TooMany(secs) => ApiError::TooManyRequests(secs),
+        Refused::Busy(secs) => ApiError::Busy(secs),
     }
 }
 
@@ -424,6 +490,7 @@ pub async fn start_session(state: &WebState, user: &UserName) -> Result<HeaderVa
 
 async fn login(
     State(state): State<WebState>,
+    ClientAddr(addr): ClientAddr,
     headers: HeaderMap,
     form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
@@ -445,7 +512,7 @@ async fn login(
             None,
         );
     }
-    match check_password(&state, &form.user, &form.password).await {
+    match check_password(&state, &form.user, &form.password, addr).await {
         Ok(Some(user)) => match (
             start_session(&state, &user.name).await,
             login_token_cookie(&state, ""),
@@ -465,15 +532,23 @@ async fn login(
             &state,
             Some(&headers),
         ),
-        Err(ApiError::TooManyRequests(wait)) => {
-            let mut res = crate::dashboard::login_response(
-                StatusCode::TOO_MANY_REQUESTS,
-                &format!(
-                    "Too many failed sign-ins for this user. Wait {wait} seconds and try again."
+        Err(e @ (ApiError::TooManyRequests(_) | ApiError::Busy(_))) => {
+            let (status, wait, text) = match e {
+                ApiError::Busy(wait) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    wait,
+                    format!(
+                        "Krake is busy checking other sign-ins. Wait {wait} seconds and try again."
+                    ),
                 ),
-                &state,
-                Some(&headers),
-            );
+                ApiError::TooManyRequests(wait) => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    wait,
+                    format!("Too many sign-in attempts. Wait {wait} seconds and try again."),
+                ),
+                _ => (StatusCode::TOO_MANY_REQUESTS, 1, String::new()),
+            };
+            let mut res = crate::dashboard::login_response(status, &text, &state, Some(&headers));
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(wait));
             res
@@ -498,6 +573,11 @@ async fn logout(
     if let Via::Session { id_hash, .. } = &caller.via {
         state.accounts.delete_session(id_hash).await?;
         state.auth_cache.forget_session(id_hash);
+        // The web chat sockets opened with this session end now, not at their next check.
+        let closed = state
+            .hub
+            .close_credential(&Credential::Session(id_hash.clone()));
+        tracing::info!(user = %caller.actor.user, sockets = closed, "signed out");
     }
     let mut res = Redirect::to("/login").into_response();
     res.headers_mut().insert(

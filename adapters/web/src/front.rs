@@ -1,8 +1,8 @@
 //! The web front's state and router: the REST API, sign-in, the dashboard, the web chat and
 //! the embedded assets, in one [`router`] that `krake serve` merges beside [`crate::app`].
 
-use crate::auth::LoginLimiter;
 use crate::live::Hub;
+use crate::login_limits::{LoginLimits, LoginLimitsConfig};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use krake_core::Krake;
@@ -17,12 +17,32 @@ use std::time::Duration;
 pub struct WebConfig {
     /// How long a sign-in lasts.
     pub session_ttl: Duration,
-    /// Mark the session cookie `Secure` (serve over HTTPS, e.g. behind a TLS proxy).
+    /// Mark the session cookie `Secure` (serve over HTTPS, e.g. behind a TLS proxy); by
+    /// default on when `public_url` is https. It also makes the web chat accept only https
+    /// pages' sockets.
     pub secure_cookies: bool,
-    /// Failed sign-ins allowed per user name within `login_window` before refusing (429).
+    /// This Krake's public URL (`https://krake.example.com`), when known: the web chat
+    /// accepts sockets only from pages of exactly this origin.
+    pub public_url: Option<String>,
+    /// Failed sign-ins of one user name from one address before that address must back off
+    /// (1 s, 2 s, 4 s, … up to `login_backoff_max`; 429 with `Retry-After` meanwhile).
     pub login_attempts: u32,
-    /// The window of `login_attempts`.
+    /// How long a failed sign-in is remembered.
     pub login_window: Duration,
+    /// The longest backoff.
+    pub login_backoff_max: Duration,
+    /// Sign-in tries per minute from one address (IPv6: one /64), any user names.
+    pub login_per_address_per_minute: u32,
+    /// Sign-in tries per minute of one user name from addresses that failed for it and never
+    /// signed in as it.
+    pub login_per_user_per_minute: u32,
+    /// Password checks (argon2, ~19 MiB each) running at once.
+    pub password_checks: usize,
+    /// Password checks waiting beyond `password_checks`; more are answered 503.
+    pub password_queue: usize,
+    /// Behind a reverse proxy: the header whose last address is the client's
+    /// (`x-forwarded-for`, `x-real-ip`); unset, the peer's address counts.
+    pub client_ip_header: Option<String>,
     /// Largest request body accepted by the API and the forms, in bytes (larger: 413).
     pub max_body_bytes: usize,
     /// OpenID Connect sign-in, when configured.
@@ -31,6 +51,9 @@ pub struct WebConfig {
     pub auth_cache_ttl: Duration,
     /// How long a new web chat connection may take to say hello before it is closed.
     pub hello_timeout: Duration,
+    /// How often an idle web chat socket checks its credential again (a socket that acts or
+    /// receives a push checks it then, through the auth cache).
+    pub socket_recheck: Duration,
 }
 
 impl Default for WebConfig {
@@ -38,12 +61,20 @@ impl Default for WebConfig {
         Self {
             session_ttl: Duration::from_secs(12 * 3600),
             secure_cookies: false,
+            public_url: None,
             login_attempts: 5,
             login_window: Duration::from_secs(15 * 60),
+            login_backoff_max: Duration::from_secs(15 * 60),
+            login_per_address_per_minute: 30,
+            login_per_user_per_minute: 10,
+            password_checks: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            password_queue: 32,
+            client_ip_header: None,
             max_body_bytes: 64 * 1024,
             oidc: None,
             auth_cache_ttl: Duration::from_secs(2),
             hello_timeout: Duration::from_secs(10),
+            socket_recheck: Duration::from_secs(30),
         }
     }
 }
@@ -65,8 +96,8 @@ pub struct WebState {
     pub clock: Arc<dyn Clock>,
     /// Settings.
     pub config: Arc<WebConfig>,
-    /// Failed sign-in counts.
-    pub limiter: Arc<LoginLimiter>,
+    /// Sign-in limits and the password check slots.
+    pub login_limits: Arc<LoginLimits>,
     /// OpenID Connect sign-ins under way.
     pub oidc: Arc<crate::oidc::OidcState>,
     /// Recently checked tokens and sessions.
@@ -83,7 +114,15 @@ impl WebState {
         clock: Arc<dyn Clock>,
         config: WebConfig,
     ) -> Self {
-        let limiter = LoginLimiter::new(config.login_attempts, config.login_window);
+        let login_limits = LoginLimits::new(LoginLimitsConfig {
+            attempts: config.login_attempts,
+            window: config.login_window,
+            backoff_max: config.login_backoff_max,
+            per_address_per_minute: config.login_per_address_per_minute,
+            per_user_per_minute: config.login_per_user_per_minute,
+            checks: config.password_checks,
+            queue: config.password_queue,
+        });
         let auth_cache = crate::auth::AuthCache::new(config.auth_cache_ttl);
         Self {
             krake,
@@ -93,7 +132,7 @@ impl WebState {
             hub: Arc::new(Hub::new()),
             clock,
             config: Arc::new(config),
-            limiter: Arc::new(limiter),
+            login_limits: Arc::new(login_limits),
             oidc: Arc::new(crate::oidc::OidcState::default()),
             auth_cache: Arc::new(auth_cache),
         }
@@ -125,5 +164,8 @@ pub fn router(state: WebState) -> Router {
         .merge(crate::assets::router())
         .merge(crate::oidc::router())
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::map_response(move |res| {
+            crate::api::json_errors(res, limit)
+        }))
         .with_state(state)
 }

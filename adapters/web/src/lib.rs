@@ -13,7 +13,9 @@
 //! chat over `/ws/chat` and its embeddable `/widget.js`) is [`front::router`], merged beside
 //! [`app`]:
 //! - [`api`]: the REST API route modules and the OpenAPI document.
-//! - [`auth`]: argon2 passwords, session cookies, CSRF, bearer tokens, login rate limits.
+//! - [`auth`]: argon2 passwords, session cookies, CSRF, bearer tokens.
+//! - [`login_limits`]: sign-in backoff per name and address, limits per address and name,
+//!   bounded concurrent password checks.
 //! - [`live`]: the hub that pushes inbox changes to connected sessions, with sequence numbers.
 //! - [`ws`]: the web chat protocol over any `Sink`/`Stream` of text frames, and `/ws/chat`.
 //! - [`dashboard`]: server-rendered HTML pages (every user text escaped).
@@ -47,6 +49,7 @@ pub mod auth;
 pub mod dashboard;
 pub mod front;
 pub mod live;
+pub mod login_limits;
 pub mod oidc;
 pub mod settings;
 pub mod ws;
@@ -121,6 +124,9 @@ pub enum ApiError {
     /// Too many attempts (sign-in); try again after this many seconds.
     #[error("too many attempts; try again in {0} seconds")]
     TooManyRequests(u64),
+    /// Too much work under way (password checks); try again after this many seconds.
+    #[error("Krake is busy; try again in {0} seconds")]
+    Busy(u64),
     /// Something failed inside; details are logged, not returned.
     #[error("something went wrong on the server; try again")]
     Internal,
@@ -137,6 +143,7 @@ impl ApiError {
             ApiError::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
+            ApiError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -157,7 +164,7 @@ impl IntoResponse for ApiError {
             error["current"] = current.clone();
         }
         let mut res = (status, Json(serde_json::json!({ "error": error }))).into_response();
-        if let ApiError::TooManyRequests(secs) = &self {
+        if let ApiError::TooManyRequests(secs) | ApiError::Busy(secs) = &self {
             res.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
                 axum::http::HeaderValue::from(*secs),
@@ -241,14 +248,16 @@ async fn authenticate(api: &Api, headers: &HeaderMap) -> Result<Actor, ApiError>
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or(ApiError::Unauthenticated)?;
-    let user = api
+    let grant = api
         .tokens
-        .user_for_token(&hash_token(token))
+        .token_grant(
+            &hash_token(token),
+            krake_core::time::Clock::now(&krake_core::time::SystemClock),
+        )
         .await?
+        .filter(|g| g.scope == krake_core::ports::TokenScope::Personal)
         .ok_or(ApiError::Unauthenticated)?;
-    let mut actor = Actor::new(user.name, Front::Api, user.role);
-    actor.workspace_roles = user.workspace_roles;
-    Ok(actor)
+    Ok(auth::actor_of(grant.user, Front::Api))
 }
 
 async fn kpis(

@@ -7,7 +7,12 @@
 //! A log keeps at most [`LOG_CAP`] unsent-or-unacknowledged messages; a client that fell
 //! further behind is told to reload (`reset`). Sessions without a socket are forgotten after
 //! [`DETACHED_TTL`].
+//!
+//! A session keeps the credential it was opened (or last resumed) with and the rights that
+//! credential had when last checked; the socket task checks it again (see `crate::ws`), and a
+//! sign-out closes the sessions of its credential at once ([`Hub::close_credential`]).
 
+use crate::auth::Credential;
 use krake_core::Actor;
 use krake_core::inbox::Thread;
 use krake_core::workspace::WorkspaceSlug;
@@ -71,6 +76,15 @@ struct LogState {
     /// Which socket task owns the session now (a resume takes it over).
     epoch: u64,
     detached_at: Option<Instant>,
+    /// Closed for good (signed out): the socket must stop and the session cannot be resumed.
+    closed: bool,
+}
+
+/// Who a session acts as, and with what they proved it.
+#[derive(Debug, Clone)]
+struct Auth {
+    actor: Actor,
+    credential: Credential,
 }
 
 /// One web chat session's message log.
@@ -78,8 +92,8 @@ struct LogState {
 pub struct Session {
     /// The session id the client resumes with.
     pub id: String,
-    /// Who is signed in.
-    pub actor: Actor,
+    /// Who is signed in, and how.
+    auth: Mutex<Auth>,
     /// The workspace the widget is for (`data-workspace`), if any: only its threads are pushed.
     pub workspace: Option<WorkspaceSlug>,
     state: Mutex<LogState>,
@@ -92,6 +106,41 @@ impl Session {
         // A poisoned lock only means a panic elsewhere while holding it; the data is still
         // a consistent log (every mutation is a single step), so go on with it.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn auth(&self) -> MutexGuard<'_, Auth> {
+        // Poisoning: as in `lock`, every change is one assignment.
+        self.auth.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Who the session acts as, with their rights as last checked.
+    pub fn actor(&self) -> Actor {
+        self.auth().actor.clone()
+    }
+
+    /// The credential the session was opened or last resumed with.
+    pub fn credential(&self) -> Credential {
+        self.auth().credential.clone()
+    }
+
+    /// Replaces who the session acts as (a resume with a fresh credential, or rights looked
+    /// up again). The user stays the same: a session never changes hands.
+    pub fn reauthorize(&self, actor: Actor, credential: Credential) {
+        let mut a = self.auth();
+        if a.actor.user == actor.user {
+            *a = Auth { actor, credential };
+        }
+    }
+
+    /// Ends the session for good: its socket stops and it cannot be resumed.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.notify.notify_one();
+    }
+
+    /// Whether the session was closed.
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
     }
 
     /// Appends a message `{"seq":N,<body>}` where `body` is a JSON object's inside (without
@@ -123,6 +172,12 @@ impl Session {
         }
         let text = serde_json::Value::Object(obj).to_string();
         self.push(&text[1..text.len() - 1])
+    }
+
+    /// Whether messages wait to be handed to the socket.
+    pub fn has_unsent(&self) -> bool {
+        let s = self.lock();
+        s.next_seq > s.sent
     }
 
     /// The messages after the last one handed to the socket of `epoch`, marking them sent.
@@ -177,13 +232,12 @@ impl Session {
     }
 
     fn expired(&self) -> bool {
-        self.lock()
-            .detached_at
-            .is_some_and(|at| at.elapsed() > DETACHED_TTL)
+        let s = self.lock();
+        s.closed || s.detached_at.is_some_and(|at| at.elapsed() > DETACHED_TTL)
     }
 
     fn wants(&self, t: &Thread) -> bool {
-        self.actor.can_see(&t.workspace)
+        self.auth().actor.can_see(&t.workspace)
             && self.workspace.as_ref().is_none_or(|w| *w == t.workspace)
     }
 }
@@ -212,11 +266,16 @@ impl Hub {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A new session for `actor`.
-    pub fn open(&self, actor: Actor, workspace: Option<WorkspaceSlug>) -> Arc<Session> {
+    /// A new session for `actor`, who proved it with `credential`.
+    pub fn open(
+        &self,
+        actor: Actor,
+        credential: Credential,
+        workspace: Option<WorkspaceSlug>,
+    ) -> Arc<Session> {
         let session = Arc::new(Session {
             id: crate::auth::random_token()[..24].to_owned(),
-            actor,
+            auth: Mutex::new(Auth { actor, credential }),
             workspace,
             state: Mutex::new(LogState::default()),
             notify: Notify::new(),
@@ -232,8 +291,32 @@ impl Hub {
         let h = self.lock();
         h.sessions
             .get(id)
-            .filter(|s| s.actor.user == *user && !s.expired())
+            .filter(|s| s.auth().actor.user == *user && !s.expired())
             .cloned()
+    }
+
+    /// Closes every session opened or resumed with `credential` (a sign-out) and forgets
+    /// them; returns how many.
+    pub fn close_credential(&self, credential: &Credential) -> usize {
+        let closed: Vec<Arc<Session>> = {
+            let mut h = self.lock();
+            let ids: Vec<String> = h
+                .sessions
+                .iter()
+                .filter(|(_, s)| s.auth().credential == *credential)
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.iter().filter_map(|id| h.sessions.remove(id)).collect()
+        };
+        for s in &closed {
+            s.close();
+        }
+        closed.len()
+    }
+
+    /// Forgets a session (closed after its rights ended).
+    pub fn remove(&self, id: &str) {
+        self.lock().sessions.remove(id);
     }
 
     /// Sessions held (attached or resumable).
@@ -353,6 +436,10 @@ mod tests {
         t
     }
 
+    fn cred() -> Credential {
+        Credential::Token("t".into())
+    }
+
     fn member_of(ws: &str) -> Actor {
         let mut a = Actor::new(UserName::parse("bo").unwrap(), Front::Web, Role::Guest);
         a.workspace_roles
@@ -363,8 +450,8 @@ mod tests {
     #[test]
     fn pushes_only_to_sessions_that_may_see_and_once_per_version() {
         let hub = Hub::new();
-        let lunavo = hub.open(member_of("lunavo"), None);
-        let monarch = hub.open(member_of("monarch"), None);
+        let lunavo = hub.open(member_of("lunavo"), cred(), None);
+        let monarch = hub.open(member_of("monarch"), cred(), None);
         assert_eq!(hub.publish(&thread(1, "lunavo", 1)), 1);
         assert_eq!(
             hub.publish(&thread(1, "lunavo", 1)),
@@ -384,7 +471,7 @@ mod tests {
     #[test]
     fn resume_after_a_drop_sends_exactly_what_was_missed() {
         let hub = Hub::new();
-        let s = hub.open(member_of("lunavo"), None);
+        let s = hub.open(member_of("lunavo"), cred(), None);
         let (e1, _) = s.attach(0);
         for v in 1..=3 {
             hub.publish(&thread(1, "lunavo", v));
@@ -406,7 +493,7 @@ mod tests {
     #[test]
     fn a_client_too_far_behind_is_told_to_reload() {
         let hub = Hub::new();
-        let s = hub.open(member_of("lunavo"), None);
+        let s = hub.open(member_of("lunavo"), cred(), None);
         for v in 1..=(LOG_CAP as i64 + 10) {
             hub.publish(&thread(1, "lunavo", v));
         }
@@ -420,7 +507,7 @@ mod tests {
         let mut both = member_of("lunavo");
         both.workspace_roles
             .insert(WorkspaceSlug::parse("monarch").unwrap(), Role::Member);
-        let s = hub.open(both, Some(WorkspaceSlug::parse("monarch").unwrap()));
+        let s = hub.open(both, cred(), Some(WorkspaceSlug::parse("monarch").unwrap()));
         assert_eq!(hub.publish(&thread(1, "lunavo", 1)), 0);
         assert_eq!(hub.publish(&thread(2, "monarch", 1)), 1);
         assert!(hub.resume(&s.id, &UserName::parse("bo").unwrap()).is_some());
@@ -428,5 +515,18 @@ mod tests {
             hub.resume(&s.id, &UserName::parse("eve").unwrap())
                 .is_none()
         );
+    }
+
+    #[test]
+    fn closing_a_credential_ends_its_sessions_only() {
+        let hub = Hub::new();
+        let signed_out = hub.open(member_of("lunavo"), Credential::Session("a".into()), None);
+        let other = hub.open(member_of("lunavo"), Credential::Session("b".into()), None);
+        assert_eq!(hub.close_credential(&Credential::Session("a".into())), 1);
+        assert!(signed_out.is_closed() && !other.is_closed());
+        let bo = UserName::parse("bo").unwrap();
+        assert!(hub.resume(&signed_out.id, &bo).is_none());
+        assert!(hub.resume(&other.id, &bo).is_some());
+        assert_eq!(hub.publish(&thread(1, "lunavo", 1)), 1, "only the open one");
     }
 }

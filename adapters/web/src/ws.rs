@@ -3,8 +3,9 @@
 //!
 //! Client → server (JSON text frames):
 //! - first `{"type":"hello","workspace":"lunavo"?,"token":"krk_…"?,"session":"…"?,"last":12?}`:
-//!   who (a session cookie on the upgrade request, or a token), which widget workspace, and for
-//!   a resume the session id and the last sequence number seen;
+//!   who (a session cookie on the upgrade request, or a token: a widget token, scoped to one
+//!   workspace and the chat, or a personal one), which widget workspace, and for a resume the
+//!   session id and the last sequence number seen;
 //! - `{"type":"say","id":"c7","text":"/todo"}`: a chat message, handled once per `id`
 //!   (a message resent after a drop is not handled twice);
 //! - `{"type":"press","payload":"k1:a:12:3","id":"p4"?}`: a button (handled once per `id`);
@@ -14,8 +15,17 @@
 //! (`session`, `reset`: true when the client must reload its state), `reply` (`re`, `text`,
 //! `tone`, `thread`, `buttons: [{label, payload}]`), `thread` (a new or changed inbox thread),
 //! `error` (`code`, `message`: a bad frame; the connection stays open).
+//!
+//! A socket acts with the rights its credential has now, not those it had at `hello`: before
+//! each `say` or `press`, and before pushing, the session cookie or token is checked again
+//! (through the auth cache, so at most `auth_cache_ttl`, 2 s, old), and at least every
+//! [`WebConfig::socket_recheck`](crate::front::WebConfig::socket_recheck) while idle. A
+//! credential that no longer counts (signed out, expired, revoked) ends the session with
+//! `error` `unauthenticated`; changed roles end the connection with `error` `reconnect` (the
+//! client reconnects, and the resume looks the user up again). A sign-out in this process
+//! closes its sockets at once.
 
-use crate::auth::{Caller, actor_of, caller};
+use crate::auth::{Caller, Credential, caller, recheck};
 use crate::front::WebState;
 use crate::live::Session;
 use axum::Router;
@@ -88,7 +98,7 @@ async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Response {
     // A session cookie only counts when the page is from this host (no cross-site hijacking).
-    let cookie_caller = if same_origin(&headers) {
+    let cookie_caller = if same_origin(&headers, &state.config) {
         caller(&state, &headers).await.ok().flatten()
     } else {
         None
@@ -101,16 +111,40 @@ async fn upgrade(
         .into_response()
 }
 
-fn same_origin(headers: &HeaderMap) -> bool {
+/// Whether the page opening a socket is from this Krake: its `Origin` is `public_url`'s when
+/// that is set; otherwise its host is the request's `Host` and its scheme is https (with
+/// `secure_cookies`) or http/https. A request with no `Origin` is not from a browser page.
+pub fn same_origin(headers: &HeaderMap, config: &crate::front::WebConfig) -> bool {
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    match (host, origin) {
-        (Some(h), Some(o)) => o
-            .split_once("://")
-            .is_some_and(|(_, rest)| rest.trim_end_matches('/') == h),
+    let Some(origin) = origin else {
         // Not a browser (no Origin): cookies were not sent by a third-party page.
-        (_, None) => true,
-        _ => false,
+        return true;
+    };
+    let origin = origin.trim_end_matches('/');
+    if let Some(public) = &config.public_url {
+        return origin.eq_ignore_ascii_case(public_origin(public));
+    }
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return false;
+    };
+    let scheme_ok = if config.secure_cookies {
+        scheme.eq_ignore_ascii_case("https")
+    } else {
+        scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("http")
+    };
+    scheme_ok && host.is_some_and(|h| rest.eq_ignore_ascii_case(h))
+}
+
+/// The origin (`scheme://host[:port]`) of a URL such as `https://krake.example.com/base/`.
+fn public_origin(url: &str) -> &str {
+    let url = url.trim_end_matches('/');
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host_end = rest.find('/').map_or(url.len(), |i| scheme.len() + 3 + i);
+            &url[..host_end]
+        }
+        None => url,
     }
 }
 
@@ -143,7 +177,7 @@ pub enum Incoming {
 fn welcome(session: &Session, reset: bool) {
     session.push_json(
         "welcome",
-        serde_json::json!({ "session": session.id, "user": session.actor.user.as_str(), "reset": reset }),
+        serde_json::json!({ "session": session.id, "user": session.actor().user.as_str(), "reset": reset }),
     );
 }
 
@@ -222,18 +256,17 @@ pub async fn run_session<Si, St>(
         };
         let (workspace, token, resume, last) = hello;
         let who = match (&cookie, token) {
-            (_, Some(token)) => match state
-                .tokens
-                .user_for_token(&crate::hash_token(&token))
-                .await
-            {
-                Ok(Some(u)) => Some(actor_of(u, Front::Web)),
-                _ => None,
-            },
-            (Some(c), None) => Some(c.actor.clone()),
+            (_, Some(token)) => {
+                let credential = Credential::Token(crate::hash_token(&token));
+                match recheck(&state, &credential).await {
+                    Ok(Some(actor)) => Some((actor, credential)),
+                    _ => None,
+                }
+            }
+            (Some(c), None) => Some((actor_for_web(c.actor.clone()), c.credential.clone())),
             (None, None) => None,
         };
-        let Some(actor) = who else {
+        let Some((actor, credential)) = who else {
             let _ = send_raw(
                 &mut sink,
                 "error",
@@ -272,11 +305,15 @@ pub async fn run_session<Si, St>(
                 }
             },
         };
+        // A resumed session acts with the rights the user has now, proved by this hello's
+        // credential; one for a workspace they may no longer see is not resumed.
         let resumed = resume
             .as_deref()
-            .and_then(|id| state.hub.resume(id, &actor.user));
+            .and_then(|id| state.hub.resume(id, &actor.user))
+            .filter(|s| s.workspace.as_ref().is_none_or(|w| actor.can_see(w)));
         match resumed {
             Some(s) => {
+                s.reauthorize(actor, credential);
                 let (epoch, lost) = s.attach(last.unwrap_or(0));
                 if lost {
                     welcome(&s, true);
@@ -284,7 +321,7 @@ pub async fn run_session<Si, St>(
                 break (s, epoch);
             }
             None => {
-                let s = state.hub.open(actor, workspace);
+                let s = state.hub.open(actor, credential, workspace);
                 let (epoch, _) = s.attach(0);
                 // A client that asked to resume an unknown session must reload its state.
                 welcome(&s, resume.is_some());
@@ -293,7 +330,21 @@ pub async fn run_session<Si, St>(
         }
     };
     // 2. relay
+    let mut next_check = tokio::time::Instant::now() + state.config.socket_recheck;
     loop {
+        if session.is_closed() {
+            let _ = send_raw(&mut sink, "error", "unauthenticated", SIGNED_OUT).await;
+            return;
+        }
+        // Pushes go out only while the credential still counts (a thread pushed to a
+        // signed-out or demoted user would leak).
+        if session.has_unsent() || tokio::time::Instant::now() >= next_check {
+            next_check = tokio::time::Instant::now() + state.config.socket_recheck;
+            if let Err(end) = still_allowed(&state, &session).await {
+                end_session(&state, &session, epoch, &mut sink, end).await;
+                return;
+            }
+        }
         let Some(unsent) = session.take_unsent(epoch) else {
             return; // another connection resumed this session
         };
@@ -305,10 +356,16 @@ pub async fn run_session<Si, St>(
         }
         tokio::select! {
             _ = session.notify.notified() => {}
+            _ = tokio::time::sleep_until(next_check) => {}
             frame = stream.next() => match frame {
                 // Boxed: the future of a command is large and short-lived; an idle session
                 // should not carry its space.
-                Some(Incoming::Text(text)) => Box::pin(handle_frame(&state, &session, &text)).await,
+                Some(Incoming::Text(text)) => {
+                    if let Err(end) = Box::pin(handle_frame(&state, &session, &text)).await {
+                        end_session(&state, &session, epoch, &mut sink, end).await;
+                        return;
+                    }
+                }
                 Some(Incoming::Invalid) => error_to(&session, "bad_frame", "binary frames are not messages; send JSON text"),
                 Some(Incoming::Closed) | None => {
                     session.detach(epoch);
@@ -319,13 +376,88 @@ pub async fn run_session<Si, St>(
     }
 }
 
-async fn handle_frame(state: &WebState, session: &Session, text: &str) {
+/// What the client is told when its credential no longer counts.
+const SIGNED_OUT: &str = "signed out (the session ended or the token was revoked): sign in again";
+
+/// Why a socket must stop acting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The credential no longer counts: the session ends for good.
+    SignedOut,
+    /// The user's rights changed: the client reconnects and resumes with them.
+    RightsChanged,
+}
+
+/// Checks the session's credential again: `Ok` when it still counts with the same rights.
+async fn still_allowed(state: &WebState, session: &Session) -> Result<(), End> {
+    if session.is_closed() {
+        return Err(End::SignedOut);
+    }
+    let now = match recheck(state, &session.credential()).await {
+        Ok(Some(actor)) => actor,
+        Ok(None) => return Err(End::SignedOut),
+        // The store did not answer: act on nothing rather than on stale rights.
+        Err(_) => return Err(End::RightsChanged),
+    };
+    let was = session.actor();
+    if now.role != was.role || now.workspace_roles != was.workspace_roles {
+        return Err(End::RightsChanged);
+    }
+    Ok(())
+}
+
+/// Tells the client why its connection ends, and ends it: a signed-out session is closed and
+/// forgotten; one whose rights changed stays resumable (the resume looks the user up again).
+async fn end_session<Si>(state: &WebState, session: &Session, epoch: u64, sink: &mut Si, end: End)
+where
+    Si: Sink<Arc<str>> + Unpin,
+{
+    match end {
+        End::SignedOut => {
+            tracing::info!(user = %session.actor().user, "web chat socket closed: signed out");
+            session.close();
+            state.hub.remove(&session.id);
+            let _ = send_raw(sink, "error", "unauthenticated", SIGNED_OUT).await;
+        }
+        End::RightsChanged => {
+            tracing::info!(user = %session.actor().user, "web chat socket closed: rights changed");
+            session.detach(epoch);
+            let _ = send_raw(
+                sink,
+                "error",
+                "reconnect",
+                "your rights changed: reconnect to go on with them",
+            )
+            .await;
+        }
+    }
+}
+
+/// The actor of a web socket (a cookie's caller comes through `Front::Web` already).
+fn actor_for_web(mut actor: krake_core::Actor) -> krake_core::Actor {
+    actor.front = Front::Web;
+    actor
+}
+
+/// Handles one client frame; `Err` when the socket's credential no longer allows acting
+/// (nothing was done).
+async fn handle_frame(state: &WebState, session: &Session, text: &str) -> Result<(), End> {
     let frame = match serde_json::from_str::<ClientFrame>(text) {
         Ok(f) => f,
         Err(e) => {
-            return error_to(session, "bad_frame", &format!("not a message: {e}"));
+            error_to(session, "bad_frame", &format!("not a message: {e}"));
+            return Ok(());
         }
     };
+    // A frame that acts is done with the rights the credential has now.
+    if matches!(frame, ClientFrame::Say { .. } | ClientFrame::Press { .. }) {
+        still_allowed(state, session).await?;
+    }
+    act(state, session, frame).await;
+    Ok(())
+}
+
+async fn act(state: &WebState, session: &Session, frame: ClientFrame) {
     match frame {
         ClientFrame::Hello { .. } => error_to(
             session,
@@ -369,7 +501,7 @@ fn message_key(session: &Session, id: &str) -> Option<IdempotencyKey> {
     if id.len() > 100 {
         return None;
     }
-    IdempotencyKey::parse(&format!("web:{}:{}:{id}", session.actor.user, session.id)).ok()
+    IdempotencyKey::parse(&format!("web:{}:{}:{id}", session.actor().user, session.id)).ok()
 }
 
 /// A number no other press of this process had.
@@ -397,7 +529,7 @@ async fn accept(
         .accept(Inbound {
             source: Front::Web,
             key,
-            actor: session.actor.clone(),
+            actor: session.actor(),
             conversation: format!("web:{}", session.id),
             reply_to: None,
             content,

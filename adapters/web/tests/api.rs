@@ -176,13 +176,14 @@ async fn roles_per_workspace_decide_who_may_do_what() {
         )
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    // A member of another workspace may neither read nor decide, nor list it.
+    // A member of another workspace may neither read nor decide, nor list it; the thread
+    // is "not found" to them (see security.rs).
     let (s, _) = app
         .get(&format!("/api/v1/inbox/{}", a.id.0), As::Token("tok-mo"))
         .await;
-    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, _) = app.post(&approve, As::Token("tok-mo"), None).await;
-    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, _) = app
         .get("/api/v1/inbox?workspace=lunavo", As::Token("tok-mo"))
         .await;
@@ -351,7 +352,7 @@ async fn sign_in_sets_a_safe_cookie_and_is_rate_limited() {
             .unwrap();
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     }
-    // Locked out now, even with the right password.
+    // Backing off now, even with the right password (from this address).
     let res = app
         .router
         .clone()

@@ -4,81 +4,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
+use common::client::connect;
 use common::{As, spawn, ws};
-use futures_util::{Sink, Stream};
 use krake_core::actor::{Actor, Front, Role, UserName};
 use krake_core::inbox::ThreadKind;
 use krake_core::outbox::{Destination, OutboxPayload};
 use krake_core::ports::{InboxRepo, OutboxRepo, ThreadCopy};
-use krake_web::ws::{Incoming, run_session};
-use serde_json::{Value, json};
-use std::pin::Pin;
+use krake_web::ws::Incoming;
+use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
-
-struct Client {
-    tx: Option<mpsc::UnboundedSender<Incoming>>,
-    rx: mpsc::UnboundedReceiver<Arc<str>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-fn connect(app: &common::App) -> Client {
-    let (in_tx, in_rx) = mpsc::unbounded_channel::<Incoming>();
-    let (out_tx, out_rx) = mpsc::unbounded_channel::<Arc<str>>();
-    let stream: Pin<Box<dyn Stream<Item = Incoming> + Send>> =
-        Box::pin(futures_util::stream::unfold(in_rx, |mut rx| async move {
-            rx.recv().await.map(|m| (m, rx))
-        }));
-    let sink: Pin<Box<dyn Sink<Arc<str>, Error = ()> + Send>> = Box::pin(
-        futures_util::sink::unfold(out_tx, |tx, m: Arc<str>| async move {
-            tx.send(m).map(|_| tx).map_err(|_| ())
-        }),
-    );
-    let task = tokio::spawn(run_session(app.state.clone(), None, sink, stream));
-    Client {
-        tx: Some(in_tx),
-        rx: out_rx,
-        task,
-    }
-}
-
-impl Client {
-    fn send(&self, v: Value) {
-        self.tx
-            .as_ref()
-            .unwrap()
-            .send(Incoming::Text(v.to_string()))
-            .unwrap();
-    }
-    fn raw(&self, m: Incoming) {
-        self.tx.as_ref().unwrap().send(m).unwrap();
-    }
-    async fn next(&mut self) -> Value {
-        let m = tokio::time::timeout(Duration::from_secs(5), self.rx.recv())
-            .await
-            .expect("a message within 5 s")
-            .expect("the session is still open");
-        serde_json::from_str(&m).unwrap()
-    }
-    async fn nothing_more(&mut self) {
-        assert!(
-            tokio::time::timeout(Duration::from_millis(150), self.rx.recv())
-                .await
-                .is_err(),
-            "no further message expected"
-        );
-    }
-    /// Drops the connection as a network failure would.
-    async fn drop_connection(mut self) {
-        self.raw(Incoming::Closed);
-        self.tx.take();
-        tokio::time::timeout(Duration::from_secs(5), self.task)
-            .await
-            .unwrap()
-            .unwrap();
-    }
-}
 
 #[tokio::test]
 async fn chat_runs_commands_and_buttons_with_sequence_numbers() {

@@ -75,18 +75,13 @@ impl Krake {
 
     /// One thread with its replies, if the actor may see its workspace.
     pub async fn thread_for(&self, actor: &Actor, id: ThreadId) -> Result<Thread, ThreadError> {
-        let th = self
-            .inbox
+        // A thread in a workspace the actor may not see is "not found", word for word as an
+        // unknown one, as on the chat fronts: the answer must not tell that it exists.
+        self.inbox
             .get(id)
             .await?
-            .ok_or_else(|| ThreadError::NotFound(format!("there is no thread #{}", id.0)))?;
-        if !actor.can_see(&th.workspace) {
-            return Err(ThreadError::Forbidden(format!(
-                "{} is not a member of {}, where thread #{} belongs",
-                actor.user, th.workspace, id.0
-            )));
-        }
-        Ok(th)
+            .filter(|th| actor.can_see(&th.workspace))
+            .ok_or_else(|| no_thread(id))
     }
 
     /// Threads matching `filter` among the workspaces the actor may see, newest first. Asking
@@ -215,14 +210,16 @@ impl Krake {
     }
 }
 
+/// The one answer for a thread that does not exist or that the actor may not see.
+fn no_thread(id: ThreadId) -> ThreadError {
+    ThreadError::NotFound(format!("there is no thread #{}", id.0))
+}
+
 /// A refused inbox change as a typed API error; `what` is what the actor tried.
 fn api_refusal(actor: &Actor, id: ThreadId, r: Refusal, what: &str) -> ThreadError {
     match r {
-        Refusal::NotFound => ThreadError::NotFound(format!("there is no thread #{}", id.0)),
-        Refusal::Hidden(th) => ThreadError::Forbidden(format!(
-            "{} is not a member of {}, where thread #{} belongs",
-            actor.user, th.workspace, id.0
-        )),
+        // Hidden reads as unknown (see `thread_for`).
+        Refusal::NotFound | Refusal::Hidden(_) => no_thread(id),
         Refusal::NotLinked if what == "decide" => ThreadError::Forbidden(
             "this account is not linked to a Krake user, so it cannot decide".into(),
         ),

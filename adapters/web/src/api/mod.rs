@@ -93,7 +93,7 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// `bad_request`, `unauthenticated`, `forbidden`, `not_found`, `conflict`,
-    /// `payload_too_large`, `too_many_requests`, `internal`.
+    /// `payload_too_large`, `too_many_requests`, `busy` (503), `internal`.
     pub code: String,
     /// What went wrong and what to do.
     pub message: String,
@@ -295,4 +295,46 @@ pub fn json_body<T: DeserializeOwned + Default>(
     serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::BadRequest(format!("the body is not valid JSON for this request: {e}"))
     })
+}
+
+/// Turns the plain-text or empty error answers of axum's extractors and router (a body over
+/// the limit: 413; a path that is not valid percent-encoded UTF-8 or not of the right type:
+/// 400; a wrong content type: 415; a wrong method: 405) into the JSON error shape, so every
+/// error of the web front reads alike.
+pub async fn json_errors(res: Response, limit: usize) -> Response {
+    let status = res.status();
+    // Plain text or nothing at all (a 405 from the router has no body).
+    let plain = res
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.starts_with("text/plain"));
+    if !plain || !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let text = axum::body::to_bytes(res.into_body(), 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let text = match (text.trim().is_empty(), status) {
+        (false, _) => text,
+        (true, StatusCode::METHOD_NOT_ALLOWED) => "this method is not allowed here".into(),
+        (true, StatusCode::NOT_FOUND) => "there is nothing at this address".into(),
+        (true, _) => status.canonical_reason().unwrap_or("error").to_owned(),
+    };
+    let err = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(limit),
+        StatusCode::INTERNAL_SERVER_ERROR => {
+            tracing::error!(%text, "a request failed inside axum");
+            ApiError::Internal
+        }
+        StatusCode::NOT_FOUND => ApiError::NotFound(text),
+        _ => {
+            let mut res = ApiError::BadRequest(text).into_response();
+            // Keep the status axum chose (415, 405, 422, …); the code says what kind it is.
+            *res.status_mut() = status;
+            return res;
+        }
+    };
+    err.into_response()
 }
