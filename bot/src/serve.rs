@@ -100,8 +100,9 @@ pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
         discord: settings.discord.clone(),
         gelato_api: settings.commerce.gelato_api.clone(),
         web: settings.web.clone(),
-        metrics_listen: None,
-        metrics_token: None,
+        metrics_listen: settings.http.metrics_listen,
+        metrics_token: settings.http.metrics_token.clone(),
+        http: settings.http.limits,
     };
     let served = run(listener, store, krake, config, async move {
         shutdown_signal().await;
@@ -141,6 +142,8 @@ pub struct ServeConfig {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// A bearer token `/metrics` requires, when set (`KRAKE_METRICS_TOKEN`).
     pub metrics_token: Option<krake_core::secret::Secret>,
+    /// Header and body read timeouts and the connection limit of the listener.
+    pub http: crate::http::HttpLimits,
 }
 
 /// Serves on `listener` until `shutdown` completes, then stops the background work and waits
@@ -215,10 +218,10 @@ pub async fn run(
             })?;
             tracing::info!(addr = %listener.local_addr()?, "metrics are served apart");
             let mut stop = stop_rx.clone();
-            let server = axum::serve(listener, metrics).with_graceful_shutdown(async move {
+            let server = crate::http::serve(listener, metrics, config.http, async move {
                 let _ = stop.changed().await;
             });
-            (app, Some(tokio::spawn(server.into_future())))
+            (app, Some(tokio::spawn(server)))
         }
     };
     let mut fronts = Vec::new();
@@ -251,7 +254,7 @@ pub async fn run(
     };
     let app = crate::telemetry::instrument(app);
     let mut http_stop = stop_rx;
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let server = crate::http::serve(listener, app, config.http, async move {
         let _ = http_stop.changed().await;
     });
     let trigger = tokio::spawn(async move {
