@@ -28,6 +28,7 @@ pub mod demo;
 pub mod discord;
 pub mod fanout;
 pub mod folder_cli;
+pub mod http;
 pub mod rag;
 pub mod serve;
 pub mod settings;

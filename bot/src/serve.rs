@@ -102,6 +102,9 @@ pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
         discord: settings.discord.clone(),
         gelato_api: settings.commerce.gelato_api.clone(),
         web: settings.web.clone(),
+        metrics_listen: settings.http.metrics_listen,
+        metrics_token: settings.http.metrics_token.clone(),
+        http: settings.http.limits,
     };
     let served = run(listener, store, krake, config, async move {
         shutdown_signal().await;
@@ -136,6 +139,13 @@ pub struct ServeConfig {
     pub gelato_api: Option<(String, krake_commerce::Secret)>,
     /// The web front (API, dashboard, web chat).
     pub web: krake_web::front::WebConfig,
+    /// Where `/metrics` is served: `None` on the main listener, or its own address (a
+    /// private interface the scraper reaches and the public does not).
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// A bearer token `/metrics` requires, when set (`KRAKE_METRICS_TOKEN`).
+    pub metrics_token: Option<krake_core::secret::Secret>,
+    /// Header and body read timeouts and the connection limit of the listener.
+    pub http: crate::http::HttpLimits,
 }
 
 /// Serves on `listener` until `shutdown` completes, then stops the background work and waits
@@ -195,12 +205,27 @@ pub async fn run(
         config.webhooks.clone(),
         Arc::new(inbound),
         clock,
-    ))
-    .merge(crate::telemetry::router(
+    ));
+    let metrics = crate::telemetry::router(
         metrics,
         Arc::new(store.clone()),
         fronts_status.clone(),
-    ));
+        config.metrics_token.clone(),
+    );
+    let (app, metrics_server) = match config.metrics_listen {
+        None => (app.merge(metrics), None),
+        Some(addr) => {
+            let listener = TcpListener::bind(addr).await.with_context(|| {
+                format!("cannot listen on {addr} for /metrics (metrics_listen)")
+            })?;
+            tracing::info!(addr = %listener.local_addr()?, "metrics are served apart");
+            let mut stop = stop_rx.clone();
+            let server = crate::http::serve(listener, metrics, config.http, async move {
+                let _ = stop.changed().await;
+            });
+            (app, Some(tokio::spawn(server)))
+        }
+    };
     let mut fronts = Vec::new();
     let (web, web_delivery) =
         crate::web::start(&krake, &store, config.web.clone(), stop_rx.clone()).await;
@@ -231,9 +256,8 @@ pub async fn run(
     };
     let app = crate::telemetry::instrument(app);
     let mut http_stop = stop_rx;
-    // The peer's address is known to handlers (sign-in limits per address).
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    // The peer's address reaches handlers as ConnectInfo (sign-in limits per address).
+    let server = crate::http::serve(listener, app, config.http, async move {
         let _ = http_stop.changed().await;
     });
     let trigger = tokio::spawn(async move {
@@ -243,6 +267,9 @@ pub async fn run(
     });
     let served = server.await.context("the HTTP server failed");
     trigger.abort();
+    if let Some(m) = metrics_server {
+        let _ = m.await;
+    }
     let _ = sweeper.await;
     let _ = commerce.await;
     for f in fronts {

@@ -66,6 +66,8 @@ pub struct FileConfig {
     pub discord: Option<DiscordFile>,
     /// The web front (sign-in, sessions, OpenID Connect).
     pub web: Option<WebFile>,
+    /// The HTTP listener: timeouts, connection limit, where `/metrics` is served.
+    pub http: Option<crate::http::HttpFile>,
     /// Model providers (`[[llm.providers]]`), timeouts and retries; none means offline mode.
     #[serde(default)]
     pub llm: krake_llm::LlmConfig,
@@ -159,6 +161,8 @@ pub struct Settings {
     pub discord: krake_discord::DiscordConfig,
     /// The web front.
     pub web: krake_web::front::WebConfig,
+    /// The HTTP listener's limits and where `/metrics` is served.
+    pub http: crate::http::HttpSettings,
     /// Agents' models, policies, budgets and run limits.
     pub agents: crate::agents::AgentSettings,
     /// The `[llm]` section as written (for `krake config`).
@@ -237,6 +241,12 @@ impl Settings {
                 .unwrap_or_default()
                 .resolve(&directory)?,
             web: file.web.clone().unwrap_or_default().resolve()?,
+            http: file
+                .http
+                .clone()
+                .unwrap_or_default()
+                .resolve()
+                .map_err(|e| anyhow::anyhow!(e))?,
             agents: crate::agents::settings(&file, &directory, commerce.admin.clone())?,
             commerce,
             llm: file.llm.clone(),
@@ -283,6 +293,7 @@ impl Settings {
                 .enabled()
                 .then(|| DiscordFile::effective(&self.discord)),
             web: Some(WebFile::effective(&self.web)),
+            http: Some(crate::http::HttpFile::effective(&self.http)),
             llm: self.llm.clone(),
             budgets: BudgetsFile::effective(&self.agents.budgets),
             agent_runs: AgentRunsFile::effective(&self.agents.limits, self.agents.concurrency),

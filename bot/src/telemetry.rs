@@ -11,11 +11,12 @@
 //! counted per call by [`MeteredModel`], which wraps the model the runner uses.
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use krake_core::ports::OutboxRepo;
+use krake_core::secret::Secret;
 use krake_core::supervise::Fronts;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::{Arc, OnceLock};
@@ -175,19 +176,37 @@ where
     }
 }
 
+/// The `method` label: one of the standard methods, or `other` for anything a client made
+/// up (each distinct label value is a series kept for the life of the process).
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
 /// Counts and times every request by its matched route template (`/webhooks/gelato/{token}`,
-/// never the raw path, so tokens and ids stay out of the labels).
+/// never the raw path, so tokens and ids stay out of the labels; `unmatched` for any path no
+/// route matched) and a known method ([`method_label`]): what a stranger sends cannot add
+/// series.
 pub async fn track_http(req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let start = Instant::now();
     let res = next.run(req).await;
     let status = res.status().as_u16().to_string();
-    metrics::histogram!(HTTP_DURATION, "method" => method.clone(), "route" => route.clone())
+    metrics::histogram!(HTTP_DURATION, "method" => method, "route" => route.clone())
         .record(start.elapsed().as_secs_f64());
     metrics::counter!(HTTP_REQUESTS, "method" => method, "route" => route, "status" => status)
         .increment(1);
@@ -199,13 +218,16 @@ struct MetricsState {
     handle: Option<PrometheusHandle>,
     outbox: Arc<dyn OutboxRepo>,
     fronts: Fronts,
+    token: Option<Secret>,
 }
 
-/// `GET /metrics`: the Prometheus text format.
+/// `GET /metrics`: the Prometheus text format. With a `token`, a scrape must send
+/// `Authorization: Bearer <token>` (401 otherwise).
 pub fn router(
     handle: Option<PrometheusHandle>,
     outbox: Arc<dyn OutboxRepo>,
     fronts: Fronts,
+    token: Option<Secret>,
 ) -> axum::Router {
     axum::Router::new()
         .route("/metrics", get(scrape))
@@ -213,7 +235,26 @@ pub fn router(
             handle,
             outbox,
             fronts,
+            token,
         })
+}
+
+/// Whether `headers` carry `Authorization: Bearer <token>`, compared in constant time.
+fn bearer_matches(headers: &HeaderMap, token: &Secret) -> bool {
+    let sent = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or_default();
+    let want = token.expose().as_bytes();
+    // Every byte is compared whatever differs first; only the length leaks.
+    sent.len() == want.len()
+        && sent
+            .bytes()
+            .zip(want)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 /// Sets `krake_front_up` for every registered front.
@@ -224,7 +265,17 @@ fn record_fronts(fronts: &Fronts) {
     }
 }
 
-async fn scrape(State(state): State<MetricsState>) -> Response {
+async fn scrape(State(state): State<MetricsState>, headers: HeaderMap) -> Response {
+    if let Some(token) = &state.token
+        && !bearer_matches(&headers, token)
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "metrics need Authorization: Bearer <KRAKE_METRICS_TOKEN>\n",
+        )
+            .into_response();
+    }
     let Some(handle) = &state.handle else {
         return (StatusCode::NOT_FOUND, "metrics are not enabled\n").into_response();
     };
@@ -289,4 +340,86 @@ pub fn instrument(app: axum::Router) -> axum::Router {
             tracing::info_span!("http", request_id, method = %req.method(), route)
         }))
         .layer(SetRequestIdLayer::new(id, MakeRequestUuid))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    fn series(rendered: &str, route: &str) -> Vec<String> {
+        rendered
+            .lines()
+            .filter(|l| l.starts_with(HTTP_REQUESTS) && l.contains(&format!("route=\"{route}\"")))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn made_up_methods_add_no_series() {
+        let handle = install().expect("the test binary installs the recorder");
+        let app =
+            instrument(axum::Router::new().route("/probe", axum::routing::any(|| async { "ok" })));
+        let send = |method: String, path: &'static str| {
+            let app = app.clone();
+            async move {
+                let req = Request::builder()
+                    .method(method.as_str())
+                    .uri(path)
+                    .body(Body::empty())
+                    .unwrap();
+                app.oneshot(req).await.unwrap().status()
+            }
+        };
+        for m in ["GET", "POST"] {
+            assert_eq!(send(m.to_owned(), "/probe").await, StatusCode::OK);
+        }
+        let before = handle.render();
+        let known = series(&before, "/probe").len();
+        assert_eq!(known, 2, "{before}");
+        // 300 requests with made-up methods, on a route and on no route at all.
+        for i in 0..300 {
+            send(format!("PROBE{i}"), "/probe").await;
+            send(format!("X{i}"), "/nowhere").await;
+        }
+        let after = handle.render();
+        assert!(!after.contains("PROBE"), "a made-up method became a label");
+        let probe = series(&after, "/probe");
+        assert_eq!(probe.len(), 3, "GET, POST and one `other`: {probe:?}");
+        assert!(
+            probe
+                .iter()
+                .any(|l| l.contains("method=\"other\"") && l.ends_with(" 300")),
+            "{probe:?}"
+        );
+        assert!(
+            series(&after, "unmatched").len() <= 2,
+            "{:?}",
+            series(&after, "unmatched")
+        );
+    }
+
+    #[test]
+    fn the_bearer_token_must_match_exactly() {
+        let token = Secret::new("scrape-me-0123456789");
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+            h
+        };
+        assert!(bearer_matches(&with("Bearer scrape-me-0123456789"), &token));
+        for bad in [
+            "Bearer scrape-me-012345678",
+            "Bearer scrape-me-0123456789x",
+            "Bearer SCRAPE-ME-0123456789",
+            "Basic scrape-me-0123456789",
+            "scrape-me-0123456789",
+            "Bearer ",
+        ] {
+            assert!(!bearer_matches(&with(bad), &token), "{bad}");
+        }
+        assert!(!bearer_matches(&HeaderMap::new(), &token));
+    }
 }

@@ -244,14 +244,35 @@ pub fn default_rules() -> Vec<EventRule> {
     ]
 }
 
+impl CommerceEvent {
+    /// What the event is about, by its content: `order:<id>:created`, `order:<id>:paid`,
+    /// `fulfilment:<order>:<status>`, `uninstalled:<shop>`, … The same event delivered again
+    /// (a retry, or a replay under a new delivery id) has the same subject.
+    pub fn subject(&self) -> String {
+        match self {
+            CommerceEvent::OrderCreated(o) => format!("order:{}:created", o.id),
+            CommerceEvent::OrderPaid(o) => format!("order:{}:paid", o.id),
+            CommerceEvent::ProductUpdated { id, .. } => format!("product:{id}:updated"),
+            CommerceEvent::AppUninstalled { shop } => {
+                format!("uninstalled:{}", shop.to_ascii_lowercase())
+            }
+            CommerceEvent::Fulfilment { event, update } => format!(
+                "fulfilment:{}:{}",
+                update.order_id,
+                update.status.as_deref().unwrap_or(event)
+            ),
+            CommerceEvent::StoreProductDeleted { id } => format!("store-product:{id}:deleted"),
+            CommerceEvent::Other { topic } => format!("other:{topic}"),
+        }
+    }
+}
+
 /// The threads the rules open for one event. Each carries an origin key derived from the
-/// inbound event, so applying the same event twice can never open a thread twice.
-pub fn threads_for(
-    rules: &[EventRule],
-    env: &CommerceEnvelope,
-    inbound: InboundId,
-) -> Vec<NewThread> {
+/// event's content (workspace, [`CommerceEvent::subject`], rule), not from its delivery: one
+/// thread per order and topic however often the event arrives, under whatever delivery id.
+pub fn threads_for(rules: &[EventRule], env: &CommerceEnvelope) -> Vec<NewThread> {
     let trigger = env.event.trigger();
+    let subject = env.event.subject();
     rules
         .iter()
         .enumerate()
@@ -275,7 +296,8 @@ pub fn threads_for(
                     role: crate::actor::Role::Owner,
                 };
             }
-            t.origin_key = Some(format!("inbound:{}:rule:{i}", inbound.0));
+            // `inbound:` marks threads opened by an inbound event (the run queue looks for it).
+            t.origin_key = Some(format!("inbound:{}:{subject}:rule:{i}", env.workspace));
             t
         })
         .collect()
@@ -510,7 +532,7 @@ impl CommerceProcessor {
             }
         };
         let mut env = env;
-        let mut threads = threads_for(&self.rules, &env, stored.id);
+        let mut threads = threads_for(&self.rules, &env);
         if let (Some(source), false) = (&self.reconcile, threads.is_empty()) {
             let CommerceEnvelope { workspace, event } = &mut env;
             if let CommerceEvent::Fulfilment { update, .. } = event {
@@ -544,7 +566,7 @@ impl CommerceProcessor {
                     }
                 }
             }
-            threads = threads_for(&self.rules, &env, stored.id);
+            threads = threads_for(&self.rules, &env);
         }
         for t in &mut threads {
             t.post_to = self.routes.for_workspace(&t.workspace).to_vec();
@@ -678,11 +700,15 @@ mod tests {
             workspace: WorkspaceSlug::parse("lunavo").unwrap(),
             event: CommerceEvent::OrderCreated(o),
         };
-        let t = threads_for(&default_rules(), &env, InboundId(7));
+        let t = threads_for(&default_rules(), &env);
         assert_eq!(t.len(), 1);
         assert_eq!(t[0].kind, ThreadKind::Approval);
         assert_eq!(t[0].agent.as_deref(), Some("Cassie"));
-        assert_eq!(t[0].origin_key.as_deref(), Some("inbound:7:rule:0"));
+        assert_eq!(
+            t[0].origin_key.as_deref(),
+            Some("inbound:lunavo:order:820982911946154508:created:rule:0"),
+            "keyed by content, not by delivery"
+        );
         assert!(t[0].body.contains("820982911946154508") && t[0].body.contains("1585.90 USD"));
         let failed = CommerceEnvelope {
             workspace: WorkspaceSlug::parse("monarch").unwrap(),
@@ -697,7 +723,7 @@ mod tests {
                 },
             },
         };
-        let t = threads_for(&default_rules(), &failed, InboundId(8));
+        let t = threads_for(&default_rules(), &failed);
         assert_eq!(t.len(), 1);
         assert_eq!(t[0].kind, ThreadKind::Escalation);
         let shipped = CommerceEnvelope {
@@ -713,6 +739,6 @@ mod tests {
                 },
             },
         };
-        assert!(threads_for(&default_rules(), &shipped, InboundId(9)).is_empty());
+        assert!(threads_for(&default_rules(), &shipped).is_empty());
     }
 }

@@ -16,7 +16,7 @@ use crate::inbox::{
 use crate::ports::{ArchiveOutcome, InboundRepo, InboxRepo, RepoError, UserRepo, WriteCtx};
 use crate::reply::Reply;
 use crate::text::{capitalise, one_line};
-use crate::time::Clock;
+use crate::time::{Clock, Timestamp};
 use crate::workspace::WorkspaceSlug;
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -235,6 +235,12 @@ impl Krake {
             Some(a) => a.cost_report(actor, workspace, month).await,
             None => Ok(None),
         }
+    }
+
+    /// Now, by the service's clock (a manual one in tests): fronts check request times
+    /// against it.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
     }
 
     /// Where new threads of each workspace are posted.

@@ -19,7 +19,7 @@ pub mod shopify;
 pub mod shopify_admin;
 mod web;
 
-pub use web::{MAX_BODY, Secret, WEBHOOK_EVENTS, WebhookConfig, router};
+pub use web::{DEFAULT_MAX_EVENT_AGE, MAX_BODY, Secret, WEBHOOK_EVENTS, WebhookConfig, router};
 
 /// Why a payload could not be turned into an event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

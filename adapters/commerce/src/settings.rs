@@ -27,6 +27,16 @@ pub struct ShopifyFile {
     /// (prefer `KRAKE_SHOPIFY_ADMIN_TOKEN_<WORKSPACE>`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub admin_tokens: BTreeMap<String, Secret>,
+    /// Workspace slug → the webhook secret of that workspace's shops, when each shop signs
+    /// with its own (a custom app per shop); prefer `KRAKE_SHOPIFY_WEBHOOK_SECRET_<WORKSPACE>`
+    /// (and `KRAKE_SHOPIFY_WEBHOOK_SECRET_PREVIOUS_<WORKSPACE>` during rotation). Those shops
+    /// then verify with their own secret only, never with `webhook_secret`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub webhook_secrets: BTreeMap<String, Secret>,
+    /// Events whose `X-Shopify-Triggered-At` is older than this many seconds are refused
+    /// (default 86400, 24 h; Shopify retries for about 4 h).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_event_age_secs: Option<u64>,
 }
 
 /// `[gelato]` in the config file.
@@ -86,6 +96,39 @@ pub fn resolve(
     for ws in shopify.admin_tokens.keys() {
         known_workspace(directory, ws, "[shopify.admin_tokens]")?;
     }
+    for ws in shopify.webhook_secrets.keys() {
+        known_workspace(directory, ws, "[shopify.webhook_secrets]")?;
+    }
+    // Per-workspace secrets belong to every shop of the workspace.
+    let mut shop_secrets: HashMap<String, Vec<Secret>> = HashMap::new();
+    for w in directory.workspaces() {
+        let current = env_secret(
+            &workspace_env("KRAKE_SHOPIFY_WEBHOOK_SECRET", &w.slug),
+            shopify.webhook_secrets.get(w.slug.as_str()),
+        );
+        let previous = env_secret(
+            &workspace_env("KRAKE_SHOPIFY_WEBHOOK_SECRET_PREVIOUS", &w.slug),
+            None,
+        );
+        let secrets: Vec<Secret> = current.into_iter().chain(previous).collect();
+        if secrets.is_empty() {
+            continue;
+        }
+        for (shop, ws) in &shops {
+            if ws == &w.slug {
+                shop_secrets.insert(shop.clone(), secrets.clone());
+            }
+        }
+    }
+    let max_event_age = match shopify.max_event_age_secs {
+        Some(0) => {
+            return Err(SettingsError::new(
+                "[shopify] max_event_age_secs must be at least 1 (the default is 86400, 24 hours)",
+            ));
+        }
+        Some(secs) => std::time::Duration::from_secs(secs),
+        None => crate::DEFAULT_MAX_EVENT_AGE,
+    };
     let mut gelato_tokens = Vec::new();
     for w in directory.workspaces() {
         let env = workspace_env("KRAKE_GELATO_TOKEN", &w.slug);
@@ -109,6 +152,8 @@ pub fn resolve(
             shopify.webhook_secret_previous.as_ref(),
         ),
         shops,
+        shop_secrets,
+        max_event_age,
         gelato_tokens,
     };
     let gelato_api = env_secret("KRAKE_GELATO_API_KEY", gelato.api_key.as_ref()).map(|k| {
@@ -173,6 +218,15 @@ impl CommerceSettings {
                 .iter()
                 .map(|a| (a.workspace.to_string(), a.token.clone()))
                 .collect(),
+            webhook_secrets: w
+                .shop_secrets
+                .iter()
+                .filter_map(|(shop, secrets)| {
+                    let ws = w.shops.get(shop)?;
+                    Some((ws.to_string(), secrets.first()?.clone()))
+                })
+                .collect(),
+            max_event_age_secs: Some(w.max_event_age.as_secs()),
         };
         let gelato = GelatoFile {
             api_key: self.gelato_api.as_ref().map(|(_, k)| k.clone()),

@@ -239,6 +239,7 @@ struct OrderFields<'de> {
     email: Option<Cow<'de, str>>,
     contact_email: Option<Cow<'de, str>>,
     first_name: Option<Cow<'de, str>>,
+    order_status_url: Option<Cow<'de, str>>,
     refunds: Value,
 }
 
@@ -272,6 +273,7 @@ impl<'de> Visitor<'de> for OrderFields<'de> {
                 "financial_status" => &mut self.financial_status,
                 "email" => &mut self.email,
                 "contact_email" => &mut self.contact_email,
+                "order_status_url" => &mut self.order_status_url,
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                     continue;
@@ -290,6 +292,11 @@ impl<'de> OrderFields<'de> {
         de.deserialize_map(OrderFields::default())
             .and_then(|f| de.end().map(|()| f))
             .map_err(json_error)
+    }
+
+    /// The `*.myshopify.com` shop the order's status page is on, when it is on one.
+    fn shop(&self) -> Option<String> {
+        self.order_status_url.as_deref().and_then(myshopify_host)
     }
 
     fn order(self) -> Result<Order, ParseError> {
@@ -414,17 +421,54 @@ fn top_level(body: &[u8], wanted: &[&str]) -> Result<Value, ParseError> {
     Ok(Value::Object(fields))
 }
 
+/// The host of `url` when it is a shop's own `*.myshopify.com` domain, lowercased
+/// (`https://Lunavo.myshopify.com/1/orders/x` → `lunavo.myshopify.com`); `None` for a custom
+/// domain or anything that is not such a URL.
+fn myshopify_host(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let host = rest.split(['/', '?', '#']).next()?;
+    let host = host.split(':').next()?.to_ascii_lowercase();
+    let shop = host.strip_suffix(".myshopify.com")?;
+    let valid = !shop.is_empty() && shop.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    valid.then_some(host)
+}
+
+/// A parsed webhook body: the event, and the shop the body itself names, if it names one
+/// (an order's status page on `<shop>.myshopify.com`, the uninstalled shop's
+/// `myshopify_domain`). The endpoint refuses a body whose shop is not the one in the
+/// `X-Shopify-Shop-Domain` header, so a body signed for one shop cannot be replayed into
+/// another shop's workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    /// What happened.
+    pub event: CommerceEvent,
+    /// The `*.myshopify.com` domain the body names, lowercased.
+    pub shop: Option<String>,
+}
+
 /// Parses a webhook body of `topic` into an event. Topics Krake does not use become
 /// [`CommerceEvent::Other`] (stored and acknowledged). Only the fields the event keeps are
 /// built; the rest of the body is checked to be JSON and skipped.
 pub fn parse(topic: &str, body: &[u8]) -> Result<CommerceEvent, ParseError> {
+    parse_delivery(topic, body).map(|p| p.event)
+}
+
+/// [`parse`], also reading the shop the body names (see [`Parsed`]).
+pub fn parse_delivery(topic: &str, body: &[u8]) -> Result<Parsed, ParseError> {
     match topic {
-        "orders/create" => {
-            return Ok(CommerceEvent::OrderCreated(
-                OrderFields::read(body)?.order()?,
-            ));
+        "orders/create" | "orders/paid" => {
+            let fields = OrderFields::read(body)?;
+            let shop = fields.shop();
+            let order = fields.order()?;
+            let event = if topic == "orders/create" {
+                CommerceEvent::OrderCreated(order)
+            } else {
+                CommerceEvent::OrderPaid(order)
+            };
+            return Ok(Parsed { event, shop });
         }
-        "orders/paid" => return Ok(CommerceEvent::OrderPaid(OrderFields::read(body)?.order()?)),
         _ => {}
     }
     let wanted: &[&str] = match topic {
@@ -433,7 +477,11 @@ pub fn parse(topic: &str, body: &[u8]) -> Result<CommerceEvent, ParseError> {
         _ => &[],
     };
     let v = top_level(body, wanted)?;
-    Ok(match topic {
+    let shop = v["myshopify_domain"]
+        .as_str()
+        .map(str::trim)
+        .and_then(|d| myshopify_host(&format!("https://{d}")));
+    let event = match topic {
         "products/update" => CommerceEvent::ProductUpdated {
             id: exact_id(&v["id"]).ok_or(ParseError::Field("id"))?,
             title: v["title"].as_str().unwrap_or_default().to_owned(),
@@ -448,7 +496,8 @@ pub fn parse(topic: &str, body: &[u8]) -> Result<CommerceEvent, ParseError> {
         other => CommerceEvent::Other {
             topic: other.to_owned(),
         },
-    })
+    };
+    Ok(Parsed { event, shop })
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use krake_core::time::Clock;
 use krake_core::workspace::WorkspaceSlug;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 use subtle::ConstantTimeEq;
 
 /// The counter of webhook events, by `source` (shopify, gelato) and `outcome` (`stored`,
@@ -28,17 +29,41 @@ pub const WEBHOOK_EVENTS: &str = "krake_webhook_events_total";
 /// Largest accepted body: 1 MiB; larger ones get 413.
 pub const MAX_BODY: usize = 1024 * 1024;
 
+/// How old a Shopify event (by `X-Shopify-Triggered-At`) may be by default: 24 hours.
+/// Shopify retries a failed delivery for about 4 hours, so a retry after an outage is never
+/// refused, while a captured body replayed days later is.
+pub const DEFAULT_MAX_EVENT_AGE: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// What the webhook endpoints need to know.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct WebhookConfig {
-    /// Shopify's current webhook secret.
+    /// Shopify's current webhook secret (the app's secret, for every shop without its own).
     pub shopify_secret: Option<Secret>,
     /// The previous secret, accepted during rotation.
     pub shopify_secret_previous: Option<Secret>,
-    /// Shop domain (`lunavo.myshopify.com`) → workspace.
+    /// Shop domain (`lunavo.myshopify.com`, lowercase) → workspace.
     pub shops: HashMap<String, WorkspaceSlug>,
+    /// Shop domain (lowercase) → that shop's own secrets (current, then previous). A shop
+    /// listed here is verified with its own secrets only, never with the shared ones, so a
+    /// body signed for one shop cannot be replayed under another shop's domain.
+    pub shop_secrets: HashMap<String, Vec<Secret>>,
+    /// Events whose `X-Shopify-Triggered-At` is older than this are refused (400).
+    pub max_event_age: Duration,
     /// Per-workspace Gelato path tokens.
     pub gelato_tokens: Vec<(WorkspaceSlug, Secret)>,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            shopify_secret: None,
+            shopify_secret_previous: None,
+            shops: HashMap::new(),
+            shop_secrets: HashMap::new(),
+            max_event_age: DEFAULT_MAX_EVENT_AGE,
+            gelato_tokens: Vec::new(),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -212,14 +237,26 @@ async fn shopify_hook(
 }
 
 async fn shopify(state: &AppState, headers: &HeaderMap, body: Bytes) -> Response {
-    let secrets: Vec<&[u8]> = [
-        &state.config.shopify_secret,
-        &state.config.shopify_secret_previous,
-    ]
-    .into_iter()
-    .flatten()
-    .map(|s| s.expose().as_bytes())
-    .collect();
+    let config = &state.config;
+    let shop = header(headers, &SHOP_DOMAIN);
+    let lower: Option<std::borrow::Cow<'_, str>> = shop.map(|shop| {
+        if shop.bytes().any(|b| b.is_ascii_uppercase()) {
+            shop.to_ascii_lowercase().into()
+        } else {
+            shop.into()
+        }
+    });
+    // A shop with its own secrets is verified with those alone; every other shop with the
+    // app's shared secret (current and previous).
+    let own = lower.as_deref().and_then(|s| config.shop_secrets.get(s));
+    let secrets: Vec<&[u8]> = match own {
+        Some(own) => own.iter().map(|s| s.expose().as_bytes()).collect(),
+        None => [&config.shopify_secret, &config.shopify_secret_previous]
+            .into_iter()
+            .flatten()
+            .map(|s| s.expose().as_bytes())
+            .collect(),
+    };
     if secrets.is_empty() {
         return error(
             StatusCode::NOT_FOUND,
@@ -241,19 +278,14 @@ async fn shopify(state: &AppState, headers: &HeaderMap, body: Bytes) -> Response
             "the HMAC does not match the body",
         );
     }
-    let Some(shop) = header(headers, &SHOP_DOMAIN) else {
+    let (Some(shop), Some(lower)) = (shop, lower) else {
         return error(
             StatusCode::BAD_REQUEST,
             "no_shop",
             "missing X-Shopify-Shop-Domain",
         );
     };
-    let lower: std::borrow::Cow<'_, str> = if shop.bytes().any(|b| b.is_ascii_uppercase()) {
-        shop.to_ascii_lowercase().into()
-    } else {
-        shop.into()
-    };
-    let Some(workspace) = state.config.shops.get(lower.as_ref()).cloned() else {
+    let Some(workspace) = config.shops.get(lower.as_ref()).cloned() else {
         return error(
             StatusCode::NOT_FOUND,
             "unknown_shop",
@@ -267,19 +299,34 @@ async fn shopify(state: &AppState, headers: &HeaderMap, body: Bytes) -> Response
             "missing X-Shopify-Webhook-Id",
         );
     };
+    let triggered_at = header(headers, &TRIGGERED_AT);
+    if let Some(refused) = too_old(triggered_at, state.clock.now(), config.max_event_age) {
+        return refused;
+    }
     let topic = header(headers, &TOPIC).unwrap_or("unknown");
-    let event = match shopify::parse(topic, &body) {
-        Ok(e) => e,
+    let parsed = match shopify::parse_delivery(topic, &body) {
+        Ok(p) => p,
         Err(e) => return error(StatusCode::BAD_REQUEST, "bad_payload", e.to_string()),
     };
-    if let Some(event_id) = header(headers, &EVENT_ID) {
-        tracing::debug!(
-            webhook_id,
-            event_id,
-            triggered_at = header(headers, &TRIGGERED_AT),
+    if let Some(named) = parsed
+        .shop
+        .as_deref()
+        .filter(|named| *named != lower.as_ref())
+    {
+        tracing::warn!(
+            header = shop,
+            body = named,
             topic,
-            "shopify webhook"
+            "shopify webhook for another shop refused"
         );
+        return error(
+            StatusCode::FORBIDDEN,
+            "shop_mismatch",
+            "the body belongs to another shop than X-Shopify-Shop-Domain",
+        );
+    }
+    if let Some(event_id) = header(headers, &EVENT_ID) {
+        tracing::debug!(webhook_id, event_id, triggered_at, topic, "shopify webhook");
     }
     store(
         state,
@@ -287,9 +334,37 @@ async fn shopify(state: &AppState, headers: &HeaderMap, body: Bytes) -> Response
         format!("shopify:{webhook_id}"),
         "shopify",
         shop,
-        CommerceEnvelope { workspace, event },
+        CommerceEnvelope {
+            workspace,
+            event: parsed.event,
+        },
     )
     .await
+}
+
+/// The refusal of an event triggered longer than `max_age` before `now`, by its
+/// `X-Shopify-Triggered-At` (RFC 3339). The header is not signed, so this only stops a
+/// captured body replayed as it was captured; what an event does is idempotent by its content
+/// whatever its headers say (core's commerce processor). An absent or unreadable header is
+/// let through: the signature is what authenticates.
+fn too_old(
+    triggered_at: Option<&str>,
+    now: krake_core::time::Timestamp,
+    max_age: Duration,
+) -> Option<Response> {
+    let at = chrono::DateTime::parse_from_rfc3339(triggered_at?).ok()?;
+    let age_ms = now.as_millis().saturating_sub(at.timestamp_millis());
+    let max_ms = i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
+    (age_ms > max_ms).then(|| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "stale_event",
+            format!(
+                "the event was triggered more than {} s ago (X-Shopify-Triggered-At)",
+                max_age.as_secs()
+            ),
+        )
+    })
 }
 
 async fn gelato_hook(

@@ -26,6 +26,12 @@ fn fixture(path: &str) -> Vec<u8> {
 }
 
 const GELATO_TOKEN: &str = "gelato-token-0123456789abcdef";
+/// The shop the byte-exact test notification belongs to (its `order_status_url`).
+const RAW_SHOP: &str = "devkanvas.myshopify.com";
+/// The shop of Shopify's documented example payloads.
+const DOCS_SHOP: &str = "jsmith.myshopify.com";
+/// When the test clock stands (2024-06-26T16:40:00Z).
+const NOW_MS: i64 = 1_719_420_000_000;
 
 struct Env {
     app: Router,
@@ -35,24 +41,32 @@ struct Env {
 }
 
 async fn env() -> Env {
+    env_with(|_| {}).await
+}
+
+/// An environment whose webhook configuration `change` adjusts first.
+async fn env_with(change: impl FnOnce(&mut WebhookConfig)) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&Store::sqlite_url(&dir.path().join("k.db")))
         .await
         .unwrap();
     store.migrate(|_| {}).await.unwrap();
-    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_719_420_000_000)));
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(NOW_MS)));
     let lunavo = WorkspaceSlug::parse("lunavo").unwrap();
-    let config = WebhookConfig {
+    let mut config = WebhookConfig {
         shopify_secret: Some(Secret::new("hush")),
         shopify_secret_previous: Some(Secret::new("old-hush")),
-        shops: [("lunavo.myshopify.com".to_owned(), lunavo.clone())]
+        shops: [RAW_SHOP, DOCS_SHOP, "lunavo.myshopify.com"]
             .into_iter()
+            .map(|shop| (shop.to_owned(), lunavo.clone()))
             .collect(),
         gelato_tokens: vec![(
             WorkspaceSlug::parse("monarch").unwrap(),
             Secret::new(GELATO_TOKEN),
         )],
+        ..WebhookConfig::default()
     };
+    change(&mut config);
     let app = router(
         config,
         Arc::new(GroupCommit::start(store.clone(), 64)),
@@ -185,14 +199,14 @@ async fn the_byte_exact_test_notification_is_stored_once_and_applied_once() {
     let hmac = "AeHotwA+AV6cdeWQidU6qEensl6ON6I3T3/MMLoSG7A=";
     let (s, body) = send(
         &e.app,
-        shopify_req(&raw, hmac, "wh-1", "orders/create", "lunavo.myshopify.com"),
+        shopify_req(&raw, hmac, "wh-1", "orders/create", RAW_SHOP),
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{body}");
     // Shopify retries with the same webhook id: acknowledged, not stored again.
     let (s, _) = send(
         &e.app,
-        shopify_req(&raw, hmac, "wh-1", "orders/create", "lunavo.myshopify.com"),
+        shopify_req(&raw, hmac, "wh-1", "orders/create", RAW_SHOP),
     )
     .await;
     assert_eq!(s, StatusCode::OK);
@@ -233,13 +247,7 @@ async fn bad_requests_are_refused_and_store_nothing() {
     // Bad signature.
     let (s, body) = send(
         &e.app,
-        shopify_req(
-            &raw,
-            "AAAA",
-            "wh-2",
-            "orders/create",
-            "lunavo.myshopify.com",
-        ),
+        shopify_req(&raw, "AAAA", "wh-2", "orders/create", RAW_SHOP),
     )
     .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
@@ -250,7 +258,7 @@ async fn bad_requests_are_refused_and_store_nothing() {
     assert_eq!(
         send(
             &e.app,
-            shopify_req(&re, &good, "wh-3", "orders/create", "lunavo.myshopify.com")
+            shopify_req(&re, &good, "wh-3", "orders/create", RAW_SHOP)
         )
         .await
         .0,
@@ -275,7 +283,7 @@ async fn bad_requests_are_refused_and_store_nothing() {
             &shopify::sign(b"hush", &junk),
             "wh-5",
             "orders/create",
-            "lunavo.myshopify.com",
+            RAW_SHOP,
         ),
     )
     .await;
@@ -291,7 +299,7 @@ async fn bad_requests_are_refused_and_store_nothing() {
                 &shopify::sign(b"hush", &big),
                 "wh-6",
                 "orders/create",
-                "lunavo.myshopify.com"
+                RAW_SHOP
             )
         )
         .await
@@ -301,7 +309,7 @@ async fn bad_requests_are_refused_and_store_nothing() {
     // No webhook id.
     let req = Request::post("/webhooks/shopify")
         .header("X-Shopify-Hmac-Sha256", &good)
-        .header("X-Shopify-Shop-Domain", "lunavo.myshopify.com")
+        .header("X-Shopify-Shop-Domain", RAW_SHOP)
         .header("X-Shopify-Topic", "orders/create")
         .body(Body::from(raw.clone()))
         .unwrap();
@@ -316,14 +324,20 @@ async fn bad_requests_are_refused_and_store_nothing() {
     let req = Request::post("/webhooks/shopify")
         .header("shopify-hmac-sha256", shopify::sign(b"old-hush", &raw))
         .header("shopify-topic", "orders/create")
-        .header("shopify-shop-domain", "lunavo.myshopify.com")
+        .header("shopify-shop-domain", RAW_SHOP)
         .header("shopify-webhook-id", "wh-7")
         .body(Body::from(raw.clone()))
         .unwrap();
     assert_eq!(send(&e.app, req).await.0, StatusCode::OK);
     assert_eq!(inbound_count(&e.store).await, 1);
     // Shop domains are matched without regard to case.
-    let req = shopify_req(&raw, &good, "wh-8", "orders/create", "Lunavo.MyShopify.com");
+    let req = shopify_req(
+        &raw,
+        &good,
+        "wh-8",
+        "orders/create",
+        "DevKanvas.MyShopify.com",
+    );
     assert_eq!(send(&e.app, req).await.0, StatusCode::OK);
     assert_eq!(inbound_count(&e.store).await, 2);
 }
@@ -355,7 +369,7 @@ async fn documented_topics_parse_and_others_are_stored() {
                 &shopify::sign(b"hush", &body),
                 &format!("doc-{i}"),
                 topic,
-                "lunavo.myshopify.com",
+                DOCS_SHOP,
             ),
         )
         .await;
@@ -369,7 +383,7 @@ async fn documented_topics_parse_and_others_are_stored() {
             &shopify::sign(b"hush", &other),
             "doc-9",
             "customers/create",
-            "lunavo.myshopify.com",
+            DOCS_SHOP,
         ),
     )
     .await;
@@ -463,4 +477,211 @@ async fn gelato_events_by_token() {
         "the item-only order has no order status"
     );
     assert_eq!(k.late_orders, 0, "a failed order is not late; it escalated");
+}
+
+async fn threads_of(store: &Store, kind: ThreadKind) -> Vec<krake_core::inbox::Thread> {
+    store
+        .list(&ThreadFilter {
+            kind: Some(kind),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_signed_body_replayed_under_new_webhook_ids_opens_one_thread_and_counts_once() {
+    let e = env().await;
+    let raw = fixture("shopify/orders_create_test_notification_raw.json");
+    let hmac = shopify::sign(b"hush", &raw);
+    // The same signed body, delivered under three different webhook ids (a replay, or a
+    // resend from the shop's admin): three deliveries are stored, as Shopify sends them...
+    for id in ["wh-1", "wh-replay-1", "wh-replay-2"] {
+        let (s, b) = send(
+            &e.app,
+            shopify_req(&raw, &hmac, id, "orders/create", RAW_SHOP),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    }
+    assert_eq!(inbound_count(&e.store).await, 3);
+    assert_eq!(e.processor.run_once(10).await.unwrap(), 3);
+    // ...but what the event does happens once: one thank-you approval for the order.
+    let approvals = threads_of(&e.store, ThreadKind::Approval).await;
+    assert_eq!(
+        approvals.len(),
+        1,
+        "one thread per order and topic: {approvals:?}"
+    );
+    let lunavo = WorkspaceSlug::parse("lunavo").unwrap();
+    let k = e
+        .store
+        .kpis(&lunavo, 7, Timestamp::from_millis(NOW_MS))
+        .await
+        .unwrap();
+    assert_eq!(k.days[0].orders, 1, "the order is counted once");
+    // A later delivery of the same order under another topic is another subject.
+    let (s, _) = send(
+        &e.app,
+        shopify_req(&raw, &hmac, "wh-paid", "orders/paid", RAW_SHOP),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(e.processor.run_once(10).await.unwrap(), 1);
+    assert_eq!(threads_of(&e.store, ThreadKind::Approval).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_body_signed_for_one_shop_does_not_land_in_another_shops_workspace() {
+    let monarch = WorkspaceSlug::parse("monarch").unwrap();
+    let m = monarch.clone();
+    let e = env_with(move |c| {
+        c.shops.insert("monarch.myshopify.com".into(), m.clone());
+        c.shops.insert("hardlife.myshopify.com".into(), m);
+        c.shop_secrets.insert(
+            "hardlife.myshopify.com".into(),
+            vec![Secret::new("hardlife-secret"), Secret::new("hardlife-old")],
+        );
+    })
+    .await;
+    // The test notification names its shop (devkanvas) in its order_status_url: signed with
+    // the shared app secret and sent under Monarch's domain, it is refused.
+    let raw = fixture("shopify/orders_create_test_notification_raw.json");
+    let hmac = shopify::sign(b"hush", &raw);
+    let (s, b) = send(
+        &e.app,
+        shopify_req(
+            &raw,
+            &hmac,
+            "wh-x1",
+            "orders/create",
+            "Monarch.myshopify.com",
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert!(b.contains("shop_mismatch"), "{b}");
+    // A body that names no shop (products/update) is tied by per-shop secrets: Hard Life
+    // Mode's deliveries verify with its own secrets only, never with the shared one...
+    let meta: Value = serde_json::from_slice(&fixture(
+        "shopify/docs_metadata_2026-04_products_update.json",
+    ))
+    .unwrap();
+    let product = serde_json::to_vec(&meta["response"]).unwrap();
+    let shared = shopify::sign(b"hush", &product);
+    let (s, _) = send(
+        &e.app,
+        shopify_req(
+            &product,
+            &shared,
+            "wh-x2",
+            "products/update",
+            "hardlife.myshopify.com",
+        ),
+    )
+    .await;
+    assert_eq!(
+        s,
+        StatusCode::UNAUTHORIZED,
+        "the shared secret does not sign for it"
+    );
+    // ...and a body signed with its secret is refused under any other shop's domain.
+    let own = shopify::sign(b"hardlife-secret", &product);
+    let (s, _) = send(
+        &e.app,
+        shopify_req(
+            &product,
+            &own,
+            "wh-x3",
+            "products/update",
+            "lunavo.myshopify.com",
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        inbound_count(&e.store).await,
+        0,
+        "nothing refused was stored"
+    );
+    // Its own deliveries pass, with its current and its previous secret.
+    for (id, secret) in [("wh-x4", "hardlife-secret"), ("wh-x5", "hardlife-old")] {
+        let sig = shopify::sign(secret.as_bytes(), &product);
+        let (s, b) = send(
+            &e.app,
+            shopify_req(
+                &product,
+                &sig,
+                id,
+                "products/update",
+                "hardlife.myshopify.com",
+            ),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{secret}: {b}");
+    }
+    // The body's own shop under its own domain is accepted.
+    let (s, _) = send(
+        &e.app,
+        shopify_req(&raw, &hmac, "wh-x6", "orders/create", RAW_SHOP),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(inbound_count(&e.store).await, 3);
+    let stored: Vec<String> = sqlx::query_scalar("SELECT conversation FROM inbound ORDER BY id")
+        .fetch_all(e.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        stored,
+        ["hardlife.myshopify.com", "hardlife.myshopify.com", RAW_SHOP]
+    );
+}
+
+/// `X-Shopify-Triggered-At` for a moment `ms_before_now` before the test clock: RFC 3339 in
+/// UTC with nanoseconds, as Shopify writes it.
+fn at(ms_before_now: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(NOW_MS - ms_before_now)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+#[tokio::test]
+async fn events_triggered_beyond_the_horizon_are_refused() {
+    const HOUR: i64 = 3_600_000;
+    assert_eq!(at(0), "2024-06-26T16:40:00.000000000Z");
+    let raw = fixture("shopify/orders_create_test_notification_raw.json");
+    let hmac = shopify::sign(b"hush", &raw);
+    let triggered = |id: &str, when: &str| {
+        let mut req = shopify_req(&raw, &hmac, id, "orders/create", RAW_SHOP);
+        req.headers_mut()
+            .insert("X-Shopify-Triggered-At", when.parse().unwrap());
+        req
+    };
+    let e = env().await;
+    // A retry 5 hours after the event (Shopify retries for about 4) is accepted...
+    assert_eq!(
+        send(&e.app, triggered("wh-t1", &at(5 * HOUR))).await.0,
+        StatusCode::OK
+    );
+    // ...a body captured 25 hours ago is not (the default horizon is 24 h).
+    let (s, b) = send(&e.app, triggered("wh-t2", &at(25 * HOUR))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert!(b.contains("stale_event"), "{b}");
+    // The newer unprefixed header name counts too.
+    let mut req = shopify_req(&raw, &hmac, "wh-t3", "orders/create", RAW_SHOP);
+    req.headers_mut()
+        .insert("shopify-triggered-at", at(90 * 24 * HOUR).parse().unwrap());
+    assert_eq!(send(&e.app, req).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(inbound_count(&e.store).await, 1);
+    // The horizon is configurable.
+    let e = env_with(|c| c.max_event_age = std::time::Duration::from_secs(3600)).await;
+    assert_eq!(
+        send(&e.app, triggered("wh-t4", &at(2 * HOUR))).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        send(&e.app, triggered("wh-t5", &at(HOUR / 2))).await.0,
+        StatusCode::OK
+    );
 }

@@ -1,12 +1,13 @@
 //! `POST /discord/interactions`: Discord's signed HTTP interactions endpoint.
 //!
 //! Every request is verified first (Ed25519 over `X-Signature-Timestamp` + the raw body, with
-//! the application's public key): any failure is 401, as Discord requires (it sends invalid
-//! signatures on purpose to check). Bodies over the configured limit are 413, bodies that are
+//! the application's public key, and the timestamp within
+//! [`DiscordConfig::max_signature_skew`](crate::DiscordConfig) of now): any failure is 401, as
+//! Discord requires (it sends invalid signatures on purpose to check). Bodies over the configured limit are 413, bodies that are
 //! not interactions 400, unknown interaction types 400; all are logged and none panics.
 
 use crate::front::{DiscordFront, FrontError};
-use crate::verify::SignatureVerifier;
+use crate::verify::{self, SignatureVerifier};
 use crate::wire::Interaction;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -44,13 +45,19 @@ async fn interactions(
     body: Bytes,
 ) -> Response {
     let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Err(e) =
-        state
-            .verifier
-            .verify(h("x-signature-ed25519"), h("x-signature-timestamp"), &body)
+    let timestamp = h("x-signature-timestamp");
+    if let Err(e) = state
+        .verifier
+        .verify(h("x-signature-ed25519"), timestamp, &body)
     {
         tracing::info!(error = %e, "interaction refused: bad signature");
         return error(StatusCode::UNAUTHORIZED, "invalid request signature");
+    }
+    // Discord never retries an interaction: a correctly signed one from long ago is a replay.
+    let skew = state.front.config().max_signature_skew;
+    if let Err(e) = verify::check_timestamp(timestamp, state.front.krake().now(), skew) {
+        tracing::info!(error = %e, timestamp, "interaction refused: stale signature timestamp");
+        return error(StatusCode::UNAUTHORIZED, "stale request timestamp");
     }
     let interaction: Interaction = match serde_json::from_slice(&body) {
         Ok(i) => i,

@@ -64,6 +64,9 @@ pub struct DiscordConfig {
     pub defer_after: Duration,
     /// Largest interaction body accepted.
     pub max_body_bytes: usize,
+    /// Signed interactions whose `X-Signature-Timestamp` is further than this from now are
+    /// refused (401); default [`verify::DEFAULT_MAX_SKEW`] (5 minutes).
+    pub max_signature_skew: Duration,
 }
 
 impl Default for DiscordConfig {
@@ -77,6 +80,7 @@ impl Default for DiscordConfig {
             channels: BTreeMap::new(),
             defer_after: Duration::from_millis(2000),
             max_body_bytes: 64 * 1024,
+            max_signature_skew: verify::DEFAULT_MAX_SKEW,
         }
     }
 }

@@ -35,6 +35,10 @@ pub struct DiscordFile {
     /// Largest interaction body accepted, in bytes (default 65536).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_body_bytes: Option<usize>,
+    /// Signed interactions whose timestamp is further than this many seconds from now are
+    /// refused (default 300; Discord never retries an interaction).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_signature_age_secs: Option<u64>,
     /// Workspace slug → channel id where its new inbox threads are posted.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub channels: BTreeMap<String, String>,
@@ -77,6 +81,9 @@ impl DiscordFile {
         if let Some(n) = self.max_body_bytes {
             c.max_body_bytes = n.clamp(1024, 1 << 20);
         }
+        if let Some(secs) = self.max_signature_age_secs {
+            c.max_signature_skew = Duration::from_secs(secs.max(1));
+        }
         for (ws, channel) in &self.channels {
             let slug = known_workspace(directory, ws, "[discord.channels]")?;
             let id = snowflake(channel).ok_or_else(|| {
@@ -100,6 +107,7 @@ impl DiscordFile {
             gateway_url: c.gateway_url.clone(),
             defer_after_ms: Some(c.defer_after.as_millis() as u64),
             max_body_bytes: Some(c.max_body_bytes),
+            max_signature_age_secs: Some(c.max_signature_skew.as_secs()),
             channels: c
                 .channels
                 .iter()

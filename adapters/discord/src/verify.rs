@@ -2,6 +2,13 @@
 //! `X-Signature-Timestamp` bytes followed by the raw body, with the application's public key.
 
 use ed25519_dalek::{Signature, VerifyingKey};
+use krake_core::time::Timestamp;
+use std::time::Duration;
+
+/// How far a request's `X-Signature-Timestamp` may be from now by default: 5 minutes.
+/// Discord never retries an interaction (it must be answered within 3 s), so an older signed
+/// request can only be a replay.
+pub const DEFAULT_MAX_SKEW: Duration = Duration::from_secs(5 * 60);
 
 /// Why a request's signature was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -15,6 +22,32 @@ pub enum VerifyError {
     /// The signature does not match.
     #[error("invalid request signature")]
     Invalid,
+    /// Signed, but the timestamp is not Unix seconds within the allowed distance of now.
+    #[error("the request timestamp is too far from now")]
+    Stale,
+}
+
+/// Checks that `timestamp` (Unix seconds, as Discord sends `X-Signature-Timestamp`) is within
+/// `max_skew` of `now`, either way.
+pub fn check_timestamp(
+    timestamp: Option<&str>,
+    now: Timestamp,
+    max_skew: Duration,
+) -> Result<(), VerifyError> {
+    let secs: i64 = timestamp
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && t.len() <= 12 && t.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|t| t.parse().ok())
+        .ok_or(VerifyError::Stale)?;
+    let distance_ms = secs
+        .saturating_mul(1000)
+        .saturating_sub(now.as_millis())
+        .unsigned_abs();
+    let max_ms = u64::try_from(max_skew.as_millis()).unwrap_or(u64::MAX);
+    if distance_ms > max_ms {
+        return Err(VerifyError::Stale);
+    }
+    Ok(())
 }
 
 /// Why a public key was refused.
@@ -63,6 +96,34 @@ impl SignatureVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_must_be_near_now() {
+        let now = Timestamp::from_millis(1_795_503_000_000);
+        let skew = DEFAULT_MAX_SKEW;
+        for ok in ["1795503000", "1795502700", "1795503300", " 1795503000 "] {
+            assert_eq!(check_timestamp(Some(ok), now, skew), Ok(()), "{ok}");
+        }
+        for bad in [
+            None,
+            Some(""),
+            Some("1795502699"),
+            Some("1795503301"),
+            Some("1657322079"),
+            Some("-1"),
+            Some("1795503000.5"),
+            Some("99999999999999999999"),
+            Some("abc"),
+        ] {
+            assert_eq!(
+                check_timestamp(bad, now, skew),
+                Err(VerifyError::Stale),
+                "{bad:?}"
+            );
+        }
+        let year = Duration::from_secs(5 * 365 * 86_400);
+        assert_eq!(check_timestamp(Some("1657322079"), now, year), Ok(()));
+    }
 
     #[test]
     fn refuses_bad_keys_and_headers() {

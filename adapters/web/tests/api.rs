@@ -1191,3 +1191,62 @@ async fn folders_and_columns_are_made_renamed_and_deleted_through_the_api() {
     let (_, v) = app.get("/api/v1/folders", bo).await;
     assert_eq!(v, serde_json::json!([]));
 }
+
+#[tokio::test]
+async fn csv_exports_cannot_run_formulas_and_download_as_files() {
+    let app = spawn().await;
+    let ana = krake_core::actor::Actor::new(
+        krake_core::actor::UserName::parse("ana").unwrap(),
+        krake_core::actor::Front::Cli,
+        krake_core::actor::Role::Owner,
+    );
+    for cmd in [
+        r#"/folder create soshie leads"#,
+        r#"/folder addcol soshie leads name text"#,
+        r#"/folder addcol soshie leads note text"#,
+        r#"/folder add soshie leads name="=HYPERLINK(""http://evil.test"",""x"")" note="@SUM(1+1)*cmd|' /C calc'!A0""#,
+        r#"/folder add soshie leads name="+1+1" note=-2-3"#,
+        r#"/folder add soshie leads name=Ana note=-3"#,
+    ] {
+        let r = app.state.krake.handle_text(&ana, cmd).await;
+        assert_eq!(
+            r.tone,
+            krake_core::reply::Tone::Success,
+            "{cmd}: {}",
+            r.text
+        );
+    }
+    let (s, headers, csv) = app
+        .send(
+            Method::GET,
+            "/api/v1/folders/soshie/leads/csv",
+            As::Token("tok-vic"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{csv}");
+    let mut reader = csv::ReaderBuilder::new().from_reader(csv.as_bytes());
+    let mut cells = 0;
+    for rec in reader.records() {
+        for cell in rec.unwrap().iter() {
+            cells += 1;
+            assert!(
+                cell == "-3" || !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "{cell:?} would run as a formula: {csv}"
+            );
+        }
+    }
+    assert_eq!(cells, 6, "{csv}");
+    assert!(csv.contains("'=HYPERLINK"), "{csv}");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(
+        headers["content-disposition"],
+        "attachment; filename=\"soshie-leads.csv\""
+    );
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+}

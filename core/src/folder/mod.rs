@@ -18,4 +18,4 @@ pub use crate::chat::folder::{FolderCommand, parse_folder_command, words};
 pub use repo::{
     Column, ColumnId, ColumnKind, Entry, EntryId, Folder, FolderId, FolderRepo, Name, Values,
 };
-pub use table::{RowError, check_pairs, parse_csv, render_table, to_csv};
+pub use table::{RowError, check_pairs, export_cell, import_cell, parse_csv, render_table, to_csv};

@@ -2,6 +2,7 @@
 //! nothing imported) and export, and the monospace table chat shows.
 
 use super::{Column, Entry, Folder, Values};
+use std::borrow::Cow;
 use std::fmt;
 use std::fmt::Write as _;
 
@@ -65,7 +66,7 @@ pub fn parse_csv(folder: &Folder, text: &str) -> Result<Vec<Values>, Vec<RowErro
         .flexible(true)
         .from_reader(text.as_bytes());
     let header: Vec<String> = match reader.headers() {
-        Ok(h) => h.iter().map(|s| s.trim().to_owned()).collect(),
+        Ok(h) => h.iter().map(|s| import_cell(s.trim()).to_owned()).collect(),
         Err(e) => {
             return Err(vec![RowError {
                 line: 1,
@@ -123,7 +124,7 @@ pub fn parse_csv(folder: &Folder, text: &str) -> Result<Vec<Values>, Vec<RowErro
         let mut values = Values::new();
         let mut problems = Vec::new();
         for (c, field) in cols.iter().zip(rec.iter()) {
-            match c.kind.check(field) {
+            match c.kind.check(import_cell(field)) {
                 Ok(v) => {
                     values.insert(c.id, v);
                 }
@@ -146,16 +147,59 @@ pub fn parse_csv(folder: &Folder, text: &str) -> Result<Vec<Values>, Vec<RowErro
     }
 }
 
-/// Writes a folder's entries as CSV, header first (columns in order, no ids).
+/// Whether a spreadsheet would read a cell starting with `c` as a formula (or, for tab and
+/// carriage return, strip them and then read one).
+fn formula_start(c: char) -> bool {
+    matches!(c, '=' | '+' | '-' | '@' | '\t' | '\r')
+}
+
+/// A plain decimal number (`-3`, `+1.50`): a spreadsheet reads it as a number, not a formula.
+fn plain_number(s: &str) -> bool {
+    let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
+    let (whole, frac) = digits.split_once('.').unwrap_or((digits, "0"));
+    !whole.is_empty()
+        && !frac.is_empty()
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A cell as exported: one a spreadsheet would run as a formula (`=HYPERLINK(…)`, `@SUM(…)`,
+/// `+cmd|…`, a leading tab or carriage return) gets a leading `'`, which spreadsheets show as
+/// text and do not display; plain numbers such as `-3` stay as they are. A cell that already
+/// starts with `'` gets one more, so [`import_cell`] gives every value back exactly.
+pub fn export_cell(value: &str) -> Cow<'_, str> {
+    match value.chars().next() {
+        Some('\'') => Cow::Owned(format!("'{value}")),
+        Some(c) if formula_start(c) && !plain_number(value) => Cow::Owned(format!("'{value}")),
+        _ => Cow::Borrowed(value),
+    }
+}
+
+/// A cell as imported: the `'` [`export_cell`] put before a formula-like value (or before a
+/// value starting with `'`) is taken off again; anything else is read as written.
+pub fn import_cell(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(|c: char| c == '\'' || formula_start(c)) => rest,
+        _ => cell,
+    }
+}
+
+/// Writes a folder's entries as CSV, header first (columns in order, no ids). Every cell goes
+/// through [`export_cell`], so a value a stranger typed cannot run as a spreadsheet formula.
 pub fn to_csv(folder: &Folder, entries: &[Entry]) -> String {
     let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
-    let _ = w.write_record(folder.columns.iter().map(|c| c.name.as_str()));
+    let _ = w.write_record(
+        folder
+            .columns
+            .iter()
+            .map(|c| export_cell(c.name.as_str()).into_owned()),
+    );
     for e in entries {
         let _ = w.write_record(
             folder
                 .columns
                 .iter()
-                .map(|c| e.values.get(&c.id).map_or("", String::as_str)),
+                .map(|c| export_cell(e.values.get(&c.id).map_or("", String::as_str)).into_owned()),
         );
     }
     let bytes = w.into_inner().unwrap_or_default();
@@ -242,6 +286,62 @@ mod tests {
             })
             .collect();
         assert_eq!(to_csv(&f, &entries), text);
+    }
+
+    #[test]
+    fn exported_cells_never_start_a_formula_and_import_gives_them_back() {
+        let f = folder();
+        let title = f.column("title").unwrap().id;
+        let mut entries = Vec::new();
+        let hostile = [
+            "=HYPERLINK(\"https://evil.test\",\"click\")",
+            "+cmd|' /C calc'!A0",
+            "-2+3",
+            "@SUM(A1:A9)",
+            "\t=1+1",
+            "\r=1+1",
+            "'=already quoted",
+            "'plain apostrophe",
+            "-3",
+            "+1.50",
+            "harmless = text",
+            "",
+        ];
+        for (i, v) in hostile.iter().enumerate() {
+            let mut values = Values::new();
+            values.insert(title, (*v).to_owned());
+            entries.push(Entry {
+                id: EntryId(i as i64 + 1),
+                values,
+            });
+        }
+        let text = to_csv(&f, &entries);
+        let mut reader = csv::ReaderBuilder::new().from_reader(text.as_bytes());
+        let cells: Vec<String> = reader
+            .records()
+            .map(|r| r.unwrap().get(0).unwrap().to_owned())
+            .collect();
+        for (cell, v) in cells.iter().zip(hostile) {
+            let runs = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+            let number = v == "-3" || v == "+1.50";
+            assert!(!runs || number, "{v:?} was exported as {cell:?}");
+        }
+        assert_eq!(cells[0], "'=HYPERLINK(\"https://evil.test\",\"click\")");
+        assert_eq!(cells[8], "-3", "plain numbers stay numbers");
+        // Import gives back every value exactly.
+        let back = parse_csv(&f, &text).unwrap();
+        let values: Vec<&str> = back
+            .iter()
+            .map(|v| v.get(&title).map_or("", String::as_str))
+            .collect();
+        // (Text values are stored trimmed: the tab and carriage return go, as on any input.)
+        let want: Vec<&str> = hostile
+            .iter()
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+            .collect();
+        assert_eq!(values, want);
+        assert_eq!(import_cell("'hello"), "'hello", "a typed apostrophe stays");
     }
 
     #[test]

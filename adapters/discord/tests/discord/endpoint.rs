@@ -16,6 +16,7 @@ use krake_discord::verify::SignatureVerifier;
 use krake_discord::{DiscordConfig, snowflake};
 use serde_json::{Value, json};
 use std::sync::Arc;
+use std::time::Duration;
 use tower::ServiceExt;
 
 async fn post(
@@ -58,16 +59,23 @@ async fn signed(w: &World, body: &Value) -> (StatusCode, Value) {
     .await
 }
 
-/// An endpoint that knows only the real Discord application's public key (no REST needed).
-async fn real_key_endpoint(w: &World, public_key: &str) -> axum::Router {
+/// An endpoint that knows only the real Discord application's public key (no REST needed),
+/// accepting signature timestamps up to `skew` from the world's clock.
+async fn real_key_endpoint(w: &World, public_key: &str, skew: Duration) -> axum::Router {
     let front = Arc::new(DiscordFront::new(
         w.krake.clone(),
         Arc::new(w.store.clone()),
-        DiscordConfig::default(),
+        DiscordConfig {
+            max_signature_skew: skew,
+            ..DiscordConfig::default()
+        },
         None,
     ));
     router(front, SignatureVerifier::from_hex(public_key).unwrap())
 }
+
+/// From the real PING's timestamp (July 2022) to the test clock (November 2026), and a day.
+const SINCE_THE_REAL_PING: Duration = Duration::from_secs(5 * 365 * 86_400);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_discord_ping_verifies_and_gets_pong() {
@@ -79,10 +87,16 @@ async fn the_real_discord_ping_verifies_and_gets_pong() {
     let ts = headers["headers"]["X-Signature-Timestamp"]
         .as_str()
         .unwrap();
-    let app = real_key_endpoint(&w, key).await;
+    // The signature is from 2022: it verifies when the endpoint allows for its age...
+    let app = real_key_endpoint(&w, key, SINCE_THE_REAL_PING).await;
     let (status, answer) = post(app.clone(), Some(sig), Some(ts), body.clone()).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(answer, fixture_json("interaction_responses.json")["pong"]);
+    // ...and is refused as a replay at the default 5 minutes (Discord never retries).
+    let strict = real_key_endpoint(&w, key, DiscordConfig::default().max_signature_skew).await;
+    let (status, answer) = post(strict, Some(sig), Some(ts), body.clone()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(answer["error"], "stale request timestamp");
 
     // Every tampered variant of the published vectors is refused with 401.
     let v = fixture_json("ssmmiles_verify_vectors_data.json");
@@ -138,7 +152,8 @@ async fn the_real_discord_ping_verifies_and_gets_pong() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rfc8032_vectors_pass_and_fail_as_listed() {
-    let w = world().await;
+    // The vectors were signed with 2023 timestamps: allow for their age.
+    let w = crate::world_with(|c| c.max_signature_skew = SINCE_THE_REAL_PING).await;
     let v = fixture_json("generated_ed25519_vectors_rfc8032_key.json");
     for case in v["vectors"].as_array().unwrap() {
         let (status, answer) = post(
@@ -392,4 +407,38 @@ async fn bad_input_gets_clear_statuses() {
     let (status, _) = post(w.endpoint(), Some(&sign(&w.key, ts, &big)), Some(ts), big).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(snowflake("1").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_correctly_signed_interaction_from_long_ago_is_refused() {
+    let w = world().await;
+    let ping = br#"{"id":"787053080478613555","token":"ThisIsATokenFromDiscordThatIsVeryLong","type":1,"version":1}"#.to_vec();
+    // The test clock stands at 1795503000; 5 minutes either way is accepted.
+    for (ts, want) in [
+        ("1795503000", StatusCode::OK),
+        ("1795502700", StatusCode::OK),
+        ("1795503300", StatusCode::OK),
+        ("1795502699", StatusCode::UNAUTHORIZED),
+        ("1795489000", StatusCode::UNAUTHORIZED),
+        ("1795599000", StatusCode::UNAUTHORIZED),
+    ] {
+        let (status, answer) = post(
+            w.endpoint(),
+            Some(&sign(&w.key, ts, &ping)),
+            Some(ts),
+            ping.clone(),
+        )
+        .await;
+        assert_eq!(status, want, "{ts}: {answer}");
+    }
+    // The tolerance is configurable.
+    let w = crate::world_with(|c| c.max_signature_skew = Duration::from_secs(60)).await;
+    let (status, _) = post(
+        w.endpoint(),
+        Some(&sign(&w.key, "1795502700", &ping)),
+        Some("1795502700"),
+        ping.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }

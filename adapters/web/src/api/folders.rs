@@ -328,11 +328,39 @@ pub async fn csv(
         .folder_for(&caller.actor, &agent, &folder)
         .await?;
     let mut res = krake_core::folder::to_csv(&f, &entries).into_response();
-    res.headers_mut().insert(
+    let headers = res.headers_mut();
+    headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/csv; charset=utf-8"),
     );
+    // Downloaded as a file, never rendered or sniffed as something else by a browser.
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    let disposition = format!(
+        "attachment; filename=\"{}-{}.csv\"",
+        file_name(&f.agent),
+        file_name(f.name.as_str())
+    );
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
     Ok(res)
+}
+
+/// A name as a safe file-name part: ASCII letters, digits, `-` and `_`, anything else `_`.
+fn file_name(name: &str) -> String {
+    name.chars()
+        .take(60)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// A new folder.
