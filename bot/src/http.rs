@@ -40,7 +40,31 @@ pub struct HttpLimits {
     pub body_read_timeout: Duration,
     /// Connections open at once.
     pub max_connections: usize,
+    /// Requests per minute from one client address (routes people and scripts use).
+    pub per_address: Rate,
+    /// Requests per minute with one bearer token, from any address.
+    pub per_token: Rate,
 }
+
+/// A rate: `per_minute` on average, up to `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Sustained requests per minute.
+    pub per_minute: u32,
+    /// Requests allowed at once before the sustained rate applies.
+    pub burst: u32,
+}
+
+/// Requests per minute per client address by default (10 a second, 200 at once).
+pub const DEFAULT_PER_ADDRESS: Rate = Rate {
+    per_minute: 600,
+    burst: 200,
+};
+/// Requests per minute per token by default.
+pub const DEFAULT_PER_TOKEN: Rate = Rate {
+    per_minute: 600,
+    burst: 200,
+};
 
 impl Default for HttpLimits {
     fn default() -> Self {
@@ -48,6 +72,8 @@ impl Default for HttpLimits {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            per_address: DEFAULT_PER_ADDRESS,
+            per_token: DEFAULT_PER_TOKEN,
         }
     }
 }
@@ -65,6 +91,19 @@ pub struct HttpFile {
     /// Connections open at once (default 1024).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<usize>,
+    /// Requests per minute from one client address to the API, sign-in, dashboard and web
+    /// chat (default 600; webhooks and probes are not counted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute_per_address: Option<u32>,
+    /// Requests one client address may make at once (default 200).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub burst_per_address: Option<u32>,
+    /// Requests per minute with one API token (default 600).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute_per_token: Option<u32>,
+    /// Requests one API token may make at once (default 200).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub burst_per_token: Option<u32>,
     /// Serve `/metrics` on this address instead of the main listener (e.g. `10.0.0.5:9100`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<String>,
@@ -109,6 +148,10 @@ impl HttpFile {
             header_read_timeout_secs: Some(s.limits.header_read_timeout.as_secs()),
             body_read_timeout_secs: Some(s.limits.body_read_timeout.as_secs()),
             max_connections: Some(s.limits.max_connections),
+            requests_per_minute_per_address: Some(s.limits.per_address.per_minute),
+            burst_per_address: Some(s.limits.per_address.burst),
+            requests_per_minute_per_token: Some(s.limits.per_token.per_minute),
+            burst_per_token: Some(s.limits.per_token.burst),
             metrics_listen: s.metrics_listen.map(|a| a.to_string()),
             metrics_token: s.metrics_token.clone(),
         }
@@ -138,8 +181,38 @@ impl HttpFile {
                 Some(n) => n,
                 None => d.max_connections,
             },
+            per_address: rate(
+                self.requests_per_minute_per_address,
+                self.burst_per_address,
+                "per_address",
+                d.per_address,
+            )?,
+            per_token: rate(
+                self.requests_per_minute_per_token,
+                self.burst_per_token,
+                "per_token",
+                d.per_token,
+            )?,
         })
     }
+}
+
+fn rate(
+    per_minute: Option<u32>,
+    burst: Option<u32>,
+    key: &str,
+    default: Rate,
+) -> Result<Rate, String> {
+    let r = Rate {
+        per_minute: per_minute.unwrap_or(default.per_minute),
+        burst: burst.unwrap_or(default.burst),
+    };
+    if r.per_minute == 0 || r.burst == 0 {
+        return Err(format!(
+            "[http] requests_per_minute_{key} and burst_{key} must be at least 1"
+        ));
+    }
+    Ok(r)
 }
 
 /// Serves `app` on `listener` within `limits` until `shutdown` completes, then lets open
@@ -151,10 +224,27 @@ pub async fn serve(
     limits: HttpLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = app.layer(axum::middleware::from_fn_with_state(
-        limits.body_read_timeout,
-        body_deadline,
-    ));
+    let limiters = Arc::new(Limiters::new(&limits));
+    let app = app
+        .layer(axum::middleware::from_fn_with_state(
+            limiters.clone(),
+            rate_limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            limits.body_read_timeout,
+            body_deadline,
+        ));
+    // Keys that have not been seen for a while hold nothing back: drop them, so addresses
+    // and tokens a stranger makes up do not grow the tables for ever.
+    let janitor = {
+        let limiters = limiters.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                limiters.retain_recent();
+            }
+        })
+    };
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -213,12 +303,107 @@ pub async fn serve(
         });
     }
     drop(listener);
+    janitor.abort();
     let _ = stop_tx.send(true);
     // Every connection holds a slot until it ends: wait until all are back (bounded by DRAIN
     // in each connection's task).
     let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(DRAIN + Duration::from_secs(1), slots.acquire_many(all)).await;
     Ok(())
+}
+
+type Keyed<K> = governor::RateLimiter<
+    K,
+    governor::state::keyed::DefaultKeyedStateStore<K>,
+    governor::clock::DefaultClock,
+>;
+
+/// The rate limiters of one listener: per client address and per bearer token (by a keyed
+/// hash of the token, never the token itself).
+struct Limiters {
+    address: Keyed<std::net::IpAddr>,
+    token: Keyed<u64>,
+    hasher: std::hash::RandomState,
+}
+
+fn quota(r: Rate) -> governor::Quota {
+    let per_minute = std::num::NonZeroU32::new(r.per_minute).unwrap_or(std::num::NonZeroU32::MIN);
+    let burst = std::num::NonZeroU32::new(r.burst).unwrap_or(std::num::NonZeroU32::MIN);
+    governor::Quota::per_minute(per_minute).allow_burst(burst)
+}
+
+impl Limiters {
+    fn new(limits: &HttpLimits) -> Self {
+        Self {
+            address: governor::RateLimiter::keyed(quota(limits.per_address)),
+            token: governor::RateLimiter::keyed(quota(limits.per_token)),
+            hasher: std::hash::RandomState::new(),
+        }
+    }
+
+    fn retain_recent(&self) {
+        self.address.retain_recent();
+        self.address.shrink_to_fit();
+        self.token.retain_recent();
+        self.token.shrink_to_fit();
+    }
+}
+
+/// Whether requests to `path` count against the limits: what people and scripts call (the
+/// API, sign-in, the dashboard, the web chat). Webhooks are signed by the platforms, which
+/// burst and retry on their own (a 429 would only delay them), and probes and `/metrics` are
+/// the operator's.
+fn limited(path: &str) -> bool {
+    !(path.starts_with("/webhooks/")
+        || path == "/discord/interactions"
+        || path == "/telegram/webhook"
+        || path == "/healthz"
+        || path == "/readyz"
+        || path == "/metrics")
+}
+
+/// 429 with `Retry-After` when the client's address, or the bearer token it sends, is over
+/// its rate. Bad-token guesses count like any request: against the address, and against the
+/// guessed token.
+async fn rate_limit(State(limiters): State<Arc<Limiters>>, req: Request, next: Next) -> Response {
+    use governor::clock::{Clock as _, DefaultClock};
+    use std::hash::BuildHasher;
+    if !limited(req.uri().path()) {
+        return next.run(req).await;
+    }
+    let address = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let token = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| limiters.hasher.hash_one(t.trim()));
+    let over = address
+        .and_then(|a| limiters.address.check_key(&a).err())
+        .or_else(|| token.and_then(|t| limiters.token.check_key(&t).err()));
+    match over {
+        None => next.run(req).await,
+        Some(not_until) => {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            tracing::info!(?address, retry_after = secs, "rate limited");
+            let mut res = axum::response::IntoResponse::into_response((
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                axum::Json(serde_json::json!({"error": {
+                    "code": "rate_limited",
+                    "message": format!("too many requests; retry in {} s", secs.max(1)),
+                }})),
+            ));
+            res.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs.max(1)),
+            );
+            res
+        }
+    }
 }
 
 /// Gives the request's body a deadline: reading it fails once `timeout` has passed since the
@@ -307,7 +492,67 @@ mod tests {
             header_read_timeout: Duration::from_secs(header),
             body_read_timeout: Duration::from_secs(body),
             max_connections: connections,
+            ..HttpLimits::default()
         }
+    }
+
+    /// Sends one request on a new connection; the status and the Retry-After header.
+    async fn status_of(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, Option<u64>) {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        let (answer, _) = until_closed(&mut s, Duration::from_secs(5)).await;
+        let status = answer[9..12].parse().unwrap();
+        let retry = answer
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("retry-after: ")
+                    .map(str::to_owned)
+            })
+            .map(|v| v.trim().parse().unwrap());
+        (status, retry)
+    }
+
+    #[tokio::test]
+    async fn a_flood_from_one_address_or_one_token_gets_429_with_retry_after() {
+        let few = Rate {
+            per_minute: 6,
+            burst: 5,
+        };
+        let (addr, _stop) = server(HttpLimits {
+            per_address: few,
+            ..HttpLimits::default()
+        })
+        .await;
+        for _ in 0..5 {
+            assert_eq!(status_of(addr, "/", None).await.0, 200);
+        }
+        let (status, retry) = status_of(addr, "/", None).await;
+        assert_eq!(status, 429);
+        let retry = retry.expect("Retry-After");
+        assert!((1..=10).contains(&retry), "{retry}");
+        // Webhooks are the platforms' and are not counted.
+        assert_eq!(status_of(addr, "/webhooks/x", None).await.0, 404);
+
+        // Per token: one token's flood (guessed or real) does not starve another's.
+        let (addr, _stop) = server(HttpLimits {
+            per_token: few,
+            ..HttpLimits::default()
+        })
+        .await;
+        for _ in 0..5 {
+            assert_eq!(status_of(addr, "/", Some("guess-1")).await.0, 200);
+        }
+        assert_eq!(status_of(addr, "/", Some("guess-1")).await.0, 429);
+        assert_eq!(status_of(addr, "/", Some("other-token")).await.0, 200);
+        assert_eq!(status_of(addr, "/", None).await.0, 200);
     }
 
     #[tokio::test]
