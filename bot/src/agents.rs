@@ -87,7 +87,7 @@ pub fn runner(
     let model = agents
         .model
         .clone()
-        .map(|m| -> Arc<dyn ChatModel> { Arc::new(crate::telemetry::MeteredModel::new(m)) });
+        .map(|m| -> Arc<dyn ChatModel> { Arc::new(krake_metrics::MeteredModel::new(m)) });
     Runner::new(
         s.clone(),
         s.clone(),

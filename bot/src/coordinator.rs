@@ -75,7 +75,7 @@ pub async fn run_loop(
                         }
                         for (outcome, n) in [("ran", r.ran.len()), ("skipped", r.skipped), ("lost", r.lost)] {
                             if n > 0 {
-                                metrics::counter!(crate::telemetry::SCHEDULE_RUNS, "outcome" => outcome)
+                                metrics::counter!(krake_metrics::SCHEDULE_RUNS, "outcome" => outcome)
                                     .increment(n as u64);
                             }
                         }

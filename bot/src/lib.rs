@@ -10,11 +10,13 @@
 //! - [`chat`]: `krake chat`: the terminal front.
 //! - [`demo`]: `krake demo`: realistic sample threads.
 //! - [`users`]: `krake user`: accounts, roles and link codes.
-//! - [`telegram`]: the Telegram front's settings and its start inside `krake serve`.
+//! - [`telegram`]: the Telegram front's start inside `krake serve`.
 //! - [`discord`]: the Discord front in `krake serve`, and `krake discord register`.
 //! - [`coordinator`]: the schedule coordinator's loop in `krake serve`.
-//! - [`telemetry`]: `/metrics` (Prometheus), request ids and HTTP tracing.
-//! - [`web`]: the web front in `krake serve`: `[web]` settings, routes, deliverer.
+//! - [`web`]: the web front in `krake serve`: routes, deliverer.
+//!
+//! Metrics live in krake-metrics, the HTTP listener and its limits in `krake_web::server`,
+//! and each config section with the part that owns it.
 //! - [`agents`]: agent settings, the run engine on the store, the run worker in `krake serve`.
 //! - [`fanout`]: thread changes pushed to the web sessions of every process (PostgreSQL NOTIFY).
 //! - [`folder_cli`]: `krake folder export|import`: folders to and from CSV files.
@@ -28,12 +30,10 @@ pub mod demo;
 pub mod discord;
 pub mod fanout;
 pub mod folder_cli;
-pub mod http;
 pub mod rag;
 pub mod serve;
 pub mod settings;
 pub mod telegram;
-pub mod telemetry;
 pub mod users;
 pub mod web;
 pub mod wiring;

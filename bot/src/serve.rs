@@ -70,7 +70,7 @@ pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
     )
     .with_memory(crate::rag::run_memory(&settings))
     .on_ended(Arc::new(|agent, status| {
-        crate::telemetry::agent_run(agent, status.as_str())
+        krake_metrics::agent_run(agent, status.as_str())
     }));
     let agent_worker = tokio::spawn(worker.run(coord_stop.subscribe()));
     // Threads and folders become knowledge in the background (only when they changed).
@@ -145,7 +145,7 @@ pub struct ServeConfig {
     /// A bearer token `/metrics` requires, when set (`KRAKE_METRICS_TOKEN`).
     pub metrics_token: Option<krake_core::secret::Secret>,
     /// Header and body read timeouts and the connection limit of the listener.
-    pub http: crate::http::HttpLimits,
+    pub http: krake_web::server::HttpLimits,
 }
 
 /// Serves on `listener` until `shutdown` completes, then stops the background work and waits
@@ -190,7 +190,7 @@ pub async fn run(
     let commerce = spawn_commerce_loop(processor, stop_rx.clone());
     // Webhooks are acknowledged only after a (group) commit of the event.
     let inbound = krake_store::GroupCommit::start(store.clone(), 256);
-    let metrics = crate::telemetry::install();
+    let metrics = krake_metrics::install();
     // Every front's state, for /readyz and /metrics: a front whose platform is away is
     // retried by its supervisor while everything else serves.
     let fronts_status = Fronts::new();
@@ -206,7 +206,7 @@ pub async fn run(
         Arc::new(inbound),
         clock,
     ));
-    let metrics = crate::telemetry::router(
+    let metrics = krake_metrics::router(
         metrics,
         Arc::new(store.clone()),
         fronts_status.clone(),
@@ -220,7 +220,7 @@ pub async fn run(
             })?;
             tracing::info!(addr = %listener.local_addr()?, "metrics are served apart");
             let mut stop = stop_rx.clone();
-            let server = crate::http::serve(listener, metrics, config.http, async move {
+            let server = krake_web::server::serve(listener, metrics, config.http, async move {
                 let _ = stop.changed().await;
             });
             (app, Some(tokio::spawn(server)))
@@ -254,10 +254,10 @@ pub async fn run(
         Some(r) => app.merge(r),
         None => app,
     };
-    let app = crate::telemetry::instrument(app);
+    let app = krake_metrics::instrument(app);
     let mut http_stop = stop_rx;
     // The peer's address reaches handlers as ConnectInfo (sign-in limits per address).
-    let server = crate::http::serve(listener, app, config.http, async move {
+    let server = krake_web::server::serve(listener, app, config.http, async move {
         let _ = http_stop.changed().await;
     });
     let trigger = tokio::spawn(async move {
@@ -297,7 +297,7 @@ pub fn spawn_delivery_loop(
                 async move {
                     let _ = stop.wait_for(|stopped| *stopped).await;
                 },
-                |stats, took| crate::telemetry::delivery_pass(&front, took.as_secs_f64(), stats),
+                |stats, took| krake_metrics::delivery_pass(&front, took.as_secs_f64(), stats),
             )
             .await;
     })
@@ -335,7 +335,7 @@ fn spawn_commerce_loop(
                 Ok(0) => Duration::from_millis(200),
                 Ok(n) => {
                     tracing::debug!(applied = n, "commerce events applied");
-                    metrics::counter!(crate::telemetry::COMMERCE_APPLIED).increment(n as u64);
+                    metrics::counter!(krake_metrics::COMMERCE_APPLIED).increment(n as u64);
                     Duration::ZERO
                 }
                 Err(e) => {

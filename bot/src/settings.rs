@@ -67,7 +67,7 @@ pub struct FileConfig {
     /// The web front (sign-in, sessions, OpenID Connect).
     pub web: Option<WebFile>,
     /// The HTTP listener: timeouts, connection limit, where `/metrics` is served.
-    pub http: Option<crate::http::HttpFile>,
+    pub http: Option<krake_web::server::HttpFile>,
     /// Model providers (`[[llm.providers]]`), timeouts and retries; none means offline mode.
     #[serde(default)]
     pub llm: krake_llm::LlmConfig,
@@ -162,7 +162,7 @@ pub struct Settings {
     /// The web front.
     pub web: krake_web::front::WebConfig,
     /// The HTTP listener's limits and where `/metrics` is served.
-    pub http: crate::http::HttpSettings,
+    pub http: krake_web::server::HttpSettings,
     /// Agents' models, policies, budgets and run limits.
     pub agents: crate::agents::AgentSettings,
     /// The `[llm]` section as written (for `krake config`).
@@ -293,7 +293,7 @@ impl Settings {
                 .enabled()
                 .then(|| DiscordFile::effective(&self.discord)),
             web: Some(WebFile::effective(&self.web)),
-            http: Some(crate::http::HttpFile::effective(&self.http)),
+            http: Some(krake_web::server::HttpFile::effective(&self.http)),
             llm: self.llm.clone(),
             budgets: BudgetsFile::effective(&self.agents.budgets),
             agent_runs: AgentRunsFile::effective(&self.agents.limits, self.agents.concurrency),

@@ -901,13 +901,7 @@ async fn krake_serve_webhook_checks_the_secret() {
     assert!(wrong.starts_with("HTTP/1.1 401"), "{wrong}");
     let none = post(port, WEBHOOK_PATH, &[], &body).await;
     assert!(none.starts_with("HTTP/1.1 401"), "{none}");
-    let ok = post(
-        port,
-        WEBHOOK_PATH,
-        &[(SECRET_HEADER, "hook-Secret_42")],
-        &body,
-    )
-    .await;
+    let ok = post_when_up(port, &body).await;
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
     fake.wait_sent(1).await;
     assert_eq!(fake.sent()[0].0["chat_id"], json!(43));
@@ -1074,13 +1068,7 @@ async fn an_update_accepted_before_a_kill_is_answered_once_after_the_restart() {
     let (mut child, port, _logs) = serve_with_telegram(&fake, dir.path(), webhook).await;
     fake.wait_calls("setWebhook", 1).await;
     let body = serde_json::to_vec(&private_text(7, 43, "/help")).unwrap();
-    let ok = post(
-        port,
-        WEBHOOK_PATH,
-        &[(SECRET_HEADER, "hook-Secret_42")],
-        &body,
-    )
-    .await;
+    let ok = post_when_up(port, &body).await;
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
     // Accepted; not sent. The process dies without a chance to clean up.
     child.kill().unwrap();
@@ -1137,4 +1125,24 @@ async fn the_same_update_twice_gives_one_reply_by_polling_and_by_webhook() {
     }
     assert_eq!(w.deliver().await, 1);
     assert_eq!(w.fake.sent().len(), 1, "one reply by webhook");
+}
+
+/// Posts an update with the right secret once the front is up: the webhook answers 503 until
+/// then (it marks itself up just after setWebhook returns), and Telegram would retry.
+async fn post_when_up(port: u16, body: &[u8]) -> String {
+    let mut answer = String::new();
+    for _ in 0..50 {
+        answer = post(
+            port,
+            WEBHOOK_PATH,
+            &[(SECRET_HEADER, "hook-Secret_42")],
+            body,
+        )
+        .await;
+        if !answer.starts_with("HTTP/1.1 503") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    answer
 }

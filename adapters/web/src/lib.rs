@@ -21,6 +21,8 @@
 //! - [`dashboard`]: server-rendered HTML pages (every user text escaped).
 //! - [`assets`]: the embedded stylesheet and scripts (no CDN).
 //! - [`oidc`]: OpenID Connect sign-in when an issuer is configured.
+//! - [`server`]: the HTTP listener with its limits (`[http]`: read timeouts, connections, rate
+//!   limits per address and per token).
 //! - [`settings`]: `[web]` in the config file, read into a [`front::WebConfig`] and written back
 //!   for `krake config` with the client secret as `***`.
 //!
@@ -51,6 +53,7 @@ pub mod front;
 pub mod live;
 pub mod login_limits;
 pub mod oidc;
+pub mod server;
 pub mod settings;
 pub mod ws;
 

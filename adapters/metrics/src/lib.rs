@@ -1,3 +1,5 @@
+//! # krake-metrics
+//!
 //! Metrics and request tracing for `krake serve`.
 //!
 //! Metrics are recorded through the `metrics` facade (adapters such as krake-commerce count
