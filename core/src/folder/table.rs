@@ -359,6 +359,37 @@ mod tests {
         assert!(errs[0].problem.contains("colour"));
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+
+        /// CSV import reads whatever a stranger uploads without panicking, and whatever it
+        /// accepts exports without a cell that would run as a formula.
+        #[test]
+        fn csv_import_never_panics(text in "[a-z,\"\n\r\t=+@'\\-0-9.:/ \u{00e9}\u{1F600}]{0,200}") {
+            let f = folder();
+            let header = "title,date,status,reach,link\n";
+            for input in [text.clone(), format!("{header}{text}")] {
+                if let Ok(rows) = parse_csv(&f, &input) {
+                    let entries: Vec<Entry> = rows
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, values)| Entry { id: EntryId(i as i64 + 1), values })
+                        .collect();
+                    let out = to_csv(&f, &entries);
+                    let mut reader = csv::ReaderBuilder::new().from_reader(out.as_bytes());
+                    for rec in reader.records() {
+                        for cell in rec.unwrap().iter() {
+                            proptest::prop_assert!(
+                                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']) || plain_number(cell),
+                                "{cell:?}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn table_renders_monospace() {
         let f = folder();
