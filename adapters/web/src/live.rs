@@ -99,9 +99,30 @@ pub struct Session {
     state: Mutex<LogState>,
     /// Woken when a message is appended.
     pub notify: Notify,
+    /// Messages and presses this session may still send (a flood is refused, not stored).
+    messages: governor::DefaultDirectRateLimiter,
+}
+
+/// Messages and presses one web chat session may send: `SOCKET_BURST` at once, then
+/// `SOCKET_MESSAGES_PER_MINUTE` a minute. A person never types that fast; a script flooding the
+/// socket gets `rate_limited` errors and nothing it sent beyond the limit is stored.
+pub const SOCKET_MESSAGES_PER_MINUTE: u32 = 120;
+/// See [`SOCKET_MESSAGES_PER_MINUTE`].
+pub const SOCKET_BURST: u32 = 20;
+
+fn socket_quota() -> governor::Quota {
+    let per_minute =
+        std::num::NonZeroU32::new(SOCKET_MESSAGES_PER_MINUTE).unwrap_or(std::num::NonZeroU32::MIN);
+    let burst = std::num::NonZeroU32::new(SOCKET_BURST).unwrap_or(std::num::NonZeroU32::MIN);
+    governor::Quota::per_minute(per_minute).allow_burst(burst)
 }
 
 impl Session {
+    /// Whether this session may send one more message or press now (it counts it).
+    pub fn allow_message(&self) -> bool {
+        self.messages.check().is_ok()
+    }
+
     fn lock(&self) -> MutexGuard<'_, LogState> {
         // A poisoned lock only means a panic elsewhere while holding it; the data is still
         // a consistent log (every mutation is a single step), so go on with it.
@@ -279,6 +300,7 @@ impl Hub {
             workspace,
             state: Mutex::new(LogState::default()),
             notify: Notify::new(),
+            messages: governor::RateLimiter::direct(socket_quota()),
         });
         let mut h = self.lock();
         h.sessions.retain(|_, s| !s.expired());

@@ -452,6 +452,14 @@ async fn handle_frame(state: &WebState, session: &Session, text: &str) -> Result
     // A frame that acts is done with the rights the credential has now.
     if matches!(frame, ClientFrame::Say { .. } | ClientFrame::Press { .. }) {
         still_allowed(state, session).await?;
+        if !session.allow_message() {
+            error_to(
+                session,
+                "rate_limited",
+                "too many messages at once: wait a few seconds, then send it again",
+            );
+            return Ok(());
+        }
     }
     act(state, session, frame).await;
     Ok(())

@@ -512,3 +512,31 @@ fn the_sockets_origin_check_compares_the_scheme() {
         &public
     ));
 }
+
+#[tokio::test]
+async fn a_socket_flood_is_refused_beyond_the_burst_and_not_stored() {
+    let app = spawn().await;
+    let mut c = connect(&app);
+    c.send(json!({"type":"hello","token":"tok-bo"}));
+    assert_eq!(c.next().await["type"], "welcome");
+    let sent = 300;
+    for i in 0..sent {
+        c.send(json!({"type":"say","id":format!("m{i}"),"text":"/help"}));
+    }
+    let (mut replies, mut limited) = (0, 0);
+    while replies + limited < sent {
+        let m = c.next().await;
+        match (m["type"].as_str(), m["code"].as_str()) {
+            (Some("error"), Some("rate_limited")) => limited += 1,
+            (Some("error"), other) => panic!("unexpected error {other:?}: {m}"),
+            (Some("reply"), _) => replies += 1,
+            _ => {}
+        }
+    }
+    assert!(
+        replies <= krake_web::live::SOCKET_BURST as usize + 2,
+        "{replies} messages handled: the burst is {}",
+        krake_web::live::SOCKET_BURST
+    );
+    assert!(limited >= sent - replies, "{limited} refused");
+}
