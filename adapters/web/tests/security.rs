@@ -540,3 +540,49 @@ async fn a_socket_flood_is_refused_beyond_the_burst_and_not_stored() {
     );
     assert!(limited >= sent - replies, "{limited} refused");
 }
+
+/// Fuzzing the socket's frames (a fixed number of cases, deterministic): arbitrary text,
+/// JSON of every shape, and valid frames with arbitrary fields never end the connection or the
+/// process; each gets a `bad_frame`/`bad_button` error or a reply, and a plain message still
+/// gets its answer afterwards.
+#[tokio::test]
+async fn arbitrary_frames_get_an_error_and_the_socket_goes_on() {
+    use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let app = spawn().await;
+    let mut runner = TestRunner::deterministic();
+    let garbage = prop_oneof![
+        any::<String>(),
+        "[{}\\[\\]\":,a-z0-9 ]{0,40}",
+        (any::<String>(), any::<String>())
+            .prop_map(|(t, x)| json!({"type": t, "id": x}).to_string()),
+        any::<String>().prop_map(|p| json!({"type":"press","payload":p}).to_string()),
+        any::<i64>().prop_map(|n| json!({"type":"ack","seq":n}).to_string()),
+        "[a-z]{1,8}".prop_map(|t| format!("{{\"type\":\"{t}\"")),
+    ];
+    // Several sessions, so the per-session message limit is not what answers.
+    for _ in 0..8 {
+        let mut c = connect(&app);
+        c.send(json!({"type":"hello","token":"tok-bo"}));
+        assert_eq!(c.next().await["type"], "welcome");
+        for _ in 0..15 {
+            let frame = garbage.new_tree(&mut runner).unwrap().current();
+            c.raw(krake_web::ws::Incoming::Text(frame));
+        }
+        // Every frame was answered with an error, a reply or nothing (an ack); the connection
+        // is still there and a plain message gets its answer.
+        c.send(json!({"type":"say","id":"after","text":"/help"}));
+        loop {
+            let m = c.next().await;
+            let kind = m["type"].as_str().unwrap_or_default().to_owned();
+            assert!(
+                kind == "error" || kind == "reply" || kind == "thread",
+                "{m}"
+            );
+            if kind == "reply" && m["re"] == "after" {
+                break;
+            }
+        }
+    }
+}
