@@ -4,10 +4,16 @@
 //!
 //! 1. The event is recorded under its idempotency key (a redelivery is recognised here).
 //! 2. Its content is turned into a typed [`Command`] (text is parsed; typed commands, thread
-//!    replies and button presses need no parsing) and executed; a state change marks the event
-//!    applied in its own transaction, so it can never happen twice.
-//! 3. The reply is stored with the event, the event is marked processed and the reply's outbox
-//!    row (for fronts that queue replies) is written, in one transaction keyed by the event.
+//!    replies and button presses need no parsing) and executed.
+//! 3. A state change, the event's processed mark, the reply stored with the event and the
+//!    reply's outbox row (for fronts that queue replies) are written in **one transaction**
+//!    keyed by the event ([`InboundMark`]): the change's repository renders the reply from what
+//!    it wrote. The outbox row is held ([`ANSWER_HOLD`](crate::inbound::ANSWER_HOLD)) while
+//!    what follows the change runs (an approved action, a follow-up run); then the final reply
+//!    replaces it and it leaves at once. A crash in between loses nothing: the held reply
+//!    leaves on its own once the hold has passed, and a redelivery gets it back.
+//!    Commands that change nothing store their reply, the processed mark and the outbox row in
+//!    one transaction of their own.
 //!
 //! A redelivery gets the stored reply back and queues nothing. A front that answers inline
 //! renders [`Accepted::reply`], which comes from that same stored record, and sends nothing
@@ -15,7 +21,7 @@
 
 use crate::actor::Actor;
 use crate::chat::command::{Command, Parsed};
-use crate::inbound::{Accepted, Content, Inbound, InboundId, InboundRecord, Recorded};
+use crate::inbound::{Accepted, Content, Inbound, InboundId, InboundMark, InboundRecord, Recorded};
 use crate::outbox::{KeyedOutbound, NewOutbound, OutboxPayload};
 use crate::ports::RepoError;
 use crate::reply::{ButtonAction, ButtonPayload, Reply};
@@ -59,7 +65,12 @@ impl Krake {
                 };
             }
         };
-        let reply = match self.run(&inbound, id).await {
+        let reply_to = inbound
+            .reply_to
+            .as_ref()
+            .map(|d| (d.clone(), reply_key(&inbound)));
+        let mark = InboundMark::answered(id, reply_to);
+        let reply = match self.run(&inbound, &mark).await {
             Ok(reply) => reply,
             Err(RepoError::AlreadyApplied) => match self.wait_for_answer(&record).await {
                 Some(done) => return done,
@@ -73,11 +84,14 @@ impl Krake {
                 };
             }
         };
-        self.answer(id, &inbound, reply).await
+        match mark.written() {
+            Some(held) => self.release(id, &inbound, held, reply).await,
+            None => self.answer(id, &inbound, reply).await,
+        }
     }
 
     /// Runs the content of an inbound event as its actor.
-    async fn run(&self, inbound: &Inbound, id: InboundId) -> Result<Reply, RepoError> {
+    async fn run(&self, inbound: &Inbound, id: &InboundMark) -> Result<Reply, RepoError> {
         let actor = &inbound.actor;
         match &inbound.content {
             Content::Text(text) => self.run_text(actor, text, id).await,
@@ -135,7 +149,12 @@ impl Krake {
         }
     }
 
-    async fn run_text(&self, actor: &Actor, text: &str, id: InboundId) -> Result<Reply, RepoError> {
+    async fn run_text(
+        &self,
+        actor: &Actor,
+        text: &str,
+        id: &InboundMark,
+    ) -> Result<Reply, RepoError> {
         match self.parser().parse(text) {
             Parsed::Command(cmd) => self.run_command(actor, cmd, id).await,
             other => match self.route(actor, text, &other).await {
@@ -149,7 +168,7 @@ impl Krake {
         &self,
         actor: &Actor,
         cmd: Command,
-        id: InboundId,
+        id: &InboundMark,
     ) -> Result<Reply, RepoError> {
         self.execute_with(actor, cmd, None, Some(id)).await
     }
@@ -165,15 +184,7 @@ impl Krake {
                 fresh: false,
             };
         };
-        let keyed = inbound.reply_to.as_ref().map(|d| KeyedOutbound {
-            message: NewOutbound {
-                destination: d.clone(),
-                payload: OutboxPayload::Send {
-                    reply: reply.clone(),
-                },
-            },
-            key: format!("reply:{}", inbound.key.as_str()),
-        });
+        let keyed = keyed_reply(inbound, &reply);
         match self
             .inbound
             .answer_inbound(id, &json, keyed.as_ref(), self.clock.now())
@@ -186,6 +197,35 @@ impl Krake {
                 fresh: false,
             },
         }
+    }
+
+    /// Lets go of the answer the change's transaction wrote (`held`): the final reply adds
+    /// what followed the change. This delivery answered (its transaction stored the reply).
+    async fn release(
+        &self,
+        id: InboundId,
+        inbound: &Inbound,
+        held: Reply,
+        reply: Reply,
+    ) -> Accepted {
+        let Ok(json) = serde_json::to_string(&reply) else {
+            tracing::error!("a reply could not be stored");
+            return Accepted {
+                reply: held,
+                fresh: true,
+            };
+        };
+        let again = reply != held;
+        let keyed = keyed_reply(inbound, &reply);
+        if let Err(e) = self
+            .inbound
+            .release_answer(id, &json, keyed.as_ref(), again, self.clock.now())
+            .await
+        {
+            // The held answer leaves on its own once its hold has passed.
+            tracing::warn!(error = %e, "an answer could not be released; it leaves when its hold ends");
+        }
+        Accepted { reply, fresh: true }
     }
 
     /// A redelivery whose change was applied waits briefly for the first delivery's answer
@@ -205,6 +245,24 @@ impl Krake {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// The key of an event's reply in the outbox: one reply per event, ever.
+fn reply_key(inbound: &Inbound) -> String {
+    format!("reply:{}", inbound.key.as_str())
+}
+
+/// The reply's outbox row for a front that queues its replies.
+fn keyed_reply(inbound: &Inbound, reply: &Reply) -> Option<KeyedOutbound> {
+    inbound.reply_to.as_ref().map(|d| KeyedOutbound {
+        message: NewOutbound {
+            destination: d.clone(),
+            payload: OutboxPayload::Send {
+                reply: reply.clone(),
+            },
+        },
+        key: reply_key(inbound),
+    })
 }
 
 /// The command a button press stands for.

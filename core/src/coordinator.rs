@@ -420,35 +420,13 @@ impl crate::service::Krake {
                     created_by: actor.user.to_string(),
                     next_run_at: next,
                 };
-                let s = repo.create_schedule(&new, ctx).await?;
-                let mut t = format!(
-                    "Scheduled {}: {} ({}) in {}: {}\nWhen: {} ({}); missed runs: {}.\nAssigned: {}.\nNext runs: ",
-                    s.id,
-                    s.assignment.agent,
-                    self.directory
-                        .agent(&s.assignment.agent)
-                        .map(|a| a.role.as_str())
-                        .unwrap_or("agent"),
-                    s.workspace,
-                    s.task,
-                    s.description,
-                    s.cadence.timezone().name(),
-                    catch_up_words(s.catch_up),
-                    s.assignment.reason
-                );
-                let mut at = now;
-                let mut shown = Vec::new();
-                for _ in 0..3 {
-                    match s.cadence.next_after(at) {
-                        Some(x) => {
-                            shown.push(local_time(x, s.cadence.timezone()));
-                            at = x;
-                        }
-                        None => break,
-                    }
-                }
-                let _ = write!(t, "{}.", shown.join(", "));
-                Ok(Reply::success(t))
+                let directory = self.directory.clone();
+                let ctx = ctx.answering(move |c| match c {
+                    crate::inbound::Change::Scheduled(s) => Some(scheduled(&directory, s, now)),
+                    _ => None,
+                });
+                let s = repo.create_schedule(&new, &ctx).await?;
+                Ok(scheduled(&self.directory, &s, now))
             }
             ScheduleCommand::List => {
                 let all: Vec<_> = repo
@@ -547,22 +525,73 @@ impl crate::service::Krake {
                 };
                 let (run, thread) =
                     prepare_run(&self.directory, &s, now, now, RunTrigger::Manual, 1);
-                let th = repo.record_manual_run(&run, &thread, ctx).await?;
-                Ok(Reply::success(format!(
-                    "Ran schedule {id} now: posted #{} in {} for {} ({}). Its regular next run stays {}.",
-                    th.0,
-                    s.workspace,
-                    run.agent,
-                    run.reason,
-                    s.next_run_at.map_or_else(
+                let ran = {
+                    let (id, workspace, agent, reason) = (
+                        id,
+                        s.workspace.to_string(),
+                        run.agent.clone(),
+                        run.reason.clone(),
+                    );
+                    let next = s.next_run_at.map_or_else(
                         || "paused".to_owned(),
-                        |n| local_time(n, s.cadence.timezone())
-                    )
-                ))
-                .about(th))
+                        |n| local_time(n, s.cadence.timezone()),
+                    );
+                    move |th: crate::inbox::ThreadId| {
+                        Reply::success(format!(
+                            "Ran schedule {id} now: posted #{} in {workspace} for {agent} ({reason}). Its regular next run stays {next}.",
+                            th.0
+                        ))
+                        .about(th)
+                    }
+                };
+                let ran = std::sync::Arc::new(ran);
+                let render = ran.clone();
+                let ctx = ctx.answering(move |c| match c {
+                    crate::inbound::Change::RanNow(th) => Some(render(th)),
+                    _ => None,
+                });
+                let th = repo.record_manual_run(&run, &thread, &ctx).await?;
+                Ok(ran(th))
             }
         }
     }
+}
+
+/// The reply to a schedule just created: what, when, who, and its next three runs.
+fn scheduled(
+    directory: &crate::config::Directory,
+    s: &crate::schedule::Schedule,
+    now: crate::time::Timestamp,
+) -> crate::reply::Reply {
+    use std::fmt::Write as _;
+    let mut t = format!(
+        "Scheduled {}: {} ({}) in {}: {}\nWhen: {} ({}); missed runs: {}.\nAssigned: {}.\nNext runs: ",
+        s.id,
+        s.assignment.agent,
+        directory
+            .agent(&s.assignment.agent)
+            .map(|a| a.role.as_str())
+            .unwrap_or("agent"),
+        s.workspace,
+        s.task,
+        s.description,
+        s.cadence.timezone().name(),
+        catch_up_words(s.catch_up),
+        s.assignment.reason
+    );
+    let mut at = now;
+    let mut shown = Vec::new();
+    for _ in 0..3 {
+        match s.cadence.next_after(at) {
+            Some(x) => {
+                shown.push(local_time(x, s.cadence.timezone()));
+                at = x;
+            }
+            None => break,
+        }
+    }
+    let _ = write!(t, "{}.", shown.join(", "));
+    crate::reply::Reply::success(t)
 }
 
 fn catch_up_words(c: CatchUp) -> &'static str {

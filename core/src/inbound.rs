@@ -8,7 +8,7 @@
 use crate::actor::{Actor, Front, UserName};
 use crate::chat::command::Command;
 use crate::inbox::ThreadId;
-use crate::outbox::Destination;
+use crate::outbox::{Destination, KeyedOutbound, NewOutbound, OutboxPayload};
 use crate::reply::{ButtonPayload, Reply};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -166,4 +166,144 @@ pub struct Answered {
     pub response: String,
     /// Whether this answer was the one stored (and its outbox row queued).
     pub first: bool,
+}
+
+/// How long an answer written in its change's transaction is held back from its front while
+/// what follows the change runs (an approved action, a follow-up run). The accept path lets
+/// it go at once when that is done; after a crash it leaves on its own once this has passed.
+pub const ANSWER_HOLD: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// What a change wrote, as the answer's renderer sees it inside the change's transaction.
+#[derive(Debug, Clone, Copy)]
+pub enum Change<'a> {
+    /// A thread was created.
+    Created(&'a crate::inbox::Thread),
+    /// A reply was added to a thread.
+    Replied(&'a crate::inbox::Thread),
+    /// A decision was taken, counted or refused.
+    Decided(&'a crate::inbox::DecisionOutcome),
+    /// A thread was archived or unarchived, or already was.
+    Archived(&'a crate::ports::ArchiveOutcome),
+    /// A schedule was created.
+    Scheduled(&'a crate::schedule::Schedule),
+    /// A schedule ran at once and posted this thread.
+    RanNow(ThreadId),
+    /// Entries were added to a folder.
+    Added(&'a [crate::folder::EntryId]),
+}
+
+/// Renders the reply to a change (what follows the change is added by the accept path).
+type Render = dyn Fn(Change<'_>) -> Option<Reply> + Send + Sync;
+
+/// Where the answer to an event goes, and what its change's transaction wrote.
+#[derive(Debug, Default)]
+struct AnswerSlot {
+    /// The reply's outbox destination and key (none for fronts that answer inline).
+    reply_to: Option<(Destination, String)>,
+    /// The reply written with the change, once it is written.
+    written: std::sync::Mutex<Option<Reply>>,
+}
+
+/// The inbound event a change belongs to. The change's transaction marks it processed (a
+/// redelivery cannot apply the change twice) and, on the accept path, also stores the reply
+/// with the event and queues it for its conversation ([`InboundMark::answer`]), so a crash
+/// right after the change loses no answer.
+#[derive(Clone)]
+pub struct InboundMark {
+    /// The event.
+    pub id: InboundId,
+    slot: Option<std::sync::Arc<AnswerSlot>>,
+    render: Option<std::sync::Arc<Render>>,
+}
+
+impl std::fmt::Debug for InboundMark {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboundMark")
+            .field("id", &self.id)
+            .field("answered", &self.render.is_some())
+            .finish()
+    }
+}
+
+impl PartialEq for InboundMark {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for InboundMark {}
+
+/// An answer for the store to write in a change's transaction (see [`InboundMark::answer`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldAnswer {
+    /// The reply as JSON, stored with the event unless it already has one.
+    pub response: String,
+    /// The reply's outbox row, queued once under its key and not due before
+    /// [`ANSWER_HOLD`] has passed.
+    pub outbound: Option<KeyedOutbound>,
+}
+
+impl InboundMark {
+    /// A mark only: the change marks the event processed; its answer is written elsewhere
+    /// (webhook events have none).
+    pub fn new(id: InboundId) -> Self {
+        Self {
+            id,
+            slot: None,
+            render: None,
+        }
+    }
+
+    /// A mark on the accept path, whose change may also write the answer (queued to
+    /// `reply_to` under `key`, when the front queues its replies).
+    pub(crate) fn answered(id: InboundId, reply_to: Option<(Destination, String)>) -> Self {
+        Self {
+            id,
+            slot: Some(std::sync::Arc::new(AnswerSlot {
+                reply_to,
+                written: std::sync::Mutex::default(),
+            })),
+            render: None,
+        }
+    }
+
+    /// The same mark whose change renders its answer with `render`.
+    pub(crate) fn rendering(
+        &self,
+        render: impl Fn(Change<'_>) -> Option<Reply> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            render: self.slot.as_ref().map(|_| std::sync::Arc::new(render) as _),
+            ..self.clone()
+        }
+    }
+
+    /// Called by the store inside a change's transaction: the answer to write with the
+    /// change, if this change is answered there. It is remembered, so the accept path knows
+    /// the event is answered (when the transaction commits).
+    pub fn answer(&self, change: Change<'_>) -> Option<HeldAnswer> {
+        let (slot, render) = (self.slot.as_ref()?, self.render.as_ref()?);
+        let reply = render(change)?;
+        let response = serde_json::to_string(&reply).ok()?;
+        let outbound = slot.reply_to.as_ref().map(|(d, key)| KeyedOutbound {
+            message: NewOutbound {
+                destination: d.clone(),
+                payload: OutboxPayload::Send {
+                    reply: reply.clone(),
+                },
+            },
+            key: key.clone(),
+        });
+        if let Ok(mut w) = slot.written.lock() {
+            *w = Some(reply);
+        }
+        Some(HeldAnswer { response, outbound })
+    }
+
+    /// The reply the change's transaction wrote, if it wrote one.
+    pub(crate) fn written(&self) -> Option<Reply> {
+        self.slot
+            .as_ref()
+            .and_then(|s| s.written.lock().ok().and_then(|w| w.clone()))
+    }
 }

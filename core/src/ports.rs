@@ -3,7 +3,7 @@
 //! [`time`](crate::time).
 
 use crate::actor::{Actor, Front};
-use crate::inbound::{Answered, InboundId, InboundRecord, Recorded, StoredInbound};
+use crate::inbound::{Answered, InboundId, InboundMark, InboundRecord, Recorded, StoredInbound};
 use crate::inbox::{
     AuditEntry, Decision, DecisionOutcome, Expired, NewThread, Thread, ThreadFilter, ThreadId,
 };
@@ -35,10 +35,29 @@ pub struct WriteCtx {
     /// Who acts.
     pub actor: Actor,
     /// The inbound event causing the change; it is marked processed in the same transaction,
-    /// so a redelivered event cannot apply the change twice.
-    pub inbound: Option<InboundId>,
+    /// so a redelivered event cannot apply the change twice, and on the accept path its
+    /// answer is written there too ([`InboundMark::answer`]).
+    pub inbound: Option<InboundMark>,
     /// Now.
     pub now: Timestamp,
+}
+
+impl WriteCtx {
+    /// This context with the change's reply rendered by `render` inside the change's
+    /// transaction, so the reply is stored and queued with the change (on the accept path;
+    /// elsewhere the context is returned unchanged).
+    pub(crate) fn answering(
+        &self,
+        render: impl Fn(crate::inbound::Change<'_>) -> Option<crate::reply::Reply>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        Self {
+            inbound: self.inbound.as_ref().map(|m| m.rendering(render)),
+            ..self.clone()
+        }
+    }
 }
 
 /// Whether archiving or unarchiving changed anything.
@@ -62,7 +81,8 @@ pub struct ThreadCopy {
 }
 
 /// The To Do inbox's storage. Every change writes its audit row, marks `ctx.inbound`
-/// processed and enqueues an edit for every copy, in one transaction.
+/// processed, writes that event's answer ([`InboundMark::answer`]) and enqueues an edit for
+/// every copy, in one transaction.
 #[async_trait]
 pub trait InboxRepo: Send + Sync {
     /// Creates a thread.
@@ -139,6 +159,20 @@ pub trait InboundRepo: Send + Sync {
         reply: Option<&KeyedOutbound>,
         now: Timestamp,
     ) -> Result<Answered, RepoError>;
+    /// Lets go of an answer its change's transaction wrote (see
+    /// [`InboundMark::answer`]): stores `response` (the final reply, with what followed the
+    /// change) over the one written, and gives the held outbox row under `reply.key`
+    /// `reply`'s payload and makes it due now. When that row already left (it was held past
+    /// [`ANSWER_HOLD`](crate::inbound::ANSWER_HOLD)) and `again` is set, `reply` is queued
+    /// once more under `followup:<key>`, so what followed still reaches the conversation.
+    async fn release_answer(
+        &self,
+        id: InboundId,
+        response: &str,
+        reply: Option<&KeyedOutbound>,
+        again: bool,
+        now: Timestamp,
+    ) -> Result<(), RepoError>;
     /// Leases up to `limit` unprocessed events from `source` to `owner` until `now + lease`.
     async fn claim_inbound(
         &self,

@@ -8,6 +8,7 @@ use crate::chat::command::{Command, CommandParser, ListQuery, Parsed, StatusFilt
 use crate::commerce::{CommerceRepo, Kpis, render_kpis};
 use crate::config::Directory;
 use crate::delivery::Routes;
+use crate::inbound::Change;
 use crate::inbox::rules::{Followed, InboxEvent, InboxListener, Refusal};
 use crate::inbox::{
     Decision, DecisionOutcome, Expired, NewThread, Origin, Thread, ThreadFilter, ThreadId,
@@ -71,6 +72,13 @@ impl Krake {
     pub fn with_agents(mut self, agents: Arc<dyn crate::run::AgentDesk>) -> Self {
         self.listener = Some(Arc::new(DeskListener(agents.clone())));
         self.agents = Some(agents);
+        self
+    }
+
+    /// The same service with `listener` hearing the inbox's events (decisions and replies)
+    /// instead of the agents' desk.
+    pub fn with_listener(mut self, listener: Arc<dyn InboxListener>) -> Self {
+        self.listener = Some(listener);
         self
     }
 
@@ -329,10 +337,10 @@ impl Krake {
             .await
     }
 
-    fn ctx(&self, actor: &Actor, inbound: Option<crate::inbound::InboundId>) -> WriteCtx {
+    fn ctx(&self, actor: &Actor, inbound: Option<&crate::inbound::InboundMark>) -> WriteCtx {
         WriteCtx {
             actor: actor.clone(),
-            inbound,
+            inbound: inbound.cloned(),
             now: self.clock.now(),
         }
     }
@@ -344,7 +352,7 @@ impl Krake {
         actor: &Actor,
         cmd: Command,
         version: Option<i64>,
-        inbound: Option<crate::inbound::InboundId>,
+        inbound: Option<&crate::inbound::InboundMark>,
     ) -> Result<Reply, RepoError> {
         let ctx = self.ctx(actor, inbound);
         match cmd {
@@ -452,19 +460,16 @@ impl Krake {
     }
 
     async fn reply(&self, id: ThreadId, text: &str, ctx: &WriteCtx) -> Result<Reply, RepoError> {
-        Ok(match self.reply_checked(id, text, ctx).await? {
+        let ctx = ctx.answering(|c| match c {
+            Change::Replied(th) => Some(replied(th)),
+            _ => None,
+        });
+        Ok(match self.reply_checked(id, text, &ctx).await? {
             Err(r) => chat_refusal(&ctx.actor, id, &r, "reply"),
             Ok(Followed {
                 value: th,
                 follow_up,
-            }) => {
-                let follow_up = follow_up.map(|f| format!(" {f}")).unwrap_or_default();
-                Reply::success(format!(
-                    "Replied in #{} ({}).{follow_up}",
-                    th.id.0, th.status
-                ))
-                .about(th.id)
-            }
+            }) => followed(replied(&th), follow_up, " "),
         })
     }
 
@@ -475,52 +480,23 @@ impl Krake {
         version: Option<i64>,
         ctx: &WriteCtx,
     ) -> Result<Reply, RepoError> {
-        let Followed {
-            value: outcome,
-            follow_up,
-        } = match self.decide_checked(id, &decision, version, ctx).await? {
-            Ok(f) => f,
+        let ctx = ctx.answering(move |c| match c {
+            Change::Decided(o) => Some(decided(o, version)),
+            _ => None,
+        });
+        match self.decide_checked(id, &decision, version, &ctx).await? {
+            Ok(Followed {
+                value: outcome,
+                follow_up,
+            }) => Ok(followed(decided(&outcome, version), follow_up, "\n")),
             Err(r) => {
                 let reply = chat_refusal(&ctx.actor, id, &r, "decide");
-                return Ok(match r {
+                Ok(match r {
                     Refusal::NotFound | Refusal::Hidden(_) => reply,
                     _ => reply.about(id),
-                });
+                })
             }
-        };
-        Ok(match outcome {
-            DecisionOutcome::Decided(th) => {
-                let how = match th.status {
-                    ThreadStatus::Approved => "Approved".to_owned(),
-                    _ => match &th.reason {
-                        Some(r) => format!("Rejected ({r})"),
-                        None => "Rejected".to_owned(),
-                    },
-                };
-                let action = th
-                    .action
-                    .as_ref()
-                    .map(|a| format!("\nAction: {}", a.describe()))
-                    .unwrap_or_default();
-                let follow_up = follow_up.map(|f| format!("\n{f}")).unwrap_or_default();
-                Reply::success(format!(
-                    "{how} #{}: {}{action}{follow_up}",
-                    th.id.0, th.title
-                ))
-                .about(th.id)
-            }
-            DecisionOutcome::Counted { thread, missing } => Reply::success(format!(
-                "Your approval of #{} is counted; {missing} more needed.",
-                thread.id.0
-            ))
-            .about(thread.id),
-            DecisionOutcome::AlreadyCounted(th) => Reply::info(format!(
-                "You already approved #{}; it still needs more approvals.",
-                th.id.0
-            ))
-            .about(th.id),
-            DecisionOutcome::Refused(th) => Reply::warning(refusal(&th, version)).about(th.id),
-        })
+        }
     }
 
     async fn archive(
@@ -529,22 +505,13 @@ impl Krake {
         archived: bool,
         ctx: &WriteCtx,
     ) -> Result<Reply, RepoError> {
-        Ok(match self.archive_checked(id, archived, ctx).await? {
+        let ctx = ctx.answering(move |c| match c {
+            Change::Archived(o) => Some(archive_reply(o, archived)),
+            _ => None,
+        });
+        Ok(match self.archive_checked(id, archived, &ctx).await? {
             Err(r) => chat_refusal(&ctx.actor, id, &r, "archive them"),
-            Ok(ArchiveOutcome::Changed(th)) if archived => {
-                Reply::success(format!("Archived #{}.", th.id.0)).about(th.id)
-            }
-            Ok(ArchiveOutcome::Changed(th)) => Reply::success(format!(
-                "Unarchived #{}; it is {} again.",
-                th.id.0, th.status
-            ))
-            .about(th.id),
-            Ok(ArchiveOutcome::Unchanged(th)) if archived => {
-                Reply::info(format!("#{} is already archived.", th.id.0)).about(th.id)
-            }
-            Ok(ArchiveOutcome::Unchanged(th)) => {
-                Reply::info(format!("#{} is not archived.", th.id.0)).about(th.id)
-            }
+            Ok(o) => archive_reply(&o, archived),
         })
     }
 
@@ -594,19 +561,30 @@ impl Krake {
         );
         new.origin = Origin::User;
         new.agent = Some(agent.name.to_string());
-        let th = self.inbox.create(&self.routed(&new), ctx).await?;
-        let filed = format!(
-            "No model is configured, so {} cannot run yet. I filed the task as #{} in {} so it is not lost; add a model provider to let agents work.",
-            agent.name, th.id.0, th.workspace
-        );
-        Ok(match offline {
-            Some(answer) => Reply {
-                text: format!("{}\n{filed}", answer.text),
-                ..answer
+        let filed = move |th: &Thread| {
+            let filed = format!(
+                "No model is configured, so {} cannot run yet. I filed the task as #{} in {} so it is not lost; add a model provider to let agents work.",
+                th.agent.as_deref().unwrap_or("the agent"),
+                th.id.0,
+                th.workspace
+            );
+            match &offline {
+                Some(answer) => Reply {
+                    text: format!("{}\n{filed}", answer.text),
+                    ..answer.clone()
+                }
+                .about(th.id),
+                None => Reply::info(filed).about(th.id),
             }
-            .about(th.id),
-            None => Reply::info(filed).about(th.id),
-        })
+        };
+        let filed = Arc::new(filed);
+        let render = filed.clone();
+        let ctx = ctx.answering(move |c| match c {
+            Change::Created(th) => Some(render(th)),
+            _ => None,
+        });
+        let th = self.inbox.create(&self.routed(&new), &ctx).await?;
+        Ok(filed(&th))
     }
 }
 
@@ -624,6 +602,75 @@ impl InboxListener for DeskListener {
         match event {
             InboxEvent::Decided(th) => self.0.decided(th, actor).await,
             InboxEvent::Replied(th) => self.0.replied(th, actor).await,
+        }
+    }
+}
+
+/// A change's reply with what followed it (an approved action's result, a follow-up run)
+/// added after `sep`.
+fn followed(reply: Reply, follow_up: Option<String>, sep: &str) -> Reply {
+    match follow_up {
+        Some(f) => Reply {
+            text: format!("{}{sep}{f}", reply.text),
+            ..reply
+        },
+        None => reply,
+    }
+}
+
+/// The reply to a reply added in a thread.
+fn replied(th: &Thread) -> Reply {
+    Reply::success(format!("Replied in #{} ({}).", th.id.0, th.status)).about(th.id)
+}
+
+/// The reply to a decision taken, counted or refused (`version`: what a button showed).
+fn decided(outcome: &DecisionOutcome, version: Option<i64>) -> Reply {
+    match outcome {
+        DecisionOutcome::Decided(th) => {
+            let how = match th.status {
+                ThreadStatus::Approved => "Approved".to_owned(),
+                _ => match &th.reason {
+                    Some(r) => format!("Rejected ({r})"),
+                    None => "Rejected".to_owned(),
+                },
+            };
+            let action = th
+                .action
+                .as_ref()
+                .map(|a| format!("\nAction: {}", a.describe()))
+                .unwrap_or_default();
+            Reply::success(format!("{how} #{}: {}{action}", th.id.0, th.title)).about(th.id)
+        }
+        DecisionOutcome::Counted { thread, missing } => Reply::success(format!(
+            "Your approval of #{} is counted; {missing} more needed.",
+            thread.id.0
+        ))
+        .about(thread.id),
+        DecisionOutcome::AlreadyCounted(th) => Reply::info(format!(
+            "You already approved #{}; it still needs more approvals.",
+            th.id.0
+        ))
+        .about(th.id),
+        DecisionOutcome::Refused(th) => Reply::warning(refusal(th, version)).about(th.id),
+    }
+}
+
+/// The reply to archiving (`archived`) or unarchiving a thread.
+fn archive_reply(outcome: &ArchiveOutcome, archived: bool) -> Reply {
+    match outcome {
+        ArchiveOutcome::Changed(th) if archived => {
+            Reply::success(format!("Archived #{}.", th.id.0)).about(th.id)
+        }
+        ArchiveOutcome::Changed(th) => Reply::success(format!(
+            "Unarchived #{}; it is {} again.",
+            th.id.0, th.status
+        ))
+        .about(th.id),
+        ArchiveOutcome::Unchanged(th) if archived => {
+            Reply::info(format!("#{} is already archived.", th.id.0)).about(th.id)
+        }
+        ArchiveOutcome::Unchanged(th) => {
+            Reply::info(format!("#{} is not archived.", th.id.0)).about(th.id)
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The webhook endpoints. Each answers 200 only after the event is durably stored (through
-//! core's [`InboundRepo`], group-committed by the store); the processor applies it later.
+//! core's [`CommerceIntake`], group-committed by the store); the processor applies it later.
 
 use crate::{gelato, shopify};
 use axum::extract::rejection::PathRejection;
@@ -9,9 +9,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use bytes::Bytes;
-use krake_core::actor::UserName;
-use krake_core::commerce::CommerceEnvelope;
-use krake_core::inbound::{IdempotencyKey, InboundRecord};
+use krake_core::commerce::{CommerceEnvelope, CommerceIntake, Taken};
+use krake_core::inbound::IdempotencyKey;
 use krake_core::ports::InboundRepo;
 pub use krake_core::secret::Secret;
 use krake_core::time::Clock;
@@ -69,7 +68,7 @@ impl Default for WebhookConfig {
 #[derive(Clone)]
 struct AppState {
     config: Arc<WebhookConfig>,
-    inbound: Arc<dyn InboundRepo>,
+    intake: CommerceIntake,
     clock: Arc<dyn Clock>,
 }
 
@@ -85,7 +84,7 @@ pub fn router(
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(AppState {
             config: Arc::new(config),
-            inbound,
+            intake: CommerceIntake::new(inbound, clock.clone()),
             clock,
         })
 }
@@ -175,33 +174,15 @@ async fn store(
             "the event id is too long or not printable",
         );
     };
-    let content = match serde_json::to_string(&env) {
-        Ok(c) => c,
-        Err(e) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                format!("could not encode the event: {e}"),
-            );
-        }
-    };
-    let event = InboundRecord {
-        source: source.to_owned(),
-        idempotency_key: key,
-        actor: UserName::parse(actor).unwrap_or_else(|_| UserName::guest()),
-        conversation: conversation.to_owned(),
-        content,
-        received_at: state.clock.now(),
-    };
-    match state.inbound.record_inbound(&event).await {
-        Ok(r) => {
-            let duplicate = !matches!(r, krake_core::inbound::Recorded::New(_));
-            tracing::debug!(
-                source,
-                key = event.idempotency_key.as_str(),
-                duplicate,
-                "webhook stored"
-            );
+    let key_text = key.as_str().to_owned();
+    match state
+        .intake
+        .take(source, key, actor, conversation, &env)
+        .await
+    {
+        Ok(taken) => {
+            let duplicate = taken == Taken::Duplicate;
+            tracing::debug!(source, key = key_text, duplicate, "webhook stored");
             let outcome = if duplicate { "duplicate" } else { "stored" };
             metrics::counter!(WEBHOOK_EVENTS, "source" => source, "outcome" => outcome)
                 .increment(1);

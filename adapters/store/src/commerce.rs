@@ -98,7 +98,7 @@ impl CommerceRepo for Store {
         let mut tx = self.begin().await?;
         let ctx = WriteCtx {
             actor: Actor::system(),
-            inbound: Some(inbound),
+            inbound: Some(krake_core::inbound::InboundMark::new(inbound)),
             now,
         };
         let done = sqlx::query("UPDATE inbound SET processed_at = $1, lease_owner = NULL, lease_until = NULL WHERE id = $2 AND processed_at IS NULL")

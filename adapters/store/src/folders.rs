@@ -1,12 +1,13 @@
 //! Agents' folders on SQL: folders, typed columns (kept by id, so renames touch one row) and
 //! entries (a JSON object of column id to value).
 
-use crate::inbox::mark_applied;
+use crate::inbox::{mark_applied, write_answer};
 use crate::{Store, corrupt, db_err};
 use async_trait::async_trait;
 use krake_core::folder::{
     Column, ColumnId, ColumnKind, Entry, EntryId, Folder, FolderId, FolderRepo, Name, Values,
 };
+use krake_core::inbound::Change;
 use krake_core::ports::{RepoError, WriteCtx};
 use krake_core::time::Timestamp;
 use sqlx::{AnyConnection, Row};
@@ -344,6 +345,7 @@ impl FolderRepo for Store {
             .map_err(db_err)?;
             ids.push(EntryId(id));
         }
+        write_answer(&mut tx, ctx, Change::Added(&ids)).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(ids)
     }

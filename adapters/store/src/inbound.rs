@@ -124,6 +124,53 @@ impl InboundRepo for Store {
         })
     }
 
+    async fn release_answer(
+        &self,
+        id: InboundId,
+        response: &str,
+        reply: Option<&KeyedOutbound>,
+        again: bool,
+        now: Timestamp,
+    ) -> Result<(), RepoError> {
+        let mut tx = self.begin().await?;
+        sqlx::query("UPDATE inbound SET response = $1 WHERE id = $2")
+            .bind(response)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if let Some(r) = reply {
+            let payload = serde_json::to_string(&r.message.payload)
+                .map_err(|e| RepoError::Corrupt(e.to_string()))?;
+            // Only a row never tried can change: one that left, or is leaving, stays as sent.
+            let released = sqlx::query(
+                "UPDATE outbox SET payload = $1, next_attempt_at = $2 \
+                 WHERE dedupe_key = $3 AND state = 'pending' AND attempts = 0",
+            )
+            .bind(payload)
+            .bind(now.as_millis())
+            .bind(&r.key)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if released.rows_affected() > 0 {
+                // Its commit wakes the front's delivery workers.
+                tx.queued(r.message.destination.front());
+            } else if again {
+                crate::outbox::insert_once(
+                    &mut tx,
+                    &r.message.destination,
+                    &r.message.payload,
+                    &format!("followup:{}", r.key),
+                    now,
+                )
+                .await?;
+            }
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(())
+    }
+
     async fn claim_inbound(
         &self,
         source: &str,
@@ -377,6 +424,19 @@ impl InboundRepo for GroupCommit {
         now: Timestamp,
     ) -> Result<Answered, RepoError> {
         self.store.answer_inbound(id, response, reply, now).await
+    }
+
+    async fn release_answer(
+        &self,
+        id: InboundId,
+        response: &str,
+        reply: Option<&KeyedOutbound>,
+        again: bool,
+        now: Timestamp,
+    ) -> Result<(), RepoError> {
+        self.store
+            .release_answer(id, response, reply, again, now)
+            .await
     }
 
     async fn claim_inbound(

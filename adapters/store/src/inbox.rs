@@ -5,6 +5,7 @@ use crate::{Backend, Store, Tx, corrupt, db_err};
 use async_trait::async_trait;
 use krake_core::actor::{Front, UserName};
 use krake_core::delivery::Routes;
+use krake_core::inbound::{ANSWER_HOLD, Change};
 use krake_core::inbox::{
     Approvers, AuditEntry, Decision, DecisionOutcome, Expired, NewThread, Origin, Thread,
     ThreadFilter, ThreadId, ThreadKind, ThreadReply, ThreadStatus, TimeoutRoute,
@@ -232,18 +233,53 @@ pub(crate) async fn mark_applied(
     conn: &mut AnyConnection,
     ctx: &WriteCtx,
 ) -> Result<(), RepoError> {
-    if let Some(id) = ctx.inbound {
+    if let Some(mark) = &ctx.inbound {
         let done = sqlx::query(
             "UPDATE inbound SET processed_at = $1 WHERE id = $2 AND processed_at IS NULL",
         )
         .bind(ctx.now.as_millis())
-        .bind(id.0)
+        .bind(mark.id.0)
         .execute(&mut *conn)
         .await
         .map_err(db_err)?;
         if done.rows_affected() == 0 {
             return Err(RepoError::AlreadyApplied);
         }
+    }
+    Ok(())
+}
+
+/// Writes the answer to the inbound event a change belongs to, rendered from the change, in
+/// the change's transaction ([`InboundMark::answer`](krake_core::inbound::InboundMark::answer)):
+/// stored with the event, and its outbox row queued once but held for
+/// [`ANSWER_HOLD`] (the accept path lets it go as soon as what follows the change has run).
+pub(crate) async fn write_answer(
+    tx: &mut Tx,
+    ctx: &WriteCtx,
+    change: Change<'_>,
+) -> Result<(), RepoError> {
+    let Some(mark) = &ctx.inbound else {
+        return Ok(());
+    };
+    let Some(held) = mark.answer(change) else {
+        return Ok(());
+    };
+    sqlx::query("UPDATE inbound SET response = $1 WHERE id = $2 AND response IS NULL")
+        .bind(&held.response)
+        .bind(mark.id.0)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    if let Some(o) = &held.outbound {
+        crate::outbox::insert_once_due(
+            tx,
+            &o.message.destination,
+            &o.message.payload,
+            &o.key,
+            ctx.now,
+            ctx.now.plus(ANSWER_HOLD),
+        )
+        .await?;
     }
     Ok(())
 }
@@ -376,6 +412,7 @@ impl InboxRepo for Store {
         let th = load(&mut tx, self.locks(), id, true)
             .await?
             .ok_or_else(|| RepoError::Corrupt("created thread vanished".into()))?;
+        write_answer(&mut tx, ctx, Change::Created(&th)).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(th)
     }
@@ -445,6 +482,9 @@ impl InboxRepo for Store {
             edit_copies(&mut tx, id, th.version + 1, ctx.now).await?;
         }
         let th = load(&mut tx, self.locks(), id, true).await?;
+        if let Some(th) = &th {
+            write_answer(&mut tx, ctx, Change::Replied(th)).await?;
+        }
         tx.commit().await.map_err(db_err)?;
         Ok(th)
     }
@@ -506,11 +546,13 @@ impl InboxRepo for Store {
                     let th = load(&mut tx, self.locks(), id, false)
                         .await?
                         .ok_or_else(|| RepoError::Corrupt("thread vanished".into()))?;
-                    tx.commit().await.map_err(db_err)?;
-                    return Ok(Some(DecisionOutcome::Counted {
+                    let outcome = DecisionOutcome::Counted {
                         thread: th,
                         missing: needed - have,
-                    }));
+                    };
+                    write_answer(&mut tx, ctx, Change::Decided(&outcome)).await?;
+                    tx.commit().await.map_err(db_err)?;
+                    return Ok(Some(outcome));
                 }
                 ("approved", "approved", String::new())
             }
@@ -546,8 +588,10 @@ impl InboxRepo for Store {
         let th = load(&mut tx, self.locks(), id, true)
             .await?
             .ok_or_else(|| RepoError::Corrupt("thread vanished".into()))?;
+        let outcome = DecisionOutcome::Decided(th);
+        write_answer(&mut tx, ctx, Change::Decided(&outcome)).await?;
         tx.commit().await.map_err(db_err)?;
-        Ok(Some(DecisionOutcome::Decided(th)))
+        Ok(Some(outcome))
     }
 
     async fn set_archived(
@@ -582,8 +626,10 @@ impl InboxRepo for Store {
         let th = load(&mut tx, self.locks(), id, true)
             .await?
             .ok_or_else(|| RepoError::Corrupt("thread vanished".into()))?;
+        let outcome = ArchiveOutcome::Changed(th);
+        write_answer(&mut tx, ctx, Change::Archived(&outcome)).await?;
         tx.commit().await.map_err(db_err)?;
-        Ok(Some(ArchiveOutcome::Changed(th)))
+        Ok(Some(outcome))
     }
 
     async fn sweep_expired(

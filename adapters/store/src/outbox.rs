@@ -46,14 +46,28 @@ pub(crate) async fn insert_once(
     key: &str,
     now: Timestamp,
 ) -> Result<Option<OutboxId>, RepoError> {
+    insert_once_due(tx, destination, payload, key, now, now).await
+}
+
+/// [`insert_once`] for a message not due before `due` (an answer held while what follows
+/// its change runs).
+pub(crate) async fn insert_once_due(
+    tx: &mut Tx,
+    destination: &Destination,
+    payload: &OutboxPayload,
+    key: &str,
+    now: Timestamp,
+    due: Timestamp,
+) -> Result<Option<OutboxId>, RepoError> {
     let payload = serde_json::to_string(payload).map_err(|e| RepoError::Corrupt(e.to_string()))?;
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO outbox (destination, front, payload, state, attempts, next_attempt_at, created_at, dedupe_key) \
-         VALUES ($1, $2, $3, 'pending', 0, $4, $4, $5) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+         VALUES ($1, $2, $3, 'pending', 0, $4, $5, $6) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
     )
     .bind(destination.as_str())
     .bind(destination.front())
     .bind(payload)
+    .bind(due.as_millis())
     .bind(now.as_millis())
     .bind(key)
     .fetch_optional(&mut **tx)

@@ -3,9 +3,10 @@
 //! COMMITTED a second process's UPDATE waits for the first, re-reads the row and matches
 //! nothing. `schedule_runs` is unique on (schedule, occurrence, trigger) as a second guard.
 
-use crate::inbox::{audit, insert_thread, mark_applied};
+use crate::inbox::{audit, insert_thread, mark_applied, write_answer};
 use crate::{Store, Tx, corrupt, db_err};
 use async_trait::async_trait;
+use krake_core::inbound::Change;
 use krake_core::inbox::{NewThread, ThreadId};
 use krake_core::ports::{RepoError, WriteCtx};
 use krake_core::schedule::{
@@ -159,6 +160,7 @@ impl ScheduleRepo for Store {
         let s = load(&mut tx, id)
             .await?
             .ok_or_else(|| RepoError::Corrupt("created schedule vanished".into()))?;
+        write_answer(&mut tx, ctx, Change::Scheduled(&s)).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(s)
     }
@@ -375,6 +377,7 @@ impl ScheduleRepo for Store {
         let mut tx = self.begin().await?;
         mark_applied(&mut tx, ctx).await?;
         let t = post_run(&mut tx, run, thread, ctx).await?;
+        write_answer(&mut tx, ctx, Change::RanNow(t)).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(t)
     }

@@ -428,7 +428,7 @@ async fn inbound_is_idempotent_and_applies_once(s: &Store) {
         .await
         .unwrap();
     let mut c = ctx("ana", Front::Telegram);
-    c.inbound = Some(id);
+    c.inbound = Some(krake_core::inbound::InboundMark::new(id));
     s.reply(t.id, "ok", &c).await.unwrap();
     assert!(matches!(
         s.reply(t.id, "ok", &c).await,

@@ -1,8 +1,10 @@
 //! The `/folder` commands as Krake carries them out: who may read and change an agent's
 //! folders, and the replies.
 
+use super::EntryId;
 use super::table::column_names;
 use super::{Folder, FolderCommand, Name, check_pairs, parse_csv, render_table, to_csv};
+use crate::inbound::Change;
 use crate::ports::RepoError;
 use std::fmt::Write as _;
 
@@ -260,9 +262,20 @@ impl crate::service::Krake {
                         )));
                     }
                 };
-                let ids = repo.add_entries(f.id, &[v], ctx).await?;
-                let id = ids.first().map_or(0, |i| i.0);
-                Reply::success(format!("Added #{id} to {agent}'s {}.", f.name))
+                let added = {
+                    let (agent, name) = (agent.to_string(), f.name.clone());
+                    move |ids: &[EntryId]| {
+                        let id = ids.first().map_or(0, |i| i.0);
+                        Reply::success(format!("Added #{id} to {agent}'s {name}."))
+                    }
+                };
+                let added = std::sync::Arc::new(added);
+                let render = added.clone();
+                let ctx = ctx.answering(move |c| match c {
+                    Change::Added(ids) => Some(render(ids)),
+                    _ => None,
+                });
+                added(&repo.add_entries(f.id, &[v], &ctx).await?)
             }
             FolderCommand::UpdateEntry {
                 agent,
@@ -311,13 +324,23 @@ impl crate::service::Krake {
                             .join("\n")
                     )),
                     Ok(rows) => {
-                        let ids = repo.add_entries(f.id, &rows, ctx).await?;
-                        Reply::success(format!(
-                            "Imported {} entr{} into {agent}'s {}.",
-                            ids.len(),
-                            if ids.len() == 1 { "y" } else { "ies" },
-                            f.name
-                        ))
+                        let imported = {
+                            let (agent, name) = (agent.to_string(), f.name.clone());
+                            move |ids: &[EntryId]| {
+                                Reply::success(format!(
+                                    "Imported {} entr{} into {agent}'s {name}.",
+                                    ids.len(),
+                                    if ids.len() == 1 { "y" } else { "ies" },
+                                ))
+                            }
+                        };
+                        let imported = std::sync::Arc::new(imported);
+                        let render = imported.clone();
+                        let ctx = ctx.answering(move |c| match c {
+                            Change::Added(ids) => Some(render(ids)),
+                            _ => None,
+                        });
+                        imported(&repo.add_entries(f.id, &rows, &ctx).await?)
                     }
                 }
             }

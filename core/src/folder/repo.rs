@@ -243,7 +243,8 @@ pub trait FolderRepo: Send + Sync {
     ) -> Result<bool, RepoError>;
     /// Removes a column and its values.
     async fn remove_column(&self, folder: FolderId, column: ColumnId) -> Result<(), RepoError>;
-    /// Adds entries in one transaction (all or nothing), marking `ctx.inbound` applied in it.
+    /// Adds entries in one transaction (all or nothing), marking `ctx.inbound` applied and
+    /// writing its answer ([`InboundMark::answer`](crate::inbound::InboundMark::answer)) in it.
     async fn add_entries(
         &self,
         folder: FolderId,

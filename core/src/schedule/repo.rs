@@ -161,7 +161,8 @@ pub struct ScheduleRun {
 /// Schedules' storage.
 #[async_trait]
 pub trait ScheduleRepo: Send + Sync {
-    /// Stores a new schedule, marking `ctx.inbound` applied in the same transaction.
+    /// Stores a new schedule, marking `ctx.inbound` applied and writing its answer
+    /// ([`InboundMark::answer`](crate::inbound::InboundMark::answer)) in the same transaction.
     async fn create_schedule(
         &self,
         new: &NewSchedule,
@@ -207,7 +208,7 @@ pub trait ScheduleRepo: Send + Sync {
         now: Timestamp,
     ) -> Result<Option<Option<ThreadId>>, RepoError>;
     /// Records a manual run and creates its thread, without moving the next run; marks
-    /// `ctx.inbound` applied in the same transaction.
+    /// `ctx.inbound` applied and writes its answer in the same transaction.
     async fn record_manual_run(
         &self,
         run: &ScheduleRun,

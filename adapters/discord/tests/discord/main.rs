@@ -94,6 +94,18 @@ impl InboundRepo for Gate {
     ) -> Result<Answered, RepoError> {
         self.inner.answer_inbound(id, response, reply, now).await
     }
+    async fn release_answer(
+        &self,
+        id: InboundId,
+        response: &str,
+        reply: Option<&KeyedOutbound>,
+        again: bool,
+        now: Timestamp,
+    ) -> Result<(), RepoError> {
+        self.inner
+            .release_answer(id, response, reply, again, now)
+            .await
+    }
     async fn claim_inbound(
         &self,
         source: &str,

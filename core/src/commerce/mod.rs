@@ -1,10 +1,13 @@
 //! Commerce: events from the shops (Shopify) and the print partner (Gelato) in core's words,
 //! the KPIs they add up to per workspace, and the rules that turn events into work.
 //!
-//! Adapters verify and parse the vendor payloads into [`CommerceEvent`]s, which are stored as
-//! inbound events before the vendor gets its 200. The [`CommerceProcessor`] then applies each
+//! Adapters verify and parse the vendor payloads into [`CommerceEvent`]s, which the
+//! [`CommerceIntake`] stores as inbound events before the vendor gets its 200. The [`CommerceProcessor`] then applies each
 //! stored event exactly once: the order/fulfilment state, the day's roll-up, the threads its
 //! rules open and the inbound event's processed mark are written in one transaction.
+
+mod intake;
+pub use intake::{CommerceIntake, Taken};
 
 use crate::actor::Actor;
 use crate::inbound::{InboundId, StoredInbound};
