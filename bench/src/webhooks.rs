@@ -80,7 +80,10 @@ end
     };
     let app = krake_commerce::router(
         config,
-        Arc::new(krake_store::GroupCommit::start(store.clone(), 256)),
+        krake_core::commerce::CommerceIntake::new(
+            Arc::new(krake_store::GroupCommit::start(store.clone(), 256)),
+            Arc::new(SystemClock),
+        ),
         Arc::new(SystemClock),
     );
     let (addr, stop) = serve_on(app).await?;

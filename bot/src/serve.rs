@@ -203,7 +203,7 @@ pub async fn run(
     })
     .merge(krake_commerce::router(
         config.webhooks.clone(),
-        Arc::new(inbound),
+        krake_core::commerce::CommerceIntake::new(Arc::new(inbound), clock.clone()),
         clock,
     ));
     let metrics = krake_metrics::router(

@@ -11,7 +11,6 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use krake_core::commerce::{CommerceEnvelope, CommerceIntake, Taken};
 use krake_core::inbound::IdempotencyKey;
-use krake_core::ports::InboundRepo;
 pub use krake_core::secret::Secret;
 use krake_core::time::Clock;
 use krake_core::workspace::WorkspaceSlug;
@@ -72,19 +71,16 @@ struct AppState {
     clock: Arc<dyn Clock>,
 }
 
-/// The webhook routes: `POST /webhooks/shopify`, `POST /webhooks/gelato/{token}`.
-pub fn router(
-    config: WebhookConfig,
-    inbound: Arc<dyn InboundRepo>,
-    clock: Arc<dyn Clock>,
-) -> Router {
+/// The webhook routes: `POST /webhooks/shopify`, `POST /webhooks/gelato/{token}`. Verified
+/// events go to core's `intake`; `clock` dates the replay check.
+pub fn router(config: WebhookConfig, intake: CommerceIntake, clock: Arc<dyn Clock>) -> Router {
     Router::new()
         .route("/webhooks/shopify", post(shopify_hook))
         .route("/webhooks/gelato/{token}", post(gelato_hook))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(AppState {
             config: Arc::new(config),
-            intake: CommerceIntake::new(inbound, clock.clone()),
+            intake,
             clock,
         })
 }

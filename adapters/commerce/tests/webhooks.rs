@@ -69,7 +69,10 @@ async fn env_with(change: impl FnOnce(&mut WebhookConfig)) -> Env {
     change(&mut config);
     let app = router(
         config,
-        Arc::new(GroupCommit::start(store.clone(), 64)),
+        krake_core::commerce::CommerceIntake::new(
+            Arc::new(GroupCommit::start(store.clone(), 64)),
+            clock.clone(),
+        ),
         clock.clone(),
     );
     let processor = CommerceProcessor::new(
