@@ -19,9 +19,10 @@
 //! renders [`Accepted::reply`], which comes from that same stored record, and sends nothing
 //! more to its platform when [`Accepted::fresh`] is false.
 
-use crate::actor::Actor;
 use crate::chat::command::{Command, Parsed};
-use crate::inbound::{Accepted, Content, Inbound, InboundId, InboundMark, InboundRecord, Recorded};
+use crate::inbound::{
+    Accepted, Content, IdempotencyKey, Inbound, InboundId, InboundMark, InboundRecord, Recorded,
+};
 use crate::outbox::{KeyedOutbound, NewOutbound, OutboxPayload};
 use crate::ports::RepoError;
 use crate::reply::{ButtonAction, ButtonPayload, Reply};
@@ -94,7 +95,7 @@ impl Krake {
     async fn run(&self, inbound: &Inbound, id: &InboundMark) -> Result<Reply, RepoError> {
         let actor = &inbound.actor;
         match &inbound.content {
-            Content::Text(text) => self.run_text(actor, text, id).await,
+            Content::Text(text) => self.run_text(inbound, text, id).await,
             Content::TextReplyingTo { text, message_id } => {
                 // A reply to the message showing an inbox thread is a reply in that thread.
                 let copy = match &inbound.reply_to {
@@ -106,7 +107,7 @@ impl Krake {
                 match copy {
                     Some(c) => {
                         self.run_command(
-                            actor,
+                            inbound,
                             Command::Reply {
                                 id: c.thread,
                                 text: text.clone(),
@@ -115,10 +116,10 @@ impl Krake {
                         )
                         .await
                     }
-                    None => self.run_text(actor, text, id).await,
+                    None => self.run_text(inbound, text, id).await,
                 }
             }
-            Content::Command(cmd) => self.run_command(actor, cmd.clone(), id).await,
+            Content::Command(cmd) => self.run_command(inbound, cmd.clone(), id).await,
             Content::ThreadReply { thread, text } => {
                 if text.trim().is_empty() {
                     return Ok(Reply::info(format!(
@@ -127,7 +128,7 @@ impl Krake {
                     )));
                 }
                 self.run_command(
-                    actor,
+                    inbound,
                     Command::Reply {
                         id: *thread,
                         text: text.clone(),
@@ -151,14 +152,14 @@ impl Krake {
 
     async fn run_text(
         &self,
-        actor: &Actor,
+        inbound: &Inbound,
         text: &str,
         id: &InboundMark,
     ) -> Result<Reply, RepoError> {
         match self.parser().parse(text) {
-            Parsed::Command(cmd) => self.run_command(actor, cmd, id).await,
-            other => match self.route(actor, text, &other).await {
-                Some(cmd) => self.run_command(actor, cmd, id).await,
+            Parsed::Command(cmd) => self.run_command(inbound, cmd, id).await,
+            other => match self.route(&inbound.actor, text, &other).await {
+                Some(cmd) => self.run_command(inbound, cmd, id).await,
                 None => Ok(crate::service::render_unparsed(other)),
             },
         }
@@ -166,11 +167,37 @@ impl Krake {
 
     async fn run_command(
         &self,
-        actor: &Actor,
+        inbound: &Inbound,
         cmd: Command,
         id: &InboundMark,
     ) -> Result<Reply, RepoError> {
-        self.execute_with(actor, cmd, None, Some(id)).await
+        match cmd {
+            Command::Batch(items) => Ok(self.run_batch(inbound, items).await),
+            cmd => self.execute_with(&inbound.actor, cmd, None, Some(id)).await,
+        }
+    }
+
+    /// Several threads in one command: each is its own event (`<key>/1`, `<key>/2`, …) on
+    /// this same path, so each change happens once with its own stored answer, and a
+    /// redelivery after a crash part-way finishes the rest. The reply reports every one.
+    async fn run_batch(&self, inbound: &Inbound, items: Vec<Command>) -> Reply {
+        let mut replies = Vec::with_capacity(items.len());
+        for (n, item) in items.into_iter().enumerate() {
+            let key = format!("{}/{}", inbound.key.as_str(), n + 1);
+            let Ok(key) = IdempotencyKey::parse(&key) else {
+                return Reply::error(
+                    "This message's id is too long to handle several threads at once; name one thread per message.",
+                );
+            };
+            let part = Inbound {
+                key,
+                reply_to: None,
+                content: Content::Command(item),
+                ..inbound.clone()
+            };
+            replies.push(Box::pin(self.accept(part)).await.reply);
+        }
+        crate::chat::text::each(replies)
     }
 
     /// Stores the reply with the event and queues it for the front, in one transaction. The

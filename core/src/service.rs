@@ -375,6 +375,14 @@ impl Krake {
             }
             Command::Archive(id) => self.archive(id, true, &ctx).await,
             Command::Unarchive(id) => self.archive(id, false, &ctx).await,
+            // Off the accept path (no event to key the parts by): one after the other.
+            Command::Batch(items) => {
+                let mut replies = Vec::with_capacity(items.len());
+                for item in items {
+                    replies.push(Box::pin(self.execute_with(actor, item, None, None)).await?);
+                }
+                Ok(crate::chat::text::each(replies))
+            }
             Command::Ask { agent, text } => self.ask(actor, agent.as_str(), &text, &ctx).await,
             Command::Schedule(c) => self.schedule_command(actor, c, &ctx).await,
             Command::Folder(c) => self.folder_command(actor, c, &ctx).await,

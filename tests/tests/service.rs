@@ -399,3 +399,75 @@ async fn unlinked_guests_chat_but_do_not_act_then_link() {
         .reply;
     assert!(again.text.contains("already used"), "{}", again.text);
 }
+
+/// "approve 13 14 15" handles every thread and reports each outcome; each part is its own
+/// event, so a redelivery (after a crash part-way, or a platform retry) changes nothing twice.
+#[tokio::test]
+async fn several_threads_in_one_command_are_each_handled_once_and_reported() {
+    let app = app().await;
+    let a = approval(&app, Approvers::AnyMember).await;
+    let b = approval(&app, Approvers::AnyMember).await;
+    let missing = b + 100;
+    let ana = user("ana", Role::Member, Front::Telegram);
+    let text = format!("approve {a} {b} {missing}");
+    // The process died after the first part: its own event is already applied.
+    let first_part = app
+        .krake
+        .accept(Inbound {
+            key: IdempotencyKey::parse("telegram:update:50/1").unwrap(),
+            content: Content::Command(krake_core::Command::Approve(krake_core::inbox::ThreadId(a))),
+            ..msg("telegram:update:50", &ana, &text)
+        })
+        .await;
+    assert!(first_part.fresh);
+    let r = app
+        .krake
+        .accept(msg("telegram:update:50", &ana, &text))
+        .await;
+    assert!(r.fresh);
+    let lines: Vec<&str> = r.reply.text.lines().collect();
+    assert_eq!(lines[0], "2 of 3 done:", "{}", r.reply.text);
+    assert!(
+        lines[1].starts_with(&format!("• Approved #{a}")),
+        "{}",
+        r.reply.text
+    );
+    assert!(
+        r.reply.text.contains(&format!("• Approved #{b}")),
+        "{}",
+        r.reply.text
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("• ") && l.contains(&format!("#{missing}"))),
+        "the missing thread is reported, not dropped: {}",
+        r.reply.text
+    );
+    assert_eq!(r.reply.tone, Tone::Warning, "a refusal among them shows");
+    for id in [a, b] {
+        let th = app
+            .store
+            .get(krake_core::inbox::ThreadId(id))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(th.status, ThreadStatus::Approved);
+        let audit = app
+            .store
+            .audit(krake_core::inbox::ThreadId(id))
+            .await
+            .unwrap();
+        assert_eq!(
+            audit.iter().filter(|e| e.action == "approved").count(),
+            1,
+            "#{id} approved once"
+        );
+    }
+    let again = app
+        .krake
+        .accept(msg("telegram:update:50", &ana, &text))
+        .await;
+    assert_eq!(again.reply, r.reply);
+    assert!(!again.fresh);
+}

@@ -48,6 +48,11 @@ fn id() -> Opt {
     }
 }
 
+/// Further thread numbers for the same decision or archiving (`14 15`).
+fn more() -> Opt {
+    text("more", "More thread numbers, as in 14 15", false)
+}
+
 fn with_choices(mut o: Opt, choices: Vec<(String, String)>) -> Opt {
     o.choices = choices.into_iter().take(MAX_CHOICES).collect();
     o
@@ -85,9 +90,10 @@ fn options(spec: &CommandSpec, dir: &Directory) -> Vec<Opt> {
                     .collect(),
             ),
         ],
-        "show" | "approve" | "archive" | "unarchive" => vec![id()],
+        "show" => vec![id()],
+        "approve" | "archive" | "unarchive" => vec![id(), more()],
         "reply" => vec![id(), text("text", "Your reply", true)],
-        "reject" => vec![id(), text("reason", "Why", false)],
+        "reject" => vec![id(), text("reason", "Why", false), more()],
         "ask" => vec![
             with_choices(
                 text("agent", "The agent", true),

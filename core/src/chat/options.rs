@@ -8,7 +8,10 @@
 //! The option names are the ones [`OPTION_NAMES`] lists; a front registers its commands with
 //! these names.
 
-use crate::chat::command::{Command, CommandParser, ListQuery, Parsed, StatusFilter, spec};
+use crate::chat::command::{
+    Command, CommandParser, ListQuery, MAX_THREADS_AT_ONCE, Parsed, StatusFilter, batch, spec,
+    take_ids,
+};
 use crate::inbox::{ThreadId, ThreadKind, ThreadStatus};
 use crate::workspace::WorkspaceSlug;
 
@@ -28,11 +31,11 @@ pub enum OptionValue {
 pub const OPTION_NAMES: &[(&str, &[&str])] = &[
     ("todo", &["workspace", "kind", "status"]),
     ("show", &["id"]),
-    ("approve", &["id"]),
-    ("archive", &["id"]),
-    ("unarchive", &["id"]),
+    ("approve", &["id", "more"]),
+    ("archive", &["id", "more"]),
+    ("unarchive", &["id", "more"]),
     ("reply", &["id", "text"]),
-    ("reject", &["id", "reason"]),
+    ("reject", &["id", "reason", "more"]),
     ("ask", &["agent", "task"]),
     ("workspaces", &[]),
     ("agents", &[]),
@@ -75,6 +78,35 @@ impl CommandParser {
                 )),
             }
         };
+        // `more`: further thread numbers (`14 15`) for the same decision or archiving.
+        let more = |first: ThreadId, more: Option<String>| -> Result<Vec<ThreadId>, Parsed> {
+            let mut ids = vec![first];
+            let Some(more) = more else {
+                return Ok(ids);
+            };
+            let (extra, rest) = take_ids(&more);
+            if extra.is_empty() || !rest.trim().is_empty() {
+                return Err(bad(
+                    format!("`more` takes thread numbers only (like `14 15`), not `{more}`"),
+                    Some(spec.example),
+                ));
+            }
+            for id in extra {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            if ids.len() > MAX_THREADS_AT_ONCE {
+                return Err(bad(
+                    format!(
+                        "`{name}` takes at most {MAX_THREADS_AT_ONCE} thread numbers at once, not {}",
+                        ids.len()
+                    ),
+                    Some(spec.example),
+                ));
+            }
+            Ok(ids)
+        };
         let cmd = match name {
             "todo" => {
                 let workspace = match text("workspace") {
@@ -109,17 +141,21 @@ impl CommandParser {
                     status,
                 })
             }
-            "show" | "approve" | "archive" | "unarchive" => {
-                let id = match id() {
-                    Ok(id) => id,
+            "show" => match id() {
+                Ok(id) => Command::Show(id),
+                Err(p) => return p,
+            },
+            "approve" | "archive" | "unarchive" => {
+                let ids = match id().and_then(|id| more(id, text("more"))) {
+                    Ok(ids) => ids,
                     Err(p) => return p,
                 };
-                match name {
-                    "show" => Command::Show(id),
+                let one = |id| match name {
                     "approve" => Command::Approve(id),
                     "archive" => Command::Archive(id),
                     _ => Command::Unarchive(id),
-                }
+                };
+                batch(ids.into_iter().map(one).collect())
             }
             "reply" => {
                 let id = match id() {
@@ -136,13 +172,21 @@ impl CommandParser {
                     }
                 }
             }
-            "reject" => match id() {
-                Ok(id) => Command::Reject {
-                    id,
-                    reason: text("reason"),
-                },
-                Err(p) => return p,
-            },
+            "reject" => {
+                let ids = match id().and_then(|id| more(id, text("more"))) {
+                    Ok(ids) => ids,
+                    Err(p) => return p,
+                };
+                let reason = text("reason");
+                batch(
+                    ids.into_iter()
+                        .map(|id| Command::Reject {
+                            id,
+                            reason: reason.clone(),
+                        })
+                        .collect(),
+                )
+            }
             "ask" => {
                 let agent = text("agent").unwrap_or_default();
                 let Some(agent) = self.known_agent(&agent) else {
@@ -248,6 +292,49 @@ mod tests {
         assert!(
             matches!(got, Parsed::Command(Command::Ask { ref text, .. }) if text == "draft a tagline"),
             "{got:?}"
+        );
+    }
+
+    #[test]
+    fn more_thread_numbers_make_one_command_for_each() {
+        let p = parser();
+        let got = p.from_options(
+            "approve",
+            &[
+                ("id".into(), OptionValue::Integer(13)),
+                ("more".into(), t("14, #15 13")),
+            ],
+        );
+        assert_eq!(
+            got,
+            Parsed::Command(Command::Batch(vec![
+                Command::Approve(ThreadId(13)),
+                Command::Approve(ThreadId(14)),
+                Command::Approve(ThreadId(15)),
+            ]))
+        );
+        let got = p.from_options(
+            "reject",
+            &[
+                ("id".into(), OptionValue::Integer(3)),
+                ("more".into(), t("4")),
+                ("reason".into(), t("not now")),
+            ],
+        );
+        assert!(
+            matches!(&got, Parsed::Command(Command::Batch(c)) if c.len() == 2 && c.iter().all(|c| matches!(c, Command::Reject { reason: Some(r), .. } if r == "not now"))),
+            "{got:?}"
+        );
+        let bad = p.from_options(
+            "archive",
+            &[
+                ("id".into(), OptionValue::Integer(3)),
+                ("more".into(), t("4 and the rest")),
+            ],
+        );
+        assert!(
+            matches!(&bad, Parsed::NotUnderstood { problem, .. } if problem.contains("`more` takes thread numbers only")),
+            "{bad:?}"
         );
     }
 

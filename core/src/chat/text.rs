@@ -8,7 +8,7 @@ use crate::config::Directory;
 use crate::inbox::rules::Refusal;
 use crate::inbox::{Thread, ThreadId, ThreadKind, ThreadStatus};
 use crate::ports::RepoError;
-use crate::reply::{Button, ButtonAction, ButtonPayload, Reply};
+use crate::reply::{Button, ButtonAction, ButtonPayload, Reply, Tone};
 use crate::text::capitalise;
 use std::fmt::Write as _;
 
@@ -243,4 +243,35 @@ pub fn render_thread(th: &Thread) -> Reply {
         ]);
     }
     reply
+}
+
+/// The reply to a command about several threads: how many were done, then each outcome
+/// (its first line marked, the rest indented), in the order named. The tone is the worst
+/// of them, so a refusal among successes is not missed.
+pub fn each(replies: Vec<Reply>) -> Reply {
+    let done = replies.iter().filter(|r| r.tone == Tone::Success).count();
+    let mut text = format!("{done} of {} done:", replies.len());
+    for r in &replies {
+        for (i, line) in r.text.lines().enumerate() {
+            text.push('\n');
+            text.push_str(if i == 0 { "• " } else { "  " });
+            text.push_str(line);
+        }
+    }
+    let rank = |t: Tone| match t {
+        Tone::Info => 0,
+        Tone::Success => 1,
+        Tone::Warning => 2,
+        Tone::Error => 3,
+    };
+    let tone = replies
+        .iter()
+        .map(|r| r.tone)
+        .max_by_key(|t| rank(*t))
+        .unwrap_or_default();
+    Reply {
+        text,
+        tone,
+        ..Reply::default()
+    }
 }

@@ -471,5 +471,8 @@ async fn commands_are_registered_by_bulk_overwrite() {
     assert_eq!(reject["options"][0]["name"], "id");
     assert_eq!(reject["options"][1]["name"], "reason");
     assert_eq!(reject["options"][1]["required"], false);
+    // Further threads for the same decision: `/reject id:13 more:14 15`.
+    assert_eq!(reject["options"][2]["name"], "more");
+    assert_eq!(reject["options"][2]["required"], false);
     let _ = ThreadStatus::Open;
 }

@@ -12,7 +12,8 @@ mod natural;
 mod parser;
 mod spec;
 
-pub use parser::{CommandParser, MAX_INPUT_CHARS};
+pub use parser::{CommandParser, MAX_INPUT_CHARS, MAX_THREADS_AT_ONCE};
+pub(crate) use parser::{batch, take_ids};
 pub use spec::{COMMANDS, CommandSpec, spec};
 
 use crate::agent::AgentName;
@@ -80,6 +81,9 @@ pub enum Command {
     Archive(ThreadId),
     /// Bring an archived thread back.
     Unarchive(ThreadId),
+    /// The same approval, rejection or archiving for several threads (`approve 13 14 15`):
+    /// each is handled on its own and its outcome reported; never one silently dropped.
+    Batch(Vec<Command>),
     /// Show a workspace's KPIs (revenue, orders, fulfilment).
     Kpi {
         /// The workspace; the first one the person can see when absent.

@@ -121,31 +121,40 @@ impl CommandParser {
                 Ok(q) => Parsed::Command(Command::List(q)),
                 Err(p) => p,
             },
-            Verb::Show | Verb::Approve | Verb::Archive | Verb::Unarchive => {
-                let name = match v {
-                    Verb::Show => "show",
-                    Verb::Approve => "approve",
-                    Verb::Archive => "archive",
-                    _ => "unarchive",
-                };
+            Verb::Show => {
                 let Some((id, rest)) = take_id(args) else {
-                    return need_id(name);
+                    return need_id("show");
                 };
                 if strict && !rest.trim().is_empty() {
                     return Parsed::NotUnderstood {
                         problem: format!(
-                            "`{name}` takes only a thread number, not `{}`",
+                            "`show` takes only a thread number, not `{}`",
                             rest.trim()
                         ),
-                        suggestion: spec(name).map(|s| s.example.to_owned()),
+                        suggestion: spec("show").map(|s| s.example.to_owned()),
                     };
                 }
-                Parsed::Command(match v {
-                    Verb::Show => Command::Show(id),
+                Parsed::Command(Command::Show(id))
+            }
+            Verb::Approve | Verb::Archive | Verb::Unarchive => {
+                let name = match v {
+                    Verb::Approve => "approve",
+                    Verb::Archive => "archive",
+                    _ => "unarchive",
+                };
+                let (ids, rest) = take_ids(args);
+                if ids.is_empty() {
+                    return need_id(name);
+                }
+                if let Some(p) = leftover(name, &ids, rest, strict) {
+                    return p;
+                }
+                let one = |id| match v {
                     Verb::Approve => Command::Approve(id),
                     Verb::Archive => Command::Archive(id),
                     _ => Command::Unarchive(id),
-                })
+                };
+                Parsed::Command(batch(ids.into_iter().map(one).collect()))
             }
             Verb::Reply => {
                 let args = strip_words(args, &["to"]);
@@ -165,19 +174,28 @@ impl CommandParser {
                 })
             }
             Verb::Reject => {
-                let Some((id, rest)) = take_id(args) else {
+                let (ids, rest) = take_ids(args);
+                if ids.is_empty() {
                     return need_id("reject");
-                };
+                }
+                if ids.len() > MAX_THREADS_AT_ONCE {
+                    return too_many("reject", ids.len());
+                }
                 let mut reason = rest.trim().trim_start_matches([':', '-', ',']).trim();
                 for lead in ["because ", "since ", "reason: ", "reason "] {
                     if let Some(r) = strip_prefix_ci(reason, lead) {
                         reason = r.trim();
                     }
                 }
-                Parsed::Command(Command::Reject {
-                    id,
-                    reason: (!reason.is_empty()).then(|| reason.to_owned()),
-                })
+                let reason = (!reason.is_empty()).then(|| reason.to_owned());
+                Parsed::Command(batch(
+                    ids.into_iter()
+                        .map(|id| Command::Reject {
+                            id,
+                            reason: reason.clone(),
+                        })
+                        .collect(),
+                ))
             }
             Verb::Ask => self.ask(args),
             Verb::Kpi => {
@@ -422,6 +440,87 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
         .then(|| &s[prefix.len()..])
 }
 
+/// The most threads one command may name (`approve 13 14 15`).
+pub const MAX_THREADS_AT_ONCE: usize = 20;
+
+/// One command, or a [`Command::Batch`] of several.
+pub(crate) fn batch(mut commands: Vec<Command>) -> Command {
+    if commands.len() == 1
+        && let Some(one) = commands.pop()
+    {
+        return one;
+    }
+    Command::Batch(commands)
+}
+
+fn too_many(name: &str, n: usize) -> Parsed {
+    Parsed::NotUnderstood {
+        problem: format!(
+            "`{name}` takes at most {MAX_THREADS_AT_ONCE} thread numbers at once, not {n}; nothing was changed"
+        ),
+        suggestion: Some(format!("/{name} 13 14 15")),
+    }
+}
+
+/// What follows the thread numbers of `approve`, `archive` or `unarchive`: nothing, or (in a
+/// sentence) words that name no other thread. Text that might name more threads refuses the
+/// whole command rather than dropping them.
+fn leftover(name: &str, ids: &[ThreadId], rest: &str, strict: bool) -> Option<Parsed> {
+    if ids.len() > MAX_THREADS_AT_ONCE {
+        return Some(too_many(name, ids.len()));
+    }
+    let rest = rest.trim();
+    let unclear = if strict {
+        !rest.is_empty()
+    } else {
+        rest.split_whitespace().any(|w| {
+            w.trim_start_matches('#')
+                .starts_with(|c: char| c.is_ascii_digit())
+        })
+    };
+    unclear.then(|| Parsed::NotUnderstood {
+        problem: format!("`{name}` takes only thread numbers, not `{rest}`; nothing was changed"),
+        suggestion: Some(format!("/{name} 13 14 15")),
+    })
+}
+
+/// Reads thread numbers (`13 14 15`, `#13, #14 and #15`, `13,14`) at the start of `s`, each
+/// once, and the text after them.
+pub(crate) fn take_ids(s: &str) -> (Vec<ThreadId>, &str) {
+    let mut ids: Vec<ThreadId> = Vec::new();
+    let mut rest = s;
+    loop {
+        let r = rest.trim_start_matches(|c: char| c.is_whitespace() || c == ',');
+        let r = if ids.is_empty() {
+            r
+        } else {
+            strip_words(r, &["and", "&"])
+        };
+        let digits = r.strip_prefix('#').unwrap_or(r);
+        let n = digits.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 || n > 18 {
+            break;
+        }
+        let after = &digits[n..];
+        // `12x` is not a thread number.
+        if after
+            .starts_with(|c: char| !c.is_whitespace() && !matches!(c, ',' | ':' | '.' | '?' | '!'))
+        {
+            break;
+        }
+        match digits[..n].parse::<i64>() {
+            Ok(v) if v > 0 => {
+                if !ids.contains(&ThreadId(v)) {
+                    ids.push(ThreadId(v));
+                }
+            }
+            _ => break,
+        }
+        rest = after.trim_start_matches([':', '.', '?', '!']);
+    }
+    (ids, rest)
+}
+
 /// Reads a thread number (`12`, `#12`, `12:`) at the start of `s`.
 pub(super) fn take_id(s: &str) -> Option<(ThreadId, &str)> {
     let (w, rest) = split_word(s);
@@ -460,6 +559,60 @@ pub(super) mod tests {
 
     pub(in crate::chat::command) fn ws(s: &str) -> Option<WorkspaceSlug> {
         Some(WorkspaceSlug::parse(s).unwrap())
+    }
+
+    fn not_understood(s: &str) -> String {
+        match p().parse(s) {
+            Parsed::NotUnderstood { problem, .. } => problem,
+            other => panic!("{s:?} parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn several_threads_in_one_command_are_each_named_or_the_whole_is_refused() {
+        let approve = |ids: &[i64]| {
+            Command::Batch(ids.iter().map(|i| Command::Approve(ThreadId(*i))).collect())
+        };
+        assert_eq!(cmd("/approve 13 14 15"), approve(&[13, 14, 15]));
+        assert_eq!(cmd("approve 13 14 15"), approve(&[13, 14, 15]));
+        assert_eq!(
+            cmd("please approve #13, #14 and #15"),
+            approve(&[13, 14, 15])
+        );
+        assert_eq!(cmd("/approve 13,14"), approve(&[13, 14]));
+        // The same thread twice is one thread.
+        assert_eq!(cmd("/approve 13 13"), Command::Approve(ThreadId(13)));
+        assert_eq!(
+            cmd("/archive 7 8"),
+            Command::Batch(vec![
+                Command::Archive(ThreadId(7)),
+                Command::Archive(ThreadId(8))
+            ])
+        );
+        assert_eq!(
+            cmd("/reject 13 14 too pricey"),
+            Command::Batch(vec![
+                Command::Reject {
+                    id: ThreadId(13),
+                    reason: Some("too pricey".into())
+                },
+                Command::Reject {
+                    id: ThreadId(14),
+                    reason: Some("too pricey".into())
+                },
+            ])
+        );
+        // Never a silent drop: what might name more threads refuses the whole command.
+        assert!(not_understood("/approve 13 14 x15").contains("nothing was changed"));
+        assert!(not_understood("approve 13 and also 15").contains("`and also 15`"));
+        assert!(not_understood("/approve 13 14x").contains("`14x`"));
+        let many: Vec<String> = (1..=21).map(|i| i.to_string()).collect();
+        assert!(not_understood(&format!("/approve {}", many.join(" "))).contains("at most 20"));
+        // A sentence around one thread number still reads as before.
+        assert_eq!(
+            cmd("Please approve #12 now"),
+            Command::Approve(ThreadId(12))
+        );
     }
 
     #[test]
