@@ -161,6 +161,21 @@ pub trait CostLedger: Send + Sync {
         workspace: Option<&WorkspaceSlug>,
         month: &str,
     ) -> Result<CostReport, RepoError>;
+    /// What one run's model calls used, in all.
+    async fn run_usage(&self, run: i64) -> Result<RunUsage, RepoError>;
+}
+
+/// What one run's model calls used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct RunUsage {
+    /// Model calls charged.
+    pub calls: u64,
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Completion tokens.
+    pub output_tokens: u64,
+    /// Cost in micro-dollars.
+    pub cost_micros: i64,
 }
 
 /// An in-memory [`CostLedger`], for tests and benchmarks.
@@ -180,6 +195,19 @@ impl CostLedger for MemoryLedger {
     async fn record_call(&self, call: &CallRecord) -> Result<(), RepoError> {
         self.calls()?.push(call.clone());
         Ok(())
+    }
+
+    async fn run_usage(&self, run: i64) -> Result<RunUsage, RepoError> {
+        Ok(self
+            .calls()?
+            .iter()
+            .filter(|c| c.run == Some(run))
+            .fold(RunUsage::default(), |u, c| RunUsage {
+                calls: u.calls + 1,
+                input_tokens: u.input_tokens + c.input_tokens,
+                output_tokens: u.output_tokens + c.output_tokens,
+                cost_micros: u.cost_micros + c.cost_micros,
+            }))
     }
 
     async fn spent(

@@ -55,7 +55,9 @@ impl RunQueue for Runner {
         self.runs().run(id).await
     }
     async fn recent_runs(&self, limit: u32) -> Result<Vec<Run>, RepoError> {
-        self.runs().list_runs(None, limit).await
+        self.runs()
+            .list_runs(&crate::run::RunFilter::recent(limit))
+            .await
     }
     async fn recover(&self) -> Result<Recovered, RepoError> {
         Runner::recover(self).await

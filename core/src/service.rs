@@ -36,7 +36,7 @@ pub struct Krake {
     routes: Arc<Routes>,
     users: Option<Arc<dyn UserRepo>>,
     commerce: Option<Arc<dyn CommerceRepo>>,
-    agents: Option<Arc<dyn crate::run::AgentDesk>>,
+    pub(crate) agents: Option<Arc<dyn crate::run::AgentDesk>>,
     pub(crate) listener: Option<Arc<dyn InboxListener>>,
 }
 
@@ -245,6 +245,45 @@ impl Krake {
         }
     }
 
+    /// The runs `actor` may see that match `q`, newest first; `None` when agents are not
+    /// set up here.
+    pub async fn runs(
+        &self,
+        actor: &Actor,
+        q: &crate::run::RunQuery,
+    ) -> Result<Option<Vec<crate::run::Run>>, RepoError> {
+        match &self.agents {
+            Some(a) => a.runs(actor, q).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// One run with its steps and usage, if agents are set up and `actor` may see it.
+    pub async fn run_view(
+        &self,
+        actor: &Actor,
+        id: crate::run::RunId,
+    ) -> Result<Option<crate::run::RunView>, RepoError> {
+        match &self.agents {
+            Some(a) => a.run(actor, id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Cancels a run for `actor` (see [`Runner::cancel`](crate::run::Runner::cancel)); without
+    /// agents there is no run to cancel.
+    pub async fn cancel_run(
+        &self,
+        actor: &Actor,
+        id: crate::run::RunId,
+        reason: Option<&str>,
+    ) -> Result<crate::run::Cancel, RepoError> {
+        match &self.agents {
+            Some(a) => a.cancel(actor, id, reason).await,
+            None => Ok(crate::run::Cancel::NotFound),
+        }
+    }
+
     /// Now, by the service's clock (a manual one in tests): fronts check request times
     /// against it.
     pub fn now(&self) -> Timestamp {
@@ -375,6 +414,9 @@ impl Krake {
             }
             Command::Archive(id) => self.archive(id, true, &ctx).await,
             Command::Unarchive(id) => self.archive(id, false, &ctx).await,
+            Command::Runs(q) => self.chat_runs(actor, &q).await,
+            Command::Run(id) => self.chat_run(actor, id).await,
+            Command::Cancel { id, reason } => self.chat_cancel(actor, id, reason.as_deref()).await,
             // Off the accept path (no event to key the parts by): one after the other.
             Command::Batch(items) => {
                 let mut replies = Vec::with_capacity(items.len());

@@ -16,7 +16,6 @@ use crate::ports::{ArchiveOutcome, InboxRepo, OutboxRepo, RepoError, ThreadCopy,
 use crate::run::{NewRun, Run, RunId, RunOutcome, RunRepo, RunStatus, RunStep};
 use crate::schedule::{NewSchedule, Schedule, ScheduleId, ScheduleRepo, ScheduleRun};
 use crate::time::Timestamp;
-use crate::workspace::WorkspaceSlug;
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -282,8 +281,17 @@ impl RunRepo for FakeRuns {
         _id: RunId,
         _step: &RunStep,
         _lease_until: Timestamp,
-    ) -> Result<(), RepoError> {
+    ) -> Result<bool, RepoError> {
         unsupported("add_step")
+    }
+    async fn cancel_run(
+        &self,
+        _id: RunId,
+        _by: &str,
+        _reason: Option<&str>,
+        _now: Timestamp,
+    ) -> Result<Option<Run>, RepoError> {
+        unsupported("cancel_run")
     }
     async fn finish_run(
         &self,
@@ -317,19 +325,23 @@ impl RunRepo for FakeRuns {
     ) -> Result<Vec<Run>, RepoError> {
         unsupported("runs_with_status")
     }
-    async fn list_runs(
-        &self,
-        workspace: Option<&WorkspaceSlug>,
-        limit: u32,
-    ) -> Result<Vec<Run>, RepoError> {
+    async fn list_runs(&self, f: &crate::run::RunFilter) -> Result<Vec<Run>, RepoError> {
         Ok(self
             .0
             .lock()
             .unwrap()
             .values()
             .rev()
-            .filter(|r| workspace.is_none_or(|w| &r.workspace == w))
-            .take(limit as usize)
+            .filter(|r| f.workspace.as_ref().is_none_or(|w| &r.workspace == w))
+            .filter(|r| f.visible.as_ref().is_none_or(|v| v.contains(&r.workspace)))
+            .filter(|r| {
+                f.agent
+                    .as_ref()
+                    .is_none_or(|a| r.agent.eq_ignore_ascii_case(a))
+            })
+            .filter(|r| f.status.is_none_or(|s| r.status == s))
+            .filter(|r| f.before.is_none_or(|b| r.id < b))
+            .take(f.limit as usize)
             .cloned()
             .collect())
     }

@@ -10,7 +10,9 @@ use krake_core::config::Directory;
 use krake_core::inbox::{ProposedAction, Thread, ThreadFilter, ThreadKind};
 use krake_core::knowledge::{KnowledgeQuery, NoKnowledge, Passage, RetrieveError, Retriever};
 use krake_core::ledger::{Budgets, CostLedger};
-use krake_core::model::{ModelError, Scripted, ScriptedModel};
+use krake_core::model::{
+    ChatModel, ChatRequest, ChatResponse, ModelError, Price, Scripted, ScriptedModel,
+};
 use krake_core::policy::AgentPolicy;
 use krake_core::ports::InboxRepo;
 use krake_core::run::{
@@ -44,7 +46,12 @@ struct Setup {
     no_model: bool,
     limits: Option<RunLimits>,
     executor: Option<Arc<dyn ActionExecutor>>,
+    /// Wraps the scripted model (given the store), e.g. to act while the model answers.
+    wrap: Option<Wrap>,
 }
+
+/// Wraps the scripted model, given the store.
+type Wrap = Box<dyn FnOnce(Arc<ScriptedModel>, Store) -> Arc<dyn ChatModel>>;
 
 /// A retriever with fixed passages, filtered by workspace like the real one.
 struct Fixed(Vec<(String, Passage)>);
@@ -89,7 +96,10 @@ async fn world(script: Vec<Scripted>, setup: Setup) -> World {
         if setup.no_model {
             None
         } else {
-            Some(model.clone())
+            match setup.wrap {
+                Some(wrap) => Some(wrap(model.clone(), store.clone())),
+                None => Some(model.clone() as Arc<dyn ChatModel>),
+            }
         },
         setup.retriever.unwrap_or_else(|| Arc::new(NoKnowledge)),
         setup.executor.unwrap_or_else(|| exec.clone()),
@@ -344,7 +354,11 @@ async fn reject_with_a_reason_starts_a_revision_that_sees_it() {
     let first = w.store.run(run.id).await.unwrap().unwrap();
     assert_eq!(first.status, RunStatus::Rejected);
     assert_eq!(w.runner.work_once("test", 10).await.unwrap(), 1);
-    let runs = w.store.list_runs(None, 10).await.unwrap();
+    let runs = w
+        .store
+        .list_runs(&krake_core::run::RunFilter::recent(10))
+        .await
+        .unwrap();
     let revision = &runs[0];
     assert_eq!(revision.parent, Some(run.id));
     assert_eq!(revision.trigger, "revision");
@@ -1011,7 +1025,11 @@ async fn a_reply_on_an_agents_thread_starts_a_follow_up_that_remembers_the_threa
         reply.text
     );
     assert_eq!(w.runner.work_once("t", 10).await.unwrap(), 1);
-    let follow = &w.store.list_runs(None, 1).await.unwrap()[0];
+    let follow = &w
+        .store
+        .list_runs(&krake_core::run::RunFilter::recent(1))
+        .await
+        .unwrap()[0];
     assert_eq!(follow.trigger, "reply");
     assert_eq!(follow.parent, Some(run.id));
     assert_eq!(follow.status, RunStatus::Done);
@@ -1063,7 +1081,10 @@ async fn concurrent_runs_cannot_cross_a_budget_together() {
             .unwrap();
     }
     assert_eq!(runner.work_once("t", 20).await.unwrap(), 20);
-    let runs = store.list_runs(None, 50).await.unwrap();
+    let runs = store
+        .list_runs(&krake_core::run::RunFilter::recent(50))
+        .await
+        .unwrap();
     let done = runs.iter().filter(|r| r.status == RunStatus::Done).count();
     let refused = runs
         .iter()
@@ -1176,7 +1197,10 @@ async fn on_postgresql_runs_are_claimed_once_each_and_approvals_execute() {
         30,
         "one model call per run, none twice"
     );
-    let runs = store.list_runs(None, 100).await.unwrap();
+    let runs = store
+        .list_runs(&krake_core::run::RunFilter::recent(100))
+        .await
+        .unwrap();
     assert!(runs.iter().all(|r| r.attempts == 1));
     let waiting: Vec<_> = runs
         .iter()
@@ -1436,4 +1460,168 @@ async fn an_approval_nobody_decides_expires_and_its_run_is_marked_expired() {
         .handle_text(&Actor::local(), &format!("/approve {}", th.id.0))
         .await;
     assert!(w.exec.executed().is_empty());
+}
+
+/// A model during whose answer a person cancels run 1.
+struct CancelWhileAnswering {
+    inner: Arc<ScriptedModel>,
+    store: Store,
+}
+
+#[async_trait]
+impl ChatModel for CancelWhileAnswering {
+    async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, ModelError> {
+        let c = self
+            .store
+            .cancel_run(
+                krake_core::run::RunId(1),
+                "ana",
+                Some("wrong brief"),
+                Timestamp::from_millis(T0),
+            )
+            .await
+            .unwrap();
+        assert_eq!(c.unwrap().status, RunStatus::Cancelled);
+        self.inner.chat(request).await
+    }
+    fn price(&self, model: Option<&str>) -> Price {
+        self.inner.price(model)
+    }
+}
+
+/// Cancelled while its model call is in flight: the call is charged, the run stops at its
+/// next step, makes no further call and carries out nothing, though the answer would act.
+#[tokio::test]
+async fn a_run_cancelled_while_the_model_answers_stops_and_acts_on_nothing() {
+    let w = world(
+        vec![post_call(0.92), post_call(0.92)],
+        Setup {
+            policies: acting_penn(),
+            wrap: Some(Box::new(|inner, store| {
+                Arc::new(CancelWhileAnswering { inner, store }) as Arc<dyn ChatModel>
+            })),
+            ..Setup::default()
+        },
+    )
+    .await;
+    let run = w.run("penn", "announce the hoodie").await;
+    assert_eq!(run.id.0, 1);
+    assert_eq!(run.status, RunStatus::Cancelled);
+    assert_eq!(run.error.as_deref(), Some("cancelled by ana: wrong brief"));
+    assert!(w.exec.executed().is_empty(), "nothing was carried out");
+    assert_eq!(w.model.requests().len(), 1, "no further model call");
+    let usage = w.store.run_usage(1).await.unwrap();
+    assert_eq!(usage.calls, 1, "the call in flight is charged");
+    assert!(run.thread.is_none(), "no thread opened");
+    assert!(run.steps.iter().any(|s| s.kind == "cancelled"));
+    assert!(
+        !run.steps.iter().any(|s| s.kind == "verdict"),
+        "{:?}",
+        run.steps
+    );
+}
+
+/// `/runs`, `/run` and `/cancel` in chat: members see and stop runs of their workspaces,
+/// viewers only see them, and a cancelled run is never started.
+#[tokio::test]
+async fn runs_are_listed_shown_and_cancelled_in_chat() {
+    let w = world(vec![], Setup::default()).await;
+    let lunavo = WorkspaceSlug::parse("lunavo").unwrap();
+    let run = w
+        .runner
+        .start(&NewRun {
+            workspace: lunavo.clone(),
+            agent: "Penn".into(),
+            task: "draft the launch post".into(),
+            trigger: "command".into(),
+            requested_by: "ana".into(),
+            parent: None,
+            feedback: None,
+        })
+        .await
+        .unwrap();
+    let n = run.id.0;
+    let as_role = |name: &str, role: Role| {
+        let mut a = Actor::new(
+            krake_core::actor::UserName::parse(name).unwrap(),
+            krake_core::actor::Front::Telegram,
+            Role::Guest,
+        );
+        a.workspace_roles.insert(lunavo.clone(), role);
+        a
+    };
+    let ana = as_role("ana", Role::Member);
+    let vic = as_role("vic", Role::Viewer);
+    let outsider = as_role("olga", Role::Guest);
+    let list = w.krake.handle_text(&vic, "/runs lunavo penn").await;
+    assert!(
+        list.text.starts_with("Runs of Penn in lunavo (1):"),
+        "{}",
+        list.text
+    );
+    assert!(list.text.contains(&format!("run {n}")), "{}", list.text);
+    assert!(list.text.contains("queued"), "{}", list.text);
+    let none = w.krake.handle_text(&outsider, "/runs").await;
+    assert!(none.text.starts_with("No runs"), "{}", none.text);
+    let shown = w.krake.handle_text(&vic, &format!("/run {n}")).await;
+    assert!(
+        shown
+            .text
+            .starts_with(&format!("Run {n} — Penn in lunavo: queued")),
+        "{}",
+        shown.text
+    );
+    assert!(shown.text.contains("Model calls: 0"), "{}", shown.text);
+    assert!(
+        shown.text.contains(&format!("/cancel {n}")),
+        "{}",
+        shown.text
+    );
+    let hidden = w.krake.handle_text(&outsider, &format!("/run {n}")).await;
+    assert!(hidden.text.contains("no run"), "{}", hidden.text);
+    let refused = w.krake.handle_text(&vic, &format!("/cancel {n}")).await;
+    assert!(
+        refused.text.contains("Only members of lunavo"),
+        "{}",
+        refused.text
+    );
+    let done = w
+        .krake
+        .handle_text(&ana, &format!("cancel run {n} because wrong brief"))
+        .await;
+    assert!(
+        done.text.starts_with(&format!("Cancelled run {n} (Penn")),
+        "{}",
+        done.text
+    );
+    let again = w.krake.handle_text(&ana, &format!("/cancel {n}")).await;
+    assert!(
+        again
+            .text
+            .contains("already cancelled (cancelled by ana: wrong brief)"),
+        "{}",
+        again.text
+    );
+    let shown = w.krake.handle_text(&vic, &format!("/run {n}")).await;
+    assert!(
+        shown.text.contains("cancelled by ana: wrong brief"),
+        "{}",
+        shown.text
+    );
+    let cancelled = w.krake.handle_text(&vic, "/runs cancelled").await;
+    assert!(
+        cancelled.text.starts_with("Cancelled runs (1):"),
+        "{}",
+        cancelled.text
+    );
+    // The worker never starts it.
+    w.runner.work_once("test", 10).await.unwrap();
+    assert!(w.model.requests().is_empty());
+    let bad = w.krake.handle_text(&ana, "/runs lunavo sideways").await;
+    assert!(
+        bad.text
+            .contains("`sideways` is not a workspace, an agent or a run status"),
+        "{}",
+        bad.text
+    );
 }

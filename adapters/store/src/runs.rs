@@ -4,9 +4,9 @@
 use crate::{Backend, Store, corrupt, db_err};
 use async_trait::async_trait;
 use krake_core::inbox::ThreadId;
-use krake_core::ledger::{CallRecord, CostLedger, CostReport};
+use krake_core::ledger::{CallRecord, CostLedger, CostReport, RunUsage};
 use krake_core::ports::RepoError;
-use krake_core::run::{NewRun, Run, RunId, RunOutcome, RunRepo, RunStatus, RunStep};
+use krake_core::run::{NewRun, Run, RunFilter, RunId, RunOutcome, RunRepo, RunStatus, RunStep};
 use krake_core::time::Timestamp;
 use krake_core::workspace::WorkspaceSlug;
 use sqlx::Row;
@@ -140,7 +140,7 @@ impl RunRepo for Store {
         id: RunId,
         step: &RunStep,
         lease_until: Timestamp,
-    ) -> Result<(), RepoError> {
+    ) -> Result<bool, RepoError> {
         let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO agent_run_steps (run_id, at, kind, detail) VALUES ($1, $2, $3, $4)",
@@ -152,7 +152,7 @@ impl RunRepo for Store {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        sqlx::query(
+        let running = sqlx::query(
             "UPDATE agent_runs SET lease_until = $1, updated_at = $2 WHERE id = $3 AND status = 'running'",
         )
         .bind(lease_until.as_millis())
@@ -162,7 +162,44 @@ impl RunRepo for Store {
         .await
         .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
-        Ok(())
+        Ok(running.rows_affected() == 1)
+    }
+
+    async fn cancel_run(
+        &self,
+        id: RunId,
+        by: &str,
+        reason: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Option<Run>, RepoError> {
+        let why = match reason {
+            Some(r) => format!("cancelled by {by}: {r}"),
+            None => format!("cancelled by {by}"),
+        };
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE agent_runs SET status = 'cancelled', error = $1, lease_owner = NULL, lease_until = NULL, updated_at = $2 \
+             WHERE id = $3 AND status IN ('queued', 'running', 'awaiting_approval')",
+        )
+        .bind(&why)
+        .bind(now.as_millis())
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() == 1 {
+            sqlx::query(
+                "INSERT INTO agent_run_steps (run_id, at, kind, detail) VALUES ($1, $2, 'cancelled', $3)",
+            )
+            .bind(id.0)
+            .bind(now.as_millis())
+            .bind(&why)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        self.run(id).await
     }
 
     async fn finish_run(
@@ -267,25 +304,59 @@ impl RunRepo for Store {
         rows.iter().map(run_from_row).collect()
     }
 
-    async fn list_runs(
-        &self,
-        workspace: Option<&WorkspaceSlug>,
-        limit: u32,
-    ) -> Result<Vec<Run>, RepoError> {
-        let limit = i64::from(limit.clamp(1, 1000));
-        let by_ws = format!(
-            "SELECT {RUN_COLUMNS} FROM agent_runs WHERE workspace = $1 ORDER BY id DESC LIMIT $2"
-        );
-        let every = format!("SELECT {RUN_COLUMNS} FROM agent_runs ORDER BY id DESC LIMIT $1");
-        let rows = match workspace {
-            Some(w) => sqlx::query(&by_ws).bind(w.as_str()).bind(limit),
-            None => sqlx::query(&every).bind(limit),
+    async fn list_runs(&self, f: &RunFilter) -> Result<Vec<Run>, RepoError> {
+        let mut sql = format!("SELECT {RUN_COLUMNS} FROM agent_runs WHERE 1 = 1");
+        let mut binds: Vec<Bind> = Vec::new();
+        let next = |v: Bind, binds: &mut Vec<Bind>| {
+            binds.push(v);
+            format!("${}", binds.len())
+        };
+        if let Some(v) = &f.visible {
+            if v.is_empty() {
+                return Ok(Vec::new());
+            }
+            let marks: Vec<String> = v
+                .iter()
+                .map(|w| next(Bind::Text(w.to_string()), &mut binds))
+                .collect();
+            sql.push_str(&format!(" AND workspace IN ({})", marks.join(", ")));
         }
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
+        if let Some(w) = &f.workspace {
+            let m = next(Bind::Text(w.to_string()), &mut binds);
+            sql.push_str(&format!(" AND workspace = {m}"));
+        }
+        if let Some(a) = &f.agent {
+            let m = next(Bind::Text(a.to_lowercase()), &mut binds);
+            sql.push_str(&format!(" AND LOWER(agent) = {m}"));
+        }
+        if let Some(st) = f.status {
+            let m = next(Bind::Text(st.as_str().to_owned()), &mut binds);
+            sql.push_str(&format!(" AND status = {m}"));
+        }
+        if let Some(b) = f.before {
+            let m = next(Bind::Int(b.0), &mut binds);
+            sql.push_str(&format!(" AND id < {m}"));
+        }
+        sql.push_str(&format!(
+            " ORDER BY id DESC LIMIT {}",
+            f.limit.clamp(1, 1000)
+        ));
+        let mut q = sqlx::query(&sql);
+        for b in binds {
+            q = match b {
+                Bind::Text(t) => q.bind(t),
+                Bind::Int(i) => q.bind(i),
+            };
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(db_err)?;
         rows.iter().map(run_from_row).collect()
     }
+}
+
+/// A value bound into a query built from a filter.
+enum Bind {
+    Text(String),
+    Int(i64),
 }
 
 fn tokens(v: u64) -> i64 {
@@ -294,6 +365,28 @@ fn tokens(v: u64) -> i64 {
 
 #[async_trait]
 impl CostLedger for Store {
+    async fn run_usage(&self, run: i64) -> Result<RunUsage, RepoError> {
+        let row = sqlx::query(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS calls, \
+             CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens, \
+             CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens, \
+             CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) AS cost_micros \
+             FROM model_calls WHERE run_id = $1",
+        )
+        .bind(run)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let n = |c: &str| -> Result<i64, RepoError> { row.try_get::<i64, _>(c).map_err(db_err) };
+        let u = |v: i64| u64::try_from(v).unwrap_or(0);
+        Ok(RunUsage {
+            calls: u(n("calls")?),
+            input_tokens: u(n("input_tokens")?),
+            output_tokens: u(n("output_tokens")?),
+            cost_micros: n("cost_micros")?,
+        })
+    }
+
     async fn record_call(&self, c: &CallRecord) -> Result<(), RepoError> {
         // The call and the month's roll-up move together, so a budget check never sees one
         // without the other.

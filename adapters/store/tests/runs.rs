@@ -7,8 +7,8 @@ mod common;
 use common::Db;
 
 use krake_core::inbox::ThreadId;
-use krake_core::ledger::{CallRecord, CostLedger};
-use krake_core::run::{NewRun, RunOutcome, RunRepo, RunStatus, RunStep};
+use krake_core::ledger::{CallRecord, CostLedger, RunUsage};
+use krake_core::run::{NewRun, RunFilter, RunId, RunOutcome, RunRepo, RunStatus, RunStep};
 use krake_core::time::Timestamp;
 use krake_core::workspace::WorkspaceSlug;
 use krake_store::Store;
@@ -19,7 +19,10 @@ on_both!(
     run_ends_are_compare_and_set,
     ledger_sums_per_workspace_agent_day_and_month,
     event_threads_start_one_run_each_once,
-    executing_is_claimed_once_and_found_when_stuck
+    executing_is_claimed_once_and_found_when_stuck,
+    a_cancelled_run_stops_its_worker_and_is_audited,
+    runs_are_listed_by_workspace_agent_status_and_page,
+    a_runs_usage_adds_up_its_model_calls
 );
 
 const T0: i64 = 1_795_503_000_000; // 2026-11-24
@@ -143,7 +146,10 @@ async fn run_ends_are_compare_and_set(store: &Store) {
             .is_empty()
     );
     let listed = store
-        .list_runs(Some(&WorkspaceSlug::parse("lunavo").unwrap()), 10)
+        .list_runs(&RunFilter {
+            workspace: Some(WorkspaceSlug::parse("lunavo").unwrap()),
+            ..RunFilter::recent(10)
+        })
         .await
         .unwrap();
     assert_eq!(listed.len(), 1);
@@ -326,4 +332,215 @@ async fn executing_is_claimed_once_and_found_when_stuck(store: &Store) {
             .unwrap()
             .is_empty()
     );
+}
+
+/// Cancelling is a compare-and-set from queued, running or awaiting approval, with a step
+/// saying who and why; the worker's next step learns it and a cancelled run is never claimed.
+async fn a_cancelled_run_stops_its_worker_and_is_audited(store: &Store) {
+    let t0 = Timestamp::from_millis(T0);
+    let a = store.create_run(&new_run("draft"), t0).await.unwrap();
+    let claimed = store
+        .claim_runs("w1", t0, Duration::from_secs(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let step = |kind: &str| RunStep {
+        at: t0,
+        kind: kind.into(),
+        detail: "x".into(),
+    };
+    assert!(
+        store.add_step(a.id, &step("model"), t0).await.unwrap(),
+        "running"
+    );
+    let c = store
+        .cancel_run(a.id, "ana", Some("wrong brief"), t0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.status, RunStatus::Cancelled);
+    assert_eq!(c.error.as_deref(), Some("cancelled by ana: wrong brief"));
+    let last = c.steps.last().unwrap();
+    assert_eq!(
+        (last.kind.as_str(), last.detail.as_str()),
+        ("cancelled", "cancelled by ana: wrong brief")
+    );
+    // The worker's next step is told it is no longer running.
+    assert!(!store.add_step(a.id, &step("tool"), t0).await.unwrap());
+    // Its end from `running` changes nothing, and it is never claimed again.
+    let done = RunOutcome {
+        status: RunStatus::Done,
+        result: Some("posted".into()),
+        error: None,
+        thread: None,
+    };
+    assert!(
+        !store
+            .finish_run(a.id, RunStatus::Running, &done, t0)
+            .await
+            .unwrap()
+    );
+    let later = t0.plus(Duration::from_secs(3600));
+    assert!(
+        store
+            .claim_runs("w2", later, Duration::from_secs(30), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A second cancel changes nothing and adds no step.
+    let steps = store.run(a.id).await.unwrap().unwrap().steps.len();
+    let again = store
+        .cancel_run(a.id, "bo", None, later)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        again.error.as_deref(),
+        Some("cancelled by ana: wrong brief")
+    );
+    assert_eq!(again.steps.len(), steps);
+    // A finished run cannot be cancelled; no such run is `None`.
+    let b = store.create_run(&new_run("other"), t0).await.unwrap();
+    let ended = RunOutcome {
+        status: RunStatus::Done,
+        result: None,
+        error: None,
+        thread: None,
+    };
+    assert!(
+        store
+            .finish_run(b.id, RunStatus::Queued, &ended, t0)
+            .await
+            .unwrap()
+    );
+    let b2 = store
+        .cancel_run(b.id, "ana", None, t0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(b2.status, RunStatus::Done);
+    assert!(
+        store
+            .cancel_run(RunId(9999), "ana", None, t0)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn runs_are_listed_by_workspace_agent_status_and_page(store: &Store) {
+    let t0 = Timestamp::from_millis(T0);
+    let lunavo = WorkspaceSlug::parse("lunavo").unwrap();
+    let monarch = WorkspaceSlug::parse("monarch").unwrap();
+    let mut ids = Vec::new();
+    for (ws, agent) in [
+        (&lunavo, "Penn"),
+        (&lunavo, "Soshie"),
+        (&monarch, "Penn"),
+        (&lunavo, "Penn"),
+    ] {
+        let r = store
+            .create_run(
+                &NewRun {
+                    workspace: ws.clone(),
+                    agent: agent.into(),
+                    ..new_run("t")
+                },
+                t0,
+            )
+            .await
+            .unwrap();
+        ids.push(r.id);
+    }
+    store.cancel_run(ids[0], "ana", None, t0).await.unwrap();
+    let list = |f: RunFilter| async move {
+        store
+            .list_runs(&f)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        list(RunFilter::recent(10)).await,
+        vec![ids[3], ids[2], ids[1], ids[0]]
+    );
+    assert_eq!(
+        list(RunFilter {
+            agent: Some("penn".into()),
+            ..RunFilter::recent(10)
+        })
+        .await,
+        vec![ids[3], ids[2], ids[0]],
+        "any spelling of the agent"
+    );
+    assert_eq!(
+        list(RunFilter {
+            visible: Some(vec![lunavo.clone()]),
+            agent: Some("Penn".into()),
+            ..RunFilter::recent(10)
+        })
+        .await,
+        vec![ids[3], ids[0]]
+    );
+    assert_eq!(
+        list(RunFilter {
+            status: Some(RunStatus::Cancelled),
+            ..RunFilter::recent(10)
+        })
+        .await,
+        vec![ids[0]]
+    );
+    assert_eq!(
+        list(RunFilter {
+            workspace: Some(lunavo.clone()),
+            before: Some(ids[3]),
+            ..RunFilter::recent(1)
+        })
+        .await,
+        vec![ids[1]]
+    );
+    assert!(
+        list(RunFilter {
+            visible: Some(Vec::new()),
+            ..RunFilter::recent(10)
+        })
+        .await
+        .is_empty()
+    );
+}
+
+async fn a_runs_usage_adds_up_its_model_calls(store: &Store) {
+    let lunavo = WorkspaceSlug::parse("lunavo").unwrap();
+    let call = |run: Option<i64>, tokens: u64, cost: i64| CallRecord {
+        run,
+        workspace: lunavo.clone(),
+        agent: "Penn".into(),
+        provider: "openai".into(),
+        model: "gpt-x".into(),
+        input_tokens: tokens,
+        output_tokens: tokens / 10,
+        cost_micros: cost,
+        at: Timestamp::from_millis(T0),
+    };
+    for c in [
+        call(Some(7), 1000, 150),
+        call(Some(7), 500, 50),
+        call(Some(8), 9, 9),
+        call(None, 9, 9),
+    ] {
+        store.record_call(&c).await.unwrap();
+    }
+    assert_eq!(
+        store.run_usage(7).await.unwrap(),
+        RunUsage {
+            calls: 2,
+            input_tokens: 1500,
+            output_tokens: 150,
+            cost_micros: 200
+        }
+    );
+    assert_eq!(store.run_usage(99).await.unwrap(), RunUsage::default());
 }

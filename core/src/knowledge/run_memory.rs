@@ -41,7 +41,9 @@ impl RunMemory {
         runs: &dyn RunRepo,
         limit: u32,
     ) -> Result<usize, KnowledgeError> {
-        let recent = runs.list_runs(None, limit).await?;
+        let recent = runs
+            .list_runs(&crate::run::RunFilter::recent(limit))
+            .await?;
         self.remember(&recent).await
     }
 }

@@ -21,8 +21,12 @@ impl Runner {
     ) -> Result<RunStatus, RepoError> {
         let (text, confidence, action) = match f {
             Final::Escalate { reason } => {
-                self.step(run, "verdict", format!("the agent escalated: {reason}"))
-                    .await?;
+                if !self
+                    .step(run, "verdict", format!("the agent escalated: {reason}"))
+                    .await?
+                {
+                    return Ok(RunStatus::Cancelled);
+                }
                 let th = self
                     .open(
                         run,
@@ -50,18 +54,23 @@ impl Runner {
             } => (text, confidence, action),
         };
         let verdict = policy.decide(confidence, action.as_ref());
-        self.step(
-            run,
-            "verdict",
-            format!(
-                "{verdict:?} at confidence {confidence:.2}{}",
-                action
-                    .as_ref()
-                    .map(|a| format!(" for {}", action_kind(a)))
-                    .unwrap_or_default()
-            ),
-        )
-        .await?;
+        let live = self
+            .step(
+                run,
+                "verdict",
+                format!(
+                    "{verdict:?} at confidence {confidence:.2}{}",
+                    action
+                        .as_ref()
+                        .map(|a| format!(" for {}", action_kind(a)))
+                        .unwrap_or_default()
+                ),
+            )
+            .await?;
+        if !live {
+            // Cancelled: no thread, no action.
+            return Ok(RunStatus::Cancelled);
+        }
         match verdict {
             Verdict::Act => {
                 let mut done = String::new();

@@ -52,6 +52,21 @@ pub trait AgentDesk: Send + Sync {
     ) -> Result<Option<crate::ledger::CostReport>, RepoError>;
     /// Whether a model is configured (otherwise `ask` answers offline).
     fn has_model(&self) -> bool;
+    /// The runs `actor` may see that match `q`, newest first.
+    async fn runs(&self, actor: &Actor, q: &super::RunQuery) -> Result<Vec<super::Run>, RepoError>;
+    /// One run with its steps and usage, if `actor` may see it.
+    async fn run(
+        &self,
+        actor: &Actor,
+        id: super::RunId,
+    ) -> Result<Option<super::RunView>, RepoError>;
+    /// Cancels a run for `actor`, saying why.
+    async fn cancel(
+        &self,
+        actor: &Actor,
+        id: super::RunId,
+        reason: Option<&str>,
+    ) -> Result<super::Cancel, RepoError>;
     /// A typed command a model picked for text the grammar did not understand (natural
     /// language routing); `None` without a model, over budget, or when it picked nothing valid.
     async fn route(
@@ -133,6 +148,27 @@ impl AgentDesk for Runner {
 
     fn has_model(&self) -> bool {
         self.model.is_some()
+    }
+
+    async fn runs(&self, actor: &Actor, q: &super::RunQuery) -> Result<Vec<super::Run>, RepoError> {
+        self.runs_for(actor, q).await
+    }
+
+    async fn run(
+        &self,
+        actor: &Actor,
+        id: super::RunId,
+    ) -> Result<Option<super::RunView>, RepoError> {
+        self.run_for(actor, id).await
+    }
+
+    async fn cancel(
+        &self,
+        actor: &Actor,
+        id: super::RunId,
+        reason: Option<&str>,
+    ) -> Result<super::Cancel, RepoError> {
+        Runner::cancel(self, actor, id, reason).await
     }
 
     async fn cost_report(

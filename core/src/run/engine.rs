@@ -18,6 +18,8 @@ enum ToolOutcome {
     Answer(String),
     Error(String),
     Final(Final),
+    /// The run was cancelled meanwhile: stop, act on nothing.
+    Cancelled,
 }
 
 impl Runner {
@@ -124,19 +126,24 @@ impl Runner {
             // Released after the ledger row is written, so a check never misses both.
             self.release(hold).await;
             charged?;
-            self.step(
-                &run,
-                "model",
-                format!(
-                    "{} / {}: {} tokens in, {} out, {}",
-                    response.provider,
-                    response.model,
-                    response.usage.input_tokens,
-                    response.usage.output_tokens,
-                    dollars(response.cost_micros)
-                ),
-            )
-            .await?;
+            let live = self
+                .step(
+                    &run,
+                    "model",
+                    format!(
+                        "{} / {}: {} tokens in, {} out, {}",
+                        response.provider,
+                        response.model,
+                        response.usage.input_tokens,
+                        response.usage.output_tokens,
+                        dollars(response.cost_micros)
+                    ),
+                )
+                .await?;
+            if !live {
+                // Cancelled while the model answered: the call is charged, nothing follows.
+                return Ok(RunStatus::Cancelled);
+            }
             messages.push(ChatMessage::assistant(
                 response.content.clone().unwrap_or_default(),
                 response.tool_calls.clone(),
@@ -171,6 +178,7 @@ impl Runner {
                             final_result = Some(f);
                         }
                     }
+                    ToolOutcome::Cancelled => return Ok(RunStatus::Cancelled),
                 }
             }
             if let Some(f) = final_result {
@@ -297,8 +305,11 @@ impl Runner {
             ToolOutcome::Answer(_) => format!("{} answered", call.name),
             ToolOutcome::Error(e) => format!("{} failed: {e}", call.name),
             ToolOutcome::Final(_) => format!("{} recorded", call.name),
+            ToolOutcome::Cancelled => format!("{} stopped", call.name),
         };
-        self.step(run, "tool", detail).await?;
+        if !self.step(run, "tool", detail).await? {
+            return Ok(ToolOutcome::Cancelled);
+        }
         Ok(outcome)
     }
 
@@ -350,12 +361,13 @@ impl Runner {
         )))
     }
 
+    /// Records a step; `false` once the run is no longer running (cancelled).
     pub(super) async fn step(
         &self,
         run: &Run,
         kind: &str,
         detail: String,
-    ) -> Result<(), RepoError> {
+    ) -> Result<bool, RepoError> {
         let now = self.clock.now();
         self.runs
             .add_step(

@@ -31,12 +31,14 @@ mod recovery;
 mod repo;
 pub mod settings;
 mod tools;
+mod watch;
 
 pub use desk::AgentDesk;
 pub use executor::{ActionExecutor, RecordingExecutor};
 pub use recovery::Recovered;
-pub use repo::{NewRun, Run, RunId, RunOutcome, RunRepo, RunStatus, RunStep};
+pub use repo::{NewRun, Run, RunFilter, RunId, RunOutcome, RunRepo, RunStatus, RunStep};
 pub use tools::tool_specs;
+pub use watch::{Cancel, RunQuery, RunView};
 
 use crate::commerce::CommerceRepo;
 use crate::config::Directory;

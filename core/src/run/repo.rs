@@ -45,11 +45,13 @@ pub enum RunStatus {
     Refused,
     /// Its approval expired undecided (`approval_expiry_hours`).
     Expired,
+    /// A person stopped it (`/cancel`): no model call and no action after that.
+    Cancelled,
 }
 
 impl RunStatus {
     /// Every status.
-    pub const ALL: [RunStatus; 10] = [
+    pub const ALL: [RunStatus; 11] = [
         RunStatus::Queued,
         RunStatus::Running,
         RunStatus::AwaitingApproval,
@@ -60,6 +62,7 @@ impl RunStatus {
         RunStatus::Failed,
         RunStatus::Refused,
         RunStatus::Expired,
+        RunStatus::Cancelled,
     ];
 
     /// The name used in storage and replies.
@@ -75,12 +78,22 @@ impl RunStatus {
             RunStatus::Failed => "failed",
             RunStatus::Refused => "refused",
             RunStatus::Expired => "expired",
+            RunStatus::Cancelled => "cancelled",
         }
     }
 
     /// Parses a stored name.
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    /// Whether a person may still cancel a run in this status: it has not ended and its
+    /// action is not being carried out.
+    pub fn cancellable(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Queued | RunStatus::Running | RunStatus::AwaitingApproval
+        )
     }
 }
 
@@ -184,13 +197,24 @@ pub trait RunRepo: Send + Sync {
         lease: Duration,
         limit: u32,
     ) -> Result<Vec<Run>, RepoError>;
-    /// Appends a step and extends the lease to `lease_until`.
+    /// Appends a step and, while the run is running, extends its lease to `lease_until`.
+    /// `false` when the run is no longer running (cancelled, say): the engine stops there.
     async fn add_step(
         &self,
         id: RunId,
         step: &RunStep,
         lease_until: Timestamp,
-    ) -> Result<(), RepoError>;
+    ) -> Result<bool, RepoError>;
+    /// Cancels a run that is queued, running or awaiting approval (compare-and-set), with a
+    /// `cancelled` step saying who and why, in one transaction. The run as it is afterwards
+    /// (unchanged when it could not be cancelled); `None` if there is no such run.
+    async fn cancel_run(
+        &self,
+        id: RunId,
+        by: &str,
+        reason: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Option<Run>, RepoError>;
     /// Moves a run from `from` to the outcome's status (compare-and-set); `false` if the run
     /// was not in `from`.
     async fn finish_run(
@@ -224,10 +248,37 @@ pub trait RunRepo: Send + Sync {
         updated_before: Timestamp,
         limit: u32,
     ) -> Result<Vec<Run>, RepoError>;
-    /// Runs, newest first, optionally of one workspace, without their steps.
-    async fn list_runs(
-        &self,
-        workspace: Option<&WorkspaceSlug>,
-        limit: u32,
-    ) -> Result<Vec<Run>, RepoError>;
+    /// Runs matching the filter, newest first, without their steps.
+    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<Run>, RepoError>;
+}
+
+/// Which runs to list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunFilter {
+    /// Only these workspaces (the ones a person may see); `None` for all.
+    pub visible: Option<Vec<WorkspaceSlug>>,
+    /// Only this workspace.
+    pub workspace: Option<WorkspaceSlug>,
+    /// Only this agent (any spelling).
+    pub agent: Option<String>,
+    /// Only this status.
+    pub status: Option<RunStatus>,
+    /// Only runs with a smaller id (paging).
+    pub before: Option<RunId>,
+    /// At most this many (1–1000).
+    pub limit: u32,
+}
+
+impl RunFilter {
+    /// The newest `limit` runs of every workspace.
+    pub fn recent(limit: u32) -> Self {
+        Self {
+            visible: None,
+            workspace: None,
+            agent: None,
+            status: None,
+            before: None,
+            limit,
+        }
+    }
 }

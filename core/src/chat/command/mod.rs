@@ -81,6 +81,17 @@ pub enum Command {
     Archive(ThreadId),
     /// Bring an archived thread back.
     Unarchive(ThreadId),
+    /// List agents' runs (`/runs lunavo penn running`).
+    Runs(crate::run::RunQuery),
+    /// Show one run: its task, status, every step and tool call, tokens and cost.
+    Run(crate::run::RunId),
+    /// Stop a run: no model call and no action after this.
+    Cancel {
+        /// The run.
+        id: crate::run::RunId,
+        /// Why (audited with who).
+        reason: Option<String>,
+    },
     /// The same approval, rejection or archiving for several threads (`approve 13 14 15`):
     /// each is handled on its own and its outcome reported; never one silently dropped.
     Batch(Vec<Command>),

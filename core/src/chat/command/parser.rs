@@ -32,6 +32,9 @@ pub(super) enum Verb {
     Schedules,
     Folder,
     Folders,
+    Runs,
+    Run,
+    Cancel,
 }
 
 pub(super) fn verb(word: &str) -> Option<Verb> {
@@ -54,6 +57,9 @@ pub(super) fn verb(word: &str) -> Option<Verb> {
         "schedules" => Verb::Schedules,
         "folder" => Verb::Folder,
         "folders" => Verb::Folders,
+        "runs" => Verb::Runs,
+        "run" => Verb::Run,
+        "cancel" | "stop" => Verb::Cancel,
         _ => return None,
     })
 }
@@ -198,6 +204,38 @@ impl CommandParser {
                 ))
             }
             Verb::Ask => self.ask(args),
+            Verb::Runs => self.runs_query(args, strict),
+            Verb::Run | Verb::Cancel => {
+                let name = if v == Verb::Run { "run" } else { "cancel" };
+                let args = strip_words(args, &["run"]);
+                let Some((id, rest)) = take_id(args) else {
+                    return Parsed::NotUnderstood {
+                        problem: format!("`{name}` needs a run number"),
+                        suggestion: spec(name).map(|s| s.example.to_owned()),
+                    };
+                };
+                let id = crate::run::RunId(id.0);
+                let rest = rest.trim().trim_start_matches([':', '-', ',']).trim();
+                if v == Verb::Run {
+                    if strict && !rest.is_empty() {
+                        return Parsed::NotUnderstood {
+                            problem: format!("`run` takes only a run number, not `{rest}`"),
+                            suggestion: spec("run").map(|s| s.example.to_owned()),
+                        };
+                    }
+                    return Parsed::Command(Command::Run(id));
+                }
+                let mut reason = rest;
+                for lead in ["because ", "since ", "reason: ", "reason "] {
+                    if let Some(r) = strip_prefix_ci(reason, lead) {
+                        reason = r.trim();
+                    }
+                }
+                Parsed::Command(Command::Cancel {
+                    id,
+                    reason: (!reason.is_empty()).then(|| reason.to_owned()),
+                })
+            }
             Verb::Kpi => {
                 let words = args.trim().to_lowercase();
                 if words.is_empty() {
@@ -361,6 +399,40 @@ impl CommandParser {
     }
 
     /// The workspace named (by slug or display name) anywhere in `text`, longest name first.
+    /// `/runs [workspace] [agent] [status]`, in any order.
+    fn runs_query(&self, args: &str, strict: bool) -> Parsed {
+        let mut q = crate::run::RunQuery::default();
+        for word in args.split_whitespace() {
+            let w = word.to_lowercase();
+            let status = match w.as_str() {
+                "awaiting" | "waiting" | "approval" => {
+                    Some(crate::run::RunStatus::AwaitingApproval)
+                }
+                other => crate::run::RunStatus::parse(other),
+            };
+            if let Some(st) = status.filter(|_| q.status.is_none()) {
+                q.status = Some(st);
+            } else if let Some(a) = self.known_agent(&w).filter(|_| q.agent.is_none()) {
+                q.agent = Some(a.to_string());
+            } else if let Some(ws) = self.find_workspace(&w).filter(|_| q.workspace.is_none()) {
+                q.workspace = Some(ws);
+            } else if strict {
+                let statuses: Vec<&str> = crate::run::RunStatus::ALL
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect();
+                return Parsed::NotUnderstood {
+                    problem: format!(
+                        "`{word}` is not a workspace, an agent or a run status ({})",
+                        statuses.join(", ")
+                    ),
+                    suggestion: spec("runs").map(|s| s.example.to_owned()),
+                };
+            }
+        }
+        Parsed::Command(Command::Runs(q))
+    }
+
     pub(super) fn find_workspace(&self, text: &str) -> Option<WorkspaceSlug> {
         let padded = format!(
             " {} ",

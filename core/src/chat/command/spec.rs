@@ -60,6 +60,24 @@ pub const COMMANDS: &[CommandSpec] = &[
         example: "/unarchive 7",
     },
     CommandSpec {
+        name: "runs",
+        args: "[workspace] [agent] [status]",
+        about: "List agents' runs, optionally filtered",
+        example: "/runs lunavo penn running",
+    },
+    CommandSpec {
+        name: "run",
+        args: "<id>",
+        about: "Show one run: its steps and tool calls, tokens and cost",
+        example: "/run 12",
+    },
+    CommandSpec {
+        name: "cancel",
+        args: "<run id> [reason]",
+        about: "Stop a run: no more model calls, no action",
+        example: "/cancel 12 wrong brief",
+    },
+    CommandSpec {
         name: "ask",
         args: "<agent> <task>",
         about: "Give an agent a task",
