@@ -467,6 +467,9 @@ async fn the_openapi_document_matches_the_routes() {
         "POST /api/v1/folders/{agent}/{folder}/columns",
         "PATCH /api/v1/folders/{agent}/{folder}/columns/{column}",
         "DELETE /api/v1/folders/{agent}/{folder}/columns/{column}",
+        "GET /api/v1/runs",
+        "GET /api/v1/runs/{id}",
+        "POST /api/v1/runs/{id}/cancel",
     ];
     expected.sort();
     assert_eq!(documented, expected);
@@ -1249,4 +1252,112 @@ async fn csv_exports_cannot_run_formulas_and_download_as_files() {
             .unwrap()
             .starts_with("text/csv")
     );
+}
+
+/// Runs over REST: the caller's workspaces only, filters and paging, one run with its steps
+/// and usage, and cancelling with the member role (403 below it, 404 when hidden, 409 once
+/// ended).
+#[tokio::test]
+async fn runs_are_listed_shown_and_cancelled() {
+    use krake_core::run::{NewRun, RunRepo};
+    let app = spawn().await;
+    let now = krake_core::time::Clock::now(app.clock.as_ref());
+    let mut ids = Vec::new();
+    for (w, agent) in [
+        ("lunavo", "Penn"),
+        ("monarch", "Penn"),
+        ("lunavo", "Soshie"),
+    ] {
+        let r = app
+            .store
+            .create_run(
+                &NewRun {
+                    workspace: common::ws(w),
+                    agent: agent.into(),
+                    task: format!("task for {agent} in {w}"),
+                    trigger: "command".into(),
+                    requested_by: "ana".into(),
+                    parent: None,
+                    feedback: None,
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        ids.push(r.id.0);
+    }
+    let (bo, vic, mo) = (
+        As::Token("tok-bo"),
+        As::Token("tok-vic"),
+        As::Token("tok-mo"),
+    );
+    let listed = |v: &serde_json::Value| -> Vec<i64> {
+        v["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_i64().unwrap())
+            .collect()
+    };
+    let (s, v) = app.get("/api/v1/runs", vic).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(listed(&v), [ids[2], ids[0]], "lunavo's runs only");
+    let (_, v) = app
+        .get("/api/v1/runs?agent=penn", As::Token("tok-ana"))
+        .await;
+    assert_eq!(listed(&v), [ids[1], ids[0]]);
+    let (_, v) = app.get("/api/v1/runs?limit=1", vic).await;
+    assert_eq!(listed(&v), [ids[2]]);
+    let next = v["next_before"].as_i64().unwrap();
+    let (_, v) = app
+        .get(&format!("/api/v1/runs?limit=1&before={next}"), vic)
+        .await;
+    assert_eq!(listed(&v), [ids[0]]);
+    for path in [
+        "/api/v1/runs?status=sideways",
+        "/api/v1/runs?limit=0",
+        "/api/v1/runs/x",
+    ] {
+        let (s, v) = app.get(path, vic).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{path}: {v}");
+        assert_error(&v, "bad_request");
+    }
+    let one = format!("/api/v1/runs/{}", ids[0]);
+    let (s, v) = app.get(&one, vic).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "queued");
+    assert_eq!(v["model_calls"], 0);
+    assert!(v["steps"].as_array().unwrap().is_empty());
+    let (s, v) = app.get(&one, mo).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "hidden from monarch: {v}");
+    let cancel = format!("{one}/cancel");
+    let (s, v) = app.post(&cancel, vic, None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "a viewer may not cancel: {v}");
+    let (s, v) = app.post(&cancel, mo, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    let (s, v) = app
+        .post(&cancel, bo, Some(r#"{"reason":"wrong brief"}"#))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "cancelled");
+    assert_eq!(v["error"], "cancelled by bo: wrong brief");
+    let (s, v) = app.post(&cancel, bo, None).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["error"]["current"]["status"], "cancelled");
+    let (_, v) = app.get(&one, vic).await;
+    let steps = v["steps"].as_array().unwrap();
+    assert_eq!(steps.last().unwrap()["kind"], "cancelled", "{v}");
+    let (_, v) = app.get("/api/v1/runs?status=cancelled", vic).await;
+    assert_eq!(listed(&v), [ids[0]]);
+    let (_, doc) = app.get("/api/v1/openapi.json", As::Nobody).await;
+    for p in [
+        "/api/v1/runs",
+        "/api/v1/runs/{id}",
+        "/api/v1/runs/{id}/cancel",
+    ] {
+        assert!(
+            doc["paths"][p].is_object(),
+            "{p} is in the OpenAPI document"
+        );
+    }
 }

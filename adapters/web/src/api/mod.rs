@@ -1,4 +1,4 @@
-//! The REST API under `/api/v1`: route modules ([`inbox`], [`directory`], [`folders`]), the JSON shapes
+//! The REST API under `/api/v1`: route modules ([`inbox`], [`directory`], [`folders`], [`runs`]), the JSON shapes
 //! they answer with, and the OpenAPI document generated from them (`/api/v1/openapi.json`).
 //!
 //! Authentication: `Authorization: Bearer <token>` (scripts) or the session cookie (the
@@ -9,6 +9,7 @@
 pub mod directory;
 pub mod folders;
 pub mod inbox;
+pub mod runs;
 
 use crate::ApiError;
 use crate::front::WebState;
@@ -31,13 +32,14 @@ pub fn router() -> Router<WebState> {
         .merge(inbox::router())
         .merge(directory::router())
         .merge(folders::router())
+        .merge(runs::router())
         .route("/api/v1/openapi.json", get(openapi_json))
 }
 
 /// The OpenAPI document of the API.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Krake API", description = "The To Do inbox, workspaces and agents of a Krake."),
+    info(title = "Krake API", description = "The To Do inbox, workspaces, agents and their runs of a Krake."),
     paths(
         inbox::list, inbox::show, inbox::reply, inbox::approve, inbox::reject,
         inbox::archive, inbox::unarchive, inbox::audit,
@@ -45,7 +47,8 @@ pub fn router() -> Router<WebState> {
         folders::list, folders::show, folders::csv, folders::import,
         folders::add_entry, folders::update_entry, folders::delete_entry,
         folders::create_folder, folders::rename_folder, folders::delete_folder,
-        folders::add_column, folders::rename_column, folders::remove_column
+        folders::add_column, folders::rename_column, folders::remove_column,
+        runs::list, runs::show, runs::cancel
     ),
     components(schemas(
         ThreadSummary, ThreadView, ReplyView, ThreadPage, DecisionView, AuditView, ErrorBody,
@@ -53,7 +56,8 @@ pub fn router() -> Router<WebState> {
         directory::WorkspaceView, directory::AgentView, directory::MeView,
         folders::FolderSummary, folders::FolderView, folders::ColumnView, folders::EntryView,
         folders::EntryBody, folders::Imported, folders::NewFolderBody, folders::RenameBody,
-        folders::NewColumnBody, folders::DeletedFolder
+        folders::NewColumnBody, folders::DeletedFolder,
+        runs::RunSummary, runs::RunPage, runs::RunDetail, runs::StepView, runs::CancelBody
     )),
     modifiers(&Security),
     security(("bearer" = []), ("session" = []))

@@ -65,7 +65,17 @@ pub async fn spawn_with(config: WebConfig) -> App {
     )
     .with_users(s.clone())
     .with_folders(s.clone())
-    .with_commerce(s.clone());
+    .with_commerce(s.clone())
+    .with_agents(Arc::new(krake_core::run::Runner::new(
+        s.clone(),
+        s.clone(),
+        s.clone(),
+        None,
+        Arc::new(krake_core::knowledge::NoKnowledge),
+        Arc::new(krake_core::run::RecordingExecutor::default()),
+        clock.clone(),
+        Directory::new(default_workspaces(), default_agents()).unwrap(),
+    )));
     let now = clock.now_ts();
     // ana: owner everywhere; bo: member of lunavo; vic: viewer of lunavo; mo: member of monarch.
     for (name, role, w) in [
