@@ -1,5 +1,6 @@
 //! The dashboard: server-rendered HTML pages (sign-in, inbox with filters, a thread with its
-//! replies, audit log and actions, workspaces with each one's KPI panel, agents). Plain forms and links, so it works
+//! replies, audit log and actions, workspaces with each one's KPI panel, agents, runs in
+//! `runs_page`). Plain forms and links, so it works
 //! with the keyboard and without scripts; the embedded widget script adds live updates.
 //!
 //! Every text that comes from people or agents goes through [`esc`]; pages also forbid inline
@@ -31,6 +32,7 @@ pub fn router() -> Router<WebState> {
         .route("/agents", get(agents))
         .route("/folders", get(folders))
         .route("/folders/{agent}/{folder}", get(folder_page))
+        .merge(crate::runs_page::router())
 }
 
 /// Escapes text for HTML element content and quoted attributes.
@@ -51,7 +53,7 @@ pub fn esc(s: &str) -> String {
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
 
-fn html(status: StatusCode, body: String) -> Response {
+pub(crate) fn html(status: StatusCode, body: String) -> Response {
     let mut res = (status, body).into_response();
     let h = res.headers_mut();
     h.insert(
@@ -70,10 +72,10 @@ fn html(status: StatusCode, body: String) -> Response {
     res
 }
 
-fn page(title: &str, who: Option<&Caller>, body: &str) -> String {
+pub(crate) fn page(title: &str, who: Option<&Caller>, body: &str) -> String {
     let nav = match who {
         Some(c) => format!(
-            r#"<nav><a href="/" accesskey="i">Inbox</a> <a href="/workspaces">Workspaces</a> <a href="/agents">Agents</a> <a href="/folders">Folders</a>
+            r#"<nav><a href="/" accesskey="i">Inbox</a> <a href="/workspaces">Workspaces</a> <a href="/agents">Agents</a> <a href="/runs">Runs</a> <a href="/folders">Folders</a>
 <span class="who">{user}</span>
 <form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" value="{csrf}"><button type="submit">Sign out</button></form></nav>"#,
             user = esc(c.actor.user.as_str()),
@@ -146,7 +148,7 @@ pub async fn login_page(State(state): State<WebState>, headers: HeaderMap) -> Re
 }
 
 /// The signed-in caller, or a redirect to the sign-in page.
-async fn signed_in(state: &WebState, headers: &HeaderMap) -> Result<Caller, Response> {
+pub(crate) async fn signed_in(state: &WebState, headers: &HeaderMap) -> Result<Caller, Response> {
     match caller(state, headers).await {
         Ok(Some(c)) => Ok(c),
         Ok(None) | Err(ApiError::Unauthenticated) => Err(Redirect::to("/login").into_response()),
@@ -167,7 +169,12 @@ pub struct InboxQuery {
     pub before: Option<i64>,
 }
 
-fn select(name: &str, label: &str, current: &str, options: &[(String, String)]) -> String {
+pub(crate) fn select(
+    name: &str,
+    label: &str,
+    current: &str,
+    options: &[(String, String)],
+) -> String {
     let mut s = format!(r#"<label>{label} <select name="{name}">"#);
     for (value, text) in options {
         let sel = if value == current { " selected" } else { "" };

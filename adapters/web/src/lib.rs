@@ -53,6 +53,7 @@ pub mod front;
 pub mod live;
 pub mod login_limits;
 pub mod oidc;
+pub mod runs_page;
 pub mod server;
 pub mod settings;
 pub mod ws;

@@ -1361,3 +1361,96 @@ async fn runs_are_listed_shown_and_cancelled() {
         );
     }
 }
+
+/// The Runs pages: the list shows the caller's runs (text as text), a run's page its steps
+/// and a Cancel form for members; the form cancels with the CSRF token and says so.
+#[tokio::test]
+async fn the_runs_pages_list_show_and_cancel() {
+    use krake_core::run::{NewRun, RunRepo};
+    use tower::ServiceExt;
+    let app = spawn().await;
+    let now = krake_core::time::Clock::now(app.clock.as_ref());
+    let evil = "<img src=x onerror=alert(1)>";
+    let run = app
+        .store
+        .create_run(
+            &NewRun {
+                workspace: common::ws("lunavo"),
+                agent: "Penn".into(),
+                task: format!("draft {evil}"),
+                trigger: "command".into(),
+                requested_by: "ana".into(),
+                parent: None,
+                feedback: None,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let (cookie, csrf) = app.sign_in("bo").await;
+    let (s, _, html) = app
+        .send(
+            Method::GET,
+            "/runs?agent=penn",
+            As::Cookie(&cookie, None),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        html.contains(&format!(r#"data-run="{}""#, run.id.0)),
+        "{html}"
+    );
+    assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"));
+    assert!(!html.contains(evil));
+    let page = format!("/runs/{}", run.id.0);
+    let (s, _, html) = app
+        .send(Method::GET, &page, As::Cookie(&cookie, None), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        html.contains(r#"id="run-cancel""#),
+        "a member sees Cancel: {html}"
+    );
+    assert!(html.contains("No steps yet"));
+    // A viewer sees the run, not the form.
+    let (vic, _) = app.sign_in("vic").await;
+    let (_, _, html) = app
+        .send(Method::GET, &page, As::Cookie(&vic, None), None)
+        .await;
+    assert!(html.contains("queued") && !html.contains(r#"id="run-cancel""#));
+    let post = |body: String| {
+        axum::http::Request::post(page.clone())
+            .header("cookie", format!("krake_session={cookie}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(axum::body::Body::from(body))
+            .unwrap()
+    };
+    let res = app
+        .router
+        .clone()
+        .oneshot(post("csrf=forged".into()))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = app
+        .router
+        .clone()
+        .oneshot(post(format!("csrf={csrf}&reason=wrong+brief")))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, _, html) = app
+        .send(Method::GET, &page, As::Cookie(&cookie, None), None)
+        .await;
+    assert!(html.contains(r#"data-status="cancelled""#), "{html}");
+    assert!(html.contains("cancelled by bo: wrong brief"));
+    assert!(!html.contains(r#"id="run-cancel""#));
+    let res = app
+        .router
+        .clone()
+        .oneshot(post(format!("csrf={csrf}")))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CONFLICT, "already ended");
+}

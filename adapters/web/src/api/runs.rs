@@ -44,7 +44,8 @@ pub struct RunParams {
 }
 
 impl RunParams {
-    fn query(&self) -> Result<RunQuery, ApiError> {
+    /// The core query these parameters mean, or what is wrong with them.
+    pub fn query(&self) -> Result<RunQuery, ApiError> {
         let workspace = match self.workspace.as_deref().filter(|w| !w.is_empty()) {
             Some(w) => {
                 Some(WorkspaceSlug::parse(w).map_err(|e| ApiError::BadRequest(e.to_string()))?)
