@@ -370,3 +370,131 @@ async fn dashboard_and_widget_in_chromium() {
     shot(&c, "inbox-phone").await;
     c.close().await.unwrap();
 }
+
+/// Signs in as `ana` (the owner made by [`owner_with_password`]).
+async fn sign_in(c: &Client, base: &str) {
+    c.goto(&format!("{base}/login")).await.unwrap();
+    until(c, "the sign-in page", "document.querySelector('#user')").await;
+    for (id, text) in [("user", "ana"), ("password", PASSWORD)] {
+        c.find(Locator::Id(id))
+            .await
+            .unwrap()
+            .send_keys(text)
+            .await
+            .unwrap();
+    }
+    c.find(Locator::Css("form.login button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(c, "the inbox", "location.pathname === '/'").await;
+}
+
+fn owner_with_password(dir: &Path) {
+    let mut add = krake(dir)
+        .args(["user", "add", "ana", "--role", "owner", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(add.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    assert!(add.wait_with_output().unwrap().status.success());
+}
+
+/// The Runs page and a run's page follow a run as it works, without a reload: a task given
+/// in chat, a model (the local OpenAI-compatible fake) that takes a few seconds, the row's
+/// status and the run's steps changing in place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runs_pages_follow_a_run_live_in_chromium() {
+    use krake_tests::fake_openai::{Answer, FakeOpenAi};
+    let dir = tempfile::tempdir().unwrap();
+    owner_with_password(dir.path());
+    let fake = FakeOpenAi::start(vec![Answer::Slow(
+        Duration::from_secs(3),
+        Box::new(Answer::reply("Moon hoodie: wear the night.", 0.95)),
+    )])
+    .await;
+    let cfg = dir.path().join("krake.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[llm]\nmax_retries = 0\n\n[[llm.providers]]\nname = \"fake\"\nbase_url = \"{}\"\nmodels = [\"fake-model\"]\n",
+            fake.base_url
+        ),
+    )
+    .unwrap();
+    let mut child = krake(dir.path())
+        .arg("--config")
+        .arg(&cfg)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let port = krake_tests::listening_port(&mut child);
+    let _server = Killed(child);
+    let (_driver, driver_port) = chromedriver();
+    let c = browser(driver_port).await;
+    let base = format!("http://127.0.0.1:{port}");
+    sign_in(&c, &base).await;
+    c.goto(&format!("{base}/runs")).await.unwrap();
+    until(&c, "the runs page", "document.querySelector('#runs')").await;
+    shot(&c, "runs-empty").await;
+    c.execute("window.__noReload = 'still here';", vec![])
+        .await
+        .unwrap();
+    // A task given in chat (another process, the same store) becomes run 1.
+    let out =
+        krake_tests::chat_with_config(dir.path(), &cfg, &["ask penn to draft a hoodie tagline"]);
+    assert!(out.contains("run 1"), "{out}");
+    until(
+        &c,
+        "the new row",
+        "document.querySelector('[data-run=\"1\"]')",
+    )
+    .await;
+    until(
+        &c,
+        "the row to read done",
+        "document.querySelector('[data-run=\"1\"] .status').textContent === 'done'",
+    )
+    .await;
+    assert_eq!(
+        c.execute("return window.__noReload;", vec![])
+            .await
+            .unwrap(),
+        json!("still here"),
+        "updated in place"
+    );
+    shot(&c, "runs").await;
+    c.goto(&format!("{base}/runs/1")).await.unwrap();
+    let steps = until(
+        &c,
+        "the steps",
+        "document.querySelector('#run-steps') && document.querySelector('#run-steps').textContent",
+    )
+    .await;
+    for kind in ["model", "verdict"] {
+        assert!(steps.as_str().unwrap().contains(kind), "{steps}");
+    }
+    let calls = c
+        .execute(
+            "return document.querySelector('#run-calls').textContent;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(calls, json!("1"));
+    shot(&c, "run").await;
+    c.set_window_size(390, 844).await.unwrap();
+    c.goto(&format!("{base}/runs")).await.unwrap();
+    until(&c, "the runs page", "document.querySelector('#runs')").await;
+    shot(&c, "runs-phone").await;
+    c.goto(&format!("{base}/runs/1")).await.unwrap();
+    until(&c, "the run page", "document.querySelector('#run-steps')").await;
+    shot(&c, "run-phone").await;
+    c.close().await.unwrap();
+}

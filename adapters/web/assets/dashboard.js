@@ -75,6 +75,8 @@
           tr.appendChild(st);
           tr.appendChild(cell(r.task, "title"));
           list.insertBefore(tr, list.firstChild);
+          var empty = document.querySelector("p.empty");
+          if (empty) empty.remove();
         });
       });
     }, 3000);

@@ -237,8 +237,8 @@ async fn render_run(
     if let Some(e) = &r.error {
         let _ = write!(b, r#"<h2>Why</h2><pre class="body">{}</pre>"#, esc(e));
     }
-    let may_cancel = !who.actor.unlinked
-        && who.actor.role_in(&r.workspace) >= krake_core::actor::Role::Member;
+    let may_cancel =
+        !who.actor.unlinked && who.actor.role_in(&r.workspace) >= krake_core::actor::Role::Member;
     if r.status.cancellable() && may_cancel {
         let _ = write!(
             b,
