@@ -234,6 +234,17 @@ pub enum ModelError {
     Malformed(String),
 }
 
+impl ModelError {
+    /// What went wrong, without the kind's own words (for combining several providers'
+    /// failures under one kind without repeating it).
+    pub fn detail(&self) -> &str {
+        match self {
+            ModelError::NotConfigured => "no model provider is configured",
+            ModelError::Unavailable(d) | ModelError::Rejected(d) | ModelError::Malformed(d) => d,
+        }
+    }
+}
+
 /// A chat model with tools.
 #[async_trait]
 pub trait ChatModel: Send + Sync {

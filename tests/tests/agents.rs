@@ -412,7 +412,7 @@ async fn the_agent_may_escalate_itself() {
 async fn malformed_output_and_bad_arguments_are_fed_back_and_corrected() {
     let w = world(
         vec![
-            Scripted::Text("Sure! Here's a tagline: Glow up.".into()),
+            Scripted::Tools(vec![("reply".into(), "{\"text\": \"Glow up\", ".into())]),
             tools(&[("reply", json!({"text": "Glow up", "confidence": 7}))]),
             tools(&[(
                 "request_approval",
@@ -453,7 +453,7 @@ async fn malformed_output_and_bad_arguments_are_fed_back_and_corrected() {
 async fn endless_malformed_output_fails_and_escalates_with_what_was_tried() {
     let w = world(
         (0..10)
-            .map(|i| Scripted::Text(format!("nonsense {i}")))
+            .map(|i| Scripted::Tools(vec![("reply".into(), format!("nonsense {i}"))]))
             .collect(),
         Setup::default(),
     )
@@ -1624,4 +1624,41 @@ async fn runs_are_listed_shown_and_cancelled_in_chat() {
         "{}",
         bad.text
     );
+}
+
+/// What small models do: an answer in plain text instead of a `reply` call. It is taken as an
+/// answer of unknown confidence, so a person approves it, even for an agent whose policy would
+/// act on a confident reply; it is not corrected and nothing is carried out.
+#[tokio::test]
+async fn a_plain_text_answer_goes_to_a_person_for_approval() {
+    let w = world(
+        vec![Scripted::Text(
+            "Sure! Here's a tagline: Glow in the dark, sleep in comfort.".into(),
+        )],
+        Setup {
+            policies: acting_penn(),
+            ..Setup::default()
+        },
+    )
+    .await;
+    let run = w.run("penn", "a tagline for the hoodie").await;
+    assert_eq!(run.status, RunStatus::AwaitingApproval);
+    assert_eq!(w.model.requests().len(), 1, "not corrected");
+    assert!(!run.steps.iter().any(|s| s.kind == "correction"));
+    let verdict = run.steps.iter().find(|s| s.kind == "verdict").unwrap();
+    assert!(
+        verdict.detail.contains("Approve at confidence unknown"),
+        "{}",
+        verdict.detail
+    );
+    let th = w.thread(&run).await;
+    assert_eq!(th.kind, ThreadKind::Approval);
+    assert!(
+        th.body.contains("Glow in the dark, sleep in comfort."),
+        "{}",
+        th.body
+    );
+    assert!(th.body.contains("Confidence: unknown"), "{}", th.body);
+    assert!(th.action.is_none());
+    assert!(w.exec.executed().is_empty());
 }

@@ -215,8 +215,18 @@ async fn refusals_and_garbage_are_not_retried_and_say_so() {
         !e.to_string().contains("sk-test-secret"),
         "secrets never print"
     );
+    assert_eq!(
+        e.to_string().matches("refused the request").count(),
+        1,
+        "said once: {e}"
+    );
     let e = m.chat(&request()).await.unwrap_err();
     assert!(matches!(e, ModelError::Malformed(_)), "{e}");
+    assert_eq!(
+        e.to_string().matches("unreadable").count(),
+        1,
+        "said once: {e}"
+    );
     assert_eq!(fake.served(), 2);
 }
 

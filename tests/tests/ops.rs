@@ -856,8 +856,13 @@ mod postgres {
             n,
             "one thank-you thread per order, none twice"
         );
+        // That occurrence: the schedule's next regular one may also fall due meanwhile (the
+        // test crossing a quarter hour), and is a different occurrence.
         assert_eq!(
-            db.count("SELECT COUNT(*) FROM schedule_runs"),
+            db.count(&format!(
+                "SELECT COUNT(*) FROM schedule_runs WHERE occurrence_at = {}",
+                now - 500
+            )),
             1,
             "the occurrence ran once"
         );

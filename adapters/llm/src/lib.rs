@@ -312,19 +312,24 @@ impl ChatModel for OpenAiCompatible {
                 Err((e, retryable)) => {
                     tracing::warn!(provider = %p.config.name, error = %e, "provider failed; trying the next");
                     any_retryable |= retryable;
-                    errors.push(e);
+                    errors.push((p.config.name.clone(), e));
                 }
             }
         }
-        let summary = errors
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ");
+        // The kind's words once: "the model provider refused the request: 400 …", and with
+        // several providers each one's name and what it said.
+        let summary = match errors.as_slice() {
+            [(_, only)] => only.detail().to_owned(),
+            many => many
+                .iter()
+                .map(|(name, e)| format!("{name}: {}", e.detail()))
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
         Err(match errors.pop() {
             None => ModelError::NotConfigured,
             Some(_) if any_retryable => ModelError::Unavailable(summary),
-            Some(ModelError::Malformed(_)) => ModelError::Malformed(summary),
+            Some((_, ModelError::Malformed(_))) => ModelError::Malformed(summary),
             Some(_) => ModelError::Rejected(summary),
         })
     }

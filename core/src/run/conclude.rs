@@ -51,15 +51,24 @@ impl Runner {
                 text,
                 confidence,
                 action,
-            } => (text, confidence, action),
+            } => (text, Some(confidence), action),
+            Final::Plain { text } => (text, None, None),
         };
-        let verdict = policy.decide(confidence, action.as_ref());
+        // A plain-text answer has no confidence: a person approves it, it is never acted on.
+        let verdict = match confidence {
+            Some(c) => policy.decide(c, action.as_ref()),
+            None => Verdict::Approve,
+        };
+        let said = match confidence {
+            Some(c) => format!("{c:.2}"),
+            None => "unknown (a plain-text answer)".to_owned(),
+        };
         let live = self
             .step(
                 run,
                 "verdict",
                 format!(
-                    "{verdict:?} at confidence {confidence:.2}{}",
+                    "{verdict:?} at confidence {said}{}",
                     action
                         .as_ref()
                         .map(|a| format!(" for {}", action_kind(a)))
@@ -120,10 +129,7 @@ impl Runner {
                         }
                     }
                 }
-                let mut body = format!(
-                    "{}\n\nTask: {}\nConfidence: {confidence:.2}",
-                    text, run.task
-                );
+                let mut body = format!("{}\n\nTask: {}\nConfidence: {said}", text, run.task);
                 if !done.is_empty() {
                     let _ = write!(body, "\nDone: {done}");
                 }
@@ -151,7 +157,7 @@ impl Runner {
                         ThreadKind::Approval,
                         format!("{} proposes: {}", agent.name, one_line(&text, 70)),
                         format!(
-                            "{text}\n\nTask: {}\nConfidence: {confidence:.2}\nApprove to carry it out; reject with a reason and {} revises it.",
+                            "{text}\n\nTask: {}\nConfidence: {said}\nApprove to carry it out; reject with a reason and {} revises it.",
                             run.task, agent.name
                         ),
                         action,
@@ -174,7 +180,7 @@ impl Runner {
                         ThreadKind::Escalation,
                         format!("{} is unsure: {}", agent.name, one_line(&run.task, 60)),
                         format!(
-                            "{} answered with confidence {confidence:.2}, below its escalation threshold {:.2}, so a person should decide.\nTask: {}\nIts answer: {text}{}",
+                            "{} answered with confidence {said}, below its escalation threshold {:.2}, so a person should decide.\nTask: {}\nIts answer: {text}{}",
                             agent.name,
                             policy.escalate_threshold,
                             run.task,

@@ -154,13 +154,17 @@ impl Runner {
                 let text = response.content.unwrap_or_default();
                 match parse_plain_result(&text) {
                     Some(f) => final_result = Some(f),
+                    // Plain text is an answer whose confidence is unknown (small models often
+                    // answer so): a person approves it; corrections are for broken tool calls.
+                    None if !text.trim().is_empty() => {
+                        final_result = Some(Final::Plain {
+                            text: text.trim().to_owned(),
+                        });
+                    }
                     None => {
-                        errors.push(format!(
-                            "malformed answer: `{}`",
-                            text.chars().take(120).collect::<String>()
-                        ));
+                        errors.push("an empty answer".to_owned());
                         messages.push(ChatMessage::user(
-                            "Your answer was not understood. Finish by calling exactly one of your tools: reply, request_approval or escalate, with valid JSON arguments.",
+                            "Your answer was empty. Finish by calling exactly one of your tools: reply, request_approval or escalate, with valid JSON arguments.",
                         ));
                     }
                 }

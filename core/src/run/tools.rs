@@ -19,6 +19,11 @@ pub(crate) enum Final {
     Escalate {
         reason: String,
     },
+    /// An answer in plain text instead of a tool call: its confidence is unknown, so it
+    /// goes to a person for approval and is never acted on.
+    Plain {
+        text: String,
+    },
 }
 
 #[derive(Debug, Deserialize)]
