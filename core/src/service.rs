@@ -245,6 +245,18 @@ impl Krake {
         }
     }
 
+    /// Every agent of a workspace `actor` sees, with its status; `None` when agents are not
+    /// set up here.
+    pub async fn agent_status(
+        &self,
+        actor: &Actor,
+    ) -> Result<Option<Vec<crate::run::AgentStatus>>, RepoError> {
+        match &self.agents {
+            Some(a) => a.agent_status(actor).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// The runs `actor` may see that match `q`, newest first; `None` when agents are not
     /// set up here.
     pub async fn runs(
@@ -397,7 +409,13 @@ impl Krake {
         match cmd {
             Command::Help { topic } => Ok(help(topic.as_deref())),
             Command::Workspaces => Ok(self.workspaces()),
-            Command::Agents => Ok(self.agents()),
+            Command::Agents => match self.agent_status(actor).await? {
+                Some(status) => Ok(crate::chat::runs::render_agents(
+                    self.directory.agents(),
+                    &status,
+                )),
+                None => Ok(self.agents()),
+            },
             Command::List(q) => self.list(actor, &q).await,
             Command::Show(id) => self.show(actor, id).await,
             Command::Link { code } => self.link(actor, &code).await,

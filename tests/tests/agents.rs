@@ -1662,3 +1662,93 @@ async fn a_plain_text_answer_goes_to_a_person_for_approval() {
     assert!(th.action.is_none());
     assert!(w.exec.executed().is_empty());
 }
+
+/// `/agents` with agents set up: each agent idle or working (on which run), this month's runs
+/// and cost against its budget, its last result and its tools.
+#[tokio::test]
+async fn agents_show_what_they_are_doing_and_cost() {
+    let w = world(
+        vec![tools(&[(
+            "reply",
+            json!({"text": "Glow in the dark, sleep in comfort.", "confidence": 0.9}),
+        )])],
+        Setup {
+            budgets: Budgets {
+                workspaces: BTreeMap::new(),
+                agents: BTreeMap::from([("penn".to_owned(), 5_000_000)]),
+            },
+            ..Setup::default()
+        },
+    )
+    .await;
+    let done = w.run("penn", "a tagline for the hoodie").await;
+    assert_eq!(done.status, RunStatus::Done);
+    // Another task, claimed by a worker and not finished yet.
+    let working = w
+        .runner
+        .start(&NewRun {
+            workspace: WorkspaceSlug::parse("lunavo").unwrap(),
+            agent: "Penn".into(),
+            task: "the newsletter".into(),
+            trigger: "command".into(),
+            requested_by: "local".into(),
+            parent: None,
+            feedback: None,
+        })
+        .await
+        .unwrap();
+    let claimed = w
+        .store
+        .claim_runs("elsewhere", w.clock.now(), Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let r = w.krake.handle_text(&Actor::local(), "/agents").await;
+    let penn = r
+        .text
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("Penn "))
+        .take(2)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let spent = w
+        .store
+        .spent(
+            &WorkspaceSlug::parse("lunavo").unwrap(),
+            Some("Penn"),
+            &krake_core::ledger::month_of(w.clock.now()),
+        )
+        .await
+        .unwrap();
+    assert!(spent > 0);
+    assert!(
+        penn.contains(&format!(
+            "working on {} · 2 runs this month · {} of $5.00 · last ({}): Glow in the dark, sleep in comfort.",
+            working.id,
+            krake_core::ledger::dollars(spent),
+            done.id
+        )),
+        "{penn}\n---\n{}",
+        r.text
+    );
+    assert!(
+        r.text
+            .contains("Tools (every agent): reply, request_approval"),
+        "{}",
+        r.text
+    );
+    // The roster is still there, and idle agents say so.
+    assert!(r.text.starts_with("Agents:"), "{}", r.text);
+    let soshie = r
+        .text
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("Soshie "))
+        .nth(1)
+        .unwrap();
+    assert_eq!(
+        soshie.trim(),
+        "idle · 0 runs this month · $0.00",
+        "{}",
+        r.text
+    );
+}

@@ -489,7 +489,33 @@ async fn the_runs_pages_follow_a_run_live_in_chromium() {
         .unwrap();
     assert_eq!(calls, json!("1"));
     shot(&c, "run").await;
+    // The Agents page: Penn idle again, one run this month, its last result.
+    c.goto(&format!("{base}/agents")).await.unwrap();
+    let penn = until(
+        &c,
+        "Penn's row",
+        "document.querySelector('[data-agent=\"Penn\"]') && document.querySelector('[data-agent=\"Penn\"]').textContent",
+    )
+    .await;
+    let penn = penn.as_str().unwrap();
+    for part in [
+        "idle",
+        "1 run,",
+        "run 1: Moon hoodie: wear the night.",
+        "reply",
+    ] {
+        assert!(penn.contains(part), "{part}: {penn}");
+    }
+    shot(&c, "agents").await;
     c.set_window_size(390, 844).await.unwrap();
+    c.goto(&format!("{base}/agents")).await.unwrap();
+    until(
+        &c,
+        "the agents page",
+        "document.querySelector('table.agents')",
+    )
+    .await;
+    shot(&c, "agents-phone").await;
     c.goto(&format!("{base}/runs")).await.unwrap();
     until(&c, "the runs page", "document.querySelector('#runs')").await;
     shot(&c, "runs-phone").await;

@@ -29,7 +29,6 @@ pub fn router() -> Router<WebState> {
         .route("/threads/{id}", get(thread_page).post(thread_action))
         .route("/workspaces", get(workspaces))
         .route("/workspaces/{slug}", get(workspace_kpis))
-        .route("/agents", get(agents))
         .route("/folders", get(folders))
         .route("/folders/{agent}/{folder}", get(folder_page))
         .merge(crate::runs_page::router())
@@ -663,31 +662,6 @@ fn kpi_panel(k: &Kpis) -> String {
     }
     b.push_str("</section>");
     b
-}
-
-async fn agents(State(state): State<WebState>, headers: HeaderMap) -> Response {
-    let who = match signed_in(&state, &headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let mut b = String::from(
-        "<h1>Agents</h1><table><thead><tr><th>Name</th><th>Role</th><th>What it does</th><th>Workspaces</th></tr></thead><tbody>",
-    );
-    for a in state.krake.directory().agents() {
-        if a.workspaces.iter().any(|w| who.actor.can_see(w)) {
-            let ws: Vec<&str> = a.workspaces.iter().map(|w| w.as_str()).collect();
-            let _ = write!(
-                b,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(a.name.as_str()),
-                esc(&a.role),
-                esc(&a.description),
-                esc(&ws.join(", "))
-            );
-        }
-    }
-    b.push_str("</tbody></table>");
-    html(StatusCode::OK, page("Agents", Some(&who), &b))
 }
 
 async fn folders(State(state): State<WebState>, headers: HeaderMap) -> Response {

@@ -1,5 +1,6 @@
-//! The dashboard's Runs page (filters, newest first) and a run's page (its steps, tool calls,
-//! tokens and cost, and a Cancel form for members). Both are server-rendered and work without
+//! The dashboard's Agents page (each agent working or idle, this month's runs and cost against
+//! its budget, its last result and tools), Runs page (filters, newest first) and a run's page
+//! (its steps, tool calls, tokens and cost, and a Cancel form for members). Both are server-rendered and work without
 //! scripts; `dashboard.js` keeps them live by reading `/api/v1/runs` with the session.
 
 use crate::ApiError;
@@ -20,6 +21,7 @@ use std::fmt::Write as _;
 /// Run page routes.
 pub fn router() -> Router<WebState> {
     Router::new()
+        .route("/agents", get(agents))
         .route("/runs", get(runs))
         .route("/runs/{id}", get(run_page).post(run_action))
 }
@@ -35,6 +37,71 @@ pub struct RunsQuery {
     pub status: Option<String>,
     /// Paging.
     pub before: Option<i64>,
+}
+
+async fn agents(State(state): State<WebState>, headers: HeaderMap) -> Response {
+    let who = match signed_in(&state, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let status = match state.krake.agent_status(&who.actor).await {
+        Ok(s) => s.unwrap_or_default(),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let mut b = String::from(
+        "<h1>Agents</h1><table class=\"agents\"><thead><tr><th>Name</th><th>Role</th><th>Now</th><th>This month</th><th>Last result</th><th>Tools</th><th>Workspaces</th></tr></thead><tbody>",
+    );
+    for a in state.krake.directory().agents() {
+        if !a.workspaces.iter().any(|w| who.actor.can_see(w)) {
+            continue;
+        }
+        let ws: Vec<&str> = a.workspaces.iter().map(|w| w.as_str()).collect();
+        let s = status.iter().find(|s| s.name == a.name.as_str());
+        let now = match s.map(|s| s.working_on.as_slice()) {
+            None => "—".to_owned(),
+            Some([]) => r#"<span class="status" data-status="idle">idle</span>"#.to_owned(),
+            Some(ids) => format!(
+                r#"<span class="status" data-status="running">working</span> on {}"#,
+                ids.iter()
+                    .map(|id| format!(r#"<a href="/runs/{0}">run {0}</a>"#, id.0))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let month = s.map_or_else(String::new, |s| {
+            format!(
+                r#"<a href="/runs?agent={}">{} run{}</a>, {}{}"#,
+                esc(&s.name.to_lowercase()),
+                s.runs_this_month,
+                if s.runs_this_month == 1 { "" } else { "s" },
+                esc(&dollars(s.spent_micros)),
+                s.budget_micros
+                    .map(|b| format!(" of {}", esc(&dollars(b))))
+                    .unwrap_or_default()
+            )
+        });
+        let last = s
+            .and_then(|s| s.last_result.as_ref())
+            .map_or_else(String::new, |(id, text)| {
+                format!(
+                    r#"<a href="/runs/{}">run {}</a>: {}"#,
+                    id.0,
+                    id.0,
+                    esc(&krake_core::text::one_line(text, 80))
+                )
+            });
+        let tools = s.map_or_else(String::new, |s| esc(&s.tools.join(", ")));
+        let _ = write!(
+            b,
+            r#"<tr data-agent="{name}"><td>{name}</td><td>{role}<br><span class="hint">{desc}</span></td><td>{now}</td><td>{month}</td><td class="title">{last}</td><td class="hint">{tools}</td><td>{ws}</td></tr>"#,
+            name = esc(a.name.as_str()),
+            role = esc(&a.role),
+            desc = esc(&a.description),
+            ws = esc(&ws.join(", ")),
+        );
+    }
+    b.push_str("</tbody></table>");
+    html(StatusCode::OK, page("Agents", Some(&who), &b))
 }
 
 fn row(r: &Run) -> String {

@@ -6,7 +6,7 @@ use crate::chat::text::link_hint;
 use crate::ledger::dollars;
 use crate::ports::RepoError;
 use crate::reply::Reply;
-use crate::run::{Cancel, Run, RunId, RunQuery, RunStatus, RunView};
+use crate::run::{AgentStatus, Cancel, Run, RunId, RunQuery, RunStatus, RunView};
 use crate::service::Krake;
 use crate::text::one_line;
 use std::fmt::Write as _;
@@ -191,4 +191,64 @@ pub fn render_cancel(actor: &Actor, id: RunId, c: &Cancel) -> Reply {
 /// `run 12` → `Run 12`.
 fn capital(s: &str) -> String {
     crate::text::capitalise(s)
+}
+
+/// `/agents` with agents set up: each agent of the roster with what it is doing (idle, or the
+/// runs it works on), this month's runs and cost against its budget, and its last result; its
+/// tools once for all when they share them.
+pub fn render_agents(roster: &[crate::agent::Agent], status: &[AgentStatus]) -> Reply {
+    let mut t = String::from("Agents:");
+    for a in roster {
+        let homes: Vec<&str> = a.workspaces.iter().map(|w| w.as_str()).collect();
+        let _ = write!(
+            t,
+            "\n  {:<7} {:<21} {}  [{}]",
+            a.name,
+            a.role,
+            a.description,
+            homes.join(", ")
+        );
+        let Some(s) = status.iter().find(|s| s.name == a.name.as_str()) else {
+            continue;
+        };
+        let doing = match s.working_on.as_slice() {
+            [] => "idle".to_owned(),
+            ids => format!(
+                "working on {}",
+                ids.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let budget = s
+            .budget_micros
+            .map(|b| format!(" of {}", dollars(b)))
+            .unwrap_or_default();
+        let _ = write!(
+            t,
+            "\n          {doing} · {} run{} this month · {}{budget}",
+            s.runs_this_month,
+            if s.runs_this_month == 1 { "" } else { "s" },
+            dollars(s.spent_micros)
+        );
+        if let Some((id, result)) = &s.last_result {
+            let _ = write!(t, " · last ({id}): {}", one_line(result, 60));
+        }
+    }
+    let shared = status
+        .first()
+        .filter(|f| status.iter().all(|s| s.tools == f.tools));
+    match shared {
+        Some(f) => {
+            let _ = write!(t, "\nTools (every agent): {}.", f.tools.join(", "));
+        }
+        None => {
+            for s in status {
+                let _ = write!(t, "\nTools of {}: {}.", s.name, s.tools.join(", "));
+            }
+        }
+    }
+    t.push_str("\nSee a run with /run <id>; all of them with /runs.");
+    Reply::info(t)
 }

@@ -52,6 +52,9 @@ pub trait AgentDesk: Send + Sync {
     ) -> Result<Option<crate::ledger::CostReport>, RepoError>;
     /// Whether a model is configured (otherwise `ask` answers offline).
     fn has_model(&self) -> bool;
+    /// Every agent of a workspace `actor` sees: working or idle, this month's runs and cost
+    /// against its budget, its last result and its tools.
+    async fn agent_status(&self, actor: &Actor) -> Result<Vec<super::AgentStatus>, RepoError>;
     /// The runs `actor` may see that match `q`, newest first.
     async fn runs(&self, actor: &Actor, q: &super::RunQuery) -> Result<Vec<super::Run>, RepoError>;
     /// One run with its steps and usage, if `actor` may see it.
@@ -148,6 +151,10 @@ impl AgentDesk for Runner {
 
     fn has_model(&self) -> bool {
         self.model.is_some()
+    }
+
+    async fn agent_status(&self, actor: &Actor) -> Result<Vec<super::AgentStatus>, RepoError> {
+        Runner::agent_status(self, actor).await
     }
 
     async fn runs(&self, actor: &Actor, q: &super::RunQuery) -> Result<Vec<super::Run>, RepoError> {

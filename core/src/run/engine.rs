@@ -204,7 +204,7 @@ impl Runner {
         self.fail(&run, &why).await
     }
 
-    fn tools_for(&self, policy: &AgentPolicy) -> Vec<ToolSpec> {
+    pub(super) fn tools_for(&self, policy: &AgentPolicy) -> Vec<ToolSpec> {
         tool_specs()
             .into_iter()
             .filter(|t| policy.allows(&t.name))

@@ -38,7 +38,7 @@ pub use executor::{ActionExecutor, RecordingExecutor};
 pub use recovery::Recovered;
 pub use repo::{NewRun, Run, RunFilter, RunId, RunOutcome, RunRepo, RunStatus, RunStep};
 pub use tools::tool_specs;
-pub use watch::{Cancel, RunQuery, RunView};
+pub use watch::{AgentStatus, Cancel, RunQuery, RunView};
 
 use crate::commerce::CommerceRepo;
 use crate::config::Directory;

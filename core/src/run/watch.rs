@@ -141,3 +141,93 @@ impl Runner {
         Ok(Cancel::Cancelled(Box::new(after)))
     }
 }
+
+/// One agent as people see it: what it is doing, what it cost this month against its
+/// budget, what it last finished, and its tools.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgentStatus {
+    /// The agent (`Penn`).
+    pub name: String,
+    /// Its role.
+    pub role: String,
+    /// The runs it is working on now (newest first); empty when idle.
+    pub working_on: Vec<RunId>,
+    /// Runs started this month (UTC) in the workspaces the person sees.
+    pub runs_this_month: usize,
+    /// Micro-dollars its model calls cost this month in those workspaces.
+    pub spent_micros: i64,
+    /// Its monthly budget (`[budgets.agents]`), in micro-dollars.
+    pub budget_micros: Option<i64>,
+    /// Its latest finished run with a result.
+    pub last_result: Option<(RunId, String)>,
+    /// The tools it is offered.
+    pub tools: Vec<String>,
+}
+
+/// How far back the month's run count looks (runs per agent).
+const MONTH_WINDOW: u32 = 1000;
+
+impl Runner {
+    /// Every agent working in a workspace `actor` sees, with its status.
+    pub async fn agent_status(&self, actor: &Actor) -> Result<Vec<AgentStatus>, RepoError> {
+        let visible = actor.visible(self.directory.workspaces().iter().map(|w| &w.slug));
+        let month = crate::ledger::month_of(self.clock.now());
+        let mut out = Vec::new();
+        for agent in self.directory.agents() {
+            let seen: Vec<&WorkspaceSlug> = agent
+                .workspaces
+                .iter()
+                .filter(|w| actor.can_see(w))
+                .collect();
+            if seen.is_empty() {
+                continue;
+            }
+            let filter = RunFilter {
+                visible: visible.clone(),
+                agent: Some(agent.name.to_string()),
+                ..RunFilter::recent(MONTH_WINDOW)
+            };
+            let recent = self.runs.list_runs(&filter).await?;
+            let working_on = recent
+                .iter()
+                .filter(|r| r.status == RunStatus::Running)
+                .map(|r| r.id)
+                .collect();
+            let runs_this_month = recent
+                .iter()
+                .filter(|r| crate::ledger::month_of(r.created_at) == month)
+                .count();
+            let last_result = recent
+                .iter()
+                .find(|r| r.status == RunStatus::Done && r.result.is_some())
+                .and_then(|r| r.result.clone().map(|t| (r.id, t)));
+            let mut spent_micros = 0;
+            for w in &seen {
+                spent_micros += self
+                    .ledger
+                    .spent(w, Some(agent.name.as_str()), &month)
+                    .await?;
+            }
+            let policy = self.policy(agent.name.as_str());
+            out.push(AgentStatus {
+                name: agent.name.to_string(),
+                role: agent.role.clone(),
+                working_on,
+                runs_this_month,
+                spent_micros,
+                budget_micros: self
+                    .budgets
+                    .agents
+                    .get(&agent.name.as_str().to_lowercase())
+                    .copied(),
+                last_result,
+                tools: self
+                    .tools_for(&policy)
+                    .into_iter()
+                    .map(|t| t.name)
+                    .collect(),
+            });
+        }
+        Ok(out)
+    }
+}
