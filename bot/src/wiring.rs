@@ -68,6 +68,7 @@ pub fn krake_with_agents(store: &Store, settings: &Settings) -> (Krake, krake_co
         settings.directory.clone(),
     )
     .with_agents(Arc::new(agents.clone()))
+    .with_listener(Arc::new(krake_metrics::ApprovalLatency))
     .with_routes(routes)
     .with_users(store.clone())
     .with_commerce(store.clone())

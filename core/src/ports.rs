@@ -134,6 +134,13 @@ pub trait InboxRepo: Send + Sync {
         destination: &Destination,
         message_id: &str,
     ) -> Result<Option<ThreadCopy>, RepoError>;
+    /// How long each thread answered at or after `since` waited for a person: approvals
+    /// until their decision, other kinds until their first reply by a person (Krake's own
+    /// notes do not count).
+    async fn response_times(
+        &self,
+        since: Timestamp,
+    ) -> Result<Vec<crate::inbox::stats::ResponseTime>, RepoError>;
 }
 
 /// The durable record of everything that arrives.

@@ -37,7 +37,7 @@ pub struct Krake {
     users: Option<Arc<dyn UserRepo>>,
     commerce: Option<Arc<dyn CommerceRepo>>,
     pub(crate) agents: Option<Arc<dyn crate::run::AgentDesk>>,
-    pub(crate) listener: Option<Arc<dyn InboxListener>>,
+    pub(crate) listeners: Vec<Arc<dyn InboxListener>>,
 }
 
 impl Krake {
@@ -62,7 +62,7 @@ impl Krake {
             users: None,
             commerce: None,
             agents: None,
-            listener: None,
+            listeners: Vec::new(),
         }
     }
 
@@ -70,15 +70,15 @@ impl Krake {
     /// agents' approvals reach them, `/costs` reads the ledger, and text the grammar does not
     /// understand may be routed by a model.
     pub fn with_agents(mut self, agents: Arc<dyn crate::run::AgentDesk>) -> Self {
-        self.listener = Some(Arc::new(DeskListener(agents.clone())));
+        self.listeners.push(Arc::new(DeskListener(agents.clone())));
         self.agents = Some(agents);
         self
     }
 
-    /// The same service with `listener` hearing the inbox's events (decisions and replies)
-    /// instead of the agents' desk.
+    /// The same service with `listener` also hearing the inbox's events (decisions and
+    /// replies), after those added before (the agents' desk, metrics).
     pub fn with_listener(mut self, listener: Arc<dyn InboxListener>) -> Self {
-        self.listener = Some(listener);
+        self.listeners.push(listener);
         self
     }
 
@@ -432,6 +432,16 @@ impl Krake {
             }
             Command::Archive(id) => self.archive(id, true, &ctx).await,
             Command::Unarchive(id) => self.archive(id, false, &ctx).await,
+            Command::Stats { workspace } => {
+                if let Some(w) = workspace.as_ref().filter(|w| !actor.can_see(w)) {
+                    return Ok(Reply::warning(format!(
+                        "You are not a member of {w}, so its threads are hidden from you.{}",
+                        link_hint(actor)
+                    )));
+                }
+                let stats = self.response_stats(actor, workspace.as_ref()).await?;
+                Ok(crate::chat::text::render_stats(&stats, self.clock.now()))
+            }
             Command::Runs(q) => self.chat_runs(actor, &q).await,
             Command::Run(id) => self.chat_run(actor, id).await,
             Command::Cancel { id, reason } => self.chat_cancel(actor, id, reason.as_deref()).await,

@@ -130,6 +130,12 @@ impl InboxRepo for FakeInbox {
     ) -> Result<Option<ThreadCopy>, RepoError> {
         unsupported("copy_at")
     }
+    async fn response_times(
+        &self,
+        _since: Timestamp,
+    ) -> Result<Vec<crate::inbox::stats::ResponseTime>, RepoError> {
+        unsupported("response_times")
+    }
 }
 
 /// Folders with their entries.

@@ -610,13 +610,45 @@ fn deploy_files_are_consistent_and_the_dashboard_uses_real_metrics() {
         &["/schedule dexter \"summarise sales\" every 15 minutes"],
     );
     sqlite_exec(dir.path(), "UPDATE schedules SET next_run_at = 1000");
+    let (ok, _, err) =
+        krake_tests::run(krake(dir.path()).args(["user", "add", "ana", "--role", "owner"]));
+    assert!(ok, "{err}");
+    let (ok, token, err) = krake_tests::run(krake(dir.path()).args(["user", "token", "ana"]));
+    assert!(ok, "{err}");
+    let bearer = vec![("authorization", format!("Bearer {}", token.trim()))];
     let server = Server::start(dir.path(), &[], &[]);
     deliver_until_ok(server.port, 1);
     let deadline = Instant::now() + Duration::from_secs(30);
+    let mut approved = false;
     let m = loop {
         let m = scrape(server.port);
+        // The order's thank-you approval, decided here, records the approval latency.
+        if !approved
+            && let Some((200, _, body)) = request(
+                server.port,
+                "GET",
+                "/api/v1/inbox?kind=approval",
+                &bearer,
+                b"",
+            )
+            && let Some(id) = serde_json::from_str::<serde_json::Value>(&body).unwrap()["threads"]
+                [0]["id"]
+                .as_i64()
+        {
+            let (status, _, body) = request(
+                server.port,
+                "POST",
+                &format!("/api/v1/inbox/{id}/approve"),
+                &bearer,
+                b"",
+            )
+            .unwrap();
+            assert_eq!(status, 200, "{body}");
+            approved = true;
+        }
         if m.contains("krake_schedule_runs_total")
             && m.contains("krake_commerce_events_applied_total")
+            && m.contains("krake_approval_latency_seconds_bucket")
         {
             break m;
         }

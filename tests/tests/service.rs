@@ -471,3 +471,53 @@ async fn several_threads_in_one_command_are_each_handled_once_and_reported() {
     assert_eq!(again.reply, r.reply);
     assert!(!again.fresh);
 }
+
+/// `/stats`: this month's time to a decision, per workspace and kind, for the workspaces the
+/// person sees.
+#[tokio::test]
+async fn stats_show_how_fast_threads_are_decided() {
+    let app = app().await;
+    let ana = user("ana", Role::Member, Front::Telegram);
+    let empty = app.krake.handle_text(&ana, "/stats").await;
+    assert!(
+        empty
+            .text
+            .starts_with("No thread was decided or answered in 2026-"),
+        "{}",
+        empty.text
+    );
+    for wait in [10, 30, 50] {
+        let id = approval(&app, Approvers::AnyMember).await;
+        app.clock.advance(Duration::from_secs(wait * 60));
+        let r = app
+            .krake
+            .accept(msg(
+                &format!("telegram:update:s{id}"),
+                &ana,
+                &format!("/approve {id}"),
+            ))
+            .await;
+        assert!(r.reply.text.starts_with("Approved"), "{:?}", r.reply);
+    }
+    let r = app.krake.handle_text(&ana, "/stats lunavo").await;
+    let row = r
+        .text
+        .lines()
+        .find(|l| l.contains("lunavo"))
+        .unwrap_or_default();
+    let words: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        words,
+        [
+            "lunavo", "approval", "3", "done", "median", "30", "min", "p95", "50", "min"
+        ],
+        "{}",
+        r.text
+    );
+    let bad = app.krake.handle_text(&ana, "/stats atlantis").await;
+    assert!(
+        bad.text.contains("`atlantis` is not a workspace"),
+        "{}",
+        bad.text
+    );
+}

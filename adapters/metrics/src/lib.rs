@@ -58,8 +58,19 @@ pub const MODEL_TOKENS: &str = "krake_model_tokens_total";
 /// configured prices, by `provider` and `model` (Prometheus counters are integers here).
 pub const MODEL_COST: &str = "krake_model_cost_microdollars_total";
 
+/// From a thread's opening to its decision (approvals) or first reply by a person (other
+/// kinds), in seconds, by `workspace` and `kind`, for the decisions this process took.
+pub const APPROVAL_LATENCY: &str = "krake_approval_latency_seconds";
+
+/// Buckets of [`APPROVAL_LATENCY`]: a minute to a week.
+const APPROVAL_BUCKETS: &[f64] = &[
+    60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14_400.0, 28_800.0, 86_400.0, 172_800.0, 345_600.0,
+    604_800.0,
+];
+
 /// Every metric name `/metrics` exports (histograms add `_bucket`, `_sum`, `_count`).
 pub const ALL: &[&str] = &[
+    APPROVAL_LATENCY,
     HTTP_REQUESTS,
     HTTP_DURATION,
     OUTBOX_DEPTH,
@@ -89,6 +100,11 @@ pub fn install() -> Option<PrometheusHandle> {
             ];
             let handle = PrometheusBuilder::new()
                 .set_buckets(durations)
+                .ok()?
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full(APPROVAL_LATENCY.to_owned()),
+                    APPROVAL_BUCKETS,
+                )
                 .ok()?
                 .install_recorder()
                 .map_err(|e| tracing::warn!(error = %e, "metrics are not available"))
@@ -124,11 +140,51 @@ fn describe() {
     describe_gauge!(BUILD_INFO, "Build information");
     describe_counter!(WEBHOOK_EVENTS, "Webhook events by source and outcome");
     describe_counter!(AGENT_RUNS, "Agent runs ended, by agent and status");
+    describe_histogram!(
+        APPROVAL_LATENCY,
+        Unit::Seconds,
+        "From a thread's opening to its decision or first reply, by workspace and kind"
+    );
     describe_counter!(MODEL_TOKENS, "Model tokens, by provider, model and kind");
     describe_counter!(
         MODEL_COST,
         "Model cost in micro-dollars at the configured prices, by provider and model"
     );
+}
+
+/// Hears the inbox's events and records [`APPROVAL_LATENCY`]: a decided approval, or the
+/// first reply by a person to any other thread.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ApprovalLatency;
+
+#[async_trait::async_trait]
+impl krake_core::inbox::rules::InboxListener for ApprovalLatency {
+    async fn on_inbox_event(
+        &self,
+        event: krake_core::inbox::rules::InboxEvent<'_>,
+        _actor: &krake_core::Actor,
+    ) -> Result<Option<String>, krake_core::ports::RepoError> {
+        use krake_core::inbox::ThreadKind;
+        use krake_core::inbox::rules::InboxEvent;
+        let (th, at) = match event {
+            InboxEvent::Decided(th) => (th, th.updated_at),
+            InboxEvent::Replied(th) if th.kind != ThreadKind::Approval && th.replies.len() == 1 => {
+                match th.replies.first() {
+                    Some(r) => (th, r.at),
+                    None => return Ok(None),
+                }
+            }
+            InboxEvent::Replied(_) => return Ok(None),
+        };
+        let seconds = (at.as_millis() - th.created_at.as_millis()).max(0) as f64 / 1000.0;
+        metrics::histogram!(
+            APPROVAL_LATENCY,
+            "workspace" => th.workspace.to_string(),
+            "kind" => th.kind.as_str().to_owned()
+        )
+        .record(seconds);
+        Ok(None)
+    }
 }
 
 /// Records one ended agent run.
@@ -401,6 +457,79 @@ mod tests {
             "{:?}",
             series(&after, "unmatched")
         );
+    }
+
+    #[tokio::test]
+    async fn decisions_and_first_replies_record_the_wait() {
+        use krake_core::inbox::rules::{InboxEvent, InboxListener};
+        use krake_core::inbox::{NewThread, Thread, ThreadKind, ThreadReply, ThreadStatus};
+        use krake_core::time::Timestamp;
+        use krake_core::workspace::WorkspaceSlug;
+        let handle = install().expect("the test binary installs the recorder");
+        let thread = |kind: ThreadKind, opened: i64, changed: i64| {
+            let n = NewThread::new(WorkspaceSlug::parse("lunavo").unwrap(), kind, "t", "");
+            Thread {
+                id: krake_core::inbox::ThreadId(1),
+                workspace: n.workspace,
+                kind,
+                status: ThreadStatus::Approved,
+                origin: n.origin,
+                agent: None,
+                title: n.title,
+                body: n.body,
+                action: None,
+                approvers: n.approvers,
+                approvals: Vec::new(),
+                expires_at: None,
+                timeout_route: n.timeout_route,
+                decided_by: None,
+                reason: None,
+                version: 2,
+                created_at: Timestamp::from_millis(opened),
+                updated_at: Timestamp::from_millis(changed),
+                replies: Vec::new(),
+            }
+        };
+        let who = krake_core::Actor::local();
+        // Approved 20 minutes after it opened.
+        let approved = thread(ThreadKind::Approval, 0, 1_200_000);
+        ApprovalLatency
+            .on_inbox_event(InboxEvent::Decided(&approved), &who)
+            .await
+            .unwrap();
+        // A question answered after 2 hours; a second reply records nothing more.
+        let mut q = thread(ThreadKind::Question, 0, 0);
+        for at in [7_200_000, 9_000_000] {
+            q.replies.push(ThreadReply {
+                author: who.user.clone(),
+                front: krake_core::Front::Cli,
+                text: "ok".into(),
+                at: Timestamp::from_millis(at),
+            });
+            ApprovalLatency
+                .on_inbox_event(InboxEvent::Replied(&q), &who)
+                .await
+                .unwrap();
+        }
+        let out = handle.render();
+        let line = |kind: &str, suffix: &str| {
+            out.lines()
+                .find(|l| {
+                    l.starts_with(&format!("{APPROVAL_LATENCY}{suffix}"))
+                        && l.contains(&format!("kind=\"{kind}\""))
+                        && l.contains("workspace=\"lunavo\"")
+                })
+                .unwrap_or_else(|| panic!("no {kind}{suffix} in {out}"))
+                .to_owned()
+        };
+        assert!(line("approval", "_sum").ends_with(" 1200"), "{out}");
+        assert!(line("question", "_count").ends_with(" 1"), "{out}");
+        assert!(line("question", "_sum").ends_with(" 7200"), "{out}");
+        let bucket = out
+            .lines()
+            .find(|l| l.contains("kind=\"approval\"") && l.contains("le=\"1800\""))
+            .unwrap_or_else(|| panic!("the approval buckets are a minute to a week: {out}"));
+        assert!(bucket.ends_with(" 1"), "{bucket}");
     }
 
     #[test]

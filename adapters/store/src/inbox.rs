@@ -786,4 +786,40 @@ impl InboxRepo for Store {
         })
         .transpose()
     }
+
+    async fn response_times(
+        &self,
+        since: Timestamp,
+    ) -> Result<Vec<krake_core::inbox::stats::ResponseTime>, RepoError> {
+        // The first decision of an approval, the first reply by a person to anything else.
+        let rows = sqlx::query(
+            "SELECT t.workspace, t.kind, t.created_at, MIN(a.at) AS answered_at \
+             FROM threads t JOIN audit_log a ON a.thread_id = t.id \
+             WHERE ((t.kind = 'approval' AND a.action IN ('approved', 'rejected')) \
+                 OR (t.kind <> 'approval' AND a.action = 'replied')) \
+               AND a.actor <> $1 \
+             GROUP BY t.id, t.workspace, t.kind, t.created_at \
+             HAVING MIN(a.at) >= $2",
+        )
+        .bind(krake_core::Actor::system().user.as_str())
+        .bind(since.as_millis())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                let ws: String = r.try_get("workspace").map_err(db_err)?;
+                let kind: String = r.try_get("kind").map_err(db_err)?;
+                let opened: i64 = r.try_get("created_at").map_err(db_err)?;
+                let answered: i64 = r.try_get("answered_at").map_err(db_err)?;
+                Ok(krake_core::inbox::stats::ResponseTime {
+                    workspace: WorkspaceSlug::parse(&ws).map_err(|_| corrupt("workspace", &ws))?,
+                    kind: ThreadKind::parse(&kind).ok_or_else(|| corrupt("kind", &kind))?,
+                    waited: std::time::Duration::from_millis(
+                        u64::try_from(answered - opened).unwrap_or(0),
+                    ),
+                })
+            })
+            .collect()
+    }
 }

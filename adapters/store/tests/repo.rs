@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 on_both!(
+    response_times_run_from_opening_to_a_decision_or_first_reply,
     inbox_lifecycle,
     reject_with_reason_and_refusals,
     question_is_answered_by_reply,
@@ -1179,4 +1180,63 @@ async fn kpis_add_up_for_a_scripted_day(s: &Store) {
         .unwrap();
     assert_eq!(next.today.as_deref(), Some("2026-11-25"));
     assert!(next.today_figures.is_empty());
+}
+
+/// Approvals wait until their decision; other threads until the first reply by a person
+/// (Krake's own notes do not count); only answers since `since` are counted.
+async fn response_times_run_from_opening_to_a_decision_or_first_reply(store: &Store) {
+    let at = |min: i64| {
+        let mut c = ctx("ana", Front::Telegram);
+        c.now = Timestamp::from_millis(T0 + min * 60_000);
+        c
+    };
+    let a = store
+        .create(&approval("lunavo", "post"), &at(0))
+        .await
+        .unwrap();
+    store.reply(a.id, "hmm", &at(5)).await.unwrap();
+    store
+        .decide(a.id, &Decision::Approve, None, &at(20))
+        .await
+        .unwrap();
+    let q = store
+        .create(
+            &NewThread::new(ws("monarch"), ThreadKind::Question, "q", "?"),
+            &at(0),
+        )
+        .await
+        .unwrap();
+    let mut note = at(10);
+    note.actor = Actor::system();
+    store.reply(q.id, "a note from Krake", &note).await.unwrap();
+    store.reply(q.id, "the answer", &at(120)).await.unwrap();
+    store.reply(q.id, "more", &at(130)).await.unwrap();
+    // Open: no answer yet.
+    store
+        .create(&approval("lunavo", "still open"), &at(0))
+        .await
+        .unwrap();
+    let mut got = store
+        .response_times(Timestamp::from_millis(T0))
+        .await
+        .unwrap();
+    got.sort_by_key(|t| t.waited);
+    let seen: Vec<(String, ThreadKind, u64)> = got
+        .iter()
+        .map(|t| (t.workspace.to_string(), t.kind, t.waited.as_secs()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("lunavo".to_owned(), ThreadKind::Approval, 20 * 60),
+            ("monarch".to_owned(), ThreadKind::Question, 120 * 60),
+        ]
+    );
+    // Answers before `since` are another month's.
+    let later = store
+        .response_times(Timestamp::from_millis(T0 + 60 * 60_000))
+        .await
+        .unwrap();
+    assert_eq!(later.len(), 1);
+    assert_eq!(later[0].kind, ThreadKind::Question);
 }

@@ -275,3 +275,43 @@ pub fn each(replies: Vec<Reply>) -> Reply {
         ..Reply::default()
     }
 }
+
+/// A wait for people: `45 s`, `14 min`, `3 h 20 min`, `2 d 4 h`.
+pub fn waited(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s / 60),
+        3600..86_400 if (s % 3600) / 60 == 0 => format!("{} h", s / 3600),
+        3600..86_400 => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+        _ if (s % 86_400) / 3600 == 0 => format!("{} d", s / 86_400),
+        _ => format!("{} d {} h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
+/// `/stats`: this month's response times per workspace and kind.
+pub fn render_stats(
+    stats: &[crate::inbox::stats::ResponseStats],
+    now: crate::time::Timestamp,
+) -> Reply {
+    let month = crate::ledger::month_of(now);
+    if stats.is_empty() {
+        return Reply::info(format!(
+            "No thread was decided or answered in {month} yet. /todo shows what waits."
+        ));
+    }
+    let mut t =
+        format!("Time to a decision (approvals) or a first reply (other threads), {month}:\n");
+    for s in stats {
+        let _ = writeln!(
+            t,
+            "  {:<15} {:<10} {:>4} done   median {:<12} p95 {}",
+            s.workspace,
+            s.kind,
+            s.count,
+            waited(s.median),
+            waited(s.p95)
+        );
+    }
+    Reply::info(t.trim_end())
+}

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod demo;
 pub mod rules;
+pub mod stats;
 
 use crate::actor::{Front, Role, UserName};
 use crate::time::Timestamp;

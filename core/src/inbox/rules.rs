@@ -99,16 +99,19 @@ impl Krake {
         })
     }
 
-    /// Tells the listener, if any, about an event.
+    /// Tells every listener about an event; what they say follows is joined.
     async fn tell(
         &self,
         event: InboxEvent<'_>,
         actor: &Actor,
     ) -> Result<Option<String>, RepoError> {
-        match &self.listener {
-            Some(l) => l.on_inbox_event(event, actor).await,
-            None => Ok(None),
+        let mut said: Vec<String> = Vec::new();
+        for l in &self.listeners {
+            if let Some(s) = l.on_inbox_event(event, actor).await? {
+                said.push(s);
+            }
         }
+        Ok((!said.is_empty()).then(|| said.join(" ")))
     }
 
     /// Replies in a thread as `ctx.actor` (an open question becomes answered); the listener

@@ -81,6 +81,11 @@ pub enum Command {
     Archive(ThreadId),
     /// Bring an archived thread back.
     Unarchive(ThreadId),
+    /// How long people took to decide or answer threads this month (median, p95).
+    Stats {
+        /// The workspace; every workspace the person can see when absent.
+        workspace: Option<WorkspaceSlug>,
+    },
     /// List agents' runs (`/runs lunavo penn running`).
     Runs(crate::run::RunQuery),
     /// Show one run: its task, status, every step and tool call, tokens and cost.

@@ -35,6 +35,7 @@ pub(super) enum Verb {
     Runs,
     Run,
     Cancel,
+    Stats,
 }
 
 pub(super) fn verb(word: &str) -> Option<Verb> {
@@ -51,7 +52,8 @@ pub(super) fn verb(word: &str) -> Option<Verb> {
         "unarchive" | "restore" => Verb::Unarchive,
         "ask" | "tell" => Verb::Ask,
         "link" => Verb::Link,
-        "kpi" | "kpis" | "sales" | "stats" => Verb::Kpi,
+        "kpi" | "kpis" | "sales" => Verb::Kpi,
+        "stats" | "latency" => Verb::Stats,
         "costs" | "cost" | "spend" | "budget" | "budgets" => Verb::Costs,
         "schedule" => Verb::Schedule,
         "schedules" => Verb::Schedules,
@@ -235,6 +237,22 @@ impl CommandParser {
                     id,
                     reason: (!reason.is_empty()).then(|| reason.to_owned()),
                 })
+            }
+            Verb::Stats => {
+                let words = args.trim().to_lowercase();
+                if words.is_empty() {
+                    return Parsed::Command(Command::Stats { workspace: None });
+                }
+                match self.find_workspace(&words) {
+                    Some(ws) => Parsed::Command(Command::Stats {
+                        workspace: Some(ws),
+                    }),
+                    None if strict => Parsed::NotUnderstood {
+                        problem: format!("`{}` is not a workspace", args.trim()),
+                        suggestion: spec("stats").map(|s| s.example.to_owned()),
+                    },
+                    None => Parsed::Command(Command::Stats { workspace: None }),
+                }
             }
             Verb::Kpi => {
                 let words = args.trim().to_lowercase();

@@ -78,6 +78,12 @@ pub const COMMANDS: &[CommandSpec] = &[
         example: "/cancel 12 wrong brief",
     },
     CommandSpec {
+        name: "stats",
+        args: "[workspace]",
+        about: "How fast threads are decided or answered this month (median, p95)",
+        example: "/stats lunavo",
+    },
+    CommandSpec {
         name: "ask",
         args: "<agent> <task>",
         about: "Give an agent a task",
