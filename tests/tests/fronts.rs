@@ -112,12 +112,18 @@ fn owner_token(dir: &Path) -> String {
 
 /// Says `/help` in the web chat and waits for the reply.
 async fn web_chat_answers(port: u16, token: &str) {
+    let reply = web_chat(port, token, "/help").await;
+    assert!(reply.contains("/todo"), "{reply}");
+}
+
+/// Says `text` in lunavo's web chat with `token` and returns the reply's text.
+async fn web_chat(port: u16, token: &str, text: &str) -> String {
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws/chat"))
         .await
         .unwrap();
     let hello = json!({"type": "hello", "workspace": "lunavo", "token": token});
     ws.send(Message::text(hello.to_string())).await.unwrap();
-    let say = json!({"type": "say", "id": "c1", "text": "/help"});
+    let say = json!({"type": "say", "id": "c1", "text": text});
     let mut welcomed = false;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -134,8 +140,7 @@ async fn web_chat_answers(port: u16, token: &str) {
             }
             Some("reply") => {
                 assert_eq!(frame["re"], "c1", "{frame}");
-                assert!(frame["text"].as_str().unwrap().contains("/todo"), "{frame}");
-                return;
+                return frame["text"].as_str().unwrap().to_owned();
             }
             Some("error") => panic!("the web chat refused: {frame}"),
             _ => {}
@@ -380,4 +385,90 @@ async fn a_refused_discord_token_leaves_the_interactions_endpoint_and_telegram_r
     assert_eq!(front_up(port, "discord").await, Some(0.0));
     assert_eq!(front_up(port, "telegram").await, Some(1.0));
     stop(child);
+}
+
+/// Runs are listed and cancelled the same way from the web chat, Telegram and the terminal:
+/// one core path, each front only renders.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_are_listed_and_cancelled_from_the_web_chat_telegram_and_the_terminal() {
+    use krake_core::run::{NewRun, RunRepo};
+    let fake = FakeTelegram::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = owner_token(dir.path());
+    let (ok, code, err) =
+        krake_tests::run(krake_tests::krake(dir.path()).args(["user", "link-code", "ana"]));
+    assert!(ok, "{err}");
+    // Three queued runs (no model is configured here, so none starts).
+    let store = krake_store::Store::open(&krake_store::Store::sqlite_url(
+        &dir.path().join("krake.db"),
+    ))
+    .await
+    .unwrap();
+    for task in ["the tagline", "the newsletter", "the launch post"] {
+        store
+            .create_run(
+                &NewRun {
+                    workspace: krake_core::workspace::WorkspaceSlug::parse("lunavo").unwrap(),
+                    agent: "Penn".into(),
+                    task: task.into(),
+                    trigger: "command".into(),
+                    requested_by: "ana".into(),
+                    parent: None,
+                    feedback: None,
+                },
+                krake_core::time::Timestamp::from_millis(1_795_503_000_000),
+            )
+            .await
+            .unwrap();
+    }
+    let (child, port, _logs) = serve(dir.path(), &fake.url, "").await;
+
+    let listed = web_chat(port, &token, "/runs lunavo").await;
+    assert!(listed.starts_with("Runs in lunavo (3):"), "{listed}");
+    let cancelled = web_chat(port, &token, "/cancel 1 from the web").await;
+    assert!(
+        cancelled.starts_with("Cancelled run 1 (Penn: the tagline)"),
+        "{cancelled}"
+    );
+
+    fake.push_update(private_text(1, 42, &format!("/link {}", code.trim())));
+    fake.wait_sent(1).await;
+    fake.push_update(private_text(2, 42, "/runs cancelled"));
+    fake.wait_sent(2).await;
+    fake.push_update(private_text(3, 42, "/cancel 2 from telegram"));
+    fake.wait_sent(3).await;
+    let sent: Vec<String> = fake
+        .sent()
+        .iter()
+        .map(|(m, _)| m["text"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        sent[1].contains("Cancelled runs (1):") && sent[1].contains("run 1"),
+        "{sent:?}"
+    );
+    assert!(
+        sent[2].contains("Cancelled run 2 (Penn: the newsletter)"),
+        "{sent:?}"
+    );
+    stop(child);
+
+    let out = krake_tests::chat(
+        dir.path(),
+        &["/cancel 3 from the terminal", "/run 2", "/runs"],
+    );
+    assert!(
+        out.contains("Cancelled run 3 (Penn: the launch post)"),
+        "{out}"
+    );
+    assert!(out.contains("cancelled by ana: from telegram"), "{out}");
+    let rows: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("Runs (3):"))
+        .filter(|l| l.trim_start().starts_with("run "))
+        .collect();
+    assert_eq!(rows.len(), 3, "{out}");
+    assert!(
+        rows.iter().all(|r| r.contains(" cancelled ")),
+        "every run cancelled: {out}"
+    );
 }
