@@ -442,3 +442,67 @@ async fn a_correctly_signed_interaction_from_long_ago_is_refused() {
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+/// `/runs` and `/cancel` as Discord slash commands: the same core path as every front, the
+/// answer in the interaction's response.
+#[tokio::test]
+async fn runs_are_listed_and_cancelled_by_slash_command() {
+    use krake_core::run::{NewRun, RunRepo};
+    use krake_core::time::Clock;
+    let w = world().await;
+    crate::link(&w, "777000111", "bo").await;
+    for task in ["the tagline", "the newsletter"] {
+        w.store
+            .create_run(
+                &NewRun {
+                    workspace: WorkspaceSlug::parse("lunavo").unwrap(),
+                    agent: "Penn".into(),
+                    task: task.into(),
+                    trigger: "command".into(),
+                    requested_by: "ana".into(),
+                    parent: None,
+                    feedback: None,
+                },
+                w.clock.now(),
+            )
+            .await
+            .unwrap();
+    }
+    let slash = |id: &str, name: &str, args: &str| {
+        let mut cmd = fixture_json("docs_application_command_slash_with_options.json");
+        cmd["id"] = Value::from(id);
+        cmd["member"]["user"]["id"] = Value::from("777000111");
+        cmd["data"] = json!({
+            "type": 1, "name": name, "id": "1",
+            "options": [{ "type": 3, "name": "args", "value": args }]
+        });
+        cmd
+    };
+    let (status, answer) = crate::signed(&w, &slash("91", "runs", "lunavo penn")).await;
+    assert_eq!(status, 200);
+    let content = answer["data"]["content"].as_str().unwrap();
+    assert!(content.contains("Runs of Penn in lunavo (2):"), "{content}");
+    assert!(
+        content.contains("the newsletter") && content.contains("queued"),
+        "{content}"
+    );
+    let (_, answer) = crate::signed(&w, &slash("92", "cancel", "1 wrong brief")).await;
+    let content = answer["data"]["content"].as_str().unwrap();
+    assert!(
+        content.contains("Cancelled run 1 (Penn: the tagline)"),
+        "{content}"
+    );
+    let run = w
+        .store
+        .run(krake_core::run::RunId(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(run.error.as_deref(), Some("cancelled by bo: wrong brief"));
+    let (_, answer) = crate::signed(&w, &slash("93", "run", "1")).await;
+    let content = answer["data"]["content"].as_str().unwrap();
+    assert!(
+        content.contains("Run 1 — Penn in lunavo: cancelled"),
+        "{content}"
+    );
+}

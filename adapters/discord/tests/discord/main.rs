@@ -196,7 +196,18 @@ pub async fn world_with(tune: impl FnOnce(&mut DiscordConfig)) -> World {
         Directory::default(),
     )
     .with_routes(routes)
-    .with_users(Arc::new(store.clone()));
+    .with_users(Arc::new(store.clone()))
+    // Agents without a model: runs can be listed and cancelled; none starts.
+    .with_agents(Arc::new(krake_core::run::Runner::new(
+        Arc::new(store.clone()),
+        Arc::new(store.clone()),
+        Arc::new(store.clone()),
+        None,
+        Arc::new(krake_core::knowledge::NoKnowledge),
+        Arc::new(krake_core::run::RecordingExecutor::default()),
+        clock.clone(),
+        Directory::default(),
+    )));
     let rest = Arc::new(Rest::new(&fake.url, Secret::new("test-token"), clock.clone()).unwrap());
     let front = Arc::new(DiscordFront::new(
         krake.clone(),
