@@ -69,6 +69,7 @@ pub fn krake_with_agents(store: &Store, settings: &Settings) -> (Krake, krake_co
     )
     .with_agents(Arc::new(agents.clone()))
     .with_listener(Arc::new(krake_metrics::ApprovalLatency))
+    .with_outbox(store.clone())
     .with_routes(routes)
     .with_users(store.clone())
     .with_commerce(store.clone())

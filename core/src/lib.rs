@@ -27,6 +27,7 @@
 //! - [`delivery`]: the generic outbox worker ([`Deliverer`](delivery::Deliverer)) over a
 //!   front's [`Sender`](delivery::Sender), and [`Routes`](delivery::Routes) for new threads.
 //! - [`commerce`]: shop and print-partner events, KPIs, event rules and their processor.
+//! - [`dead_letters`]: undeliverable messages for owners: listed, sent again or given up.
 //! - [`config`]: the domain part of configuration (workspaces, agents) and their config-file
 //!   sections.
 //! - [`settings`]: what every config section shares (`KRAKE_…` overrides, the settings error).
@@ -58,6 +59,7 @@ pub mod chat;
 pub mod commerce;
 pub mod config;
 pub mod coordinator;
+pub mod dead_letters;
 pub mod delivery;
 pub mod folder;
 pub mod inbound;

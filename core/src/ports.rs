@@ -253,6 +253,12 @@ pub trait OutboxRepo: Send + Sync {
         &self,
         limit: u32,
     ) -> Result<Vec<(OutboxId, Destination, String)>, RepoError>;
+    /// Sends a dead letter again: it is pending once more, due now, with fresh attempts, after
+    /// anything queued meanwhile for its destination. `false` when `id` is not a dead letter.
+    async fn retry_dead_letter(&self, id: OutboxId, now: Timestamp) -> Result<bool, RepoError>;
+    /// Gives up on a dead letter for good (kept, marked discarded). `false` when `id` is not
+    /// a dead letter.
+    async fn discard_dead_letter(&self, id: OutboxId) -> Result<bool, RepoError>;
     /// A wake for one delivery worker of `front`, fired when messages for it are committed
     /// (by this process or, where the store can tell, another). `None` when the store cannot
     /// tell: the worker then finds messages by polling alone.

@@ -38,6 +38,7 @@ pub struct Krake {
     commerce: Option<Arc<dyn CommerceRepo>>,
     pub(crate) agents: Option<Arc<dyn crate::run::AgentDesk>>,
     pub(crate) listeners: Vec<Arc<dyn InboxListener>>,
+    pub(crate) outbox: Option<Arc<dyn crate::ports::OutboxRepo>>,
 }
 
 impl Krake {
@@ -63,6 +64,7 @@ impl Krake {
             commerce: None,
             agents: None,
             listeners: Vec::new(),
+            outbox: None,
         }
     }
 
@@ -72,6 +74,12 @@ impl Krake {
     pub fn with_agents(mut self, agents: Arc<dyn crate::run::AgentDesk>) -> Self {
         self.listeners.push(Arc::new(DeskListener(agents.clone())));
         self.agents = Some(agents);
+        self
+    }
+
+    /// The same service with the outbox's dead letters shown to owners (`/deadletters`).
+    pub fn with_outbox(mut self, outbox: Arc<dyn crate::ports::OutboxRepo>) -> Self {
+        self.outbox = Some(outbox);
         self
     }
 
@@ -442,6 +450,9 @@ impl Krake {
                 let stats = self.response_stats(actor, workspace.as_ref()).await?;
                 Ok(crate::chat::text::render_stats(&stats, self.clock.now()))
             }
+            Command::DeadLetters(c) => Ok(crate::chat::text::render_dead_letters(
+                &self.dead_letters(actor, c).await?,
+            )),
             Command::Runs(q) => self.chat_runs(actor, &q).await,
             Command::Run(id) => self.chat_run(actor, id).await,
             Command::Cancel { id, reason } => self.chat_cancel(actor, id, reason.as_deref()).await,

@@ -518,4 +518,10 @@ impl OutboxRepo for FakeOutbox {
     ) -> Result<Vec<(OutboxId, Destination, String)>, RepoError> {
         unsupported("dead_letters")
     }
+    async fn retry_dead_letter(&self, _id: OutboxId, _now: Timestamp) -> Result<bool, RepoError> {
+        unsupported("retry_dead_letter")
+    }
+    async fn discard_dead_letter(&self, _id: OutboxId) -> Result<bool, RepoError> {
+        unsupported("discard_dead_letter")
+    }
 }

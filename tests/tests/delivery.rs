@@ -80,7 +80,8 @@ async fn world() -> World {
         clock.clone(),
         Directory::default(),
     )
-    .with_routes(routes);
+    .with_routes(routes)
+    .with_outbox(Arc::new(store.clone()));
     let sender = Arc::new(Scripted::default());
     let deliverer = Deliverer::new(
         Arc::new(store.clone()),
@@ -288,4 +289,81 @@ async fn rate_limits_wait_exactly_and_never_dead_letter() {
     }
     assert_eq!(w.deliverer.run_once().await.unwrap().delivered, 1);
     assert!(w.store.dead_letters(10).await.unwrap().is_empty());
+}
+
+/// `/deadletters`: owners see what could not be delivered, where and why; a dead letter sent
+/// again is delivered once, a discarded one never; others are refused.
+#[tokio::test]
+async fn dead_letters_are_listed_sent_again_or_discarded_by_owners() {
+    use krake_core::actor::{Front, Role, UserName};
+    let w = world().await;
+    let dest = Destination::parse("test:gone").unwrap();
+    for text in ["first", "second"] {
+        w.store
+            .enqueue(
+                &[NewOutbound {
+                    destination: dest.clone(),
+                    payload: OutboxPayload::Send {
+                        reply: Reply::info(text),
+                    },
+                }],
+                w.clock.now(),
+            )
+            .await
+            .unwrap();
+        w.sender
+            .answers
+            .lock()
+            .unwrap()
+            .push_back(Err(SendError::Permanent("chat not found".into())));
+        assert_eq!(w.deliverer.run_once().await.unwrap().dead, 1);
+    }
+    let member = Actor::new(
+        UserName::parse("bo").unwrap(),
+        Front::Telegram,
+        Role::Member,
+    );
+    let refused = w.krake.handle_text(&member, "/deadletters").await;
+    assert!(refused.text.starts_with("Only owners"), "{}", refused.text);
+    let owner = Actor::local();
+    let list = w.krake.handle_text(&owner, "/deadletters").await;
+    assert!(
+        list.text.starts_with("Dead letters (2), newest first:"),
+        "{}",
+        list.text
+    );
+    assert!(
+        list.text.contains("By destination: test:gone ×2."),
+        "{}",
+        list.text
+    );
+    assert!(list.text.contains("chat not found"), "{}", list.text);
+    let dead = w.store.dead_letters(10).await.unwrap();
+    let (newest, oldest) = (dead[0].0, dead[1].0);
+    let r = w
+        .krake
+        .handle_text(&owner, &format!("/deadletters discard {}", newest.0))
+        .await;
+    assert!(r.text.contains("is discarded"), "{}", r.text);
+    let r = w
+        .krake
+        .handle_text(&owner, &format!("/deadletters retry {}", oldest.0))
+        .await;
+    assert!(r.text.contains("is queued again"), "{}", r.text);
+    // Sent again once (the platform is back), the discarded one never.
+    let stats = w.deliverer.run_once().await.unwrap();
+    assert_eq!(stats.delivered, 1);
+    assert_eq!(w.deliverer.run_once().await.unwrap().delivered, 0);
+    assert!(w.store.dead_letters(10).await.unwrap().is_empty());
+    let again = w
+        .krake
+        .handle_text(&owner, &format!("/deadletters retry {}", oldest.0))
+        .await;
+    assert!(
+        again.text.contains("There is no dead letter"),
+        "{}",
+        again.text
+    );
+    let empty = w.krake.handle_text(&owner, "/deadletters").await;
+    assert!(empty.text.starts_with("No dead letters"), "{}", empty.text);
 }

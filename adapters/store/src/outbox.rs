@@ -314,4 +314,37 @@ impl OutboxRepo for Store {
             })
             .collect()
     }
+
+    async fn retry_dead_letter(&self, id: OutboxId, now: Timestamp) -> Result<bool, RepoError> {
+        let mut tx = self.begin().await?;
+        // A new row keeps the order per destination: it goes after what was queued meanwhile.
+        let row = sqlx::query(
+            "UPDATE outbox SET state = 'retried' WHERE id = $1 AND state = 'dead' RETURNING destination, payload",
+        )
+        .bind(id.0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let d: String = row.try_get("destination").map_err(db_err)?;
+        let destination = Destination::parse(&d).map_err(|_| corrupt("destination", &d))?;
+        let payload: String = row.try_get("payload").map_err(db_err)?;
+        let payload: OutboxPayload =
+            serde_json::from_str(&payload).map_err(|e| RepoError::Corrupt(e.to_string()))?;
+        insert(&mut tx, &destination, &payload, now).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+
+    async fn discard_dead_letter(&self, id: OutboxId) -> Result<bool, RepoError> {
+        let done =
+            sqlx::query("UPDATE outbox SET state = 'discarded' WHERE id = $1 AND state = 'dead'")
+                .bind(id.0)
+                .execute(&self.pool)
+                .await
+                .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
 }

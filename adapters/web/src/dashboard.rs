@@ -32,6 +32,7 @@ pub fn router() -> Router<WebState> {
         .route("/folders", get(folders))
         .route("/folders/{agent}/{folder}", get(folder_page))
         .merge(crate::runs_page::router())
+        .merge(crate::dead_letters_page::router())
 }
 
 /// Escapes text for HTML element content and quoted attributes.
@@ -74,7 +75,7 @@ pub(crate) fn html(status: StatusCode, body: String) -> Response {
 pub(crate) fn page(title: &str, who: Option<&Caller>, body: &str) -> String {
     let nav = match who {
         Some(c) => format!(
-            r#"<nav><a href="/" accesskey="i">Inbox</a> <a href="/workspaces">Workspaces</a> <a href="/agents">Agents</a> <a href="/runs">Runs</a> <a href="/folders">Folders</a>
+            r#"<nav><a href="/" accesskey="i">Inbox</a> <a href="/workspaces">Workspaces</a> <a href="/agents">Agents</a> <a href="/runs">Runs</a> <a href="/folders">Folders</a> <a href="/deadletters">Dead letters</a>
 <span class="who">{user}</span>
 <form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" value="{csrf}"><button type="submit">Sign out</button></form></nav>"#,
             user = esc(c.actor.user.as_str()),

@@ -49,6 +49,7 @@ pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod dashboard;
+pub mod dead_letters_page;
 pub mod front;
 pub mod live;
 pub mod login_limits;

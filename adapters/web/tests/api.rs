@@ -470,6 +470,9 @@ async fn the_openapi_document_matches_the_routes() {
         "GET /api/v1/runs",
         "GET /api/v1/runs/{id}",
         "POST /api/v1/runs/{id}/cancel",
+        "GET /api/v1/deadletters",
+        "POST /api/v1/deadletters/{id}/retry",
+        "POST /api/v1/deadletters/{id}/discard",
     ];
     expected.sort();
     assert_eq!(documented, expected);
@@ -1453,4 +1456,99 @@ async fn the_runs_pages_list_show_and_cancel() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::CONFLICT, "already ended");
+}
+
+/// Dead letters over REST: owners only; retry queues the message again, discard gives up;
+/// an id that is not a dead letter is 404.
+#[tokio::test]
+async fn dead_letters_are_for_owners_and_can_be_sent_again_or_discarded() {
+    use krake_core::outbox::{Destination, NewOutbound, OutboxPayload, RetryPolicy};
+    use krake_core::ports::OutboxRepo;
+    use krake_core::reply::Reply;
+    let app = spawn().await;
+    let now = krake_core::time::Clock::now(app.clock.as_ref());
+    for text in ["a", "b"] {
+        app.store
+            .enqueue(
+                &[NewOutbound {
+                    destination: Destination::parse("telegram:42").unwrap(),
+                    payload: OutboxPayload::Send {
+                        reply: Reply::info(text),
+                    },
+                }],
+                now,
+            )
+            .await
+            .unwrap();
+        let job = app
+            .store
+            .claim_outbox(None, "w", now, std::time::Duration::from_secs(30), 1)
+            .await
+            .unwrap()
+            .remove(0);
+        let policy = RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        };
+        app.store
+            .retry_outbox(job.id, "w", "chat not found", now, None, &policy)
+            .await
+            .unwrap();
+    }
+    let (s, v) = app.get("/api/v1/deadletters", As::Token("tok-bo")).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "a member is refused: {v}");
+    let (s, v) = app.get("/api/v1/deadletters", As::Token("tok-ana")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let list = v["dead_letters"].as_array().unwrap();
+    assert_eq!(list.len(), 2, "{v}");
+    assert_eq!(list[0]["destination"], "telegram:42");
+    assert_eq!(list[0]["error"], "chat not found");
+    let (newest, oldest) = (
+        list[0]["id"].as_i64().unwrap(),
+        list[1]["id"].as_i64().unwrap(),
+    );
+    let ana = As::Token("tok-ana");
+    let (owner, _) = app.sign_in("ana").await;
+    let (s, _, html) = app
+        .send(Method::GET, "/deadletters", As::Cookie(&owner, None), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains(&format!(r#"data-dead="{oldest}""#)), "{html}");
+    assert!(html.contains("Send again") && html.contains("chat not found"));
+    let (s, v) = app
+        .post(&format!("/api/v1/deadletters/{oldest}/retry"), ana, None)
+        .await;
+    assert_eq!(
+        (s, v["outcome"].as_str()),
+        (StatusCode::OK, Some("retried")),
+        "{v}"
+    );
+    let (s, v) = app
+        .post(&format!("/api/v1/deadletters/{newest}/discard"), ana, None)
+        .await;
+    assert_eq!(
+        (s, v["outcome"].as_str()),
+        (StatusCode::OK, Some("discarded")),
+        "{v}"
+    );
+    let (s, _) = app
+        .post(&format!("/api/v1/deadletters/{newest}/retry"), ana, None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, v) = app.get("/api/v1/deadletters", ana).await;
+    assert!(v["dead_letters"].as_array().unwrap().is_empty(), "{v}");
+    // The retried message is pending again, once.
+    assert_eq!(app.store.outbox_depth().await.unwrap(), 1);
+    // The page: owners only.
+    let (bo, _) = app.sign_in("bo").await;
+    let (s, _, html) = app
+        .send(Method::GET, "/deadletters", As::Cookie(&bo, None), None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(html.contains("Only owners"));
+    let (s, _, html) = app
+        .send(Method::GET, "/deadletters", As::Cookie(&owner, None), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("No dead letters"), "{html}");
 }

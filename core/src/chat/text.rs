@@ -315,3 +315,48 @@ pub fn render_stats(
     }
     Reply::info(t.trim_end())
 }
+
+/// `/deadletters`: what could not be delivered, where and why, per destination; or what
+/// retrying or discarding did.
+pub fn render_dead_letters(o: &crate::dead_letters::DeadLetterOutcome) -> Reply {
+    use crate::dead_letters::DeadLetterOutcome as O;
+    match o {
+        O::Listed(list) if list.is_empty() => {
+            Reply::success("No dead letters: everything was delivered or is still being tried.")
+        }
+        O::Listed(list) => {
+            let mut per: std::collections::BTreeMap<&str, usize> =
+                std::collections::BTreeMap::new();
+            for d in list {
+                *per.entry(d.destination.as_str()).or_default() += 1;
+            }
+            let mut t = format!("Dead letters ({}), newest first:\n", list.len());
+            for d in list {
+                let _ = writeln!(
+                    t,
+                    "  #{:<6} {:<28} {}",
+                    d.id.0,
+                    d.destination.as_str(),
+                    crate::text::one_line(&d.error, 80)
+                );
+            }
+            let places: Vec<String> = per.iter().map(|(d, n)| format!("{d} ×{n}")).collect();
+            let _ = writeln!(t, "By destination: {}.", places.join(", "));
+            t.push_str("Send one again with /deadletters retry <id>, or give up with /deadletters discard <id>.");
+            Reply::warning(t)
+        }
+        O::Retried(id) => Reply::success(format!(
+            "Dead letter #{} is queued again; it goes out after anything already waiting for its destination.",
+            id.0
+        )),
+        O::Discarded(id) => Reply::success(format!("Dead letter #{} is discarded.", id.0)),
+        O::NotFound(id) => Reply::warning(format!(
+            "There is no dead letter #{}. /deadletters lists them.",
+            id.0
+        )),
+        O::NotOwner => {
+            Reply::warning("Only owners see dead letters: they may hold any workspace's messages.")
+        }
+        O::Unavailable => Reply::info("Dead letters are not available here."),
+    }
+}

@@ -6,6 +6,7 @@
 //! Errors: `{"error":{"code","message"}}` with 400, 401, 403, 404, 409 (with `current`: the
 //! thread as it is now), 413, 429; see [`ApiError`].
 
+pub mod deadletters;
 pub mod directory;
 pub mod folders;
 pub mod inbox;
@@ -33,6 +34,7 @@ pub fn router() -> Router<WebState> {
         .merge(directory::router())
         .merge(folders::router())
         .merge(runs::router())
+        .merge(deadletters::router())
         .route("/api/v1/openapi.json", get(openapi_json))
 }
 
@@ -48,7 +50,8 @@ pub fn router() -> Router<WebState> {
         folders::add_entry, folders::update_entry, folders::delete_entry,
         folders::create_folder, folders::rename_folder, folders::delete_folder,
         folders::add_column, folders::rename_column, folders::remove_column,
-        runs::list, runs::show, runs::cancel
+        runs::list, runs::show, runs::cancel,
+        deadletters::list, deadletters::retry, deadletters::discard
     ),
     components(schemas(
         ThreadSummary, ThreadView, ReplyView, ThreadPage, DecisionView, AuditView, ErrorBody,
@@ -57,7 +60,8 @@ pub fn router() -> Router<WebState> {
         folders::FolderSummary, folders::FolderView, folders::ColumnView, folders::EntryView,
         folders::EntryBody, folders::Imported, folders::NewFolderBody, folders::RenameBody,
         folders::NewColumnBody, folders::DeletedFolder,
-        runs::RunSummary, runs::RunPage, runs::RunDetail, runs::StepView, runs::CancelBody
+        runs::RunSummary, runs::RunPage, runs::RunDetail, runs::StepView, runs::CancelBody,
+        deadletters::DeadLetterView, deadletters::DeadLetterList, deadletters::DeadLetterDone
     )),
     modifiers(&Security),
     security(("bearer" = []), ("session" = []))

@@ -66,6 +66,7 @@ pub async fn spawn_with(config: WebConfig) -> App {
     .with_users(s.clone())
     .with_folders(s.clone())
     .with_commerce(s.clone())
+    .with_outbox(s.clone())
     .with_agents(Arc::new(krake_core::run::Runner::new(
         s.clone(),
         s.clone(),

@@ -86,6 +86,8 @@ pub enum Command {
         /// The workspace; every workspace the person can see when absent.
         workspace: Option<WorkspaceSlug>,
     },
+    /// What could not be delivered (owners): list, send again, give up.
+    DeadLetters(crate::dead_letters::DeadLetterCommand),
     /// List agents' runs (`/runs lunavo penn running`).
     Runs(crate::run::RunQuery),
     /// Show one run: its task, status, every step and tool call, tokens and cost.

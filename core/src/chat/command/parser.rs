@@ -36,6 +36,7 @@ pub(super) enum Verb {
     Run,
     Cancel,
     Stats,
+    DeadLetters,
 }
 
 pub(super) fn verb(word: &str) -> Option<Verb> {
@@ -54,6 +55,7 @@ pub(super) fn verb(word: &str) -> Option<Verb> {
         "link" => Verb::Link,
         "kpi" | "kpis" | "sales" => Verb::Kpi,
         "stats" | "latency" => Verb::Stats,
+        "deadletters" | "dead-letters" | "undelivered" => Verb::DeadLetters,
         "costs" | "cost" | "spend" | "budget" | "budgets" => Verb::Costs,
         "schedule" => Verb::Schedule,
         "schedules" => Verb::Schedules,
@@ -237,6 +239,29 @@ impl CommandParser {
                     id,
                     reason: (!reason.is_empty()).then(|| reason.to_owned()),
                 })
+            }
+            Verb::DeadLetters => {
+                use crate::dead_letters::DeadLetterCommand;
+                let (word, rest) = split_word(args);
+                let word = word.to_lowercase();
+                if word.is_empty() || word == "list" {
+                    return Parsed::Command(Command::DeadLetters(DeadLetterCommand::List));
+                }
+                let id = take_id(rest).map(|(id, _)| crate::outbox::OutboxId(id.0));
+                match (word.as_str(), id) {
+                    ("retry" | "resend", Some(id)) => {
+                        Parsed::Command(Command::DeadLetters(DeadLetterCommand::Retry(id)))
+                    }
+                    ("discard" | "drop", Some(id)) => {
+                        Parsed::Command(Command::DeadLetters(DeadLetterCommand::Discard(id)))
+                    }
+                    _ => Parsed::NotUnderstood {
+                        problem:
+                            "`deadletters` takes `retry N` or `discard N`, or nothing to list them"
+                                .to_owned(),
+                        suggestion: spec("deadletters").map(|s| s.example.to_owned()),
+                    },
+                }
             }
             Verb::Stats => {
                 let words = args.trim().to_lowercase();

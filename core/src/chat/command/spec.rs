@@ -84,6 +84,12 @@ pub const COMMANDS: &[CommandSpec] = &[
         example: "/stats lunavo",
     },
     CommandSpec {
+        name: "deadletters",
+        args: "[retry <id> | discard <id>]",
+        about: "Messages that could not be delivered (owners): send again or give up",
+        example: "/deadletters retry 41",
+    },
+    CommandSpec {
         name: "ask",
         args: "<agent> <task>",
         about: "Give an agent a task",
