@@ -96,7 +96,8 @@ pub fn start(
         Arc::new(DiscordSender::new(rest, Arc::new(store.clone()))),
         clock,
         format!("discord-{}", std::process::id()),
-    );
+    )
+    .escalating(krake.routes().clone());
     running
         .tasks
         .push(crate::serve::spawn_delivery_loop_once_up(

@@ -46,7 +46,8 @@ pub fn start(
         std::process::id(),
         rand::random::<u32>()
     );
-    let deliverer = Deliverer::new(s.clone(), s.clone(), Arc::new(sender), clock.clone(), owner);
+    let deliverer = Deliverer::new(s.clone(), s.clone(), Arc::new(sender), clock.clone(), owner)
+        .escalating(krake.routes().clone());
     let mut tasks = vec![spawn_delivery_loop_once_up(
         deliverer,
         status.subscribe(),

@@ -47,6 +47,15 @@ impl Routes {
     pub fn for_workspace(&self, workspace: &WorkspaceSlug) -> &[Destination] {
         self.0.get(workspace).map(Vec::as_slice).unwrap_or(&[])
     }
+
+    /// The workspace whose routes name `destination`, else the first workspace with routes.
+    fn workspace_of(&self, destination: &Destination) -> Option<&WorkspaceSlug> {
+        self.0
+            .iter()
+            .find(|(_, ds)| ds.contains(destination))
+            .or_else(|| self.0.iter().next())
+            .map(|(w, _)| w)
+    }
 }
 
 /// What a sender is asked to deliver, with thread payloads resolved to the current thread.
@@ -163,6 +172,8 @@ pub struct Deliverer {
     pub poll: Duration,
     /// Fired when a message for this front is committed (from the outbox repository).
     wake: Option<OutboxWake>,
+    /// Where dead letters are escalated (see [`escalating`](Self::escalating)).
+    escalate_to: Option<Routes>,
 }
 
 impl Deliverer {
@@ -187,6 +198,7 @@ impl Deliverer {
             batch: 50,
             poll: Duration::from_secs(1),
             wake,
+            escalate_to: None,
         }
     }
 
@@ -392,6 +404,57 @@ impl Deliverer {
         Ok(())
     }
 
+    /// The same deliverer telling people when a message is dead-lettered: an escalation for
+    /// the owner of the workspace whose `routes` name the destination (else the first with
+    /// routes), posted to that workspace's other places, once per destination per hour.
+    pub fn escalating(mut self, routes: Routes) -> Self {
+        self.escalate_to = Some(routes);
+        self
+    }
+
+    async fn escalate(
+        &self,
+        job: &OutboxJob,
+        error: &SendError,
+        now: crate::time::Timestamp,
+    ) -> Result<(), RepoError> {
+        let Some(routes) = &self.escalate_to else {
+            return Ok(());
+        };
+        let Some(ws) = routes.workspace_of(&job.destination).cloned() else {
+            return Ok(());
+        };
+        let dest = job.destination.as_str();
+        let mut new = crate::inbox::NewThread::new(
+            ws.clone(),
+            crate::inbox::ThreadKind::Escalation,
+            format!("Messages to {dest} cannot be delivered"),
+            format!(
+                "Krake gave up delivering a message to {dest} after its retries: {error}.\nCheck that place (a removed bot, a deleted channel, a revoked token), then send it again or discard it with /deadletters (owners). One notice per place per hour."
+            ),
+        );
+        new.origin = crate::inbox::Origin::System;
+        new.approvers = crate::inbox::Approvers::Role {
+            role: crate::actor::Role::Owner,
+        };
+        new.origin_key = Some(format!(
+            "deadletter:{dest}:{}",
+            now.as_millis().div_euclid(3_600_000)
+        ));
+        new.post_to = routes
+            .for_workspace(&ws)
+            .iter()
+            .filter(|d| *d != &job.destination)
+            .cloned()
+            .collect();
+        let ctx = crate::ports::WriteCtx {
+            actor: crate::actor::Actor::system(),
+            inbound: None,
+            now,
+        };
+        self.inbox.create(&new, &ctx).await.map(|_| ())
+    }
+
     async fn fail(
         &self,
         job: &OutboxJob,
@@ -440,6 +503,9 @@ impl Deliverer {
             RetryOutcome::DeadLettered => {
                 tracing::warn!(%error, "delivery failed for good; dead-lettered");
                 stats.dead += 1;
+                if let Err(e) = self.escalate(job, &error, now).await {
+                    tracing::warn!(error = %e, "a dead letter could not be escalated");
+                }
             }
             RetryOutcome::LeaseLost => stats.lost += 1,
         }

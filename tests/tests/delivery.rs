@@ -367,3 +367,94 @@ async fn dead_letters_are_listed_sent_again_or_discarded_by_owners() {
     let empty = w.krake.handle_text(&owner, "/deadletters").await;
     assert!(empty.text.starts_with("No dead letters"), "{}", empty.text);
 }
+
+/// A dead-lettered message is told to the workspace's owner in an escalation posted to its
+/// other places, once per destination per hour, however many messages die there.
+#[tokio::test]
+async fn a_dead_letter_is_escalated_once_per_place_per_hour() {
+    let w = world().await;
+    let lunavo = WorkspaceSlug::parse("lunavo").unwrap();
+    let gone = Destination::parse("test:gone").unwrap();
+    let mut routes = Routes::new();
+    routes.add(lunavo.clone(), gone.clone());
+    routes.add(
+        lunavo.clone(),
+        Destination::parse("test:lunavo-room").unwrap(),
+    );
+    let deliverer = Deliverer::new(
+        Arc::new(w.store.clone()),
+        Arc::new(w.store.clone()),
+        w.sender.clone(),
+        w.clock.clone(),
+        "escalating-worker",
+    )
+    .escalating(routes);
+    let escalations = || async {
+        w.store
+            .list(&krake_core::inbox::ThreadFilter {
+                kind: Some(ThreadKind::Escalation),
+                ..krake_core::inbox::ThreadFilter::default()
+            })
+            .await
+            .unwrap()
+    };
+    for (text, advance) in [("one", 0), ("two", 60), ("three", 3600)] {
+        w.clock.advance(std::time::Duration::from_secs(advance));
+        w.store
+            .enqueue(
+                &[NewOutbound {
+                    destination: gone.clone(),
+                    payload: OutboxPayload::Send {
+                        reply: Reply::info(text),
+                    },
+                }],
+                w.clock.now(),
+            )
+            .await
+            .unwrap();
+        w.sender
+            .answers
+            .lock()
+            .unwrap()
+            .push_back(Err(SendError::Permanent("bot was kicked".into())));
+        let stats = deliverer.run_once().await.unwrap();
+        assert_eq!(stats.dead, 1, "{text}");
+        if text == "one" {
+            let e = escalations().await;
+            assert_eq!(e.len(), 1);
+            assert_eq!(e[0].title, "Messages to test:gone cannot be delivered");
+            let th = w.store.get(e[0].id).await.unwrap().unwrap();
+            assert!(th.body.contains("bot was kicked"), "{}", th.body);
+            assert!(th.body.contains("/deadletters"), "{}", th.body);
+            // Posted to the workspace's other place only (not where delivery fails).
+            let jobs = w
+                .store
+                .claim_outbox(
+                    None,
+                    "peek",
+                    w.clock.now(),
+                    std::time::Duration::from_secs(1),
+                    50,
+                )
+                .await
+                .unwrap();
+            let posted: Vec<&str> = jobs
+                .iter()
+                .filter(|j| matches!(j.payload, OutboxPayload::PostThread { .. }))
+                .map(|j| j.destination.as_str())
+                .collect();
+            assert_eq!(posted, ["test:lunavo-room"]);
+            // Delivered (here), so the scripted platform's answers stay for the next messages.
+            let done: Vec<_> = jobs.iter().map(|j| (j.id, None)).collect();
+            w.store
+                .complete_outbox_many(&done, "peek", w.clock.now())
+                .await
+                .unwrap();
+        }
+    }
+    assert_eq!(
+        escalations().await.len(),
+        2,
+        "one for the first hour (two dead letters), one for the next"
+    );
+}
