@@ -1,7 +1,7 @@
 //! Agents' folders on SQL: folders, typed columns (kept by id, so renames touch one row) and
 //! entries (a JSON object of column id to value).
 
-use crate::inbox::{mark_applied, write_answer};
+use crate::inbound::{mark_applied, write_answer};
 use crate::{Store, corrupt, db_err};
 use async_trait::async_trait;
 use krake_core::folder::{

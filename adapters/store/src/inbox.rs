@@ -1,11 +1,12 @@
 //! The To Do inbox on SQL. Every change runs in one transaction with its audit row, the
 //! inbound event's processed mark and an outbox edit per copy of the thread.
 
+use crate::inbound::{mark_applied, write_answer};
 use crate::{Backend, Store, Tx, corrupt, db_err};
 use async_trait::async_trait;
 use krake_core::actor::{Front, UserName};
 use krake_core::delivery::Routes;
-use krake_core::inbound::{ANSWER_HOLD, Change};
+use krake_core::inbound::Change;
 use krake_core::inbox::{
     Approvers, AuditEntry, Decision, DecisionOutcome, Expired, NewThread, Origin, Thread,
     ThreadFilter, ThreadId, ThreadKind, ThreadReply, ThreadStatus, TimeoutRoute,
@@ -226,62 +227,6 @@ async fn load(
         }
     }
     Ok(Some(th))
-}
-
-/// Marks the inbound event processed; fails with `AlreadyApplied` if it already was.
-pub(crate) async fn mark_applied(
-    conn: &mut AnyConnection,
-    ctx: &WriteCtx,
-) -> Result<(), RepoError> {
-    if let Some(mark) = &ctx.inbound {
-        let done = sqlx::query(
-            "UPDATE inbound SET processed_at = $1 WHERE id = $2 AND processed_at IS NULL",
-        )
-        .bind(ctx.now.as_millis())
-        .bind(mark.id.0)
-        .execute(&mut *conn)
-        .await
-        .map_err(db_err)?;
-        if done.rows_affected() == 0 {
-            return Err(RepoError::AlreadyApplied);
-        }
-    }
-    Ok(())
-}
-
-/// Writes the answer to the inbound event a change belongs to, rendered from the change, in
-/// the change's transaction ([`InboundMark::answer`](krake_core::inbound::InboundMark::answer)):
-/// stored with the event, and its outbox row queued once but held for
-/// [`ANSWER_HOLD`] (the accept path lets it go as soon as what follows the change has run).
-pub(crate) async fn write_answer(
-    tx: &mut Tx,
-    ctx: &WriteCtx,
-    change: Change<'_>,
-) -> Result<(), RepoError> {
-    let Some(mark) = &ctx.inbound else {
-        return Ok(());
-    };
-    let Some(held) = mark.answer(change) else {
-        return Ok(());
-    };
-    sqlx::query("UPDATE inbound SET response = $1 WHERE id = $2 AND response IS NULL")
-        .bind(&held.response)
-        .bind(mark.id.0)
-        .execute(&mut **tx)
-        .await
-        .map_err(db_err)?;
-    if let Some(o) = &held.outbound {
-        crate::outbox::insert_once_due(
-            tx,
-            &o.message.destination,
-            &o.message.payload,
-            &o.key,
-            ctx.now,
-            ctx.now.plus(ANSWER_HOLD),
-        )
-        .await?;
-    }
-    Ok(())
 }
 
 pub(crate) async fn audit(

@@ -3,7 +3,8 @@
 //! COMMITTED a second process's UPDATE waits for the first, re-reads the row and matches
 //! nothing. `schedule_runs` is unique on (schedule, occurrence, trigger) as a second guard.
 
-use crate::inbox::{audit, insert_thread, mark_applied, write_answer};
+use crate::inbound::{mark_applied, write_answer};
+use crate::inbox::{audit, insert_thread};
 use crate::{Store, Tx, corrupt, db_err};
 use async_trait::async_trait;
 use krake_core::inbound::Change;
