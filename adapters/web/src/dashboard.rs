@@ -462,30 +462,55 @@ pub struct ActionForm {
     pub text: String,
 }
 
+/// A dashboard form carrying the session's CSRF token.
+pub(crate) trait WithCsrf {
+    /// The token the form carried.
+    fn csrf(&self) -> &str;
+}
+
+impl WithCsrf for ActionForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// What every dashboard form post starts with: the signed-in caller, the numeric id in the
+/// path (`what` names it in the error), the form read within the body limit (413 beyond it)
+/// and its CSRF token checked. Anything else is the response to give instead.
+pub(crate) async fn form_post<F: WithCsrf>(
+    state: &WebState,
+    headers: &HeaderMap,
+    id: Result<Path<i64>, PathRejection>,
+    form: Result<Form<F>, FormRejection>,
+    what: &str,
+) -> Result<(Caller, i64, F), Response> {
+    let who = signed_in(state, headers).await?;
+    let Ok(Path(id)) = id else {
+        return Err(ApiError::BadRequest(format!("a {what} id is a number")).into_response());
+    };
+    let form = match form {
+        Ok(Form(f)) => f,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Err(ApiError::PayloadTooLarge(state.config.max_body_bytes).into_response());
+        }
+        Err(e) => return Err(ApiError::BadRequest(e.body_text()).into_response()),
+    };
+    who.check_csrf(Some(form.csrf()))
+        .map_err(IntoResponse::into_response)?;
+    Ok((who, id, form))
+}
+
 async fn thread_action(
     State(state): State<WebState>,
     headers: HeaderMap,
     id: Result<Path<i64>, PathRejection>,
     form: Result<Form<ActionForm>, FormRejection>,
 ) -> Response {
-    let who = match signed_in(&state, &headers).await {
-        Ok(c) => c,
+    let (who, id, form) = match form_post(&state, &headers, id, form, "thread").await {
+        Ok(p) => p,
         Err(r) => return r,
     };
-    let Ok(Path(id)) = id else {
-        return ApiError::BadRequest("a thread id is a number".into()).into_response();
-    };
     let id = ThreadId(id);
-    let form = match form {
-        Ok(Form(f)) => f,
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return ApiError::PayloadTooLarge(state.config.max_body_bytes).into_response();
-        }
-        Err(e) => return ApiError::BadRequest(e.body_text()).into_response(),
-    };
-    if let Err(e) = who.check_csrf(Some(&form.csrf)) {
-        return e.into_response();
-    }
     let k = &state.krake;
     let a = &who.actor;
     let text = form.text.trim().to_owned();

@@ -3,7 +3,7 @@
 
 use crate::ApiError;
 use crate::auth::Caller;
-use crate::dashboard::{esc, html, page, signed_in};
+use crate::dashboard::{WithCsrf, esc, form_post, html, page, signed_in};
 use crate::front::WebState;
 use axum::Router;
 use axum::extract::rejection::{FormRejection, PathRejection};
@@ -88,26 +88,22 @@ pub struct DeadLetterForm {
     pub action: String,
 }
 
+impl WithCsrf for DeadLetterForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 async fn act(
     State(state): State<WebState>,
     headers: HeaderMap,
     id: Result<Path<i64>, PathRejection>,
     form: Result<Form<DeadLetterForm>, FormRejection>,
 ) -> Response {
-    let who = match signed_in(&state, &headers).await {
-        Ok(c) => c,
+    let (who, id, form) = match form_post(&state, &headers, id, form, "dead letter").await {
+        Ok(p) => p,
         Err(r) => return r,
     };
-    let Ok(Path(id)) = id else {
-        return ApiError::BadRequest("a dead letter id is a number".into()).into_response();
-    };
-    let form = match form {
-        Ok(Form(f)) => f,
-        Err(e) => return ApiError::BadRequest(e.body_text()).into_response(),
-    };
-    if let Err(e) = who.check_csrf(Some(&form.csrf)) {
-        return e.into_response();
-    }
     let cmd = match form.action.as_str() {
         "retry" => DeadLetterCommand::Retry(OutboxId(id)),
         "discard" => DeadLetterCommand::Discard(OutboxId(id)),

@@ -5,7 +5,7 @@
 
 use crate::ApiError;
 use crate::auth::Caller;
-use crate::dashboard::{esc, html, page, select, signed_in};
+use crate::dashboard::{WithCsrf, esc, form_post, html, page, select, signed_in};
 use crate::front::WebState;
 use axum::Router;
 use axum::extract::rejection::{FormRejection, PathRejection, QueryRejection};
@@ -347,30 +347,23 @@ pub struct CancelForm {
     pub reason: String,
 }
 
+impl WithCsrf for CancelForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 async fn run_action(
     State(state): State<WebState>,
     headers: HeaderMap,
     id: Result<Path<i64>, PathRejection>,
     form: Result<Form<CancelForm>, FormRejection>,
 ) -> Response {
-    let who = match signed_in(&state, &headers).await {
-        Ok(c) => c,
+    let (who, id, form) = match form_post(&state, &headers, id, form, "run").await {
+        Ok(p) => p,
         Err(r) => return r,
     };
-    let Ok(Path(id)) = id else {
-        return ApiError::BadRequest("a run id is a number".into()).into_response();
-    };
     let id = RunId(id);
-    let form = match form {
-        Ok(Form(f)) => f,
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return ApiError::PayloadTooLarge(state.config.max_body_bytes).into_response();
-        }
-        Err(e) => return ApiError::BadRequest(e.body_text()).into_response(),
-    };
-    if let Err(e) = who.check_csrf(Some(&form.csrf)) {
-        return e.into_response();
-    }
     let reason = Some(form.reason.trim()).filter(|r| !r.is_empty());
     let (status, flash) = match state.krake.cancel_run(&who.actor, id, reason).await {
         Ok(Cancel::Cancelled(_)) => {
