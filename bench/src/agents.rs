@@ -55,6 +55,7 @@ fn new_run(i: u32) -> NewRun {
         requested_by: "bench".into(),
         parent: None,
         feedback: None,
+        answer_to: None,
     }
 }
 
@@ -104,6 +105,8 @@ fn http_model(base_url: String, timeout_secs: f64) -> anyhow::Result<Arc<dyn Cha
             output_price_per_million: 2.0,
             model_prices: BTreeMap::new(),
             stream: false,
+            context_window: None,
+            model_context_windows: BTreeMap::new(),
         }],
         timeout_secs,
         ..LlmConfig::default()

@@ -75,6 +75,7 @@ pub async fn run(settings: Settings, updates: u32) -> anyhow::Result<()> {
             actor,
             conversation: "42".into(),
             reply_to: None,
+            answer_to: None,
             content: Content::Text(text.into()),
         };
         let t = Instant::now();

@@ -88,6 +88,7 @@ pub async fn chat(settings: Settings) -> anyhow::Result<()> {
                 actor: actor.clone(),
                 conversation: format!("cli:{session}"),
                 reply_to: None,
+                answer_to: None,
                 content: Content::Text(text.to_owned()),
             })
             .await

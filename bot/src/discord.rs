@@ -90,10 +90,12 @@ pub fn start(
         status.up();
         return Ok(running);
     };
+    let sender = Arc::new(DiscordSender::new(rest, Arc::new(store.clone())));
+    krake.live().add(sender.clone());
     let deliverer = Deliverer::new(
         Arc::new(store.clone()),
         Arc::new(store.clone()),
-        Arc::new(DiscordSender::new(rest, Arc::new(store.clone()))),
+        sender,
         clock,
         format!("discord-{}", std::process::id()),
     )

@@ -40,13 +40,15 @@ pub fn start(
     let status = fronts.register(krake_telegram::FRONT);
     let client = krake_telegram::front::bot(&config)
         .context("the Telegram front cannot start; check telegram.api_url")?;
-    let sender = TelegramSender::new(client, s.clone(), clock.clone());
+    let sender = Arc::new(TelegramSender::new(client, s.clone(), clock.clone()));
+    // The same sender (and so the same per-chat pacing) shows answers as they stream.
+    krake.live().add(sender.clone());
     let owner = format!(
         "telegram-{}-{:08x}",
         std::process::id(),
         rand::random::<u32>()
     );
-    let deliverer = Deliverer::new(s.clone(), s.clone(), Arc::new(sender), clock.clone(), owner)
+    let deliverer = Deliverer::new(s.clone(), s.clone(), sender, clock.clone(), owner)
         .escalating(krake.routes().clone());
     let mut tasks = vec![spawn_delivery_loop_once_up(
         deliverer,

@@ -36,13 +36,12 @@ pub async fn start(
         Arc::new(krake_core::time::SystemClock),
         config,
     );
+    let web_sender = Arc::new(krake_web::live::WebSender::new(state.hub.clone()));
+    krake.live().add(web_sender.clone());
     let deliverer = Deliverer::new(
         s.clone(),
         s,
-        Arc::new(crate::fanout::Announcing::new(
-            Arc::new(krake_web::live::WebSender::new(state.hub.clone())),
-            store.clone(),
-        )),
+        Arc::new(crate::fanout::Announcing::new(web_sender, store.clone())),
         Arc::new(krake_core::time::SystemClock),
         format!("web-{}", std::process::id()),
     );

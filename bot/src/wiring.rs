@@ -54,13 +54,16 @@ pub fn krake_with_agents(store: &Store, settings: &Settings) -> (Krake, krake_co
     }
     crate::discord::add_routes(&settings.discord, &mut routes);
     crate::web::add_routes(&settings.directory, &mut routes);
+    // Fronts add their senders here as they start; runs stream answers through them.
+    let live = krake_core::delivery::LiveSenders::new();
     let agents = crate::agents::runner(
         store_ref,
         &settings.agents,
         &settings.directory,
         routes.clone(),
         Arc::new(crate::rag::on_demand(settings)),
-    );
+    )
+    .with_streaming(live.clone(), store.clone());
     let krake = Krake::new(
         store.clone(),
         store.clone(),
@@ -68,6 +71,7 @@ pub fn krake_with_agents(store: &Store, settings: &Settings) -> (Krake, krake_co
         settings.directory.clone(),
     )
     .with_agents(Arc::new(agents.clone()))
+    .with_live(live)
     .with_listener(Arc::new(krake_metrics::ApprovalLatency))
     .with_outbox(store.clone())
     .with_routes(routes)

@@ -70,7 +70,7 @@ impl Krake {
             .reply_to
             .as_ref()
             .map(|d| (d.clone(), reply_key(&inbound)));
-        let mark = InboundMark::answered(id, reply_to);
+        let mark = InboundMark::answered(id, reply_to).with_answer_to(inbound.answer_to.clone());
         let reply = match self.run(&inbound, &mark).await {
             Ok(reply) => reply,
             Err(RepoError::AlreadyApplied) => match self.wait_for_answer(&record).await {

@@ -78,6 +78,23 @@ pub enum Delivery {
         /// The platform's id of the message to edit.
         message_id: String,
     },
+    /// An answer so far, while it streams (best-effort, never queued): open a message with
+    /// `text` (`message_id` `None`; return its id) or edit that message to show `text`.
+    Stream {
+        /// The message to edit; `None` opens one.
+        message_id: Option<String>,
+        /// The whole answer so far.
+        text: String,
+    },
+    /// The final answer replacing a streamed message (queued, delivered once).
+    Replace {
+        /// The streamed message.
+        message_id: String,
+        /// The final reply.
+        reply: Reply,
+    },
+    /// Show that an answer is being worked on (a typing indicator; best-effort).
+    Typing,
 }
 
 /// A successful send.
@@ -110,6 +127,12 @@ pub trait Sender: Send + Sync {
     async fn send(&self, destination: &Destination, delivery: &Delivery)
     -> Result<Sent, SendError>;
 
+    /// The least time between two edits of a streamed answer (platforms allow about one
+    /// edit per second per chat; a web socket takes every change).
+    fn stream_interval(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
     /// Like [`send`](Self::send), knowing the outbox message's id: a key that stays the same
     /// across retries and restarts, which a platform that deduplicates (Discord's message
     /// `nonce`) can use so a resend after a crash does not post twice. Defaults to `send`.
@@ -121,6 +144,41 @@ pub trait Sender: Send + Sync {
     ) -> Result<Sent, SendError> {
         let _ = key;
         self.send(destination, delivery).await
+    }
+}
+
+/// The senders that show answers live (typing, streamed edits), by front, shared by the run
+/// engine and the fronts: each front adds its sender when it starts. Cloning shares it.
+#[derive(Clone, Default)]
+pub struct LiveSenders(Arc<std::sync::RwLock<BTreeMap<String, Arc<dyn Sender>>>>);
+
+impl std::fmt::Debug for LiveSenders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let fronts: Vec<String> = self
+            .0
+            .read()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        f.debug_tuple("LiveSenders").field(&fronts).finish()
+    }
+}
+
+impl LiveSenders {
+    /// None yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or replaces) the sender of its front.
+    pub fn add(&self, sender: Arc<dyn Sender>) {
+        if let Ok(mut m) = self.0.write() {
+            m.insert(sender.front().to_owned(), sender);
+        }
+    }
+
+    /// The sender of `front`, if it is up in this process.
+    pub fn get(&self, front: &str) -> Option<Arc<dyn Sender>> {
+        self.0.read().ok().and_then(|m| m.get(front).cloned())
     }
 }
 
@@ -298,6 +356,10 @@ impl Deliverer {
     async fn resolve(&self, job: &OutboxJob) -> Result<Option<Delivery>, RepoError> {
         Ok(match &job.payload {
             OutboxPayload::Send { reply } => Some(Delivery::Send {
+                reply: reply.clone(),
+            }),
+            OutboxPayload::Replace { message_id, reply } => Some(Delivery::Replace {
+                message_id: message_id.clone(),
                 reply: reply.clone(),
             }),
             OutboxPayload::PostThread { thread } => self

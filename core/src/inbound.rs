@@ -142,6 +142,10 @@ pub struct Inbound {
     /// interaction's response, a web socket frame, the terminal): they render the returned
     /// reply, which comes from the same stored record.
     pub reply_to: Option<Destination>,
+    /// Where the answer of work this message starts goes (an agent run's streamed and final
+    /// answer): the chat, channel or web session it was sent in. `None` (the terminal, which
+    /// runs no agents itself): the answer is only in the inbox.
+    pub answer_to: Option<Destination>,
     /// What was sent.
     pub content: Content,
 }
@@ -212,6 +216,8 @@ struct AnswerSlot {
 pub struct InboundMark {
     /// The event.
     pub id: InboundId,
+    /// Where answers to work the event starts go ([`Inbound::answer_to`]).
+    pub answer_to: Option<Destination>,
     slot: Option<std::sync::Arc<AnswerSlot>>,
     render: Option<std::sync::Arc<Render>>,
 }
@@ -249,9 +255,16 @@ impl InboundMark {
     pub fn new(id: InboundId) -> Self {
         Self {
             id,
+            answer_to: None,
             slot: None,
             render: None,
         }
+    }
+
+    /// The same mark, naming where answers to work the event starts go.
+    pub fn with_answer_to(mut self, answer_to: Option<Destination>) -> Self {
+        self.answer_to = answer_to;
+        self
     }
 
     /// A mark on the accept path, whose change may also write the answer (queued to
@@ -259,6 +272,7 @@ impl InboundMark {
     pub(crate) fn answered(id: InboundId, reply_to: Option<(Destination, String)>) -> Self {
         Self {
             id,
+            answer_to: None,
             slot: Some(std::sync::Arc::new(AnswerSlot {
                 reply_to,
                 written: std::sync::Mutex::default(),

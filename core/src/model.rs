@@ -245,14 +245,52 @@ impl ModelError {
     }
 }
 
+/// What a streamed answer holds so far: its text and its tool calls (arguments possibly cut
+/// mid-way). A retry after a broken stream starts again from nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct Partial<'a> {
+    /// The text so far.
+    pub content: &'a str,
+    /// The tool calls so far, the last one possibly unfinished.
+    pub tool_calls: &'a [ToolCall],
+}
+
+/// Told of every streamed piece of an answer, with the answer so far.
+pub type OnPartial<'a> = &'a (dyn Fn(Partial<'_>) + Send + Sync);
+
 /// A chat model with tools.
 #[async_trait]
 pub trait ChatModel: Send + Sync {
     /// One completion (retries and fail-over are the implementation's business).
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, ModelError>;
 
+    /// One completion, telling `on` of the answer so far as it streams in. A provider that
+    /// does not stream answers like [`chat`](Self::chat) and tells nothing.
+    async fn chat_streaming(
+        &self,
+        request: &ChatRequest,
+        on: OnPartial<'_>,
+    ) -> Result<ChatResponse, ModelError> {
+        let _ = on;
+        self.chat(request).await
+    }
+
+    /// Whether [`chat_streaming`](Self::chat_streaming) streams (for `model`): when not,
+    /// answers are shown whole.
+    fn streams(&self, model: Option<&str>) -> bool {
+        let _ = model;
+        false
+    }
+
     /// The price of `model` (or of the default model), for estimates before a call.
     fn price(&self, model: Option<&str>) -> Price;
+
+    /// The context window of `model` (or of the default model) in tokens, prompt and answer
+    /// together, when it is known: the prompt is fitted to it before a call.
+    async fn context_window(&self, model: Option<&str>) -> Option<u64> {
+        let _ = model;
+        None
+    }
 }
 
 /// One scripted answer of a [`ScriptedModel`].
@@ -276,6 +314,9 @@ pub struct ScriptedModel {
     price: Price,
     delay: Duration,
     keep_requests: bool,
+    window: Option<u64>,
+    /// Streams answers in pieces this far apart (`None`: does not stream).
+    stream_gap: Option<Duration>,
 }
 
 impl ScriptedModel {
@@ -294,7 +335,23 @@ impl ScriptedModel {
             },
             delay: Duration::ZERO,
             keep_requests: true,
+            window: None,
+            stream_gap: None,
         }
+    }
+
+    /// The same model streaming its answers: text four characters and tool arguments seven
+    /// characters at a time, `gap` apart (as servers stream them).
+    pub fn streaming(mut self, gap: Duration) -> Self {
+        self.stream_gap = Some(gap);
+        self
+    }
+
+    /// The same model with a context window of `tokens`: like llama.cpp's server, it refuses a
+    /// request whose estimated prompt plus `max_tokens` does not fit.
+    pub fn with_context_window(mut self, tokens: u64) -> Self {
+        self.window = Some(tokens);
+        self
     }
 
     /// The same model charging `price`.
@@ -342,6 +399,15 @@ impl ChatModel for ScriptedModel {
         {
             seen.push(request.clone());
         }
+        if let Some(w) = self.window {
+            let need =
+                request.estimated_input_tokens() + u64::from(request.max_tokens.unwrap_or(0));
+            if need > w {
+                return Err(ModelError::Rejected(format!(
+                    "400 the request exceeds the available context size ({need} > {w} tokens)"
+                )));
+            }
+        }
         let next = self.script.lock().ok().and_then(|mut s| s.pop_front());
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
@@ -385,6 +451,60 @@ impl ChatModel for ScriptedModel {
 
     fn price(&self, _model: Option<&str>) -> Price {
         self.price
+    }
+
+    async fn context_window(&self, _model: Option<&str>) -> Option<u64> {
+        self.window
+    }
+
+    fn streams(&self, _model: Option<&str>) -> bool {
+        self.stream_gap.is_some()
+    }
+
+    async fn chat_streaming(
+        &self,
+        request: &ChatRequest,
+        on: OnPartial<'_>,
+    ) -> Result<ChatResponse, ModelError> {
+        let r = self.chat(request).await?;
+        let Some(gap) = self.stream_gap else {
+            return Ok(r);
+        };
+        let pause = || async {
+            if !gap.is_zero() {
+                tokio::time::sleep(gap).await;
+            }
+        };
+        let text: Vec<char> = r.content.clone().unwrap_or_default().chars().collect();
+        let mut content = String::new();
+        for piece in text.chunks(4) {
+            content.extend(piece);
+            on(Partial {
+                content: &content,
+                tool_calls: &[],
+            });
+            pause().await;
+        }
+        let mut calls: Vec<ToolCall> = Vec::new();
+        for c in &r.tool_calls {
+            calls.push(ToolCall {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                arguments: String::new(),
+            });
+            let args: Vec<char> = c.arguments.chars().collect();
+            for piece in args.chunks(7) {
+                if let Some(last) = calls.last_mut() {
+                    last.arguments.extend(piece);
+                }
+                on(Partial {
+                    content: &content,
+                    tool_calls: &calls,
+                });
+                pause().await;
+            }
+        }
+        Ok(r)
     }
 }
 

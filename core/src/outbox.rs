@@ -66,6 +66,13 @@ pub enum OutboxPayload {
         /// The thread.
         thread: ThreadId,
     },
+    /// Replace a streamed answer's message with the final reply.
+    Replace {
+        /// The platform's id of the streamed message.
+        message_id: String,
+        /// The final reply.
+        reply: Reply,
+    },
     /// Edit an existing copy of a thread to show its current state.
     EditThread {
         /// The thread.

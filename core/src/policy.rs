@@ -5,13 +5,14 @@ use crate::inbox::ProposedAction;
 use serde::{Deserialize, Serialize};
 
 /// The core tools an agent can be given.
-pub const TOOLS: [&str; 6] = [
+pub const TOOLS: [&str; 7] = [
     "reply",
     "request_approval",
     "escalate",
     "search_knowledge",
     "get_kpis",
     "add_folder_entry",
+    "delegate",
 ];
 
 /// The kinds of [`ProposedAction`], as named in `needs_approval`.

@@ -67,6 +67,7 @@ impl ScheduleHandOff {
                 requested_by: "krake".into(),
                 parent: None,
                 feedback: None,
+                answer_to: None,
             })
             .await?;
         let ctx = WriteCtx {

@@ -39,6 +39,7 @@ pub struct Krake {
     pub(crate) agents: Option<Arc<dyn crate::run::AgentDesk>>,
     pub(crate) listeners: Vec<Arc<dyn InboxListener>>,
     pub(crate) outbox: Option<Arc<dyn crate::ports::OutboxRepo>>,
+    live: crate::delivery::LiveSenders,
 }
 
 impl Krake {
@@ -65,7 +66,20 @@ impl Krake {
             agents: None,
             listeners: Vec::new(),
             outbox: None,
+            live: crate::delivery::LiveSenders::new(),
         }
+    }
+
+    /// The same service sharing `live` with the run engine: each front adds its sender
+    /// there as it starts, so agents' answers stream where they were asked.
+    pub fn with_live(mut self, live: crate::delivery::LiveSenders) -> Self {
+        self.live = live;
+        self
+    }
+
+    /// Where fronts add their senders for answers shown live.
+    pub fn live(&self) -> &crate::delivery::LiveSenders {
+        &self.live
     }
 
     /// The same service with agents: `ask` starts runs (or answers offline), decisions on
@@ -634,9 +648,10 @@ impl Krake {
         }
         // With a model the task becomes a run; without one the answer comes from the
         // knowledge base alone and the task is still filed below, so it is not lost.
+        let answer_to = ctx.inbound.as_ref().and_then(|m| m.answer_to.clone());
         let offline = match &self.agents {
-            Some(a) if a.has_model() => return a.ask(actor, agent, &home, text).await,
-            Some(a) => Some(a.ask(actor, agent, &home, text).await?),
+            Some(a) if a.has_model() => return a.ask(actor, agent, &home, text, answer_to).await,
+            Some(a) => Some(a.ask(actor, agent, &home, text, None).await?),
             None => None,
         };
         let mut new = NewThread::new(

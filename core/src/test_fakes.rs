@@ -267,6 +267,8 @@ impl RunRepo for FakeRuns {
             thread: None,
             parent: new.parent,
             feedback: new.feedback.clone(),
+            answer_to: new.answer_to.clone(),
+            stream_message: None,
             created_at: now,
             updated_at: now,
         };
@@ -308,6 +310,19 @@ impl RunRepo for FakeRuns {
     ) -> Result<bool, RepoError> {
         unsupported("finish_run")
     }
+    async fn set_stream_message(&self, _id: RunId, _message_id: &str) -> Result<(), RepoError> {
+        unsupported("set_stream_message")
+    }
+    async fn finish_run_answering(
+        &self,
+        _id: RunId,
+        _from: RunStatus,
+        _outcome: &RunOutcome,
+        _answer: &crate::outbox::KeyedOutbound,
+        _now: Timestamp,
+    ) -> Result<bool, RepoError> {
+        unsupported("finish_run_answering")
+    }
     async fn run(&self, id: RunId) -> Result<Option<Run>, RepoError> {
         Ok(self.0.lock().unwrap().get(&id.0).cloned())
     }
@@ -346,10 +361,21 @@ impl RunRepo for FakeRuns {
                     .is_none_or(|a| r.agent.eq_ignore_ascii_case(a))
             })
             .filter(|r| f.status.is_none_or(|s| r.status == s))
+            .filter(|r| f.parent.is_none_or(|p| r.parent == Some(p)))
             .filter(|r| f.before.is_none_or(|b| r.id < b))
             .take(f.limit as usize)
             .cloned()
             .collect())
+    }
+    async fn start_delegated(
+        &self,
+        _new: &NewRun,
+        _key: &str,
+        _owner: &str,
+        _now: Timestamp,
+        _lease: Duration,
+    ) -> Result<crate::run::Delegated, RepoError> {
+        unsupported("start_delegated")
     }
 }
 

@@ -71,6 +71,29 @@ struct Inner {
     default_delay: Duration,
     usage: (u64, u64),
     served: AtomicUsize,
+    server: Server,
+}
+
+/// Which server the fake also imitates beyond the OpenAI API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Server {
+    /// The OpenAI API only (no way to ask for a context window).
+    OpenAi,
+    /// llama.cpp's server with a context of `n_ctx` tokens per slot: `GET /props` says so,
+    /// and a request whose prompt plus `max_tokens` exceeds it gets llama.cpp's 400
+    /// (`exceed_context_size_error`). Prompt tokens are counted as characters / 4.
+    LlamaCpp {
+        /// Tokens per slot.
+        n_ctx: u64,
+    },
+    /// Ollama: `POST /api/show` gives the model's trained `context_length` and, if set, the
+    /// Modelfile's `num_ctx`.
+    Ollama {
+        /// `num_ctx` in the Modelfile's parameters, if it sets one.
+        num_ctx: Option<u64>,
+        /// The model's trained context length.
+        trained: u64,
+    },
 }
 
 /// The fake server.
@@ -90,6 +113,16 @@ impl FakeOpenAi {
     /// Starts the fake taking `delay` for every unscripted answer, optionally forgetting
     /// requests (benchmarks).
     pub async fn start_with(script: Vec<Answer>, delay: Duration, keep_requests: bool) -> Self {
+        Self::start_as(script, delay, keep_requests, Server::OpenAi).await
+    }
+
+    /// Starts the fake imitating `server` too.
+    pub async fn start_as(
+        script: Vec<Answer>,
+        delay: Duration,
+        keep_requests: bool,
+        server: Server,
+    ) -> Self {
         let inner = Arc::new(Inner {
             script: Mutex::new(script.into()),
             requests: Mutex::new(Vec::new()),
@@ -97,9 +130,12 @@ impl FakeOpenAi {
             default_delay: delay,
             usage: (120, 30),
             served: AtomicUsize::new(0),
+            server,
         });
         let app = Router::new()
             .route("/v1/chat/completions", post(completions))
+            .route("/props", axum::routing::get(props))
+            .route("/api/show", post(show))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -153,6 +189,27 @@ async fn completions(
         );
     }
     let _auth = headers.get("authorization").cloned();
+    if let Server::LlamaCpp { n_ctx } = inner.server {
+        let chars: usize = req["messages"]
+            .as_array()
+            .map(|m| m.iter().map(|x| x.to_string().len()).sum())
+            .unwrap_or(0)
+            + req["tools"].to_string().len();
+        let n_prompt = (chars / 4) as u64;
+        let predict = req["max_tokens"].as_u64().unwrap_or(0);
+        if n_prompt + predict > n_ctx {
+            inner.served.fetch_add(1, Ordering::SeqCst);
+            // llama.cpp's own words and fields.
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({"error": {"code": 400,
+                    "message": "the request exceeds the available context size, try increasing it",
+                    "type": "exceed_context_size_error",
+                    "n_prompt_tokens": n_prompt, "n_ctx": n_ctx}})),
+            )
+                .into_response();
+        }
+    }
     if inner.keep_requests {
         inner.requests.lock().unwrap().push(req.clone());
     }
@@ -306,4 +363,46 @@ fn error(code: u16, message: &str, kind: &str, headers: &[(String, String)]) -> 
         }
     }
     r
+}
+
+/// llama.cpp's `GET /props` (trimmed to the fields clients read).
+async fn props(State(inner): State<Arc<Inner>>) -> Response {
+    match inner.server {
+        Server::LlamaCpp { n_ctx } => axum::Json(json!({
+            "default_generation_settings": {"n_ctx": n_ctx, "params": {"n_predict": -1}},
+            "total_slots": 1,
+            "model_path": "models/qwen2.5-0.5b-instruct-q4_k_m.gguf",
+            "chat_template": "{% for message in messages %}…{% endfor %}",
+            "build_info": "b6000-fake"
+        }))
+        .into_response(),
+        _ => (StatusCode::NOT_FOUND, "File Not Found").into_response(),
+    }
+}
+
+/// Ollama's `POST /api/show`.
+async fn show(State(inner): State<Arc<Inner>>, body: axum::body::Bytes) -> Response {
+    let Server::Ollama { num_ctx, trained } = inner.server else {
+        return (StatusCode::NOT_FOUND, "404 page not found").into_response();
+    };
+    let Ok(req) = serde_json::from_slice::<Value>(&body) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": "invalid request"})),
+        )
+            .into_response();
+    };
+    let mut parameters = "stop \"<|im_start|>\"\nstop \"<|im_end|>\"".to_owned();
+    if let Some(n) = num_ctx {
+        parameters.push_str(&format!("\nnum_ctx {n}"));
+    }
+    axum::Json(json!({
+        "modelfile": format!("FROM {}", req["model"].as_str().unwrap_or("")),
+        "parameters": parameters,
+        "template": "{{ .Prompt }}",
+        "details": {"format": "gguf", "family": "qwen2", "parameter_size": "494.03M", "quantization_level": "Q4_K_M"},
+        "model_info": {"general.architecture": "qwen2", "qwen2.context_length": trained, "qwen2.embedding_length": 896},
+        "capabilities": ["completion", "tools"]
+    }))
+    .into_response()
 }

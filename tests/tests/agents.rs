@@ -16,7 +16,8 @@ use krake_core::model::{
 use krake_core::policy::AgentPolicy;
 use krake_core::ports::InboxRepo;
 use krake_core::run::{
-    ActionExecutor, NewRun, RecordingExecutor, RunLimits, RunRepo, RunStatus, Runner,
+    ActionExecutor, Delegated, NewRun, RecordingExecutor, RunFilter, RunId, RunLimits, RunRepo,
+    RunStatus, Runner,
 };
 use krake_core::time::{Clock, ManualClock, Timestamp};
 use krake_core::workspace::WorkspaceSlug;
@@ -48,6 +49,8 @@ struct Setup {
     executor: Option<Arc<dyn ActionExecutor>>,
     /// Wraps the scripted model (given the store), e.g. to act while the model answers.
     wrap: Option<Wrap>,
+    /// The model's context window (it refuses requests that do not fit, like llama.cpp).
+    window: Option<u64>,
 }
 
 /// Wraps the scripted model, given the store.
@@ -86,7 +89,11 @@ async fn world(script: Vec<Scripted>, setup: Setup) -> World {
         .unwrap();
     store.migrate(|_| {}).await.unwrap();
     let clock = Arc::new(ManualClock::new(Timestamp::from_millis(T0)));
-    let model = Arc::new(ScriptedModel::new(script));
+    let model = ScriptedModel::new(script);
+    let model = Arc::new(match setup.window {
+        Some(w) => model.with_context_window(w),
+        None => model,
+    });
     let exec = Arc::new(RecordingExecutor::default());
     let s = Arc::new(store.clone());
     let runner = Runner::new(
@@ -138,6 +145,7 @@ impl World {
                 requested_by: "local".into(),
                 parent: None,
                 feedback: None,
+                answer_to: None,
             })
             .await
             .unwrap();
@@ -636,6 +644,7 @@ async fn a_run_interrupted_by_a_crash_resumes_then_fails_if_it_keeps_crashing() 
             requested_by: "local".into(),
             parent: None,
             feedback: None,
+            answer_to: None,
         })
         .await
         .unwrap();
@@ -666,6 +675,7 @@ async fn a_run_interrupted_by_a_crash_resumes_then_fails_if_it_keeps_crashing() 
             requested_by: "krake".into(),
             parent: None,
             feedback: None,
+            answer_to: None,
         })
         .await
         .unwrap();
@@ -850,6 +860,7 @@ async fn long_thread_memory_is_summarised_under_the_prompt_budget() {
             requested_by: "ana".into(),
             parent: None,
             feedback: Some(long.clone()),
+            answer_to: None,
         })
         .await
         .unwrap();
@@ -1076,6 +1087,7 @@ async fn concurrent_runs_cannot_cross_a_budget_together() {
                 requested_by: "local".into(),
                 parent: None,
                 feedback: None,
+                answer_to: None,
             })
             .await
             .unwrap();
@@ -1181,6 +1193,7 @@ async fn on_postgresql_runs_are_claimed_once_each_and_approvals_execute() {
                 requested_by: "local".into(),
                 parent: None,
                 feedback: None,
+                answer_to: None,
             })
             .await
             .unwrap();
@@ -1384,6 +1397,7 @@ async fn on_postgresql_concurrent_handling_of_one_approval_executes_it_once() {
             requested_by: "local".into(),
             parent: None,
             feedback: None,
+            answer_to: None,
         })
         .await
         .unwrap();
@@ -1537,6 +1551,7 @@ async fn runs_are_listed_shown_and_cancelled_in_chat() {
             requested_by: "ana".into(),
             parent: None,
             feedback: None,
+            answer_to: None,
         })
         .await
         .unwrap();
@@ -1694,6 +1709,7 @@ async fn agents_show_what_they_are_doing_and_cost() {
             requested_by: "local".into(),
             parent: None,
             feedback: None,
+            answer_to: None,
         })
         .await
         .unwrap();
@@ -1751,4 +1767,330 @@ async fn agents_show_what_they_are_doing_and_cost() {
         "{}",
         r.text
     );
+}
+
+fn delegate_call(agent: &str, task: &str) -> Scripted {
+    tools(&[("delegate", json!({"agent": agent, "task": task}))])
+}
+
+fn reply_call(text: &str, confidence: f64) -> Scripted {
+    tools(&[("reply", json!({"text": text, "confidence": confidence}))])
+}
+
+fn offered(r: &ChatRequest) -> Vec<String> {
+    r.tools.iter().map(|t| t.name.clone()).collect()
+}
+
+#[tokio::test]
+async fn delegation_two_levels_deep_charges_each_run_and_shows_in_the_parents_thread() {
+    let w = world(
+        vec![
+            delegate_call("milli", "which hoodie colour sells best?"),
+            // Milli asks by role: the data analyst is Dexter.
+            delegate_call("data analyst", "hoodie sales by colour this month"),
+            reply_call("Navy: 42 of 60 hoodies sold.", 0.9),
+            reply_call("Navy sells best (Dexter: 42 of 60).", 0.85),
+            reply_call("Lead the launch post with the navy hoodie.", 0.9),
+        ],
+        Setup::default(),
+    )
+    .await;
+    let parent = w.run("penn", "plan the hoodie launch post").await;
+    assert_eq!(parent.status, RunStatus::Done, "{:?}", parent.steps);
+    let children = w
+        .store
+        .list_runs(&RunFilter {
+            parent: Some(parent.id),
+            ..RunFilter::recent(10)
+        })
+        .await
+        .unwrap();
+    assert_eq!(children.len(), 1);
+    let milli = w.store.run(children[0].id).await.unwrap().unwrap();
+    assert_eq!(
+        (milli.agent.as_str(), milli.trigger.as_str(), milli.status),
+        ("Milli", "delegation", RunStatus::Done)
+    );
+    assert_eq!(
+        milli.workspace, parent.workspace,
+        "same workspace, same budget"
+    );
+    assert_eq!(milli.requested_by, "Penn");
+    assert_eq!(
+        milli.thread, None,
+        "a sub-run answers its parent, not a thread"
+    );
+    let dexter = w
+        .store
+        .list_runs(&RunFilter {
+            parent: Some(milli.id),
+            ..RunFilter::recent(10)
+        })
+        .await
+        .unwrap();
+    assert_eq!(dexter.len(), 1);
+    let dexter = &dexter[0];
+    assert_eq!(
+        (dexter.agent.as_str(), dexter.status),
+        ("Dexter", RunStatus::Done)
+    );
+    assert_eq!(
+        dexter.result.as_deref(),
+        Some("Navy: 42 of 60 hoodies sold.")
+    );
+    // Each run is charged for its own calls; the workspace pays for all five.
+    let usage = |id| {
+        let l = w.store.clone();
+        async move { l.run_usage(id).await.unwrap().calls }
+    };
+    assert_eq!(usage(parent.id.0).await, 2);
+    assert_eq!(usage(milli.id.0).await, 2);
+    assert_eq!(usage(dexter.id.0).await, 1);
+    let month = w.store.report(None, "2026-11").await.unwrap();
+    assert_eq!(month.by_workspace["lunavo"].calls, 5);
+    // The child's answer came back as the tool's result, and each child saw only its tools:
+    // Dexter, two levels down, is not offered `delegate`.
+    let seen = w.model.requests();
+    assert!(offered(&seen[0]).contains(&"delegate".to_owned()));
+    assert!(offered(&seen[1]).contains(&"delegate".to_owned()));
+    assert!(!offered(&seen[2]).contains(&"delegate".to_owned()));
+    let back = seen[4].messages.last().unwrap();
+    assert!(
+        back.content
+            .contains("Milli (run 2) answered: Navy sells best"),
+        "{}",
+        back.content
+    );
+    // The parent's thread shows what was delegated.
+    let th = w.thread(&parent).await;
+    assert!(th.body.contains("Asked other agents:"), "{}", th.body);
+    assert!(
+        th.body.contains("Milli (run 2), done: Navy sells best"),
+        "{}",
+        th.body
+    );
+    let kinds: Vec<&str> = parent.steps.iter().map(|s| s.kind.as_str()).collect();
+    assert!(kinds.contains(&"delegated"), "{kinds:?}");
+    // Workers never claim a sub-run on their own.
+    assert_eq!(w.runner.work_once("other", 10).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn delegation_refuses_cycles_unknown_agents_and_depth_beyond_the_limit() {
+    let w = world(
+        vec![
+            delegate_call("Penn", "write it for me"),
+            delegate_call("nobody", "anything"),
+            delegate_call("milli", "what do buyers ask about?"),
+            // Milli tries to hand it back to Penn: a cycle.
+            delegate_call("penn", "you do it"),
+            reply_call("Sizes, mostly.", 0.8),
+            reply_call("Buyers ask about sizes.", 0.9),
+        ],
+        Setup::default(),
+    )
+    .await;
+    let parent = w.run("penn", "draft the FAQ").await;
+    assert_eq!(parent.status, RunStatus::Done, "{:?}", parent.steps);
+    let corrections: Vec<&str> = parent
+        .steps
+        .iter()
+        .filter(|s| s.kind == "correction")
+        .map(|s| s.detail.as_str())
+        .collect();
+    assert_eq!(corrections.len(), 2, "{corrections:?}");
+    assert!(corrections[0].contains("circle"), "{}", corrections[0]);
+    assert!(
+        corrections[1].contains("no agent or role `nobody`"),
+        "{}",
+        corrections[1]
+    );
+    let milli = w.store.run(RunId(2)).await.unwrap().unwrap();
+    assert_eq!(milli.agent, "Milli");
+    assert!(
+        milli
+            .steps
+            .iter()
+            .any(|s| s.kind == "correction" && s.detail.contains("Penn → Milli")),
+        "{:?}",
+        milli.steps
+    );
+
+    // With depth 1, a child is not offered `delegate`, and a call to it is refused.
+    let w = world(
+        vec![
+            delegate_call("milli", "what do buyers ask about?"),
+            delegate_call("dexter", "count the questions"),
+            reply_call("Sizes, mostly.", 0.8),
+            reply_call("Buyers ask about sizes.", 0.9),
+        ],
+        Setup {
+            limits: Some(RunLimits {
+                max_delegation_depth: 1,
+                ..RunLimits::default()
+            }),
+            ..Setup::default()
+        },
+    )
+    .await;
+    let parent = w.run("penn", "draft the FAQ").await;
+    assert_eq!(parent.status, RunStatus::Done, "{:?}", parent.steps);
+    let seen = w.model.requests();
+    assert!(!offered(&seen[1]).contains(&"delegate".to_owned()));
+    let milli = w.store.run(RunId(2)).await.unwrap().unwrap();
+    assert!(
+        milli
+            .steps
+            .iter()
+            .any(|s| s.kind == "refused_tool" || s.detail.contains("at most 1 level")),
+        "{:?}",
+        milli.steps
+    );
+    assert!(
+        w.store.run(RunId(3)).await.unwrap().is_none(),
+        "no grandchild"
+    );
+}
+
+#[tokio::test]
+async fn cancelling_a_parent_cancels_the_sub_runs_it_is_waiting_for() {
+    let w = world(vec![], Setup::default()).await;
+    let ws = WorkspaceSlug::parse("lunavo").unwrap();
+    let parent = w
+        .runner
+        .start(&NewRun {
+            workspace: ws.clone(),
+            agent: "Penn".into(),
+            task: "plan".into(),
+            trigger: "command".into(),
+            requested_by: "ana".into(),
+            parent: None,
+            feedback: None,
+            answer_to: None,
+        })
+        .await
+        .unwrap();
+    let now = w.clock.now();
+    let child = match w
+        .store
+        .start_delegated(
+            &NewRun {
+                workspace: ws,
+                agent: "Milli".into(),
+                task: "sub".into(),
+                trigger: "delegation".into(),
+                requested_by: "Penn".into(),
+                parent: Some(parent.id),
+                feedback: None,
+                answer_to: None,
+            },
+            "delegate:1:milli:0",
+            "delegate:1",
+            now,
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap()
+    {
+        Delegated::Started(c) => c,
+        other => panic!("{other:?}"),
+    };
+    let owner = Actor::local();
+    let done = w
+        .runner
+        .cancel(&owner, parent.id, Some("wrong brief"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(done, krake_core::run::Cancel::Cancelled(_)),
+        "{done:?}"
+    );
+    let child = w.store.run(child.id).await.unwrap().unwrap();
+    assert_eq!(child.status, RunStatus::Cancelled);
+    assert!(
+        child
+            .steps
+            .iter()
+            .any(|s| s.kind == "cancelled" && s.detail.contains("its parent run 1 was cancelled")),
+        "{:?}",
+        child.steps
+    );
+}
+
+/// Six passages of about 300 tokens each: more than a 2,048-token context holds with Penn's
+/// prompt and tools.
+fn long_passages() -> Arc<dyn Retriever> {
+    Arc::new(Fixed(
+        (1..=6)
+            .map(|i| {
+                (
+                    "lunavo".to_owned(),
+                    passage(
+                        &format!(
+                            "Hoodie care note {i}: {}",
+                            "wash cold, dry flat, no bleach. ".repeat(36)
+                        ),
+                        &format!("care-{i}.md"),
+                    ),
+                )
+            })
+            .collect(),
+    ))
+}
+
+#[tokio::test]
+async fn a_small_context_gets_a_fitted_prompt_instead_of_a_400() {
+    let w = world(
+        vec![reply_call("Wash it cold and dry it flat.", 0.9)],
+        Setup {
+            window: Some(2048),
+            retriever: Some(long_passages()),
+            ..Setup::default()
+        },
+    )
+    .await;
+    let run = w.run("penn", "how do I wash the moon hoodie?").await;
+    assert_eq!(run.status, RunStatus::Done, "{:?}", run.steps);
+    let fitted = run
+        .steps
+        .iter()
+        .find(|s| s.kind == "fitted")
+        .expect("a fitted step");
+    assert!(
+        fitted.detail.contains("2048-token context"),
+        "{}",
+        fitted.detail
+    );
+    assert!(fitted.detail.contains("of 6 passages"), "{}", fitted.detail);
+    let sent = &w.model.requests()[0];
+    assert_eq!(
+        sent.max_tokens,
+        Some(512),
+        "a quarter of the window for the answer"
+    );
+    assert!(sent.estimated_input_tokens() + 512 <= 2048);
+    let context = &sent.messages[1].content;
+    assert!(context.contains("care-1.md"), "the strongest passage stays");
+    assert!(!context.contains("care-6.md"), "the weakest goes first");
+}
+
+#[tokio::test]
+async fn a_prompt_that_cannot_fit_escalates_before_any_call() {
+    let w = world(
+        vec![],
+        Setup {
+            window: Some(300),
+            retriever: Some(long_passages()),
+            ..Setup::default()
+        },
+    )
+    .await;
+    let run = w.run("penn", "how do I wash the moon hoodie?").await;
+    assert_eq!(run.status, RunStatus::Failed);
+    assert!(w.model.requests().is_empty(), "no call was made");
+    let why = run.error.clone().unwrap();
+    assert!(why.contains("context window is 300 tokens"), "{why}");
+    assert!(why.contains("larger context"), "says what to do: {why}");
+    let th = w.thread(&run).await;
+    assert_eq!(th.kind, ThreadKind::Escalation);
 }

@@ -415,6 +415,7 @@ async fn runs_are_listed_and_cancelled_from_the_web_chat_telegram_and_the_termin
                     requested_by: "ana".into(),
                     parent: None,
                     feedback: None,
+                    answer_to: None,
                 },
                 krake_core::time::Timestamp::from_millis(1_795_503_000_000),
             )

@@ -244,6 +244,7 @@ async fn a_finished_runs_result_becomes_knowledge_of_its_workspace() {
         requested_by: "ana".into(),
         parent: None,
         feedback: None,
+        answer_to: None,
     };
     let now = Timestamp::from_millis(1_700_000_000_000);
     let done = store

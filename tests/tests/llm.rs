@@ -19,6 +19,8 @@ fn provider(name: &str, fake: &FakeOpenAi, stream: bool) -> ProviderConfig {
         output_price_per_million: 10.0,
         model_prices: BTreeMap::new(),
         stream,
+        context_window: None,
+        model_context_windows: BTreeMap::new(),
     }
 }
 
@@ -242,4 +244,71 @@ async fn everything_down_is_unavailable() {
     );
     let e = m.chat(&request()).await.unwrap_err();
     assert!(matches!(e, ModelError::Unavailable(_)), "{e}");
+}
+
+#[tokio::test]
+async fn context_windows_come_from_config_or_the_server_that_says_them() {
+    use krake_tests::fake_openai::Server;
+    let llama = FakeOpenAi::start_as(
+        vec![],
+        Duration::ZERO,
+        true,
+        Server::LlamaCpp { n_ctx: 2048 },
+    )
+    .await;
+    let m = model(vec![provider("local", &llama, false)], 5.0, 0);
+    assert_eq!(m.context_window(None).await, Some(2048), "llama.cpp /props");
+    // The real server refuses a prompt over its context with its own 400; Krake reports it
+    // as a refusal, once, with the server's words.
+    let mut big = request();
+    big.messages.push(ChatMessage::user("word ".repeat(2000)));
+    let err = m.chat(&big).await.unwrap_err();
+    assert!(matches!(err, ModelError::Rejected(_)), "{err:?}");
+    assert_eq!(
+        err.to_string().matches("refused the request").count(),
+        1,
+        "{err}"
+    );
+    assert!(err.to_string().contains("context size"), "{err}");
+
+    let ollama = |num_ctx| async move {
+        FakeOpenAi::start_as(
+            vec![],
+            Duration::ZERO,
+            true,
+            Server::Ollama {
+                num_ctx,
+                trained: 32768,
+            },
+        )
+        .await
+    };
+    let set = ollama(Some(8192)).await;
+    let m = model(vec![provider("ollama", &set, false)], 5.0, 0);
+    assert_eq!(m.context_window(Some("gpt-test")).await, Some(8192));
+    let unset = ollama(None).await;
+    let m = model(vec![provider("ollama", &unset, false)], 5.0, 0);
+    assert_eq!(
+        m.context_window(None).await,
+        Some(krake_llm::OLLAMA_DEFAULT_CONTEXT),
+        "Ollama's default when the Modelfile sets no num_ctx"
+    );
+
+    // OpenAI-style servers say nothing: unknown, and asked only once.
+    let plain = FakeOpenAi::start(vec![]).await;
+    let m = model(vec![provider("openai", &plain, false)], 5.0, 0);
+    assert_eq!(m.context_window(None).await, None);
+    assert_eq!(m.context_window(None).await, None);
+
+    // Configuration wins, per model over per provider; with several providers the smallest
+    // window counts (a fail-over may land on any of them).
+    let mut a = provider("a", &plain, false);
+    a.context_window = Some(16_000);
+    a.model_context_windows.insert("gpt-test".into(), 128_000);
+    let mut b = provider("b", &llama, false);
+    b.context_window = Some(4096);
+    let m = model(vec![a.clone()], 5.0, 0);
+    assert_eq!(m.context_window(Some("gpt-test")).await, Some(128_000));
+    let m = model(vec![a, b], 5.0, 0);
+    assert_eq!(m.context_window(Some("gpt-test")).await, Some(4096));
 }

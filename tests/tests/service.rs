@@ -54,6 +54,7 @@ fn msg(key: &str, actor: &Actor, text: &str) -> Inbound {
         actor: actor.clone(),
         conversation: "chat:1".into(),
         reply_to: None,
+        answer_to: None,
         content: Content::Text(text.into()),
     }
 }
@@ -67,6 +68,7 @@ async fn press(app: &App, actor: &Actor, key: &str, payload: ButtonPayload) -> R
             actor: actor.clone(),
             conversation: "chat:1".into(),
             reply_to: None,
+            answer_to: None,
             content: Content::Button(payload),
         })
         .await

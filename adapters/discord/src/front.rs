@@ -189,6 +189,8 @@ impl DiscordFront {
             actor,
             conversation: format!("discord:channel:{}", channel.unwrap_or(0)),
             reply_to: None,
+            // A task's answer streams into the channel the command was used in.
+            answer_to: channel.and_then(|c| crate::sender::channel_destination(c).ok()),
             content: Content::Command(cmd),
         };
         let work = async move { krake.accept(inbound).await };
@@ -227,6 +229,7 @@ impl DiscordFront {
             actor,
             conversation: format!("discord:channel:{}", i.channel().unwrap_or(0)),
             reply_to: None,
+            answer_to: None,
             content: Content::Button(payload),
         };
         let krake = self.krake.clone();
@@ -352,6 +355,7 @@ impl DiscordFront {
                 key,
                 actor,
                 conversation: format!("discord:channel:{}", m.channel),
+                answer_to: reply_to.clone(),
                 reply_to,
                 content,
             })

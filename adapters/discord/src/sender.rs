@@ -7,6 +7,11 @@
 //!   message's id is returned: the deliverer records it as the thread's copy.
 //! - `Edit`: the main message rewritten (`PATCH /channels/{c}/messages/{m}`): buttons disabled,
 //!   outcome and decider shown once decided.
+//! - `Typing`, `Stream`, `Replace`: an answer while it is produced: the typing indicator
+//!   (`POST /channels/{c}/typing`), one message opened with the first words and edited in
+//!   place as more arrive (core paces the edits to one a second per answer; 429s come back as
+//!   `RateLimited` and are waited out), then the final answer written over it through the
+//!   outbox.
 //!
 //! Every message carries a `nonce` derived from the outbox message id with `enforce_nonce`, so
 //! a resend after a crash or a 429 half-way (same outbox id) returns the message Discord already
@@ -129,6 +134,28 @@ impl DiscordSender {
         Ok(message)
     }
 
+    /// Edits message `message_id` of `channel` to `body`.
+    async fn patch(&self, channel: u64, message_id: &str, body: &Value) -> Result<u64, RestError> {
+        let Some(message) = crate::snowflake(message_id) else {
+            return Err(RestError::Refused {
+                status: 0,
+                code: None,
+                message: format!("`{message_id}` is not a Discord message id"),
+            });
+        };
+        self.rest
+            .call(
+                LightMethod::Patch,
+                Route::ChannelMessage {
+                    channel_id: ChannelId::new(channel),
+                    message_id: MessageId::new(message),
+                },
+                Some(body),
+            )
+            .await?;
+        Ok(message)
+    }
+
     async fn deliver(
         &self,
         key: Option<OutboxId>,
@@ -153,25 +180,40 @@ impl DiscordSender {
             }
             Delivery::Post { thread } => Some(self.post_thread(channel, thread, key).await?),
             Delivery::Edit { thread, message_id } => {
-                let Some(message) = crate::snowflake(message_id) else {
-                    return Err(RestError::Refused {
-                        status: 0,
-                        code: None,
-                        message: format!("`{message_id}` is not a Discord message id"),
-                    });
-                };
                 let rendered = render::thread_message(thread);
+                Some(self.patch(channel, message_id, &rendered.main).await?)
+            }
+            Delivery::Stream { message_id, text } => {
+                let b = render::body(&render::truncate(text, render::MAX_CONTENT), Vec::new());
+                match message_id {
+                    Some(m) => Some(self.patch(channel, m, &b).await?),
+                    None => Some(self.create(channel, b, None).await?),
+                }
+            }
+            Delivery::Replace { message_id, reply } => {
+                // The streamed message becomes the final answer's first piece; a longer
+                // answer goes on in messages of its own.
+                let mut bodies = render::reply_bodies(reply).into_iter();
+                let first = bodies
+                    .next()
+                    .unwrap_or_else(|| render::body("…", Vec::new()));
+                let id = self.patch(channel, message_id, &first).await?;
+                for (i, b) in bodies.enumerate() {
+                    self.create(channel, b, nonce(key, i + 1)).await?;
+                }
+                Some(id)
+            }
+            Delivery::Typing => {
                 self.rest
                     .call(
-                        LightMethod::Patch,
-                        Route::ChannelMessage {
+                        LightMethod::Post,
+                        Route::ChannelTyping {
                             channel_id: ChannelId::new(channel),
-                            message_id: MessageId::new(message),
                         },
-                        Some(&rendered.main),
+                        None,
                     )
                     .await?;
-                Some(message)
+                None
             }
         };
         Ok(Sent {

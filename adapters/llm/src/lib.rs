@@ -10,6 +10,8 @@
 //!   `retry-after`; fail-over to the next provider; usage read from every response (JSON or
 //!   the last SSE chunk with `stream_options.include_usage`); streamed tool-call fragments
 //!   joined by index.
+//! - Context windows per model: configured, or read once from llama.cpp's `/props` or Ollama's
+//!   `/api/show` (see `context.rs`), so core can fit a prompt before the call.
 //! - [`embeddings`]: OpenAI-compatible embeddings (`POST /v1/embeddings`) with the same retries.
 //!
 //! The wire format is async-openai's: requests are checked against its
@@ -18,11 +20,14 @@
 //! because async-openai's client drops the response headers of an error, and a 429's
 //! `retry-after` lives there.
 
+mod context;
 pub mod embeddings;
 mod wire;
 
+pub use context::OLLAMA_DEFAULT_CONTEXT;
+
 use async_trait::async_trait;
-use krake_core::model::{ChatModel, ChatRequest, ChatResponse, ModelError, Price};
+use krake_core::model::{ChatModel, ChatRequest, ChatResponse, ModelError, OnPartial, Price};
 use krake_core::secret::Secret;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -54,6 +59,13 @@ pub struct ProviderConfig {
     /// Stream responses (SSE) instead of waiting for the whole JSON.
     #[serde(default)]
     pub stream: bool,
+    /// The context window of its models in tokens (prompt and answer together). Unset, it is
+    /// read from the server where it says (llama.cpp `/props`, Ollama `/api/show`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_window: Option<u64>,
+    /// Context windows of particular models, overriding `context_window`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub model_context_windows: BTreeMap<String, u64>,
 }
 
 impl ProviderConfig {
@@ -132,6 +144,8 @@ pub struct OpenAiCompatible {
     providers: Vec<Provider>,
     http: reqwest::Client,
     config: LlmConfig,
+    /// Context windows read from the servers, by (provider, model); `None` when it did not say.
+    windows: tokio::sync::Mutex<BTreeMap<(usize, String), Option<u64>>>,
 }
 
 impl std::fmt::Debug for OpenAiCompatible {
@@ -209,6 +223,7 @@ impl OpenAiCompatible {
             providers,
             http,
             config: config.clone(),
+            windows: tokio::sync::Mutex::new(BTreeMap::new()),
         }))
     }
 
@@ -220,15 +235,78 @@ impl OpenAiCompatible {
         )
     }
 
+    /// One completion over the providers in order (fail-over), streaming to `on` if given.
+    #[tracing::instrument(skip_all, fields(model = request.model.as_deref().unwrap_or("default")))]
+    async fn complete(
+        &self,
+        request: &ChatRequest,
+        on: Option<OnPartial<'_>>,
+    ) -> Result<ChatResponse, ModelError> {
+        let mut errors = Vec::new();
+        let mut any_retryable = false;
+        for p in &self.providers {
+            match self.try_provider(p, request, on).await {
+                Ok(r) => return Ok(r),
+                Err((e, retryable)) => {
+                    tracing::warn!(provider = %p.config.name, error = %e, "provider failed; trying the next");
+                    any_retryable |= retryable;
+                    errors.push((p.config.name.clone(), e));
+                }
+            }
+        }
+        // The kind's words once: "the model provider refused the request: 400 …", and with
+        // several providers each one's name and what it said.
+        let summary = match errors.as_slice() {
+            [(_, only)] => only.detail().to_owned(),
+            many => many
+                .iter()
+                .map(|(name, e)| format!("{name}: {}", e.detail()))
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
+        Err(match errors.pop() {
+            None => ModelError::NotConfigured,
+            Some(_) if any_retryable => ModelError::Unavailable(summary),
+            Some((_, ModelError::Malformed(_))) => ModelError::Malformed(summary),
+            Some(_) => ModelError::Rejected(summary),
+        })
+    }
+
+    /// The model provider `p` serves for a request naming `model`.
+    fn model_at(p: &Provider, model: Option<&str>) -> String {
+        match model {
+            Some(m) if p.config.models.iter().any(|x| x == m) => m.to_owned(),
+            _ => p.config.models.first().cloned().unwrap_or_default(),
+        }
+    }
+
+    /// Provider `i`'s window for `model`: configured, or read from the server once.
+    async fn window_at(&self, i: usize, model: &str) -> Option<u64> {
+        let p = &self.providers[i];
+        if let Some(n) = p.config.model_context_windows.get(model) {
+            return Some(*n);
+        }
+        if let Some(n) = p.config.context_window {
+            return Some(n);
+        }
+        let key = (i, model.to_owned());
+        let mut cache = self.windows.lock().await;
+        if let Some(known) = cache.get(&key) {
+            return *known;
+        }
+        let found = context::probe(&self.http, &p.config.base_url, p.key.as_ref(), model).await;
+        tracing::info!(provider = %p.config.name, model, window = ?found, "context window");
+        cache.insert(key, found);
+        found
+    }
+
     async fn try_provider(
         &self,
         p: &Provider,
         request: &ChatRequest,
+        on: Option<OnPartial<'_>>,
     ) -> Result<ChatResponse, (ModelError, bool)> {
-        let model = match &request.model {
-            Some(m) if p.config.models.contains(m) => m.clone(),
-            _ => p.config.models.first().cloned().unwrap_or_default(),
-        };
+        let model = Self::model_at(p, request.model.as_deref());
         let body = wire::request_body(request, &model, p.config.stream)
             .map_err(|e| (ModelError::Rejected(e), false))?;
         let timeout = Duration::from_secs_f64(self.config.timeout_secs);
@@ -241,6 +319,7 @@ impl OpenAiCompatible {
                 p.key.as_ref(),
                 &body,
                 p.config.stream,
+                on,
             );
             let outcome = match tokio::time::timeout(timeout, call).await {
                 Ok(r) => r,
@@ -302,36 +381,34 @@ impl OpenAiCompatible {
 
 #[async_trait]
 impl ChatModel for OpenAiCompatible {
-    #[tracing::instrument(skip_all, fields(model = request.model.as_deref().unwrap_or("default")))]
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, ModelError> {
-        let mut errors = Vec::new();
-        let mut any_retryable = false;
-        for p in &self.providers {
-            match self.try_provider(p, request).await {
-                Ok(r) => return Ok(r),
-                Err((e, retryable)) => {
-                    tracing::warn!(provider = %p.config.name, error = %e, "provider failed; trying the next");
-                    any_retryable |= retryable;
-                    errors.push((p.config.name.clone(), e));
-                }
+        self.complete(request, None).await
+    }
+
+    async fn chat_streaming(
+        &self,
+        request: &ChatRequest,
+        on: OnPartial<'_>,
+    ) -> Result<ChatResponse, ModelError> {
+        self.complete(request, Some(on)).await
+    }
+
+    /// Whether the provider a call goes to first streams (`stream = true`).
+    fn streams(&self, _model: Option<&str>) -> bool {
+        self.providers.first().is_some_and(|p| p.config.stream)
+    }
+
+    /// The smallest window among the providers a call may reach (any of them may answer it
+    /// after a fail-over), counting only those that know theirs.
+    async fn context_window(&self, model: Option<&str>) -> Option<u64> {
+        let mut smallest: Option<u64> = None;
+        for (i, p) in self.providers.iter().enumerate() {
+            let m = Self::model_at(p, model);
+            if let Some(n) = self.window_at(i, &m).await {
+                smallest = Some(smallest.map_or(n, |s| s.min(n)));
             }
         }
-        // The kind's words once: "the model provider refused the request: 400 …", and with
-        // several providers each one's name and what it said.
-        let summary = match errors.as_slice() {
-            [(_, only)] => only.detail().to_owned(),
-            many => many
-                .iter()
-                .map(|(name, e)| format!("{name}: {}", e.detail()))
-                .collect::<Vec<_>>()
-                .join("; "),
-        };
-        Err(match errors.pop() {
-            None => ModelError::NotConfigured,
-            Some(_) if any_retryable => ModelError::Unavailable(summary),
-            Some((_, ModelError::Malformed(_))) => ModelError::Malformed(summary),
-            Some(_) => ModelError::Rejected(summary),
-        })
+        smallest
     }
 
     fn price(&self, model: Option<&str>) -> Price {
@@ -365,6 +442,8 @@ mod tests {
             output_price_per_million: 2.0,
             model_prices: BTreeMap::new(),
             stream: false,
+            context_window: None,
+            model_context_windows: BTreeMap::new(),
         }
     }
 

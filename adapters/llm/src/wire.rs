@@ -8,7 +8,8 @@ use async_openai::types::chat::{
 };
 use krake_core::backoff::Backoff;
 use krake_core::model::{
-    ChatRequest, ChatResponse, ChatRole, FinishReason, ModelError, ToolCall, Usage,
+    ChatRequest, ChatResponse, ChatRole, FinishReason, ModelError, OnPartial, Partial, ToolCall,
+    Usage,
 };
 use krake_core::secret::Secret;
 use serde_json::{Value, json};
@@ -120,6 +121,7 @@ pub(crate) async fn call(
     key: Option<&Secret>,
     body: &Value,
     stream: bool,
+    on: Option<OnPartial<'_>>,
 ) -> Result<ChatResponse, Attempt> {
     let url = format!("{}/chat/completions", base_url.trim_end_matches('/'));
     let mut req = http.post(&url).json(body);
@@ -188,6 +190,13 @@ pub(crate) async fn call(
                     )))
                 })?;
             acc.add(chunk);
+            if let Some(on) = on {
+                let calls: Vec<ToolCall> = acc.calls.values().cloned().collect();
+                on(Partial {
+                    content: &acc.content,
+                    tool_calls: &calls,
+                });
+            }
         }
     }
 }

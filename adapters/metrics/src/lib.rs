@@ -216,6 +216,34 @@ where
         request: &krake_core::model::ChatRequest,
     ) -> Result<krake_core::model::ChatResponse, krake_core::model::ModelError> {
         let response = self.inner.chat(request).await?;
+        Ok(count(response))
+    }
+
+    async fn chat_streaming(
+        &self,
+        request: &krake_core::model::ChatRequest,
+        on: krake_core::model::OnPartial<'_>,
+    ) -> Result<krake_core::model::ChatResponse, krake_core::model::ModelError> {
+        let response = self.inner.chat_streaming(request, on).await?;
+        Ok(count(response))
+    }
+
+    fn streams(&self, model: Option<&str>) -> bool {
+        self.inner.streams(model)
+    }
+
+    async fn context_window(&self, model: Option<&str>) -> Option<u64> {
+        self.inner.context_window(model).await
+    }
+
+    fn price(&self, model: Option<&str>) -> krake_core::model::Price {
+        self.inner.price(model)
+    }
+}
+
+/// Counts an answered call's tokens and cost.
+fn count(response: krake_core::model::ChatResponse) -> krake_core::model::ChatResponse {
+    {
         let (provider, model) = (response.provider.clone(), response.model.clone());
         for (kind, n) in [
             ("input", response.usage.input_tokens),
@@ -226,12 +254,8 @@ where
         }
         metrics::counter!(MODEL_COST, "provider" => provider, "model" => model)
             .increment(u64::try_from(response.cost_micros).unwrap_or(0));
-        Ok(response)
     }
-
-    fn price(&self, model: Option<&str>) -> krake_core::model::Price {
-        self.inner.price(model)
-    }
+    response
 }
 
 /// The `method` label: one of the standard methods, or `other` for anything a client made

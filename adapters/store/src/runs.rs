@@ -5,8 +5,11 @@ use crate::{Backend, Store, corrupt, db_err};
 use async_trait::async_trait;
 use krake_core::inbox::ThreadId;
 use krake_core::ledger::{CallRecord, CostLedger, CostReport, RunUsage};
+use krake_core::outbox::{Destination, KeyedOutbound};
 use krake_core::ports::RepoError;
-use krake_core::run::{NewRun, Run, RunFilter, RunId, RunOutcome, RunRepo, RunStatus, RunStep};
+use krake_core::run::{
+    Delegated, NewRun, Run, RunFilter, RunId, RunOutcome, RunRepo, RunStatus, RunStep,
+};
 use krake_core::time::Timestamp;
 use krake_core::workspace::WorkspaceSlug;
 use sqlx::Row;
@@ -14,7 +17,12 @@ use sqlx::any::AnyRow;
 use std::time::Duration;
 
 const RUN_COLUMNS: &str = "id, workspace, agent, task, trigger_kind, requested_by, status, result, error, \
-     attempts, thread_id, parent_id, feedback, created_at, updated_at";
+     attempts, thread_id, parent_id, feedback, answer_to, stream_message, created_at, updated_at";
+
+/// Moves a run to its end (compare-and-set on its status).
+const FINISH_RUN: &str = "UPDATE agent_runs SET status = $1, result = COALESCE($2, result), error = $3, \
+       thread_id = COALESCE($4, thread_id), lease_owner = NULL, lease_until = NULL, updated_at = $5 \
+     WHERE id = $6 AND status = $7";
 
 fn run_from_row(r: &AnyRow) -> Result<Run, RepoError> {
     let ws: String = r.try_get("workspace").map_err(db_err)?;
@@ -41,6 +49,14 @@ fn run_from_row(r: &AnyRow) -> Result<Run, RepoError> {
             .map_err(db_err)?
             .map(RunId),
         feedback: r.try_get("feedback").map_err(db_err)?,
+        answer_to: match r
+            .try_get::<Option<String>, _>("answer_to")
+            .map_err(db_err)?
+        {
+            Some(d) => Some(Destination::parse(&d).map_err(|_| corrupt("answer destination", &d))?),
+            None => None,
+        },
+        stream_message: r.try_get("stream_message").map_err(db_err)?,
         created_at: Timestamp::from_millis(r.try_get("created_at").map_err(db_err)?),
         updated_at: Timestamp::from_millis(r.try_get("updated_at").map_err(db_err)?),
     })
@@ -78,8 +94,8 @@ impl Store {
 impl RunRepo for Store {
     async fn create_run(&self, new: &NewRun, now: Timestamp) -> Result<Run, RepoError> {
         let sql = format!(
-            "INSERT INTO agent_runs (workspace, agent, task, trigger_kind, requested_by, status, attempts, parent_id, feedback, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8, $8) RETURNING {RUN_COLUMNS}"
+            "INSERT INTO agent_runs (workspace, agent, task, trigger_kind, requested_by, status, attempts, parent_id, feedback, answer_to, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8, $9, $9) RETURNING {RUN_COLUMNS}"
         );
         let row = sqlx::query(&sql)
             .bind(new.workspace.as_str())
@@ -89,6 +105,7 @@ impl RunRepo for Store {
             .bind(&new.requested_by)
             .bind(new.parent.map(|p| p.0))
             .bind(new.feedback.as_deref())
+            .bind(new.answer_to.as_ref().map(Destination::as_str))
             .bind(now.as_millis())
             .fetch_one(&self.pool)
             .await
@@ -113,8 +130,9 @@ impl RunRepo for Store {
         let sql = format!(
             "UPDATE agent_runs SET status = 'running', lease_owner = $1, lease_until = $2, \
                attempts = attempts + 1, updated_at = $3 \
-             WHERE id IN (SELECT id FROM agent_runs WHERE status = 'queued' \
-                 OR (status = 'running' AND lease_until <= $4) ORDER BY id LIMIT {}{skip}) \
+             WHERE id IN (SELECT id FROM agent_runs WHERE trigger_kind <> 'delegation' \
+                 AND (status = 'queued' OR (status = 'running' AND lease_until <= $4)) \
+                 ORDER BY id LIMIT {}{skip}) \
                AND (status = 'queued' OR (status = 'running' AND lease_until <= $5)) \
              RETURNING {RUN_COLUMNS}",
             limit.clamp(1, 1000)
@@ -209,22 +227,64 @@ impl RunRepo for Store {
         outcome: &RunOutcome,
         now: Timestamp,
     ) -> Result<bool, RepoError> {
-        let done = sqlx::query(
-            "UPDATE agent_runs SET status = $1, result = COALESCE($2, result), error = $3, \
-               thread_id = COALESCE($4, thread_id), lease_owner = NULL, lease_until = NULL, updated_at = $5 \
-             WHERE id = $6 AND status = $7",
-        )
-        .bind(outcome.status.as_str())
-        .bind(outcome.result.as_deref())
-        .bind(outcome.error.as_deref())
-        .bind(outcome.thread.map(|t| t.0))
-        .bind(now.as_millis())
-        .bind(id.0)
-        .bind(from.as_str())
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
+        let done = sqlx::query(FINISH_RUN)
+            .bind(outcome.status.as_str())
+            .bind(outcome.result.as_deref())
+            .bind(outcome.error.as_deref())
+            .bind(outcome.thread.map(|t| t.0))
+            .bind(now.as_millis())
+            .bind(id.0)
+            .bind(from.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_stream_message(&self, id: RunId, message_id: &str) -> Result<(), RepoError> {
+        sqlx::query("UPDATE agent_runs SET stream_message = $1 WHERE id = $2")
+            .bind(message_id)
+            .bind(id.0)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn finish_run_answering(
+        &self,
+        id: RunId,
+        from: RunStatus,
+        outcome: &RunOutcome,
+        answer: &KeyedOutbound,
+        now: Timestamp,
+    ) -> Result<bool, RepoError> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(FINISH_RUN)
+            .bind(outcome.status.as_str())
+            .bind(outcome.result.as_deref())
+            .bind(outcome.error.as_deref())
+            .bind(outcome.thread.map(|t| t.0))
+            .bind(now.as_millis())
+            .bind(id.0)
+            .bind(from.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(false);
+        }
+        crate::outbox::insert_once(
+            &mut tx,
+            &answer.message.destination,
+            &answer.message.payload,
+            &answer.key,
+            now,
+        )
+        .await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
     }
 
     async fn run(&self, id: RunId) -> Result<Option<Run>, RepoError> {
@@ -304,6 +364,68 @@ impl RunRepo for Store {
         rows.iter().map(run_from_row).collect()
     }
 
+    async fn start_delegated(
+        &self,
+        new: &NewRun,
+        key: &str,
+        owner: &str,
+        now: Timestamp,
+        lease: Duration,
+    ) -> Result<Delegated, RepoError> {
+        let until = now.plus(lease).as_millis();
+        let sql = format!(
+            "INSERT INTO agent_runs (workspace, agent, task, trigger_kind, requested_by, status, attempts, parent_id, feedback, source_key, lease_owner, lease_until, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, 'running', 1, $6, $7, $8, $9, $10, $11, $11) \
+             ON CONFLICT (source_key) DO NOTHING RETURNING {RUN_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(new.workspace.as_str())
+            .bind(&new.agent)
+            .bind(&new.task)
+            .bind(&new.trigger)
+            .bind(&new.requested_by)
+            .bind(new.parent.map(|p| p.0))
+            .bind(new.feedback.as_deref())
+            .bind(key)
+            .bind(owner)
+            .bind(until)
+            .bind(now.as_millis())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        if let Some(row) = row {
+            return Ok(Delegated::Started(run_from_row(&row)?));
+        }
+        // Started before (a resumed parent): take it over when nobody drives it any more.
+        let sql = format!(
+            "UPDATE agent_runs SET status = 'running', lease_owner = $1, lease_until = $2, \
+               attempts = attempts + 1, updated_at = $3 \
+             WHERE source_key = $4 AND (status = 'queued' OR (status = 'running' AND lease_until <= $5)) \
+             RETURNING {RUN_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(owner)
+            .bind(until)
+            .bind(now.as_millis())
+            .bind(key)
+            .bind(now.as_millis())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        if let Some(row) = row {
+            return Ok(Delegated::Started(run_from_row(&row)?));
+        }
+        let sql = format!("SELECT {RUN_COLUMNS} FROM agent_runs WHERE source_key = $1");
+        let row = sqlx::query(&sql)
+            .bind(key)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)?;
+        let mut run = run_from_row(&row)?;
+        run.steps = self.steps(run.id).await?;
+        Ok(Delegated::Existing(run))
+    }
+
     async fn list_runs(&self, f: &RunFilter) -> Result<Vec<Run>, RepoError> {
         let mut sql = format!("SELECT {RUN_COLUMNS} FROM agent_runs WHERE 1 = 1");
         let mut binds: Vec<Bind> = Vec::new();
@@ -332,6 +454,10 @@ impl RunRepo for Store {
         if let Some(st) = f.status {
             let m = next(Bind::Text(st.as_str().to_owned()), &mut binds);
             sql.push_str(&format!(" AND status = {m}"));
+        }
+        if let Some(p) = f.parent {
+            let m = next(Bind::Int(p.0), &mut binds);
+            sql.push_str(&format!(" AND parent_id = {m}"));
         }
         if let Some(b) = f.before {
             let m = next(Bind::Int(b.0), &mut binds);

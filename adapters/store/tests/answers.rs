@@ -99,6 +99,7 @@ fn approve(key: &str, thread: ThreadId) -> Inbound {
         ),
         conversation: "42".into(),
         reply_to: Some(chat()),
+        answer_to: None,
         content: Content::Text(format!("/approve {}", thread.0)),
     }
 }

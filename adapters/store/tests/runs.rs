@@ -8,7 +8,9 @@ use common::Db;
 
 use krake_core::inbox::ThreadId;
 use krake_core::ledger::{CallRecord, CostLedger, RunUsage};
-use krake_core::run::{NewRun, RunFilter, RunId, RunOutcome, RunRepo, RunStatus, RunStep};
+use krake_core::run::{
+    Delegated, NewRun, RunFilter, RunId, RunOutcome, RunRepo, RunStatus, RunStep,
+};
 use krake_core::time::Timestamp;
 use krake_core::workspace::WorkspaceSlug;
 use krake_store::Store;
@@ -22,7 +24,8 @@ on_both!(
     executing_is_claimed_once_and_found_when_stuck,
     a_cancelled_run_stops_its_worker_and_is_audited,
     runs_are_listed_by_workspace_agent_status_and_page,
-    a_runs_usage_adds_up_its_model_calls
+    a_runs_usage_adds_up_its_model_calls,
+    a_delegated_run_is_started_once_and_taken_over_only_when_abandoned
 );
 
 const T0: i64 = 1_795_503_000_000; // 2026-11-24
@@ -36,6 +39,7 @@ fn new_run(task: &str) -> NewRun {
         requested_by: "ana".into(),
         parent: None,
         feedback: None,
+        answer_to: None,
     }
 }
 
@@ -543,4 +547,104 @@ async fn a_runs_usage_adds_up_its_model_calls(store: &Store) {
         }
     );
     assert_eq!(store.run_usage(99).await.unwrap(), RunUsage::default());
+}
+
+async fn a_delegated_run_is_started_once_and_taken_over_only_when_abandoned(store: &Store) {
+    let t0 = Timestamp::from_millis(T0);
+    let lease = Duration::from_secs(60);
+    let parent = store.create_run(&new_run("launch"), t0).await.unwrap();
+    let child = NewRun {
+        agent: "Milli".into(),
+        trigger: "delegation".into(),
+        requested_by: "Penn".into(),
+        parent: Some(parent.id),
+        ..new_run("which colour sells?")
+    };
+    let key = "delegate:1:milli:00000000000000ab";
+    let Delegated::Started(first) = store
+        .start_delegated(&child, key, "delegate:1", t0, lease)
+        .await
+        .unwrap()
+    else {
+        panic!("a new child starts")
+    };
+    assert_eq!((first.status, first.attempts), (RunStatus::Running, 1));
+    assert_eq!(first.parent, Some(parent.id));
+    // Workers never claim it: its parent drives it (only the parent is claimed here).
+    let claimed = store.claim_runs("w1", t0, lease, 10).await.unwrap();
+    assert_eq!(
+        claimed.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![parent.id]
+    );
+    // While its lease lives, a second start finds it and does not take it.
+    let again = store
+        .start_delegated(
+            &child,
+            key,
+            "delegate:1",
+            t0.plus(Duration::from_secs(10)),
+            lease,
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(&again, Delegated::Existing(r) if r.id == first.id && r.status == RunStatus::Running),
+        "{again:?}"
+    );
+    // Abandoned (the process died): a resumed parent takes it over, as another attempt.
+    let later = t0.plus(Duration::from_secs(61));
+    let Delegated::Started(taken) = store
+        .start_delegated(&child, key, "delegate:1", later, lease)
+        .await
+        .unwrap()
+    else {
+        panic!("an abandoned child is taken over")
+    };
+    assert_eq!((taken.id, taken.attempts), (first.id, 2));
+    assert!(
+        store
+            .claim_runs("w2", later.plus(lease).plus(lease), lease, 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.id != first.id),
+        "not even with its lease run out"
+    );
+    // Ended: found with its result, never run again.
+    store
+        .finish_run(
+            first.id,
+            RunStatus::Running,
+            &RunOutcome {
+                status: RunStatus::Done,
+                result: Some("navy".into()),
+                error: None,
+                thread: None,
+            },
+            later,
+        )
+        .await
+        .unwrap();
+    let done = store
+        .start_delegated(
+            &child,
+            key,
+            "delegate:1",
+            later.plus(lease).plus(lease),
+            lease,
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(&done, Delegated::Existing(r) if r.status == RunStatus::Done && r.result.as_deref() == Some("navy")),
+        "{done:?}"
+    );
+    let kids = store
+        .list_runs(&RunFilter {
+            parent: Some(parent.id),
+            ..RunFilter::recent(10)
+        })
+        .await
+        .unwrap();
+    assert_eq!(kids.len(), 1, "one child, however often it was started");
 }

@@ -592,6 +592,7 @@ async fn redelivered_messages_create_nothing_twice(db: &Db) {
         actor: member(),
         conversation: "c1".into(),
         reply_to: None,
+        answer_to: None,
         content: Content::Text(text.into()),
     };
     for _ in 0..2 {

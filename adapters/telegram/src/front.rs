@@ -322,6 +322,7 @@ impl TelegramFront {
                 actor,
                 conversation: m.place.to_string(),
                 reply_to: Some(m.place.destination()),
+                answer_to: Some(m.place.destination()),
                 content,
             })
             .await;
@@ -384,6 +385,7 @@ impl TelegramFront {
                 actor,
                 conversation: place.to_string(),
                 reply_to: None,
+                answer_to: None,
                 content: Content::Button(payload),
             })
             .await;

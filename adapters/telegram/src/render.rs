@@ -48,11 +48,20 @@ pub fn reply(r: &Reply) -> Rendered {
     }
 }
 
-/// Renders what the outbox asks for (a reply, a thread to post, a thread to edit).
+/// Renders what the outbox asks for (a reply, a thread to post, a thread to edit, an answer
+/// so far or final). A typing indicator has no text.
 pub fn delivery(d: &Delivery) -> Rendered {
     match d {
-        Delivery::Send { reply: r } => reply(r),
+        Delivery::Send { reply: r } | Delivery::Replace { reply: r, .. } => reply(r),
         Delivery::Post { thread } | Delivery::Edit { thread, .. } => reply(&render_thread(thread)),
+        Delivery::Stream { text, .. } => Rendered {
+            parts: vec![one_message(text)],
+            keyboard: None,
+        },
+        Delivery::Typing => Rendered {
+            parts: Vec::new(),
+            keyboard: None,
+        },
     }
 }
 

@@ -7,6 +7,11 @@
 //! A 429 from Telegram returns `RateLimited(retry_after)` and the limiter learns it: that chat
 //! is not tried again before then.
 //!
+//! Streamed answers ([`Delivery::Stream`]) open one message and edit it in place
+//! (`editMessageText`), paced like any message to the chat (so at most one per second), with
+//! `sendChatAction typing` before the first words; the final text replaces it through the
+//! outbox ([`Delivery::Replace`]).
+//!
 //! A message redelivered after a crash is not shown twice: each part sent is recorded (by
 //! outbox id and part number) right after Telegram confirms it, and parts already recorded are
 //! skipped. Edits are idempotent ("message is not modified" counts as done).
@@ -24,9 +29,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use teloxide::RequestError;
-use teloxide::payloads::{EditMessageTextSetters, SendMessageSetters};
+use teloxide::payloads::{EditMessageTextSetters, SendChatActionSetters, SendMessageSetters};
 use teloxide::prelude::Requester;
-use teloxide::types::{ChatId, MessageId, ThreadId};
+use teloxide::types::{ChatAction, ChatId, MessageId, ThreadId};
 use teloxide::{ApiError, Bot};
 
 /// Telegram's rate limits as the sender applies them.
@@ -253,9 +258,25 @@ impl TelegramSender {
     ) -> Result<Sent, SendError> {
         let place = Place::parse(destination).map_err(|e| SendError::Permanent(e.to_string()))?;
         match delivery {
-            Delivery::Edit { message_id, .. } => self.edit(place, message_id, delivery).await,
-            Delivery::Send { .. } | Delivery::Post { .. } => {
+            Delivery::Edit { message_id, .. } | Delivery::Replace { message_id, .. } => {
+                self.edit(place, message_id, delivery).await
+            }
+            Delivery::Stream {
+                message_id: Some(id),
+                ..
+            } => self.edit(place, id, delivery).await,
+            Delivery::Send { .. } | Delivery::Post { .. } | Delivery::Stream { .. } => {
                 self.send_parts(job, place, delivery).await
+            }
+            Delivery::Typing => {
+                let mut req = self
+                    .bot
+                    .send_chat_action(ChatId(place.chat), ChatAction::Typing);
+                if let Some(t) = place.topic {
+                    req = req.message_thread_id(ThreadId(MessageId(t)));
+                }
+                req.await.map_err(|e| self.failed(place, e))?;
+                Ok(Sent { message_id: None })
             }
         }
     }

@@ -106,6 +106,32 @@
     });
   }
 
+  // An agent's answer as it is produced: a typing line, then one bubble per answer that grows
+  // with each frame (`append`) and is replaced by the final text.
+  var answers = {};
+  var typing = null;
+  function showTyping(on) {
+    if (on && !typing) typing = line("krake-typing", "… working on it");
+    if (!on && typing) { typing.remove(); typing = null; }
+  }
+  function showAnswer(m) {
+    showTyping(false);
+    var row = answers[m.id];
+    if (!row) {
+      row = line("krake-reply krake-answer krake-info", "");
+      row.setAttribute("data-answer", m.id);
+      answers[m.id] = row;
+    }
+    var pre = row.firstChild;
+    if (typeof m.append === "string") pre.textContent += m.append;
+    else pre.textContent = m.text;
+    if (m.final) {
+      row.className = "krake-reply krake-answer krake-" + (m.tone || "info");
+      row.setAttribute("data-final", "true");
+    }
+    scroll();
+  }
+
   var threads = {};
   function showThread(t) {
     var text = "#" + t.id + " [" + t.workspace + " · " + t.kind + " · " + t.status + "] " + t.title;
@@ -154,6 +180,10 @@
       showReply(m);
     } else if (m.type === "thread") {
       showThread(m.thread);
+    } else if (m.type === "typing") {
+      showTyping(true);
+    } else if (m.type === "answer") {
+      showAnswer(m);
     } else if (m.type === "error") {
       line("krake-error", m.message);
       if (m.code === "unauthenticated" || m.code === "forbidden") { state.stop = true; status.textContent = m.message; }

@@ -336,6 +336,15 @@ impl Hub {
         closed.len()
     }
 
+    /// The live session `id`, if there is one.
+    pub fn session(&self, id: &str) -> Option<Arc<Session>> {
+        self.lock()
+            .sessions
+            .get(id)
+            .filter(|s| !s.expired())
+            .cloned()
+    }
+
     /// Forgets a session (closed after its rights ended).
     pub fn remove(&self, id: &str) {
         self.lock().sessions.remove(id);
@@ -378,16 +387,54 @@ impl Hub {
 }
 
 /// The web front's outbox sender: a thread posted or edited for destination `web:<workspace>`
-/// is pushed to the live sessions of this process. The "message id" of a web copy is the
-/// thread id; replies are never queued for the web (a session gets its replies directly).
+/// is pushed to the live sessions of this process (the "message id" of a web copy is the
+/// thread id). An agent's answer for `web:session:<id>` goes to that session: `typing`, then
+/// `answer` frames as it is produced (the first with the text so far, then only what was
+/// added, so a long answer costs no more than its length), and the final text (`final: true`).
+/// A session that is gone gets nothing (the answer is in the inbox too). Chat replies are
+/// never queued for the web: a session gets its replies directly.
 pub struct WebSender {
     hub: std::sync::Arc<Hub>,
+    /// What each streamed answer shows so far, by its id (bounded; ended answers leave).
+    shown: Mutex<HashMap<String, String>>,
 }
+
+/// Streamed answers remembered at most (older ones are forgotten and resent whole).
+const MAX_STREAMS: usize = 1024;
 
 impl WebSender {
     /// A sender pushing to `hub`.
     pub fn new(hub: std::sync::Arc<Hub>) -> Self {
-        Self { hub }
+        Self {
+            hub,
+            shown: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The `answer` frame bringing message `id` from what it showed to `text`.
+    fn frame(
+        &self,
+        id: &str,
+        text: &str,
+        fin: bool,
+        tone: Option<krake_core::reply::Tone>,
+    ) -> serde_json::Value {
+        let mut shown = self.shown.lock().unwrap_or_else(|p| p.into_inner());
+        let before = if fin {
+            shown.remove(id)
+        } else {
+            shown.get(id).cloned()
+        };
+        if !fin {
+            if shown.len() >= MAX_STREAMS && !shown.contains_key(id) {
+                shown.clear();
+            }
+            shown.insert(id.to_owned(), text.to_owned());
+        }
+        match before.as_deref().and_then(|b| text.strip_prefix(b)) {
+            Some(added) if !fin => serde_json::json!({"id": id, "append": added}),
+            _ => serde_json::json!({"id": id, "text": text, "final": fin, "tone": tone}),
+        }
     }
 }
 
@@ -396,18 +443,79 @@ pub fn destination(workspace: &WorkspaceSlug) -> Option<krake_core::outbox::Dest
     krake_core::outbox::Destination::parse(&format!("web:{workspace}")).ok()
 }
 
+/// The session of a `web:session:<id>` destination.
+fn session_of(d: &krake_core::outbox::Destination) -> Option<&str> {
+    d.as_str().strip_prefix("web:session:")
+}
+
+/// A new streamed answer's id in this process.
+fn answer_id() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    format!(
+        "a{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
 #[async_trait::async_trait]
 impl krake_core::delivery::Sender for WebSender {
     fn front(&self) -> &str {
         "web"
     }
 
+    /// A web socket takes every change: frames go out as tokens arrive.
+    fn stream_interval(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+
     async fn send(
         &self,
-        _destination: &krake_core::outbox::Destination,
+        destination: &krake_core::outbox::Destination,
         delivery: &krake_core::delivery::Delivery,
     ) -> Result<krake_core::delivery::Sent, krake_core::delivery::SendError> {
         use krake_core::delivery::{Delivery, Sent};
+        if let Some(sid) = session_of(destination) {
+            let session = self.hub.session(sid);
+            let push = |fields: serde_json::Value, kind: &str| {
+                if let Some(s) = &session {
+                    s.push_json(kind, fields);
+                }
+            };
+            return Ok(match delivery {
+                Delivery::Typing => {
+                    push(serde_json::json!({}), "typing");
+                    Sent { message_id: None }
+                }
+                Delivery::Stream { message_id, text } => {
+                    let id = message_id.clone().unwrap_or_else(answer_id);
+                    push(self.frame(&id, text, false, None), "answer");
+                    Sent {
+                        message_id: Some(id),
+                    }
+                }
+                Delivery::Replace { message_id, reply } => {
+                    push(
+                        self.frame(message_id, &reply.text, true, Some(reply.tone)),
+                        "answer",
+                    );
+                    Sent {
+                        message_id: Some(message_id.clone()),
+                    }
+                }
+                Delivery::Send { reply } => {
+                    let id = answer_id();
+                    push(
+                        self.frame(&id, &reply.text, true, Some(reply.tone)),
+                        "answer",
+                    );
+                    Sent {
+                        message_id: Some(id),
+                    }
+                }
+                Delivery::Post { .. } | Delivery::Edit { .. } => Sent { message_id: None },
+            });
+        }
         Ok(match delivery {
             Delivery::Post { thread } => {
                 self.hub.publish(thread);
@@ -421,7 +529,7 @@ impl krake_core::delivery::Sender for WebSender {
                     message_id: Some(message_id.clone()),
                 }
             }
-            Delivery::Send { .. } => Sent { message_id: None },
+            _ => Sent { message_id: None },
         })
     }
 }

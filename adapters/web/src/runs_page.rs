@@ -296,7 +296,12 @@ async fn render_run(
         let _ = write!(b, r#"<p>Thread: <a href="/threads/{0}">#{0}</a></p>"#, th.0);
     }
     if let Some(p) = r.parent {
-        let _ = write!(b, r#"<p>Follows <a href="/runs/{0}">run {0}</a>.</p>"#, p.0);
+        let how = if r.trigger == krake_core::run::DELEGATION {
+            "Delegated by"
+        } else {
+            "Follows"
+        };
+        let _ = write!(b, r#"<p>{how} <a href="/runs/{0}">run {0}</a>.</p>"#, p.0);
     }
     if let Some(res) = &r.result {
         let _ = write!(b, r#"<h2>Result</h2><pre class="body">{}</pre>"#, esc(res));

@@ -540,6 +540,11 @@ async fn accept(
             actor: session.actor(),
             conversation: format!("web:{}", session.id),
             reply_to: None,
+            answer_to: krake_core::outbox::Destination::parse(&format!(
+                "web:session:{}",
+                session.id
+            ))
+            .ok(),
             content,
         })
         .await

@@ -1282,6 +1282,7 @@ async fn runs_are_listed_shown_and_cancelled() {
                     requested_by: "ana".into(),
                     parent: None,
                     feedback: None,
+                    answer_to: None,
                 },
                 now,
             )
@@ -1385,6 +1386,7 @@ async fn the_runs_pages_list_show_and_cancel() {
                 requested_by: "ana".into(),
                 parent: None,
                 feedback: None,
+                answer_to: None,
             },
             now,
         )

@@ -113,7 +113,11 @@ pub fn render_run(v: &RunView) -> Reply {
         let _ = writeln!(t, "Thread: #{} (/show {})", th.0, th.0);
     }
     if let Some(p) = r.parent {
-        let _ = writeln!(t, "Follows {p}.");
+        if r.trigger == crate::run::DELEGATION {
+            let _ = writeln!(t, "Delegated by {p} (/run {}).", p.0);
+        } else {
+            let _ = writeln!(t, "Follows {p}.");
+        }
     }
     let u = v.usage;
     let _ = writeln!(

@@ -196,6 +196,8 @@ pub(crate) mod tests {
             thread: None,
             parent: None,
             feedback: None,
+            answer_to: None,
+            stream_message: None,
             created_at: Timestamp::from_millis(1_000),
             updated_at: Timestamp::from_millis(7_000),
         }

@@ -6,8 +6,10 @@ use super::{Run, RunOutcome, RunStatus, Runner};
 use crate::actor::{Actor, Role};
 use crate::agent::Agent;
 use crate::inbox::{Approvers, NewThread, Origin, ProposedAction, ThreadId, ThreadKind};
+use crate::outbox::{KeyedOutbound, NewOutbound, OutboxPayload};
 use crate::policy::{AgentPolicy, Verdict, action_kind};
 use crate::ports::{RepoError, WriteCtx};
+use crate::reply::Reply;
 use crate::text::one_line;
 use std::fmt::Write as _;
 
@@ -18,7 +20,16 @@ impl Runner {
         agent: &Agent,
         policy: &AgentPolicy,
         f: Final,
+        delegations: &[String],
     ) -> Result<RunStatus, RepoError> {
+        // What sub-runs did, shown in this run's thread.
+        let mut asked = String::new();
+        if !delegations.is_empty() {
+            asked.push_str("\nAsked other agents:");
+            for d in delegations {
+                let _ = write!(asked, "\n  {d}");
+            }
+        }
         let (text, confidence, action) = match f {
             Final::Escalate { reason } => {
                 if !self
@@ -32,7 +43,7 @@ impl Runner {
                         run,
                         ThreadKind::Escalation,
                         format!("{} needs help: {}", agent.name, one_line(&run.task, 60)),
-                        format!("{} could not finish the task and asks for a person.\nTask: {}\nReason: {reason}", agent.name, run.task),
+                        format!("{} could not finish the task and asks for a person.\nTask: {}\nReason: {reason}{asked}", agent.name, run.task),
                         None,
                     )
                     .await?;
@@ -54,6 +65,32 @@ impl Runner {
             } => (text, Some(confidence), action),
             Final::Plain { text } => (text, None, None),
         };
+        if run.trigger == super::DELEGATION && action.is_none() {
+            // A sub-run's answer goes back to the agent that asked, which decides what to do
+            // with it: no thread of its own.
+            let said = confidence.map_or_else(|| "unknown".to_owned(), |c| format!("{c:.2}"));
+            let parent = run.parent.map(|p| p.to_string()).unwrap_or_default();
+            if !self
+                .step(
+                    run,
+                    "verdict",
+                    format!("answer returned to {parent} at confidence {said}"),
+                )
+                .await?
+            {
+                return Ok(RunStatus::Cancelled);
+            }
+            return self
+                .end(
+                    run,
+                    RunStatus::Running,
+                    RunStatus::Done,
+                    Some(text),
+                    None,
+                    None,
+                )
+                .await;
+        }
         // A plain-text answer has no confidence: a person approves it, it is never acted on.
         let verdict = match confidence {
             Some(c) => policy.decide(c, action.as_ref()),
@@ -129,7 +166,7 @@ impl Runner {
                         }
                     }
                 }
-                let mut body = format!("{}\n\nTask: {}\nConfidence: {said}", text, run.task);
+                let mut body = format!("{}\n\nTask: {}\nConfidence: {said}{asked}", text, run.task);
                 if !done.is_empty() {
                     let _ = write!(body, "\nDone: {done}");
                 }
@@ -157,7 +194,7 @@ impl Runner {
                         ThreadKind::Approval,
                         format!("{} proposes: {}", agent.name, one_line(&text, 70)),
                         format!(
-                            "{text}\n\nTask: {}\nConfidence: {said}\nApprove to carry it out; reject with a reason and {} revises it.",
+                            "{text}\n\nTask: {}\nConfidence: {said}{asked}\nApprove to carry it out; reject with a reason and {} revises it.",
                             run.task, agent.name
                         ),
                         action,
@@ -180,7 +217,7 @@ impl Runner {
                         ThreadKind::Escalation,
                         format!("{} is unsure: {}", agent.name, one_line(&run.task, 60)),
                         format!(
-                            "{} answered with confidence {said}, below its escalation threshold {:.2}, so a person should decide.\nTask: {}\nIts answer: {text}{}",
+                            "{} answered with confidence {said}, below its escalation threshold {:.2}, so a person should decide.\nTask: {}\nIts answer: {text}{}{asked}",
                             agent.name,
                             policy.escalate_threshold,
                             run.task,
@@ -243,17 +280,43 @@ impl Runner {
         error: Option<String>,
         thread: Option<ThreadId>,
     ) -> Result<RunStatus, RepoError> {
+        let answer = self.final_answer(run, status, result.as_deref(), error.as_deref(), thread);
         let outcome = RunOutcome {
             status,
             result,
             error,
             thread,
         };
-        if !self
-            .runs
-            .finish_run(run.id, from, &outcome, self.clock.now())
-            .await?
-        {
+        let finished = match (answer, &run.answer_to) {
+            (Some(reply), Some(to)) => {
+                // The stream stops; the final text replaces the streamed message, or is a
+                // message of its own, queued with the run's end in one transaction.
+                let streamed = self
+                    .close_stream(run.id)
+                    .await
+                    .or_else(|| run.stream_message.clone());
+                let payload = match streamed {
+                    Some(message_id) => OutboxPayload::Replace { message_id, reply },
+                    None => OutboxPayload::Send { reply },
+                };
+                let answer = KeyedOutbound {
+                    message: NewOutbound {
+                        destination: to.clone(),
+                        payload,
+                    },
+                    key: format!("run:{}:answer", run.id.0),
+                };
+                self.runs
+                    .finish_run_answering(run.id, from, &outcome, &answer, self.clock.now())
+                    .await?
+            }
+            _ => {
+                self.runs
+                    .finish_run(run.id, from, &outcome, self.clock.now())
+                    .await?
+            }
+        };
+        if !finished {
             tracing::warn!(
                 run = run.id.0,
                 "run changed under this worker; its end was not recorded twice"
@@ -261,6 +324,41 @@ impl Runner {
         }
         tracing::info!(run = run.id.0, status = %status, thread = thread.map(|t| t.0), "run ended");
         Ok(status)
+    }
+
+    /// What the person who asked sees when the run ends: the answer itself, or what became of
+    /// the task. The same text whether it was streamed or not.
+    fn final_answer(
+        &self,
+        run: &Run,
+        status: RunStatus,
+        result: Option<&str>,
+        error: Option<&str>,
+        thread: Option<ThreadId>,
+    ) -> Option<Reply> {
+        if run.trigger == super::DELEGATION {
+            return None;
+        }
+        let at = thread
+            .map(|t| format!(" (#{}, /show {})", t.0, t.0))
+            .unwrap_or_default();
+        let agent = &run.agent;
+        Some(match status {
+            RunStatus::Done => Reply::info(result.unwrap_or("Done.").to_owned()),
+            RunStatus::AwaitingApproval => Reply::info(format!(
+                "{}\n\n{agent} asks for approval before doing this{at}.",
+                result.unwrap_or_default()
+            )),
+            RunStatus::Escalated => Reply::warning(format!(
+                "{agent} handed this to a person{at}: {}",
+                result.or(error).unwrap_or("no reason given")
+            )),
+            RunStatus::Failed | RunStatus::Refused => Reply::warning(format!(
+                "{agent} could not finish this{at}: {}",
+                error.unwrap_or("no reason given")
+            )),
+            _ => return None,
+        })
     }
 
     /// Marks a run failed and opens an escalation for the workspace owner with what was tried.

@@ -10,6 +10,7 @@ use crate::inbox::Thread;
 use crate::knowledge::KnowledgeQuery;
 use crate::ledger::month_of;
 use crate::model::Usage;
+use crate::outbox::Destination;
 use crate::ports::RepoError;
 use crate::reply::Reply;
 use crate::workspace::WorkspaceSlug;
@@ -20,13 +21,14 @@ use std::fmt::Write as _;
 #[async_trait]
 pub trait AgentDesk: Send + Sync {
     /// Gives `agent` a task in `workspace` for `actor` (authorised already); the reply says
-    /// what happens next.
+    /// what happens next. The answer streams to `answer_to`, where the task was asked.
     async fn ask(
         &self,
         actor: &Actor,
         agent: &Agent,
         workspace: &WorkspaceSlug,
         text: &str,
+        answer_to: Option<Destination>,
     ) -> Result<Reply, RepoError>;
     /// A thread was decided (approved or rejected); an agent's proposal may follow.
     async fn decided(&self, thread: &Thread, actor: &Actor) -> Result<Option<String>, RepoError>;
@@ -120,6 +122,7 @@ impl AgentDesk for Runner {
         agent: &Agent,
         workspace: &WorkspaceSlug,
         text: &str,
+        answer_to: Option<Destination>,
     ) -> Result<Reply, RepoError> {
         if !self.has_model() {
             return Ok(self.offline_answer(workspace, agent, text).await);
@@ -133,12 +136,20 @@ impl AgentDesk for Runner {
                 requested_by: actor.user.to_string(),
                 parent: None,
                 feedback: None,
+                answer_to: answer_to.clone(),
             })
             .await?;
-        Ok(Reply::success(format!(
-            "{} is on it ({} in {workspace}). The result comes to the To Do inbox.",
-            agent.name, run.id
-        )))
+        Ok(Reply::success(if answer_to.is_some() {
+            format!(
+                "{} is on it ({} in {workspace}). The answer follows here, and in the To Do inbox.",
+                agent.name, run.id
+            )
+        } else {
+            format!(
+                "{} is on it ({} in {workspace}). The result comes to the To Do inbox.",
+                agent.name, run.id
+            )
+        }))
     }
 
     async fn decided(&self, thread: &Thread, actor: &Actor) -> Result<Option<String>, RepoError> {

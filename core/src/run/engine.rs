@@ -1,9 +1,11 @@
 //! The engine proper: one claimed run through the model with its tools (allowed by policy,
 //! arguments checked) until it reaches a result, an escalation or a failure.
 
+use super::delegate::Delegation;
+use super::prompt::Window;
 use super::tools::{
-    ApprovalArgs, EscalateArgs, Final, FolderArgs, KpiArgs, ReplyArgs, SearchArgs, check_action,
-    check_confidence, non_empty, parse_plain_result, render_passages, tool_specs,
+    ApprovalArgs, DelegateArgs, EscalateArgs, Final, FolderArgs, KpiArgs, ReplyArgs, SearchArgs,
+    check_action, check_confidence, non_empty, parse_plain_result, render_passages, tool_specs,
 };
 use super::{Run, RunStatus, RunStep, Runner};
 use crate::actor::Actor;
@@ -18,14 +20,47 @@ enum ToolOutcome {
     Answer(String),
     Error(String),
     Final(Final),
+    /// A sub-run's end: the answer for the model and a line for the run's thread.
+    Delegated {
+        answer: String,
+        note: String,
+    },
     /// The run was cancelled meanwhile: stop, act on nothing.
     Cancelled,
 }
 
 impl Runner {
-    /// Takes one claimed run to its end (or to an approval thread).
+    /// Takes one claimed run to its end (or to an approval thread), streaming its answer to
+    /// where it was asked.
     #[tracing::instrument(skip_all, fields(run = run.id.0, agent = %run.agent))]
     pub async fn execute(&self, run: Run) -> Result<RunStatus, RepoError> {
+        let id = run.id;
+        let answer_to = run.answer_to.clone();
+        self.open_stream(&run);
+        let status = self.execute_run(run).await;
+        // Ended without an answer (cancelled, or a storage error): stop the typing, and say
+        // so in a message the stream opened, so it does not stay half-written.
+        if let Some(message) = self.close_stream(id).await
+            && let (Ok(RunStatus::Cancelled), Some(to), Some(outbox)) =
+                (&status, answer_to, &self.outbox)
+        {
+            let reply =
+                crate::reply::Reply::warning(format!("{id} was cancelled; there is no answer."));
+            let m = crate::outbox::NewOutbound {
+                destination: to,
+                payload: crate::outbox::OutboxPayload::Replace {
+                    message_id: message,
+                    reply,
+                },
+            };
+            outbox
+                .enqueue_once(&m, &format!("run:{}:answer", id.0), self.clock.now())
+                .await?;
+        }
+        status
+    }
+
+    async fn execute_run(&self, run: Run) -> Result<RunStatus, RepoError> {
         if run.attempts > self.limits.max_attempts {
             let why = format!(
                 "the run was interrupted {} times (Krake stopped while it ran) and was not tried again",
@@ -62,9 +97,24 @@ impl Runner {
         };
         let policy = self.policy(agent.name.as_str());
         let passages = self.retrieve(&run, &run.task).await?;
-        let tools = self.tools_for(&policy);
-        let memory = self.memory(&run, model.as_ref(), &policy).await?;
-        let mut messages = self.prompt(&run, &agent, &passages, &memory);
+        let mut tools = self.tools_for(&policy);
+        if !self.may_delegate(&run).await? {
+            tools.retain(|t| t.name != "delegate");
+        }
+        let window = model
+            .context_window(policy.model.as_deref())
+            .await
+            .map(|w| Window::new(w, self.limits.max_output_tokens));
+        let max_output = window.map_or(self.limits.max_output_tokens, |w| w.answer);
+        let model_name = policy.model.clone().unwrap_or_else(|| "the model".into());
+        let memory = self.memory(&run, model.as_ref(), &policy, window).await?;
+        let (mut messages, tools) = match self
+            .fit(&run, &agent, passages, &memory, tools, window, &model_name)
+            .await?
+        {
+            Ok(fitted) => fitted,
+            Err(why) => return self.fail(&run, &why).await,
+        };
         let price = model.price(policy.model.as_deref());
         // Estimate before the first call: the prompt plus a full answer.
         let estimate = price.cost_micros(Usage {
@@ -74,27 +124,39 @@ impl Runner {
                 ..ChatRequest::default()
             }
             .estimated_input_tokens(),
-            output_tokens: u64::from(self.limits.max_output_tokens),
+            output_tokens: u64::from(max_output),
         });
         let mut held = match self.reserve(&run.workspace, &run.agent, estimate).await? {
             Ok(h) => Some(h),
             Err(why) => return self.refuse(&run, &why).await,
         };
         let mut corrections = 0u32;
+        // What sub-runs answered, shown in the thread this run opens.
+        let mut delegations = Vec::new();
         for _ in 0..self.limits.max_turns {
             let request = ChatRequest {
                 model: policy.model.clone(),
                 messages: messages.clone(),
                 tools: tools.clone(),
                 temperature: Some(policy.temperature),
-                max_tokens: Some(self.limits.max_output_tokens),
+                max_tokens: Some(max_output),
             };
+            if let Some(w) = window
+                && !w.fits(request.estimated_input_tokens())
+            {
+                let why = format!(
+                    "the conversation grew to about {} tokens, past what {model_name}'s {}-token context window leaves for it; stopped before calling the model",
+                    request.estimated_input_tokens(),
+                    w.tokens
+                );
+                return self.fail(&run, &why).await;
+            }
             let hold = match held.take() {
                 Some(h) => h,
                 None => {
                     let est = price.cost_micros(Usage {
                         input_tokens: request.estimated_input_tokens(),
-                        output_tokens: u64::from(self.limits.max_output_tokens),
+                        output_tokens: u64::from(max_output),
                     });
                     match self.reserve(&run.workspace, &run.agent, est).await? {
                         Ok(h) => h,
@@ -102,7 +164,17 @@ impl Runner {
                     }
                 }
             };
-            let response = match model.chat(&request).await {
+            let streamed = if model.streams(policy.model.as_deref()) && self.streaming(run.id) {
+                let on = |p: crate::model::Partial<'_>| {
+                    if let Some(text) = super::stream::visible(p) {
+                        self.stream_update(run.id, text);
+                    }
+                };
+                model.chat_streaming(&request, &on).await
+            } else {
+                model.chat(&request).await
+            };
+            let response = match streamed {
                 Ok(r) => r,
                 Err(e) => {
                     self.release(hold).await;
@@ -144,6 +216,14 @@ impl Runner {
                 // Cancelled while the model answered: the call is charged, nothing follows.
                 return Ok(RunStatus::Cancelled);
             }
+            // Small models pad names with spaces and newlines: `" reply\n"` is `reply`.
+            let mut response = response;
+            for c in &mut response.tool_calls {
+                let name = c.name.trim();
+                if name.len() != c.name.len() {
+                    c.name = name.to_owned();
+                }
+            }
             messages.push(ChatMessage::assistant(
                 response.content.clone().unwrap_or_default(),
                 response.tool_calls.clone(),
@@ -172,6 +252,10 @@ impl Runner {
             for call in &response.tool_calls {
                 match self.call_tool(&run, &policy, call).await? {
                     ToolOutcome::Answer(a) => messages.push(ChatMessage::tool(&call.id, a)),
+                    ToolOutcome::Delegated { answer, note } => {
+                        delegations.push(note);
+                        messages.push(ChatMessage::tool(&call.id, answer));
+                    }
                     ToolOutcome::Error(e) => {
                         errors.push(format!("{}: {e}", call.name));
                         messages.push(ChatMessage::tool(&call.id, format!("error: {e}")));
@@ -186,7 +270,7 @@ impl Runner {
                 }
             }
             if let Some(f) = final_result {
-                return self.conclude(&run, &agent, &policy, f).await;
+                return self.conclude(&run, &agent, &policy, f, &delegations).await;
             }
             if !errors.is_empty() {
                 corrections += 1;
@@ -303,12 +387,21 @@ impl Runner {
                 (Err(e), _) => ToolOutcome::Error(format!("invalid arguments: {e}")),
                 (_, None) => ToolOutcome::Error("folders are not available here".into()),
             },
+            "delegate" => match serde_json::from_str::<DelegateArgs>(args) {
+                Ok(a) => match self.delegate(run, a).await? {
+                    Delegation::Answer { answer, note } => ToolOutcome::Delegated { answer, note },
+                    Delegation::Error(e) => ToolOutcome::Error(e),
+                    Delegation::Cancelled => return Ok(ToolOutcome::Cancelled),
+                },
+                Err(e) => ToolOutcome::Error(format!("invalid arguments: {e}")),
+            },
             other => ToolOutcome::Error(format!("the tool `{other}` is not available yet")),
         };
         let detail = match &outcome {
             ToolOutcome::Answer(_) => format!("{} answered", call.name),
             ToolOutcome::Error(e) => format!("{} failed: {e}", call.name),
             ToolOutcome::Final(_) => format!("{} recorded", call.name),
+            ToolOutcome::Delegated { note, .. } => format!("{} answered: {note}", call.name),
             ToolOutcome::Cancelled => format!("{} stopped", call.name),
         };
         if !self.step(run, "tool", detail).await? {

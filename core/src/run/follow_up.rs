@@ -50,6 +50,7 @@ impl Runner {
                 requested_by: actor.user.to_string(),
                 parent: Some(run.id),
                 feedback: Some(memory.trim_end().to_owned()),
+                answer_to: None,
             })
             .await?;
         Ok(Some(format!(
@@ -266,6 +267,7 @@ impl Runner {
                         requested_by: by.to_owned(),
                         parent: Some(run.id),
                         feedback: Some(feedback),
+                        answer_to: None,
                     })
                     .await?;
                 Ok(Some(format!("{} revises it ({}).", run.agent, revision.id)))

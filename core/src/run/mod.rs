@@ -16,12 +16,13 @@
 //!
 //! Layout: `repo` (the record and [`RunRepo`]), `executor` ([`ActionExecutor`]), `engine` (the
 //! model loop and tool calls), `prompt` (knowledge, memory, prompt), `conclude` (verdicts and
-//! the threads a run opens), `budget`, `follow_up` (decisions and replies), `recovery` (the pass
+//! the threads a run opens), `delegate` (sub-runs for other agents), `budget`, `follow_up` (decisions and replies), `recovery` (the pass
 //! after a crash), `desk` ([`AgentDesk`], what the service asks of the agents) and `tools`
 //! (schemas and argument checks).
 
 mod budget;
 mod conclude;
+mod delegate;
 mod desk;
 mod engine;
 mod executor;
@@ -30,13 +31,16 @@ mod prompt;
 mod recovery;
 mod repo;
 pub mod settings;
+pub mod stream;
 mod tools;
 mod watch;
 
 pub use desk::AgentDesk;
 pub use executor::{ActionExecutor, RecordingExecutor};
 pub use recovery::Recovered;
-pub use repo::{NewRun, Run, RunFilter, RunId, RunOutcome, RunRepo, RunStatus, RunStep};
+pub use repo::{
+    DELEGATION, Delegated, NewRun, Run, RunFilter, RunId, RunOutcome, RunRepo, RunStatus, RunStep,
+};
 pub use tools::tool_specs;
 pub use watch::{AgentStatus, Cancel, RunQuery, RunView};
 
@@ -75,6 +79,9 @@ pub struct RunLimits {
     pub knowledge_tokens: usize,
     /// The token budget of the whole prompt; older memory is summarised to stay under it.
     pub prompt_tokens: u64,
+    /// How many levels deep agents may delegate (`delegate` tool): 2 lets Penn ask Milli and
+    /// Milli ask Vizzy; 0 turns delegation off.
+    pub max_delegation_depth: u32,
     /// How long an approval a run opens waits for a decision before it expires (its thread
     /// takes the default timeout route, an escalation, and the run becomes `expired`).
     pub approval_expiry: Duration,
@@ -91,6 +98,7 @@ impl Default for RunLimits {
             knowledge_passages: 6,
             knowledge_tokens: 1500,
             prompt_tokens: 6000,
+            max_delegation_depth: 2,
             approval_expiry: Duration::from_secs(72 * 3600),
         }
     }
@@ -117,6 +125,12 @@ pub struct Runner {
     /// Budget held by model calls in flight in this process, by `ws:SLUG` / `agent:NAME`, so
     /// concurrent runs cannot all pass the same check and cross a budget together.
     reserved: Arc<tokio::sync::Mutex<BTreeMap<String, i64>>>,
+    /// Where answers stream live, by front (`telegram`, `discord`, `web`).
+    stream_senders: crate::delivery::LiveSenders,
+    /// The outbox, for the last word of a streamed answer whose run was cancelled.
+    outbox: Option<Arc<dyn crate::ports::OutboxRepo>>,
+    /// The answers streaming now in this process, by run.
+    streams: Arc<std::sync::Mutex<BTreeMap<RunId, stream::AnswerStream>>>,
 }
 
 impl Runner {
@@ -149,7 +163,24 @@ impl Runner {
             limits: RunLimits::default(),
             wake: Arc::new(tokio::sync::Notify::new()),
             reserved: Arc::new(tokio::sync::Mutex::new(BTreeMap::new())),
+            stream_senders: crate::delivery::LiveSenders::new(),
+            outbox: None,
+            streams: Arc::new(std::sync::Mutex::new(BTreeMap::new())),
         }
+    }
+
+    /// Streams answers live through the fronts' senders (added as each front starts) to
+    /// where each task was asked; `outbox` takes the last word of a stream whose run was
+    /// cancelled. Without this, answers still reach where they were asked, whole, through
+    /// the outbox.
+    pub fn with_streaming(
+        mut self,
+        senders: crate::delivery::LiveSenders,
+        outbox: Arc<dyn crate::ports::OutboxRepo>,
+    ) -> Self {
+        self.stream_senders = senders;
+        self.outbox = Some(outbox);
+        self
     }
 
     /// Posts new threads to `routes`.

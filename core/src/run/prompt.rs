@@ -4,7 +4,7 @@
 use super::{Run, Runner};
 use crate::agent::Agent;
 use crate::knowledge::{KnowledgeQuery, Passage};
-use crate::model::{ChatMessage, ChatModel, ChatRequest, Usage};
+use crate::model::{ChatMessage, ChatModel, ChatRequest, ToolSpec, Usage};
 use crate::policy::AgentPolicy;
 use crate::ports::RepoError;
 use std::fmt::Write as _;
@@ -33,16 +33,21 @@ impl Runner {
     }
 
     /// The run's thread memory (earlier attempts, rejections, replies), kept under half the
-    /// prompt budget: a long memory is summarised by the model (charged like any call); if that
-    /// fails or the budget does not allow it, the oldest part is cut.
+    /// prompt budget (a third of what the model's context window leaves for the prompt, when
+    /// that is less): a long memory is summarised by the model (charged like any call); if that
+    /// fails, cannot fit the window, or the budget does not allow it, the oldest part is cut.
     pub(super) async fn memory(
         &self,
         run: &Run,
         model: &dyn ChatModel,
         policy: &AgentPolicy,
+        window: Option<Window>,
     ) -> Result<String, RepoError> {
         let text = run.feedback.clone().unwrap_or_default();
-        let budget_tokens = (self.limits.prompt_tokens / 2).max(100);
+        let mut budget_tokens = (self.limits.prompt_tokens / 2).max(100);
+        if let Some(w) = window {
+            budget_tokens = budget_tokens.min((w.prompt_room() / 3).max(100));
+        }
         if crate::model::estimate_tokens(&text) <= budget_tokens {
             return Ok(text);
         }
@@ -73,6 +78,20 @@ impl Runner {
                 .unwrap_or(t.len());
             format!("(earlier conversation cut) …{}", &t[start..])
         };
+        if let Some(w) = window
+            && !w.fits(request.estimated_input_tokens())
+        {
+            self.step(
+                run,
+                "memory",
+                format!(
+                    "cut to its newest part (too long to summarise in a {}-token context)",
+                    w.tokens
+                ),
+            )
+            .await?;
+            return Ok(cut(&text));
+        }
         let Ok(hold) = self.reserve(&run.workspace, &run.agent, estimate).await? else {
             self.step(
                 run,
@@ -133,6 +152,66 @@ impl Runner {
         }
     }
 
+    /// Fits the prompt to the model's context window: fewer passages (the weakest go first),
+    /// then shorter tool descriptions. The prompt and tools to send, or why they cannot fit
+    /// (the run is escalated before any call).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn fit(
+        &self,
+        run: &Run,
+        agent: &Agent,
+        mut passages: Vec<Passage>,
+        memory: &str,
+        mut tools: Vec<ToolSpec>,
+        window: Option<Window>,
+        model_name: &str,
+    ) -> Result<Result<(Vec<ChatMessage>, Vec<ToolSpec>), String>, RepoError> {
+        let size = |m: &[ChatMessage], t: &[ToolSpec]| {
+            ChatRequest {
+                messages: m.to_vec(),
+                tools: t.to_vec(),
+                ..ChatRequest::default()
+            }
+            .estimated_input_tokens()
+        };
+        let mut messages = self.prompt(run, agent, &passages, memory);
+        let Some(w) = window else {
+            return Ok(Ok((messages, tools)));
+        };
+        if w.fits(size(&messages, &tools)) {
+            return Ok(Ok((messages, tools)));
+        }
+        let all = passages.len();
+        while !w.fits(size(&messages, &tools)) && passages.pop().is_some() {
+            messages = self.prompt(run, agent, &passages, memory);
+        }
+        let mut short = false;
+        if !w.fits(size(&messages, &tools)) {
+            tools = tools.iter().map(compact).collect();
+            short = true;
+        }
+        let need = size(&messages, &tools);
+        if !w.fits(need) {
+            return Ok(Err(format!(
+                "the prompt needs about {need} tokens even without knowledge passages and with short tool descriptions, but {model_name}'s context window is {} tokens ({} of them kept for the answer); give the model a larger context (llama.cpp `-c`, Ollama `num_ctx`) or a shorter task",
+                w.tokens, w.answer
+            )));
+        }
+        self.step(
+            run,
+            "fitted",
+            format!(
+                "{model_name} has a {}-token context: {} of {all} passages{}; prompt about {need} tokens, {} kept for the answer",
+                w.tokens,
+                passages.len(),
+                if short { ", short tool descriptions" } else { "" },
+                w.answer
+            ),
+        )
+        .await?;
+        Ok(Ok((messages, tools)))
+    }
+
     pub(super) fn prompt(
         &self,
         run: &Run,
@@ -172,5 +251,66 @@ impl Runner {
         }
         let _ = write!(user, "<task>\n{}\n</task>", run.task);
         vec![ChatMessage::system(system), ChatMessage::user(user)]
+    }
+}
+
+/// A model's context window and the part of it kept for the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Window {
+    /// The whole window, in tokens.
+    pub(super) tokens: u64,
+    /// Tokens kept for the answer (the calls' `max_tokens`).
+    pub(super) answer: u32,
+}
+
+impl Window {
+    /// A window of `tokens`, keeping at most a quarter of it (and at most `max_output`) for
+    /// the answer.
+    pub(super) fn new(tokens: u64, max_output: u32) -> Self {
+        let quarter = u32::try_from(tokens / 4).unwrap_or(u32::MAX).max(16);
+        Self {
+            tokens,
+            answer: max_output.min(quarter),
+        }
+    }
+
+    /// What the window leaves for the prompt.
+    pub(super) fn prompt_room(self) -> u64 {
+        self.tokens.saturating_sub(u64::from(self.answer))
+    }
+
+    /// Whether a prompt of about `estimate` tokens fits, with a fifth spare: the estimate
+    /// counts characters, and a model's tokenizer may need more for JSON and names.
+    pub(super) fn fits(self, estimate: u64) -> bool {
+        estimate.saturating_mul(6) / 5 <= self.prompt_room()
+    }
+}
+
+/// A tool offered in few words: its description's first sentence, and no descriptions inside
+/// its argument schema.
+fn compact(t: &ToolSpec) -> ToolSpec {
+    fn strip(v: &serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(m) => m
+                .iter()
+                .filter(|(k, _)| k.as_str() != "description")
+                .map(|(k, v)| (k.clone(), strip(v)))
+                .collect::<serde_json::Map<_, _>>()
+                .into(),
+            serde_json::Value::Array(a) => a.iter().map(strip).collect(),
+            other => other.clone(),
+        }
+    }
+    let first = t
+        .description
+        .split_inclusive(". ")
+        .next()
+        .unwrap_or(&t.description)
+        .trim()
+        .trim_end_matches('.');
+    ToolSpec {
+        name: t.name.clone(),
+        description: crate::text::one_line(first, 60),
+        parameters: strip(&t.parameters),
     }
 }

@@ -2,6 +2,7 @@
 //! [`RunRepo`].
 
 use crate::inbox::ThreadId;
+use crate::outbox::{Destination, KeyedOutbound};
 use crate::ports::RepoError;
 use crate::time::Timestamp;
 use crate::workspace::WorkspaceSlug;
@@ -131,6 +132,9 @@ pub struct NewRun {
     pub parent: Option<RunId>,
     /// What a person said about the earlier attempt (a rejection reason), shown to the model.
     pub feedback: Option<String>,
+    /// Where the answer goes as it is produced and when it is final: the chat, channel or web
+    /// session it was asked in (`None`: only the thread the run opens).
+    pub answer_to: Option<Destination>,
 }
 
 /// A recorded run.
@@ -164,6 +168,10 @@ pub struct Run {
     pub parent: Option<RunId>,
     /// Feedback on the earlier attempt.
     pub feedback: Option<String>,
+    /// Where its answer goes (see [`NewRun::answer_to`]).
+    pub answer_to: Option<Destination>,
+    /// The platform's id of the message its answer is streamed into, once one was opened.
+    pub stream_message: Option<String>,
     /// Created.
     pub created_at: Timestamp,
     /// Last change.
@@ -215,6 +223,18 @@ pub trait RunRepo: Send + Sync {
         reason: Option<&str>,
         now: Timestamp,
     ) -> Result<Option<Run>, RepoError>;
+    /// Records the message a run's answer is streamed into (a resumed run edits it too).
+    async fn set_stream_message(&self, id: RunId, message_id: &str) -> Result<(), RepoError>;
+    /// Like [`finish_run`](Self::finish_run), queuing `answer` (once, by its key) in the same
+    /// transaction: the answer a person waits for is never lost between the two.
+    async fn finish_run_answering(
+        &self,
+        id: RunId,
+        from: RunStatus,
+        outcome: &RunOutcome,
+        answer: &KeyedOutbound,
+        now: Timestamp,
+    ) -> Result<bool, RepoError>;
     /// Moves a run from `from` to the outcome's status (compare-and-set); `false` if the run
     /// was not in `from`.
     async fn finish_run(
@@ -250,6 +270,32 @@ pub trait RunRepo: Send + Sync {
     ) -> Result<Vec<Run>, RepoError>;
     /// Runs matching the filter, newest first, without their steps.
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<Run>, RepoError>;
+    /// Starts (or takes back) the sub-run a parent run delegates, keyed by `key` so a resumed
+    /// parent finds the child it started before instead of starting a second one. A new child
+    /// is recorded running under `owner`'s lease until `now + lease`; an existing one is taken
+    /// over the same way when it is queued or its lease ran out (the process driving it died).
+    /// Delegated runs are never claimed by workers: their parent drives them.
+    async fn start_delegated(
+        &self,
+        new: &NewRun,
+        key: &str,
+        owner: &str,
+        now: Timestamp,
+        lease: Duration,
+    ) -> Result<Delegated, RepoError>;
+}
+
+/// The trigger of a sub-run an agent delegated (`delegate` tool).
+pub const DELEGATION: &str = "delegation";
+
+/// What [`RunRepo::start_delegated`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delegated {
+    /// The child is now running under the caller's lease (new, or taken over).
+    Started(Run),
+    /// The child exists and is not the caller's to run: it ended, or another live worker
+    /// holds it.
+    Existing(Run),
 }
 
 /// Which runs to list.
@@ -263,6 +309,8 @@ pub struct RunFilter {
     pub agent: Option<String>,
     /// Only this status.
     pub status: Option<RunStatus>,
+    /// Only runs started by this run (revisions and delegated sub-runs).
+    pub parent: Option<RunId>,
     /// Only runs with a smaller id (paging).
     pub before: Option<RunId>,
     /// At most this many (1–1000).
@@ -277,6 +325,7 @@ impl RunFilter {
             workspace: None,
             agent: None,
             status: None,
+            parent: None,
             before: None,
             limit,
         }

@@ -40,6 +40,9 @@ pub struct AgentRunsFile {
     pub max_output_tokens: Option<u32>,
     /// Runs one process works on at once (default 64).
     pub concurrency: Option<u32>,
+    /// How many levels deep agents may hand sub-tasks to each other with `delegate`
+    /// (default 2; 0 turns delegation off).
+    pub delegation_depth: Option<u32>,
     /// Hours an approval opened by a run waits for a decision before it expires and the run
     /// is marked `expired` (default 72).
     pub approval_expiry_hours: Option<u64>,
@@ -64,6 +67,10 @@ impl AgentRunsFile {
                 .unwrap_or(d.max_output_tokens)
                 .max(16),
             prompt_tokens: self.prompt_tokens.unwrap_or(d.prompt_tokens).max(500),
+            max_delegation_depth: self
+                .delegation_depth
+                .unwrap_or(d.max_delegation_depth)
+                .min(5),
             approval_expiry: self.approval_expiry_hours.map_or(d.approval_expiry, |h| {
                 Duration::from_secs(h.clamp(1, 24 * 365) * 3600)
             }),
@@ -86,6 +93,7 @@ impl AgentRunsFile {
             prompt_tokens: Some(limits.prompt_tokens),
             max_output_tokens: Some(limits.max_output_tokens),
             concurrency: Some(concurrency),
+            delegation_depth: Some(limits.max_delegation_depth),
             approval_expiry_hours: Some(limits.approval_expiry.as_secs() / 3600),
         }
     }

@@ -64,6 +64,13 @@ pub(crate) struct FolderArgs {
     pub(crate) values: BTreeMap<String, String>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DelegateArgs {
+    pub(crate) agent: String,
+    pub(crate) task: String,
+}
+
 /// A plain-text answer read as a result: a JSON object `{"text": …, "confidence": …}`.
 pub(crate) fn parse_plain_result(text: &str) -> Option<Final> {
     let t = text.trim();
@@ -199,6 +206,11 @@ pub fn tool_specs() -> Vec<ToolSpec> {
             name: "add_folder_entry".into(),
             description: "Add a row to one of your own folders (tables); values by column name, checked against the column types.".into(),
             parameters: json!({"type": "object", "properties": {"folder": {"type": "string"}, "values": {"type": "object", "additionalProperties": {"type": "string"}}}, "required": ["folder", "values"], "additionalProperties": false}),
+        },
+        ToolSpec {
+            name: "delegate".into(),
+            description: "Hand a sub-task to another agent, by name (Milli) or role (copywriter); returns its answer. It works with its own tools in this workspace.".into(),
+            parameters: json!({"type": "object", "properties": {"agent": {"type": "string"}, "task": {"type": "string"}}, "required": ["agent", "task"], "additionalProperties": false}),
         },
         ToolSpec {
             name: "get_kpis".into(),

@@ -65,6 +65,7 @@ impl Runner {
                 workspace: q.workspace.clone(),
                 agent: q.agent.clone(),
                 status: q.status,
+                parent: None,
                 before: q.before,
                 limit: q.limit.unwrap_or(20).clamp(1, 200),
             })
@@ -126,6 +127,7 @@ impl Runner {
                 _ => Cancel::Ended(Box::new(after)),
             });
         }
+        self.cancel_children(&after, actor.user.as_str()).await?;
         if run.status == RunStatus::AwaitingApproval
             && let Some(th) = after.thread
         {

@@ -462,6 +462,7 @@ async fn runs_are_listed_and_cancelled_by_slash_command() {
                     requested_by: "ana".into(),
                     parent: None,
                     feedback: None,
+                    answer_to: None,
                 },
                 w.clock.now(),
             )
