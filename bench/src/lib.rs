@@ -15,6 +15,7 @@
 //! - [`web`]: the web front: WebSocket memory, push fan-out, REST requests/s.
 //! - [`schedules`]: the schedule coordinator's tick cost and drift.
 //! - [`agents`]: agent run overhead and concurrent runs against a slow model.
+//! - [`stream`]: a streamed answer's first words from the model to the web socket.
 //! - [`rag`]: retrieval latency in embedded Qdrant and the local embedder's throughput.
 
 pub mod agents;
@@ -24,6 +25,7 @@ pub mod rag;
 pub mod reply;
 pub mod schedules;
 pub mod store;
+pub mod stream;
 pub mod telegram;
 pub mod web;
 pub mod webhooks;
@@ -154,6 +156,14 @@ pub enum BenchCmd {
         #[arg(long)]
         in_process: bool,
     },
+    /// A streamed answer's first words from the model to a web socket client, in process
+    /// (engine, stream pump, web front, socket), beside a frame pushed straight into the same
+    /// session.
+    Stream {
+        /// Streamed answers (and as many direct pushes).
+        #[arg(long, default_value_t = 500)]
+        answers: u32,
+    },
     /// Knowledge retrieval: filtered query latency in embedded Qdrant over 100,000 chunks
     /// (sparse, dense, hybrid, hybrid with the best-sentence step; embedding excluded) and the
     /// local embedder's ingestion throughput.
@@ -207,6 +217,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             in_process,
         } => agents::run(runs, concurrent, rounds, delay_ms, in_process).await,
         BenchCmd::Reply(args) => reply::run(&krake_bin()?, args).await,
+        BenchCmd::Stream { answers } => stream::run(answers).await,
     }
 }
 

@@ -72,6 +72,8 @@ struct Inner {
     usage: (u64, u64),
     served: AtomicUsize,
     server: Server,
+    /// With `"stream": true`, the pause between two SSE events (zero: all at once).
+    stream_gap: Mutex<Duration>,
 }
 
 /// Which server the fake also imitates beyond the OpenAI API.
@@ -131,6 +133,7 @@ impl FakeOpenAi {
             usage: (120, 30),
             served: AtomicUsize::new(0),
             server,
+            stream_gap: Mutex::new(Duration::ZERO),
         });
         let app = Router::new()
             .route("/v1/chat/completions", post(completions))
@@ -146,6 +149,11 @@ impl FakeOpenAi {
             base_url: format!("http://{addr}/v1"),
             inner,
         }
+    }
+
+    /// Streams every later answer one SSE event at a time, `gap` apart (a model writing).
+    pub fn stream_slowly(&self, gap: Duration) {
+        *self.inner.stream_gap.lock().unwrap() = gap;
     }
 
     /// Adds answers to the script.
@@ -335,6 +343,22 @@ async fn completions(
         ));
     }
     body.push_str("data: [DONE]\n\n");
+    let gap = *inner.stream_gap.lock().unwrap();
+    if !gap.is_zero() {
+        // One event at a time, as a model writes.
+        let events: Vec<String> = body.split_inclusive("\n\n").map(str::to_owned).collect();
+        let stream = futures_util::stream::unfold(events.into_iter(), move |mut rest| async move {
+            let next = rest.next()?;
+            tokio::time::sleep(gap).await;
+            Some((Ok::<_, std::io::Error>(next), rest))
+        });
+        return Response::builder()
+            .status(200)
+            .header("content-type", "text/event-stream")
+            .header("cache-control", "no-cache")
+            .body(Body::from_stream(stream))
+            .unwrap();
+    }
     // Sent in two parts so the client must join an event cut in the middle.
     let (a, b) = body.split_at(body.len() / 2);
     let parts: Vec<Result<String, std::io::Error>> = vec![Ok(a.to_owned()), Ok(b.to_owned())];

@@ -36,6 +36,8 @@ pub struct Call {
     pub method: String,
     /// The JSON body (`Null` for multipart bodies such as setWebhook's).
     pub body: Value,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 #[derive(Default)]
@@ -301,6 +303,7 @@ async fn api(
         inner.calls.push(Call {
             method: method.clone(),
             body: body.clone(),
+            at: std::time::Instant::now(),
         });
         fake.called.notify_waiters();
         if inner.refuse_token {
@@ -314,7 +317,8 @@ async fn api(
         {
             return (StatusCode::from_u16(code).unwrap(), axum::Json(err)).into_response();
         }
-        if method == "sendmessage"
+        // Telegram's per-chat limit counts edits like messages.
+        if (method == "sendmessage" || method == "editmessagetext")
             && let Some(interval) = inner.per_chat
         {
             let chat = body["chat_id"].as_i64().unwrap_or(0);
@@ -384,7 +388,8 @@ async fn api(
             ok(message_json(&body, id))
         }
         "getwebhookinfo" => ok(json!({"url": "", "has_custom_certificate": false, "pending_update_count": 0})),
-        "answercallbackquery" | "setmycommands" | "setwebhook" | "deletewebhook" => ok(json!(true)),
+        "answercallbackquery" | "setmycommands" | "setwebhook" | "deletewebhook"
+        | "sendchataction" => ok(json!(true)),
         _ => (
             StatusCode::NOT_FOUND,
             axum::Json(json!({"ok": false, "error_code": 404, "description": "Not Found: method not found"})),

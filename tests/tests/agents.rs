@@ -51,6 +51,8 @@ struct Setup {
     wrap: Option<Wrap>,
     /// The model's context window (it refuses requests that do not fit, like llama.cpp).
     window: Option<u64>,
+    /// The model streams, a piece this far apart; answers stream through `live`.
+    stream: Option<(Duration, krake_core::delivery::LiveSenders)>,
 }
 
 /// Wraps the scripted model, given the store.
@@ -90,8 +92,12 @@ async fn world(script: Vec<Scripted>, setup: Setup) -> World {
     store.migrate(|_| {}).await.unwrap();
     let clock = Arc::new(ManualClock::new(Timestamp::from_millis(T0)));
     let model = ScriptedModel::new(script);
-    let model = Arc::new(match setup.window {
+    let model = match setup.window {
         Some(w) => model.with_context_window(w),
+        None => model,
+    };
+    let model = Arc::new(match &setup.stream {
+        Some((gap, _)) => model.streaming(*gap),
         None => model,
     });
     let exec = Arc::new(RecordingExecutor::default());
@@ -120,6 +126,10 @@ async fn world(script: Vec<Scripted>, setup: Setup) -> World {
         lease: Duration::from_secs(30),
         ..RunLimits::default()
     }));
+    let runner = match setup.stream {
+        Some((_, live)) => runner.with_streaming(live, s.clone()),
+        None => runner,
+    };
     let krake = Krake::new(s.clone(), s.clone(), clock.clone(), Directory::default())
         .with_agents(Arc::new(runner.clone()));
     World {
@@ -2093,4 +2103,223 @@ async fn a_prompt_that_cannot_fit_escalates_before_any_call() {
     assert!(why.contains("larger context"), "says what to do: {why}");
     let th = w.thread(&run).await;
     assert_eq!(th.kind, ThreadKind::Escalation);
+}
+
+/// Records what it is asked to show, with when; opens messages `m1`, `m2`, …
+struct Screen {
+    shown: std::sync::Mutex<Vec<(std::time::Instant, krake_core::delivery::Delivery)>>,
+    every: Duration,
+}
+
+#[async_trait]
+impl krake_core::delivery::Sender for Screen {
+    fn front(&self) -> &str {
+        "telegram"
+    }
+    fn stream_interval(&self) -> Duration {
+        self.every
+    }
+    async fn send(
+        &self,
+        _to: &krake_core::outbox::Destination,
+        d: &krake_core::delivery::Delivery,
+    ) -> Result<krake_core::delivery::Sent, krake_core::delivery::SendError> {
+        use krake_core::delivery::Delivery;
+        let mut shown = self.shown.lock().unwrap();
+        let opened = shown
+            .iter()
+            .filter(|(_, d)| {
+                matches!(
+                    d,
+                    Delivery::Stream {
+                        message_id: None,
+                        ..
+                    } | Delivery::Send { .. }
+                )
+            })
+            .count();
+        shown.push((std::time::Instant::now(), d.clone()));
+        let id = match d {
+            Delivery::Stream {
+                message_id: None, ..
+            }
+            | Delivery::Send { .. } => Some(format!("m{}", opened + 1)),
+            Delivery::Stream {
+                message_id: Some(m),
+                ..
+            }
+            | Delivery::Replace { message_id: m, .. } => Some(m.clone()),
+            _ => None,
+        };
+        Ok(krake_core::delivery::Sent { message_id: id })
+    }
+}
+
+const ANSWER: &str =
+    "Lead with the navy hoodie: it sold 42 of 60 last month, and its photos get the most saves.";
+
+async fn answering_run(w: &World, stream_message: Option<&str>) -> krake_core::run::Run {
+    let run = w
+        .runner
+        .start(&NewRun {
+            workspace: WorkspaceSlug::parse("lunavo").unwrap(),
+            agent: "penn".into(),
+            task: "what should the launch post lead with?".into(),
+            trigger: "command".into(),
+            requested_by: "ana".into(),
+            parent: None,
+            feedback: None,
+            answer_to: Some(krake_core::outbox::Destination::parse("telegram:42").unwrap()),
+        })
+        .await
+        .unwrap();
+    if let Some(m) = stream_message {
+        w.store.set_stream_message(run.id, m).await.unwrap();
+    }
+    w.runner.work_once("test", 10).await.unwrap();
+    w.store.run(run.id).await.unwrap().unwrap()
+}
+
+/// The messages queued for `telegram:42`.
+async fn queued(w: &World) -> Vec<krake_core::outbox::OutboxPayload> {
+    use krake_core::ports::OutboxRepo;
+    w.store
+        .claim_outbox(
+            Some("telegram"),
+            "t",
+            w.clock.now(),
+            Duration::from_secs(60),
+            100,
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.destination.as_str() == "telegram:42")
+        .map(|j| j.payload)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_answer_is_paced_and_ends_as_the_unstreamed_answer() {
+    use krake_core::delivery::Delivery;
+    use krake_core::outbox::OutboxPayload;
+    let screen = Arc::new(Screen {
+        shown: std::sync::Mutex::new(Vec::new()),
+        every: Duration::from_millis(300),
+    });
+    let live = krake_core::delivery::LiveSenders::new();
+    live.add(screen.clone());
+    let w = world(
+        vec![reply_call(ANSWER, 0.9)],
+        Setup {
+            stream: Some((Duration::from_millis(40), live)),
+            ..Setup::default()
+        },
+    )
+    .await;
+    let run = answering_run(&w, None).await;
+    assert_eq!(run.status, RunStatus::Done);
+    assert_eq!(
+        run.stream_message.as_deref(),
+        Some("m1"),
+        "the message is kept with the run"
+    );
+    let shown = screen.shown.lock().unwrap().clone();
+    assert!(
+        matches!(shown[0].1, Delivery::Typing),
+        "typing first: {shown:?}"
+    );
+    let streamed: Vec<(std::time::Instant, String)> = shown
+        .iter()
+        .filter_map(|(at, d)| match d {
+            Delivery::Stream { text, .. } => Some((*at, text.clone())),
+            _ => None,
+        })
+        .collect();
+    assert!(streamed.len() >= 2, "{shown:?}");
+    for pair in streamed.windows(2) {
+        assert!(
+            pair[1].0.duration_since(pair[0].0) >= Duration::from_millis(300),
+            "paced"
+        );
+        assert!(pair[1].1.len() > pair[0].1.len(), "each edit shows more");
+    }
+    assert!(streamed.iter().all(|(_, t)| ANSWER.starts_with(t.as_str())));
+    assert!(matches!(
+        &shown[1].1,
+        Delivery::Stream {
+            message_id: None,
+            ..
+        }
+    ));
+    assert!(
+        shown[2..].iter().all(|(_, d)| !matches!(
+            d,
+            Delivery::Stream {
+                message_id: None,
+                ..
+            }
+        )),
+        "one message, edited"
+    );
+    // The final text goes through the outbox, over the streamed message, once.
+    let finals = queued(&w).await;
+    assert_eq!(finals.len(), 1, "{finals:?}");
+    let OutboxPayload::Replace { message_id, reply } = &finals[0] else {
+        panic!("{finals:?}")
+    };
+    assert_eq!((message_id.as_str(), reply.text.as_str()), ("m1", ANSWER));
+
+    // Unstreamed (no live sender), the same answer arrives whole: the same text.
+    let w = world(vec![reply_call(ANSWER, 0.9)], Setup::default()).await;
+    answering_run(&w, None).await;
+    let finals = queued(&w).await;
+    assert!(
+        matches!(&finals[..], [OutboxPayload::Send { reply }] if reply.text == ANSWER),
+        "{finals:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_resumed_after_a_crash_mid_stream_finishes_the_same_message() {
+    use krake_core::delivery::Delivery;
+    use krake_core::outbox::OutboxPayload;
+    let screen = Arc::new(Screen {
+        shown: std::sync::Mutex::new(Vec::new()),
+        every: Duration::from_millis(100),
+    });
+    let live = krake_core::delivery::LiveSenders::new();
+    live.add(screen.clone());
+    let w = world(
+        vec![reply_call(ANSWER, 0.9)],
+        Setup {
+            stream: Some((Duration::from_millis(10), live)),
+            ..Setup::default()
+        },
+    )
+    .await;
+    // The first attempt opened `m7` and died; the resumed run writes into `m7`.
+    let run = answering_run(&w, Some("m7")).await;
+    assert_eq!(run.status, RunStatus::Done);
+    let shown = screen.shown.lock().unwrap().clone();
+    assert!(
+        shown.iter().all(|(_, d)| !matches!(
+            d,
+            Delivery::Stream {
+                message_id: None,
+                ..
+            }
+        )),
+        "no second message: {shown:?}"
+    );
+    assert!(
+        shown
+            .iter()
+            .any(|(_, d)| matches!(d, Delivery::Stream { message_id: Some(m), .. } if m == "m7"))
+    );
+    let finals = queued(&w).await;
+    assert!(
+        matches!(&finals[..], [OutboxPayload::Replace { message_id, reply }] if message_id == "m7" && reply.text == ANSWER),
+        "{finals:?}"
+    );
 }

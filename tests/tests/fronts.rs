@@ -473,3 +473,201 @@ async fn runs_are_listed_and_cancelled_from_the_web_chat_telegram_and_the_termin
         "every run cancelled: {out}"
     );
 }
+
+/// A 240-character answer, streamed a tool-argument fragment at a time.
+const LAUNCH_POST: &str = "Meet the moon hoodie: heavyweight organic cotton, a navy as deep as the night sky, and a fit that stays soft wash after wash. Made to order, shipped in four days, and warm enough for every late walk home. Pre-orders open Friday.";
+
+/// `krake serve` with the Telegram front and a streaming model whose every SSE event comes
+/// `gap` after the last.
+async fn serve_streaming(
+    dir: &Path,
+    telegram: &FakeTelegram,
+    script: Vec<krake_tests::fake_openai::Answer>,
+    gap: Duration,
+) -> (Child, u16, krake_tests::fake_openai::FakeOpenAi) {
+    let model = krake_tests::fake_openai::FakeOpenAi::start(script).await;
+    model.stream_slowly(gap);
+    let extra = format!(
+        "[llm]\nmax_retries = 0\n[[llm.providers]]\nname = \"fake\"\nbase_url = \"{}\"\nmodels = [\"fake-model\"]\nstream = true\n",
+        model.base_url
+    );
+    let (child, port, _logs) = serve(dir, &telegram.url, &extra).await;
+    (child, port, model)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_streams_into_telegram_edited_at_most_once_a_second() {
+    use krake_tests::fake_openai::Answer;
+    let fake = FakeTelegram::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    owner_token(dir.path());
+    let (ok, code, err) =
+        krake_tests::run(krake_tests::krake(dir.path()).args(["user", "link-code", "ana"]));
+    assert!(ok, "{err}");
+    // About six seconds of writing: the chat's earlier messages take the first two seconds.
+    let (child, _port, _model) = serve_streaming(
+        dir.path(),
+        &fake,
+        vec![Answer::reply(LAUNCH_POST, 0.9)],
+        Duration::from_millis(150),
+    )
+    .await;
+    fake.push_update(private_text(1, 42, &format!("/link {}", code.trim())));
+    fake.wait_sent(1).await;
+    // Telegram's limit, enforced (with room for network jitter): a message or edit closer
+    // than that to the chat's last one gets a 429.
+    fake.enforce_per_chat(Duration::from_millis(900));
+    fake.push_update(private_text(2, 42, "/ask penn write the launch post"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !fake.edits().iter().any(|(b, _)| b["text"] == LAUNCH_POST) {
+        assert!(
+            Instant::now() < deadline,
+            "no final edit: {:?}",
+            fake.calls()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let calls = fake.calls();
+    // The streamed message: opened with the answer's first words.
+    let (opened, stream_id) = fake
+        .sent()
+        .into_iter()
+        .find(|(b, _)| {
+            let t = b["text"].as_str().unwrap_or_default();
+            !t.is_empty() && LAUNCH_POST.starts_with(t) && t != LAUNCH_POST
+        })
+        .expect("a message opened with the first words");
+    assert!(opened["text"].as_str().unwrap().len() < LAUNCH_POST.len());
+    let typing = calls
+        .iter()
+        .position(|c| c.method == "sendchataction")
+        .expect("a typing indicator");
+    assert_eq!(calls[typing].body["action"], "typing");
+    let first_open = calls
+        .iter()
+        .position(|c| c.method == "sendmessage" && c.body["text"] == opened["text"])
+        .unwrap();
+    assert!(typing < first_open, "typing shows before the first words");
+    // Edited in place, each edit at least ~a second after the one before, never refused.
+    let edits: Vec<&krake_tests::fake_telegram::Call> = calls
+        .iter()
+        .filter(|c| c.method == "editmessagetext" && c.body["message_id"] == stream_id)
+        .collect();
+    let t0 = calls[0].at;
+    let trace: Vec<String> = calls
+        .iter()
+        .filter(|c| c.method != "getupdates")
+        .map(|c| {
+            format!(
+                "{:?} {} {}",
+                c.at.duration_since(t0),
+                c.method,
+                c.body["text"]
+                    .as_str()
+                    .unwrap_or("")
+                    .chars()
+                    .take(30)
+                    .collect::<String>()
+            )
+        })
+        .collect();
+    assert!(edits.len() >= 2, "{} edits: {trace:#?}", edits.len());
+    for pair in edits.windows(2) {
+        let gap = pair[1].at.duration_since(pair[0].at);
+        assert!(gap >= Duration::from_millis(900), "edits {gap:?} apart");
+    }
+    assert_eq!(fake.too_many(), 0, "Telegram never had to refuse an edit");
+    for e in &edits {
+        let t = e.body["text"].as_str().unwrap();
+        assert!(
+            LAUNCH_POST.starts_with(t),
+            "every edit shows the answer so far: {t}"
+        );
+    }
+    // The final text is the whole answer, in that same message, and nowhere else.
+    assert_eq!(edits.last().unwrap().body["text"], LAUNCH_POST);
+    assert!(
+        fake.sent().iter().all(|(b, _)| b["text"] != LAUNCH_POST),
+        "the answer is not sent a second time as a message of its own"
+    );
+    stop(child);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_streams_to_the_web_chat_frame_by_frame() {
+    use krake_tests::fake_openai::Answer;
+    let fake = FakeTelegram::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = owner_token(dir.path());
+    let (child, port, _model) = serve_streaming(
+        dir.path(),
+        &fake,
+        vec![Answer::reply(LAUNCH_POST, 0.9)],
+        Duration::from_millis(80),
+    )
+    .await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws/chat"))
+        .await
+        .unwrap();
+    let hello = json!({"type": "hello", "workspace": "lunavo", "token": token});
+    ws.send(Message::text(hello.to_string())).await.unwrap();
+    let mut frames: Vec<Value> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "no final answer: {frames:?}");
+        let frame = match tokio::time::timeout(Duration::from_secs(20), ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => serde_json::from_str::<Value>(t.as_str()).unwrap(),
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no frame from the web chat: {other:?}"),
+        };
+        if frame["type"] == "welcome" {
+            let say = json!({"type": "say", "id": "c1", "text": "/ask penn write the launch post"});
+            ws.send(Message::text(say.to_string())).await.unwrap();
+        }
+        let done = frame["type"] == "answer" && frame["final"] == true;
+        frames.push(frame);
+        if done {
+            break;
+        }
+    }
+    let reply = frames.iter().find(|f| f["type"] == "reply").unwrap();
+    assert!(
+        reply["text"]
+            .as_str()
+            .unwrap()
+            .contains("The answer follows here"),
+        "{reply}"
+    );
+    let typing = frames
+        .iter()
+        .position(|f| f["type"] == "typing")
+        .expect("typing");
+    let answers: Vec<&Value> = frames.iter().filter(|f| f["type"] == "answer").collect();
+    let first = frames.iter().position(|f| f["type"] == "answer").unwrap();
+    assert!(typing < first);
+    // Frames as the tokens arrive: the first with the words so far, then what was added.
+    let partial: Vec<&&Value> = answers.iter().filter(|f| f["final"] != true).collect();
+    assert!(partial.len() >= 5, "{} frames", partial.len());
+    assert!(
+        partial[1..].iter().all(|f| f["append"].is_string()),
+        "{partial:?}"
+    );
+    let mut shown = String::new();
+    for f in &partial {
+        match f["append"].as_str() {
+            Some(a) => shown.push_str(a),
+            None => shown = f["text"].as_str().unwrap().to_owned(),
+        }
+        assert!(LAUNCH_POST.starts_with(&shown), "{shown}");
+    }
+    let last = answers.last().unwrap();
+    assert_eq!(
+        last["text"], LAUNCH_POST,
+        "the final text is the whole answer"
+    );
+    assert!(
+        answers.iter().all(|f| f["id"] == last["id"]),
+        "one answer, one message"
+    );
+    stop(child);
+}

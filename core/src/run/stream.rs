@@ -147,6 +147,11 @@ async fn pump(
         tokio::select! {
             changed = rx.changed() => {
                 if changed.is_err() {
+                    // The final text follows through the outbox: not before the interval since
+                    // the last edit has passed, so it too keeps to the platform's pace.
+                    if shown.is_some() {
+                        tokio::time::sleep_until(next_edit).await;
+                    }
                     return message;
                 }
             }

@@ -476,3 +476,90 @@ async fn commands_are_registered_by_bulk_overwrite() {
     assert_eq!(reject["options"][2]["required"], false);
     let _ = ThreadStatus::Open;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_streams_into_the_channel_edited_at_most_once_a_second() {
+    use krake_core::config::Directory;
+    use krake_core::model::{Scripted, ScriptedModel};
+    use krake_core::run::{NewRun, RunRepo, RunStatus, Runner};
+    use std::sync::Arc;
+    let w = world().await;
+    let answer = "Restock the navy hoodie first: it sold 42 of 60 last month and has the longest wait list of anything in the shop.";
+    let live = krake_core::delivery::LiveSenders::new();
+    live.add(Arc::new(krake_discord::sender::DiscordSender::new(
+        w.rest.clone(),
+        Arc::new(w.store.clone()),
+    )));
+    let model = Arc::new(
+        ScriptedModel::new(vec![Scripted::Tools(vec![(
+            "reply".into(),
+            serde_json::json!({"text": answer, "confidence": 0.9}).to_string(),
+        )])])
+        .streaming(Duration::from_millis(120)),
+    );
+    let s = Arc::new(w.store.clone());
+    let runner = Runner::new(
+        s.clone(),
+        s.clone(),
+        s.clone(),
+        Some(model),
+        Arc::new(krake_core::knowledge::NoKnowledge),
+        Arc::new(krake_core::run::RecordingExecutor::default()),
+        w.clock.clone(),
+        Directory::default(),
+    )
+    .with_streaming(live, s.clone());
+    let run = runner
+        .start(&NewRun {
+            workspace: WorkspaceSlug::parse("lunavo").unwrap(),
+            agent: "Dexter".into(),
+            task: "what should we restock first?".into(),
+            trigger: "command".into(),
+            requested_by: "ana".into(),
+            parent: None,
+            feedback: None,
+            answer_to: Some(channel_destination(LUNAVO_CHANNEL).unwrap()),
+        })
+        .await
+        .unwrap();
+    runner.work_once("t", 1).await.unwrap();
+    assert_eq!(
+        w.store.run(run.id).await.unwrap().unwrap().status,
+        RunStatus::Done
+    );
+    // The final text leaves through the outbox.
+    w.deliverer.run_once().await.unwrap();
+    let (messages, edits, at, typing) = w.fake.with(|s| {
+        (
+            s.messages.clone(),
+            s.edits.clone(),
+            s.edited_at.clone(),
+            s.typing.clone(),
+        )
+    });
+    assert!(typing.contains(&LUNAVO_CHANNEL), "a typing indicator");
+    assert_eq!(messages.len(), 1, "one message: {messages:?}");
+    let m = &messages[0];
+    assert_eq!(m.channel, LUNAVO_CHANNEL);
+    assert!(answer.starts_with(m.content()) && m.content().len() < answer.len());
+    assert!(edits.len() >= 3, "edited as it was written: {edits:?}");
+    assert!(
+        edits
+            .iter()
+            .all(|(c, id, _)| *c == LUNAVO_CHANNEL && *id == m.id)
+    );
+    for pair in at.windows(2) {
+        let gap = pair[1].duration_since(pair[0]);
+        assert!(gap >= Duration::from_millis(990), "edits {gap:?} apart");
+    }
+    let texts: Vec<&str> = edits
+        .iter()
+        .map(|(_, _, b)| b["content"].as_str().unwrap())
+        .collect();
+    assert!(texts.iter().all(|t| answer.starts_with(t)), "{texts:?}");
+    assert_eq!(
+        *texts.last().unwrap(),
+        answer,
+        "the final text is the whole answer"
+    );
+}

@@ -65,6 +65,10 @@ pub struct State {
     pub threads: Vec<(u64, u64, String)>,
     /// Message edits: (channel, message, body).
     pub edits: Vec<(u64, u64, Value)>,
+    /// When each edit arrived (same order as `edits`).
+    pub edited_at: Vec<std::time::Instant>,
+    /// Typing indicators triggered, by channel.
+    pub typing: Vec<u64>,
     /// Webhook calls: (method, path, body).
     pub webhooks: Vec<(String, String, Value)>,
     /// Interaction callbacks: (path, body).
@@ -285,12 +289,17 @@ async fn handle(
                     .any(|m| m.channel == channel && m.id == message)
                 {
                     s.edits.push((channel, message, body.clone()));
+                    s.edited_at.push(std::time::Instant::now());
                     ok(
                         json!({ "id": message.to_string(), "channel_id": channel.to_string(), "content": body["content"] }),
                     )
                 } else {
                     error(StatusCode::NOT_FOUND, 10008, "Unknown Message")
                 }
+            }
+            ("POST", ["channels", _, "typing"]) => {
+                s.typing.push(num(1).unwrap());
+                StatusCode::NO_CONTENT.into_response()
             }
             ("POST", ["channels", _, "messages", _, "threads"]) => {
                 let (channel, message) = (num(1).unwrap(), num(3).unwrap());
