@@ -2109,6 +2109,8 @@ async fn a_prompt_that_cannot_fit_escalates_before_any_call() {
 struct Screen {
     shown: std::sync::Mutex<Vec<(std::time::Instant, krake_core::delivery::Delivery)>>,
     every: Duration,
+    /// Answer the first edit with a 429 asking for this long.
+    limit_first_edit: std::sync::Mutex<Option<Duration>>,
 }
 
 #[async_trait]
@@ -2126,6 +2128,17 @@ impl krake_core::delivery::Sender for Screen {
     ) -> Result<krake_core::delivery::Sent, krake_core::delivery::SendError> {
         use krake_core::delivery::Delivery;
         let mut shown = self.shown.lock().unwrap();
+        if matches!(
+            d,
+            Delivery::Stream {
+                message_id: Some(_),
+                ..
+            }
+        ) && let Some(after) = self.limit_first_edit.lock().unwrap().take()
+        {
+            shown.push((std::time::Instant::now(), Delivery::Typing));
+            return Err(krake_core::delivery::SendError::RateLimited(after));
+        }
         let opened = shown
             .iter()
             .filter(|(_, d)| {
@@ -2206,6 +2219,7 @@ async fn a_streamed_answer_is_paced_and_ends_as_the_unstreamed_answer() {
     let screen = Arc::new(Screen {
         shown: std::sync::Mutex::new(Vec::new()),
         every: Duration::from_millis(300),
+        limit_first_edit: std::sync::Mutex::new(None),
     });
     let live = krake_core::delivery::LiveSenders::new();
     live.add(screen.clone());
@@ -2287,6 +2301,7 @@ async fn a_run_resumed_after_a_crash_mid_stream_finishes_the_same_message() {
     let screen = Arc::new(Screen {
         shown: std::sync::Mutex::new(Vec::new()),
         every: Duration::from_millis(100),
+        limit_first_edit: std::sync::Mutex::new(None),
     });
     let live = krake_core::delivery::LiveSenders::new();
     live.add(screen.clone());
@@ -2320,6 +2335,51 @@ async fn a_run_resumed_after_a_crash_mid_stream_finishes_the_same_message() {
     let finals = queued(&w).await;
     assert!(
         matches!(&finals[..], [OutboxPayload::Replace { message_id, reply }] if message_id == "m7" && reply.text == ANSWER),
+        "{finals:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_while_streaming_is_waited_out_and_the_answer_still_ends_whole() {
+    use krake_core::delivery::Delivery;
+    use krake_core::outbox::OutboxPayload;
+    let screen = Arc::new(Screen {
+        shown: std::sync::Mutex::new(Vec::new()),
+        every: Duration::from_millis(100),
+        limit_first_edit: std::sync::Mutex::new(Some(Duration::from_millis(800))),
+    });
+    let live = krake_core::delivery::LiveSenders::new();
+    live.add(screen.clone());
+    let w = world(
+        vec![reply_call(ANSWER, 0.9)],
+        Setup {
+            stream: Some((Duration::from_millis(40), live)),
+            ..Setup::default()
+        },
+    )
+    .await;
+    let run = answering_run(&w, None).await;
+    assert_eq!(run.status, RunStatus::Done);
+    let shown = screen.shown.lock().unwrap().clone();
+    // The refused edit is recorded as a `Typing` marker; the next edit waits 800 ms.
+    let refused = shown
+        .iter()
+        .skip(1)
+        .position(|(_, d)| matches!(d, Delivery::Typing))
+        .map(|i| i + 1)
+        .expect("an edit was refused");
+    let (at, _) = shown[refused];
+    let next = shown[refused + 1..]
+        .iter()
+        .find(|(_, d)| matches!(d, Delivery::Stream { .. }))
+        .expect("streaming went on");
+    assert!(
+        next.0.duration_since(at) >= Duration::from_millis(800),
+        "the 429 was honoured"
+    );
+    let finals = queued(&w).await;
+    assert!(
+        matches!(&finals[..], [OutboxPayload::Replace { reply, .. }] if reply.text == ANSWER),
         "{finals:?}"
     );
 }

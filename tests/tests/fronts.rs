@@ -671,3 +671,88 @@ async fn an_answer_streams_to_the_web_chat_frame_by_frame() {
     );
     stop(child);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delegation_two_levels_deep_shows_on_every_front_with_each_runs_costs() {
+    use krake_tests::fake_openai::{Answer, FakeOpenAi};
+    let tools = |name: &str, args: Value| Answer::Tools(vec![(name.into(), args.to_string())]);
+    let model = FakeOpenAi::start(vec![
+        tools(
+            "delegate",
+            json!({"agent": "milli", "task": "which hoodie colour sells best?"}),
+        ),
+        tools(
+            "delegate",
+            json!({"agent": "data analyst", "task": "hoodie sales by colour"}),
+        ),
+        Answer::reply("Navy: 42 of 60 hoodies sold.", 0.9),
+        Answer::reply("Navy sells best (Dexter: 42 of 60).", 0.85),
+        Answer::reply("Lead the launch post with the navy hoodie.", 0.9),
+    ])
+    .await;
+    let fake = FakeTelegram::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = owner_token(dir.path());
+    let (ok, code, err) =
+        krake_tests::run(krake_tests::krake(dir.path()).args(["user", "link-code", "ana"]));
+    assert!(ok, "{err}");
+    let extra = format!(
+        "[llm]\nmax_retries = 0\n[[llm.providers]]\nname = \"fake\"\nbase_url = \"{}\"\nmodels = [\"fake-model\"]\ninput_price_per_million = 2.5\noutput_price_per_million = 10.0\n",
+        model.base_url
+    );
+    let (child, port, _logs) = serve(dir.path(), &fake.url, &extra).await;
+
+    // Asked in the web chat; Penn asks Milli, who asks Dexter.
+    let asked = web_chat(port, &token, "/ask penn plan the launch post").await;
+    assert!(asked.contains("Penn is on it (run 1"), "{asked}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let parent = loop {
+        let shown = web_chat(port, &token, "/run 1").await;
+        if shown.contains(": done") {
+            break shown;
+        }
+        assert!(Instant::now() < deadline, "run 1 never ended: {shown}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(parent.contains("Model calls: 2;"), "{parent}");
+    assert!(parent.contains("to Milli (run 2)"), "{parent}");
+
+    // Telegram: Milli's run, delegated by run 1, with its own two calls.
+    fake.push_update(private_text(1, 42, &format!("/link {}", code.trim())));
+    fake.wait_sent(1).await;
+    fake.push_update(private_text(2, 42, "/run 2"));
+    fake.wait_sent(2).await;
+    let milli = fake.sent()[1].0["text"].as_str().unwrap().to_owned();
+    assert!(milli.contains("Milli in lunavo: done"), "{milli}");
+    assert!(milli.contains("Delegated by run 1"), "{milli}");
+    assert!(milli.contains("Model calls: 2;"), "{milli}");
+    assert!(milli.contains("to Dexter (run 3)"), "{milli}");
+
+    // REST: Dexter's run, two levels down, charged its one call.
+    let (status, body) = request(
+        port,
+        "GET",
+        "/api/v1/runs/3",
+        &[("Authorization", &format!("Bearer {token}"))],
+        b"",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let dexter: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(dexter["agent"], "Dexter");
+    assert_eq!(dexter["trigger"], "delegation");
+    assert_eq!(dexter["parent"], 2);
+    assert_eq!(dexter["model_calls"], 1);
+    assert!(dexter["cost_micros"].as_i64().unwrap() > 0);
+    stop(child);
+
+    // The terminal: the parent's thread lists what it asked.
+    let out = krake_tests::chat(dir.path(), &["/run 3", "/todo"]);
+    assert!(out.contains("Delegated by run 2"), "{out}");
+    let notice = krake_tests::chat(dir.path(), &["/show 1"]);
+    assert!(notice.contains("Asked other agents:"), "{notice}");
+    assert!(
+        notice.contains("Milli (run 2), done: Navy sells best"),
+        "{notice}"
+    );
+}

@@ -91,13 +91,14 @@ pub struct RunSummary {
     pub task: String,
     /// Where it stands (see the `status` filter).
     pub status: String,
-    /// What started it: command, schedule, event, revision, reply.
+    /// What started it: command, schedule, event, revision, reply, delegation (another
+    /// agent handed it over).
     pub trigger: String,
     /// Who asked.
     pub requested_by: String,
     /// The thread it opened or answers.
     pub thread: Option<i64>,
-    /// The run it follows.
+    /// The run it follows (a revision or follow-up) or that delegated it.
     pub parent: Option<i64>,
     /// The result, once there is one.
     pub result: Option<String>,
