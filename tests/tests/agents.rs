@@ -2383,3 +2383,74 @@ async fn a_429_while_streaming_is_waited_out_and_the_answer_still_ends_whole() {
         "{finals:?}"
     );
 }
+
+#[tokio::test]
+async fn a_sub_run_whose_parent_ended_without_it_is_failed_by_the_recovery_pass() {
+    let w = world(vec![], Setup::default()).await;
+    let ws = WorkspaceSlug::parse("lunavo").unwrap();
+    let new = |agent: &str, parent: Option<RunId>| NewRun {
+        workspace: ws.clone(),
+        agent: agent.into(),
+        task: "t".into(),
+        trigger: if parent.is_some() {
+            "delegation"
+        } else {
+            "command"
+        }
+        .into(),
+        requested_by: "ana".into(),
+        parent,
+        feedback: None,
+        answer_to: None,
+    };
+    let parent = w
+        .store
+        .create_run(&new("Penn", None), w.clock.now())
+        .await
+        .unwrap();
+    let Delegated::Started(child) = w
+        .store
+        .start_delegated(
+            &new("Milli", Some(parent.id)),
+            "delegate:1:milli:0",
+            "delegate:1",
+            w.clock.now(),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("started")
+    };
+    // While the parent may still come back for it, the child is left alone.
+    w.store
+        .claim_runs("w", w.clock.now(), Duration::from_secs(30), 1)
+        .await
+        .unwrap();
+    w.clock.advance(Duration::from_secs(120));
+    assert!(w.runner.recover().await.unwrap().orphaned.is_empty());
+    // The parent ended (it failed for good): the child is failed, saying why.
+    w.store
+        .finish_run(
+            parent.id,
+            RunStatus::Running,
+            &krake_core::run::RunOutcome {
+                status: RunStatus::Failed,
+                result: None,
+                error: Some("interrupted too often".into()),
+                thread: None,
+            },
+            w.clock.now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(w.runner.recover().await.unwrap().orphaned, vec![child.id]);
+    let child = w.store.run(child.id).await.unwrap().unwrap();
+    assert_eq!(child.status, RunStatus::Failed);
+    assert!(
+        child
+            .error
+            .unwrap()
+            .contains("its parent run 1 ended (failed)")
+    );
+}

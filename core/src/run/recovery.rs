@@ -19,6 +19,9 @@ pub struct Recovered {
     pub decided: Vec<RunId>,
     /// Runs whose approval expired undecided, now `expired`.
     pub expired: Vec<RunId>,
+    /// Delegated runs abandoned when their parent ended without them (workers never claim a
+    /// delegated run: its parent drives it), now failed.
+    pub orphaned: Vec<RunId>,
 }
 
 impl Runner {
@@ -161,6 +164,40 @@ impl Runner {
                 "an action was interrupted; failed and escalated"
             );
             out.interrupted.push(run.id);
+        }
+        for run in self
+            .runs
+            .runs_with_status(RunStatus::Running, before, 100)
+            .await?
+            .into_iter()
+            .filter(|r| r.trigger == super::DELEGATION)
+        {
+            let Some(p) = run.parent else { continue };
+            let parent = self.runs.run(p).await?;
+            if parent
+                .as_ref()
+                .is_some_and(|p| p.status == RunStatus::Running)
+            {
+                // A live or resumable parent takes its child over.
+                continue;
+            }
+            let why = format!(
+                "its parent {p} ended ({}) before this sub-task finished; nothing more was done",
+                parent.map_or("gone", |p| p.status.as_str())
+            );
+            let outcome = RunOutcome {
+                status: RunStatus::Failed,
+                result: None,
+                error: Some(why),
+                thread: None,
+            };
+            if self
+                .runs
+                .finish_run(run.id, RunStatus::Running, &outcome, now)
+                .await?
+            {
+                out.orphaned.push(run.id);
+            }
         }
         for run in self
             .runs
