@@ -524,3 +524,87 @@ async fn the_runs_pages_follow_a_run_live_in_chromium() {
     shot(&c, "run-phone").await;
     c.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_widget_shows_an_answer_as_it_is_written_in_chromium() {
+    use krake_tests::fake_openai::{Answer, FakeOpenAi};
+    const POST: &str = "Meet the moon hoodie: heavyweight organic cotton, a navy as deep as the night sky, and a fit that stays soft wash after wash.";
+    let dir = tempfile::tempdir().unwrap();
+    owner_with_password(dir.path());
+    let fake = FakeOpenAi::start(vec![Answer::reply(POST, 0.9)]).await;
+    fake.stream_slowly(Duration::from_millis(120));
+    let cfg = dir.path().join("krake.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[llm]\nmax_retries = 0\n\n[[llm.providers]]\nname = \"fake\"\nbase_url = \"{}\"\nmodels = [\"fake-model\"]\nstream = true\n",
+            fake.base_url
+        ),
+    )
+    .unwrap();
+    let mut child = krake(dir.path())
+        .arg("--config")
+        .arg(&cfg)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let port = krake_tests::listening_port(&mut child);
+    let _server = Killed(child);
+    let (_driver, driver_port) = chromedriver();
+    let c = browser(driver_port).await;
+    let base = format!("http://127.0.0.1:{port}");
+    sign_in(&c, &base).await;
+    c.goto(&format!("{base}/")).await.unwrap();
+    until(
+        &c,
+        "the widget's socket",
+        "document.querySelector('.krake-widget[data-connected=\"true\"]')",
+    )
+    .await;
+    c.find(Locator::Css(".krake-toggle"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    say(&c, "/ask penn write the launch post").await;
+    until(
+        &c,
+        "the typing line",
+        "document.querySelector('.krake-typing')",
+    )
+    .await;
+    // Part-way: the bubble holds the first words, not yet final.
+    let part = until(
+        &c,
+        "words part-way",
+        "(function(){var a=document.querySelector('.krake-answer'); return a && !a.getAttribute('data-final') && a.textContent.length > 20 && a.textContent;})()",
+    )
+    .await;
+    let part = part.as_str().unwrap();
+    assert!(POST.starts_with(part) && part.len() < POST.len(), "{part}");
+    shot(&c, "widget-streaming").await;
+    let done = until(
+        &c,
+        "the final answer",
+        "(function(){var a=document.querySelector('.krake-answer[data-final=\"true\"]'); return a && a.textContent;})()",
+    )
+    .await;
+    assert_eq!(done, json!(POST));
+    assert_eq!(
+        c.execute(
+            "return document.querySelectorAll('.krake-answer').length + document.querySelectorAll('.krake-typing').length;",
+            vec![]
+        )
+        .await
+        .unwrap(),
+        json!(1),
+        "one answer bubble, and the typing line gone"
+    );
+    shot(&c, "widget-answer").await;
+    c.set_window_size(390, 844).await.unwrap();
+    shot(&c, "widget-answer-phone").await;
+    c.close().await.unwrap();
+}
