@@ -23,6 +23,9 @@ pub enum Cmd {
     Serve(ServeArgs),
     /// Chat with Krake in the terminal as user `local` (reads one message per line when piped).
     Chat,
+    /// Serve Krake's commands as MCP tools over stdin/stdout (for a desktop assistant), as the
+    /// user of the personal API token in KRAKE_MCP_TOKEN.
+    Mcp,
     /// Apply pending database migrations and exit.
     Migrate,
     /// Print the effective configuration, secrets redacted.

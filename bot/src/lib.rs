@@ -30,6 +30,7 @@ pub mod demo;
 pub mod discord;
 pub mod fanout;
 pub mod folder_cli;
+pub mod mcp;
 pub mod rag;
 pub mod serve;
 pub mod settings;
@@ -51,6 +52,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let quiet = matches!(
         cli.command,
         Cmd::Chat
+            | Cmd::Mcp
             | Cmd::Config
             | Cmd::User(_)
             | Cmd::Folder(_)
@@ -62,6 +64,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Cmd::Serve(args) => serve::serve(settings, args.demo).await,
         Cmd::Chat => chat::chat(settings).await,
+        Cmd::Mcp => mcp::stdio(settings).await,
         Cmd::Migrate => wiring::open_store(&settings, true).await.map(|_| ()),
         Cmd::Config => {
             print!("{}", settings.redacted()?);

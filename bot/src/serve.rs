@@ -254,6 +254,11 @@ pub async fn run(
         Some(r) => app.merge(r),
         None => app,
     };
+    // Krake's commands as MCP tools (Streamable HTTP), for the holders of personal tokens.
+    let app = app.merge(krake_mcp::router(
+        krake.clone(),
+        Arc::new(crate::mcp::TokenAuth(Arc::new(store.clone()))),
+    ));
     let app = krake_metrics::instrument(app);
     let mut http_stop = stop_rx;
     // The peer's address reaches handlers as ConnectInfo (sign-in limits per address).

@@ -74,6 +74,8 @@ pub enum Front {
     Discord,
     /// The HTTP API (tokens, scripts).
     Api,
+    /// The Model Context Protocol (assistants calling Krake's tools).
+    Mcp,
     /// Krake itself (sweepers, schedules, webhooks).
     System,
 }
@@ -87,6 +89,7 @@ impl Front {
             Front::Telegram => "telegram",
             Front::Discord => "discord",
             Front::Api => "api",
+            Front::Mcp => "mcp",
             Front::System => "system",
         }
     }
@@ -99,6 +102,7 @@ impl Front {
             "telegram" => Front::Telegram,
             "discord" => Front::Discord,
             "api" => Front::Api,
+            "mcp" => Front::Mcp,
             "system" => Front::System,
             _ => return None,
         })

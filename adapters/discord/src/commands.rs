@@ -1,128 +1,17 @@
-//! Slash commands generated from core's [`COMMANDS`] and the [`Directory`] (workspaces and
-//! agents become option choices), and the way back: a used slash command's options go to core
+//! Slash commands generated from core's [`COMMANDS`] and their options
+//! ([`command_options`]: workspaces and agents become choices), and the way back: a used slash command's options go to core
 //! by name and become a typed command there, so core stays the single source of meaning.
 
 use crate::wire::{CommandData, CommandOption};
-use krake_core::chat::command::{COMMANDS, CommandParser, CommandSpec, Parsed};
-use krake_core::chat::options::OptionValue;
+use krake_core::chat::command::{COMMANDS, CommandParser, Parsed};
+use krake_core::chat::options::{OptionKind, OptionValue, command_options};
 use krake_core::config::Directory;
-use krake_core::inbox::{ThreadKind, ThreadStatus};
 use serde_json::Value;
 use serenity::builder::{CreateCommand, CreateCommandOption};
 use serenity::model::application::CommandOptionType;
 
 /// Discord allows at most 25 choices per option.
 const MAX_CHOICES: usize = 25;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Text,
-    Id,
-}
-
-struct Opt {
-    name: &'static str,
-    about: &'static str,
-    kind: Kind,
-    required: bool,
-    choices: Vec<(String, String)>,
-}
-
-fn text(name: &'static str, about: &'static str, required: bool) -> Opt {
-    Opt {
-        name,
-        about,
-        kind: Kind::Text,
-        required,
-        choices: Vec::new(),
-    }
-}
-
-fn id() -> Opt {
-    Opt {
-        name: "id",
-        about: "The thread number (#12 → 12)",
-        kind: Kind::Id,
-        required: true,
-        choices: Vec::new(),
-    }
-}
-
-/// Further thread numbers for the same decision or archiving (`14 15`).
-fn more() -> Opt {
-    text("more", "More thread numbers, as in 14 15", false)
-}
-
-fn with_choices(mut o: Opt, choices: Vec<(String, String)>) -> Opt {
-    o.choices = choices.into_iter().take(MAX_CHOICES).collect();
-    o
-}
-
-/// The options of one command, in the order its arguments are written.
-fn options(spec: &CommandSpec, dir: &Directory) -> Vec<Opt> {
-    let workspaces = || {
-        dir.workspaces()
-            .iter()
-            .map(|w| (w.name.clone(), w.slug.to_string()))
-            .collect()
-    };
-    match spec.name {
-        "todo" => vec![
-            with_choices(
-                text("workspace", "Only this workspace", false),
-                workspaces(),
-            ),
-            with_choices(
-                text("kind", "Only this kind", false),
-                ThreadKind::ALL
-                    .iter()
-                    .map(|k| (k.as_str().to_owned(), k.as_str().to_owned()))
-                    .collect(),
-            ),
-            with_choices(
-                text("status", "Only this status (default: open)", false),
-                std::iter::once(("all".to_owned(), "all".to_owned()))
-                    .chain(
-                        ThreadStatus::ALL
-                            .iter()
-                            .map(|s| (s.as_str().to_owned(), s.as_str().to_owned())),
-                    )
-                    .collect(),
-            ),
-        ],
-        "show" => vec![id()],
-        "approve" | "archive" | "unarchive" => vec![id(), more()],
-        "reply" => vec![id(), text("text", "Your reply", true)],
-        "reject" => vec![id(), text("reason", "Why", false), more()],
-        "ask" => vec![
-            with_choices(
-                text("agent", "The agent", true),
-                dir.agents()
-                    .iter()
-                    .map(|a| {
-                        (
-                            format!("{} ({})", a.name, a.role),
-                            a.name.as_str().to_lowercase(),
-                        )
-                    })
-                    .collect(),
-            ),
-            text("task", "What the agent should do", true),
-        ],
-        "workspaces" | "agents" => Vec::new(),
-        "help" => vec![with_choices(
-            text("command", "A command to explain", false),
-            COMMANDS
-                .iter()
-                .map(|c| (c.name.to_owned(), c.name.to_owned()))
-                .collect(),
-        )],
-        "link" => vec![text("code", "The code from `krake user link-code`", true)],
-        // A command core added later: its arguments as one text, as written after the name.
-        _ if spec.args.is_empty() => Vec::new(),
-        _ => vec![text("args", spec.args, spec.args.starts_with('<'))],
-    }
-}
 
 fn description(s: &str) -> String {
     crate::render::truncate(s, 100)
@@ -133,19 +22,19 @@ pub fn slash_commands(dir: &Directory) -> Vec<CreateCommand> {
     COMMANDS
         .iter()
         .map(|spec| {
-            let opts = options(spec, dir)
+            let opts = command_options(spec, dir)
                 .into_iter()
                 .map(|o| {
                     let kind = match o.kind {
-                        Kind::Text => CommandOptionType::String,
-                        Kind::Id => CommandOptionType::Integer,
+                        OptionKind::Text => CommandOptionType::String,
+                        OptionKind::Id => CommandOptionType::Integer,
                     };
                     let mut b = CreateCommandOption::new(kind, o.name, description(o.about))
                         .required(o.required);
-                    if o.kind == Kind::Id {
+                    if o.kind == OptionKind::Id {
                         b = b.min_int_value(1);
                     }
-                    for (label, value) in o.choices {
+                    for (label, value) in o.choices.into_iter().take(MAX_CHOICES) {
                         b = b.add_string_choice(crate::render::truncate(&label, 100), value);
                     }
                     b
@@ -314,7 +203,7 @@ mod tests {
                 .iter()
                 .find(|(n, _)| *n == spec.name)
                 .map_or(&["args"][..], |(_, o)| *o);
-            for o in options(spec, &dir) {
+            for o in command_options(spec, &dir) {
                 assert!(known.contains(&o.name), "/{} option {}", spec.name, o.name);
             }
         }

@@ -6,12 +6,13 @@
 //! KPIs) reads that text with the grammar, as a person wrote it.
 //!
 //! The option names are the ones [`OPTION_NAMES`] lists; a front registers its commands with
-//! these names.
+//! these names, as [`command_options`] describes them (Discord's slash commands, MCP tools).
 
 use crate::chat::command::{
-    Command, CommandParser, ListQuery, MAX_THREADS_AT_ONCE, Parsed, StatusFilter, batch, spec,
-    take_ids,
+    COMMANDS, Command, CommandParser, CommandSpec, ListQuery, MAX_THREADS_AT_ONCE, Parsed,
+    StatusFilter, batch, spec, take_ids,
 };
+use crate::config::Directory;
 use crate::inbox::{ThreadId, ThreadKind, ThreadStatus};
 use crate::workspace::WorkspaceSlug;
 
@@ -42,6 +43,131 @@ pub const OPTION_NAMES: &[(&str, &[&str])] = &[
     ("help", &["command"]),
     ("link", &["code"]),
 ];
+
+/// What an option takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptionKind {
+    /// Text (or one of its choices' values).
+    Text,
+    /// A thread number (a positive integer).
+    Id,
+}
+
+/// One named option of a command, for fronts that register commands with their options
+/// (Discord's slash commands, MCP tools): the same names [`OPTION_NAMES`] lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptionSpec {
+    /// Its name.
+    pub name: &'static str,
+    /// What it is, for people (and models).
+    pub about: &'static str,
+    /// What it takes.
+    pub kind: OptionKind,
+    /// Whether the command needs it.
+    pub required: bool,
+    /// The values it may take, as (label, value); empty when any is allowed.
+    pub choices: Vec<(String, String)>,
+}
+
+type Opt = OptionSpec;
+type Kind = OptionKind;
+
+fn text(name: &'static str, about: &'static str, required: bool) -> Opt {
+    Opt {
+        name,
+        about,
+        kind: Kind::Text,
+        required,
+        choices: Vec::new(),
+    }
+}
+
+fn id() -> Opt {
+    Opt {
+        name: "id",
+        about: "The thread number (#12 → 12)",
+        kind: Kind::Id,
+        required: true,
+        choices: Vec::new(),
+    }
+}
+
+/// Further thread numbers for the same decision or archiving (`14 15`).
+fn more() -> Opt {
+    text("more", "More thread numbers, as in 14 15", false)
+}
+
+fn with_choices(mut o: Opt, choices: Vec<(String, String)>) -> Opt {
+    o.choices = choices;
+    o
+}
+
+/// The options of one command, in the order its arguments are written (workspaces, kinds,
+/// statuses and agents as choices from `dir`).
+pub fn command_options(spec: &CommandSpec, dir: &Directory) -> Vec<OptionSpec> {
+    let workspaces = || {
+        dir.workspaces()
+            .iter()
+            .map(|w| (w.name.clone(), w.slug.to_string()))
+            .collect()
+    };
+    match spec.name {
+        "todo" => vec![
+            with_choices(
+                text("workspace", "Only this workspace", false),
+                workspaces(),
+            ),
+            with_choices(
+                text("kind", "Only this kind", false),
+                ThreadKind::ALL
+                    .iter()
+                    .map(|k| (k.as_str().to_owned(), k.as_str().to_owned()))
+                    .collect(),
+            ),
+            with_choices(
+                text("status", "Only this status (default: open)", false),
+                std::iter::once(("all".to_owned(), "all".to_owned()))
+                    .chain(
+                        ThreadStatus::ALL
+                            .iter()
+                            .map(|s| (s.as_str().to_owned(), s.as_str().to_owned())),
+                    )
+                    .collect(),
+            ),
+        ],
+        "show" => vec![id()],
+        "approve" | "archive" | "unarchive" => vec![id(), more()],
+        "reply" => vec![id(), text("text", "Your reply", true)],
+        "reject" => vec![id(), text("reason", "Why", false), more()],
+        "ask" => vec![
+            with_choices(
+                text("agent", "The agent", true),
+                dir.agents()
+                    .iter()
+                    .map(|a| {
+                        (
+                            format!("{} ({})", a.name, a.role),
+                            a.name.as_str().to_lowercase(),
+                        )
+                    })
+                    .collect(),
+            ),
+            text("task", "What the agent should do", true),
+        ],
+        "workspaces" | "agents" => Vec::new(),
+        "help" => vec![with_choices(
+            text("command", "A command to explain", false),
+            COMMANDS
+                .iter()
+                .map(|c| (c.name.to_owned(), c.name.to_owned()))
+                .collect(),
+        )],
+        "link" => vec![text("code", "The code from `krake user link-code`", true)],
+        // A command core added later: its arguments as one text, as written after the name.
+        _ if spec.args.is_empty() => Vec::new(),
+        _ => vec![text("args", spec.args, spec.args.starts_with('<'))],
+    }
+}
 
 impl CommandParser {
     /// The command `name` with its named options (see the [module](self) docs): a
