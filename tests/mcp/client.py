@@ -40,6 +40,15 @@ async def drive(read, write, calls):
                 out["calls"].append({"name": name, "is_error": bool(field(r, "is_error", "isError")), "text": text})
             except Exception as e:  # a protocol error (unknown tool, bad request)
                 out["calls"].append({"name": name, "is_error": True, "protocol_error": True, "text": str(e)})
+        resources = await session.list_resources()
+        out["resources"] = [str(r.uri) for r in resources.resources]
+        out["read"] = {}
+        for uri in out["resources"][:3]:
+            try:
+                got = await session.read_resource(uri)
+                out["read"][uri] = "".join(getattr(c, "text", "") for c in got.contents)
+            except Exception as e:
+                out["read"][uri] = f"error: {e}"
         print(json.dumps(out))
 
 

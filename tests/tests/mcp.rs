@@ -209,6 +209,19 @@ async fn the_python_sdk_drives_krake_mcp_over_stdio() {
     let (status, by) = thread_status(dir.path(), id).await;
     assert_eq!(status, ThreadStatus::Approved);
     assert_eq!(by.as_deref(), Some("ana"), "the token's user decided");
+    // Resources are listed after the calls: the approved thread is no longer an open one.
+    let resources: Vec<&str> = out["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert!(
+        resources
+            .iter()
+            .all(|r| *r != format!("krake://threads/{id}")),
+        "only open threads: {resources:?}"
+    );
 
     // No token, or one Krake does not know: `krake mcp` refuses to start, saying why.
     let (ok, _, err) = client(&["stdio", bin.to_str().unwrap(), &data], None, json!([]));
@@ -274,6 +287,21 @@ async fn the_python_sdk_drives_slash_mcp_over_http_with_each_tokens_rights() {
         json!([["show", {"id": id}], ["approve", {"id": id}]]),
     );
     assert!(ok, "{err}");
+    // The open thread is a resource, read with the viewer's rights.
+    let uri = format!("krake://threads/{id}");
+    assert!(
+        out["resources"].as_array().unwrap().contains(&json!(uri)),
+        "{}",
+        out["resources"]
+    );
+    assert!(
+        out["read"][&uri]
+            .as_str()
+            .unwrap()
+            .contains("The hoodie arrived torn."),
+        "{}",
+        out["read"]
+    );
     let calls = out["calls"].as_array().unwrap();
     assert_eq!(calls[0]["is_error"], false, "{}", calls[0]);
     assert_eq!(calls[1]["is_error"], true, "{}", calls[1]);

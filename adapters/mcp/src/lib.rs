@@ -16,6 +16,9 @@
 //!   personal API token (`Authorization: Bearer …`), checked by the [`Authenticate`] the
 //!   server is given; a request without one gets 401 before any JSON-RPC is read. Over stdio
 //!   (`krake mcp`) the process is started with one token, checked once at start.
+//! - **Resources**: the open threads the caller sees (`krake://threads/12`) and the folders it
+//!   may read (`krake://folders/soshie/content calendar`), read through the same `show` and
+//!   `folder show` commands, so with the same rights.
 //! - **Bounded.** Request bodies over [`MAX_BODY`] get 413; a malformed JSON-RPC message gets
 //!   an error and the connection stays usable (rmcp's framing).
 //!
@@ -33,10 +36,13 @@ use krake_core::actor::{Actor, Front};
 use krake_core::chat::command::{COMMANDS, CommandSpec, Parsed};
 use krake_core::chat::options::{OptionKind, OptionValue, command_options};
 use krake_core::inbound::{Content, IdempotencyKey, Inbound};
+use krake_core::inbox::{ThreadFilter, ThreadStatus};
 use krake_core::reply::Tone;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    InitializeResult, ListToolsResult, PaginatedRequestParams, ServerCapabilities, Tool,
+    InitializeResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
+    ResourceContents, ServerCapabilities, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -45,6 +51,15 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The URI prefix of a thread resource (`krake://threads/12`).
+pub const THREADS: &str = "krake://threads/";
+
+/// The URI prefix of a folder resource (`krake://folders/soshie/content calendar`).
+pub const FOLDERS: &str = "krake://folders/";
+
+/// Resources listed at most, of each kind.
+const MAX_RESOURCES: u32 = 100;
 
 /// Where the Streamable HTTP endpoint is served.
 pub const PATH: &str = "/mcp";
@@ -174,7 +189,12 @@ impl KrakeTools {
 
 impl ServerHandler for KrakeTools {
     fn get_info(&self) -> InitializeResult {
-        InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
+        InitializeResult::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .build(),
+        )
             .with_server_info(Implementation::new("krake", env!("CARGO_PKG_VERSION")))
             .with_instructions(
                 "Krake runs a small business's operations: a To Do inbox of approvals, escalations and questions, \
@@ -189,6 +209,95 @@ impl ServerHandler for KrakeTools {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         Ok(ListToolsResult::with_all_items(self.tools()))
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let Some(actor) = self.caller_of(&context) else {
+            return Err(ErrorData::invalid_request("not signed in", None));
+        };
+        let internal = |e: &dyn std::fmt::Display| ErrorData::internal_error(e.to_string(), None);
+        let visible = actor.visible(self.krake.directory().workspaces().iter().map(|w| &w.slug));
+        let threads = self
+            .krake
+            .list_threads(&ThreadFilter {
+                status: Some(ThreadStatus::Open),
+                visible,
+                limit: MAX_RESOURCES,
+                ..ThreadFilter::default()
+            })
+            .await
+            .map_err(|e| internal(&e))?;
+        let mut out: Vec<Resource> = threads
+            .iter()
+            .map(|t| {
+                Resource::new(
+                    format!("{THREADS}{}", t.id.0),
+                    format!("#{} {}", t.id.0, t.title),
+                )
+                .with_description(format!("{} in {}, {}", t.kind, t.workspace, t.status))
+                .with_mime_type("text/plain")
+            })
+            .collect();
+        // Folders are optional (a Krake without them lists threads only).
+        if let Ok(folders) = self.krake.folders_for(&actor, None).await {
+            out.extend(folders.iter().take(MAX_RESOURCES as usize).map(|f| {
+                Resource::new(
+                    format!("{FOLDERS}{}/{}", f.agent.to_lowercase(), f.name),
+                    format!("{}'s folder {}", f.agent, f.name),
+                )
+                .with_mime_type("text/plain")
+            }));
+        }
+        Ok(ListResourcesResult::with_all_items(out))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let Some(actor) = self.caller_of(&context) else {
+            return Err(ErrorData::invalid_request("not signed in", None));
+        };
+        let uri = request.uri.as_str();
+        let not_found = || {
+            ErrorData::resource_not_found(
+                format!(
+                    "no such resource: {}",
+                    uri.chars().take(200).collect::<String>()
+                ),
+                None,
+            )
+        };
+        // The same commands, and so the same rights, as `show` and `folder show`.
+        let parsed = if let Some(id) = uri.strip_prefix(THREADS) {
+            let id: i64 = id.parse().map_err(|_| not_found())?;
+            self.krake.parser().parse(&format!("/show {id}"))
+        } else if let Some(rest) = uri.strip_prefix(FOLDERS) {
+            let (agent, name) = rest.split_once('/').ok_or_else(not_found)?;
+            if name.contains('"') || agent.contains(char::is_whitespace) {
+                return Err(not_found());
+            }
+            self.krake
+                .parser()
+                .parse(&format!("/folder show {agent} \"{name}\""))
+        } else {
+            return Err(not_found());
+        };
+        let Parsed::Command(cmd) = parsed else {
+            return Err(not_found());
+        };
+        let mut actor = actor;
+        actor.front = Front::Mcp;
+        let reply = self.krake.execute(&actor, cmd).await;
+        if matches!(reply.tone, Tone::Error | Tone::Warning) {
+            return Err(ErrorData::invalid_request(reply.text, None));
+        }
+        Ok(ReadResourceResult::new(vec![ResourceContents::text(reply.text, uri)]).into())
     }
 
     async fn call_tool(
