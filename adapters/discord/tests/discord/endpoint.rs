@@ -507,3 +507,86 @@ async fn runs_are_listed_and_cancelled_by_slash_command() {
         "{content}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delegated_runs_show_their_parent_and_their_own_costs_by_slash_command() {
+    use krake_core::model::{Scripted, ScriptedModel};
+    use krake_core::run::{NewRun, Runner};
+    use std::sync::Arc;
+    let w = world().await;
+    crate::link(&w, "777000111", "bo").await;
+    let call = |name: &str, args: Value| Scripted::Tools(vec![(name.into(), args.to_string())]);
+    let model = Arc::new(ScriptedModel::new(vec![
+        call(
+            "delegate",
+            json!({"agent": "milli", "task": "which colour sells best?"}),
+        ),
+        call(
+            "delegate",
+            json!({"agent": "data analyst", "task": "sales by colour"}),
+        ),
+        call(
+            "reply",
+            json!({"text": "Navy: 42 of 60.", "confidence": 0.9}),
+        ),
+        call(
+            "reply",
+            json!({"text": "Navy sells best.", "confidence": 0.85}),
+        ),
+        call(
+            "reply",
+            json!({"text": "Lead with navy.", "confidence": 0.9}),
+        ),
+    ]));
+    let s = Arc::new(w.store.clone());
+    let runner = Runner::new(
+        s.clone(),
+        s.clone(),
+        s.clone(),
+        Some(model),
+        Arc::new(krake_core::knowledge::NoKnowledge),
+        Arc::new(krake_core::run::RecordingExecutor::default()),
+        w.clock.clone(),
+        krake_core::config::Directory::default(),
+    );
+    runner
+        .start(&NewRun {
+            workspace: WorkspaceSlug::parse("lunavo").unwrap(),
+            agent: "Penn".into(),
+            task: "plan the launch post".into(),
+            trigger: "command".into(),
+            requested_by: "bo".into(),
+            parent: None,
+            feedback: None,
+            answer_to: None,
+        })
+        .await
+        .unwrap();
+    runner.work_once("t", 1).await.unwrap();
+    let slash = |id: &str, args: &str| {
+        let mut cmd = fixture_json("docs_application_command_slash_with_options.json");
+        cmd["id"] = Value::from(id);
+        cmd["member"]["user"]["id"] = Value::from("777000111");
+        cmd["data"] = json!({
+            "type": 1, "name": "run", "id": "1",
+            "options": [{ "type": 3, "name": "args", "value": args }]
+        });
+        cmd
+    };
+    let (_, answer) = crate::signed(&w, &slash("94", "2")).await;
+    let milli = answer["data"]["content"].as_str().unwrap();
+    assert!(milli.contains("Run 2 — Milli in lunavo: done"), "{milli}");
+    assert!(milli.contains("Delegated by run 1"), "{milli}");
+    assert!(milli.contains("Model calls: 2;"), "{milli}");
+    assert!(milli.contains("to Dexter (run 3)"), "{milli}");
+    let (_, answer) = crate::signed(&w, &slash("95", "3")).await;
+    let dexter = answer["data"]["content"].as_str().unwrap();
+    assert!(dexter.contains("Delegated by run 2"), "{dexter}");
+    assert!(dexter.contains("Model calls: 1;"), "{dexter}");
+    let (_, answer) = crate::signed(&w, &slash("96", "1")).await;
+    let penn = answer["data"]["content"].as_str().unwrap();
+    assert!(
+        penn.contains("Model calls: 2;") && penn.contains("to Milli (run 2)"),
+        "{penn}"
+    );
+}
