@@ -38,6 +38,29 @@ fn serve(dir: &Path) -> (Killed, u16) {
     (Killed(child), port)
 }
 
+/// `krake serve` with a model provider at `base_url` (streaming or not); the server, its port
+/// and the config file.
+fn serve_with_model(dir: &Path, base_url: &str, stream: bool) -> (Killed, u16, std::path::PathBuf) {
+    let cfg = dir.join("krake.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[llm]\nmax_retries = 0\n\n[[llm.providers]]\nname = \"fake\"\nbase_url = \"{base_url}\"\nmodels = [\"fake-model\"]\nstream = {stream}\n"
+        ),
+    )
+    .unwrap();
+    let mut child = krake(dir)
+        .arg("--config")
+        .arg(&cfg)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let port = krake_tests::listening_port(&mut child);
+    (Killed(child), port, cfg)
+}
+
 fn chromedriver() -> (Killed, u16) {
     let path = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
         .into_iter()
@@ -417,25 +440,7 @@ async fn the_runs_pages_follow_a_run_live_in_chromium() {
         Box::new(Answer::reply("Moon hoodie: wear the night.", 0.95)),
     )])
     .await;
-    let cfg = dir.path().join("krake.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[llm]\nmax_retries = 0\n\n[[llm.providers]]\nname = \"fake\"\nbase_url = \"{}\"\nmodels = [\"fake-model\"]\n",
-            fake.base_url
-        ),
-    )
-    .unwrap();
-    let mut child = krake(dir.path())
-        .arg("--config")
-        .arg(&cfg)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let port = krake_tests::listening_port(&mut child);
-    let _server = Killed(child);
+    let (_server, port, cfg) = serve_with_model(dir.path(), &fake.base_url, false);
     let (_driver, driver_port) = chromedriver();
     let c = browser(driver_port).await;
     let base = format!("http://127.0.0.1:{port}");
@@ -533,25 +538,7 @@ async fn the_widget_shows_an_answer_as_it_is_written_in_chromium() {
     owner_with_password(dir.path());
     let fake = FakeOpenAi::start(vec![Answer::reply(POST, 0.9)]).await;
     fake.stream_slowly(Duration::from_millis(120));
-    let cfg = dir.path().join("krake.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[llm]\nmax_retries = 0\n\n[[llm.providers]]\nname = \"fake\"\nbase_url = \"{}\"\nmodels = [\"fake-model\"]\nstream = true\n",
-            fake.base_url
-        ),
-    )
-    .unwrap();
-    let mut child = krake(dir.path())
-        .arg("--config")
-        .arg(&cfg)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let port = krake_tests::listening_port(&mut child);
-    let _server = Killed(child);
+    let (_server, port, _cfg) = serve_with_model(dir.path(), &fake.base_url, true);
     let (_driver, driver_port) = chromedriver();
     let c = browser(driver_port).await;
     let base = format!("http://127.0.0.1:{port}");

@@ -24,6 +24,23 @@ const FINISH_RUN: &str = "UPDATE agent_runs SET status = $1, result = COALESCE($
        thread_id = COALESCE($4, thread_id), lease_owner = NULL, lease_until = NULL, updated_at = $5 \
      WHERE id = $6 AND status = $7";
 
+/// [`FINISH_RUN`] with its values bound.
+fn finish_query(
+    id: RunId,
+    from: RunStatus,
+    outcome: &RunOutcome,
+    now: Timestamp,
+) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
+    sqlx::query(FINISH_RUN)
+        .bind(outcome.status.as_str())
+        .bind(outcome.result.as_deref())
+        .bind(outcome.error.as_deref())
+        .bind(outcome.thread.map(|t| t.0))
+        .bind(now.as_millis())
+        .bind(id.0)
+        .bind(from.as_str())
+}
+
 fn run_from_row(r: &AnyRow) -> Result<Run, RepoError> {
     let ws: String = r.try_get("workspace").map_err(db_err)?;
     let status: String = r.try_get("status").map_err(db_err)?;
@@ -227,14 +244,7 @@ impl RunRepo for Store {
         outcome: &RunOutcome,
         now: Timestamp,
     ) -> Result<bool, RepoError> {
-        let done = sqlx::query(FINISH_RUN)
-            .bind(outcome.status.as_str())
-            .bind(outcome.result.as_deref())
-            .bind(outcome.error.as_deref())
-            .bind(outcome.thread.map(|t| t.0))
-            .bind(now.as_millis())
-            .bind(id.0)
-            .bind(from.as_str())
+        let done = finish_query(id, from, outcome, now)
             .execute(&self.pool)
             .await
             .map_err(db_err)?;
@@ -260,14 +270,7 @@ impl RunRepo for Store {
         now: Timestamp,
     ) -> Result<bool, RepoError> {
         let mut tx = self.begin().await?;
-        let done = sqlx::query(FINISH_RUN)
-            .bind(outcome.status.as_str())
-            .bind(outcome.result.as_deref())
-            .bind(outcome.error.as_deref())
-            .bind(outcome.thread.map(|t| t.0))
-            .bind(now.as_millis())
-            .bind(id.0)
-            .bind(from.as_str())
+        let done = finish_query(id, from, outcome, now)
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
