@@ -563,6 +563,44 @@ fn deploy_files_are_consistent_and_the_dashboard_uses_real_metrics() {
         )
         .contains("@postgres:5432/")
     );
+    // A deploy file that names a Qdrant server selects it: otherwise each replica would start
+    // with its own embedded store. Checked with the real settings of the binary.
+    let env = s(&compose, &["services", "krake", "environment"]);
+    if let Some(url) = env.get("KRAKE_QDRANT_URL").and_then(|v| v.as_str()) {
+        let store = env
+            .get("KRAKE_RAG_STORE")
+            .and_then(|v| v.as_str())
+            .expect("compose names a Qdrant server but does not select it (KRAKE_RAG_STORE)");
+        let dir = tempfile::tempdir().unwrap();
+        let (ok, out, err) = krake_tests::run(
+            krake(dir.path())
+                .arg("--config")
+                .arg(deploy_dir().join("krake.example.toml"))
+                .arg("config")
+                .env("KRAKE_RAG_STORE", store)
+                .env("KRAKE_QDRANT_URL", url),
+        );
+        assert!(ok, "{err}");
+        assert!(
+            out.contains("store = \"qdrant\"") && out.contains(url),
+            "a compose replica would not use the Qdrant server: {out}"
+        );
+    }
+    let k8s_env = s(pod, &["containers", "0", "env"]).as_sequence().unwrap();
+    let names = |n: &str| k8s_env.iter().any(|e| text(e, &["name"]) == n);
+    let cm_toml = text(&cm, &["data", "krake.toml"]);
+    let k8s_names_server = names("KRAKE_QDRANT_URL")
+        || cm_toml
+            .lines()
+            .any(|l| l.trim_start().starts_with("qdrant_url"));
+    let k8s_selects = names("KRAKE_RAG_STORE")
+        || cm_toml
+            .lines()
+            .any(|l| l.trim_start().starts_with("store") && l.contains("\"qdrant\""));
+    assert!(
+        !k8s_names_server || k8s_selects,
+        "the Kubernetes manifests name a Qdrant server but do not select it"
+    );
     // Dockerfile: builder on rust:1.95, a slim runtime, a non-root user, `serve` on 0.0.0.0:8080.
     let docker = std::fs::read_to_string(deploy_dir().join("Dockerfile")).unwrap();
     let froms: Vec<&str> = docker.lines().filter(|l| l.starts_with("FROM ")).collect();
