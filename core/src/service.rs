@@ -215,6 +215,37 @@ impl Krake {
         }
     }
 
+    /// `/search`: the knowledge of a workspace the person sees.
+    async fn search(
+        &self,
+        actor: &Actor,
+        workspace: Option<WorkspaceSlug>,
+        text: &str,
+    ) -> Result<Reply, RepoError> {
+        let Some(ws) = workspace.or_else(|| {
+            self.directory
+                .workspaces()
+                .iter()
+                .map(|w| w.slug.clone())
+                .find(|w| actor.can_see(w))
+        }) else {
+            return Ok(Reply::warning(format!(
+                "You see no workspace yet.{}",
+                link_hint(actor)
+            )));
+        };
+        if !actor.can_see(&ws) {
+            return Ok(Reply::warning(format!(
+                "You are not a member of {ws}, so its knowledge is hidden from you.{}",
+                link_hint(actor)
+            )));
+        }
+        match &self.agents {
+            Some(a) => a.search(&ws, text).await,
+            None => Ok(Reply::info("Knowledge search is not available here.")),
+        }
+    }
+
     async fn kpi(
         &self,
         actor: &Actor,
@@ -442,6 +473,7 @@ impl Krake {
             Command::Show(id) => self.show(actor, id).await,
             Command::Link { code } => self.link(actor, &code).await,
             Command::Kpi { workspace } => self.kpi(actor, workspace).await,
+            Command::Search { workspace, text } => self.search(actor, workspace, &text).await,
             Command::Costs { workspace } => match &self.agents {
                 Some(a) => a.costs(actor, workspace.as_ref()).await,
                 None => Ok(Reply::info("No model calls: agents are not set up here.")),

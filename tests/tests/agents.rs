@@ -2454,3 +2454,49 @@ async fn a_sub_run_whose_parent_ended_without_it_is_failed_by_the_recovery_pass(
             .contains("its parent run 1 ended (failed)")
     );
 }
+
+#[tokio::test]
+async fn search_answers_from_the_knowledge_of_a_workspace_the_person_sees() {
+    let w = world(
+        vec![],
+        Setup {
+            retriever: Some(long_passages()),
+            ..Setup::default()
+        },
+    )
+    .await;
+    let found = w
+        .krake
+        .handle_text(&Actor::local(), "/search lunavo how to wash the hoodie")
+        .await;
+    assert!(
+        found
+            .text
+            .starts_with("The knowledge of lunavo on \"how to wash the hoodie\":"),
+        "{}",
+        found.text
+    );
+    assert!(found.text.contains("care-1.md"), "cited: {}", found.text);
+    assert!(w.model.requests().is_empty(), "no model call");
+    let nothing = w
+        .krake
+        .handle_text(&Actor::local(), "/search monarch wash")
+        .await;
+    assert!(
+        nothing
+            .text
+            .starts_with("Nothing in the knowledge of monarch"),
+        "{}",
+        nothing.text
+    );
+    let mut outsider = Actor::new(
+        krake_core::actor::UserName::parse("mo").unwrap(),
+        krake_core::actor::Front::Cli,
+        Role::Guest,
+    );
+    outsider
+        .workspace_roles
+        .insert(WorkspaceSlug::parse("monarch").unwrap(), Role::Member);
+    let refused = w.krake.handle_text(&outsider, "/search lunavo wash").await;
+    assert!(refused.text.contains("hidden from you"), "{}", refused.text);
+}

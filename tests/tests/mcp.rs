@@ -140,6 +140,7 @@ async fn the_python_sdk_drives_krake_mcp_over_stdio() {
         ["todo", {"workspace": "lunavo"}],
         ["approve", {"id": id}],
         ["kpi", {"args": "lunavo"}],
+        ["search", {"args": "lunavo return policy"}],
         ["reply", {"id": "twelve", "text": "x"}],
         ["no_such_tool", {}]
     ]);
@@ -157,7 +158,7 @@ async fn the_python_sdk_drives_krake_mcp_over_stdio() {
         .collect();
     for t in [
         "todo", "show", "approve", "reject", "reply", "archive", "ask", "runs", "cancel", "kpi",
-        "costs", "folder",
+        "costs", "folder", "search",
     ] {
         assert!(tools.contains(&t), "{t} in {tools:?}");
     }
@@ -200,12 +201,22 @@ async fn the_python_sdk_drives_krake_mcp_over_stdio() {
         "{}",
         calls[2]
     );
-    assert_eq!(
-        calls[3]["is_error"], true,
-        "a bad argument is refused: {}",
+    // Knowledge search answers (this store has no documents: it says so, and how to add some).
+    assert_eq!(calls[3]["is_error"], false, "{}", calls[3]);
+    assert!(
+        calls[3]["text"]
+            .as_str()
+            .unwrap()
+            .contains("knowledge of lunavo"),
+        "{}",
         calls[3]
     );
-    assert_eq!(calls[4]["is_error"], true, "{}", calls[4]);
+    assert_eq!(
+        calls[4]["is_error"], true,
+        "a bad argument is refused: {}",
+        calls[4]
+    );
+    assert_eq!(calls[5]["is_error"], true, "{}", calls[5]);
     let (status, by) = thread_status(dir.path(), id).await;
     assert_eq!(status, ThreadStatus::Approved);
     assert_eq!(by.as_deref(), Some("ana"), "the token's user decided");

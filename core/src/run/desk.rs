@@ -54,6 +54,9 @@ pub trait AgentDesk: Send + Sync {
     ) -> Result<Option<crate::ledger::CostReport>, RepoError>;
     /// Whether a model is configured (otherwise `ask` answers offline).
     fn has_model(&self) -> bool;
+    /// The passages of `workspace`'s knowledge matching `text`, cited (no model involved;
+    /// the caller checked the person may see the workspace).
+    async fn search(&self, workspace: &WorkspaceSlug, text: &str) -> Result<Reply, RepoError>;
     /// Every agent of a workspace `actor` sees: working or idle, this month's runs and cost
     /// against its budget, its last result and its tools.
     async fn agent_status(&self, actor: &Actor) -> Result<Vec<super::AgentStatus>, RepoError>;
@@ -162,6 +165,30 @@ impl AgentDesk for Runner {
 
     fn has_model(&self) -> bool {
         self.model.is_some()
+    }
+
+    async fn search(&self, workspace: &WorkspaceSlug, text: &str) -> Result<Reply, RepoError> {
+        let q = KnowledgeQuery {
+            workspace: workspace.clone(),
+            text: text.to_owned(),
+            limit: self.limits.knowledge_passages,
+            token_budget: self.limits.knowledge_tokens,
+            source_kind: None,
+        };
+        Ok(match self.retriever.retrieve(&q).await {
+            Ok(p) if !p.is_empty() => Reply::info(format!(
+                "The knowledge of {workspace} on \"{}\":\n{}",
+                crate::text::one_line(text, 80),
+                render_passages(&p)
+            )),
+            Ok(_) => Reply::info(format!(
+                "Nothing in the knowledge of {workspace} matches \"{}\". Add documents with `krake ingest`.",
+                crate::text::one_line(text, 80)
+            )),
+            Err(e) => Reply::warning(format!(
+                "The knowledge base cannot be searched now: {e}. Try again shortly."
+            )),
+        })
     }
 
     async fn agent_status(&self, actor: &Actor) -> Result<Vec<super::AgentStatus>, RepoError> {

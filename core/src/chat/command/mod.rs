@@ -102,6 +102,13 @@ pub enum Command {
     /// The same approval, rejection or archiving for several threads (`approve 13 14 15`):
     /// each is handled on its own and its outcome reported; never one silently dropped.
     Batch(Vec<Command>),
+    /// Search a workspace's knowledge base: cited passages, no model.
+    Search {
+        /// The workspace; the first one the person can see when absent.
+        workspace: Option<WorkspaceSlug>,
+        /// What to look for.
+        text: String,
+    },
     /// Show a workspace's KPIs (revenue, orders, fulfilment).
     Kpi {
         /// The workspace; the first one the person can see when absent.

@@ -27,6 +27,7 @@ pub(super) enum Verb {
     Ask,
     Link,
     Kpi,
+    Search,
     Costs,
     Schedule,
     Schedules,
@@ -54,6 +55,7 @@ pub(super) fn verb(word: &str) -> Option<Verb> {
         "ask" | "tell" => Verb::Ask,
         "link" => Verb::Link,
         "kpi" | "kpis" | "sales" => Verb::Kpi,
+        "search" | "lookup" => Verb::Search,
         "stats" | "latency" => Verb::Stats,
         "deadletters" | "dead-letters" | "undelivered" => Verb::DeadLetters,
         "costs" | "cost" | "spend" | "budget" | "budgets" => Verb::Costs,
@@ -277,6 +279,27 @@ impl CommandParser {
                         suggestion: spec("stats").map(|s| s.example.to_owned()),
                     },
                     None => Parsed::Command(Command::Stats { workspace: None }),
+                }
+            }
+            Verb::Search => {
+                let text = args.trim();
+                if text.is_empty() {
+                    return Parsed::NotUnderstood {
+                        problem: "`search` needs something to look for".to_owned(),
+                        suggestion: spec("search").map(|s| s.example.to_owned()),
+                    };
+                }
+                // A workspace may come first: `/search lunavo return policy`.
+                let (first, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
+                match self.find_workspace(first) {
+                    Some(ws) if !rest.trim().is_empty() => Parsed::Command(Command::Search {
+                        workspace: Some(ws),
+                        text: rest.trim().to_owned(),
+                    }),
+                    _ => Parsed::Command(Command::Search {
+                        workspace: None,
+                        text: text.to_owned(),
+                    }),
                 }
             }
             Verb::Kpi => {

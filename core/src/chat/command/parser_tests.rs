@@ -296,3 +296,30 @@ proptest! {
         let _ = p().parse(&format!("{v} {rest}"));
     }
 }
+
+#[test]
+fn search_takes_an_optional_workspace_then_the_text() {
+    assert_eq!(
+        cmd("/search lunavo return policy"),
+        Command::Search {
+            workspace: Some(WorkspaceSlug::parse("lunavo").unwrap()),
+            text: "return policy".into(),
+        }
+    );
+    assert_eq!(
+        cmd("/search return policy"),
+        Command::Search {
+            workspace: None,
+            text: "return policy".into(),
+        }
+    );
+    // A workspace name alone is what to look for.
+    assert_eq!(
+        cmd("/search lunavo"),
+        Command::Search {
+            workspace: None,
+            text: "lunavo".into(),
+        }
+    );
+    assert!(matches!(p().parse("/search"), Parsed::NotUnderstood { .. }));
+}

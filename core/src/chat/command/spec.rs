@@ -132,6 +132,12 @@ pub const COMMANDS: &[CommandSpec] = &[
         example: "/agents",
     },
     CommandSpec {
+        name: "search",
+        args: "[workspace] <text>",
+        about: "Search a workspace's knowledge base: cited passages",
+        example: "/search lunavo return policy",
+    },
+    CommandSpec {
         name: "kpi",
         args: "[workspace]",
         about: "Show revenue, orders and fulfilment for a workspace",
