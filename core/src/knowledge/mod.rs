@@ -14,6 +14,7 @@ pub mod base;
 pub mod documents;
 pub mod embed;
 pub mod run_memory;
+mod search;
 pub mod sync;
 
 pub use base::{Document, DocumentSet, KnowledgeBase, KnowledgeError, MemoryKnowledge, SyncCounts};
