@@ -215,11 +215,15 @@ impl Krake {
         }
     }
 
-    async fn kpi(
+    /// The workspace a command about one workspace is for: the one named, or the first the
+    /// person sees; a reply saying why not when they see none or not that one (`what` is what
+    /// stays hidden, with its verb: "figures are", "knowledge is").
+    pub(crate) fn workspace_for(
         &self,
         actor: &Actor,
         workspace: Option<WorkspaceSlug>,
-    ) -> Result<Reply, RepoError> {
+        what: &str,
+    ) -> Result<WorkspaceSlug, Reply> {
         let Some(ws) = workspace.or_else(|| {
             self.directory
                 .workspaces()
@@ -227,17 +231,29 @@ impl Krake {
                 .map(|w| w.slug.clone())
                 .find(|w| actor.can_see(w))
         }) else {
-            return Ok(Reply::warning(format!(
+            return Err(Reply::warning(format!(
                 "You see no workspace yet.{}",
                 link_hint(actor)
             )));
         };
         if !actor.can_see(&ws) {
-            return Ok(Reply::warning(format!(
-                "You are not a member of {ws}, so its figures are hidden from you.{}",
+            return Err(Reply::warning(format!(
+                "You are not a member of {ws}, so its {what} hidden from you.{}",
                 link_hint(actor)
             )));
         }
+        Ok(ws)
+    }
+
+    async fn kpi(
+        &self,
+        actor: &Actor,
+        workspace: Option<WorkspaceSlug>,
+    ) -> Result<Reply, RepoError> {
+        let ws = match self.workspace_for(actor, workspace, "figures are") {
+            Ok(ws) => ws,
+            Err(refused) => return Ok(refused),
+        };
         if self.commerce.is_none() {
             return Ok(Reply::warning(
                 "KPIs are not available here: commerce is not set up.",
