@@ -18,6 +18,7 @@ use krake_core::policy::AgentPolicy;
 use krake_core::run::{RunLimits, Runner};
 use krake_core::time::{Clock, SystemClock};
 use krake_llm::OpenAiCompatible;
+use krake_mcp::tools::McpTools;
 use krake_store::Store;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -37,6 +38,8 @@ pub struct AgentSettings {
     pub concurrency: u32,
     /// Shopify Admin API access per workspace, for approved refunds and price changes.
     pub shops: Vec<AdminAccess>,
+    /// The MCP tool servers of `[[mcp.servers]]` (started on first use), if any.
+    pub tool_servers: Option<Arc<McpTools>>,
 }
 
 /// Reads and checks the agent settings (API keys from the environment); `shops` is the
@@ -48,13 +51,34 @@ pub fn settings(
 ) -> anyhow::Result<AgentSettings> {
     let model = OpenAiCompatible::from_config(&file.llm).context("[llm]")?;
     let (limits, concurrency) = file.agent_runs.resolve();
+    let servers = file
+        .mcp
+        .resolve(|k| std::env::var(k).ok())
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let policies = krake_core::config::file::policies(directory, &file.agents)?;
+    // An agent granted a server's tools by exact name needs that server.
+    for (agent, p) in &policies {
+        for grant in &p.tools {
+            if let Some((server, _)) = grant
+                .strip_prefix(krake_core::tool_servers::PREFIX)
+                .and_then(|g| g.split_once('/'))
+                && !server.contains('*')
+                && !servers.iter().any(|s| s.name() == server)
+            {
+                anyhow::bail!(
+                    "[agents.{agent}]: tools names {grant}, but no [[mcp.servers]] is named {server}"
+                );
+            }
+        }
+    }
     Ok(AgentSettings {
         model: model.map(Arc::new),
-        policies: krake_core::config::file::policies(directory, &file.agents)?,
+        policies,
         budgets: file.budgets.resolve(directory)?,
         limits,
         concurrency,
         shops,
+        tool_servers: (!servers.is_empty()).then(|| McpTools::new(servers)),
     })
 }
 
@@ -88,7 +112,7 @@ pub fn runner(
         .model
         .clone()
         .map(|m| -> Arc<dyn ChatModel> { Arc::new(krake_metrics::MeteredModel::new(m)) });
-    Runner::new(
+    let runner = Runner::new(
         s.clone(),
         s.clone(),
         s.clone(),
@@ -103,7 +127,11 @@ pub fn runner(
     .with_budgets(agents.budgets.clone())
     .with_limits(agents.limits.clone())
     .with_commerce(s.clone())
-    .with_folders(s)
+    .with_folders(s);
+    match &agents.tool_servers {
+        Some(t) => runner.with_tool_servers(t.clone()),
+        None => runner,
+    }
 }
 
 #[cfg(test)]
@@ -113,6 +141,36 @@ mod tests {
     fn load(toml_text: &str) -> anyhow::Result<AgentSettings> {
         let file: FileConfig = toml::from_str(toml_text)?;
         settings(&file, &Directory::default(), Vec::new())
+    }
+
+    #[test]
+    fn mcp_tool_servers_and_the_agents_granted_them() {
+        let a = load(
+            r#"
+[[mcp.servers]]
+name = "shop"
+command = "shop-tools"
+[mcp.servers.tools]
+"delete_*" = "deny"
+
+[agents.cassie]
+tools = ["reply", "mcp:shop/lookup_*", "mcp:*/ping"]
+"#,
+        )
+        .unwrap();
+        assert_eq!(format!("{:?}", a.tool_servers), "Some([\"shop\"])");
+        assert_eq!(
+            a.policies["cassie"].tools,
+            ["reply", "mcp:shop/lookup_*", "mcp:*/ping"]
+        );
+        assert!(load("").unwrap().tool_servers.is_none());
+        let e = load("[agents.cassie]\ntools = [\"mcp:files/read\"]").unwrap_err();
+        assert!(
+            format!("{e:#}").contains("no [[mcp.servers]] is named files"),
+            "{e:#}"
+        );
+        let e = load("[agents.cassie]\ntools = [\"mcp:files\"]").unwrap_err();
+        assert!(format!("{e:#}").contains("mcp:SERVER/TOOL"), "{e:#}");
     }
 
     #[test]

@@ -36,6 +36,10 @@ impl Readiness for StoreReady {
 pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
     let store = wiring::open_store(&settings, false).await?;
     let (krake, agents) = wiring::krake_with_agents(&store, &settings);
+    // MCP tool servers start now, so their tools are listed before the first run.
+    if let Some(tools) = &settings.agents.tool_servers {
+        tools.start();
+    }
     if demo_data {
         let n = krake_core::inbox::demo::fill_if_empty(&krake, krake_core::time::SystemClock.now())
             .await?;

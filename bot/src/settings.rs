@@ -80,6 +80,13 @@ pub struct FileConfig {
     /// The knowledge base: vector store and embedder.
     #[serde(default)]
     pub rag: krake_rag::settings::RagFile,
+    /// MCP tool servers for agents (`[[mcp.servers]]`).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub mcp: krake_mcp::tools::McpFile,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 /// How logs are written.
@@ -167,6 +174,8 @@ pub struct Settings {
     pub agents: crate::agents::AgentSettings,
     /// The `[llm]` section as written (for `krake config`).
     pub llm: krake_llm::LlmConfig,
+    /// The `[mcp]` section as written, `env` values hidden (for `krake config`).
+    pub mcp: krake_mcp::tools::McpFile,
     /// The knowledge base's store and embedder.
     pub rag: krake_rag::settings::RagSettings,
 }
@@ -250,6 +259,7 @@ impl Settings {
             agents: crate::agents::settings(&file, &directory, commerce.admin.clone())?,
             commerce,
             llm: file.llm.clone(),
+            mcp: file.mcp.redacted(),
             rag: file.rag.resolve()?,
             rules: file
                 .rules
@@ -298,6 +308,7 @@ impl Settings {
             budgets: BudgetsFile::effective(&self.agents.budgets),
             agent_runs: AgentRunsFile::effective(&self.agents.limits, self.agents.concurrency),
             rag: krake_rag::settings::RagFile::effective(&self.rag),
+            mcp: self.mcp.clone(),
         }
     }
 

@@ -310,6 +310,10 @@ impl ActionExecutor for Actions {
                     "post for {channel} delivered to {n} chat destination(s) for a person to publish (Krake has no {channel} API)"
                 ))
             }
+            // The run engine calls outside tools itself (recorded and charged on the run).
+            ProposedAction::CallTool { server, tool, .. } => Err(format!(
+                "{server}/{tool} is an outside tool: the run engine calls it, not the action rules"
+            )),
         }
     }
 }

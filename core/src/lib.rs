@@ -48,6 +48,8 @@
 //! - [`schedule_handoff`]: ran schedule occurrences become agent runs.
 //! - [`ledger`]: the cost ledger and monthly budgets.
 //! - [`router`]: natural-language routing: a model picks a typed command.
+//! - [`tool_servers`]: tools from outside (MCP) servers: the port, per-tool policy (act,
+//!   approval, deny), agents' `mcp:SERVER/TOOL` grants and results fenced as data.
 //! - [`text`]: small text helpers shared by core and the fronts (one-line previews, edit distance).
 
 pub mod accept;
@@ -82,6 +84,7 @@ pub mod settings;
 pub mod supervise;
 pub mod text;
 pub mod time;
+pub mod tool_servers;
 pub mod web_accounts;
 pub mod workspace;
 

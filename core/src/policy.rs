@@ -25,6 +25,7 @@ pub fn action_kind(a: &ProposedAction) -> &'static str {
         ProposedAction::PublishPost { .. } => "publish_post",
         ProposedAction::ChangePrice { .. } => "change_price",
         ProposedAction::Refund { .. } => "refund",
+        ProposedAction::CallTool { .. } => "call_tool",
     }
 }
 
@@ -74,7 +75,7 @@ impl AgentPolicy {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
     /// A tool name that does not exist.
-    #[error("unknown tool `{0}`; the tools are: {tools}", tools = TOOLS.join(", "))]
+    #[error("unknown tool `{0}`; the tools are: {tools}, and outside tools as mcp:SERVER/TOOL (`*` patterns allowed)", tools = TOOLS.join(", "))]
     UnknownTool(String),
     /// An action kind that does not exist.
     #[error("unknown action `{0}` in needs_approval; the actions are: {kinds}", kinds = ACTION_KINDS.join(", "))]
@@ -97,7 +98,11 @@ pub enum PolicyError {
 impl AgentPolicy {
     /// Checks names and ranges.
     pub fn validate(&self) -> Result<(), PolicyError> {
-        if let Some(t) = self.tools.iter().find(|t| !TOOLS.contains(&t.as_str())) {
+        if let Some(t) = self
+            .tools
+            .iter()
+            .find(|t| !TOOLS.contains(&t.as_str()) && !crate::tool_servers::valid_grant(t))
+        {
             return Err(PolicyError::UnknownTool(t.clone()));
         }
         if let Some(a) = self
@@ -127,8 +132,18 @@ impl AgentPolicy {
         self.tools.iter().any(|t| t == tool)
     }
 
-    /// What to do with a result of `confidence` proposing `action`.
+    /// Whether the agent may call `server`'s outside `tool` (its `tools` name it as
+    /// `mcp:SERVER/TOOL`, patterns allowed); the tool's own policy applies on top.
+    pub fn allows_outside(&self, server: &str, tool: &str) -> bool {
+        crate::tool_servers::granted(&self.tools, server, tool)
+    }
+
+    /// What to do with a result of `confidence` proposing `action`. A call of an outside
+    /// tool proposed as an action always goes to a person: its tool's policy asked for that.
     pub fn decide(&self, confidence: f64, action: Option<&ProposedAction>) -> Verdict {
+        if matches!(action, Some(ProposedAction::CallTool { .. })) {
+            return Verdict::Approve;
+        }
         if !confidence.is_finite() || confidence < self.escalate_threshold {
             return Verdict::Escalate;
         }

@@ -33,6 +33,19 @@ pub fn krake_bin() -> PathBuf {
     bin
 }
 
+/// The Python of a virtual environment with the MCP Python SDK (`KRAKE_MCP_PYTHON`, made by
+/// scripts/test); the MCP tests fail, never skip, without it.
+pub fn mcp_python() -> PathBuf {
+    let p = std::env::var("KRAKE_MCP_PYTHON").unwrap_or_else(|_| {
+        panic!("KRAKE_MCP_PYTHON is not set: it names the Python of a virtual environment with the `mcp` package (scripts/test makes one)")
+    });
+    assert!(
+        Path::new(&p).exists(),
+        "KRAKE_MCP_PYTHON={p} does not exist"
+    );
+    PathBuf::from(p)
+}
+
 /// The `krake-bench` binary built beside `krake` (`cargo build --workspace` builds both), or
 /// `KRAKE_BENCH_BIN` when set.
 pub fn krake_bench_bin() -> PathBuf {

@@ -18,24 +18,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-fn python() -> PathBuf {
-    let p = std::env::var("KRAKE_MCP_PYTHON").unwrap_or_else(|_| {
-        panic!("KRAKE_MCP_PYTHON is not set: it names the Python of a virtual environment with the `mcp` package (scripts/test makes one)")
-    });
-    assert!(
-        Path::new(&p).exists(),
-        "KRAKE_MCP_PYTHON={p} does not exist"
-    );
-    PathBuf::from(p)
-}
-
 fn client_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("mcp/client.py")
 }
 
 /// Runs the Python client; (exit ok, its JSON output, stderr).
 fn client(args: &[&str], token: Option<&str>, calls: Value) -> (bool, Value, String) {
-    let mut cmd = Command::new(python());
+    let mut cmd = Command::new(krake_tests::mcp_python());
     cmd.arg(client_script())
         .args(args)
         .env_remove("KRAKE_MCP_TOKEN")

@@ -26,6 +26,8 @@
 //! [`command_options`]: krake_core::chat::options::command_options
 //! [`CommandParser::from_options`]: krake_core::chat::command::CommandParser
 
+pub mod tools;
+
 use async_trait::async_trait;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;

@@ -212,6 +212,15 @@ pub enum ProposedAction {
         /// ISO 4217 currency.
         currency: String,
     },
+    /// Call a tool of an outside (MCP) tool server whose policy asks for approval.
+    CallTool {
+        /// The server's name in the config.
+        server: String,
+        /// The tool's name on that server.
+        tool: String,
+        /// The exact arguments (a JSON object) the call will carry.
+        arguments: serde_json::Value,
+    },
 }
 
 impl ProposedAction {
@@ -242,6 +251,11 @@ impl ProposedAction {
                     minor(*amount_minor)
                 )
             }
+            ProposedAction::CallTool {
+                server,
+                tool,
+                arguments,
+            } => format!("call {server}/{tool} with {arguments}"),
         }
     }
 }

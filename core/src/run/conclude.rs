@@ -96,9 +96,12 @@ impl Runner {
             Some(c) => policy.decide(c, action.as_ref()),
             None => Verdict::Approve,
         };
-        let said = match confidence {
-            Some(c) => format!("{c:.2}"),
-            None => "unknown (a plain-text answer)".to_owned(),
+        let said = match (confidence, &action) {
+            (_, Some(ProposedAction::CallTool { .. })) => {
+                "not asked (the tool's policy has a person approve each call)".to_owned()
+            }
+            (Some(c), _) => format!("{c:.2}"),
+            (None, _) => "unknown (a plain-text answer)".to_owned(),
         };
         let live = self
             .step(

@@ -16,7 +16,7 @@ use crate::policy::AgentPolicy;
 use crate::ports::{RepoError, WriteCtx};
 
 /// What one tool call gave back: an answer for the model, an error to correct, or the end.
-enum ToolOutcome {
+pub(super) enum ToolOutcome {
     Answer(String),
     Error(String),
     Final(Final),
@@ -97,6 +97,9 @@ impl Runner {
         };
         let policy = self.policy(agent.name.as_str());
         let passages = self.retrieve(&run, &run.task).await?;
+        if let Some(servers) = &self.tool_servers {
+            servers.ready().await;
+        }
         let mut tools = self.tools_for(&policy);
         if !self.may_delegate(&run).await? {
             tools.retain(|t| t.name != "delegate");
@@ -289,12 +292,14 @@ impl Runner {
     }
 
     pub(super) fn tools_for(&self, policy: &AgentPolicy) -> Vec<ToolSpec> {
-        tool_specs()
+        let mut tools: Vec<ToolSpec> = tool_specs()
             .into_iter()
             .filter(|t| policy.allows(&t.name))
             .filter(|t| t.name != "get_kpis" || self.commerce.is_some())
             .filter(|t| t.name != "add_folder_entry" || self.folders.is_some())
-            .collect()
+            .collect();
+        tools.extend(self.outside_specs(policy));
+        tools
     }
 
     async fn call_tool(
@@ -303,6 +308,11 @@ impl Runner {
         policy: &AgentPolicy,
         call: &ToolCall,
     ) -> Result<ToolOutcome, RepoError> {
+        // An outside tool goes through the agent's grants and its own policy.
+        if let Some(tool) = self.outside_tool(&call.name) {
+            let outcome = self.call_outside(run, policy, call, tool).await?;
+            return self.tool_step(run, call, outcome).await;
+        }
         // The allow-list is enforced here: whatever the prompt or the context says, a tool the
         // agent was not given is not run.
         if !policy.allows(&call.name) || !tool_specs().iter().any(|t| t.name == call.name) {
@@ -397,6 +407,16 @@ impl Runner {
             },
             other => ToolOutcome::Error(format!("the tool `{other}` is not available yet")),
         };
+        self.tool_step(run, call, outcome).await
+    }
+
+    /// Records what a tool call gave back; a run cancelled meanwhile stops here.
+    async fn tool_step(
+        &self,
+        run: &Run,
+        call: &ToolCall,
+        outcome: ToolOutcome,
+    ) -> Result<ToolOutcome, RepoError> {
         let detail = match &outcome {
             ToolOutcome::Answer(_) => format!("{} answered", call.name),
             ToolOutcome::Error(e) => format!("{} failed: {e}", call.name),

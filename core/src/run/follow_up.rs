@@ -3,7 +3,7 @@
 
 use super::{NewRun, RunOutcome, RunStatus, RunStep, Runner};
 use crate::actor::Actor;
-use crate::inbox::{Thread, ThreadKind, ThreadStatus};
+use crate::inbox::{ProposedAction, Thread, ThreadKind, ThreadStatus};
 use crate::ports::RepoError;
 use std::fmt::Write as _;
 
@@ -135,11 +135,24 @@ impl Runner {
                         now,
                     )
                     .await?;
-                let outcome = self
-                    .executor
-                    .execute(&thread.workspace, a, &format!("run:{}", run.id.0))
-                    .await;
+                let outcome = match a {
+                    // An outside tool is called by the engine (recorded and charged on the run).
+                    ProposedAction::CallTool {
+                        server,
+                        tool,
+                        arguments,
+                    } => {
+                        let args = arguments.as_object().cloned().unwrap_or_default();
+                        self.call_server(&run, server, tool, &args).await?
+                    }
+                    _ => {
+                        self.executor
+                            .execute(&thread.workspace, a, &format!("run:{}", run.id.0))
+                            .await
+                    }
+                };
                 let now = self.clock.now();
+                let answered = outcome.as_ref().ok().cloned();
                 let (status, result, error, note) = match outcome {
                     Ok(done) => (
                         RunStatus::Done,
@@ -184,6 +197,13 @@ impl Runner {
                         now,
                     )
                     .await?;
+                let mut note = note;
+                if let (RunStatus::Done, ProposedAction::CallTool { .. }, Some(answer)) =
+                    (status, a, &answered)
+                {
+                    let next = self.continue_after_call(&run, by, a, answer).await?;
+                    note = format!("{note}\n{next}");
+                }
                 self.note_on_thread(thread.id, &note).await?;
                 if status == RunStatus::Failed {
                     // A person approved it and it could not be done: the owner must know.

@@ -27,6 +27,7 @@ mod desk;
 mod engine;
 mod executor;
 mod follow_up;
+mod outside;
 mod prompt;
 mod recovery;
 mod repo;
@@ -115,6 +116,7 @@ pub struct Runner {
     executor: Arc<dyn ActionExecutor>,
     commerce: Option<Arc<dyn CommerceRepo>>,
     folders: Option<Arc<dyn crate::folder::FolderRepo>>,
+    tool_servers: Option<Arc<dyn crate::tool_servers::ToolServers>>,
     clock: Arc<dyn Clock>,
     directory: Arc<Directory>,
     routes: Arc<Routes>,
@@ -155,6 +157,7 @@ impl Runner {
             executor,
             commerce: None,
             folders: None,
+            tool_servers: None,
             clock,
             directory: Arc::new(directory),
             routes: Arc::new(Routes::new()),
@@ -222,6 +225,13 @@ impl Runner {
     /// rows to its own folders, checked against the columns like typed input.
     pub fn with_folders(mut self, folders: Arc<dyn crate::folder::FolderRepo>) -> Self {
         self.folders = Some(folders);
+        self
+    }
+
+    /// Offers the outside (MCP) tools of `servers` to the agents whose `tools` grant them,
+    /// each call under its tool's policy (act, approval, deny).
+    pub fn with_tool_servers(mut self, servers: Arc<dyn crate::tool_servers::ToolServers>) -> Self {
+        self.tool_servers = Some(servers);
         self
     }
 

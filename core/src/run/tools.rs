@@ -152,6 +152,10 @@ pub(crate) fn check_action(a: &ProposedAction) -> Result<(), String> {
             }
             currency(c)
         }
+        ProposedAction::CallTool { .. } => Err(
+            "call_tool is not an action to propose: call the outside tool itself (its policy decides whether a person approves it)"
+                .to_owned(),
+        ),
     }
 }
 
