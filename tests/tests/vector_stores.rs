@@ -1,7 +1,8 @@
 //! One shared test body (`krake_rag::store::conformance`) against every vector store: embedded
 //! Qdrant (qdrant-edge) for real, the Qdrant server adapter against the local gRPC fake (which
-//! also checks the requests and mappings), and a real Qdrant server when
-//! `KRAKE_TEST_QDRANT_URL` is set (e.g. `http://127.0.0.1:6334`).
+//! also checks the requests and mappings), and a real Qdrant server started from
+//! `KRAKE_QDRANT_BIN` (scripts/test finds one; `fake` asks for the gRPC fake instead): the
+//! collection as the server holds it, and a server killed mid-ingestion.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use krake_rag::edge::EdgeStore;
@@ -178,35 +179,241 @@ async fn an_unreachable_qdrant_server_is_a_clear_error() {
     assert!(err.to_string().contains(&url), "{err}");
 }
 
-/// Runs only when `KRAKE_TEST_QDRANT_URL` names a real Qdrant server (gRPC port); uses a fresh
-/// collection and deletes it afterwards.
+/// A real Qdrant server for a test: `KRAKE_QDRANT_BIN` names the binary (scripts/test finds
+/// one: `KRAKE_QDRANT_BIN`, `qdrant` on `PATH`, or the prebuilt one beside the clone), started on
+/// free ports with its storage in a temporary directory. `KRAKE_QDRANT_BIN=fake` asks for the
+/// gRPC fake instead (scripts/test says so when no binary is there); unset is an error.
+struct RealQdrant {
+    bin: std::path::PathBuf,
+    dir: tempfile::TempDir,
+    http: u16,
+    grpc: u16,
+    child: Option<std::process::Child>,
+}
+
+fn qdrant_bin() -> Option<std::path::PathBuf> {
+    let bin = std::env::var("KRAKE_QDRANT_BIN").unwrap_or_else(|_| {
+        panic!("KRAKE_QDRANT_BIN is not set: name a Qdrant server binary, or `fake` to test against the gRPC fake only (scripts/test sets it)")
+    });
+    if bin == "fake" {
+        eprintln!("KRAKE_QDRANT_BIN=fake: the real-server checks run against the gRPC fake");
+        return None;
+    }
+    assert!(
+        std::path::Path::new(&bin).exists(),
+        "KRAKE_QDRANT_BIN={bin} does not exist"
+    );
+    Some(bin.into())
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+impl RealQdrant {
+    async fn start(bin: std::path::PathBuf) -> Self {
+        let mut q = Self {
+            bin,
+            dir: tempfile::tempdir().expect("tempdir"),
+            http: free_port(),
+            grpc: free_port(),
+            child: None,
+        };
+        q.up().await;
+        q
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.grpc)
+    }
+
+    /// Starts the server on its storage and waits for `/healthz`.
+    async fn up(&mut self) {
+        let child = std::process::Command::new(&self.bin)
+            .current_dir(self.dir.path())
+            .env("QDRANT__SERVICE__HTTP_PORT", self.http.to_string())
+            .env("QDRANT__SERVICE__GRPC_PORT", self.grpc.to_string())
+            .env(
+                "QDRANT__STORAGE__STORAGE_PATH",
+                self.dir.path().join("storage"),
+            )
+            .env("QDRANT__TELEMETRY_DISABLED", "true")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start qdrant");
+        self.child = Some(child);
+        for _ in 0..300 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.http))
+                .await
+                .is_ok()
+                && krake_tests::raw_http(self.http, "GET", "/healthz", &[], b"")
+                    .await
+                    .starts_with("HTTP/1.1 200")
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("qdrant did not answer /healthz within 30 s");
+    }
+
+    /// SIGKILL.
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().expect("kill qdrant");
+            c.wait().expect("reap qdrant");
+        }
+    }
+}
+
+impl Drop for RealQdrant {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The shared checks against a real Qdrant server (`KRAKE_QDRANT_BIN`), then what only the
+/// real server can show: the collection as created (named dense vector, sparse BM25 vector with
+/// the IDF modifier, keyword payload indexes) read back from the server itself.
 #[tokio::test]
 async fn qdrant_server_adapter_passes_the_shared_checks_against_a_real_server() {
-    let Ok(url) = std::env::var("KRAKE_TEST_QDRANT_URL") else {
-        eprintln!("KRAKE_TEST_QDRANT_URL is not set: skipping the real Qdrant server test");
+    let Some(bin) = qdrant_bin() else {
+        let fake = FakeQdrant::start().await;
+        let store = QdrantStore::open(&config(&fake.url, "krake", None), 16)
+            .await
+            .expect("open");
+        conformance::run(&store).await;
         return;
     };
-    let collection = format!(
-        "krake_test_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_nanos()
-    );
-    let api_key = std::env::var("KRAKE_TEST_QDRANT_API_KEY").ok();
-    let store = QdrantStore::open(&config(&url, &collection, api_key.as_deref()), 16)
+    let q = RealQdrant::start(bin).await;
+    let store = QdrantStore::open(&config(&q.url(), "krake", None), 16)
         .await
         .expect("open");
     conformance::run(&store).await;
-    let mut client = qdrant_client::Qdrant::from_url(&url).skip_compatibility_check();
-    if let Some(k) = api_key {
-        client = client.api_key(k);
-    }
-    client
+    let client = qdrant_client::Qdrant::from_url(&q.url())
+        .skip_compatibility_check()
         .build()
-        .expect("client")
-        .delete_collection(&collection)
+        .expect("client");
+    let info = client
+        .collection_info("krake")
         .await
-        .expect("delete the test collection");
+        .expect("collection info")
+        .result
+        .expect("info");
+    let params = info.config.expect("config").params.expect("params");
+    let Some(q::vectors_config::Config::ParamsMap(m)) =
+        params.vectors_config.and_then(|v| v.config)
+    else {
+        panic!("named vectors expected");
+    };
+    assert_eq!(m.map["dense"].size, 16);
+    assert_eq!(m.map["dense"].distance, q::Distance::Cosine as i32);
+    let sparse = &params.sparse_vectors_config.expect("sparse").map["bm25"];
+    assert_eq!(sparse.modifier, Some(q::Modifier::Idf as i32));
+    for field in ["workspace", "source_kind", "source"] {
+        let schema = info
+            .payload_schema
+            .get(field)
+            .unwrap_or_else(|| panic!("{field} is indexed: {:?}", info.payload_schema.keys()));
+        assert_eq!(
+            schema.data_type,
+            q::PayloadSchemaType::Keyword as i32,
+            "{field}"
+        );
+    }
+}
+
+/// A Qdrant server killed (SIGKILL) in the middle of an ingestion: the ingestion fails with a
+/// clear error, and once the server is back, ingesting the same documents again stores what was
+/// missing and nothing twice (every chunk once, as a clean ingestion stores them).
+#[tokio::test]
+async fn ingestion_resumes_after_the_qdrant_server_is_killed_and_loses_nothing() {
+    use krake_rag::chunk::Chunker;
+    use krake_rag::embed::HashEmbedder;
+    use krake_rag::ingest::{Document, Ingestor, Outcome};
+    use krake_rag::sparse::Bm25;
+    use krake_rag::store::MemoryStore;
+    use std::sync::Arc;
+
+    let Some(bin) = qdrant_bin() else {
+        eprintln!("KRAKE_QDRANT_BIN=fake: the restart check needs a real server");
+        return;
+    };
+    let docs: Vec<Document> = (0..120)
+        .map(|i| Document {
+            workspace: "lunavo".into(),
+            source_kind: "file".into(),
+            source: format!("docs/{i}.md"),
+            title: format!("Document {i}"),
+            text: format!(
+                "# Returns {i}\n\n{}\n\n## Shipping {i}\n\n{}",
+                "Hoodies can be returned within thirty days of delivery. ".repeat(12),
+                "Orders ship from Berlin within two working days. ".repeat(12)
+            ),
+            time: 1_700_000_000 + i,
+        })
+        .collect();
+    let ingestor = |store: Arc<dyn VectorStore>| {
+        Ingestor::new(
+            store,
+            Some(Arc::new(HashEmbedder::new(16))),
+            Arc::new(Bm25::default()),
+            Chunker::default(),
+        )
+    };
+    // What a clean ingestion stores.
+    let reference = Arc::new(MemoryStore::new());
+    for d in &docs {
+        ingestor(reference.clone())
+            .ingest(d)
+            .await
+            .expect("reference");
+    }
+    let expected = reference.count().await.expect("count");
+
+    let mut q = RealQdrant::start(bin).await;
+    let store: Arc<dyn VectorStore> = Arc::new(
+        QdrantStore::open(&config(&q.url(), "kb", None), 16)
+            .await
+            .expect("open"),
+    );
+    let first = ingestor(store.clone());
+    for d in &docs[..50] {
+        first.ingest(d).await.expect("ingest before the crash");
+    }
+    q.kill();
+    let err = first
+        .ingest(&docs[50])
+        .await
+        .expect_err("the server is down");
+    assert!(err.to_string().contains("qdrant"), "{err}");
+    q.up().await;
+
+    // Resumed against the restarted server (a new client, as a restarted Krake would open).
+    let store: Arc<dyn VectorStore> = Arc::new(
+        QdrantStore::open(&config(&q.url(), "kb", None), 16)
+            .await
+            .expect("reopen"),
+    );
+    let again = ingestor(store.clone());
+    let (mut unchanged, mut added) = (0, 0);
+    for d in &docs {
+        match again.ingest(d).await.expect("ingest after the restart") {
+            Outcome::Unchanged => unchanged += 1,
+            Outcome::Added(_) => added += 1,
+            Outcome::Replaced(_) => panic!("{} was stored half", d.source),
+        }
+    }
+    assert_eq!(
+        (unchanged, added),
+        (50, 70),
+        "what was acknowledged survived the kill"
+    );
+    assert_eq!(
+        store.count().await.expect("count"),
+        expected,
+        "every chunk once"
+    );
 }
