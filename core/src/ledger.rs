@@ -163,6 +163,82 @@ pub trait CostLedger: Send + Sync {
     ) -> Result<CostReport, RepoError>;
     /// What one run's model calls used, in all.
     async fn run_usage(&self, run: i64) -> Result<RunUsage, RepoError>;
+    /// Holds `hold.amount` of the budgets it names for one call in flight, unless what is spent
+    /// plus what other calls hold (in any process: holds live beside the ledger) plus this
+    /// amount would cross one of them. Checking and holding are one atomic step, so processes
+    /// racing for the last dollar cannot both pass. Expired holds (a process that died mid-call)
+    /// stop counting.
+    async fn hold(&self, hold: &BudgetHold) -> Result<Result<(), OverBudget>, RepoError>;
+    /// Gives a hold back (after the call is charged, or when it was not made).
+    async fn release_hold(&self, id: &str) -> Result<(), RepoError>;
+}
+
+/// Budget held for one model call in flight, until it is charged or expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetHold {
+    /// Unique to this call.
+    pub id: String,
+    /// The workspace charged.
+    pub workspace: WorkspaceSlug,
+    /// The agent charged (lower-case).
+    pub agent: String,
+    /// The month (`YYYY-MM`).
+    pub month: String,
+    /// The call's estimated cost, in micro-dollars.
+    pub amount: i64,
+    /// The workspace's monthly budget, if it has one.
+    pub workspace_budget: Option<i64>,
+    /// The agent's monthly budget (across workspaces), if it has one.
+    pub agent_budget: Option<i64>,
+    /// Now.
+    pub now: Timestamp,
+    /// When the hold stops counting if never released.
+    pub expires: Timestamp,
+}
+
+/// Which budget a call would cross.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BudgetScope {
+    /// The workspace's.
+    Workspace,
+    /// The agent's.
+    Agent,
+}
+
+/// Why a hold was refused: the budget, what is spent and what calls in flight hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverBudget {
+    /// The budget crossed.
+    pub scope: BudgetScope,
+    /// Its amount.
+    pub budget: i64,
+    /// Spent this month.
+    pub spent: i64,
+    /// Held by calls in flight.
+    pub held: i64,
+}
+
+impl BudgetHold {
+    /// The check every ledger makes, given what is spent and held for the workspace and the
+    /// agent.
+    pub fn check(&self, ws: (i64, i64), agent: (i64, i64)) -> Result<(), OverBudget> {
+        for (scope, budget, (spent, held)) in [
+            (BudgetScope::Workspace, self.workspace_budget, ws),
+            (BudgetScope::Agent, self.agent_budget, agent),
+        ] {
+            if let Some(budget) = budget
+                && spent.saturating_add(held).saturating_add(self.amount) > budget
+            {
+                return Err(OverBudget {
+                    scope,
+                    budget,
+                    spent,
+                    held,
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What one run's model calls used.
@@ -180,7 +256,7 @@ pub struct RunUsage {
 
 /// An in-memory [`CostLedger`], for tests and benchmarks.
 #[derive(Debug, Default)]
-pub struct MemoryLedger(Mutex<Vec<CallRecord>>);
+pub struct MemoryLedger(Mutex<Vec<CallRecord>>, Mutex<Vec<BudgetHold>>);
 
 impl MemoryLedger {
     fn calls(&self) -> Result<std::sync::MutexGuard<'_, Vec<CallRecord>>, RepoError> {
@@ -232,6 +308,38 @@ impl CostLedger for MemoryLedger {
             .filter(|c| c.agent.eq_ignore_ascii_case(agent) && c.month() == month)
             .map(|c| c.cost_micros)
             .sum())
+    }
+
+    async fn hold(&self, hold: &BudgetHold) -> Result<Result<(), OverBudget>, RepoError> {
+        let spent_ws = self.spent(&hold.workspace, None, &hold.month).await?;
+        let spent_agent = self.spent_by_agent(&hold.agent, &hold.month).await?;
+        let mut holds = self
+            .1
+            .lock()
+            .map_err(|_| RepoError::Unavailable("ledger lock poisoned".into()))?;
+        holds.retain(|h| h.expires > hold.now);
+        let held = |f: &dyn Fn(&BudgetHold) -> bool| -> i64 {
+            holds
+                .iter()
+                .filter(|h| h.month == hold.month && f(h))
+                .map(|h| h.amount)
+                .sum()
+        };
+        let ws = (spent_ws, held(&|h| h.workspace == hold.workspace));
+        let agent = (spent_agent, held(&|h| h.agent == hold.agent));
+        if let Err(over) = hold.check(ws, agent) {
+            return Ok(Err(over));
+        }
+        holds.push(hold.clone());
+        Ok(Ok(()))
+    }
+
+    async fn release_hold(&self, id: &str) -> Result<(), RepoError> {
+        self.1
+            .lock()
+            .map_err(|_| RepoError::Unavailable("ledger lock poisoned".into()))?
+            .retain(|h| h.id != id);
+        Ok(())
     }
 
     async fn report(

@@ -4,7 +4,7 @@
 use crate::{Backend, Store, corrupt, db_err};
 use async_trait::async_trait;
 use krake_core::inbox::ThreadId;
-use krake_core::ledger::{CallRecord, CostLedger, CostReport, RunUsage};
+use krake_core::ledger::{BudgetHold, CallRecord, CostLedger, CostReport, OverBudget, RunUsage};
 use krake_core::outbox::{Destination, KeyedOutbound};
 use krake_core::ports::RepoError;
 use krake_core::run::{
@@ -574,6 +574,77 @@ impl CostLedger for Store {
             .bind(month),
         };
         Ok(q.fetch_one(&self.pool).await.map_err(db_err)?.unwrap_or(0))
+    }
+
+    async fn hold(&self, hold: &BudgetHold) -> Result<Result<(), OverBudget>, RepoError> {
+        let mut tx = self.begin().await?;
+        if self.backend() == crate::Backend::Postgres {
+            // Serialise the checks of one workspace and agent across processes (SQLite's
+            // writer lock, taken by BEGIN IMMEDIATE, already does); sorted, so no deadlock.
+            let mut keys = vec![
+                format!("krake:budget:ws:{}", hold.workspace),
+                format!("krake:budget:agent:{}", hold.agent),
+            ];
+            keys.sort();
+            for k in keys {
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                    .bind(k)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            }
+        }
+        sqlx::query("DELETE FROM budget_holds WHERE expires_at <= $1")
+            .bind(hold.now.as_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        // One statement, one snapshot: spent and held read together.
+        let row = sqlx::query(
+            "SELECT \
+             (SELECT CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) FROM model_spend WHERE workspace = $1 AND month = $2), \
+             (SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM budget_holds WHERE workspace = $3 AND month = $4), \
+             (SELECT CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) FROM model_spend WHERE agent = $5 AND month = $6), \
+             (SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM budget_holds WHERE agent = $7 AND month = $8)",
+        )
+        .bind(hold.workspace.as_str())
+        .bind(&hold.month)
+        .bind(hold.workspace.as_str())
+        .bind(&hold.month)
+        .bind(&hold.agent)
+        .bind(&hold.month)
+        .bind(&hold.agent)
+        .bind(&hold.month)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let get = |i: usize| row.try_get::<i64, _>(i).map_err(db_err);
+        let checked = hold.check((get(0)?, get(1)?), (get(2)?, get(3)?));
+        if checked.is_ok() {
+            sqlx::query(
+                "INSERT INTO budget_holds (id, workspace, agent, month, amount, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&hold.id)
+            .bind(hold.workspace.as_str())
+            .bind(&hold.agent)
+            .bind(&hold.month)
+            .bind(hold.amount)
+            .bind(hold.expires.as_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(checked)
+    }
+
+    async fn release_hold(&self, id: &str) -> Result<(), RepoError> {
+        sqlx::query("DELETE FROM budget_holds WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
     }
 
     async fn spent_by_agent(&self, agent: &str, month: &str) -> Result<i64, RepoError> {

@@ -4,111 +4,79 @@
 use super::{Run, RunId, Runner};
 use crate::actor::{Actor, Role};
 use crate::inbox::{Approvers, NewThread, ThreadKind};
-use crate::ledger::{CallRecord, dollars, month_of, percent};
+use crate::ledger::{BudgetHold, BudgetScope, CallRecord, dollars, month_of, percent};
 use crate::model::Usage;
 use crate::ports::{RepoError, WriteCtx};
 use crate::workspace::WorkspaceSlug;
 
-/// Budget held for one call in flight.
+/// Budget held for one call in flight (in the ledger, so every process sees it).
 pub(super) struct Held {
-    keys: Vec<String>,
-    amount: i64,
+    id: Option<String>,
 }
 
 impl Runner {
     /// Holds `estimate` of the budgets that apply for one call, or says why it would cross
-    /// one (counting what calls in flight in this process hold). Release it after charging.
+    /// one (counting what calls in flight hold, in every process). Release it after charging.
     pub(super) async fn reserve(
         &self,
         workspace: &WorkspaceSlug,
         agent: &str,
         estimate: i64,
     ) -> Result<Result<Held, String>, RepoError> {
-        let mut keys = Vec::new();
-        if self.budgets.workspaces.contains_key(workspace.as_str()) {
-            keys.push(format!("ws:{workspace}"));
+        let shown = agent;
+        let agent = agent.to_lowercase();
+        let workspace_budget = self.budgets.workspaces.get(workspace.as_str()).copied();
+        let agent_budget = self.budgets.agents.get(&agent).copied();
+        if workspace_budget.is_none() && agent_budget.is_none() {
+            return Ok(Ok(Held { id: None }));
         }
-        if self.budgets.agents.contains_key(&agent.to_lowercase()) {
-            keys.push(format!("agent:{}", agent.to_lowercase()));
-        }
-        if keys.is_empty() {
-            return Ok(Ok(Held { keys, amount: 0 }));
-        }
-        // Held across the ledger reads: checks in this process are serial, which is what
-        // makes check-then-hold atomic.
-        let mut reserved = self.reserved.lock().await;
-        let held_ws = reserved
-            .get(&format!("ws:{workspace}"))
-            .copied()
-            .unwrap_or(0);
-        let held_agent = reserved
-            .get(&format!("agent:{}", agent.to_lowercase()))
-            .copied()
-            .unwrap_or(0);
-        if let Some(why) = self
-            .over_budget(workspace, agent, estimate, held_ws, held_agent)
-            .await?
-        {
-            return Ok(Err(why));
-        }
-        for k in &keys {
-            *reserved.entry(k.clone()).or_default() += estimate;
-        }
-        Ok(Ok(Held {
-            keys,
+        let now = self.clock.now();
+        let hold = BudgetHold {
+            id: format!(
+                "{:016x}{:016x}",
+                crate::backoff::random(),
+                crate::backoff::random()
+            ),
+            workspace: workspace.clone(),
+            agent,
+            month: month_of(now),
             amount: estimate,
-        }))
+            workspace_budget,
+            agent_budget,
+            now,
+            // Outlives any call (timeouts and retries included); a process that died mid-call
+            // stops holding the budget then.
+            expires: now.plus(self.limits.lease.max(std::time::Duration::from_secs(600))),
+        };
+        Ok(match self.ledger.hold(&hold).await? {
+            Ok(()) => Ok(Held { id: Some(hold.id) }),
+            Err(over) => {
+                let who = match over.scope {
+                    BudgetScope::Workspace => workspace.to_string(),
+                    BudgetScope::Agent => shown.to_owned(),
+                };
+                let held = if over.held > 0 {
+                    format!(" ({} of it held by calls in flight)", dollars(over.held))
+                } else {
+                    String::new()
+                };
+                Err(format!(
+                    "{who}'s monthly model budget is {}; {} is spent{held} and this call would cost about {} more",
+                    dollars(over.budget),
+                    dollars(over.spent + over.held),
+                    dollars(estimate)
+                ))
+            }
+        })
     }
 
+    /// Gives the call's hold back (a failure only delays it until it expires).
     pub(super) async fn release(&self, h: Held) {
-        if h.amount == 0 {
-            return;
+        if let Some(id) = h.id
+            && let Err(e) = self.ledger.release_hold(&id).await
+        {
+            tracing::warn!("a budget hold was not released (it expires by itself): {e}");
         }
-        let mut reserved = self.reserved.lock().await;
-        for k in h.keys {
-            if let Some(v) = reserved.get_mut(&k) {
-                *v -= h.amount;
-                if *v <= 0 {
-                    reserved.remove(&k);
-                }
-            }
-        }
-    }
-
-    /// Why spending `estimate` more now would cross a budget, if it would, with `held_*`
-    /// already promised to calls in flight.
-    async fn over_budget(
-        &self,
-        workspace: &WorkspaceSlug,
-        agent: &str,
-        estimate: i64,
-        held_ws: i64,
-        held_agent: i64,
-    ) -> Result<Option<String>, RepoError> {
-        let month = month_of(self.clock.now());
-        if let Some(budget) = self.budgets.workspaces.get(workspace.as_str()) {
-            let spent = self.ledger.spent(workspace, None, &month).await? + held_ws;
-            if spent.saturating_add(estimate) > *budget {
-                return Ok(Some(format!(
-                    "{workspace}'s monthly model budget is {}; {} is spent and this call would cost about {} more",
-                    dollars(*budget),
-                    dollars(spent),
-                    dollars(estimate)
-                )));
-            }
-        }
-        if let Some(budget) = self.budgets.agents.get(&agent.to_lowercase()) {
-            let spent = self.ledger.spent_by_agent(agent, &month).await? + held_agent;
-            if spent.saturating_add(estimate) > *budget {
-                return Ok(Some(format!(
-                    "{agent}'s monthly model budget is {}; {} is spent and this call would cost about {} more",
-                    dollars(*budget),
-                    dollars(spent),
-                    dollars(estimate)
-                )));
-            }
-        }
-        Ok(None)
     }
 
     /// Records a call in the ledger and posts the 80% notice / 100% escalation once a month.

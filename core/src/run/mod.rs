@@ -124,9 +124,6 @@ pub struct Runner {
     budgets: Arc<Budgets>,
     limits: RunLimits,
     wake: Arc<tokio::sync::Notify>,
-    /// Budget held by model calls in flight in this process, by `ws:SLUG` / `agent:NAME`, so
-    /// concurrent runs cannot all pass the same check and cross a budget together.
-    reserved: Arc<tokio::sync::Mutex<BTreeMap<String, i64>>>,
     /// Where answers stream live, by front (`telegram`, `discord`, `web`).
     stream_senders: crate::delivery::LiveSenders,
     /// The outbox, for the last word of a streamed answer whose run was cancelled.
@@ -165,7 +162,6 @@ impl Runner {
             budgets: Arc::new(Budgets::default()),
             limits: RunLimits::default(),
             wake: Arc::new(tokio::sync::Notify::new()),
-            reserved: Arc::new(tokio::sync::Mutex::new(BTreeMap::new())),
             stream_senders: crate::delivery::LiveSenders::new(),
             outbox: None,
             streams: Arc::new(std::sync::Mutex::new(BTreeMap::new())),
