@@ -82,7 +82,8 @@ pub async fn open(settings: &Settings) -> anyhow::Result<Knowledge> {
     Ok(Knowledge::open_with(&paths(settings), &settings.rag).await?)
 }
 
-/// The configured knowledge base, opened per call (see [`OnDemandKnowledge`]).
+/// The configured knowledge base: the embedded one opened per call, a Qdrant server's opened
+/// once and kept (see [`OnDemandKnowledge`]).
 pub fn on_demand(settings: &Settings) -> OnDemandKnowledge {
     OnDemandKnowledge::new(paths(settings), settings.rag.clone())
 }

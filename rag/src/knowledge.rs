@@ -167,26 +167,56 @@ impl Knowledge {
     }
 }
 
-/// The configured knowledge base, opened for each query and closed after it: qdrant-edge
-/// holds an exclusive lock on its directory while open, so a `krake serve` that kept it open
-/// would stop `krake ingest` (and `krake chat`) from opening it. When the embedded one is
-/// empty or missing, queries find nothing; when it is locked by another process (an ingest in
-/// progress), the query fails with an error that says so. Writes (core's knowledge sync and
-/// run memory) open it the same way, per call.
-#[derive(Debug, Clone)]
+/// The configured knowledge base. The embedded one (qdrant-edge) is opened for each query and
+/// closed after it: qdrant-edge holds an exclusive lock on its directory while open, so a
+/// `krake serve` that kept it open would stop `krake ingest` (and `krake chat`) from opening
+/// it. When it is empty or missing, queries find nothing; when it is locked by another process
+/// (an ingest in progress), the query fails with an error that says so. A Qdrant server has no
+/// such lock and is shared by every replica: it is opened once (one gRPC client and one
+/// embedder, shared by the clones of this value) and kept; an open that fails is tried again
+/// on the next call. Writes (core's knowledge sync and run memory) open it the same way.
+#[derive(Clone)]
 pub struct OnDemandKnowledge {
     paths: KnowledgePaths,
     rag: RagSettings,
+    /// The open Qdrant server knowledge base, once opened.
+    shared: Arc<tokio::sync::OnceCell<Knowledge>>,
+}
+
+impl std::fmt::Debug for OnDemandKnowledge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnDemandKnowledge")
+            .field("paths", &self.paths)
+            .field("rag", &self.rag)
+            .field("open", &self.shared.initialized())
+            .finish()
+    }
 }
 
 impl OnDemandKnowledge {
     /// The knowledge base in `paths` that `rag` names.
     pub fn new(paths: KnowledgePaths, rag: RagSettings) -> Self {
-        Self { paths, rag }
+        Self {
+            paths,
+            rag,
+            shared: Arc::new(tokio::sync::OnceCell::new()),
+        }
+    }
+
+    /// The knowledge base: the kept one on a Qdrant server, a fresh one when embedded.
+    async fn knowledge(&self) -> Result<Knowledge, OpenError> {
+        match self.rag.store {
+            StoreChoice::Qdrant(_) => self
+                .shared
+                .get_or_try_init(|| Knowledge::open_with(&self.paths, &self.rag))
+                .await
+                .cloned(),
+            StoreChoice::Edge => Knowledge::open_with(&self.paths, &self.rag).await,
+        }
     }
 
     async fn open(&self) -> Result<Knowledge, KnowledgeError> {
-        Knowledge::open_with(&self.paths, &self.rag)
+        self.knowledge()
             .await
             .map_err(|e| KnowledgeError::Unavailable(e.to_string()))
     }
@@ -200,7 +230,8 @@ impl Retriever for OnDemandKnowledge {
         {
             return Ok(Vec::new());
         }
-        let k = Knowledge::open_with(&self.paths, &self.rag)
+        let k = self
+            .knowledge()
             .await
             .map_err(|e| match self.rag.store {
                 StoreChoice::Edge => RetrieveError::Unavailable(format!(

@@ -331,3 +331,51 @@ async fn a_finished_runs_result_becomes_knowledge_of_its_workspace() {
         .expect("retrieve");
     assert!(other.is_empty(), "{other:?}");
 }
+
+/// On a Qdrant server the agents' knowledge base is opened once and kept (one gRPC client and
+/// one embedder for every query, and for every clone), not opened per query as the embedded
+/// store must be; an open that fails is tried again on the next query.
+#[tokio::test]
+async fn a_qdrant_server_knowledge_base_is_opened_once_and_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let paths = KnowledgePaths {
+        dir: dir.path().join("kb"),
+        models: dir.path().join("no-models"),
+        cache: dir.path().join("cache"),
+    };
+    let settings = |url: &str| krake_rag::settings::RagSettings {
+        store: krake_rag::settings::StoreChoice::Qdrant(krake_rag::server::ServerConfig {
+            url: url.to_owned(),
+            collection: "krake".into(),
+            api_key: None,
+        }),
+        ..krake_rag::settings::RagSettings::default()
+    };
+    let query = KnowledgeQuery {
+        workspace: WorkspaceSlug::parse("lunavo").expect("slug"),
+        text: "returns".into(),
+        limit: 5,
+        token_budget: 1000,
+        source_kind: None,
+    };
+    // Nothing listens yet: the query fails, and nothing is kept.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let nowhere = format!("http://{}", listener.local_addr().expect("addr"));
+    drop(listener);
+    let down = OnDemandKnowledge::new(paths.clone(), settings(&nowhere));
+    assert!(down.retrieve(&query).await.is_err());
+
+    let fake = krake_tests::fake_qdrant::FakeQdrant::start().await;
+    let kb = OnDemandKnowledge::new(paths, settings(&fake.url));
+    let clone = kb.clone();
+    for k in [&kb, &clone, &kb, &clone, &kb] {
+        k.retrieve(&query).await.expect("retrieve");
+    }
+    let calls = fake.state().calls.clone();
+    let opens = calls.iter().filter(|c| *c == "collections/exists").count();
+    assert_eq!(opens, 1, "one open for five queries: {calls:?}");
+    assert!(
+        calls.iter().filter(|c| c.starts_with("points/")).count() >= 5,
+        "{calls:?}"
+    );
+}
