@@ -302,14 +302,14 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn on_demand_knowledge_releases_the_lock_and_says_when_another_holds_it() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let on_demand = OnDemandKnowledge {
-            paths: KnowledgePaths {
+        let on_demand = OnDemandKnowledge::new(
+            KnowledgePaths {
                 dir: dir.path().join("kb"),
                 models: dir.path().join("no-models"),
                 cache: dir.path().join("cache"),
             },
-            rag: RagSettings::default(),
-        };
+            RagSettings::default(),
+        );
         // Before any ingest: nothing, and nothing created.
         assert!(
             on_demand
