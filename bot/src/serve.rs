@@ -15,8 +15,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// Ready while the database answers; lists every front's state beside.
-struct StoreReady(Store, Fronts);
+/// Ready while the database answers, and the Qdrant server when the knowledge base is on
+/// one; lists every front's state beside.
+struct StoreReady(Store, Fronts, krake_rag::knowledge::OnDemandKnowledge);
 
 #[async_trait]
 impl Readiness for StoreReady {
@@ -24,7 +25,8 @@ impl Readiness for StoreReady {
         self.0
             .ping()
             .await
-            .map_err(|_| "database unavailable".to_owned())
+            .map_err(|_| "database unavailable".to_owned())?;
+        self.2.ready().await
     }
 
     fn fronts(&self) -> Vec<(String, FrontStatus)> {
@@ -109,6 +111,7 @@ pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
         metrics_listen: settings.http.metrics_listen,
         metrics_token: settings.http.metrics_token.clone(),
         http: settings.http.limits,
+        knowledge: crate::rag::on_demand(&settings),
     };
     let served = run(listener, store, krake, config, async move {
         shutdown_signal().await;
@@ -127,6 +130,8 @@ pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
 /// What `run` needs beyond the store and the core service.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
+    /// The knowledge base, checked by `/readyz` when it is on a Qdrant server.
+    pub knowledge: krake_rag::knowledge::OnDemandKnowledge,
     /// Time between expiry sweeps.
     pub sweep_every: Duration,
     /// Shopify and Gelato webhooks.
@@ -199,7 +204,11 @@ pub async fn run(
     // retried by its supervisor while everything else serves.
     let fronts_status = Fronts::new();
     let app = krake_web::app(AppState {
-        readiness: Arc::new(StoreReady(store.clone(), fronts_status.clone())),
+        readiness: Arc::new(StoreReady(
+            store.clone(),
+            fronts_status.clone(),
+            config.knowledge.clone(),
+        )),
         api: Some(krake_web::Api {
             krake: krake.clone(),
             tokens: Arc::new(store.clone()),

@@ -215,6 +215,22 @@ impl OnDemandKnowledge {
         }
     }
 
+    /// Whether a Qdrant server knowledge base answers now (for `/readyz`); the embedded one
+    /// is checked by its queries, since another process may hold it.
+    pub async fn ready(&self) -> Result<(), String> {
+        let StoreChoice::Qdrant(c) = &self.rag.store else {
+            return Ok(());
+        };
+        let k = self
+            .knowledge()
+            .await
+            .map_err(|e| format!("Qdrant server at {} unavailable: {e}", c.url))?;
+        k.store
+            .health()
+            .await
+            .map_err(|e| format!("Qdrant server at {} unavailable: {e}", c.url))
+    }
+
     async fn open(&self) -> Result<Knowledge, KnowledgeError> {
         self.knowledge()
             .await

@@ -383,6 +383,14 @@ impl VectorStore for QdrantStore {
         .await
     }
 
+    async fn health(&self) -> Result<(), StoreError> {
+        self.client
+            .health_check()
+            .await
+            .map(|_| ())
+            .map_err(backend("health check"))
+    }
+
     async fn count(&self) -> Result<usize, StoreError> {
         let res = self
             .client

@@ -159,6 +159,10 @@ pub trait VectorStore: Send + Sync {
     }
     /// How many chunks are stored (all workspaces).
     async fn count(&self) -> Result<usize, StoreError>;
+    /// Whether the store answers now (a server's health check; an embedded store is there).
+    async fn health(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Makes what was written durable (after a batch of writes). Servers need nothing.
     async fn flush(&self) -> Result<(), StoreError> {
         Ok(())

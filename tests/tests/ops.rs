@@ -206,6 +206,50 @@ fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         .reduce(|a, b| a + b)
 }
 
+/// `/readyz` checks the Qdrant server when the knowledge base is on one: a replica that cannot
+/// reach it is not ready (and says which server), one that can is.
+#[test]
+fn readiness_includes_the_qdrant_server() {
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let down = Server::start(
+        dir.path(),
+        &[],
+        &[
+            ("KRAKE_RAG_STORE", "qdrant"),
+            ("KRAKE_QDRANT_URL", &nowhere),
+        ],
+    );
+    let (status, _, body) = request(down.port, "GET", "/readyz", &[], b"").unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains(&format!("Qdrant server at {nowhere} unavailable")),
+        "{body}"
+    );
+    down.stop();
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fake = rt.block_on(krake_tests::fake_qdrant::FakeQdrant::start());
+    let dir = tempfile::tempdir().unwrap();
+    let up = Server::start(
+        dir.path(),
+        &[],
+        &[
+            ("KRAKE_RAG_STORE", "qdrant"),
+            ("KRAKE_QDRANT_URL", &fake.url),
+        ],
+    );
+    let (status, _, body) = request(up.port, "GET", "/readyz", &[], b"").unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        fake.state()
+            .calls
+            .iter()
+            .any(|c| c == "qdrant/health_check")
+    );
+    up.stop();
+}
+
 #[test]
 fn metrics_move_with_traffic() {
     let dir = tempfile::tempdir().unwrap();
@@ -601,13 +645,59 @@ fn deploy_files_are_consistent_and_the_dashboard_uses_real_metrics() {
         !k8s_names_server || k8s_selects,
         "the Kubernetes manifests name a Qdrant server but do not select it"
     );
+    // Replicas keep no state of their own: the database is PostgreSQL (from the Secret), the
+    // knowledge base the Qdrant server, and the only volume besides the config is scratch.
+    assert!(
+        k8s_names_server && k8s_selects,
+        "replicas would each keep an embedded store"
+    );
+    assert!(
+        k8s_env
+            .iter()
+            .any(|e| text(e, &["name"]) == "KRAKE_DATABASE_URL"
+                && text(e, &["valueFrom", "secretKeyRef", "key"]) == "database-url")
+    );
+    for v in s(pod, &["volumes"]).as_sequence().unwrap() {
+        assert!(
+            v.get("configMap").is_some() || v.get("emptyDir").is_some(),
+            "a replica volume holding state: {v:?}"
+        );
+    }
+    // Compose runs two replicas and waits for a healthy PostgreSQL and Qdrant; its Qdrant is the
+    // version the suite tests against.
+    assert!(
+        s(&compose, &["services", "krake", "deploy", "replicas"])
+            .as_u64()
+            .unwrap()
+            >= 2
+    );
+    for dep in ["postgres", "qdrant"] {
+        assert_eq!(
+            text(
+                &compose,
+                &["services", "krake", "depends_on", dep, "condition"]
+            ),
+            "service_healthy"
+        );
+        assert!(s(&compose, &["services", dep, "healthcheck", "test"]).is_sequence());
+    }
+    assert!(text(&compose, &["services", "qdrant", "image"]).ends_with(":v1.16.3"));
     // Dockerfile: builder on rust:1.95, a slim runtime, a non-root user, `serve` on 0.0.0.0:8080.
     let docker = std::fs::read_to_string(deploy_dir().join("Dockerfile")).unwrap();
     let froms: Vec<&str> = docker.lines().filter(|l| l.starts_with("FROM ")).collect();
-    assert_eq!(froms.len(), 2, "two stages: {froms:?}");
+    assert_eq!(froms.len(), 3, "three stages: {froms:?}");
     assert!(froms[0].starts_with("FROM rust:1.95") && froms[0].ends_with(" AS builder"));
-    assert!(froms[1].contains("debian:bookworm-slim") || froms[1].contains("distroless"));
+    assert!(froms[1].ends_with(" AS models"));
+    assert!(froms[2].contains("debian:bookworm-slim") || froms[2].contains("distroless"));
     assert!(docker.contains("COPY --from=builder "));
+    // The embedder's weights are baked in, fetched by the same script (and pinned hash) as a
+    // user's, and the runtime is pointed at them.
+    assert!(
+        docker.contains("COPY scripts/fetch-model ")
+            && docker.contains("RUN bash /fetch-model /models")
+    );
+    assert!(docker.contains("COPY --from=models /models /usr/share/krake/models"));
+    assert!(docker.contains("KRAKE_MODELS_DIR=/usr/share/krake/models"));
     assert!(docker.contains("--locked"));
     let user = docker
         .lines()
