@@ -32,6 +32,10 @@ pub struct BenchRagArgs {
     /// Chunks of 256 word pieces to embed for the ingestion figure (0 skips).
     #[arg(long, default_value_t = 64)]
     pub long_chunks: usize,
+    /// A Qdrant server's gRPC URL (`http://127.0.0.1:6334`) to measure instead of embedded
+    /// Qdrant (a scratch collection, deleted at the end).
+    #[arg(long)]
+    pub qdrant_url: Option<String>,
 }
 
 /// A small deterministic generator (xorshift), so every run stores the same data.
@@ -132,7 +136,7 @@ fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// `rag`: filtered query latency in embedded Qdrant over many chunks (sparse,
+/// `rag`: filtered query latency in embedded Qdrant (or a Qdrant server) over many chunks (sparse,
 /// dense, hybrid and hybrid with the best-sentence step; embedding excluded), and the local
 /// embedder's ingestion throughput.
 pub async fn bench(settings: Settings, args: BenchRagArgs) -> anyhow::Result<()> {
@@ -143,7 +147,24 @@ pub async fn bench(settings: Settings, args: BenchRagArgs) -> anyhow::Result<()>
     use std::time::Instant;
 
     let scratch = tempfile::tempdir().context("cannot create a scratch directory")?;
-    let store = Arc::new(EdgeStore::open(&scratch.path().join("kb"), DIMENSIONS)?);
+    let collection = format!("krake_bench_{}", std::process::id());
+    let store: Arc<dyn VectorStore> = match &args.qdrant_url {
+        Some(url) => {
+            println!("store: the Qdrant server at {url}, collection {collection}");
+            Arc::new(
+                krake_rag::server::QdrantStore::open(
+                    &krake_rag::server::ServerConfig {
+                        url: url.clone(),
+                        collection: collection.clone(),
+                        api_key: None,
+                    },
+                    DIMENSIONS,
+                )
+                .await?,
+            )
+        }
+        None => Arc::new(EdgeStore::open(&scratch.path().join("kb"), DIMENSIONS)?),
+    };
     let bm25 = Arc::new(Bm25::default());
     // The best-sentence step reads sentence vectors from the embedding cache; a hashing
     // embedder fills it instantly (this measures the lookups and scoring, not a model).
@@ -250,6 +271,13 @@ pub async fn bench(settings: Settings, args: BenchRagArgs) -> anyhow::Result<()>
     }
     drop((without_sentences, with_sentences, sentence_cache));
     drop(store);
+    if let Some(url) = &args.qdrant_url {
+        qdrant_client::Qdrant::from_url(url)
+            .skip_compatibility_check()
+            .build()?
+            .delete_collection(&collection)
+            .await?;
+    }
 
     if args.sentences + args.long_chunks == 0 {
         return Ok(());
