@@ -853,6 +853,76 @@ fn chat_on(dir: &Path, url: &str, line: &str) -> String {
 mod postgres {
     use super::*;
 
+    /// The backup documented in docs/operations.md: `pg_dump -Fc` of a running Krake's
+    /// database, restored with `pg_restore` into an empty one, is a Krake that shows the same
+    /// inbox and takes new work.
+    #[test]
+    fn a_pg_dump_restores_into_a_working_krake() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = PgDb::create();
+        let url = db.url(None);
+        let u = url.clone();
+        let threads = block_on(async move {
+            let store = krake_store::Store::open(&u).await.unwrap();
+            store.migrate(|_| {}).await.unwrap();
+            let s = std::sync::Arc::new(store);
+            let krake = krake_core::Krake::new(
+                s.clone(),
+                s.clone(),
+                std::sync::Arc::new(krake_core::time::SystemClock),
+                krake_core::config::Directory::default(),
+            );
+            let n = krake_core::inbox::demo::fill_if_empty(
+                &krake,
+                krake_core::time::Clock::now(&krake_core::time::SystemClock),
+            )
+            .await
+            .unwrap();
+            s.pool().close().await;
+            n
+        });
+        assert!(threads >= 3, "{threads}");
+        let before = chat_on(dir.path(), &url, "/todo");
+        let dump = dir.path().join("krake.dump");
+        let out = Command::new("pg_dump")
+            .args(["-Fc", "--no-owner", "-f"])
+            .arg(&dump)
+            .arg(&url)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let restored = PgDb::create();
+        let out = Command::new("pg_restore")
+            .args(["--no-owner", "-d", &restored.url(None)])
+            .arg(&dump)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let after = chat_on(dir.path(), &restored.url(None), "/todo");
+        assert_eq!(after, before, "the same inbox");
+        assert!(after.contains("#1"), "{after}");
+        // It takes new work: an answer to the first thread is stored in the restored database.
+        let replied = chat_on(
+            dir.path(),
+            &restored.url(None),
+            "/reply 1 restored and working",
+        );
+        assert!(!replied.contains("rror"), "{replied}");
+        assert_eq!(
+            restored
+                .count("SELECT COUNT(*) FROM thread_replies WHERE text = 'restored and working'"),
+            1
+        );
+    }
+
     #[test]
     fn logs_carry_request_ids_and_never_a_secret() {
         let dir = tempfile::tempdir().unwrap();

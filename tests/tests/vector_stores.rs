@@ -185,6 +185,8 @@ async fn an_unreachable_qdrant_server_is_a_clear_error() {
 /// gRPC fake instead (scripts/test says so when no binary is there); unset is an error.
 struct RealQdrant {
     bin: std::path::PathBuf,
+    /// Extra arguments (`--snapshot PATH:COLLECTION`).
+    args: Vec<String>,
     dir: tempfile::TempDir,
     http: u16,
     grpc: u16,
@@ -213,8 +215,13 @@ fn free_port() -> u16 {
 
 impl RealQdrant {
     async fn start(bin: std::path::PathBuf) -> Self {
+        Self::start_with(bin, Vec::new()).await
+    }
+
+    async fn start_with(bin: std::path::PathBuf, args: Vec<String>) -> Self {
         let mut q = Self {
             bin,
+            args,
             dir: tempfile::tempdir().expect("tempdir"),
             http: free_port(),
             grpc: free_port(),
@@ -231,6 +238,7 @@ impl RealQdrant {
     /// Starts the server on its storage and waits for `/healthz`.
     async fn up(&mut self) {
         let child = std::process::Command::new(&self.bin)
+            .args(&self.args)
             .current_dir(self.dir.path())
             .env("QDRANT__SERVICE__HTTP_PORT", self.http.to_string())
             .env("QDRANT__SERVICE__GRPC_PORT", self.grpc.to_string())
@@ -416,4 +424,124 @@ async fn ingestion_resumes_after_the_qdrant_server_is_killed_and_loses_nothing()
         expected,
         "every chunk once"
     );
+}
+
+/// The backup documented in docs/operations.md: a snapshot of the collection, taken over
+/// Qdrant's HTTP API while it serves, restores into a fresh server (`--snapshot PATH:NAME` at
+/// start) with every chunk, answering the same query the same way.
+#[tokio::test]
+async fn a_qdrant_snapshot_restores_into_a_fresh_server() {
+    use krake_rag::chunk::Chunker;
+    use krake_rag::embed::HashEmbedder;
+    use krake_rag::ingest::{Document, Ingestor};
+    use krake_rag::retrieve::{HybridRetriever, Mode};
+    use krake_rag::sparse::Bm25;
+    use std::sync::Arc;
+
+    let Some(bin) = qdrant_bin() else {
+        eprintln!("KRAKE_QDRANT_BIN=fake: snapshots need a real server");
+        return;
+    };
+    let q = RealQdrant::start(bin.clone()).await;
+    let store: Arc<dyn VectorStore> = Arc::new(
+        QdrantStore::open(&config(&q.url(), "krake", None), 16)
+            .await
+            .expect("open"),
+    );
+    let bm25 = Arc::new(Bm25::default());
+    let ingestor = Ingestor::new(
+        store.clone(),
+        Some(Arc::new(HashEmbedder::new(16))),
+        bm25.clone(),
+        Chunker::default(),
+    );
+    for (i, text) in [
+        "Hoodies can be returned within thirty days of delivery.",
+        "Orders ship from Berlin within two working days.",
+        "Gift cards never expire and cannot be refunded.",
+    ]
+    .iter()
+    .enumerate()
+    {
+        ingestor
+            .ingest(&Document {
+                workspace: "lunavo".into(),
+                source_kind: "file".into(),
+                source: format!("policy-{i}.md"),
+                title: format!("Policy {i}"),
+                text: (*text).to_owned(),
+                time: 1_700_000_000,
+            })
+            .await
+            .expect("ingest");
+    }
+    let count = store.count().await.expect("count");
+    let scope = Scope {
+        workspace: "lunavo".into(),
+        source_kind: None,
+    };
+    let ask = |store: Arc<dyn VectorStore>| {
+        let bm25 = bm25.clone();
+        let scope = scope.clone();
+        async move {
+            let dense = krake_rag::embed::Embedder::embed(
+                &HashEmbedder::new(16),
+                &["can I return a hoodie".to_owned()],
+            )
+            .await
+            .expect("embed")
+            .remove(0);
+            HybridRetriever::new(store, None, bm25)
+                .search_with(
+                    &scope,
+                    "can I return a hoodie",
+                    Some(&dense),
+                    3,
+                    Mode::Hybrid,
+                )
+                .await
+                .expect("search")
+                .into_iter()
+                .map(|h| h.meta.source)
+                .collect::<Vec<_>>()
+        }
+    };
+    let answer = ask(store.clone()).await;
+    assert_eq!(answer.len(), 3, "{answer:?}");
+
+    let resp = krake_tests::raw_http(
+        q.http,
+        "POST",
+        "/collections/krake/snapshots?wait=true",
+        &[],
+        b"",
+    )
+    .await;
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {resp}"));
+    let name = v["result"]["name"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{resp}"));
+    let file = q.dir.path().join("snapshots/krake").join(name);
+    assert!(file.exists(), "{}", file.display());
+    let kept = tempfile::tempdir().expect("tempdir");
+    let copy = kept.path().join(name);
+    std::fs::copy(&file, &copy).expect("copy the snapshot");
+    drop(q);
+
+    let fresh = RealQdrant::start_with(
+        bin,
+        vec!["--snapshot".into(), format!("{}:krake", copy.display())],
+    )
+    .await;
+    let restored: Arc<dyn VectorStore> = Arc::new(
+        QdrantStore::open(&config(&fresh.url(), "krake", None), 16)
+            .await
+            .expect("open the restored collection"),
+    );
+    assert_eq!(restored.count().await.expect("count"), count);
+    assert_eq!(ask(restored).await, answer);
 }
