@@ -8,6 +8,7 @@ pub mod fake_openai;
 pub mod fake_qdrant;
 pub mod fake_shopify;
 pub mod fake_telegram;
+pub mod real_qdrant;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

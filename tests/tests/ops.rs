@@ -1114,6 +1114,213 @@ mod postgres {
         );
     }
 
+    /// Scale-out with everything at once: two `krake serve` on one PostgreSQL, the knowledge base
+    /// on the Qdrant server (the real one when `KRAKE_QDRANT_BIN` names it, else the gRPC fake)
+    /// and a model (the local OpenAI-compatible fake). Webhooks go to both; a schedule falls due
+    /// and its agent run searches the knowledge base; the process working on that run is killed
+    /// (SIGKILL) while the model answers, and the survivor resumes it. Every order is applied
+    /// once, and the run ends once, with one notice, answered from the knowledge search.
+    #[test]
+    fn scale_out_with_a_replica_killed_mid_run_does_everything_once() {
+        use krake_tests::fake_openai::{Answer, FakeOpenAi};
+        const N: usize = 300;
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let (qdrant_url, _real, _fake) = match krake_tests::real_qdrant::qdrant_bin() {
+            Some(bin) => {
+                let q = rt.block_on(krake_tests::real_qdrant::RealQdrant::start(bin));
+                (q.url(), Some(q), None)
+            }
+            None => {
+                let f = rt.block_on(krake_tests::fake_qdrant::FakeQdrant::start());
+                (f.url.clone(), None, Some(f))
+            }
+        };
+        let search = Answer::Tools(vec![(
+            "search_knowledge".into(),
+            serde_json::json!({"query": "how long do customers have to return a hoodie"})
+                .to_string(),
+        )]);
+        let model = rt.block_on(FakeOpenAi::start(vec![
+            // The first attempt's call outlives the process that made it.
+            Answer::Slow(Duration::from_secs(4), Box::new(search.clone())),
+            search,
+            Answer::reply("Customers have 30 days to return a hoodie.", 0.95),
+        ]));
+        let extra = format!(
+            "[llm]\nmax_retries = 0\n[[llm.providers]]\nname = \"fake\"\nbase_url = \"{}\"\nmodels = [\"fake-model\"]\n\n[agent_runs]\nlease_secs = 3\n\n[rag]\nstore = \"qdrant\"\nqdrant_url = \"{qdrant_url}\"\n\n# Orders open their thank-you threads without an agent run here: the model's script is\n# the scheduled run's.\n[[rules]]\non = \"order_created\"\nthen = \"approval\"\n",
+            model.base_url
+        );
+        let db = PgDb::create();
+        let url = db.url(None);
+        let (dir_a, dir_b, dir_c) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        let cfg = config_with(dir_c.path(), &extra);
+        let (ok, _, err) =
+            krake_tests::run(krake(dir_c.path()).args(["--database-url", &url, "migrate"]));
+        assert!(ok, "{err}");
+        let out = chat_on(
+            dir_c.path(),
+            &url,
+            "/schedule dexter \"what is our returns policy\" every 15 minutes",
+        );
+        assert!(out.contains("chedule"), "{out}");
+        let u = url.clone();
+        let workspace: String = block_on(async move {
+            let store = krake_store::Store::open(&u).await.unwrap();
+            let w = sqlx::query_scalar("SELECT workspace FROM schedules")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+            store.pool().close().await;
+            w
+        });
+        // The knowledge the run will find, on the Qdrant server.
+        let docs = dir_c.path().join("docs");
+        std::fs::create_dir(&docs).unwrap();
+        std::fs::write(
+            docs.join("returns.md"),
+            "# Returns\n\nHoodies can be returned within 30 days of delivery, unworn.\n",
+        )
+        .unwrap();
+        let (ok, _, err) = krake_tests::run(
+            krake(dir_c.path())
+                .arg("--config")
+                .arg(&cfg)
+                .args(["--database-url", &url, "ingest"])
+                .arg(&docs)
+                .args(["--workspace", &workspace]),
+        );
+        assert!(ok, "{err}");
+
+        let a = Server::start_with(dir_a.path(), &extra, &["--database-url", &url], &[]);
+        let b = Server::start_with(dir_b.path(), &extra, &["--database-url", &url], &[]);
+        let (pa, pb) = (a.port, b.port);
+        let clients = std::thread::spawn(move || {
+            for i in 0..N {
+                let (first, second) = if i % 2 == 0 { (pa, pb) } else { (pb, pa) };
+                deliver_to_any(&[first, second], i);
+            }
+        });
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let u = url.clone();
+        block_on(async move {
+            let store = krake_store::Store::open(&u).await.unwrap();
+            sqlx::query("UPDATE schedules SET next_run_at = $1")
+                .bind(now - 500)
+                .execute(store.pool())
+                .await
+                .unwrap();
+            store.pool().close().await;
+        });
+        // Kill whichever process is working on the run, while its model call is out.
+        let owner_of_run = || {
+            let u = url.clone();
+            block_on(async move {
+                let store = krake_store::Store::open(&u).await.unwrap();
+                let o: Option<Option<String>> = sqlx::query_scalar(
+                    "SELECT lease_owner FROM agent_runs WHERE trigger_kind = 'schedule' AND status = 'running'",
+                )
+                .fetch_optional(store.pool())
+                .await
+                .unwrap();
+                store.pool().close().await;
+                o.flatten()
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let owner = loop {
+            if let Some(o) = owner_of_run() {
+                break o;
+            }
+            assert!(Instant::now() < deadline, "the scheduled run never started");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        // …once its model call is out (the slow answer goes to a process that is gone).
+        while model.requests().is_empty() {
+            assert!(Instant::now() < deadline, "the run never called the model");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let (victim, survivor) = if owner == format!("agents-{}", a.child.id()) {
+            (a, b)
+        } else {
+            assert_eq!(owner, format!("agents-{}", b.child.id()));
+            (b, a)
+        };
+        victim.kill9();
+        clients.join().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while db
+            .count("SELECT COUNT(*) FROM agent_runs WHERE trigger_kind = 'schedule' AND status = 'done'")
+            < 1
+            || db.count(
+                "SELECT COUNT(*) FROM inbound WHERE source = 'shopify' AND processed_at IS NULL",
+            ) > 0
+        {
+            if Instant::now() > deadline {
+                let u = url.clone();
+                let runs: Vec<(String, i64, Option<String>)> = block_on(async move {
+                    let store = krake_store::Store::open(&u).await.unwrap();
+                    sqlx::query_as("SELECT status, attempts, error FROM agent_runs")
+                        .fetch_all(store.pool())
+                        .await
+                        .unwrap()
+                });
+                panic!(
+                    "the survivor did not finish the work: runs {runs:?}, unprocessed webhooks {}",
+                    db.count(
+                        "SELECT COUNT(*) FROM inbound WHERE source = 'shopify' AND processed_at IS NULL"
+                    )
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let log = survivor.stop();
+        let n = N as i64;
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM inbound WHERE source = 'shopify'"),
+            n
+        );
+        assert_eq!(db.count("SELECT COUNT(*) FROM commerce_orders"), n, "{log}");
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM threads WHERE kind = 'approval'"),
+            n,
+            "one thread per order, none twice"
+        );
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM agent_runs WHERE trigger_kind = 'schedule'"),
+            1,
+            "one run for the occurrence"
+        );
+        assert_eq!(
+            db.count("SELECT attempts FROM agent_runs WHERE trigger_kind = 'schedule'"),
+            2,
+            "resumed once by the survivor"
+        );
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM threads WHERE kind = 'notice' AND body LIKE '%30 days to return%'"),
+            1,
+            "one notice for the run"
+        );
+        // The answer came from the knowledge search on the Qdrant server.
+        let found = model.requests().iter().any(|r| {
+            r["messages"].as_array().is_some_and(|m| {
+                m.iter().any(|x| {
+                    x["role"] == "tool"
+                        && x["content"]
+                            .as_str()
+                            .is_some_and(|c| c.contains("returned within 30 days"))
+                })
+            })
+        });
+        assert!(found, "{} model requests", model.requests().len());
+    }
+
     /// Two processes deliver one outbox to one Telegram chat: every thread is posted once,
     /// whichever process accepted its webhook and whichever claimed its delivery.
     #[test]
