@@ -292,6 +292,9 @@ impl RunRepo for FakeRuns {
     ) -> Result<bool, RepoError> {
         unsupported("add_step")
     }
+    async fn extend_lease(&self, _id: RunId, _lease_until: Timestamp) -> Result<bool, RepoError> {
+        unsupported("extend_lease")
+    }
     async fn cancel_run(
         &self,
         _id: RunId,

@@ -2500,3 +2500,79 @@ async fn search_answers_from_the_knowledge_of_a_workspace_the_person_sees() {
     let refused = w.krake.handle_text(&outsider, "/search lunavo wash").await;
     assert!(refused.text.contains("hidden from you"), "{}", refused.text);
 }
+
+/// A model that takes a while (real time) to answer.
+struct SlowToAnswer {
+    inner: Arc<ScriptedModel>,
+    takes: Duration,
+}
+
+#[async_trait]
+impl ChatModel for SlowToAnswer {
+    async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, ModelError> {
+        tokio::time::sleep(self.takes).await;
+        self.inner.chat(request).await
+    }
+    fn price(&self, model: Option<&str>) -> Price {
+        self.inner.price(model)
+    }
+}
+
+/// A model call that outlasts the run's lease (retries and fail-over can take minutes) keeps
+/// the lease while it waits: no other worker takes the run over and calls the model again.
+#[tokio::test]
+async fn a_model_call_longer_than_the_lease_keeps_the_run() {
+    let w = Arc::new(
+        world(
+            vec![reply_call("A tagline.", 0.9)],
+            Setup {
+                limits: Some(RunLimits {
+                    lease: Duration::from_secs(3),
+                    ..RunLimits::default()
+                }),
+                wrap: Some(Box::new(|inner, _| {
+                    Arc::new(SlowToAnswer {
+                        inner,
+                        takes: Duration::from_millis(2600),
+                    }) as Arc<dyn ChatModel>
+                })),
+                ..Setup::default()
+            },
+        )
+        .await,
+    );
+    let run = w
+        .runner
+        .start(&NewRun {
+            workspace: WorkspaceSlug::parse("lunavo").unwrap(),
+            agent: "penn".into(),
+            task: "a tagline".into(),
+            trigger: "command".into(),
+            requested_by: "local".into(),
+            parent: None,
+            feedback: None,
+            answer_to: None,
+        })
+        .await
+        .unwrap();
+    let worker = {
+        let w = w.clone();
+        tokio::spawn(async move { w.runner.work_once("first", 10).await.unwrap() })
+    };
+    // While the model answers, the lease's time passes (the clock jumps 10 s); the waiting
+    // worker extends it on its next beat.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    w.clock.advance(Duration::from_secs(10));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let taken = w
+        .store
+        .claim_runs("second", w.clock.now(), Duration::from_secs(3), 10)
+        .await
+        .unwrap();
+    assert!(taken.is_empty(), "taken over mid-call: {taken:?}");
+    worker.await.unwrap();
+    let done = w.store.run(run.id).await.unwrap().unwrap();
+    assert_eq!(done.status, RunStatus::Done, "{:?}", done.steps);
+    assert_eq!(done.attempts, 1);
+    assert_eq!(w.model.requests().len(), 1, "one model call");
+}

@@ -1255,9 +1255,9 @@ mod postgres {
         victim.kill9();
         clients.join().unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
-        while db
-            .count("SELECT COUNT(*) FROM agent_runs WHERE trigger_kind = 'schedule' AND status = 'done'")
-            < 1
+        while db.count(
+            "SELECT COUNT(*) FROM agent_runs WHERE trigger_kind = 'schedule' AND status = 'done'",
+        ) < 1
             || db.count(
                 "SELECT COUNT(*) FROM inbound WHERE source = 'shopify' AND processed_at IS NULL",
             ) > 0

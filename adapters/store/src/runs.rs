@@ -170,6 +170,18 @@ impl RunRepo for Store {
         Ok(runs)
     }
 
+    async fn extend_lease(&self, id: RunId, lease_until: Timestamp) -> Result<bool, RepoError> {
+        let done = sqlx::query(
+            "UPDATE agent_runs SET lease_until = $1 WHERE id = $2 AND status = 'running'",
+        )
+        .bind(lease_until.as_millis())
+        .bind(id.0)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn add_step(
         &self,
         id: RunId,

@@ -167,16 +167,21 @@ impl Runner {
                     }
                 }
             };
-            let streamed = if model.streams(policy.model.as_deref()) && self.streaming(run.id) {
-                let on = |p: crate::model::Partial<'_>| {
-                    if let Some(text) = super::stream::visible(p) {
-                        self.stream_update(run.id, text);
-                    }
-                };
-                model.chat_streaming(&request, &on).await
-            } else {
-                model.chat(&request).await
+            let on = |p: crate::model::Partial<'_>| {
+                if let Some(text) = super::stream::visible(p) {
+                    self.stream_update(run.id, text);
+                }
             };
+            let call = async {
+                if model.streams(policy.model.as_deref()) && self.streaming(run.id) {
+                    model.chat_streaming(&request, &on).await
+                } else {
+                    model.chat(&request).await
+                }
+            };
+            // A call with retries and fail-over can outlast the lease: keep it while waiting,
+            // or another worker would take the run over and call the model a second time.
+            let streamed = self.keeping_the_lease(run.id, call).await;
             let response = match streamed {
                 Ok(r) => r,
                 Err(e) => {
@@ -289,6 +294,24 @@ impl Runner {
         }
         let why = format!("no result after {} model calls", self.limits.max_turns);
         self.fail(&run, &why).await
+    }
+
+    /// Awaits `work`, extending the run's lease every third of it meanwhile.
+    async fn keeping_the_lease<T>(&self, run: super::RunId, work: impl Future<Output = T>) -> T {
+        let every = (self.limits.lease / 3).max(std::time::Duration::from_millis(100));
+        let mut work = std::pin::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                () = tokio::time::sleep(every) => {
+                    let until = self.clock.now().plus(self.limits.lease);
+                    // Failing to extend it only risks a second claim later: keep waiting.
+                    if let Err(e) = self.runs.extend_lease(run, until).await {
+                        tracing::warn!(run = run.0, "could not extend the run's lease: {e}");
+                    }
+                }
+            }
+        }
     }
 
     pub(super) fn tools_for(&self, policy: &AgentPolicy) -> Vec<ToolSpec> {

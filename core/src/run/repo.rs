@@ -205,6 +205,9 @@ pub trait RunRepo: Send + Sync {
         lease: Duration,
         limit: u32,
     ) -> Result<Vec<Run>, RepoError>;
+    /// Extends a running run's lease to `lease_until` without a step (a worker waiting on a
+    /// long model call); `false` once the run is no longer running.
+    async fn extend_lease(&self, id: RunId, lease_until: Timestamp) -> Result<bool, RepoError>;
     /// Appends a step and, while the run is running, extends its lease to `lease_until`.
     /// `false` when the run is no longer running (cancelled, say): the engine stops there.
     async fn add_step(
