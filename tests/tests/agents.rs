@@ -145,8 +145,14 @@ async fn world(script: Vec<Scripted>, setup: Setup) -> World {
 
 impl World {
     async fn run(&self, agent: &str, task: &str) -> krake_core::run::Run {
-        let run = self
-            .runner
+        let run = self.start(agent, task).await;
+        self.runner.work_once("test", 10).await.unwrap();
+        self.store.run(run.id).await.unwrap().unwrap()
+    }
+
+    /// Queues a run (a command's) without working it.
+    async fn start(&self, agent: &str, task: &str) -> krake_core::run::Run {
+        self.runner
             .start(&NewRun {
                 workspace: WorkspaceSlug::parse("lunavo").unwrap(),
                 agent: agent.into(),
@@ -158,9 +164,7 @@ impl World {
                 answer_to: None,
             })
             .await
-            .unwrap();
-        self.runner.work_once("test", 10).await.unwrap();
-        self.store.run(run.id).await.unwrap().unwrap()
+            .unwrap()
     }
 
     async fn thread(&self, run: &krake_core::run::Run) -> Thread {
@@ -2541,20 +2545,7 @@ async fn a_model_call_longer_than_the_lease_keeps_the_run() {
         )
         .await,
     );
-    let run = w
-        .runner
-        .start(&NewRun {
-            workspace: WorkspaceSlug::parse("lunavo").unwrap(),
-            agent: "penn".into(),
-            task: "a tagline".into(),
-            trigger: "command".into(),
-            requested_by: "local".into(),
-            parent: None,
-            feedback: None,
-            answer_to: None,
-        })
-        .await
-        .unwrap();
+    let run = w.start("penn", "a tagline").await;
     let worker = {
         let w = w.clone();
         tokio::spawn(async move { w.runner.work_once("first", 10).await.unwrap() })
