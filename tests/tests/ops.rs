@@ -452,6 +452,26 @@ fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
         .block_on(f)
 }
 
+/// Makes every schedule of the database at `url` due half a second ago, as if its time had
+/// come; returns now (Unix milliseconds): the occurrence is `now - 500`.
+fn schedules_fall_due(url: &str) -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let url = url.to_owned();
+    block_on(async move {
+        let store = krake_store::Store::open(&url).await.unwrap();
+        sqlx::query("UPDATE schedules SET next_run_at = $1")
+            .bind(now - 500)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        store.pool().close().await;
+    });
+    now
+}
+
 fn pg_admin(sql: &str) {
     let sql = sql.to_owned();
     block_on(async move {
@@ -1022,20 +1042,7 @@ mod postgres {
         let b = Server::start(dir_b.path(), &["--database-url", &url], &[]);
         let (pa, pb) = (a.port, b.port);
         // One occurrence falls due while both coordinators tick every second.
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64;
-        let url2 = url.clone();
-        block_on(async move {
-            let store = krake_store::Store::open(&url2).await.unwrap();
-            sqlx::query("UPDATE schedules SET next_run_at = $1")
-                .bind(now - 500)
-                .execute(store.pool())
-                .await
-                .unwrap();
-            store.pool().close().await;
-        });
+        let now = schedules_fall_due(&url);
         // Every webhook goes to one process, and again to the other (a retry landing elsewhere).
         let acked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let clients: Vec<_> = (0..CLIENTS)
@@ -1204,20 +1211,7 @@ mod postgres {
                 deliver_to_any(&[first, second], i);
             }
         });
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64;
-        let u = url.clone();
-        block_on(async move {
-            let store = krake_store::Store::open(&u).await.unwrap();
-            sqlx::query("UPDATE schedules SET next_run_at = $1")
-                .bind(now - 500)
-                .execute(store.pool())
-                .await
-                .unwrap();
-            store.pool().close().await;
-        });
+        schedules_fall_due(&url);
         // Kill whichever process is working on the run, while its model call is out.
         let owner_of_run = || {
             let u = url.clone();
