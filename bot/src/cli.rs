@@ -48,6 +48,30 @@ pub enum Cmd {
     /// Evaluate retrieval quality.
     #[command(subcommand)]
     Eval(crate::rag::EvalCmd),
+    /// Push data points that KPIs are computed from (as user `local`).
+    #[command(subcommand)]
+    Metric(MetricCmd),
+}
+
+/// `krake metric …`.
+#[derive(Debug, Subcommand)]
+pub enum MetricCmd {
+    /// Store one data point of a metric for a workspace (`krake metric push lunavo visitors 1200`).
+    Push {
+        /// The workspace (`lunavo`).
+        workspace: String,
+        /// The metric (`visitors`).
+        name: String,
+        /// The value.
+        #[arg(allow_negative_numbers = true)]
+        value: f64,
+        /// When it was measured: RFC 3339 or a day (`2026-12-07`); default now.
+        #[arg(long)]
+        at: Option<String>,
+        /// An idempotency key: pushing the same key again stores nothing.
+        #[arg(long)]
+        key: Option<String>,
+    },
 }
 
 /// `krake folder …`.
@@ -92,7 +116,8 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "KRAKE_LISTEN")]
     pub listen: Option<String>,
-    /// Fill the inbox with demo threads first (only when it is empty).
+    /// Fill the inbox with demo threads first (only when it is empty) and every workspace's
+    /// KPIs with nine weeks of history marked as demo data.
     #[arg(long)]
     pub demo: bool,
 }

@@ -23,6 +23,7 @@
 //! - [`rag`]: the knowledge base (RAG): its retriever, `krake ingest`, `krake eval rag`.
 
 pub mod agents;
+pub mod binance;
 pub mod chat;
 pub mod cli;
 pub mod coordinator;
@@ -59,6 +60,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             | Cmd::Discord(_)
             | Cmd::Ingest(_)
             | Cmd::Eval(_)
+            | Cmd::Metric(_)
     );
     init_logging(settings.log_format, quiet);
     match cli.command {
@@ -75,6 +77,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Folder(f) => folder_cli::run(settings, f).await,
         Cmd::Ingest(a) => rag::ingest(settings, a).await,
         Cmd::Eval(e) => rag::eval(settings, e).await,
+        Cmd::Metric(cli::MetricCmd::Push {
+            workspace,
+            name,
+            value,
+            at,
+            key,
+        }) => {
+            let store = wiring::open_store(&settings, false).await?;
+            let point = krake_core::kpi::PointInput {
+                name,
+                value,
+                at,
+                key,
+            };
+            let krake = wiring::krake(&store, &settings);
+            match krake
+                .push_metrics(&krake_core::Actor::local(), &workspace, &[point])
+                .await?
+            {
+                Ok(p) if p.stored == 1 => println!("stored"),
+                Ok(_) => println!("already stored (same --key)"),
+                Err(e) => anyhow::bail!("{e}"),
+            }
+            Ok(())
+        }
         Cmd::Discord(cli::DiscordCmd::Register { guild }) => {
             discord::register(&settings, guild.as_deref()).await
         }

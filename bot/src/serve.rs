@@ -48,6 +48,13 @@ pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
         if n > 0 {
             tracing::info!(threads = n, "demo threads added");
         }
+        let points = krake_core::kpi::demo::fill_history(&krake, 64).await?;
+        if points > 0 {
+            tracing::info!(
+                points,
+                "demo KPI history added (nine weeks, marked as demo data)"
+            );
+        }
     }
     crate::coordinator::sync_config_schedules(&store, &settings, &krake_core::time::SystemClock)
         .await
@@ -85,6 +92,7 @@ pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
             crate::rag::knowledge_sync(&store, &settings).run(every, coord_stop.subscribe()),
         )
     });
+    let binance = crate::binance::spawn(&settings, krake.clone(), coord_stop.subscribe());
     let listener = TcpListener::bind(settings.listen).await.with_context(|| {
         format!(
             "cannot listen on {}; is another Krake running? Choose another with --listen",
@@ -123,6 +131,9 @@ pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
     let _ = recovery.await;
     if let Some(k) = knowledge_sync {
         let _ = k.await;
+    }
+    if let Some(b) = binance {
+        let _ = b.await;
     }
     served
 }
@@ -375,9 +386,19 @@ fn spawn_commerce_loop(
 async fn sweep_loop(krake: Krake, every: Duration, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // KPI alerts about once a minute (pushes check their workspace at once; this catches
+    // commerce figures and the Binance poll). The threads' keys keep replicas from doubling.
+    let alerts_every = (60 / every.as_secs().max(1)).max(1);
+    let mut ticks = 0u64;
     loop {
         tokio::select! {
             _ = tick.tick() => {
+                ticks += 1;
+                if ticks.is_multiple_of(alerts_every)
+                    && let Err(err) = krake.check_kpi_alerts(None).await
+                {
+                    tracing::warn!(error = %err, "checking KPI alerts failed; will retry");
+                }
                 match krake.sweep_expired().await {
                     Ok(done) => for e in done {
                         tracing::info!(thread = e.thread.0, route = %e.route, escalation = ?e.escalation.map(|t| t.0), "approval expired");

@@ -83,6 +83,57 @@ pub struct FileConfig {
     /// MCP tool servers for agents (`[[mcp.servers]]`).
     #[serde(default, skip_serializing_if = "is_default")]
     pub mcp: krake_mcp::tools::McpFile,
+    /// How KPIs of several currencies add up (`[kpi]`: currency and fixed rates).
+    pub kpi: Option<krake_core::kpi::KpiSettings>,
+    /// KPIs per workspace (`[[kpis]]`), overriding or adding to the defaults.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kpis: Vec<krake_core::kpi::KpiEntry>,
+    /// The read-only Binance portfolio (`[binance]`).
+    pub binance: Option<BinanceFile>,
+}
+
+/// `[binance]`: the portfolio's value as a KPI history of one workspace. The key and secret
+/// come from the environment, never from the file.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BinanceFile {
+    /// The workspace whose `binance` KPI it feeds (default `lunabots`).
+    #[serde(default = "default_binance_workspace")]
+    pub workspace: String,
+    /// The API's address (default `https://api.binance.com`).
+    #[serde(default = "default_binance_url")]
+    pub base_url: String,
+    /// The asset values are shown in (default `USDT`).
+    #[serde(default = "default_binance_quote")]
+    pub quote_asset: String,
+    /// Seconds between polls (default 900, at least 60).
+    #[serde(default = "default_binance_poll")]
+    pub poll_secs: u64,
+    /// The variable holding the API key (default `KRAKE_BINANCE_API_KEY`).
+    #[serde(default = "default_binance_key_env")]
+    pub api_key_env: String,
+    /// The variable holding the API secret (default `KRAKE_BINANCE_API_SECRET`).
+    #[serde(default = "default_binance_secret_env")]
+    pub api_secret_env: String,
+}
+
+fn default_binance_workspace() -> String {
+    "lunabots".into()
+}
+fn default_binance_url() -> String {
+    "https://api.binance.com".into()
+}
+fn default_binance_quote() -> String {
+    "USDT".into()
+}
+fn default_binance_poll() -> u64 {
+    900
+}
+fn default_binance_key_env() -> String {
+    "KRAKE_BINANCE_API_KEY".into()
+}
+fn default_binance_secret_env() -> String {
+    "KRAKE_BINANCE_API_SECRET".into()
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -178,6 +229,14 @@ pub struct Settings {
     pub mcp: krake_mcp::tools::McpFile,
     /// The knowledge base's store and embedder.
     pub rag: krake_rag::settings::RagSettings,
+    /// Each workspace's KPIs.
+    pub kpi_defs: BTreeMap<krake_core::workspace::WorkspaceSlug, Vec<krake_core::kpi::KpiDef>>,
+    /// `[kpi]`: currency and rates.
+    pub kpi: krake_core::kpi::KpiSettings,
+    /// `[[kpis]]` as written (for `krake config`).
+    pub kpi_entries: Vec<krake_core::kpi::KpiEntry>,
+    /// `[binance]` as written; the poller reads its key from the environment when it starts.
+    pub binance: Option<BinanceFile>,
 }
 
 impl Settings {
@@ -222,6 +281,15 @@ impl Settings {
             None => chrono_tz::Tz::UTC,
         };
         let schedules = config_schedules(&file.schedules, &directory, schedule_timezone)?;
+        let kpi_defs = krake_core::kpi::kpi_defs(directory.workspaces(), &file.kpis)
+            .map_err(|e| anyhow::anyhow!(e))?;
+        if let Some(b) = &file.binance {
+            let ws = krake_core::workspace::WorkspaceSlug::parse(&b.workspace)
+                .map_err(|e| anyhow::anyhow!("[binance] workspace: {e}"))?;
+            if directory.workspace(&ws).is_none() {
+                bail!("[binance] workspace `{ws}` is not one of the workspaces");
+            }
+        }
         let commerce = krake_commerce::settings::resolve(
             &file.shopify.clone().unwrap_or_default(),
             &file.gelato.clone().unwrap_or_default(),
@@ -266,6 +334,10 @@ impl Settings {
                 .clone()
                 .unwrap_or_else(krake_core::commerce::default_rules),
             directory,
+            kpi_defs,
+            kpi: file.kpi.clone().unwrap_or_default(),
+            kpi_entries: file.kpis.clone(),
+            binance: file.binance.clone(),
         })
     }
 
@@ -309,6 +381,9 @@ impl Settings {
             agent_runs: AgentRunsFile::effective(&self.agents.limits, self.agents.concurrency),
             rag: krake_rag::settings::RagFile::effective(&self.rag),
             mcp: self.mcp.clone(),
+            kpi: Some(self.kpi.clone()),
+            kpis: self.kpi_entries.clone(),
+            binance: self.binance.clone(),
         }
     }
 

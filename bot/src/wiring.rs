@@ -78,6 +78,11 @@ pub fn krake_with_agents(store: &Store, settings: &Settings) -> (Krake, krake_co
     .with_users(store.clone())
     .with_commerce(store.clone())
     .with_schedules(store.clone(), settings.schedule_timezone)
+    .with_kpis(krake_core::kpi::KpiDesk {
+        defs: settings.kpi_defs.clone(),
+        settings: settings.kpi.clone(),
+        metrics: store.clone(),
+    })
     .with_folders(store);
     (krake, agents)
 }

@@ -67,6 +67,7 @@ pub mod folder;
 pub mod inbound;
 pub mod inbox;
 pub mod knowledge;
+pub mod kpi;
 pub mod ledger;
 pub mod model;
 pub mod outbox;

@@ -5,7 +5,7 @@
 
 use crate::actor::{Actor, Front, Role, UserName};
 use crate::chat::command::{Command, CommandParser, ListQuery, Parsed, StatusFilter};
-use crate::commerce::{CommerceRepo, Kpis, render_kpis};
+use crate::commerce::{CommerceRepo, Kpis};
 use crate::config::Directory;
 use crate::delivery::Routes;
 use crate::inbound::Change;
@@ -35,7 +35,8 @@ pub struct Krake {
     pub(crate) default_tz: chrono_tz::Tz,
     routes: Arc<Routes>,
     users: Option<Arc<dyn UserRepo>>,
-    commerce: Option<Arc<dyn CommerceRepo>>,
+    pub(crate) commerce: Option<Arc<dyn CommerceRepo>>,
+    pub(crate) kpi_desk: Option<Arc<crate::kpi::KpiDesk>>,
     pub(crate) agents: Option<Arc<dyn crate::run::AgentDesk>>,
     pub(crate) listeners: Vec<Arc<dyn InboxListener>>,
     pub(crate) outbox: Option<Arc<dyn crate::ports::OutboxRepo>>,
@@ -63,6 +64,7 @@ impl Krake {
             routes: Arc::new(Routes::new()),
             users: None,
             commerce: None,
+            kpi_desk: None,
             agents: None,
             listeners: Vec::new(),
             outbox: None,
@@ -254,19 +256,36 @@ impl Krake {
             Ok(ws) => ws,
             Err(refused) => return Ok(refused),
         };
-        if self.commerce.is_none() {
-            return Ok(Reply::warning(
-                "KPIs are not available here: commerce is not set up.",
-            ));
-        }
         let name = self
             .directory
             .workspace(&ws)
             .map_or_else(|| ws.to_string(), |w| w.name.clone());
-        match self.kpis(actor, &ws).await? {
-            Some(k) => Ok(Reply::info(render_kpis(&k, &name))),
-            None => Ok(Reply::warning(format!("No figures for {name}."))),
+        let mut text = match self.kpi_board(actor, &ws).await? {
+            Some(b) => crate::kpi::render_board(&b, self.clock.now()),
+            None => String::new(),
+        };
+        // The shop's print orders, when it has any.
+        if let Some(k) = self.kpis(actor, &ws).await?
+            && (!k.fulfilment.is_empty() || k.late_orders > 0)
+        {
+            let states: Vec<String> = k
+                .fulfilment
+                .iter()
+                .map(|(s, n)| format!("{s} {n}"))
+                .collect();
+            let _ = write!(
+                text,
+                "\nPrint orders: {}; late: {}",
+                states.join(", "),
+                k.late_orders
+            );
         }
+        if text.is_empty() {
+            return Ok(Reply::warning(format!(
+                "No figures for {name}: KPIs are not set up here."
+            )));
+        }
+        Ok(Reply::info(text.trim().to_owned()))
     }
 
     /// The model costs of a month for one workspace or every workspace the actor sees
@@ -458,6 +477,13 @@ impl Krake {
             Command::Show(id) => self.show(actor, id).await,
             Command::Link { code } => self.link(actor, &code).await,
             Command::Kpi { workspace } => self.kpi(actor, workspace).await,
+            Command::Overview => match self.overview(actor).await? {
+                Some(o) => Ok(Reply::info(crate::kpi::render_overview(
+                    &o,
+                    self.clock.now(),
+                ))),
+                None => Ok(Reply::warning("KPIs are not available here.")),
+            },
             Command::Search { workspace, text } => self.search(actor, workspace, &text).await,
             Command::Costs { workspace } => match &self.agents {
                 Some(a) => a.costs(actor, workspace.as_ref()).await,

@@ -3,6 +3,7 @@
 //! ([`fake_telegram`], [`fake_openai`], [`fake_shopify`], [`fake_embeddings`], [`fake_qdrant`]).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod fake_binance;
 pub mod fake_embeddings;
 pub mod fake_openai;
 pub mod fake_qdrant;

@@ -4,56 +4,93 @@ use crate::inbox::create_in;
 use crate::{Store, db_err};
 use async_trait::async_trait;
 use krake_core::Actor;
-use krake_core::commerce::{
-    CommerceEnvelope, CommerceEvent, CommerceRepo, DailyKpi, Kpis, Minor, Order,
-};
+use krake_core::commerce::{CommerceEvent, CommerceRepo, DailyKpi, Kpis, Minor, Order, ToApply};
 use krake_core::inbound::InboundId;
-use krake_core::inbox::NewThread;
 use krake_core::ports::{RepoError, WriteCtx};
 use krake_core::time::Timestamp;
 use krake_core::workspace::WorkspaceSlug;
 use sqlx::{AnyConnection, Row};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-async fn upsert_order(
+/// `$first, $first+1, …` for `n` parameters.
+fn params(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Writes the newest state of each order (newer data wins: a delayed `orders/create` never
+/// overwrites a later `orders/paid`), many rows per statement, in key order so that two
+/// processes lock rows in the same order.
+async fn upsert_orders(
+    conn: &mut AnyConnection,
+    orders: &[(&WorkspaceSlug, &Order)],
+) -> Result<(), RepoError> {
+    for chunk in orders.chunks(100) {
+        let values = (0..chunk.len())
+            .map(|i| format!("({})", params(i * 11 + 1, 11)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO commerce_orders (workspace, order_id, name, day, utc_offset_min, created_at, updated_at, currency, total_minor, refunded_minor, financial_status) \
+             VALUES {values} \
+             ON CONFLICT (workspace, order_id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at, \
+               currency = excluded.currency, total_minor = excluded.total_minor, refunded_minor = excluded.refunded_minor, \
+               financial_status = excluded.financial_status \
+             WHERE excluded.updated_at >= commerce_orders.updated_at"
+        );
+        let mut q = sqlx::query(&sql);
+        for (ws, o) in chunk {
+            q = q
+                .bind(ws.as_str())
+                .bind(o.id.as_str())
+                .bind(o.name.as_str())
+                .bind(o.day.as_str())
+                .bind(i64::from(o.utc_offset_minutes))
+                .bind(o.created_at.as_millis())
+                .bind(o.updated_at.as_millis())
+                .bind(o.currency.as_str())
+                .bind(o.total.0)
+                .bind(o.refunded.0)
+                .bind(o.financial_status.as_str());
+        }
+        q.execute(&mut *conn).await.map_err(db_err)?;
+    }
+    Ok(())
+}
+
+/// The days (as stored) of these orders of one workspace.
+async fn days_of(
     conn: &mut AnyConnection,
     ws: &WorkspaceSlug,
-    o: &Order,
+    order_ids: &[&str],
+) -> Result<BTreeSet<String>, RepoError> {
+    let mut days = BTreeSet::new();
+    for chunk in order_ids.chunks(500) {
+        let sql = format!(
+            "SELECT DISTINCT day FROM commerce_orders WHERE workspace = $1 AND order_id IN ({})",
+            params(2, chunk.len())
+        );
+        let mut q = sqlx::query_scalar::<_, String>(&sql).bind(ws.as_str());
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        days.extend(q.fetch_all(&mut *conn).await.map_err(db_err)?);
+    }
+    Ok(days)
+}
+
+/// Recomputes the roll-up of one day from the orders of that day.
+async fn roll_up(
+    conn: &mut AnyConnection,
+    ws: &WorkspaceSlug,
+    day: &str,
+    now: Timestamp,
 ) -> Result<(), RepoError> {
-    // Newer data wins: a delayed `orders/create` never overwrites a later `orders/paid`.
-    sqlx::query(
-        "INSERT INTO commerce_orders (workspace, order_id, name, day, utc_offset_min, created_at, updated_at, currency, total_minor, refunded_minor, financial_status) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-         ON CONFLICT (workspace, order_id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at, \
-           currency = excluded.currency, total_minor = excluded.total_minor, refunded_minor = excluded.refunded_minor, \
-           financial_status = excluded.financial_status \
-         WHERE excluded.updated_at >= commerce_orders.updated_at",
-    )
-    .bind(ws.as_str())
-    .bind(o.id.as_str())
-    .bind(o.name.as_str())
-    .bind(o.day.as_str())
-    .bind(i64::from(o.utc_offset_minutes))
-    .bind(o.created_at.as_millis())
-    .bind(o.updated_at.as_millis())
-    .bind(o.currency.as_str())
-    .bind(o.total.0)
-    .bind(o.refunded.0)
-    .bind(o.financial_status.as_str())
-    .execute(&mut *conn)
-    .await
-    .map_err(db_err)?;
-    // The roll-up of the order's day is recomputed from the orders of that day.
-    let day: String = sqlx::query_scalar(
-        "SELECT day FROM commerce_orders WHERE workspace = $1 AND order_id = $2",
-    )
-    .bind(ws.as_str())
-    .bind(o.id.as_str())
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(db_err)?;
     sqlx::query("DELETE FROM kpi_daily WHERE workspace = $1 AND day = $2")
         .bind(ws.as_str())
-        .bind(day.as_str())
+        .bind(day)
         .execute(&mut *conn)
         .await
         .map_err(db_err)?;
@@ -66,8 +103,8 @@ async fn upsert_order(
          FROM commerce_orders WHERE workspace = $1 AND day = $2 GROUP BY workspace, day, currency",
     )
     .bind(ws.as_str())
-    .bind(day.as_str())
-    .bind(o.updated_at.as_millis())
+    .bind(day)
+    .bind(now.as_millis())
     .execute(&mut *conn)
     .await
     .map_err(db_err)?;
@@ -88,74 +125,108 @@ fn daily(r: &sqlx::any::AnyRow) -> Result<DailyKpi, RepoError> {
 
 #[async_trait]
 impl CommerceRepo for Store {
-    async fn apply(
+    async fn apply_many(
         &self,
-        inbound: InboundId,
-        env: &CommerceEnvelope,
-        threads: &[NewThread],
+        batch: &[ToApply],
         now: Timestamp,
-    ) -> Result<(), RepoError> {
+    ) -> Result<Vec<InboundId>, RepoError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut tx = self.begin().await?;
-        let ctx = WriteCtx {
-            actor: Actor::system(),
-            inbound: Some(krake_core::inbound::InboundMark::new(inbound)),
-            now,
-        };
-        let done = sqlx::query("UPDATE inbound SET processed_at = $1, lease_owner = NULL, lease_until = NULL WHERE id = $2 AND processed_at IS NULL")
-            .bind(now.as_millis())
-            .bind(inbound.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        if done.rows_affected() == 0 {
-            return Err(RepoError::AlreadyApplied);
+        // The processed marks first: an event another process applied meanwhile is skipped.
+        let mut fresh = HashSet::with_capacity(batch.len());
+        for chunk in batch.chunks(500) {
+            let sql = format!(
+                "UPDATE inbound SET processed_at = $1, lease_owner = NULL, lease_until = NULL \
+                 WHERE processed_at IS NULL AND id IN ({}) RETURNING id",
+                params(2, chunk.len())
+            );
+            let mut q = sqlx::query_scalar::<_, i64>(&sql).bind(now.as_millis());
+            for one in chunk {
+                q = q.bind(one.inbound.0);
+            }
+            fresh.extend(q.fetch_all(&mut *tx).await.map_err(db_err)?);
         }
-        let ws = &env.workspace;
-        match &env.event {
-            CommerceEvent::OrderCreated(o) | CommerceEvent::OrderPaid(o) => {
-                if self.backend() == crate::Backend::Postgres {
-                    // Two processes recomputing one workspace's roll-up at once would each miss
-                    // the other's order: serialise them (SQLite's writer lock already does).
-                    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-                        .bind(format!("krake:kpi:{ws}"))
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
+        let todo: Vec<&ToApply> = batch
+            .iter()
+            .filter(|one| fresh.contains(&one.inbound.0))
+            .collect();
+        // The newest state of each order in the batch (a later event wins a tie, as applying
+        // them one by one would).
+        let mut orders: BTreeMap<(&WorkspaceSlug, &str), &Order> = BTreeMap::new();
+        for one in &todo {
+            let ws = &one.envelope.workspace;
+            match &one.envelope.event {
+                CommerceEvent::OrderCreated(o) | CommerceEvent::OrderPaid(o) => {
+                    let slot = orders.entry((ws, o.id.as_str())).or_insert(o);
+                    if o.updated_at >= slot.updated_at {
+                        *slot = o;
+                    }
                 }
-                upsert_order(&mut tx, ws, o).await?
+                CommerceEvent::Fulfilment { update, .. } => {
+                    sqlx::query(
+                        "INSERT INTO fulfilment_orders (workspace, order_id, reference, status, max_delivery_day, tracking_url, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                         ON CONFLICT (workspace, order_id) DO UPDATE SET \
+                           reference = COALESCE(excluded.reference, fulfilment_orders.reference), \
+                           status = COALESCE(excluded.status, fulfilment_orders.status), \
+                           max_delivery_day = COALESCE(excluded.max_delivery_day, fulfilment_orders.max_delivery_day), \
+                           tracking_url = COALESCE(excluded.tracking_url, fulfilment_orders.tracking_url), \
+                           updated_at = excluded.updated_at",
+                    )
+                    .bind(ws.as_str())
+                    .bind(update.order_id.as_str())
+                    .bind(update.reference.clone())
+                    .bind(update.status.clone())
+                    .bind(update.max_delivery_day.clone())
+                    .bind(update.tracking_url.clone())
+                    .bind(now.as_millis())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                }
+                CommerceEvent::ProductUpdated { .. }
+                | CommerceEvent::AppUninstalled { .. }
+                | CommerceEvent::StoreProductDeleted { .. }
+                | CommerceEvent::Other { .. } => {}
             }
-            CommerceEvent::Fulfilment { update, .. } => {
-                sqlx::query(
-                    "INSERT INTO fulfilment_orders (workspace, order_id, reference, status, max_delivery_day, tracking_url, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                     ON CONFLICT (workspace, order_id) DO UPDATE SET \
-                       reference = COALESCE(excluded.reference, fulfilment_orders.reference), \
-                       status = COALESCE(excluded.status, fulfilment_orders.status), \
-                       max_delivery_day = COALESCE(excluded.max_delivery_day, fulfilment_orders.max_delivery_day), \
-                       tracking_url = COALESCE(excluded.tracking_url, fulfilment_orders.tracking_url), \
-                       updated_at = excluded.updated_at",
-                )
-                .bind(ws.as_str())
-                .bind(update.order_id.as_str())
-                .bind(update.reference.clone())
-                .bind(update.status.clone())
-                .bind(update.max_delivery_day.clone())
-                .bind(update.tracking_url.clone())
-                .bind(now.as_millis())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-            }
-            CommerceEvent::ProductUpdated { .. }
-            | CommerceEvent::AppUninstalled { .. }
-            | CommerceEvent::StoreProductDeleted { .. }
-            | CommerceEvent::Other { .. } => {}
         }
-        for t in threads {
-            create_in(&mut tx, t, &ctx).await?;
+        let rows: Vec<(&WorkspaceSlug, &Order)> =
+            orders.iter().map(|((ws, _), o)| (*ws, *o)).collect();
+        upsert_orders(&mut tx, &rows).await?;
+        for one in &todo {
+            let ctx = WriteCtx {
+                actor: Actor::system(),
+                inbound: Some(krake_core::inbound::InboundMark::new(one.inbound)),
+                now,
+            };
+            for t in &one.threads {
+                create_in(&mut tx, t, &ctx).await?;
+            }
+        }
+        // The roll-ups last, once per day touched. Two processes recomputing one workspace's
+        // day at once would each miss the other's orders: on PostgreSQL they take the
+        // workspace's lock here, after every row lock they need, so the later one recomputes
+        // after the earlier committed (SQLite's writer lock already serialises them).
+        let mut by_ws: BTreeMap<&WorkspaceSlug, Vec<&str>> = BTreeMap::new();
+        for (ws, id) in orders.keys() {
+            by_ws.entry(*ws).or_default().push(*id);
+        }
+        for (ws, ids) in by_ws {
+            if self.backend() == crate::Backend::Postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                    .bind(format!("krake:kpi:{ws}"))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            }
+            for day in days_of(&mut tx, ws, &ids).await? {
+                roll_up(&mut tx, ws, &day, now).await?;
+            }
         }
         tx.commit().await.map_err(db_err)?;
-        Ok(())
+        Ok(todo.iter().map(|one| one.inbound).collect())
     }
 
     async fn kpis(

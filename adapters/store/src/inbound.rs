@@ -13,6 +13,7 @@ use krake_core::ports::{InboundRepo, RepoError, WriteCtx};
 use krake_core::time::Timestamp;
 use sqlx::AnyConnection;
 use sqlx::Row;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Marks the inbound event processed; fails with `AlreadyApplied` if it already was.
@@ -295,9 +296,19 @@ impl Store {
         &self,
         events: &[InboundRecord],
     ) -> Result<Vec<Recorded>, RepoError> {
+        // Rows are written in key order, so that concurrent batches lock keys in one order and
+        // never deadlock; the answers go back in the callers' order.
+        let mut order: Vec<usize> = (0..events.len()).collect();
+        order.sort_by(|a, b| {
+            events[*a]
+                .idempotency_key
+                .as_str()
+                .cmp(events[*b].idempotency_key.as_str())
+        });
+        let sorted: Vec<&InboundRecord> = order.iter().map(|i| &events[*i]).collect();
         let mut tx = self.begin().await?;
         let mut out = Vec::with_capacity(events.len());
-        for chunk in events.chunks(100) {
+        for chunk in sorted.chunks(100) {
             // One multi-row statement per chunk; rows whose key exists come back missing.
             let mut sql = String::from(
                 "INSERT INTO inbound (source, idempotency_key, actor, conversation, content, received_at) VALUES ",
@@ -391,11 +402,21 @@ impl Store {
             }
         }
         tx.commit().await.map_err(db_err)?;
-        Ok(out)
+        let mut answers: Vec<Option<Recorded>> = vec![None; events.len()];
+        for (at, r) in order.into_iter().zip(out) {
+            answers[at] = Some(r);
+        }
+        answers
+            .into_iter()
+            .map(|r| r.ok_or_else(|| RepoError::Corrupt("an inbound answer went missing".into())))
+            .collect()
     }
 }
 
 type Pending = crate::direct::Pending;
+
+/// How many group-commit batches may be written at once through the pool.
+const WRITERS_IN_FLIGHT: usize = 4;
 
 /// Group commit for inbound events: concurrent `record_inbound` calls are gathered and written
 /// in one transaction, and each caller is answered only after that transaction committed, so
@@ -424,8 +445,14 @@ impl GroupCommit {
         }
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Pending>(max_batch.max(1) * 4);
         let writer = store.clone();
+        // Several batches in flight at once: while one waits for its commit to reach the disk,
+        // the next is already being written (the database flushes concurrent commits together).
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(WRITERS_IN_FLIGHT));
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
+                let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                    return;
+                };
                 let mut batch = vec![first];
                 while batch.len() < max_batch.max(1) {
                     match rx.try_recv() {
@@ -433,20 +460,24 @@ impl GroupCommit {
                         Err(_) => break,
                     }
                 }
-                let (events, replies): (Vec<InboundRecord>, Vec<_>) = batch.into_iter().unzip();
-                match writer.record_inbound_many(&events).await {
-                    Ok(results) => {
-                        for (reply, r) in replies.into_iter().zip(results) {
-                            let _ = reply.send(Ok(r));
+                let writer = writer.clone();
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    let (events, replies): (Vec<InboundRecord>, Vec<_>) = batch.into_iter().unzip();
+                    match writer.record_inbound_many(&events).await {
+                        Ok(results) => {
+                            for (reply, r) in replies.into_iter().zip(results) {
+                                let _ = reply.send(Ok(r));
+                            }
+                        }
+                        Err(e) => {
+                            let msg = e.to_string();
+                            for reply in replies {
+                                let _ = reply.send(Err(RepoError::Unavailable(msg.clone())));
+                            }
                         }
                     }
-                    Err(e) => {
-                        let msg = e.to_string();
-                        for reply in replies {
-                            let _ = reply.send(Err(RepoError::Unavailable(msg.clone())));
-                        }
-                    }
-                }
+                });
             }
         });
         Self { store, tx }

@@ -29,6 +29,7 @@ mod inbound;
 pub use inbound::GroupCommit;
 mod inbox;
 mod links;
+mod metrics;
 mod notify;
 pub use notify::{OUTBOX_CHANNEL, THREADS_CHANNEL, ThreadChanges};
 mod outbox;

@@ -285,12 +285,31 @@ async fn kpis(
             actor.user
         )));
     }
-    let k = api
-        .krake
-        .kpis(&actor, &ws)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("KPIs are not available".into()))?;
-    Ok(Json(k).into_response())
+    // The commerce figures as before, with every KPI of the workspace under `figures`.
+    let commerce = api.krake.kpis(&actor, &ws).await?;
+    let board = api.krake.kpi_board(&actor, &ws).await?;
+    if commerce.is_none() && board.is_none() {
+        return Err(ApiError::NotFound("KPIs are not available".into()));
+    }
+    let mut v = match commerce {
+        Some(k) => serde_json::to_value(k),
+        None => Ok(serde_json::json!({ "workspace": ws })),
+    }
+    .map_err(|e| {
+        tracing::error!(error = %e, "writing KPIs as JSON");
+        ApiError::Internal
+    })?;
+    if let Some(b) = board {
+        v["day"] = b.today.into();
+        v["demo"] = b.demo.into();
+        v["notes"] = b.notes.into();
+        v["figures"] =
+            serde_json::to_value(b.figures).map_err(|e| {
+        tracing::error!(error = %e, "writing KPIs as JSON");
+        ApiError::Internal
+    })?;
+    }
+    Ok(Json(v).into_response())
 }
 
 #[cfg(test)]

@@ -406,19 +406,50 @@ pub struct Kpis {
     pub late_orders: i64,
 }
 
+/// One stored event ready to apply: what it says and the threads its rules open.
+#[derive(Debug, Clone)]
+pub struct ToApply {
+    /// The stored inbound event.
+    pub inbound: InboundId,
+    /// What it says.
+    pub envelope: CommerceEnvelope,
+    /// The threads its rules open.
+    pub threads: Vec<NewThread>,
+}
+
 /// Where commerce state lives.
 #[async_trait]
 pub trait CommerceRepo: Send + Sync {
-    /// Applies one stored event exactly once, in one transaction: the order or fulfilment
-    /// state (newer wins), the day's roll-up, the rule threads, and the inbound event's
-    /// processed mark. Fails with [`RepoError::AlreadyApplied`] if it was applied before.
+    /// Applies stored events in one transaction, each exactly once: the order or fulfilment
+    /// state (newer wins), the roll-up of each day touched (recomputed once per batch), the
+    /// rule threads, and each event's processed mark. An event applied before (by this or
+    /// another process) is skipped with everything it would have written; returns the events
+    /// applied now.
+    async fn apply_many(
+        &self,
+        batch: &[ToApply],
+        now: Timestamp,
+    ) -> Result<Vec<InboundId>, RepoError>;
+
+    /// Applies one stored event exactly once (see [`CommerceRepo::apply_many`]). Fails with
+    /// [`RepoError::AlreadyApplied`] if it was applied before.
     async fn apply(
         &self,
         inbound: InboundId,
         env: &CommerceEnvelope,
         threads: &[NewThread],
         now: Timestamp,
-    ) -> Result<(), RepoError>;
+    ) -> Result<(), RepoError> {
+        let one = ToApply {
+            inbound,
+            envelope: env.clone(),
+            threads: threads.to_vec(),
+        };
+        if self.apply_many(&[one], now).await?.is_empty() {
+            return Err(RepoError::AlreadyApplied);
+        }
+        Ok(())
+    }
     /// The KPIs of a workspace, with `days` daily roll-ups; `today` is the shop-local day
     /// "now" falls on (from the newest order's UTC offset).
     async fn kpis(
@@ -500,6 +531,7 @@ impl CommerceProcessor {
     }
 
     /// Claims and applies up to `limit` events per source; returns how many were applied.
+    /// Each claimed batch is applied in one transaction (see [`CommerceRepo::apply_many`]).
     pub async fn run_once(&self, limit: u32) -> Result<usize, RepoError> {
         let mut applied = 0;
         for source in SOURCES {
@@ -508,16 +540,26 @@ impl CommerceProcessor {
                 .inbound
                 .claim_inbound(source, &self.owner, now, self.lease, limit)
                 .await?;
-            for stored in claimed {
-                if self.apply_one(&stored).await? {
-                    applied += 1;
+            let mut batch = Vec::with_capacity(claimed.len());
+            for stored in &claimed {
+                if let Some(one) = self.prepare(stored).await? {
+                    batch.push(one);
                 }
+            }
+            if !batch.is_empty() {
+                applied += self
+                    .commerce
+                    .apply_many(&batch, self.clock.now())
+                    .await?
+                    .len();
             }
         }
         Ok(applied)
     }
 
-    async fn apply_one(&self, stored: &StoredInbound) -> Result<bool, RepoError> {
+    /// What applying one stored event writes, or `None` when it is settled without applying
+    /// (unreadable, unknown to the print partner) or must wait (the partner could not be asked).
+    async fn prepare(&self, stored: &StoredInbound) -> Result<Option<ToApply>, RepoError> {
         let env: CommerceEnvelope = match serde_json::from_str(&stored.event.content) {
             Ok(e) => e,
             Err(e) => {
@@ -531,7 +573,7 @@ impl CommerceProcessor {
                 self.inbound
                     .complete_inbound(stored.id, Some(&note), self.clock.now())
                     .await?;
-                return Ok(false);
+                return Ok(None);
             }
         };
         let mut env = env;
@@ -560,12 +602,12 @@ impl CommerceProcessor {
                                 self.clock.now(),
                             )
                             .await?;
-                        return Ok(false);
+                        return Ok(None);
                     }
                     Err(e) => {
                         // The event stays claimed; another pass takes it up when the lease ends.
                         tracing::warn!(id = stored.id.0, error = %e, "could not confirm a fulfilment status; will retry");
-                        return Ok(false);
+                        return Ok(None);
                     }
                 }
             }
@@ -574,15 +616,11 @@ impl CommerceProcessor {
         for t in &mut threads {
             t.post_to = self.routes.for_workspace(&t.workspace).to_vec();
         }
-        match self
-            .commerce
-            .apply(stored.id, &env, &threads, self.clock.now())
-            .await
-        {
-            Ok(()) => Ok(true),
-            Err(RepoError::AlreadyApplied) => Ok(false),
-            Err(e) => Err(e),
-        }
+        Ok(Some(ToApply {
+            inbound: stored.id,
+            envelope: env,
+            threads,
+        }))
     }
 }
 

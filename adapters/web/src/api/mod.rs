@@ -10,6 +10,7 @@ pub mod deadletters;
 pub mod directory;
 pub mod folders;
 pub mod inbox;
+pub mod metrics;
 pub mod runs;
 
 use crate::ApiError;
@@ -35,6 +36,7 @@ pub fn router() -> Router<WebState> {
         .merge(folders::router())
         .merge(runs::router())
         .merge(deadletters::router())
+        .merge(metrics::router())
         .route("/api/v1/openapi.json", get(openapi_json))
 }
 
@@ -51,7 +53,8 @@ pub fn router() -> Router<WebState> {
         folders::create_folder, folders::rename_folder, folders::delete_folder,
         folders::add_column, folders::rename_column, folders::remove_column,
         runs::list, runs::show, runs::cancel,
-        deadletters::list, deadletters::retry, deadletters::discard
+        deadletters::list, deadletters::retry, deadletters::discard,
+        metrics::push, metrics::overview
     ),
     components(schemas(
         ThreadSummary, ThreadView, ReplyView, ThreadPage, DecisionView, AuditView, ErrorBody,
@@ -61,7 +64,8 @@ pub fn router() -> Router<WebState> {
         folders::EntryBody, folders::Imported, folders::NewFolderBody, folders::RenameBody,
         folders::NewColumnBody, folders::DeletedFolder,
         runs::RunSummary, runs::RunPage, runs::RunDetail, runs::StepView, runs::CancelBody,
-        deadletters::DeadLetterView, deadletters::DeadLetterList, deadletters::DeadLetterDone
+        deadletters::DeadLetterView, deadletters::DeadLetterList, deadletters::DeadLetterDone,
+        metrics::PointBody, metrics::MetricsBody, metrics::PushedView
     )),
     modifiers(&Security),
     security(("bearer" = []), ("session" = []))

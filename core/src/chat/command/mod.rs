@@ -109,11 +109,13 @@ pub enum Command {
         /// What to look for.
         text: String,
     },
-    /// Show a workspace's KPIs (revenue, orders, fulfilment).
+    /// Show a workspace's KPIs: today, the period, the change, the target.
     Kpi {
         /// The workspace; the first one the person can see when absent.
         workspace: Option<WorkspaceSlug>,
     },
+    /// The Management overview: every visible workspace's key figures, totals, activity.
+    Overview,
     /// Show the month's model costs and budgets, for one workspace or all visible.
     Costs {
         /// The workspace; every workspace the person can see when absent.

@@ -67,6 +67,9 @@ impl CommandParser {
             .split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '-'))
             .filter(|w| !w.is_empty())
             .collect();
+        if words.contains(&"overview") {
+            return Parsed::Command(Command::Overview);
+        }
         let kpi_words = ["sales", "revenue", "kpi", "kpis", "turnover", "numbers"];
         if words.iter().any(|w| kpi_words.contains(w)) {
             return Parsed::Command(Command::Kpi {

@@ -27,6 +27,7 @@ pub(super) enum Verb {
     Ask,
     Link,
     Kpi,
+    Overview,
     Search,
     Costs,
     Schedule,
@@ -55,6 +56,7 @@ pub(super) fn verb(word: &str) -> Option<Verb> {
         "ask" | "tell" => Verb::Ask,
         "link" => Verb::Link,
         "kpi" | "kpis" | "sales" => Verb::Kpi,
+        "overview" => Verb::Overview,
         "search" | "lookup" => Verb::Search,
         "stats" | "latency" => Verb::Stats,
         "deadletters" | "dead-letters" | "undelivered" => Verb::DeadLetters,
@@ -302,6 +304,7 @@ impl CommandParser {
                     }),
                 }
             }
+            Verb::Overview => Parsed::Command(Command::Overview),
             Verb::Kpi => {
                 let words = args.trim().to_lowercase();
                 if words.is_empty() {

@@ -140,8 +140,14 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "kpi",
         args: "[workspace]",
-        about: "Show revenue, orders and fulfilment for a workspace",
+        about: "Show a workspace's KPIs: today, the period, the change and the target",
         example: "/kpi lunavo",
+    },
+    CommandSpec {
+        name: "overview",
+        args: "",
+        about: "Every workspace's key figures, total revenue and what happened lately",
+        example: "/overview",
     },
     CommandSpec {
         name: "costs",

@@ -1,0 +1,127 @@
+//! Pushed metrics: points as sent (idempotent by key) and their daily roll-ups.
+
+use crate::{Store, db_err};
+use async_trait::async_trait;
+use krake_core::kpi::{MetricDay, MetricPoint, MetricRepo, Pushed};
+use krake_core::ports::RepoError;
+use krake_core::time::Timestamp;
+use krake_core::workspace::WorkspaceSlug;
+use sqlx::Row;
+
+fn day_row(r: &sqlx::any::AnyRow) -> Result<MetricDay, RepoError> {
+    Ok(MetricDay {
+        name: r.try_get("name").map_err(db_err)?,
+        day: r.try_get("day").map_err(db_err)?,
+        sum: r.try_get("sum").map_err(db_err)?,
+        count: r.try_get("count").map_err(db_err)?,
+        last: r.try_get("last_value").map_err(db_err)?,
+        last_at: Timestamp::from_millis(r.try_get("last_at").map_err(db_err)?),
+        demo: r.try_get::<i64, _>("demo").map_err(db_err)? != 0,
+    })
+}
+
+const COLUMNS: &str = "name, day, sum, count, last_value, last_at, demo";
+
+#[async_trait]
+impl MetricRepo for Store {
+    async fn record_metrics(
+        &self,
+        workspace: &WorkspaceSlug,
+        points: &[MetricPoint],
+    ) -> Result<Pushed, RepoError> {
+        let mut tx = self.begin().await?;
+        let mut pushed = Pushed::default();
+        for p in points {
+            let stored = sqlx::query(
+                "INSERT INTO metric_points (workspace, name, value, at, day, idem_key, demo) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (workspace, idem_key) DO NOTHING",
+            )
+            .bind(workspace.as_str())
+            .bind(p.name.as_str())
+            .bind(p.value)
+            .bind(p.at.as_millis())
+            .bind(p.day.as_str())
+            .bind(p.key.clone())
+            .bind(i64::from(p.demo))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if stored.rows_affected() == 0 {
+                pushed.duplicates += 1;
+                continue;
+            }
+            pushed.stored += 1;
+            sqlx::query(
+                "INSERT INTO metric_daily (workspace, name, day, sum, count, last_value, last_at, demo) \
+                 VALUES ($1, $2, $3, $4, 1, $4, $5, $6) \
+                 ON CONFLICT (workspace, name, day) DO UPDATE SET \
+                   sum = metric_daily.sum + excluded.sum, \
+                   count = metric_daily.count + 1, \
+                   last_value = CASE WHEN excluded.last_at >= metric_daily.last_at THEN excluded.last_value ELSE metric_daily.last_value END, \
+                   last_at = CASE WHEN excluded.last_at >= metric_daily.last_at THEN excluded.last_at ELSE metric_daily.last_at END, \
+                   demo = CASE WHEN excluded.demo > metric_daily.demo THEN excluded.demo ELSE metric_daily.demo END",
+            )
+            .bind(workspace.as_str())
+            .bind(p.name.as_str())
+            .bind(p.day.as_str())
+            .bind(p.value)
+            .bind(p.at.as_millis())
+            .bind(i64::from(p.demo))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(pushed)
+    }
+
+    async fn metric_days(
+        &self,
+        workspace: &WorkspaceSlug,
+        names: &[String],
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<MetricDay>, RepoError> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = (0..names.len())
+            .map(|i| format!("${}", i + 4))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {COLUMNS} FROM metric_daily WHERE workspace = $1 AND day >= $2 AND day <= $3 AND name IN ({list}) ORDER BY name, day"
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(workspace.as_str())
+            .bind(from)
+            .bind(to);
+        for n in names {
+            q = q.bind(n.as_str());
+        }
+        let mut out: Vec<MetricDay> = q
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(day_row)
+            .collect::<Result<_, _>>()?;
+        // Each metric's latest day before the window, so a `last` value carries into it.
+        let sql = format!(
+            "SELECT {COLUMNS} FROM metric_daily WHERE workspace = $1 AND name = $2 AND day < $3 ORDER BY day DESC LIMIT 1"
+        );
+        for n in names {
+            if let Some(r) = sqlx::query(&sql)
+                .bind(workspace.as_str())
+                .bind(n.as_str())
+                .bind(from)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_err)?
+            {
+                out.push(day_row(&r)?);
+            }
+        }
+        Ok(out)
+    }
+}

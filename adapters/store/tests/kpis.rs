@@ -1,0 +1,243 @@
+//! KPI data in the store: pushed metrics (idempotent by key, rolled up per day) and commerce
+//! events applied in batches (each once, every touched day's roll-up right, two processes
+//! applying overlapping batches at once). Run against a fresh SQLite file and a fresh
+//! PostgreSQL database.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+#[macro_use]
+mod common;
+use common::Db;
+
+use krake_core::actor::UserName;
+use krake_core::commerce::{CommerceEnvelope, CommerceEvent, CommerceRepo, Minor, Order, ToApply};
+use krake_core::inbound::{IdempotencyKey, InboundId, InboundRecord, Recorded};
+use krake_core::kpi::{MetricName, MetricPoint, MetricRepo};
+use krake_core::ports::InboundRepo;
+use krake_core::time::Timestamp;
+use krake_core::workspace::WorkspaceSlug;
+use krake_store::Store;
+
+on_both_db!(
+    pushed_metrics_are_stored_once_per_key_and_rolled_up_per_day,
+    batches_apply_each_event_once_and_roll_up_every_day_they_touch,
+    two_processes_applying_overlapping_batches_apply_each_event_once
+);
+
+const NOON: i64 = 1_795_518_000_000; // 2026-11-24 12:00 in Berlin
+
+fn ws(s: &str) -> WorkspaceSlug {
+    WorkspaceSlug::parse(s).unwrap()
+}
+
+fn point(name: &str, value: f64, day: &str, at: i64, key: Option<&str>) -> MetricPoint {
+    MetricPoint {
+        name: MetricName::parse(name).unwrap(),
+        value,
+        at: Timestamp::from_millis(at),
+        day: day.into(),
+        key: key.map(str::to_owned),
+        demo: false,
+    }
+}
+
+async fn pushed_metrics_are_stored_once_per_key_and_rolled_up_per_day(db: &Db) {
+    let s = &db.store;
+    let lunavo = ws("lunavo");
+    let p = s
+        .record_metrics(
+            &lunavo,
+            &[
+                point("visitors", 100.0, "2026-11-24", NOON, Some("a")),
+                point("visitors", 50.0, "2026-11-24", NOON - 1000, None),
+                point(
+                    "visitors",
+                    7.0,
+                    "2026-11-20",
+                    NOON - 4 * 86_400_000,
+                    Some("b"),
+                ),
+                point("score", 3.5, "2026-11-24", NOON, None),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!((p.stored, p.duplicates), (4, 0));
+    // The same keys again: nothing stored, the roll-up unchanged; a point without a key is new.
+    let again = s
+        .record_metrics(
+            &lunavo,
+            &[
+                point("visitors", 100.0, "2026-11-24", NOON, Some("a")),
+                point("visitors", 7.0, "2026-11-20", NOON, Some("b")),
+                point("visitors", 1.0, "2026-11-24", NOON - 2000, None),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!((again.stored, again.duplicates), (1, 2));
+    // Another workspace may use the same key.
+    let other = s
+        .record_metrics(
+            &ws("monarch"),
+            &[point("visitors", 9.0, "2026-11-24", NOON, Some("a"))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(other.stored, 1);
+    let days = s
+        .metric_days(&lunavo, &["visitors".into()], "2026-11-22", "2026-11-24")
+        .await
+        .unwrap();
+    let today = days.iter().find(|d| d.day == "2026-11-24").unwrap();
+    assert_eq!((today.sum, today.count), (151.0, 3));
+    // The latest point of the day wins `last`, whatever order they came in.
+    assert_eq!((today.last, today.last_at.as_millis()), (100.0, NOON));
+    // The day before the window comes along, so a `last` value carries into it.
+    let before = days.iter().find(|d| d.day == "2026-11-20").unwrap();
+    assert_eq!(before.sum, 7.0);
+    assert_eq!(days.len(), 2);
+    assert!(
+        s.metric_days(&lunavo, &[], "2026-11-22", "2026-11-24")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+fn order(id: &str, day: &str, total: i64, status: &str, updated_min: i64) -> Order {
+    Order {
+        id: id.into(),
+        name: format!("#{id}"),
+        day: day.into(),
+        utc_offset_minutes: 60,
+        created_at: Timestamp::from_millis(NOON),
+        updated_at: Timestamp::from_millis(NOON + updated_min * 60_000),
+        currency: "EUR".into(),
+        total: Minor(total),
+        refunded: Minor(0),
+        financial_status: status.into(),
+        email: None,
+        customer_name: None,
+    }
+}
+
+async fn stored(s: &Store, key: &str) -> InboundId {
+    let ev = InboundRecord {
+        source: "shopify".into(),
+        idempotency_key: IdempotencyKey::parse(key).unwrap(),
+        actor: UserName::parse("shopify").unwrap(),
+        conversation: "lunavo.myshopify.com".into(),
+        content: String::new(),
+        received_at: Timestamp::from_millis(NOON),
+    };
+    match s.record_inbound(&ev).await.unwrap() {
+        Recorded::New(id) => id,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn one(id: InboundId, event: CommerceEvent) -> ToApply {
+    ToApply {
+        inbound: id,
+        envelope: CommerceEnvelope {
+            workspace: ws("lunavo"),
+            event,
+        },
+        threads: Vec::new(),
+    }
+}
+
+async fn batches_apply_each_event_once_and_roll_up_every_day_they_touch(db: &Db) {
+    let s = &db.store;
+    let now = Timestamp::from_millis(NOON + 3_600_000);
+    let mut batch = Vec::new();
+    // Order 1 created pending, then paid later in the same batch; a stale redelivery of its
+    // creation after that changes nothing (newer data wins inside a batch as across them).
+    batch.push(one(
+        stored(s, "e1").await,
+        CommerceEvent::OrderCreated(order("1", "2026-11-24", 1000, "pending", 0)),
+    ));
+    batch.push(one(
+        stored(s, "e2").await,
+        CommerceEvent::OrderPaid(order("1", "2026-11-24", 1000, "paid", 10)),
+    ));
+    batch.push(one(
+        stored(s, "e3").await,
+        CommerceEvent::OrderCreated(order("1", "2026-11-24", 9999, "pending", 0)),
+    ));
+    batch.push(one(
+        stored(s, "e4").await,
+        CommerceEvent::OrderCreated(order("2", "2026-11-24", 2500, "paid", 0)),
+    ));
+    batch.push(one(
+        stored(s, "e5").await,
+        CommerceEvent::OrderCreated(order("3", "2026-11-23", 700, "paid", 0)),
+    ));
+    let applied = s.apply_many(&batch, now).await.unwrap();
+    assert_eq!(applied.len(), 5);
+    let k = s.kpis(&ws("lunavo"), 30, now).await.unwrap();
+    let day = |d: &str| k.days.iter().find(|x| x.day == d).cloned().unwrap();
+    let d24 = day("2026-11-24");
+    assert_eq!(
+        (d24.orders, d24.revenue, d24.paid, d24.pending),
+        (2, Minor(3500), 2, 0)
+    );
+    assert_eq!(
+        (day("2026-11-23").orders, day("2026-11-23").revenue),
+        (1, Minor(700))
+    );
+    // The same batch again (a process that crashed after committing and is retried): nothing.
+    assert!(s.apply_many(&batch, now).await.unwrap().is_empty());
+    // A batch mixing an applied event and a new one applies only the new one.
+    let e6 = stored(s, "e6").await;
+    let mixed = vec![
+        batch[0].clone(),
+        one(
+            e6,
+            CommerceEvent::OrderCreated(order("4", "2026-11-24", 100, "pending", 0)),
+        ),
+    ];
+    assert_eq!(s.apply_many(&mixed, now).await.unwrap(), vec![e6]);
+    let k = s.kpis(&ws("lunavo"), 30, now).await.unwrap();
+    let d24 = k.days.iter().find(|x| x.day == "2026-11-24").unwrap();
+    assert_eq!((d24.orders, d24.revenue, d24.pending), (3, Minor(3600), 1));
+    // Every event is marked processed: nothing is left to claim.
+    let left = s
+        .claim_inbound("shopify", "w", now, std::time::Duration::from_secs(30), 100)
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+async fn two_processes_applying_overlapping_batches_apply_each_event_once(db: &Db) {
+    let a = db.store.clone();
+    let b = Store::open(&db.url).await.unwrap();
+    let now = Timestamp::from_millis(NOON + 3_600_000);
+    let mut all = Vec::new();
+    for i in 0..120 {
+        let id = stored(&a, &format!("o{i}")).await;
+        all.push(one(
+            id,
+            CommerceEvent::OrderCreated(order(&format!("{i}"), "2026-11-24", 100, "paid", 0)),
+        ));
+    }
+    // Both processes get most events (as after a lease ran out mid-batch), in 4 batches each.
+    let first: Vec<ToApply> = all[..90].to_vec();
+    let second: Vec<ToApply> = all[30..].to_vec();
+    let run = |s: Store, list: Vec<ToApply>| async move {
+        let mut n = 0;
+        for chunk in list.chunks(25) {
+            n += s.apply_many(chunk, now).await.unwrap().len();
+        }
+        n
+    };
+    let (x, y) = tokio::join!(run(a.clone(), first), run(b, second));
+    assert_eq!(x + y, 120, "each event applied once");
+    let k = a.kpis(&ws("lunavo"), 30, now).await.unwrap();
+    let d = k.days.iter().find(|d| d.day == "2026-11-24").unwrap();
+    assert_eq!(
+        (d.orders, d.revenue),
+        (120, Minor(12_000)),
+        "the roll-up saw every order"
+    );
+}

@@ -1,0 +1,215 @@
+//! KPIs as chat text: `/kpi` and `/overview`.
+
+use super::board::{Board, Figure, Overview, show};
+use crate::time::Timestamp;
+use std::fmt::Write as _;
+
+const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+
+/// A one-line chart of values (`▁▃▅█`, a space where there is no value).
+pub fn sparkline(values: &[Option<f64>]) -> String {
+    let known: Vec<f64> = values.iter().flatten().copied().collect();
+    let (Some(lo), Some(hi)) = (
+        known.iter().copied().reduce(f64::min),
+        known.iter().copied().reduce(f64::max),
+    ) else {
+        return String::new();
+    };
+    values
+        .iter()
+        .map(|v| match v {
+            None => ' ',
+            Some(v) if hi > lo => {
+                let i = ((v - lo) / (hi - lo) * 7.0).round();
+                BARS[(i.clamp(0.0, 7.0)) as usize]
+            }
+            Some(_) => BARS[3],
+        })
+        .collect()
+}
+
+/// "3 h", "2 d": how old something is.
+pub fn age(now: Timestamp, at: Timestamp) -> String {
+    let mins = (now.as_millis() - at.as_millis()).max(0) / 60_000;
+    match mins {
+        0..=59 => format!("{mins} min"),
+        60..=2879 => format!("{} h", mins / 60),
+        _ => format!("{} d", mins / 1440),
+    }
+}
+
+fn change(f: &Figure) -> String {
+    let Some(c) = f.change_pct else {
+        return String::new();
+    };
+    let arrow = if c > 0.5 {
+        "▲"
+    } else if c < -0.5 {
+        "▼"
+    } else {
+        "="
+    };
+    let than = match f.period.days() {
+        1 => "yesterday",
+        7 => "the week before",
+        _ => "the month before",
+    };
+    format!("{arrow} {:.0} % vs {than}", c.abs())
+}
+
+fn line(t: &mut String, f: &Figure, now: Timestamp, width: usize) {
+    let mut notes = Vec::new();
+    if f.period.days() > 1 {
+        notes.push(f.period.label().to_owned());
+    }
+    let ch = change(f);
+    if !ch.is_empty() {
+        notes.push(ch);
+    }
+    if let Some(target) = f.target {
+        let mark = match f.on_target {
+            Some(true) => "✓".to_owned(),
+            Some(false) => match &f.off_target_since {
+                Some(since) => format!("✗ since {since}"),
+                None => "✗".to_owned(),
+            },
+            None => String::new(),
+        };
+        notes.push(
+            format!("target {} {mark}", f.show(Some(target)))
+                .trim_end()
+                .to_owned(),
+        );
+    }
+    if let Some(at) = f.last_at
+        && f.stale
+    {
+        notes.push(format!("stale: {} old", age(now, at)));
+    }
+    let _ = writeln!(
+        t,
+        "  {:<width$} {:>16}  {}",
+        crate::text::one_line(&f.name, width),
+        f.show(f.value),
+        notes.join(" · ")
+    );
+    let spark = sparkline(&f.trend);
+    if !spark.trim().is_empty() {
+        let _ = writeln!(t, "  {:<width$} {spark}", "");
+    }
+}
+
+/// A workspace's KPIs for chat.
+pub fn render_board(b: &Board, now: Timestamp) -> String {
+    let mut t = String::new();
+    let demo = if b.demo { " — demo data" } else { "" };
+    let _ = writeln!(t, "{} KPIs, {}{demo}:", b.name, b.today);
+    if b.figures.is_empty() {
+        let _ = writeln!(
+            t,
+            "  No KPIs are defined for {}. Add some under [[kpis]] in the config.",
+            b.name
+        );
+    }
+    let width = b
+        .figures
+        .iter()
+        .map(|f| f.name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(12, 32);
+    for f in &b.figures {
+        line(&mut t, f, now, width);
+    }
+    let empty: Vec<&str> = b
+        .figures
+        .iter()
+        .filter(|f| f.value.is_none() && f.trend.iter().all(Option::is_none))
+        .filter_map(|f| f.source.strip_prefix("metric:"))
+        .collect();
+    if !empty.is_empty() {
+        let _ = writeln!(
+            t,
+            "No data yet for {}: push it with `krake metric push {} NAME VALUE` or POST /api/v1/workspaces/{}/metrics.",
+            empty.join(", "),
+            b.workspace,
+            b.workspace
+        );
+    }
+    for n in &b.notes {
+        let _ = writeln!(t, "Note: {n}");
+    }
+    t.trim_end().to_owned()
+}
+
+/// The Management overview for chat.
+pub fn render_overview(o: &Overview, now: Timestamp) -> String {
+    let mut t = String::new();
+    let demo = if o.rows.iter().any(|r| r.board.demo) {
+        " — includes demo data"
+    } else {
+        ""
+    };
+    let _ = writeln!(t, "Overview{demo}:");
+    if o.rows.is_empty() {
+        let _ = writeln!(t, "  You see no workspace yet.");
+    }
+    for r in &o.rows {
+        let key: Vec<String> = r
+            .board
+            .figures
+            .iter()
+            .take(3)
+            .map(|f| format!("{} {}", f.name, f.show(f.value)))
+            .collect();
+        let figures = if key.is_empty() {
+            "no KPIs".to_owned()
+        } else {
+            key.join(" · ")
+        };
+        let _ = writeln!(
+            t,
+            "  {:<16} {figures}",
+            crate::text::one_line(&r.board.name, 16)
+        );
+    }
+    let rates: Vec<String> = o
+        .rates
+        .iter()
+        .map(|(c, r)| format!("1 {c} = {r} {}", o.currency))
+        .collect();
+    let _ = writeln!(
+        t,
+        "Revenue, 30 days, all these workspaces: {}{}",
+        show(o.total_revenue_30d, "money", Some(&o.currency)),
+        if rates.is_empty() {
+            String::new()
+        } else {
+            format!(" (fixed rates from the config: {})", rates.join(", "))
+        }
+    );
+    if !o.activity.is_empty() {
+        let _ = writeln!(t, "Lately:");
+        for a in o.activity.iter().take(8) {
+            let ws = a
+                .workspace
+                .as_ref()
+                .map(|w| format!("{w}: "))
+                .unwrap_or_default();
+            let _ = writeln!(t, "  {:>6} ago  {ws}{}", age(now, a.at), a.text);
+        }
+    }
+    t.trim_end().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparklines_scale_between_low_and_high() {
+        assert_eq!(sparkline(&[Some(0.0), Some(7.0), None, Some(3.5)]), "▁█ ▅");
+        assert_eq!(sparkline(&[None, None]), "");
+        assert_eq!(sparkline(&[Some(2.0), Some(2.0)]), "▄▄");
+    }
+}

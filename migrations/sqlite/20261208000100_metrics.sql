@@ -1,0 +1,26 @@
+-- Pushed metrics (issue: every workspace's KPIs): each point as sent, with an optional key that
+-- makes a push idempotent, and a roll-up per metric and day that every KPI is computed from.
+CREATE TABLE metric_points (
+    id         INTEGER          PRIMARY KEY AUTOINCREMENT,
+    workspace  TEXT             NOT NULL,
+    name       TEXT             NOT NULL,
+    value      REAL             NOT NULL,
+    at         BIGINT           NOT NULL,
+    day        TEXT             NOT NULL,
+    idem_key   TEXT,
+    demo       INTEGER          NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX metric_points_key ON metric_points (workspace, idem_key);
+CREATE INDEX metric_points_name ON metric_points (workspace, name, at);
+
+CREATE TABLE metric_daily (
+    workspace  TEXT             NOT NULL,
+    name       TEXT             NOT NULL,
+    day        TEXT             NOT NULL,
+    sum        REAL             NOT NULL,
+    count      BIGINT           NOT NULL,
+    last_value REAL             NOT NULL,
+    last_at    BIGINT           NOT NULL,
+    demo       INTEGER          NOT NULL DEFAULT 0,
+    PRIMARY KEY (workspace, name, day)
+);
