@@ -441,3 +441,89 @@ async fn the_demo_fills_every_workspace_with_weeks_of_history_marked_as_demo() {
     let out = chat_with_config(dir.path(), &config, &["/kpi monarch", "/overview"]);
     assert!(out.contains("demo data"), "{out}");
 }
+
+/// Waits up to 10 s for `f` to hold.
+async fn eventually(mut f: impl AsyncFnMut() -> bool) -> bool {
+    for _ in 0..100 {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binance_portfolio_becomes_the_lunabots_kpi_and_a_trading_key_is_refused() {
+    use krake_tests::fake_binance::{
+        DOC_API_KEY, DOC_API_SECRET, FakeBinance, FakeBinanceState, balance, price,
+    };
+    let binance = FakeBinance::start(FakeBinanceState {
+        balances: vec![
+            balance("BTC", "0.5", "0.1"),
+            balance("USDT", "250.00", "0"),
+            balance("ETH", "2", "0"),
+            balance("NOPE", "10", "0"),
+        ],
+        prices: vec![
+            price("BTCUSDT", "60000.00"),
+            price("ETHBTC", "0.05"),
+        ],
+        ..FakeBinanceState::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("krake.toml");
+    std::fs::write(
+        &config,
+        format!("[binance]\nbase_url = \"{}\"\npoll_secs = 60\n", binance.base_url),
+    )
+    .unwrap();
+    let ana = token(dir.path(), &config, "ana", "owner", None);
+    let serve = |dir: &Path| {
+        let mut cmd = krake(dir);
+        cmd.arg("--config")
+            .arg(&config)
+            .env("KRAKE_BINANCE_API_KEY", DOC_API_KEY)
+            .env("KRAKE_BINANCE_API_SECRET", DOC_API_SECRET)
+            .args(["serve", "--listen", "127.0.0.1:0"]);
+        cmd
+    };
+    let (child, port, logs) = spawn_serve(serve(dir.path())).await;
+    // 0.6 BTC x 60,000 + 250 USDT + 2 ETH x 0.05 x 60,000; NOPE has no price and is left out.
+    let expected = 0.6 * 60_000.0 + 250.0 + 2.0 * 0.05 * 60_000.0;
+    let valued = eventually(async || {
+        let (_, kpis) = call(port, "GET", "/api/v1/workspaces/lunabots/kpis", Some(&ana), &Value::Null).await;
+        figure(&kpis, "portfolio_value")["value"]
+            .as_f64()
+            .is_some_and(|v| (v - expected).abs() < 1e-6)
+    })
+    .await;
+    let seen: Vec<String> = logs.try_iter().collect();
+    assert!(valued, "the portfolio was not valued: {seen:?}");
+    assert!(seen.iter().any(|l| l.contains("NOPE")), "the unpriced asset is named: {seen:?}");
+    assert!(!seen.iter().any(|l| l.contains(DOC_API_SECRET) || l.contains(DOC_API_KEY)), "secrets never print");
+    let out = chat_with_config(dir.path(), &config, &["/kpi lunabots"]);
+    assert!(out.contains("Finance bot (portfolio value)") && out.contains("42,250.00 USDT"), "{out}");
+    stop(child);
+    assert!(binance.paths().iter().all(|p| !p.contains("order")), "{:?}", binance.paths());
+
+    // A key that can trade: refused before any balance is read, nothing stored.
+    let mut trading = krake_tests::fake_binance::read_only_restrictions();
+    trading["enableSpotAndMarginTrading"] = json!(true);
+    binance.set_restrictions(trading);
+    let fresh = tempfile::tempdir().unwrap();
+    let ana = token(fresh.path(), &config, "ana", "owner", None);
+    let before = binance.paths().len();
+    let (child, port, logs) = spawn_serve(serve(fresh.path())).await;
+    let refused = eventually(async || {
+        logs.try_iter().any(|l| l.contains("not read-only") && l.contains("enableSpotAndMarginTrading"))
+    })
+    .await;
+    assert!(refused, "a trading key is refused with the reason");
+    let asked: Vec<String> = binance.paths()[before..].to_vec();
+    assert!(!asked.iter().any(|p| p.contains("/api/v3/account")), "no balance read: {asked:?}");
+    let (_, kpis) = call(port, "GET", "/api/v1/workspaces/lunabots/kpis", Some(&ana), &Value::Null).await;
+    assert_eq!(figure(&kpis, "portfolio_value")["value"], Value::Null);
+    stop(child);
+}
