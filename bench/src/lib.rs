@@ -21,6 +21,7 @@
 pub mod agents;
 pub mod common;
 pub mod discord;
+pub mod kpis;
 pub mod rag;
 pub mod reply;
 pub mod schedules;
@@ -168,6 +169,19 @@ pub enum BenchCmd {
     /// (sparse, dense, hybrid, hybrid with the best-sentence step; embedding excluded) and the
     /// local embedder's ingestion throughput.
     Rag(crate::rag::BenchRagArgs),
+    /// The Management overview and one workspace's KPI board in process, over the five
+    /// default workspaces with a year of daily history each.
+    Kpis {
+        /// Days of history per metric.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// Timed overviews (and as many boards).
+        #[arg(long, default_value_t = 1000)]
+        iterations: u32,
+        /// Also run on this PostgreSQL server (an admin URL; a scratch database is created).
+        #[arg(long)]
+        postgres: Option<String>,
+    },
     /// Reply latency through a running `krake serve`: Telegram webhook updates in distinct
     /// chats at fixed rates until each reply reaches `sendMessage` at a local fake Bot API,
     /// beside the fake receiving a direct POST from this process (the HTTP floor).
@@ -218,6 +232,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => agents::run(runs, concurrent, rounds, delay_ms, in_process).await,
         BenchCmd::Reply(args) => reply::run(&krake_bin()?, args).await,
         BenchCmd::Stream { answers } => stream::run(answers).await,
+        BenchCmd::Kpis {
+            days,
+            iterations,
+            postgres,
+        } => kpis::run(&settings, days, iterations, postgres).await,
     }
 }
 
