@@ -139,6 +139,11 @@ impl FakeBinance {
         *self.inner.used_weight.lock().unwrap()
     }
 
+    /// Sets the weight used this minute (as another program on the same address would).
+    pub fn set_used_weight(&self, weight: u64) {
+        *self.inner.used_weight.lock().unwrap() = weight;
+    }
+
     /// Answers the next `n` requests with 429 and `Retry-After: retry_after_s`.
     pub fn rate_limit_next(&self, n: usize, retry_after_s: u64) {
         *self.inner.refuse.lock().unwrap() = Some((429, retry_after_s, n));

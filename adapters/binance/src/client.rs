@@ -29,6 +29,10 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// The response header with the request weight this IP used in the current minute.
 pub const USED_WEIGHT_HEADER: &str = "x-mbx-used-weight-1m";
+/// The weight this client lets an IP use per minute (Binance allows 6,000): at or past it,
+/// nothing is sent until the next minute, so a poll never draws a 429 for other users of the
+/// same address.
+pub const WEIGHT_BUDGET_1M: u32 = 5_000;
 /// Binance's error code for a `timestamp` outside `recvWindow`.
 const INVALID_TIMESTAMP: i64 = -1021;
 
@@ -354,6 +358,17 @@ impl BinanceClient {
             .and_then(|v| v.trim().parse::<u32>().ok())
         {
             self.state().used_weight = Some(w);
+            if w >= WEIGHT_BUDGET_1M {
+                // Binance counts weight per wall-clock minute: wait for the next one.
+                let into_minute = u64::try_from(now_ms().rem_euclid(60_000)).unwrap_or(0);
+                let left = Duration::from_millis(60_000 - into_minute + 500);
+                tracing::warn!(
+                    used_weight = w,
+                    wait_s = left.as_secs(),
+                    "near Binance's request weight limit: waiting for the next minute"
+                );
+                let _ = self.start_backoff(left, false);
+            }
         }
     }
 }

@@ -192,6 +192,29 @@ async fn rate_limit_429_is_honoured_without_sending() {
 }
 
 #[tokio::test]
+async fn near_the_weight_limit_nothing_more_is_sent_this_minute() {
+    let fake = FakeBinance::start(holdings()).await;
+    let client = client(&fake);
+    // Another program on this address has used most of the minute's 6,000.
+    fake.set_used_weight(krake_binance::client::WEIGHT_BUDGET_1M as u64 - 2);
+    assert!(client.prices().await.is_ok(), "this answer still fits");
+    assert!(client.used_weight().unwrap() >= krake_binance::client::WEIGHT_BUDGET_1M);
+    let sent = fake.request_count();
+    match client.portfolio().await {
+        Err(BinanceError::RateLimited { retry_after }) => {
+            assert!(retry_after <= Duration::from_secs(61), "{retry_after:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        fake.request_count(),
+        sent,
+        "nothing is sent past the budget"
+    );
+    assert_no_order_path(&fake);
+}
+
+#[tokio::test]
 async fn ban_418_is_honoured_without_sending() {
     let fake = FakeBinance::start(holdings()).await;
     let client = client(&fake);
