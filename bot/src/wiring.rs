@@ -56,6 +56,11 @@ pub fn krake_with_agents(store: &Store, settings: &Settings) -> (Krake, krake_co
     crate::web::add_routes(&settings.directory, &mut routes);
     // Fronts add their senders here as they start; runs stream answers through them.
     let live = krake_core::delivery::LiveSenders::new();
+    let kpis = Arc::new(krake_core::kpi::KpiDesk {
+        defs: settings.kpi_defs.clone(),
+        settings: settings.kpi.clone(),
+        metrics: store.clone(),
+    });
     let agents = crate::agents::runner(
         store_ref,
         &settings.agents,
@@ -63,7 +68,15 @@ pub fn krake_with_agents(store: &Store, settings: &Settings) -> (Krake, krake_co
         routes.clone(),
         Arc::new(crate::rag::on_demand(settings)),
     )
-    .with_streaming(live.clone(), store.clone());
+    .with_streaming(live.clone(), store.clone())
+    .with_kpis(krake_core::kpi::KpiReader::new(
+        kpis.clone(),
+        Arc::new(settings.directory.clone()),
+        Some(store.clone()),
+        Some(store.clone()),
+        Arc::new(SystemClock),
+        settings.schedule_timezone,
+    ));
     let krake = Krake::new(
         store.clone(),
         store.clone(),
@@ -78,11 +91,7 @@ pub fn krake_with_agents(store: &Store, settings: &Settings) -> (Krake, krake_co
     .with_users(store.clone())
     .with_commerce(store.clone())
     .with_schedules(store.clone(), settings.schedule_timezone)
-    .with_kpis(krake_core::kpi::KpiDesk {
-        defs: settings.kpi_defs.clone(),
-        settings: settings.kpi.clone(),
-        metrics: store.clone(),
-    })
+    .with_kpis(kpis)
     .with_folders(store);
     (krake, agents)
 }

@@ -465,10 +465,7 @@ async fn the_binance_portfolio_becomes_the_lunabots_kpi_and_a_trading_key_is_ref
             balance("ETH", "2", "0"),
             balance("NOPE", "10", "0"),
         ],
-        prices: vec![
-            price("BTCUSDT", "60000.00"),
-            price("ETHBTC", "0.05"),
-        ],
+        prices: vec![price("BTCUSDT", "60000.00"), price("ETHBTC", "0.05")],
         ..FakeBinanceState::default()
     })
     .await;
@@ -476,7 +473,10 @@ async fn the_binance_portfolio_becomes_the_lunabots_kpi_and_a_trading_key_is_ref
     let config = dir.path().join("krake.toml");
     std::fs::write(
         &config,
-        format!("[binance]\nbase_url = \"{}\"\npoll_secs = 60\n", binance.base_url),
+        format!(
+            "[binance]\nbase_url = \"{}\"\npoll_secs = 60\n",
+            binance.base_url
+        ),
     )
     .unwrap();
     let ana = token(dir.path(), &config, "ana", "owner", None);
@@ -493,7 +493,14 @@ async fn the_binance_portfolio_becomes_the_lunabots_kpi_and_a_trading_key_is_ref
     // 0.6 BTC x 60,000 + 250 USDT + 2 ETH x 0.05 x 60,000; NOPE has no price and is left out.
     let expected = 0.6 * 60_000.0 + 250.0 + 2.0 * 0.05 * 60_000.0;
     let valued = eventually(async || {
-        let (_, kpis) = call(port, "GET", "/api/v1/workspaces/lunabots/kpis", Some(&ana), &Value::Null).await;
+        let (_, kpis) = call(
+            port,
+            "GET",
+            "/api/v1/workspaces/lunabots/kpis",
+            Some(&ana),
+            &Value::Null,
+        )
+        .await;
         figure(&kpis, "portfolio_value")["value"]
             .as_f64()
             .is_some_and(|v| (v - expected).abs() < 1e-6)
@@ -501,12 +508,27 @@ async fn the_binance_portfolio_becomes_the_lunabots_kpi_and_a_trading_key_is_ref
     .await;
     let seen: Vec<String> = logs.try_iter().collect();
     assert!(valued, "the portfolio was not valued: {seen:?}");
-    assert!(seen.iter().any(|l| l.contains("NOPE")), "the unpriced asset is named: {seen:?}");
-    assert!(!seen.iter().any(|l| l.contains(DOC_API_SECRET) || l.contains(DOC_API_KEY)), "secrets never print");
+    assert!(
+        seen.iter().any(|l| l.contains("NOPE")),
+        "the unpriced asset is named: {seen:?}"
+    );
+    assert!(
+        !seen
+            .iter()
+            .any(|l| l.contains(DOC_API_SECRET) || l.contains(DOC_API_KEY)),
+        "secrets never print"
+    );
     let out = chat_with_config(dir.path(), &config, &["/kpi lunabots"]);
-    assert!(out.contains("Finance bot (portfolio value)") && out.contains("42,250.00 USDT"), "{out}");
+    assert!(
+        out.contains("Finance bot (portfolio value)") && out.contains("42,250.00 USDT"),
+        "{out}"
+    );
     stop(child);
-    assert!(binance.paths().iter().all(|p| !p.contains("order")), "{:?}", binance.paths());
+    assert!(
+        binance.paths().iter().all(|p| !p.contains("order")),
+        "{:?}",
+        binance.paths()
+    );
 
     // A key that can trade: refused before any balance is read, nothing stored.
     let mut trading = krake_tests::fake_binance::read_only_restrictions();
@@ -517,13 +539,68 @@ async fn the_binance_portfolio_becomes_the_lunabots_kpi_and_a_trading_key_is_ref
     let before = binance.paths().len();
     let (child, port, logs) = spawn_serve(serve(fresh.path())).await;
     let refused = eventually(async || {
-        logs.try_iter().any(|l| l.contains("not read-only") && l.contains("enableSpotAndMarginTrading"))
+        logs.try_iter()
+            .any(|l| l.contains("not read-only") && l.contains("enableSpotAndMarginTrading"))
     })
     .await;
     assert!(refused, "a trading key is refused with the reason");
     let asked: Vec<String> = binance.paths()[before..].to_vec();
-    assert!(!asked.iter().any(|p| p.contains("/api/v3/account")), "no balance read: {asked:?}");
-    let (_, kpis) = call(port, "GET", "/api/v1/workspaces/lunabots/kpis", Some(&ana), &Value::Null).await;
+    assert!(
+        !asked.iter().any(|p| p.contains("/api/v3/account")),
+        "no balance read: {asked:?}"
+    );
+    let (_, kpis) = call(
+        port,
+        "GET",
+        "/api/v1/workspaces/lunabots/kpis",
+        Some(&ana),
+        &Value::Null,
+    )
+    .await;
     assert_eq!(figure(&kpis, "portfolio_value")["value"], Value::Null);
+    stop(child);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_reads_every_kpi_of_its_workspace() {
+    use krake_tests::fake_openai::{Answer, FakeOpenAi};
+    let fake = FakeOpenAi::start(vec![
+        Answer::Tools(vec![("get_kpis".into(), "{}".into())]),
+        Answer::reply("Visitors are at 1,200 today.", 0.95),
+    ])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("krake.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[llm.providers]]\nname = \"fake\"\nbase_url = \"{}\"\nmodels = [\"fake-model\"]\n",
+            fake.base_url
+        ),
+    )
+    .unwrap();
+    let (ok, _, err) = run(krake(dir.path())
+        .arg("--config")
+        .arg(&config)
+        .args(["metric", "push", "lunavo", "visitors", "1200"]));
+    assert!(ok, "{err}");
+    let mut cmd = krake(dir.path());
+    cmd.arg("--config")
+        .arg(&config)
+        .args(["serve", "--listen", "127.0.0.1:0"]);
+    let (child, _port, _logs) = spawn_serve(cmd).await;
+    let out = chat_with_config(
+        dir.path(),
+        &config,
+        &["ask penn how many visitors lunavo had today"],
+    );
+    assert!(out.contains("Penn is on it"), "{out}");
+    let answered = eventually(async || fake.requests().len() >= 2).await;
+    assert!(answered, "the run never called the model twice");
+    let second = fake.requests()[1].to_string();
+    assert!(
+        second.contains("Lunavo KPIs") && second.contains("Visitors") && second.contains("1,200"),
+        "{second}"
+    );
     stop(child);
 }

@@ -106,8 +106,8 @@ fn parse_at(s: &str, tz: chrono_tz::Tz) -> Result<Timestamp, String> {
 
 impl Krake {
     /// The same service with KPIs (`/kpi`, `/overview`, pushed metrics).
-    pub fn with_kpis(mut self, desk: KpiDesk) -> Self {
-        self.kpi_desk = Some(Arc::new(desk));
+    pub fn with_kpis(mut self, desk: Arc<KpiDesk>) -> Self {
+        self.kpi_desk = Some(desk);
         self
     }
 
@@ -233,17 +233,65 @@ impl Krake {
         actor: &Actor,
         workspace: &WorkspaceSlug,
     ) -> Result<Option<Board>, RepoError> {
-        let (Some(desk), Some(w)) = (&self.kpi_desk, self.directory.workspace(workspace)) else {
+        let Some(reader) = self.kpi_reader() else {
             return Ok(None);
         };
         if !actor.can_see(workspace) {
             return Ok(None);
         }
-        let today = self.kpi_today();
-        Ok(Some(self.board_of(desk, &w.slug, &w.name, today).await?))
+        reader.board(workspace).await
+    }
+}
+
+/// Reads KPI boards: everything a board is computed from, without any person's permissions
+/// (callers check those). The core service and the agents' `get_kpis` tool share it.
+#[derive(Clone)]
+pub struct KpiReader {
+    desk: Arc<KpiDesk>,
+    directory: Arc<crate::config::Directory>,
+    commerce: Option<Arc<dyn crate::commerce::CommerceRepo>>,
+    folders: Option<Arc<dyn crate::folder::FolderRepo>>,
+    clock: Arc<dyn crate::time::Clock>,
+    tz: chrono_tz::Tz,
+}
+
+impl KpiReader {
+    /// A reader over these sources; days are days in `tz`.
+    pub fn new(
+        desk: Arc<KpiDesk>,
+        directory: Arc<crate::config::Directory>,
+        commerce: Option<Arc<dyn crate::commerce::CommerceRepo>>,
+        folders: Option<Arc<dyn crate::folder::FolderRepo>>,
+        clock: Arc<dyn crate::time::Clock>,
+        tz: chrono_tz::Tz,
+    ) -> Self {
+        Self {
+            desk,
+            directory,
+            commerce,
+            folders,
+            clock,
+            tz,
+        }
     }
 
-    async fn board_of(
+    /// Today in the reader's time zone.
+    pub fn today(&self) -> NaiveDate {
+        day_of(self.tz, self.clock.now())
+    }
+
+    /// A workspace's board (`None` for an unknown workspace).
+    pub async fn board(&self, workspace: &WorkspaceSlug) -> Result<Option<Board>, RepoError> {
+        let Some(w) = self.directory.workspace(workspace) else {
+            return Ok(None);
+        };
+        let today = self.today();
+        Ok(Some(
+            self.board_of(&self.desk, &w.slug, &w.name, today).await?,
+        ))
+    }
+
+    pub(crate) async fn board_of(
         &self,
         desk: &KpiDesk,
         ws: &WorkspaceSlug,
@@ -340,7 +388,7 @@ impl Krake {
         Ok(compute(ws, name, defs, &inputs, &desk.settings))
     }
 
-    async fn commerce_series(
+    pub(crate) async fn commerce_series(
         &self,
         desk: &KpiDesk,
         ws: &WorkspaceSlug,
@@ -479,13 +527,28 @@ impl Krake {
         }
         Ok(s)
     }
+}
+
+impl Krake {
+    /// The KPI reader over this service's sources (`None` without KPIs).
+    pub fn kpi_reader(&self) -> Option<KpiReader> {
+        Some(KpiReader::new(
+            self.kpi_desk.clone()?,
+            self.directory.clone(),
+            self.commerce.clone(),
+            self.folders.clone(),
+            self.clock.clone(),
+            self.default_tz,
+        ))
+    }
 
     /// The Management overview for `actor`: the workspaces they may see, totals in one
     /// currency, recent activity they may see.
     pub async fn overview(&self, actor: &Actor) -> Result<Option<Overview>, RepoError> {
-        let Some(desk) = &self.kpi_desk else {
+        let Some(reader) = self.kpi_reader() else {
             return Ok(None);
         };
+        let desk = &reader.desk;
         let today = self.kpi_today();
         let visible: Vec<_> = self
             .directory
@@ -497,8 +560,8 @@ impl Krake {
         let mut rows = Vec::with_capacity(visible.len());
         let mut total = None::<f64>;
         for w in &visible {
-            let board = self.board_of(desk, &w.slug, &w.name, today).await?;
-            let revenue = self
+            let board = reader.board_of(desk, &w.slug, &w.name, today).await?;
+            let revenue = reader
                 .commerce_series(desk, &w.slug, CommerceFigure::Revenue, today)
                 .await?;
             let from = back(today, 29);
@@ -634,9 +697,10 @@ impl Krake {
         &self,
         only: Option<&WorkspaceSlug>,
     ) -> Result<Vec<crate::inbox::ThreadId>, RepoError> {
-        let Some(desk) = self.kpi_desk.clone() else {
+        let Some(reader) = self.kpi_reader() else {
             return Ok(Vec::new());
         };
+        let desk = reader.desk.clone();
         let today = self.kpi_today();
         let mut opened = Vec::new();
         for w in self.directory.workspaces() {
@@ -648,7 +712,7 @@ impl Krake {
             {
                 continue;
             }
-            let board = self.board_of(&desk, &w.slug, &w.name, today).await?;
+            let board = reader.board_of(&desk, &w.slug, &w.name, today).await?;
             for f in &board.figures {
                 let (Some(since), Some(target)) = (&f.off_target_since, f.target) else {
                     continue;

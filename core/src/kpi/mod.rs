@@ -14,7 +14,7 @@ pub mod formula;
 mod render;
 
 pub use board::{Board, Figure, Overview, OverviewRow};
-pub use desk::{KpiDesk, MAX_POINTS_PER_PUSH, PointInput, PushRefused};
+pub use desk::{KpiDesk, KpiReader, MAX_POINTS_PER_PUSH, PointInput, PushRefused};
 pub use formula::{Formula, FormulaError};
 pub use render::{age, render_board, render_overview, sparkline};
 

@@ -318,7 +318,7 @@ impl Runner {
         let mut tools: Vec<ToolSpec> = tool_specs()
             .into_iter()
             .filter(|t| policy.allows(&t.name))
-            .filter(|t| t.name != "get_kpis" || self.commerce.is_some())
+            .filter(|t| t.name != "get_kpis" || self.commerce.is_some() || self.kpis.is_some())
             .filter(|t| t.name != "add_folder_entry" || self.folders.is_some())
             .collect();
         tools.extend(self.outside_specs(policy));
@@ -402,9 +402,17 @@ impl Runner {
                 },
                 Err(e) => ToolOutcome::Error(format!("invalid arguments: {e}")),
             },
-            "get_kpis" => match (serde_json::from_str::<KpiArgs>(args), &self.commerce) {
-                (Ok(_), Some(c)) => {
-                    // Always the run's own workspace: a run never reads another workspace.
+            // Always the run's own workspace: a run never reads another workspace.
+            "get_kpis" => match (
+                serde_json::from_str::<KpiArgs>(args),
+                &self.kpis,
+                &self.commerce,
+            ) {
+                (Ok(_), Some(reader), _) => match reader.board(&run.workspace).await? {
+                    Some(b) => ToolOutcome::Answer(crate::kpi::render_board(&b, self.clock.now())),
+                    None => ToolOutcome::Error("KPIs are not available here".into()),
+                },
+                (Ok(_), None, Some(c)) => {
                     let k = c.kpis(&run.workspace, 14, self.clock.now()).await?;
                     let name = self
                         .directory
@@ -412,8 +420,8 @@ impl Runner {
                         .map_or_else(|| run.workspace.to_string(), |w| w.name.clone());
                     ToolOutcome::Answer(render_kpis(&k, &name))
                 }
-                (Err(e), _) => ToolOutcome::Error(format!("invalid arguments: {e}")),
-                (_, None) => ToolOutcome::Error("KPIs are not available here".into()),
+                (Err(e), _, _) => ToolOutcome::Error(format!("invalid arguments: {e}")),
+                (_, None, None) => ToolOutcome::Error("KPIs are not available here".into()),
             },
             "add_folder_entry" => match (serde_json::from_str::<FolderArgs>(args), &self.folders) {
                 (Ok(a), Some(f)) => self.add_folder_entry(run, f.as_ref(), a).await?,

@@ -115,6 +115,7 @@ pub struct Runner {
     retriever: Arc<dyn Retriever>,
     executor: Arc<dyn ActionExecutor>,
     commerce: Option<Arc<dyn CommerceRepo>>,
+    kpis: Option<crate::kpi::KpiReader>,
     folders: Option<Arc<dyn crate::folder::FolderRepo>>,
     tool_servers: Option<Arc<dyn crate::tool_servers::ToolServers>>,
     clock: Arc<dyn Clock>,
@@ -153,6 +154,7 @@ impl Runner {
             retriever,
             executor,
             commerce: None,
+            kpis: None,
             folders: None,
             tool_servers: None,
             clock,
@@ -214,6 +216,13 @@ impl Runner {
     /// Offers `get_kpis` (to agents allowed it) from this commerce store.
     pub fn with_commerce(mut self, commerce: Arc<dyn CommerceRepo>) -> Self {
         self.commerce = Some(commerce);
+        self
+    }
+
+    /// Makes `get_kpis` answer with every KPI of the run's workspace (and the shop's print
+    /// orders), not only the commerce figures.
+    pub fn with_kpis(mut self, kpis: crate::kpi::KpiReader) -> Self {
+        self.kpis = Some(kpis);
         self
     }
 

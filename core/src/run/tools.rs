@@ -218,7 +218,7 @@ pub fn tool_specs() -> Vec<ToolSpec> {
         },
         ToolSpec {
             name: "get_kpis".into(),
-            description: "This workspace's sales KPIs: revenue, orders, refunds, fulfilment.".into(),
+            description: "This workspace's KPIs: each figure over its period, the change from the period before, the target and a 30-day trend.".into(),
             parameters: json!({"type": "object", "properties": {}, "additionalProperties": false}),
         },
     ]
