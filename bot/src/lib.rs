@@ -23,7 +23,6 @@
 //! - [`rag`]: the knowledge base (RAG): its retriever, `krake ingest`, `krake eval rag`.
 
 pub mod agents;
-pub mod binance;
 pub mod chat;
 pub mod cli;
 pub mod coordinator;

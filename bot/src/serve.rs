@@ -92,7 +92,11 @@ pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
             crate::rag::knowledge_sync(&store, &settings).run(every, coord_stop.subscribe()),
         )
     });
-    let binance = crate::binance::spawn(&settings, krake.clone(), coord_stop.subscribe());
+    let binance = krake_binance::poller::spawn(
+        settings.binance.as_ref(),
+        krake.clone(),
+        coord_stop.subscribe(),
+    );
     let listener = TcpListener::bind(settings.listen).await.with_context(|| {
         format!(
             "cannot listen on {}; is another Krake running? Choose another with --listen",

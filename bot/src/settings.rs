@@ -89,51 +89,7 @@ pub struct FileConfig {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kpis: Vec<krake_core::kpi::KpiEntry>,
     /// The read-only Binance portfolio (`[binance]`).
-    pub binance: Option<BinanceFile>,
-}
-
-/// `[binance]`: the portfolio's value as a KPI history of one workspace. The key and secret
-/// come from the environment, never from the file.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct BinanceFile {
-    /// The workspace whose `binance` KPI it feeds (default `lunabots`).
-    #[serde(default = "default_binance_workspace")]
-    pub workspace: String,
-    /// The API's address (default `https://api.binance.com`).
-    #[serde(default = "default_binance_url")]
-    pub base_url: String,
-    /// The asset values are shown in (default `USDT`).
-    #[serde(default = "default_binance_quote")]
-    pub quote_asset: String,
-    /// Seconds between polls (default 900, at least 60).
-    #[serde(default = "default_binance_poll")]
-    pub poll_secs: u64,
-    /// The variable holding the API key (default `KRAKE_BINANCE_API_KEY`).
-    #[serde(default = "default_binance_key_env")]
-    pub api_key_env: String,
-    /// The variable holding the API secret (default `KRAKE_BINANCE_API_SECRET`).
-    #[serde(default = "default_binance_secret_env")]
-    pub api_secret_env: String,
-}
-
-fn default_binance_workspace() -> String {
-    "lunabots".into()
-}
-fn default_binance_url() -> String {
-    "https://api.binance.com".into()
-}
-fn default_binance_quote() -> String {
-    "USDT".into()
-}
-fn default_binance_poll() -> u64 {
-    900
-}
-fn default_binance_key_env() -> String {
-    "KRAKE_BINANCE_API_KEY".into()
-}
-fn default_binance_secret_env() -> String {
-    "KRAKE_BINANCE_API_SECRET".into()
+    pub binance: Option<krake_binance::poller::BinanceFile>,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -236,7 +192,7 @@ pub struct Settings {
     /// `[[kpis]]` as written (for `krake config`).
     pub kpi_entries: Vec<krake_core::kpi::KpiEntry>,
     /// `[binance]` as written; the poller reads its key from the environment when it starts.
-    pub binance: Option<BinanceFile>,
+    pub binance: Option<krake_binance::poller::BinanceFile>,
 }
 
 impl Settings {

@@ -21,11 +21,14 @@
 //! time. Neither the secret, the key nor a signed query ever appears in an error or a log.
 //!
 //! Layout: [`client`] (HTTP, clock, rate limits), [`restrictions`] (the read-only verdict),
-//! [`portfolio`] (balances, prices, valuation), [`sign`], [`config`], [`error`].
+//! [`portfolio`] (balances, prices, valuation), [`sign`], [`config`], [`error`], and
+//! [`poller`]: `[binance]` in the config file and the task `krake serve` runs to store the
+//! portfolio's value as the metric `binance.portfolio_value`.
 
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod poller;
 pub mod portfolio;
 pub mod restrictions;
 pub mod sign;

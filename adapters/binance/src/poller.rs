@@ -1,21 +1,66 @@
-//! `[binance]`: polls the read-only portfolio and stores its value as the workspace's
+//! `[binance]` in the config and its poller: polls the read-only portfolio and stores its value as the workspace's
 //! `binance.portfolio_value` history. A key that can trade or withdraw stops it for good.
 
-use crate::settings::Settings;
-use krake_binance::{BinanceClient, BinanceConfig, BinanceError};
+use crate::{BinanceClient, BinanceConfig, BinanceError};
 use krake_core::Krake;
 use krake_core::secret::Secret;
 use krake_core::workspace::WorkspaceSlug;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// Starts the poller when `[binance]` is configured and its key and secret are set.
+/// `[binance]`: the portfolio's value as a KPI history of one workspace. The key and secret
+/// come from the environment, never from the file.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BinanceFile {
+    /// The workspace whose `binance` KPI it feeds (default `lunabots`).
+    #[serde(default = "default_binance_workspace")]
+    pub workspace: String,
+    /// The API's address (default `https://api.binance.com`).
+    #[serde(default = "default_binance_url")]
+    pub base_url: String,
+    /// The asset values are shown in (default `USDT`).
+    #[serde(default = "default_binance_quote")]
+    pub quote_asset: String,
+    /// Seconds between polls (default 900, at least 60).
+    #[serde(default = "default_binance_poll")]
+    pub poll_secs: u64,
+    /// The variable holding the API key (default `KRAKE_BINANCE_API_KEY`).
+    #[serde(default = "default_binance_key_env")]
+    pub api_key_env: String,
+    /// The variable holding the API secret (default `KRAKE_BINANCE_API_SECRET`).
+    #[serde(default = "default_binance_secret_env")]
+    pub api_secret_env: String,
+}
+
+fn default_binance_workspace() -> String {
+    "lunabots".into()
+}
+fn default_binance_url() -> String {
+    "https://api.binance.com".into()
+}
+fn default_binance_quote() -> String {
+    "USDT".into()
+}
+fn default_binance_poll() -> u64 {
+    900
+}
+fn default_binance_key_env() -> String {
+    "KRAKE_BINANCE_API_KEY".into()
+}
+fn default_binance_secret_env() -> String {
+    "KRAKE_BINANCE_API_SECRET".into()
+}
+
+/// Starts the poller when `[binance]` is configured and its key and secret are set; it
+/// stores through `krake` and stops when `stop` changes.
 pub fn spawn(
-    settings: &Settings,
+    file: Option<&BinanceFile>,
     krake: Krake,
     mut stop: watch::Receiver<bool>,
 ) -> Option<tokio::task::JoinHandle<()>> {
-    let b = settings.binance.clone()?;
+    let b = file?.clone();
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
     let (Some(key), Some(secret)) = (var(&b.api_key_env), var(&b.api_secret_env)) else {
         tracing::warn!(
