@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use fantoccini::{Client, ClientBuilder, Locator};
+use krake_core::time::Timestamp;
 use krake_tests::{chat, krake};
 use serde_json::{Value, json};
 use std::io::Write;
@@ -593,5 +594,287 @@ async fn the_widget_shows_an_answer_as_it_is_written_in_chromium() {
     shot(&c, "widget-answer").await;
     c.set_window_size(390, 844).await.unwrap();
     shot(&c, "widget-answer-phone").await;
+    c.close().await.unwrap();
+}
+
+/// Saves a screenshot of the whole page at `width` (the window grown to the page's height),
+/// then restores the window to `width` × `height`.
+async fn full_shot(c: &Client, name: &str, width: u32, height: u32) {
+    let tall = c
+        .execute("return document.documentElement.scrollHeight;", vec![])
+        .await
+        .unwrap()
+        .as_u64()
+        .unwrap();
+    c.set_window_size(width, u32::try_from(tall).unwrap().max(height))
+        .await
+        .unwrap();
+    shot(c, name).await;
+    c.set_window_size(width, height).await.unwrap();
+}
+
+/// `krake user add NAME --role ROLE --workspace WS`, with the password on the first call.
+fn member(dir: &Path, name: &str, role: &str, workspace: &str, password: bool) {
+    let mut cmd = krake(dir);
+    cmd.args([
+        "user",
+        "add",
+        name,
+        "--role",
+        role,
+        "--workspace",
+        workspace,
+    ]);
+    if password {
+        cmd.arg("--password-stdin");
+    }
+    let mut add = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if password {
+        writeln!(add.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    }
+    let out = add.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A request with a bearer token: the status and the JSON body.
+async fn api(port: u16, token: &str, method: &str, path: &str, body: &Value) -> (u16, Value) {
+    let body = if body.is_null() {
+        Vec::new()
+    } else {
+        serde_json::to_vec(body).unwrap()
+    };
+    let auth = format!("Bearer {token}");
+    let res = krake_tests::raw_http(port, method, path, &[("Authorization", &auth)], &body).await;
+    let (head, body) = res.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// A workspace's KPI cards (value, change, an inline SVG trend with a gap) from metrics
+/// pushed over the API, and the overview on the home page holding only the workspaces the
+/// signed-in person may see, on a desktop and a phone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kpi_cards_and_the_overview_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    // bo: a member of lunavo and a viewer of monarch, a guest everywhere else.
+    member(dir.path(), "bo", "member", "lunavo", true);
+    member(dir.path(), "bo", "viewer", "monarch", false);
+    let (ok, token, err) = krake_tests::run(krake(dir.path()).args(["user", "token", "bo"]));
+    assert!(ok, "{err}");
+    let token = token.trim().to_owned();
+    // Demo threads in lunavo, monarch and hard-life-mode; one decided, for the activity feed.
+    let out = krake(dir.path()).arg("demo").output().unwrap();
+    assert!(out.status.success());
+    chat(dir.path(), &["/approve 1"]);
+
+    let (_server, port) = serve(dir.path());
+    // Today as Krake counts days, then visitors for eleven of the last twelve days (none
+    // three days ago): 1,100 eleven days ago, 1,000 yesterday, 1,250 today.
+    let (status, kpis) = api(
+        port,
+        &token,
+        "GET",
+        "/api/v1/workspaces/lunavo/kpis",
+        &Value::Null,
+    )
+    .await;
+    assert_eq!(status, 200, "{kpis}");
+    let today = kpis["day"].as_str().unwrap().to_owned();
+    // An instant on that day in UTC (Krake's zone may differ by a day from the clock's).
+    const DAY: i64 = 86_400_000;
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    let on_today = [0, -DAY, DAY]
+        .into_iter()
+        .map(|d| now + d)
+        .find(|t| Timestamp::from_millis(*t).day_at_offset(0) == today)
+        .unwrap();
+    let day = |back: i64| Timestamp::from_millis(on_today - back * DAY).day_at_offset(0);
+    let visitors = [
+        1100, 1140, 1090, 1180, 1210, 1160, 1230, 1190, 0, 1120, 1000, 1250,
+    ];
+    let points: Vec<Value> = (0..12)
+        .rev()
+        .zip(visitors)
+        .filter(|(back, _)| *back != 3)
+        .map(|(back, v)| json!({"name": "visitors", "value": v, "at": day(back), "key": format!("v{back}")}))
+        .collect();
+    let (status, pushed) = api(
+        port,
+        &token,
+        "POST",
+        "/api/v1/workspaces/lunavo/metrics",
+        &json!({ "points": points }),
+    )
+    .await;
+    assert_eq!(status, 200, "{pushed}");
+    assert_eq!(pushed["stored"], 11);
+    // A guest of hard-life-mode may not push there.
+    let (status, _) = api(
+        port,
+        &token,
+        "POST",
+        "/api/v1/workspaces/hard-life-mode/metrics",
+        &json!({"points": [{"name": "reach", "value": 1}]}),
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    let (_driver, driver_port) = chromedriver();
+    let c = browser(driver_port).await;
+    let base = format!("http://127.0.0.1:{port}");
+    c.goto(&format!("{base}/login")).await.unwrap();
+    until(&c, "the sign-in page", "document.querySelector('#user')").await;
+    for (id, text) in [("user", "bo"), ("password", PASSWORD)] {
+        c.find(Locator::Id(id))
+            .await
+            .unwrap()
+            .send_keys(text)
+            .await
+            .unwrap();
+    }
+    c.find(Locator::Css("form.login button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(&c, "the home page", "location.pathname === '/'").await;
+
+    // The workspace page: the Visitors card with today's value, the change from yesterday
+    // (up, good), and a trend through the pushed days with a gap.
+    c.set_window_size(1280, 900).await.unwrap();
+    c.goto(&format!("{base}/workspaces/lunavo")).await.unwrap();
+    let card = "document.querySelector('[data-kpi=\"visitors\"]')";
+    let value = until(
+        &c,
+        "the Visitors card",
+        &format!("{card} && {card}.querySelector('[data-value]').textContent"),
+    )
+    .await;
+    assert_eq!(value, json!("1,250"));
+    let change = c
+        .execute(
+            &format!("return {card}.querySelector('.kpi-change').className + ' ' + {card}.querySelector('.kpi-change').textContent;"),
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(change, json!("kpi-change good ▲ 25 % vs yesterday"));
+    let trend = c
+        .execute(
+            &format!(
+                "var s = {card}.querySelector('svg[data-trend]');
+                 return s && [s.getAttribute('role'), s.getAttribute('aria-label'), s.querySelector('path.line').getAttribute('d').split('M').length - 1, s.getBoundingClientRect().width > 100];"
+            ),
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        trend,
+        json!([
+            "img",
+            "Visitors, last 30 days, from 1,100 to 1,250, no data on 19 days",
+            2,
+            true
+        ])
+    );
+    // The commerce panel stays below the cards.
+    assert_eq!(
+        c.execute(
+            "return !!document.querySelector('.kpi-board ~ .kpis, .kpi-board ~ p.empty');",
+            vec![]
+        )
+        .await
+        .unwrap(),
+        json!(true)
+    );
+    full_shot(&c, "kpis-desktop", 1280, 900).await;
+
+    // The home page: the overview for bo holds lunavo and monarch only, then the inbox.
+    c.goto(&format!("{base}/")).await.unwrap();
+    let rows = until(
+        &c,
+        "the overview",
+        "Array.from(document.querySelectorAll('[data-overview-workspace]')).map(r => r.getAttribute('data-overview-workspace')).join(' ')",
+    )
+    .await;
+    assert_eq!(rows, json!("lunavo monarch"));
+    let lunavo = c
+        .execute(
+            "var r = document.querySelector('[data-overview-workspace=\"lunavo\"]');
+             return [r.querySelector('a').getAttribute('href'), r.querySelectorAll('dd').length, r.querySelector('[data-kpi=\"visitors\"] dd').textContent];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(lunavo, json!(["/workspaces/lunavo", 3, "1,250"]));
+    let total = c
+        .execute(
+            "var t = document.querySelector('[data-overview-total]'); return t && t.parentElement.textContent;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        total
+            .as_str()
+            .unwrap()
+            .contains("fixed rates from the config: 1 GBP = 1.17 EUR, 1 USD = 0.92 EUR"),
+        "{total}"
+    );
+    let activity = c
+        .execute(
+            "return Array.from(document.querySelectorAll('ol.activity li')).map(l => l.textContent + ' ' + (l.querySelector('a') ? l.querySelector('a').getAttribute('href') : '')).join('\\n');",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let activity = activity.as_str().unwrap();
+    assert!(activity.contains("approved by"), "{activity}");
+    assert!(activity.contains("/threads/1"), "{activity}");
+    assert!(activity.contains("escalated"), "{activity}");
+    assert!(!activity.contains("hard-life-mode"), "{activity}");
+    assert!(
+        c.find(Locator::Css("#inbox")).await.is_ok(),
+        "the inbox follows"
+    );
+    full_shot(&c, "home-desktop", 1280, 900).await;
+
+    // A phone: one column of cards, nothing wider than the screen.
+    c.set_window_size(390, 844).await.unwrap();
+    let no_overflow =
+        "document.documentElement.scrollWidth <= document.documentElement.clientWidth";
+    until(&c, "the home page to fit", no_overflow).await;
+    shot(&c, "home-phone").await;
+    full_shot(&c, "home-phone-full", 390, 844).await;
+    c.goto(&format!("{base}/workspaces/lunavo")).await.unwrap();
+    until(&c, "the cards", card).await;
+    until(&c, "the workspace page to fit", no_overflow).await;
+    let columns = c
+        .execute(
+            "return getComputedStyle(document.querySelector('.kpi-cards')).gridTemplateColumns.split(' ').length;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(columns, json!(1));
+    shot(&c, "kpis-phone").await;
+    full_shot(&c, "kpis-phone-full", 390, 844).await;
     c.close().await.unwrap();
 }

@@ -1,7 +1,8 @@
-//! The dashboard: server-rendered HTML pages (sign-in, inbox with filters, a thread with its
-//! replies, audit log and actions, workspaces with each one's KPI panel, agents, runs in
-//! `runs_page`). Plain forms and links, so it works
-//! with the keyboard and without scripts; the embedded widget script adds live updates.
+//! The dashboard: server-rendered HTML pages (sign-in, the home page with the overview and
+//! the inbox with filters, a thread with its replies, audit log and actions, workspaces with
+//! each one's KPI cards from `kpi_cards` and commerce panel, agents, runs in `runs_page`).
+//! Plain forms and links, so it works with the keyboard and without scripts; the embedded
+//! widget script adds live updates.
 //!
 //! Every text that comes from people or agents goes through [`esc`]; pages also forbid inline
 //! scripts (Content-Security-Policy), so a title like `<script>…` only ever shows as text.
@@ -214,7 +215,25 @@ async fn inbox(
             .map_err(ApiError::from),
         Err(e) => Err(e),
     };
-    let mut body = String::from("<h1>Inbox</h1>");
+    let mut body = String::new();
+    // The overview heads the unfiltered home page only: a filtered or paged inbox is a search.
+    if q.workspace.is_none() && q.kind.is_none() && q.status.is_none() && q.before.is_none() {
+        match state.krake.overview(&who.actor).await {
+            Ok(Some(o)) => body.push_str(&crate::kpi_cards::overview(&o, state.krake.now())),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "reading the overview");
+                body.push_str(
+                    r#"<p class="flash error" role="alert">The overview could not be read; the inbox follows.</p>"#,
+                );
+            }
+        }
+    }
+    body.push_str(if body.is_empty() {
+        "<h1>Inbox</h1>"
+    } else {
+        r#"<h2 class="inbox">Inbox</h2>"#
+    });
     let mut ws_opts = vec![(String::new(), "all workspaces".to_owned())];
     for w in state.krake.directory().workspaces() {
         if who.actor.can_see(&w.slug) {
@@ -617,8 +636,18 @@ async fn workspace_kpis(
         name = esc(&w.name),
         slug = esc(w.slug.as_str()),
     );
+    let board = match state.krake.kpi_board(&who.actor, &w.slug).await {
+        Ok(board) => board,
+        Err(e) => return fail(ApiError::from(e)),
+    };
+    if let Some(board) = &board {
+        b.push_str(&crate::kpi_cards::board_cards(board, state.krake.now()));
+    }
     match state.krake.kpis(&who.actor, &w.slug).await {
         Ok(Some(k)) => b.push_str(&kpi_panel(&k)),
+        Ok(None) if board.is_some() => b.push_str(
+            r#"<p class="empty">Commerce is not set up: connect a shop (see docs/commerce.md) to see orders and print orders here.</p>"#,
+        ),
         Ok(None) => b.push_str(
             r#"<p class="empty">No figures here: commerce is not set up. Connect a shop (see docs/commerce.md) to see KPIs.</p>"#,
         ),

@@ -19,6 +19,7 @@
 //! - [`live`]: the hub that pushes inbox changes to connected sessions, with sequence numbers.
 //! - [`ws`]: the web chat protocol over any `Sink`/`Stream` of text frames, and `/ws/chat`.
 //! - [`dashboard`]: server-rendered HTML pages (every user text escaped).
+//! - [`kpi_cards`]: KPI cards with inline SVG trends, and the overview on the home page.
 //! - [`assets`]: the embedded stylesheet and scripts (no CDN).
 //! - [`oidc`]: OpenID Connect sign-in when an issuer is configured.
 //! - [`server`]: the HTTP listener with its limits (`[http]`: read timeouts, connections, rate
@@ -51,6 +52,7 @@ pub mod auth;
 pub mod dashboard;
 pub mod dead_letters_page;
 pub mod front;
+pub mod kpi_cards;
 pub mod live;
 pub mod login_limits;
 pub mod oidc;
@@ -303,11 +305,10 @@ async fn kpis(
         v["day"] = b.today.into();
         v["demo"] = b.demo.into();
         v["notes"] = b.notes.into();
-        v["figures"] =
-            serde_json::to_value(b.figures).map_err(|e| {
-        tracing::error!(error = %e, "writing KPIs as JSON");
-        ApiError::Internal
-    })?;
+        v["figures"] = serde_json::to_value(b.figures).map_err(|e| {
+            tracing::error!(error = %e, "writing KPIs as JSON");
+            ApiError::Internal
+        })?;
     }
     Ok(Json(v).into_response())
 }

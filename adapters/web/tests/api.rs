@@ -431,7 +431,8 @@ async fn the_openapi_document_matches_the_routes() {
                 .replace("{id}", &t.id.0.to_string())
                 .replace("{agent}", "soshie")
                 .replace("{folder}", "calendar")
-                .replace("{column}", "title");
+                .replace("{column}", "title")
+                .replace("{slug}", "lunavo");
             let (s, _, body) = app.send(m.clone(), &concrete, As::Nobody, None).await;
             assert_eq!(
                 s,
@@ -467,6 +468,8 @@ async fn the_openapi_document_matches_the_routes() {
         "POST /api/v1/folders/{agent}/{folder}/columns",
         "PATCH /api/v1/folders/{agent}/{folder}/columns/{column}",
         "DELETE /api/v1/folders/{agent}/{folder}/columns/{column}",
+        "GET /api/v1/overview",
+        "POST /api/v1/workspaces/{slug}/metrics",
         "GET /api/v1/runs",
         "GET /api/v1/runs/{id}",
         "POST /api/v1/runs/{id}/cancel",
