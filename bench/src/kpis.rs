@@ -71,4 +71,3 @@ async fn one(
     report("/kpi lunavo (one board)", &board);
     Ok(())
 }
-
