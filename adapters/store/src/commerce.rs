@@ -1,6 +1,6 @@
 //! Commerce state: orders, fulfilments, daily KPI roll-ups.
 
-use crate::inbox::create_in;
+use crate::inbox::create_many_in;
 use crate::{Store, db_err};
 use async_trait::async_trait;
 use krake_core::Actor;
@@ -195,16 +195,20 @@ impl CommerceRepo for Store {
         let rows: Vec<(&WorkspaceSlug, &Order)> =
             orders.iter().map(|((ws, _), o)| (*ws, *o)).collect();
         upsert_orders(&mut tx, &rows).await?;
-        for one in &todo {
-            let ctx = WriteCtx {
+        let contexts: Vec<WriteCtx> = todo
+            .iter()
+            .map(|one| WriteCtx {
                 actor: Actor::system(),
                 inbound: Some(krake_core::inbound::InboundMark::new(one.inbound)),
                 now,
-            };
-            for t in &one.threads {
-                create_in(&mut tx, t, &ctx).await?;
-            }
-        }
+            })
+            .collect();
+        let threads: Vec<(&krake_core::inbox::NewThread, &WriteCtx)> = todo
+            .iter()
+            .zip(&contexts)
+            .flat_map(|(one, ctx)| one.threads.iter().map(move |t| (t, ctx)))
+            .collect();
+        create_many_in(&mut tx, &threads).await?;
         // The roll-ups last, once per day touched. Two processes recomputing one workspace's
         // day at once would each miss the other's orders: on PostgreSQL they take the
         // workspace's lock here, after every row lock they need, so the later one recomputes

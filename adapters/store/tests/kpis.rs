@@ -136,14 +136,23 @@ async fn stored(s: &Store, key: &str) -> InboundId {
     }
 }
 
+/// The event with the threads the default rules open for it (a thank-you approval per new
+/// order), posted to the web front.
 fn one(id: InboundId, event: CommerceEvent) -> ToApply {
+    let envelope = CommerceEnvelope {
+        workspace: ws("lunavo"),
+        event,
+    };
+    let mut threads =
+        krake_core::commerce::threads_for(&krake_core::commerce::default_rules(), &envelope);
+    for t in &mut threads {
+        t.origin_key = Some(format!("inbound:{}:rule:0", id.0));
+        t.post_to = vec![krake_core::outbox::Destination::parse("web:lunavo").unwrap()];
+    }
     ToApply {
         inbound: id,
-        envelope: CommerceEnvelope {
-            workspace: ws("lunavo"),
-            event,
-        },
-        threads: Vec::new(),
+        envelope,
+        threads,
     }
 }
 
@@ -201,6 +210,20 @@ async fn batches_apply_each_event_once_and_roll_up_every_day_they_touch(db: &Db)
     let k = s.kpis(&ws("lunavo"), 30, now).await.unwrap();
     let d24 = k.days.iter().find(|x| x.day == "2026-11-24").unwrap();
     assert_eq!((d24.orders, d24.revenue, d24.pending), (3, Minor(3600), 1));
+    // One thank-you thread per new-order event, each with its audit row and its post; none
+    // for the events applied before.
+    use krake_core::ports::{InboxRepo, OutboxRepo};
+    let threads = s
+        .list(&krake_core::inbox::ThreadFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(threads.len(), 5, "{threads:?}");
+    for t in &threads {
+        let audit = s.audit(t.id).await.unwrap();
+        assert_eq!(audit.len(), 1);
+        assert_eq!(audit[0].action, "created");
+    }
+    assert_eq!(s.outbox_depth().await.unwrap(), 5);
     // Every event is marked processed: nothing is left to claim.
     let left = s
         .claim_inbound("shopify", "w", now, std::time::Duration::from_secs(30), 100)
