@@ -84,6 +84,13 @@ fn card(f: &Figure, now: Timestamp) -> String {
             Period::Month => "last 30 days",
         },
     );
+    if f.period != Period::Day && f.today.is_some() {
+        let _ = write!(
+            s,
+            r#"<p class="kpi-today">Today <span data-today>{}</span></p>"#,
+            esc(&f.show(f.today))
+        );
+    }
     if let Some(c) = f.change_pct {
         let than = match f.period {
             Period::Day => "yesterday",

@@ -61,6 +61,9 @@ fn line(t: &mut String, f: &Figure, now: Timestamp, width: usize) {
     let mut notes = Vec::new();
     if f.period.days() > 1 {
         notes.push(f.period.label().to_owned());
+        if f.today.is_some() {
+            notes.push(format!("today {}", f.show(f.today)));
+        }
     }
     let ch = change(f);
     if !ch.is_empty() {
