@@ -120,34 +120,36 @@ impl OutboxRepo for Store {
         limit: u32,
     ) -> Result<Vec<OutboxJob>, RepoError> {
         let skip = if self.backend == Backend::Postgres {
-            " FOR UPDATE SKIP LOCKED"
+            " FOR UPDATE OF o SKIP LOCKED"
         } else {
             ""
         };
         // A message is claimable when it is the oldest pending message of its destination
         // (order per destination), due, and not leased (or its lease ran out). The heads are
-        // found by walking the pending index (destination, id) from one destination to the
-        // next (a recursive query: one index probe per destination), so a claim costs the
-        // number of destinations, not the queue's length: a burst of 50,000 messages to one
-        // place drains without each claim reading all of them. `o.state = 'pending'` is
-        // checked again on the outer row: PostgreSQL re-evaluates it on the row version it
-        // locks, so a message another worker completed meanwhile is never claimed.
+        // found first, by walking the pending index (destination, id) from one destination to
+        // the next (a recursive query: one index probe per destination), and only they are
+        // read from the table: a claim costs the number of destinations, not the queue's
+        // length, so a burst of 50,000 messages to one place drains without each claim
+        // reading all of them. `o.state = 'pending'` is checked again on the row locked:
+        // PostgreSQL re-evaluates it on the row version it locks, so a message another worker
+        // completed meanwhile is never claimed.
         let front_clause = if front.is_some() {
             " AND o.front = $5"
         } else {
             ""
         };
         let sql = format!(
-            "UPDATE outbox SET lease_owner = $1, lease_until = $2, attempts = attempts + 1 WHERE id IN ( \
-               SELECT o.id FROM outbox o WHERE o.id IN ( \
-                 WITH RECURSIVE d(destination) AS ( \
-                   SELECT MIN(destination) FROM outbox WHERE state = 'pending' \
-                   UNION ALL \
-                   SELECT (SELECT MIN(h.destination) FROM outbox h WHERE h.state = 'pending' AND h.destination > d.destination) \
-                   FROM d WHERE d.destination IS NOT NULL) \
-                 SELECT (SELECT MIN(h.id) FROM outbox h WHERE h.state = 'pending' AND h.destination = d.destination) \
-                 FROM d WHERE d.destination IS NOT NULL) \
-               AND o.state = 'pending'{front_clause} AND o.next_attempt_at <= $3 AND (o.lease_until IS NULL OR o.lease_until <= $4) \
+            "WITH RECURSIVE d(destination) AS ( \
+               SELECT MIN(destination) FROM outbox WHERE state = 'pending' \
+               UNION ALL \
+               SELECT (SELECT MIN(h.destination) FROM outbox h WHERE h.state = 'pending' AND h.destination > d.destination) \
+               FROM d WHERE d.destination IS NOT NULL), \
+             heads(id) AS MATERIALIZED ( \
+               SELECT (SELECT MIN(h.id) FROM outbox h WHERE h.state = 'pending' AND h.destination = d.destination) \
+               FROM d WHERE d.destination IS NOT NULL) \
+             UPDATE outbox SET lease_owner = $1, lease_until = $2, attempts = attempts + 1 WHERE id IN ( \
+               SELECT o.id FROM heads JOIN outbox o ON o.id = heads.id \
+               WHERE o.state = 'pending'{front_clause} AND o.next_attempt_at <= $3 AND (o.lease_until IS NULL OR o.lease_until <= $4) \
                ORDER BY o.id LIMIT {}{skip}) \
              RETURNING id, destination, payload, attempts, lease_until, created_at",
             limit.clamp(1, 1000)
