@@ -264,21 +264,11 @@ impl Krake {
             Some(b) => crate::kpi::render_board(&b, self.clock.now()),
             None => String::new(),
         };
-        // The shop's print orders, when it has any.
+        // The shop's orders (the day's figures, earlier days, print orders), when it has any.
         if let Some(k) = self.kpis(actor, &ws).await?
-            && (!k.fulfilment.is_empty() || k.late_orders > 0)
+            && (k.today.is_some() || !k.fulfilment.is_empty() || k.late_orders > 0)
         {
-            let states: Vec<String> = k
-                .fulfilment
-                .iter()
-                .map(|(s, n)| format!("{s} {n}"))
-                .collect();
-            let _ = write!(
-                text,
-                "\nPrint orders: {}; late: {}",
-                states.join(", "),
-                k.late_orders
-            );
+            let _ = write!(text, "\n\n{}", crate::commerce::render_kpis(&k, &name));
         }
         if text.is_empty() {
             return Ok(Reply::warning(format!(

@@ -89,13 +89,13 @@ fn line(t: &mut String, f: &Figure, now: Timestamp, width: usize) {
     {
         notes.push(format!("stale: {} old", age(now, at)));
     }
-    let _ = writeln!(
-        t,
+    let row = format!(
         "  {:<width$} {:>16}  {}",
         crate::text::one_line(&f.name, width),
         f.show(f.value),
         notes.join(" · ")
     );
+    let _ = writeln!(t, "{}", row.trim_end());
     let spark = sparkline(&f.trend);
     if !spark.trim().is_empty() {
         let _ = writeln!(t, "  {:<width$} {spark}", "");
