@@ -233,6 +233,41 @@ impl CommerceRepo for Store {
         Ok(todo.iter().map(|one| one.inbound).collect())
     }
 
+    async fn daily_since(
+        &self,
+        workspace: &WorkspaceSlug,
+        from: &str,
+    ) -> Result<Vec<DailyKpi>, RepoError> {
+        let sql = "SELECT day, currency, orders, revenue_minor, paid, pending, refunds_minor FROM kpi_daily WHERE workspace = $1 AND day >= $2 ORDER BY day, currency";
+        if let Some(direct) = &self.direct {
+            // On an SQLite file through the direct readers (see `metrics`).
+            let binds = vec![
+                crate::inbox::ListBind::Text(workspace.to_string()),
+                crate::inbox::ListBind::Text(from.to_owned()),
+            ];
+            return direct
+                .rows(sql.to_owned(), binds, |r| {
+                    Ok(DailyKpi {
+                        day: r.get(0)?,
+                        currency: r.get(1)?,
+                        orders: r.get(2)?,
+                        revenue: Minor(r.get(3)?),
+                        paid: r.get(4)?,
+                        pending: r.get(5)?,
+                        refunds: Minor(r.get(6)?),
+                    })
+                })
+                .await;
+        }
+        let rows = sqlx::query(sql)
+            .bind(workspace.as_str())
+            .bind(from)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(daily).collect()
+    }
+
     async fn kpis(
         &self,
         workspace: &WorkspaceSlug,

@@ -169,6 +169,32 @@ impl Direct {
         .await
     }
 
+    /// Rows of a query on a reader connection, each turned into a `T` by `row`.
+    pub(crate) async fn rows<T: Send + 'static>(
+        self: &Arc<Self>,
+        sql: String,
+        binds: Vec<ListBind>,
+        row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, RepoError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&sql).map_err(sql_err)?;
+            for (i, b) in binds.iter().enumerate() {
+                match b {
+                    ListBind::Text(t) => stmt.raw_bind_parameter(i + 1, t.as_str()),
+                    ListBind::Int(n) => stmt.raw_bind_parameter(i + 1, n),
+                }
+                .map_err(sql_err)?;
+            }
+            let mut rows = stmt.raw_query();
+            let mut out = Vec::new();
+            while let Some(r) = rows.next().map_err(sql_err)? {
+                out.push(row(r).map_err(sql_err)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     /// Starts the inbound writer thread (and its checkpointer) on this file: events sent to
     /// the returned queue are answered once their batch is committed. The threads end when
     /// every sender is dropped.

@@ -22,6 +22,43 @@ fn day_row(r: &sqlx::any::AnyRow) -> Result<MetricDay, RepoError> {
 
 const COLUMNS: &str = "name, day, sum, count, last_value, last_at, demo";
 
+impl Store {
+    /// Daily rows of a query with text parameters: on an SQLite file through the direct
+    /// readers (a board reads a few of these per workspace; the pool's one connection made
+    /// each cost a millisecond), otherwise through the pool.
+    async fn metric_rows(&self, sql: String, binds: &[&str]) -> Result<Vec<MetricDay>, RepoError> {
+        if let Some(direct) = &self.direct {
+            let binds = binds
+                .iter()
+                .map(|b| crate::inbox::ListBind::Text((*b).to_owned()))
+                .collect();
+            return direct
+                .rows(sql, binds, |r| {
+                    Ok(MetricDay {
+                        name: r.get(0)?,
+                        day: r.get(1)?,
+                        sum: r.get(2)?,
+                        count: r.get(3)?,
+                        last: r.get(4)?,
+                        last_at: Timestamp::from_millis(r.get(5)?),
+                        demo: r.get::<_, i64>(6)? != 0,
+                    })
+                })
+                .await;
+        }
+        let mut q = sqlx::query(&sql);
+        for b in binds {
+            q = q.bind(*b);
+        }
+        q.fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(day_row)
+            .collect()
+    }
+}
+
 #[async_trait]
 impl MetricRepo for Store {
     async fn record_metrics(
@@ -92,36 +129,26 @@ impl MetricRepo for Store {
         let sql = format!(
             "SELECT {COLUMNS} FROM metric_daily WHERE workspace = $1 AND day >= $2 AND day <= $3 AND name IN ({list}) ORDER BY name, day"
         );
-        let mut q = sqlx::query(&sql)
-            .bind(workspace.as_str())
-            .bind(from)
-            .bind(to);
-        for n in names {
-            q = q.bind(n.as_str());
-        }
-        let mut out: Vec<MetricDay> = q
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?
-            .iter()
-            .map(day_row)
-            .collect::<Result<_, _>>()?;
-        // Each metric's latest day before the window, so a `last` value carries into it.
+        let mut binds = vec![workspace.as_str(), from, to];
+        binds.extend(names.iter().map(String::as_str));
+        let mut out = self.metric_rows(sql, &binds).await?;
+        // Each metric's latest day before the window, so a `last` value carries into it: one
+        // query for all of them (each an index probe on the primary key).
+        let list = (0..names.len())
+            .map(|i| format!("${}", i + 3))
+            .collect::<Vec<_>>()
+            .join(", ");
         let sql = format!(
-            "SELECT {COLUMNS} FROM metric_daily WHERE workspace = $1 AND name = $2 AND day < $3 ORDER BY day DESC LIMIT 1"
+            "SELECT m.name AS name, m.day AS day, m.sum AS sum, m.count AS count, m.last_value AS last_value, \
+               m.last_at AS last_at, m.demo AS demo \
+             FROM metric_daily m JOIN ( \
+               SELECT name, MAX(day) AS day FROM metric_daily \
+               WHERE workspace = $1 AND day < $2 AND name IN ({list}) GROUP BY name) l \
+             ON m.workspace = $1 AND m.name = l.name AND m.day = l.day"
         );
-        for n in names {
-            if let Some(r) = sqlx::query(&sql)
-                .bind(workspace.as_str())
-                .bind(n.as_str())
-                .bind(from)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db_err)?
-            {
-                out.push(day_row(&r)?);
-            }
-        }
+        let mut binds = vec![workspace.as_str(), from];
+        binds.extend(names.iter().map(String::as_str));
+        out.extend(self.metric_rows(sql, &binds).await?);
         Ok(out)
     }
 }

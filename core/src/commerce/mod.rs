@@ -450,6 +450,19 @@ pub trait CommerceRepo: Send + Sync {
         }
         Ok(())
     }
+    /// The daily roll-ups of a workspace from `from` (a day, inclusive), oldest first: one
+    /// query, for KPI boards.
+    async fn daily_since(
+        &self,
+        workspace: &WorkspaceSlug,
+        from: &str,
+    ) -> Result<Vec<DailyKpi>, RepoError> {
+        let k = self.kpis(workspace, 366, Timestamp::from_millis(0)).await?;
+        Ok(k.days
+            .into_iter()
+            .filter(|d| d.day.as_str() >= from)
+            .collect())
+    }
     /// The KPIs of a workspace, with `days` daily roll-ups; `today` is the shop-local day
     /// "now" falls on (from the newest order's UTC offset).
     async fn kpis(

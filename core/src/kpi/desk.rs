@@ -253,9 +253,22 @@ pub struct KpiReader {
     folders: Option<Arc<dyn crate::folder::FolderRepo>>,
     clock: Arc<dyn crate::time::Clock>,
     tz: chrono_tz::Tz,
+    /// Commerce series already read by this reader (only for one request: see
+    /// [`KpiReader::for_one_request`]).
+    cache: Option<Arc<std::sync::Mutex<SeriesCache>>>,
 }
 
+type SeriesCache = std::collections::HashMap<(WorkspaceSlug, CommerceFigure), Series>;
+
 impl KpiReader {
+    /// The same reader keeping the commerce series it reads, for one request that reads a
+    /// workspace's figures more than once (the overview: each workspace's board, its revenue,
+    /// and the Management total over all of them). Never for a long-lived reader.
+    pub fn for_one_request(mut self) -> Self {
+        self.cache = Some(Arc::default());
+        self
+    }
+
     /// A reader over these sources; days are days in `tz`.
     pub fn new(
         desk: Arc<KpiDesk>,
@@ -272,6 +285,7 @@ impl KpiReader {
             folders,
             clock,
             tz,
+            cache: None,
         }
     }
 
@@ -395,6 +409,28 @@ impl KpiReader {
         fig: CommerceFigure,
         today: NaiveDate,
     ) -> Result<Series, RepoError> {
+        if let Some(cache) = &self.cache
+            && let Ok(c) = cache.lock()
+            && let Some(s) = c.get(&(ws.clone(), fig))
+        {
+            return Ok(s.clone());
+        }
+        let s = self.read_commerce_series(desk, ws, fig, today).await?;
+        if let Some(cache) = &self.cache
+            && let Ok(mut c) = cache.lock()
+        {
+            c.insert((ws.clone(), fig), s.clone());
+        }
+        Ok(s)
+    }
+
+    async fn read_commerce_series(
+        &self,
+        desk: &KpiDesk,
+        ws: &WorkspaceSlug,
+        fig: CommerceFigure,
+        today: NaiveDate,
+    ) -> Result<Series, RepoError> {
         let mut s = Series::default();
         if fig != CommerceFigure::Orders {
             s.currency = Some(desk.settings.currency.clone());
@@ -428,8 +464,7 @@ impl KpiReader {
         let Some(c) = &self.commerce else {
             return Ok(s);
         };
-        let k = c.kpis(ws, WINDOW_DAYS * 2, self.clock.now()).await?;
-        for d in &k.days {
+        for d in &c.daily_since(ws, &from.to_string()).await? {
             let Ok(day) = d.day.parse::<NaiveDate>() else {
                 continue;
             };
@@ -545,7 +580,7 @@ impl Krake {
     /// The Management overview for `actor`: the workspaces they may see, totals in one
     /// currency, recent activity they may see.
     pub async fn overview(&self, actor: &Actor) -> Result<Option<Overview>, RepoError> {
-        let Some(reader) = self.kpi_reader() else {
+        let Some(reader) = self.kpi_reader().map(KpiReader::for_one_request) else {
             return Ok(None);
         };
         let desk = &reader.desk;

@@ -145,7 +145,7 @@ pub enum Direction {
 }
 
 /// A commerce figure, from the orders Krake has applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CommerceFigure {
     /// Order totals (converted to the KPI's currency).
     Revenue,
