@@ -129,44 +129,30 @@ impl Direct {
         sql: String,
         binds: Vec<ListBind>,
     ) -> Result<Vec<Thread>, RepoError> {
-        self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(&sql).map_err(sql_err)?;
-            for (i, b) in binds.iter().enumerate() {
-                match b {
-                    ListBind::Text(t) => stmt.raw_bind_parameter(i + 1, t.as_str()),
-                    ListBind::Int(n) => stmt.raw_bind_parameter(i + 1, n),
-                }
-                .map_err(sql_err)?;
-            }
-            let mut rows = stmt.raw_query();
-            let mut out = Vec::new();
-            while let Some(r) = rows.next().map_err(sql_err)? {
-                out.push(
-                    ThreadRow {
-                        id: r.get(0).map_err(sql_err)?,
-                        workspace: r.get(1).map_err(sql_err)?,
-                        kind: r.get(2).map_err(sql_err)?,
-                        status: r.get(3).map_err(sql_err)?,
-                        origin: r.get(4).map_err(sql_err)?,
-                        agent: r.get(5).map_err(sql_err)?,
-                        title: r.get(6).map_err(sql_err)?,
-                        body: r.get(7).map_err(sql_err)?,
-                        action: r.get(8).map_err(sql_err)?,
-                        approvers: r.get(9).map_err(sql_err)?,
-                        expires_at: r.get(10).map_err(sql_err)?,
-                        timeout_route: r.get(11).map_err(sql_err)?,
-                        decided_by: r.get(12).map_err(sql_err)?,
-                        reason: r.get(13).map_err(sql_err)?,
-                        version: r.get(14).map_err(sql_err)?,
-                        created_at: r.get(15).map_err(sql_err)?,
-                        updated_at: r.get(16).map_err(sql_err)?,
-                    }
-                    .into_thread()?,
-                );
-            }
-            Ok(out)
-        })
-        .await
+        let rows = self
+            .rows(sql, binds, |r| {
+                Ok(ThreadRow {
+                    id: r.get(0)?,
+                    workspace: r.get(1)?,
+                    kind: r.get(2)?,
+                    status: r.get(3)?,
+                    origin: r.get(4)?,
+                    agent: r.get(5)?,
+                    title: r.get(6)?,
+                    body: r.get(7)?,
+                    action: r.get(8)?,
+                    approvers: r.get(9)?,
+                    expires_at: r.get(10)?,
+                    timeout_route: r.get(11)?,
+                    decided_by: r.get(12)?,
+                    reason: r.get(13)?,
+                    version: r.get(14)?,
+                    created_at: r.get(15)?,
+                    updated_at: r.get(16)?,
+                })
+            })
+            .await?;
+        rows.into_iter().map(ThreadRow::into_thread).collect()
     }
 
     /// Rows of a query on a reader connection, each turned into a `T` by `row`.
