@@ -22,6 +22,7 @@ pub mod agents;
 pub mod common;
 pub mod discord;
 pub mod kpis;
+pub mod learn;
 pub mod rag;
 pub mod reply;
 pub mod schedules;
@@ -169,6 +170,13 @@ pub enum BenchCmd {
     /// (sparse, dense, hybrid, hybrid with the best-sentence step; embedding excluded) and the
     /// local embedder's ingestion throughput.
     Rag(crate::rag::BenchRagArgs),
+    /// A file sent in chat learned end to end in process (filed on the accept path, read,
+    /// chunked, embedded and stored group by group), beside `krake ingest` of the same shape.
+    Learn {
+        /// Product sections in the generated Markdown file (about one passage each).
+        #[arg(long, default_value_t = 2000)]
+        sections: usize,
+    },
     /// The Management overview and one workspace's KPI board in process, over the five
     /// default workspaces with a year of daily history each.
     Kpis {
@@ -237,6 +245,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             iterations,
             postgres,
         } => kpis::run(&settings, days, iterations, postgres).await,
+        BenchCmd::Learn { sections } => learn::run(&settings, sections).await,
     }
 }
 

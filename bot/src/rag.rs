@@ -6,6 +6,7 @@
 use crate::settings::Settings;
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
+use krake_core::knowledge::learn::Learner;
 use krake_core::knowledge::{KnowledgeSync, RunMemory, StoreDocuments};
 use krake_core::workspace::WorkspaceSlug;
 use krake_rag::eval::{Dataset, evaluate};
@@ -236,6 +237,29 @@ pub fn knowledge_sync(store: &krake_store::Store, settings: &Settings) -> Knowle
         store,
         settings.directory.clone(),
     )
+}
+
+/// The learner of files sent in chat or uploaded, into the knowledge base the settings name,
+/// fetching Telegram and Discord files with their fronts' fetchers when those are configured.
+pub fn learner(
+    store: &krake_store::Store,
+    settings: &Settings,
+    live: krake_core::delivery::LiveSenders,
+) -> Learner {
+    let mut learner = Learner::new(
+        Arc::new(store.clone()),
+        Arc::new(on_demand(settings)),
+        Arc::new(krake_core::time::SystemClock),
+        settings.rag.max_file_bytes,
+    )
+    .with_live(live);
+    if let Some(t) = &settings.telegram {
+        match krake_telegram::FileDownloads::new(t) {
+            Ok(f) => learner = learner.with_fetcher(Arc::new(f)),
+            Err(e) => tracing::warn!(error = %e, "files sent on Telegram cannot be fetched"),
+        }
+    }
+    learner.with_fetcher(Arc::new(krake_discord::Attachments::new(&settings.discord)))
 }
 
 /// Core's run memory, into the knowledge base the settings name.

@@ -86,6 +86,18 @@ pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
         krake_metrics::agent_run(agent, status.as_str())
     }));
     let agent_worker = tokio::spawn(worker.run(coord_stop.subscribe()));
+    // Files people send become knowledge: one learner per process, jobs leased.
+    let learner = tokio::spawn({
+        let learner = crate::rag::learner(&store, &settings, krake.live().clone());
+        let mut stop = coord_stop.subscribe();
+        async move {
+            learner
+                .run(Duration::from_millis(500), async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
+        }
+    });
     // Threads and folders become knowledge in the background (only when they changed).
     let knowledge_sync = settings.rag.sync_every.map(|every| {
         tokio::spawn(
@@ -133,6 +145,7 @@ pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
     let _ = coordinator.await;
     let _ = agent_worker.await;
     let _ = recovery.await;
+    let _ = learner.await;
     if let Some(k) = knowledge_sync {
         let _ = k.await;
     }

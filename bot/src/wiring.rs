@@ -92,6 +92,11 @@ pub fn krake_with_agents(store: &Store, settings: &Settings) -> (Krake, krake_co
     .with_commerce(store.clone())
     .with_schedules(store.clone(), settings.schedule_timezone)
     .with_kpis(kpis)
+    .with_learning(krake_core::knowledge::chat::Learning {
+        repo: store.clone(),
+        knowledge: Arc::new(crate::rag::on_demand(settings)),
+        max_bytes: settings.rag.max_file_bytes,
+    })
     .with_folders(store);
     (krake, agents)
 }

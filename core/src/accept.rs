@@ -137,6 +137,10 @@ impl Krake {
                 )
                 .await
             }
+            Content::File { file, workspace } => {
+                let ctx = self.ctx(actor, Some(id));
+                self.learn(inbound, file, workspace.clone(), &ctx).await
+            }
             Content::Button(payload) => {
                 // The version the button showed: a stale button is refused, not applied.
                 self.execute_with(

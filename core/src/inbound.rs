@@ -111,6 +111,14 @@ pub enum Content {
     },
     /// A button press, its payload decoded and checked by the front.
     Button(ButtonPayload),
+    /// A file sent to be learned (a Telegram document, a Discord attachment or `/learn`, a
+    /// web upload), into `workspace` or the person's first.
+    File {
+        /// The file.
+        file: crate::knowledge::learn::SentFile,
+        /// The workspace named with it.
+        workspace: Option<crate::workspace::WorkspaceSlug>,
+    },
 }
 
 impl Content {
@@ -122,6 +130,13 @@ impl Content {
             Content::Command(c) => format!("{c:?}"),
             Content::ThreadReply { thread, text } => format!("reply to #{}: {text}", thread.0),
             Content::Button(b) => format!("button {}", b.encode()),
+            Content::File { file, .. } => format!(
+                "file {}{}",
+                file.name,
+                file.size
+                    .map(|s| format!(" ({s} bytes)"))
+                    .unwrap_or_default()
+            ),
         }
     }
 }
@@ -194,6 +209,10 @@ pub enum Change<'a> {
     RanNow(ThreadId),
     /// Entries were added to a folder.
     Added(&'a [crate::folder::EntryId]),
+    /// A file was filed to be learned.
+    Queued(crate::knowledge::learn::LearnId),
+    /// A learned file was forgotten.
+    Forgot,
 }
 
 /// Renders the reply to a change (what follows the change is added by the accept path).

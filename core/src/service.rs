@@ -40,6 +40,7 @@ pub struct Krake {
     pub(crate) agents: Option<Arc<dyn crate::run::AgentDesk>>,
     pub(crate) listeners: Vec<Arc<dyn InboxListener>>,
     pub(crate) outbox: Option<Arc<dyn crate::ports::OutboxRepo>>,
+    pub(crate) learning: Option<crate::knowledge::chat::Learning>,
     live: crate::delivery::LiveSenders,
 }
 
@@ -68,8 +69,15 @@ impl Krake {
             agents: None,
             listeners: Vec::new(),
             outbox: None,
+            learning: None,
             live: crate::delivery::LiveSenders::new(),
         }
+    }
+
+    /// The same service learning files people send (`/sources`, `/source`, `/forget` too).
+    pub fn with_learning(mut self, learning: crate::knowledge::chat::Learning) -> Self {
+        self.learning = Some(learning);
+        self
     }
 
     /// The same service sharing `live` with the run engine: each front adds its sender
@@ -435,7 +443,11 @@ impl Krake {
             .await
     }
 
-    fn ctx(&self, actor: &Actor, inbound: Option<&crate::inbound::InboundMark>) -> WriteCtx {
+    pub(crate) fn ctx(
+        &self,
+        actor: &Actor,
+        inbound: Option<&crate::inbound::InboundMark>,
+    ) -> WriteCtx {
         WriteCtx {
             actor: actor.clone(),
             inbound: inbound.cloned(),
@@ -475,6 +487,13 @@ impl Krake {
                 None => Ok(Reply::warning("KPIs are not available here.")),
             },
             Command::Search { workspace, text } => self.search(actor, workspace, &text).await,
+            Command::Sources { workspace } => self.sources(actor, workspace).await,
+            Command::Source {
+                workspace,
+                source,
+                position,
+            } => self.source(actor, workspace, &source, position).await,
+            Command::Forget { workspace, source } => self.forget(workspace, &source, &ctx).await,
             Command::Costs { workspace } => match &self.agents {
                 Some(a) => a.costs(actor, workspace.as_ref()).await,
                 None => Ok(Reply::info("No model calls: agents are not set up here.")),

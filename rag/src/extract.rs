@@ -152,6 +152,104 @@ pub fn extract(path: &Path) -> Result<Extracted, ExtractError> {
     })
 }
 
+/// What a file's first bytes say it is, when it is not text Krake reads.
+fn binary_kind(bytes: &[u8]) -> Option<&'static str> {
+    let image = |b: &[u8]| {
+        b.starts_with(b"\x89PNG\r\n\x1a\n")
+            || b.starts_with(&[0xFF, 0xD8, 0xFF])
+            || b.starts_with(b"GIF87a")
+            || b.starts_with(b"GIF89a")
+            || (b.len() >= 12 && &b[..4] == b"RIFF" && &b[8..12] == b"WEBP")
+            || b.starts_with(b"II*\0")
+            || b.starts_with(b"MM\0*")
+            || (b.len() >= 12
+                && &b[4..8] == b"ftyp"
+                && matches!(&b[8..12], b"heic" | b"heix" | b"avif" | b"mif1"))
+    };
+    if image(bytes) {
+        return Some("image");
+    }
+    if bytes.starts_with(b"PK\x03\x04") {
+        return Some("archive");
+    }
+    None
+}
+
+/// Reads a sent file by its content, not its name: a PDF by its `%PDF-` header (text layer
+/// only; encrypted ones and scans refused), images and archives refused with what to send
+/// instead, anything else must be UTF-8 text without NUL bytes: HTML (by its markup),
+/// CSV (by name), Markdown or plain text. The error says why in words for the sender.
+pub fn read_bytes(name: &str, bytes: &[u8]) -> Result<krake_core::knowledge::FileText, String> {
+    let stem = std::path::Path::new(name)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .filter(|s| !s.is_empty())
+        .unwrap_or(name)
+        .to_owned();
+    let ext = extension(std::path::Path::new(name)).unwrap_or_default();
+    let file = |kind: &str, title: Option<String>, text: String| krake_core::knowledge::FileText {
+        title: title
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| stem.clone()),
+        kind: kind.to_owned(),
+        text,
+    };
+    if bytes.starts_with(b"%PDF-") {
+        let text = pdf_text(bytes).map_err(|why| match why.as_str() {
+            w if w.contains("encrypted") => "it is an encrypted (password-protected) PDF; send it without the password protection".to_owned(),
+            w if w.contains("no text layer") => "it is a PDF without a text layer (a scan?); Krake reads PDF text and does not run OCR yet".to_owned(),
+            w => format!("it is a PDF Krake cannot read ({w})"),
+        })?;
+        return Ok(file("pdf", None, text));
+    }
+    match binary_kind(bytes) {
+        Some("image") => {
+            return Err(
+                "it is an image; Krake reads text (Markdown, text, HTML, CSV, PDF with a text layer) and does not run OCR yet"
+                    .to_owned(),
+            );
+        }
+        Some(_) => {
+            return Err(
+                "it is an archive or office file (ZIP); export it as PDF, Markdown or text and send that"
+                    .to_owned(),
+            );
+        }
+        None => {}
+    }
+    let head = &bytes[..bytes.len().min(8192)];
+    if head.contains(&0) {
+        return Err(
+            "it is a binary file, not text; send Markdown, text, HTML, CSV or a PDF".to_owned(),
+        );
+    }
+    let raw = std::str::from_utf8(bytes).map_err(|_| {
+        "it is not UTF-8 text; save it as UTF-8 (or PDF) and send it again".to_owned()
+    })?;
+    let raw = raw.strip_prefix('\u{feff}').unwrap_or(raw);
+    let start = raw
+        .trim_start()
+        .get(..15)
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if matches!(ext.as_str(), "html" | "htm")
+        || start.starts_with("<!doctype html")
+        || start.starts_with("<html")
+    {
+        let (title, text) = html(raw);
+        return Ok(file("html", title, text));
+    }
+    if ext == "csv" {
+        return Ok(file("csv", None, csv_text(raw)));
+    }
+    let kind = if matches!(ext.as_str(), "md" | "markdown") || markdown_title(raw).is_some() {
+        "markdown"
+    } else {
+        "text"
+    };
+    Ok(file(kind, markdown_title(raw), raw.to_owned()))
+}
+
 /// The text of a PDF's pages, a paragraph break between pages.
 pub fn pdf_text(bytes: &[u8]) -> Result<String, String> {
     let doc = lopdf::Document::load_mem(bytes).map_err(|e| format!("not a readable PDF: {e}"))?;
@@ -232,6 +330,27 @@ pub fn sample_pdf(pages: &[&str]) -> Vec<u8> {
         "Pages" => pages_id,
     });
     doc.trailer.set("Root", catalog_id);
+    let mut out = Vec::new();
+    doc.save_to(&mut out).expect("save");
+    out
+}
+
+/// [`sample_pdf`] encrypted with the user password `password` (RC4, 40 bits), for tests.
+#[cfg(any(test, feature = "test-support"))]
+#[allow(clippy::expect_used)]
+pub fn sample_encrypted_pdf(pages: &[&str], password: &str) -> Vec<u8> {
+    use lopdf::{EncryptionState, EncryptionVersion, Object, Permissions};
+    let mut doc = lopdf::Document::load_mem(&sample_pdf(pages)).expect("sample");
+    let id = Object::string_literal(b"0123456789abcdef".to_vec());
+    doc.trailer.set("ID", Object::Array(vec![id.clone(), id]));
+    let state = EncryptionState::try_from(EncryptionVersion::V1 {
+        document: &doc,
+        owner_password: "owner",
+        user_password: password,
+        permissions: Permissions::all(),
+    })
+    .expect("encryption");
+    doc.encrypt(&state).expect("encrypt");
     let mut out = Vec::new();
     doc.save_to(&mut out).expect("save");
     out
@@ -377,6 +496,61 @@ fn split_csv(line: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sent_files_are_read_by_content_not_by_name() {
+        let pdf = sample_pdf(&["Returns are accepted within 30 days."]);
+        let f = read_bytes("policy.txt", &pdf).expect("a PDF named .txt is read as PDF");
+        assert_eq!((f.kind.as_str(), f.title.as_str()), ("pdf", "policy"));
+        assert!(f.text.contains("30 days"), "{}", f.text);
+        let md = read_bytes("notes", b"# Shipping\n\nDHL to Porto.").expect("markdown");
+        assert_eq!(
+            (md.kind.as_str(), md.title.as_str()),
+            ("markdown", "Shipping")
+        );
+        let html =
+            read_bytes("page.bin", b"<!DOCTYPE html><title>FAQ</title><p>Hi</p>").expect("html");
+        assert_eq!((html.kind.as_str(), html.title.as_str()), ("html", "FAQ"));
+        let csv = read_bytes("orders.csv", b"id,total\n1,20\n").expect("csv");
+        assert_eq!(csv.kind, "csv");
+        assert!(csv.text.contains("total: 20"), "{}", csv.text);
+        let txt = read_bytes("readme.txt", "\u{feff}Plain words.".as_bytes()).expect("text");
+        assert_eq!(
+            (txt.kind.as_str(), txt.text.as_str()),
+            ("text", "Plain words.")
+        );
+    }
+
+    #[test]
+    fn images_scans_encrypted_pdfs_and_binaries_are_refused_with_the_reason() {
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+        let e = read_bytes("policy.pdf", png).expect_err("an image named .pdf");
+        assert!(e.starts_with("it is an image;") && e.contains("OCR"), "{e}");
+        let jpeg = [0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10];
+        assert!(
+            read_bytes("a.md", &jpeg)
+                .expect_err("jpeg")
+                .starts_with("it is an image")
+        );
+        let scan = sample_pdf(&[""]);
+        let e = read_bytes("scan.pdf", &scan).expect_err("no text layer");
+        assert!(e.contains("without a text layer"), "{e}");
+        let locked = sample_encrypted_pdf(&["Secret prices."], "s3cret");
+        let e = read_bytes("prices.pdf", &locked).expect_err("encrypted");
+        assert!(e.starts_with("it is an encrypted"), "{e}");
+        let zip = b"PK\x03\x04\x14\0\0\0";
+        assert!(read_bytes("a.docx", zip).expect_err("zip").contains("ZIP"));
+        let e = read_bytes("a.txt", b"abc\0def").expect_err("nul");
+        assert!(e.starts_with("it is a binary file"), "{e}");
+        let e = read_bytes("a.txt", &[0xC3, 0x28, b'a']).expect_err("latin-1");
+        assert!(e.contains("not UTF-8"), "{e}");
+        let broken = b"%PDF-1.5 not really";
+        assert!(
+            read_bytes("b.pdf", broken)
+                .expect_err("broken")
+                .starts_with("it is a PDF Krake cannot read")
+        );
+    }
 
     #[test]
     fn a_folders_supported_files_become_documents_and_unreadable_ones_are_skipped() {

@@ -2,7 +2,7 @@
 //! hash. Re-ingesting an unchanged document does nothing; a changed one has its chunks
 //! replaced; [`Ingestor::sync`] also removes the documents of a scope that are gone.
 
-use crate::chunk::Chunker;
+use crate::chunk::{Chunk, Chunker};
 use crate::embed::{EmbedError, Embedder};
 use crate::sparse::Bm25;
 use crate::store::{ChunkMeta, ChunkRecord, Scope, StoreError, VectorStore};
@@ -13,6 +13,10 @@ use std::sync::Arc;
 
 /// Documents embedded together during a sync.
 const GROUP: usize = 64;
+
+/// Passages of one learned file embedded and stored together (progress is shown per group,
+/// and the embedded store is opened for each, so queries go on between them).
+pub const LEARN_GROUP: usize = 32;
 
 /// A document to ingest (core's type: the knowledge rules make them).
 pub use krake_core::knowledge::Document;
@@ -198,10 +202,56 @@ impl Ingestor {
         &self,
         docs: &[(&Document, &str)],
     ) -> Result<Vec<Vec<ChunkRecord>>, IngestError> {
-        let split: Vec<Vec<crate::chunk::Chunk>> = docs
+        let split: Vec<Vec<Chunk>> = docs
             .iter()
             .map(|(d, _)| self.chunker.split(&d.text))
             .collect();
+        self.records_of(docs, split).await
+    }
+
+    /// The passages a text becomes, in order (a chunk with its heading trail, as stored).
+    pub fn passages(&self, text: &str) -> Vec<String> {
+        passages(&self.chunker, text)
+    }
+
+    /// Stores `chunks` of `doc` (split by this ingestor's chunker, hashed as `hash`), flushed;
+    /// returns how many.
+    pub async fn write_chunks(
+        &self,
+        doc: &Document,
+        hash: &str,
+        chunks: Vec<Chunk>,
+    ) -> Result<usize, IngestError> {
+        let n = chunks.len();
+        let records = self
+            .records_of(&[(doc, hash)], vec![chunks])
+            .await?
+            .pop()
+            .unwrap_or_default();
+        self.store.upsert(records).await?;
+        self.store.flush().await?;
+        Ok(n)
+    }
+
+    /// Removes a document's chunks, flushed.
+    pub async fn remove(&self, doc: &Document) -> Result<(), IngestError> {
+        self.store
+            .delete_document(&doc.workspace, &doc.source_kind, &doc.source)
+            .await?;
+        self.store.flush().await?;
+        Ok(())
+    }
+
+    /// The chunks of `doc` this ingestor stores.
+    pub fn split(&self, doc: &Document) -> Vec<Chunk> {
+        self.chunker.split(&doc.text)
+    }
+
+    async fn records_of(
+        &self,
+        docs: &[(&Document, &str)],
+        split: Vec<Vec<Chunk>>,
+    ) -> Result<Vec<Vec<ChunkRecord>>, IngestError> {
         let texts: Vec<String> = docs
             .iter()
             .zip(&split)
@@ -231,11 +281,7 @@ impl Ingestor {
                         position: c.position,
                         time: doc.time,
                         doc_hash: (*hash).to_owned(),
-                        text: if c.heading.is_empty() {
-                            c.text
-                        } else {
-                            format!("{}\n{}", c.heading, c.text)
-                        },
+                        text: chunk_text(c),
                     },
                     dense: dense.as_mut().and_then(|d| d.next()),
                     sparse: self.bm25.document(&indexed),
@@ -329,6 +375,54 @@ impl Ingestor {
     }
 }
 
+/// The passages `chunker` makes of a text, in order, as stored (what `source §N` cites).
+pub fn passages(chunker: &Chunker, text: &str) -> Vec<String> {
+    chunker.split(text).into_iter().map(chunk_text).collect()
+}
+
+/// A stored chunk's text: its heading trail on the first line, then the text.
+fn chunk_text(c: Chunk) -> String {
+    if c.heading.is_empty() {
+        c.text
+    } else {
+        format!("{}\n{}", c.heading, c.text)
+    }
+}
+
+/// Learns one whole document in groups of [`LEARN_GROUP`] passages through the ingestor
+/// `open` gives for each step (the embedded store is opened per step and released between
+/// them): what was stored under its source goes first (a part left by a crashed attempt
+/// too), then each group is written and `progress(done, total)` called. Chunk ids are fixed
+/// by position, so an attempt started again writes the same chunks once.
+pub async fn learn_with<F, Fut>(
+    open: F,
+    doc: &Document,
+    progress: &(dyn Fn(usize, usize) + Send + Sync),
+) -> Result<usize, KnowledgeError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<Ingestor, KnowledgeError>>,
+{
+    let failed = |e: IngestError| KnowledgeError::Unavailable(e.to_string());
+    let first = open().await?;
+    let chunks = first.split(doc);
+    let hash = first.hash(doc);
+    first.remove(doc).await.map_err(failed)?;
+    drop(first);
+    let total = chunks.len();
+    progress(0, total);
+    let mut done = 0;
+    for group in chunks.chunks(LEARN_GROUP) {
+        let ingestor = open().await?;
+        done += ingestor
+            .write_chunks(doc, &hash, group.to_vec())
+            .await
+            .map_err(failed)?;
+        progress(done, total);
+    }
+    Ok(total)
+}
+
 /// The ingestor fills core's [`KnowledgeBase`] port; each call ends with a flush, so what it
 /// wrote is durable when it returns.
 #[async_trait::async_trait]
@@ -374,6 +468,40 @@ impl KnowledgeBase for Ingestor {
             .await
             .map_err(|e| failed(IngestError::Store(e)))?;
         Ok(out)
+    }
+
+    fn read_file(
+        &self,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<krake_core::knowledge::FileText, String> {
+        crate::extract::read_bytes(name, bytes)
+    }
+
+    async fn learn(
+        &self,
+        doc: &Document,
+        progress: &(dyn Fn(usize, usize) + Send + Sync),
+    ) -> Result<usize, KnowledgeError> {
+        learn_with(|| std::future::ready(Ok(self.clone())), doc, progress).await
+    }
+
+    async fn forget(
+        &self,
+        workspace: &str,
+        source_kind: &str,
+        source: &str,
+    ) -> Result<(), KnowledgeError> {
+        let failed = |e: StoreError| KnowledgeError::Unavailable(e.to_string());
+        self.store
+            .delete_document(workspace, source_kind, source)
+            .await
+            .map_err(failed)?;
+        self.store.flush().await.map_err(failed)
+    }
+
+    fn passages(&self, text: &str) -> Vec<String> {
+        Ingestor::passages(self, text)
     }
 }
 

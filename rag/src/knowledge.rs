@@ -268,6 +268,37 @@ impl KnowledgeBase for OnDemandKnowledge {
     async fn sync(&self, sets: &[DocumentSet]) -> Result<Vec<SyncCounts>, KnowledgeError> {
         KnowledgeBase::sync(&self.open().await?.ingestor, sets).await
     }
+
+    fn read_file(
+        &self,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<krake_core::knowledge::FileText, String> {
+        crate::extract::read_bytes(name, bytes)
+    }
+
+    /// Learns in groups, opening the knowledge base for each (the embedded one is released
+    /// between them, so questions are answered while a long file is learned).
+    async fn learn(
+        &self,
+        doc: &Document,
+        progress: &(dyn Fn(usize, usize) + Send + Sync),
+    ) -> Result<usize, KnowledgeError> {
+        crate::ingest::learn_with(|| async { Ok(self.open().await?.ingestor) }, doc, progress).await
+    }
+
+    async fn forget(
+        &self,
+        workspace: &str,
+        source_kind: &str,
+        source: &str,
+    ) -> Result<(), KnowledgeError> {
+        KnowledgeBase::forget(&self.open().await?.ingestor, workspace, source_kind, source).await
+    }
+
+    fn passages(&self, text: &str) -> Vec<String> {
+        crate::ingest::passages(&crate::chunk::Chunker::default(), text)
+    }
 }
 
 #[cfg(test)]

@@ -37,6 +37,9 @@ pub struct RagFile {
     /// How often `krake serve` brings inbox threads and agent folders into the knowledge
     /// base, in seconds (default 300; 0 turns it off: `krake ingest --store` still does it).
     pub sync_interval_secs: Option<u64>,
+    /// The largest file learned from chat or an upload, in megabytes (default 20). Larger
+    /// ones are refused before download where the platform says the size.
+    pub max_file_mb: Option<u64>,
 }
 
 fn is_default(c: &EmbeddingsConfig) -> bool {
@@ -70,6 +73,8 @@ pub struct RagSettings {
     pub embedder: EmbedderChoice,
     /// How often `krake serve` syncs threads and folders into the knowledge base (`None`: never).
     pub sync_every: Option<Duration>,
+    /// The largest file learned from chat or an upload, in bytes.
+    pub max_file_bytes: u64,
 }
 
 impl Default for RagSettings {
@@ -78,6 +83,7 @@ impl Default for RagSettings {
             store: StoreChoice::Edge,
             embedder: EmbedderChoice::Local,
             sync_every: Some(Duration::from_secs(DEFAULT_SYNC_INTERVAL_SECS)),
+            max_file_bytes: krake_core::knowledge::learn::DEFAULT_MAX_FILE_BYTES,
         }
     }
 }
@@ -147,10 +153,21 @@ impl RagFile {
             0 => None,
             secs => Some(Duration::from_secs(secs)),
         };
+        let max_file_bytes = match self.max_file_mb {
+            Some(0) => return err("rag.max_file_mb must be at least 1".into()),
+            Some(mb) if mb > 1024 => {
+                return err(format!(
+                    "rag.max_file_mb is {mb}; at most 1024 (larger files go through `krake ingest`)"
+                ));
+            }
+            Some(mb) => mb * 1024 * 1024,
+            None => krake_core::knowledge::learn::DEFAULT_MAX_FILE_BYTES,
+        };
         Ok(RagSettings {
             store,
             embedder,
             sync_every,
+            max_file_bytes,
         })
     }
 
@@ -172,6 +189,7 @@ impl RagFile {
             embedder: Some(embedder.to_owned()),
             openai,
             sync_interval_secs: Some(rag.sync_every.map_or(0, |d| d.as_secs())),
+            max_file_mb: Some(rag.max_file_bytes / (1024 * 1024)),
         }
     }
 }

@@ -13,7 +13,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -55,7 +55,14 @@ struct Inner {
     last_send: HashMap<i64, std::time::Instant>,
     too_many: usize,
     refuse_token: bool,
+    /// Files people sent, by `file_id`: their path on the file endpoint and bytes.
+    files: HashMap<String, (String, Arc<Vec<u8>>)>,
+    /// Paths downloaded from the file endpoint, in order.
+    downloads: Vec<String>,
 }
+
+/// Telegram's limit for files a bot downloads (getFile refuses larger ones).
+pub const BOT_DOWNLOAD_LIMIT: usize = 20 * 1024 * 1024;
 
 /// A fake whose address is known but which does not listen yet: connections to it are refused
 /// (the port is bound, so nothing else can take it) until [`Unopened::open`].
@@ -115,6 +122,7 @@ impl FakeTelegram {
         };
         let app = Router::new()
             .route("/{bot}/{method}", post(api))
+            .route("/file/{bot}/{*path}", get(file))
             .with_state(fake.clone());
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -124,6 +132,21 @@ impl FakeTelegram {
             url: format!("http://{addr}/"),
             ..fake
         }
+    }
+
+    /// Holds a file people sent, for getFile and the file endpoint, as Telegram does once a
+    /// document is in a chat.
+    pub fn add_file(&self, file_id: &str, bytes: Vec<u8>) {
+        let mut inner = self.inner.lock().unwrap();
+        let path = format!("documents/file_{}", inner.files.len() + 1);
+        inner
+            .files
+            .insert(file_id.to_owned(), (path, Arc::new(bytes)));
+    }
+
+    /// The paths downloaded from the file endpoint, in order.
+    pub fn downloads(&self) -> Vec<String> {
+        self.inner.lock().unwrap().downloads.clone()
     }
 
     /// Queues an update for getUpdates.
@@ -387,6 +410,26 @@ async fn api(
             fake.called.notify_waiters();
             ok(message_json(&body, id))
         }
+        "getfile" => {
+            let inner = fake.inner.lock().unwrap();
+            let id = body["file_id"].as_str().unwrap_or_default();
+            match inner.files.get(id) {
+                Some((_, bytes)) if bytes.len() > BOT_DOWNLOAD_LIMIT => (
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(json!({"ok": false, "error_code": 400, "description": "Bad Request: file is too big"})),
+                )
+                    .into_response(),
+                Some((path, bytes)) => ok(json!({
+                    "file_id": id, "file_unique_id": format!("u{id}"),
+                    "file_size": bytes.len(), "file_path": path
+                })),
+                None => (
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(json!({"ok": false, "error_code": 400, "description": "Bad Request: invalid file_id"})),
+                )
+                    .into_response(),
+            }
+        }
         "getwebhookinfo" => ok(json!({"url": "", "has_custom_certificate": false, "pending_update_count": 0})),
         "answercallbackquery" | "setmycommands" | "setwebhook" | "deletewebhook"
         | "sendchataction" => ok(json!(true)),
@@ -395,5 +438,21 @@ async fn api(
             axum::Json(json!({"ok": false, "error_code": 404, "description": "Not Found: method not found"})),
         )
             .into_response(),
+    }
+}
+
+/// The file endpoint: `GET /file/bot<token>/<file_path>` answers the bytes.
+async fn file(
+    State(fake): State<FakeTelegram>,
+    Path((bot, path)): Path<(String, String)>,
+) -> Response {
+    let mut inner = fake.inner.lock().unwrap();
+    if bot != format!("bot{TOKEN}") {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    inner.downloads.push(path.clone());
+    match inner.files.values().find(|(p, _)| *p == path) {
+        Some((_, bytes)) => (StatusCode::OK, bytes.as_ref().clone()).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
     }
 }

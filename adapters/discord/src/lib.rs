@@ -15,6 +15,7 @@
 //!   for `krake config` with the token as `***`.
 //! - [`verify`]: request signature verification.
 //! - [`wire`]: the interaction payloads as Discord sends them (tolerant parsing).
+//! - [`files`]: [`Attachments`], the bytes of files people send, from Discord's CDN only.
 //! - [`commands`]: slash-command definitions generated from core's `COMMANDS` and
 //!   [`Directory`](krake_core::config::Directory), and options → command text.
 //! - [`render`]: replies and threads → message bodies (2000-character split, buttons).
@@ -23,6 +24,7 @@
 //! - [`front`]: [`DiscordFront`](front::DiscordFront), the shared event → core → reply logic.
 
 pub mod commands;
+pub mod files;
 pub mod front;
 pub mod gateway;
 pub mod interactions;
@@ -34,6 +36,7 @@ pub mod verify;
 pub mod wire;
 
 /// The bot token's type: core's secret, which never prints.
+pub use files::Attachments;
 pub use krake_core::secret::Secret;
 use krake_core::workspace::WorkspaceSlug;
 use std::collections::BTreeMap;

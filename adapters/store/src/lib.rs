@@ -28,6 +28,7 @@ mod fronts;
 mod inbound;
 pub use inbound::GroupCommit;
 mod inbox;
+mod learn;
 mod links;
 mod metrics;
 mod notify;

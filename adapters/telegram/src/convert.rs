@@ -36,6 +36,21 @@ pub struct ChatMessage {
     /// The message it replies to: its id, and whether the bot wrote it. A forum topic's
     /// messages reply to the topic's first message implicitly; those are not counted.
     pub reply_to: Option<(i32, bool)>,
+    /// A file sent with it (a document, or the largest size of a photo); `text` is then its
+    /// caption.
+    pub file: Option<SentDocument>,
+}
+
+/// A file a message carries, as Telegram describes it (its bytes are fetched later with
+/// getFile).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentDocument {
+    /// The `file_id` getFile takes.
+    pub file_id: String,
+    /// Its file name (`photo.jpg` for a photo, which has none).
+    pub name: String,
+    /// Its size in bytes, as Telegram says.
+    pub size: u64,
 }
 
 /// A press on an inline button.
@@ -116,7 +131,23 @@ fn message(m: &Message, bot_id: u64) -> Event {
     if from.is_bot {
         return Event::Skip("a message from a bot".into());
     }
-    let Some(text) = m.text() else {
+    let file = m
+        .document()
+        .map(|d| SentDocument {
+            file_id: d.file.id.0.clone(),
+            name: d.file_name.clone().unwrap_or_else(|| "document".to_owned()),
+            size: u64::from(d.file.size),
+        })
+        .or_else(|| {
+            m.photo()
+                .and_then(|sizes| sizes.iter().max_by_key(|p| p.file.size))
+                .map(|p| SentDocument {
+                    file_id: p.file.id.0.clone(),
+                    name: "photo.jpg".to_owned(),
+                    size: u64::from(p.file.size),
+                })
+        });
+    let Some(text) = m.text().or(m.caption()).or(file.as_ref().map(|_| "")) else {
         return Event::Skip("a message without text (media, story or service message)".into());
     };
     let reply_to = m.reply_to_message().and_then(|r| {
@@ -130,6 +161,7 @@ fn message(m: &Message, bot_id: u64) -> Event {
         from: person(from),
         text: text.to_owned(),
         reply_to,
+        file,
     })
 }
 
@@ -238,7 +270,60 @@ mod tests {
             },
             text: text.into(),
             reply_to,
+            file: None,
         }
+    }
+
+    #[test]
+    fn documents_and_photos_carry_their_file() {
+        let doc: Update = serde_json::from_str(
+            &serde_json::json!({
+                "update_id": 7,
+                "message": {
+                    "message_id": 9, "date": 1_795_503_000,
+                    "from": {"id": 42, "is_bot": false, "first_name": "Ana"},
+                    "chat": {"id": 42, "type": "private", "first_name": "Ana"},
+                    "caption": "/learn monarch",
+                    "document": {"file_name": "returns.pdf", "mime_type": "application/pdf",
+                        "file_id": "F1", "file_unique_id": "U1", "file_size": 1234}
+                }
+            })
+            .to_string(),
+        )
+        .expect("update");
+        let Event::Message(m) = convert(&doc, 1) else {
+            panic!("{:?}", convert(&doc, 1))
+        };
+        assert_eq!(m.text, "/learn monarch");
+        assert_eq!(
+            m.file,
+            Some(SentDocument {
+                file_id: "F1".into(),
+                name: "returns.pdf".into(),
+                size: 1234
+            })
+        );
+        let photo: Update = serde_json::from_str(&serde_json::json!({
+            "update_id": 8,
+            "message": {
+                "message_id": 10, "date": 1_795_503_000,
+                "from": {"id": 42, "is_bot": false, "first_name": "Ana"},
+                "chat": {"id": 42, "type": "private", "first_name": "Ana"},
+                "photo": [
+                    {"file_id": "S", "file_unique_id": "s", "width": 90, "height": 90, "file_size": 10},
+                    {"file_id": "L", "file_unique_id": "l", "width": 900, "height": 900, "file_size": 900}
+                ]
+            }
+        }).to_string())
+        .expect("update");
+        let Event::Message(m) = convert(&photo, 1) else {
+            panic!("{:?}", convert(&photo, 1))
+        };
+        assert_eq!(m.text, "");
+        assert_eq!(
+            m.file.map(|f| (f.file_id, f.name)),
+            Some(("L".into(), "photo.jpg".into()))
+        );
     }
 
     #[test]

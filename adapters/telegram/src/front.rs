@@ -25,9 +25,11 @@ use krake_core::actor::Front;
 use krake_core::backoff::Backoff;
 use krake_core::chat::command::COMMANDS;
 use krake_core::inbound::{Content, IdempotencyKey, Inbound};
+use krake_core::knowledge::learn::{FileBody, SentFile, clean_name};
 use krake_core::ports::{FrontStateRepo, RepoError};
 use krake_core::reply::{ButtonPayload, Reply, Tone};
 use krake_core::supervise::FrontHandle;
+use krake_core::workspace::WorkspaceSlug;
 use serde_json::Value;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -289,12 +291,19 @@ impl TelegramFront {
     }
 
     async fn on_message(&self, update_id: u32, m: ChatMessage) -> Result<Handled, FrontError> {
-        let Some(text) = convert::addressed_text(&m, &self.me) else {
+        let home = self.config.home(m.place).cloned();
+        let addressed = convert::addressed_text(&m, &self.me);
+        // A file is learned when sent privately, with a caption for the bot, or in a chat
+        // that is a workspace's home (the team's group); elsewhere it is someone else's.
+        let file = m
+            .file
+            .clone()
+            .filter(|_| m.private || addressed.is_some() || home.is_some());
+        let Some(text) = addressed.or_else(|| file.as_ref().map(|_| String::new())) else {
             return Ok(Handled::Skipped(
                 "a group message not addressed to the bot".into(),
             ));
         };
-        let home = self.config.home(m.place).cloned();
         let actor = self
             .krake
             .identify(
@@ -304,13 +313,22 @@ impl TelegramFront {
                 home.as_ref(),
             )
             .await?;
-        let content = match m.reply_to {
+        let content = match (file, m.reply_to) {
+            (Some(f), _) => Content::File {
+                file: SentFile {
+                    name: clean_name(&f.name),
+                    size: Some(f.size),
+                    body: FileBody::Remote(f.file_id),
+                },
+                // `/learn monarch` as the caption names the workspace; else the chat's own.
+                workspace: learn_workspace(&text).or(home),
+            },
             // A reply to one of the bot's messages may be a reply to the thread it shows.
-            Some((message_id, true)) => Content::TextReplyingTo {
+            (None, Some((message_id, true))) => Content::TextReplyingTo {
                 text,
                 message_id: message_id.to_string(),
             },
-            _ => Content::Text(text),
+            (None, _) => Content::Text(text),
         };
         // The reply is queued for the chat (or topic) in the same transaction that stores it,
         // keyed by the update: a redelivered update queues nothing.
@@ -635,4 +653,10 @@ async fn webhook(State(hook): State<Arc<Webhook>>, headers: HeaderMap, body: Byt
             StatusCode::INTERNAL_SERVER_ERROR
         }
     }
+}
+
+/// The workspace a caption like `/learn monarch` names.
+fn learn_workspace(caption: &str) -> Option<WorkspaceSlug> {
+    let rest = caption.trim().strip_prefix("/learn")?;
+    WorkspaceSlug::parse(rest.trim()).ok()
 }

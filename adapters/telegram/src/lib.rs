@@ -15,11 +15,14 @@
 //!   429-aware, remembering the parts already sent so a restart never shows a message twice.
 //! - [`settings`]: `[telegram]` in the config file, read into a [`TelegramConfig`] and written
 //!   back for `krake config` with its secrets as `***`.
+//! - [`files`]: [`FileDownloads`], the bytes of files people send (getFile, then the file
+//!   endpoint), bounded by the size limit.
 //! - [`front`]: [`TelegramFront`](front::TelegramFront): start-up (getMe, setMyCommands), long
 //!   polling with a persisted offset, the webhook route, and handling each update.
 
 pub mod config;
 pub mod convert;
+pub mod files;
 pub mod front;
 pub mod place;
 pub mod render;
@@ -27,6 +30,7 @@ pub mod sender;
 pub mod settings;
 
 pub use config::{BotToken, ChatRoute, Mode, TelegramConfig, WebhookSecret};
+pub use files::FileDownloads;
 pub use front::TelegramFront;
 pub use place::Place;
 pub use sender::TelegramSender;

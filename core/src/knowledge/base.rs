@@ -63,6 +63,17 @@ pub enum KnowledgeError {
     Store(#[from] RepoError),
 }
 
+/// A file's text as [`KnowledgeBase::read_file`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileText {
+    /// Its title (first heading, HTML title, else the file name without extension).
+    pub title: String,
+    /// What it was read as (`pdf`, `markdown`, `text`, `html`, `csv`).
+    pub kind: String,
+    /// Its text.
+    pub text: String,
+}
+
 /// Where knowledge documents are written. Each call is whole: the base is opened for it (the
 /// embedded store locks its directory while open) and what it wrote is durable when it returns.
 #[async_trait]
@@ -73,6 +84,63 @@ pub trait KnowledgeBase: Send + Sync {
     /// Makes the base hold exactly each set's documents for its workspace and kind; one count
     /// per set, in order.
     async fn sync(&self, sets: &[DocumentSet]) -> Result<Vec<SyncCounts>, KnowledgeError>;
+
+    /// Reads a sent file by its content (not its name): its title, kind and text, or why it
+    /// cannot be learned (an image, a scan, an encrypted PDF, a binary file), said so that
+    /// the sender knows what to send instead. The default reads UTF-8 text without NUL bytes
+    /// only, titled by its first Markdown heading.
+    fn read_file(&self, name: &str, bytes: &[u8]) -> Result<FileText, String> {
+        let text = std::str::from_utf8(bytes)
+            .ok()
+            .filter(|t| !t.contains('\0'))
+            .ok_or_else(|| "it is not a text file".to_owned())?;
+        let heading = text.lines().find_map(|l| l.strip_prefix("# "));
+        Ok(FileText {
+            title: heading.unwrap_or(name).trim().to_owned(),
+            kind: if heading.is_some() {
+                "markdown"
+            } else {
+                "text"
+            }
+            .to_owned(),
+            text: text.to_owned(),
+        })
+    }
+
+    /// Writes one whole document, replacing whatever was stored under its source (even a
+    /// part written by an attempt that crashed), calling `progress(done, total)` in passages
+    /// as it goes; returns how many passages it became. `KnowledgeError::Ingest` means the
+    /// document itself cannot be stored (not worth another attempt).
+    async fn learn(
+        &self,
+        doc: &Document,
+        progress: &(dyn Fn(usize, usize) + Send + Sync),
+    ) -> Result<usize, KnowledgeError> {
+        self.forget(&doc.workspace, &doc.source_kind, &doc.source)
+            .await?;
+        self.ingest(std::slice::from_ref(doc)).await?;
+        let n = self.passages(&doc.text).len();
+        progress(n, n);
+        Ok(n)
+    }
+
+    /// Removes every passage of one document (nothing when there is none).
+    async fn forget(
+        &self,
+        workspace: &str,
+        source_kind: &str,
+        source: &str,
+    ) -> Result<(), KnowledgeError>;
+
+    /// The passages a text becomes, in order (what `source §N` cites). The default splits
+    /// paragraphs.
+    fn passages(&self, text: &str) -> Vec<String> {
+        text.split("\n\n")
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
 }
 
 type Key = (String, String, String);
@@ -183,6 +251,21 @@ impl KnowledgeBase for MemoryKnowledge {
             out.push(c);
         }
         Ok(out)
+    }
+
+    async fn forget(
+        &self,
+        workspace: &str,
+        source_kind: &str,
+        source: &str,
+    ) -> Result<(), KnowledgeError> {
+        let mut s = self.open()?;
+        s.docs.remove(&(
+            workspace.to_owned(),
+            source_kind.to_owned(),
+            source.to_owned(),
+        ));
+        Ok(())
     }
 }
 

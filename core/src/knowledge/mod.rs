@@ -11,13 +11,17 @@
 //! - [`run_memory`]: finished runs remembered as long-term memory.
 
 pub mod base;
+pub mod chat;
 pub mod documents;
 pub mod embed;
+pub mod learn;
 pub mod run_memory;
 mod search;
 pub mod sync;
 
-pub use base::{Document, DocumentSet, KnowledgeBase, KnowledgeError, MemoryKnowledge, SyncCounts};
+pub use base::{
+    Document, DocumentSet, FileText, KnowledgeBase, KnowledgeError, MemoryKnowledge, SyncCounts,
+};
 pub use run_memory::RunMemory;
 pub use sync::{KnowledgeSync, StoreDocuments, StoreSync};
 

@@ -109,6 +109,27 @@ pub enum Command {
         /// What to look for.
         text: String,
     },
+    /// List what a workspace's knowledge holds: files sent in chat or uploaded.
+    Sources {
+        /// The workspace; the first one the person can see when absent.
+        workspace: Option<WorkspaceSlug>,
+    },
+    /// Show one passage of a learned file (`/source returns-policy.pdf §3`).
+    Source {
+        /// The workspace; the first one the person can see when absent.
+        workspace: Option<WorkspaceSlug>,
+        /// The file name.
+        source: String,
+        /// The passage, counted from 1.
+        position: u32,
+    },
+    /// Remove a learned file from a workspace's knowledge (member role; audited).
+    Forget {
+        /// The workspace; the first one the person can see when absent.
+        workspace: Option<WorkspaceSlug>,
+        /// The file name.
+        source: String,
+    },
     /// Show a workspace's KPIs: today, the period, the change, the target.
     Kpi {
         /// The workspace; the first one the person can see when absent.

@@ -29,6 +29,9 @@ pub(super) enum Verb {
     Kpi,
     Overview,
     Search,
+    Sources,
+    Source,
+    Forget,
     Costs,
     Schedule,
     Schedules,
@@ -58,6 +61,9 @@ pub(super) fn verb(word: &str) -> Option<Verb> {
         "kpi" | "kpis" | "sales" => Verb::Kpi,
         "overview" => Verb::Overview,
         "search" | "lookup" => Verb::Search,
+        "sources" | "knowledge" => Verb::Sources,
+        "source" | "passage" => Verb::Source,
+        "forget" | "unlearn" => Verb::Forget,
         "stats" | "latency" => Verb::Stats,
         "deadletters" | "dead-letters" | "undelivered" => Verb::DeadLetters,
         "costs" | "cost" | "spend" | "budget" | "budgets" => Verb::Costs,
@@ -305,6 +311,22 @@ impl CommandParser {
                 }
             }
             Verb::Overview => Parsed::Command(Command::Overview),
+            Verb::Sources => {
+                let words = args.trim();
+                if words.is_empty() {
+                    return Parsed::Command(Command::Sources { workspace: None });
+                }
+                match self.find_workspace(&words.to_lowercase()) {
+                    Some(ws) => Parsed::Command(Command::Sources {
+                        workspace: Some(ws),
+                    }),
+                    None => Parsed::NotUnderstood {
+                        problem: format!("`{words}` is not a workspace"),
+                        suggestion: spec("sources").map(|s| s.example.to_owned()),
+                    },
+                }
+            }
+            Verb::Forget | Verb::Source => self.source_command(v, args),
             Verb::Kpi => {
                 let words = args.trim().to_lowercase();
                 if words.is_empty() {
@@ -500,6 +522,52 @@ impl CommandParser {
             }
         }
         Parsed::Command(Command::Runs(q))
+    }
+
+    /// `/forget [workspace] <file>` and `/source [workspace] <file> [§N]`.
+    fn source_command(&self, verb: Verb, args: &str) -> Parsed {
+        let name = if verb == Verb::Forget {
+            "forget"
+        } else {
+            "source"
+        };
+        let text = args.trim();
+        let (first, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
+        // Only an exact workspace name comes first (a file may be called `lunavo.md`).
+        let exact = self
+            .workspaces
+            .iter()
+            .find(|w| w.slug.as_str() == first.to_lowercase() || w.name.eq_ignore_ascii_case(first))
+            .map(|w| w.slug.clone());
+        let (workspace, rest) = match exact {
+            Some(ws) if !rest.trim().is_empty() => (Some(ws), rest.trim()),
+            _ => (None, text),
+        };
+        // A citation's position: `returns-policy.pdf §3` (or `#3`, or `3` after the name).
+        let (file, position) = match rest.rsplit_once(char::is_whitespace) {
+            Some((file, pos)) if verb == Verb::Source => {
+                match pos.trim_start_matches(['§', '#']).parse::<u32>() {
+                    Ok(n) if n >= 1 => (file.trim(), Some(n)),
+                    _ => (rest, None),
+                }
+            }
+            _ => (rest, None),
+        };
+        if file.is_empty() {
+            return Parsed::NotUnderstood {
+                problem: format!("`{name}` needs the name of a file the knowledge base holds"),
+                suggestion: spec(name).map(|s| s.example.to_owned()),
+            };
+        }
+        let source = file.to_owned();
+        Parsed::Command(match verb {
+            Verb::Forget => Command::Forget { workspace, source },
+            _ => Command::Source {
+                workspace,
+                source,
+                position: position.unwrap_or(1),
+            },
+        })
     }
 
     pub(super) fn find_workspace(&self, text: &str) -> Option<WorkspaceSlug> {

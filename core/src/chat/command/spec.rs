@@ -138,6 +138,24 @@ pub const COMMANDS: &[CommandSpec] = &[
         example: "/search lunavo return policy",
     },
     CommandSpec {
+        name: "sources",
+        args: "[workspace]",
+        about: "List what a workspace's knowledge holds: files sent in chat or uploaded",
+        example: "/sources lunavo",
+    },
+    CommandSpec {
+        name: "source",
+        args: "[workspace] <file> [§n]",
+        about: "Show the passage an answer cited: /source returns-policy.pdf §3",
+        example: "/source returns-policy.pdf §3",
+    },
+    CommandSpec {
+        name: "forget",
+        args: "[workspace] <file>",
+        about: "Remove a learned file from a workspace's knowledge",
+        example: "/forget lunavo returns-policy.pdf",
+    },
+    CommandSpec {
         name: "kpi",
         args: "[workspace]",
         about: "Show a workspace's KPIs: today, the period, the change and the target",
