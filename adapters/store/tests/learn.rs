@@ -234,7 +234,7 @@ async fn a_sent_file_is_learned_once_and_answered_where_it_was_sent(db: &Db) {
         .text;
     assert!(listed.starts_with("lunavo knows 1 file:"), "{listed}");
     assert!(
-        listed.contains("faq.md — markdown, 2 passages, added by ana on telegram"),
+        listed.contains("faq.md — Returns, markdown, 2 passages, added by ana on telegram"),
         "{listed}"
     );
 }

@@ -36,7 +36,7 @@ const KINDS: &str = "Markdown, text, HTML, CSV or PDF with a text layer";
 
 impl Krake {
     /// The workspace a knowledge change goes to, if `actor` may change it (member role).
-    fn knowledge_workspace(
+    pub(crate) fn knowledge_workspace(
         &self,
         actor: &Actor,
         workspace: Option<WorkspaceSlug>,
@@ -240,8 +240,15 @@ pub fn render_sources(
                 if s.passages == 1 { "" } else { "s" }
             ),
         };
+        // The title when it says more than the file name (a heading, an HTML title).
+        let stem = s.name.rsplit_once('.').map_or(s.name.as_str(), |(stem, _)| stem);
+        let title = if s.title.is_empty() || s.title == s.name || s.title == stem {
+            String::new()
+        } else {
+            format!("{}, ", s.title)
+        };
         out.push_str(&format!(
-            "\n• {} — {}, {what}, added by {} on {}, {} ago",
+            "\n• {} — {title}{}, {what}, added by {} on {}, {} ago",
             s.name,
             if s.kind.is_empty() { "file" } else { &s.kind },
             s.added_by,
