@@ -1,8 +1,11 @@
 //! Slash commands generated from core's [`COMMANDS`] and their options
 //! ([`command_options`]: workspaces and agents become choices), and the way back: a used slash command's options go to core
 //! by name and become a typed command there, so core stays the single source of meaning.
+//!
+//! One command is Discord's own: [`LEARN`], whose file comes as an attachment option (a
+//! Telegram user sends the file itself), read back by [`learn_options`].
 
-use crate::wire::{CommandData, CommandOption};
+use crate::wire::{Attachment, CommandData, CommandOption};
 use krake_core::chat::command::{COMMANDS, CommandParser, Parsed};
 use krake_core::chat::options::{OptionKind, OptionValue, command_options};
 use krake_core::config::Directory;
@@ -17,9 +20,18 @@ fn description(s: &str) -> String {
     crate::render::truncate(s, 100)
 }
 
-/// The slash commands for every command core knows.
+/// `/learn`: a file (attachment option) read into a workspace's knowledge.
+pub const LEARN: &str = "learn";
+
+/// `/learn`'s attachment option.
+pub const LEARN_FILE: &str = "file";
+
+/// `/learn`'s workspace option.
+pub const LEARN_WORKSPACE: &str = "workspace";
+
+/// The slash commands for every command core knows, and [`LEARN`].
 pub fn slash_commands(dir: &Directory) -> Vec<CreateCommand> {
-    COMMANDS
+    let mut commands: Vec<CreateCommand> = COMMANDS
         .iter()
         .map(|spec| {
             let opts = command_options(spec, dir)
@@ -44,7 +56,56 @@ pub fn slash_commands(dir: &Directory) -> Vec<CreateCommand> {
                 .description(description(spec.about))
                 .set_options(opts)
         })
-        .collect()
+        .collect();
+    commands.push(learn_command(dir));
+    commands
+}
+
+fn learn_command(dir: &Directory) -> CreateCommand {
+    let mut workspace = CreateCommandOption::new(
+        CommandOptionType::String,
+        LEARN_WORKSPACE,
+        "The workspace whose knowledge learns it (default: this channel's)",
+    )
+    .required(false);
+    for w in dir.workspaces().iter().take(MAX_CHOICES) {
+        workspace =
+            workspace.add_string_choice(crate::render::truncate(&w.name, 100), w.slug.as_str());
+    }
+    CreateCommand::new(LEARN)
+        .description("Learn a file (PDF, Markdown, text) into a workspace's knowledge")
+        .add_option(
+            CreateCommandOption::new(
+                CommandOptionType::Attachment,
+                LEARN_FILE,
+                "The file to learn",
+            )
+            .required(true),
+        )
+        .add_option(workspace)
+}
+
+/// `/learn`'s file (resolved from its attachment option) and workspace option, if given.
+pub fn learn_options(data: &CommandData) -> Result<(Attachment, Option<String>), OptionsError> {
+    let mut file = None;
+    let mut workspace = None;
+    for o in &data.options {
+        match (o.name.as_str(), &o.value) {
+            (LEARN_FILE, Some(Value::String(id))) => {
+                file = Some(
+                    data.resolved
+                        .attachments
+                        .get(id)
+                        .cloned()
+                        .ok_or_else(|| OptionsError::BadValue(LEARN_FILE.to_owned()))?,
+                );
+            }
+            (LEARN_WORKSPACE, Some(Value::String(w))) => workspace = Some(w.trim().to_owned()),
+            _ => return Err(OptionsError::BadValue(o.name.chars().take(32).collect())),
+        }
+    }
+    let file = file.ok_or_else(|| OptionsError::BadValue(LEARN_FILE.to_owned()))?;
+    Ok((file, workspace.filter(|w| !w.is_empty())))
 }
 
 /// The body of `PUT /applications/{id}/commands` (bulk overwrite).
@@ -109,7 +170,7 @@ fn value(o: &CommandOption) -> Result<OptionValue, OptionsError> {
 /// The typed command for a used slash command: its options go to core by name
 /// ([`CommandParser::from_options`]), never glued into a command line.
 pub fn command(data: &CommandData, parser: &CommandParser) -> Result<Parsed, OptionsError> {
-    if !COMMANDS.iter().any(|s| s.name == data.name) {
+    if data.name == LEARN || !COMMANDS.iter().any(|s| s.name == data.name) {
         return Err(OptionsError::Unknown(data.name.chars().take(32).collect()));
     }
     let options = data
@@ -133,7 +194,7 @@ mod tests {
         let dir = Directory::default();
         let body = registration_body(&dir);
         let cmds = body.as_array().unwrap();
-        assert_eq!(cmds.len(), COMMANDS.len());
+        assert_eq!(cmds.len(), COMMANDS.len() + 1, "core's commands and /learn");
         for c in cmds {
             let name = c["name"].as_str().unwrap();
             assert!(name.len() <= 32 && name == name.to_lowercase());
@@ -159,6 +220,57 @@ mod tests {
         let approve = cmds.iter().find(|c| c["name"] == "approve").unwrap();
         assert_eq!(approve["options"][0]["type"], 4);
         assert_eq!(approve["options"][0]["required"], true);
+        let learn = cmds.iter().find(|c| c["name"] == "learn").unwrap();
+        assert_eq!(learn["options"][0]["name"], "file");
+        assert_eq!(learn["options"][0]["type"], 11, "an attachment option");
+        assert_eq!(learn["options"][0]["required"], true);
+        assert_eq!(learn["options"][1]["name"], "workspace");
+        assert_eq!(learn["options"][1]["type"], 3);
+        assert_eq!(learn["options"][1]["required"], false);
+        assert!(
+            learn["options"][1]["choices"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["value"] == "lunavo")
+        );
+    }
+
+    #[test]
+    fn learn_reads_its_resolved_attachment() {
+        // The shape Discord documents for an attachment option: the value is the attachment's
+        // id, the attachment itself is in `resolved.attachments`.
+        let d = data(
+            r#"{"name":"learn","type":1,"id":"9","options":[{"type":11,"name":"file","value":"1311"},{"type":3,"name":"workspace","value":"lunavo"}],
+               "resolved":{"attachments":{"1311":{"id":"1311","filename":"returns policy.pdf","size":48213,"url":"https://cdn.discordapp.com/attachments/5/1311/returns_policy.pdf","proxy_url":"https://media.discordapp.net/attachments/5/1311/returns_policy.pdf","content_type":"application/pdf","ephemeral":true}}}}"#,
+        );
+        let (file, ws) = learn_options(&d).unwrap();
+        assert_eq!(file.filename, "returns policy.pdf");
+        assert_eq!(file.size, Some(48213));
+        assert_eq!(
+            file.url,
+            "https://cdn.discordapp.com/attachments/5/1311/returns_policy.pdf"
+        );
+        assert_eq!(ws.as_deref(), Some("lunavo"));
+        // /learn is not one of core's commands: it never reaches the text parser.
+        assert!(matches!(
+            command(&d, &parser(&Directory::default())),
+            Err(OptionsError::Unknown(_))
+        ));
+        // An option naming an attachment that is not resolved, or none at all, is refused.
+        let missing = data(
+            r#"{"name":"learn","options":[{"type":11,"name":"file","value":"404"}],"resolved":{"attachments":{}}}"#,
+        );
+        assert_eq!(
+            learn_options(&missing),
+            Err(OptionsError::BadValue("file".into()))
+        );
+        let none =
+            data(r#"{"name":"learn","options":[{"type":3,"name":"workspace","value":"lunavo"}]}"#);
+        assert_eq!(
+            learn_options(&none),
+            Err(OptionsError::BadValue("file".into()))
+        );
     }
 
     fn parser(dir: &Directory) -> CommandParser {

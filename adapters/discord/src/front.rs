@@ -17,15 +17,21 @@
 //!   Discord thread that stands for an inbox thread, where plain text is a reply to it. Core
 //!   queues its reply for the channel in the same transaction that stores it (key
 //!   `discord:message:<id>`), so a message replayed after a gateway RESUME queues nothing.
+//! - Files: a message's attachments, when the message is for Krake (a DM, a mention of the bot,
+//!   or a workspace's home channel), are each sent to core as a file to learn (key
+//!   `discord:message:<id>:file:<n>`); so is `/learn`'s attachment option. Core fetches them
+//!   later through [`Attachments`](crate::Attachments) and says in the channel when each is
+//!   learned.
 
 use crate::rest::Rest;
-use crate::wire::{self, CommandData, ComponentData, EPHEMERAL, Interaction, kind};
+use crate::wire::{self, Attachment, CommandData, ComponentData, EPHEMERAL, Interaction, kind};
 use crate::{DiscordConfig, commands, render};
 use krake_core::Krake;
 use krake_core::actor::{Actor, Front};
 use krake_core::chat::command::Parsed;
 use krake_core::inbound::{Accepted, Content, IdempotencyKey, Inbound};
 use krake_core::inbox::ThreadId;
+use krake_core::knowledge::learn::{FileBody, SentFile, clean_name};
 use krake_core::ports::{RepoError, ThreadLink, ThreadLinkRepo};
 use krake_core::reply::{ButtonPayload, Reply};
 use krake_core::workspace::WorkspaceSlug;
@@ -65,6 +71,8 @@ pub struct ChatMessage {
     pub mentions_bot: bool,
     /// The text.
     pub text: String,
+    /// Files attached to it.
+    pub attachments: Vec<Attachment>,
 }
 
 /// The Discord front's event handling over core.
@@ -162,6 +170,9 @@ impl DiscordFront {
             Some(Ok(d)) => d,
             _ => return ephemeral_text("I could not read that command."),
         };
+        if data.name == commands::LEARN {
+            return self.learn(&i, &data).await;
+        }
         let cmd = match commands::command(&data, self.krake.parser()) {
             Ok(Parsed::Command(c)) => c,
             Ok(other) => return ephemeral_text(&not_understood(other)),
@@ -195,6 +206,51 @@ impl DiscordFront {
         };
         let work = async move { krake.accept(inbound).await };
         self.answer(&i, work, false).await
+    }
+
+    /// `/learn`: the attachment option's file goes to core to be learned; the reply is the
+    /// interaction's response, and "Learned …" follows in the channel.
+    async fn learn(&self, i: &Interaction, data: &CommandData) -> Value {
+        let (file, workspace) = match commands::learn_options(data) {
+            Ok(o) => o,
+            Err(e) => return ephemeral_text(&e.to_string()),
+        };
+        let workspace = match workspace.map(|w| WorkspaceSlug::parse(&w).map_err(|_| w)) {
+            None => None,
+            Some(Ok(w)) => Some(w),
+            Some(Err(w)) => {
+                let w: String = w.chars().take(32).collect();
+                return ephemeral_text(&format!("`{w}` is not a workspace. Nothing was learned."));
+            }
+        };
+        let Some(user) = i.invoker().cloned() else {
+            return ephemeral_text("I could not tell who used that command.");
+        };
+        let Ok(key) = IdempotencyKey::parse(&format!("discord:interaction:{}", i.id)) else {
+            return ephemeral_text("I could not read that command.");
+        };
+        let channel = i.channel();
+        let home = self.home(channel).await;
+        let actor = match self
+            .identify(&user.id, &i.invoker_display(), home.as_ref())
+            .await
+        {
+            Ok(a) => a,
+            Err(e) => return failed(&e),
+        };
+        let inbound = Inbound {
+            source: Front::Discord,
+            key,
+            actor,
+            conversation: format!("discord:channel:{}", channel.unwrap_or(0)),
+            reply_to: None,
+            // "Learned …" is said in the channel the command was used in.
+            answer_to: channel.and_then(|c| crate::sender::channel_destination(c).ok()),
+            content: file_content(&file, workspace.or(home)),
+        };
+        let krake = self.krake.clone();
+        let work = async move { krake.accept(inbound).await };
+        self.answer(i, work, false).await
     }
 
     async fn component(&self, i: Interaction) -> Value {
@@ -328,7 +384,18 @@ impl DiscordFront {
             return None;
         }
         let linked = self.linked(m.channel).await;
-        let content = message_content(m, linked.as_ref().map(|l| l.thread))?;
+        let files = message_files(m, self.config.workspace_of(m.channel));
+        // A message with files for Krake is about them: each is learned under its own key.
+        let contents: Vec<(String, Content)> = if files.is_empty() {
+            let content = message_content(m, linked.as_ref().map(|l| l.thread))?;
+            vec![(format!("discord:message:{}", m.id), content)]
+        } else {
+            files
+                .into_iter()
+                .enumerate()
+                .map(|(n, c)| (format!("discord:message:{}:file:{n}", m.id), c))
+                .collect()
+        };
         let home = match &linked {
             Some(l) => Some(l.workspace.clone()),
             None => self.config.workspace_of(m.channel).cloned(),
@@ -340,7 +407,6 @@ impl DiscordFront {
             Ok(a) => a,
             Err(e) => return Some(Reply::error(format!("I could not tell who you are: {e}"))),
         };
-        let key = IdempotencyKey::parse(&format!("discord:message:{}", m.id)).ok()?;
         let reply_to = match crate::sender::channel_destination(m.channel) {
             Ok(d) => Some(d),
             Err(e) => {
@@ -348,19 +414,24 @@ impl DiscordFront {
                 None
             }
         };
-        let accepted = self
-            .krake
-            .accept(Inbound {
-                source: Front::Discord,
-                key,
-                actor,
-                conversation: format!("discord:channel:{}", m.channel),
-                answer_to: reply_to.clone(),
-                reply_to,
-                content,
-            })
-            .await;
-        Some(accepted.reply)
+        let mut first = None;
+        for (key, content) in contents {
+            let key = IdempotencyKey::parse(&key).ok()?;
+            let accepted = self
+                .krake
+                .accept(Inbound {
+                    source: Front::Discord,
+                    key,
+                    actor: actor.clone(),
+                    conversation: format!("discord:channel:{}", m.channel),
+                    answer_to: reply_to.clone(),
+                    reply_to: reply_to.clone(),
+                    content,
+                })
+                .await;
+            first.get_or_insert(accepted.reply);
+        }
+        first
     }
 
     /// Sends an interaction response through the callback endpoint (gateway interactions).
@@ -399,6 +470,42 @@ pub fn message_content(m: &ChatMessage, linked: Option<ThreadId>) -> Option<Cont
         }
         _ => Content::Text(text),
     })
+}
+
+/// The files of a gateway message, as files for core to learn, when the message is for Krake:
+/// a DM, a mention of the bot, or a message in `home`, the channel of a workspace. The
+/// workspace is the one `/learn <workspace>` in the text names, else `home`'s (core asks
+/// when neither says).
+pub fn message_files(m: &ChatMessage, home: Option<&WorkspaceSlug>) -> Vec<Content> {
+    if m.author_is_bot || m.attachments.is_empty() {
+        return Vec::new();
+    }
+    if !(m.guild.is_none() || m.mentions_bot || home.is_some()) {
+        return Vec::new();
+    }
+    let workspace = learn_workspace(&strip_mentions(&m.text)).or_else(|| home.cloned());
+    m.attachments
+        .iter()
+        .map(|a| file_content(a, workspace.clone()))
+        .collect()
+}
+
+/// An attachment as a file for core to learn: fetched later from its URL.
+fn file_content(a: &Attachment, workspace: Option<WorkspaceSlug>) -> Content {
+    Content::File {
+        file: SentFile {
+            name: clean_name(&a.filename),
+            size: a.size,
+            body: FileBody::Remote(a.url.clone()),
+        },
+        workspace,
+    }
+}
+
+/// The workspace `/learn <workspace>` names.
+fn learn_workspace(text: &str) -> Option<WorkspaceSlug> {
+    let rest = text.trim().strip_prefix("/learn")?;
+    WorkspaceSlug::parse(rest.trim()).ok()
 }
 
 /// What a problem with a typed command says to the person (core's words).
@@ -498,7 +605,71 @@ mod tests {
             author_is_bot: false,
             mentions_bot,
             text: text.into(),
+            attachments: Vec::new(),
         }
+    }
+
+    fn attachment(id: &str, name: &str, size: u64) -> Attachment {
+        Attachment {
+            id: id.into(),
+            filename: name.into(),
+            size: Some(size),
+            url: format!("https://cdn.discordapp.com/attachments/2/{id}/{name}"),
+            content_type: None,
+        }
+    }
+
+    #[test]
+    fn which_files_are_learned_and_where() {
+        let lunavo = WorkspaceSlug::parse("lunavo").unwrap();
+        let monarch = WorkspaceSlug::parse("monarch").unwrap();
+        let file = |name: &str, size: u64, url: &str, ws: Option<&WorkspaceSlug>| Content::File {
+            file: SentFile {
+                name: name.into(),
+                size: Some(size),
+                body: FileBody::Remote(url.into()),
+            },
+            workspace: ws.cloned(),
+        };
+        let faq = "https://cdn.discordapp.com/attachments/2/10/faq.md";
+        let policy = "https://cdn.discordapp.com/attachments/2/11/returns policy.pdf";
+        let mut m = msg("", Some(5), false);
+        m.attachments = vec![
+            attachment("10", "faq.md", 120),
+            attachment("11", "returns policy.pdf", 31_457_280),
+        ];
+        // Guild chatter elsewhere: someone else's files.
+        assert_eq!(message_files(&m, None), Vec::new());
+        // In a workspace's home channel, every file, for that workspace; names are cleaned.
+        assert_eq!(
+            message_files(&m, Some(&lunavo)),
+            vec![
+                file("faq.md", 120, faq, Some(&lunavo)),
+                file("returns-policy.pdf", 31_457_280, policy, Some(&lunavo)),
+            ]
+        );
+        // `/learn monarch` names the workspace, also beside a mention.
+        m.text = "<@99> /learn monarch".into();
+        m.mentions_bot = true;
+        assert_eq!(
+            message_files(&m, Some(&lunavo))[0],
+            file("faq.md", 120, faq, Some(&monarch))
+        );
+        assert_eq!(message_files(&m, None).len(), 2, "a mention is for Krake");
+        // A DM with no workspace named: core asks which.
+        let mut dm = msg("here you go", None, false);
+        dm.attachments = vec![attachment("10", "faq.md", 120)];
+        assert_eq!(
+            message_files(&dm, None),
+            vec![file("faq.md", 120, faq, None)]
+        );
+        // A bot's files, and messages without files, are never learned.
+        dm.author_is_bot = true;
+        assert_eq!(message_files(&dm, None), Vec::new());
+        assert_eq!(
+            message_files(&msg("<@99> hi", Some(5), true), Some(&lunavo)),
+            Vec::new()
+        );
     }
 
     #[test]

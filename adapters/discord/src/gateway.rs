@@ -35,6 +35,17 @@ pub fn chat_message(m: &Message, bot: Option<UserId>) -> ChatMessage {
         author_is_bot: m.author.bot || bot == Some(m.author.id),
         mentions_bot: bot.is_some_and(|b| m.mentions.iter().any(|u| u.id == b)),
         text: m.content.clone(),
+        attachments: m
+            .attachments
+            .iter()
+            .map(|a| crate::wire::Attachment {
+                id: a.id.get().to_string(),
+                filename: a.filename.clone(),
+                size: Some(u64::from(a.size)),
+                url: a.url.clone(),
+                content_type: a.content_type.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -222,6 +233,43 @@ mod tests {
         own["author"]["id"] = json!("827290144020496384");
         let m: Message = serde_json::from_value(own).unwrap();
         assert!(chat_message(&m, Some(bot)).author_is_bot);
+    }
+
+    #[test]
+    fn message_create_attachments_become_files_to_learn() {
+        use krake_core::knowledge::learn::{FileBody, SentFile};
+        let bot = UserId::new(827_290_144_020_496_384);
+        let mut m = message_create("827290144020496384");
+        m["content"] = json!("<@827290144020496384> /learn lunavo");
+        // An attachment as MESSAGE_CREATE carries it.
+        m["attachments"] = json!([{
+            "id": "1311111111111111222",
+            "filename": "returns_policy.pdf",
+            "size": 31_457_280,
+            "url": "https://cdn.discordapp.com/attachments/345626669114982402/1311111111111111222/returns_policy.pdf?ex=1&is=2&hm=3",
+            "proxy_url": "https://media.discordapp.net/attachments/345626669114982402/1311111111111111222/returns_policy.pdf",
+            "content_type": "application/pdf"
+        }]);
+        let m: Message = serde_json::from_value(m).unwrap();
+        let chat = chat_message(&m, Some(bot));
+        assert_eq!(chat.attachments.len(), 1);
+        assert_eq!(chat.attachments[0].id, "1311111111111111222");
+        assert_eq!(chat.attachments[0].size, Some(31_457_280));
+        assert_eq!(
+            chat.attachments[0].content_type.as_deref(),
+            Some("application/pdf")
+        );
+        assert_eq!(
+            crate::front::message_files(&chat, None),
+            vec![Content::File {
+                file: SentFile {
+                    name: "returns_policy.pdf".into(),
+                    size: Some(31_457_280),
+                    body: FileBody::Remote(chat.attachments[0].url.clone()),
+                },
+                workspace: Some(krake_core::workspace::WorkspaceSlug::parse("lunavo").unwrap()),
+            }]
+        );
     }
 
     #[test]

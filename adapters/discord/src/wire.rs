@@ -145,6 +145,34 @@ pub struct CommandData {
     /// The options given.
     #[serde(default)]
     pub options: Vec<CommandOption>,
+    /// What options refer to (attachments by id).
+    #[serde(default)]
+    pub resolved: Resolved,
+}
+
+/// The objects a slash command's options refer to by id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Resolved {
+    /// Attachments, by the id an attachment option's value names.
+    #[serde(default)]
+    pub attachments: std::collections::BTreeMap<String, Attachment>,
+}
+
+/// A file attached to a message, or given as an attachment option.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Attachment {
+    /// Snowflake.
+    pub id: String,
+    /// Its file name.
+    pub filename: String,
+    /// Its size in bytes.
+    #[serde(default)]
+    pub size: Option<u64>,
+    /// Where Discord's CDN serves it.
+    pub url: String,
+    /// Its media type, when Discord knows it.
+    #[serde(default)]
+    pub content_type: Option<String>,
 }
 
 /// One option value of a slash command.
@@ -152,7 +180,7 @@ pub struct CommandData {
 pub struct CommandOption {
     /// Its name.
     pub name: String,
-    /// Its type (3 string, 4 integer, …).
+    /// Its type (3 string, 4 integer, 11 attachment, …).
     #[serde(rename = "type")]
     pub kind: u8,
     /// Its value.

@@ -320,6 +320,7 @@ async fn messages_in_the_discord_thread_reach_the_inbox_thread() {
         author_is_bot: false,
         mentions_bot: false,
         text: "ship it friday".into(),
+        attachments: Vec::new(),
     };
     // An unlinked Discord user may chat, not act on threads: core says why.
     let reply = w
@@ -448,7 +449,11 @@ async fn commands_are_registered_by_bulk_overwrite() {
     let n = krake_discord::commands::register(&w.rest, APP, Some(290_926_798_626_357_999), &dir)
         .await
         .unwrap();
-    assert_eq!(n, krake_core::chat::command::COMMANDS.len());
+    assert_eq!(
+        n,
+        krake_core::chat::command::COMMANDS.len() + 1,
+        "core's commands and /learn"
+    );
     let n2 = krake_discord::commands::register(&w.rest, APP, None, &dir)
         .await
         .unwrap();
