@@ -650,3 +650,82 @@ impl Progress {
         self.task.await.ok().flatten()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_cleaned_to_a_last_component_without_control_characters() {
+        assert_eq!(clean_name("returns-policy.pdf"), "returns-policy.pdf");
+        assert_eq!(clean_name("../../etc/passwd"), "passwd");
+        assert_eq!(clean_name("C:\\Users\\ana\\FAQ 2026.md"), "FAQ-2026.md");
+        assert_eq!(clean_name("bad\u{0}\u{7}name.txt"), "badname.txt");
+        assert_eq!(clean_name("..."), "file");
+        assert_eq!(clean_name(""), "file");
+        assert_eq!(clean_name(&"x".repeat(500)).chars().count(), 120);
+    }
+
+    #[test]
+    fn sizes_read_in_megabytes() {
+        assert_eq!(megabytes(30 * 1024 * 1024), "30.0 MB");
+        assert_eq!(megabytes(DEFAULT_MAX_FILE_BYTES), "20.0 MB");
+        assert_eq!(megabytes(1536 * 1024), "1.5 MB");
+    }
+
+    #[test]
+    fn answers_say_what_happened_in_words() {
+        let job = LearnJob {
+            id: LearnId(1),
+            workspace: WorkspaceSlug::parse("lunavo").expect("slug"),
+            name: "faq.md".into(),
+            size: None,
+            body: None,
+            locator: None,
+            added_by: "ana".into(),
+            front: Front::Telegram,
+            answer_to: None,
+            progress_message: None,
+            attempts: 1,
+        };
+        let learned = |passages| Finish::Learned {
+            title: "FAQ".into(),
+            kind: "markdown".into(),
+            text: String::new(),
+            passages,
+        };
+        assert_eq!(
+            answer(&job, &learned(1)).text,
+            "Learned faq.md: 1 passage in lunavo. Ask me about it."
+        );
+        assert_eq!(
+            answer(&job, &learned(14)).text,
+            "Learned faq.md: 14 passages in lunavo. Ask me about it."
+        );
+        assert_eq!(
+            answer(
+                &job,
+                &Finish::Duplicate {
+                    of: "old.md".into()
+                }
+            )
+            .text,
+            "faq.md has the same content as old.md, already known in lunavo: nothing was added."
+        );
+        assert_eq!(
+            answer(&job, &Finish::Refused("it is an image".into())).text,
+            "I could not learn faq.md: it is an image. Nothing from it was kept."
+        );
+        for s in [
+            SourceStatus::Queued,
+            SourceStatus::Learned,
+            SourceStatus::Refused,
+            SourceStatus::Duplicate,
+            SourceStatus::Replaced,
+            SourceStatus::Forgotten,
+        ] {
+            assert_eq!(SourceStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(SourceStatus::parse("lost"), None);
+    }
+}
