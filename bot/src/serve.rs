@@ -131,7 +131,10 @@ pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
         telegram: settings.telegram.clone(),
         discord: settings.discord.clone(),
         gelato_api: settings.commerce.gelato_api.clone(),
-        web: settings.web.clone(),
+        web: krake_web::front::WebConfig {
+            max_file_bytes: settings.rag.max_file_bytes,
+            ..settings.web.clone()
+        },
         metrics_listen: settings.http.metrics_listen,
         metrics_token: settings.http.metrics_token.clone(),
         http: settings.http.limits,

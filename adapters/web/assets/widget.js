@@ -4,6 +4,8 @@
 // parser, shows replies with their buttons, shows inbox threads as they change, and after a
 // dropped connection resumes from the last message it saw (every server message has a
 // sequence number), so nothing is lost or shown twice. All text is set with textContent.
+// With a workspace, an attach button uploads a file to its knowledge (POST
+// /api/v1/workspaces/WS/knowledge with this chat's session), so "Learned …" shows here.
 (function () {
   "use strict";
   var script = document.currentScript;
@@ -57,6 +59,28 @@
   var send = el("button", "krake-send", "Send");
   send.setAttribute("type", "submit");
   form.appendChild(input);
+  // Attaching a file: a personal token, or the signed-in session on Krake's own pages (whose
+  // forms carry the CSRF token).
+  var csrfInput = base.host === location.host ? document.querySelector('input[name="csrf"]') : null;
+  if (workspace && (token || csrfInput)) {
+    var picker = el("input", "krake-file");
+    picker.setAttribute("type", "file");
+    picker.setAttribute("aria-label", "File to add to " + workspace + "'s knowledge");
+    css(picker, "display:none");
+    var attach = el("button", "krake-attach", "+");
+    attach.setAttribute("type", "button");
+    attach.setAttribute("title", "Add a file to " + workspace + "'s knowledge");
+    attach.setAttribute("aria-label", "Attach a file");
+    css(attach, "padding:.35rem .6rem");
+    attach.addEventListener("click", function () { picker.click(); });
+    picker.addEventListener("change", function () {
+      var f = picker.files && picker.files[0];
+      if (f) upload(f);
+      picker.value = "";
+    });
+    form.appendChild(picker);
+    form.appendChild(attach);
+  }
   form.appendChild(send);
   panel.appendChild(status);
   panel.appendChild(log);
@@ -221,6 +245,24 @@
     var frame = { type: "say", id: Date.now().toString(36) + "-" + state.counter, text: text };
     if (!sendFrame(frame)) state.pending.push(frame);
   });
+
+  function upload(f) {
+    line("krake-you", "you> (file) " + f.name);
+    var data = new FormData();
+    data.append("file", f, f.name);
+    if (state.session) data.append("session", state.session);
+    var headers = {};
+    if (token) headers["Authorization"] = "Bearer " + token;
+    else headers["X-CSRF-Token"] = csrfInput.value;
+    fetch(base.origin + "/api/v1/workspaces/" + encodeURIComponent(workspace) + "/knowledge", {
+      method: "POST", body: data, headers: headers, credentials: "same-origin"
+    }).then(function (r) {
+      return r.json().then(function (b) {
+        if (r.ok) showReply({ text: b.reply, tone: b.tone });
+        else line("krake-error", (b.error && b.error.message) || ("upload failed: " + r.status));
+      });
+    }).catch(function () { line("krake-error", "the upload did not reach Krake; try again"); });
+  }
 
   window.KrakeWidget = {
     open: function () { open(true); },

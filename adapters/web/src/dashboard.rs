@@ -1,6 +1,7 @@
 //! The dashboard: server-rendered HTML pages (sign-in, the home page with the overview and
 //! the inbox with filters, a thread with its replies, audit log and actions, workspaces with
-//! each one's KPI cards from `kpi_cards` and commerce panel, agents, runs in `runs_page`).
+//! each one's KPI cards from `kpi_cards` and commerce panel, agents, runs in `runs_page`, each
+//! workspace's knowledge in `knowledge_page`).
 //! Plain forms and links, so it works with the keyboard and without scripts; the embedded
 //! widget script adds live updates.
 //!
@@ -34,6 +35,7 @@ pub fn router() -> Router<WebState> {
         .route("/folders/{agent}/{folder}", get(folder_page))
         .merge(crate::runs_page::router())
         .merge(crate::dead_letters_page::router())
+        .merge(crate::knowledge_page::router())
 }
 
 /// Escapes text for HTML element content and quoted attributes.
@@ -74,6 +76,11 @@ pub(crate) fn html(status: StatusCode, body: String) -> Response {
 }
 
 pub(crate) fn page(title: &str, who: Option<&Caller>, body: &str) -> String {
+    page_in(title, who, body, "")
+}
+
+/// A page whose chat widget works in `workspace` (its attach button adds files there).
+pub(crate) fn page_in(title: &str, who: Option<&Caller>, body: &str, workspace: &str) -> String {
     let nav = match who {
         Some(c) => format!(
             r#"<nav><a href="/" accesskey="i">Inbox</a> <a href="/workspaces">Workspaces</a> <a href="/agents">Agents</a> <a href="/runs">Runs</a> <a href="/folders">Folders</a> <a href="/deadletters">Dead letters</a>
@@ -85,9 +92,12 @@ pub(crate) fn page(title: &str, who: Option<&Caller>, body: &str) -> String {
         None => String::new(),
     };
     let scripts = if who.is_some() {
-        r#"<script src="/assets/dashboard.js" defer></script><script src="/widget.js" data-workspace="" defer></script>"#
+        format!(
+            r#"<script src="/assets/dashboard.js" defer></script><script src="/widget.js" data-workspace="{}" defer></script>"#,
+            esc(workspace)
+        )
     } else {
-        ""
+        String::new()
     };
     format!(
         r#"<!doctype html>
@@ -583,13 +593,13 @@ async fn workspaces(State(state): State<WebState>, headers: HeaderMap) -> Respon
         Err(r) => return r,
     };
     let mut b = String::from(
-        "<h1>Workspaces</h1><table><thead><tr><th>Name</th><th>Slug</th><th>Your role</th><th>Figures</th></tr></thead><tbody>",
+        "<h1>Workspaces</h1><table><thead><tr><th>Name</th><th>Slug</th><th>Your role</th><th>Pages</th></tr></thead><tbody>",
     );
     for w in state.krake.directory().workspaces() {
         if who.actor.can_see(&w.slug) {
             let _ = write!(
                 b,
-                r#"<tr><td><a href="/?workspace={slug}">{name}</a></td><td>{slug}</td><td>{role}</td><td><a href="/workspaces/{slug}">KPIs</a></td></tr>"#,
+                r#"<tr><td><a href="/?workspace={slug}">{name}</a></td><td>{slug}</td><td>{role}</td><td><a href="/workspaces/{slug}">KPIs</a> · <a href="/workspaces/{slug}/knowledge">Knowledge</a></td></tr>"#,
                 slug = esc(w.slug.as_str()),
                 name = esc(&w.name),
                 role = who.actor.role_in(&w.slug)
@@ -632,7 +642,7 @@ async fn workspace_kpis(
         )));
     }
     let mut b = format!(
-        r#"<h1>{name} <small>{slug}</small></h1><p><a href="/?workspace={slug}">Its inbox</a></p>"#,
+        r#"<h1>{name} <small>{slug}</small></h1><p><a href="/?workspace={slug}">Its inbox</a> · <a href="/workspaces/{slug}/knowledge">Its knowledge</a></p>"#,
         name = esc(&w.name),
         slug = esc(w.slug.as_str()),
     );

@@ -45,6 +45,9 @@ pub struct WebConfig {
     pub client_ip_header: Option<String>,
     /// Largest request body accepted by the API and the forms, in bytes (larger: 413).
     pub max_body_bytes: usize,
+    /// Largest file learned from an upload, in bytes (`[rag] max_file_mb`): the upload's
+    /// body may be this plus a little for the form around it (larger: 413).
+    pub max_file_bytes: u64,
     /// OpenID Connect sign-in, when configured.
     pub oidc: Option<crate::oidc::OidcConfig>,
     /// How long a checked token or session is trusted without asking the database again.
@@ -71,6 +74,7 @@ impl Default for WebConfig {
             password_queue: 32,
             client_ip_header: None,
             max_body_bytes: 64 * 1024,
+            max_file_bytes: krake_core::knowledge::learn::DEFAULT_MAX_FILE_BYTES,
             oidc: None,
             auth_cache_ttl: Duration::from_secs(2),
             hello_timeout: Duration::from_secs(10),

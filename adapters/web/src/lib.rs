@@ -19,6 +19,7 @@
 //! - [`live`]: the hub that pushes inbox changes to connected sessions, with sequence numbers.
 //! - [`ws`]: the web chat protocol over any `Sink`/`Stream` of text frames, and `/ws/chat`.
 //! - [`dashboard`]: server-rendered HTML pages (every user text escaped).
+//! - [`knowledge_page`]: a workspace's Knowledge page (its files, adding, forgetting, asking).
 //! - [`kpi_cards`]: KPI cards with inline SVG trends, and the overview on the home page.
 //! - [`assets`]: the embedded stylesheet and scripts (no CDN).
 //! - [`oidc`]: OpenID Connect sign-in when an issuer is configured.
@@ -52,6 +53,7 @@ pub mod auth;
 pub mod dashboard;
 pub mod dead_letters_page;
 pub mod front;
+pub mod knowledge_page;
 pub mod kpi_cards;
 pub mod live;
 pub mod login_limits;
@@ -128,6 +130,9 @@ pub enum ApiError {
     /// The body is larger than allowed.
     #[error("the request body is larger than {0} bytes; send less")]
     PayloadTooLarge(usize),
+    /// An uploaded file is larger than the configured limit (bytes).
+    #[error("the file is larger than {} ([rag] max_file_mb); split it, or ask an owner to run `krake ingest`", krake_core::knowledge::learn::megabytes(*.0))]
+    FileTooLarge(u64),
     /// Too many attempts (sign-in); try again after this many seconds.
     #[error("too many attempts; try again in {0} seconds")]
     TooManyRequests(u64),
@@ -148,7 +153,9 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
-            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::PayloadTooLarge(_) | ApiError::FileTooLarge(_) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+            }
             ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             ApiError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),

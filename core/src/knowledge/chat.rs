@@ -241,7 +241,10 @@ pub fn render_sources(
             ),
         };
         // The title when it says more than the file name (a heading, an HTML title).
-        let stem = s.name.rsplit_once('.').map_or(s.name.as_str(), |(stem, _)| stem);
+        let stem = s
+            .name
+            .rsplit_once('.')
+            .map_or(s.name.as_str(), |(stem, _)| stem);
         let title = if s.title.is_empty() || s.title == s.name || s.title == stem {
             String::new()
         } else {

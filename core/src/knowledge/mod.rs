@@ -9,6 +9,8 @@
 //! - [`sync`]: the pass that keeps threads and folders in the knowledge base, only when they
 //!   changed.
 //! - [`run_memory`]: finished runs remembered as long-term memory.
+//! - [`view`]: what fronts show of a workspace's knowledge (its files, the passages a
+//!   question retrieves), with the same rights as chat.
 
 pub mod base;
 pub mod chat;
@@ -18,6 +20,7 @@ pub mod learn;
 pub mod run_memory;
 mod search;
 pub mod sync;
+pub mod view;
 
 pub use base::{
     Document, DocumentSet, FileText, KnowledgeBase, KnowledgeError, MemoryKnowledge, SyncCounts,

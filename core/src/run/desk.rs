@@ -57,6 +57,16 @@ pub trait AgentDesk: Send + Sync {
     /// The passages of `workspace`'s knowledge matching `text`, cited (no model involved;
     /// the caller checked the person may see the workspace).
     async fn search(&self, workspace: &WorkspaceSlug, text: &str) -> Result<Reply, RepoError>;
+    /// The passages `search` shows, best first with their scores (the caller checked the
+    /// person may see the workspace).
+    async fn passages(
+        &self,
+        workspace: &WorkspaceSlug,
+        text: &str,
+    ) -> Result<Vec<crate::knowledge::Passage>, crate::knowledge::RetrieveError> {
+        let _ = (workspace, text);
+        Ok(Vec::new())
+    }
     /// Every agent of a workspace `actor` sees: working or idle, this month's runs and cost
     /// against its budget, its last result and its tools.
     async fn agent_status(&self, actor: &Actor) -> Result<Vec<super::AgentStatus>, RepoError>;
@@ -167,7 +177,11 @@ impl AgentDesk for Runner {
         self.model.is_some()
     }
 
-    async fn search(&self, workspace: &WorkspaceSlug, text: &str) -> Result<Reply, RepoError> {
+    async fn passages(
+        &self,
+        workspace: &WorkspaceSlug,
+        text: &str,
+    ) -> Result<Vec<crate::knowledge::Passage>, crate::knowledge::RetrieveError> {
         let q = KnowledgeQuery {
             workspace: workspace.clone(),
             text: text.to_owned(),
@@ -175,7 +189,11 @@ impl AgentDesk for Runner {
             token_budget: self.limits.knowledge_tokens,
             source_kind: None,
         };
-        Ok(match self.retriever.retrieve(&q).await {
+        self.retriever.retrieve(&q).await
+    }
+
+    async fn search(&self, workspace: &WorkspaceSlug, text: &str) -> Result<Reply, RepoError> {
+        Ok(match self.passages(workspace, text).await {
             Ok(p) if !p.is_empty() => Reply::info(format!(
                 "The knowledge of {workspace} on \"{}\":\n{}",
                 crate::text::one_line(text, 80),

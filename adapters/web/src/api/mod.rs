@@ -1,4 +1,5 @@
-//! The REST API under `/api/v1`: route modules ([`inbox`], [`directory`], [`folders`], [`runs`]), the JSON shapes
+//! The REST API under `/api/v1`: route modules ([`inbox`], [`directory`], [`folders`], [`runs`],
+//! [`knowledge`]), the JSON shapes
 //! they answer with, and the OpenAPI document generated from them (`/api/v1/openapi.json`).
 //!
 //! Authentication: `Authorization: Bearer <token>` (scripts) or the session cookie (the
@@ -10,6 +11,7 @@ pub mod deadletters;
 pub mod directory;
 pub mod folders;
 pub mod inbox;
+pub mod knowledge;
 pub mod metrics;
 pub mod runs;
 
@@ -37,13 +39,14 @@ pub fn router() -> Router<WebState> {
         .merge(runs::router())
         .merge(deadletters::router())
         .merge(metrics::router())
+        .merge(knowledge::router())
         .route("/api/v1/openapi.json", get(openapi_json))
 }
 
 /// The OpenAPI document of the API.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Krake API", description = "The To Do inbox, workspaces, agents and their runs of a Krake."),
+    info(title = "Krake API", description = "The To Do inbox, workspaces, agents and their runs, and workspaces' knowledge of a Krake."),
     paths(
         inbox::list, inbox::show, inbox::reply, inbox::approve, inbox::reject,
         inbox::archive, inbox::unarchive, inbox::audit,
@@ -54,7 +57,8 @@ pub fn router() -> Router<WebState> {
         folders::add_column, folders::rename_column, folders::remove_column,
         runs::list, runs::show, runs::cancel,
         deadletters::list, deadletters::retry, deadletters::discard,
-        metrics::push, metrics::overview
+        metrics::push, metrics::overview,
+        knowledge::list, knowledge::upload, knowledge::forget, knowledge::search
     ),
     components(schemas(
         ThreadSummary, ThreadView, ReplyView, ThreadPage, DecisionView, AuditView, ErrorBody,
@@ -65,7 +69,9 @@ pub fn router() -> Router<WebState> {
         folders::NewColumnBody, folders::DeletedFolder,
         runs::RunSummary, runs::RunPage, runs::RunDetail, runs::StepView, runs::CancelBody,
         deadletters::DeadLetterView, deadletters::DeadLetterList, deadletters::DeadLetterDone,
-        metrics::PointBody, metrics::MetricsBody, metrics::PushedView
+        metrics::PointBody, metrics::MetricsBody, metrics::PushedView,
+        knowledge::SourceView, knowledge::SourceList, knowledge::KnowledgeReply,
+        knowledge::PassageView, knowledge::SearchView
     )),
     modifiers(&Security),
     security(("bearer" = []), ("session" = []))
