@@ -1,9 +1,10 @@
 //! Shared helpers for Krake's end-to-end tests: finding and running the real `krake` binary
 //! against a temporary data directory, and local fakes of the platforms' APIs
-//! ([`fake_telegram`], [`fake_openai`], [`fake_shopify`], [`fake_embeddings`], [`fake_qdrant`]).
+//! ([`fake_telegram`], [`fake_discord`], [`fake_openai`], [`fake_shopify`], [`fake_embeddings`], [`fake_qdrant`]).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod fake_binance;
+pub mod fake_discord;
 pub mod fake_embeddings;
 pub mod fake_openai;
 pub mod fake_qdrant;

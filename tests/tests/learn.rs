@@ -332,3 +332,341 @@ async fn a_kill_in_the_middle_of_a_long_file_resumes_and_learns_it_once() {
         .collect();
     assert_eq!(learned.len(), 1, "answered once");
 }
+
+/// Discord: files sent as message attachments (over the gateway) and with `/learn` (through
+/// the signed interactions endpoint) on `krake serve`, against the local Discord, which serves
+/// the attachments from its own host as Discord's CDN does.
+mod discord {
+    use super::{krake, run, sample_pdf, spawn_serve, stop};
+    use ed25519_dalek::{Signer, SigningKey};
+    use krake_tests::fake_discord::{APP, BOT, FakeDiscord};
+    use serde_json::{Value, json};
+    use std::path::Path;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
+
+    /// lunavo's home channel.
+    const LUNAVO: u64 = 1_311_111_111_111_111_111;
+    const GUILD: u64 = 290_926_798_626_357_999;
+    const ANA: u64 = 53_908_232_506_183_680;
+    const VI: u64 = 53_908_232_506_183_681;
+    /// The RFC 8032 test key (shared/fixtures/discord/generated_ed25519_vectors_rfc8032_key.json).
+    const SECRET: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
+    const PUBLIC: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+
+    static NEXT: AtomicU64 = AtomicU64::new(1_320_000_000_000_000_000);
+
+    fn snowflake() -> u64 {
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    }
+
+    async fn serve(fake: &FakeDiscord, dir: &Path) -> std::process::Child {
+        let config = dir.join("krake.toml");
+        std::fs::write(
+            &config,
+            format!("[discord.channels]\nlunavo = \"{LUNAVO}\"\n"),
+        )
+        .unwrap();
+        let mut cmd = krake(dir);
+        cmd.args(["--config"])
+            .arg(&config)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("KRAKE_DISCORD_TOKEN", "MTIz.NDU2.fake-token")
+            .env("KRAKE_DISCORD_API_URL", &fake.url)
+            .env("KRAKE_DISCORD_GATEWAY_URL", fake.gateway_url())
+            .env("KRAKE_DISCORD_PUBLIC_KEY", PUBLIC)
+            .env("KRAKE_DISCORD_APPLICATION_ID", APP.to_string())
+            .env("KRAKE_LOG", "info");
+        let (child, port, logs) = spawn_serve(cmd).await;
+        std::thread::spawn(move || {
+            for line in logs {
+                eprintln!("serve: {line}");
+            }
+        });
+        PORT.store(u64::from(port), Ordering::SeqCst);
+        fake.ready().await;
+        child
+    }
+
+    static PORT: AtomicU64 = AtomicU64::new(0);
+
+    /// A MESSAGE_CREATE from `user` in `channel` (a DM when `guild` is false).
+    fn message(user: u64, channel: u64, guild: bool, text: &str, attachments: Value) -> Value {
+        let mentions = if text.contains(&format!("<@{BOT}>")) {
+            json!([{"id": BOT.to_string(), "username": "Krake", "discriminator": "0", "avatar": null, "bot": true}])
+        } else {
+            json!([])
+        };
+        let mut m = json!({
+            "id": snowflake().to_string(), "channel_id": channel.to_string(), "type": 0,
+            "author": {"id": user.to_string(), "username": format!("user{user}"), "discriminator": "0", "avatar": null},
+            "content": text, "timestamp": "2026-12-07T10:00:00.000000+00:00", "edited_timestamp": null,
+            "tts": false, "mention_everyone": false, "mentions": mentions, "mention_roles": [],
+            "attachments": attachments, "embeds": [], "pinned": false, "flags": 0
+        });
+        if guild {
+            m["guild_id"] = json!(GUILD.to_string());
+        }
+        m
+    }
+
+    /// An attachment object as MESSAGE_CREATE and `resolved` carry it.
+    fn attachment(id: u64, name: &str, size: usize, url: &str) -> Value {
+        json!({"id": id.to_string(), "filename": name, "size": size, "url": url, "proxy_url": url,
+               "content_type": "application/octet-stream"})
+    }
+
+    /// Waits for a text Krake sent that `matches`, and returns it.
+    async fn said(fake: &FakeDiscord, matches: impl Fn(&str) -> bool) -> String {
+        let found = async {
+            loop {
+                if let Some(t) = fake.texts().into_iter().find(|t| matches(t)) {
+                    return t;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(150), found)
+            .await
+            .unwrap_or_else(|_| panic!("no such message; sent: {:#?}", fake.texts()))
+    }
+
+    /// Adds `name` with `role` and links Discord user `user` to them (a DM with `/link`).
+    async fn linked(fake: &FakeDiscord, dir: &Path, name: &str, role: &str, user: u64) {
+        let (ok, _, err) = run(krake(dir).args(["user", "add", name, "--role", role]));
+        assert!(ok, "{err}");
+        let (ok, code, err) = run(krake(dir).args(["user", "link-code", name]));
+        assert!(ok, "{err}");
+        let dm = user + 1_000;
+        let before = fake.said_in(dm).len();
+        let m = message(
+            user,
+            dm,
+            false,
+            &format!("/link {}", code.trim()),
+            json!([]),
+        );
+        fake.dispatch("MESSAGE_CREATE", m);
+        let found = async {
+            while !fake
+                .said_in(dm)
+                .iter()
+                .skip(before)
+                .any(|t| t.contains("Linked"))
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), found)
+            .await
+            .unwrap_or_else(|_| panic!("not linked; sent: {:#?}", fake.texts()));
+    }
+
+    /// Posts a signed interaction to the endpoint and returns the response body.
+    async fn interaction(body: &Value) -> Value {
+        let key = SigningKey::from_bytes(&hex::decode(SECRET).unwrap().try_into().unwrap());
+        let raw = body.to_string();
+        let ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            .to_string();
+        let mut signed = ts.as_bytes().to_vec();
+        signed.extend_from_slice(raw.as_bytes());
+        let sig = hex::encode(key.sign(&signed).to_bytes());
+        let port = PORT.load(Ordering::SeqCst) as u16;
+        let res = krake_tests::raw_http(
+            port,
+            "POST",
+            "/discord/interactions",
+            &[
+                ("X-Signature-Ed25519", sig.as_str()),
+                ("X-Signature-Timestamp", ts.as_str()),
+            ],
+            raw.as_bytes(),
+        )
+        .await;
+        assert!(res.starts_with("HTTP/1.1 200"), "{res}");
+        let body = &res[res.find("\r\n\r\n").unwrap() + 4..];
+        serde_json::from_str(body).unwrap()
+    }
+
+    /// `/learn` used by `user` in `channel` with attachment `file`.
+    fn learn(user: u64, channel: u64, file: Value, workspace: Option<&str>) -> Value {
+        let id = file["id"].as_str().unwrap().to_owned();
+        let mut options = vec![json!({"type": 11, "name": "file", "value": id})];
+        if let Some(w) = workspace {
+            options.push(json!({"type": 3, "name": "workspace", "value": w}));
+        }
+        let i = snowflake();
+        json!({
+            "id": i.to_string(), "application_id": APP.to_string(), "type": 2,
+            "token": format!("token-{i}"), "guild_id": GUILD.to_string(), "channel_id": channel.to_string(),
+            "member": {"user": {"id": user.to_string(), "username": format!("user{user}")}, "nick": null},
+            "data": {"id": "1", "name": "learn", "type": 1, "options": options,
+                     "resolved": {"attachments": {id: file}}}
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn files_sent_on_discord_are_learned_and_answered_from_with_the_citation() {
+        let fake = FakeDiscord::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let child = serve(&fake, dir.path()).await;
+        linked(&fake, dir.path(), "ana", "member", ANA).await;
+
+        // A Markdown file attached to a message in lunavo's channel.
+        let md = "# Shipping\n\nWe ship hoodies to Porto with DHL within 3 days.";
+        let id = snowflake();
+        let url = fake.add_attachment(LUNAVO, id, "shipping.md", md.as_bytes().to_vec());
+        let files = json!([attachment(id, "shipping.md", md.len(), &url)]);
+        let m = message(ANA, LUNAVO, true, "our shipping rules", files);
+        fake.dispatch("MESSAGE_CREATE", m.clone());
+        let reading = said(&fake, |t| t.starts_with("Reading shipping.md")).await;
+        assert!(
+            reading.contains("I'll say here when it is learned"),
+            "{reading}"
+        );
+        let learned = said(&fake, |t| t.starts_with("Learned shipping.md")).await;
+        assert_eq!(
+            learned,
+            "Learned shipping.md: 1 passage in lunavo. Ask me about it."
+        );
+        assert!(
+            fake.said_in(LUNAVO).contains(&learned),
+            "said in the channel the file was sent in"
+        );
+        // The same message again (a gateway replay) does nothing twice.
+        fake.dispatch("MESSAGE_CREATE", m);
+
+        // A PDF with /learn, in the same channel: answered inline, learned into its workspace.
+        let pdf = sample_pdf(&[
+            "Returns are accepted within 30 days of delivery.",
+            "Refunds reach the card within 5 working days of the return arriving.",
+        ]);
+        let id = snowflake();
+        let url = fake.add_attachment(LUNAVO, id, "returns-policy.pdf", pdf.clone());
+        let answer = interaction(&learn(
+            ANA,
+            LUNAVO,
+            attachment(id, "returns-policy.pdf", pdf.len(), &url),
+            None,
+        ))
+        .await;
+        assert_eq!(answer["type"], 4, "{answer}");
+        let inline = answer["data"]["content"].as_str().unwrap_or_default();
+        assert!(inline.contains("Reading returns-policy.pdf"), "{answer}");
+        let learned = said(&fake, |t| t.starts_with("Learned returns-policy.pdf")).await;
+        assert!(
+            learned.contains(" in lunavo. Ask me about it."),
+            "{learned}"
+        );
+        assert!(fake.said_in(LUNAVO).contains(&learned));
+
+        // The next ask is answered from both, with their citations (offline: no model here).
+        let ask = format!("<@{BOT}> /ask cassie how many days do refunds take?");
+        fake.dispatch(
+            "MESSAGE_CREATE",
+            message(ANA, LUNAVO, true, &ask, json!([])),
+        );
+        let answer = said(&fake, |t| t.contains("(returns-policy.pdf §1)")).await;
+        assert!(answer.contains("Offline answer"), "{answer}");
+        assert!(answer.contains("5 working days"), "{answer}");
+        let ask = format!("<@{BOT}> /ask cassie which courier goes to Porto?");
+        fake.dispatch(
+            "MESSAGE_CREATE",
+            message(ANA, LUNAVO, true, &ask, json!([])),
+        );
+        let answer = said(&fake, |t| t.contains("(shipping.md §1)")).await;
+        assert!(answer.contains("DHL"), "{answer}");
+
+        // Each file was downloaded once, from the local Discord's own host.
+        let downloads = fake.downloads();
+        assert_eq!(downloads.len(), 2, "{downloads:?}");
+        let learned_md = fake
+            .texts()
+            .iter()
+            .filter(|t| t.starts_with("Learned shipping.md"))
+            .count();
+        assert_eq!(learned_md, 1, "the replayed message learned nothing twice");
+        stop(child);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn too_large_attachments_are_refused_unread_and_viewers_cannot_add() {
+        let fake = FakeDiscord::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let child = serve(&fake, dir.path()).await;
+        linked(&fake, dir.path(), "ana", "member", ANA).await;
+        linked(&fake, dir.path(), "vi", "viewer", VI).await;
+
+        // 30 MB as Discord announces it: refused before anything is downloaded.
+        let id = snowflake();
+        let url = format!("{}/attachments/{LUNAVO}/{id}/catalogue.pdf", fake.url);
+        let big = json!([{"id": id.to_string(), "filename": "catalogue.pdf", "size": 31_457_280,
+                          "url": url, "proxy_url": url, "content_type": "application/pdf"}]);
+        fake.dispatch("MESSAGE_CREATE", message(ANA, LUNAVO, true, "", big));
+        let refused = said(&fake, |t| t.starts_with("catalogue.pdf is")).await;
+        assert!(
+            refused.contains("30.0 MB; the limit is 20.0 MB per file"),
+            "{refused}"
+        );
+
+        // A viewer can add nothing, by message or by /learn.
+        let md = b"# Sizes\n\nHoodies run small.".to_vec();
+        let id = snowflake();
+        let url = fake.add_attachment(LUNAVO, id, "sizes.md", md.clone());
+        let file = attachment(id, "sizes.md", md.len(), &url);
+        let text = format!("<@{BOT}> sizes");
+        fake.dispatch(
+            "MESSAGE_CREATE",
+            message(VI, LUNAVO, true, &text, json!([file.clone()])),
+        );
+        let refused = said(&fake, |t| t.starts_with("Only members of lunavo can add")).await;
+        assert!(refused.contains("you are a viewer there"), "{refused}");
+        let answer = interaction(&learn(VI, LUNAVO, file, Some("lunavo"))).await;
+        let inline = answer["data"]["content"].as_str().unwrap_or_default();
+        assert!(
+            inline.starts_with("Only members of lunavo can add"),
+            "{answer}"
+        );
+
+        // Chatter with a file in a channel that is no workspace's home is someone else's.
+        let id = snowflake();
+        let url = fake.add_attachment(5, id, "notes.md", md.clone());
+        fake.dispatch(
+            "MESSAGE_CREATE",
+            message(
+                ANA,
+                5,
+                true,
+                "notes",
+                json!([attachment(id, "notes.md", md.len(), &url)]),
+            ),
+        );
+        // Something for Krake after it shows the chatter was passed over, not answered.
+        let n = fake.said_in(LUNAVO).len();
+        let ask = format!("<@{BOT}> /sources");
+        fake.dispatch(
+            "MESSAGE_CREATE",
+            message(ANA, LUNAVO, true, &ask, json!([])),
+        );
+        let found = async {
+            while fake.said_in(LUNAVO).len() == n {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), found)
+            .await
+            .unwrap();
+        assert_eq!(
+            fake.said_in(5),
+            Vec::<String>::new(),
+            "nothing said in channel 5"
+        );
+
+        // Nothing was downloaded: the large file was refused by its size, the rest by role.
+        assert_eq!(fake.downloads(), Vec::<String>::new());
+        stop(child);
+    }
+}
