@@ -878,3 +878,239 @@ async fn kpi_cards_and_the_overview_in_chromium() {
     full_shot(&c, "kpis-phone-full", 390, 844).await;
     c.close().await.unwrap();
 }
+
+/// Reloads `url` until `expr` is truthy in it (60 s at most: the server's learner reads files
+/// in the background); returns its value.
+async fn after_reloads(c: &Client, url: &str, what: &str, expr: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        c.goto(url).await.unwrap();
+        let v = c
+            .execute(&format!("return ({expr});"), vec![])
+            .await
+            .unwrap_or(Value::Null);
+        if !(v.is_null() || v == json!(false) || v == json!("")) {
+            return v;
+        }
+        if Instant::now() > deadline {
+            let html = c.source().await.unwrap_or_default();
+            panic!("timed out waiting for {what} ({expr}); page:\n{html}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// A workspace's Knowledge page: a member uploads a Markdown file with the form, sees it
+/// listed with its passages once learned, asks a question and sees the passage with its
+/// citation and score, adds another file with the chat widget's attach button (the learned
+/// answer shows in the conversation), and forgets a file; on a desktop and a phone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_knowledge_page_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    member(dir.path(), "bo", "member", "lunavo", true);
+    let (_server, port) = serve(dir.path());
+    let files = dir.path().join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let returns = files.join("returns.md");
+    std::fs::write(
+        &returns,
+        "# Returns\n\nReturns are accepted within 30 days of delivery. Refunds reach the card within 5 working days.\n",
+    )
+    .unwrap();
+    let shipping = files.join("shipping.md");
+    std::fs::write(
+        &shipping,
+        "# Shipping\n\nWe ship hoodies to Porto with DHL within 3 days.\n",
+    )
+    .unwrap();
+
+    let (_driver, driver_port) = chromedriver();
+    let c = browser(driver_port).await;
+    let base = format!("http://127.0.0.1:{port}");
+    c.goto(&format!("{base}/login")).await.unwrap();
+    until(&c, "the sign-in page", "document.querySelector('#user')").await;
+    for (id, text) in [("user", "bo"), ("password", PASSWORD)] {
+        c.find(Locator::Id(id))
+            .await
+            .unwrap()
+            .send_keys(text)
+            .await
+            .unwrap();
+    }
+    c.find(Locator::Css("form.login button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(&c, "the home page", "location.pathname === '/'").await;
+
+    // From the workspaces page to the Knowledge page.
+    c.set_window_size(1280, 900).await.unwrap();
+    c.goto(&format!("{base}/workspaces")).await.unwrap();
+    c.find(Locator::Css("a[href=\"/workspaces/lunavo/knowledge\"]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &c,
+        "the upload form",
+        "document.querySelector('form.upload')",
+    )
+    .await;
+    let page = format!("{base}/workspaces/lunavo/knowledge");
+    assert!(
+        c.find(Locator::Css("#sources")).await.is_err(),
+        "no files yet"
+    );
+
+    // Upload with the form: the answer shows, then the file is listed once learned.
+    c.find(Locator::Id("file"))
+        .await
+        .unwrap()
+        .send_keys(returns.to_str().unwrap())
+        .await
+        .unwrap();
+    c.find(Locator::Css("form.upload button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let flash = until(
+        &c,
+        "the answer",
+        "document.querySelector('#flash') && document.querySelector('#flash').textContent",
+    )
+    .await;
+    assert!(
+        flash
+            .as_str()
+            .unwrap()
+            .starts_with("Reading returns.md into lunavo's knowledge"),
+        "{flash}"
+    );
+    let row = "document.querySelector('tr[data-source=\"returns.md\"][data-status=\"learned\"]')";
+    let cells = after_reloads(
+        &c,
+        &page,
+        "returns.md learned",
+        &format!(
+            "{row} && Array.from({row}.querySelectorAll('td')).slice(0, 5).map(t => t.textContent)"
+        ),
+    )
+    .await;
+    assert_eq!(
+        cells,
+        json!(["returns.mdReturns", "markdown", "1", "bo", "web"]),
+        "{cells}"
+    );
+
+    // Ask: the passage an agent would be given, with its citation and score.
+    c.find(Locator::Id("q"))
+        .await
+        .unwrap()
+        .send_keys("how many days do refunds take?")
+        .await
+        .unwrap();
+    c.find(Locator::Css("form.ask button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let first = until(
+        &c,
+        "the passages",
+        "document.querySelector('#passages li') && [document.querySelector('#passages li .cite strong').textContent, document.querySelector('#passages li blockquote').textContent, document.querySelector('#passages li .score').textContent]",
+    )
+    .await;
+    assert_eq!(first[0], json!("returns.md §1"), "{first}");
+    assert!(
+        first[1].as_str().unwrap().contains("5 working days"),
+        "{first}"
+    );
+    assert!(first[2].as_str().unwrap().starts_with("score "), "{first}");
+    full_shot(&c, "knowledge-desktop", 1280, 900).await;
+
+    // The chat widget's attach button: the answer, then "Learned", in the conversation.
+    c.execute("window.KrakeWidget.open();", vec![])
+        .await
+        .unwrap();
+    until(
+        &c,
+        "the widget connected",
+        "document.querySelector('.krake-widget[data-connected=\"true\"]') && window.KrakeWidget.lastSeq() > 0",
+    )
+    .await;
+    assert!(c.find(Locator::Css(".krake-attach")).await.is_ok());
+    c.find(Locator::Css(".krake-file"))
+        .await
+        .unwrap()
+        .send_keys(shipping.to_str().unwrap())
+        .await
+        .unwrap();
+    until(
+        &c,
+        "the upload's answer in the widget",
+        "Array.from(document.querySelectorAll('.krake-reply')).some(r => r.textContent.indexOf('Reading shipping.md into lunavo') === 0)",
+    )
+    .await;
+    until(
+        &c,
+        "the learned answer in the widget",
+        "Array.from(document.querySelectorAll('.krake-answer')).some(r => r.textContent.indexOf('Learned shipping.md') === 0)",
+    )
+    .await;
+    shot(&c, "knowledge-widget-desktop").await;
+
+    // Forget: gone from the list.
+    c.goto(&page).await.unwrap();
+    until(
+        &c,
+        "the files",
+        "document.querySelectorAll('#sources tbody tr').length === 2",
+    )
+    .await;
+    c.find(Locator::Css(
+        "tr[data-source=\"returns.md\"] form button.reject",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    let flash = until(
+        &c,
+        "the forget answer",
+        "document.querySelector('#flash') && document.querySelector('#flash').textContent",
+    )
+    .await;
+    assert_eq!(
+        flash,
+        json!("Forgot returns.md: lunavo's agents no longer know it.")
+    );
+    assert!(
+        c.find(Locator::Css("tr[data-source=\"returns.md\"]"))
+            .await
+            .is_err()
+    );
+
+    // A phone: the page fits the screen.
+    c.goto(&format!("{page}?q=courier%20to%20Porto"))
+        .await
+        .unwrap();
+    until(&c, "the passages", "document.querySelector('#passages li')").await;
+    c.set_window_size(390, 844).await.unwrap();
+    until(
+        &c,
+        "the page to fit",
+        "document.documentElement.scrollWidth <= document.documentElement.clientWidth",
+    )
+    .await;
+    shot(&c, "knowledge-phone").await;
+    full_shot(&c, "knowledge-phone-full", 390, 844).await;
+    c.close().await.unwrap();
+}
