@@ -244,11 +244,7 @@ async fn session(fake: FakeDiscord, mut socket: WebSocket) {
                 let Message::Text(t) = m else { continue };
                 let v: Value = serde_json::from_str(t.as_str()).unwrap_or(Value::Null);
                 match v["op"].as_u64() {
-                    Some(1) => {
-                        if socket.send(frame(json!({"op": 11}))).await.is_err() {
-                            return;
-                        }
-                    }
+                    Some(1) if socket.send(frame(json!({"op": 11}))).await.is_err() => return,
                     Some(2) | Some(6) => {
                         seq += 1;
                         let ready = json!({"op": 0, "s": seq, "t": "READY", "d": {
