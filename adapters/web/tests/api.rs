@@ -476,6 +476,10 @@ async fn the_openapi_document_matches_the_routes() {
         "GET /api/v1/deadletters",
         "POST /api/v1/deadletters/{id}/retry",
         "POST /api/v1/deadletters/{id}/discard",
+        "GET /api/v1/workspaces/{slug}/knowledge",
+        "POST /api/v1/workspaces/{slug}/knowledge",
+        "DELETE /api/v1/workspaces/{slug}/knowledge/{name}",
+        "GET /api/v1/workspaces/{slug}/knowledge/search",
     ];
     expected.sort();
     assert_eq!(documented, expected);
