@@ -65,7 +65,8 @@ impl RealQdrant {
         format!("http://127.0.0.1:{}", self.grpc)
     }
 
-    /// Starts the server on its storage and waits for `/healthz`.
+    /// Starts the server on its storage and waits for `/healthz` and for its gRPC port (which
+    /// opens after the HTTP one, later still while a snapshot is restored).
     pub async fn up(&mut self) {
         let child = std::process::Command::new(&self.bin)
             .args(&self.args)
@@ -89,12 +90,15 @@ impl RealQdrant {
                 && crate::raw_http(self.http, "GET", "/healthz", &[], b"")
                     .await
                     .starts_with("HTTP/1.1 200")
+                && tokio::net::TcpStream::connect(("127.0.0.1", self.grpc))
+                    .await
+                    .is_ok()
             {
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        panic!("qdrant did not answer /healthz within 30 s");
+        panic!("qdrant did not answer /healthz and gRPC within 30 s");
     }
 
     /// SIGKILL.
