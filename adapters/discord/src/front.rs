@@ -178,34 +178,44 @@ impl DiscordFront {
             Ok(other) => return ephemeral_text(&not_understood(other)),
             Err(e) => return ephemeral_text(&e.to_string()),
         };
+        let inbound = match self.slash_inbound(&i, |_| Content::Command(cmd)).await {
+            Ok(inbound) => inbound,
+            Err(refused) => return refused,
+        };
+        let krake = self.krake.clone();
+        let work = async move { krake.accept(inbound).await };
+        self.answer(&i, work, false).await
+    }
+
+    /// A slash command as core's inbound: who used it (identified with the channel's home
+    /// workspace), keyed by the interaction, answered inline; what it starts (a task's answer,
+    /// "Learned …") goes to the channel it was used in. `content` gets the channel's home.
+    async fn slash_inbound(
+        &self,
+        i: &Interaction,
+        content: impl FnOnce(Option<WorkspaceSlug>) -> Content,
+    ) -> Result<Inbound, Value> {
         let Some(user) = i.invoker().cloned() else {
-            return ephemeral_text("I could not tell who used that command.");
+            return Err(ephemeral_text("I could not tell who used that command."));
         };
         let Ok(key) = IdempotencyKey::parse(&format!("discord:interaction:{}", i.id)) else {
-            return ephemeral_text("I could not read that command.");
+            return Err(ephemeral_text("I could not read that command."));
         };
         let channel = i.channel();
-        let krake = self.krake.clone();
         let home = self.home(channel).await;
-        let actor = match self
+        let actor = self
             .identify(&user.id, &i.invoker_display(), home.as_ref())
             .await
-        {
-            Ok(a) => a,
-            Err(e) => return failed(&e),
-        };
-        let inbound = Inbound {
+            .map_err(|e| failed(&e))?;
+        Ok(Inbound {
             source: Front::Discord,
             key,
             actor,
             conversation: format!("discord:channel:{}", channel.unwrap_or(0)),
             reply_to: None,
-            // A task's answer streams into the channel the command was used in.
             answer_to: channel.and_then(|c| crate::sender::channel_destination(c).ok()),
-            content: Content::Command(cmd),
-        };
-        let work = async move { krake.accept(inbound).await };
-        self.answer(&i, work, false).await
+            content: content(home),
+        })
     }
 
     /// `/learn`: the attachment option's file goes to core to be learned; the reply is the
@@ -223,30 +233,12 @@ impl DiscordFront {
                 return ephemeral_text(&format!("`{w}` is not a workspace. Nothing was learned."));
             }
         };
-        let Some(user) = i.invoker().cloned() else {
-            return ephemeral_text("I could not tell who used that command.");
-        };
-        let Ok(key) = IdempotencyKey::parse(&format!("discord:interaction:{}", i.id)) else {
-            return ephemeral_text("I could not read that command.");
-        };
-        let channel = i.channel();
-        let home = self.home(channel).await;
-        let actor = match self
-            .identify(&user.id, &i.invoker_display(), home.as_ref())
+        let inbound = match self
+            .slash_inbound(i, |home| file_content(&file, workspace.or(home)))
             .await
         {
-            Ok(a) => a,
-            Err(e) => return failed(&e),
-        };
-        let inbound = Inbound {
-            source: Front::Discord,
-            key,
-            actor,
-            conversation: format!("discord:channel:{}", channel.unwrap_or(0)),
-            reply_to: None,
-            // "Learned …" is said in the channel the command was used in.
-            answer_to: channel.and_then(|c| crate::sender::channel_destination(c).ok()),
-            content: file_content(&file, workspace.or(home)),
+            Ok(inbound) => inbound,
+            Err(refused) => return refused,
         };
         let krake = self.krake.clone();
         let work = async move { krake.accept(inbound).await };
@@ -483,7 +475,8 @@ pub fn message_files(m: &ChatMessage, home: Option<&WorkspaceSlug>) -> Vec<Conte
     if !(m.guild.is_none() || m.mentions_bot || home.is_some()) {
         return Vec::new();
     }
-    let workspace = learn_workspace(&strip_mentions(&m.text)).or_else(|| home.cloned());
+    let workspace = krake_core::knowledge::learn::named_workspace(&strip_mentions(&m.text))
+        .or_else(|| home.cloned());
     m.attachments
         .iter()
         .map(|a| file_content(a, workspace.clone()))
@@ -500,12 +493,6 @@ fn file_content(a: &Attachment, workspace: Option<WorkspaceSlug>) -> Content {
         },
         workspace,
     }
-}
-
-/// The workspace `/learn <workspace>` names.
-fn learn_workspace(text: &str) -> Option<WorkspaceSlug> {
-    let rest = text.trim().strip_prefix("/learn")?;
-    WorkspaceSlug::parse(rest.trim()).ok()
 }
 
 /// What a problem with a typed command says to the person (core's words).

@@ -29,7 +29,6 @@ use krake_core::knowledge::learn::{FileBody, SentFile, clean_name};
 use krake_core::ports::{FrontStateRepo, RepoError};
 use krake_core::reply::{ButtonPayload, Reply, Tone};
 use krake_core::supervise::FrontHandle;
-use krake_core::workspace::WorkspaceSlug;
 use serde_json::Value;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -321,7 +320,7 @@ impl TelegramFront {
                     body: FileBody::Remote(f.file_id),
                 },
                 // `/learn monarch` as the caption names the workspace; else the chat's own.
-                workspace: learn_workspace(&text).or(home),
+                workspace: krake_core::knowledge::learn::named_workspace(&text).or(home),
             },
             // A reply to one of the bot's messages may be a reply to the thread it shows.
             (None, Some((message_id, true))) => Content::TextReplyingTo {
@@ -653,10 +652,4 @@ async fn webhook(State(hook): State<Arc<Webhook>>, headers: HeaderMap, body: Byt
             StatusCode::INTERNAL_SERVER_ERROR
         }
     }
-}
-
-/// The workspace a caption like `/learn monarch` names.
-fn learn_workspace(caption: &str) -> Option<WorkspaceSlug> {
-    let rest = caption.trim().strip_prefix("/learn")?;
-    WorkspaceSlug::parse(rest.trim()).ok()
 }

@@ -88,6 +88,12 @@ pub fn clean_name(raw: &str) -> String {
     }
 }
 
+/// The workspace the words sent with a file name (`/learn monarch`), whatever the front.
+pub fn named_workspace(words: &str) -> Option<WorkspaceSlug> {
+    let rest = words.trim().strip_prefix("/learn")?;
+    WorkspaceSlug::parse(rest.trim()).ok()
+}
+
 /// Megabytes with one decimal, for messages.
 pub fn megabytes(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0))
@@ -664,6 +670,19 @@ mod tests {
         assert_eq!(clean_name("..."), "file");
         assert_eq!(clean_name(""), "file");
         assert_eq!(clean_name(&"x".repeat(500)).chars().count(), 120);
+    }
+
+    #[test]
+    fn words_with_a_file_may_name_its_workspace() {
+        let ws = |s: &str| Some(WorkspaceSlug::parse(s).expect("slug"));
+        assert_eq!(named_workspace("/learn monarch"), ws("monarch"));
+        assert_eq!(
+            named_workspace("  /learn   hard-life-mode "),
+            ws("hard-life-mode")
+        );
+        assert_eq!(named_workspace("/learn"), None);
+        assert_eq!(named_workspace("here is the policy"), None);
+        assert_eq!(named_workspace("/learn Not A Slug!"), None);
     }
 
     #[test]
