@@ -31,11 +31,12 @@ pub fn router() -> Router<WebState> {
         .route("/threads/{id}", get(thread_page).post(thread_action))
         .route("/workspaces", get(workspaces))
         .route("/workspaces/{slug}", get(workspace_kpis))
-        .route("/folders", get(folders))
-        .route("/folders/{agent}/{folder}", get(folder_page))
         .merge(crate::runs_page::router())
         .merge(crate::dead_letters_page::router())
         .merge(crate::knowledge_page::router())
+        .merge(crate::folders_page::router())
+        .merge(crate::schedules_page::router())
+        .merge(crate::costs_page::router())
 }
 
 /// Escapes text for HTML element content and quoted attributes.
@@ -727,106 +728,6 @@ fn kpi_panel(k: &Kpis) -> String {
     }
     b.push_str("</section>");
     b
-}
-
-async fn folders(State(state): State<WebState>, headers: HeaderMap) -> Response {
-    let who = match signed_in(&state, &headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let mut b = String::from("<h1>Folders</h1>");
-    match state.krake.folders_for(&who.actor, None).await {
-        Ok(list) if list.is_empty() => b.push_str(
-            r#"<p class="empty">No folders yet. Create one in the chat: <code>/folder create soshie "content calendar"</code></p>"#,
-        ),
-        Ok(list) => {
-            b.push_str("<table><thead><tr><th>Agent</th><th>Folder</th><th>Columns</th><th>Entries</th></tr></thead><tbody>");
-            for f in &list {
-                let cols: Vec<&str> = f.columns.iter().map(|c| c.name.as_str()).collect();
-                let _ = write!(
-                    b,
-                    r#"<tr><td>{agent}</td><td><a href="/folders/{a}/{n}">{name}</a></td><td>{cols}</td><td>{count}</td></tr>"#,
-                    agent = esc(&f.agent),
-                    a = url_part(&f.agent),
-                    n = url_part(f.name.as_str()),
-                    name = esc(f.name.as_str()),
-                    cols = esc(&cols.join(", ")),
-                    count = f.entries
-                );
-            }
-            b.push_str("</tbody></table>");
-        }
-        Err(e) => {
-            let e = ApiError::from(e);
-            let _ = write!(b, r#"<p class="flash error">{}</p>"#, esc(&e.to_string()));
-        }
-    }
-    html(StatusCode::OK, page("Folders", Some(&who), &b))
-}
-
-/// Percent-encodes a path segment.
-fn url_part(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
-
-async fn folder_page(
-    State(state): State<WebState>,
-    headers: HeaderMap,
-    Path((agent, folder)): Path<(String, String)>,
-) -> Response {
-    let who = match signed_in(&state, &headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let (f, entries) = match state.krake.folder_for(&who.actor, &agent, &folder).await {
-        Ok(x) => x,
-        Err(e) => {
-            let e = ApiError::from(e);
-            let body = format!(
-                r#"<p class="flash error" role="alert">{}</p>"#,
-                esc(&e.to_string())
-            );
-            return html(e.status(), page("Folder", Some(&who), &body));
-        }
-    };
-    let v = crate::api::folders::view(&f, &entries);
-    let mut b = format!(
-        r#"<h1>{} · {}</h1><p><a href="/api/v1/folders/{}/{}/csv">CSV</a></p><table class="folder"><thead><tr><th>#</th>"#,
-        esc(&v.agent),
-        esc(&v.name),
-        url_part(&v.agent),
-        url_part(&v.name)
-    );
-    for c in &v.columns {
-        let _ = write!(
-            b,
-            "<th>{} <small>({})</small></th>",
-            esc(&c.name),
-            esc(&c.kind)
-        );
-    }
-    b.push_str("</tr></thead><tbody>");
-    for e in &v.entries {
-        let _ = write!(b, "<tr><td>{}</td>", e.id);
-        for c in &v.columns {
-            let _ = write!(
-                b,
-                "<td>{}</td>",
-                esc(e.values.get(&c.name).map(String::as_str).unwrap_or(""))
-            );
-        }
-        b.push_str("</tr>");
-    }
-    b.push_str("</tbody></table>");
-    html(StatusCode::OK, page(&v.name, Some(&who), &b))
 }
 
 #[cfg(test)]

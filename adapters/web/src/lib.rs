@@ -20,6 +20,8 @@
 //! - [`ws`]: the web chat protocol over any `Sink`/`Stream` of text frames, and `/ws/chat`.
 //! - [`dashboard`]: server-rendered HTML pages (every user text escaped).
 //! - [`knowledge_page`]: a workspace's Knowledge page (its files, adding, forgetting, asking).
+//! - [`folders_page`], [`schedules_page`], [`costs_page`]: agents' folders (entries edited,
+//!   CSV imported), the schedules (paused, resumed) and a month's model costs.
 //! - [`kpi_cards`]: KPI cards with inline SVG trends, and the overview on the home page.
 //! - [`assets`]: the embedded stylesheet and scripts (no CDN).
 //! - [`oidc`]: OpenID Connect sign-in when an issuer is configured.
@@ -50,8 +52,10 @@ use std::sync::Arc;
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod costs_page;
 pub mod dashboard;
 pub mod dead_letters_page;
+pub mod folders_page;
 pub mod front;
 pub mod knowledge_page;
 pub mod kpi_cards;
@@ -59,6 +63,7 @@ pub mod live;
 pub mod login_limits;
 pub mod oidc;
 pub mod runs_page;
+pub mod schedules_page;
 pub mod server;
 pub mod settings;
 pub mod ws;

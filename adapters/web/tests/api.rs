@@ -700,7 +700,7 @@ async fn folders_are_tables_for_those_who_see_the_agents_workspaces() {
         .await;
     assert_eq!(s, StatusCode::OK);
     assert!(
-        html.contains("<td>&lt;b&gt;Hoodie&lt;/b&gt; launch</td><td>draft</td>"),
+        html.contains(r#"<td data-column="title">&lt;b&gt;Hoodie&lt;/b&gt; launch</td><td data-column="status">draft</td>"#),
         "{html}"
     );
     let (_, _, list) = app

@@ -2,10 +2,22 @@
 //! structured fronts (the HTTP API, the dashboard), under the `/folder` commands' rules: an
 //! agent's folders are readable by whoever sees one of the agent's workspaces and changed by a
 //! member of one of them; every value is checked against its column's type; a CSV import with
-//! a bad row imports nothing.
+//! a bad row imports nothing ([`Krake::import_folder_csv`]), or adds the good rows and names
+//! the bad ones ([`Krake::import_folder_csv_rows`], the dashboard's upload).
+
+/// What a row-by-row CSV import did: how many entries were added and every bad row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsvImport {
+    /// Entries added (the good rows).
+    pub added: usize,
+    /// The rows left out, with their lines and why (a bad header leaves every row out).
+    pub bad: Vec<RowError>,
+}
 
 use crate::actor::{Actor, Role};
-use crate::folder::{Column, ColumnKind, Entry, EntryId, Folder, Name, check_pairs, parse_csv};
+use crate::folder::{
+    Column, ColumnKind, Entry, EntryId, Folder, Name, RowError, check_pairs, parse_csv, read_csv,
+};
 use crate::ports::WriteCtx;
 use crate::service::Krake;
 use crate::thread_api::ThreadError;
@@ -196,6 +208,34 @@ impl Krake {
             .await?;
         Ok(ids.len())
     }
+
+    /// Imports CSV rows (header = column names) row by row: the good rows are added in one
+    /// write, every bad row is returned with its line and why. A bad header adds nothing.
+    pub async fn import_folder_csv_rows(
+        &self,
+        actor: &Actor,
+        agent: &str,
+        name: &str,
+        csv: &str,
+    ) -> Result<CsvImport, ThreadError> {
+        let folder = self.writable_folder(actor, agent, name).await?;
+        let rows = read_csv(&folder, csv);
+        if rows.good.is_empty() {
+            return Ok(CsvImport {
+                added: 0,
+                bad: rows.bad,
+            });
+        }
+        let values: Vec<_> = rows.good.into_iter().map(|(_, v)| v).collect();
+        let ids = self
+            .folder_repo()?
+            .add_entries(folder.id, &values, &self.folder_ctx(actor))
+            .await?;
+        Ok(CsvImport {
+            added: ids.len(),
+            bad: rows.bad,
+        })
+    }
 }
 
 /// Structure changes: folders and columns (the same rules as the `/folder` chat commands:
@@ -205,6 +245,12 @@ impl Krake {
         self.folders
             .clone()
             .ok_or_else(|| ThreadError::NotFound("folders are not available here".into()))
+    }
+
+    /// Whether the actor may change the agent's folders (add, edit and delete entries, import,
+    /// change columns): a front shows its forms only then; the changes check it again.
+    pub fn may_change_folders_of(&self, actor: &Actor, agent: &str) -> Result<(), ThreadError> {
+        self.writable_agent(actor, agent).map(|_| ())
     }
 
     /// The agent's canonical name (`soshie` → `Soshie`), if the actor may change its folders.

@@ -1,5 +1,6 @@
-//! Values against a folder's columns: `column=value` pairs, CSV import (every bad row listed,
-//! nothing imported) and export, and the monospace table chat shows.
+//! Values against a folder's columns: `column=value` pairs, CSV import (every bad row listed
+//! with its line: nothing imported, or the good rows apart for the dashboard) and export, and
+//! the monospace table chat shows.
 
 use super::{Column, Entry, Folder, Values};
 use std::borrow::Cow;
@@ -58,20 +59,42 @@ impl fmt::Display for RowError {
     }
 }
 
+/// A CSV read row by row: the good rows (with their lines) and every bad row.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CsvRows {
+    /// Rows whose every value fits its column, with the line each starts on.
+    pub good: Vec<(u64, Values)>,
+    /// Bad rows, in order (a bad header is one error on line 1 and no good rows).
+    pub bad: Vec<RowError>,
+}
+
 /// Reads CSV (header = column names, in any order, a subset allowed) into checked values.
 /// Any bad row fails the whole import, listing every bad row.
 pub fn parse_csv(folder: &Folder, text: &str) -> Result<Vec<Values>, Vec<RowError>> {
+    let rows = read_csv(folder, text);
+    if rows.bad.is_empty() {
+        Ok(rows.good.into_iter().map(|(_, v)| v).collect())
+    } else {
+        Err(rows.bad)
+    }
+}
+
+/// Reads CSV like [`parse_csv`] but keeps the good rows apart from the bad ones, so a front
+/// can add the good rows and list the bad ones with their lines. Blank rows are skipped.
+pub fn read_csv(folder: &Folder, text: &str) -> CsvRows {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
         .from_reader(text.as_bytes());
+    let mut out = CsvRows::default();
     let header: Vec<String> = match reader.headers() {
         Ok(h) => h.iter().map(|s| import_cell(s.trim()).to_owned()).collect(),
         Err(e) => {
-            return Err(vec![RowError {
+            out.bad.push(RowError {
                 line: 1,
                 problem: format!("the header cannot be read: {e}"),
-            }]);
+            });
+            return out;
         }
     };
     let mut cols = Vec::new();
@@ -91,19 +114,18 @@ pub fn parse_csv(folder: &Folder, text: &str) -> Result<Vec<Values>, Vec<RowErro
         }
     }
     if !header_errors.is_empty() {
-        return Err(vec![RowError {
+        out.bad.push(RowError {
             line: 1,
             problem: header_errors.join("; "),
-        }]);
+        });
+        return out;
     }
-    let mut rows = Vec::new();
-    let mut errors = Vec::new();
     for rec in reader.records() {
         let rec = match rec {
             Ok(r) => r,
             Err(e) => {
                 let line = e.position().map_or(0, |p| p.line());
-                errors.push(RowError {
+                out.bad.push(RowError {
                     line,
                     problem: format!("cannot be read: {e}"),
                 });
@@ -115,7 +137,7 @@ pub fn parse_csv(folder: &Folder, text: &str) -> Result<Vec<Values>, Vec<RowErro
             continue;
         }
         if rec.len() != cols.len() {
-            errors.push(RowError {
+            out.bad.push(RowError {
                 line,
                 problem: format!("has {} fields, the header has {}", rec.len(), cols.len()),
             });
@@ -132,19 +154,15 @@ pub fn parse_csv(folder: &Folder, text: &str) -> Result<Vec<Values>, Vec<RowErro
             }
         }
         if problems.is_empty() {
-            rows.push(values);
+            out.good.push((line, values));
         } else {
-            errors.push(RowError {
+            out.bad.push(RowError {
                 line,
                 problem: problems.join("; "),
             });
         }
     }
-    if errors.is_empty() {
-        Ok(rows)
-    } else {
-        Err(errors)
-    }
+    out
 }
 
 /// Whether a spreadsheet would read a cell starting with `c` as a formula (or, for tab and
@@ -357,6 +375,46 @@ mod tests {
         let errs = parse_csv(&f, "title,colour\nx,red\n").unwrap_err();
         assert_eq!(errs[0].line, 1);
         assert!(errs[0].problem.contains("colour"));
+    }
+
+    #[test]
+    fn csv_rows_keep_good_rows_apart_from_bad_ones() {
+        let f = folder();
+        let text = "title,date,status\nok,2026-12-01,draft\nbad date,2026-13-01,draft\n\n,,\nfine,,POSTED\n\"two\nlines\",,\"maybe\"\n";
+        let rows = read_csv(&f, text);
+        let good: Vec<u64> = rows.good.iter().map(|(l, _)| *l).collect();
+        assert_eq!(good, [2, 6], "{rows:?}");
+        let title = f.column("title").unwrap().id;
+        let status = f.column("status").unwrap().id;
+        assert_eq!(rows.good[1].1.get(&title).map(String::as_str), Some("fine"));
+        assert_eq!(
+            rows.good[1].1.get(&status).map(String::as_str),
+            Some("posted"),
+            "a status is stored as the column spells it"
+        );
+        let bad: Vec<u64> = rows.bad.iter().map(|e| e.line).collect();
+        assert_eq!(
+            bad,
+            [3, 7],
+            "a quoted newline keeps the line the row starts on"
+        );
+        assert!(rows.bad[0].problem.contains("`date`"), "{:?}", rows.bad);
+        assert!(
+            rows.bad[1].problem.contains("`maybe` is not one of"),
+            "{:?}",
+            rows.bad
+        );
+        assert_eq!(
+            rows.bad[0].to_string(),
+            format!("line 3: {}", rows.bad[0].problem)
+        );
+        // A bad header: one error on line 1, and no row is taken.
+        let rows = read_csv(&f, "title,colour\nx,red\n");
+        assert!(rows.good.is_empty());
+        assert_eq!(rows.bad.len(), 1);
+        assert_eq!(rows.bad[0].line, 1);
+        // Nothing but a header: nothing either way.
+        assert_eq!(read_csv(&f, "title\n"), CsvRows::default());
     }
 
     proptest::proptest! {

@@ -5,10 +5,13 @@
 //!   with Krake's daylight-saving rules (see [`Cadence::next_after`]).
 //! - [`parse_when`]: natural phrasings and raw cron to a [`WhenSpec`].
 //! - [`ScheduleCommand`] and [`parse_schedule_command`]: the `/schedule` family of commands.
+//! - [`Krake::schedules_for`](crate::service::Krake::schedules_for): the schedules a person
+//!   sees, with their last run, for a page.
 //! - [`ScheduleRepo`]: the storage port; claiming an occurrence is a compare-and-set on the
 //!   schedule's `next_run_at`, so with several `krake serve` processes exactly one runs it.
 
 mod cadence;
+mod overview;
 mod repo;
 pub mod settings;
 mod when;
@@ -18,6 +21,7 @@ pub use crate::chat::schedule::{
     starts_like_schedule,
 };
 pub use cadence::{Cadence, ScheduleError, local_time, parse_timezone};
+pub use overview::ScheduleStatus;
 pub use repo::{
     Assignment, CatchUp, NewSchedule, RunTrigger, Schedule, ScheduleId, ScheduleRepo, ScheduleRun,
 };
