@@ -1,5 +1,7 @@
 //! What Krake answers: text, optional buttons with typed payloads, an optional thread
-//! reference. Each front renders a [`Reply`] its own way.
+//! reference, and optional structured [`Block`]s (tables, thread cards, KPI cards) for fronts
+//! that draw more than text. Each front renders a [`Reply`] its own way; the text always says
+//! everything the blocks show, so a front that ignores them loses nothing.
 
 use crate::inbox::ThreadId;
 use serde::{Deserialize, Serialize};
@@ -30,6 +32,10 @@ pub struct Reply {
     pub thread: Option<ThreadId>,
     /// How to present it.
     pub tone: Tone,
+    /// The same content as structured parts (the web widget draws them as HTML); `text`
+    /// stays the full fallback.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocks: Vec<Block>,
 }
 
 impl Reply {
@@ -79,6 +85,82 @@ impl Reply {
         self.buttons = buttons;
         self
     }
+
+    /// The same reply with structured blocks (what its text says, as parts to draw).
+    pub fn with_blocks(mut self, blocks: Vec<Block>) -> Self {
+        self.blocks = blocks;
+        self
+    }
+}
+
+/// A structured part of a reply. Plain text only (fronts escape it for their markup); a
+/// thread is written `#12` in any cell or text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Block {
+    /// Rows under named columns (a thread list, a report).
+    Table {
+        /// The column headings.
+        columns: Vec<String>,
+        /// The rows, each with one cell per column.
+        rows: Vec<Vec<String>>,
+    },
+    /// One inbox thread with its state and what can be done to it.
+    Thread(ThreadCard),
+    /// One key figure.
+    Kpi(KpiCard),
+}
+
+/// An inbox thread as a card: title, state, quorum progress and its buttons.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadCard {
+    /// The thread.
+    pub id: ThreadId,
+    /// Its workspace's slug.
+    pub workspace: String,
+    /// Its title.
+    pub title: String,
+    /// `open`, `approved`, `rejected`, …
+    pub status: String,
+    /// `approval`, `question`, `escalation`, …
+    pub kind: String,
+    /// Approvals counted so far.
+    pub approvals: u32,
+    /// Approvals needed to approve it (1 unless a quorum is asked for).
+    pub needed: u32,
+    /// Who decided it, once decided.
+    #[serde(default)]
+    pub decided_by: Option<String>,
+    /// The reason given with a rejection.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// What can be done to it now (Approve, Reject), for the thread's current version.
+    #[serde(default)]
+    pub buttons: Vec<Button>,
+}
+
+/// A key figure as a card.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KpiCard {
+    /// What it measures.
+    pub label: String,
+    /// The value, formatted in its unit (`1,234.50 EUR`, `2.5 %`, `—`).
+    pub value: String,
+    /// The change from the period before (`▲ 12 % vs yesterday`), if known.
+    #[serde(default)]
+    pub change: Option<String>,
+    /// The period it is judged over when longer than a day (`7 days`).
+    #[serde(default)]
+    pub period: Option<String>,
+    /// The target, formatted, if one is set.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Whether the value meets the target (`None` without a target or a value).
+    #[serde(default)]
+    pub on_target: Option<bool>,
+    /// The last days as a one-line chart (`▁▃▅█`), empty without data.
+    #[serde(default)]
+    pub trend: String,
 }
 
 /// A button: a label and the typed payload it sends back.
@@ -218,6 +300,44 @@ mod tests {
         ] {
             assert!(ButtonPayload::decode(bad).is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn blocks_are_optional_in_stored_replies_and_tagged_by_type() {
+        // A reply stored before blocks existed still reads.
+        let old: Reply =
+            serde_json::from_str(r#"{"text":"hi","buttons":[],"thread":null,"tone":"info"}"#)
+                .unwrap();
+        assert!(old.blocks.is_empty());
+        // A reply without blocks is stored as before.
+        let json = serde_json::to_value(Reply::info("hi")).unwrap();
+        assert!(json.get("blocks").is_none(), "{json}");
+        let r = Reply::info("Open threads (1):").with_blocks(vec![
+            Block::Table {
+                columns: vec!["#".into(), "Title".into()],
+                rows: vec![vec!["#12".into(), "Refund".into()]],
+            },
+            Block::Thread(ThreadCard {
+                id: ThreadId(12),
+                workspace: "lunavo".into(),
+                title: "Refund".into(),
+                status: "open".into(),
+                kind: "approval".into(),
+                approvals: 1,
+                needed: 2,
+                decided_by: None,
+                reason: None,
+                buttons: vec![],
+            }),
+        ]);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["blocks"][0]["type"], "table");
+        assert_eq!(json["blocks"][0]["rows"][0][0], "#12");
+        assert_eq!(json["blocks"][1]["type"], "thread");
+        assert_eq!(json["blocks"][1]["id"], 12);
+        assert_eq!(json["blocks"][1]["needed"], 2);
+        let back: Reply = serde_json::from_value(json).unwrap();
+        assert_eq!(back, r);
     }
 
     proptest! {

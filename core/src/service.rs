@@ -268,9 +268,12 @@ impl Krake {
             .directory
             .workspace(&ws)
             .map_or_else(|| ws.to_string(), |w| w.name.clone());
-        let mut text = match self.kpi_board(actor, &ws).await? {
-            Some(b) => crate::kpi::render_board(&b, self.clock.now()),
-            None => String::new(),
+        let (mut text, cards) = match self.kpi_board(actor, &ws).await? {
+            Some(b) => (
+                crate::kpi::render_board(&b, self.clock.now()),
+                crate::kpi::kpi_cards(&b),
+            ),
+            None => (String::new(), Vec::new()),
         };
         // The shop's orders (the day's figures, earlier days, print orders), when it has any.
         if let Some(k) = self.kpis(actor, &ws).await?
@@ -283,7 +286,7 @@ impl Krake {
                 "No figures for {name}: KPIs are not set up here."
             )));
         }
-        Ok(Reply::info(text.trim().to_owned()))
+        Ok(Reply::info(text.trim().to_owned()).with_blocks(cards))
     }
 
     /// The model costs of a month for one workspace or every workspace the actor sees
@@ -591,6 +594,7 @@ impl Krake {
             return Ok(Reply::info(format!("No {scope}. All clear.")));
         }
         let mut t = format!("{} ({}):\n", capitalise(&scope), threads.len());
+        let mut rows = Vec::with_capacity(threads.len());
         for th in &threads {
             let _ = writeln!(
                 t,
@@ -601,9 +605,20 @@ impl Krake {
                 th.status,
                 one_line(&th.title, 60)
             );
+            rows.push(vec![
+                format!("#{}", th.id.0),
+                th.workspace.to_string(),
+                th.kind.to_string(),
+                th.status.to_string(),
+                one_line(&th.title, 120),
+            ]);
         }
         t.push_str("Open one with /show <id>.");
-        Ok(Reply::info(t))
+        let columns = ["#", "Workspace", "Kind", "Status", "Title"].map(String::from);
+        Ok(Reply::info(t).with_blocks(vec![crate::reply::Block::Table {
+            columns: columns.to_vec(),
+            rows,
+        }]))
     }
 
     async fn show(&self, actor: &Actor, id: ThreadId) -> Result<Reply, RepoError> {
@@ -671,7 +686,8 @@ impl Krake {
     }
 
     /// Until a model is configured, a task for an agent is filed as a question thread in the
-    /// agent's home workspace, so it is not lost and a person can pick it up.
+    /// first of the agent's workspaces the person is a member of (its home for most), so it is
+    /// not lost and a person can pick it up.
     async fn ask(
         &self,
         actor: &Actor,
@@ -684,8 +700,13 @@ impl Krake {
                 "There is no agent called {agent}. See /agents."
             )));
         };
+        // The task goes to the first of the agent's workspaces the person is a member of (its
+        // home for most people; the one workspace a scoped web chat acts in).
         let Some(home) = agent
-            .home()
+            .workspaces
+            .iter()
+            .find(|w| actor.role_in(w) >= Role::Member)
+            .or_else(|| agent.home())
             .cloned()
             .or_else(|| self.directory.workspaces().first().map(|w| w.slug.clone()))
         else {
@@ -795,19 +816,30 @@ fn decided(outcome: &DecisionOutcome, version: Option<i64>) -> Reply {
                 .as_ref()
                 .map(|a| format!("\nAction: {}", a.describe()))
                 .unwrap_or_default();
-            Reply::success(format!("{how} #{}: {}{action}", th.id.0, th.title)).about(th.id)
+            with_card(
+                Reply::success(format!("{how} #{}: {}{action}", th.id.0, th.title)).about(th.id),
+                th,
+            )
         }
-        DecisionOutcome::Counted { thread, missing } => Reply::success(format!(
-            "Your approval of #{} is counted; {missing} more needed.",
-            thread.id.0
-        ))
-        .about(thread.id),
-        DecisionOutcome::AlreadyCounted(th) => Reply::info(format!(
-            "You already approved #{}; it still needs more approvals.",
-            th.id.0
-        ))
-        .about(th.id),
-        DecisionOutcome::Refused(th) => Reply::warning(refusal(th, version)).about(th.id),
+        DecisionOutcome::Counted { thread, missing } => with_card(
+            Reply::success(format!(
+                "Your approval of #{} is counted; {missing} more needed.",
+                thread.id.0
+            ))
+            .about(thread.id),
+            thread,
+        ),
+        DecisionOutcome::AlreadyCounted(th) => with_card(
+            Reply::info(format!(
+                "You already approved #{}; it still needs more approvals.",
+                th.id.0
+            ))
+            .about(th.id),
+            th,
+        ),
+        DecisionOutcome::Refused(th) => {
+            with_card(Reply::warning(refusal(th, version)).about(th.id), th)
+        }
     }
 }
 
@@ -832,6 +864,6 @@ fn archive_reply(outcome: &ArchiveOutcome, archived: bool) -> Reply {
 }
 
 pub(crate) use crate::chat::text::{
-    chat_refusal, describe_query, failure, help, link_hint, no_thread, refusal,
+    chat_refusal, describe_query, failure, help, link_hint, no_thread, refusal, with_card,
 };
 pub use crate::chat::text::{render_thread, render_unparsed};

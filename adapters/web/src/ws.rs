@@ -8,13 +8,24 @@
 //!   session id and the last sequence number seen;
 //! - `{"type":"say","id":"c7","text":"/todo"}`: a chat message, handled once per `id`
 //!   (a message resent after a drop is not handled twice);
-//! - `{"type":"press","payload":"k1:a:12:3","id":"p4"?}`: a button (handled once per `id`);
+//! - `{"type":"press","payload":"k1:a:12:3","id":"p4"?,"reason":"…"?}`: a button (handled once
+//!   per `id`); a Reject press may carry the reason the person gave;
 //! - `{"type":"ack","seq":40}`: everything up to 40 arrived (lets the server forget it).
 //!
 //! Server → client: every message has `seq` (1, 2, 3, … per session) and a `type`: `welcome`
-//! (`session`, `reset`: true when the client must reload its state), `reply` (`re`, `text`,
-//! `tone`, `thread`, `buttons: [{label, payload}]`), `thread` (a new or changed inbox thread),
+//! (`session`, `user`, `workspace`, `reset`: true when the client must reload its state),
+//! `reply` (`re`, `text`, `tone`, `thread`, `buttons: [{label, payload}]`, `blocks`: the same
+//! content as parts to draw, see [`block_json`]), `thread` (a new or changed inbox thread),
 //! `error` (`code`, `message`: a bad frame; the connection stays open).
+//!
+//! A session opened for a workspace (`hello.workspace`, the widget's `data-workspace`) acts in
+//! that workspace only: what it sends runs as the person with their role there and none
+//! elsewhere, so `/todo` lists that workspace's threads, `/show` and decisions reach only them,
+//! and a task for an agent goes to it (see [`scoped`]).
+//!
+//! Before a session: `error` with `code` `unauthenticated` (no credential: sign in at `/login`
+//! or give a token) or `cross_origin` (the page is not on this Krake's own origin, so its
+//! session cookie does not count there; the client says so rather than asking to sign in).
 //!
 //! A socket acts with the rights its credential has now, not those it had at `hello`: before
 //! each `say` or `press`, and before pushing, the session cookie or token is checked again
@@ -35,9 +46,10 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use krake_core::actor::Front;
+use krake_core::actor::{Front, Role};
+use krake_core::chat::command::Command;
 use krake_core::inbound::{Content, IdempotencyKey, Inbound};
-use krake_core::reply::{ButtonPayload, Reply};
+use krake_core::reply::{Block, Button, ButtonAction, ButtonPayload, Reply};
 use krake_core::workspace::WorkspaceSlug;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -79,6 +91,9 @@ pub enum ClientFrame {
         /// handled once).
         #[serde(default)]
         id: Option<String>,
+        /// Why, for a Reject (the widget asks for it).
+        #[serde(default)]
+        reason: Option<String>,
     },
     /// Everything up to `seq` arrived.
     Ack {
@@ -99,9 +114,16 @@ async fn upgrade(
 ) -> Response {
     // A session cookie only counts when the page is from this host (no cross-site hijacking).
     let cookie_caller = if same_origin(&headers, &state.config) {
-        caller(&state, &headers).await.ok().flatten()
+        match caller(&state, &headers).await.ok().flatten() {
+            Some(c) => Cookie::Caller(c),
+            None => Cookie::None,
+        }
+    } else if crate::auth::cookie(&headers, crate::auth::SESSION_COOKIE)
+        .is_some_and(|v| !v.is_empty())
+    {
+        Cookie::OtherOrigin
     } else {
-        None
+        Cookie::None
     };
     ws.read_buffer_size(4 * 1024)
         .write_buffer_size(4 * 1024)
@@ -148,7 +170,19 @@ fn public_origin(url: &str) -> &str {
     }
 }
 
-async fn serve_socket(state: WebState, cookie: Option<Caller>, socket: WebSocket) {
+/// What the upgrade request's session cookie gave.
+#[derive(Debug, Clone)]
+pub enum Cookie {
+    /// A signed-in person, from a page of this Krake.
+    Caller(Caller),
+    /// A session cookie sent by a page of another origin (another site, or this host on
+    /// another port): not used, and the client is told why.
+    OtherOrigin,
+    /// No session cookie (or one that no longer counts).
+    None,
+}
+
+async fn serve_socket(state: WebState, cookie: Cookie, socket: WebSocket) {
     let (sink, stream) = socket.split();
     let sink = sink
         .with(|t: Arc<str>| async move { Ok::<_, axum::Error>(Message::Text(t.as_ref().into())) });
@@ -160,7 +194,7 @@ async fn serve_socket(state: WebState, cookie: Option<Caller>, socket: WebSocket
             Ok(_) => None,
         }
     });
-    run_session(state, cookie, Box::pin(sink), Box::pin(stream)).await;
+    run_session_with(state, cookie, Box::pin(sink), Box::pin(stream)).await;
 }
 
 /// One frame from the client's side of a connection.
@@ -177,7 +211,12 @@ pub enum Incoming {
 fn welcome(session: &Session, reset: bool) {
     session.push_json(
         "welcome",
-        serde_json::json!({ "session": session.id, "user": session.actor().user.as_str(), "reset": reset }),
+        serde_json::json!({
+            "session": session.id,
+            "user": session.actor().user.as_str(),
+            "workspace": session.workspace.as_ref().map(WorkspaceSlug::as_str),
+            "reset": reset,
+        }),
     );
 }
 
@@ -199,15 +238,46 @@ where
     sink.send(Arc::from(text)).await.is_ok()
 }
 
+/// Runs one connection whose upgrade request carried `cookie`'s caller (see
+/// [`run_session_with`]).
+pub async fn run_session<Si, St>(state: WebState, cookie: Option<Caller>, sink: Si, stream: St)
+where
+    Si: Sink<Arc<str>> + Unpin,
+    St: Stream<Item = Incoming> + Unpin,
+{
+    let cookie = cookie.map_or(Cookie::None, Cookie::Caller);
+    run_session_with(state, cookie, sink, stream).await;
+}
+
+/// What a connection without a credential is told: to sign in, or (its page is on another
+/// origin, whose session cookie does not count) where Krake is.
+fn no_credential(state: &WebState, cookie: &Cookie) -> (&'static str, String) {
+    match cookie {
+        Cookie::OtherOrigin => (
+            "cross_origin",
+            format!(
+                "this page is not on Krake's own address, so your Krake sign-in does not count here: chat on Krake's own pages{}, or give the widget a widget token (data-token)",
+                state
+                    .config
+                    .public_url
+                    .as_deref()
+                    .map(|u| format!(" ({})", public_origin(u)))
+                    .unwrap_or_default()
+            ),
+        ),
+        _ => (
+            "unauthenticated",
+            "sign in first (at /login on this Krake), or give the widget a token (data-token)"
+                .to_owned(),
+        ),
+    }
+}
+
 /// Runs one connection: waits for `hello`, then relays the session's log to the sink and the
 /// client's frames to core, until the client goes away or another connection resumes the
 /// session.
-pub async fn run_session<Si, St>(
-    state: WebState,
-    cookie: Option<Caller>,
-    mut sink: Si,
-    mut stream: St,
-) where
+pub async fn run_session_with<Si, St>(state: WebState, cookie: Cookie, mut sink: Si, mut stream: St)
+where
     Si: Sink<Arc<str>> + Unpin,
     St: Stream<Item = Incoming> + Unpin,
 {
@@ -263,17 +333,14 @@ pub async fn run_session<Si, St>(
                     _ => None,
                 }
             }
-            (Some(c), None) => Some((actor_for_web(c.actor.clone()), c.credential.clone())),
-            (None, None) => None,
+            (Cookie::Caller(c), None) => {
+                Some((actor_for_web(c.actor.clone()), c.credential.clone()))
+            }
+            (_, None) => None,
         };
         let Some((actor, credential)) = who else {
-            let _ = send_raw(
-                &mut sink,
-                "error",
-                "unauthenticated",
-                "sign in first (at /login on this Krake), or give the widget a token (data-token)",
-            )
-            .await;
+            let (code, message) = no_credential(&state, &cookie);
+            let _ = send_raw(&mut sink, "error", code, &message).await;
             return;
         };
         let workspace = match workspace.filter(|w| !w.is_empty()) {
@@ -484,7 +551,11 @@ async fn act(state: &WebState, session: &Session, frame: ClientFrame) {
             let reply = accept(state, session, key, Content::Text(text)).await;
             send_reply(state, session, Some(&id), reply).await;
         }
-        ClientFrame::Press { payload, id } => match ButtonPayload::decode(&payload) {
+        ClientFrame::Press {
+            payload,
+            id,
+            reason,
+        } => match ButtonPayload::decode(&payload) {
             Ok(p) => {
                 // A press with the client's id is handled once per id; without one, each
                 // press is its own event (a stale or repeated press is refused by its version).
@@ -496,7 +567,17 @@ async fn act(state: &WebState, session: &Session, frame: ClientFrame) {
                         "a press id has at most 100 characters",
                     );
                 };
-                let reply = accept(state, session, key, Content::Button(p)).await;
+                let content = match reason.map(|r| r.trim().to_owned()) {
+                    // A Reject with the reason the person gave is the typed command itself.
+                    Some(reason) if p.action == ButtonAction::Reject && !reason.is_empty() => {
+                        Content::Command(Command::Reject {
+                            id: p.thread,
+                            reason: Some(reason),
+                        })
+                    }
+                    _ => Content::Button(p),
+                };
+                let reply = accept(state, session, key, content).await;
                 send_reply(state, session, None, reply).await;
             }
             Err(e) => error_to(session, "bad_button", &e.to_string()),
@@ -537,7 +618,7 @@ async fn accept(
         .accept(Inbound {
             source: Front::Web,
             key,
-            actor: session.actor(),
+            actor: scoped(session.actor(), session.workspace.as_ref()),
             conversation: format!("web:{}", session.id),
             reply_to: None,
             answer_to: krake_core::outbox::Destination::parse(&format!(
@@ -551,12 +632,56 @@ async fn accept(
         .reply
 }
 
-async fn send_reply(state: &WebState, session: &Session, re: Option<&str>, reply: Reply) {
-    let buttons: Vec<serde_json::Value> = reply
-        .buttons
+/// The actor a session's messages run as: for a session opened for a workspace, the person
+/// with their role there and no role anywhere else (so lists, thread commands and tasks stay
+/// in that workspace); otherwise the person as they are.
+pub fn scoped(actor: krake_core::Actor, workspace: Option<&WorkspaceSlug>) -> krake_core::Actor {
+    let Some(w) = workspace else {
+        return actor;
+    };
+    let mut only = krake_core::Actor {
+        role: Role::Guest,
+        workspace_roles: std::collections::BTreeMap::new(),
+        ..actor.clone()
+    };
+    only.workspace_roles.insert(w.clone(), actor.role_in(w));
+    only
+}
+
+fn buttons_json(buttons: &[Button]) -> Vec<serde_json::Value> {
+    buttons
         .iter()
-        .map(|b| serde_json::json!({ "label": b.label, "payload": b.payload.encode() }))
-        .collect();
+        .map(|b| {
+            serde_json::json!({
+                "label": b.label,
+                "payload": b.payload.encode(),
+                "action": b.payload.action,
+            })
+        })
+        .collect()
+}
+
+/// A reply block as the client gets it: `{"type":"table","columns":[…],"rows":[[…]]}`,
+/// `{"type":"thread","id":12,"workspace","title","status","kind","approvals":1,"needed":2,
+/// "decided_by","reason","buttons":[{label,payload,action}]}` or `{"type":"kpi","label",
+/// "value","change","period","target","on_target","trend"}` (buttons carry their encoded
+/// payload, as a `press` sends it back).
+pub fn block_json(block: &Block) -> serde_json::Value {
+    match block {
+        Block::Thread(card) => {
+            let mut v = serde_json::to_value(card).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("type".into(), "thread".into());
+                o.insert("buttons".into(), buttons_json(&card.buttons).into());
+            }
+            v
+        }
+        other => serde_json::to_value(other).unwrap_or_default(),
+    }
+}
+
+async fn send_reply(state: &WebState, session: &Session, re: Option<&str>, reply: Reply) {
+    let blocks: Vec<serde_json::Value> = reply.blocks.iter().map(block_json).collect();
     session.push_json(
         "reply",
         serde_json::json!({
@@ -564,7 +689,8 @@ async fn send_reply(state: &WebState, session: &Session, re: Option<&str>, reply
             "text": reply.text,
             "tone": reply.tone,
             "thread": reply.thread.map(|t| t.0),
-            "buttons": buttons,
+            "buttons": buttons_json(&reply.buttons),
+            "blocks": blocks,
         }),
     );
     // A change made from chat (a successful reply about a thread) reaches every dashboard at once (the outbox copy comes later

@@ -8,7 +8,7 @@ use crate::config::Directory;
 use crate::inbox::rules::Refusal;
 use crate::inbox::{Thread, ThreadId, ThreadKind, ThreadStatus};
 use crate::ports::RepoError;
-use crate::reply::{Button, ButtonAction, ButtonPayload, Reply, Tone};
+use crate::reply::{Block, Button, ButtonAction, ButtonPayload, Reply, ThreadCard, Tone};
 use crate::text::capitalise;
 use std::fmt::Write as _;
 
@@ -221,28 +221,54 @@ pub fn render_thread(th: &Thread) -> Reply {
             r.text
         );
     }
-    let mut reply = Reply::info(t.trim_end()).about(th.id);
-    if th.is_decidable() {
-        reply = reply.with_buttons(vec![
-            Button {
-                label: "Approve".into(),
-                payload: ButtonPayload {
-                    thread: th.id,
-                    action: ButtonAction::Approve,
-                    version: th.version,
-                },
-            },
-            Button {
-                label: "Reject".into(),
-                payload: ButtonPayload {
-                    thread: th.id,
-                    action: ButtonAction::Reject,
-                    version: th.version,
-                },
-            },
-        ]);
+    let card = thread_card(th);
+    Reply::info(t.trim_end())
+        .about(th.id)
+        .with_buttons(card.buttons.clone())
+        .with_blocks(vec![Block::Thread(card)])
+}
+
+/// Approve and Reject for the thread's current version, when it can be decided.
+fn decide_buttons(th: &Thread) -> Vec<Button> {
+    if !th.is_decidable() {
+        return Vec::new();
     }
-    reply
+    [
+        ("Approve", ButtonAction::Approve),
+        ("Reject", ButtonAction::Reject),
+    ]
+    .into_iter()
+    .map(|(label, action)| Button {
+        label: label.into(),
+        payload: ButtonPayload {
+            thread: th.id,
+            action,
+            version: th.version,
+        },
+    })
+    .collect()
+}
+
+/// A thread as a card: title, state, quorum progress and, while it can be decided, Approve
+/// and Reject for its current version.
+pub(crate) fn thread_card(th: &Thread) -> ThreadCard {
+    ThreadCard {
+        id: th.id,
+        workspace: th.workspace.to_string(),
+        title: th.title.clone(),
+        status: th.status.to_string(),
+        kind: th.kind.to_string(),
+        approvals: u32::try_from(th.approvals.len()).unwrap_or(u32::MAX),
+        needed: th.approvers.needed(),
+        decided_by: th.decided_by.as_ref().map(ToString::to_string),
+        reason: th.reason.clone(),
+        buttons: decide_buttons(th),
+    }
+}
+
+/// The reply about `th` with its card added (a decision's reply: the thread as it is now).
+pub(crate) fn with_card(reply: Reply, th: &Thread) -> Reply {
+    reply.with_blocks(vec![Block::Thread(thread_card(th))])
 }
 
 /// The reply to a command about several threads: how many were done, then each outcome
@@ -269,9 +295,11 @@ pub fn each(replies: Vec<Reply>) -> Reply {
         .map(|r| r.tone)
         .max_by_key(|t| rank(*t))
         .unwrap_or_default();
+    let blocks = replies.into_iter().flat_map(|r| r.blocks).collect();
     Reply {
         text,
         tone,
+        blocks,
         ..Reply::default()
     }
 }
@@ -358,5 +386,70 @@ pub fn render_dead_letters(o: &crate::dead_letters::DeadLetterOutcome) -> Reply 
             Reply::warning("Only owners see dead letters: they may hold any workspace's messages.")
         }
         O::Unavailable => Reply::info("Dead letters are not available here."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::actor::UserName;
+    use crate::inbox::{Approvers, Origin};
+    use crate::knowledge::documents::tests::thread;
+
+    #[test]
+    fn a_thread_reply_carries_a_card_matching_its_text_and_buttons() {
+        let mut th = thread(12, "lunavo", Origin::Agent, "Refund order 1042?");
+        th.kind = ThreadKind::Approval;
+        th.approvers = Approvers::Quorum { n: 2 };
+        th.approvals = vec![UserName::parse("ana").unwrap()];
+        th.version = 3;
+        let r = render_thread(&th);
+        let [Block::Thread(card)] = r.blocks.as_slice() else {
+            panic!("one thread card expected: {:?}", r.blocks);
+        };
+        assert_eq!(card.id, th.id);
+        assert!(r.text.starts_with(&format!(
+            "#12 [{} · {} · {}] {}",
+            card.workspace, card.kind, card.status, card.title
+        )));
+        assert_eq!((card.approvals, card.needed), (1, 2));
+        assert!(r.text.contains("Needs 2 approvals (have 1)"), "{}", r.text);
+        // The card's buttons are the reply's: Approve and Reject for version 3.
+        assert_eq!(card.buttons, r.buttons);
+        assert_eq!(
+            card.buttons
+                .iter()
+                .map(|b| b.payload.encode())
+                .collect::<Vec<_>>(),
+            ["k1:a:12:3", "k1:r:12:3"]
+        );
+        // Decided: a card without buttons, saying who and why.
+        th.status = ThreadStatus::Rejected;
+        th.decided_by = Some(UserName::parse("bo").unwrap());
+        th.reason = Some("too late".into());
+        let r = render_thread(&th);
+        let [Block::Thread(card)] = r.blocks.as_slice() else {
+            panic!("one thread card expected: {:?}", r.blocks);
+        };
+        assert!(card.buttons.is_empty() && r.buttons.is_empty());
+        assert_eq!(card.status, "rejected");
+        assert_eq!(card.decided_by.as_deref(), Some("bo"));
+        assert!(r.text.contains("Decided by bo: too late"), "{}", r.text);
+    }
+
+    #[test]
+    fn several_outcomes_keep_every_card() {
+        let a = with_card(
+            Reply::success("Approved #1"),
+            &thread(1, "lunavo", Origin::User, ""),
+        );
+        let b = with_card(
+            Reply::warning("no"),
+            &thread(2, "monarch", Origin::User, ""),
+        );
+        let r = each(vec![a, b]);
+        assert_eq!(r.blocks.len(), 2);
+        assert_eq!(r.tone, Tone::Warning);
     }
 }

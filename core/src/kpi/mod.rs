@@ -18,7 +18,7 @@ pub use board::{Board, Figure, Overview, OverviewRow};
 pub use config::{KpiEntry, KpiSettings, default_kpis, kpi_defs};
 pub use desk::{KpiDesk, KpiReader, MAX_POINTS_PER_PUSH, PointInput, PushRefused};
 pub use formula::{Formula, FormulaError};
-pub use render::{age, render_board, render_overview, sparkline};
+pub use render::{age, kpi_cards, render_board, render_overview, sparkline};
 
 use crate::ports::RepoError;
 use crate::time::Timestamp;

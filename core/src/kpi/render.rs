@@ -145,6 +145,25 @@ pub fn render_board(b: &Board, now: Timestamp) -> String {
     t.trim_end().to_owned()
 }
 
+/// A workspace's KPIs as cards (what [`render_board`] writes, one card per figure).
+pub fn kpi_cards(b: &Board) -> Vec<crate::reply::Block> {
+    b.figures
+        .iter()
+        .map(|f| {
+            let change = change(f);
+            crate::reply::Block::Kpi(crate::reply::KpiCard {
+                label: f.name.clone(),
+                value: f.show(f.value),
+                change: (!change.is_empty()).then_some(change),
+                period: (f.period.days() > 1).then(|| f.period.label().to_owned()),
+                target: f.target.map(|t| f.show(Some(t))),
+                on_target: f.on_target,
+                trend: sparkline(&f.trend).trim_end().to_owned(),
+            })
+        })
+        .collect()
+}
+
 /// The Management overview for chat.
 pub fn render_overview(o: &Overview, now: Timestamp) -> String {
     let mut t = String::new();
@@ -208,6 +227,68 @@ pub fn render_overview(o: &Overview, now: Timestamp) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kpi_cards_say_what_the_board_text_says() {
+        let figure = |name: &str, unit, value, change_pct, period, target| Figure {
+            key: name.to_lowercase(),
+            name: name.to_owned(),
+            unit,
+            currency: Some("EUR".to_owned()),
+            period,
+            today: Some(10.0),
+            value,
+            previous: None,
+            change_pct,
+            target,
+            direction: crate::kpi::Direction::Higher,
+            on_target: target.zip(value).map(|(t, v)| v >= t),
+            off_target_since: None,
+            trend: vec![Some(1.0), None, Some(3.0)],
+            last_at: None,
+            stale: false,
+            demo: false,
+            source: "metric:x".to_owned(),
+        };
+        let b = Board {
+            workspace: crate::workspace::WorkspaceSlug::parse("lunavo").unwrap(),
+            name: "Lunavo".to_owned(),
+            today: "2026-12-07".to_owned(),
+            figures: vec![
+                figure(
+                    "Revenue",
+                    "money",
+                    Some(1234.5),
+                    Some(12.0),
+                    crate::kpi::Period::Week,
+                    Some(1000.0),
+                ),
+                figure("Orders", "count", None, None, crate::kpi::Period::Day, None),
+            ],
+            demo: false,
+            notes: vec![],
+        };
+        let text = render_board(&b, Timestamp::from_millis(0));
+        let cards = kpi_cards(&b);
+        assert_eq!(cards.len(), b.figures.len());
+        for card in &cards {
+            let crate::reply::Block::Kpi(k) = card else {
+                panic!("not a KPI card: {card:?}");
+            };
+            assert!(text.contains(&k.label), "{} not in {text}", k.label);
+            assert!(text.contains(&k.value), "{} not in {text}", k.value);
+            if let Some(c) = &k.change {
+                assert!(text.contains(c.as_str()), "{c} not in {text}");
+            }
+        }
+        let crate::reply::Block::Kpi(revenue) = &cards[0] else {
+            unreachable!()
+        };
+        assert_eq!(revenue.change.as_deref(), Some("▲ 12 % vs the week before"));
+        assert_eq!(revenue.on_target, Some(true));
+        assert_eq!(revenue.trend, "▁ █");
+        assert_eq!(revenue.period.as_deref(), Some("7 days"));
+    }
 
     #[test]
     fn sparklines_scale_between_low_and_high() {
