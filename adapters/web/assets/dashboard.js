@@ -1,5 +1,7 @@
-// Krake dashboard: keeps the inbox rows and the open thread's status current as the chat
-// widget's socket reports changes (event "krake:thread"). Text is set with textContent only.
+// Krake dashboard: keeps the inbox and the open thread's status current as the chat widget's
+// socket reports changes (event "krake:thread"), and adds threads that arrive while the inbox
+// is open when they match its filters. Only the dashboard's own elements are touched (the
+// widget's log lines carry data-thread too). Text is set with textContent only.
 (function () {
   "use strict";
   function cell(text, cls) {
@@ -8,42 +10,108 @@
     td.textContent = text;
     return td;
   }
-  document.addEventListener("krake:thread", function (ev) {
-    var t = ev.detail;
-    var rows = document.querySelectorAll('[data-thread="' + String(Number(t.id)) + '"]');
-    rows.forEach(function (row) {
-      var st = row.querySelector(".status");
-      if (st) { st.textContent = t.status; st.setAttribute("data-status", t.status); }
-      var ti = row.querySelector(".title");
-      if (ti && row.tagName === "TR") ti.textContent = t.title;
-    });
-    var table = document.querySelector("#inbox tbody");
-    if (rows.length === 0 && table && !location.search) {
-      var tr = document.createElement("tr");
-      tr.setAttribute("data-thread", String(Number(t.id)));
-      var a = document.createElement("a");
-      a.href = "/threads/" + Number(t.id);
-      a.textContent = "#" + Number(t.id);
-      var first = document.createElement("td");
-      first.appendChild(a);
-      tr.appendChild(first);
-      tr.appendChild(cell(t.workspace));
-      tr.appendChild(cell(t.kind));
-      var st = cell(t.status, "status");
-      st.setAttribute("data-status", t.status);
-      tr.appendChild(st);
-      tr.appendChild(cell(t.title, "title"));
-      table.insertBefore(tr, table.firstChild);
-    }
-  });
-
-  // Runs: the list and a run's page follow /api/v1/runs (with the session) while open.
-  var ENDED = ["done", "rejected", "escalated", "failed", "refused", "expired", "cancelled"];
+  function link(href, text) {
+    var a = document.createElement("a");
+    a.href = href;
+    a.textContent = text;
+    return a;
+  }
   function setStatus(el, status) {
     if (!el) return;
     el.textContent = status;
     el.setAttribute("data-status", status);
   }
+  // Whether thread t belongs in the inbox table as filtered (data-workspace, -kind, -status).
+  function matches(table, t) {
+    if (table.hasAttribute("data-paged")) return false;
+    var ws = table.getAttribute("data-workspace") || "";
+    var kind = table.getAttribute("data-kind") || "";
+    var status = table.getAttribute("data-status") || "";
+    if (ws && ws !== t.workspace) return false;
+    if (kind && kind !== t.kind) return false;
+    if (status === "all" || status === "") return t.status !== "archived";
+    return status === t.status;
+  }
+  function addRow(body, t) {
+    var id = String(Number(t.id));
+    var tr = document.createElement("tr");
+    tr.setAttribute("data-thread", id);
+    tr.className = "new";
+    var first = document.createElement("td");
+    first.className = "id";
+    first.appendChild(link("/threads/" + id, "#" + id));
+    tr.appendChild(first);
+    var title = document.createElement("td");
+    title.className = "title";
+    title.appendChild(link("/threads/" + id, t.title));
+    tr.appendChild(title);
+    tr.appendChild(cell(t.workspace, "ws"));
+    tr.appendChild(cell(t.kind, "kind"));
+    var st = cell(t.status, "status");
+    st.setAttribute("data-status", t.status);
+    tr.appendChild(st);
+    var age = document.createElement("td");
+    age.className = "age";
+    var time = document.createElement("time");
+    var now = new Date();
+    time.setAttribute("datetime", now.toISOString());
+    time.setAttribute("title", now.toISOString().slice(0, 16).replace("T", " ") + " UTC");
+    time.textContent = "just now";
+    age.appendChild(time);
+    tr.appendChild(age);
+    body.insertBefore(tr, body.firstChild);
+  }
+  // The open counts above the inbox: one more open thread in workspace ws.
+  function countOpen(ws) {
+    var total = document.querySelector("#open-counts [data-open]");
+    if (!total) return;
+    var n = Number(total.getAttribute("data-open")) + 1;
+    total.setAttribute("data-open", String(n));
+    total.textContent = String(n);
+    var w = Array.from(document.querySelectorAll("#open-counts [data-open-workspace]"))
+      .filter(function (a) { return a.getAttribute("data-open-workspace") === ws; })[0];
+    if (w) {
+      var m = Number(w.textContent.split(" ").pop()) + 1;
+      w.textContent = ws + " " + m;
+    }
+  }
+  document.addEventListener("krake:thread", function (ev) {
+    var t = ev.detail;
+    var id = String(Number(t.id));
+    var table = document.getElementById("inbox");
+    var body = table && table.querySelector("tbody");
+    var row = body && body.querySelector('tr[data-thread="' + id + '"]');
+    if (row) {
+      setStatus(row.querySelector(".status"), t.status);
+      var ti = row.querySelector(".title a") || row.querySelector(".title");
+      if (ti) ti.textContent = t.title;
+    } else if (body && matches(table, t)) {
+      addRow(body, t);
+      table.hidden = false;
+      var empty = document.getElementById("inbox-empty");
+      if (empty) empty.remove();
+      if (t.status === "open") countOpen(t.workspace);
+    }
+    // The open thread's page: its status, and a note when someone else changed it.
+    var article = document.querySelector('article[data-thread="' + id + '"]');
+    if (article) {
+      setStatus(article.querySelector(".status"), t.status);
+      var shown = Number(article.getAttribute("data-version"));
+      if (Number(t.version) > shown && !document.getElementById("changed")) {
+        var p = document.createElement("p");
+        p.id = "changed";
+        p.className = "flash warn";
+        p.setAttribute("role", "status");
+        p.appendChild(document.createTextNode("#" + id + " changed: it is " + t.status +
+          (t.decided_by ? " (by " + t.decided_by + ")" : "") + " now. "));
+        p.appendChild(link(location.pathname, "Reload to see it"));
+        article.parentNode.insertBefore(p, article);
+      }
+    }
+  });
+
+  // Runs: the list and a run's page follow /api/v1/runs (with the session) while open.
+  var ENDED = ["done", "rejected", "escalated", "failed", "refused", "expired", "cancelled"];
   function getJson(url, then) {
     fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (r) { return r.ok ? r.json() : null; })

@@ -1,34 +1,48 @@
 //! The dashboard: server-rendered HTML pages (sign-in, the home page with the overview and
-//! the inbox with filters, a thread with its replies, audit log and actions, workspaces with
-//! each one's KPI cards from `kpi_cards` and commerce panel, agents, runs in `runs_page`, each
-//! workspace's knowledge in `knowledge_page`).
+//! the inbox with filters, counts and ages in [`inbox`], a thread with its replies, audit log,
+//! quorum progress and actions in [`thread`], workspaces with each one's KPI cards from
+//! `kpi_cards` and commerce panel, agents, runs in `runs_page`, each workspace's knowledge in
+//! `knowledge_page`), and the page for an address that leads nowhere ([`not_found_fallback`]).
 //! Plain forms and links, so it works with the keyboard and without scripts; the embedded
-//! widget script adds live updates.
+//! scripts add live updates. Every action answers back: a form post redirects to the page with
+//! `?done=…`, which shows what happened and the state now (post/redirect/get).
 //!
-//! Every text that comes from people or agents goes through [`esc`]; pages also forbid inline
-//! scripts (Content-Security-Policy), so a title like `<script>…` only ever shows as text.
+//! Pages are [maud](https://maud.lambda.xyz/) templates: checked when compiled, and every text
+//! inserted is escaped unless it is wrapped in `PreEscaped` (only for markup made here). Pages
+//! also forbid inline scripts (Content-Security-Policy), so a title like `<script>…` only ever
+//! shows as text. [`page`] and [`esc`] remain for page modules that still build strings.
+
+mod inbox;
+mod thread;
 
 use crate::ApiError;
 use crate::auth::{Caller, caller};
 use crate::front::WebState;
 use axum::Router;
 use axum::extract::rejection::{FormRejection, PathRejection};
-use axum::extract::{Form, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Form, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use krake_core::commerce::Kpis;
-use krake_core::inbox::{Decision, Thread, ThreadId};
-use krake_core::thread_api::ThreadError;
+use krake_core::time::Timestamp;
 use krake_core::workspace::WorkspaceSlug;
-use serde::Deserialize;
+use maud::{DOCTYPE, Markup, PreEscaped, html as markup};
 use std::fmt::Write as _;
 
-/// Dashboard routes.
+pub use inbox::InboxQuery;
+pub use thread::{ActionForm, DoneQuery};
+
+/// Dashboard routes, and the fallback for every address no route takes
+/// ([`not_found_fallback`]; merged routers keep it, so no other may set one).
 pub fn router() -> Router<WebState> {
     Router::new()
-        .route("/", get(inbox))
-        .route("/threads/{id}", get(thread_page).post(thread_action))
+        .fallback(not_found_fallback)
+        .route("/", get(inbox::inbox))
+        .route(
+            "/threads/{id}",
+            get(thread::thread_page).post(thread::thread_action),
+        )
         .route("/workspaces", get(workspaces))
         .route("/workspaces/{slug}", get(workspace_kpis))
         .merge(crate::runs_page::router())
@@ -39,7 +53,8 @@ pub fn router() -> Router<WebState> {
         .merge(crate::costs_page::router())
 }
 
-/// Escapes text for HTML element content and quoted attributes.
+/// Escapes text for HTML element content and quoted attributes, for page modules that still
+/// build strings; templates escape by themselves.
 pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -76,39 +91,99 @@ pub(crate) fn html(status: StatusCode, body: String) -> Response {
     res
 }
 
+/// A page around `body`, markup made by the caller (every text in it escaped already).
 pub(crate) fn page(title: &str, who: Option<&Caller>, body: &str) -> String {
-    page_in(title, who, body, "")
+    layout_in(title, who, "", PreEscaped(body.to_owned()))
 }
 
-/// A page whose chat widget works in `workspace` (its attach button adds files there).
-pub(crate) fn page_in(title: &str, who: Option<&Caller>, body: &str, workspace: &str) -> String {
-    let nav = match who {
-        Some(c) => format!(
-            r#"<nav><a href="/" accesskey="i">Inbox</a> <a href="/workspaces">Workspaces</a> <a href="/agents">Agents</a> <a href="/runs">Runs</a> <a href="/folders">Folders</a> <a href="/deadletters">Dead letters</a>
-<span class="who">{user}</span>
-<form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" value="{csrf}"><button type="submit">Sign out</button></form></nav>"#,
-            user = esc(c.actor.user.as_str()),
-            csrf = esc(c.csrf().unwrap_or_default()),
-        ),
-        None => String::new(),
-    };
-    let scripts = if who.is_some() {
-        format!(
-            r#"<script src="/assets/dashboard.js" defer></script><script src="/widget.js" data-workspace="{}" defer></script>"#,
-            esc(workspace)
-        )
-    } else {
-        String::new()
-    };
-    format!(
-        r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · Krake</title><link rel="stylesheet" href="/assets/style.css">{scripts}</head>
-<body><header><strong class="brand">Krake</strong>{nav}</header><main>
-{body}
-</main></body></html>"#,
-        title = esc(title),
-    )
+/// A page around a template's `body`.
+pub(crate) fn layout(title: &str, who: Option<&Caller>, body: Markup) -> String {
+    layout_in(title, who, "", body)
+}
+
+/// The pages in the navigation: address, name.
+const NAV: [(&str, &str); 8] = [
+    ("/", "Inbox"),
+    ("/workspaces", "Workspaces"),
+    ("/agents", "Agents"),
+    ("/runs", "Runs"),
+    ("/schedules", "Schedules"),
+    ("/costs", "Costs"),
+    ("/folders", "Folders"),
+    ("/deadletters", "Dead letters"),
+];
+
+/// The navigation links and the sign-out form.
+fn nav_links(c: &Caller) -> Markup {
+    markup! {
+        @for (href, name) in NAV {
+            a href=(href) accesskey=[(href == "/").then_some("i")] { (name) }
+        }
+        span class="who" { (c.actor.user.as_str()) }
+        form method="post" action="/logout" class="inline" {
+            input type="hidden" name="csrf" value=(c.csrf().unwrap_or_default());
+            button type="submit" { "Sign out" }
+        }
+    }
+}
+
+/// A page whose chat widget works in `workspace` (its attach button adds files there). On a
+/// wide screen the navigation is one row; on a phone it folds into a Menu button (a
+/// `<details>`, so it opens without scripts).
+pub(crate) fn layout_in(
+    title: &str,
+    who: Option<&Caller>,
+    workspace: &str,
+    body: Markup,
+) -> String {
+    markup! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Krake" }
+                link rel="stylesheet" href="/assets/style.css";
+                @if who.is_some() {
+                    script src="/assets/dashboard.js" defer {}
+                    script src="/widget.js" data-workspace=(workspace) defer {}
+                }
+            }
+            body {
+                header {
+                    a class="brand" href="/" { "Krake" }
+                    @if let Some(c) = who {
+                        nav class="wide" aria-label="Pages" { (nav_links(c)) }
+                        details class="menu" {
+                            summary { "Menu" }
+                            nav aria-label="Pages" { (nav_links(c)) }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+    .into_string()
+}
+
+/// A message above a page: `class` is `ok`, `warn` or `error` (errors are announced at once).
+pub(crate) fn flash(class: &str, text: &str) -> Markup {
+    let role = if class == "error" { "alert" } else { "status" };
+    markup! { p class={ "flash " (class) } role=(role) id="flash" { (text) } }
+}
+
+/// An instant for people: its age (`3 h ago`) in a `<time>` whose title is the full time.
+pub(crate) fn ago(now: Timestamp, at: Timestamp) -> Markup {
+    let full = at.to_utc_string();
+    let iso = full
+        .trim_end_matches(" UTC")
+        .replacen(' ', "T", 1)
+        .to_string()
+        + "Z";
+    markup! {
+        time datetime=(iso) title=(full) { (krake_core::kpi::age(now, at)) " ago" }
+    }
 }
 
 /// The sign-in page with an optional message, at `status`. Its form carries a CSRF token, set
@@ -120,31 +195,28 @@ pub fn login_response(
     headers: Option<&HeaderMap>,
 ) -> Response {
     let token = crate::auth::login_token(headers);
-    let msg = if message.is_empty() {
-        String::new()
-    } else {
-        format!(
-            r#"<p class="flash error" role="alert">{}</p>"#,
-            esc(message)
-        )
+    let body = markup! {
+        h1 { "Sign in" }
+        @if !message.is_empty() { (flash("error", message)) }
+        form method="post" action="/login" class="login" {
+            input type="hidden" name="csrf" value=(token);
+            label for="user" { "User name" }
+            input id="user" name="user" autocomplete="username" required autofocus;
+            label for="password" { "Password" }
+            input id="password" name="password" type="password" autocomplete="current-password" required;
+            button type="submit" { "Sign in" }
+        }
+        @if state.config.oidc.is_some() {
+            p { a class="button" href="/login/oidc" { "Sign in with Google" } }
+        }
+        p class="hint" {
+            "First time here? Accounts are made on the machine Krake runs on: "
+            code { "krake user add ana --role owner --password-stdin" }
+            ", then type a password of ten characters or more. The terminal chat needs no account: "
+            code { "krake chat" } "."
+        }
     };
-    let oidc = if state.config.oidc.is_some() {
-        r#"<p><a class="button" href="/login/oidc">Sign in with Google</a></p>"#
-    } else {
-        ""
-    };
-    let body = format!(
-        r#"<h1>Sign in</h1>{msg}
-<form method="post" action="/login" class="login"><input type="hidden" name="csrf" value="{csrf}">
-<label for="user">User name</label><input id="user" name="user" autocomplete="username" required autofocus>
-<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
-<button type="submit">Sign in</button></form>{oidc}
-<p class="hint">First time here? Accounts are made on the machine Krake runs on:
-<code>krake user add ana --role owner --password-stdin</code>, then type a password of ten
-characters or more. The terminal chat needs no account: <code>krake chat</code>.</p>"#,
-        csrf = esc(&token),
-    );
-    let mut res = html(status, page("Sign in", None, &body));
+    let mut res = html(status, layout("Sign in", None, body));
     match crate::auth::login_token_cookie(state, &token) {
         Ok(c) => {
             res.headers_mut().append(header::SET_COOKIE, c);
@@ -168,340 +240,94 @@ pub(crate) async fn signed_in(state: &WebState, headers: &HeaderMap) -> Result<C
     }
 }
 
-/// Inbox filters (query string).
-#[derive(Debug, Default, Deserialize)]
-pub struct InboxQuery {
-    /// Workspace slug.
-    pub workspace: Option<String>,
-    /// Kind.
-    pub kind: Option<String>,
-    /// Status (`all` = every status but archived).
-    pub status: Option<String>,
-    /// Paging.
-    pub before: Option<i64>,
+/// The router's fallback: an address that leads nowhere. Under `/api/` the JSON error every
+/// API answer has; elsewhere a page saying so, with the navigation for a signed-in person and
+/// a way back (status 404 either way).
+pub async fn not_found_fallback(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let path = uri.path();
+    if path == "/api" || path.starts_with("/api/") {
+        return ApiError::NotFound(format!(
+            "there is nothing at {path}; the API's routes are listed in /api/v1/openapi.json"
+        ))
+        .into_response();
+    }
+    let who = caller(&state, &headers).await.ok().flatten();
+    let body = markup! {
+        section class="not-found" {
+            h1 { "Page not found" }
+            p { "There is no page at " code { (path) } "." }
+            @if who.is_some() {
+                p { "Check the address, or start again from " a href="/" { "the inbox" } "." }
+            } @else {
+                p { a href="/login" { "Sign in" } " to see the inbox." }
+            }
+        }
+    };
+    html(
+        StatusCode::NOT_FOUND,
+        layout("Not found", who.as_ref(), body),
+    )
 }
 
-pub(crate) fn select(
+/// A labelled `<select>`, the option whose value is `current` selected.
+pub(crate) fn choose(
     name: &str,
     label: &str,
     current: &str,
     options: &[(String, String)],
-) -> String {
-    let mut s = format!(r#"<label>{label} <select name="{name}">"#);
-    for (value, text) in options {
-        let sel = if value == current { " selected" } else { "" };
-        let _ = write!(
-            s,
-            r#"<option value="{}"{sel}>{}</option>"#,
-            esc(value),
-            esc(text)
-        );
-    }
-    s.push_str("</select></label>");
-    s
-}
-
-async fn inbox(
-    State(state): State<WebState>,
-    headers: HeaderMap,
-    q: Result<Query<InboxQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let who = match signed_in(&state, &headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let q = q.map(|Query(q)| q).unwrap_or_default();
-    let params = crate::api::inbox::ListParams {
-        workspace: q.workspace.clone(),
-        kind: q.kind.clone(),
-        status: q.status.clone(),
-        limit: Some(50),
-        before: q.before,
-    };
-    let listed = match params.filter() {
-        Ok(f) => state
-            .krake
-            .threads_for(&who.actor, f)
-            .await
-            .map_err(ApiError::from),
-        Err(e) => Err(e),
-    };
-    let mut body = String::new();
-    // The overview heads the unfiltered home page only: a filtered or paged inbox is a search.
-    if q.workspace.is_none() && q.kind.is_none() && q.status.is_none() && q.before.is_none() {
-        match state.krake.overview(&who.actor).await {
-            Ok(Some(o)) => body.push_str(&crate::kpi_cards::overview(&o, state.krake.now())),
-            Ok(None) => {}
-            Err(e) => {
-                tracing::error!(error = %e, "reading the overview");
-                body.push_str(
-                    r#"<p class="flash error" role="alert">The overview could not be read; the inbox follows.</p>"#,
-                );
-            }
-        }
-    }
-    body.push_str(if body.is_empty() {
-        "<h1>Inbox</h1>"
-    } else {
-        r#"<h2 class="inbox">Inbox</h2>"#
-    });
-    let mut ws_opts = vec![(String::new(), "all workspaces".to_owned())];
-    for w in state.krake.directory().workspaces() {
-        if who.actor.can_see(&w.slug) {
-            ws_opts.push((w.slug.to_string(), w.name.clone()));
-        }
-    }
-    let mut kinds = vec![(String::new(), "all kinds".to_owned())];
-    kinds.extend(
-        krake_core::inbox::ThreadKind::ALL
-            .iter()
-            .map(|k| (k.to_string(), k.to_string())),
-    );
-    let mut statuses = vec![(String::new(), "all but archived".to_owned())];
-    statuses.extend(
-        krake_core::inbox::ThreadStatus::ALL
-            .iter()
-            .map(|k| (k.to_string(), k.to_string())),
-    );
-    let _ = write!(
-        body,
-        r#"<form method="get" action="/" class="filters">{}{}{}<button type="submit">Filter</button></form>"#,
-        select(
-            "workspace",
-            "Workspace",
-            q.workspace.as_deref().unwrap_or(""),
-            &ws_opts
-        ),
-        select("kind", "Kind", q.kind.as_deref().unwrap_or(""), &kinds),
-        select(
-            "status",
-            "Status",
-            q.status.as_deref().unwrap_or(""),
-            &statuses
-        ),
-    );
-    match listed {
-        Err(e) => {
-            let status = e.status();
-            let _ = write!(
-                body,
-                r#"<p class="flash error" role="alert">{}</p>"#,
-                esc(&e.to_string())
-            );
-            return html(status, page("Inbox", Some(&who), &body));
-        }
-        Ok(threads) if threads.is_empty() => {
-            body.push_str(r#"<p class="empty">Nothing here. All clear.</p><table id="inbox" class="threads"><tbody></tbody></table>"#);
-        }
-        Ok(threads) => {
-            body.push_str(r#"<table id="inbox" class="threads"><thead><tr><th>#</th><th>Workspace</th><th>Kind</th><th>Status</th><th>Title</th></tr></thead><tbody>"#);
-            for t in &threads {
-                body.push_str(&row(t));
-            }
-            body.push_str("</tbody></table>");
-            if threads.len() == 50
-                && let Some(last) = threads.last()
-            {
-                let mut link = format!("/?before={}", last.id.0);
-                for (k, v) in [
-                    ("workspace", &q.workspace),
-                    ("kind", &q.kind),
-                    ("status", &q.status),
-                ] {
-                    if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
-                        let _ = write!(link, "&{k}={}", esc(v));
-                    }
+) -> Markup {
+    markup! {
+        label {
+            (label) " "
+            select name=(name) {
+                @for (value, text) in options {
+                    option value=(value) selected[value == current] { (text) }
                 }
-                let _ = write!(body, r#"<p><a href="{link}">Older threads →</a></p>"#);
             }
         }
     }
-    html(StatusCode::OK, page("Inbox", Some(&who), &body))
 }
 
-fn row(t: &Thread) -> String {
-    format!(
-        r#"<tr data-thread="{id}"><td><a href="/threads/{id}">#{id}</a></td><td>{ws}</td><td>{kind}</td><td class="status" data-status="{status}">{status}</td><td class="title">{title}</td></tr>"#,
-        id = t.id.0,
-        ws = esc(t.workspace.as_str()),
-        kind = t.kind,
-        status = t.status,
-        title = esc(&t.title),
-    )
+/// [`choose`] as a string, for page modules that still build strings.
+pub fn select(name: &str, label: &str, current: &str, options: &[(String, String)]) -> String {
+    choose(name, label, current, options).into_string()
 }
 
-async fn thread_page(
-    State(state): State<WebState>,
-    headers: HeaderMap,
-    id: Result<Path<i64>, PathRejection>,
-) -> Response {
-    let who = match signed_in(&state, &headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let Ok(Path(id)) = id else {
-        return html(
-            StatusCode::BAD_REQUEST,
-            page(
-                "Not a thread",
-                Some(&who),
-                "<p>A thread id is a number.</p>",
-            ),
-        );
-    };
-    render_thread(&state, &who, ThreadId(id), StatusCode::OK, None).await
-}
-
-async fn render_thread(
-    state: &WebState,
-    who: &Caller,
-    id: ThreadId,
-    status: StatusCode,
-    flash: Option<(&str, String)>,
-) -> Response {
-    let t = match state.krake.thread_for(&who.actor, id).await {
-        Ok(t) => t,
-        Err(e) => {
-            let e = ApiError::from(e);
-            let body = format!(
-                r#"<p class="flash error" role="alert">{}</p><p><a href="/">Back to the inbox</a></p>"#,
-                esc(&e.to_string())
-            );
-            return html(e.status(), page("Thread", Some(who), &body));
+/// The query string of a list page's filters (empty ones left out), `&`-joined after `start`.
+pub(crate) fn filter_link(start: &str, filters: &[(&str, &Option<String>)]) -> String {
+    let mut link = start.to_owned();
+    for (k, v) in filters {
+        if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+            link.push('&');
+            link.push_str(k);
+            link.push('=');
+            link.push_str(&url_part(v));
         }
-    };
-    let audit = state
-        .krake
-        .audit_for(&who.actor, id)
-        .await
-        .unwrap_or_default();
-    let mut b = String::new();
-    if let Some((class, msg)) = flash {
-        let _ = write!(
-            b,
-            r#"<p class="flash {class}" role="alert">{}</p>"#,
-            esc(&msg)
-        );
     }
-    let _ = write!(
-        b,
-        r#"<article data-thread="{id}"><h1>#{id} <span class="title">{title}</span></h1>
-<p class="meta">{ws} · {kind} · <span class="status" data-status="{status}">{status}</span> · version {version}</p>"#,
-        id = t.id.0,
-        title = esc(&t.title),
-        ws = esc(t.workspace.as_str()),
-        kind = t.kind,
-        status = t.status,
-        version = t.version,
-    );
-    if let Some(agent) = &t.agent {
-        let _ = write!(b, "<p>From {} ({})</p>", esc(agent), t.origin);
-    }
-    if !t.body.is_empty() {
-        let _ = write!(b, r#"<pre class="body">{}</pre>"#, esc(&t.body));
-    }
-    if let Some(a) = &t.action {
-        let _ = write!(
-            b,
-            "<p><strong>Proposed:</strong> {}</p>",
-            esc(&a.describe())
-        );
-    }
-    if t.is_decidable() {
-        let _ = write!(b, "<p>Needs {}</p>", esc(&t.approvers.describe()));
-    }
-    if let Some(by) = &t.decided_by {
-        let reason = t
-            .reason
-            .as_ref()
-            .map(|r| format!(": {}", esc(r)))
-            .unwrap_or_default();
-        let _ = write!(b, "<p>Decided by {}{reason}</p>", esc(by.as_str()));
-    }
-    b.push_str("</article><h2>Replies</h2>");
-    if t.replies.is_empty() {
-        b.push_str("<p class=\"empty\">No replies yet.</p>");
-    } else {
-        b.push_str("<ul class=\"replies\">");
-        for r in &t.replies {
-            let _ = write!(
-                b,
-                "<li><strong>{}</strong> <small>({}, {})</small><br>{}</li>",
-                esc(r.author.as_str()),
-                r.front,
-                esc(&r.at.to_utc_string()),
-                esc(&r.text)
-            );
-        }
-        b.push_str("</ul>");
-    }
-    let csrf = esc(who.csrf().unwrap_or_default());
-    let hidden = format!(
-        r#"<input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="version" value="{}">"#,
-        t.version
-    );
-    b.push_str(r#"<h2>Act</h2><div class="actions">"#);
-    if t.is_decidable() {
-        let _ = write!(
-            b,
-            r#"<form method="post" action="/threads/{id}" class="inline">{hidden}<input type="hidden" name="action" value="approve"><button type="submit" class="approve">Approve</button></form>
-<form method="post" action="/threads/{id}" class="inline">{hidden}<input type="hidden" name="action" value="reject"><label for="reason">Reason</label> <input id="reason" name="text"> <button type="submit" class="reject">Reject</button></form>"#,
-            id = t.id.0
-        );
-    }
-    let arch = if t.status == krake_core::inbox::ThreadStatus::Archived {
-        ("unarchive", "Unarchive")
-    } else {
-        ("archive", "Archive")
-    };
-    let _ = write!(
-        b,
-        r#"<form method="post" action="/threads/{id}" class="inline">{hidden}<input type="hidden" name="action" value="{}"><button type="submit">{}</button></form></div>
-<form method="post" action="/threads/{id}" class="reply">{hidden}<input type="hidden" name="action" value="reply"><label for="reply-text">Reply</label><textarea id="reply-text" name="text" rows="3" required></textarea><button type="submit">Send reply</button></form>"#,
-        arch.0,
-        arch.1,
-        id = t.id.0
-    );
-    b.push_str("<h2>Audit log</h2><table class=\"audit\"><thead><tr><th>When</th><th>Who</th><th>Front</th><th>What</th><th>Detail</th></tr></thead><tbody>");
-    for a in &audit {
-        let _ = write!(
-            b,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&a.at.to_utc_string()),
-            esc(a.actor.as_str()),
-            a.front,
-            esc(&a.action),
-            esc(&a.detail)
-        );
-    }
-    b.push_str("</tbody></table>");
-    html(status, page(&format!("#{}", t.id.0), Some(who), &b))
+    link
 }
 
-/// A form posted on a thread page.
-#[derive(Debug, Deserialize)]
-pub struct ActionForm {
-    /// `approve`, `reject`, `reply`, `archive`, `unarchive`.
-    pub action: String,
-    /// The session's CSRF token.
-    pub csrf: String,
-    /// The version shown (decisions on a changed thread are refused).
-    pub version: Option<i64>,
-    /// Reply text or rejection reason.
-    #[serde(default)]
-    pub text: String,
+/// Percent-encodes a query or path part.
+pub(crate) fn url_part(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
 }
 
 /// A dashboard form carrying the session's CSRF token.
 pub(crate) trait WithCsrf {
     /// The token the form carried.
     fn csrf(&self) -> &str;
-}
-
-impl WithCsrf for ActionForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
 }
 
 /// What every dashboard form post starts with: the signed-in caller, the numeric id in the
@@ -530,85 +356,43 @@ pub(crate) async fn form_post<F: WithCsrf>(
     Ok((who, id, form))
 }
 
-async fn thread_action(
-    State(state): State<WebState>,
-    headers: HeaderMap,
-    id: Result<Path<i64>, PathRejection>,
-    form: Result<Form<ActionForm>, FormRejection>,
-) -> Response {
-    let (who, id, form) = match form_post(&state, &headers, id, form, "thread").await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let id = ThreadId(id);
-    let k = &state.krake;
-    let a = &who.actor;
-    let text = form.text.trim().to_owned();
-    let result: Result<(Thread, String), ThreadError> = match form.action.as_str() {
-        "approve" => k
-            .decide_thread(a, id, Decision::Approve, form.version)
-            .await
-            .map(|d| (d.thread().clone(), "Approved.".to_owned())),
-        "reject" => k
-            .decide_thread(
-                a,
-                id,
-                Decision::Reject {
-                    reason: (!text.is_empty()).then_some(text),
-                },
-                form.version,
-            )
-            .await
-            .map(|d| (d.thread().clone(), "Rejected.".to_owned())),
-        "reply" => k
-            .reply_to(a, id, &form.text)
-            .await
-            .map(|t| (t, "Replied.".to_owned())),
-        "archive" => k
-            .archive_thread(a, id, true)
-            .await
-            .map(|t| (t, "Archived.".to_owned())),
-        "unarchive" => k
-            .archive_thread(a, id, false)
-            .await
-            .map(|t| (t, "Unarchived.".to_owned())),
-        other => Err(ThreadError::Invalid(format!(
-            "`{other}` is not an action here"
-        ))),
-    };
-    match result {
-        Ok((t, _)) => {
-            state.hub.publish(&t);
-            Redirect::to(&format!("/threads/{}", id.0)).into_response()
-        }
-        Err(e) => {
-            let e = ApiError::from(e);
-            render_thread(&state, &who, id, e.status(), Some(("error", e.to_string()))).await
-        }
-    }
-}
-
 async fn workspaces(State(state): State<WebState>, headers: HeaderMap) -> Response {
     let who = match signed_in(&state, &headers).await {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let mut b = String::from(
-        "<h1>Workspaces</h1><table><thead><tr><th>Name</th><th>Slug</th><th>Your role</th><th>Pages</th></tr></thead><tbody>",
-    );
-    for w in state.krake.directory().workspaces() {
-        if who.actor.can_see(&w.slug) {
-            let _ = write!(
-                b,
-                r#"<tr><td><a href="/?workspace={slug}">{name}</a></td><td>{slug}</td><td>{role}</td><td><a href="/workspaces/{slug}">KPIs</a> · <a href="/workspaces/{slug}/knowledge">Knowledge</a></td></tr>"#,
-                slug = esc(w.slug.as_str()),
-                name = esc(&w.name),
-                role = who.actor.role_in(&w.slug)
-            );
+    let body = markup! {
+        h1 { "Workspaces" }
+        table class="workspaces" {
+            thead { tr { th { "Name" } th { "Slug" } th { "Your role" } th { "Pages" } } }
+            tbody {
+                @for w in state.krake.directory().workspaces() {
+                    @if who.actor.can_see(&w.slug) {
+                        @let slug = w.slug.as_str();
+                        tr {
+                            td class="title" { a href={ "/?workspace=" (slug) } { (w.name) } }
+                            td { (slug) }
+                            td { (who.actor.role_in(&w.slug)) }
+                            td {
+                                a href={ "/workspaces/" (slug) } { "KPIs" } " · "
+                                a href={ "/workspaces/" (slug) "/knowledge" } { "Knowledge" }
+                            }
+                        }
+                    }
+                }
+            }
         }
-    }
-    b.push_str("</tbody></table>");
-    html(StatusCode::OK, page("Workspaces", Some(&who), &b))
+    };
+    html(StatusCode::OK, layout("Workspaces", Some(&who), body))
+}
+
+/// A page saying why something failed, with a link back to `back` (address, words).
+pub(crate) fn failed_page(who: &Caller, title: &str, e: &ApiError, back: (&str, &str)) -> Response {
+    let body = markup! {
+        (flash("error", &e.to_string()))
+        p { a href=(back.0) { (back.1) } }
+    };
+    html(e.status(), layout(title, Some(who), body))
 }
 
 /// `GET /workspaces/{slug}`: the workspace's KPI panel, for its viewers and above.
@@ -622,11 +406,12 @@ async fn workspace_kpis(
         Err(r) => return r,
     };
     let fail = |e: ApiError| {
-        let body = format!(
-            r#"<p class="flash error" role="alert">{}</p><p><a href="/workspaces">Back to the workspaces</a></p>"#,
-            esc(&e.to_string())
-        );
-        html(e.status(), page("Workspace", Some(&who), &body))
+        failed_page(
+            &who,
+            "Workspace",
+            &e,
+            ("/workspaces", "Back to the workspaces"),
+        )
     };
     let Some(w) = WorkspaceSlug::parse(&slug)
         .ok()
@@ -642,97 +427,88 @@ async fn workspace_kpis(
             who.actor.user, w.slug
         )));
     }
-    let mut b = format!(
-        r#"<h1>{name} <small>{slug}</small></h1><p><a href="/?workspace={slug}">Its inbox</a> · <a href="/workspaces/{slug}/knowledge">Its knowledge</a></p>"#,
-        name = esc(&w.name),
-        slug = esc(w.slug.as_str()),
-    );
     let board = match state.krake.kpi_board(&who.actor, &w.slug).await {
         Ok(board) => board,
         Err(e) => return fail(ApiError::from(e)),
     };
-    if let Some(board) = &board {
-        b.push_str(&crate::kpi_cards::board_cards(board, state.krake.now()));
-    }
-    match state.krake.kpis(&who.actor, &w.slug).await {
-        Ok(Some(k)) => b.push_str(&kpi_panel(&k)),
-        Ok(None) if board.is_some() => b.push_str(
-            r#"<p class="empty">Commerce is not set up: connect a shop (see docs/commerce.md) to see orders and print orders here.</p>"#,
-        ),
-        Ok(None) => b.push_str(
-            r#"<p class="empty">No figures here: commerce is not set up. Connect a shop (see docs/commerce.md) to see KPIs.</p>"#,
-        ),
+    let kpis = match state.krake.kpis(&who.actor, &w.slug).await {
+        Ok(k) => k,
         Err(e) => return fail(ApiError::from(e)),
-    }
-    html(StatusCode::OK, page(&w.name, Some(&who), &b))
+    };
+    let slug = w.slug.as_str();
+    let body = markup! {
+        h1 { (w.name) " " small { (slug) } }
+        p {
+            a href={ "/?workspace=" (slug) } { "Its inbox" } " · "
+            a href={ "/workspaces/" (slug) "/knowledge" } { "Its knowledge" }
+        }
+        @if let Some(board) = &board { (crate::kpi_cards::board_cards(board, state.krake.now())) }
+        @match (&kpis, &board) {
+            (Some(k), _) => (kpi_panel(k)),
+            (None, Some(_)) => p class="empty" { "Commerce is not set up: connect a shop (see docs/commerce.md) to see orders and print orders here." },
+            (None, None) => p class="empty" { "No figures here: commerce is not set up. Connect a shop (see docs/commerce.md) to see KPIs." },
+        }
+    };
+    html(StatusCode::OK, layout(&w.name, Some(&who), body))
 }
 
 /// The KPI panel: today per currency, fulfilment states and late print orders, recent days.
-fn kpi_panel(k: &Kpis) -> String {
-    let mut b = String::from(r#"<section class="kpis" aria-label="Key figures">"#);
-    match &k.today {
-        None => b.push_str(r#"<p class="empty">No orders yet.</p>"#),
-        Some(day) => {
-            let _ = write!(b, "<h2>Today <small>({})</small></h2>", esc(day));
-            if k.today_figures.is_empty() {
-                b.push_str(r#"<p class="empty">No orders yet today.</p>"#);
+fn kpi_panel(k: &Kpis) -> Markup {
+    markup! {
+        section class="kpis" aria-label="Key figures" {
+            @match &k.today {
+                None => p class="empty" { "No orders yet." },
+                Some(day) => {
+                    h2 { "Today " small { "(" (day) ")" } }
+                    @if k.today_figures.is_empty() { p class="empty" { "No orders yet today." } }
+                    @for d in &k.today_figures {
+                        @let cur = &d.currency;
+                        dl class="kpi-today" data-currency=(cur) {
+                            div { dt { "Revenue" } dd data-kpi="revenue" { (d.revenue) " " (cur) } }
+                            div { dt { "Orders" } dd data-kpi="orders" { (d.orders) } }
+                            div { dt { "Average order" } dd data-kpi="aov" { (d.average_order_value()) " " (cur) } }
+                            div { dt { "Paid / pending" } dd data-kpi="paid" { (d.paid) " / " (d.pending) } }
+                            div { dt { "Refunds" } dd data-kpi="refunds" { (d.refunds) " " (cur) } }
+                        }
+                    }
+                }
             }
-            for d in &k.today_figures {
-                let cur = esc(&d.currency);
-                let _ = write!(
-                    b,
-                    r#"<dl class="kpi-today" data-currency="{cur}"><div><dt>Revenue</dt><dd data-kpi="revenue">{rev} {cur}</dd></div><div><dt>Orders</dt><dd data-kpi="orders">{orders}</dd></div><div><dt>Average order</dt><dd data-kpi="aov">{aov} {cur}</dd></div><div><dt>Paid / pending</dt><dd data-kpi="paid">{paid} / {pending}</dd></div><div><dt>Refunds</dt><dd data-kpi="refunds">{refunds} {cur}</dd></div></dl>"#,
-                    rev = d.revenue,
-                    orders = d.orders,
-                    aov = d.average_order_value(),
-                    paid = d.paid,
-                    pending = d.pending,
-                    refunds = d.refunds,
-                );
+            h2 { "Print orders" }
+            @if k.fulfilment.is_empty() {
+                p class="empty" { "No print orders." }
+            } @else {
+                table class="fulfilment" {
+                    thead { tr { th { "State" } th { "Orders" } } }
+                    tbody { @for (state, n) in &k.fulfilment { tr { td { (state) } td { (n) } } } }
+                }
+            }
+            p class={ "flash" @if k.late_orders > 0 { " error" } } data-kpi="late" {
+                "Late print orders: " (k.late_orders)
+            }
+            @if !k.days.is_empty() {
+                h2 { "Recent days" }
+                table class="days" {
+                    thead { tr { th { "Day" } th { "Orders" } th { "Revenue" } th { "Average" } th { "Paid" } th { "Pending" } th { "Refunds" } } }
+                    tbody {
+                        @for d in &k.days {
+                            @let cur = &d.currency;
+                            tr {
+                                td { (d.day) } td { (d.orders) } td { (d.revenue) " " (cur) }
+                                td { (d.average_order_value()) " " (cur) } td { (d.paid) }
+                                td { (d.pending) } td { (d.refunds) " " (cur) }
+                            }
+                        }
+                    }
+                }
             }
         }
     }
-    b.push_str("<h2>Print orders</h2>");
-    if k.fulfilment.is_empty() {
-        b.push_str(r#"<p class="empty">No print orders.</p>"#);
-    } else {
-        b.push_str("<table class=\"fulfilment\"><thead><tr><th>State</th><th>Orders</th></tr></thead><tbody>");
-        for (state, n) in &k.fulfilment {
-            let _ = write!(b, "<tr><td>{}</td><td>{n}</td></tr>", esc(state));
-        }
-        b.push_str("</tbody></table>");
-    }
-    let late_class = if k.late_orders > 0 { " error" } else { "" };
-    let _ = write!(
-        b,
-        r#"<p class="flash{late_class}" data-kpi="late">Late print orders: {}</p>"#,
-        k.late_orders
-    );
-    if !k.days.is_empty() {
-        b.push_str("<h2>Recent days</h2><table class=\"days\"><thead><tr><th>Day</th><th>Orders</th><th>Revenue</th><th>Average</th><th>Paid</th><th>Pending</th><th>Refunds</th></tr></thead><tbody>");
-        for d in &k.days {
-            let cur = esc(&d.currency);
-            let _ = write!(
-                b,
-                "<tr><td>{}</td><td>{}</td><td>{} {cur}</td><td>{} {cur}</td><td>{}</td><td>{}</td><td>{} {cur}</td></tr>",
-                esc(&d.day),
-                d.orders,
-                d.revenue,
-                d.average_order_value(),
-                d.paid,
-                d.pending,
-                d.refunds,
-            );
-        }
-        b.push_str("</tbody></table>");
-    }
-    b.push_str("</section>");
-    b
 }
 
 #[cfg(test)]
 mod tests {
-    use super::esc;
+    use super::{ago, esc, url_part};
+    use krake_core::time::Timestamp;
 
     #[test]
     fn escapes_markup() {
@@ -740,5 +516,20 @@ mod tests {
             esc(r#"<script>alert("1")</script> & 'x'"#),
             "&lt;script&gt;alert(&quot;1&quot;)&lt;/script&gt; &amp; &#39;x&#39;"
         );
+    }
+
+    #[test]
+    fn an_age_carries_its_full_time() {
+        let at = Timestamp::from_millis(1_765_000_000_000);
+        let now = Timestamp::from_millis(1_765_000_000_000 + 3 * 3_600_000 + 60_000);
+        let html = ago(now, at).into_string();
+        assert!(html.contains(">3 h ago</time>"), "{html}");
+        assert!(html.contains(r#"datetime="2025-12-06T05:46Z""#), "{html}");
+        assert!(html.contains(r#"title="2025-12-06 05:46 UTC""#), "{html}");
+    }
+
+    #[test]
+    fn query_parts_are_encoded() {
+        assert_eq!(url_part("a b&c=d"), "a%20b%26c%3Dd");
     }
 }

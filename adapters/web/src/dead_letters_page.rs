@@ -3,18 +3,18 @@
 
 use crate::ApiError;
 use crate::auth::Caller;
-use crate::dashboard::{WithCsrf, esc, form_post, html, page, signed_in};
+use crate::dashboard::{WithCsrf, flash, form_post, html, layout, signed_in};
 use crate::front::WebState;
 use axum::Router;
-use axum::extract::rejection::{FormRejection, PathRejection};
-use axum::extract::{Form, Path, State};
+use axum::extract::rejection::{FormRejection, PathRejection, QueryRejection};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use krake_core::dead_letters::{DeadLetterCommand, DeadLetterOutcome};
 use krake_core::outbox::OutboxId;
+use maud::html as markup;
 use serde::Deserialize;
-use std::fmt::Write as _;
 
 /// Dead-letter page routes.
 pub fn router() -> Router<WebState> {
@@ -23,7 +23,7 @@ pub fn router() -> Router<WebState> {
         .route("/deadletters/{id}", post(act))
 }
 
-async fn render(state: &WebState, who: &Caller, flash: Option<(&str, String)>) -> Response {
+async fn render(state: &WebState, who: &Caller, note: Option<(&str, String)>) -> Response {
     let outcome = match state
         .krake
         .dead_letters(&who.actor, DeadLetterCommand::List)
@@ -32,51 +32,81 @@ async fn render(state: &WebState, who: &Caller, flash: Option<(&str, String)>) -
         Ok(o) => o,
         Err(e) => return ApiError::from(e).into_response(),
     };
-    let mut b = String::from("<h1>Dead letters</h1>");
-    if let Some((kind, text)) = flash {
-        let _ = write!(
-            b,
-            r#"<p class="flash {kind}" role="alert">{}</p>"#,
-            esc(&text)
-        );
-    }
-    let status = match outcome {
-        DeadLetterOutcome::Listed(list) if list.is_empty() => {
-            b.push_str(r#"<p class="empty">No dead letters: everything was delivered or is still being tried.</p>"#);
-            StatusCode::OK
-        }
-        DeadLetterOutcome::Listed(list) => {
-            b.push_str(r#"<p>Messages Krake gave up on after its retries. Send one again once the place works, or discard it.</p><table id="deadletters"><thead><tr><th>#</th><th>Destination</th><th>Why</th><th></th></tr></thead><tbody>"#);
-            for d in &list {
-                let _ = write!(
-                    b,
-                    r#"<tr data-dead="{id}"><td>{id}</td><td>{dest}</td><td class="title">{why}</td><td><form method="post" action="/deadletters/{id}" class="inline"><input type="hidden" name="csrf" value="{csrf}"><button type="submit" name="action" value="retry" class="approve">Send again</button> <button type="submit" name="action" value="discard" class="reject">Discard</button></form></td></tr>"#,
-                    id = d.id.0,
-                    dest = esc(d.destination.as_str()),
-                    why = esc(&d.error),
-                    csrf = esc(who.csrf().unwrap_or_default()),
-                );
+    let csrf = who.csrf().unwrap_or_default();
+    let status = match &outcome {
+        DeadLetterOutcome::Listed(_) => StatusCode::OK,
+        DeadLetterOutcome::NotOwner => StatusCode::FORBIDDEN,
+        _ => StatusCode::NOT_FOUND,
+    };
+    let body = markup! {
+        h1 { "Dead letters" }
+        @if let Some((kind, text)) = &note { (flash(kind, text)) }
+        @match &outcome {
+            DeadLetterOutcome::Listed(list) if list.is_empty() => {
+                p class="empty" { "No dead letters: everything was delivered or is still being tried." }
             }
-            b.push_str("</tbody></table>");
-            StatusCode::OK
-        }
-        DeadLetterOutcome::NotOwner => {
-            b.push_str(r#"<p class="flash error" role="alert">Only owners see dead letters: they may hold any workspace's messages.</p>"#);
-            StatusCode::FORBIDDEN
-        }
-        _ => {
-            b.push_str("<p>Dead letters are not available here.</p>");
-            StatusCode::NOT_FOUND
+            DeadLetterOutcome::Listed(list) => {
+                p { "Messages Krake gave up on after its retries. Send one again once the place works, or discard it." }
+                table id="deadletters" {
+                    thead { tr { th { "#" } th { "Destination" } th { "Why" } th {} } }
+                    tbody {
+                        @for d in list {
+                            tr data-dead=(d.id.0) {
+                                td { (d.id.0) }
+                                td { (d.destination.as_str()) }
+                                td class="title" { (d.error) }
+                                td {
+                                    form method="post" action={ "/deadletters/" (d.id.0) } class="inline" {
+                                        input type="hidden" name="csrf" value=(csrf);
+                                        button type="submit" name="action" value="retry" class="approve" { "Send again" }
+                                        " "
+                                        button type="submit" name="action" value="discard" class="reject" { "Discard" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            DeadLetterOutcome::NotOwner => {
+                (flash("error", "Only owners see dead letters: they may hold any workspace's messages."))
+            }
+            _ => p { "Dead letters are not available here." },
         }
     };
-    html(status, page("Dead letters", Some(who), &b))
+    html(status, layout("Dead letters", Some(who), body))
 }
 
-async fn list(State(state): State<WebState>, headers: HeaderMap) -> Response {
-    match signed_in(&state, &headers).await {
-        Ok(who) => render(&state, &who, None).await,
-        Err(r) => r,
-    }
+/// `?done=retried|discarded&id=N` after an action.
+#[derive(Debug, Default, Deserialize)]
+pub struct DeadDone {
+    /// What the last action did.
+    pub done: Option<String>,
+    /// The dead letter it was done to.
+    pub id: Option<i64>,
+}
+
+async fn list(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    q: Result<Query<DeadDone>, QueryRejection>,
+) -> Response {
+    let who = match signed_in(&state, &headers).await {
+        Ok(who) => who,
+        Err(r) => return r,
+    };
+    let q = q.map(|Query(q)| q).unwrap_or_default();
+    let note = match (q.done.as_deref(), q.id) {
+        (Some("retried"), Some(id)) => Some((
+            "ok",
+            format!(
+                "Dead letter #{id} is queued again: Krake sends it with the next delivery round."
+            ),
+        )),
+        (Some("discarded"), Some(id)) => Some(("ok", format!("Dead letter #{id} is discarded."))),
+        _ => None,
+    };
+    render(&state, &who, note).await
 }
 
 /// The Send again / Discard form.
@@ -113,8 +143,11 @@ async fn act(
         }
     };
     match state.krake.dead_letters(&who.actor, cmd).await {
-        Ok(DeadLetterOutcome::Retried(_) | DeadLetterOutcome::Discarded(_)) => {
-            Redirect::to("/deadletters").into_response()
+        Ok(DeadLetterOutcome::Retried(_)) => {
+            Redirect::to(&format!("/deadletters?done=retried&id={id}")).into_response()
+        }
+        Ok(DeadLetterOutcome::Discarded(_)) => {
+            Redirect::to(&format!("/deadletters?done=discarded&id={id}")).into_response()
         }
         Ok(DeadLetterOutcome::NotFound(id)) => {
             render(

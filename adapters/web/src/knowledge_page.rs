@@ -7,7 +7,7 @@
 use crate::ApiError;
 use crate::api::knowledge::{forget_file, learn, read_upload, workspace};
 use crate::auth::Caller;
-use crate::dashboard::{esc, html, page_in, signed_in};
+use crate::dashboard::{ago, flash, html, layout_in, signed_in};
 use crate::front::WebState;
 use axum::Router;
 use axum::extract::multipart::{Multipart, MultipartRejection};
@@ -19,8 +19,8 @@ use axum::routing::{get, post};
 use krake_core::knowledge::learn::{SourceStatus, megabytes};
 use krake_core::reply::Tone;
 use krake_core::workspace::WorkspaceSlug;
+use maud::html as markup;
 use serde::Deserialize;
-use std::fmt::Write as _;
 
 /// Knowledge page routes.
 pub fn router() -> Router<WebState> {
@@ -56,7 +56,7 @@ async fn render(
     who: &Caller,
     ws: &WorkspaceSlug,
     question: &str,
-    flash: Flash,
+    note: Flash,
     status: StatusCode,
 ) -> Response {
     let actor = &who.actor;
@@ -70,117 +70,108 @@ async fn render(
         .directory()
         .workspace(ws)
         .map_or_else(|| ws.to_string(), |w| w.name.clone());
-    let slug = esc(ws.as_str());
-    let csrf = esc(who.csrf().unwrap_or_default());
-    let mut b = format!(
-        r#"<h1>Knowledge <small>{name} · {slug}</small></h1><p><a href="/workspaces/{slug}">Its KPIs</a> · <a href="/?workspace={slug}">Its inbox</a></p>"#,
-        name = esc(&name),
-    );
-    if let Some((class, text)) = &flash {
-        let _ = write!(
-            b,
-            r#"<p class="flash {class}" role="alert" id="flash">{}</p>"#,
-            esc(text)
-        );
-    }
+    let slug = ws.as_str();
+    let csrf = who.csrf().unwrap_or_default();
     let may_change = state.krake.may_change_knowledge(actor, ws);
-    match &may_change {
-        Ok(()) => {
-            let _ = write!(
-                b,
-                r#"<section class="knowledge-add"><h2>Add a file</h2><form method="post" action="/workspaces/{slug}/knowledge" enctype="multipart/form-data" class="upload"><input type="hidden" name="csrf" value="{csrf}"><label for="file">Markdown, text, HTML, CSV or PDF with a text layer, up to {max}</label><input id="file" name="file" type="file" required><button type="submit">Learn it</button></form></section>"#,
-                max = esc(&megabytes(state.config.max_file_bytes)),
-            );
-        }
-        Err(e) => {
-            let _ = write!(b, r#"<p class="hint">{}</p>"#, esc(&e.to_string()));
-        }
-    }
-    let _ = write!(
-        b,
-        r#"<section class="knowledge-ask"><h2>Ask it</h2><form method="get" action="/workspaces/{slug}/knowledge" class="ask"><label for="q">What an agent would be given for</label><input id="q" name="q" value="{q}" placeholder="how long do refunds take?"><button type="submit">Search</button></form>"#,
-        q = esc(question),
-    );
-    if !question.is_empty() {
-        match state.krake.knowledge_search(actor, ws, question).await {
-            Ok(p) if p.is_empty() => b.push_str(
-                r#"<p class="empty" id="passages">Nothing in this knowledge matches.</p>"#,
-            ),
-            Ok(passages) => {
-                b.push_str(r#"<ol class="passages" id="passages">"#);
-                for p in &passages {
-                    let _ = write!(
-                        b,
-                        r#"<li><p class="cite"><strong>{cite}</strong> <span class="score" title="relevance">score {score:.3}</span></p><blockquote>{text}</blockquote></li>"#,
-                        cite = esc(&p.citation()),
-                        score = p.score,
-                        text = esc(p.text.trim()),
-                    );
-                }
-                b.push_str("</ol>");
-            }
-            Err(e) => {
-                let _ = write!(
-                    b,
-                    r#"<p class="flash error" role="alert">{}</p>"#,
-                    esc(&e.to_string())
-                );
-            }
-        }
-    }
-    b.push_str("</section><h2>Files</h2>");
-    if sources.is_empty() {
-        b.push_str(
-            r#"<p class="empty">No files yet. Add one above, or send one to Krake in chat.</p>"#,
-        );
+    let passages = if question.is_empty() {
+        None
     } else {
-        b.push_str(r#"<table class="sources" id="sources"><thead><tr><th>File</th><th>Kind</th><th>Passages</th><th>Added by</th><th>From</th><th>When</th><th></th></tr></thead><tbody>"#);
-        let now = state.krake.now();
-        for s in &sources {
-            let passages = match s.status {
-                SourceStatus::Queued => "being read".to_owned(),
-                _ => s.passages.to_string(),
-            };
-            let title = if s.title.is_empty() || s.title == s.name {
-                String::new()
-            } else {
-                format!(r#"<br><small>{}</small>"#, esc(&s.title))
-            };
-            let forget = if may_change.is_ok() && s.status == SourceStatus::Learned {
-                format!(
-                    r#"<form method="post" action="/workspaces/{slug}/knowledge/forget" class="inline"><input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="name" value="{name}"><button type="submit" class="reject">Forget</button></form>"#,
-                    name = esc(&s.name),
-                )
-            } else {
-                String::new()
-            };
-            let _ = write!(
-                b,
-                r#"<tr data-source="{name}" data-status="{status}"><td class="title">{name}{title}</td><td>{kind}</td><td class="passages">{passages}</td><td>{by}</td><td>{front}</td><td>{age} ago</td><td>{forget}</td></tr>"#,
-                name = esc(&s.name),
-                status = s.status.as_str(),
-                kind = esc(if s.kind.is_empty() { "file" } else { &s.kind }),
-                by = esc(&s.added_by),
-                front = esc(&s.front),
-                age = esc(&krake_core::kpi::age(now, s.created_at)),
-            );
+        Some(state.krake.knowledge_search(actor, ws, question).await)
+    };
+    let now = state.krake.now();
+    let body = markup! {
+        h1 { "Knowledge " small { (name) " · " (slug) } }
+        p {
+            a href={ "/workspaces/" (slug) } { "Its KPIs" } " · "
+            a href={ "/?workspace=" (slug) } { "Its inbox" }
         }
-        b.push_str("</tbody></table>");
-    }
+        @if let Some((class, text)) = &note { (flash(class, text)) }
+        @match &may_change {
+            Ok(()) => section class="knowledge-add" {
+                h2 { "Add a file" }
+                form method="post" action={ "/workspaces/" (slug) "/knowledge" } enctype="multipart/form-data" class="upload" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    label for="file" {
+                        "Markdown, text, HTML, CSV or PDF with a text layer, up to "
+                        (megabytes(state.config.max_file_bytes))
+                    }
+                    input id="file" name="file" type="file" required;
+                    button type="submit" { "Learn it" }
+                }
+            },
+            Err(e) => p class="hint" { (e) },
+        }
+        section class="knowledge-ask" {
+            h2 { "Ask it" }
+            form method="get" action={ "/workspaces/" (slug) "/knowledge" } class="ask" {
+                label for="q" { "What an agent would be given for" }
+                input id="q" name="q" value=(question) placeholder="how long do refunds take?";
+                button type="submit" { "Search" }
+            }
+            @match &passages {
+                None => {}
+                Some(Ok(p)) if p.is_empty() => p class="empty" id="passages" { "Nothing in this knowledge matches." },
+                Some(Ok(passages)) => ol class="passages" id="passages" {
+                    @for p in passages {
+                        li {
+                            p class="cite" {
+                                strong { (p.citation()) } " "
+                                span class="score" title="relevance" { "score " (format!("{:.3}", p.score)) }
+                            }
+                            blockquote { (p.text.trim()) }
+                        }
+                    }
+                },
+                Some(Err(e)) => (flash("error", &e.to_string())),
+            }
+        }
+        h2 { "Files" }
+        @if sources.is_empty() {
+            p class="empty" { "No files yet. Add one above, or send one to Krake in chat." }
+        } @else {
+            table class="sources" id="sources" {
+                thead { tr { th { "File" } th { "Kind" } th { "Passages" } th { "Added by" } th { "From" } th { "When" } th {} } }
+                tbody {
+                    @for s in &sources {
+                        tr data-source=(s.name) data-status=(s.status.as_str()) {
+                            td class="title" {
+                                (s.name)
+                                @if !s.title.is_empty() && s.title != s.name { br; small { (s.title) } }
+                            }
+                            td { (if s.kind.is_empty() { "file" } else { &s.kind }) }
+                            td class="passages" {
+                                @if s.status == SourceStatus::Queued { "being read" } @else { (s.passages) }
+                            }
+                            td { (s.added_by) }
+                            td { (s.front) }
+                            td { (ago(now, s.created_at)) }
+                            td {
+                                @if may_change.is_ok() && s.status == SourceStatus::Learned {
+                                    form method="post" action={ "/workspaces/" (slug) "/knowledge/forget" } class="inline" {
+                                        input type="hidden" name="csrf" value=(csrf);
+                                        input type="hidden" name="name" value=(s.name);
+                                        button type="submit" class="reject" { "Forget" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
     html(
         status,
-        page_in(&format!("Knowledge · {name}"), Some(who), &b, ws.as_str()),
+        layout_in(&format!("Knowledge · {name}"), Some(who), slug, body),
     )
 }
 
 fn failed(who: &Caller, e: ApiError) -> Response {
-    let body = format!(
-        r#"<p class="flash error" role="alert">{}</p><p><a href="/workspaces">Back to the workspaces</a></p>"#,
-        esc(&e.to_string())
-    );
-    html(
-        e.status(),
-        crate::dashboard::page("Knowledge", Some(who), &body),
+    crate::dashboard::failed_page(
+        who,
+        "Knowledge",
+        &e,
+        ("/workspaces", "Back to the workspaces"),
     )
 }
 

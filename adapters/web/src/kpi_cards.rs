@@ -3,13 +3,13 @@
 //! SVG on the server), and the Management overview on the home page (key figures per
 //! workspace, the revenue total with the rates used, recent activity).
 //!
-//! No script and nothing from a CDN: the trend is a `<path>` in the page. Every text goes
-//! through [`esc`].
+//! No script and nothing from a CDN: the trend is a `<path>` in the page. Templates (maud)
+//! escape every text.
 
-use crate::dashboard::esc;
 use krake_core::kpi::board::show;
 use krake_core::kpi::{Board, Direction, Figure, Overview, Period, age};
 use krake_core::time::Timestamp;
+use maud::{Markup, html};
 use std::fmt::Write as _;
 
 /// The trend's drawing area (the `viewBox`); the page stretches it to the card's width.
@@ -19,79 +19,47 @@ const TREND_H: f64 = 32.0;
 const TREND_PAD: f64 = 3.0;
 
 /// A workspace's KPIs as a grid of cards; `now` ages stale values.
-pub fn board_cards(b: &Board, now: Timestamp) -> String {
-    let mut s = String::from(r#"<section class="kpi-board" aria-labelledby="kpi-board-h">"#);
-    let _ = write!(
-        s,
-        r#"<h2 id="kpi-board-h">KPIs <small>{}</small>{}</h2>"#,
-        esc(&b.today),
-        if b.demo {
-            r#" <span class="badge demo">demo data</span>"#
-        } else {
-            ""
-        }
-    );
-    if b.figures.is_empty() {
-        let _ = write!(
-            s,
-            r#"<p class="empty">No KPIs are defined for {}. Add some under <code>[[kpis]]</code> in the config.</p>"#,
-            esc(&b.name)
-        );
-    } else {
-        s.push_str(r#"<ul class="kpi-cards">"#);
-        for f in &b.figures {
-            s.push_str(&card(f, now));
-        }
-        s.push_str("</ul>");
-    }
+pub fn board_cards(b: &Board, now: Timestamp) -> Markup {
     let empty: Vec<&str> = b
         .figures
         .iter()
         .filter(|f| f.value.is_none() && f.trend.iter().all(Option::is_none))
         .filter_map(|f| f.source.strip_prefix("metric:"))
         .collect();
-    if !empty.is_empty() {
-        let _ = write!(
-            s,
-            r#"<p class="kpi-hint">No data yet for {}: push it with <code>krake metric push {ws} NAME VALUE</code> or <code>POST /api/v1/workspaces/{ws}/metrics</code>.</p>"#,
-            esc(&empty.join(", ")),
-            ws = esc(b.workspace.as_str()),
-        );
+    let ws = b.workspace.as_str();
+    html! {
+        section class="kpi-board" aria-labelledby="kpi-board-h" {
+            h2 id="kpi-board-h" {
+                "KPIs " small { (b.today) }
+                @if b.demo { " " span class="badge demo" { "demo data" } }
+            }
+            @if b.figures.is_empty() {
+                p class="empty" {
+                    "No KPIs are defined for " (b.name) ". Add some under " code { "[[kpis]]" } " in the config."
+                }
+            } @else {
+                ul class="kpi-cards" { @for f in &b.figures { (card(f, now)) } }
+            }
+            @if !empty.is_empty() {
+                p class="kpi-hint" {
+                    "No data yet for " (empty.join(", ")) ": push it with "
+                    code { "krake metric push " (ws) " NAME VALUE" } " or "
+                    code { "POST /api/v1/workspaces/" (ws) "/metrics" } "."
+                }
+            }
+            @for n in &b.notes { p class="flash" { (n) } }
+        }
     }
-    for n in &b.notes {
-        let _ = write!(s, r#"<p class="flash">{}</p>"#, esc(n));
-    }
-    s.push_str("</section>");
-    s
 }
 
 /// One KPI's card.
-fn card(f: &Figure, now: Timestamp) -> String {
-    let mut s = format!(
-        r#"<li class="kpi-card" data-kpi="{key}"><h3>{name}</h3><p class="kpi-value"><span data-value="{raw}"{none}>{value}</span> <span class="kpi-period">{period}</span></p>"#,
-        key = esc(&f.key),
-        name = esc(&f.name),
-        raw = f.value.map(|v| v.to_string()).unwrap_or_default(),
-        none = if f.value.is_none() {
-            r#" class="none""#
-        } else {
-            ""
-        },
-        value = esc(&f.show(f.value)),
-        period = match f.period {
-            Period::Day => "today",
-            Period::Week => "last 7 days",
-            Period::Month => "last 30 days",
-        },
-    );
-    if f.period != Period::Day && f.today.is_some() {
-        let _ = write!(
-            s,
-            r#"<p class="kpi-today">Today <span data-today>{}</span></p>"#,
-            esc(&f.show(f.today))
-        );
-    }
-    if let Some(c) = f.change_pct {
+fn card(f: &Figure, now: Timestamp) -> Markup {
+    let period = match f.period {
+        Period::Day => "today",
+        Period::Week => "last 7 days",
+        Period::Month => "last 30 days",
+    };
+    let change = f.change_pct.map(|c| {
         let than = match f.period {
             Period::Day => "yesterday",
             Period::Week => "the week before",
@@ -107,47 +75,50 @@ fn card(f: &Figure, now: Timestamp) -> String {
                 if good { "good" } else { "bad" },
             )
         };
-        let _ = write!(
-            s,
-            r#"<p class="kpi-change {class}">{arrow} {:.0} % vs {than}</p>"#,
-            c.abs()
-        );
-    }
-    if let Some(t) = f.target {
+        (class, format!("{arrow} {:.0} % vs {than}", c.abs()))
+    });
+    let target = f.target.map(|t| {
         let (class, mark) = match f.on_target {
             Some(true) => ("ok", " ✓".to_owned()),
             Some(false) => (
                 "off",
                 match &f.off_target_since {
-                    Some(day) => format!(" ✗ off target since {}", esc(day)),
+                    Some(day) => format!(" ✗ off target since {day}"),
                     None => " ✗".to_owned(),
                 },
             ),
             None => ("", String::new()),
         };
-        let _ = write!(
-            s,
-            r#"<p class="kpi-target {class}">Target {}{mark}</p>"#,
-            esc(&f.show(Some(t)))
-        );
+        (class, format!("Target {}{mark}", f.show(Some(t))))
+    });
+    let stale = match (f.stale, f.last_at) {
+        (true, Some(at)) => Some(age(now, at)),
+        _ => None,
+    };
+    html! {
+        li class="kpi-card" data-kpi=(f.key) {
+            h3 { (f.name) }
+            p class="kpi-value" {
+                span data-value=(f.value.map(|v| v.to_string()).unwrap_or_default()) class=[f.value.is_none().then_some("none")] {
+                    (f.show(f.value))
+                }
+                " "
+                span class="kpi-period" { (period) }
+            }
+            @if f.period != Period::Day && f.today.is_some() {
+                p class="kpi-today" { "Today " span data-today { (f.show(f.today)) } }
+            }
+            @if let Some((class, text)) = &change { p class={ "kpi-change " (class) } { (text) } }
+            @if let Some((class, text)) = &target { p class={ "kpi-target " (class) } { (text) } }
+            @if stale.is_some() || f.demo {
+                p class="badges" {
+                    @if let Some(a) = &stale { span class="badge stale" { "stale: " (a) " old" } }
+                    @if f.demo { span class="badge demo" { "demo data" } }
+                }
+            }
+            (trend_svg(f))
+        }
     }
-    let mut badges = String::new();
-    if let (true, Some(at)) = (f.stale, f.last_at) {
-        let _ = write!(
-            badges,
-            r#"<span class="badge stale">stale: {} old</span>"#,
-            esc(&age(now, at))
-        );
-    }
-    if f.demo {
-        badges.push_str(r#"<span class="badge demo">demo data</span>"#);
-    }
-    if !badges.is_empty() {
-        let _ = write!(s, r#"<p class="badges">{badges}</p>"#);
-    }
-    s.push_str(&trend_svg(f));
-    s.push_str("</li>");
-    s
 }
 
 /// Where each value sits in the trend's viewBox, `None` for a gap; `None` without values.
@@ -195,9 +166,9 @@ fn trend_path(points: &[Option<(f64, f64)>]) -> String {
 }
 
 /// The 30-day trend as inline SVG, or a line saying there is none.
-fn trend_svg(f: &Figure) -> String {
+fn trend_svg(f: &Figure) -> Markup {
     let Some(points) = trend_points(&f.trend) else {
-        return r#"<p class="kpi-trend empty">No data in the last 30 days.</p>"#.to_owned();
+        return html! { p class="kpi-trend empty" { "No data in the last 30 days." } };
     };
     let d = trend_path(&points);
     let mut known = f.trend.iter().flatten();
@@ -225,111 +196,86 @@ fn trend_svg(f: &Figure) -> String {
         .next_back()
         .copied()
         .unwrap_or_default();
-    format!(
-        r#"<svg class="kpi-trend" data-trend viewBox="0 0 {TREND_W} {TREND_H}" preserveAspectRatio="none" role="img" aria-label="{}"><path class="axis" d="M0 {TREND_H}H{TREND_W}" stroke-width="1" vector-effect="non-scaling-stroke"/><path class="line" d="{d}" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round" vector-effect="non-scaling-stroke"/><path d="M{ex:.1} {ey:.1}h0" stroke="currentColor" stroke-width="6" stroke-linecap="round" vector-effect="non-scaling-stroke"/></svg>"#,
-        esc(&label)
-    )
+    html! {
+        svg class="kpi-trend" data-trend viewBox={ "0 0 " (TREND_W) " " (TREND_H) } preserveAspectRatio="none" role="img" aria-label=(label) {
+            path class="axis" d={ "M0 " (TREND_H) "H" (TREND_W) } stroke-width="1" vector-effect="non-scaling-stroke" {}
+            path class="line" d=(d) fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round" vector-effect="non-scaling-stroke" {}
+            path d=(format!("M{ex:.1} {ey:.1}h0")) stroke="currentColor" stroke-width="6" stroke-linecap="round" vector-effect="non-scaling-stroke" {}
+        }
+    }
 }
 
 /// The Management overview for the home page: a card per workspace with its first three
 /// figures, the 30-day revenue total (with the fixed rates used) and recent activity.
-pub fn overview(o: &Overview, now: Timestamp) -> String {
-    let mut s = String::from(
-        r#"<section class="overview" aria-labelledby="overview-h"><h1 id="overview-h">Overview</h1>"#,
-    );
-    if o.rows.is_empty() {
-        s.push_str(r#"<p class="empty">You see no workspace yet.</p>"#);
-    } else {
-        s.push_str(r#"<ul class="overview-rows">"#);
-        for r in &o.rows {
-            let b = &r.board;
-            let _ = write!(
-                s,
-                r#"<li class="overview-row" data-overview-workspace="{slug}"><h2><a href="/workspaces/{slug}">{name}</a>{demo}</h2>"#,
-                slug = esc(b.workspace.as_str()),
-                name = esc(&b.name),
-                demo = if b.demo {
-                    r#" <span class="badge demo">demo data</span>"#
-                } else {
-                    ""
-                },
-            );
-            if b.figures.is_empty() {
-                s.push_str(r#"<p class="empty">No KPIs.</p>"#);
-            } else {
-                s.push_str("<dl>");
-                for f in b.figures.iter().take(3) {
-                    let _ = write!(
-                        s,
-                        r#"<div data-kpi="{}"><dt>{}</dt><dd>{}</dd></div>"#,
-                        esc(&f.key),
-                        esc(&f.name),
-                        esc(&f.show(f.value))
-                    );
+pub fn overview(o: &Overview, now: Timestamp) -> Markup {
+    html! {
+        section class="overview" aria-labelledby="overview-h" {
+            h1 id="overview-h" { "Overview" }
+            @if o.rows.is_empty() {
+                p class="empty" { "You see no workspace yet." }
+            } @else {
+                ul class="overview-rows" {
+                    @for r in &o.rows {
+                        @let b = &r.board;
+                        li class="overview-row" data-overview-workspace=(b.workspace.as_str()) {
+                            h2 {
+                                a href={ "/workspaces/" (b.workspace.as_str()) } { (b.name) }
+                                @if b.demo { " " span class="badge demo" { "demo data" } }
+                            }
+                            @if b.figures.is_empty() {
+                                p class="empty" { "No KPIs." }
+                            } @else {
+                                dl {
+                                    @for f in b.figures.iter().take(3) {
+                                        div data-kpi=(f.key) { dt { (f.name) } dd { (f.show(f.value)) } }
+                                    }
+                                }
+                            }
+                            @if r.revenue_30d.is_some() {
+                                p class="overview-revenue" {
+                                    "Revenue, 30 days: " (show(r.revenue_30d, "money", Some(&o.currency)))
+                                }
+                            }
+                        }
+                    }
                 }
-                s.push_str("</dl>");
             }
-            if r.revenue_30d.is_some() {
-                let _ = write!(
-                    s,
-                    r#"<p class="overview-revenue">Revenue, 30 days: {}</p>"#,
-                    esc(&show(r.revenue_30d, "money", Some(&o.currency)))
-                );
-            }
-            s.push_str("</li>");
-        }
-        s.push_str("</ul>");
-    }
-    let rates: Vec<String> = o
-        .rates
-        .iter()
-        .map(|(c, r)| {
-            format!(
-                r#"<span class="rate">1 {} = {r} {}</span>"#,
-                esc(c),
-                esc(&o.currency)
-            )
-        })
-        .collect();
-    let _ = write!(
-        s,
-        r#"<p class="overview-total">Revenue, 30 days, these workspaces: <strong data-overview-total>{}</strong>{}</p>"#,
-        esc(&show(o.total_revenue_30d, "money", Some(&o.currency))),
-        if rates.is_empty() {
-            String::new()
-        } else {
-            format!(
-                r#" <small>(fixed rates from the config: {})</small>"#,
-                rates.join(", ")
-            )
-        }
-    );
-    if !o.activity.is_empty() {
-        s.push_str(r#"<h2>Lately</h2><ol class="activity">"#);
-        for a in o.activity.iter().take(10) {
-            let _ = write!(
-                s,
-                r#"<li data-kind="{kind}"><span class="age">{age} ago</span> "#,
-                kind = esc(a.kind),
-                age = esc(&age(now, a.at)),
-            );
-            if let Some(w) = &a.workspace {
-                let _ = write!(s, r#"<span class="ws">{}</span> "#, esc(w.as_str()));
-            }
-            match a.thread {
-                Some(id) => {
-                    let prefix = format!("#{id} ");
-                    let text = a.text.strip_prefix(&prefix).unwrap_or(&a.text);
-                    let _ = write!(s, r##"<a href="/threads/{id}">#{id}</a> {}"##, esc(text));
+            p class="overview-total" {
+                "Revenue, 30 days, these workspaces: "
+                strong data-overview-total { (show(o.total_revenue_30d, "money", Some(&o.currency))) }
+                @if !o.rates.is_empty() {
+                    " "
+                    small {
+                        "(fixed rates from the config: "
+                        @for (i, (c, r)) in o.rates.iter().enumerate() {
+                            @if i > 0 { ", " }
+                            span class="rate" { "1 " (c) " = " (r) " " (o.currency) }
+                        }
+                        ")"
+                    }
                 }
-                None => s.push_str(&esc(&a.text)),
             }
-            s.push_str("</li>");
+            @if !o.activity.is_empty() {
+                h2 { "Lately" }
+                ol class="activity" {
+                    @for a in o.activity.iter().take(10) {
+                        li data-kind=(a.kind) {
+                            span class="age" { (age(now, a.at)) " ago" } " "
+                            @if let Some(w) = &a.workspace { span class="ws" { (w.as_str()) } " " }
+                            @match a.thread {
+                                Some(id) => {
+                                    @let prefix = format!("#{id} ");
+                                    a href={ "/threads/" (id) } { "#" (id) }
+                                    " " (a.text.strip_prefix(&prefix).unwrap_or(&a.text))
+                                }
+                                None => (a.text),
+                            }
+                        }
+                    }
+                }
+            }
         }
-        s.push_str("</ol>");
     }
-    s.push_str("</section>");
-    s
 }
 
 #[cfg(test)]
@@ -408,7 +354,8 @@ mod tests {
         let html = card(
             &figure("Visitors", vec![None; 30]),
             Timestamp::from_millis(0),
-        );
+        )
+        .into_string();
         assert!(!html.contains("<svg"), "{html}");
         assert!(html.contains("No data in the last 30 days."), "{html}");
     }
@@ -417,7 +364,7 @@ mod tests {
     fn the_chart_is_labelled_for_screen_readers() {
         let mut trend = vec![None; 28];
         trend.extend([Some(1100.0), Some(1250.0)]);
-        let html = trend_svg(&figure("Visitors", trend));
+        let html = trend_svg(&figure("Visitors", trend)).into_string();
         assert!(html.contains(r#"role="img""#), "{html}");
         assert!(html.contains("data-trend"), "{html}");
         assert!(
@@ -434,15 +381,31 @@ mod tests {
     fn a_rise_is_good_when_higher_is_better_and_bad_when_lower_is() {
         let now = Timestamp::from_millis(0);
         let mut f = figure("Visitors", vec![Some(1.0)]);
-        assert!(card(&f, now).contains(r#"kpi-change good">▲ 25 % vs yesterday"#));
+        assert!(
+            card(&f, now)
+                .into_string()
+                .contains(r#"kpi-change good">▲ 25 % vs yesterday"#)
+        );
         f.direction = Direction::Lower;
-        assert!(card(&f, now).contains(r#"kpi-change bad">▲ 25 %"#));
+        assert!(
+            card(&f, now)
+                .into_string()
+                .contains(r#"kpi-change bad">▲ 25 %"#)
+        );
         f.change_pct = Some(-10.0);
-        assert!(card(&f, now).contains(r#"kpi-change good">▼ 10 %"#));
+        assert!(
+            card(&f, now)
+                .into_string()
+                .contains(r#"kpi-change good">▼ 10 %"#)
+        );
         f.target = Some(1000.0);
         f.on_target = Some(false);
         f.off_target_since = Some("2026-12-01".into());
-        assert!(card(&f, now).contains("Target 1,000 ✗ off target since 2026-12-01"));
+        assert!(
+            card(&f, now)
+                .into_string()
+                .contains("Target 1,000 ✗ off target since 2026-12-01")
+        );
     }
 
     #[test]
@@ -457,7 +420,7 @@ mod tests {
         b.name = x.into();
         b.notes = vec![x.into()];
         let now = Timestamp::from_millis(0);
-        let html = board_cards(&b, now);
+        let html = board_cards(&b, now).into_string();
         let o = Overview {
             rows: vec![OverviewRow {
                 board: b,
@@ -474,7 +437,7 @@ mod tests {
                 thread: Some(7),
             }],
         };
-        let home = overview(&o, now);
+        let home = overview(&o, now).into_string();
         for page in [&html, &home] {
             assert!(!page.contains("<script"), "{page}");
             assert!(page.contains("&lt;script&gt;"), "{page}");
