@@ -29,6 +29,7 @@ pub mod schedules;
 pub mod store;
 pub mod stream;
 pub mod telegram;
+pub mod visitors;
 pub mod web;
 pub mod webhooks;
 
@@ -103,6 +104,16 @@ pub enum BenchCmd {
         /// Seconds per wrk run.
         #[arg(long, default_value_t = 8)]
         seconds: u32,
+    },
+    /// The customer widget against a `krake serve` child: memory per connected visitor, and a
+    /// visitor's question to the answer telling them a person will reply (no model).
+    Visitors {
+        /// Visitors to connect.
+        #[arg(long, default_value_t = 1000)]
+        visitors: usize,
+        /// Questions asked (one after another).
+        #[arg(long, default_value_t = 200)]
+        questions: usize,
     },
     /// Telegram update in to reply queued (no network), on SQLite, against core's
     /// `Krake::accept` alone as baseline: p50/p99/max latency.
@@ -219,6 +230,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             postgres,
         } => store::outbox(jobs, batch, postgres).await,
         BenchCmd::Telegram { updates } => telegram::run(settings, updates).await,
+        BenchCmd::Visitors {
+            visitors,
+            questions,
+        } => visitors::run(&krake_bin()?, visitors, questions).await,
         BenchCmd::Web {
             sessions,
             fanout,

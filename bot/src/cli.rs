@@ -51,6 +51,36 @@ pub enum Cmd {
     /// Push data points that KPIs are computed from (as user `local`).
     #[command(subcommand)]
     Metric(MetricCmd),
+    /// The customer widget's publishable keys (for a shop's own pages): create, list, revoke.
+    #[command(subcommand)]
+    Key(KeyCmd),
+}
+
+/// `krake key …`.
+#[derive(Debug, Subcommand)]
+pub enum KeyCmd {
+    /// Make a publishable key for WORKSPACE's customer widget: visitors of the --origin sites
+    /// chat with --agent (Cassie by default). Prints the key once.
+    Create {
+        /// The workspace (`lunavo`).
+        workspace: String,
+        /// The agent that answers visitors.
+        #[arg(long)]
+        agent: Option<String>,
+        /// A site allowed to use the key (`https://shop.example.com`); repeat for several.
+        #[arg(long = "origin", required = true)]
+        origins: Vec<String>,
+    },
+    /// List the keys (of one workspace): prefix, workspace, agent, origins, made, revoked.
+    List {
+        /// Only this workspace's keys.
+        workspace: Option<String>,
+    },
+    /// Revoke a key by its prefix as `krake key list` shows it: its visitors are refused.
+    Revoke {
+        /// The key's first characters (`kpub_3f9a2c`).
+        prefix: String,
+    },
 }
 
 /// `krake metric …`.

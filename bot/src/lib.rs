@@ -30,6 +30,7 @@ pub mod demo;
 pub mod discord;
 pub mod fanout;
 pub mod folder_cli;
+pub mod keys;
 pub mod mcp;
 pub mod rag;
 pub mod serve;
@@ -60,6 +61,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             | Cmd::Ingest(_)
             | Cmd::Eval(_)
             | Cmd::Metric(_)
+            | Cmd::Key(_)
     );
     init_logging(settings.log_format, quiet);
     match cli.command {
@@ -101,6 +103,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Cmd::Key(k) => keys::run(settings, k).await,
         Cmd::Discord(cli::DiscordCmd::Register { guild }) => {
             discord::register(&settings, guild.as_deref()).await
         }

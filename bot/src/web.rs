@@ -45,10 +45,25 @@ pub async fn start(
         Arc::new(krake_core::time::SystemClock),
         format!("web-{}", std::process::id()),
     );
+    // The customer widget's visitors: their messages are kept and pushed by their own sender.
+    let visitor_sender = Arc::new(krake_web::visitor::VisitorSender::new(
+        krake.clone(),
+        state.visitors.clone(),
+    ));
+    krake.live().add(visitor_sender.clone());
+    let visitor_deliverer = Deliverer::new(
+        Arc::new(store.clone()),
+        Arc::new(store.clone()),
+        visitor_sender,
+        Arc::new(krake_core::time::SystemClock),
+        format!("visitor-{}", std::process::id()),
+    );
     let listener = crate::fanout::listen(store.clone(), state.hub.clone(), stop.clone()).await;
+    let visitors = spawn_delivery_loop(visitor_deliverer, stop.clone());
     let delivery = spawn_delivery_loop(deliverer, stop);
     let task = tokio::spawn(async move {
         let _ = delivery.await;
+        let _ = visitors.await;
         let _ = listener.await;
     });
     (state, task)

@@ -97,6 +97,11 @@ pub fn krake_with_agents(store: &Store, settings: &Settings) -> (Krake, krake_co
         knowledge: Arc::new(crate::rag::on_demand(settings)),
         max_bytes: settings.rag.max_file_bytes,
     })
+    .with_visitors(krake_core::visitor::Visitors::new(
+        store.clone(),
+        Arc::new(settings.directory.clone()),
+        Arc::new(SystemClock),
+    ))
     .with_folders(store);
     (krake, agents)
 }

@@ -94,6 +94,10 @@ impl Krake {
     /// Runs the content of an inbound event as its actor.
     async fn run(&self, inbound: &Inbound, id: &InboundMark) -> Result<Reply, RepoError> {
         let actor = &inbound.actor;
+        if actor.front == crate::actor::Front::Visitor {
+            // A shop's visitor: never a command, whatever the content (see `visitor`).
+            return self.visit(inbound, id).await;
+        }
         match &inbound.content {
             Content::Text(text) => self.run_text(inbound, text, id).await,
             Content::TextReplyingTo { text, message_id } => {

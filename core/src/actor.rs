@@ -78,6 +78,9 @@ pub enum Front {
     Mcp,
     /// Krake itself (sweepers, schedules, webhooks).
     System,
+    /// An anonymous visitor of a shop's pages (the customer widget): never a command, only
+    /// questions for the publishable key's agent.
+    Visitor,
 }
 
 impl Front {
@@ -91,6 +94,7 @@ impl Front {
             Front::Api => "api",
             Front::Mcp => "mcp",
             Front::System => "system",
+            Front::Visitor => "visitor",
         }
     }
 
@@ -104,6 +108,7 @@ impl Front {
             "api" => Front::Api,
             "mcp" => Front::Mcp,
             "system" => Front::System,
+            "visitor" => Front::Visitor,
             _ => return None,
         })
     }

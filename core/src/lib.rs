@@ -86,6 +86,7 @@ pub mod supervise;
 pub mod text;
 pub mod time;
 pub mod tool_servers;
+pub mod visitor;
 pub mod web_accounts;
 pub mod workspace;
 

@@ -32,6 +32,11 @@ pub struct Reply {
     pub thread: Option<ThreadId>,
     /// How to present it.
     pub tone: Tone,
+    /// The person whose words these are, when a person's reply is passed on (a team member's
+    /// answer in an escalated thread, shown in a customer's chat under their name); `None`
+    /// for Krake's and agents' own replies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
     /// The same content as structured parts (the web widget draws them as HTML); `text`
     /// stays the full fallback.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

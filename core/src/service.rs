@@ -41,6 +41,7 @@ pub struct Krake {
     pub(crate) listeners: Vec<Arc<dyn InboxListener>>,
     pub(crate) outbox: Option<Arc<dyn crate::ports::OutboxRepo>>,
     pub(crate) learning: Option<crate::knowledge::chat::Learning>,
+    pub(crate) visitors: Option<crate::visitor::Visitors>,
     live: crate::delivery::LiveSenders,
 }
 
@@ -70,6 +71,7 @@ impl Krake {
             listeners: Vec::new(),
             outbox: None,
             learning: None,
+            visitors: None,
             live: crate::delivery::LiveSenders::new(),
         }
     }
@@ -424,7 +426,7 @@ impl Krake {
     }
 
     /// The thread with its workspace's routes added to where it is posted.
-    fn routed(&self, new: &NewThread) -> NewThread {
+    pub(crate) fn routed(&self, new: &NewThread) -> NewThread {
         let mut new = new.clone();
         for d in self.routes.for_workspace(&new.workspace) {
             if !new.post_to.contains(d) {
@@ -605,16 +607,17 @@ impl Krake {
                 th.status,
                 one_line(&th.title, 60)
             );
+            // The title second: in a narrow panel it is what must stay in view.
             rows.push(vec![
                 format!("#{}", th.id.0),
+                one_line(&th.title, 120),
+                th.status.to_string(),
                 th.workspace.to_string(),
                 th.kind.to_string(),
-                th.status.to_string(),
-                one_line(&th.title, 120),
             ]);
         }
         t.push_str("Open one with /show <id>.");
-        let columns = ["#", "Workspace", "Kind", "Status", "Title"].map(String::from);
+        let columns = ["#", "Title", "Status", "Workspace", "Kind"].map(String::from);
         Ok(Reply::info(t).with_blocks(vec![crate::reply::Block::Table {
             columns: columns.to_vec(),
             rows,

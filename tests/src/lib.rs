@@ -3,6 +3,7 @@
 //! ([`fake_telegram`], [`fake_discord`], [`fake_openai`], [`fake_shopify`], [`fake_embeddings`], [`fake_qdrant`]).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod browser;
 pub mod fake_binance;
 pub mod fake_discord;
 pub mod fake_embeddings;

@@ -318,6 +318,7 @@ pub(crate) async fn insert_thread(
     for d in &new.post_to {
         crate::outbox::insert(conn, d, &OutboxPayload::PostThread { thread: id }, now).await?;
     }
+    crate::visitors::shown_to_visitors(conn, id, &new.post_to).await?;
     Ok((id, true))
 }
 
@@ -579,6 +580,7 @@ impl InboxRepo for Store {
                 .map_err(db_err)?;
         }
         audit(&mut tx, id, ctx, "replied", text).await?;
+        crate::visitors::pass_on_reply(&mut tx, id, text, ctx).await?;
         if answers {
             edit_copies(&mut tx, id, th.version + 1, ctx.now).await?;
         }

@@ -37,6 +37,7 @@ mod outbox;
 mod runs;
 mod schedules;
 mod users;
+mod visitors;
 mod web_accounts;
 
 use krake_core::ports::RepoError;

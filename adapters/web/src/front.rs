@@ -106,6 +106,8 @@ pub struct WebState {
     pub oidc: Arc<crate::oidc::OidcState>,
     /// Recently checked tokens and sessions.
     pub auth_cache: Arc<crate::auth::AuthCache>,
+    /// The customer widget's open sockets and rate limits.
+    pub visitors: Arc<crate::visitor::VisitorHub>,
 }
 
 impl WebState {
@@ -139,6 +141,7 @@ impl WebState {
             login_limits: Arc::new(login_limits),
             oidc: Arc::new(crate::oidc::OidcState::default()),
             auth_cache: Arc::new(auth_cache),
+            visitors: Arc::new(crate::visitor::VisitorHub::default()),
         }
     }
 
@@ -165,6 +168,7 @@ pub fn router(state: WebState) -> Router {
         .merge(crate::auth::router())
         .merge(crate::dashboard::router())
         .merge(crate::ws::router())
+        .merge(crate::visitor::router())
         .merge(crate::assets::router())
         .merge(crate::oidc::router())
         .layer(DefaultBodyLimit::max(limit))

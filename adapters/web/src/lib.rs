@@ -66,6 +66,7 @@ pub mod runs_page;
 pub mod schedules_page;
 pub mod server;
 pub mod settings;
+pub mod visitor;
 pub mod ws;
 
 /// What `/readyz` checks: something that answers `Ok` when Krake can serve.

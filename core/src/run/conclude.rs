@@ -266,6 +266,12 @@ impl Runner {
         }
         new.origin_key = Some(format!("run:{}:{}", run.id.0, kind));
         new.post_to = self.routes.for_workspace(&run.workspace).to_vec();
+        if run.trigger == super::VISITOR
+            && let Some(to) = &run.answer_to
+        {
+            // Shown in the visitor's conversation: the team's replies there reach them.
+            new.post_to.push(to.clone());
+        }
         let ctx = WriteCtx {
             actor: Actor::system(),
             inbound: None,
@@ -341,6 +347,20 @@ impl Runner {
     ) -> Option<Reply> {
         if run.trigger == super::DELEGATION {
             return None;
+        }
+        if run.trigger == super::VISITOR {
+            // A visitor sees no thread numbers, steps or reasons: the answer, or who answers.
+            return match status {
+                RunStatus::Done => Some(Reply::info(result.unwrap_or("Done.").to_owned())),
+                RunStatus::AwaitingApproval
+                | RunStatus::Escalated
+                | RunStatus::Failed
+                | RunStatus::Refused => Some(Reply::info(format!(
+                    "I'm not certain about this one, so I've passed your question to the {} team. A person will answer here.",
+                    self.workspace_name(&run.workspace)
+                ))),
+                _ => None,
+            };
         }
         let at = thread
             .map(|t| format!(" (#{}, /show {})", t.0, t.0))

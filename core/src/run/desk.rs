@@ -145,7 +145,11 @@ impl AgentDesk for Runner {
                 workspace: workspace.clone(),
                 agent: agent.name.to_string(),
                 task: text.to_owned(),
-                trigger: "command".into(),
+                trigger: if actor.front == crate::actor::Front::Visitor {
+                    super::VISITOR.into()
+                } else {
+                    "command".into()
+                },
                 requested_by: actor.user.to_string(),
                 parent: None,
                 feedback: None,

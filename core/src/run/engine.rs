@@ -95,7 +95,13 @@ impl Runner {
                 )
                 .await;
         };
-        let policy = self.policy(agent.name.as_str());
+        let mut policy = self.policy(agent.name.as_str());
+        if run.trigger == super::VISITOR {
+            // A stranger asked: the knowledge base and an answer, nothing else.
+            policy
+                .tools
+                .retain(|t| super::VISITOR_TOOLS.contains(&t.as_str()));
+        }
         let passages = self.retrieve(&run, &run.task).await?;
         if let Some(servers) = &self.tool_servers {
             servers.ready().await;

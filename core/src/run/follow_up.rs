@@ -22,7 +22,10 @@ impl Runner {
         let Some(run) = self.runs.run_for_thread(thread.id).await? else {
             return Ok(None);
         };
-        if matches!(run.status, RunStatus::Queued | RunStatus::Running) {
+        if matches!(run.status, RunStatus::Queued | RunStatus::Running)
+            || run.trigger == super::VISITOR
+        {
+            // A visitor's thread: the team's reply is the answer (it goes to their chat).
             return Ok(None);
         }
         let mut memory = String::new();

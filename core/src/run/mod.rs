@@ -41,6 +41,7 @@ pub use executor::{ActionExecutor, RecordingExecutor};
 pub use recovery::Recovered;
 pub use repo::{
     DELEGATION, Delegated, NewRun, Run, RunFilter, RunId, RunOutcome, RunRepo, RunStatus, RunStep,
+    VISITOR, VISITOR_TOOLS,
 };
 pub use tools::tool_specs;
 pub use watch::{AgentStatus, Cancel, RunQuery, RunView};
@@ -283,6 +284,13 @@ impl Runner {
             .get(&agent.to_lowercase())
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// A workspace's name (`Lunavo`), or its slug when it is not configured.
+    pub(crate) fn workspace_name(&self, w: &crate::workspace::WorkspaceSlug) -> String {
+        self.directory
+            .workspace(w)
+            .map_or_else(|| w.to_string(), |x| x.name.clone())
     }
 
     /// Queues a run and wakes the workers.

@@ -291,6 +291,14 @@ pub trait RunRepo: Send + Sync {
 /// The trigger of a sub-run an agent delegated (`delegate` tool).
 pub const DELEGATION: &str = "delegation";
 
+/// The trigger of a run answering a shop's visitor (the customer widget): it may only search
+/// the knowledge base, answer or escalate ([`VISITOR_TOOLS`]), its threads are shown in the
+/// visitor's conversation, and a reply there starts no follow-up run.
+pub const VISITOR: &str = "visitor";
+
+/// The tools of a run answering a visitor, whatever the agent's own policy allows.
+pub const VISITOR_TOOLS: &[&str] = &["reply", "escalate", "search_knowledge"];
+
 /// What [`RunRepo::start_delegated`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delegated {
