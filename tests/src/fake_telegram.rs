@@ -227,7 +227,9 @@ impl FakeTelegram {
                 notified.await;
             }
         };
-        tokio::time::timeout(Duration::from_secs(10), wait)
+        // A restarted process retries a failed send after its backoff: on a loaded 2-core
+        // machine that took over 10 s once.
+        tokio::time::timeout(Duration::from_secs(30), wait)
             .await
             .unwrap_or_else(|_| panic!("{n} messages were not sent"));
     }
