@@ -109,7 +109,7 @@ fn row(st: &ScheduleStatus, now: Timestamp, csrf: &str) -> Markup {
             td data-label="When" {
                 (s.description)
                 br;
-                small { code title="cron: minute hour day month weekday" { (s.cadence.expression()) } " " (tz.name()) }
+                small { code title="cron: second minute hour day month weekday" { (s.cadence.expression()) } " " (tz.name()) }
             }
             td.next data-label="Next run" {
                 @match (s.paused, s.next_run_at) {
@@ -223,6 +223,10 @@ async fn act(
         .reply;
     let (class, status) = match reply.tone {
         Tone::Info | Tone::Success => ("ok", StatusCode::OK),
+        // Core's refusals: an unknown (or unseen) schedule, or a role that may not change it.
+        Tone::Warning if reply.text.starts_with("There is no schedule") => {
+            ("error", StatusCode::NOT_FOUND)
+        }
         Tone::Warning => ("error", StatusCode::FORBIDDEN),
         Tone::Error => ("error", StatusCode::INTERNAL_SERVER_ERROR),
     };
