@@ -86,7 +86,7 @@ async fn a_todo_reply_carries_a_table_whose_rows_are_its_lines() {
     assert_eq!(table["type"], "table");
     assert_eq!(
         table["columns"],
-        json!(["#", "Workspace", "Kind", "Status", "Title"])
+        json!(["#", "Title", "Status", "Workspace", "Kind"])
     );
     let rows = table["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 2);
@@ -95,10 +95,10 @@ async fn a_todo_reply_carries_a_table_whose_rows_are_its_lines() {
             .iter()
             .find(|r| r[0] == format!("#{}", th.id.0))
             .unwrap_or_else(|| panic!("no row for #{}: {table}", th.id.0));
-        assert_eq!(row[1], th.workspace.as_str());
-        assert_eq!(row[2], kind);
-        assert_eq!(row[3], "open");
-        assert_eq!(row[4], th.title);
+        assert_eq!(row[1], th.title);
+        assert_eq!(row[2], "open");
+        assert_eq!(row[3], th.workspace.as_str());
+        assert_eq!(row[4], kind);
         // The text says the same on its line for the thread.
         let line = text
             .lines()
@@ -244,7 +244,7 @@ async fn a_workspace_session_lists_and_acts_in_its_workspace_only() {
     assert!(text.contains("Lunavo post"), "{text}");
     assert!(!text.contains("Monarch post"), "{text}");
     let rows = r["blocks"][0]["rows"].as_array().unwrap();
-    assert!(rows.iter().all(|row| row[1] == "lunavo"), "{rows:?}");
+    assert!(rows.iter().all(|row| row[3] == "lunavo"), "{rows:?}");
     // Another workspace's thread does not exist here, and cannot be decided from here.
     let r = say(&mut c, "m2", &format!("/show {}", m.id.0)).await;
     assert!(
