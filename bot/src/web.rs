@@ -46,6 +46,16 @@ pub async fn start(
         format!("web-{}", std::process::id()),
     );
     // The customer widget's visitors: their messages are kept and pushed by their own sender.
+    // On PostgreSQL another process may deliver a visitor's answer: sockets catch up.
+    let mut state = state;
+    if store.backend() == krake_store::Backend::Postgres {
+        state.visitors = Arc::new(krake_web::visitor::VisitorHub::new(
+            krake_web::visitor::VisitorLimits {
+                catch_up: Some(std::time::Duration::from_secs(3)),
+                ..krake_web::visitor::VisitorLimits::default()
+            },
+        ));
+    }
     let visitor_sender = Arc::new(krake_web::visitor::VisitorSender::new(
         krake.clone(),
         state.visitors.clone(),

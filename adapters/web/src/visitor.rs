@@ -66,6 +66,10 @@ pub struct VisitorLimits {
     pub sockets_per_visitor: usize,
     /// Sockets all visitors may hold open at once.
     pub sockets: usize,
+    /// How often an open socket looks for messages kept by another process (several
+    /// `krake serve` on one PostgreSQL: the outbox may deliver a visitor's answer in a process
+    /// that does not hold their socket); `None` with one process (SQLite).
+    pub catch_up: Option<std::time::Duration>,
 }
 
 impl Default for VisitorLimits {
@@ -76,14 +80,18 @@ impl Default for VisitorLimits {
             hellos_per_minute: 600,
             sockets_per_visitor: 4,
             sockets: 10_000,
+            catch_up: None,
         }
     }
 }
 
 type Keyed = governor::DefaultKeyedRateLimiter<i64>;
 
+/// A frame for a visitor's sockets: the message's `seq` (0 for `typing`) and its JSON.
+type Pushed = (i64, Arc<str>);
+
 /// Each visitor's open sockets in this process: (socket id, its queue).
-type Sockets = HashMap<i64, Vec<(u64, mpsc::Sender<Arc<str>>)>>;
+type Sockets = HashMap<i64, Vec<(u64, mpsc::Sender<Pushed>)>>;
 
 fn per_minute(n: u32) -> governor::Quota {
     let n = NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
@@ -131,7 +139,7 @@ impl VisitorHub {
     }
 
     /// Registers a socket of `visitor`; `None` when the visitor or the process has too many.
-    fn join(&self, visitor: VisitorId) -> Option<(u64, mpsc::Receiver<Arc<str>>)> {
+    fn join(&self, visitor: VisitorId) -> Option<(u64, mpsc::Receiver<Pushed>)> {
         let mut map = self.lock();
         if self.open.load(Ordering::Relaxed) >= self.limits.sockets as u64 {
             return None;
@@ -164,11 +172,12 @@ impl VisitorHub {
 
     /// Pushes a frame to every socket of `visitor` in this process (a full queue drops it).
     pub fn push(&self, visitor: VisitorId, frame: &serde_json::Value) {
+        let seq = frame["seq"].as_i64().unwrap_or(0);
         let text: Arc<str> = Arc::from(frame.to_string());
         let map = self.lock();
         if let Some(list) = map.get(&visitor.0) {
             for (_, tx) in list {
-                let _ = tx.try_send(text.clone());
+                let _ = tx.try_send((seq, text.clone()));
             }
         }
     }
@@ -217,6 +226,15 @@ pub fn message_json(m: &VisitorMessage) -> serde_json::Value {
         "text": m.text,
         "citations": m.citations(),
     })
+}
+
+/// A `message` frame.
+fn message_frame(m: &VisitorMessage) -> serde_json::Value {
+    let mut frame = message_json(m);
+    if let Some(o) = frame.as_object_mut() {
+        o.insert("type".into(), "message".into());
+    }
+    frame
 }
 
 fn error(code: &str, message: &str) -> serde_json::Value {
@@ -351,6 +369,12 @@ where
         "agent": visitor.agent,
         "history": welcome.history.iter().map(message_json).collect::<Vec<_>>(),
     });
+    // The last message shown: a message is shown once, pushed or caught up.
+    let mut last = welcome.history.last().map_or(0, |m| m.seq);
+    let catch_up = state.visitors.limits.catch_up;
+    let mut catching =
+        tokio::time::interval(catch_up.unwrap_or(std::time::Duration::from_secs(3600)));
+    catching.tick().await;
     if send(&mut tx, &frame).await {
         let mut recheck = tokio::time::interval(state.config.socket_recheck);
         recheck.tick().await;
@@ -363,9 +387,24 @@ where
                     }
                 }
                 out = pushed.recv() => {
-                    let Some(out) = out else { break };
+                    let Some((seq, out)) = out else { break };
+                    if seq > 0 && seq <= last {
+                        continue;
+                    }
+                    last = last.max(seq);
                     if tx.send(out.to_string()).await.is_err() {
                         break;
+                    }
+                }
+                _ = catching.tick(), if catch_up.is_some() => {
+                    let Ok(missed) = visitors.messages_after(visitor.id, last).await else {
+                        continue;
+                    };
+                    for m in missed {
+                        last = last.max(m.seq);
+                        if !send(&mut tx, &message_frame(&m)).await {
+                            break;
+                        }
                     }
                 }
                 _ = recheck.tick() => {
@@ -508,11 +547,7 @@ impl VisitorSender {
             .await
             .map_err(|e| SendError::Transient(e.to_string()))?;
         if let Some(m) = &kept {
-            let mut frame = message_json(m);
-            if let Some(o) = frame.as_object_mut() {
-                o.insert("type".into(), "message".into());
-            }
-            self.hub.push(visitor, &frame);
+            self.hub.push(visitor, &message_frame(m));
         }
         Ok(Sent {
             message_id: kept.map(|m| format!("m{}", m.seq)),
