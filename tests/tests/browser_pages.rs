@@ -324,7 +324,7 @@ async fn schedules_costs_and_folders_pages_in_chromium() {
     );
     let bad = text(&c, "#row-errors li[data-line=\"3\"]").await;
     assert!(
-        bad.contains("Line 3") && bad.contains("`maybe` is not one of"),
+        bad.contains("Line 3") && bad.contains("maybe is not one of"),
         "{bad}"
     );
     let table = text(&c, "#entries").await;

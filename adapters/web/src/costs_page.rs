@@ -261,7 +261,7 @@ fn render(
                     code { "/ask dexter how were sales last week?" } ", and its tokens and cost show here." }
             }
         } @else {
-            dl.kpi-today #cost-total {
+            dl.totals #cost-total {
                 div { dt { "Cost" } dd data-micros=(r.total.cost_micros) { (dollars(r.total.cost_micros)) } }
                 div { dt { "Model calls" } dd { (r.total.calls) } }
                 div { dt { "Tokens in" } dd { (r.total.input_tokens) } }

@@ -64,10 +64,10 @@ async fn folders(State(state): State<WebState>, headers: HeaderMap) -> Response 
                             tbody {
                                 @for f in &list {
                                     tr {
-                                        td { (f.agent) }
-                                        td { a href=(folder_url(&f.agent, f.name.as_str())) { (f.name.as_str()) } }
-                                        td { (f.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")) }
-                                        td.num { (f.entries) }
+                                        td data-label="Agent" { (f.agent) }
+                                        td data-label="Folder" { a href=(folder_url(&f.agent, f.name.as_str())) { (f.name.as_str()) } }
+                                        td data-label="Columns" { (f.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")) }
+                                        td.num data-label="Entries" { (f.entries) }
                                     }
                                 }
                             }
@@ -212,11 +212,11 @@ async fn render(
         }
         @if let Some(flash) = &view.flash {
             div #flash class=(format!("flash {}", flash.class)) role="alert" {
-                p { (flash.text) }
+                p { (ticks(&flash.text)) }
                 @if !flash.rows.is_empty() {
                     ul.row-errors #row-errors {
                         @for r in &flash.rows {
-                            li data-line=(r.line) { strong { "Line " (r.line) } ": " (r.problem) }
+                            li data-line=(r.line) { strong { "Line " (r.line) } ": " (ticks(&r.problem)) }
                         }
                     }
                 }
@@ -252,7 +252,7 @@ async fn render(
                         tr {
                             th scope="col" { "#" }
                             @for c in &f.columns {
-                                th scope="col" { (c.name.as_str()) " " small { "(" (c.kind.describe()) ")" } }
+                                th scope="col" title=(c.kind.describe()) { (c.name.as_str()) " " small { "(" (c.kind.as_str()) ")" } }
                             }
                             @if may_change.is_ok() { th scope="col" { span.sr-only { "Actions" } } }
                         }
@@ -330,7 +330,7 @@ async fn render(
                 }
             }
             Ok(()) => {}
-            Err(e) => { p.hint #read-only { "You can read this folder but not change it: " (e.to_string()) } }
+            Err(e) => { p.hint #read-only { "You can read this folder but not change it: " (ticks(&e.to_string())) } }
         }
     };
     html(
@@ -343,13 +343,22 @@ async fn render(
     )
 }
 
+/// Text with `code` spans (core's messages quote names and values in backticks) as `<code>`.
+fn ticks(text: &str) -> Markup {
+    html! {
+        @for (i, part) in text.split('`').enumerate() {
+            @if i % 2 == 1 { code { (part) } } @else { (part) }
+        }
+    }
+}
+
 /// One labelled input of an entry form, typed by its column's kind.
 fn field(c: &krake_core::folder::Column, value: &str, form: &str) -> Markup {
     let id = format!("{form}-{}", c.id.0);
     let name = format!("{COL}{}", c.name.as_str());
     html! {
         div.field {
-            label for=(id) { (c.name.as_str()) " " small { (c.kind.describe()) } }
+            label for=(id) { (c.name.as_str()) " " small { (c.kind.as_str()) } }
             @match &c.kind {
                 ColumnKind::Text => input id=(id) name=(name) type="text" value=(value) maxlength="2000";
                 ColumnKind::Number => input id=(id) name=(name) type="text" inputmode="decimal" value=(value);

@@ -99,7 +99,7 @@ fn row(st: &ScheduleStatus, now: Timestamp, csrf: &str) -> Markup {
     let state = if s.paused { "paused" } else { "active" };
     html! {
         tr data-schedule=(s.id.0) data-state=(state) {
-            td data-label="#" { (s.id.0) }
+            td data-label="Schedule" { (s.id.0) }
             td data-label="Workspace" { (s.workspace.as_str()) }
             td data-label="Agent" { (s.assignment.agent) }
             td.title data-label="Task" {

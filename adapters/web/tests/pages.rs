@@ -147,7 +147,7 @@ async fn a_member_adds_edits_deletes_and_imports_folder_entries_with_a_message_e
     )
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{html}");
-    assert!(html.contains("`lots` is not a number"), "{html}");
+    assert!(html.contains("<code>lots</code> is not a number"), "{html}");
     assert!(
         html.contains(r#"value="Scarf""#),
         "the form keeps what was typed"
@@ -204,11 +204,12 @@ async fn a_member_adds_edits_deletes_and_imports_folder_entries_with_a_message_e
         "{html}"
     );
     assert!(
-        html.contains(r#"data-line="3""#) && html.contains("`maybe` is not one of draft, posted"),
+        html.contains(r#"data-line="3""#)
+            && html.contains("<code>maybe</code> is not one of draft, posted"),
         "{html}"
     );
     assert!(
-        html.contains(r#"data-line="4""#) && html.contains("`many` is not a number"),
+        html.contains(r#"data-line="4""#) && html.contains("<code>many</code> is not a number"),
         "{html}"
     );
     assert!(
@@ -228,7 +229,7 @@ async fn a_member_adds_edits_deletes_and_imports_folder_entries_with_a_message_e
     assert_eq!(s, StatusCode::BAD_REQUEST, "{html}");
     assert!(html.contains("Added 0 entries"), "{html}");
     assert!(
-        html.contains("`colour` is not a column of calendar"),
+        html.contains("<code>colour</code> is not a column of calendar"),
         "{html}"
     );
 
