@@ -215,6 +215,7 @@
       }
       ui.notice.style.display = "block";
       ui.log.appendChild(ui.notice);
+      ui.scroll();
       ui.input.disabled = true;
       ui.send.disabled = true;
       ui.input.setAttribute("placeholder", "Chat is unavailable");
@@ -889,6 +890,7 @@
       }
       if (typeof msg.seq === "number") b.setAttribute("data-seq", String(msg.seq));
       var who = mine ? "You" : (msg.name || (msg.from === "team" ? "The team" : cs.agent || "Assistant"));
+      if (!mine && msg.from === "team" && msg.name && cs.title) who = msg.name + " · " + cs.title + " team";
       ui.row(mine, who, b, mine ? null : who);
       return b;
     }
