@@ -181,8 +181,11 @@ pub(crate) fn ago(now: Timestamp, at: Timestamp) -> Markup {
         .replacen(' ', "T", 1)
         .to_string()
         + "Z";
+    let under_a_minute = now.as_millis() - at.as_millis() < 60_000;
     markup! {
-        time datetime=(iso) title=(full) { (krake_core::kpi::age(now, at)) " ago" }
+        time datetime=(iso) title=(full) {
+            @if under_a_minute { "just now" } @else { (krake_core::kpi::age(now, at)) " ago" }
+        }
     }
 }
 
@@ -524,6 +527,7 @@ mod tests {
         let now = Timestamp::from_millis(1_765_000_000_000 + 3 * 3_600_000 + 60_000);
         let html = ago(now, at).into_string();
         assert!(html.contains(">3 h ago</time>"), "{html}");
+        assert!(ago(at, at).into_string().contains(">just now</time>"));
         assert!(html.contains(r#"datetime="2025-12-06T05:46Z""#), "{html}");
         assert!(html.contains(r#"title="2025-12-06 05:46 UTC""#), "{html}");
     }

@@ -90,6 +90,8 @@ enum Notice {
     Done(Option<String>),
     /// Why an action was refused.
     Refused(String),
+    /// A rejection without a reason: why, with the Reject box open again.
+    NoReason(String),
 }
 
 /// Names joined for a sentence: `ana`, `ana and bo`, `ana, bo and cy`.
@@ -214,12 +216,14 @@ async fn render(
     let note = match &notice {
         Notice::Done(Some(d)) => done_text(&t, who, d),
         Notice::Done(None) => None,
-        Notice::Refused(why) => Some(("error", why.clone())),
+        Notice::Refused(why) | Notice::NoReason(why) => Some(("error", why.clone())),
     };
+    let reject_open = matches!(notice, Notice::NoReason(_));
     let now = state.krake.now();
     let body = markup! {
         @if let Some((class, text)) = &note { (flash(class, text)) }
         (summary(&t, who, now))
+        (actions(&t, who, reject_open))
         h2 { "Replies" }
         @if t.replies.is_empty() {
             p class="empty" { "No replies yet." }
@@ -235,14 +239,20 @@ async fn render(
                 }
             }
         }
-        (actions(&t, who))
+        form method="post" action={ "/threads/" (t.id.0) } class="reply" {
+            (hidden(&t, who))
+            input type="hidden" name="action" value="reply";
+            label for="reply-text" { "Reply" }
+            textarea id="reply-text" name="text" rows="3" required {}
+            button type="submit" { "Send reply" }
+        }
         h2 { "Audit log" }
         table class="audit" {
             thead { tr { th { "When" } th { "Who" } th { "Front" } th { "What" } th { "Detail" } } }
             tbody {
                 @for a in &audit {
                     tr {
-                        td { (a.at.to_utc_string()) }
+                        td class="when" { (ago(now, a.at)) }
                         td { (a.actor.as_str()) }
                         td { (a.front) }
                         td { (a.action) }
@@ -307,8 +317,8 @@ fn hidden(t: &Thread, who: &Caller) -> Markup {
     }
 }
 
-/// Approve, Reject (a reason first), Archive or Unarchive, and Reply.
-fn actions(t: &Thread, who: &Caller) -> Markup {
+/// Approve, Reject (a reason first; its box open when `reject_open`), Archive or Unarchive.
+fn actions(t: &Thread, who: &Caller, reject_open: bool) -> Markup {
     let id = t.id.0;
     let action = format!("/threads/{id}");
     let (arch, arch_label) = if t.status == ThreadStatus::Archived {
@@ -325,13 +335,13 @@ fn actions(t: &Thread, who: &Caller) -> Markup {
                     input type="hidden" name="action" value="approve";
                     button type="submit" class="approve" { "Approve" }
                 }
-                details class="reject-step" {
+                details class="reject-step" open[reject_open] {
                     summary class="reject" { "Reject…" }
                     form method="post" action=(action) class="reply reject" {
                         (hidden(t, who))
                         input type="hidden" name="action" value="reject";
                         label for="reason" { "Why reject it? Whoever proposed it is told." }
-                        textarea id="reason" name="text" rows="2" required maxlength=(MAX_REASON) {}
+                        textarea id="reason" name="text" rows="2" required maxlength=(MAX_REASON) autofocus[reject_open] {}
                         button type="submit" class="reject" { "Continue" }
                     }
                 }
@@ -341,13 +351,6 @@ fn actions(t: &Thread, who: &Caller) -> Markup {
                 input type="hidden" name="action" value=(arch);
                 button type="submit" class="archive" { (arch_label) }
             }
-        }
-        form method="post" action=(action) class="reply" {
-            (hidden(t, who))
-            input type="hidden" name="action" value="reply";
-            label for="reply-text" { "Reply" }
-            textarea id="reply-text" name="text" rows="3" required {}
-            button type="submit" { "Send reply" }
         }
     }
 }
@@ -392,6 +395,15 @@ pub(super) async fn thread_action(
     let text = form.text.trim().to_owned();
     let refuse =
         |status: StatusCode, why: String| render(&state, &who, id, status, Notice::Refused(why));
+    let refuse_no_reason = |why: String| {
+        render(
+            &state,
+            &who,
+            id,
+            StatusCode::BAD_REQUEST,
+            Notice::NoReason(why),
+        )
+    };
     let result: Result<(Thread, &str), ThreadError> = match form.action.as_str() {
         "approve" => k
             .decide_thread(a, id, Decision::Approve, form.version)
@@ -402,10 +414,9 @@ pub(super) async fn thread_action(
                 Decided::AlreadyCounted(t) => (t, "already"),
             }),
         "reject" if text.is_empty() => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
+            return refuse_no_reason(
                 format!(
-                    "Not rejected: a rejection needs a reason. Say why under Reject, so whoever proposed #{} knows what to change.",
+                    "Not rejected: a rejection needs a reason. Say why below, so whoever proposed #{} knows what to change.",
                     id.0
                 ),
             )
