@@ -368,6 +368,20 @@ pub struct Budgets {
     pub agents: BTreeMap<String, i64>,
 }
 
+impl crate::service::Krake {
+    /// The monthly budgets a person may see: every agent's, and those of the workspaces they
+    /// see (none without agents).
+    pub fn cost_budgets(&self, actor: &crate::actor::Actor) -> Budgets {
+        let Some(agents) = &self.agents else {
+            return Budgets::default();
+        };
+        let mut b = agents.budgets();
+        b.workspaces
+            .retain(|w, _| WorkspaceSlug::parse(w).is_ok_and(|w| actor.can_see(&w)));
+        b
+    }
+}
+
 /// Dollars from micro-dollars, for people: `$1.234567` → `$1.23`, small amounts keep digits.
 pub fn dollars(micros: i64) -> String {
     let d = micros as f64 / 1_000_000.0;

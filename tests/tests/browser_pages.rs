@@ -15,13 +15,13 @@ use std::path::Path;
 use std::process::Stdio;
 
 /// `krake serve` with the fake provider at `base_url` priced at $1,000 / $2,000 per million
-/// tokens (its 120 + 30 tokens cost $0.18) and Penn's monthly budget at $5.
+/// tokens (its 120 + 30 tokens cost $0.18), lunavo's monthly budget at $6 and Penn's at $5.
 fn serve_priced(dir: &Path, base_url: &str) -> (Killed, u16, std::path::PathBuf) {
     let cfg = dir.join("krake.toml");
     std::fs::write(
         &cfg,
         format!(
-            "[llm]\nmax_retries = 0\n\n[[llm.providers]]\nname = \"fake\"\nbase_url = \"{base_url}\"\nmodels = [\"fake-model\"]\ninput_price_per_million = 1000.0\noutput_price_per_million = 2000.0\n\n[budgets.agents]\npenn = 5.0\n"
+            "[llm]\nmax_retries = 0\n\n[[llm.providers]]\nname = \"fake\"\nbase_url = \"{base_url}\"\nmodels = [\"fake-model\"]\ninput_price_per_million = 1000.0\noutput_price_per_million = 2000.0\n\n[budgets.workspaces]\nlunavo = 6.0\n\n[budgets.agents]\npenn = 5.0\n"
         ),
     )
     .unwrap();
@@ -210,7 +210,8 @@ async fn schedules_costs_and_folders_pages_in_chromium() {
     for part in ["$0.18", "3% of $5.00", "120", "30"] {
         assert!(penn.contains(part), "{part}: {penn}");
     }
-    assert!(text(&c, "#by-workspace").await.contains("lunavo"));
+    let lunavo = text(&c, "#by-workspace [data-key=\"lunavo\"]").await;
+    assert!(lunavo.contains("3% of $6.00"), "{lunavo}");
     // The previous month is empty and links back.
     click(&c, "#previous-month").await;
     until(&c, "last month", "document.querySelector('#no-costs')").await;

@@ -1,7 +1,8 @@
 //! The dashboard's Costs page (`/costs?month=YYYY-MM&workspace=SLUG`): a month's model tokens
 //! and cost in total and per workspace, agent and day, from the same core report as
-//! `GET /api/v1/costs` ([`cost_report`](krake_core::Krake::cost_report)), with each agent's
-//! monthly budget and how much of it is used, and links to the previous and next months.
+//! `GET /api/v1/costs` ([`cost_report`](krake_core::Krake::cost_report)), with each workspace's
+//! and agent's monthly budget and how much of it is used, and links to the previous and next
+//! months.
 
 use crate::ApiError;
 use crate::auth::Caller;
@@ -13,7 +14,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
-use krake_core::ledger::{CostReport, Spend, dollars, month_of, percent};
+use krake_core::ledger::{Budgets, CostReport, Spend, dollars, month_of, percent};
 use krake_core::workspace::WorkspaceSlug;
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -176,18 +177,7 @@ async fn costs(
         }
         Err(e) => return failed(&who, ApiError::from(e)),
     };
-    // Each agent's monthly budget, as `/agents` shows it.
-    let budgets: BTreeMap<String, i64> = match state.krake.agent_status(&who.actor).await {
-        Ok(Some(list)) => list
-            .into_iter()
-            .filter_map(|a| a.budget_micros.map(|b| (a.name.to_lowercase(), b)))
-            .collect(),
-        Ok(None) => BTreeMap::new(),
-        Err(e) => {
-            tracing::warn!(error = %e, "reading the agents' budgets");
-            BTreeMap::new()
-        }
-    };
+    let budgets = state.krake.cost_budgets(&who.actor);
     let mut ws_opts = vec![(String::new(), "All workspaces".to_owned())];
     for w in state.krake.directory().workspaces() {
         if who.actor.can_see(&w.slug) {
@@ -227,7 +217,7 @@ fn render(
     this_month: Month,
     ws: Option<&WorkspaceSlug>,
     ws_opts: &[(String, String)],
-    budgets: &BTreeMap<String, i64>,
+    budgets: &Budgets,
 ) -> Markup {
     let scope = ws.map_or_else(|| "all your workspaces".to_owned(), |w| w.to_string());
     let current = ws.map_or("", WorkspaceSlug::as_str);
@@ -268,9 +258,9 @@ fn render(
                 div { dt { "Tokens out" } dd { (r.total.output_tokens) } }
             }
             h2 { "By workspace" }
-            (spend_table("by-workspace", "Workspace", &r.by_workspace, |_| None))
+            (spend_table("by-workspace", "Workspace", &r.by_workspace, |w| budgets.workspaces.get(w).copied()))
             h2 { "By agent" }
-            (spend_table("by-agent", "Agent", &r.by_agent, |a| budgets.get(&a.to_lowercase()).copied()))
+            (spend_table("by-agent", "Agent", &r.by_agent, |a| budgets.agents.get(&a.to_lowercase()).copied()))
             h2 { "By day" }
             (spend_table("by-day", "Day", &r.by_day, |_| None))
             p.hint { "Amounts are what the model providers' prices give for the tokens counted (US dollars). Budgets are monthly, set in the config file under " code { "[budgets]" } "." }

@@ -70,6 +70,10 @@ pub trait AgentDesk: Send + Sync {
     /// Every agent of a workspace `actor` sees: working or idle, this month's runs and cost
     /// against its budget, its last result and its tools.
     async fn agent_status(&self, actor: &Actor) -> Result<Vec<super::AgentStatus>, RepoError>;
+    /// The monthly budgets in force (`[budgets]`): none unless configured.
+    fn budgets(&self) -> crate::ledger::Budgets {
+        crate::ledger::Budgets::default()
+    }
     /// The runs `actor` may see that match `q`, newest first.
     async fn runs(&self, actor: &Actor, q: &super::RunQuery) -> Result<Vec<super::Run>, RepoError>;
     /// One run with its steps and usage, if `actor` may see it.
@@ -211,6 +215,10 @@ impl AgentDesk for Runner {
                 "The knowledge base cannot be searched now: {e}. Try again shortly."
             )),
         })
+    }
+
+    fn budgets(&self) -> crate::ledger::Budgets {
+        Runner::budgets(self).clone()
     }
 
     async fn agent_status(&self, actor: &Actor) -> Result<Vec<super::AgentStatus>, RepoError> {
