@@ -263,13 +263,13 @@
     var workspace = script.getAttribute("data-workspace") || "";
     var token = script.getAttribute("data-token") || null;
     var storeKey = "krake-widget:" + base.host + ":" + workspace;
-    var state = { session: null, last: 0, socket: null, retry: 250, counter: 0, pending: [], gaps: 0, stop: false, presses: {} };
+    var state = { session: null, last: 0, socket: null, retry: 250, counter: 0, pending: [], gaps: 0, stop: false, presses: {}, user: "" };
     try {
       var saved = JSON.parse(sessionStorage.getItem(storeKey) || "null");
-      if (saved) { state.session = saved.session; state.last = saved.last; }
+      if (saved) { state.session = saved.session; state.last = saved.last; state.user = saved.user || ""; }
     } catch (e) { /* no storage: start fresh */ }
     function save() {
-      try { sessionStorage.setItem(storeKey, JSON.stringify({ session: state.session, last: state.last })); } catch (e) { }
+      try { sessionStorage.setItem(storeKey, JSON.stringify({ session: state.session, last: state.last, user: state.user })); } catch (e) { }
     }
 
     var ui = shell({
@@ -753,8 +753,9 @@
         save();
       }
       if (m.type === "welcome") {
-        ui.root.setAttribute("data-state", "ready");
-        ui.sub.textContent = "● connected as " + m.user + (m.workspace ? " · in " + m.workspace : "");
+        state.user = m.user;
+        save();
+        connected();
         if (m.reset) note("Reconnected; reload the page to see everything.", "info");
       } else if (m.type === "reply") {
         ui.typing(false);
@@ -775,6 +776,13 @@
       if (m.seq % 20 === 0) sendFrame({ type: "ack", seq: m.seq });
     }
 
+    // A resumed session gets no welcome: the socket being open is the sign it is up (a refused
+    // hello is answered with an error at once, which takes the input away again).
+    function connected() {
+      ui.root.setAttribute("data-state", "ready");
+      ui.sub.textContent = "● connected" + (state.user ? " as " + state.user : "") + (workspace ? " · in " + workspace : "");
+    }
+
     function connect() {
       var s = new WebSocket(wsBase + "/ws/chat");
       state.socket = s;
@@ -782,6 +790,7 @@
         state.retry = 250;
         s.send(JSON.stringify({ type: "hello", workspace: workspace || null, token: token, session: state.session, last: state.last }));
         ui.root.setAttribute("data-connected", "true");
+        if (state.session) connected();
         while (state.pending.length) s.send(JSON.stringify(state.pending.shift()));
       };
       s.onmessage = onMessage;
@@ -811,7 +820,7 @@
     });
 
     function upload(f) {
-      mine("📎 " + f.name);
+      mine("File: " + f.name);
       var data = new FormData();
       data.append("file", f, f.name);
       if (state.session) data.append("session", state.session);
