@@ -567,9 +567,14 @@ async fn act(state: &WebState, session: &Session, frame: ClientFrame) {
                         "a press id has at most 100 characters",
                     );
                 };
-                let content = match reason.map(|r| r.trim().to_owned()) {
-                    // A Reject with the reason the person gave is the typed command itself.
-                    Some(reason) if p.action == ButtonAction::Reject && !reason.is_empty() => {
+                let reason = reason
+                    .map(|r| r.trim().to_owned())
+                    .filter(|r| !r.is_empty() && p.action == ButtonAction::Reject);
+                let content = match reason {
+                    // A Reject with the reason the person gave is the typed command itself,
+                    // for the version the button showed: a stale one goes on as the bare press,
+                    // which is refused as out of date.
+                    Some(reason) if shows_current(state, session, &p).await => {
                         Content::Command(Command::Reject {
                             id: p.thread,
                             reason: Some(reason),
@@ -583,6 +588,15 @@ async fn act(state: &WebState, session: &Session, frame: ClientFrame) {
             Err(e) => error_to(session, "bad_button", &e.to_string()),
         },
     }
+}
+
+/// Whether a button was drawn for the thread's current version (as the session may see it).
+async fn shows_current(state: &WebState, session: &Session, p: &ButtonPayload) -> bool {
+    let actor = scoped(session.actor(), session.workspace.as_ref());
+    matches!(
+        state.krake.thread_for(&actor, p.thread).await,
+        Ok(th) if th.version == p.version
+    )
 }
 
 /// The idempotency key of a client's message or press in a session.

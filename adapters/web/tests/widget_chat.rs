@@ -226,6 +226,33 @@ async fn a_reject_press_carries_the_reason_given() {
     );
     let th = app.store.get(t.id).await.unwrap().unwrap();
     assert_eq!(th.reason.as_deref(), Some("margin too thin"));
+    // A Reject with a reason from a card drawn for an older version is refused, not applied.
+    let mut new = NewThread::new(ws("lunavo"), ThreadKind::Approval, "Free shipping week", "");
+    new.approvers = Approvers::Quorum { n: 2 };
+    let u = app
+        .state
+        .krake
+        .create_thread(&Actor::system(), &new)
+        .await
+        .unwrap();
+    let r = say(&mut c, "s2", &format!("/show {}", u.id.0)).await;
+    let stale = r["blocks"][0]["buttons"][1]["payload"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = app
+        .post(
+            &format!("/api/v1/inbox/{}/approve", u.id.0),
+            common::As::Token("tok-ana"),
+            None,
+        )
+        .await;
+    assert!(status.is_success(), "{status}");
+    c.send(json!({"type":"press","payload":stale,"id":"p2","reason":"no"}));
+    let r = reply(&mut c).await;
+    assert!(r["text"].as_str().unwrap().contains("out of date"), "{r}");
+    let th = app.store.get(u.id).await.unwrap().unwrap();
+    assert_eq!(th.status.to_string(), "open");
 }
 
 #[tokio::test]
