@@ -2,7 +2,9 @@
 //! which its members edit on the page: add an entry (one field per column, typed by the
 //! column's kind), edit one (`?edit=ID`), delete one (`?delete=ID` asks first, so it works
 //! without scripts) and import a CSV file (the good rows are added, every bad row is listed
-//! with its line and why). Viewers see no forms and are refused by core if they post anyway.
+//! with its line and why). A change that worked is answered with a redirect to the folder's page
+//! with `?done=…` (reloading posts nothing again); a refused one shows the page again with why
+//! and what was typed. Viewers see no forms and are refused by core if they post anyway.
 //! The rules are core's ([`krake_core::folder`]); this module converts and renders, in maud.
 
 use crate::ApiError;
@@ -15,7 +17,7 @@ use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use krake_core::folder::{ColumnKind, EntryId, RowError};
 use maud::{Markup, html};
@@ -111,6 +113,29 @@ pub struct FolderQuery {
     pub edit: Option<i64>,
     /// The entry to confirm deleting.
     pub delete: Option<i64>,
+    /// What the last change did (`added`, `saved`, `deleted`, `imported`): the page says so.
+    pub done: Option<String>,
+    /// The entry it was done to, or how many entries were imported.
+    pub n: Option<i64>,
+}
+
+/// The message for `?done=…&n=…` (words of our own, never text from the address).
+fn done_flash(done: &str, n: i64) -> Option<Flash> {
+    let text = match done {
+        "added" => format!("Added entry #{n}."),
+        "saved" => format!("Saved entry #{n}."),
+        "deleted" => format!("Deleted entry #{n}."),
+        "imported" if n == 1 => "Added 1 entry from the CSV file.".to_owned(),
+        "imported" => format!("Added {n} entries from the CSV file."),
+        _ => return None,
+    };
+    Some(Flash::ok(text))
+}
+
+/// The answer to a change that worked: back to the folder's page, which says what was done
+/// (post/redirect/get: reloading it posts nothing again).
+fn done(agent: &str, folder: &str, what: &str, n: i64) -> Response {
+    Redirect::to(&format!("{}?done={what}&n={n}", folder_url(agent, folder))).into_response()
 }
 
 /// A message above the page: its class (`ok`, `error`) and text.
@@ -163,6 +188,10 @@ async fn folder_page(
     };
     let q = q.map(|Query(q)| q).unwrap_or_default();
     let view = View {
+        flash: q
+            .done
+            .as_deref()
+            .and_then(|d| done_flash(d, q.n.unwrap_or_default())),
         edit: q.edit,
         delete: q.delete,
         ..View::default()
@@ -444,10 +473,7 @@ async fn add(
         .add_folder_entry(&who.actor, &agent, &folder, &form.pairs)
         .await
     {
-        Ok(e) => {
-            view.flash = Some(Flash::ok(format!("Added entry #{}.", e.id.0)));
-            StatusCode::OK
-        }
+        Ok(e) => return done(&agent, &folder, "added", e.id.0),
         Err(e) => {
             let (flash, status) = refused(e);
             view.flash = Some(flash);
@@ -478,10 +504,7 @@ async fn change(
             .update_folder_entry(&who.actor, &agent, &folder, EntryId(id), &form.pairs)
             .await
         {
-            Ok(_) => {
-                view.flash = Some(Flash::ok(format!("Saved entry #{id}.")));
-                StatusCode::OK
-            }
+            Ok(_) => return done(&agent, &folder, "saved", id),
             Err(e) => {
                 let (flash, status) = refused(e);
                 view.flash = Some(flash);
@@ -494,10 +517,7 @@ async fn change(
             .delete_folder_entry(&who.actor, &agent, &folder, EntryId(id))
             .await
         {
-            Ok(()) => {
-                view.flash = Some(Flash::ok(format!("Deleted entry #{id}.")));
-                StatusCode::OK
-            }
+            Ok(()) => return done(&agent, &folder, "deleted", id),
             Err(e) => {
                 let (flash, status) = refused(e);
                 view.flash = Some(flash);
@@ -541,12 +561,20 @@ async fn import(
                 view.flash = Some(flash);
                 status
             }
-            Ok(done) => {
-                let added = match done.added {
+            Ok(d) if d.bad.is_empty() => {
+                return done(
+                    &agent,
+                    &folder,
+                    "imported",
+                    i64::try_from(d.added).unwrap_or(0),
+                );
+            }
+            Ok(outcome) => {
+                let added = match outcome.added {
                     1 => "1 entry".to_owned(),
                     n => format!("{n} entries"),
                 };
-                let (class, text, status) = match done.bad.len() {
+                let (class, text, status) = match outcome.bad.len() {
                     0 => ("ok", format!("Added {added} from {name}."), StatusCode::OK),
                     n => (
                         "error",
@@ -560,7 +588,7 @@ async fn import(
                             if n == 1 { "it" } else { "them" },
                             if n == 1 { "that row" } else { "those rows" },
                         ),
-                        if done.added == 0 {
+                        if outcome.added == 0 {
                             StatusCode::BAD_REQUEST
                         } else {
                             StatusCode::OK
@@ -570,7 +598,7 @@ async fn import(
                 view.flash = Some(Flash {
                     class,
                     text,
-                    rows: done.bad,
+                    rows: outcome.bad,
                 });
                 status
             }

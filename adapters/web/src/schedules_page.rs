@@ -3,17 +3,18 @@
 //! last run with what it started, paused or active), and *Pause*/*Resume* forms for members.
 //! Reading is core's [`schedules_for`](krake_core::Krake::schedules_for); pausing and resuming
 //! go through core's accept path as the `/schedule pause|resume` chat commands do, so the rules
-//! (member role in the schedule's workspace) and the audit trail are the chat's.
+//! (member role in the schedule's workspace) and the audit trail are the chat's; a change that
+//! worked is answered with a redirect to `/schedules?done=…`, which says what was done.
 
 use crate::ApiError;
 use crate::auth::Caller;
 use crate::dashboard::{html, page, signed_in};
 use crate::front::WebState;
 use axum::Router;
-use axum::extract::rejection::{FormRejection, PathRejection};
-use axum::extract::{Form, Path, State};
+use axum::extract::rejection::{FormRejection, PathRejection, QueryRejection};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use krake_core::chat::command::Command;
 use krake_core::inbound::{Content, Inbound};
@@ -161,9 +162,35 @@ fn outcome(s: RunStatus) -> String {
     s.as_str().replace('_', " ")
 }
 
-async fn list(State(state): State<WebState>, headers: HeaderMap) -> Response {
+/// `?done=paused|resumed&n=ID`: what the last action did (post/redirect/get).
+#[derive(Debug, Default, Deserialize)]
+pub struct DoneQuery {
+    /// `paused` or `resumed`.
+    pub done: Option<String>,
+    /// The schedule.
+    pub n: Option<i64>,
+}
+
+async fn list(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    q: Result<Query<DoneQuery>, QueryRejection>,
+) -> Response {
+    let q = q.map(|Query(q)| q).unwrap_or_default();
+    // Words of our own, never text from the address.
+    let flash = match (q.done.as_deref(), q.n) {
+        (Some("pause"), Some(n)) => Some((
+            "ok",
+            format!("Paused schedule {n}: it runs no more until resumed."),
+        )),
+        (Some("resume"), Some(n)) => Some((
+            "ok",
+            format!("Resumed schedule {n}; its next run is in the list."),
+        )),
+        _ => None,
+    };
     match signed_in(&state, &headers).await {
-        Ok(who) => render(&state, &who, None, StatusCode::OK).await,
+        Ok(who) => render(&state, &who, flash, StatusCode::OK).await,
         Err(r) => r,
     }
 }
@@ -221,6 +248,9 @@ async fn act(
         })
         .await
         .reply;
+    if reply.tone == Tone::Success {
+        return Redirect::to(&format!("/schedules?done={}&n={id}", form.action)).into_response();
+    }
     let (class, status) = match reply.tone {
         Tone::Info | Tone::Success => ("ok", StatusCode::OK),
         // Core's refusals: an unknown (or unseen) schedule, or a role that may not change it.
