@@ -1,7 +1,8 @@
 //! The dashboard's thread page, inbox and 404 page through the router (no socket): every
 //! action answered by a redirect to `?done=…` and the new state in words, quorum progress and
 //! approving twice, Reject refused without a reason and confirmed before it happens, the
-//! inbox's open counts, links and ages, and the 404 page (JSON under /api).
+//! inbox's open counts, links and ages, the 404 page (JSON under /api), and the dead letters
+//! page's answer after Send again or Discard.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
@@ -273,4 +274,18 @@ async fn an_unknown_address_is_a_page_and_under_api_json() {
     let (s, v) = app.get("/api/v1/nowhere", As::Cookie(&bo, None)).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(v["error"]["code"], "not_found", "{v}");
+}
+
+#[tokio::test]
+async fn a_dead_letter_action_is_answered_on_the_list() {
+    let app = spawn().await;
+    let (ana, _) = app.sign_in("ana").await;
+    let (s, html) = page(&app, "/deadletters?done=discarded&id=3", &ana).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("Dead letter #3 is discarded."), "{html}");
+    let (_, html) = page(&app, "/deadletters?done=retried&id=4", &ana).await;
+    assert!(html.contains("Dead letter #4 is queued again"), "{html}");
+    // An unknown outcome shows no message.
+    let (_, html) = page(&app, "/deadletters?done=%3Cb%3E&id=4", &ana).await;
+    assert!(!html.contains(r#"id="flash""#), "{html}");
 }
