@@ -282,15 +282,29 @@ async fn one_address_cannot_spray_many_names() {
     let app = spawn().await;
     let token = app.login_token().await;
     let mut statuses = Vec::new();
+    let started = std::time::Instant::now();
     for i in 0..40 {
         let req = login_from(&token, &format!("user{i}"), "guess", "203.0.113.9");
         statuses.push(app.router.clone().oneshot(req).await.unwrap().status());
     }
+    // 30 at once, then one more every 2 s: each try checks a password (argon2), so on a
+    // loaded machine the 40 tries take long enough for a few to be let through again.
+    let refilled = (started.elapsed().as_secs_f64() / 2.0).ceil() as usize;
     let limited = statuses
         .iter()
         .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
         .count();
-    assert_eq!(limited, 10, "30 tries a minute per address: {statuses:?}");
+    let allowed = statuses.len() - limited;
+    assert!(
+        (30..=30 + refilled).contains(&allowed) && limited > 0,
+        "30 tries a minute per address ({refilled} refilled): {statuses:?}"
+    );
+    assert!(
+        statuses[..30]
+            .iter()
+            .all(|s| *s != StatusCode::TOO_MANY_REQUESTS),
+        "the first 30 are not limited: {statuses:?}"
+    );
     // Another address is not limited by it.
     let req = login_from(&token, "ana", "correct+horse+battery", "198.51.100.7");
     assert_eq!(
