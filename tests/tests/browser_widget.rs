@@ -226,6 +226,22 @@ async fn the_team_widget_in_chromium() {
 
     // Reject asks for a reason: not sent without one.
     say(&c, "/show 2").await;
+    // "Refund order #1042": a shop's order number is text, the thread's #2 a link.
+    until(
+        &c,
+        "thread 2's card",
+        "document.querySelector('.krake-card[data-krake-thread=\"2\"]') && document.querySelector('.krake-log').textContent.includes('order #1042')",
+    )
+    .await;
+    assert_eq!(
+        js(
+            &c,
+            "Array.from(document.querySelectorAll('a.krake-link')).some(a => a.textContent === '#1042')"
+        )
+        .await,
+        json!(false),
+        "an order number is not a thread link"
+    );
     click(
         &c,
         ".krake-card[data-krake-thread=\"2\"] .krake-button[data-action=\"reject\"]",

@@ -234,6 +234,8 @@
     var at = 0, m;
     while ((m = re.exec(text)) !== null) {
       var start = m.index + m[1].length;
+      // "order #1042", "invoice #7": a shop's number, not a thread.
+      if (/(order|invoice|ticket|issue|pr)\s*$/i.test(text.slice(0, start))) continue;
       if (start > at) parent.appendChild(document.createTextNode(text.slice(at, start)));
       parent.appendChild(threadLink(Number(m[2])));
       at = start + 1 + m[2].length;
