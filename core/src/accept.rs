@@ -145,6 +145,30 @@ impl Krake {
                 let ctx = self.ctx(actor, Some(id));
                 self.learn(inbound, file, workspace.clone(), &ctx).await
             }
+            Content::RejectWithReason { button, reason }
+                if button.action == crate::reply::ButtonAction::Reject =>
+            {
+                // The version the card showed: a stale card is refused, not applied.
+                self.execute_with(
+                    actor,
+                    Command::Reject {
+                        id: button.thread,
+                        reason: Some(reason.clone()),
+                    },
+                    Some(button.version),
+                    Some(id),
+                )
+                .await
+            }
+            Content::RejectWithReason { button, .. } => {
+                self.execute_with(
+                    actor,
+                    button_command(button),
+                    Some(button.version),
+                    Some(id),
+                )
+                .await
+            }
             Content::Button(payload) => {
                 // The version the button showed: a stale button is refused, not applied.
                 self.execute_with(

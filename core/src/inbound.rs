@@ -111,6 +111,14 @@ pub enum Content {
     },
     /// A button press, its payload decoded and checked by the front.
     Button(ButtonPayload),
+    /// A Reject button pressed with the reason the person typed beside it (the web chat's
+    /// thread card): applied to the version the button showed, like a bare press.
+    RejectWithReason {
+        /// The Reject button's payload.
+        button: ButtonPayload,
+        /// Why.
+        reason: String,
+    },
     /// A file sent to be learned (a Telegram document, a Discord attachment or `/learn`, a
     /// web upload), into `workspace` or the person's first.
     File {
@@ -130,6 +138,9 @@ impl Content {
             Content::Command(c) => format!("{c:?}"),
             Content::ThreadReply { thread, text } => format!("reply to #{}: {text}", thread.0),
             Content::Button(b) => format!("button {}", b.encode()),
+            Content::RejectWithReason { button, reason } => {
+                format!("button {}: {reason}", button.encode())
+            }
             Content::File { file, .. } => format!(
                 "file {}{}",
                 file.name,

@@ -47,7 +47,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use krake_core::actor::{Front, Role};
-use krake_core::chat::command::Command;
 use krake_core::inbound::{Content, IdempotencyKey, Inbound};
 use krake_core::reply::{Block, Button, ButtonAction, ButtonPayload, Reply};
 use krake_core::workspace::WorkspaceSlug;
@@ -570,17 +569,10 @@ async fn act(state: &WebState, session: &Session, frame: ClientFrame) {
                 let reason = reason
                     .map(|r| r.trim().to_owned())
                     .filter(|r| !r.is_empty() && p.action == ButtonAction::Reject);
+                // Core applies it to the version the button showed (a stale card is refused).
                 let content = match reason {
-                    // A Reject with the reason the person gave is the typed command itself,
-                    // for the version the button showed: a stale one goes on as the bare press,
-                    // which is refused as out of date.
-                    Some(reason) if shows_current(state, session, &p).await => {
-                        Content::Command(Command::Reject {
-                            id: p.thread,
-                            reason: Some(reason),
-                        })
-                    }
-                    _ => Content::Button(p),
+                    Some(reason) => Content::RejectWithReason { button: p, reason },
+                    None => Content::Button(p),
                 };
                 let reply = accept(state, session, key, content).await;
                 send_reply(state, session, None, reply).await;
@@ -588,15 +580,6 @@ async fn act(state: &WebState, session: &Session, frame: ClientFrame) {
             Err(e) => error_to(session, "bad_button", &e.to_string()),
         },
     }
-}
-
-/// Whether a button was drawn for the thread's current version (as the session may see it).
-async fn shows_current(state: &WebState, session: &Session, p: &ButtonPayload) -> bool {
-    let actor = scoped(session.actor(), session.workspace.as_ref());
-    matches!(
-        state.krake.thread_for(&actor, p.thread).await,
-        Ok(th) if th.version == p.version
-    )
 }
 
 /// The idempotency key of a client's message or press in a session.
