@@ -187,6 +187,19 @@ async fn new_threads_appear_live_and_the_pages_fit_a_phone() {
     .await;
     shot(&c, "inbox-live-row").await;
 
+    // Archived elsewhere: its row says so and the open count goes back down.
+    let out = chat_elsewhere(dir.path(), &[&format!("/archive {id}")]).await;
+    assert!(out.contains("rchived"), "{out}");
+    until(
+        &c,
+        "the row archived and the count back",
+        &format!(
+            "document.querySelector('#inbox tr[data-thread=\"{id}\"] td.status').getAttribute('data-status') === 'archived' && Number(document.querySelector('#open-counts [data-open]').getAttribute('data-open')) === {}",
+            open.as_u64().unwrap()
+        ),
+    )
+    .await;
+
     // Server-rendered rows carry their age with the full time as its title.
     let age = js(
         &c,

@@ -61,17 +61,17 @@
     tr.appendChild(age);
     body.insertBefore(tr, body.firstChild);
   }
-  // The open counts above the inbox: one more open thread in workspace ws.
-  function countOpen(ws) {
+  // The open counts above the inbox: `delta` more open threads in workspace ws.
+  function countOpen(ws, delta) {
     var total = document.querySelector("#open-counts [data-open]");
     if (!total) return;
-    var n = Number(total.getAttribute("data-open")) + 1;
+    var n = Math.max(0, Number(total.getAttribute("data-open")) + delta);
     total.setAttribute("data-open", String(n));
     total.textContent = String(n);
     var w = Array.from(document.querySelectorAll("#open-counts [data-open-workspace]"))
       .filter(function (a) { return a.getAttribute("data-open-workspace") === ws; })[0];
     if (w) {
-      var m = Number(w.textContent.split(" ").pop()) + 1;
+      var m = Math.max(0, Number(w.textContent.split(" ").pop()) + delta);
       w.textContent = ws + " " + m;
     }
   }
@@ -82,7 +82,12 @@
     var body = table && table.querySelector("tbody");
     var row = body && body.querySelector('tr[data-thread="' + id + '"]');
     if (row) {
-      setStatus(row.querySelector(".status"), t.status);
+      var cell = row.querySelector(".status");
+      var was = cell ? (cell.getAttribute("data-status") || cell.textContent.trim()) : t.status;
+      setStatus(cell, t.status);
+      // Decided, archived or unarchived: the open counts follow.
+      if (was === "open" && t.status !== "open") countOpen(t.workspace, -1);
+      if (was !== "open" && t.status === "open") countOpen(t.workspace, 1);
       var ti = row.querySelector(".title a") || row.querySelector(".title");
       if (ti) ti.textContent = t.title;
     } else if (body && matches(table, t)) {
@@ -90,7 +95,7 @@
       table.hidden = false;
       var empty = document.getElementById("inbox-empty");
       if (empty) empty.remove();
-      if (t.status === "open") countOpen(t.workspace);
+      if (t.status === "open") countOpen(t.workspace, 1);
     }
     // The open thread's page: its status, and a note when someone else changed it.
     var article = document.querySelector('article[data-thread="' + id + '"]');
