@@ -309,6 +309,25 @@ where
             return;
         }
     };
+    // Limited before anything is written: a flood of hellos makes no visitors.
+    match visitors.check(&key, origin.as_deref()).await {
+        Ok(k) if state.visitors.key_hellos.check_key(&k.id.0).is_err() => {
+            let _ = send(
+                &mut tx,
+                &error(
+                    "rate_limited",
+                    "This chat is busy right now; try again in a minute.",
+                ),
+            )
+            .await;
+            return;
+        }
+        Ok(_) => {}
+        Err(refused) => {
+            let _ = send(&mut tx, &error(refused.code(), &refused.to_string())).await;
+            return;
+        }
+    }
     let opened = visitors
         .open(&key, origin.as_deref(), token.as_deref(), || {
             format!("{TOKEN_PREFIX}{}", crate::auth::random_token())
@@ -333,22 +352,6 @@ where
             return;
         }
     };
-    if state
-        .visitors
-        .key_hellos
-        .check_key(&welcome.visitor.key.0)
-        .is_err()
-    {
-        let _ = send(
-            &mut tx,
-            &error(
-                "rate_limited",
-                "This chat is busy right now; try again in a minute.",
-            ),
-        )
-        .await;
-        return;
-    }
     let visitor = welcome.visitor.clone();
     let Some((socket, mut pushed)) = state.visitors.join(visitor.id) else {
         let _ = send(

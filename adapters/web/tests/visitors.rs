@@ -69,6 +69,14 @@ fn connect(state: &WebState, origin: &str) -> Visitor {
 
 /// The test app with visitors enabled, a key for lunavo, and sockets that catch up often.
 async fn app() -> (common::App, WebState, Visitors) {
+    app_with(VisitorLimits {
+        catch_up: Some(Duration::from_millis(100)),
+        ..VisitorLimits::default()
+    })
+    .await
+}
+
+async fn app_with(limits: VisitorLimits) -> (common::App, WebState, Visitors) {
     let app = common::spawn().await;
     let visitors = Visitors::new(
         Arc::new(app.store.clone()),
@@ -100,10 +108,7 @@ async fn app() -> (common::App, WebState, Visitors) {
         .unwrap();
     let mut state = app.state.clone();
     state.krake = state.krake.clone().with_visitors(visitors.clone());
-    state.visitors = Arc::new(VisitorHub::new(VisitorLimits {
-        catch_up: Some(Duration::from_millis(100)),
-        ..VisitorLimits::default()
-    }));
+    state.visitors = Arc::new(VisitorHub::new(limits));
     (app, state, visitors)
 }
 
@@ -195,4 +200,48 @@ async fn a_message_kept_by_another_process_reaches_an_open_socket_once() {
         &json!({"type": "message", "seq": kept.seq, "text": "We ship to Norway in 4 days."}),
     );
     v.nothing_within(Duration::from_millis(400)).await;
+}
+
+#[tokio::test]
+async fn a_flood_of_hellos_is_limited_before_any_visitor_is_made() {
+    let (_app, state, visitors) = app_with(VisitorLimits {
+        hellos_per_minute: 3,
+        ..VisitorLimits::default()
+    })
+    .await;
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        let mut v = connect(&state, SHOP);
+        v.send(json!({"type": "hello", "key": KEY}));
+        let w = v.next().await;
+        assert_eq!(w["type"], "welcome", "{w}");
+        tokens.push(w["visitor"].as_str().unwrap().to_owned());
+    }
+    let mut v = connect(&state, SHOP);
+    v.send(json!({"type": "hello", "key": KEY}));
+    let f = v.next().await;
+    assert_eq!(f["code"], "rate_limited", "{f}");
+    // The refused hello made no visitor: the three known ones are all there are (each new
+    // one would have been given a token the next open could resume).
+    let mut seen = std::collections::BTreeSet::new();
+    for t in &tokens {
+        let w = visitors
+            .open(KEY, Some(SHOP), Some(t), || unreachable!("a known token"))
+            .await
+            .unwrap()
+            .unwrap();
+        seen.insert(w.visitor.id.0);
+    }
+    assert_eq!(seen.len(), 3);
+    assert_eq!(*seen.iter().max().unwrap() - *seen.iter().min().unwrap(), 2);
+    let next = visitors
+        .open(KEY, Some(SHOP), None, || "kvis_next".into())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        next.visitor.id.0,
+        seen.iter().max().unwrap() + 1,
+        "no visitor was made for the refused hello"
+    );
 }
