@@ -61,7 +61,15 @@ pub async fn run(
         keys.push(key);
     }
     store.pool().close().await;
-    let (mut child, port) = crate::common::spawn_serve(krake_bin, dir.path(), None, &[])?;
+    // Every visitor comes from this one loopback address: its request limit is lifted (the
+    // visitors' own limits, per visitor and per key, still apply).
+    let config = dir.path().join("krake.toml");
+    std::fs::write(
+        &config,
+        "[http]\nrequests_per_minute_per_address = 1000000\nburst_per_address = 100000\n",
+    )?;
+    let (mut child, port) =
+        crate::common::spawn_serve(krake_bin, dir.path(), Some(&config), &[])?;
     let result = measure(child.id(), port, &keys, visitors, questions).await;
     let _ = child.kill();
     let _ = child.wait();
