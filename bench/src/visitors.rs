@@ -68,8 +68,7 @@ pub async fn run(
         &config,
         "[http]\nrequests_per_minute_per_address = 1000000\nburst_per_address = 100000\n",
     )?;
-    let (mut child, port) =
-        crate::common::spawn_serve(krake_bin, dir.path(), Some(&config), &[])?;
+    let (mut child, port) = crate::common::spawn_serve(krake_bin, dir.path(), Some(&config), &[])?;
     let result = measure(child.id(), port, &keys, visitors, questions).await;
     let _ = child.kill();
     let _ = child.wait();

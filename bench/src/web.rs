@@ -99,8 +99,7 @@ pub async fn run(
         &config,
         "[http]\nrequests_per_minute_per_address = 1000000\nburst_per_address = 100000\nrequests_per_minute_per_token = 1000000\nburst_per_token = 100000\n",
     )?;
-    let (mut child, port) =
-        crate::common::spawn_serve(krake_bin, dir.path(), Some(&config), &[])?;
+    let (mut child, port) = crate::common::spawn_serve(krake_bin, dir.path(), Some(&config), &[])?;
     let pid = child.id();
     let result = measure(pid, port, sessions, fanout, rounds, seconds, target.0).await;
     let _ = child.kill();
