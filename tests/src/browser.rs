@@ -151,9 +151,14 @@ pub async fn say(c: &Client, text: &str) {
 
 /// Signs in as `ana` (the owner made by [`owner_with_password`]).
 pub async fn sign_in(c: &Client, base: &str) {
+    sign_in_as(c, base, "ana").await;
+}
+
+/// Signs in as `user`, whose password is [`PASSWORD`], and waits for the home page.
+pub async fn sign_in_as(c: &Client, base: &str, user: &str) {
     c.goto(&format!("{base}/login")).await.unwrap();
     until(c, "the sign-in page", "document.querySelector('#user')").await;
-    for (id, text) in [("user", "ana"), ("password", PASSWORD)] {
+    for (id, text) in [("user", user), ("password", PASSWORD)] {
         c.find(Locator::Id(id))
             .await
             .unwrap()

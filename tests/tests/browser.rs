@@ -516,23 +516,7 @@ async fn kpi_cards_and_the_overview_in_chromium() {
     let (_driver, driver_port) = chromedriver();
     let c = browser(driver_port).await;
     let base = format!("http://127.0.0.1:{port}");
-    c.goto(&format!("{base}/login")).await.unwrap();
-    until(&c, "the sign-in page", "document.querySelector('#user')").await;
-    for (id, text) in [("user", "bo"), ("password", PASSWORD)] {
-        c.find(Locator::Id(id))
-            .await
-            .unwrap()
-            .send_keys(text)
-            .await
-            .unwrap();
-    }
-    c.find(Locator::Css("form.login button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    until(&c, "the home page", "location.pathname === '/'").await;
+    sign_in_as(&c, &base, "bo").await;
 
     // The workspace page: the Visitors card with today's value, the change from yesterday
     // (up, good), and a trend through the pushed days with a gap.
@@ -706,23 +690,7 @@ async fn the_knowledge_page_in_chromium() {
     let (_driver, driver_port) = chromedriver();
     let c = browser(driver_port).await;
     let base = format!("http://127.0.0.1:{port}");
-    c.goto(&format!("{base}/login")).await.unwrap();
-    until(&c, "the sign-in page", "document.querySelector('#user')").await;
-    for (id, text) in [("user", "bo"), ("password", PASSWORD)] {
-        c.find(Locator::Id(id))
-            .await
-            .unwrap()
-            .send_keys(text)
-            .await
-            .unwrap();
-    }
-    c.find(Locator::Css("form.login button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    until(&c, "the home page", "location.pathname === '/'").await;
+    sign_in_as(&c, &base, "bo").await;
 
     // From the workspaces page to the Knowledge page.
     c.set_window_size(1280, 900).await.unwrap();
