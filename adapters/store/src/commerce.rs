@@ -268,6 +268,66 @@ impl CommerceRepo for Store {
         rows.iter().map(daily).collect()
     }
 
+    async fn daily_since_of(
+        &self,
+        workspaces: &[WorkspaceSlug],
+        from: &str,
+    ) -> Result<Vec<(WorkspaceSlug, DailyKpi)>, RepoError> {
+        if workspaces.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = (0..workspaces.len())
+            .map(|i| format!("${}", i + 2))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT workspace, day, currency, orders, revenue_minor, paid, pending, refunds_minor \
+             FROM kpi_daily WHERE day >= $1 AND workspace IN ({list}) ORDER BY workspace, day, currency"
+        );
+        let rows: Vec<(String, DailyKpi)> = if let Some(direct) = &self.direct {
+            let mut binds = vec![crate::inbox::ListBind::Text(from.to_owned())];
+            binds.extend(
+                workspaces
+                    .iter()
+                    .map(|w| crate::inbox::ListBind::Text(w.to_string())),
+            );
+            direct
+                .rows(sql, binds, |r| {
+                    Ok((
+                        r.get(0)?,
+                        DailyKpi {
+                            day: r.get(1)?,
+                            currency: r.get(2)?,
+                            orders: r.get(3)?,
+                            revenue: Minor(r.get(4)?),
+                            paid: r.get(5)?,
+                            pending: r.get(6)?,
+                            refunds: Minor(r.get(7)?),
+                        },
+                    ))
+                })
+                .await?
+        } else {
+            let mut q = sqlx::query(&sql).bind(from);
+            for w in workspaces {
+                q = q.bind(w.as_str());
+            }
+            q.fetch_all(&self.pool)
+                .await
+                .map_err(db_err)?
+                .iter()
+                .map(|r| Ok((r.try_get("workspace").map_err(db_err)?, daily(r)?)))
+                .collect::<Result<_, RepoError>>()?
+        };
+        Ok(rows
+            .into_iter()
+            .filter_map(|(w, d)| {
+                let ws = workspaces.iter().find(|s| s.as_str() == w)?;
+                Some((ws.clone(), d))
+            })
+            .collect())
+    }
+
     async fn kpis(
         &self,
         workspace: &WorkspaceSlug,

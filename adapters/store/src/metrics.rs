@@ -57,6 +57,54 @@ impl Store {
             .map(day_row)
             .collect()
     }
+
+    /// [`Store::metric_rows`] of a query whose first column is the workspace.
+    async fn metric_rows_of(
+        &self,
+        sql: String,
+        binds: &[&str],
+    ) -> Result<Vec<(String, MetricDay)>, RepoError> {
+        if let Some(direct) = &self.direct {
+            let binds = binds
+                .iter()
+                .map(|b| crate::inbox::ListBind::Text((*b).to_owned()))
+                .collect();
+            return direct
+                .rows(sql, binds, |r| {
+                    Ok((
+                        r.get(0)?,
+                        MetricDay {
+                            name: r.get(1)?,
+                            day: r.get(2)?,
+                            sum: r.get(3)?,
+                            count: r.get(4)?,
+                            last: r.get(5)?,
+                            last_at: Timestamp::from_millis(r.get(6)?),
+                            demo: r.get::<_, i64>(7)? != 0,
+                        },
+                    ))
+                })
+                .await;
+        }
+        let mut q = sqlx::query(&sql);
+        for b in binds {
+            q = q.bind(*b);
+        }
+        q.fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(|r| Ok((r.try_get("workspace").map_err(db_err)?, day_row(r)?)))
+            .collect()
+    }
+}
+
+/// `$first, $first+1, …` for `n` values.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[async_trait]
@@ -149,6 +197,70 @@ impl MetricRepo for Store {
         let mut binds = vec![workspace.as_str(), from];
         binds.extend(names.iter().map(String::as_str));
         out.extend(self.metric_rows(sql, &binds).await?);
+        Ok(out)
+    }
+
+    async fn metric_days_of(
+        &self,
+        wanted: &[(WorkspaceSlug, Vec<String>)],
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<(WorkspaceSlug, MetricDay)>, RepoError> {
+        let pairs: Vec<(&WorkspaceSlug, &String)> = wanted
+            .iter()
+            .flat_map(|(w, names)| names.iter().map(move |n| (w, n)))
+            .collect();
+        if pairs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut workspaces: Vec<&str> = wanted.iter().map(|(w, _)| w.as_str()).collect();
+        workspaces.sort_unstable();
+        workspaces.dedup();
+        let mut names: Vec<&str> = pairs.iter().map(|(_, n)| n.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        // The window: every wanted workspace and name (a superset of the pairs, trimmed
+        // below), index probes on the primary key. Parameters appear in order (`$1`, `$2`…):
+        // SQLite numbers them by first appearance.
+        let sql = format!(
+            "SELECT workspace, {COLUMNS} FROM metric_daily WHERE day >= $1 AND day <= $2 \
+             AND workspace IN ({}) AND name IN ({}) ORDER BY workspace, name, day",
+            placeholders(3, workspaces.len()),
+            placeholders(3 + workspaces.len(), names.len())
+        );
+        let mut binds = vec![from, to];
+        binds.extend(&workspaces);
+        binds.extend(&names);
+        let window = self.metric_rows_of(sql, &binds);
+        // Each pair's latest day before the window: one probe per pair, in one statement.
+        let probes = (0..pairs.len())
+            .map(|i| {
+                format!(
+                    "SELECT * FROM (SELECT workspace, {COLUMNS} FROM metric_daily \
+                     WHERE day < $1 AND workspace = ${} AND name = ${} ORDER BY day DESC LIMIT 1) p{i}",
+                    2 + 2 * i,
+                    3 + 2 * i
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        let mut probe_binds = vec![from];
+        for (w, n) in &pairs {
+            probe_binds.push(w.as_str());
+            probe_binds.push(n.as_str());
+        }
+        let before = self.metric_rows_of(probes, &probe_binds);
+        let (window, before) = tokio::join!(window, before);
+        let wanted: std::collections::HashMap<(&str, &str), &WorkspaceSlug> = pairs
+            .iter()
+            .map(|(w, n)| ((w.as_str(), n.as_str()), *w))
+            .collect();
+        let mut out = Vec::new();
+        for (w, d) in window?.into_iter().chain(before?) {
+            if let Some(ws) = wanted.get(&(w.as_str(), d.name.as_str())) {
+                out.push(((*ws).clone(), d));
+            }
+        }
         Ok(out)
     }
 }

@@ -20,7 +20,8 @@ use krake_store::Store;
 on_both_db!(
     pushed_metrics_are_stored_once_per_key_and_rolled_up_per_day,
     batches_apply_each_event_once_and_roll_up_every_day_they_touch,
-    two_processes_applying_overlapping_batches_apply_each_event_once
+    two_processes_applying_overlapping_batches_apply_each_event_once,
+    reads_for_several_workspaces_match_reads_of_one_at_a_time
 );
 
 const NOON: i64 = 1_795_518_000_000; // 2026-11-24 12:00 in Berlin
@@ -262,5 +263,125 @@ async fn two_processes_applying_overlapping_batches_apply_each_event_once(db: &D
         (d.orders, d.revenue),
         (120, Minor(12_000)),
         "the roll-up saw every order"
+    );
+}
+
+/// The overview's reads of every workspace at once give exactly what the reads of one
+/// workspace at a time give: the window, each metric's last day before it, only the names
+/// asked for, each row under its own workspace.
+async fn reads_for_several_workspaces_match_reads_of_one_at_a_time(db: &Db) {
+    let s = &db.store;
+    let day = 86_400_000;
+    for (w, scale) in [
+        ("lunavo", 1.0),
+        ("monarch", 10.0),
+        ("hard-life-mode", 100.0),
+    ] {
+        let points = vec![
+            point("visitors", scale, "2026-11-24", NOON, None),
+            point("visitors", 2.0 * scale, "2026-11-23", NOON - day, None),
+            // Before the window: the latest of these carries in, the older one does not.
+            point("visitors", 3.0 * scale, "2026-11-10", NOON - 14 * day, None),
+            point("visitors", 4.0 * scale, "2026-11-02", NOON - 22 * day, None),
+            point("score", 5.0 * scale, "2026-11-24", NOON, None),
+            point("not_asked", 6.0 * scale, "2026-11-24", NOON, None),
+        ];
+        s.record_metrics(&ws(w), &points).await.unwrap();
+    }
+    let wanted = vec![
+        (
+            ws("lunavo"),
+            vec!["visitors".to_owned(), "score".to_owned()],
+        ),
+        (ws("monarch"), vec!["visitors".to_owned()]),
+        (
+            ws("hard-life-mode"),
+            vec!["score".to_owned(), "never_pushed".to_owned()],
+        ),
+        (ws("lunabots"), vec!["visitors".to_owned()]),
+    ];
+    let key = |w: &WorkspaceSlug, d: &krake_core::kpi::MetricDay| {
+        (
+            w.to_string(),
+            d.name.clone(),
+            d.day.clone(),
+            d.sum.to_bits(),
+            d.count,
+        )
+    };
+    let mut at_once: Vec<_> = s
+        .metric_days_of(&wanted, "2026-11-20", "2026-11-24")
+        .await
+        .unwrap()
+        .iter()
+        .map(|(w, d)| key(w, d))
+        .collect();
+    let mut one_by_one = Vec::new();
+    for (w, names) in &wanted {
+        for d in s
+            .metric_days(w, names, "2026-11-20", "2026-11-24")
+            .await
+            .unwrap()
+        {
+            one_by_one.push(key(w, &d));
+        }
+    }
+    at_once.sort();
+    one_by_one.sort();
+    assert_eq!(at_once, one_by_one);
+    // What that is, spelled out: lunavo's two visitor days, the carried-in day and its score;
+    // monarch's visitors; nothing unasked, nothing for lunabots.
+    assert_eq!(at_once.len(), 4 + 3 + 1, "{at_once:?}");
+    assert!(
+        at_once
+            .iter()
+            .all(|k| k.1 != "not_asked" && k.0 != "lunabots")
+    );
+    assert!(
+        at_once
+            .iter()
+            .any(|k| k.0 == "monarch" && k.2 == "2026-11-10" && k.3 == 30f64.to_bits())
+    );
+    assert!(!at_once.iter().any(|k| k.2 == "2026-11-02"));
+    assert!(
+        s.metric_days_of(&[], "2026-11-20", "2026-11-24")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Commerce roll-ups of several workspaces at once, the same as one at a time.
+    let now = Timestamp::from_millis(NOON + 3_600_000);
+    let batch = vec![
+        one(
+            stored(s, "m1").await,
+            CommerceEvent::OrderCreated(order("1", "2026-11-24", 1000, "paid", 0)),
+        ),
+        one(
+            stored(s, "m2").await,
+            CommerceEvent::OrderCreated(order("2", "2026-11-19", 500, "paid", 0)),
+        ),
+    ];
+    s.apply_many(&batch, now).await.unwrap();
+    let all = [ws("lunavo"), ws("monarch")];
+    let at_once = s.daily_since_of(&all, "2026-11-20").await.unwrap();
+    let mut one_by_one = Vec::new();
+    for w in &all {
+        for d in s.daily_since(w, "2026-11-20").await.unwrap() {
+            one_by_one.push((w.clone(), d));
+        }
+    }
+    assert_eq!(at_once, one_by_one);
+    assert_eq!(
+        at_once.len(),
+        1,
+        "only lunavo's day in the window: {at_once:?}"
+    );
+    assert_eq!(at_once[0].1.revenue, Minor(1000));
+    assert!(
+        s.daily_since_of(&[], "2026-11-20")
+            .await
+            .unwrap()
+            .is_empty()
     );
 }

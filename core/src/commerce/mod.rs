@@ -463,6 +463,20 @@ pub trait CommerceRepo: Send + Sync {
             .filter(|d| d.day.as_str() >= from)
             .collect())
     }
+    /// [`CommerceRepo::daily_since`] for several workspaces at once (the overview), each row
+    /// with its workspace. The default asks one workspace at a time; the store in one query.
+    async fn daily_since_of(
+        &self,
+        workspaces: &[WorkspaceSlug],
+        from: &str,
+    ) -> Result<Vec<(WorkspaceSlug, DailyKpi)>, RepoError> {
+        let mut out = Vec::new();
+        for ws in workspaces {
+            let days = self.daily_since(ws, from).await?;
+            out.extend(days.into_iter().map(|d| (ws.clone(), d)));
+        }
+        Ok(out)
+    }
     /// The KPIs of a workspace, with `days` daily roll-ups; `today` is the shop-local day
     /// "now" falls on (from the newest order's UTC offset).
     async fn kpis(

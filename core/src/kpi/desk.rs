@@ -2,10 +2,11 @@
 
 use super::board::{Activity, DayAgg, Inputs, OverviewRow, Series, WINDOW_DAYS, compute, leaf_id};
 use super::{
-    Board, CommerceFigure, KpiDef, KpiSettings, MetricName, MetricPoint, MetricRepo, Overview,
-    Pushed, Source,
+    Board, CommerceFigure, KpiDef, KpiSettings, MetricDay, MetricName, MetricPoint, MetricRepo,
+    Overview, Pushed, Source,
 };
 use crate::actor::{Actor, Role};
+use crate::commerce::DailyKpi;
 use crate::folder::ColumnKind;
 use crate::inbox::{NewThread, ThreadFilter, ThreadKind, ThreadStatus};
 use crate::ports::RepoError;
@@ -13,7 +14,7 @@ use crate::service::Krake;
 use crate::time::Timestamp;
 use crate::workspace::WorkspaceSlug;
 use chrono::{Days, NaiveDate};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// What the KPI service needs: each workspace's KPIs, how currencies add up, and where
@@ -256,6 +257,54 @@ pub struct KpiReader {
     /// Commerce series already read by this reader (only for one request: see
     /// [`KpiReader::for_one_request`]).
     cache: Option<Arc<std::sync::Mutex<SeriesCache>>>,
+    /// Figures read ahead for one request (see [`KpiReader::read_ahead`]).
+    ahead: Option<Arc<ReadAhead>>,
+}
+
+/// Every figure a request's boards read, read ahead in two queries (the overview: five
+/// boards, each workspace's revenue and the Management total would otherwise be some forty
+/// reads).
+struct ReadAhead {
+    from: String,
+    to: String,
+    /// By workspace: the metric names read, and their days (with each one's last day before
+    /// the window).
+    metrics: HashMap<WorkspaceSlug, (BTreeSet<String>, Vec<MetricDay>)>,
+    /// Commerce roll-ups by workspace, for the workspaces read.
+    daily: HashMap<WorkspaceSlug, Vec<DailyKpi>>,
+}
+
+/// The name of the pushed metric that adds to a commerce figure.
+fn pushed_name(fig: CommerceFigure) -> &'static str {
+    match fig {
+        CommerceFigure::Revenue => "commerce.revenue",
+        CommerceFigure::Orders => "commerce.orders",
+        CommerceFigure::Refunds => "commerce.refunds",
+    }
+}
+
+/// The sources a workspace's KPIs read, by leaf id (a formula's names that are not KPIs of
+/// the workspace are leaves of their own).
+fn leaves(defs: &[KpiDef]) -> BTreeMap<String, Source> {
+    let mut leaves = BTreeMap::new();
+    for d in defs {
+        match &d.source {
+            Source::Formula(f) => {
+                for n in f.names() {
+                    if defs.iter().any(|x| x.key.as_str() == n) {
+                        continue;
+                    }
+                    if let (Some(id), Ok(s)) = (leaf_id(n), Source::parse(n)) {
+                        leaves.insert(id, s);
+                    }
+                }
+            }
+            other => {
+                leaves.insert(other.describe(), other.clone());
+            }
+        }
+    }
+    leaves
 }
 
 type SeriesCache = std::collections::HashMap<(WorkspaceSlug, CommerceFigure), Series>;
@@ -286,7 +335,129 @@ impl KpiReader {
             clock,
             tz,
             cache: None,
+            ahead: None,
         }
+    }
+
+    /// The same reader with everything the boards of `workspaces` and their revenue read
+    /// (and, for a Management total, every workspace's revenue) read ahead: two queries of
+    /// metric days and one of commerce days, whatever the number of workspaces. For one
+    /// request (the overview); boards then read from memory.
+    pub async fn read_ahead(
+        mut self,
+        workspaces: &[WorkspaceSlug],
+        today: NaiveDate,
+    ) -> Result<Self, RepoError> {
+        let mut names: BTreeMap<WorkspaceSlug, BTreeSet<String>> = BTreeMap::new();
+        let mut daily: BTreeSet<WorkspaceSlug> = BTreeSet::new();
+        let mut revenue_of =
+            |ws: &WorkspaceSlug, names: &mut BTreeMap<WorkspaceSlug, BTreeSet<String>>| {
+                names
+                    .entry(ws.clone())
+                    .or_default()
+                    .insert(pushed_name(CommerceFigure::Revenue).to_owned());
+                daily.insert(ws.clone());
+            };
+        let empty = Vec::new();
+        for ws in workspaces {
+            revenue_of(ws, &mut names);
+            for source in leaves(self.desk.defs.get(ws).unwrap_or(&empty)).into_values() {
+                let name = match source {
+                    Source::Metric(m) => m.to_string(),
+                    Source::Binance => super::BINANCE_METRIC.to_owned(),
+                    Source::Commerce(fig) => {
+                        revenue_of(ws, &mut names);
+                        pushed_name(fig).to_owned()
+                    }
+                    Source::AllRevenue => {
+                        for w in self.directory.workspaces() {
+                            revenue_of(&w.slug, &mut names);
+                        }
+                        continue;
+                    }
+                    Source::Folder { .. } | Source::Formula(_) => continue,
+                };
+                names.entry(ws.clone()).or_default().insert(name);
+            }
+        }
+        let (from, to) = (back(today, WINDOW_DAYS).to_string(), today.to_string());
+        let wanted: Vec<(WorkspaceSlug, Vec<String>)> = names
+            .iter()
+            .map(|(w, n)| (w.clone(), n.iter().cloned().collect()))
+            .collect();
+        let daily: Vec<WorkspaceSlug> = daily.into_iter().collect();
+        let commerce = async {
+            match &self.commerce {
+                Some(c) => c.daily_since_of(&daily, &from).await,
+                None => Ok(Vec::new()),
+            }
+        };
+        let (metric_rows, daily_rows) = tokio::join!(
+            self.desk.metrics.metric_days_of(&wanted, &from, &to),
+            commerce
+        );
+        let mut ahead = ReadAhead {
+            metrics: names
+                .into_iter()
+                .map(|(w, n)| (w, (n, Vec::new())))
+                .collect(),
+            daily: daily.into_iter().map(|w| (w, Vec::new())).collect(),
+            from,
+            to,
+        };
+        for (w, r) in metric_rows? {
+            if let Some((n, rows)) = ahead.metrics.get_mut(&w)
+                && n.contains(&r.name)
+            {
+                rows.push(r);
+            }
+        }
+        for (w, d) in daily_rows? {
+            if let Some(rows) = ahead.daily.get_mut(&w) {
+                rows.push(d);
+            }
+        }
+        self.ahead = Some(Arc::new(ahead));
+        Ok(self)
+    }
+
+    /// A workspace's metric days: from what was read ahead when it holds them, else read.
+    async fn metric_days(
+        &self,
+        ws: &WorkspaceSlug,
+        names: &[String],
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<MetricDay>, RepoError> {
+        if let Some(a) = &self.ahead
+            && a.from == from
+            && a.to == to
+            && let Some((have, rows)) = a.metrics.get(ws)
+            && names.iter().all(|n| have.contains(n))
+        {
+            return Ok(rows
+                .iter()
+                .filter(|r| names.contains(&r.name))
+                .cloned()
+                .collect());
+        }
+        self.desk.metrics.metric_days(ws, names, from, to).await
+    }
+
+    /// A workspace's commerce days: from what was read ahead when it holds them, else read.
+    async fn daily_since(
+        &self,
+        commerce: &dyn crate::commerce::CommerceRepo,
+        ws: &WorkspaceSlug,
+        from: &str,
+    ) -> Result<Vec<DailyKpi>, RepoError> {
+        if let Some(a) = &self.ahead
+            && a.from == from
+            && let Some(rows) = a.daily.get(ws)
+        {
+            return Ok(rows.clone());
+        }
+        commerce.daily_since(ws, from).await
     }
 
     /// Today in the reader's time zone.
@@ -314,24 +485,7 @@ impl KpiReader {
     ) -> Result<Board, RepoError> {
         let empty = Vec::new();
         let defs = desk.defs.get(ws).unwrap_or(&empty);
-        let mut leaves: BTreeMap<String, Source> = BTreeMap::new();
-        for d in defs {
-            match &d.source {
-                Source::Formula(f) => {
-                    for n in f.names() {
-                        if defs.iter().any(|x| x.key.as_str() == n) {
-                            continue;
-                        }
-                        if let (Some(id), Ok(s)) = (leaf_id(n), Source::parse(n)) {
-                            leaves.insert(id, s);
-                        }
-                    }
-                }
-                other => {
-                    leaves.insert(other.describe(), other.clone());
-                }
-            }
-        }
+        let leaves = leaves(defs);
         let from = back(today, WINDOW_DAYS);
         let mut series = BTreeMap::new();
         let mut metric_names = Vec::new();
@@ -371,8 +525,7 @@ impl KpiReader {
         }
         if !metric_names.is_empty() {
             let names: Vec<String> = metric_names.iter().map(|(_, n)| n.clone()).collect();
-            let rows = desk
-                .metrics
+            let rows = self
                 .metric_days(ws, &names, &from.to_string(), &today.to_string())
                 .await?;
             for (id, n) in &metric_names {
@@ -437,17 +590,11 @@ impl KpiReader {
         }
         // Figures pushed as metrics of the same name (`commerce.revenue`, in the overview's
         // currency) add to the orders': a shop selling elsewhere too, or the demo history.
-        let pushed = match fig {
-            CommerceFigure::Revenue => "commerce.revenue",
-            CommerceFigure::Orders => "commerce.orders",
-            CommerceFigure::Refunds => "commerce.refunds",
-        };
         let from = back(today, WINDOW_DAYS);
-        for r in desk
-            .metrics
+        for r in self
             .metric_days(
                 ws,
-                &[pushed.to_owned()],
+                &[pushed_name(fig).to_owned()],
                 &from.to_string(),
                 &today.to_string(),
             )
@@ -464,7 +611,7 @@ impl KpiReader {
         let Some(c) = &self.commerce else {
             return Ok(s);
         };
-        for d in &c.daily_since(ws, &from.to_string()).await? {
+        for d in &self.daily_since(c.as_ref(), ws, &from.to_string()).await? {
             let Ok(day) = d.day.parse::<NaiveDate>() else {
                 continue;
             };
@@ -583,7 +730,6 @@ impl Krake {
         let Some(reader) = self.kpi_reader().map(KpiReader::for_one_request) else {
             return Ok(None);
         };
-        let desk = &reader.desk;
         let today = self.kpi_today();
         let visible: Vec<_> = self
             .directory
@@ -592,9 +738,16 @@ impl Krake {
             .filter(|w| actor.can_see(&w.slug))
             .cloned()
             .collect();
-        // Every workspace's figures and the activity feed are read at once: the store answers
-        // them on several reader connections, so the overview costs about its slowest part
-        // rather than the sum (measured: `krake-bench kpis`).
+        // Every figure the boards read is read ahead in three queries, beside the activity
+        // feed's reads: the overview costs about its slowest read rather than forty of them
+        // (measured: `krake-bench kpis`).
+        let slugs: Vec<WorkspaceSlug> = visible.iter().map(|w| w.slug.clone()).collect();
+        let (reader, activity) = tokio::join!(
+            reader.read_ahead(&slugs, today),
+            self.activity(actor, &visible)
+        );
+        let (reader, activity) = (reader?, activity?);
+        let desk = &reader.desk;
         let row = |w: &crate::workspace::Workspace| {
             let reader = &reader;
             let (slug, name) = (w.slug.clone(), w.name.clone());
@@ -615,11 +768,7 @@ impl Krake {
                 })
             }
         };
-        let (rows, activity) = tokio::join!(
-            futures_util::future::try_join_all(visible.iter().map(row)),
-            self.activity(actor, &visible)
-        );
-        let (rows, activity) = (rows?, activity?);
+        let rows = futures_util::future::try_join_all(visible.iter().map(row)).await?;
         let total = rows
             .iter()
             .filter_map(|r| r.revenue_30d)

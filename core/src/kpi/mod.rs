@@ -336,4 +336,20 @@ pub trait MetricRepo: Send + Sync {
         from: &str,
         to: &str,
     ) -> Result<Vec<MetricDay>, RepoError>;
+    /// [`MetricRepo::metric_days`] for several workspaces at once (the overview reads every
+    /// workspace's), each row with its workspace. The default asks one workspace at a time;
+    /// the store answers it in two queries.
+    async fn metric_days_of(
+        &self,
+        wanted: &[(WorkspaceSlug, Vec<String>)],
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<(WorkspaceSlug, MetricDay)>, RepoError> {
+        let mut out = Vec::new();
+        for (ws, names) in wanted {
+            let days = self.metric_days(ws, names, from, to).await?;
+            out.extend(days.into_iter().map(|d| (ws.clone(), d)));
+        }
+        Ok(out)
+    }
 }
