@@ -128,6 +128,13 @@ pub async fn serve(settings: Settings, demo_data: bool) -> anyhow::Result<()> {
         webhooks: settings.commerce.webhooks.clone(),
         rules: settings.rules.clone(),
         commerce_lease: Duration::from_secs(settings.commerce_lease_secs),
+        commerce_workers: settings.commerce_workers.unwrap_or(
+            if store.backend() == krake_store::Backend::Postgres {
+                2
+            } else {
+                1
+            },
+        ),
         telegram: settings.telegram.clone(),
         discord: settings.discord.clone(),
         gelato_api: settings.commerce.gelato_api.clone(),
@@ -171,6 +178,9 @@ pub struct ServeConfig {
     pub rules: Vec<krake_core::commerce::EventRule>,
     /// Lease on claimed commerce events (another process takes them over after it ends).
     pub commerce_lease: Duration,
+    /// How many batches of commerce events this process applies at once (each worker claims
+    /// its own).
+    pub commerce_workers: usize,
     /// The Telegram front, when configured.
     pub telegram: Option<krake_telegram::TelegramConfig>,
     /// The Discord front (off unless a token or public key is set).
@@ -204,30 +214,35 @@ pub async fn run(
         config.sweep_every,
         stop_rx.clone(),
     ));
-    let processor = krake_core::commerce::CommerceProcessor::new(
-        Arc::new(store.clone()),
-        Arc::new(store.clone()),
-        clock.clone(),
-        config.rules.clone(),
-        krake.routes().clone(),
-        format!("commerce-{}", std::process::id()),
-    )
-    .with_lease(config.commerce_lease);
-    let processor = match &config.gelato_api {
-        Some((url, key)) => processor.with_reconciliation(Arc::new(
-            krake_commerce::gelato_api::GelatoOrders::new(url, key.clone())
-                .map_err(|e| anyhow::anyhow!("{e}"))?,
-        )),
-        None => {
-            if !config.webhooks.gelato_tokens.is_empty() {
-                tracing::warn!(
-                    "Gelato statuses are acted on as sent: set KRAKE_GELATO_API_KEY so Krake confirms them with Gelato's Order API first"
-                );
+    // Each worker claims and applies its own batches: while one waits for the database
+    // (a batch is a few round trips and a commit), the next is applied.
+    let mut commerce = Vec::new();
+    for worker in 0..config.commerce_workers.max(1) {
+        let processor = krake_core::commerce::CommerceProcessor::new(
+            Arc::new(store.clone()),
+            Arc::new(store.clone()),
+            clock.clone(),
+            config.rules.clone(),
+            krake.routes().clone(),
+            format!("commerce-{}-{worker}", std::process::id()),
+        )
+        .with_lease(config.commerce_lease);
+        let processor = match &config.gelato_api {
+            Some((url, key)) => processor.with_reconciliation(Arc::new(
+                krake_commerce::gelato_api::GelatoOrders::new(url, key.clone())
+                    .map_err(|e| anyhow::anyhow!("{e}"))?,
+            )),
+            None => {
+                if worker == 0 && !config.webhooks.gelato_tokens.is_empty() {
+                    tracing::warn!(
+                        "Gelato statuses are acted on as sent: set KRAKE_GELATO_API_KEY so Krake confirms them with Gelato's Order API first"
+                    );
+                }
+                processor
             }
-            processor
-        }
-    };
-    let commerce = spawn_commerce_loop(processor, stop_rx.clone());
+        };
+        commerce.push(spawn_commerce_loop(processor, stop_rx.clone()));
+    }
     // Webhooks are acknowledged only after a (group) commit of the event.
     let inbound = krake_store::GroupCommit::start(store.clone(), 256);
     let metrics = krake_metrics::install();
@@ -320,7 +335,9 @@ pub async fn run(
         let _ = m.await;
     }
     let _ = sweeper.await;
-    let _ = commerce.await;
+    for worker in commerce {
+        let _ = worker.await;
+    }
     for f in fronts {
         let _ = f.await;
     }

@@ -44,6 +44,9 @@ pub struct FileConfig {
     /// Seconds a process holds a claimed batch of commerce events before another process may
     /// take it over (after a crash); default 60.
     pub commerce_lease_secs: Option<u64>,
+    /// How many batches of commerce events one process applies at once; default 2 on
+    /// PostgreSQL, 1 on SQLite (one writer).
+    pub commerce_workers: Option<usize>,
     /// An occurrence found more than this many seconds late counts as missed; default 60.
     pub schedule_grace_secs: Option<u64>,
     /// Replaces the default workspaces when present.
@@ -161,6 +164,8 @@ pub struct Settings {
     pub coordinator_tick_secs: u64,
     /// Lease on claimed commerce events.
     pub commerce_lease_secs: u64,
+    /// Commerce workers per process (`None`: by the database, see [`FileConfig`]).
+    pub commerce_workers: Option<usize>,
     /// Lateness after which an occurrence counts as missed.
     pub schedule_grace_secs: u64,
     /// Config-defined schedules, checked (timing, zone, agent).
@@ -261,6 +266,7 @@ impl Settings {
             schedule_timezone,
             coordinator_tick_secs: file.coordinator_tick_secs.unwrap_or(1).max(1),
             commerce_lease_secs: file.commerce_lease_secs.unwrap_or(60).max(1),
+            commerce_workers: file.commerce_workers.map(|n| n.clamp(1, 16)),
             schedule_grace_secs: file.schedule_grace_secs.unwrap_or(60),
             schedules,
             telegram: file
@@ -309,6 +315,7 @@ impl Settings {
             schedule_timezone: Some(self.schedule_timezone.name().to_owned()),
             coordinator_tick_secs: Some(self.coordinator_tick_secs),
             commerce_lease_secs: Some(self.commerce_lease_secs),
+            commerce_workers: self.commerce_workers,
             schedule_grace_secs: Some(self.schedule_grace_secs),
             workspaces: Some(krake_core::config::file::effective_workspaces(
                 &self.directory,

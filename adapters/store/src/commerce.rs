@@ -1,7 +1,11 @@
 //! Commerce state: orders, fulfilments, daily KPI roll-ups.
+//!
+//! The roll-ups are kept incrementally: applying a batch adds to each day's row the
+//! difference between the new and the previous state of every order it changes, read under
+//! that order's row lock in the same transaction. Its cost is the batch's, not the day's.
 
 use crate::inbox::create_many_in;
-use crate::{Store, db_err};
+use crate::{Backend, Store, db_err};
 use async_trait::async_trait;
 use krake_core::Actor;
 use krake_core::commerce::{CommerceEvent, CommerceRepo, DailyKpi, Kpis, Minor, Order, ToApply};
@@ -10,7 +14,7 @@ use krake_core::ports::{RepoError, WriteCtx};
 use krake_core::time::Timestamp;
 use krake_core::workspace::WorkspaceSlug;
 use sqlx::{AnyConnection, Row};
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// `$first, $first+1, …` for `n` parameters.
 fn params(first: usize, n: usize) -> String {
@@ -20,94 +24,241 @@ fn params(first: usize, n: usize) -> String {
         .join(", ")
 }
 
-/// Writes the newest state of each order (newer data wins: a delayed `orders/create` never
-/// overwrites a later `orders/paid`), many rows per statement, in key order so that two
-/// processes lock rows in the same order.
-async fn upsert_orders(
+/// The columns of `commerce_orders` an order is written with, in bind order.
+const ORDER_COLUMNS: &str = "workspace, order_id, name, day, utc_offset_min, created_at, updated_at, currency, total_minor, refunded_minor, financial_status";
+
+/// `INSERT INTO commerce_orders … VALUES …` for these orders, followed by `tail`.
+async fn insert_orders(
     conn: &mut AnyConnection,
     orders: &[(&WorkspaceSlug, &Order)],
-) -> Result<(), RepoError> {
-    for chunk in orders.chunks(100) {
-        let values = (0..chunk.len())
-            .map(|i| format!("({})", params(i * 11 + 1, 11)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "INSERT INTO commerce_orders (workspace, order_id, name, day, utc_offset_min, created_at, updated_at, currency, total_minor, refunded_minor, financial_status) \
-             VALUES {values} \
-             ON CONFLICT (workspace, order_id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at, \
-               currency = excluded.currency, total_minor = excluded.total_minor, refunded_minor = excluded.refunded_minor, \
-               financial_status = excluded.financial_status \
-             WHERE excluded.updated_at >= commerce_orders.updated_at"
-        );
-        let mut q = sqlx::query(&sql);
-        for (ws, o) in chunk {
-            q = q
-                .bind(ws.as_str())
-                .bind(o.id.as_str())
-                .bind(o.name.as_str())
-                .bind(o.day.as_str())
-                .bind(i64::from(o.utc_offset_minutes))
-                .bind(o.created_at.as_millis())
-                .bind(o.updated_at.as_millis())
-                .bind(o.currency.as_str())
-                .bind(o.total.0)
-                .bind(o.refunded.0)
-                .bind(o.financial_status.as_str());
+    tail: &str,
+) -> Result<Vec<sqlx::any::AnyRow>, RepoError> {
+    let values = (0..orders.len())
+        .map(|i| format!("({})", params(i * 11 + 1, 11)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!("INSERT INTO commerce_orders ({ORDER_COLUMNS}) VALUES {values} {tail}");
+    let mut q = sqlx::query(&sql);
+    for (ws, o) in orders {
+        q = q
+            .bind(ws.as_str())
+            .bind(o.id.as_str())
+            .bind(o.name.as_str())
+            .bind(o.day.as_str())
+            .bind(i64::from(o.utc_offset_minutes))
+            .bind(o.created_at.as_millis())
+            .bind(o.updated_at.as_millis())
+            .bind(o.currency.as_str())
+            .bind(o.total.0)
+            .bind(o.refunded.0)
+            .bind(o.financial_status.as_str());
+    }
+    q.fetch_all(&mut *conn).await.map_err(db_err)
+}
+
+/// What a stored order adds to its day's roll-up (`kpi_daily`, keyed by workspace, day and
+/// currency): the same sums the roll-up's definition takes over the day's orders.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Share {
+    orders: i64,
+    revenue: i64,
+    paid: i64,
+    pending: i64,
+    refunds: i64,
+}
+
+impl Share {
+    fn of(total: i64, refunded: i64, status: &str) -> Self {
+        Share {
+            orders: 1,
+            revenue: total,
+            paid: i64::from(matches!(status, "paid" | "partially_refunded" | "refunded")),
+            pending: i64::from(matches!(
+                status,
+                "pending" | "authorized" | "partially_paid"
+            )),
+            refunds: refunded,
         }
-        q.execute(&mut *conn).await.map_err(db_err)?;
+    }
+
+    fn add(&mut self, other: Share, sign: i64) {
+        self.orders += sign * other.orders;
+        self.revenue += sign * other.revenue;
+        self.paid += sign * other.paid;
+        self.pending += sign * other.pending;
+        self.refunds += sign * other.refunds;
+    }
+}
+
+/// An order as stored: what its roll-up share and the newer-wins rule need.
+struct StoredOrder {
+    day: String,
+    currency: String,
+    share: Share,
+    updated_at: i64,
+}
+
+/// The changes to the roll-ups of one batch, per (workspace, day, currency).
+type Deltas<'a> = BTreeMap<(&'a str, String, String), Share>;
+
+/// Writes the newest state of each order (newer data wins: a delayed `orders/create` never
+/// overwrites a later `orders/paid`) and adds to `deltas` what each change does to its day's
+/// roll-up. Orders not stored yet are inserted (many rows per statement); the others are read
+/// under their row locks, and those the batch makes newer are written over. Every step goes
+/// in key order, so that two processes lock rows in the same order and never deadlock.
+async fn upsert_orders<'a>(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    orders: &[(&'a WorkspaceSlug, &'a Order)],
+    deltas: &mut Deltas<'a>,
+) -> Result<(), RepoError> {
+    let mut stored_now: HashSet<(String, String)> = HashSet::new();
+    for chunk in orders.chunks(100) {
+        let rows = insert_orders(
+            conn,
+            chunk,
+            "ON CONFLICT (workspace, order_id) DO NOTHING RETURNING workspace, order_id",
+        )
+        .await?;
+        for r in rows {
+            stored_now.insert((
+                r.try_get("workspace").map_err(db_err)?,
+                r.try_get("order_id").map_err(db_err)?,
+            ));
+        }
+    }
+    let mut existing: BTreeMap<&WorkspaceSlug, Vec<&Order>> = BTreeMap::new();
+    for (ws, o) in orders {
+        if stored_now.contains(&(ws.to_string(), o.id.clone())) {
+            deltas
+                .entry((ws.as_str(), o.day.clone(), o.currency.clone()))
+                .or_default()
+                .add(Share::of(o.total.0, o.refunded.0, &o.financial_status), 1);
+        } else {
+            existing.entry(ws).or_default().push(o);
+        }
+    }
+    // The rest were there (or were stored by another transaction since, which the insert
+    // waited for): each is read locked, so its previous state is the one this change replaces.
+    let lock = if backend == Backend::Postgres {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
+    let mut newer: Vec<(&WorkspaceSlug, &Order)> = Vec::new();
+    for (ws, list) in existing {
+        let mut before: HashMap<String, StoredOrder> = HashMap::with_capacity(list.len());
+        for chunk in list.chunks(500) {
+            let sql = format!(
+                "SELECT order_id, day, currency, total_minor, refunded_minor, financial_status, updated_at \
+                 FROM commerce_orders WHERE workspace = $1 AND order_id IN ({}) ORDER BY order_id{lock}",
+                params(2, chunk.len())
+            );
+            let mut q = sqlx::query(&sql).bind(ws.as_str());
+            for o in chunk {
+                q = q.bind(o.id.as_str());
+            }
+            for r in q.fetch_all(&mut *conn).await.map_err(db_err)? {
+                let status: String = r.try_get("financial_status").map_err(db_err)?;
+                before.insert(
+                    r.try_get("order_id").map_err(db_err)?,
+                    StoredOrder {
+                        day: r.try_get("day").map_err(db_err)?,
+                        currency: r.try_get("currency").map_err(db_err)?,
+                        share: Share::of(
+                            r.try_get("total_minor").map_err(db_err)?,
+                            r.try_get("refunded_minor").map_err(db_err)?,
+                            &status,
+                        ),
+                        updated_at: r.try_get("updated_at").map_err(db_err)?,
+                    },
+                );
+            }
+        }
+        for o in list {
+            let old = before.get(&o.id).ok_or_else(|| {
+                RepoError::Corrupt(format!("order {} of {ws} vanished while applied", o.id))
+            })?;
+            if o.updated_at.as_millis() < old.updated_at {
+                continue;
+            }
+            // The day an order was created on never changes (it is not rewritten below).
+            deltas
+                .entry((ws.as_str(), old.day.clone(), old.currency.clone()))
+                .or_default()
+                .add(old.share, -1);
+            deltas
+                .entry((ws.as_str(), old.day.clone(), o.currency.clone()))
+                .or_default()
+                .add(Share::of(o.total.0, o.refunded.0, &o.financial_status), 1);
+            newer.push((ws, o));
+        }
+    }
+    for chunk in newer.chunks(100) {
+        insert_orders(
+            conn,
+            chunk,
+            "ON CONFLICT (workspace, order_id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at, \
+               currency = excluded.currency, total_minor = excluded.total_minor, refunded_minor = excluded.refunded_minor, \
+               financial_status = excluded.financial_status",
+        )
+        .await?;
     }
     Ok(())
 }
 
-/// The days (as stored) of these orders of one workspace.
-async fn days_of(
-    conn: &mut AnyConnection,
-    ws: &WorkspaceSlug,
-    order_ids: &[&str],
-) -> Result<BTreeSet<String>, RepoError> {
-    let mut days = BTreeSet::new();
-    for chunk in order_ids.chunks(500) {
-        let sql = format!(
-            "SELECT DISTINCT day FROM commerce_orders WHERE workspace = $1 AND order_id IN ({})",
-            params(2, chunk.len())
-        );
-        let mut q = sqlx::query_scalar::<_, String>(&sql).bind(ws.as_str());
-        for id in chunk {
-            q = q.bind(*id);
-        }
-        days.extend(q.fetch_all(&mut *conn).await.map_err(db_err)?);
-    }
-    Ok(days)
-}
-
-/// Recomputes the roll-up of one day from the orders of that day.
+/// Adds the batch's changes to the days' roll-ups, in key order, in one statement per 100
+/// days; a currency left without orders on a day loses its row (as if recomputed).
 async fn roll_up(
     conn: &mut AnyConnection,
-    ws: &WorkspaceSlug,
-    day: &str,
+    deltas: &Deltas<'_>,
     now: Timestamp,
 ) -> Result<(), RepoError> {
-    sqlx::query("DELETE FROM kpi_daily WHERE workspace = $1 AND day = $2")
-        .bind(ws.as_str())
-        .bind(day)
+    let changed: Vec<(&(&str, String, String), &Share)> = deltas
+        .iter()
+        .filter(|(_, d)| **d != Share::default())
+        .collect();
+    for chunk in changed.chunks(100) {
+        let values = (0..chunk.len())
+            .map(|i| format!("({})", params(i * 9 + 1, 9)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO kpi_daily (workspace, day, currency, orders, revenue_minor, paid, pending, refunds_minor, updated_at) \
+             VALUES {values} ON CONFLICT (workspace, day, currency) DO UPDATE SET \
+               orders = kpi_daily.orders + excluded.orders, \
+               revenue_minor = kpi_daily.revenue_minor + excluded.revenue_minor, \
+               paid = kpi_daily.paid + excluded.paid, \
+               pending = kpi_daily.pending + excluded.pending, \
+               refunds_minor = kpi_daily.refunds_minor + excluded.refunds_minor, \
+               updated_at = excluded.updated_at"
+        );
+        let mut q = sqlx::query(&sql);
+        for ((ws, day, currency), d) in chunk {
+            q = q
+                .bind(*ws)
+                .bind(day.as_str())
+                .bind(currency.as_str())
+                .bind(d.orders)
+                .bind(d.revenue)
+                .bind(d.paid)
+                .bind(d.pending)
+                .bind(d.refunds)
+                .bind(now.as_millis());
+        }
+        q.execute(&mut *conn).await.map_err(db_err)?;
+    }
+    for ((ws, day, currency), _) in changed.iter().filter(|(_, d)| d.orders < 0) {
+        sqlx::query(
+            "DELETE FROM kpi_daily WHERE workspace = $1 AND day = $2 AND currency = $3 AND orders = 0",
+        )
+        .bind(*ws)
+        .bind(day.as_str())
+        .bind(currency.as_str())
         .execute(&mut *conn)
         .await
         .map_err(db_err)?;
-    sqlx::query(
-        "INSERT INTO kpi_daily (workspace, day, currency, orders, revenue_minor, paid, pending, refunds_minor, updated_at) \
-         SELECT workspace, day, currency, COUNT(*), SUM(total_minor), \
-           SUM(CASE WHEN financial_status IN ('paid', 'partially_refunded', 'refunded') THEN 1 ELSE 0 END), \
-           SUM(CASE WHEN financial_status IN ('pending', 'authorized', 'partially_paid') THEN 1 ELSE 0 END), \
-           SUM(refunded_minor), $3 \
-         FROM commerce_orders WHERE workspace = $1 AND day = $2 GROUP BY workspace, day, currency",
-    )
-    .bind(ws.as_str())
-    .bind(day)
-    .bind(now.as_millis())
-    .execute(&mut *conn)
-    .await
-    .map_err(db_err)?;
+    }
     Ok(())
 }
 
@@ -194,7 +345,8 @@ impl CommerceRepo for Store {
         }
         let rows: Vec<(&WorkspaceSlug, &Order)> =
             orders.iter().map(|((ws, _), o)| (*ws, *o)).collect();
-        upsert_orders(&mut tx, &rows).await?;
+        let mut deltas = Deltas::new();
+        upsert_orders(&mut tx, self.backend(), &rows, &mut deltas).await?;
         let contexts: Vec<WriteCtx> = todo
             .iter()
             .map(|one| WriteCtx {
@@ -209,26 +361,9 @@ impl CommerceRepo for Store {
             .flat_map(|(one, ctx)| one.threads.iter().map(move |t| (t, ctx)))
             .collect();
         create_many_in(&mut tx, &threads).await?;
-        // The roll-ups last, once per day touched. Two processes recomputing one workspace's
-        // day at once would each miss the other's orders: on PostgreSQL they take the
-        // workspace's lock here, after every row lock they need, so the later one recomputes
-        // after the earlier committed (SQLite's writer lock already serialises them).
-        let mut by_ws: BTreeMap<&WorkspaceSlug, Vec<&str>> = BTreeMap::new();
-        for (ws, id) in orders.keys() {
-            by_ws.entry(*ws).or_default().push(*id);
-        }
-        for (ws, ids) in by_ws {
-            if self.backend() == crate::Backend::Postgres {
-                sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-                    .bind(format!("krake:kpi:{ws}"))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-            }
-            for day in days_of(&mut tx, ws, &ids).await? {
-                roll_up(&mut tx, ws, &day, now).await?;
-            }
-        }
+        // The roll-ups last: every transaction takes their row locks after all the others
+        // it needs, in key order, and adds its own changes to what is committed.
+        roll_up(&mut tx, &deltas, now).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(todo.iter().map(|one| one.inbound).collect())
     }

@@ -239,15 +239,25 @@ impl InboundRepo for Store {
         lease: Duration,
         limit: u32,
     ) -> Result<Vec<StoredInbound>, RepoError> {
-        let skip = if self.backend == Backend::Postgres {
-            " FOR UPDATE SKIP LOCKED"
+        // On PostgreSQL the source is matched as a range and the rows ordered by (source, id):
+        // only the queue's index (`inbound_unprocessed`: source, id, unprocessed rows) gives
+        // that order. With `source = $3 … ORDER BY id` the planner walks the primary key from
+        // the oldest event and filters out every processed one (it assumes unprocessed rows
+        // are spread evenly, while they are all at the end): 15 ms per claim behind 30,000
+        // processed events, against 0.3 ms through the queue's index.
+        let (matches, order, skip) = if self.backend == Backend::Postgres {
+            (
+                "source >= $3 AND source <= $3",
+                "source, id",
+                " FOR UPDATE SKIP LOCKED",
+            )
         } else {
-            ""
+            ("source = $3", "id", "")
         };
         let sql = format!(
             "UPDATE inbound SET lease_owner = $1, lease_until = $2, attempts = attempts + 1 WHERE id IN ( \
-               SELECT id FROM inbound WHERE source = $3 AND processed_at IS NULL \
-               AND (lease_until IS NULL OR lease_until <= $4) ORDER BY id LIMIT {}{skip}) \
+               SELECT id FROM inbound WHERE {matches} AND processed_at IS NULL \
+               AND (lease_until IS NULL OR lease_until <= $4) ORDER BY {order} LIMIT {}{skip}) \
              RETURNING id, source, idempotency_key, actor, conversation, content, received_at, attempts",
             limit.clamp(1, 1000)
         );

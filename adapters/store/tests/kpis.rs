@@ -21,7 +21,9 @@ on_both_db!(
     pushed_metrics_are_stored_once_per_key_and_rolled_up_per_day,
     batches_apply_each_event_once_and_roll_up_every_day_they_touch,
     two_processes_applying_overlapping_batches_apply_each_event_once,
-    reads_for_several_workspaces_match_reads_of_one_at_a_time
+    reads_for_several_workspaces_match_reads_of_one_at_a_time,
+    roll_ups_follow_each_change_of_an_order,
+    two_processes_changing_the_same_orders_keep_the_roll_ups_exact
 );
 
 const NOON: i64 = 1_795_518_000_000; // 2026-11-24 12:00 in Berlin
@@ -103,6 +105,45 @@ async fn pushed_metrics_are_stored_once_per_key_and_rolled_up_per_day(db: &Db) {
             .unwrap()
             .is_empty()
     );
+}
+
+/// The roll-ups as kept, and as recomputed from the orders: they must always be equal.
+async fn roll_ups(s: &Store) -> (Vec<String>, Vec<String>) {
+    let row = |r: &sqlx::any::AnyRow| {
+        use sqlx::Row;
+        format!(
+            "{} {} {}: {} orders, {} revenue, {} paid, {} pending, {} refunds",
+            r.get::<String, _>(0),
+            r.get::<String, _>(1),
+            r.get::<String, _>(2),
+            r.get::<i64, _>(3),
+            r.get::<i64, _>(4),
+            r.get::<i64, _>(5),
+            r.get::<i64, _>(6),
+            r.get::<i64, _>(7)
+        )
+    };
+    let kept = sqlx::query(
+        "SELECT workspace, day, currency, orders, revenue_minor, paid, pending, refunds_minor \
+         FROM kpi_daily ORDER BY workspace, day, currency",
+    )
+    .fetch_all(s.pool())
+    .await
+    .unwrap();
+    let recomputed = sqlx::query(
+        "SELECT workspace, day, currency, COUNT(*), CAST(SUM(total_minor) AS BIGINT), \
+           CAST(SUM(CASE WHEN financial_status IN ('paid', 'partially_refunded', 'refunded') THEN 1 ELSE 0 END) AS BIGINT), \
+           CAST(SUM(CASE WHEN financial_status IN ('pending', 'authorized', 'partially_paid') THEN 1 ELSE 0 END) AS BIGINT), \
+           CAST(SUM(refunded_minor) AS BIGINT) \
+         FROM commerce_orders GROUP BY workspace, day, currency ORDER BY workspace, day, currency",
+    )
+    .fetch_all(s.pool())
+    .await
+    .unwrap();
+    (
+        kept.iter().map(row).collect(),
+        recomputed.iter().map(row).collect(),
+    )
 }
 
 fn order(id: &str, day: &str, total: i64, status: &str, updated_min: i64) -> Order {
@@ -384,4 +425,129 @@ async fn reads_for_several_workspaces_match_reads_of_one_at_a_time(db: &Db) {
             .unwrap()
             .is_empty()
     );
+}
+
+/// Roll-ups are kept by adding what each change does: a status, an amount, a refund, a
+/// currency, a stale event (ignored), a replay; they must equal the roll-ups recomputed from
+/// the orders after every batch. An order stays on the day it was created on.
+async fn roll_ups_follow_each_change_of_an_order(db: &Db) {
+    let s = &db.store;
+    let now = Timestamp::from_millis(NOON + 3_600_000);
+    let with = |mut o: Order, f: &dyn Fn(&mut Order)| {
+        f(&mut o);
+        o
+    };
+    let steps: Vec<Vec<CommerceEvent>> = vec![
+        vec![
+            CommerceEvent::OrderCreated(order("1", "2026-11-24", 1000, "pending", 0)),
+            CommerceEvent::OrderCreated(order("2", "2026-11-24", 2500, "authorized", 0)),
+            CommerceEvent::OrderCreated(order("3", "2026-11-23", 700, "paid", 0)),
+        ],
+        // Paid, with another amount; a stale creation in the same batch changes nothing.
+        vec![
+            CommerceEvent::OrderPaid(order("1", "2026-11-24", 1200, "paid", 5)),
+            CommerceEvent::OrderCreated(order("1", "2026-11-24", 9999, "pending", 1)),
+        ],
+        // A refund, and a stale event in a later batch.
+        vec![
+            CommerceEvent::OrderPaid(with(
+                order("1", "2026-11-24", 1200, "partially_refunded", 9),
+                &|o| o.refunded = Minor(300),
+            )),
+            CommerceEvent::OrderPaid(order("2", "2026-11-24", 2500, "pending", -1)),
+        ],
+        // Another currency: the order leaves the EUR row (which goes, with no order left on
+        // that day) for a USD one; an event naming another day leaves it on its own day.
+        vec![CommerceEvent::OrderPaid(with(
+            order("3", "2026-11-25", 800, "paid", 3),
+            &|o| o.currency = "USD".into(),
+        ))],
+        // Voided (neither paid nor pending), refunded in full; a new order the same day.
+        vec![
+            CommerceEvent::OrderPaid(with(order("1", "2026-11-24", 1200, "refunded", 20), &|o| {
+                o.refunded = Minor(1200)
+            })),
+            CommerceEvent::OrderPaid(order("2", "2026-11-24", 2500, "voided", 20)),
+            CommerceEvent::OrderCreated(order("4", "2026-11-23", 50, "pending", 0)),
+        ],
+    ];
+    let mut n = 0;
+    for events in steps {
+        let mut batch = Vec::new();
+        for e in events {
+            n += 1;
+            batch.push(one(stored(s, &format!("c{n}")).await, e));
+        }
+        let applied = s.apply_many(&batch, now).await.unwrap();
+        assert_eq!(applied.len(), batch.len());
+        // Applied again (a retry after a commit): nothing changes.
+        assert!(s.apply_many(&batch, now).await.unwrap().is_empty());
+        let (kept, recomputed) = roll_ups(s).await;
+        assert_eq!(kept, recomputed, "after batch ending with event {n}");
+    }
+    let (kept, _) = roll_ups(s).await;
+    assert_eq!(
+        kept,
+        vec![
+            "lunavo 2026-11-23 EUR: 1 orders, 50 revenue, 0 paid, 1 pending, 0 refunds",
+            "lunavo 2026-11-23 USD: 1 orders, 800 revenue, 1 paid, 0 pending, 0 refunds",
+            "lunavo 2026-11-24 EUR: 2 orders, 3700 revenue, 1 paid, 0 pending, 1200 refunds",
+        ]
+    );
+}
+
+/// Two processes apply batches at once that change the same orders (and add new ones): no
+/// deadlock, each event once, and the roll-ups equal the orders' after every round.
+async fn two_processes_changing_the_same_orders_keep_the_roll_ups_exact(db: &Db) {
+    let a = db.store.clone();
+    let b = Store::open(&db.url).await.unwrap();
+    let now = Timestamp::from_millis(NOON + 3_600_000);
+    let statuses = ["pending", "paid", "authorized", "refunded", "voided"];
+    let mut total = 0;
+    for round in 0..6_i64 {
+        let mut batches = [Vec::new(), Vec::new()];
+        for (p, batch) in batches.iter_mut().enumerate() {
+            let p = i64::try_from(p).unwrap();
+            // Shared orders, in opposite orders in the two batches: each process's event is
+            // newer for half of them.
+            for k in 0..10_i64 {
+                let k = if p == 0 { k } else { 9 - k };
+                let mut o = order(
+                    &format!("shared-{k}"),
+                    if k % 2 == 0 {
+                        "2026-11-24"
+                    } else {
+                        "2026-11-23"
+                    },
+                    100 * (round + 1) + k + p,
+                    statuses[usize::try_from((round + k + p) % 5).unwrap()],
+                    round * 10 + (k + p) % 3,
+                );
+                o.refunded = Minor(round * p);
+                if (round + k) % 4 == 3 {
+                    o.currency = "USD".into();
+                }
+                let key = format!("s{round}-{p}-{k}");
+                batch.push(one(stored(&a, &key).await, CommerceEvent::OrderPaid(o)));
+            }
+            for k in 0..15 {
+                let id = format!("new-{round}-{p}-{k}");
+                let key = format!("n{round}-{p}-{k}");
+                batch.push(one(
+                    stored(&a, &key).await,
+                    CommerceEvent::OrderCreated(order(&id, "2026-11-24", 10, "paid", 0)),
+                ));
+            }
+            total += batch.len();
+        }
+        let [first, second] = batches;
+        let (x, y) = tokio::join!(a.apply_many(&first, now), b.apply_many(&second, now));
+        assert_eq!(x.unwrap().len() + y.unwrap().len(), 50, "round {round}");
+        let (kept, recomputed) = roll_ups(&a).await;
+        assert_eq!(kept, recomputed, "round {round}");
+    }
+    assert_eq!(total, 300);
+    let k = a.kpis(&ws("lunavo"), 30, now).await.unwrap();
+    let orders: i64 = k.days.iter().map(|d| d.orders).sum();
+    assert_eq!(orders, 10 + 6 * 2 * 15, "every order counted once");
 }

@@ -421,8 +421,8 @@ pub struct ToApply {
 #[async_trait]
 pub trait CommerceRepo: Send + Sync {
     /// Applies stored events in one transaction, each exactly once: the order or fulfilment
-    /// state (newer wins), the roll-up of each day touched (recomputed once per batch), the
-    /// rule threads, and each event's processed mark. An event applied before (by this or
+    /// state (newer wins), the roll-up of each day touched (changed by what the batch changes
+    /// in its orders), the rule threads, and each event's processed mark. An event applied before (by this or
     /// another process) is skipped with everything it would have written; returns the events
     /// applied now.
     async fn apply_many(
