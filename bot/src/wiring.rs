@@ -56,11 +56,11 @@ pub fn krake_with_agents(store: &Store, settings: &Settings) -> (Krake, krake_co
     crate::web::add_routes(&settings.directory, &mut routes);
     // Fronts add their senders here as they start; runs stream answers through them.
     let live = krake_core::delivery::LiveSenders::new();
-    let kpis = Arc::new(krake_core::kpi::KpiDesk {
-        defs: settings.kpi_defs.clone(),
-        settings: settings.kpi.clone(),
-        metrics: store.clone(),
-    });
+    let kpis = Arc::new(krake_core::kpi::KpiDesk::new(
+        settings.kpi_defs.clone(),
+        settings.kpi.clone(),
+        store.clone(),
+    ));
     let agents = crate::agents::runner(
         store_ref,
         &settings.agents,

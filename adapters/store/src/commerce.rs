@@ -14,7 +14,7 @@ use krake_core::ports::{RepoError, WriteCtx};
 use krake_core::time::Timestamp;
 use krake_core::workspace::WorkspaceSlug;
 use sqlx::{AnyConnection, Row};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// `$first, $first+1, …` for `n` parameters.
 fn params(first: usize, n: usize) -> String {
@@ -364,6 +364,14 @@ impl CommerceRepo for Store {
         // The roll-ups last: every transaction takes their row locks after all the others
         // it needs, in key order, and adds its own changes to what is committed.
         roll_up(&mut tx, &deltas, now).await?;
+        // Then the versions of the workspaces whose roll-ups changed (readers keep boards'
+        // days while these stay the same).
+        let changed: BTreeSet<&str> = deltas
+            .iter()
+            .filter(|(_, d)| **d != Share::default())
+            .map(|((ws, _, _), _)| *ws)
+            .collect();
+        crate::metrics::bump_kpi_versions(&mut tx, &changed).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(todo.iter().map(|one| one.inbound).collect())
     }
@@ -411,13 +419,10 @@ impl CommerceRepo for Store {
         if workspaces.is_empty() {
             return Ok(Vec::new());
         }
-        let list = (0..workspaces.len())
-            .map(|i| format!("${}", i + 2))
-            .collect::<Vec<_>>()
-            .join(", ");
         let sql = format!(
             "SELECT workspace, day, currency, orders, revenue_minor, paid, pending, refunds_minor \
-             FROM kpi_daily WHERE day >= $1 AND workspace IN ({list}) ORDER BY workspace, day, currency"
+             FROM kpi_daily WHERE day >= $1 AND workspace IN ({}) ORDER BY workspace, day, currency",
+            crate::metrics::placeholders(2, workspaces.len())
         );
         let rows: Vec<(String, DailyKpi)> = if let Some(direct) = &self.direct {
             let mut binds = vec![crate::inbox::ListBind::Text(from.to_owned())];

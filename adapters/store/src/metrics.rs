@@ -7,6 +7,7 @@ use krake_core::ports::RepoError;
 use krake_core::time::Timestamp;
 use krake_core::workspace::WorkspaceSlug;
 use sqlx::Row;
+use std::collections::HashMap;
 
 fn day_row(r: &sqlx::any::AnyRow) -> Result<MetricDay, RepoError> {
     Ok(MetricDay {
@@ -22,28 +23,34 @@ fn day_row(r: &sqlx::any::AnyRow) -> Result<MetricDay, RepoError> {
 
 const COLUMNS: &str = "name, day, sum, count, last_value, last_at, demo";
 
+/// A `MetricDay` from a direct reader's row whose columns are [`COLUMNS`] from `at` on.
+fn direct_day(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<MetricDay> {
+    Ok(MetricDay {
+        name: r.get(at)?,
+        day: r.get(at + 1)?,
+        sum: r.get(at + 2)?,
+        count: r.get(at + 3)?,
+        last: r.get(at + 4)?,
+        last_at: Timestamp::from_millis(r.get(at + 5)?),
+        demo: r.get::<_, i64>(at + 6)? != 0,
+    })
+}
+
+fn text_binds(binds: &[&str]) -> Vec<crate::inbox::ListBind> {
+    binds
+        .iter()
+        .map(|b| crate::inbox::ListBind::Text((*b).to_owned()))
+        .collect()
+}
+
 impl Store {
     /// Daily rows of a query with text parameters: on an SQLite file through the direct
     /// readers (a board reads a few of these per workspace; the pool's one connection made
     /// each cost a millisecond), otherwise through the pool.
     async fn metric_rows(&self, sql: String, binds: &[&str]) -> Result<Vec<MetricDay>, RepoError> {
         if let Some(direct) = &self.direct {
-            let binds = binds
-                .iter()
-                .map(|b| crate::inbox::ListBind::Text((*b).to_owned()))
-                .collect();
             return direct
-                .rows(sql, binds, |r| {
-                    Ok(MetricDay {
-                        name: r.get(0)?,
-                        day: r.get(1)?,
-                        sum: r.get(2)?,
-                        count: r.get(3)?,
-                        last: r.get(4)?,
-                        last_at: Timestamp::from_millis(r.get(5)?),
-                        demo: r.get::<_, i64>(6)? != 0,
-                    })
-                })
+                .rows(sql, text_binds(binds), |r| direct_day(r, 0))
                 .await;
         }
         let mut q = sqlx::query(&sql);
@@ -65,24 +72,9 @@ impl Store {
         binds: &[&str],
     ) -> Result<Vec<(String, MetricDay)>, RepoError> {
         if let Some(direct) = &self.direct {
-            let binds = binds
-                .iter()
-                .map(|b| crate::inbox::ListBind::Text((*b).to_owned()))
-                .collect();
             return direct
-                .rows(sql, binds, |r| {
-                    Ok((
-                        r.get(0)?,
-                        MetricDay {
-                            name: r.get(1)?,
-                            day: r.get(2)?,
-                            sum: r.get(3)?,
-                            count: r.get(4)?,
-                            last: r.get(5)?,
-                            last_at: Timestamp::from_millis(r.get(6)?),
-                            demo: r.get::<_, i64>(7)? != 0,
-                        },
-                    ))
+                .rows(sql, text_binds(binds), |r| {
+                    Ok((r.get(0)?, direct_day(r, 1)?))
                 })
                 .await;
         }
@@ -99,8 +91,28 @@ impl Store {
     }
 }
 
+/// Raises the KPI version of each workspace (inside the caller's transaction, so the change
+/// and its version commit together), in key order: two transactions take these row locks in
+/// the same order, after every other lock of theirs, and never deadlock on them.
+pub(crate) async fn bump_kpi_versions(
+    conn: &mut sqlx::AnyConnection,
+    workspaces: &std::collections::BTreeSet<&str>,
+) -> Result<(), RepoError> {
+    for ws in workspaces {
+        sqlx::query(
+            "INSERT INTO kpi_versions (workspace, version) VALUES ($1, 1) \
+             ON CONFLICT (workspace) DO UPDATE SET version = kpi_versions.version + 1",
+        )
+        .bind(*ws)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    }
+    Ok(())
+}
+
 /// `$first, $first+1, …` for `n` values.
-fn placeholders(first: usize, n: usize) -> String {
+pub(crate) fn placeholders(first: usize, n: usize) -> String {
     (first..first + n)
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
@@ -156,6 +168,9 @@ impl MetricRepo for Store {
             .await
             .map_err(db_err)?;
         }
+        if pushed.stored > 0 {
+            bump_kpi_versions(&mut tx, &std::iter::once(workspace.as_str()).collect()).await?;
+        }
         tx.commit().await.map_err(db_err)?;
         Ok(pushed)
     }
@@ -198,6 +213,27 @@ impl MetricRepo for Store {
         binds.extend(names.iter().map(String::as_str));
         out.extend(self.metric_rows(sql, &binds).await?);
         Ok(out)
+    }
+
+    async fn kpi_versions(&self) -> Result<Option<HashMap<WorkspaceSlug, i64>>, RepoError> {
+        let sql = "SELECT workspace, version FROM kpi_versions";
+        let rows: Vec<(String, i64)> = if let Some(direct) = &self.direct {
+            direct
+                .rows(sql.to_owned(), Vec::new(), |r| Ok((r.get(0)?, r.get(1)?)))
+                .await?
+        } else {
+            sqlx::query_as(sql)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_err)?
+        };
+        let mut out = HashMap::with_capacity(rows.len());
+        for (ws, v) in rows {
+            let ws = WorkspaceSlug::parse(&ws)
+                .map_err(|e| RepoError::Corrupt(format!("kpi_versions: {e}")))?;
+            out.insert(ws, v);
+        }
+        Ok(Some(out))
     }
 
     async fn metric_days_of(

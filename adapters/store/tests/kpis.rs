@@ -23,7 +23,8 @@ on_both_db!(
     two_processes_applying_overlapping_batches_apply_each_event_once,
     reads_for_several_workspaces_match_reads_of_one_at_a_time,
     roll_ups_follow_each_change_of_an_order,
-    two_processes_changing_the_same_orders_keep_the_roll_ups_exact
+    two_processes_changing_the_same_orders_keep_the_roll_ups_exact,
+    boards_show_a_change_from_any_process_at_once
 );
 
 const NOON: i64 = 1_795_518_000_000; // 2026-11-24 12:00 in Berlin
@@ -550,4 +551,121 @@ async fn two_processes_changing_the_same_orders_keep_the_roll_ups_exact(db: &Db)
     let k = a.kpis(&ws("lunavo"), 30, now).await.unwrap();
     let orders: i64 = k.days.iter().map(|d| d.orders).sum();
     assert_eq!(orders, 10 + 6 * 2 * 15, "every order counted once");
+}
+
+/// A board's reader keeps the days it decoded while the workspace's KPI version stays the
+/// same. Every change raises the version in its own transaction, whichever process makes it
+/// (here a second store on the same database, as `krake metric push` or another replica),
+/// so the next board shows it; a duplicate push or another workspace's change does not.
+async fn boards_show_a_change_from_any_process_at_once(db: &Db) {
+    use krake_core::kpi::{KpiDesk, KpiReader, KpiSettings, default_kpis};
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    let a = db.store.clone();
+    let b = Store::open(&db.url).await.unwrap();
+    let lunavo = ws("lunavo");
+    let monarch = ws("monarch");
+    let directory = krake_core::config::Directory::new(
+        vec![
+            krake_core::workspace::Workspace::from_name("Lunavo").unwrap(),
+            krake_core::workspace::Workspace::from_name("Monarch").unwrap(),
+        ],
+        Vec::new(),
+    )
+    .unwrap();
+    let desk = Arc::new(KpiDesk::new(
+        BTreeMap::from([
+            (lunavo.clone(), default_kpis("lunavo")),
+            (monarch.clone(), default_kpis("monarch")),
+        ]),
+        KpiSettings::default(),
+        Arc::new(a.clone()),
+    ));
+    let reader = KpiReader::new(
+        desk,
+        Arc::new(directory),
+        Some(Arc::new(a.clone())),
+        None,
+        Arc::new(krake_core::time::ManualClock::new(Timestamp::from_millis(
+            NOON + 3_600_000,
+        ))),
+        chrono_tz::Europe::Berlin,
+    );
+    let figure = |board: &krake_core::kpi::Board, key: &str| {
+        board
+            .figures
+            .iter()
+            .find(|f| f.key == key)
+            .unwrap_or_else(|| panic!("no {key} in {:?}", board.figures))
+            .today
+    };
+    let board = || async { reader.board(&lunavo).await.unwrap().unwrap() };
+    let version = |s: Store| async move {
+        s.kpi_versions()
+            .await
+            .unwrap()
+            .unwrap()
+            .get(&ws("lunavo"))
+            .copied()
+    };
+
+    assert_eq!(version(a.clone()).await, None, "nothing changed yet");
+    assert_eq!(figure(&board().await, "visitors"), None);
+    // Read twice: the second answer comes from the kept days and is the same.
+    assert_eq!(board().await, board().await);
+
+    let visitors = point("visitors", 120.0, "2026-11-24", NOON, Some("v1"));
+    b.record_metrics(&lunavo, std::slice::from_ref(&visitors))
+        .await
+        .unwrap();
+    assert_eq!(version(a.clone()).await, Some(1));
+    assert_eq!(figure(&board().await, "visitors"), Some(120.0));
+
+    // The same key again stores nothing and changes no version.
+    let p = b.record_metrics(&lunavo, &[visitors]).await.unwrap();
+    assert_eq!(p.duplicates, 1);
+    assert_eq!(version(a.clone()).await, Some(1));
+
+    // Another workspace's push raises only its own version.
+    b.record_metrics(
+        &monarch,
+        &[point("daily_active_users", 9.0, "2026-11-24", NOON, None)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(version(a.clone()).await, Some(1));
+    let all = a.kpi_versions().await.unwrap().unwrap();
+    assert_eq!(all.get(&monarch), Some(&1));
+
+    // An order applied by the other process: its revenue shows at once.
+    assert_eq!(figure(&board().await, "revenue_today"), None);
+    let applied = b
+        .apply_many(
+            &[one(
+                stored(&b, "kept-1").await,
+                CommerceEvent::OrderPaid(order("kept-1", "2026-11-24", 4_250, "paid", 0)),
+            )],
+            Timestamp::from_millis(NOON),
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied.len(), 1);
+    assert_eq!(version(a.clone()).await, Some(2));
+    assert_eq!(figure(&board().await, "revenue_today"), Some(42.5));
+    assert_eq!(figure(&board().await, "visitors"), Some(120.0));
+
+    // Applying the same event again changes nothing, not even the version.
+    let again = b
+        .apply_many(
+            &[one(
+                applied[0],
+                CommerceEvent::OrderPaid(order("kept-1", "2026-11-24", 4_250, "paid", 0)),
+            )],
+            Timestamp::from_millis(NOON),
+        )
+        .await
+        .unwrap();
+    assert!(again.is_empty());
+    assert_eq!(version(a.clone()).await, Some(2));
 }

@@ -1,20 +1,19 @@
 //! The KPI service on [`Krake`]: boards, the overview, pushed metrics and KPI alerts.
 
-use super::board::{Activity, DayAgg, Inputs, OverviewRow, Series, WINDOW_DAYS, compute, leaf_id};
+use super::board::{Activity, OverviewRow};
+use super::reader::KpiReader;
 use super::{
-    Board, CommerceFigure, KpiDef, KpiSettings, MetricDay, MetricName, MetricPoint, MetricRepo,
-    Overview, Pushed, Source,
+    Board, CommerceFigure, KpiDef, KpiSettings, MetricName, MetricPoint, MetricRepo, Overview,
+    Pushed,
 };
 use crate::actor::{Actor, Role};
-use crate::commerce::DailyKpi;
-use crate::folder::ColumnKind;
 use crate::inbox::{NewThread, ThreadFilter, ThreadKind, ThreadStatus};
 use crate::ports::RepoError;
 use crate::service::Krake;
 use crate::time::Timestamp;
 use crate::workspace::WorkspaceSlug;
 use chrono::{Days, NaiveDate};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// What the KPI service needs: each workspace's KPIs, how currencies add up, and where
@@ -26,6 +25,25 @@ pub struct KpiDesk {
     pub settings: KpiSettings,
     /// Pushed metrics.
     pub metrics: Arc<dyn MetricRepo>,
+    /// Each workspace's days as last read, with the KPI version they were read at.
+    pub(super) kept: std::sync::Mutex<HashMap<WorkspaceSlug, Arc<super::reader::WsDays>>>,
+}
+
+impl KpiDesk {
+    /// The KPI service's setup: each workspace's KPIs, the currency settings, and the store
+    /// of pushed metrics (which also keeps the KPI versions, see [`MetricRepo::kpi_versions`]).
+    pub fn new(
+        defs: BTreeMap<WorkspaceSlug, Vec<KpiDef>>,
+        settings: KpiSettings,
+        metrics: Arc<dyn MetricRepo>,
+    ) -> Self {
+        Self {
+            defs,
+            settings,
+            metrics,
+            kept: std::sync::Mutex::default(),
+        }
+    }
 }
 
 /// At most this many points per push.
@@ -78,13 +96,13 @@ pub enum PushRefused {
     Batch(String),
 }
 
-fn day_of(tz: chrono_tz::Tz, at: Timestamp) -> NaiveDate {
+pub(super) fn day_of(tz: chrono_tz::Tz, at: Timestamp) -> NaiveDate {
     chrono::DateTime::from_timestamp_millis(at.as_millis())
         .map(|t| t.with_timezone(&tz).date_naive())
         .unwrap_or_default()
 }
 
-fn back(d: NaiveDate, n: u32) -> NaiveDate {
+pub(super) fn back(d: NaiveDate, n: u32) -> NaiveDate {
     d.checked_sub_days(Days::new(u64::from(n))).unwrap_or(d)
 }
 
@@ -241,473 +259,6 @@ impl Krake {
             return Ok(None);
         }
         reader.board(workspace).await
-    }
-}
-
-/// Reads KPI boards: everything a board is computed from, without any person's permissions
-/// (callers check those). The core service and the agents' `get_kpis` tool share it.
-#[derive(Clone)]
-pub struct KpiReader {
-    desk: Arc<KpiDesk>,
-    directory: Arc<crate::config::Directory>,
-    commerce: Option<Arc<dyn crate::commerce::CommerceRepo>>,
-    folders: Option<Arc<dyn crate::folder::FolderRepo>>,
-    clock: Arc<dyn crate::time::Clock>,
-    tz: chrono_tz::Tz,
-    /// Commerce series already read by this reader (only for one request: see
-    /// [`KpiReader::for_one_request`]).
-    cache: Option<Arc<std::sync::Mutex<SeriesCache>>>,
-    /// Figures read ahead for one request (see [`KpiReader::read_ahead`]).
-    ahead: Option<Arc<ReadAhead>>,
-}
-
-/// Every figure a request's boards read, read ahead in two queries (the overview: five
-/// boards, each workspace's revenue and the Management total would otherwise be some forty
-/// reads).
-struct ReadAhead {
-    from: String,
-    to: String,
-    /// By workspace: the metric names read, and their days (with each one's last day before
-    /// the window).
-    metrics: HashMap<WorkspaceSlug, (BTreeSet<String>, Vec<MetricDay>)>,
-    /// Commerce roll-ups by workspace, for the workspaces read.
-    daily: HashMap<WorkspaceSlug, Vec<DailyKpi>>,
-}
-
-/// The name of the pushed metric that adds to a commerce figure.
-fn pushed_name(fig: CommerceFigure) -> &'static str {
-    match fig {
-        CommerceFigure::Revenue => "commerce.revenue",
-        CommerceFigure::Orders => "commerce.orders",
-        CommerceFigure::Refunds => "commerce.refunds",
-    }
-}
-
-/// The sources a workspace's KPIs read, by leaf id (a formula's names that are not KPIs of
-/// the workspace are leaves of their own).
-fn leaves(defs: &[KpiDef]) -> BTreeMap<String, Source> {
-    let mut leaves = BTreeMap::new();
-    for d in defs {
-        match &d.source {
-            Source::Formula(f) => {
-                for n in f.names() {
-                    if defs.iter().any(|x| x.key.as_str() == n) {
-                        continue;
-                    }
-                    if let (Some(id), Ok(s)) = (leaf_id(n), Source::parse(n)) {
-                        leaves.insert(id, s);
-                    }
-                }
-            }
-            other => {
-                leaves.insert(other.describe(), other.clone());
-            }
-        }
-    }
-    leaves
-}
-
-type SeriesCache = std::collections::HashMap<(WorkspaceSlug, CommerceFigure), Series>;
-
-impl KpiReader {
-    /// The same reader keeping the commerce series it reads, for one request that reads a
-    /// workspace's figures more than once (the overview: each workspace's board, its revenue,
-    /// and the Management total over all of them). Never for a long-lived reader.
-    pub fn for_one_request(mut self) -> Self {
-        self.cache = Some(Arc::default());
-        self
-    }
-
-    /// A reader over these sources; days are days in `tz`.
-    pub fn new(
-        desk: Arc<KpiDesk>,
-        directory: Arc<crate::config::Directory>,
-        commerce: Option<Arc<dyn crate::commerce::CommerceRepo>>,
-        folders: Option<Arc<dyn crate::folder::FolderRepo>>,
-        clock: Arc<dyn crate::time::Clock>,
-        tz: chrono_tz::Tz,
-    ) -> Self {
-        Self {
-            desk,
-            directory,
-            commerce,
-            folders,
-            clock,
-            tz,
-            cache: None,
-            ahead: None,
-        }
-    }
-
-    /// The same reader with everything the boards of `workspaces` and their revenue read
-    /// (and, for a Management total, every workspace's revenue) read ahead: two queries of
-    /// metric days and one of commerce days, whatever the number of workspaces. For one
-    /// request (the overview); boards then read from memory.
-    pub async fn read_ahead(
-        mut self,
-        workspaces: &[WorkspaceSlug],
-        today: NaiveDate,
-    ) -> Result<Self, RepoError> {
-        let mut names: BTreeMap<WorkspaceSlug, BTreeSet<String>> = BTreeMap::new();
-        let mut daily: BTreeSet<WorkspaceSlug> = BTreeSet::new();
-        let mut revenue_of =
-            |ws: &WorkspaceSlug, names: &mut BTreeMap<WorkspaceSlug, BTreeSet<String>>| {
-                names
-                    .entry(ws.clone())
-                    .or_default()
-                    .insert(pushed_name(CommerceFigure::Revenue).to_owned());
-                daily.insert(ws.clone());
-            };
-        let empty = Vec::new();
-        for ws in workspaces {
-            revenue_of(ws, &mut names);
-            for source in leaves(self.desk.defs.get(ws).unwrap_or(&empty)).into_values() {
-                let name = match source {
-                    Source::Metric(m) => m.to_string(),
-                    Source::Binance => super::BINANCE_METRIC.to_owned(),
-                    Source::Commerce(fig) => {
-                        revenue_of(ws, &mut names);
-                        pushed_name(fig).to_owned()
-                    }
-                    Source::AllRevenue => {
-                        for w in self.directory.workspaces() {
-                            revenue_of(&w.slug, &mut names);
-                        }
-                        continue;
-                    }
-                    Source::Folder { .. } | Source::Formula(_) => continue,
-                };
-                names.entry(ws.clone()).or_default().insert(name);
-            }
-        }
-        let (from, to) = (back(today, WINDOW_DAYS).to_string(), today.to_string());
-        let wanted: Vec<(WorkspaceSlug, Vec<String>)> = names
-            .iter()
-            .map(|(w, n)| (w.clone(), n.iter().cloned().collect()))
-            .collect();
-        let daily: Vec<WorkspaceSlug> = daily.into_iter().collect();
-        let commerce = async {
-            match &self.commerce {
-                Some(c) => c.daily_since_of(&daily, &from).await,
-                None => Ok(Vec::new()),
-            }
-        };
-        let (metric_rows, daily_rows) = tokio::join!(
-            self.desk.metrics.metric_days_of(&wanted, &from, &to),
-            commerce
-        );
-        let mut ahead = ReadAhead {
-            metrics: names
-                .into_iter()
-                .map(|(w, n)| (w, (n, Vec::new())))
-                .collect(),
-            daily: daily.into_iter().map(|w| (w, Vec::new())).collect(),
-            from,
-            to,
-        };
-        for (w, r) in metric_rows? {
-            if let Some((n, rows)) = ahead.metrics.get_mut(&w)
-                && n.contains(&r.name)
-            {
-                rows.push(r);
-            }
-        }
-        for (w, d) in daily_rows? {
-            if let Some(rows) = ahead.daily.get_mut(&w) {
-                rows.push(d);
-            }
-        }
-        self.ahead = Some(Arc::new(ahead));
-        Ok(self)
-    }
-
-    /// A workspace's metric days: from what was read ahead when it holds them, else read.
-    async fn metric_days(
-        &self,
-        ws: &WorkspaceSlug,
-        names: &[String],
-        from: &str,
-        to: &str,
-    ) -> Result<Vec<MetricDay>, RepoError> {
-        if let Some(a) = &self.ahead
-            && a.from == from
-            && a.to == to
-            && let Some((have, rows)) = a.metrics.get(ws)
-            && names.iter().all(|n| have.contains(n))
-        {
-            return Ok(rows
-                .iter()
-                .filter(|r| names.contains(&r.name))
-                .cloned()
-                .collect());
-        }
-        self.desk.metrics.metric_days(ws, names, from, to).await
-    }
-
-    /// A workspace's commerce days: from what was read ahead when it holds them, else read.
-    async fn daily_since(
-        &self,
-        commerce: &dyn crate::commerce::CommerceRepo,
-        ws: &WorkspaceSlug,
-        from: &str,
-    ) -> Result<Vec<DailyKpi>, RepoError> {
-        if let Some(a) = &self.ahead
-            && a.from == from
-            && let Some(rows) = a.daily.get(ws)
-        {
-            return Ok(rows.clone());
-        }
-        commerce.daily_since(ws, from).await
-    }
-
-    /// Today in the reader's time zone.
-    pub fn today(&self) -> NaiveDate {
-        day_of(self.tz, self.clock.now())
-    }
-
-    /// A workspace's board (`None` for an unknown workspace).
-    pub async fn board(&self, workspace: &WorkspaceSlug) -> Result<Option<Board>, RepoError> {
-        let Some(w) = self.directory.workspace(workspace) else {
-            return Ok(None);
-        };
-        let today = self.today();
-        Ok(Some(
-            self.board_of(&self.desk, &w.slug, &w.name, today).await?,
-        ))
-    }
-
-    pub(crate) async fn board_of(
-        &self,
-        desk: &KpiDesk,
-        ws: &WorkspaceSlug,
-        name: &str,
-        today: NaiveDate,
-    ) -> Result<Board, RepoError> {
-        let empty = Vec::new();
-        let defs = desk.defs.get(ws).unwrap_or(&empty);
-        let leaves = leaves(defs);
-        let from = back(today, WINDOW_DAYS);
-        let mut series = BTreeMap::new();
-        let mut metric_names = Vec::new();
-        for (id, s) in &leaves {
-            match s {
-                Source::Metric(m) => metric_names.push((id.clone(), m.to_string())),
-                Source::Binance => metric_names.push((id.clone(), super::BINANCE_METRIC.into())),
-                Source::Commerce(fig) => {
-                    series.insert(
-                        id.clone(),
-                        self.commerce_series(desk, ws, *fig, today).await?,
-                    );
-                }
-                Source::AllRevenue => {
-                    let mut total = Series {
-                        currency: Some(desk.settings.currency.clone()),
-                        ..Series::default()
-                    };
-                    for w in self.directory.workspaces() {
-                        let s = self
-                            .commerce_series(desk, &w.slug, CommerceFigure::Revenue, today)
-                            .await?;
-                        for (day, d) in s.days {
-                            let e = total.days.entry(day).or_default();
-                            e.sum += d.sum;
-                            e.last = e.sum;
-                            e.count = 1;
-                        }
-                    }
-                    series.insert(id.clone(), total);
-                }
-                Source::Folder { .. } => {
-                    series.insert(id.clone(), self.folder_series(s, today).await?);
-                }
-                Source::Formula(_) => {}
-            }
-        }
-        if !metric_names.is_empty() {
-            let names: Vec<String> = metric_names.iter().map(|(_, n)| n.clone()).collect();
-            let rows = self
-                .metric_days(ws, &names, &from.to_string(), &today.to_string())
-                .await?;
-            for (id, n) in &metric_names {
-                let mut s = Series::default();
-                for r in rows.iter().filter(|r| &r.name == n) {
-                    if let Ok(day) = r.day.parse::<NaiveDate>() {
-                        s.days.insert(
-                            day,
-                            DayAgg {
-                                sum: r.sum,
-                                count: r.count,
-                                last: r.last,
-                                last_at: Some(r.last_at),
-                                demo: r.demo,
-                            },
-                        );
-                    }
-                }
-                series.insert(id.clone(), s);
-            }
-        }
-        let inputs = Inputs {
-            today,
-            now: self.clock.now(),
-            series,
-        };
-        Ok(compute(ws, name, defs, &inputs, &desk.settings))
-    }
-
-    pub(crate) async fn commerce_series(
-        &self,
-        desk: &KpiDesk,
-        ws: &WorkspaceSlug,
-        fig: CommerceFigure,
-        today: NaiveDate,
-    ) -> Result<Series, RepoError> {
-        if let Some(cache) = &self.cache
-            && let Ok(c) = cache.lock()
-            && let Some(s) = c.get(&(ws.clone(), fig))
-        {
-            return Ok(s.clone());
-        }
-        let s = self.read_commerce_series(desk, ws, fig, today).await?;
-        if let Some(cache) = &self.cache
-            && let Ok(mut c) = cache.lock()
-        {
-            c.insert((ws.clone(), fig), s.clone());
-        }
-        Ok(s)
-    }
-
-    async fn read_commerce_series(
-        &self,
-        desk: &KpiDesk,
-        ws: &WorkspaceSlug,
-        fig: CommerceFigure,
-        today: NaiveDate,
-    ) -> Result<Series, RepoError> {
-        let mut s = Series::default();
-        if fig != CommerceFigure::Orders {
-            s.currency = Some(desk.settings.currency.clone());
-        }
-        // Figures pushed as metrics of the same name (`commerce.revenue`, in the overview's
-        // currency) add to the orders': a shop selling elsewhere too, or the demo history.
-        let from = back(today, WINDOW_DAYS);
-        for r in self
-            .metric_days(
-                ws,
-                &[pushed_name(fig).to_owned()],
-                &from.to_string(),
-                &today.to_string(),
-            )
-            .await?
-        {
-            if let Ok(day) = r.day.parse::<NaiveDate>() {
-                let e = s.days.entry(day).or_default();
-                e.sum += r.sum;
-                e.last = e.sum;
-                e.count = 1;
-                e.demo |= r.demo;
-            }
-        }
-        let Some(c) = &self.commerce else {
-            return Ok(s);
-        };
-        for d in &self.daily_since(c.as_ref(), ws, &from.to_string()).await? {
-            let Ok(day) = d.day.parse::<NaiveDate>() else {
-                continue;
-            };
-            let v = match fig {
-                CommerceFigure::Orders => d.orders as f64,
-                CommerceFigure::Revenue => desk
-                    .settings
-                    .convert(
-                        d.revenue.0 as f64 / 100.0,
-                        &d.currency,
-                        &desk.settings.currency,
-                    )
-                    .unwrap_or(0.0),
-                CommerceFigure::Refunds => desk
-                    .settings
-                    .convert(
-                        d.refunds.0 as f64 / 100.0,
-                        &d.currency,
-                        &desk.settings.currency,
-                    )
-                    .unwrap_or(0.0),
-            };
-            let e = s.days.entry(day).or_default();
-            e.sum += v;
-            e.last = e.sum;
-            e.count = 1;
-        }
-        // Days without orders count as zero once the shop has any.
-        if let Some(first) = s.days.keys().next().copied() {
-            let mut d = first;
-            while d <= today {
-                s.days.entry(d).or_insert(DayAgg {
-                    count: 1,
-                    ..DayAgg::default()
-                });
-                match d.succ_opt() {
-                    Some(n) => d = n,
-                    None => break,
-                }
-            }
-        }
-        Ok(s)
-    }
-
-    async fn folder_series(&self, source: &Source, today: NaiveDate) -> Result<Series, RepoError> {
-        let mut s = Series::default();
-        let (
-            Some(repo),
-            Source::Folder {
-                agent,
-                folder,
-                column,
-                date_column,
-            },
-        ) = (&self.folders, source)
-        else {
-            return Ok(s);
-        };
-        let agent = self
-            .directory
-            .agent(agent)
-            .map_or_else(|| agent.clone(), |a| a.name.to_string());
-        let Some(f) = repo.folder(&agent, folder).await? else {
-            return Ok(s);
-        };
-        let counting = column.eq_ignore_ascii_case("count");
-        let col = if counting {
-            None
-        } else {
-            match f.column(column) {
-                Some(c) if c.kind == ColumnKind::Number => Some(c.id),
-                _ => return Ok(s),
-            }
-        };
-        let date_col = date_column.as_ref().and_then(|d| f.column(d)).map(|c| c.id);
-        for e in repo.entries(f.id).await? {
-            let v = match col {
-                None => 1.0,
-                Some(id) => match e.values.get(&id).and_then(|v| v.trim().parse::<f64>().ok()) {
-                    Some(v) if v.is_finite() => v,
-                    _ => continue,
-                },
-            };
-            let day = match date_col {
-                None => today,
-                Some(id) => match e.values.get(&id).and_then(|v| v.parse::<NaiveDate>().ok()) {
-                    Some(d) => d,
-                    None => continue,
-                },
-            };
-            let d = s.days.entry(day).or_default();
-            d.sum += v;
-            d.count += 1;
-            d.last = v;
-        }
-        Ok(s)
     }
 }
 
@@ -893,16 +444,25 @@ impl Krake {
         };
         let desk = reader.desk.clone();
         let today = self.kpi_today();
+        let with_targets: Vec<&crate::workspace::Workspace> = self
+            .directory
+            .workspaces()
+            .iter()
+            .filter(|w| {
+                only.is_none_or(|o| o == &w.slug)
+                    && desk
+                        .defs
+                        .get(&w.slug)
+                        .is_some_and(|d| d.iter().any(|k| k.target.is_some()))
+            })
+            .collect();
+        if with_targets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let slugs: Vec<WorkspaceSlug> = with_targets.iter().map(|w| w.slug.clone()).collect();
+        let reader = reader.read_ahead(&slugs, today).await?;
         let mut opened = Vec::new();
-        for w in self.directory.workspaces() {
-            if only.is_some_and(|o| o != &w.slug)
-                || desk
-                    .defs
-                    .get(&w.slug)
-                    .is_none_or(|d| d.iter().all(|k| k.target.is_none()))
-            {
-                continue;
-            }
+        for w in with_targets {
             let board = reader.board_of(&desk, &w.slug, &w.name, today).await?;
             for f in &board.figures {
                 let (Some(since), Some(target)) = (&f.off_target_since, f.target) else {

@@ -12,12 +12,14 @@ mod config;
 pub mod demo;
 mod desk;
 pub mod formula;
+mod reader;
 mod render;
 
 pub use board::{Board, Figure, Overview, OverviewRow};
 pub use config::{KpiEntry, KpiSettings, default_kpis, kpi_defs};
-pub use desk::{KpiDesk, KpiReader, MAX_POINTS_PER_PUSH, PointInput, PushRefused};
+pub use desk::{KpiDesk, MAX_POINTS_PER_PUSH, PointInput, PushRefused};
 pub use formula::{Formula, FormulaError};
+pub use reader::KpiReader;
 pub use render::{age, kpi_cards, render_board, render_overview, sparkline};
 
 use crate::ports::RepoError;
@@ -336,6 +338,16 @@ pub trait MetricRepo: Send + Sync {
         from: &str,
         to: &str,
     ) -> Result<Vec<MetricDay>, RepoError>;
+    /// Each workspace's KPI version: a counter raised in every transaction that changes what
+    /// its boards read (its pushed metrics or its commerce roll-ups), in any process. A
+    /// workspace without an entry has never changed. A store that keeps versions raises them
+    /// for its commerce roll-ups too, so a reader's commerce repo must be the same store.
+    /// `None` (the default): this store keeps no versions, and readers read every time.
+    async fn kpi_versions(
+        &self,
+    ) -> Result<Option<std::collections::HashMap<WorkspaceSlug, i64>>, RepoError> {
+        Ok(None)
+    }
     /// [`MetricRepo::metric_days`] for several workspaces at once (the overview reads every
     /// workspace's), each row with its workspace. The default asks one workspace at a time;
     /// the store answers it in two queries.
