@@ -1,6 +1,8 @@
 //! `kpis`: the Management overview (`/overview`) and one workspace's board (`/kpi`) in
 //! process, over the five default workspaces with a year of daily history for every metric
-//! their KPIs read (the demo's generator), on a fresh SQLite file (and PostgreSQL when given).
+//! their KPIs read (the demo's generator), on a fresh SQLite file (and PostgreSQL when given);
+//! then the overview right after a point is pushed to one workspace, which reads that
+//! workspace's days again.
 
 use crate::common::{drop_postgres, report, scratch_postgres, scratch_sqlite};
 use hdrhistogram::Histogram;
@@ -67,7 +69,40 @@ async fn one(
         krake.kpi_board(&owner, &lunavo).await?;
         board.record(t.elapsed().as_nanos() as u64)?;
     }
+    // The same after each change: a point pushed to one workspace (its KPI version raised,
+    // so its days are read again; the other four are kept) before every overview.
+    let mut changed = Histogram::<u64>::new(3)?;
+    let pushes = iterations.min(200);
+    let names = [
+        "visitors",
+        "daily_active_users",
+        "reach_per_post",
+        "affiliate_revenue",
+    ];
+    let slugs: Vec<WorkspaceSlug> = settings
+        .directory
+        .workspaces()
+        .iter()
+        .map(|w| w.slug.clone())
+        .collect();
+    for i in 0..pushes {
+        let at = usize::try_from(i).unwrap_or_default();
+        let point = krake_core::kpi::PointInput {
+            name: names[at % names.len()].to_owned(),
+            value: f64::from(i),
+            at: None,
+            key: None,
+        };
+        let pushed = krake
+            .push_metrics(&owner, slugs[at % slugs.len()].as_str(), &[point])
+            .await?;
+        anyhow::ensure!(pushed.is_ok(), "a push was refused: {pushed:?}");
+        let t = Instant::now();
+        krake.overview(&owner).await?;
+        changed.record(t.elapsed().as_nanos() as u64)?;
+    }
     report("/overview (5 workspaces)", &overview);
     report("/kpi lunavo (one board)", &board);
+    report("/overview after a push", &changed);
     Ok(())
 }

@@ -347,15 +347,40 @@ impl Krake {
         if visible.is_empty() {
             return Ok(out);
         }
-        let threads = self
-            .inbox
-            .list(&ThreadFilter {
-                visible: Some(visible.iter().map(|w| w.slug.clone()).collect()),
-                limit: 12,
-                ..ThreadFilter::default()
-            })
-            .await?;
-        for t in threads {
+        // The three reads at once: the overview waits for the slowest, not for their sum.
+        let filter = ThreadFilter {
+            visible: Some(visible.iter().map(|w| w.slug.clone()).collect()),
+            limit: 12,
+            ..ThreadFilter::default()
+        };
+        let threads = self.inbox.list(&filter);
+        let runs = async {
+            match &self.agents {
+                Some(agents) => {
+                    agents
+                        .runs(
+                            actor,
+                            &crate::run::RunQuery {
+                                limit: Some(8),
+                                ..crate::run::RunQuery::default()
+                            },
+                        )
+                        .await
+                }
+                None => Ok(Vec::new()),
+            }
+        };
+        let dead = async {
+            match (
+                &self.outbox,
+                crate::dead_letters::may_manage(actor, self.directory.workspaces()),
+            ) {
+                (Some(outbox), true) => outbox.dead_letters(100).await.map(|d| d.len()),
+                _ => Ok(0),
+            }
+        };
+        let (threads, runs, dead) = tokio::join!(threads, runs, dead);
+        for t in threads? {
             let (kind, text) = match (t.kind, t.status) {
                 (_, ThreadStatus::Approved | ThreadStatus::Rejected) => (
                     "decision",
@@ -380,51 +405,32 @@ impl Krake {
                 thread: Some(t.id.0),
             });
         }
-        if let Some(agents) = &self.agents {
-            let runs = agents
-                .runs(
-                    actor,
-                    &crate::run::RunQuery {
-                        limit: Some(8),
-                        ..crate::run::RunQuery::default()
-                    },
-                )
-                .await?;
-            for r in runs
-                .into_iter()
-                .filter(|r| visible.iter().any(|w| w.slug == r.workspace))
-            {
-                out.push(Activity {
-                    at: r.updated_at,
-                    workspace: Some(r.workspace.clone()),
-                    kind: "run",
-                    text: format!(
-                        "{} run {}: {}",
-                        r.agent,
-                        r.status.as_str(),
-                        crate::text::one_line(&r.task, 60)
-                    ),
-                    thread: r.thread.map(|t| t.0),
-                });
-            }
+        for r in runs?
+            .into_iter()
+            .filter(|r| visible.iter().any(|w| w.slug == r.workspace))
+        {
+            out.push(Activity {
+                at: r.updated_at,
+                workspace: Some(r.workspace.clone()),
+                kind: "run",
+                text: format!(
+                    "{} run {}: {}",
+                    r.agent,
+                    r.status.as_str(),
+                    crate::text::one_line(&r.task, 60)
+                ),
+                thread: r.thread.map(|t| t.0),
+            });
         }
-        if let (Some(outbox), true) = (
-            &self.outbox,
-            crate::dead_letters::may_manage(actor, self.directory.workspaces()),
-        ) {
-            let dead = outbox.dead_letters(100).await?;
-            if !dead.is_empty() {
-                out.push(Activity {
-                    at: self.clock.now(),
-                    workspace: None,
-                    kind: "delivery",
-                    text: format!(
-                        "{} message(s) could not be delivered; see /deadletters",
-                        dead.len()
-                    ),
-                    thread: None,
-                });
-            }
+        let dead = dead?;
+        if dead > 0 {
+            out.push(Activity {
+                at: self.clock.now(),
+                workspace: None,
+                kind: "delivery",
+                text: format!("{dead} message(s) could not be delivered; see /deadletters"),
+                thread: None,
+            });
         }
         out.sort_by_key(|a| std::cmp::Reverse(a.at));
         out.truncate(15);
