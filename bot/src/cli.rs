@@ -3,9 +3,10 @@
 use crate::settings::Overrides;
 use clap::{Parser, Subcommand};
 
-/// Krake: a chat-first operations bot.
+/// Krake, a chat-first operations bot. `krake serve` starts it (web on http://127.0.0.1:8080);
+/// `krake chat` talks to it in this terminal.
 #[derive(Debug, Parser)]
-#[command(name = "krake", version, about, long_about = None)]
+#[command(name = "krake", version, long_about = None)]
 pub struct Cli {
     /// Settings that every command shares.
     #[command(flatten)]
@@ -18,8 +19,8 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
-    /// Run Krake: the HTTP server (health probes now; API, web chat and webhooks as they land),
-    /// the expiry sweeper and, later, the platform fronts.
+    /// Run Krake: the web dashboard, web chat, API and webhooks on one HTTP listener, the
+    /// Telegram and Discord fronts when their tokens are set, agents, schedules and deliveries.
     Serve(ServeArgs),
     /// Chat with Krake in the terminal as user `local` (reads one message per line when piped).
     Chat,
