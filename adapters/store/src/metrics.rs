@@ -36,22 +36,23 @@ fn direct_day(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<MetricDay> {
     })
 }
 
-fn text_binds(binds: &[&str]) -> Vec<crate::inbox::ListBind> {
-    binds
-        .iter()
-        .map(|b| crate::inbox::ListBind::Text((*b).to_owned()))
-        .collect()
-}
-
 impl Store {
-    /// Daily rows of a query with text parameters: on an SQLite file through the direct
-    /// readers (a board reads a few of these per workspace; the pool's one connection made
-    /// each cost a millisecond), otherwise through the pool.
-    async fn metric_rows(&self, sql: String, binds: &[&str]) -> Result<Vec<MetricDay>, RepoError> {
-        if let Some(direct) = &self.direct {
-            return direct
-                .rows(sql, text_binds(binds), |r| direct_day(r, 0))
-                .await;
+    /// Rows of a query with text parameters: on an SQLite file through the direct readers
+    /// (`direct`; a board reads a few of these per workspace, and the pool's one connection
+    /// made each cost a millisecond), otherwise through the pool (`pooled`).
+    async fn text_query<T: Send + 'static>(
+        &self,
+        sql: String,
+        binds: &[&str],
+        direct: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+        pooled: fn(&sqlx::any::AnyRow) -> Result<T, RepoError>,
+    ) -> Result<Vec<T>, RepoError> {
+        if let Some(readers) = &self.direct {
+            let binds = binds
+                .iter()
+                .map(|b| crate::inbox::ListBind::Text((*b).to_owned()))
+                .collect();
+            return readers.rows(sql, binds, direct).await;
         }
         let mut q = sqlx::query(&sql);
         for b in binds {
@@ -61,33 +62,29 @@ impl Store {
             .await
             .map_err(db_err)?
             .iter()
-            .map(day_row)
+            .map(pooled)
             .collect()
     }
 
-    /// [`Store::metric_rows`] of a query whose first column is the workspace.
+    /// Daily rows of a query selecting [`COLUMNS`].
+    async fn metric_rows(&self, sql: String, binds: &[&str]) -> Result<Vec<MetricDay>, RepoError> {
+        self.text_query(sql, binds, |r| direct_day(r, 0), day_row)
+            .await
+    }
+
+    /// Daily rows of a query selecting the workspace, then [`COLUMNS`].
     async fn metric_rows_of(
         &self,
         sql: String,
         binds: &[&str],
     ) -> Result<Vec<(String, MetricDay)>, RepoError> {
-        if let Some(direct) = &self.direct {
-            return direct
-                .rows(sql, text_binds(binds), |r| {
-                    Ok((r.get(0)?, direct_day(r, 1)?))
-                })
-                .await;
-        }
-        let mut q = sqlx::query(&sql);
-        for b in binds {
-            q = q.bind(*b);
-        }
-        q.fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?
-            .iter()
-            .map(|r| Ok((r.try_get("workspace").map_err(db_err)?, day_row(r)?)))
-            .collect()
+        self.text_query(
+            sql,
+            binds,
+            |r| Ok((r.get(0)?, direct_day(r, 1)?)),
+            |r| Ok((r.try_get("workspace").map_err(db_err)?, day_row(r)?)),
+        )
+        .await
     }
 }
 

@@ -61,13 +61,10 @@ impl WsDays {
     }
 }
 
-/// Every figure a request's boards read, read ahead (the overview: five boards, each
-/// workspace's revenue and the Management total would otherwise be some forty reads).
-struct ReadAhead {
-    from: String,
-    to: String,
-    workspaces: HashMap<WorkspaceSlug, Arc<WsDays>>,
-}
+/// Every figure a request's boards read, read ahead, by workspace (the overview: five
+/// boards, each workspace's revenue and the Management total would otherwise be some forty
+/// reads).
+type ReadAhead = HashMap<WorkspaceSlug, Arc<WsDays>>;
 
 /// The name of the pushed metric that adds to a commerce figure.
 fn pushed_name(fig: CommerceFigure) -> &'static str {
@@ -250,11 +247,7 @@ impl KpiReader {
                 have.insert(ws, one);
             }
         }
-        self.ahead = Some(Arc::new(ReadAhead {
-            from,
-            to,
-            workspaces: have,
-        }));
+        self.ahead = Some(Arc::new(have));
         Ok(self)
     }
 
@@ -267,10 +260,9 @@ impl KpiReader {
         from: &str,
         to: &str,
     ) -> Result<Arc<Vec<MetricDay>>, RepoError> {
-        if let Some(a) = &self.ahead
-            && a.from == from
-            && a.to == to
-            && let Some(w) = a.workspaces.get(ws)
+        if let Some(w) = self.ahead.as_ref().and_then(|a| a.get(ws))
+            && w.from == from
+            && w.to == to
             && names.iter().all(|n| w.names.contains(n))
         {
             return Ok(w.metrics.clone());
@@ -287,9 +279,9 @@ impl KpiReader {
         ws: &WorkspaceSlug,
         from: &str,
     ) -> Result<Arc<Vec<DailyKpi>>, RepoError> {
-        if let Some(a) = &self.ahead
-            && a.from == from
-            && let Some(rows) = a.workspaces.get(ws).and_then(|w| w.daily.as_ref())
+        if let Some(w) = self.ahead.as_ref().and_then(|a| a.get(ws))
+            && w.from == from
+            && let Some(rows) = &w.daily
         {
             return Ok(rows.clone());
         }
