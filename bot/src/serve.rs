@@ -179,7 +179,7 @@ pub struct ServeConfig {
     /// Lease on claimed commerce events (another process takes them over after it ends).
     pub commerce_lease: Duration,
     /// How many batches of commerce events this process applies at once (each worker claims
-    /// its own).
+    /// its own); 0: this process stores webhooks and another one applies them.
     pub commerce_workers: usize,
     /// The Telegram front, when configured.
     pub telegram: Option<krake_telegram::TelegramConfig>,
@@ -215,9 +215,15 @@ pub async fn run(
         stop_rx.clone(),
     ));
     // Each worker claims and applies its own batches: while one waits for the database
-    // (a batch is a few round trips and a commit), the next is applied.
+    // (a batch is a few round trips and a commit), the next is applied. None: this process
+    // only stores webhooks, and another process sharing the database applies them.
     let mut commerce = Vec::new();
-    for worker in 0..config.commerce_workers.max(1) {
+    if config.commerce_workers == 0 {
+        tracing::info!(
+            "commerce_workers = 0: webhooks are stored here and applied by another Krake process on the same database"
+        );
+    }
+    for worker in 0..config.commerce_workers {
         let processor = krake_core::commerce::CommerceProcessor::new(
             Arc::new(store.clone()),
             Arc::new(store.clone()),

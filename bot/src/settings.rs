@@ -45,7 +45,8 @@ pub struct FileConfig {
     /// take it over (after a crash); default 60.
     pub commerce_lease_secs: Option<u64>,
     /// How many batches of commerce events one process applies at once; default 2 on
-    /// PostgreSQL, 1 on SQLite (one writer).
+    /// PostgreSQL, 1 on SQLite (one writer); 0 stores webhooks without applying them (an
+    /// intake replica: another process on the same database applies them).
     pub commerce_workers: Option<usize>,
     /// An occurrence found more than this many seconds late counts as missed; default 60.
     pub schedule_grace_secs: Option<u64>,
@@ -266,7 +267,7 @@ impl Settings {
             schedule_timezone,
             coordinator_tick_secs: file.coordinator_tick_secs.unwrap_or(1).max(1),
             commerce_lease_secs: file.commerce_lease_secs.unwrap_or(60).max(1),
-            commerce_workers: file.commerce_workers.map(|n| n.clamp(1, 16)),
+            commerce_workers: file.commerce_workers.map(|n| n.min(16)),
             schedule_grace_secs: file.schedule_grace_secs.unwrap_or(60),
             schedules,
             telegram: file

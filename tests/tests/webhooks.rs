@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 
 const SECRET: &str = "burst-secret";
 
-fn config(dir: &Path) -> std::path::PathBuf {
+fn config(dir: &Path, top: &str) -> std::path::PathBuf {
     let cfg = dir.join("krake.toml");
     std::fs::write(
         &cfg,
-        "[shopify.shops]\n\"lunavo.myshopify.com\" = \"lunavo\"\n",
+        format!("{top}[shopify.shops]\n\"lunavo.myshopify.com\" = \"lunavo\"\n"),
     )
     .unwrap();
     cfg
@@ -33,9 +33,14 @@ fn free_port() -> u16 {
 }
 
 fn start(dir: &Path, port: u16) -> Child {
+    start_with(dir, port, "")
+}
+
+/// Starts `krake serve` with `top` (settings lines) above the shop table of its config.
+fn start_with(dir: &Path, port: u16, top: &str) -> Child {
     let mut child = krake(dir)
         .arg("--config")
-        .arg(config(dir))
+        .arg(config(dir, top))
         .env("KRAKE_SHOPIFY_WEBHOOK_SECRET", SECRET)
         .env("KRAKE_LOG", "warn")
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -205,6 +210,46 @@ fn a_burst_survives_kill_9_and_is_processed_exactly_once() {
         n,
         "one thank-you thread per order, none twice"
     );
+}
+
+#[test]
+fn an_intake_replica_stores_webhooks_and_another_process_applies_them() {
+    const N: usize = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut intake = start_with(dir.path(), port, "commerce_workers = 0\n");
+    for i in 0..N {
+        deliver_until_ok(port, i);
+    }
+    // An applying process would have taken them within milliseconds; this one leaves them.
+    std::thread::sleep(Duration::from_millis(1500));
+    let count = |sql: &str| sqlite_count(dir.path(), sql);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM inbound WHERE source = 'shopify'"),
+        N as i64
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM inbound WHERE processed_at IS NOT NULL"),
+        0,
+        "the intake replica stores and does not apply"
+    );
+    assert_eq!(count("SELECT COUNT(*) FROM commerce_orders"), 0);
+    intake.kill().unwrap();
+    intake.wait().unwrap();
+
+    let mut worker = start(dir.path(), port);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count("SELECT COUNT(*) FROM inbound WHERE processed_at IS NULL") > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the stored backlog was not applied"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    assert_eq!(count("SELECT COUNT(*) FROM commerce_orders"), N as i64);
+    assert_eq!(count("SELECT SUM(orders) FROM kpi_daily"), N as i64);
 }
 
 #[test]

@@ -316,8 +316,25 @@ impl Store {
                 .cmp(events[*b].idempotency_key.as_str())
         });
         let sorted: Vec<&InboundRecord> = order.iter().map(|i| &events[*i]).collect();
+        let out = match &self.native_pg {
+            Some(pg) => record_sorted_pg(pg, &sorted).await?,
+            None => self.record_sorted(&sorted).await?,
+        };
+        let mut answers: Vec<Option<Recorded>> = vec![None; events.len()];
+        for (at, r) in order.into_iter().zip(out) {
+            answers[at] = Some(r);
+        }
+        answers
+            .into_iter()
+            .map(|r| r.ok_or_else(|| RepoError::Corrupt("an inbound answer went missing".into())))
+            .collect()
+    }
+
+    /// [`record_inbound_many`](Self::record_inbound_many) through the pool: multi-row
+    /// statements of up to 100 rows, `sorted` by key; the answers in that order.
+    async fn record_sorted(&self, sorted: &[&InboundRecord]) -> Result<Vec<Recorded>, RepoError> {
         let mut tx = self.begin().await?;
-        let mut out = Vec::with_capacity(events.len());
+        let mut out = Vec::with_capacity(sorted.len());
         for chunk in sorted.chunks(100) {
             // One multi-row statement per chunk; rows whose key exists come back missing.
             let mut sql = String::from(
@@ -392,41 +409,111 @@ impl Store {
                     );
                 }
             }
-            for e in chunk {
-                let key = e.idempotency_key.as_str();
-                // A key repeated inside one batch is new once, then a duplicate.
-                if let Some(id) = new_ids.remove(key) {
-                    existing.insert(key.to_owned(), (InboundId(id), false, None));
-                    out.push(Recorded::New(InboundId(id)));
-                    continue;
-                }
-                let (id, processed, response) = existing
-                    .get(key)
-                    .cloned()
-                    .ok_or_else(|| RepoError::Corrupt(format!("inbound event `{key}` vanished")))?;
-                out.push(Recorded::Duplicate {
-                    id,
-                    processed,
-                    response,
-                });
-            }
+            answer_chunk(chunk, new_ids, existing, &mut out)?;
         }
         tx.commit().await.map_err(db_err)?;
-        let mut answers: Vec<Option<Recorded>> = vec![None; events.len()];
-        for (at, r) in order.into_iter().zip(out) {
-            answers[at] = Some(r);
-        }
-        answers
-            .into_iter()
-            .map(|r| r.ok_or_else(|| RepoError::Corrupt("an inbound answer went missing".into())))
-            .collect()
+        Ok(out)
     }
+}
+
+/// What each event of a chunk gets: `New` with the id it was inserted under (`new_ids`), or
+/// `Duplicate` with what was stored before (`existing`). A key repeated inside one chunk is new
+/// once, then a duplicate.
+fn answer_chunk(
+    chunk: &[&InboundRecord],
+    mut new_ids: std::collections::HashMap<String, i64>,
+    mut existing: std::collections::HashMap<String, (InboundId, bool, Option<String>)>,
+    out: &mut Vec<Recorded>,
+) -> Result<(), RepoError> {
+    for e in chunk {
+        let key = e.idempotency_key.as_str();
+        if let Some(id) = new_ids.remove(key) {
+            existing.insert(key.to_owned(), (InboundId(id), false, None));
+            out.push(Recorded::New(InboundId(id)));
+            continue;
+        }
+        let (id, processed, response) = existing
+            .get(key)
+            .cloned()
+            .ok_or_else(|| RepoError::Corrupt(format!("inbound event `{key}` vanished")))?;
+        out.push(Recorded::Duplicate {
+            id,
+            processed,
+            response,
+        });
+    }
+    Ok(())
+}
+
+/// [`Store::record_inbound_many`] on PostgreSQL's own driver: the batch's columns bound as six
+/// arrays and inserted with `UNNEST` in one statement, whatever the batch's size (one
+/// prepared statement, planned once per connection), then the keys already there read back
+/// with `= ANY`; one transaction. `sorted` is in key order, so concurrent batches lock keys in
+/// one order.
+async fn record_sorted_pg(
+    pg: &sqlx::PgPool,
+    sorted: &[&InboundRecord],
+) -> Result<Vec<Recorded>, RepoError> {
+    let mut sources = Vec::with_capacity(sorted.len());
+    let mut keys = Vec::with_capacity(sorted.len());
+    let mut actors = Vec::with_capacity(sorted.len());
+    let mut conversations = Vec::with_capacity(sorted.len());
+    let mut contents = Vec::with_capacity(sorted.len());
+    let mut received = Vec::with_capacity(sorted.len());
+    for e in sorted {
+        sources.push(e.source.as_str());
+        keys.push(e.idempotency_key.as_str());
+        actors.push(e.actor.as_str());
+        conversations.push(e.conversation.as_str());
+        contents.push(e.content.as_str());
+        received.push(e.received_at.as_millis());
+    }
+    let mut tx = pg.begin().await.map_err(db_err)?;
+    let rows: Vec<(i64, String)> = sqlx::query_as(
+        "INSERT INTO inbound (source, idempotency_key, actor, conversation, content, received_at) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[]) \
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key",
+    )
+    .bind(&sources)
+    .bind(&keys)
+    .bind(&actors)
+    .bind(&conversations)
+    .bind(&contents)
+    .bind(&received)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    let new_ids: std::collections::HashMap<String, i64> =
+        rows.into_iter().map(|(id, key)| (key, id)).collect();
+    let mut seen = std::collections::HashSet::new();
+    let missing: Vec<&str> = keys
+        .iter()
+        .copied()
+        .filter(|k| !new_ids.contains_key(*k) && seen.insert(*k))
+        .collect();
+    let mut existing = std::collections::HashMap::with_capacity(missing.len());
+    if !missing.is_empty() {
+        let rows: Vec<(i64, String, Option<i64>, Option<String>)> = sqlx::query_as(
+            "SELECT id, idempotency_key, processed_at, response FROM inbound WHERE idempotency_key = ANY($1)",
+        )
+        .bind(&missing)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        for (id, key, processed, response) in rows {
+            existing.insert(key, (InboundId(id), processed.is_some(), response));
+        }
+    }
+    let mut out = Vec::with_capacity(sorted.len());
+    answer_chunk(sorted, new_ids, existing, &mut out)?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(out)
 }
 
 type Pending = crate::direct::Pending;
 
 /// How many group-commit batches may be written at once through the pool.
-const WRITERS_IN_FLIGHT: usize = 4;
+pub(crate) const WRITERS_IN_FLIGHT: usize = 4;
 
 /// Group commit for inbound events: concurrent `record_inbound` calls are gathered and written
 /// in one transaction, and each caller is answered only after that transaction committed, so

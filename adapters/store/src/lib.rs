@@ -106,6 +106,9 @@ pub struct Store {
     /// SQLite files: direct connections for the hot paths (inbox listings, the inbound
     /// writer); `None` on PostgreSQL.
     direct: Option<std::sync::Arc<direct::Direct>>,
+    /// PostgreSQL: a small native pool for the inbound writer, whose batches bind whole
+    /// columns as arrays (one prepared statement whatever the batch size); `None` on SQLite.
+    native_pg: Option<sqlx::PgPool>,
     /// Wakes delivery workers when outbox messages are committed (shared by clones).
     notices: notify::OutboxNotices,
 }
@@ -185,11 +188,23 @@ impl Store {
             }
             Backend::Postgres => None,
         };
+        let native_pg = match backend {
+            Backend::Sqlite => None,
+            // Lazy: its connections open when the first webhook batch is written.
+            Backend::Postgres => Some(
+                sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(inbound::WRITERS_IN_FLIGHT as u32)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_lazy(&url)
+                    .map_err(open_err)?,
+            ),
+        };
         Ok(Self {
             pool,
             backend,
             url: krake_core::secret::Secret::new(url),
             direct,
+            native_pg,
             notices: notify::OutboxNotices::new(),
         })
     }
