@@ -262,6 +262,18 @@ impl InboundRepo for Store {
             limit.clamp(1, 1000)
         );
         let mut tx = self.begin().await?;
+        if self.backend == Backend::Postgres {
+            // The queue's index in its order is the only plan that stays cheap whatever the
+            // statistics say. Taken before a burst, they say almost nothing is unprocessed,
+            // and the planner then reads every unprocessed row through a bitmap and sorts
+            // them (73 ms per claim behind a backlog of 32,000, against 5 ms in order).
+            sqlx::query(
+                "SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)",
+            )
+            .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
         let rows = sqlx::query(&sql)
             .bind(owner)
             .bind(now.plus(lease).as_millis())

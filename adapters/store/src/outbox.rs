@@ -119,11 +119,6 @@ impl OutboxRepo for Store {
         lease: Duration,
         limit: u32,
     ) -> Result<Vec<OutboxJob>, RepoError> {
-        let skip = if self.backend == Backend::Postgres {
-            " FOR UPDATE OF o SKIP LOCKED"
-        } else {
-            ""
-        };
         // A message is claimable when it is the oldest pending message of its destination
         // (order per destination), due, and not leased (or its lease ran out). The heads are
         // found first, by walking the pending index (destination, id) from one destination to
@@ -133,27 +128,46 @@ impl OutboxRepo for Store {
         // reading all of them. `o.state = 'pending'` is checked again on the row locked:
         // PostgreSQL re-evaluates it on the row version it locks, so a message another worker
         // completed meanwhile is never claimed.
+        //
+        // On PostgreSQL each head is read by its id in a lateral subquery (a primary key
+        // probe per head). Joined plainly, the planner may scan the pending index for rows
+        // matching the heads instead: with statistics taken before a burst it believes
+        // almost nothing is pending, and each claim then reads the whole queue (32 to 49 ms
+        // at 72,000 pending messages, against 0.6 ms).
         let front_clause = if front.is_some() {
             " AND o.front = $5"
         } else {
             ""
         };
-        let sql = format!(
-            "WITH RECURSIVE d(destination) AS ( \
+        let heads = "WITH RECURSIVE d(destination) AS ( \
                SELECT MIN(destination) FROM outbox WHERE state = 'pending' \
                UNION ALL \
                SELECT (SELECT MIN(h.destination) FROM outbox h WHERE h.state = 'pending' AND h.destination > d.destination) \
                FROM d WHERE d.destination IS NOT NULL), \
              heads(id) AS MATERIALIZED ( \
                SELECT (SELECT MIN(h.id) FROM outbox h WHERE h.state = 'pending' AND h.destination = d.destination) \
-               FROM d WHERE d.destination IS NOT NULL) \
-             UPDATE outbox SET lease_owner = $1, lease_until = $2, attempts = attempts + 1 WHERE id IN ( \
-               SELECT o.id FROM heads JOIN outbox o ON o.id = heads.id \
-               WHERE o.state = 'pending'{front_clause} AND o.next_attempt_at <= $3 AND (o.lease_until IS NULL OR o.lease_until <= $4) \
-               ORDER BY o.id LIMIT {}{skip}) \
-             RETURNING id, destination, payload, attempts, lease_until, created_at",
-            limit.clamp(1, 1000)
+               FROM d WHERE d.destination IS NOT NULL)";
+        let claimable = format!(
+            "o.state = 'pending'{front_clause} AND o.next_attempt_at <= $3 AND (o.lease_until IS NULL OR o.lease_until <= $4)"
         );
+        let limit = limit.clamp(1, 1000);
+        let sql = if self.backend == Backend::Postgres {
+            format!(
+                "{heads} UPDATE outbox SET lease_owner = $1, lease_until = $2, attempts = attempts + 1 WHERE id IN ( \
+                   SELECT r.id FROM heads CROSS JOIN LATERAL ( \
+                     SELECT o.id FROM outbox o WHERE o.id = heads.id AND {claimable} \
+                     OFFSET 0 FOR UPDATE SKIP LOCKED) r \
+                   ORDER BY r.id LIMIT {limit}) \
+                 RETURNING id, destination, payload, attempts, lease_until, created_at"
+            )
+        } else {
+            format!(
+                "{heads} UPDATE outbox SET lease_owner = $1, lease_until = $2, attempts = attempts + 1 WHERE id IN ( \
+                   SELECT o.id FROM heads JOIN outbox o ON o.id = heads.id WHERE {claimable} \
+                   ORDER BY o.id LIMIT {limit}) \
+                 RETURNING id, destination, payload, attempts, lease_until, created_at"
+            )
+        };
         let mut q = sqlx::query(&sql)
             .bind(owner)
             .bind(now.plus(lease).as_millis())
