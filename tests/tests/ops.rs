@@ -851,6 +851,46 @@ fn deliver_to_any(ports: &[u16], i: usize) {
     }
 }
 
+/// The secret the replicas' Telegram webhook expects.
+const TELEGRAM_SECRET: &str = "hook-Secret_42";
+
+/// Posts Telegram update `update_id` (`/help` in the private chat of user `user`, from the
+/// fixture Telegram sent) to the replicas' webhook, to each of `ports` in turn until one
+/// answers 200 (a front answers 503 until it has registered its webhook).
+fn telegram_update(ports: &[u16], update_id: u64, user: u64) {
+    let path = format!(
+        "{}/../../shared/fixtures/telegram/update_message_private_text.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut update: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    update["update_id"] = serde_json::json!(update_id);
+    update["message"]["from"]["id"] = serde_json::json!(user);
+    update["message"]["chat"]["id"] = serde_json::json!(user);
+    update["message"]["text"] = serde_json::json!("/help");
+    let body = serde_json::to_vec(&update).unwrap();
+    let headers = [
+        (
+            "X-Telegram-Bot-Api-Secret-Token",
+            TELEGRAM_SECRET.to_owned(),
+        ),
+        ("Content-Type", "application/json".to_owned()),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        for &port in ports {
+            if let Some((200, _, _)) = request(port, "POST", "/telegram/webhook", &headers, &body) {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Telegram update {update_id} never got a 200"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn chat_on(dir: &Path, url: &str, line: &str) -> String {
     let mut child = krake(dir)
         .args(["--database-url", url, "chat"])
@@ -1122,16 +1162,21 @@ mod postgres {
     }
 
     /// Scale-out with everything at once: two `krake serve` on one PostgreSQL, the knowledge base
-    /// on the Qdrant server (the real one when `KRAKE_QDRANT_BIN` names it, else the gRPC fake)
-    /// and a model (the local OpenAI-compatible fake). Webhooks go to both; a schedule falls due
-    /// and its agent run searches the knowledge base; the process working on that run is killed
-    /// (SIGKILL) while the model answers, and the survivor resumes it. Every order is applied
-    /// once, and the run ends once, with one notice, answered from the knowledge search.
+    /// on the Qdrant server (the real one when `KRAKE_QDRANT_BIN` names it, else the gRPC fake),
+    /// a model (the local OpenAI-compatible fake) and a local Telegram Bot API. Webhooks go to
+    /// both; chat comes from two fronts (the terminal makes the schedule; Telegram updates reach
+    /// the replicas by webhook, one of them delivered to both, and their replies are delivered
+    /// to the local Bot API); a schedule falls due and its agent run searches the knowledge
+    /// base; the process working on that run is killed (SIGKILL) while the model answers, and
+    /// the survivor resumes it. Every order is applied once, every chat message answered once,
+    /// and the run ends once, with one notice, answered from the knowledge search.
     #[test]
     fn scale_out_with_a_replica_killed_mid_run_does_everything_once() {
         use krake_tests::fake_openai::{Answer, FakeOpenAi};
+        use krake_tests::fake_telegram::{FakeTelegram, TOKEN};
         const N: usize = 300;
         let rt = tokio::runtime::Runtime::new().unwrap();
+        let telegram = rt.block_on(FakeTelegram::start());
         let (qdrant_url, _real, _fake) = match krake_tests::real_qdrant::qdrant_bin() {
             Some(bin) => {
                 let q = rt.block_on(krake_tests::real_qdrant::RealQdrant::start(bin));
@@ -1154,8 +1199,8 @@ mod postgres {
             Answer::reply("Customers have 30 days to return a hoodie.", 0.95),
         ]));
         let extra = format!(
-            "[llm]\nmax_retries = 0\n[[llm.providers]]\nname = \"fake\"\nbase_url = \"{}\"\nmodels = [\"fake-model\"]\n\n[agent_runs]\nlease_secs = 3\n\n[rag]\nstore = \"qdrant\"\nqdrant_url = \"{qdrant_url}\"\n\n# Orders open their thank-you threads without an agent run here: the model's script is\n# the scheduled run's.\n[[rules]]\non = \"order_created\"\nthen = \"approval\"\n",
-            model.base_url
+            "[telegram]\napi_url = \"{}\"\nmode = \"webhook\"\nwebhook_secret = \"{TELEGRAM_SECRET}\"\nwebhook_url = \"https://krake.example/telegram/webhook\"\n\n[llm]\nmax_retries = 0\n[[llm.providers]]\nname = \"fake\"\nbase_url = \"{}\"\nmodels = [\"fake-model\"]\n\n[agent_runs]\nlease_secs = 3\n\n[rag]\nstore = \"qdrant\"\nqdrant_url = \"{qdrant_url}\"\n\n# Orders open their thank-you threads without an agent run here: the model's script is\n# the scheduled run's.\n[[rules]]\non = \"order_created\"\nthen = \"approval\"\n",
+            telegram.url, model.base_url
         );
         let db = PgDb::create();
         let url = db.url(None);
@@ -1202,8 +1247,9 @@ mod postgres {
         );
         assert!(ok, "{err}");
 
-        let a = Server::start_with(dir_a.path(), &extra, &["--database-url", &url], &[]);
-        let b = Server::start_with(dir_b.path(), &extra, &["--database-url", &url], &[]);
+        let env = [("KRAKE_TELEGRAM_TOKEN", TOKEN)];
+        let a = Server::start_with(dir_a.path(), &extra, &["--database-url", &url], &env);
+        let b = Server::start_with(dir_b.path(), &extra, &["--database-url", &url], &env);
         let (pa, pb) = (a.port, b.port);
         let clients = std::thread::spawn(move || {
             for i in 0..N {
@@ -1211,6 +1257,10 @@ mod postgres {
                 deliver_to_any(&[first, second], i);
             }
         });
+        // A Telegram update delivered to both replicas (Telegram retrying through a load
+        // balancer): answered once.
+        telegram_update(&[pa], 501, 43);
+        telegram_update(&[pb], 501, 43);
         schedules_fall_due(&url);
         // Kill whichever process is working on the run, while its model call is out.
         let owner_of_run = || {
@@ -1247,6 +1297,8 @@ mod postgres {
             (b, a)
         };
         victim.kill9();
+        // After the kill, another Telegram update reaches the survivor.
+        telegram_update(&[survivor.port], 502, 44);
         clients.join().unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
         while db.count(
@@ -1274,7 +1326,31 @@ mod postgres {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+        // Both chat messages answered through the local Bot API, each once.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while telegram.sent().len() < 2 {
+            assert!(
+                Instant::now() < deadline,
+                "Telegram replies: {:?}",
+                telegram.sent()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_secs(1)); // a duplicate would arrive now
         let log = survivor.stop();
+        let mut chats: Vec<i64> = telegram
+            .sent()
+            .iter()
+            .map(|(body, _)| {
+                assert!(
+                    body["text"].as_str().is_some_and(|t| t.contains("/todo")),
+                    "{body}"
+                );
+                body["chat_id"].as_i64().unwrap()
+            })
+            .collect();
+        chats.sort_unstable();
+        assert_eq!(chats, [43, 44], "each chat message answered once");
         let n = N as i64;
         assert_eq!(
             db.count("SELECT COUNT(*) FROM inbound WHERE source = 'shopify'"),
